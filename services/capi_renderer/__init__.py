@@ -1,0 +1,1 @@
+"""services/capi_renderer package."""

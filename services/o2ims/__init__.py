@@ -1,0 +1,1 @@
+"""services/o2ims package."""

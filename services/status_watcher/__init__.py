@@ -1,0 +1,1 @@
+"""services/status_watcher package."""
