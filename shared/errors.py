@@ -106,9 +106,8 @@ def classify(exc: BaseException) -> ServiceError:
         return TemporaryError(f"connection failed: {exc}", reason="ConnectionFailed")
     if isinstance(exc, OSError) and exc.errno in _TEMPORARY_ERRNOS:
         return TemporaryError(f"network error: {exc}", reason="ConnectionFailed")
-    if isinstance(exc, ValueError | TypeError | KeyError):
-        # A programming or data error: retrying the same input gives the same result.
-        return PermanentError(f"{type(exc).__name__}: {exc}", reason="InternalError")
+    # Unknown means temporary (DESIGN §3): a bug fixed by a redeploy should not have
+    # terminated the message; max_deliver bounds the retries.
     return TemporaryError(f"unexpected {type(exc).__name__}: {exc}", reason="Unexpected")
 
 

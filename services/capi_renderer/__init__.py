@@ -1,1 +1,1 @@
-"""services/capi_renderer package."""
+"""capi_renderer: renders, validates and applies the BYOH Cluster API objects of a cluster."""

@@ -1,1 +1,1 @@
-"""services/hostprep package."""
+"""hostprep: prepares bare-metal hosts over SSH and registers them as ByoHosts."""

@@ -1,1 +1,1 @@
-"""services/o2ims package."""
+"""o2ims: the ProvisioningRequest state machine: drives host preparation, CAPI apply and readiness for one cluster."""

@@ -1,1 +1,1 @@
-"""services/status_watcher package."""
+"""status_watcher: watches the management cluster and publishes truthful status transitions."""

@@ -1,0 +1,334 @@
+"""The message bus: publish envelopes, run durable pull consumers, map handler outcomes to acks.
+
+This is the only module that acks, naks or terminates a message (DESIGN §3):
+
+============================================  =========================================
+handler outcome                               JetStream action
+============================================  =========================================
+returns                                       ``ack``
+``TemporaryError(delay)``, deliveries left    ``nak(delay)``
+``PermanentError`` / ``InputError`` /          ``term`` + one ``message.failed`` event
+deliveries exhausted / undecodable message
+any other exception                           temporary (logged with its traceback)
+handler still running                         ``in_progress()`` heartbeats below ack_wait
+============================================  =========================================
+
+A handler is ``async def handler(env: Envelope, ctx: MessageContext) -> None``; it publishes
+what follows from the message with ``ctx.publish`` (deterministic ids make re-runs harmless).
+On stop, fetching ends, in-flight handlers get ``drain_timeout`` to finish, and whatever is
+still running is nak'ed so another replica (or the next start) gets it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.kv import KeyValue
+
+from shared.errors import InputError, PermanentError, ServiceError, TemporaryError, classify
+from shared.messages import Envelope, decode, derive_id
+from shared.metrics import BusMetrics
+from shared.payloads import MessageFailed, Payload
+from shared.subjects import ConsumerSpec, last_token
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Envelope, "MessageContext"], Awaitable[None]]
+PUBLISH_TIMEOUT = 5.0
+FETCH_WAIT = 1.0
+
+
+@dataclass
+class MessageContext:
+    """What a handler knows about the message it handles, and how it publishes follow-ups."""
+
+    bus: Bus
+    subject: str
+    deliveries: int
+    consumer: str
+    envelope: Envelope
+    published: list[tuple[str, Envelope]] = field(default_factory=list)
+
+    async def publish(self, subject: str, payload: Payload, *, key: object = None) -> Envelope:
+        """Publish ``payload`` caused by this message; ``key`` makes its id deterministic.
+
+        With a key, the id is derived from (this message id, payload type, key), so a re-run
+        of the handler publishes a message JetStream recognises as a duplicate.
+        """
+        msg_id = derive_id(self.envelope.id, payload.type, key) if key is not None else None
+        env = Envelope.wrap(payload, source=self.bus.source, cause=self.envelope, id=msg_id)
+        await self.bus.publish(subject, env)
+        self.published.append((subject, env))
+        return env
+
+
+class Bus:
+    """A connected NATS client with JetStream, shared by all consumers of one process."""
+
+    def __init__(self, nc: NatsClient, *, source: str, metrics: BusMetrics | None = None) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        self.source = source
+        self.metrics = metrics or BusMetrics()
+        self._consumers: list[Consumer] = []
+
+    async def publish(self, subject: str, env: Envelope, *, timeout: float = PUBLISH_TIMEOUT) -> js_api.PubAck:
+        """Publish with ``Nats-Msg-Id`` = envelope id; a duplicate id is dropped by the stream."""
+        return await self.js.publish(subject, env.encode(), timeout=timeout, headers={"Nats-Msg-Id": str(env.id)})
+
+    async def emit(
+        self, subject: str, payload: Payload, *, correlation_id: str = "", id: uuid.UUID | None = None
+    ) -> Envelope:
+        """Publish a payload that no message caused (e.g. a watch observation or a CLI request)."""
+        env = Envelope.wrap(payload, source=self.source, correlation_id=correlation_id, id=id)
+        await self.publish(subject, env)
+        return env
+
+    async def kv(self, bucket: str) -> KeyValue:
+        return await self.js.key_value(bucket)
+
+    def consumer(self, spec: ConsumerSpec, handler: Handler) -> Consumer:
+        c = Consumer(self, spec, handler)
+        self._consumers.append(c)
+        return c
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return list(self._consumers)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def stop_consumers(self, drain_timeout: float) -> None:
+        await asyncio.gather(*(c.stop(drain_timeout) for c in self._consumers))
+
+    async def close(self) -> None:
+        """Drain the connection (flushes pending publishes); never raises."""
+        with contextlib.suppress(Exception):
+            if not self.nc.is_closed:
+                await asyncio.wait_for(self.nc.drain(), 10.0)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+
+class Consumer:
+    """One durable pull consumer bound to a handler, with bounded concurrency."""
+
+    def __init__(self, bus: Bus, spec: ConsumerSpec, handler: Handler) -> None:
+        self.bus = bus
+        self.spec = spec
+        self.handler = handler
+        self.bound = False
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._slots = asyncio.Semaphore(spec.concurrency)
+
+    def config(self) -> js_api.ConsumerConfig:
+        s = self.spec
+        filters: dict[str, Any] = (
+            {"filter_subject": s.filter_subjects[0]}
+            if len(s.filter_subjects) == 1
+            else {"filter_subjects": list(s.filter_subjects)}
+        )
+        return js_api.ConsumerConfig(
+            durable_name=s.durable,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+            ack_wait=s.ack_wait,
+            max_deliver=s.max_deliver,
+            max_ack_pending=s.max_ack_pending,
+            **filters,
+        )
+
+    async def start(self) -> None:
+        """Create or update the durable consumer, bind, and start fetching in the background."""
+        await self.bus.js.add_consumer(self.spec.stream.name, self.config())
+        sub = await self.bus.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream.name)
+        self._sub = sub
+        self.bound = True
+        self._task = asyncio.create_task(self._fetch_loop(sub), name=f"consumer:{self.spec.durable}")
+
+    async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            free = self._free_slots()
+            if free == 0:
+                await self._wait_for_slot()
+                continue
+            try:
+                msgs = await sub.fetch(batch=free, timeout=FETCH_WAIT)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+                break
+            except Exception as exc:  # the connection is reconnecting: wait, then fetch again
+                log.warning("fetch_failed", consumer=self.spec.durable, error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)  # backoff while the client reconnects
+                continue
+            for msg in msgs:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._process(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+
+    def _free_slots(self) -> int:
+        return self.spec.concurrency - len(self._inflight)
+
+    async def _wait_for_slot(self) -> None:
+        await self._slots.acquire()
+        self._slots.release()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+
+    async def _process(self, msg: Msg) -> None:
+        spec = self.spec
+        deliveries = int(msg.metadata.num_delivered or 1)
+        started = time.perf_counter()
+        env: Envelope | None = None
+        outcome = "ack"
+        try:
+            env = decode(msg.data)
+        except InputError as exc:
+            await self._terminate(msg, None, exc, deliveries)
+            self._log_outcome(msg, None, "term", deliveries, started, exc)
+            return
+        structlog.contextvars.bind_contextvars(
+            message_id=str(env.id), correlation_id=env.correlation_id, subject=msg.subject, type=env.type
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        error: BaseException | None = None
+        try:
+            ctx = MessageContext(self.bus, msg.subject, deliveries, spec.durable, env)
+            await self.handler(env, ctx)
+            await msg.ack()
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            # Hand it back now rather than after ack_wait: we are stopping.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            raise
+        except Exception as exc:
+            error = exc
+            err = classify(exc)
+            exhausted = spec.max_deliver > 0 and deliveries >= spec.max_deliver
+            if isinstance(err, TemporaryError) and not exhausted:
+                outcome = "nak"
+                delay = err.delay if isinstance(exc, ServiceError) else spec.retry_delay
+                await msg.nak(delay=delay)
+            else:
+                outcome = "term"
+                await self._terminate(msg, env, err, deliveries)
+        finally:
+            heartbeat.cancel()
+            self._log_outcome(msg, env, outcome, deliveries, started, error)
+            structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "subject", "type")
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        interval = max(self.spec.ack_wait / 3.0, 0.1)
+        while True:
+            await asyncio.sleep(interval)  # a timer, not synchronisation: keeps the message ours
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _terminate(self, msg: Msg, env: Envelope | None, err: BaseException, deliveries: int) -> None:
+        """Publish exactly one ``message.failed`` (deduplicated by id), then ``term``."""
+        spec = self.spec
+        serr = classify(err)
+        key = "_unknown"
+        if spec.failure_key == "subject" and msg.subject.count(".") >= 2:
+            key = last_token(msg.subject)
+        elif env is not None and env.correlation_id:
+            key = env.correlation_id
+        try:
+            failure_subject = spec.failure_subject(msg.subject, key)
+        except ValueError:
+            failure_subject = spec.failure_subject(msg.subject, "_unknown")
+        failed = MessageFailed(
+            consumer=spec.durable,
+            subject=msg.subject,
+            message_id=str(env.id) if env else None,
+            message_type=env.type if env else None,
+            reason=serr.reason,
+            error=serr.message,
+            path=serr.path if isinstance(serr, InputError) and serr.path else None,
+            deliveries=deliveries,
+        )
+        seq = msg.metadata.sequence.stream if msg.metadata.sequence else None
+        fid = derive_id("failed", spec.durable, spec.stream.name, seq, env.id if env else msg.subject)
+        out = Envelope.wrap(failed, source=self.bus.source, cause=env, id=fid)
+        try:
+            await self.bus.publish(failure_subject, out)
+        except Exception as exc:
+            # Without the failure event nobody would learn of the loss: retry the message instead.
+            log.error("failed_event_not_published", error=f"{type(exc).__name__}: {exc}")
+            await msg.nak(delay=spec.retry_delay)
+            return
+        await msg.term()
+
+    def _log_outcome(
+        self,
+        msg: Msg,
+        env: Envelope | None,
+        outcome: str,
+        deliveries: int,
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        self.bus.metrics.observe(self.spec.durable, outcome, elapsed)
+        fields: dict[str, Any] = {
+            "consumer": self.spec.durable,
+            "subject": msg.subject,
+            "outcome": outcome,
+            "deliveries": deliveries,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
+        if env is not None:
+            fields["type"] = env.type
+        if error is None:
+            log.info("message_handled", **fields)
+            return
+        known = isinstance(error, ServiceError)
+        serr = classify(error)
+        fields.update(reason=serr.reason, error=serr.message)
+        if known or isinstance(serr, PermanentError):
+            log.warning("message_handled", **fields)
+        else:
+            # An exception nobody classified: keep the traceback, it is a bug or an unknown fault.
+            log.error("message_handled", exc_info=error, **fields)
+
+    async def stop(self, drain_timeout: float) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), FETCH_WAIT + 2.0)
+            if not self._task.done():
+                self._task.cancel()
+        if self._inflight:
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._sub is not None:
+            # An idle pull subscription would otherwise hold the connection's drain open.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        self.bound = False

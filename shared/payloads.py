@@ -1,0 +1,263 @@
+"""The payload of every message type on the bus, one frozen pydantic model each.
+
+Each model's ``type`` literal is the envelope ``type`` that carries it; ``shared.messages``
+builds the discriminated union from ``ALL_PAYLOADS``. Payloads carry ids, names, states and
+reasons, never credentials. A contract change here shows up in the JSON-schema snapshot test.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models import ClusterSpec, HostRef
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The message type; every concrete payload narrows it to a literal.
+    type: str
+
+
+# ── generic ────────────────────────────────────────────────────────────────────────────
+
+
+class MessageFailed(Payload):
+    """Published by the bus when a consumer terminates a message (permanent or exhausted)."""
+
+    type: Literal["message.failed"] = "message.failed"
+    consumer: str
+    subject: str
+    message_id: str | None = None
+    message_type: str | None = None
+    reason: str
+    error: str
+    path: str | None = None
+    deliveries: int
+
+
+# ── FOCOM ──────────────────────────────────────────────────────────────────────────────
+
+
+class HostSelection(Payload):
+    hostId: str
+
+
+class TemplateHosts(Payload):
+    masters: tuple[HostSelection, ...] = Field(min_length=1)
+    workers: tuple[HostSelection, ...] = ()
+
+
+class FocomRequest(Payload):
+    """A FOCOM provisioning request (also the spec of the FocomProvisioningRequest CR)."""
+
+    type: Literal["focom.request"] = "focom.request"
+    name: str
+    operation: Literal["create", "scale", "delete"] = "create"
+    allClusters: bool | None = None
+    clusterNames: tuple[str, ...] | None = None
+    templateName: str | None = None
+    templateVersion: str | None = None
+    templateParameters: dict[str, Any] | None = None
+    #: For ``scale``: the cluster's new worker list, or a target count filled from free hosts.
+    workers: tuple[HostSelection, ...] | None = None
+    targetWorkerCount: int | None = Field(default=None, ge=0)
+
+
+class ChildStatus(Payload):
+    cluster: str
+    pr_id: str
+    state: str
+    stage: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class FprStatus(Payload):
+    type: Literal["focom.status"] = "focom.status"
+    name: str
+    phase: Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+    message: str = ""
+    children: tuple[ChildStatus, ...] = ()
+    updated_at: datetime
+
+
+# ── O2IMS ──────────────────────────────────────────────────────────────────────────────
+
+
+class PrRequest(Payload):
+    """A command to O2IMS for one cluster: create, update (scale/parameters) or delete."""
+
+    type: Literal["o2ims.request"] = "o2ims.request"
+    pr_id: str
+    fpr: str
+    operation: Literal["create", "update", "delete"]
+    template_name: str = "byoh-workload-cluster"
+    template_version: str = "v1.0.0"
+    spec: ClusterSpec | None = None
+
+
+PrState = Literal["pending", "progressing", "fulfilled", "failed", "deleting", "deleted"]
+PrStage = Literal["hostprep", "apply", "provisioning", "scaling", "teardown", "capi-delete"]
+
+
+class PrStatus(Payload):
+    type: Literal["o2ims.status"] = "o2ims.status"
+    pr_id: str
+    fpr: str
+    cluster: str
+    state: PrState
+    stage: PrStage | None = None
+    reason: str | None = None
+    message: str | None = None
+    node_cluster_id: str | None = None
+    at: datetime
+
+
+# ── hostprep ───────────────────────────────────────────────────────────────────────────
+
+
+class HostprepJob(Payload):
+    type: Literal["hostprep.job"] = "hostprep.job"
+    pr_id: str
+    action: Literal["prepare", "teardown"]
+    cluster: str
+    namespace: str = "default"
+    k8s_version: str
+    hosts: tuple[HostRef, ...] = Field(min_length=1)
+    purge_packages: bool = False
+
+
+class HostProgress(Payload):
+    type: Literal["hostprep.host.progress"] = "hostprep.host.progress"
+    pr_id: str
+    host_id: str
+    step: str
+    status: Literal["checking", "running", "done", "skipped", "failed", "ready"]
+    detail: str | None = None
+
+
+class HostprepDone(Payload):
+    type: Literal["hostprep.job.done"] = "hostprep.job.done"
+    pr_id: str
+    action: Literal["prepare", "teardown"]
+    hosts: tuple[str, ...]
+
+
+class HostprepFailed(Payload):
+    type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
+    pr_id: str
+    action: Literal["prepare", "teardown"]
+    host_id: str | None = None
+    step: str | None = None
+    exit_code: int | None = None
+    stderr_tail: str | None = None
+    reason: str
+    message: str
+
+
+# ── capi_renderer ──────────────────────────────────────────────────────────────────────
+
+
+class ObjectRef(Payload):
+    api_version: str
+    kind: str
+    namespace: str | None = None
+    name: str
+
+
+class CapiJob(Payload):
+    type: Literal["capi.job"] = "capi.job"
+    pr_id: str
+    action: Literal["apply", "scale", "delete"]
+    spec: ClusterSpec
+
+
+class CapiApplied(Payload):
+    type: Literal["capi.applied"] = "capi.applied"
+    pr_id: str
+    action: Literal["apply", "scale"]
+    objects: tuple[ObjectRef, ...]
+
+
+class CapiDeleted(Payload):
+    type: Literal["capi.deleted"] = "capi.deleted"
+    pr_id: str
+    cluster: str
+    namespace: str
+    gone: bool
+
+
+class CapiFailed(Payload):
+    type: Literal["capi.failed"] = "capi.failed"
+    pr_id: str
+    action: Literal["apply", "scale", "delete"]
+    reason: str
+    message: str
+
+
+# ── status_watcher ─────────────────────────────────────────────────────────────────────
+
+
+class ClusterSummary(Payload):
+    """The truthful state of one workload cluster (DESIGN §6)."""
+
+    type: Literal["k8s.cluster.status"] = "k8s.cluster.status"
+    namespace: str
+    name: str
+    exists: bool = True
+    phase: str | None = None
+    control_plane_initialized: bool = False
+    control_plane_ready: int = 0
+    control_plane_desired: int = 0
+    workers_ready: int = 0
+    workers_desired: int = 0
+    machines: dict[str, str] = Field(default_factory=dict)
+    cni_applied: bool = False
+    kubeconfig_present: bool = False
+    ready: bool = False
+    failure: str | None = None
+
+
+class ClusterTransition(Payload):
+    """Explicit edge events: the cluster became ready, or failed."""
+
+    type: Literal["cluster.ready", "cluster.failed"]
+    namespace: str
+    name: str
+    reason: str | None = None
+
+
+class ByoHostSummary(Payload):
+    type: Literal["k8s.byohost.status"] = "k8s.byohost.status"
+    namespace: str
+    name: str
+    host_id: str | None = None
+    exists: bool = True
+    registered: bool = False
+    free: bool = False
+    claimed_by: str | None = None
+    bootstrap_condition: str | None = None
+
+
+ALL_PAYLOADS: tuple[type[Payload], ...] = (
+    MessageFailed,
+    FocomRequest,
+    FprStatus,
+    PrRequest,
+    PrStatus,
+    HostprepJob,
+    HostProgress,
+    HostprepDone,
+    HostprepFailed,
+    CapiJob,
+    CapiApplied,
+    CapiDeleted,
+    CapiFailed,
+    ClusterSummary,
+    ClusterTransition,
+    ByoHostSummary,
+)

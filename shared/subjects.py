@@ -1,0 +1,163 @@
+"""Every stream, subject, durable consumer and KV bucket name of the bus, and its delivery policy.
+
+This is the only module that spells a subject. Services build subjects with the functions
+below and bind consumers from the ``ConsumerSpec`` constants, so the whole bus contract
+(DESIGN §3) can be read in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+# ── streams ────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    #: How long a stream remembers message ids for de-duplication (seconds).
+    duplicate_window: float = 120.0
+    #: Events are kept for replay and audit (``o2ctl events``), bounded by age.
+    max_age: float = 7 * 24 * 3600.0
+
+
+FOCOM = StreamSpec("FOCOM", ("focom.requests", "focom.status.>"))
+O2IMS = StreamSpec("O2IMS", ("o2ims.requests.>", "o2ims.status.>"))
+HOSTPREP = StreamSpec("HOSTPREP", ("hostprep.jobs.>", "hostprep.events.>"))
+CAPI = StreamSpec("CAPI", ("capi.jobs.>", "capi.events.>"))
+K8S = StreamSpec("K8S", ("k8s.status.>",))
+#: O2IMS deadline timers: delayed self-addressed messages (see o2ims).
+TIMERS = StreamSpec("TIMERS", ("timers.>",), max_age=24 * 3600.0)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS)
+
+# ── KV buckets (the system of record) ────────────────────────────────────────────────────
+
+BUCKET_FPR = "fpr"
+BUCKET_PR = "pr"
+BUCKET_HOSTS = "hosts"
+ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS)
+
+# ── subjects ───────────────────────────────────────────────────────────────────────────
+
+FOCOM_REQUESTS = "focom.requests"
+
+
+def _token(value: str) -> str:
+    """A subject token must not contain separators or wildcards; reject rather than mangle."""
+    if not value or any(c in value for c in ". *>\t\r\n"):
+        raise ValueError(f"invalid subject token {value!r}")
+    return value
+
+
+def focom_status(fpr: str) -> str:
+    return f"focom.status.{_token(fpr)}"
+
+
+def o2ims_request(pr: str) -> str:
+    return f"o2ims.requests.{_token(pr)}"
+
+
+def o2ims_status(pr: str) -> str:
+    return f"o2ims.status.{_token(pr)}"
+
+
+def hostprep_job(pr: str) -> str:
+    return f"hostprep.jobs.{_token(pr)}"
+
+
+def hostprep_event(pr: str) -> str:
+    return f"hostprep.events.{_token(pr)}"
+
+
+def capi_job(pr: str) -> str:
+    return f"capi.jobs.{_token(pr)}"
+
+
+def capi_event(pr: str) -> str:
+    return f"capi.events.{_token(pr)}"
+
+
+def k8s_status(kind: str, namespace: str, name: str) -> str:
+    return f"k8s.status.{_token(kind.lower())}.{_token(namespace)}.{_token(name)}"
+
+
+def timer(pr: str) -> str:
+    return f"timers.o2ims.{_token(pr)}"
+
+
+ALL_FOCOM_STATUS = "focom.status.>"
+ALL_O2IMS_REQUESTS = "o2ims.requests.>"
+ALL_O2IMS_STATUS = "o2ims.status.>"
+ALL_HOSTPREP_JOBS = "hostprep.jobs.>"
+ALL_HOSTPREP_EVENTS = "hostprep.events.>"
+ALL_CAPI_JOBS = "capi.jobs.>"
+ALL_CAPI_EVENTS = "capi.events.>"
+ALL_K8S_CLUSTER_STATUS = "k8s.status.cluster.>"
+ALL_K8S_BYOHOST_STATUS = "k8s.status.byohost.>"
+ALL_K8S_STATUS = "k8s.status.>"
+ALL_TIMERS = "timers.o2ims.>"
+
+
+def last_token(subject: str) -> str:
+    return subject.rsplit(".", 1)[-1]
+
+
+# ── durable consumers and their delivery policy ────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer: what it reads, how deliveries are retried, where failures go.
+
+    ``failure_subject`` maps (consumed subject, key) to the subject of the ``message.failed``
+    event published when a message is terminated; ``key`` is the PR/FPR the message belongs
+    to when it is known (subject token or envelope correlation id), else ``"_unknown"``.
+    """
+
+    durable: str
+    stream: StreamSpec
+    filter_subjects: tuple[str, ...]
+    failure_subject: Callable[[str, str], str]
+    #: Where the failure key comes from: the consumed subject's last token (a PR id) or the
+    #: envelope's correlation id (an FPR name).
+    failure_key: Literal["subject", "correlation"] = "subject"
+    ack_wait: float = 30.0
+    max_deliver: int = 8
+    max_ack_pending: int = 1000
+    #: Messages handled at once by one replica.
+    concurrency: int = 64
+    #: Default delay for retries of unknown (unclassified) errors.
+    retry_delay: float = 2.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _to(fn: Callable[[str], str]) -> Callable[[str, str], str]:
+    return lambda _subject, key: fn(key)
+
+
+FOCOM_REQUESTS_CONSUMER = ConsumerSpec(
+    "focom-requests", FOCOM, (FOCOM_REQUESTS,), _to(focom_status), "correlation", ack_wait=60.0, concurrency=4
+)
+FOCOM_CHILD_STATUS_CONSUMER = ConsumerSpec(
+    "focom-child-status", O2IMS, (ALL_O2IMS_STATUS,), _to(focom_status), "correlation"
+)
+O2IMS_REQUESTS_CONSUMER = ConsumerSpec("o2ims-requests", O2IMS, (ALL_O2IMS_REQUESTS,), _to(o2ims_status))
+O2IMS_EVENTS_CONSUMER = ConsumerSpec("o2ims-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), _to(o2ims_status), ack_wait=30.0)
+O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec("o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status))
+O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
+    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "correlation"
+)
+O2IMS_TIMERS_CONSUMER = ConsumerSpec("o2ims-timers", TIMERS, (ALL_TIMERS,), _to(o2ims_status), max_deliver=-1)
+HOSTPREP_JOBS_CONSUMER = ConsumerSpec(
+    "hostprep-jobs", HOSTPREP, (ALL_HOSTPREP_JOBS,), _to(hostprep_event), ack_wait=60.0, concurrency=16
+)
+HOSTPREP_BYOHOST_CONSUMER = ConsumerSpec(
+    "hostprep-byohost-status", K8S, (ALL_K8S_BYOHOST_STATUS,), _to(hostprep_event), "correlation"
+)
+CAPI_JOBS_CONSUMER = ConsumerSpec(
+    "capi-renderer-jobs", CAPI, (ALL_CAPI_JOBS,), _to(capi_event), ack_wait=60.0, concurrency=16
+)
