@@ -88,6 +88,15 @@ class Bus:
         """Publish with ``Nats-Msg-Id`` = envelope id; a duplicate id is dropped by the stream."""
         return await self.js.publish(subject, env.encode(), timeout=timeout, headers={"Nats-Msg-Id": str(env.id)})
 
+    async def publish_batch(self, items: list[tuple[str, Envelope]], *, timeout: float = 30.0) -> None:
+        """Publish many envelopes pipelined (not one round trip each); waits for every ack."""
+        futures = [
+            await self.js.publish_async(subject, env.encode(), headers={"Nats-Msg-Id": str(env.id)})
+            for subject, env in items
+        ]
+        if futures:
+            await asyncio.wait_for(asyncio.gather(*futures), timeout)
+
     async def emit(
         self, subject: str, payload: Payload, *, correlation_id: str = "", id: uuid.UUID | None = None
     ) -> Envelope:

@@ -78,17 +78,20 @@ async def connect(settings: ServiceSettings, *, name: str) -> NatsClient:
 
     while True:
         try:
-            return await nats.connect(
-                **opts, error_cb=_on_error, disconnected_cb=_on_disconnect, reconnected_cb=_on_reconnect
+            # The client itself would retry an unreachable server forever when reconnects are
+            # unlimited, so bound each attempt and do the backoff here, visibly.
+            return await asyncio.wait_for(
+                nats.connect(**opts, error_cb=_on_error, disconnected_cb=_on_disconnect, reconnected_cb=_on_reconnect),
+                settings.nats_connect_timeout + 1.0,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
+            log.warning("nats_connect_retry", url=settings.nats_url, error=type(exc).__name__, retry_in=delay)
             if deadline is not None and loop.time() + delay > deadline:
                 raise TemporaryError(
                     f"NATS at {settings.nats_url} not reachable after {settings.nats_startup_timeout:.0f}s: "
                     f"{type(exc).__name__}",
                     reason="BusUnavailable",
                 ) from None
-            log.warning("nats_connect_retry", url=settings.nats_url, error=type(exc).__name__, retry_in=delay)
             await asyncio.sleep(delay)  # backoff between connection attempts
             delay = min(delay * 2, 5.0)
 
