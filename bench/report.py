@@ -39,7 +39,9 @@ def table(figures: list[Figure]) -> str:
     for f in figures:
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else ""
         peer_value = f"{f.peer_value:,.1f}" if f.peer_value is not None else ""
-        rows.append(f"| {f.bench} | {f.metric} | {f.ours:,.1f} {f.unit} | {f.peer} | {peer_value} | {ratio} | {f.note} |")
+        rows.append(
+            f"| {f.bench} | {f.metric} | {f.ours:,.1f} {f.unit} | {f.peer} | {peer_value} | {ratio} | {f.note} |"
+        )
     return head + "\n".join(rows) + "\n"
 
 

@@ -9,15 +9,13 @@ from typing import Any
 from shared.bus import Bus, MessageContext
 from shared.errors import InputError, PermanentError, TemporaryError
 from shared.messages import Envelope
-from shared.payloads import HostprepJob, MessageFailed
 from shared.models import HostRef
+from shared.payloads import HostprepJob, MessageFailed
 from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
 
 
 def _spec(durable: str, **kw: Any) -> ConsumerSpec:
-    return ConsumerSpec(
-        durable, HOSTPREP, ("hostprep.jobs.>",), lambda _s, key: hostprep_event(key), **kw
-    )
+    return ConsumerSpec(durable, HOSTPREP, ("hostprep.jobs.>",), lambda _s, key: hostprep_event(key), **kw)
 
 
 def _job(pr: str = "pr-1") -> HostprepJob:
@@ -187,9 +185,7 @@ async def test_unknown_exception_is_retried(bus: Bus) -> None:
         if ctx.deliveries == 1:
             raise RuntimeError("surprise")
 
-    spec = ConsumerSpec(
-        "unknown", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k), retry_delay=0.05
-    )
+    spec = ConsumerSpec("unknown", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k), retry_delay=0.05)
     await bus.consumer(spec, handler).start()
     await bus.emit(hostprep_job("pr-9"), _job("pr-9"))
     await _wait_until(lambda: len(calls) >= 2)

@@ -23,8 +23,9 @@ async def test_concurrent_revision_checked_updates_lose_no_write(bus: Bus) -> No
     await store.create("counter", Counter())
 
     async def bump(i: int) -> None:
-        await store.mutate("counter", lambda c: Counter(value=(c.value if c else 0) + 1,
-                                                         writers=[*(c.writers if c else []), f"w{i}"]))
+        await store.mutate(
+            "counter", lambda c: Counter(value=(c.value if c else 0) + 1, writers=[*(c.writers if c else []), f"w{i}"])
+        )
 
     await asyncio.gather(*(bump(i) for i in range(40)))
     got = await store.get("counter")

@@ -53,7 +53,7 @@ class ServiceProcess:
         waiter = asyncio.create_task(ev.wait())
         assert self.proc is not None
         exited = asyncio.create_task(self.proc.wait())
-        done, _ = await asyncio.wait({waiter, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        _done, _ = await asyncio.wait({waiter, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         exited.cancel()
         for rec in self.lines:

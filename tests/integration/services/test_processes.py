@@ -134,9 +134,7 @@ async def test_sigterm_past_the_drain_timeout_hands_the_message_back(
     assert not (tmp_path / "finished-pr-2").exists()
     # Nothing is lost: the next instance gets the same message again and completes it.
     (tmp_path / "started-pr-2").unlink()
-    second = await ServiceProcess(
-        "tests.integration.bus.slow_service", {**env, "SLOW_SECONDS": "0.1"}
-    ).start()
+    second = await ServiceProcess("tests.integration.bus.slow_service", {**env, "SLOW_SECONDS": "0.1"}).start()
     procs.append(second)
     await _wait_file(tmp_path / "finished-pr-2")
     assert (tmp_path / "finished-pr-2").read_text() == "2"  # the second delivery

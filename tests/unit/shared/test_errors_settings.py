@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 
 import pytest
@@ -14,7 +13,7 @@ from shared.settings import load_settings
 
 def test_classify_builtin_exceptions() -> None:
     assert isinstance(classify(TimeoutError()), TemporaryError)
-    assert isinstance(classify(asyncio.TimeoutError()), TemporaryError)
+    assert isinstance(classify(TimeoutError()), TemporaryError)
     assert isinstance(classify(ConnectionRefusedError()), TemporaryError)
     assert isinstance(classify(OSError(errno.EHOSTUNREACH, "no route")), TemporaryError)
     assert isinstance(classify(RuntimeError("x")), TemporaryError)  # unknown means temporary
