@@ -208,6 +208,8 @@ class ClusterSummary(Payload):
     type: Literal["k8s.cluster.status"] = "k8s.cluster.status"
     namespace: str
     name: str
+    #: From the Cluster's ``o2ims.oran.org/pr-id`` label, so O2IMS can route without a lookup.
+    pr_id: str | None = None
     exists: bool = True
     phase: str | None = None
     control_plane_initialized: bool = False
@@ -228,6 +230,7 @@ class ClusterTransition(Payload):
     type: Literal["cluster.ready", "cluster.failed"]
     namespace: str
     name: str
+    pr_id: str | None = None
     reason: str | None = None
 
 
