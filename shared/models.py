@@ -60,6 +60,9 @@ class HostRef(_Frozen):
     host_id: HostId
     host_name: HostName
     host_ip: str
+    #: Where and as whom hostprep connects; credentials themselves never travel (see hostprep settings).
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_user: str = Field("root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
 
     @field_validator("host_ip")
     @classmethod
