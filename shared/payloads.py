@@ -15,9 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.models import ClusterSpec, HostRef
 
 
-class Payload(BaseModel):
+class Value(BaseModel):
+    """A frozen value inside a payload (not a message of its own)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+class Payload(Value):
     #: The message type; every concrete payload narrows it to a literal.
     type: str
 
@@ -42,11 +46,11 @@ class MessageFailed(Payload):
 # ── FOCOM ──────────────────────────────────────────────────────────────────────────────
 
 
-class HostSelection(Payload):
+class HostSelection(Value):
     hostId: str
 
 
-class TemplateHosts(Payload):
+class TemplateHosts(Value):
     masters: tuple[HostSelection, ...] = Field(min_length=1)
     workers: tuple[HostSelection, ...] = ()
 
@@ -67,7 +71,7 @@ class FocomRequest(Payload):
     targetWorkerCount: int | None = Field(default=None, ge=0)
 
 
-class ChildStatus(Payload):
+class ChildStatus(Value):
     cluster: str
     pr_id: str
     state: str
@@ -162,7 +166,7 @@ class HostprepFailed(Payload):
 # ── capi_renderer ──────────────────────────────────────────────────────────────────────
 
 
-class ObjectRef(Payload):
+class ObjectRef(Value):
     api_version: str
     kind: str
     namespace: str | None = None
