@@ -82,8 +82,9 @@ class ClusterSpec(_Frozen):
     vip: str
     pod_cidr: str = DEFAULT_POD_CIDR
     service_cidr: str = DEFAULT_SERVICE_CIDR
-    #: Name of a CNI manifest known to the renderer's settings (e.g. ``calico``), or None for no CNI.
-    cni: str | None = "calico"
+    #: Name of a CNI manifest known to the renderer's settings (``O2_CAPI_RENDERER_CNI_MANIFESTS``),
+    #: or None to install no CNI through a ClusterResourceSet.
+    cni: str | None = None
 
     @field_validator("k8s_version")
     @classmethod

@@ -1,0 +1,146 @@
+"""Applying, scaling and deleting a rendered cluster on the management cluster through ``shared.kube``.
+
+Writes are server-side apply with the field manager ``focom-o2ims`` (force: this service owns the
+fields it renders), one object at a time in ``domain.APPLY_ORDER`` (the Cluster last). Applying an
+unchanged render is a no-op for the API server, so retries and redeliveries change nothing.
+Errors arrive classified by ``shared.kube`` (409/429/5xx temporary, 400/403/422 permanent); they
+are re-raised with the object they concern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import structlog
+
+from shared.errors import PermanentError, ServiceError
+from shared.models import ClusterSpec
+
+from .domain import (
+    FIELD_MANAGER,
+    ClusterNames,
+    CoreApiVersion,
+    ObjectRef,
+    RenderOptions,
+    api_versions,
+    apply_order,
+    derived_objects,
+    describe,
+    object_ref,
+)
+from .validate import SchemaValidator, render_and_validate
+
+log = structlog.get_logger(__name__)
+
+
+class KubeApi(Protocol):
+    """The part of ``shared.kube.KubeClient`` used here (a fake in unit tests)."""
+
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str = ..., force: bool = ...
+    ) -> dict[str, Any]: ...
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
+
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, propagation: str = ...
+    ) -> bool: ...
+
+
+def _annotate(exc: ServiceError, what: str) -> ServiceError:
+    exc.message = f"{what}: {exc.message}"
+    exc.args = (exc.message,)
+    return exc
+
+
+async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+    """Server-side apply every object in dependency order; returns what was applied, in that order."""
+    applied: list[ObjectRef] = []
+    for obj in apply_order(objects):
+        try:
+            await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+        except ServiceError as exc:
+            raise _annotate(exc, f"applying {describe(obj)}") from None
+        applied.append(object_ref(obj))
+    if applied:
+        log.info("cluster_applied", cluster=applied[-1].name, namespace=applied[-1].namespace, objects=len(applied))
+    return applied
+
+
+async def render_validate_apply(
+    client: KubeApi, spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
+) -> list[ObjectRef]:
+    """The whole create path: render, validate (``InputError`` before any write), apply."""
+    # Rendering may read the CNI manifest file the first time: keep it off the event loop.
+    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas)
+    return await apply_cluster(client, objects)
+
+
+async def scale_cluster(
+    client: KubeApi, spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
+) -> list[ObjectRef]:
+    """Re-render with the new worker set and re-apply.
+
+    With the control plane unchanged only the MachineDeployment replicas and the worker
+    ByoMachineTemplate selector differ, so only those two objects change on the server.
+    Refuses to (re)create a cluster that does not exist or is being deleted.
+    """
+    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas)
+    cluster_av = api_versions(options.core_api_version)["Cluster"]
+    current = await client.get(cluster_av, "Cluster", spec.name, spec.namespace)
+    if current is None:
+        raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it does not exist",
+                             reason="ClusterNotFound")
+    if (current.get("metadata") or {}).get("deletionTimestamp"):
+        raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted",
+                             reason="ClusterDeleting")
+    return await apply_cluster(client, objects)
+
+
+async def cluster_gone(
+    client: KubeApi, name: str, namespace: str, *, core_api_version: CoreApiVersion = "v1beta1"
+) -> bool:
+    """Whether the Cluster object no longer exists (CAPI removes it last, after machines and hosts)."""
+    av = api_versions(core_api_version)["Cluster"]
+    return await client.get(av, "Cluster", name, namespace) is None
+
+
+async def _delete(client: KubeApi, ref: ObjectRef) -> bool:
+    try:
+        return await client.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+    except ServiceError as exc:
+        raise _annotate(exc, f"deleting {ref.kind}/{ref.name}") from None
+
+
+async def delete_cluster(
+    client: KubeApi, name: str, namespace: str, *, core_api_version: CoreApiVersion = "v1beta1"
+) -> bool:
+    """Delete the cluster; returns whether the Cluster is gone. Call again until it returns True.
+
+    The Cluster is deleted and CAPI cascades (control plane, machines, hosts released, then the
+    Cluster itself). The ClusterResourceSet and its ConfigMap are not owned by the Cluster, so
+    they are deleted here. Once the Cluster is gone, any object left from a half-finished apply is
+    deleted by name, so repeated calls converge to nothing left.
+    """
+    refs = derived_objects(name, namespace, core_api_version)
+    names = ClusterNames(name)
+    by_name = {(r.kind, r.name): r for r in refs}
+    cluster = await client.get(by_name["Cluster", name].api_version, "Cluster", name, namespace)
+    if cluster is not None:
+        if not (cluster.get("metadata") or {}).get("deletionTimestamp"):
+            await _delete(client, by_name["Cluster", name])
+            log.info("cluster_delete_requested", cluster=name, namespace=namespace)
+        for key in (("ClusterResourceSet", names.crs), ("ConfigMap", names.cni_configmap)):
+            await _delete(client, by_name[key])
+        if not await cluster_gone(client, name, namespace, core_api_version=core_api_version):
+            return False
+    leftovers = 0
+    for ref in reversed(refs[:-1]):
+        leftovers += await _delete(client, ref)
+    if leftovers:
+        log.info("cluster_leftovers_deleted", cluster=name, namespace=namespace, objects=leftovers)
+    return True

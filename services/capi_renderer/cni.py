@@ -1,0 +1,194 @@
+"""Loading the CNI manifests the ClusterResourceSet carries, with the checks that keep them embeddable.
+
+A manifest is read once per (path, mtime, size) and kept in memory; the renderer puts its text into
+a ConfigMap as a YAML literal block, so anything a literal block cannot hold verbatim is refused here.
+The pod-pool CIDRs the manifest declares (``*_IPV4POOL_CIDR`` / ``*_IPV6POOL_CIDR`` env values) are
+extracted so the validator can compare them with the cluster's pod CIDR, and the ConfigMap/Secret
+objects that carry such payloads get their structural check here (no CRD describes them).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.errors import PermanentError
+
+from .domain import MAX_OBJECT_BYTES
+
+# What a YAML literal block carries verbatim: printable characters minus the ones YAML 1.1 reads
+# as line breaks (NEL, LS, PS) and the byte-order mark.
+NOT_BLOCK_SAFE = re.compile(
+    "[^\x09\x0a\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_POOL_NAME = re.compile(r"""^\s*-?\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*$""")
+_POOL_VALUE = re.compile(r"""^\s*value:\s*["']?([^"'\s#]+)["']?\s*(#.*)?$""")
+
+
+@dataclass(frozen=True)
+class CniManifest:
+    """One CNI manifest as loaded: the text to embed and the pod pools it declares."""
+
+    name: str
+    text: str
+    #: ``(env name, CIDR text)`` of every uncommented pool setting, in file order.
+    pools: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> str:
+        """The ConfigMap data key that carries the manifest."""
+        return f"{self.name}.yaml"
+
+
+_cache: dict[tuple[str, Path], tuple[tuple[int, int], CniManifest]] = {}
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def find_pools(text: str) -> tuple[tuple[str, str], ...]:
+    """Pool CIDR settings declared as container env (``- name: X_IPV4POOL_CIDR`` then ``value: …``).
+
+    Commented-out settings (as in the stock Calico manifest) are ignored: the CNI's default applies.
+    Only the lines around each ``POOL_CIDR`` occurrence are examined, so large manifests stay cheap.
+    """
+    found: list[tuple[str, str]] = []
+    at = text.find("POOL_CIDR")
+    while at != -1:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end == -1 else end
+        m = _POOL_NAME.match(text[start:end])
+        if m:
+            for follow in text[end + 1 :].split("\n", 3)[:3]:
+                if follow.lstrip().startswith("#") or not follow.strip():
+                    continue
+                v = _POOL_VALUE.match(follow)
+                if v:
+                    found.append((m.group(1), v.group(1)))
+                break
+        at = text.find("POOL_CIDR", end)
+    return tuple(found)
+
+
+def check_text(name: str, text: str) -> str:
+    """Normalise line ends and refuse what cannot travel in a YAML literal block or a ConfigMap."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    bad = NOT_BLOCK_SAFE.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise PermanentError(
+            f"CNI manifest {name!r} contains a character YAML cannot carry (U+{ord(bad.group()):04X}) on line {line}",
+            reason="CniManifestInvalid",
+        )
+    if not text.strip():
+        raise PermanentError(f"CNI manifest {name!r} is empty", reason="CniManifestInvalid")
+    if len(text.encode()) >= MAX_OBJECT_BYTES:
+        raise PermanentError(
+            f"CNI manifest {name!r} is {len(text.encode())} bytes; a ConfigMap must stay under 1 MiB",
+            reason="CniManifestTooLarge",
+        )
+    return text
+
+
+def load_manifest(name: str, path: Path) -> CniManifest:
+    """The manifest for CNI ``name`` read from ``path`` (cached until the file changes).
+
+    Blocking (a stat, and a read on change): call it from a worker thread in async code.
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise PermanentError(
+            f"CNI manifest {name!r} is not readable: {exc.strerror}", reason="CniManifestMissing"
+        ) from None
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = (name, path)
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PermanentError(
+            f"CNI manifest {name!r} cannot be read as UTF-8: {exc}", reason="CniManifestInvalid"
+        ) from None
+    text = check_text(name, raw)
+    pools = find_pools(text)
+    for env, cidr in pools:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            raise PermanentError(f"CNI manifest {name!r}: {env} value {cidr!r} is not a CIDR",
+                                 reason="CniManifestInvalid") from None
+    manifest = CniManifest(name=name, text=text, pools=pools)
+    with _lock:
+        _cache[key] = (stamp, manifest)
+    return manifest
+
+
+def check_payload_object(obj: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """ConfigMap/Secret checks (no CRD describes them): fields, keys, string values, base64 for Secrets."""
+    kind = obj.get("kind")
+    allowed = {"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}
+    if kind == "Secret":
+        allowed |= {"type", "stringData"}
+    if obj.get("apiVersion") != "v1":
+        yield "apiVersion", "api-version", f"{kind} must be v1"
+    for key in obj:
+        if key not in allowed:
+            yield str(key), "unknown-field", f'unknown field "{key}"'
+    data = obj.get("data")
+    if data is not None and not isinstance(data, Mapping):
+        yield "data", "type", "data must be a map of strings"
+        return
+    for key, value in (data or {}).items():
+        if not isinstance(key, str) or not _CONFIG_KEY.match(key) or len(key) > 253:
+            yield f"data[{key}]", "config-key", f"invalid data key {key!r}"
+        if not isinstance(value, str):
+            yield f"data[{key}]", "type", "data values must be strings"
+        elif kind == "Secret" and not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", value):
+            yield f"data[{key}]", "format", "Secret data must be base64"
+
+
+def payload_size(obj: Mapping[str, Any]) -> int:
+    """Serialized size, counting large string data by its UTF-8 length instead of re-encoding it all."""
+    data = obj.get("data")
+    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+        return len(json.dumps(obj, ensure_ascii=False, default=str).encode())
+    rest = {k: v for k, v in obj.items() if k != "data"}
+    body = sum(len(str(k).encode()) + len(v.encode()) + 6 for k, v in data.items())
+    return len(json.dumps(rest, ensure_ascii=False, default=str).encode()) + body
+
+
+def payload_issues(obj: Mapping[str, Any], pod_cidr: str) -> Iterator[tuple[str, str, str]]:
+    """A CRS payload's size limit, and (ConfigMaps) every declared pool CIDR equal to the pod CIDR."""
+    size = payload_size(obj)
+    if size >= MAX_OBJECT_BYTES:
+        yield "data", "size", f"{size} bytes; the API server refuses objects of 1 MiB or more"
+    data = obj.get("data")
+    if obj.get("kind") != "ConfigMap" or not isinstance(data, Mapping):
+        return
+    pod_net = ipaddress.ip_network(pod_cidr)
+    for key, text in data.items():
+        for env, cidr in find_pools(text) if isinstance(text, str) else ():
+            try:
+                same = ipaddress.ip_network(cidr, strict=False) == pod_net
+            except ValueError:
+                same = False
+            if not same:
+                yield f"data[{key}]", "cni-pool", f"{env}={cidr} differs from the pod CIDR {pod_cidr}"
+
+
+def clear_cache() -> None:
+    """Forget loaded manifests (tests, or a settings reload)."""
+    with _lock:
+        _cache.clear()

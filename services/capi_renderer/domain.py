@@ -1,0 +1,358 @@
+"""Pure helpers of the renderer: render options, object naming, apply order, label selectors, diffs.
+
+Nothing here does I/O; ``render``, ``validate`` and ``apply`` build on these so that the rules
+(what is called what, what is applied before what, what a selector matches) live in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.models import HOST_ID_LABEL, version_tuple
+
+FIELD_MANAGER = "focom-o2ims"
+#: Filled in by the BYOH agent's Go template with the host's default NIC; must survive rendering verbatim.
+AGENT_NIC_PLACEHOLDER = "{{ .DefaultNetworkInterfaceName }}"
+KUBE_VIP_PATH = "/etc/kubernetes/manifests/kube-vip.yaml"
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
+#: ``kubeadm init`` writes this file only on the first control-plane node; joins never see it.
+KUBEADM_INIT_MARKER = "/run/kubeadm/kubeadm.yaml"
+#: The CRS selector label put on the Cluster (value ``<cluster>-crs-0``).
+CRS_LABEL = "cni"
+CLUSTER_LABEL = "o2ims.oran.org/cluster"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+#: An object (ConfigMap/Secret) must stay below the API server's 1 MiB limit, metadata included.
+MAX_OBJECT_BYTES = 1024 * 1024
+#: Kubernetes minor from which kube-vip must use super-admin.conf during ``kubeadm init``.
+SUPER_ADMIN_SINCE = (1, 29)
+
+CORE_GROUP = "cluster.x-k8s.io"
+CONTROLPLANE_GROUP = "controlplane.cluster.x-k8s.io"
+BOOTSTRAP_GROUP = "bootstrap.cluster.x-k8s.io"
+INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
+ADDONS_GROUP = "addons.cluster.x-k8s.io"
+BYOH_VERSION = "v1beta1"
+
+CoreApiVersion = Literal["v1beta1", "v1beta2"]
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_ARG_NAME = re.compile(r"^[a-z0-9][-a-z0-9.]*$")
+
+
+def is_label_key(key: str) -> bool:
+    """Kubernetes label key syntax: optional DNS subdomain prefix, ``/``, then a name of ≤ 63 chars."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+
+
+class RenderOptions(BaseModel):
+    """Deployment-level choices that are the same for every cluster (the service's settings feed these)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    core_api_version: CoreApiVersion = "v1beta1"
+    kube_vip_image: str = Field("ghcr.io/kube-vip/kube-vip:v1.2.2", max_length=255)
+    #: CNI name (``ClusterSpec.cni``) → multi-document manifest file carried by the ClusterResourceSet.
+    cni_manifests: Mapping[str, Path] = Field(default_factory=dict)
+    service_domain: str = Field("cluster.local", max_length=253)
+    control_plane_port: int = Field(6443, ge=1, le=65535)
+    #: Added to every rendered object's labels.
+    extra_labels: Mapping[str, str] = Field(default_factory=dict)
+    cri_socket: str = Field("unix:///var/run/containerd/containerd.sock", min_length=1, max_length=512)
+    ignore_preflight_errors: tuple[str, ...] = (
+        "DirAvailable--etc-kubernetes-manifests",
+        "FileAvailable--etc-kubernetes-kubelet.conf",
+    )
+    controller_manager_args: Mapping[str, str] = Field(
+        default_factory=lambda: {"enable-hostpath-provisioner": "true"}
+    )
+    kubelet_extra_args: Mapping[str, str] = Field(default_factory=dict)
+    #: kube-vip leader-election timings in seconds: lease duration, renew deadline, retry period.
+    vip_lease_seconds: tuple[int, int, int] = (15, 10, 2)
+
+    @field_validator("kube_vip_image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not _IMAGE.match(v):
+            raise ValueError(f"not an image reference: {v!r}")
+        return v
+
+    @field_validator("service_domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not DNS1123_SUBDOMAIN.match(v):
+            raise ValueError(f"service domain {v!r} is not a DNS-1123 subdomain")
+        return v
+
+    @field_validator("cni_manifests")
+    @classmethod
+    def _cni_names(cls, v: Mapping[str, Path]) -> Mapping[str, Path]:
+        for name in v:
+            # The name becomes a ConfigMap data key (``<name>.yaml``).
+            if not DNS1123_LABEL.match(name) or len(name) > 63:
+                raise ValueError(f"CNI name {name!r} is not a DNS-1123 label")
+        return v
+
+    @field_validator("extra_labels")
+    @classmethod
+    def _labels(cls, v: Mapping[str, str]) -> Mapping[str, str]:
+        for key, value in v.items():
+            if not is_label_key(key):
+                raise ValueError(f"invalid label key {key!r}")
+            if not is_label_value(value):
+                raise ValueError(f"invalid value {value!r} for label {key!r}")
+        return v
+
+    @field_validator("controller_manager_args", "kubelet_extra_args")
+    @classmethod
+    def _args(cls, v: Mapping[str, str]) -> Mapping[str, str]:
+        for key, value in v.items():
+            if not _ARG_NAME.match(key) or len(key) > 256 or len(value) > 1024:
+                raise ValueError(f"invalid component argument {key!r}")
+        return v
+
+    @field_validator("ignore_preflight_errors")
+    @classmethod
+    def _preflight(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            if not re.match(r"^[A-Za-z0-9][-A-Za-z0-9.]*$", item):
+                raise ValueError(f"invalid preflight check name {item!r}")
+        return v
+
+    @field_validator("vip_lease_seconds")
+    @classmethod
+    def _lease(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        duration, renew, retry = v
+        if not duration > renew > retry > 0:
+            raise ValueError("kube-vip timings must satisfy lease duration > renew deadline > retry period > 0")
+        return v
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Identity of one applied object (same fields as ``shared.payloads.ObjectRef``)."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class ClusterNames:
+    """The derived object names of one cluster (the same scheme as the BYOH templates)."""
+
+    cluster: str
+
+    @property
+    def control_plane(self) -> str:
+        return f"{self.cluster}-control-plane"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.cluster}-md-0"
+
+    @property
+    def crs(self) -> str:
+        return f"{self.cluster}-crs-0"
+
+    @property
+    def cni_configmap(self) -> str:
+        return f"cni-{self.cluster}-crs-0"
+
+
+def api_versions(core: CoreApiVersion) -> dict[str, str]:
+    """kind → apiVersion for every kind the renderer emits."""
+    return {
+        "Cluster": f"{CORE_GROUP}/{core}",
+        "MachineDeployment": f"{CORE_GROUP}/{core}",
+        "KubeadmControlPlane": f"{CONTROLPLANE_GROUP}/{core}",
+        "KubeadmConfigTemplate": f"{BOOTSTRAP_GROUP}/{core}",
+        "ClusterResourceSet": f"{ADDONS_GROUP}/{core}",
+        "ByoCluster": f"{INFRA_GROUP}/{BYOH_VERSION}",
+        "ByoMachineTemplate": f"{INFRA_GROUP}/{BYOH_VERSION}",
+        "ConfigMap": "v1",
+    }
+
+
+#: Core kinds whose shape changes between v1beta1 and v1beta2 (BYOH kinds are v1beta1 only).
+CORE_KINDS = frozenset({"Cluster", "MachineDeployment", "KubeadmControlPlane", "KubeadmConfigTemplate",
+                        "ClusterResourceSet"})
+
+# Cluster goes last: when it appears every object it (transitively) references already exists, so
+# CAPI's first reconcile adopts them all at once instead of logging "not found" and requeueing,
+# and an apply that fails half-way leaves inert objects rather than a Cluster CAPI starts to act on.
+# Templates precede their users (KCP/MD copy them); the CRS content precedes the CRS.
+APPLY_ORDER: tuple[str, ...] = (
+    "ConfigMap",
+    "Secret",
+    "ByoCluster",
+    "ByoMachineTemplate",
+    "KubeadmConfigTemplate",
+    "KubeadmControlPlane",
+    "MachineDeployment",
+    "ClusterResourceSet",
+    "Cluster",
+)
+
+
+def apply_order(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The objects sorted for applying (stable; unknown kinds go just before the Cluster)."""
+    rank = {kind: i for i, kind in enumerate(APPLY_ORDER)}
+    unknown = rank["Cluster"] - 0.5
+    return sorted(objects, key=lambda o: rank.get(str(o.get("kind")), unknown))
+
+
+def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata") or {}
+    return ObjectRef(api_version=str(obj.get("apiVersion")), kind=str(obj.get("kind")),
+                     namespace=meta.get("namespace"), name=str(meta.get("name")))
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """``Kind/name``: how issues and logs name an object."""
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+def derived_objects(cluster: str, namespace: str, core: CoreApiVersion = "v1beta1") -> list[ObjectRef]:
+    """Every object a render of ``cluster`` may create, in apply order (used to clean up leftovers)."""
+    n = ClusterNames(cluster)
+    av = api_versions(core)
+    refs = [
+        ("ConfigMap", n.cni_configmap), ("ByoCluster", n.cluster), ("ByoMachineTemplate", n.control_plane),
+        ("ByoMachineTemplate", n.workers), ("KubeadmConfigTemplate", n.workers),
+        ("KubeadmControlPlane", n.control_plane), ("MachineDeployment", n.workers),
+        ("ClusterResourceSet", n.crs), ("Cluster", n.cluster),
+    ]
+    return [ObjectRef(api_version=av[k], kind=k, namespace=namespace, name=name) for k, name in refs]
+
+
+def uses_super_admin(k8s_version: str) -> bool:
+    """kube-vip needs super-admin.conf during ``kubeadm init`` from Kubernetes 1.29 on."""
+    return version_tuple(k8s_version)[:2] >= SUPER_ADMIN_SINCE
+
+
+def host_selector(host_ids: Sequence[str]) -> dict[str, Any]:
+    """A label selector matching exactly the hosts started with ``--label o2ims.oran.org/host-id=<id>``."""
+    if not host_ids:
+        # ``In`` needs at least one value; Exists AND DoesNotExist is valid and matches nothing.
+        return {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "Exists"},
+                                     {"key": HOST_ID_LABEL, "operator": "DoesNotExist"}]}
+    return {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": sorted(host_ids)}]}
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Evaluate a ``metav1.LabelSelector``; malformed selectors match nothing (as the API treats them)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if op == "In":
+            ok = bool(values) and present and labels[key] in values
+        elif op == "NotIn":
+            ok = bool(values) and (not present or labels[key] not in values)
+        elif op == "Exists":
+            ok = present and not values
+        elif op == "DoesNotExist":
+            ok = not present and not values
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def pinned_hosts(selector: Mapping[str, Any], candidates: Iterable[str]) -> tuple[set[str], bool]:
+    """Which of ``candidates`` (host ids) the selector claims, and whether it claims anything else.
+
+    "Anything else" is probed with a host carrying an unknown id and with an unlabeled host: a
+    selector that pins hosts must reject both.
+    """
+    chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c})}
+    stray = selector_matches(selector, {HOST_ID_LABEL: "\x00not-a-requested-host"}) or selector_matches(selector, {})
+    return chosen, stray
+
+
+def get(obj: Any, path: str, default: Any = None) -> Any:
+    """``get(o, "spec.template.spec")``: nested lookup that tolerates missing or mistyped levels."""
+    for part in path.split("."):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return default
+        obj = obj[part]
+    return obj
+
+
+def arg_fields(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, value)`` of every component-argument field (``extraArgs``, ``kubeletExtraArgs``)."""
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            sub_path = f"{path}.{key}" if path else str(key)
+            if key in ("extraArgs", "kubeletExtraArgs"):
+                yield sub_path, sub
+            else:
+                yield from arg_fields(sub, sub_path)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from arg_fields(sub, f"{path}[{i}]")
+
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, leaf)`` for every scalar of a JSON-like value; paths look like ``spec.files[0].path``."""
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            yield from walk(sub, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for i, sub in enumerate(value):
+            yield from walk(sub, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[str]:
+    """Paths at which two JSON-like values differ (added, removed or changed)."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        out: list[str] = []
+        for key in sorted({*before, *after}, key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in before or key not in after:
+                out.append(sub)
+            else:
+                out.extend(diff(before[key], after[key], sub))
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [p for i, (b, a) in enumerate(zip(before, after, strict=True)) for p in diff(b, a, f"{path}[{i}]")]
+    return [] if before == after else [path]
+
+
+def changed_objects(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """``Kind/name`` → differing paths, for objects that differ, appear or disappear between two renders."""
+    old = {describe(o): o for o in before}
+    new = {describe(o): o for o in after}
+    out: dict[str, list[str]] = {}
+    for key in sorted({*old, *new}):
+        if key not in old or key not in new:
+            out[key] = [""]
+        else:
+            paths = diff(old[key], new[key])
+            if paths:
+                out[key] = paths
+    return out

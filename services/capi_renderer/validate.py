@@ -1,0 +1,408 @@
+"""Validation of a render before anything is sent: CRD schemas (strict) plus the cross-object invariants.
+
+The schema pass catches what one object's CRD can express (types, required and unknown fields);
+the invariants catch what only the whole set and the spec can tell (refs resolve, one VIP, one
+version, odd control plane, selectors pin exactly the requested hosts, CRS matches the Cluster,
+no leftover template syntax, the CNI pool equals the pod CIDR, no v1beta1/v1beta2 mixing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from shared.errors import InputError
+from shared.models import ClusterSpec
+
+from .cni import check_payload_object, payload_issues
+from .domain import (
+    AGENT_NIC_PLACEHOLDER,
+    CORE_KINDS,
+    DNS1123_LABEL,
+    KUBE_VIP_PATH,
+    KUBEADM_INIT_MARKER,
+    SUPER_ADMIN_CONF,
+    ClusterNames,
+    RenderOptions,
+    api_versions,
+    arg_fields,
+    describe,
+    get,
+    pinned_hosts,
+    selector_matches,
+    uses_super_admin,
+    walk,
+)
+from .render import load_yaml, render_cluster
+
+_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_NIC = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,14}$")
+REQUIRED_PREFLIGHT_IGNORES = ("DirAvailable--etc-kubernetes-manifests", "FileAvailable--etc-kubernetes-kubelet.conf")
+
+
+def default_crd_dir() -> Path:
+    """Where the reference CRDs live by default: ``shared/crds`` beside the repository (settings override it)."""
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "crds"
+
+
+class FieldErrorLike(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+class SchemaValidator(Protocol):
+    """What is needed of ``shared.crd_schema.CrdSchemas``."""
+
+    def validate(self, obj: Mapping[str, Any], *, strict: bool = True) -> Sequence[FieldErrorLike]: ...
+
+
+@dataclass(frozen=True)
+class RenderIssue:
+    """One reason a render must not be applied: which object, where in it, which rule, why."""
+
+    object: str
+    path: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.object} {self.path}" if self.path else self.object
+        return f"{where}: {self.message} [{self.rule}]"
+
+
+@dataclass
+class _Ctx:
+    objects: Sequence[Mapping[str, Any]]
+    spec: ClusterSpec
+    options: RenderOptions
+    names: ClusterNames
+    issues: list[RenderIssue]
+
+    def find(self, kind: str, name: str) -> Mapping[str, Any] | None:
+        for obj in self.objects:
+            if obj.get("kind") == kind and get(obj, "metadata.name") == name:
+                return obj
+        return None
+
+    def add(self, obj: Mapping[str, Any] | str, path: str, rule: str, message: str) -> None:
+        label = obj if isinstance(obj, str) else describe(obj)
+        self.issues.append(RenderIssue(label, path, rule, message))
+
+
+def _schema_pass(ctx: _Ctx, schemas: SchemaValidator | None) -> None:
+    for obj in ctx.objects:
+        if obj.get("kind") in ("ConfigMap", "Secret"):
+            for path, rule, message in check_payload_object(obj):
+                ctx.add(obj, path, rule, message)
+        elif schemas is not None:
+            for err in schemas.validate(obj, strict=True):
+                ctx.add(obj, err.path, f"schema:{err.rule}", err.message)
+
+
+def _object_set(ctx: _Ctx) -> None:
+    n, api = ctx.names, api_versions(ctx.options.core_api_version)
+    expected = [("Cluster", n.cluster), ("ByoCluster", n.cluster), ("KubeadmControlPlane", n.control_plane),
+                ("ByoMachineTemplate", n.control_plane), ("MachineDeployment", n.workers),
+                ("KubeadmConfigTemplate", n.workers), ("ByoMachineTemplate", n.workers)]
+    if ctx.spec.cni is not None:
+        expected += [("ConfigMap", n.cni_configmap), ("ClusterResourceSet", n.crs)]
+    seen: dict[tuple[str, str], int] = {}
+    for obj in ctx.objects:
+        kind, name = str(obj.get("kind")), get(obj, "metadata.name")
+        key = (kind, str(name))
+        seen[key] = seen.get(key, 0) + 1
+        if key not in expected:
+            ctx.add(obj, "", "object-set", f"unexpected object {kind}/{name}")
+        elif seen[key] == 2:
+            ctx.add(obj, "", "object-set", "rendered more than once")
+        if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
+            ctx.add(obj, "metadata.name", "dns1123", f"name {name!r} is not a DNS-1123 label")
+        if get(obj, "metadata.namespace") != ctx.spec.namespace:
+            ctx.add(obj, "metadata.namespace", "namespace", f"must be {ctx.spec.namespace!r} like every object")
+        want = api.get(kind)
+        if want is not None and obj.get("apiVersion") != want:
+            ctx.add(obj, "apiVersion", "api-version",
+                    f"{obj.get('apiVersion')} does not match the render's {want} (v1beta1/v1beta2 must not mix)")
+    for kind, name in expected:
+        if (kind, name) not in seen:
+            ctx.add(f"{kind}/{name}", "", "object-set", "missing from the render")
+
+
+def _check_ref(ctx: _Ctx, owner: Mapping[str, Any], path: str, want_kind: str) -> None:
+    ref = get(owner, path)
+    if not isinstance(ref, Mapping):
+        ctx.add(owner, path, "ref", "reference missing")
+        return
+    v2 = str(owner.get("apiVersion", "")).endswith("/v1beta2")
+    kind, name = ref.get("kind"), ref.get("name")
+    if kind != want_kind:
+        ctx.add(owner, f"{path}.kind", "ref", f"must reference a {want_kind}, not {kind!r}")
+        return
+    target = ctx.find(want_kind, str(name))
+    if target is None:
+        ctx.add(owner, f"{path}.name", "ref", f"{want_kind}/{name} is not part of the render")
+        return
+    target_av = str(target.get("apiVersion"))
+    if v2:
+        if "apiVersion" in ref or "namespace" in ref:
+            ctx.add(owner, path, "api-shape", "v1beta2 references carry apiGroup, kind and name only")
+        if ref.get("apiGroup") != target_av.rpartition("/")[0]:
+            ctx.add(owner, f"{path}.apiGroup", "ref", f"{ref.get('apiGroup')!r} is not the group of {target_av}")
+    else:
+        if "apiGroup" in ref:
+            ctx.add(owner, f"{path}.apiGroup", "api-shape", "apiGroup is a v1beta2 field; v1beta1 uses apiVersion")
+        if ref.get("apiVersion") != target_av:
+            ctx.add(owner, f"{path}.apiVersion", "ref", f"{ref.get('apiVersion')!r} differs from {target_av}")
+        if ref.get("namespace") not in (None, get(target, "metadata.namespace")):
+            ctx.add(owner, f"{path}.namespace", "ref", "points to another namespace")
+
+
+def _refs_and_shapes(ctx: _Ctx) -> None:
+    n = ctx.names
+    cluster, kcp = ctx.find("Cluster", n.cluster), ctx.find("KubeadmControlPlane", n.control_plane)
+    md, crs = ctx.find("MachineDeployment", n.workers), ctx.find("ClusterResourceSet", n.crs)
+    if cluster is not None:
+        _check_ref(ctx, cluster, "spec.infrastructureRef", "ByoCluster")
+        _check_ref(ctx, cluster, "spec.controlPlaneRef", "KubeadmControlPlane")
+    if kcp is not None:
+        v2 = str(kcp.get("apiVersion")).endswith("/v1beta2")
+        right, wrong = ("spec.machineTemplate.spec", "spec.machineTemplate") if v2 else \
+            ("spec.machineTemplate", "spec.machineTemplate.spec")
+        if get(kcp, f"{wrong}.infrastructureRef") is not None:
+            ctx.add(kcp, f"{wrong}.infrastructureRef", "api-shape", f"infrastructureRef belongs under {right}")
+        _check_ref(ctx, kcp, f"{right}.infrastructureRef", "ByoMachineTemplate")
+        if get(kcp, f"{right}.infrastructureRef.name") != n.control_plane:
+            ctx.add(kcp, f"{right}.infrastructureRef.name", "ref", f"must be the CP template {n.control_plane}")
+    if md is not None:
+        _check_ref(ctx, md, "spec.template.spec.bootstrap.configRef", "KubeadmConfigTemplate")
+        _check_ref(ctx, md, "spec.template.spec.infrastructureRef", "ByoMachineTemplate")
+        if get(md, "spec.template.spec.infrastructureRef.name") != n.workers:
+            ctx.add(md, "spec.template.spec.infrastructureRef.name", "ref", f"must be the worker template {n.workers}")
+    if crs is not None:
+        for i, res in enumerate(get(crs, "spec.resources") or []):
+            kind, name = get(res, "kind"), get(res, "name")
+            if ctx.find(str(kind), str(name)) is None:
+                ctx.add(crs, f"spec.resources[{i}]", "ref", f"{kind}/{name} is not part of the render")
+    for obj in ctx.objects:
+        if obj.get("kind") == "ByoMachineTemplate" and get(obj, "spec.template.spec.installerRef") is not None:
+            ctx.add(obj, "spec.template.spec.installerRef", "no-installer-ref",
+                    "hosts are prepared over SSH; installerRef must be absent")
+        if obj.get("kind") in CORE_KINDS:
+            _arg_shapes(ctx, obj)
+
+
+def _arg_shapes(ctx: _Ctx, obj: Mapping[str, Any]) -> None:
+    v2 = str(obj.get("apiVersion")).endswith("/v1beta2")
+    want: type = list if v2 else dict
+    for path, value in arg_fields(obj):
+        if not isinstance(value, want):
+            ctx.add(obj, path, "api-shape",
+                    f"{'v1beta2' if v2 else 'v1beta1'} expects {'a list of {name, value}' if v2 else 'a map'} here")
+
+
+def _kube_vip(ctx: _Ctx, kcp: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """The kube-vip file's content and its env as a map (checking the file entry on the way)."""
+    files = get(kcp, "spec.kubeadmConfigSpec.files") or []
+    for i, entry in enumerate(files if isinstance(files, list) else []):
+        if get(entry, "path") != KUBE_VIP_PATH:
+            continue
+        if get(entry, "owner") != "root:root":
+            ctx.add(kcp, f"spec.kubeadmConfigSpec.files[{i}].owner", "kube-vip", "must be root:root")
+        content = get(entry, "content")
+        try:
+            pod = load_yaml(content) if isinstance(content, str) else None
+        except yaml.YAMLError as exc:
+            ctx.add(kcp, f"spec.kubeadmConfigSpec.files[{i}].content", "kube-vip", f"not YAML: {exc}")
+            return None, {}
+        containers = get(pod, "spec.containers") or [{}]
+        env = {str(e.get("name")): e.get("value") for e in get(containers[0], "env", []) if isinstance(e, Mapping)}
+        return content, env
+    ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"no static pod file at {KUBE_VIP_PATH}")
+    return None, {}
+
+
+def _control_plane(ctx: _Ctx) -> None:
+    spec, n = ctx.spec, ctx.names
+    kcp, byo = ctx.find("KubeadmControlPlane", n.control_plane), ctx.find("ByoCluster", n.cluster)
+    host_ips = {h.host_ip for h in spec.all_hosts}
+    if byo is not None:
+        host = get(byo, "spec.controlPlaneEndpoint.host")
+        if host != spec.vip:
+            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip", f"{host!r} is not the VIP {spec.vip}")
+        if host in host_ips:
+            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip-not-host", f"{host} is a host's own address")
+        if get(byo, "spec.controlPlaneEndpoint.port") != ctx.options.control_plane_port:
+            ctx.add(byo, "spec.controlPlaneEndpoint.port", "vip", f"must be {ctx.options.control_plane_port}")
+    if kcp is None:
+        return
+    replicas = get(kcp, "spec.replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1 or replicas % 2 == 0:
+        ctx.add(kcp, "spec.replicas", "replicas", f"{replicas!r} is not an odd number ≥ 1 (stacked etcd)")
+    elif replicas != len(spec.control_plane):
+        ctx.add(kcp, "spec.replicas", "replicas", f"{replicas} ≠ {len(spec.control_plane)} control-plane hosts")
+    if get(kcp, "spec.version") != spec.k8s_version:
+        ctx.add(kcp, "spec.version", "version", f"{get(kcp, 'spec.version')!r} is not {spec.k8s_version}")
+    cfg = get(kcp, "spec.kubeadmConfigSpec") or {}
+    if get(cfg, "format") not in (None, "cloud-config"):
+        ctx.add(kcp, "spec.kubeadmConfigSpec.format", "format", "the BYOH agent only runs cloud-config")
+    if spec.vip not in (get(cfg, "clusterConfiguration.apiServer.certSANs") or []):
+        ctx.add(kcp, "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.certSANs", "vip", "must include the VIP")
+    content, env = _kube_vip(ctx, kcp)
+    if content is not None:
+        if env.get("vip_address") != spec.vip or spec.vip in host_ips:
+            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "vip",
+                    f"kube-vip vip_address {env.get('vip_address')!r} must be the free VIP {spec.vip}")
+        nic = env.get("vip_interface")
+        if nic != AGENT_NIC_PLACEHOLDER and not (isinstance(nic, str) and _NIC.match(nic)):
+            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"vip_interface {nic!r} is not usable")
+    for phase in ("initConfiguration", "joinConfiguration"):
+        reg = get(cfg, f"{phase}.nodeRegistration") or {}
+        base = f"spec.kubeadmConfigSpec.{phase}.nodeRegistration"
+        if "name" in reg:
+            ctx.add(kcp, f"{base}.name", "node-name", "must be unset: the Node is named after the host")
+        if not reg.get("criSocket"):
+            ctx.add(kcp, f"{base}.criSocket", "cri-socket", "must name the containerd socket")
+        missing = [p for p in REQUIRED_PREFLIGHT_IGNORES if p not in (reg.get("ignorePreflightErrors") or [])]
+        if missing:
+            ctx.add(kcp, f"{base}.ignorePreflightErrors", "preflight", f"must include {', '.join(missing)}")
+    _super_admin(ctx, kcp, content or "")
+
+
+def _super_admin(ctx: _Ctx, kcp: Mapping[str, Any], content: str) -> None:
+    pre = get(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands") or []
+    post = get(kcp, "spec.kubeadmConfigSpec.postKubeadmCommands") or []
+    swaps_in = [c for c in pre if isinstance(c, str) and SUPER_ADMIN_CONF in c]
+    swaps_out = [c for c in post if isinstance(c, str) and SUPER_ADMIN_CONF in c]
+    if not uses_super_admin(ctx.spec.k8s_version):
+        if swaps_in or swaps_out:
+            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
+                    "super-admin.conf does not exist before Kubernetes 1.29")
+        return
+    for path, found in (("preKubeadmCommands", swaps_in), ("postKubeadmCommands", swaps_out)):
+        if not found:
+            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
+                    "Kubernetes ≥ 1.29 needs the super-admin.conf swap for kube-vip during kubeadm init")
+        elif not all(f"-f {KUBEADM_INIT_MARKER}" in c for c in found):
+            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
+                    f"the swap must be guarded by -f {KUBEADM_INIT_MARKER} (init node only)")
+    if swaps_in and content and "path: /etc/kubernetes/admin.conf\n" not in content:
+        ctx.add(kcp, "spec.kubeadmConfigSpec.files", "super-admin", "the swap's sed pattern is absent from kube-vip")
+
+
+def _workers(ctx: _Ctx) -> None:
+    spec, n = ctx.spec, ctx.names
+    md = ctx.find("MachineDeployment", n.workers)
+    if md is None:
+        return
+    replicas = get(md, "spec.replicas")
+    if replicas != len(spec.workers) or isinstance(replicas, bool):
+        ctx.add(md, "spec.replicas", "replicas", f"{replicas!r} ≠ {len(spec.workers)} worker hosts")
+    if get(md, "spec.template.spec.version") != spec.k8s_version:
+        ctx.add(md, "spec.template.spec.version", "version", f"must equal the KCP version {spec.k8s_version}")
+    for path in ("spec.clusterName", "spec.template.spec.clusterName"):
+        if get(md, path) != n.cluster:
+            ctx.add(md, path, "cluster-name", f"must be {n.cluster}")
+    selector, labels = get(md, "spec.selector") or {}, get(md, "spec.template.metadata.labels") or {}
+    if isinstance(selector, Mapping) and isinstance(labels, Mapping) and not selector_matches(selector, labels):
+        ctx.add(md, "spec.selector", "md-selector", "does not match the template labels")
+
+
+def _selectors(ctx: _Ctx) -> None:
+    spec, n = ctx.spec, ctx.names
+    candidates = [h.host_id for h in spec.all_hosts]
+    for name, hosts in ((n.control_plane, spec.control_plane), (n.workers, spec.workers)):
+        bmt = ctx.find("ByoMachineTemplate", name)
+        if bmt is None:
+            continue
+        selector = get(bmt, "spec.template.spec.selector")
+        if not isinstance(selector, Mapping):
+            ctx.add(bmt, "spec.template.spec.selector", "selector", "missing: any free host could be claimed")
+            continue
+        chosen, stray = pinned_hosts(selector, candidates)
+        want = {h.host_id for h in hosts}
+        if chosen != want or stray:
+            extra = sorted(chosen - want) + (["<other hosts>"] if stray else [])
+            ctx.add(bmt, "spec.template.spec.selector", "selector",
+                    f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}")
+
+
+def _network_and_cni(ctx: _Ctx) -> None:
+    spec, n = ctx.spec, ctx.names
+    cluster, crs = ctx.find("Cluster", n.cluster), ctx.find("ClusterResourceSet", n.crs)
+    if cluster is not None:
+        for key, want in (("pods", spec.pod_cidr), ("services", spec.service_cidr)):
+            if get(cluster, f"spec.clusterNetwork.{key}.cidrBlocks") != [want]:
+                ctx.add(cluster, f"spec.clusterNetwork.{key}.cidrBlocks", "network", f"must be [{want}]")
+        endpoint = get(cluster, "spec.controlPlaneEndpoint.host")
+        if endpoint not in (None, "", spec.vip):
+            ctx.add(cluster, "spec.controlPlaneEndpoint.host", "vip", "must be unset or the VIP")
+    if crs is not None and cluster is not None:
+        selector = get(crs, "spec.clusterSelector") or {}
+        labels = get(cluster, "metadata.labels") or {}
+        if not (get(selector, "matchLabels") or get(selector, "matchExpressions")):
+            ctx.add(crs, "spec.clusterSelector", "crs-selector", "an empty selector selects no cluster")
+        elif not selector_matches(selector, labels if isinstance(labels, Mapping) else {}):
+            ctx.add(crs, "spec.clusterSelector", "crs-selector", "is not satisfied by the Cluster's labels")
+    for obj in ctx.objects:
+        if obj.get("kind") in ("ConfigMap", "Secret"):
+            for path, rule, message in payload_issues(obj, spec.pod_cidr):
+                ctx.add(obj, path, rule, message)
+
+
+def _leftovers(ctx: _Ctx) -> None:
+    for obj in ctx.objects:
+        if obj.get("kind") in ("ConfigMap", "Secret"):
+            continue  # CRS payloads are applied verbatim to the workload cluster; their syntax is theirs
+        for path, value in walk(obj):
+            if not isinstance(value, str):
+                continue
+            if _PLACEHOLDER.search(value):
+                ctx.add(obj, path, "placeholder", f"leftover {_PLACEHOLDER.search(value).group()}")  # type: ignore[union-attr]
+            rest = value.replace(AGENT_NIC_PLACEHOLDER, "")
+            if "{{" in rest or "}}" in rest:
+                rule = "go-template" if ".files[" in path else "template-leftover"
+                ctx.add(obj, path, rule, f"only {AGENT_NIC_PLACEHOLDER} may contain {{{{ }}}}")
+
+
+_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
+    _object_set, _refs_and_shapes, _control_plane, _workers, _selectors, _network_and_cni, _leftovers,
+)
+
+
+def validate_render(
+    objects: Sequence[Mapping[str, Any]],
+    spec: ClusterSpec,
+    schemas: SchemaValidator | None,
+    options: RenderOptions,
+) -> list[RenderIssue]:
+    """Every issue of a render: strict CRD schema errors (when ``schemas`` is given) and invariants."""
+    ctx = _Ctx(objects, spec, options, ClusterNames(spec.name), [])
+    _schema_pass(ctx, schemas)
+    for check in _CHECKS:
+        check(ctx)
+    return ctx.issues
+
+
+def raise_for_issues(spec: ClusterSpec, issues: Sequence[RenderIssue]) -> None:
+    if issues:
+        lines = "; ".join(str(i) for i in issues)
+        raise InputError(f"render of cluster {spec.name} has {len(issues)} issue(s): {lines}",
+                         path=f"{issues[0].object} {issues[0].path}".strip(), reason="InvalidRender")
+
+
+def render_and_validate(
+    spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
+) -> list[dict[str, Any]]:
+    """Render and validate; raise ``InputError`` listing every issue, so nothing invalid is ever sent."""
+    objects = render_cluster(spec, options)
+    raise_for_issues(spec, validate_render(objects, spec, schemas, options))
+    return objects

@@ -1,0 +1,166 @@
+"""apply/scale/delete against an in-memory fake of ``shared.kube.KubeClient`` (order, idempotence, errors)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from services.capi_renderer.apply import (
+    apply_cluster,
+    cluster_gone,
+    delete_cluster,
+    render_validate_apply,
+    scale_cluster,
+)
+from services.capi_renderer.render import render_cluster
+from shared.errors import InputError, PermanentError, TemporaryError
+
+from .conftest import make_options, make_spec
+
+Key = tuple[str, str, str, str | None]
+
+
+class FakeKube:
+    """Stores objects by (apiVersion-group, kind, name, namespace); SSA bumps resourceVersion only on change."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self.fail_on: tuple[str, Exception] | None = None
+        self.finalize_on_delete = True
+        self._rv = 0
+
+    @staticmethod
+    def _key(api_version: str, kind: str, name: str, namespace: str | None) -> Key:
+        return api_version.rpartition("/")[0], kind, name, namespace
+
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str = "", force: bool = False) -> dict[str, Any]:
+        assert field_manager == "focom-o2ims" and force
+        meta = obj["metadata"]
+        self.calls.append(("apply", obj["kind"], meta["name"]))
+        if self.fail_on and self.fail_on[0] == obj["kind"]:
+            raise self.fail_on[1]
+        key = self._key(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        current = self.objects.get(key)
+        body = {k: v for k, v in obj.items() if k != "metadata"}
+        if current is None or {k: v for k, v in current.items() if k != "metadata"} != body:
+            self._rv += 1
+            self.objects[key] = {**copy.deepcopy(dict(obj)), "metadata": {**meta, "resourceVersion": str(self._rv)}}
+        return self.objects[key]
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self.calls.append(("get", kind, name))
+        return self.objects.get(self._key(api_version, kind, name, namespace))
+
+    async def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
+                     propagation: str = "Background") -> bool:
+        self.calls.append(("delete", kind, name))
+        key = self._key(api_version, kind, name, namespace)
+        if key not in self.objects:
+            return False
+        if self.finalize_on_delete:
+            del self.objects[key]
+        else:
+            self.objects[key]["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+        return True
+
+    def versions(self) -> dict[Key, str]:
+        return {k: v["metadata"]["resourceVersion"] for k, v in self.objects.items()}
+
+
+async def test_apply_in_dependency_order_and_reapply_is_a_no_op() -> None:
+    kube = FakeKube()
+    objects = render_cluster(make_spec(), make_options())
+    refs = await apply_cluster(kube, objects)
+    assert [r.kind for r in refs] == ["ConfigMap", "ByoCluster", "ByoMachineTemplate", "ByoMachineTemplate",
+                                      "KubeadmConfigTemplate", "KubeadmControlPlane", "MachineDeployment",
+                                      "ClusterResourceSet", "Cluster"]
+    assert refs[-1].name == "edge1" and refs[-1].namespace == "o2ims"
+    before = kube.versions()
+    await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    assert kube.versions() == before
+
+
+async def test_apply_errors_name_the_object_and_keep_their_class() -> None:
+    kube = FakeKube()
+    kube.fail_on = ("KubeadmControlPlane", PermanentError("admission webhook denied", reason="Invalid"))
+    with pytest.raises(PermanentError, match=r"applying KubeadmControlPlane/edge1-control-plane: admission") as info:
+        await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    assert info.value.reason == "Invalid"
+    assert ("apply", "Cluster", "edge1") not in kube.calls  # nothing after the failure
+    kube.fail_on = ("ConfigMap", TemporaryError("conflict", delay=3.0))
+    with pytest.raises(TemporaryError) as tmp:
+        await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    assert tmp.value.delay == 3.0
+
+
+async def test_invalid_render_is_refused_before_any_write() -> None:
+    kube = FakeKube()
+    with pytest.raises(InputError):
+        await render_validate_apply(kube, make_spec(pod_cidr="10.32.0.0/16"), make_options(), None)
+    assert kube.calls == []
+
+
+async def test_scale_changes_only_md_and_worker_template() -> None:
+    kube = FakeKube()
+    spec = make_spec(1, 4)
+    small = spec.model_copy(update={"workers": spec.workers[:2]})
+    await render_validate_apply(kube, small, make_options(), None)
+    before = kube.versions()
+    await scale_cluster(kube, spec, make_options(), None)
+    after = kube.versions()
+    changed = sorted((k[1], k[2]) for k in after if after[k] != before[k])
+    assert changed == [("ByoMachineTemplate", "edge1-md-0"), ("MachineDeployment", "edge1-md-0")]
+
+
+async def test_scale_refuses_a_missing_or_deleting_cluster() -> None:
+    kube = FakeKube()
+    with pytest.raises(PermanentError) as info:
+        await scale_cluster(kube, make_spec(), make_options(), None)
+    assert info.value.reason == "ClusterNotFound"
+    assert not any(c[0] == "apply" for c in kube.calls)
+    await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    kube.finalize_on_delete = False
+    await delete_cluster(kube, "edge1", "o2ims")
+    with pytest.raises(PermanentError) as deleting:
+        await scale_cluster(kube, make_spec(), make_options(), None)
+    assert deleting.value.reason == "ClusterDeleting"
+
+
+async def test_delete_removes_cluster_and_crs_then_reports_gone() -> None:
+    kube = FakeKube()
+    await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    kube.finalize_on_delete = False  # CAPI holds the Cluster until machines are gone
+    assert await delete_cluster(kube, "edge1", "o2ims") is False
+    deleted = [c[1:] for c in kube.calls if c[0] == "delete"]
+    assert deleted == [("Cluster", "edge1"), ("ClusterResourceSet", "edge1-crs-0"), ("ConfigMap", "cni-edge1-crs-0")]
+    kube.calls.clear()
+    assert await delete_cluster(kube, "edge1", "o2ims") is False
+    assert ("delete", "Cluster", "edge1") not in kube.calls  # already deleting: not deleted again
+    # CAPI finishes: the Cluster disappears; the next call removes leftovers and reports gone.
+    del kube.objects["cluster.x-k8s.io", "Cluster", "edge1", "o2ims"]
+    kube.finalize_on_delete = True
+    assert await cluster_gone(kube, "edge1", "o2ims")
+    assert await delete_cluster(kube, "edge1", "o2ims") is True
+    assert kube.objects == {}
+
+
+async def test_delete_of_a_half_applied_cluster_cleans_up() -> None:
+    kube = FakeKube()
+    kube.fail_on = ("MachineDeployment", TemporaryError("boom"))
+    with pytest.raises(TemporaryError):
+        await apply_cluster(kube, render_cluster(make_spec(), make_options()))
+    assert kube.objects
+    assert await delete_cluster(kube, "edge1", "o2ims") is True
+    assert kube.objects == {}
+    assert await delete_cluster(kube, "edge1", "o2ims") is True
+
+
+async def test_delete_without_finalizers_cleans_up_in_one_call() -> None:
+    kube = FakeKube()
+    await apply_cluster(kube, render_cluster(make_spec(), make_options("v1beta2")))
+    assert await delete_cluster(kube, "edge1", "o2ims", core_api_version="v1beta2") is True
+    assert kube.objects == {}
