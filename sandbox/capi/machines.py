@@ -1,0 +1,142 @@
+"""What the KCP, MachineDeployment and Cluster simulators share: reading cluster state and making Machines."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from sandbox.capi.options import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_LABEL,
+    INFRA_VERSION,
+)
+from sandbox.capi.runtime import SimContext
+from sandbox.capi.shapes import (
+    Obj,
+    deleting,
+    dig,
+    labels_of,
+    make_ref,
+    meta,
+    name_of,
+    owner_ref,
+    ref_name,
+)
+from shared.errors import TemporaryError
+
+
+def machine_ready(machine: Mapping[str, Any]) -> bool:
+    """A Machine counts as ready once its node exists (the sandbox's nodes are Ready when they appear)."""
+    return bool(ref_name(dig(machine, "status", "nodeRef")))
+
+
+def cluster_machines(ctx: SimContext, namespace: str, cluster: str) -> list[Obj]:
+    return [
+        m
+        for m in ctx.informer("Machine").items(namespace)
+        if dig(m, "spec", "clusterName") == cluster or labels_of(m).get(CLUSTER_NAME_LABEL) == cluster
+    ]
+
+
+def is_control_plane(machine: Mapping[str, Any]) -> bool:
+    return CONTROL_PLANE_LABEL in labels_of(machine)
+
+
+def infra_ready(cluster: Mapping[str, Any] | None) -> bool:
+    return bool(
+        dig(cluster, "status", "infrastructureReady")
+        or dig(cluster, "status", "initialization", "infrastructureProvisioned")
+    )
+
+
+def cluster_cp_initialized(cluster: Mapping[str, Any] | None) -> bool:
+    if dig(cluster, "status", "initialization", "controlPlaneInitialized"):
+        return True
+    for cond in dig(cluster, "status", "conditions") or []:
+        if cond.get("type") == "ControlPlaneInitialized" and cond.get("status") == "True":
+            return True
+    return False
+
+
+def kcp_initialized(kcp: Mapping[str, Any] | None) -> bool:
+    return bool(dig(kcp, "status", "initialized") or dig(kcp, "status", "initialization", "controlPlaneInitialized"))
+
+
+def endpoint_of(cluster: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    ep = dig(cluster, "spec", "controlPlaneEndpoint")
+    if isinstance(ep, Mapping) and ep.get("host"):
+        return str(ep["host"]), int(ep.get("port") or 6443)
+    return None
+
+
+def scale_down_order(machines: list[Obj]) -> list[Obj]:
+    """Which Machines go first when scaling down: not-ready ones, then the newest."""
+    def key(m: Obj) -> tuple[bool, str, str]:
+        return (machine_ready(m), str(meta(m).get("creationTimestamp") or ""), name_of(m))
+
+    not_ready = sorted((m for m in machines if not machine_ready(m)), key=key, reverse=True)
+    ready = sorted((m for m in machines if machine_ready(m)), key=key, reverse=True)
+    return not_ready + ready
+
+
+def alive(machines: list[Obj]) -> list[Obj]:
+    return [m for m in machines if not deleting(m)]
+
+
+async def create_machine(
+    ctx: SimContext,
+    *,
+    owner: Obj,
+    name: str,
+    cluster: str,
+    labels: Mapping[str, str],
+    version: str | None,
+    template_name: str,
+) -> Obj:
+    """Create a Machine and its ByoMachine (from the ByoMachineTemplate), the Machine owning the ByoMachine."""
+    namespace = str(meta(owner).get("namespace"))
+    template = await ctx.client.get(INFRA_VERSION, "ByoMachineTemplate", template_name, namespace)
+    if template is None:
+        raise TemporaryError(f"ByoMachineTemplate {namespace}/{template_name} not found", reason="TemplateMissing")
+    v1beta2 = ctx.options.v1beta2
+    spec: Obj = {
+        "clusterName": cluster,
+        "bootstrap": {},
+        "infrastructureRef": make_ref(INFRA_VERSION, "ByoMachine", name, namespace, v1beta2=v1beta2),
+    }
+    if version:
+        spec["version"] = version
+    machine = await ctx.create(
+        {
+            "apiVersion": ctx.options.core(),
+            "kind": "Machine",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "ownerReferences": [owner_ref(owner, controller=True)],
+            },
+            "spec": spec,
+        }
+    )
+    await ctx.create(
+        {
+            "apiVersion": INFRA_VERSION,
+            "kind": "ByoMachine",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "ownerReferences": [owner_ref(machine, controller=True)],
+            },
+            "spec": copy.deepcopy(dig(template, "spec", "template", "spec") or {}),
+        }
+    )
+    return machine
+
+
+def replica_counts(machines: list[Obj]) -> dict[str, int]:
+    live = alive(machines)
+    ready = sum(1 for m in live if machine_ready(m))
+    return {"replicas": len(live), "ready": ready}
