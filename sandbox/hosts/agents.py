@@ -1,0 +1,180 @@
+"""Runs the BYOH agent simulator (``sandbox.capi.agent.HostAgent``) in-process for a host's agent unit.
+
+``systemctl start`` returns at once (a ``Type=simple`` unit); the agent registers its ByoHost in the
+background and the unit turns ``failed`` (with the reason in ``journalctl -u``) if that fails.
+The kubeadm hooks record ``kubeadm init|join|reset`` in the host state, or raise for an injected fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from . import units
+from .shims.agent import AgentSpec, AgentStartError
+from .vfs import HostFs
+
+if TYPE_CHECKING:
+    from .shims import HostLike
+
+log = structlog.get_logger(__name__)
+AGENT_MODULE = "sandbox.capi.agent"
+_OPTIONAL_ARGS = {"ip", "hostinfo"}
+
+
+@dataclass
+class _Running:
+    agent: Any
+    task: asyncio.Task[None]
+    ready: asyncio.Event
+
+
+class AgentSupervisor:
+    """The agents of one host, keyed by unit name."""
+
+    def __init__(self, host: HostLike) -> None:
+        self._host = host
+        self._running: dict[str, _Running] = {}
+
+    @property
+    def units(self) -> list[str]:
+        return sorted(self._running)
+
+    def agent(self, unit: str) -> Any:
+        running = self._running.get(unit)
+        return running.agent if running else None
+
+    async def start(self, unit: str, spec: AgentSpec) -> None:
+        await self.stop(unit)
+        try:
+            module = importlib.import_module(AGENT_MODULE)
+            host_agent = module.HostAgent
+        except Exception as exc:
+            raise AgentStartError(f"BYOH agent simulator unavailable: {type(exc).__name__}: {exc}") from exc
+        vfs = self._host.vfs
+        facts = self._host.facts
+        kwargs: dict[str, Any] = {
+            "bootstrap_kubeconfig": vfs.real(spec.bootstrap_kubeconfig),
+            "hostname": self._host.state.hostname,
+            "namespace": spec.namespace,
+            "labels": dict(spec.labels),
+            "config_path": vfs.real("/root/.byoh/config"),
+            "on_bootstrap": self.on_bootstrap,
+            "on_reset": self.on_reset,
+            "ip": self._host.ip,
+            "hostinfo": {"architecture": facts.dpkg_arch, "osname": "linux", "osimage": facts.os_pretty_name},
+        }
+        try:
+            accepted = inspect.signature(host_agent).parameters
+            # Optional extras (ip, hostinfo) are passed only when this version of the simulator takes them.
+            agent = host_agent(**{k: v for k, v in kwargs.items() if k in accepted or k not in _OPTIONAL_ARGS})
+        except Exception as exc:
+            raise AgentStartError(f"agent setup failed: {type(exc).__name__}: {exc}") from exc
+        ready = asyncio.Event()
+        task = asyncio.create_task(self._run(unit, agent, ready), name=f"byoh-agent-{self._host.host_id}")
+        self._running[unit] = _Running(agent, task, ready)
+
+    async def _run(self, unit: str, agent: Any, ready: asyncio.Event) -> None:
+        try:
+            await agent.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("byoh_agent_start_failed", host_id=self._host.host_id, unit=unit, error=type(exc).__name__)
+            self._fail(unit, f"agent failed to register: {type(exc).__name__}: {exc}")
+            self._running.pop(unit, None)
+            with contextlib.suppress(Exception):
+                await agent.stop()
+            ready.set()
+            return
+        units.journal_line(self._host.state, unit, f"registered ByoHost {self._host.state.hostname}",
+                           process="byoh-hostagent[4242]")
+        log.info("byoh_agent_registered", host_id=self._host.host_id, unit=unit)
+        ready.set()
+        self._host.notify_changed()
+
+    def _fail(self, unit: str, reason: str) -> None:
+        rec = self._host.state.services.get(unit)
+        if rec is not None:
+            rec.active = "failed"
+            rec.failure = reason
+        units.journal_line(self._host.state, unit, reason, process="byoh-hostagent[4242]")
+        units.journal_line(self._host.state, unit, f"{unit}.service: Main process exited, code=exited, "
+                                                    "status=1/FAILURE")
+        self._host.notify_changed()
+
+    async def wait_ready(self, unit: str) -> bool:
+        """Wait until the unit's agent registered (True) or failed/stopped (False); callers bound the wait."""
+        running = self._running.get(unit)
+        if running is None:
+            return False
+        await running.ready.wait()
+        return unit in self._running
+
+    async def stop(self, unit: str) -> None:
+        running = self._running.pop(unit, None)
+        if running is None:
+            return
+        if not running.task.done():
+            running.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running.task
+        try:
+            await running.agent.stop()
+        except Exception as exc:
+            log.warning("byoh_agent_stop_failed", host_id=self._host.host_id, unit=unit, error=type(exc).__name__)
+
+    async def stop_all(self) -> None:
+        for unit in list(self._running):
+            await self.stop(unit)
+
+    # -- kubeadm hooks called by the agent -----------------------------------------------------
+
+    def _root_fs(self) -> HostFs:
+        return HostFs(self._host.vfs, self._host.state, self._host.facts, "root")
+
+    async def on_bootstrap(self, kind: str) -> None:
+        state = self._host.state
+        fault = self._host.bootstrap_fault()
+        if fault is not None:
+            state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": False, "detail": fault})
+            state.record(f"kubeadm {kind}", user="root", exit_code=1, changed=False, source="agent",
+                         stderr=fault.encode(), fault="bootstrap_failure")
+            self._host.notify_changed()
+            raise RuntimeError(f"kubeadm {kind} failed: {fault}")
+        fs = self._root_fs()
+        fs.mkdir("/etc/kubernetes/manifests", parents=True)
+        fs.write("/etc/kubernetes/kubelet.conf", b"# sandbox kubelet kubeconfig\n", mode=0o600)
+        if kind == "init":
+            fs.write("/etc/kubernetes/admin.conf", b"# sandbox admin kubeconfig\n", mode=0o600)
+        kubelet = state.services.get("kubelet")
+        if kubelet is not None and kubelet.active != "active":
+            kubelet.active = "active"
+            kubelet.start_count += 1
+        state.kubeadm = kind
+        state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": True, "detail": ""})
+        state.record(f"kubeadm {kind}", user="root", exit_code=0, changed=True, source="agent")
+        self._host.notify_changed()
+
+    async def on_reset(self) -> None:
+        state = self._host.state
+        fs = self._root_fs()
+        for directory in ("/etc/kubernetes", "/var/lib/kubelet"):
+            if fs.is_dir(directory):
+                for entry in fs.listdir(directory):
+                    fs.remove(f"{directory}/{entry}", recursive=True)
+        kubelet = state.services.get("kubelet")
+        if kubelet is not None and kubelet.active == "active":
+            kubelet.active = "inactive"
+            kubelet.stop_count += 1
+        state.kubeadm = "reset"
+        state.kubeadm_runs.append({"action": "reset", "source": "agent", "ok": True, "detail": ""})
+        state.record("kubeadm reset", user="root", exit_code=0, changed=True, source="agent")
+        self._host.notify_changed()
+

@@ -1,0 +1,399 @@
+"""Path mapping into a host's own fs root, with permissions and change recording.
+
+Every absolute path a client names is resolved inside ``<state>/root``. Symlinks are followed
+*virtually* (their targets are re-read as paths inside the root), so no path can escape to the real
+machine, whatever the client writes. Nothing here ever opens a path outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import posixpath
+import shutil
+import stat as stat_mod
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import procfs
+from .facts import HostFacts
+from .state import FileRecord, HostState
+
+_MAX_SYMLINK_HOPS = 40
+
+
+class FsError(OSError):
+    """A failed file operation; ``vpath`` is the path as the client named it."""
+
+    def __init__(self, code: int, vpath: str) -> None:
+        super().__init__(code, os.strerror(code))
+        self.vpath = vpath
+
+
+def normalize(vpath: str, cwd: str = "/") -> str:
+    """An absolute, lexically normalized virtual path (``..`` never climbs above ``/``)."""
+    norm = posixpath.normpath(posixpath.join(cwd, vpath))
+    return "/" + norm.lstrip("/")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Vfs:
+    """Maps virtual paths to real paths under ``root``; never returns a path outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def real(self, vpath: str, *, follow: bool = True) -> Path:
+        parts = [p for p in normalize(vpath).split("/") if p]
+        resolved: list[str] = []
+        hops = 0
+        i = 0
+        while i < len(parts):
+            name = parts[i]
+            if name == "..":
+                if resolved:
+                    resolved.pop()
+                i += 1
+                continue
+            if name == ".":
+                i += 1
+                continue
+            candidate = self.root.joinpath(*resolved, name)
+            last = i == len(parts) - 1
+            if (follow or not last) and candidate.is_symlink():
+                hops += 1
+                if hops > _MAX_SYMLINK_HOPS:
+                    raise FsError(errno.ELOOP, vpath)
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    resolved = []
+                parts = [p for p in target.split("/") if p] + parts[i + 1 :]
+                i = 0
+                continue
+            resolved.append(name)
+            i += 1
+        return self.root.joinpath(*resolved)
+
+    def virtual(self, real: Path) -> str:
+        """The virtual path of a path that ``real()`` returned."""
+        rel = real.relative_to(self.root).as_posix()
+        return "/" if rel == "." else "/" + rel
+
+
+@dataclass
+class StatInfo:
+    kind: str  # "file", "dir", "symlink", "special"
+    size: int
+    mode: int
+    owner: str
+    mtime: float
+
+
+class HostFs:
+    """The file API shims use: permissions for the acting user, special files, change recording."""
+
+    def __init__(self, vfs: Vfs, state: HostState, facts: HostFacts, user: str) -> None:
+        self.vfs = vfs
+        self.state = state
+        self.facts = facts
+        self.user = user
+
+    @property
+    def is_root(self) -> bool:
+        return self.user == "root"
+
+    def home(self) -> str:
+        return "/root" if self.is_root else f"/home/{self.user}"
+
+    # -- permissions -----------------------------------------------------------------------
+
+    def _user_area(self, vpath: str) -> bool:
+        # Virtual paths inside the host's fs root, not the real /tmp.
+        areas = ("/tmp", "/var/tmp", f"/home/{self.user}")  # noqa: S108
+        return any(vpath == area or vpath.startswith(area + "/") for area in areas)
+
+    def _owned(self, vpath: str) -> bool:
+        rec = self.state.files.get(vpath)
+        return rec is not None and rec.owner.split(":")[0] == self.user
+
+    def can_write(self, vpath: str) -> bool:
+        if self.is_root or self._user_area(vpath) or self._owned(vpath):
+            return True
+        return not self.lexists(vpath) and self._owned(posixpath.dirname(vpath))
+
+    def can_read(self, vpath: str) -> bool:
+        if self.is_root or self._user_area(vpath) or self._owned(vpath):
+            return True
+        if vpath == "/root" or vpath.startswith("/root/") or vpath in {"/etc/shadow", "/etc/sudoers"}:
+            return False
+        rec = self.state.files.get(vpath)
+        return rec is None or bool(rec.mode & 0o004)
+
+    def _check_write(self, vpath: str) -> None:
+        if not self.can_write(vpath):
+            raise FsError(errno.EACCES, vpath)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def lexists(self, vpath: str) -> bool:
+        if procfs.is_special(vpath):
+            return procfs.exists(self.state, self.facts, vpath)
+        try:
+            return os.path.lexists(self.vfs.real(vpath, follow=False))
+        except FsError:
+            return False
+
+    def exists(self, vpath: str) -> bool:
+        if procfs.is_special(vpath):
+            return procfs.exists(self.state, self.facts, vpath)
+        try:
+            return self.vfs.real(vpath).exists()
+        except FsError:
+            return False
+
+    def is_dir(self, vpath: str) -> bool:
+        if procfs.is_special(vpath):
+            return procfs.is_dir(self.state, vpath)
+        try:
+            return self.vfs.real(vpath).is_dir()
+        except FsError:
+            return False
+
+    def is_file(self, vpath: str) -> bool:
+        if procfs.is_special(vpath):
+            return procfs.exists(self.state, self.facts, vpath) and not procfs.is_dir(self.state, vpath)
+        try:
+            return self.vfs.real(vpath).is_file()
+        except FsError:
+            return False
+
+    def is_symlink(self, vpath: str) -> bool:
+        return not procfs.is_special(vpath) and self.vfs.real(vpath, follow=False).is_symlink()
+
+    def stat(self, vpath: str, *, follow: bool = True) -> StatInfo:
+        if procfs.is_special(vpath):
+            if not procfs.exists(self.state, self.facts, vpath):
+                raise FsError(errno.ENOENT, vpath)
+            kind = "dir" if procfs.is_dir(self.state, vpath) else "special"
+            return StatInfo(kind, 0, 0o555 if kind == "dir" else 0o644, "root:root", 0.0)
+        real = self.vfs.real(vpath, follow=follow)
+        try:
+            st = real.lstat()
+        except FileNotFoundError:
+            raise FsError(errno.ENOENT, vpath) from None
+        except NotADirectoryError:
+            raise FsError(errno.ENOTDIR, vpath) from None
+        kind = "symlink" if stat_mod.S_ISLNK(st.st_mode) else "dir" if stat_mod.S_ISDIR(st.st_mode) else "file"
+        rec = self.state.files.get(normalize(vpath))
+        mode = rec.mode if rec else stat_mod.S_IMODE(st.st_mode)
+        owner = rec.owner if rec else self._default_owner(vpath)
+        return StatInfo(kind, st.st_size, mode, owner, st.st_mtime)
+
+    def _default_owner(self, vpath: str) -> str:
+        parts = vpath.split("/")
+        if len(parts) > 2 and parts[1] == "home":
+            return f"{parts[2]}:{parts[2]}"
+        return "root:root"
+
+    def mode_of(self, vpath: str) -> int:
+        return self.stat(vpath).mode
+
+    def listdir(self, vpath: str) -> list[str]:
+        if procfs.is_special(vpath):
+            if not procfs.is_dir(self.state, vpath):
+                raise FsError(errno.ENOTDIR if procfs.exists(self.state, self.facts, vpath) else errno.ENOENT, vpath)
+            return procfs.listdir(self.state, self.facts, vpath)
+        real = self.vfs.real(vpath)
+        if not real.exists():
+            raise FsError(errno.ENOENT, vpath)
+        if not real.is_dir():
+            raise FsError(errno.ENOTDIR, vpath)
+        if not self.can_read(vpath):
+            raise FsError(errno.EACCES, vpath)
+        return sorted(os.listdir(real))
+
+    def read(self, vpath: str) -> bytes:
+        if procfs.is_special(vpath):
+            try:
+                return procfs.read(self.state, self.facts, vpath)
+            except procfs.SpecialError as exc:
+                raise FsError(exc.errno or errno.EIO, vpath) from None
+        real = self.vfs.real(vpath)
+        if real.is_dir():
+            raise FsError(errno.EISDIR, vpath)
+        if not real.exists():
+            raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath)
+        if not self.can_read(vpath):
+            raise FsError(errno.EACCES, vpath)
+        return real.read_bytes()
+
+    def _parent_not_dir(self, vpath: str) -> bool:
+        parent = self.vfs.real(posixpath.dirname(vpath))
+        return parent.exists() and not parent.is_dir()
+
+    # -- mutations (each returns whether it changed anything) --------------------------------
+
+    def write(self, vpath: str, data: bytes, *, append: bool = False, mode: int | None = None) -> bool:
+        vpath = normalize(vpath)
+        if procfs.is_special(vpath):
+            try:
+                return procfs.write(self.state, self.facts, vpath, data, is_root=self.is_root)
+            except procfs.SpecialError as exc:
+                raise FsError(exc.errno or errno.EIO, vpath) from None
+        real = self.vfs.real(vpath)
+        parent = real.parent
+        if not parent.exists():
+            raise FsError(errno.ENOENT, vpath)
+        if not parent.is_dir():
+            raise FsError(errno.ENOTDIR, vpath)
+        if real.is_dir():
+            raise FsError(errno.EISDIR, vpath)
+        self._check_write(vpath)
+        old = real.read_bytes() if real.exists() else None
+        new = (old or b"") + data if append else data
+        rec = self.state.files.get(vpath)
+        old_mode = rec.mode if rec else (self._existing_mode(real, 0o644) if old is not None else None)
+        new_mode = mode if mode is not None else (old_mode if old_mode is not None else 0o644)
+        owner = rec.owner if rec else (self._default_owner(vpath) if old is not None else f"{self.user}:{self.user}")
+        if old != new:
+            fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(new)
+        self._apply_mode(real, new_mode)
+        changed = old != new or old_mode != new_mode
+        self.state.files[vpath] = FileRecord(sha256_bytes(new), new_mode, owner)
+        return changed
+
+    @staticmethod
+    def _existing_mode(real: Path, default: int) -> int:
+        try:
+            return stat_mod.S_IMODE(real.lstat().st_mode)
+        except OSError:
+            return default
+
+    @staticmethod
+    def _apply_mode(real: Path, mode: int) -> None:
+        # The real file always stays readable/writable by the sandbox process itself.
+        extra = 0o700 if real.is_dir() else 0o600
+        os.chmod(real, (mode | extra) & 0o7777, follow_symlinks=False)
+
+    def adopt(self, vpath: str, old_sha: str | None, *, mode: int | None = None) -> bool:
+        """Record content written behind our back (an SFTP upload); returns whether it changed."""
+        vpath = normalize(vpath)
+        real = self.vfs.real(vpath)
+        sha = sha256_bytes(real.read_bytes())
+        rec = self.state.files.get(vpath)
+        new_mode = mode if mode is not None else (rec.mode if rec else self._existing_mode(real, 0o644))
+        if rec is not None:
+            owner = rec.owner
+        else:
+            owner = f"{self.user}:{self.user}" if old_sha is None else self._default_owner(vpath)
+        self._apply_mode(real, new_mode)
+        self.state.files[vpath] = FileRecord(sha, new_mode, owner)
+        return sha != old_sha or (rec is not None and rec.mode != new_mode)
+
+    def sha256_of(self, vpath: str) -> str | None:
+        real = self.vfs.real(vpath)
+        return sha256_bytes(real.read_bytes()) if real.is_file() else None
+
+    def mkdir(self, vpath: str, *, parents: bool = False, mode: int = 0o755) -> bool:
+        vpath = normalize(vpath)
+        if self.is_dir(vpath):
+            if parents:
+                return False
+            raise FsError(errno.EEXIST, vpath)
+        if self.lexists(vpath):
+            raise FsError(errno.EEXIST, vpath)
+        parent = posixpath.dirname(vpath)
+        if not self.is_dir(parent):
+            if not parents or self.lexists(parent):
+                raise FsError(errno.ENOENT if not self.lexists(parent) else errno.ENOTDIR, vpath)
+            self.mkdir(parent, parents=True)
+        if procfs.is_special(vpath) or not self.can_write(vpath):
+            raise FsError(errno.EACCES, vpath)
+        real = self.vfs.real(vpath)
+        real.mkdir(mode=0o755)
+        self._apply_mode(real, mode)
+        if mode != 0o755 or not self.is_root:
+            self.state.files[vpath] = FileRecord(None, mode, f"{self.user}:{self.user}")
+        return True
+
+    def remove(self, vpath: str, *, recursive: bool = False) -> bool:
+        vpath = normalize(vpath)
+        if procfs.is_special(vpath):
+            raise FsError(errno.EACCES if self.lexists(vpath) else errno.ENOENT, vpath)
+        real = self.vfs.real(vpath, follow=False)
+        if not os.path.lexists(real):
+            raise FsError(errno.ENOENT, vpath)
+        if vpath == "/":
+            raise FsError(errno.EBUSY, vpath)
+        self._check_write(vpath)
+        if real.is_dir() and not real.is_symlink():
+            if not recursive:
+                raise FsError(errno.EISDIR, vpath)
+            shutil.rmtree(real)
+        else:
+            real.unlink()
+        for key in [k for k in self.state.files if k == vpath or k.startswith(vpath + "/")]:
+            del self.state.files[key]
+        return True
+
+    def chmod(self, vpath: str, mode: int) -> bool:
+        vpath = normalize(vpath)
+        info = self.stat(vpath)
+        if not self.is_root and info.owner.split(":")[0] != self.user:
+            raise FsError(errno.EPERM, vpath)
+        real = self.vfs.real(vpath)
+        self._apply_mode(real, mode)
+        rec = self.state.files.get(vpath)
+        sha = rec.sha256 if rec else (sha256_bytes(real.read_bytes()) if real.is_file() else None)
+        self.state.files[vpath] = FileRecord(sha, mode, info.owner)
+        return info.mode != mode
+
+    def chown(self, vpath: str, owner: str) -> bool:
+        vpath = normalize(vpath)
+        info = self.stat(vpath)
+        if not self.is_root:
+            raise FsError(errno.EPERM, vpath)
+        real = self.vfs.real(vpath)
+        rec = self.state.files.get(vpath)
+        sha = rec.sha256 if rec else (sha256_bytes(real.read_bytes()) if real.is_file() else None)
+        self.state.files[vpath] = FileRecord(sha, info.mode, owner)
+        return info.owner != owner
+
+    def rename(self, src: str, dst: str) -> bool:
+        src, dst = normalize(src), normalize(dst)
+        if not self.lexists(src):
+            raise FsError(errno.ENOENT, src)
+        self._check_write(src)
+        self._check_write(dst)
+        real_src = self.vfs.real(src, follow=False)
+        real_dst = self.vfs.real(dst)
+        if not real_dst.parent.is_dir():
+            raise FsError(errno.ENOENT, dst)
+        os.replace(real_src, real_dst)
+        for key in [k for k in self.state.files if k == src or k.startswith(src + "/")]:
+            self.state.files[dst + key[len(src) :]] = self.state.files.pop(key)
+        return True
+
+    def symlink(self, target: str, linkpath: str) -> bool:
+        linkpath = normalize(linkpath)
+        real = self.vfs.real(linkpath, follow=False)
+        if os.path.lexists(real):
+            raise FsError(errno.EEXIST, linkpath)
+        if not real.parent.is_dir():
+            raise FsError(errno.ENOENT, linkpath)
+        self._check_write(linkpath)
+        # The target text is stored verbatim; Vfs.real() re-reads it inside the root.
+        os.symlink(target, real)
+        return True
+
+    def readlink(self, vpath: str) -> str:
+        real = self.vfs.real(vpath, follow=False)
+        if not real.is_symlink():
+            raise FsError(errno.EINVAL, vpath)
+        return os.readlink(real)
