@@ -47,6 +47,15 @@ class CniManifest:
         """The ConfigMap data key that carries the manifest."""
         return f"{self.name}.yaml"
 
+    def for_pod_cidr(self, pod_cidr: str) -> CniManifest:
+        """This manifest with every pool of the pod CIDR's IP family set to that CIDR.
+
+        The CNI's pod pool must equal ``clusterNetwork.pods``; rewriting the declared value (as one
+        would edit ``CALICO_IPV4POOL_CIDR`` by hand) lets one manifest serve clusters with different
+        pod networks. Pools of the other family and commented-out settings are left as they are.
+        """
+        return _with_pool(self, pod_cidr)
+
 
 _cache: dict[tuple[str, Path], tuple[tuple[int, int], CniManifest]] = {}
 _lock = threading.Lock()
@@ -76,6 +85,28 @@ def find_pools(text: str) -> tuple[tuple[str, str], ...]:
                 break
         at = text.find("POOL_CIDR", end)
     return tuple(found)
+
+
+@functools.lru_cache(maxsize=64)
+def _with_pool(manifest: CniManifest, pod_cidr: str) -> CniManifest:
+    family = "IPV6" if ipaddress.ip_network(pod_cidr).version == 6 else "IPV4"
+    if not any(f"_{family}POOL_CIDR" in env and cidr != pod_cidr for env, cidr in manifest.pools):
+        return manifest
+    lines = manifest.text.split("\n")
+    for i, line in enumerate(lines[:-1]):
+        m = _POOL_NAME.match(line)
+        if not m or f"_{family}POOL_CIDR" not in m.group(1):
+            continue
+        for j in range(i + 1, min(i + 4, len(lines))):
+            follow = lines[j]
+            if follow.lstrip().startswith("#") or not follow.strip():
+                continue
+            v = _POOL_VALUE.match(follow)
+            if v:
+                lines[j] = follow[: v.start(1)] + pod_cidr + follow[v.end(1) :]
+            break
+    text = "\n".join(lines)
+    return CniManifest(name=manifest.name, text=text, pools=find_pools(text))
 
 
 def check_text(name: str, text: str) -> str:
@@ -178,8 +209,11 @@ def payload_issues(obj: Mapping[str, Any], pod_cidr: str) -> Iterator[tuple[str,
     if obj.get("kind") != "ConfigMap" or not isinstance(data, Mapping):
         return
     pod_net = ipaddress.ip_network(pod_cidr)
+    family = f"_IPV{pod_net.version}POOL_CIDR"
     for key, text in data.items():
         for env, cidr in find_pools(text) if isinstance(text, str) else ():
+            if family not in env:
+                continue  # a pool of the other IP family (dual-stack) is not the pod CIDR's to match
             try:
                 same = ipaddress.ip_network(cidr, strict=False) == pod_net
             except ValueError:

@@ -132,7 +132,7 @@ def cni_manifest(spec: ClusterSpec, options: RenderOptions) -> cni.CniManifest |
     if path is None:
         known = ", ".join(sorted(options.cni_manifests)) or "none configured"
         raise InputError(f"unknown CNI {spec.cni!r} (known: {known})", path="cni", reason="UnknownCni")
-    return cni.load_manifest(spec.cni, path)
+    return cni.load_manifest(spec.cni, path).for_pod_cidr(spec.pod_cidr)
 
 
 def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:

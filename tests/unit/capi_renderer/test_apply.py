@@ -100,7 +100,7 @@ async def test_apply_errors_name_the_object_and_keep_their_class() -> None:
 async def test_invalid_render_is_refused_before_any_write() -> None:
     kube = FakeKube()
     with pytest.raises(InputError):
-        await render_validate_apply(kube, make_spec(pod_cidr="10.32.0.0/16"), make_options(), None)
+        await render_validate_apply(kube, make_spec(cni="not-configured"), make_options(), None)
     assert kube.calls == []
 
 

@@ -154,11 +154,21 @@ def test_oversized_cni_configmap_is_rejected() -> None:
     assert _has(_issues(mutate), "ConfigMap/cni-edge1-crs-0", "data", "size")
 
 
-def test_cni_pool_must_equal_the_pod_cidr() -> None:
+def test_cni_pool_follows_the_pod_cidr() -> None:
     spec = make_spec(pod_cidr="10.32.0.0/16")
-    issues = validate_render(render_cluster(spec, make_options()), spec, None, make_options())
-    assert [(i.object, i.path, i.rule) for i in issues] == [
-        ("ConfigMap/cni-edge1-crs-0", "data[bridge-pool.yaml]", "cni-pool")]
+    objects = render_cluster(spec, make_options())
+    assert validate_render(objects, spec, None, make_options()) == []
+    text = _find(objects, "ConfigMap")["data"]["bridge-pool.yaml"]
+    assert "10.32.0.0/16" in text and "10.244.0.0/16" not in text.split("#", 1)[0]
+
+
+def test_cni_pool_must_equal_the_pod_cidr() -> None:
+    def mutate(objs: Objects) -> None:
+        cm = _find(objs, "ConfigMap")["data"]
+        cm["bridge-pool.yaml"] = cm["bridge-pool.yaml"].replace('"10.244.0.0/16"', '"10.99.0.0/16"')
+
+    issues = _issues(mutate)
+    assert _has(issues, "ConfigMap/cni-edge1-crs-0", "data[bridge-pool.yaml]", "cni-pool")
 
 
 def test_crs_selector_must_match_the_cluster_labels() -> None:
@@ -249,14 +259,14 @@ def test_secret_payloads_are_checked_structurally() -> None:
 
 
 def test_render_and_validate_raises_input_error_listing_every_issue() -> None:
-    spec = make_spec(pod_cidr="10.32.0.0/16")
+    spec = make_spec()
+    options = make_options(kube_vip_image="ghcr.io/kube-vip/kube-vip:v1.2.2")
     with pytest.raises(InputError) as info:
-        render_and_validate(spec, make_options(), None)
+        render_and_validate(spec, options.model_copy(update={"ignore_preflight_errors": ()}), None)
     err = info.value
     assert err.reason == "InvalidRender"
-    assert "ConfigMap/cni-edge1-crs-0 data[bridge-pool.yaml]" in err.message
-    assert "[cni-pool]" in err.message
-    assert err.path == "ConfigMap/cni-edge1-crs-0 data[bridge-pool.yaml]"
+    assert "ignorePreflightErrors" in err.message
+    assert err.path.startswith("KubeadmControlPlane/edge1-control-plane")
 
 
 def test_render_and_validate_returns_the_objects(options: RenderOptions, schemas: CrdSchemas) -> None:
