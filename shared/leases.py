@@ -9,8 +9,9 @@ Acquiring hosts already held by the same owner is a no-op (idempotent replays).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from nats.js.kv import KeyValue
@@ -34,6 +35,10 @@ class LeaseConflict(PermanentError):
         super().__init__(f"host {host_id!r} is leased to {holder!r}", reason="HostLeased")
         self.host_id = host_id
         self.holder = holder
+
+
+def _lease(owner: str) -> Lease:
+    return Lease(owner=owner, acquired_at=datetime.now(UTC))
 
 
 class HostLeases:
@@ -65,6 +70,72 @@ class HostLeases:
             await self._rollback(taken)
             raise
         return [h for h, _ in taken]
+
+    async def acquire_batch(
+        self, assignments: Mapping[str, str], *, concurrency: int = 256, settle: float = 0.05
+    ) -> list[str]:
+        """Take every host for its own owner (host id → owner), all or nothing; returns the hosts newly taken.
+
+        For a batch of many owners (one per PR) that must succeed or fail together. Fast path: every
+        create in flight at once. If any host is held by another owner, all this call took is rolled
+        back and the batch is taken again one host at a time in sorted order (ordered locking: of two
+        overlapping callers one wins); a conflict there is re-checked once after ``settle`` seconds, so
+        a competitor's fast-path rollback still in flight cannot make both lose.
+        """
+        items = sorted(assignments.items())
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(host_id: str, owner: str) -> tuple[str, int | None, str | None]:
+            async with slots:
+                try:
+                    return host_id, await self.store.create(host_id, _lease(owner)), None
+                except RecordExists:
+                    return host_id, None, await self.owner_of(host_id)
+
+        results = await asyncio.gather(*(one(h, o) for h, o in items), return_exceptions=True)
+        taken = [(r[0], r[1]) for r in results if not isinstance(r, BaseException) and r[1] is not None]
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await self._rollback_all(taken, concurrency)
+            raise failure
+        if all(r[1] is not None or r[2] == assignments[r[0]] for r in results if not isinstance(r, BaseException)):
+            return [h for h, _ in taken]
+        await self._rollback_all(taken, concurrency)
+        return await self._acquire_ordered(items, settle)
+
+    async def _acquire_ordered(self, items: list[tuple[str, str]], settle: float) -> list[str]:
+        taken: list[tuple[str, int]] = []
+        try:
+            for host_id, owner in items:
+                for attempt in range(3):
+                    try:
+                        taken.append((host_id, await self.store.create(host_id, _lease(owner))))
+                        break
+                    except RecordExists:
+                        holder = await self.owner_of(host_id)
+                        if holder == owner:
+                            break
+                        if holder is not None and attempt == 2:
+                            raise LeaseConflict(host_id, holder) from None
+                        if holder is not None:
+                            # Possibly a competitor's fast path about to roll back: look again shortly.
+                            await asyncio.sleep(settle * (attempt + 1))
+                else:
+                    raise LeaseConflict(host_id, "a concurrent request")
+        except BaseException:
+            await self._rollback(taken)
+            raise
+        return [h for h, _ in taken]
+
+    async def _rollback_all(self, taken: list[tuple[str, int]], concurrency: int) -> None:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def undo(host_id: str, revision: int) -> None:
+            async with slots:
+                with contextlib.suppress(RecordConflict):
+                    await self.store.delete(host_id, revision)
+
+        await asyncio.gather(*(undo(h, r) for h, r in taken))
 
     async def _rollback(self, taken: list[tuple[str, int]]) -> None:
         for host_id, revision in reversed(taken):

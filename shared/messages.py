@@ -30,6 +30,7 @@ from shared.payloads import (
     HostprepJob,
     HostProgress,
     MessageFailed,
+    PrDeadline,
     PrRequest,
     PrStatus,
 )
@@ -45,6 +46,7 @@ AnyPayload = Annotated[
     | FprStatus
     | PrRequest
     | PrStatus
+    | PrDeadline
     | HostprepJob
     | HostProgress
     | HostprepDone

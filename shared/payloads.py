@@ -7,6 +7,7 @@ reasons, never credentials. A contract change here shows up in the JSON-schema s
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,6 +45,15 @@ class MessageFailed(Payload):
 
 
 # ── FOCOM ──────────────────────────────────────────────────────────────────────────────
+
+
+#: A PR id is UUIDv5(PR_ID_NAMESPACE, "<fpr>/<cluster>"): a replayed request maps to the same PR.
+PR_ID_NAMESPACE = uuid.UUID("0b7e9c52-4f0e-5d8a-9c1e-6a2f3b4c5d6e")
+
+
+def pr_id_for(fpr: str, cluster: str) -> str:
+    """The deterministic ProvisioningRequest id of ``cluster`` requested by the FOCOM request ``fpr``."""
+    return str(uuid.uuid5(PR_ID_NAMESPACE, f"{fpr}/{cluster}"))
 
 
 class HostSelection(Value):
@@ -87,6 +97,9 @@ class FprStatus(Payload):
     message: str = ""
     children: tuple[ChildStatus, ...] = ()
     updated_at: datetime
+    #: The operation being carried out and how many accepted requests changed this FPR so far.
+    operation: Literal["create", "scale", "delete"] | None = None
+    generation: int = 0
 
 
 # ── O2IMS ──────────────────────────────────────────────────────────────────────────────
@@ -119,6 +132,20 @@ class PrStatus(Payload):
     message: str | None = None
     node_cluster_id: str | None = None
     at: datetime
+    #: The PR's transition number (increases by one per transition): consumers drop older ones.
+    seq: int = 0
+
+
+class PrDeadline(Payload):
+    """A stage deadline o2ims sends itself on ``timers.o2ims.<pr>``; it is redelivered until due."""
+
+    type: Literal["o2ims.deadline"] = "o2ims.deadline"
+    pr_id: str
+    #: The record's deadline number when armed: a timer for an earlier deadline is stale.
+    seq: int
+    state: PrState
+    stage: PrStage | None = None
+    deadline: datetime
 
 
 # ── hostprep ───────────────────────────────────────────────────────────────────────────
@@ -151,6 +178,19 @@ class HostprepDone(Payload):
     hosts: tuple[str, ...]
 
 
+class HostFailure(BaseModel):
+    """Why one host of a hostprep job failed (an item of ``HostprepFailed.failures``, not a message)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host_id: str
+    step: str | None = None
+    reason: str
+    message: str
+    exit_code: int | None = None
+    stderr_tail: str | None = None
+
+
 class HostprepFailed(Payload):
     type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
     pr_id: str
@@ -161,6 +201,10 @@ class HostprepFailed(Payload):
     stderr_tail: str | None = None
     reason: str
     message: str
+    #: Every failed host (the fields above repeat the first one); hosts not listed here nor in
+    #: ``ready_hosts`` were not reached.
+    failures: tuple[HostFailure, ...] = ()
+    ready_hosts: tuple[str, ...] = ()
 
 
 # ── capi_renderer ──────────────────────────────────────────────────────────────────────
@@ -226,6 +270,8 @@ class ClusterSummary(Payload):
     kubeconfig_present: bool = False
     ready: bool = False
     failure: str | None = None
+    #: The first unmet readiness requirement (DESIGN §6), for progress details; None when ready or failed.
+    waiting_for: str | None = None
 
 
 class ClusterTransition(Payload):
@@ -248,6 +294,8 @@ class ByoHostSummary(Payload):
     free: bool = False
     claimed_by: str | None = None
     bootstrap_condition: str | None = None
+    #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
+    failure: str | None = None
 
 
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
@@ -256,6 +304,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     FprStatus,
     PrRequest,
     PrStatus,
+    PrDeadline,
     HostprepJob,
     HostProgress,
     HostprepDone,

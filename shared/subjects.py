@@ -145,13 +145,27 @@ FOCOM_REQUESTS_CONSUMER = ConsumerSpec(
 FOCOM_CHILD_STATUS_CONSUMER = ConsumerSpec(
     "focom-child-status", O2IMS, (ALL_O2IMS_STATUS,), _to(focom_status), "correlation"
 )
-O2IMS_REQUESTS_CONSUMER = ConsumerSpec("o2ims-requests", O2IMS, (ALL_O2IMS_REQUESTS,), _to(o2ims_status))
-O2IMS_EVENTS_CONSUMER = ConsumerSpec("o2ims-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), _to(o2ims_status), ack_wait=30.0)
-O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec("o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status))
-O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
-    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "correlation"
+#: focom's Kubernetes face: FPR status changes (and refusals) written back to the FocomProvisioningRequest CR.
+FOCOM_CR_STATUS_CONSUMER = ConsumerSpec(
+    "focom-cr-status", FOCOM, (ALL_FOCOM_STATUS,), _to(focom_status), "correlation", concurrency=16
 )
-O2IMS_TIMERS_CONSUMER = ConsumerSpec("o2ims-timers", TIMERS, (ALL_TIMERS,), _to(o2ims_status), max_deliver=-1)
+#: o2ims handlers take milliseconds (a KV write and a few publishes): a short ack_wait means a
+#: message held by a crashed replica is redelivered within seconds.
+O2IMS_REQUESTS_CONSUMER = ConsumerSpec(
+    "o2ims-requests", O2IMS, (ALL_O2IMS_REQUESTS,), _to(o2ims_status), ack_wait=10.0
+)
+O2IMS_EVENTS_CONSUMER = ConsumerSpec("o2ims-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), _to(o2ims_status), ack_wait=10.0)
+O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec(
+    "o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status), ack_wait=10.0
+)
+O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
+    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "correlation", ack_wait=10.0
+)
+#: Each armed deadline stays unacknowledged (nak'ed with a delay) until it is due, so the
+#: ack-pending limit bounds how many deadlines can be armed at once: keep it far above the PR count.
+O2IMS_TIMERS_CONSUMER = ConsumerSpec(
+    "o2ims-timers", TIMERS, (ALL_TIMERS,), _to(o2ims_status), max_deliver=-1, max_ack_pending=100_000, ack_wait=10.0
+)
 HOSTPREP_JOBS_CONSUMER = ConsumerSpec(
     "hostprep-jobs", HOSTPREP, (ALL_HOSTPREP_JOBS,), _to(hostprep_event), ack_wait=60.0, concurrency=16
 )

@@ -1,16 +1,48 @@
-"""Composition root of focom: settings, bus consumers, background tasks."""
+"""Composition root of focom: settings, stores, handlers, bus consumers and the optional Kubernetes face."""
 
 from __future__ import annotations
 
-from services.focom import handlers
+import asyncio
+
+from services.focom.catalog import load_catalog
+from services.focom.domain import FprRecord
+from services.focom.handlers import Focom, SpecRecord
+from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
+from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
-from shared.subjects import FOCOM_CHILD_STATUS_CONSUMER, FOCOM_REQUESTS_CONSUMER
+from shared.store import RecordStore
+from shared.subjects import (
+    BUCKET_FPR,
+    BUCKET_HOSTS,
+    FOCOM_CHILD_STATUS_CONSUMER,
+    FOCOM_CR_STATUS_CONSUMER,
+    FOCOM_REQUESTS_CONSUMER,
+)
+
+
+async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
+    s = runtime.settings
+    catalog = await asyncio.to_thread(load_catalog, s.templates_dir)
+    fpr = await runtime.bus.kv(BUCKET_FPR)
+    inventory = InventorySource(s.inventory_path, max_bytes=s.inventory_max_bytes, window=s.k8s_window)
+    return Focom(s, runtime.bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
+                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog)  # fmt: skip
 
 
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
-    runtime.consume(FOCOM_REQUESTS_CONSUMER, handlers.not_implemented)
-    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, handlers.not_implemented)
+    focom = await build(runtime)
+    runtime.consume(FOCOM_REQUESTS_CONSUMER, focom.on_request)
+    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status)
+    runtime.on_close(focom.writer.close)
+    if runtime.settings.kube_enabled:
+        # Imported here so that a focom without the Kubernetes face never loads the client library.
+        from services.focom.kube_face import KubeFace
+
+        face = await KubeFace.create(runtime.settings, runtime.bus, focom)
+        runtime.on_close(face.close)
+        runtime.consume(FOCOM_CR_STATUS_CONSUMER, face.on_status)
+        runtime.background(face.run(runtime.stop), "focom-cr-watch")
 
 
 def main() -> int:

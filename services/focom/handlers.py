@@ -1,15 +1,319 @@
-"""Message handlers of focom: message in, domain call, outcome out.
+"""focom's message handlers: FOCOM requests in, PR commands out; o2ims status in, FPR status out.
 
-Not implemented yet: every message is refused with a permanent error, so the sender sees a
-``message.failed`` event instead of a silent loss.
+A request is validated whole (shape, inventory, templates, the FPR's clusters) before anything
+happens; then, in a loop that re-reads on conflict: plan (pure) → take every host lease of the batch
+(all or nothing) → write the FPR record with a revision check. Only after the write are the cluster
+specs stored and the PR commands published, with ids derived from (FPR, PR, generation, command), so
+a redelivered or re-submitted request re-publishes duplicates the stream drops and changes nothing.
+A refused request raises ``InputError`` naming the JSON path and rule: no PR, no lease, no record.
 """
 
 from __future__ import annotations
 
-from shared.bus import MessageContext
-from shared.errors import PermanentError
-from shared.messages import Envelope
+import asyncio
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from services.focom import domain
+from services.focom import request as rq
+from services.focom.catalog import Catalog
+from services.focom.domain import FprRecord, Plan
+from services.focom.inventory_source import InventorySource
+from services.focom.preflight import unreachable
+from services.focom.rollup import FprWriter
+from services.focom.settings import FocomSettings
+from shared.bus import Bus, MessageContext
+from shared.errors import InputError, TemporaryError
+from shared.inventory import Inventory
+from shared.leases import HostLeases, LeaseConflict
+from shared.messages import Envelope, derive_id
+from shared.models import DNS1123_LABEL, ClusterSpec, HostRef
+from shared.payloads import FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus
+from shared.safe_json import Problem
+from shared.store import RecordConflict, RecordExists, RecordStore
+from shared.subjects import focom_status, last_token, o2ims_request
+
+log = structlog.get_logger(__name__)
+
+_NAME = re.compile(DNS1123_LABEL)
+_PR_REQUEST = str(PrRequest.model_fields["type"].default)
+MAX_ATTEMPTS = 16
 
 
-async def not_implemented(env: Envelope, ctx: MessageContext) -> None:
-    raise PermanentError(f"focom cannot handle {env.type} yet", reason="NotImplemented")
+class SpecRecord(BaseModel):
+    """The current spec of one cluster of an FPR (key ``<fpr>.<cluster>`` in the ``fpr`` bucket)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generation: int
+    spec: ClusterSpec
+
+
+def spec_key(fpr: str, cluster: str) -> str:
+    return f"{fpr}.{cluster}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Focom:
+    """The handlers and what they share; built once in ``app.setup``."""
+
+    def __init__(
+        self, settings: FocomSettings, bus: Bus, records: RecordStore[FprRecord], specs: RecordStore[SpecRecord],
+        leases: HostLeases, inventory: InventorySource, catalog: Catalog,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.bus = bus
+        self.records = records
+        self.specs = specs
+        self.leases = leases
+        self.inventory = inventory
+        self.catalog = catalog
+        self.writer = FprWriter(records, self.publish_status)
+
+    # ── status ──────────────────────────────────────────────────────────────────────────
+
+    async def publish_status(self, record: FprRecord, revision: int, cause: Envelope | None = None) -> None:
+        env = Envelope.wrap(domain.status_of(record), source=self.bus.source, correlation_id=record.name,
+                            cause=cause, id=derive_id("focom.status", record.name, revision))  # fmt: skip
+        await self.bus.publish(focom_status(record.name), env)
+
+    async def current_status(self, name: str) -> FprStatus | None:
+        got = await self.records.get(name)
+        return domain.status_of(got[0]) if got else None
+
+    async def on_child_status(self, env: Envelope, ctx: MessageContext) -> None:
+        """Fold an o2ims report (or o2ims's refusal of our command) into the FPR record."""
+        payload = env.payload
+        now = utcnow()
+        change: Callable[[FprRecord], FprRecord]
+        if isinstance(payload, PrStatus):
+            name, status = payload.fpr, payload
+            change = lambda r: domain.apply_status(r, status, now)  # noqa: E731
+        elif isinstance(payload, MessageFailed) and payload.message_type == _PR_REQUEST:
+            name, pr_id, failed = env.correlation_id, last_token(ctx.subject), payload
+            change = lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now)  # noqa: E731
+        else:
+            return
+        if len(name) > 63 or not _NAME.match(name):
+            log.warning("child_status_ignored", reason="not an FPR name", fpr=name[:80])
+            return
+        await self.writer.change(name, change)
+
+    # ── requests ────────────────────────────────────────────────────────────────────────
+
+    async def on_request(self, env: Envelope, ctx: MessageContext) -> None:
+        req = env.payload
+        if not isinstance(req, FocomRequest):
+            raise InputError(f"$.type: focom.requests carries FOCOM requests, not {env.type}", path="$.type")
+        rq.check_shape(req, max_clusters=self.settings.max_clusters_per_request)
+        if req.operation == "create":
+            await self._create(req, env)
+        elif req.operation == "scale":
+            await self._scale(req, env)
+        else:
+            await self._delete(req, env)
+
+    async def _create(self, req: FocomRequest, env: Envelope) -> None:
+        inventory = await self.inventory.get()
+        s = self.settings
+        specs = rq.create_specs(req, inventory, self.catalog, window=s.k8s_window, default_cni=s.default_cni,
+                                max_clusters=s.max_clusters_per_request)  # fmt: skip
+        req_digest = domain.request_digest(rq.request_fields(req), specs)
+        existing = await self.records.get(req.name)
+        if s.ssh_preflight and not (existing and existing[0].digest == req_digest):
+            await self._preflight([h for spec in specs for h in spec.all_hosts], _where_create(req, inventory))
+        now = utcnow()
+        where = _where_create(req, inventory)
+        plan, revision = await self._decide(
+            req.name, lambda rec: domain.plan_create(rec, req.name, specs, req_digest, now), where
+        )
+        await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
+
+    async def _scale(self, req: FocomRequest, env: Envelope) -> None:
+        record = await self._existing(req)
+        targets = rq.target_clusters(req, {c: ch.desired for c, ch in record.children.items()})
+        inventory = await self.inventory.get()
+        picked: set[str] = set()
+        new_specs = []
+        for cluster in targets:
+            child = record.children[cluster]
+            current = await self._spec_of(req.name, child)
+            explicit = rq.wanted_workers(req, cluster, inventory)
+            if explicit is not None:
+                new = rq.resolve_workers(req, current, explicit[0], explicit[1], inventory)
+            else:
+                assert req.targetWorkerCount is not None
+                need = req.targetWorkerCount - len(current.workers)
+                free = await self._free_hosts(rq.free_candidates(current, inventory), child.pr_id, need, picked)
+                new = rq.resize(req, current, req.targetWorkerCount, free, inventory)
+            picked.update(h.host_id for h in new.workers)
+            new_specs.append(new)
+        req_digest = domain.request_digest(rq.request_fields(req), new_specs)
+        if self.settings.ssh_preflight and record.digest != req_digest:
+            before = {h for c in record.children.values() for h in c.hosts}
+            await self._preflight([h for s in new_specs for h in s.workers if h.host_id not in before],
+                                  lambda _h: "$.workers")  # fmt: skip
+        now = utcnow()
+        plan, revision = await self._decide(
+            req.name, lambda rec: domain.plan_scale(_must(rec, req), new_specs, req_digest, now),
+            lambda _h: "$.targetWorkerCount" if req.targetWorkerCount is not None else "$.workers",
+        )  # fmt: skip
+        await self._carry_out(plan, revision, {s.name: s for s in new_specs}, env)
+
+    async def _delete(self, req: FocomRequest, env: Envelope) -> None:
+        got = await self.records.get(req.name)
+        if got is None:
+            # Nothing was ever accepted under this name: deleting it is done already.
+            status = FprStatus(name=req.name, phase="Deleted", message="nothing to delete", updated_at=utcnow(),
+                               operation="delete")  # fmt: skip
+            out = Envelope.wrap(status, source=self.bus.source, correlation_id=req.name, cause=env,
+                                id=derive_id("focom.status.absent", env.id))  # fmt: skip
+            await self.bus.publish(focom_status(req.name), out)
+            return
+        targets = rq.target_clusters(req, {c: ch.desired for c, ch in got[0].children.items()})
+        req_digest = domain.request_digest(rq.request_fields(req), [])
+        now = utcnow()
+        plan, revision = await self._decide(
+            req.name, lambda rec: domain.plan_delete(_must(rec, req), targets, req_digest, now), lambda _h: "$"
+        )
+        await self._carry_out(plan, revision, {}, env)
+
+    # ── steps ───────────────────────────────────────────────────────────────────────────
+
+    async def _existing(self, req: FocomRequest) -> FprRecord:
+        got = await self.records.get(req.name)
+        if got is None:
+            raise InputError(f"$.name [fpr-exists]: no FOCOM request {req.name!r} to {req.operation}; create it "
+                             "first", path="$.name", reason="UnknownFpr")  # fmt: skip
+        return got[0]
+
+    async def _spec_of(self, name: str, child: domain.Child) -> ClusterSpec:
+        got = await self.specs.get(spec_key(name, child.cluster))
+        if got is None or domain.spec_digest(got[0].spec) != child.spec_digest:
+            # The spec is stored right after the record write; a crash in between is healed on redelivery.
+            raise TemporaryError(f"spec of cluster {child.cluster!r} is not recorded yet", delay=1.0)
+        return got[0].spec
+
+    async def _free_hosts(self, candidates: list[str], pr_id: str, need: int, picked: set[str]) -> list[str]:
+        free: list[str] = []
+        for host_id in candidates:
+            if len(free) >= need:
+                break
+            if host_id not in picked and await self.leases.owner_of(host_id) in (None, pr_id):
+                free.append(host_id)
+        return free
+
+    async def _preflight(self, hosts: list[HostRef], where: Callable[[str], str]) -> None:
+        s = self.settings
+        bad = await unreachable(hosts, timeout=s.ssh_preflight_timeout, concurrency=s.ssh_preflight_concurrency)
+        if bad:
+            problems = [Problem(where(h), "ssh-reachable", f"host {h!r} is unreachable ({why})")
+                        for h, why in sorted(bad.items())]  # fmt: skip
+            raise rq.RequestError(problems)
+
+    async def _decide(
+        self, name: str, planner: Callable[[FprRecord | None], Plan], where: Callable[[str], str]
+    ) -> tuple[Plan, int]:
+        """Plan, lease, write (revision-checked), retrying on conflict; leases taken are undone on failure."""
+        taken: dict[str, str] = {}
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                got = await self.records.get(name)
+                record, revision = got if got else (None, None)
+                plan = planner(record)
+                new = await self._lease(plan.leases, where)
+                taken.update({h: plan.leases[h] for h in new})
+                if plan.replay and revision is not None:
+                    return plan, revision
+                try:
+                    if revision is None:
+                        return plan, await self.records.create(name, plan.record)
+                    return plan, await self.records.update(name, plan.record, revision)
+                except (RecordConflict, RecordExists):
+                    continue
+            raise TemporaryError(f"FPR {name!r} kept changing while being written", delay=0.5)
+        except BaseException:
+            await asyncio.shield(self._undo(name, taken))
+            raise
+
+    async def _lease(self, leases: dict[str, str], where: Callable[[str], str]) -> list[str]:
+        try:
+            return await self.leases.acquire_batch(leases, concurrency=1024)
+        except LeaseConflict as exc:
+            path = where(exc.host_id)
+            raise InputError(f"{path} [host-leased]: host {exc.host_id!r} is held by PR {exc.holder} (another "
+                             "request); nothing was reserved", path=path, reason="HostLeased") from None  # fmt: skip
+
+    async def _undo(self, name: str, taken: dict[str, str]) -> None:
+        if not taken:
+            return
+        got = await self.records.get(name)
+        kept = {h for c in got[0].children.values() if c.desired == "present" for h in c.hosts} if got else set()
+        by_owner: dict[str, list[str]] = {}
+        for host_id, owner in taken.items():
+            if host_id not in kept:
+                by_owner.setdefault(owner, []).append(host_id)
+        for owner, hosts in by_owner.items():
+            await self.leases.release(owner, hosts)
+
+    async def _carry_out(self, plan: Plan, revision: int, specs: dict[str, ClusterSpec], env: Envelope) -> None:
+        """After the decision is written: store specs, publish the commands and the FPR status."""
+        record = plan.record
+        children = {c.pr_id: c for c in record.children.values()}
+        await self._store_specs(record, specs)
+        items = []
+        for cmd in plan.commands:
+            child = children[cmd.pr_id]
+            msg_id = derive_id("focom.pr", record.name, cmd.pr_id, child.command_gen, cmd.operation)
+            items.append((o2ims_request(cmd.pr_id), Envelope.wrap(cmd, source=self.bus.source, cause=env,
+                                                                  correlation_id=record.name, id=msg_id)))  # fmt: skip
+        await self.bus.publish_batch(items)
+        await self.publish_status(record, revision, cause=env)
+        log.info("fpr_accepted", fpr=record.name, operation=record.operation, generation=record.generation,
+                 commands=len(items), replay=plan.replay, phase=record.phase)  # fmt: skip
+
+    async def _store_specs(self, record: FprRecord, specs: dict[str, ClusterSpec]) -> None:
+        gen = record.generation
+        wanted = [(c.cluster, SpecRecord(generation=c.command_gen, spec=specs[c.cluster]))
+                  for c in record.children.values()
+                  if c.command_gen == gen and c.command != "delete" and c.cluster in specs]  # fmt: skip
+        slots = asyncio.Semaphore(512)
+
+        def newer(new: SpecRecord) -> Callable[[SpecRecord | None], SpecRecord | None]:
+            return lambda cur: new if cur is None or cur.generation < new.generation else None
+
+        async def put(cluster: str, new: SpecRecord) -> None:
+            async with slots:
+                try:  # the common case, a new cluster: one round trip instead of read-then-write
+                    await self.specs.create(spec_key(record.name, cluster), new)
+                except RecordExists:
+                    await self.specs.mutate(spec_key(record.name, cluster), newer(new))
+
+        await asyncio.gather(*(put(c, r) for c, r in wanted))
+
+
+def _must(record: FprRecord | None, req: FocomRequest) -> FprRecord:
+    if record is None:
+        raise InputError(f"$.name [fpr-exists]: FOCOM request {req.name!r} disappeared", path="$.name",
+                         reason="UnknownFpr")  # fmt: skip
+    return record
+
+
+def _where_create(req: FocomRequest, inventory: Inventory) -> Callable[[str], str]:
+    """Where a host of a create request comes from, for error paths."""
+    if rq.mode_of(req) == "template":
+        return lambda _h: "$.templateParameters.hosts"
+    places: dict[str, str] = {}
+    for i, cluster in enumerate(inventory.clusters):
+        for role in ("cluster_masters", "cluster_workers"):
+            for j, ref in enumerate(getattr(cluster, role)):
+                places.setdefault(ref.host_id, f"inventory $.clusters[{i}].{role}[{j}].host_id")
+    return lambda h: places.get(h, "$")
+

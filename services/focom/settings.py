@@ -2,10 +2,55 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.inventory import DEFAULT_MAX_BYTES, Window
+from shared.models import DNS1123_LABEL, version_tuple
 from shared.settings import ServiceSettings
 
 
 class FocomSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="O2_FOCOM_", extra="ignore", populate_by_name=True, frozen=True)
+
+    #: The inventory (``input.json``); re-read (when changed) for every request.
+    inventory_path: Path = Path("input.json")
+    #: Larger inventories are refused unread.
+    inventory_max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1024, le=256 * 1024 * 1024)
+    #: The supported Kubernetes window, inclusive, as ``vX.Y`` (patch versions are all accepted).
+    k8s_min_version: str = "v1.29"
+    k8s_max_version: str = "v1.36"
+    #: Extra template files (``*.json``: name, version, JSON Schema of the parameters) beside the built-in ones.
+    templates_dir: Path | None = None
+    #: The CNI of clusters whose inventory entry has no ``cni`` field (null there means none).
+    default_cni: str | None = Field("calico", pattern=DNS1123_LABEL, max_length=63)
+    #: Most clusters one request may fan out to (one FPR record, under NATS's 1 MiB value limit, lists them all).
+    max_clusters_per_request: int = Field(1000, ge=1, le=2000)
+    #: Check that every host's SSH port answers with an SSH banner before reserving it.
+    ssh_preflight: bool = False
+    ssh_preflight_timeout: float = Field(3.0, gt=0, le=60)
+    ssh_preflight_concurrency: int = Field(64, ge=1, le=1024)
+    #: The Kubernetes face: watch FocomProvisioningRequest CRs and write their status (on in the Helm chart).
+    kube_enabled: bool = False
+    #: Kubeconfig of the cluster holding the CRs; None = in-cluster service account (mounted kubeconfig path).
+    kubeconfig: Path | None = None
+    #: Namespace watched for CRs; None watches every namespace.
+    cr_namespace: str | None = Field(None, pattern=DNS1123_LABEL, max_length=63)
+    kube_timeout: float = Field(15.0, gt=0, le=300)
+
+    @field_validator("k8s_min_version", "k8s_max_version")
+    @classmethod
+    def _minor(cls, value: str) -> str:
+        text = value.strip().lstrip("v")
+        parts = text.split(".")
+        if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{value!r} is not a Kubernetes version vX.Y")
+        return "v" + ".".join(parts[:2])
+
+    @property
+    def k8s_window(self) -> Window:
+        lo = version_tuple(self.k8s_min_version + ".0")
+        hi = version_tuple(self.k8s_max_version + ".0")
+        return (lo[0], lo[1]), (hi[0], hi[1])

@@ -1,0 +1,265 @@
+"""The o2ctl commands that talk to a running system or read files: submit, status, events,
+kubeconfig, validate, schema and plan. Each returns an exit code (see ``o2ctl.cli``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from o2ctl import client, live
+from shared.errors import InputError, ServiceError
+from shared.inventory import InventoryError, inventory_json_schema, load_inventory
+from shared.messages import decode
+from shared.payloads import FocomRequest
+from shared.subjects import FOCOM, FOCOM_REQUESTS, O2IMS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_READY = 0, 1, 2, 3, 4
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=1, default=str) + "\n")
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+# ── validate / schema ──────────────────────────────────────────────────────────────────
+
+
+def validate(path: Path, output: str) -> int:
+    try:
+        inv = load_inventory(path)
+    except InventoryError as exc:
+        problems = [{"path": p.path, "rule": p.rule, "message": p.message} for p in exc.problems]
+        if output == "json":
+            _print_json({"valid": False, "problems": problems})
+        else:
+            table = Table(title=f"{path}: {len(problems)} problem(s)")
+            for col in ("path", "rule", "message"):
+                table.add_column(col)
+            for p in problems:
+                table.add_row(p["path"], p["rule"], p["message"])
+            _console().print(table)
+        return EXIT_USAGE
+    names = [c.cluster_name for c in inv.clusters]
+    if output == "json":
+        _print_json({"valid": True, "hosts": len(inv.hosts), "clusters": names})
+    else:
+        print(f"{path}: valid ({len(inv.hosts)} hosts, clusters: {', '.join(names) or 'none'})")
+    return EXIT_OK
+
+
+def schema(which: str) -> int:
+    if which == "inventory":
+        _print_json(inventory_json_schema())
+    else:
+        _print_json(FocomRequest.model_json_schema())
+    return EXIT_OK
+
+
+# ── submit / status / events ───────────────────────────────────────────────────────────
+
+
+async def submit(t: client.Target, request: FocomRequest, *, wait: bool, timeout: float, output: str) -> int:
+    bus = await client.open_bus(t)
+    try:
+        started = datetime.now(UTC)
+        env = await bus.emit(FOCOM_REQUESTS, request, correlation_id=request.name)
+        if not wait:
+            result = {"submitted": request.name, "operation": request.operation, "message_id": str(env.id)}
+            _print_json(result) if output == "json" else print(f"submitted {request.operation} {request.name}")
+            return EXIT_OK
+        console = _console() if output != "json" and sys.stdout.isatty() else None
+        try:
+            state = await live.follow(bus, request.name, request.operation, timeout=timeout, console=console,
+                                      start=started)  # fmt: skip
+        except TimeoutError:
+            print(f"o2ctl submit: {request.name} did not settle within {timeout:.0f}s", file=sys.stderr)
+            return EXIT_FAILED
+        return _report(state, output)
+    finally:
+        await bus.close()
+
+
+def _report(state: live.Follow, output: str) -> int:
+    if state.failure is not None:
+        failure = {"name": state.name, "phase": "Failed", "reason": state.failure.reason,
+                   "message": state.failure.error, "path": state.failure.path}  # fmt: skip
+        _print_json(failure) if output == "json" else print(
+            f"{state.name}: refused: {state.failure.error}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    fpr = state.fpr
+    assert fpr is not None
+    rows = [
+        {"cluster": c.cluster, "state": c.state, "stage": c.stage, "reason": c.reason, "message": c.message,
+         "kubeconfig_secret": f"{c.cluster}-kubeconfig" if c.state == "fulfilled" else None}
+        for c in fpr.children
+    ]  # fmt: skip
+    if output == "json":
+        _print_json({"name": fpr.name, "phase": fpr.phase, "message": fpr.message, "clusters": rows})
+    else:
+        table = Table(title=f"{fpr.name}: {fpr.phase}")
+        for col in ("cluster", "state", "reason / message", "kubeconfig Secret"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["cluster"], r["state"], r["reason"] or r["message"] or "", r["kubeconfig_secret"] or "")
+        _console().print(table)
+        if fpr.phase == "Synced":
+            print("next: o2ctl kubeconfig <cluster> -o <file>   (the workload cluster's admin kubeconfig)")
+    return EXIT_OK if fpr.phase in ("Synced", "Deleted") else EXIT_FAILED
+
+
+async def status(t: client.Target, name: str | None, *, watch: bool, timeout: float, output: str) -> int:
+    bus = await client.open_bus(t)
+    try:
+        fprs = await client.fpr_records(bus)
+        if name is not None and name not in fprs:
+            print(f"o2ctl status: no request named {name!r}", file=sys.stderr)
+            return EXIT_USAGE
+        if watch and name is not None:
+            record = fprs[name]
+            state = await live.follow(bus, name, record.get("operation", "create"), timeout=timeout,
+                                      console=_console() if output != "json" else None,
+                                      start=record.get("created_at"))  # fmt: skip
+            return _report(state, output) if state.fpr or state.failure else EXIT_FAILED
+        selected = {k: v for k, v in fprs.items() if name is None or k == name}
+        if output == "json":
+            _print_json(list(selected.values()))
+            return EXIT_OK
+        table = Table(title="FOCOM provisioning requests")
+        for col in ("request", "phase", "cluster", "state", "stage", "message"):
+            table.add_column(col)
+        for fpr_name, rec in sorted(selected.items()):
+            children = rec.get("children") or {}
+            if not children:
+                table.add_row(fpr_name, rec.get("phase", ""), "", "", "", rec.get("message", ""))
+            for i, (cluster, child) in enumerate(sorted(children.items())):
+                table.add_row(fpr_name if i == 0 else "", rec.get("phase", "") if i == 0 else "", cluster,
+                              child.get("state", ""), child.get("stage") or "",
+                              child.get("reason") or child.get("message") or "")  # fmt: skip
+        _console().print(table)
+        return EXIT_OK
+    finally:
+        await bus.close()
+
+
+async def events(t: client.Target, name: str, output: str) -> int:
+    """The request's transition history, read back from the FOCOM and O2IMS streams."""
+    bus = await client.open_bus(t)
+    rows: list[dict[str, Any]] = []
+    try:
+        for stream, subject in ((FOCOM.name, f"focom.status.{name}"), (O2IMS.name, "o2ims.status.>")):
+            sub = await bus.js.subscribe(subject, ordered_consumer=True, stream=stream)
+            try:
+                while True:
+                    try:
+                        msg = await sub.next_msg(timeout=0.5)
+                    except TimeoutError:
+                        break
+                    try:
+                        env = decode(msg.data)
+                    except InputError:
+                        continue
+                    if env.correlation_id != name:
+                        continue
+                    p = env.payload.model_dump(mode="json", exclude_none=True)
+                    rows.append({
+                        "at": env.occurred_at.isoformat(), "subject": msg.subject, "type": env.type,
+                        "state": p.get("phase") or p.get("state"), "stage": p.get("stage"),
+                        "cluster": p.get("cluster"), "message": p.get("message") or p.get("error"),
+                    })  # fmt: skip
+            finally:
+                await sub.unsubscribe()
+    finally:
+        await bus.close()
+    if not rows:
+        print(f"o2ctl events: no events for {name!r}", file=sys.stderr)
+        return EXIT_USAGE
+    rows.sort(key=lambda r: r["at"])
+    if output == "json":
+        _print_json(rows)
+        return EXIT_OK
+    table = Table(title=f"events of {name}")
+    for col in ("at", "type", "cluster", "state", "stage", "message"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["at"][11:23], r["type"], r["cluster"] or "", r["state"] or "", r["stage"] or "",
+                      (r["message"] or "")[:80])  # fmt: skip
+    _console().print(table)
+    return EXIT_OK
+
+
+# ── kubeconfig ─────────────────────────────────────────────────────────────────────────
+
+
+async def kubeconfig(t: client.Target, cluster: str, out: Path | None, output: str) -> int:
+    bus = await client.open_bus(t)
+    try:
+        prs = [r for r in (await client.pr_records(bus)).values() if _cluster_of(r) == cluster]
+    finally:
+        await bus.close()
+    if not prs:
+        print(f"o2ctl kubeconfig: no cluster named {cluster!r}", file=sys.stderr)
+        return EXIT_USAGE
+    pr = prs[0]
+    if pr.get("state") != "fulfilled":
+        where = f"{pr.get('state')}" + (f"/{pr['stage']}" if pr.get("stage") else "")
+        print(f"o2ctl kubeconfig: cluster {cluster!r} is {where}, not fulfilled yet; its kubeconfig is only "
+              "handed out once the cluster is really up", file=sys.stderr)  # fmt: skip
+        return EXIT_NOT_READY
+    if t.kubeconfig is None:
+        print("o2ctl kubeconfig: no management kubeconfig known (pass --kubeconfig)", file=sys.stderr)
+        return EXIT_USAGE
+    from shared.kube import KubeClient
+
+    namespace = _namespace_of(pr) or t.namespace
+    try:
+        async with await KubeClient.from_kubeconfig(t.kubeconfig) as kube:
+            secret = await kube.get("v1", "Secret", f"{cluster}-kubeconfig", namespace)
+    except ServiceError as exc:
+        print(f"o2ctl kubeconfig: management cluster: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    value = ((secret or {}).get("data") or {}).get("value")
+    if not value:
+        print(f"o2ctl kubeconfig: Secret {namespace}/{cluster}-kubeconfig not found", file=sys.stderr)
+        return EXIT_NOT_READY
+    text = base64.b64decode(value).decode()
+    if out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a credential: owner-only from the start
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    if output == "json":
+        _print_json({"cluster": cluster, "kubeconfig": str(out)})
+    else:
+        print(f"wrote {out} (mode 0600)")
+    return EXIT_OK
+
+
+def _cluster_of(pr: dict[str, Any]) -> str | None:
+    spec = pr.get("spec") or {}
+    return spec.get("name") or (spec.get("cluster") or {}).get("name") or pr.get("cluster")
+
+
+def _namespace_of(pr: dict[str, Any]) -> str | None:
+    spec = pr.get("spec") or {}
+    return spec.get("namespace") or (spec.get("cluster") or {}).get("namespace")
+
+
+def load_yaml_request(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise client.UsageError(f"{path}: expected a mapping")
+    return data

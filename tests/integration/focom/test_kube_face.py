@@ -1,0 +1,106 @@
+"""The Kubernetes face on the API emulator: a FocomProvisioningRequest applied ends Synced; deleting it deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.focom import crs
+from services.focom.kube_face import KubeFace
+from services.focom.settings import FocomSettings
+from shared.bus import Bus
+from shared.kube import KubeClient
+from shared.payloads import PrRequest
+from shared.subjects import FOCOM_CR_STATUS_CONSUMER
+from tests.integration.focom.support import EXAMPLES, Harness, example_inventory, start_focom, wait_cr
+
+
+@pytest.fixture
+async def client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    c = await KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def face(bus: Bus, tmp_path: Path, kubeconfig: Path) -> AsyncIterator[tuple[Harness, KubeFace]]:
+    h = await start_focom(bus, example_inventory(tmp_path))
+    settings = FocomSettings(inventory_path=tmp_path / "input.json", kube_enabled=True, kubeconfig=kubeconfig)
+    kf = await KubeFace.create(settings, bus, h.focom)
+    await bus.consumer(FOCOM_CR_STATUS_CONSUMER, kf.on_status).start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(kf.run(stop))
+    try:
+        yield h, kf
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await bus.stop_consumers(5)
+        await h.focom.writer.close()
+        await kf.close()
+
+
+def phase(value: str) -> Callable[[dict[str, Any] | None], bool]:
+    return lambda obj: obj is not None and (obj.get("status") or {}).get("phase") == value
+
+
+async def report_all(h: Harness, prs: list[PrRequest], *states: str) -> None:
+    for state in states:
+        for pr in prs:
+            await h.report(pr, state)
+
+
+async def test_example_cr_ends_synced_and_its_deletion_deletes(face: tuple[Harness, KubeFace],
+                                                               client: KubeClient) -> None:
+    h, _ = face
+    cr = yaml.safe_load((EXAMPLES / "focom-all-clusters.yaml").read_text())
+    await client.apply(cr, field_manager="kubectl")  # what `kubectl apply --server-side -f` sends
+    prs = await h.commands.wait(lambda: len(h.prs("all-clusters")) == 3 and h.prs("all-clusters"))
+    await wait_cr(client, "all-clusters", phase("Creating"))
+    await report_all(h, prs, "progressing", "fulfilled")
+    obj = await wait_cr(client, "all-clusters", phase("Synced"))
+    assert obj is not None
+    status = obj["status"]
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert sorted((c["cluster"], c["state"]) for c in status["children"]) == [
+        ("edge", "fulfilled"), ("ran", "fulfilled"), ("smo", "fulfilled")]
+    assert status["lastUpdated"] and crs.FINALIZER in obj["metadata"]["finalizers"]
+    # Deleting the CR deletes its clusters first; the CR goes once they are gone.
+    await client.delete(crs.API_VERSION, crs.KIND, "all-clusters", "default")
+    deletes = await h.commands.wait(lambda: len([p for p in h.prs("all-clusters") if p.operation == "delete"]) == 3
+                                    and [p for p in h.prs("all-clusters") if p.operation == "delete"])  # fmt: skip
+    await wait_cr(client, "all-clusters", phase("Deleting"))
+    await report_all(h, deletes, "deleting", "deleted")
+    await wait_cr(client, "all-clusters", lambda obj: obj is None)
+
+
+async def test_spec_change_scales_and_bad_spec_is_refused(face: tuple[Harness, KubeFace], client: KubeClient) -> None:
+    h, _ = face
+    cr = yaml.safe_load((EXAMPLES / "focom-cluster-names.yaml").read_text())
+    await client.apply(cr, field_manager="kubectl")
+    prs = await h.commands.wait(lambda: len(h.prs("smo-and-ran")) == 2 and h.prs("smo-and-ran"))
+    await report_all(h, prs, "fulfilled")
+    await wait_cr(client, "smo-and-ran", phase("Synced"))
+    scale = yaml.safe_load((EXAMPLES / "focom-cluster-names-scale.yaml").read_text())
+    await client.apply(scale, field_manager="kubectl")
+    update = await h.commands.wait(lambda: [p for p in h.prs("smo-and-ran") if p.operation == "update"])
+    assert update[0].spec and [w.host_id for w in update[0].spec.workers] == ["h02", "h03", "h12"]
+    await wait_cr(client, "smo-and-ran", phase("Scaling"))
+    await h.report(update[0], "fulfilled")
+    await wait_cr(client, "smo-and-ran", phase("Synced"))
+    # Two modes at once: refused, with the reason and the path in the CR's status.
+    bad = {**cr, "metadata": {"name": "two-modes"}, "spec": {"allClusters": True, "clusterNames": ["smo"]}}
+    await client.apply(bad, field_manager="kubectl")
+    obj = await wait_cr(client, "two-modes", phase("Failed"))
+    assert obj is not None and obj["status"]["path"] == "$" and "one-mode" in obj["status"]["message"]
+    assert h.prs("two-modes") == []
