@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,19 +32,34 @@ async def procs() -> AsyncIterator[list[ServiceProcess]]:
         await p.kill()
 
 
+def _kube_env(name: str, kubeconfig: Path, crd_dirs: list[Path]) -> dict[str, str]:
+    prefix = f"O2_{name.upper()}_"
+    env = {f"{prefix}KUBECONFIG": str(kubeconfig)}
+    if name == "capi_renderer":
+        env[f"{prefix}CRD_DIRS"] = json.dumps([str(d) for d in crd_dirs])
+    return env
+
+
 @pytest.mark.parametrize("name", SERVICES)
-async def test_service_starts_serves_health_and_stops(name: str, nats_url: str, procs: list[ServiceProcess]) -> None:
-    proc = await ServiceProcess(f"services.{name}", {"O2_NATS_URL": nats_url}).start()
+async def test_service_starts_serves_health_and_stops(
+    name: str, nats_url: str, procs: list[ServiceProcess], kubeconfig: Path, crd_dirs: list[Path]
+) -> None:
+    env = {"O2_NATS_URL": nats_url, **_kube_env(name, kubeconfig, crd_dirs)}
+    proc = await ServiceProcess(f"services.{name}", env).start()
     procs.append(proc)
     ready = await proc.wait_event("service_ready")
     port = ready["http_port"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
             assert r.status == 200
-        async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-            assert r.status == 200
-            body = await r.json()
-            assert body["ready"] is True
+        # Ready follows once consumers are bound and (status_watcher) the initial lists are done.
+        for _ in range(200):
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                body = await r.json()
+                if r.status == 200:
+                    break
+            await asyncio.sleep(0.1)  # polling the service's own readiness, bounded
+        assert r.status == 200 and body["ready"] is True, body
         async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
             assert r.status == 200
     proc.signal(signal.SIGTERM)
