@@ -65,6 +65,10 @@ def _load_or_create_key(path: Path) -> asyncssh.SSHKey:
     return key
 
 
+#: Seconds a host's state file may lag behind its in-memory state.
+SAVE_DEBOUNCE = 0.25
+
+
 class SandboxHostPool:
     """``count`` hosts named host-001/node-001..., each on its own loopback address."""
 
@@ -193,6 +197,10 @@ class SandboxHostPool:
     async def _save_loop(self, host: SandboxHost) -> None:
         try:
             while host.host_id in self._dirty:
+                # Coalesce a burst of commands into one write: serialising the whole state after every
+                # command dominated the sandbox's CPU. ``stop()`` and readers in this process see the
+                # in-memory state; the file lags by at most this much.
+                await asyncio.sleep(SAVE_DEBOUNCE)
                 self._dirty.discard(host.host_id)
                 await host.save()
         finally:

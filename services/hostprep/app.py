@@ -1,16 +1,88 @@
-"""Composition root of hostprep: settings, bus consumers, background tasks."""
+"""Composition root of hostprep: settings → SSH connector, management-cluster clients, the jobs consumer.
+
+ByoHost readiness comes from hostprep's own ByoHost watch (``byohosts.py``), not from
+status_watcher's events, so hostprep does not bind the ``hostprep-byohost-status`` consumer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
+import hashlib
+
+import structlog
+
 from services.hostprep import handlers
+from services.hostprep.bootstrap import BootstrapKubeconfigs
+from services.hostprep.byohosts import ByoHostIndex
+from services.hostprep.credentials import CredentialStore
+from services.hostprep.recipe import AgentSource
+from services.hostprep.runner import Deps
 from services.hostprep.settings import HostprepSettings
+from services.hostprep.ssh import SshConnector
+from shared.errors import PermanentError
+from shared.kube import KubeClient
 from shared.runtime import ServiceRuntime, run_service
-from shared.subjects import HOSTPREP_BYOHOST_CONSUMER, HOSTPREP_JOBS_CONSUMER
+from shared.subjects import HOSTPREP_JOBS_CONSUMER
+
+log = structlog.get_logger(__name__)
+
+
+async def _agent(settings: HostprepSettings) -> tuple[AgentSource, bytes | None]:
+    if settings.agent_binary_file is not None:
+        path = settings.agent_binary_file
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise PermanentError(f"agent_binary_file {path}: {exc.strerror}", reason="InvalidSettings") from None
+        return AgentSource(sha256=hashlib.sha256(data).hexdigest(), pushed=True), data
+    return AgentSource(url=settings.agent_binary_url, sha256=settings.agent_binary_sha256), None
+
+
+async def build_deps(settings: HostprepSettings) -> tuple[Deps, KubeClient | None]:
+    """Everything the job handler needs; the kube client (if any) is returned for closing."""
+    agent, binary = await _agent(settings)
+    deps = Deps(
+        settings=settings,
+        connector=SshConnector(CredentialStore(settings), connect_timeout=settings.connect_timeout),
+        slots=asyncio.Semaphore(settings.max_parallel_hosts),
+        agent=agent,
+        agent_binary=binary,
+    )
+    if settings.kubeconfig is None:
+        log.warning("no_management_cluster", hint="set O2_HOSTPREP_KUBECONFIG; prepare jobs will fail")
+        return deps, None
+    client = await KubeClient.from_kubeconfig(settings.kubeconfig)
+    if settings.management_ca_file is not None:
+        pem = await asyncio.to_thread(settings.management_ca_file.read_bytes)
+        ca = base64.b64encode(pem).decode()
+    else:
+        ca = await client.ca_data() or ""
+    deps.bootstrap = BootstrapKubeconfigs(
+        client,
+        api_url=settings.management_api_url or client.server,
+        ca_data=ca,
+        wait_timeout=settings.bootstrap_kubeconfig_timeout,
+        max_age=settings.bootstrap_token_max_age,
+    )
+    deps.byohosts = ByoHostIndex(client)
+    return deps, client
 
 
 async def setup(runtime: ServiceRuntime[HostprepSettings]) -> None:
-    runtime.consume(HOSTPREP_JOBS_CONSUMER, handlers.not_implemented)
-    runtime.consume(HOSTPREP_BYOHOST_CONSUMER, handlers.not_implemented)
+    settings = runtime.settings
+    deps, client = await build_deps(settings)
+
+    async def close() -> None:
+        if deps.byohosts is not None:
+            await deps.byohosts.close()
+        if client is not None:
+            await client.close()
+
+    runtime.on_close(close)
+    jobs = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
+    runtime.consume(jobs, handlers.JobHandler(deps))
 
 
 def main() -> int:

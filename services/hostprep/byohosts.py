@@ -1,0 +1,156 @@
+"""Which hosts have a ByoHost: one shared list+watch per namespace, read by every waiting host.
+
+The BYOH agent labels its ByoHost ``o2ims.oran.org/host-id=<id>``; hostprep watches ByoHosts
+carrying that label itself (through ``shared.kube.KubeClient``) instead of waiting for
+status_watcher's events, so a host completes as soon as its ByoHost exists, whoever else is
+running. One watch per namespace serves all hosts of all jobs (a 410 re-lists, errors back off);
+waits are bounded by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from shared.errors import classify
+from shared.kube import KubeClient, WatchExpired
+from shared.models import HOST_ID_LABEL
+
+log = structlog.get_logger(__name__)
+
+INFRA_VERSION = "infrastructure.cluster.x-k8s.io/v1beta1"
+KIND = "ByoHost"
+Obj = dict[str, Any]
+Predicate = Callable[[list[Obj]], bool]
+
+
+def _host_id(obj: Obj) -> str | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    value = labels.get(HOST_ID_LABEL)
+    return str(value) if value else None
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+class _Namespace:
+    """The ByoHosts of one namespace, by host id then name."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, dict[str, Obj]] = {}
+        self.synced = asyncio.Event()
+        self.changed = asyncio.Condition()
+        self.task: asyncio.Task[None] | None = None
+
+    def live(self, host_id: str) -> list[Obj]:
+        return [o for o in self.hosts.get(host_id, {}).values()
+                if not (o.get("metadata") or {}).get("deletionTimestamp")]
+
+    def replace(self, items: list[Obj]) -> None:
+        self.hosts = {}
+        for obj in items:
+            self.put(obj)
+
+    def put(self, obj: Obj) -> None:
+        host_id = _host_id(obj)
+        if host_id is not None:
+            self.hosts.setdefault(host_id, {})[_name(obj)] = obj
+
+    def drop(self, obj: Obj) -> None:
+        host_id = _host_id(obj)
+        if host_id is not None:
+            self.hosts.get(host_id, {}).pop(_name(obj), None)
+
+
+class ByoHostIndex:
+    def __init__(self, client: KubeClient, *, watch_seconds: int = 300) -> None:
+        self._client = client
+        self._watch_seconds = watch_seconds
+        self._namespaces: dict[str, _Namespace] = {}
+
+    def _ns(self, namespace: str) -> _Namespace:
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            ns = self._namespaces[namespace] = _Namespace()
+            ns.task = asyncio.create_task(self._follow(namespace, ns), name=f"byohost-watch:{namespace}")
+        return ns
+
+    async def wait(self, namespace: str, host_id: str, done: Predicate, timeout: float) -> list[Obj] | None:
+        """The host's live ByoHosts once ``done`` holds for them, or None after ``timeout`` seconds."""
+        ns = self._ns(namespace)
+        try:
+            async with asyncio.timeout(timeout):
+                await ns.synced.wait()
+                async with ns.changed:
+                    await ns.changed.wait_for(lambda: done(ns.live(host_id)))
+                    return ns.live(host_id)
+        except TimeoutError:
+            return None
+
+    async def present(self, namespace: str, host_id: str, timeout: float) -> list[Obj]:
+        """The host's live ByoHosts as known now (waits at most ``timeout`` for the first list)."""
+        ns = self._ns(namespace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await ns.synced.wait()
+        if not ns.synced.is_set():
+            # The shared watch is not up (API trouble): ask directly.
+            items, _ = await self._client.list(
+                INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}"
+            )
+            return [o for o in items if not (o.get("metadata") or {}).get("deletionTimestamp")]
+        return ns.live(host_id)
+
+    async def delete(self, namespace: str, host_id: str) -> int:
+        """Delete every ByoHost labelled with the host id (asked of the API, not the cache)."""
+        items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
+        for obj in items:
+            await self._client.delete(INFRA_VERSION, KIND, _name(obj), namespace)
+        return len(items)
+
+    async def close(self) -> None:
+        tasks = [ns.task for ns in self._namespaces.values() if ns.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._namespaces.clear()
+
+    async def _notify(self, ns: _Namespace) -> None:
+        async with ns.changed:
+            ns.changed.notify_all()
+
+    async def _follow(self, namespace: str, ns: _Namespace) -> None:
+        failures = 0
+        while True:
+            try:
+                items, rv = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=HOST_ID_LABEL)
+                ns.replace(items)
+                ns.synced.set()
+                await self._notify(ns)
+                failures = 0
+                while True:
+                    async for event in self._client.watch(
+                        INFRA_VERSION, KIND, namespace, resource_version=rv, label_selector=HOST_ID_LABEL,
+                        timeout_seconds=self._watch_seconds,
+                    ):
+                        rv = str((event.object.get("metadata") or {}).get("resourceVersion") or rv)
+                        if event.type == "BOOKMARK":
+                            continue
+                        if event.type == "DELETED":
+                            ns.drop(event.object)
+                        else:
+                            ns.put(event.object)
+                        await self._notify(ns)
+            except WatchExpired:
+                continue
+            except Exception as exc:
+                err = classify(exc)
+                failures += 1
+                log.warning("byohost_watch_failed", namespace=namespace, reason=err.reason, error=err.message)
+                # Back off while the API is unhappy; the next round re-lists.
+                await asyncio.sleep(min(0.5 * 2**failures, 30.0))

@@ -1,0 +1,192 @@
+"""The vocabulary of recipes: step and operation types, the recipe parameters, and the shell helpers
+that build commands (quoting every value) and read their answers (sections, batched probes, verify).
+
+Only plain POSIX shell is produced: no command substitution, ``set -e`` scripts, ``;``/``&&``/``||``,
+redirections and ``$?``, so the same commands run on real hosts and on the sandbox hosts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from services.hostprep import domain
+from services.hostprep.domain import MARK
+from services.hostprep.ssh import CommandResult
+from shared.models import HostRef, version_tuple
+
+APT_ENV = "DEBIAN_FRONTEND=noninteractive"
+
+q = shlex.quote
+
+
+def sh(*argv: str) -> str:
+    """One command line with every word quoted."""
+    return " ".join(q(a) for a in argv)
+
+
+def script(*lines: str) -> str:
+    """A multi-line script that stops at the first failing line."""
+    return "\n".join(("set -e", *lines))
+
+
+def probe_script(*commands: str) -> str:
+    """Commands whose outputs come back as sections (see ``domain.sections``), whatever their status."""
+    return f"; echo {MARK}; ".join(commands)
+
+
+_PROBE_END = re.compile(r"^@@o2ims-probe:(?P<key>[^:]+):(?P<rc>\d+)@@$")
+VERIFY_MARK = "@@o2ims-verify@@"
+
+
+def batch_probe(probes: Sequence[tuple[str, str]]) -> str:
+    """Many probes in one round trip: each one's output is followed by a line with its key and exit status."""
+    return "\n".join(f"{command}\necho @@o2ims-probe:{key}:$?@@" for key, command in probes)
+
+
+def parse_batch(stdout: str) -> dict[str, CommandResult]:
+    """The result of every probe that completed in a ``batch_probe`` run, by key."""
+    found: dict[str, CommandResult] = {}
+    lines: list[str] = []
+    for line in stdout.splitlines():
+        m = _PROBE_END.match(line.strip())
+        if m is None:
+            lines.append(line)
+            continue
+        found[m.group("key")] = CommandResult(int(m.group("rc")), "\n".join(lines) + ("\n" if lines else ""), "")
+        lines = []
+    return found
+
+
+def with_verify(action: str, probe: str) -> str:
+    """An action script followed, once it succeeded, by the step's probe (one round trip for both).
+
+    The action's ``set -e`` stops the script before the marker when it fails; after the marker
+    the probe runs without errexit and the script's status is the probe's.
+    """
+    return f"{action}\nset +e\necho {VERIFY_MARK}\n{probe}"
+
+
+def split_verify(result: CommandResult) -> CommandResult | None:
+    """The probe's part of a ``with_verify`` run, or None when the action failed before it."""
+    _action_output, sep, tail = result.stdout.partition(f"{VERIFY_MARK}\n")
+    if not sep:
+        return None
+    return CommandResult(result.exit_status, tail, result.stderr)
+
+
+# ── the data model ─────────────────────────────────────────────────────────────────────
+
+
+Holds = Callable[[CommandResult], bool]
+
+
+def exit_ok(result: CommandResult) -> bool:
+    return result.ok
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A read-only command; ``holds`` says from its result whether the step's target state is there."""
+
+    command: str
+    holds: Holds = exit_ok
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run a shell script as root; a non-zero exit fails the step."""
+
+    command: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Put a file on the host (owner root): literal ``content`` or the configured agent binary."""
+
+    path: str
+    mode: int
+    content: bytes | None = None
+    agent_binary: bool = False
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The action cannot be done with this configuration (e.g. no agent binary source)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BootstrapKubeconfig:
+    """Check: the host already has an agent identity, or holds a fresh bootstrap kubeconfig. Action:
+    (re)create the host's BootstrapKubeconfig and upload its kubeconfig (0600)."""
+
+
+@dataclass(frozen=True)
+class ByoHostRegistered:
+    """Check: a ByoHost labelled with the host id exists. Action: wait for it (bounded)."""
+
+
+@dataclass(frozen=True)
+class ByoHostRemoved:
+    """Check: no ByoHost nor BootstrapKubeconfig for the host id. Action: delete them and wait."""
+
+
+Check = Probe | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved
+Op = Run | Upload | Fail | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    check: Check | None
+    action: tuple[Op, ...]
+    rerun_after: tuple[str, ...] = ()
+    #: Verify the action by running the check again (off for waits, whose action is the check).
+    verify: bool = True
+    #: False for steps that only talk to Kubernetes: the host's SSH slot is given back before them
+    #: (they come last), so waiting for a ByoHost does not hold up other hosts' preparation.
+    uses_ssh: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AgentSource:
+    """Where the agent binary comes from: a URL the host downloads, or bytes pushed over SFTP."""
+
+    url: str | None = None
+    sha256: str | None = None
+    pushed: bool = False
+
+
+@dataclass(frozen=True)
+class RecipeParams:
+    host: HostRef
+    namespace: str
+    k8s_version: str
+    package_revision: str = "1.1"
+    repo_base: str = "https://pkgs.k8s.io/core:/stable:"
+    agent: AgentSource = field(default_factory=AgentSource)
+    agent_path: str = "/usr/local/bin/byoh-hostagent"
+    apt_lock_timeout: int = 300
+    purge_packages: bool = False
+
+    @property
+    def minor(self) -> str:
+        major, minor, _ = version_tuple(self.k8s_version)
+        return f"v{major}.{minor}"
+
+    @property
+    def repo_url(self) -> str:
+        return f"{self.repo_base.rstrip('/')}/{self.minor}/deb/"
+
+    @property
+    def package_version(self) -> str:
+        return domain.package_version(self.k8s_version, self.package_revision)
+
+    def apt_get(self, *args: str) -> str:
+        return f"{APT_ENV} {sh('apt-get', '-o', f'DPkg::Lock::Timeout={self.apt_lock_timeout}', *args)}"

@@ -1,0 +1,97 @@
+"""Credentials and host keys come from hostprep's own files; secrets never show in reprs or errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from services.hostprep.credentials import CredentialStore, TrustSources
+from services.hostprep.settings import HostprepSettings
+from services.hostprep.ssh import SshTarget, privileged, trusted_host_keys
+from shared.errors import PermanentError
+
+PASSWORD = "hunter2-secret"
+
+
+def inventory(tmp_path: Path, hosts: list[dict[str, object]]) -> Path:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps({"k8s_version": "1.30.2", "hosts": hosts, "clusters": []}))
+    return path
+
+
+async def test_inventory_password_and_relative_key(tmp_path: Path) -> None:
+    path = inventory(tmp_path, [
+        {"host_id": "h1", "host_name": "n1", "host_ip": "10.0.0.1", "host_user": "root", "host_pwd": PASSWORD},
+        {"host_id": "h2", "host_name": "n2", "host_ip": "10.0.0.2", "ssh_key_file": "keys/h2"},
+        {"host_id": "h3", "host_name": "n3", "host_ip": "10.0.0.3"},
+    ])
+    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default"))
+    h1, h2, h3 = [await store.credentials(h) for h in ("h1", "h2", "h3")]
+    assert h1.password is not None and h1.password.get_secret_value() == PASSWORD
+    assert PASSWORD not in repr(h1) and PASSWORD not in str(h1)
+    assert h2.key_file == tmp_path / "keys/h2" and h2.password is None
+    assert h3.key_file == tmp_path / "default"
+
+
+async def test_no_credentials_is_permanent(tmp_path: Path) -> None:
+    store = CredentialStore(HostprepSettings(inventory_file=inventory(tmp_path, [])))
+    with pytest.raises(PermanentError) as info:
+        await store.credentials("h9")
+    assert info.value.reason == "NoCredentials"
+
+
+async def test_an_invalid_inventory_error_does_not_echo_the_password(tmp_path: Path) -> None:
+    path = inventory(tmp_path, [{"host_id": 7, "host_pwd": PASSWORD}])
+    store = CredentialStore(HostprepSettings(inventory_file=path))
+    with pytest.raises(PermanentError) as info:
+        await store.credentials("h1")
+    assert info.value.reason == "InvalidInventory" and PASSWORD not in str(info.value)
+
+
+async def test_inventory_changes_are_picked_up(tmp_path: Path) -> None:
+    path = inventory(tmp_path, [{"host_id": "h1", "host_pwd": "old"}])
+    store = CredentialStore(HostprepSettings(inventory_file=path))
+    assert (await store.credentials("h1")).password.get_secret_value() == "old"  # type: ignore[union-attr]
+    path.write_text(json.dumps({"hosts": [{"host_id": "h1", "host_pwd": "newer"}]}))
+    assert (await store.credentials("h1")).password.get_secret_value() == "newer"  # type: ignore[union-attr]
+
+
+async def test_pinned_keys_and_known_hosts(tmp_path: Path) -> None:
+    a = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    b = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(f"h1: '{a}'\nh2: ['{b}']\n")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[10.0.0.3]:2222 {b}\n10.0.0.4 {a}\n")
+    store = CredentialStore(HostprepSettings(pinned_host_keys_file=pinned, known_hosts_file=known))
+    t1 = await store.trust("h1")
+    assert t1.pinned == (a,)
+    parsed = asyncssh.import_known_hosts(known.read_text())
+    keys, _, _ = trusted_host_keys(await store.trust("h3"), SshTarget("h3", "10.0.0.3", 2222, "root"), parsed)
+    assert {k.export_public_key().decode().strip() for k in keys} == {b}
+    keys, _, _ = trusted_host_keys(await store.trust("h4"), SshTarget("h4", "10.0.0.4", 22, "root"), parsed)
+    assert {k.export_public_key().decode().strip() for k in keys} == {a}
+
+
+def test_an_unknown_host_is_never_trusted() -> None:
+    with pytest.raises(PermanentError) as info:
+        trusted_host_keys(TrustSources((), None), SshTarget("h5", "10.0.0.5", 22, "root"), None)
+    assert info.value.reason == "HostKeyUnknown"
+    other = asyncssh.import_known_hosts("10.9.9.9 " + asyncssh.generate_private_key("ssh-ed25519")
+                                        .export_public_key().decode())
+    with pytest.raises(PermanentError):
+        trusted_host_keys(TrustSources((), "x"), SshTarget("h5", "10.0.0.5", 22, "root"), other)
+
+
+def test_a_malformed_pinned_key_is_a_clear_error() -> None:
+    with pytest.raises(PermanentError) as info:
+        trusted_host_keys(TrustSources(("not a key",), None), SshTarget("h1", "10.0.0.1", 22, "root"), None)
+    assert info.value.reason == "InvalidPinnedKeys"
+
+
+def test_privileged_wraps_non_root_in_sudo() -> None:
+    assert privileged("echo 'a b' > /etc/x", "root") == "echo 'a b' > /etc/x"
+    assert privileged("echo 'a b' > /etc/x", "ubuntu") == "sudo -n bash -c 'echo '\"'\"'a b'\"'\"' > /etc/x'"

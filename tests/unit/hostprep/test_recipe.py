@@ -1,0 +1,139 @@
+"""The recipe as data: order, literal values, quoting, the sandbox-safe shell subset, and the probes' predicates."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from services.hostprep import recipe
+from services.hostprep.domain import MARK, HostFacts
+from services.hostprep.recipe import AgentSource, RecipeParams
+from services.hostprep.ssh import CommandResult
+from shared.models import HostRef
+
+FACTS = HostFacts("ubuntu", "22.04", "Ubuntu 22.04", "aarch64", "6.8.0", "cgroup2fs", "default via x", "node-7",
+                  100 * 1024**3)
+PREPARE = ["swap", "kernel-modules", "sysctl", "base-packages", "containerd", "kubernetes-repo", "kubernetes-packages",
+           "etc-hosts", "bootstrap-kubeconfig", "agent-binary", "agent-service", "registration"]
+
+
+def params(**over: object) -> RecipeParams:
+    fields: dict[str, object] = {
+        "host": HostRef(host_id="Rack_1.host-07", host_name="node-7", host_ip="10.1.2.7"),
+        "namespace": "edge-a", "k8s_version": "1.31.4",
+        "agent": AgentSource(url="https://mirror.example/byoh/{arch}/byoh-hostagent", sha256="ab" * 32),
+    }
+    fields.update(over)
+    return RecipeParams(**fields)  # type: ignore[arg-type]
+
+
+def commands(steps: list[recipe.Step]) -> list[str]:
+    out = []
+    for step in steps:
+        if isinstance(step.check, recipe.Probe):
+            out.append(step.check.command)
+        out += [op.command for op in step.action if isinstance(op, recipe.Run)]
+    return out
+
+
+def test_prepare_steps_in_order() -> None:
+    assert [s.name for s in recipe.prepare_steps(params(), FACTS)] == PREPARE
+
+
+def test_teardown_steps_in_order() -> None:
+    assert [s.name for s in recipe.teardown_steps(params())] == [
+        "agent-stopped", "kubeadm-reset", "agent-config", "byohost-removed"]
+    purge = [s.name for s in recipe.teardown_steps(params(purge_packages=True))]
+    assert purge[-2:] == ["packages-purged", "byohost-removed"]
+
+
+@pytest.mark.parametrize("build", ["prepare", "teardown"])
+def test_commands_stay_in_the_sandbox_shell_subset(build: str) -> None:
+    steps = recipe.prepare_steps(params(), FACTS) if build == "prepare" else \
+        recipe.teardown_steps(params(purge_packages=True))
+    for command in commands(steps):
+        assert "$(" not in command and "`" not in command, command
+        assert "pipefail" not in command
+        shlex.split(command.replace("\n", " "))  # balanced quotes
+
+
+def test_literal_values_from_job_and_facts() -> None:
+    steps = {s.name: s for s in recipe.prepare_steps(params(), FACTS)}
+    text = "\n".join(commands(list(steps.values())))
+    assert "kubelet=1.31.4-1.1" in text and "kubeadm=1.31.4-1.1" in text and "kubectl=1.31.4-1.1" in text
+    assert "https://pkgs.k8s.io/core:/stable:/v1.31/deb/" in text
+    assert "https://mirror.example/byoh/arm64/byoh-hostagent" in text
+    assert "10.1.2.7 node-7" in text
+    unit = recipe.agent_unit(params())
+    assert ("ExecStart=/usr/local/bin/byoh-hostagent --bootstrap-kubeconfig /etc/byoh/bootstrap-kubeconfig.conf "
+            "--skip-installation --namespace edge-a --label o2ims.oran.org/host-id=Rack_1.host-07") in unit
+    install = steps["agent-service"].action[0]
+    assert isinstance(install, recipe.Run) and shlex.quote(unit) in install.command
+    assert f"chmod 0644 {recipe.AGENT_UNIT}" in install.command
+    assert steps["agent-service"].rerun_after == ("bootstrap-kubeconfig", "agent-binary")
+    assert steps["registration"].uses_ssh is False
+
+
+def test_values_that_need_quoting_are_quoted() -> None:
+    p = params(agent=AgentSource(url="https://mirror.example/a b/agent;rm -rf /"), repo_base="https://m.example/k8s x")
+    text = "\n".join(commands(recipe.prepare_steps(p, FACTS)))
+    assert "'https://mirror.example/a b/agent;rm -rf /'" in text
+    assert "'https://m.example/k8s x/v1.31/deb/Release.key'" in text
+
+
+def test_agent_sources() -> None:
+    pushed = {s.name: s for s in recipe.prepare_steps(params(agent=AgentSource(sha256="cd" * 32, pushed=True)), FACTS)}
+    op = pushed["agent-binary"].action[0]
+    assert isinstance(op, recipe.Upload) and op.agent_binary and op.mode == 0o755
+    missing = {s.name: s for s in recipe.prepare_steps(params(agent=AgentSource()), FACTS)}
+    check, action = missing["agent-binary"].check, missing["agent-binary"].action[0]
+    assert isinstance(check, recipe.Probe) and check.command.startswith("test -x")
+    assert isinstance(action, recipe.Fail) and action.reason == "NoAgentBinary"
+
+
+def result(stdout: str, status: int = 0) -> CommandResult:
+    return CommandResult(status, stdout, "")
+
+
+def probe(name: str) -> recipe.Probe:
+    step = {s.name: s for s in recipe.prepare_steps(params(), FACTS)}[name]
+    assert isinstance(step.check, recipe.Probe)
+    return step.check
+
+
+def test_swap_probe() -> None:
+    header = "Filename\tType\tSize\tUsed\tPriority"
+    holds = probe("swap").holds
+    assert holds(result(f"{header}\n{MARK}\nUUID=1 / ext4 defaults 0 1\n#/swap.img none swap sw 0 0\n"))
+    assert not holds(result(f"{header}\n/swap.img file 2097148 0 -2\n{MARK}\n"))
+    assert not holds(result(f"{header}\n{MARK}\n/swap.img\tnone\tswap\tsw\t0\t0\n"))
+
+
+def test_sysctl_probe() -> None:
+    holds = probe("sysctl").holds
+    assert holds(result("1\n1\n1\n"))
+    assert not holds(result("1\n1\n0\n"))
+    assert not holds(result("1\n1\n1\n", status=1))  # the persisted file lacks a line
+
+
+def test_kubernetes_packages_probe_wants_exact_version_and_holds() -> None:
+    holds = probe("kubernetes-packages").holds
+    installed = "".join(f"hold ok installed {p} 1.31.4-1.1\n" for p in recipe.K8S_PACKAGES)
+    assert holds(result(f"{installed}{MARK}\nkubeadm\nkubectl\nkubelet\n"))
+    assert not holds(result(f"{installed}{MARK}\nkubeadm\nkubelet\n"))
+    assert not holds(result(f"{installed.replace('1.31.4', '1.31.3', 1)}{MARK}\nkubeadm\nkubectl\nkubelet\n"))
+
+
+def test_etc_hosts_probe_ignores_comments() -> None:
+    holds = probe("etc-hosts").holds
+    assert holds(result("127.0.0.1 localhost\n10.1.2.7 node-7 node-7.lab\n"))
+    assert not holds(result("127.0.0.1 localhost\n# 10.1.2.7 node-7\n10.1.2.8 node-70\n"))
+
+
+def test_agent_service_probe() -> None:
+    sha = __import__("hashlib").sha256(recipe.agent_unit(params()).encode()).hexdigest()
+    holds = probe("agent-service").holds
+    assert holds(result(f"{sha}  /etc/systemd/system/byoh-hostagent.service\n{MARK}\nenabled\n{MARK}\nactive\n"))
+    assert not holds(result(f"{sha}  x\n{MARK}\nenabled\n{MARK}\nfailed\n"))
+    assert not holds(result(f"{'0' * 64}  x\n{MARK}\nenabled\n{MARK}\nactive\n"))
