@@ -31,5 +31,9 @@ test: lint typecheck layers pytest
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The whole flow on a fresh sandbox, shown live: start, submit allClusters, wait for Synced, stop.
+demo: $(STAMP)
+	$(BIN)/python -m o2ctl demo
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

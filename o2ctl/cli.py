@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--inventory", type=Path, default=None, help="example inventory whose clusters the sandbox uses")
     u.add_argument("--detach", action="store_true", help="return once everything is ready")
     sub.add_parser("down", help="stop everything `o2ctl up` started")
+    d = sub.add_parser("demo", help="the whole flow on a fresh sandbox, shown live, then stopped")
+    d.add_argument("--hosts", type=int, default=9)
+    d.add_argument("--timeout", type=float, default=300.0)
+    d.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
 
     v = sub.add_parser("validate", help="validate an inventory file, reporting every problem with its path")
     v.add_argument("inventory", type=Path)
@@ -145,7 +149,14 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(cmd)
 
 
-COMMANDS = {"up": _up, "down": _down}
+def _demo(args: argparse.Namespace) -> int:
+    from o2ctl import demo
+
+    state = state_dir(args.state_dir or ".state/demo")
+    return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep)
+
+
+COMMANDS = {"up": _up, "down": _down, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:

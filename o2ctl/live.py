@@ -65,10 +65,15 @@ class Follow:
 
 
 async def follow(
-    bus: Bus, name: str, operation: str, *, timeout: float, console: Console | None, start: Any = None
+    bus: Bus, name: str, operation: str, *, timeout: float, console: Console | None, start: Any = None,
+    plain: bool = False,
 ) -> Follow:
-    """Follow until the FPR reaches a terminal phase for ``operation`` (or a refusal), or time out."""
+    """Follow until the FPR reaches a terminal phase for ``operation`` (or a refusal), or time out.
+
+    With a console, a live view; with ``plain`` (no terminal), one line per cluster change.
+    """
     state = Follow(name)
+    last: dict[str, str] = {}
     js = bus.js
     policy = {"deliver_policy": js_api.DeliverPolicy.BY_START_TIME, "opt_start_time": start} if start else {}
     subs = [
@@ -90,11 +95,15 @@ async def follow(
         async with asyncio.timeout(timeout):
             while True:
                 data = await queue.get()
+                finished = False
                 with contextlib.suppress(InputError):
-                    if _apply(state, data, name) and _done(state, operation):
-                        break
+                    finished = _apply(state, data, name) and _done(state, operation)
                 if live:
                     live.update(state.table())
+                elif plain:
+                    _print_changes(state, last)
+                if finished:
+                    break
     finally:
         if live:
             live.update(state.table())
@@ -106,6 +115,18 @@ async def follow(
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
     return state
+
+
+def _print_changes(state: Follow, last: dict[str, str]) -> None:
+    for cluster, view in sorted(state.clusters.items()):
+        where = f"{view.state}/{view.stage}" if view.stage and view.state == "progressing" else view.state
+        if last.get(cluster) != where:
+            last[cluster] = where
+            print(f"  {cluster:<16} {where:<26} {view.message[:70]}", flush=True)
+    phase = state.fpr.phase if state.fpr else "Pending"
+    if last.get("") != phase:
+        last[""] = phase
+        print(f"{state.name}: {phase}", flush=True)
 
 
 def _apply(state: Follow, data: bytes, name: str) -> bool:
