@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from o2ctl import demo
 
-    state = state_dir(args.state_dir or ".state/demo")
+    state = state_dir(args.state_dir or os.environ.get("O2CTL_STATE_DIR") or ".state/demo")
     return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep)
 
 

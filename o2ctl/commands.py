@@ -82,7 +82,8 @@ async def submit(t: client.Target, request: FocomRequest, *, wait: bool, timeout
         console = _console() if output != "json" and sys.stdout.isatty() else None
         try:
             state = await live.follow(bus, request.name, request.operation, timeout=timeout, console=console,
-                                      start=started, plain=console is None and output != "json")  # fmt: skip
+                                      start=started, plain=console is None and output != "json",
+                                      cause=env.id)  # fmt: skip
         except TimeoutError:
             print(f"o2ctl submit: {request.name} did not settle within {timeout:.0f}s", file=sys.stderr)
             return EXIT_FAILED

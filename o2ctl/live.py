@@ -66,18 +66,20 @@ class Follow:
 
 async def follow(
     bus: Bus, name: str, operation: str, *, timeout: float, console: Console | None, start: Any = None,
-    plain: bool = False,
+    plain: bool = False, cause: Any = None,
 ) -> Follow:
     """Follow until the FPR reaches a terminal phase for ``operation`` (or a refusal), or time out.
 
     With a console, a live view; with ``plain`` (no terminal), one line per cluster change.
     """
     state = Follow(name)
-    last: dict[str, str] = {}
+    printed: dict[str, str] = {}
     js = bus.js
     policy = {"deliver_policy": js_api.DeliverPolicy.BY_START_TIME, "opt_start_time": start} if start else {}
+    # The request's current status first (a replayed request may change nothing and publish nothing).
+    last = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT)
     subs = [
-        await js.subscribe(focom_status(name), ordered_consumer=True, config=js_api.ConsumerConfig(**policy)),
+        await js.subscribe(focom_status(name), ordered_consumer=True, config=last),
         await js.subscribe(ALL_O2IMS_STATUS, ordered_consumer=True, config=js_api.ConsumerConfig(**policy)),
         await js.subscribe(ALL_HOSTPREP_EVENTS, ordered_consumer=True, config=js_api.ConsumerConfig(**policy)),
     ]
@@ -97,11 +99,11 @@ async def follow(
                 data = await queue.get()
                 finished = False
                 with contextlib.suppress(InputError):
-                    finished = _apply(state, data, name) and _done(state, operation)
+                    finished = _apply(state, data, name, cause) and _done(state, operation)
                 if live:
                     live.update(state.table())
                 elif plain:
-                    _print_changes(state, last)
+                    _print_changes(state, printed)
                 if finished:
                     break
     finally:
@@ -129,10 +131,12 @@ def _print_changes(state: Follow, last: dict[str, str]) -> None:
         print(f"{state.name}: {phase}", flush=True)
 
 
-def _apply(state: Follow, data: bytes, name: str) -> bool:
+def _apply(state: Follow, data: bytes, name: str, cause: Any = None) -> bool:
     env = decode(data)
     if env.correlation_id != name:
         return False
+    if isinstance(env.payload, MessageFailed) and cause is not None and env.causation_id != cause:
+        return False  # the refusal of an earlier submission, not of ours
     p = env.payload
     if isinstance(p, FprStatus):
         state.fpr = p
@@ -163,4 +167,7 @@ def _apply(state: Follow, data: bytes, name: str) -> bool:
 def _done(state: Follow, operation: str) -> bool:
     if state.failure is not None:
         return True
-    return state.fpr is not None and state.fpr.phase in TERMINAL.get(operation, {"Synced", "Failed"})
+    fpr = state.fpr
+    if fpr is None or fpr.operation not in (None, operation):
+        return False  # a status of an earlier operation (e.g. the create before this scale)
+    return fpr.phase in TERMINAL.get(operation, {"Synced", "Failed"})

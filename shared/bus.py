@@ -316,11 +316,14 @@ class Consumer:
         known = isinstance(error, ServiceError)
         serr = classify(error)
         fields.update(reason=serr.reason, error=serr.message)
-        if known or isinstance(serr, PermanentError):
-            log.warning("message_handled", **fields)
-        else:
+        if not known and not isinstance(serr, PermanentError):
             # An exception nobody classified: keep the traceback, it is a bug or an unknown fault.
             log.error("message_handled", exc_info=error, **fields)
+        elif outcome == "nak":
+            # A planned retry (a deadline not yet due, a dependency not ready) is routine.
+            log.info("message_handled", **fields)
+        else:
+            log.warning("message_handled", **fields)
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()

@@ -1,11 +1,18 @@
-"""Composition root of o2ims: settings, bus consumers, background tasks."""
+"""Composition root of o2ims: settings, the engine, bus consumers, background upkeep and the mirror."""
 
 from __future__ import annotations
 
-from services.o2ims import handlers
-from services.o2ims.settings import O2imsSettings
+import asyncio
+import contextlib
+
+import structlog
+
+from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
+from shared.store import RecordStore
 from shared.subjects import (
+    BUCKET_HOSTS,
+    BUCKET_PR,
     O2IMS_CAPI_EVENTS_CONSUMER,
     O2IMS_CLUSTER_STATUS_CONSUMER,
     O2IMS_EVENTS_CONSUMER,
@@ -13,13 +20,43 @@ from shared.subjects import (
     O2IMS_TIMERS_CONSUMER,
 )
 
+from .engine import PrEngine
+from .handlers import make_handlers
+from .record import PrRecord
+from .settings import O2imsSettings
+
+log = structlog.get_logger(__name__)
+
+
+async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event) -> None:
+    """Once at start, publish outboxes a crash left behind; then purge old tombstones periodically."""
+    flushed = await engine.sweep()
+    if flushed:
+        log.info("outboxes_flushed", records=flushed)
+    while not stop.is_set():
+        if settings.tombstone_retention > 0:
+            purged = await engine.purge_tombstones(settings.tombstone_retention)
+            if purged:
+                log.info("tombstones_purged", records=purged)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.purge_interval)  # the purge period, not a sync
+
 
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
-    runtime.consume(O2IMS_REQUESTS_CONSUMER, handlers.not_implemented)
-    runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.not_implemented)
-    runtime.consume(O2IMS_CAPI_EVENTS_CONSUMER, handlers.not_implemented)
-    runtime.consume(O2IMS_CLUSTER_STATUS_CONSUMER, handlers.not_implemented)
-    runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.not_implemented)
+    settings, bus = runtime.settings, runtime.bus
+    store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
+    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy())
+    handlers = make_handlers(engine)
+    runtime.consume(O2IMS_REQUESTS_CONSUMER, handlers.on_message)
+    runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.on_message)
+    runtime.consume(O2IMS_CAPI_EVENTS_CONSUMER, handlers.on_message)
+    runtime.consume(O2IMS_CLUSTER_STATUS_CONSUMER, handlers.on_message)
+    runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
+    runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
+    if settings.mirror_enabled:
+        from .mirror import start_mirror
+
+        await start_mirror(runtime, store.kv)
 
 
 def main() -> int:

@@ -1,11 +1,67 @@
-"""Settings of the o2ims service (environment prefix ``O2_O2IMS_``, common fields ``O2_*``)."""
+"""Settings of the o2ims service (environment prefix ``O2_O2IMS_``, common fields ``O2_*``).
+
+Stage deadlines are seconds (defaults: host preparation 30 min, provisioning 60 min); the
+``ProvisioningRequest`` mirror is off unless ``mirror_enabled`` is set with a kubeconfig.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
+from .effects import Policy
+
 
 class O2imsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="O2_O2IMS_", extra="ignore", populate_by_name=True, frozen=True)
+
+    # -- stage deadlines (seconds) ----------------------------------------------------------------
+    #: From acceptance until every host is prepared.
+    hostprep_deadline: float = Field(30 * 60.0, gt=0)
+    #: Until capi_renderer confirms the apply.
+    apply_deadline: float = Field(10 * 60.0, gt=0)
+    #: From the apply until the cluster is really up (DESIGN §6); also bounds a scale.
+    provisioning_deadline: float = Field(60 * 60.0, gt=0)
+    #: Until the Cluster is gone after a delete.
+    delete_deadline: float = Field(30 * 60.0, gt=0)
+    teardown_deadline: float = Field(30 * 60.0, gt=0)
+
+    # -- deletion -------------------------------------------------------------------------------
+    #: After the Cluster is gone, send hostprep a teardown job (kubeadm reset, agent removed).
+    teardown_hosts: bool = False
+    #: Tombstones of deleted PRs are purged after this many seconds (0: keep forever).
+    tombstone_retention: float = Field(7 * 24 * 3600.0, ge=0)
+    #: Seconds between tombstone purges.
+    purge_interval: float = Field(3600.0, gt=0)
+
+    # -- record ---------------------------------------------------------------------------------
+    #: Transitions kept in a PR record's history.
+    history_limit: int = Field(50, ge=1, le=1000)
+
+    # -- the ProvisioningRequest CR mirror ------------------------------------------------------
+    mirror_enabled: bool = False
+    #: Kubeconfig of the cluster holding the ``ProvisioningRequest`` CRD (required by the mirror).
+    mirror_kubeconfig: Path | None = None
+    mirror_field_manager: str = Field("o2ims", min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _mirror_needs_kubeconfig(self) -> Self:
+        if self.mirror_enabled and self.mirror_kubeconfig is None:
+            raise ValueError("mirror_kubeconfig is required when mirror_enabled is set")
+        return self
+
+    def policy(self) -> Policy:
+        return Policy(
+            hostprep_deadline=self.hostprep_deadline,
+            apply_deadline=self.apply_deadline,
+            provisioning_deadline=self.provisioning_deadline,
+            delete_deadline=self.delete_deadline,
+            teardown_deadline=self.teardown_deadline,
+            teardown_hosts=self.teardown_hosts,
+            history_limit=self.history_limit,
+        )

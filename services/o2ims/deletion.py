@@ -1,0 +1,169 @@
+"""The deletion rules of the PR state machine, from the delete request to the tombstone.
+
+Delete works from any state: it stops forward progress (later events find the PR deleting and
+are ignored), asks capi_renderer to delete the Cluster when objects may exist, waits until the
+Cluster is gone, optionally tears the hosts down, releases the hosts' leases and leaves a small
+tombstone (state ``deleted``) so late events and replayed requests change nothing. A create
+newer than the deletion starts a new incarnation. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from shared.payloads import CapiDeleted, HostprepDone
+
+from .effects import Tx
+from .record import Queued
+from .requests import requested_spec, start_flow
+from .rules import answers, deadline_due, failure_of, newer_request, payload
+
+#: History entries a tombstone keeps.
+TOMBSTONE_HISTORY = 5
+
+
+def begin_delete(tx: Tx) -> None:
+    if not newer_request(tx):
+        return tx.ignore("older than the latest request")
+    tx.update(request_at=tx.event.at, queued=None)
+    if tx.rec.capi_requested and tx.rec.spec is not None:
+        tx.condition("ResourcesDeleted", "Unknown", "Deleting", f"deleting cluster {tx.rec.cluster}")
+        tx.send_capi("delete")
+        tx.move("deleting", "capi-delete", message=f"deleting cluster {tx.rec.cluster}")
+        return None
+    after_resources_gone(tx)
+    return None
+
+
+def tombstone_unknown(tx: Tx) -> None:
+    """Delete of a PR never seen: nothing to undo, but remember it so an older create stays dead."""
+    finalize(tx, reason="NotFound")
+
+
+def after_resources_gone(tx: Tx) -> None:
+    rec = tx.rec
+    if tx.policy.teardown_hosts and rec.spec is not None and rec.hostprep_job is not None:
+        tx.condition("HostsTornDown", "Unknown", "TearingDown", f"tearing down {len(rec.spec.all_hosts)} hosts")
+        tx.send_hostprep("teardown", rec.spec.all_hosts)
+        tx.move("deleting", "teardown", message=f"tearing down {len(rec.spec.all_hosts)} hosts")
+        return
+    finalize(tx)
+
+
+def resources_deleted(tx: Tx) -> None:
+    if tx.event.kind == "capi.deleted":
+        payload(tx, CapiDeleted)
+        job = tx.rec.capi_job
+        if not answers(tx, job) or job is None or job.action != "delete":
+            return tx.ignore("not the current delete job")
+    elif tx.rec.observed is not None and tx.event.at < tx.rec.observed.at:
+        return tx.ignore("older than the last observation")
+    tx.condition("ResourcesDeleted", "True", "Deleted", f"cluster {tx.rec.cluster} is gone")
+    after_resources_gone(tx)
+    return None
+
+
+def deletion_in_progress(tx: Tx) -> None:
+    job = tx.rec.capi_job
+    if not answers(tx, job) or job is None or job.action != "delete":
+        return tx.ignore("not the current delete job")
+    old = tx.rec.condition("ResourcesDeleted")
+    if old is not None and old.reason == "WaitingForCascade":
+        return tx.ignore("no news")
+    tx.condition("ResourcesDeleted", "False", "WaitingForCascade", "waiting for Cluster API to remove the objects")
+    return None
+
+
+def deletion_failed(tx: Tx) -> None:
+    job = tx.rec.capi_job
+    if not answers(tx, job) or job is None or job.action != "delete":
+        return tx.ignore("not the current delete job")
+    reason, message, _, _ = failure_of(tx)
+    tx.condition("ResourcesDeleted", "False", reason, message)
+    tx.move("failed", "capi-delete", reason=reason, message=message)
+    return None
+
+
+def torn_down(tx: Tx) -> None:
+    job = tx.rec.hostprep_job
+    if not answers(tx, job) or job is None or job.action != "teardown":
+        return tx.ignore("not the current teardown job")
+    if tx.event.kind == "teardown.done":
+        tx.condition("HostsTornDown", "True", "TornDown", f"{len(job.hosts)} hosts torn down")
+    else:
+        reason, message, _, _ = failure_of(tx)
+        tx.condition("HostsTornDown", "False", reason, message)
+    finalize(tx)
+    return None
+
+
+def teardown_timed_out(tx: Tx) -> None:
+    """Teardown is best effort: past its deadline the deletion completes anyway."""
+    if deadline_due(tx):
+        tx.condition("HostsTornDown", "False", "TeardownTimedOut", "host teardown did not finish in time")
+        finalize(tx)
+
+
+def finalize(tx: Tx, *, reason: str | None = None) -> None:
+    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile)."""
+    rec = tx.rec
+    queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
+    keep = {h.host_id for h in queued.spec.all_hosts} if queued else set()
+    held = set(rec.spec_hosts()) | set(rec.hosts)
+    tx.release(sorted(held - keep))
+    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep)} host leases released")
+    tx.update(deleted_at=tx.now)
+    tx.move("deleted", reason=reason, message=f"cluster {rec.cluster} deleted" if rec.cluster else "deleted")
+    tx.update(
+        hosts={}, observed=None, queued=None, hostprep_job=None, capi_job=None, deadline=None,
+        history=tx.rec.history[-TOMBSTONE_HISTORY:],
+    )  # fmt: skip
+    if queued is not None:
+        _new_incarnation(tx, queued)
+
+
+def queue_recreate(tx: Tx) -> None:
+    """A create newer than the delete under way: start it as a new incarnation once deleted."""
+    if not newer_request(tx):
+        return tx.ignore("older than the deletion")
+    spec = requested_spec(tx)
+    queued = Queued(operation="create", spec=spec, at=tx.event.at, message_id=tx.event.message_id)
+    tx.update(queued=queued, request_at=tx.event.at)
+    return None
+
+
+def reincarnate(tx: Tx) -> None:
+    if not newer_request(tx):
+        return tx.ignore("replay of a request older than the deletion")
+    spec = requested_spec(tx)
+    _new_incarnation(tx, Queued(operation="create", spec=spec, at=tx.event.at, message_id=tx.event.message_id))
+    return None
+
+
+def _new_incarnation(tx: Tx, req: Queued) -> None:
+    tx.update(
+        incarnation=tx.rec.incarnation + 1, generation=1, spec=req.spec, request_at=req.at, conditions=(),
+        hosts={}, node_cluster_id=None, hostprep_job=None, capi_job=None, capi_requested=False,
+        fulfilled_once=False, observed=None, queued=None, deleted_at=None, created_at=tx.now,
+    )  # fmt: skip
+    start_flow(tx)
+
+
+def redelete(tx: Tx) -> None:
+    """Objects applied after the delete was asked for (a late apply): delete them again."""
+    if tx.rec.spec is None:
+        return tx.ignore("no spec to delete")
+    job = tx.rec.capi_job
+    if job is not None and job.action == "delete" and tx.event.causation_id == job.id:
+        return tx.ignore("answers the delete itself")
+    tx.send_capi("delete")
+    return None
+
+
+def repeat_teardown(tx: Tx) -> None:
+    """A preparation finished after teardown was sent: tear the hosts down again, last."""
+    if not tx.policy.teardown_hosts or tx.rec.spec is None:
+        return tx.ignore("teardown is off")
+    done = payload(tx, HostprepDone)
+    if not set(done.hosts) & set(tx.rec.spec_hosts()):
+        return tx.ignore("none of this PR's hosts")
+    tx.send_hostprep("teardown", tx.rec.spec.all_hosts)
+    return None

@@ -1,0 +1,251 @@
+"""The transition builder: how one decision changes a PR record and which commands it emits.
+
+A ``Tx`` starts from the record read from KV and the event being decided, and every rule of
+the transition table (``domain``) speaks through it: ``move`` changes state/stage (recording
+history, publishing ``PrStatus`` and arming the next stage's deadline), ``send_hostprep`` /
+``send_capi`` queue jobs, ``release`` queues lease releases. Commands get deterministic ids
+from the record's command counter, so deciding the same event on the same record revision
+always yields the same messages. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from shared.messages import derive_id
+from shared.models import ClusterSpec, HostRef
+from shared.payloads import CapiJob, HostprepJob, Payload, PrDeadline, PrStage, PrState, PrStatus
+from shared.subjects import capi_job, hostprep_job, o2ims_status, timer
+
+from .record import (
+    Command,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    HistoryEntry,
+    HostStatus,
+    Job,
+    OutboxPayload,
+    PrRecord,
+    roles,
+)
+
+EventKind = Literal[
+    "create",
+    "update",
+    "delete",
+    "host.progress",
+    "hostprep.done",
+    "hostprep.failed",
+    "teardown.done",
+    "teardown.failed",
+    "job.rejected",
+    "capi.applied",
+    "capi.failed",
+    "capi.deleting",
+    "capi.deleted",
+    "capi.delete_failed",
+    "cluster.status",
+    "cluster.ready",
+    "cluster.failed",
+    "cluster.gone",
+    "deadline",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a PR, as the state machine sees it."""
+
+    kind: EventKind
+    #: When the sender says it happened (envelope ``occurred_at``).
+    at: datetime
+    message_id: str
+    causation_id: str | None = None
+    payload: Payload | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Deadlines (seconds) and options of the state machine, from settings."""
+
+    hostprep_deadline: float = 30 * 60.0
+    apply_deadline: float = 10 * 60.0
+    provisioning_deadline: float = 60 * 60.0
+    delete_deadline: float = 30 * 60.0
+    teardown_deadline: float = 30 * 60.0
+    #: Send a hostprep ``teardown`` job for the PR's hosts once its CAPI objects are gone.
+    teardown_hosts: bool = False
+    history_limit: int = 50
+    past_jobs_limit: int = 20
+
+    def deadline_for(self, state: PrState, stage: PrStage | None) -> float | None:
+        """The deadline of a stage in seconds; None for resting states (fulfilled, failed, deleted)."""
+        if state not in ("pending", "progressing", "deleting"):
+            return None
+        if state == "pending" or stage == "hostprep":
+            return self.hostprep_deadline
+        return {
+            "apply": self.apply_deadline,
+            "provisioning": self.provisioning_deadline,
+            "scaling": self.provisioning_deadline,
+            "capi-delete": self.delete_deadline,
+            "teardown": self.teardown_deadline,
+        }.get(stage or "")
+
+
+@dataclass
+class Tx:
+    """A decision in the making: the evolving record and the commands it will publish."""
+
+    rec: PrRecord
+    event: Event
+    now: datetime
+    policy: Policy
+    #: True when ``rec`` is a provisional record for a PR that had none.
+    fresh: bool = False
+    commands: list[Command] = field(default_factory=list)
+    #: Set when the event leaves the record as it is (the rule's reason, for logs and tests).
+    ignored: str | None = None
+
+    # -- record -----------------------------------------------------------------------------
+
+    def update(self, **fields: Any) -> None:
+        self.rec = self.rec.model_copy(update=fields)
+
+    def ignore(self, why: str) -> None:
+        self.ignored = why
+
+    @property
+    def spec(self) -> ClusterSpec:
+        if self.rec.spec is None:  # only tombstones of spec-less deletes, which no rule extends
+            raise ValueError(f"PR {self.rec.pr_id} has no spec")
+        return self.rec.spec
+
+    def condition(self, ctype: ConditionType, status: ConditionStatus, reason: str, message: str = "") -> None:
+        old = self.rec.condition(ctype)
+        # Like Kubernetes conditions: the time changes only when the status does.
+        at = old.at if old is not None and old.status == status else self.now
+        new = Condition(type=ctype, status=status, reason=reason, message=message, at=at)
+        others = tuple(c for c in self.rec.conditions if c.type != ctype)
+        self.update(conditions=(*others, new))
+
+    def host(self, host_id: str, **fields: Any) -> None:
+        current = self.rec.hosts.get(host_id)
+        if current is None:
+            role = roles(self.rec.spec).get(host_id, "worker") if self.rec.spec else "worker"
+            current = HostStatus(role=role)
+        self.update(hosts={**self.rec.hosts, host_id: current.model_copy(update=fields)})
+
+    def track_spec_hosts(self) -> None:
+        """Give every host of the spec a status entry (new hosts start ``pending``)."""
+        hosts = dict(self.rec.hosts)
+        for host_id, role in roles(self.spec).items():
+            old = hosts.get(host_id)
+            hosts[host_id] = (
+                HostStatus(role=role) if old is None or old.released else old.model_copy(update={"role": role})
+            )
+        self.update(hosts=hosts)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = ()) -> Command:
+        n = self.rec.cmd_seq + 1
+        self.update(cmd_seq=n)
+        cmd = Command(
+            id=str(derive_id("o2ims", self.rec.pr_id, n)),
+            at=self.now,
+            causation_id=self.event.message_id or None,
+            subject=subject,
+            payload=payload,
+            release=release,
+        )
+        self.commands.append(cmd)
+        return cmd
+
+    def _retire(self, job: Job | None) -> tuple[str, ...]:
+        past = self.rec.past_jobs + ((job.id,) if job else ())
+        return past[-self.policy.past_jobs_limit :]
+
+    def send_hostprep(self, action: Literal["prepare", "teardown"], hosts: tuple[HostRef, ...]) -> None:
+        spec = self.spec
+        payload = HostprepJob(
+            pr_id=self.rec.pr_id, action=action, cluster=spec.name, namespace=spec.namespace,
+            k8s_version=spec.k8s_version, hosts=hosts,
+        )  # fmt: skip
+        cmd = self._command(hostprep_job(self.rec.pr_id), payload)
+        job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))
+        self.update(past_jobs=self._retire(self.rec.hostprep_job), hostprep_job=job)
+
+    def send_capi(self, action: Literal["apply", "scale", "delete"]) -> None:
+        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=self.spec))
+        requested = self.rec.capi_requested or action != "delete"
+        self.update(
+            past_jobs=self._retire(self.rec.capi_job), capi_job=Job(id=cmd.id, action=action),
+            capi_requested=requested,
+        )  # fmt: skip
+
+    def release(self, host_ids: list[str]) -> None:
+        """Queue the release of these hosts' leases (only leases this PR holds are touched)."""
+        if not host_ids:
+            return
+        self._command(None, None, release=tuple(sorted(host_ids)))
+        for host_id in host_ids:
+            self.host(host_id, released=True)
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def move(
+        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = ""
+    ) -> None:
+        """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline."""
+        rec = self.rec
+        seq = rec.seq + 1
+        entry = HistoryEntry(
+            seq=seq, at=self.now, event=self.event.kind,
+            from_state=None if self.fresh else rec.state, from_stage=None if self.fresh else rec.stage,
+            to_state=state, to_stage=stage, reason=reason,
+        )  # fmt: skip
+        # Host preparation keeps one deadline from acceptance (pending) to the last host ready.
+        keeps_deadline = not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
+        deadline, deadline_seq = rec.deadline, rec.deadline_seq
+        seconds = None if keeps_deadline else self.policy.deadline_for(state, stage)
+        if not keeps_deadline:
+            deadline = self.now + timedelta(seconds=seconds) if seconds is not None else None
+            deadline_seq = rec.deadline_seq + 1 if seconds is not None else rec.deadline_seq
+        self.update(
+            state=state, stage=stage, reason=reason, message=message or None, seq=seq,
+            stage_entered_at=self.now, updated_at=self.now, deadline=deadline, deadline_seq=deadline_seq,
+            history=(*rec.history, entry)[-self.policy.history_limit :],
+        )  # fmt: skip
+        self.fresh = False
+        self._command(o2ims_status(rec.pr_id), self.status())
+        if seconds is not None and deadline is not None:
+            armed = PrDeadline(pr_id=rec.pr_id, seq=deadline_seq, state=state, stage=stage, deadline=deadline)
+            self._command(timer(rec.pr_id), armed)
+
+    def status(self) -> PrStatus:
+        rec = self.rec
+        return PrStatus(
+            pr_id=rec.pr_id, fpr=rec.fpr, cluster=rec.cluster, state=rec.state, stage=rec.stage,
+            reason=rec.reason, message=rec.message, node_cluster_id=rec.node_cluster_id, at=self.now, seq=rec.seq,
+        )  # fmt: skip
+
+    def result(self) -> PrRecord | None:
+        """The record to write, or None when the event changed nothing."""
+        if self.ignored is not None and not self.commands:
+            return None
+        self.update(outbox=(*self.rec.outbox, *self.commands), updated_at=self.now)
+        return self.rec
+
+
+def describe_failure(host_id: str | None, step: str | None, exit_code: int | None, detail: str) -> str:
+    """``host h3 failed at step containerd (exit 100): …`` — what a failed host prep says."""
+    parts = [f"host {host_id}" if host_id else "host preparation"]
+    parts.append(f"failed at step {step}" if step else "failed")
+    text = " ".join(parts)
+    if exit_code is not None:
+        text += f" (exit {exit_code})"
+    return f"{text}: {detail}"[:1000] if detail else text

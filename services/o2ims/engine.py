@@ -1,0 +1,138 @@
+"""The I/O around the state machine: read the PR record, decide, write, then publish the outbox.
+
+``PrEngine.handle`` is the whole life of one event: a revision-checked read-decide-write of the
+record (``RecordStore.mutate`` re-decides on a conflicting write), then ``flush``: every command
+in the record's outbox goes out with its stored, deterministic envelope id (lease releases run
+in order between publishes), and the published commands are removed from the record. Writing
+first makes the write the decision: a crash before the publishes leaves them in the outbox, and
+the redelivered event (which the record has already absorbed) publishes them; a crash after
+them re-publishes ids the stream drops as duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from shared.bus import Bus
+from shared.leases import HostLeases
+from shared.messages import Envelope, utcnow
+from shared.payloads import PrStatus
+from shared.store import RecordConflict, RecordStore
+
+from .domain import Decision, decide
+from .effects import Event, Policy
+from .record import Command, PrRecord
+
+log = structlog.get_logger(__name__)
+
+
+class PrEngine:
+    """Decides events for PRs and carries out the decisions (one per process, shared by handlers)."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        store: RecordStore[PrRecord],
+        leases: HostLeases,
+        policy: Policy,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.leases = leases
+        self.policy = policy
+        self.clock = clock
+
+    async def handle(self, pr_id: str, event: Event) -> Decision:
+        """Decide ``event`` for ``pr_id``, write the record, publish what it owes."""
+        decisions: list[Decision] = []
+
+        def change(record: PrRecord | None) -> PrRecord | None:
+            decision = decide(record, event, self.clock(), self.policy)
+            decisions.append(decision)
+            return decision.record
+
+        record, _revision = await self.store.mutate(pr_id, change)
+        decision = decisions[-1]
+        structlog.contextvars.bind_contextvars(pr_id=pr_id, rule=decision.rule)
+        for cmd in decision.commands:
+            if isinstance(cmd.payload, PrStatus):
+                status = cmd.payload
+                log.info("pr_transition", pr_id=pr_id, state=status.state, stage=status.stage, reason=status.reason)
+        if record is not None and record.outbox:
+            await self.flush(record)
+        return decision
+
+    async def flush(self, record: PrRecord) -> None:
+        """Carry out the outbox in order, then drop what was done from the stored record."""
+        batch: list[tuple[str, Envelope]] = []
+        for cmd in record.outbox:
+            if cmd.payload is not None and cmd.subject is not None:
+                batch.append((cmd.subject, self.envelope(record, cmd)))
+                continue
+            await self._publish(batch)
+            batch = []
+            released = await self.leases.release(record.pr_id, cmd.release)
+            log.info("leases_released", pr_id=record.pr_id, hosts=released)
+        await self._publish(batch)
+        done = {c.id for c in record.outbox}
+
+        def drop(current: PrRecord | None) -> PrRecord | None:
+            if current is None or not any(c.id in done for c in current.outbox):
+                return None
+            return current.without_commands(done)
+
+        await self.store.mutate(record.pr_id, drop)
+
+    def envelope(self, record: PrRecord, cmd: Command) -> Envelope:
+        """The command's envelope, byte-identical however often it is rebuilt (stored id and time)."""
+        assert cmd.payload is not None
+        return Envelope(
+            id=uuid.UUID(cmd.id),
+            type=cmd.payload.type,
+            correlation_id=record.fpr,
+            causation_id=uuid.UUID(cmd.causation_id) if cmd.causation_id else None,
+            occurred_at=cmd.at,
+            source=self.bus.source,
+            payload=cmd.payload,
+        )
+
+    async def _publish(self, batch: list[tuple[str, Envelope]]) -> None:
+        if len(batch) == 1:
+            await self.bus.publish(*batch[0])
+        elif batch:
+            await self.bus.publish_batch(batch)
+
+    async def sweep(self) -> int:
+        """Flush every record left with commands (a crash that no redelivery will revisit)."""
+        flushed = 0
+        for key in await self.store.keys():
+            got = await self.store.get(key)
+            if got is not None and got[0].outbox:
+                await self.flush(got[0])
+                flushed += 1
+        return flushed
+
+    async def purge_tombstones(self, retention: float) -> int:
+        """Remove tombstones older than ``retention`` seconds (revision-checked)."""
+        now = self.clock()
+        purged = 0
+        for key in await self.store.keys():
+            got = await self.store.get(key)
+            if got is None:
+                continue
+            rec, revision = got
+            if rec.state != "deleted" or rec.outbox or rec.deleted_at is None:
+                continue
+            if (now - rec.deleted_at).total_seconds() >= retention:
+                try:
+                    await self.store.delete(key, revision)
+                    purged += 1
+                except RecordConflict:  # written since we read it: not a stale tombstone any more
+                    log.info("tombstone_kept", pr_id=key)
+        return purged

@@ -1,0 +1,184 @@
+"""Optional mirror of the ``pr`` bucket into ``ProvisioningRequest`` CRs, for ``kubectl get``.
+
+A KV watch on the bucket (which first replays the latest value of every key, so a restart
+converges) feeds a writer that server-side-applies each PR's CR (spec) and its ``/status``;
+a tombstone or a purged record deletes the CR. Only the latest value per PR is written, so a
+slow API server costs staleness, never a backlog; failed writes are retried. The mirror only
+reflects the bus: the state machine never reads these CRs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import structlog
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from shared.errors import ServiceError
+from shared.kube import KubeClient
+from shared.runtime import ServiceRuntime
+
+from .record import PrRecord
+from .settings import O2imsSettings
+
+log = structlog.get_logger(__name__)
+
+API_VERSION = "o2ims.provisioning.oran.org/v1alpha1"
+KIND = "ProvisioningRequest"
+PR_LABEL = "o2ims.oran.org/pr-id"
+RETRY_DELAY = 2.0
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hosts(rec: PrRecord, role: str) -> list[dict[str, Any]]:
+    spec = rec.spec
+    if spec is None:
+        return []
+    hosts = spec.control_plane if role == "control-plane" else spec.workers
+    return [{"hostId": h.host_id, "hostName": h.host_name, "hostIp": h.host_ip} for h in hosts]
+
+
+def cr_object(rec: PrRecord) -> dict[str, Any]:
+    """The CR with its spec: what was requested (template and parameters)."""
+    params: dict[str, Any] = {}
+    if rec.spec is not None:
+        s = rec.spec
+        params = {
+            "clusterName": s.name, "namespace": s.namespace, "k8sVersion": s.k8s_version,
+            "controlPlaneEndpoint": s.vip, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
+            "hosts": {"masters": _hosts(rec, "control-plane"), "workers": _hosts(rec, "worker")},
+        }  # fmt: skip
+        if s.cni:
+            params["cni"] = s.cni
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": rec.pr_id, "labels": {PR_LABEL: rec.pr_id}},
+        "spec": {
+            "name": rec.cluster or rec.pr_id,
+            "description": f"cluster {rec.cluster} for FOCOM request {rec.fpr}",
+            "templateName": rec.template_name,
+            "templateVersion": rec.template_version,
+            "templateParameters": params,
+        },
+    }
+
+
+def cr_status(rec: PrRecord) -> dict[str, Any]:
+    """The CR's status: what the bus knows about the PR."""
+    provisioning: dict[str, Any] = {
+        "provisioningState": rec.state,
+        "provisioningUpdateTime": _time(rec.updated_at),
+        "transitions": rec.seq,
+    }
+    for key, value in (("provisioningStage", rec.stage), ("provisioningReason", rec.reason),
+                       ("provisioningMessage", rec.message)):  # fmt: skip
+        if value:
+            provisioning[key] = value
+    if rec.node_cluster_id:
+        provisioning["provisionedResources"] = {
+            "nodeClusterId": rec.node_cluster_id,
+            "infrastructureResourceIds": [
+                {"hostId": h, "resourceId": st.resource_id}
+                for h, st in sorted(rec.hosts.items())
+                if st.resource_id and not st.released
+            ],
+        }
+    if rec.deadline is not None:
+        provisioning["stageDeadline"] = _time(rec.deadline)
+    hosts = []
+    for host_id, st in sorted(rec.hosts.items()):
+        entry: dict[str, Any] = {"hostId": host_id, "role": st.role, "status": st.status, "released": st.released}
+        if st.step:
+            entry["step"] = st.step
+        if st.detail:
+            entry["detail"] = st.detail[:300]
+        hosts.append(entry)
+    conditions = [
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
+         "lastTransitionTime": _time(c.at)}
+        for c in rec.conditions
+    ]  # fmt: skip
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": rec.pr_id},
+        "status": {
+            "provisioningStatus": provisioning,
+            "conditions": conditions,
+            "hosts": hosts,
+            "observedGeneration": rec.generation,
+        },
+    }
+
+
+class Mirror:
+    def __init__(self, kv: KeyValue, client: KubeClient, *, field_manager: str = "o2ims") -> None:
+        self.kv = kv
+        self.client = client
+        self.field_manager = field_manager
+        self._latest: dict[str, bytes | None] = {}
+        self._dirty = asyncio.Event()
+
+    async def run(self) -> None:
+        # nats-py's watcher is untyped; only iteration and stop() are used.
+        watcher: Any = await self.kv.watchall()
+        writer = asyncio.create_task(self._write_loop(), name="o2ims-mirror-writer")
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the initial replay
+                    continue
+                deleted = entry.operation in ("DEL", "PURGE") or not entry.value
+                self._latest[entry.key] = None if deleted else entry.value
+                self._dirty.set()
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            batch, self._latest = self._latest, {}
+            failed = False
+            for key, value in batch.items():
+                try:
+                    await self.sync(key, value)
+                except ServiceError as exc:
+                    log.warning("mirror_write_failed", pr_id=key, reason=exc.reason, error=exc.message)
+                    self._latest.setdefault(key, value)  # a newer value, if any, supersedes this one
+                    failed = True
+            if failed:
+                await asyncio.sleep(RETRY_DELAY)  # back off before retrying the API server
+                self._dirty.set()
+
+    async def sync(self, key: str, value: bytes | None) -> None:
+        try:
+            rec = PrRecord.model_validate_json(value) if value else None
+        except ValidationError as exc:
+            log.error("mirror_record_unreadable", pr_id=key, errors=exc.error_count())
+            return
+        if rec is None or rec.state == "deleted":
+            await self.client.delete(API_VERSION, KIND, key)
+            return
+        await self.client.apply(cr_object(rec), field_manager=self.field_manager)
+        await self.client.apply_status(cr_status(rec), field_manager=self.field_manager)
+
+
+async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
+    path = runtime.settings.mirror_kubeconfig
+    assert path is not None  # guaranteed by the settings validator
+    client = await KubeClient.from_kubeconfig(path)
+    runtime.on_close(client.close)
+    mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
+    runtime.background(mirror.run(), "o2ims-mirror")

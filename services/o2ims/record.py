@@ -1,0 +1,202 @@
+"""The ProvisioningRequest record kept in the ``pr`` KV bucket, and the commands it carries.
+
+One record per PR is the system of record: the requested spec, state and stage, the stage
+deadline, conditions, per-host status, provisioned resource ids, the transition history, and
+the *outbox*: commands a transition decided but that may not have been published yet (they
+are published after the write and removed once out, so a crash in between loses nothing).
+Pure data and small pure helpers; no I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models import ClusterSpec, HostRef
+from shared.payloads import CapiJob, HostprepJob, PrDeadline, PrStage, PrState, PrStatus
+
+#: Namespace of the provisioned resource ids (O2IMS ``nodeClusterId`` and infrastructure resource ids).
+RESOURCE_ID_NAMESPACE = uuid.UUID("3b0c7d1e-52a4-4f8e-9c61-2d7e5a90b4c3")
+
+ConditionType = Literal[
+    "HostsPrepared", "ResourcesApplied", "ClusterProvisioned", "ResourcesDeleted", "HostsTornDown", "LeasesReleased"
+]
+ConditionStatus = Literal["True", "False", "Unknown"]
+HostRole = Literal["control-plane", "worker"]
+
+#: Every command an outbox can hold that goes on the bus.
+OutboxPayload = Annotated[HostprepJob | CapiJob | PrStatus | PrDeadline, Field(discriminator="type")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Condition(_Frozen):
+    type: ConditionType
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    at: datetime
+
+
+class HostStatus(_Frozen):
+    role: HostRole
+    #: Last step reported by hostprep, and its status (``checking`` … ``ready``, ``failed``).
+    step: str | None = None
+    status: str = "pending"
+    detail: str | None = None
+    #: O2IMS infrastructure resource id, assigned when the cluster is provisioned.
+    resource_id: str | None = None
+    #: The host left the cluster (scale-down or delete) and its lease was released.
+    released: bool = False
+
+
+class Observed(_Frozen):
+    """What status_watcher last said about the cluster, ordered by the watcher's own clock."""
+
+    at: datetime
+    exists: bool = True
+    ready: bool = False
+    failure: str | None = None
+    phase: str | None = None
+    waiting_for: str | None = None
+    #: (control-plane ready, control-plane desired, workers ready, workers desired); None when only
+    #: an edge event (``cluster.ready``) was seen, which carries no counts.
+    counts: tuple[int, int, int, int] | None = None
+    machines: dict[str, str] = Field(default_factory=dict)
+
+
+class Job(_Frozen):
+    """The job o2ims last sent to hostprep or capi_renderer (its id is the envelope id)."""
+
+    id: str
+    action: str
+    hosts: tuple[str, ...] = ()
+    #: The job's success was reported (``capi.applied`` for an apply/scale).
+    confirmed: bool = False
+
+
+class Queued(_Frozen):
+    """A create/update that arrived while a flow was running; started when the flow settles."""
+
+    operation: Literal["create", "update"]
+    spec: ClusterSpec
+    at: datetime
+    message_id: str
+
+
+class HistoryEntry(_Frozen):
+    seq: int
+    at: datetime
+    event: str
+    from_state: PrState | None
+    from_stage: PrStage | None
+    to_state: PrState
+    to_stage: PrStage | None
+    reason: str | None = None
+
+
+class Command(_Frozen):
+    """One effect of a transition: publish ``payload`` on ``subject``, or release host leases.
+
+    ``id`` is the envelope id (deterministic: derived from the PR and the command number), so
+    publishing the same command twice is dropped by the stream's duplicate window.
+    """
+
+    id: str
+    at: datetime
+    causation_id: str | None = None
+    subject: str | None = None
+    payload: OutboxPayload | None = None
+    release: tuple[str, ...] = ()
+
+
+class PrRecord(_Frozen):
+    pr_id: str
+    fpr: str
+    template_name: str = "byoh-workload-cluster"
+    template_version: str = "v1.0.0"
+    #: None only for the tombstone of a delete that named no spec.
+    spec: ClusterSpec | None
+    #: A new incarnation starts when a create arrives for a tombstoned PR.
+    incarnation: int = 1
+    #: Bumped by every accepted spec change.
+    generation: int = 1
+    state: PrState
+    stage: PrStage | None = None
+    reason: str | None = None
+    message: str | None = None
+    deadline: datetime | None = None
+    #: Numbers the deadlines; a timer carrying an older number is stale.
+    deadline_seq: int = 0
+    stage_entered_at: datetime
+    #: Transition counter (also ``PrStatus.seq``).
+    seq: int = 0
+    #: Command counter, source of deterministic command ids.
+    cmd_seq: int = 0
+    #: ``occurred_at`` of the newest request applied: older requests are replays or overtaken.
+    request_at: datetime
+    conditions: tuple[Condition, ...] = ()
+    hosts: dict[str, HostStatus] = Field(default_factory=dict)
+    node_cluster_id: str | None = None
+    hostprep_job: Job | None = None
+    capi_job: Job | None = None
+    #: Ids of earlier jobs of this PR: events caused by them are stale.
+    past_jobs: tuple[str, ...] = ()
+    #: CAPI objects may exist (an apply/scale was sent in this incarnation).
+    capi_requested: bool = False
+    #: The cluster reached ``fulfilled`` at least once in this incarnation (later flows are day-2).
+    fulfilled_once: bool = False
+    observed: Observed | None = None
+    queued: Queued | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    outbox: tuple[Command, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+    @property
+    def phase(self) -> str:
+        return phase_name(self.state, self.stage)
+
+    @property
+    def cluster(self) -> str:
+        return self.spec.name if self.spec else ""
+
+    def spec_hosts(self) -> dict[str, HostRef]:
+        return {h.host_id: h for h in self.spec.all_hosts} if self.spec else {}
+
+    def condition(self, ctype: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == ctype), None)
+
+    def without_commands(self, ids: set[str]) -> PrRecord:
+        return self.model_copy(update={"outbox": tuple(c for c in self.outbox if c.id not in ids)})
+
+
+def phase_name(state: PrState | None, stage: PrStage | None) -> str:
+    """``progressing/hostprep`` style names: the rows of the transition table.
+
+    Only ``progressing`` and ``deleting`` have stages that matter to the table; ``failed``
+    keeps the stage it failed in for the reader, but behaves the same whatever it is.
+    """
+    if state is None:
+        return "absent"
+    return f"{state}/{stage}" if stage and state in ("progressing", "deleting") else state
+
+
+def node_cluster_id(pr_id: str, cluster: str) -> str:
+    return str(uuid.uuid5(RESOURCE_ID_NAMESPACE, f"node-cluster\x1f{pr_id}\x1f{cluster}"))
+
+
+def infrastructure_resource_id(cluster_id: str, host_id: str) -> str:
+    return str(uuid.uuid5(RESOURCE_ID_NAMESPACE, f"host\x1f{cluster_id}\x1f{host_id}"))
+
+
+def roles(spec: ClusterSpec) -> dict[str, HostRole]:
+    out: dict[str, HostRole] = {h.host_id: "control-plane" for h in spec.control_plane}
+    out.update({h.host_id: "worker" for h in spec.workers})
+    return out

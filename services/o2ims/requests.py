@@ -1,0 +1,149 @@
+"""The request rules of the PR state machine: create, update (day 2), retry, and queueing.
+
+Requests are ordered by their ``occurred_at``: one older than the last request applied is a
+replay or was overtaken, and changes nothing. A create or update of a fulfilled PR scales its
+workers within the immutability rules (cluster name, namespace and control-plane hosts never
+change; once CAPI objects may exist, neither do version, VIP, CIDRs and CNI); of a failed PR,
+it runs the flow again; while a flow runs, it waits in the record until the flow settles.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from shared.errors import InputError
+from shared.models import ClusterSpec
+from shared.payloads import PrRequest
+
+from .effects import Tx
+from .record import Queued
+from .rules import newer_request, payload
+
+#: Fields that may change only while no CAPI object can exist yet; workers may always change.
+_FROZEN_ONCE_APPLIED = ("k8s_version", "vip", "pod_cidr", "service_cidr", "cni")
+
+
+def requested_spec(tx: Tx) -> ClusterSpec:
+    spec = payload(tx, PrRequest).spec
+    if spec is None:
+        raise InputError(
+            f"{tx.event.kind} of PR {tx.rec.pr_id} carries no spec", path="payload.spec", reason="MissingSpec"
+        )
+    return spec
+
+
+def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
+    """The immutability rules of an update; raises ``InputError`` naming the field."""
+
+    def refuse(path: str, why: str) -> InputError:
+        return InputError(f"{path}: {why}", path=path, reason="ImmutableField")
+
+    if new.name != old.name:
+        raise refuse("spec.name", f"the cluster name cannot change ({old.name!r} → {new.name!r})")
+    if new.namespace != old.namespace:
+        raise refuse("spec.namespace", "the namespace cannot change")
+    if new.control_plane != old.control_plane:
+        raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
+    if not applied:
+        return
+    for name in _FROZEN_ONCE_APPLIED:
+        if getattr(new, name) != getattr(old, name):
+            raise refuse(f"spec.{name}", "cannot change once the cluster exists; only workers can")
+    before = {h.host_id: h for h in old.workers}
+    for i, host in enumerate(new.workers):
+        if host.host_id in before and before[host.host_id] != host:
+            raise refuse(f"spec.workers.{i}", f"worker {host.host_id} changed its details; remove and re-add it")
+
+
+# ── starting flows ─────────────────────────────────────────────────────────────────────
+
+
+def start_flow(tx: Tx) -> None:
+    """Prepare every host of the spec, then apply, then wait (create, retry, new incarnation)."""
+    spec = tx.spec
+    tx.update(observed=None, queued=None)
+    tx.track_spec_hosts()
+    tx.condition("HostsPrepared", "Unknown", "Preparing", f"preparing {len(spec.all_hosts)} hosts")
+    tx.send_hostprep("prepare", spec.all_hosts)
+    tx.move("pending", message=f"waiting for host preparation of {len(spec.all_hosts)} hosts")
+
+
+def admit(tx: Tx) -> None:
+    requested_spec(tx)
+    start_flow(tx)
+
+
+def begin_update(tx: Tx, spec: ClusterSpec) -> None:
+    """Day 2: prepare the added workers (if any), then re-apply with the new worker set."""
+    old = tx.spec
+    known = {h.host_id for h in old.workers}
+    added = tuple(h for h in spec.workers if h.host_id not in known)
+    message = f"scaling workers {len(old.workers)} → {len(spec.workers)}"
+    tx.update(spec=spec, generation=tx.rec.generation + 1, observed=None)
+    tx.track_spec_hosts()
+    if added:
+        tx.condition("HostsPrepared", "Unknown", "Preparing", f"preparing {len(added)} new hosts")
+        tx.send_hostprep("prepare", added)
+        tx.move("progressing", "hostprep", message=f"{message}: preparing {len(added)} new hosts")
+        return
+    tx.condition("ResourcesApplied", "Unknown", "Scaling", message)
+    tx.send_capi("scale")
+    tx.move("progressing", "scaling", message=message)
+
+
+def change_spec(tx: Tx) -> None:
+    """A newer create/update of a fulfilled PR: identical means nothing to do, else day 2."""
+    if not newer_request(tx):
+        return tx.ignore("replayed or overtaken request")
+    spec = requested_spec(tx)
+    if spec == tx.rec.spec:
+        return tx.ignore("the cluster already has this spec")
+    check_change(tx.spec, spec, applied=tx.rec.capi_requested)
+    tx.update(request_at=tx.event.at)
+    begin_update(tx, spec)
+
+
+def retry(tx: Tx) -> None:
+    """A newer create/update of a failed PR runs the whole flow again (every step is idempotent)."""
+    if not newer_request(tx):
+        return tx.ignore("replayed or overtaken request")
+    spec = requested_spec(tx)
+    if spec != tx.rec.spec:
+        check_change(tx.spec, spec, applied=tx.rec.capi_requested)
+        tx.update(spec=spec, generation=tx.rec.generation + 1)
+    tx.update(request_at=tx.event.at)
+    start_flow(tx)
+
+
+def queue_request(tx: Tx) -> None:
+    """A changed spec while a flow runs waits in the record until the flow settles."""
+    if not newer_request(tx):
+        return tx.ignore("replayed or overtaken request")
+    spec = requested_spec(tx)
+    if spec == tx.rec.spec:
+        if tx.rec.queued is None:
+            return tx.ignore("the flow in progress already has this spec")
+        tx.update(queued=None, request_at=tx.event.at)
+        return None
+    # Checked as if applied: by the time it starts, CAPI objects may well exist.
+    check_change(tx.spec, spec, applied=True)
+    op = "update" if tx.event.kind == "update" else "create"
+    tx.update(
+        queued=Queued(operation=op, spec=spec, at=tx.event.at, message_id=tx.event.message_id),
+        request_at=tx.event.at,
+    )
+    return None
+
+
+def start_queued(tx: Tx) -> None:
+    """Once a flow settles (fulfilled or failed), start the request queued meanwhile."""
+    queued = tx.rec.queued
+    if queued is None or tx.rec.state not in ("fulfilled", "failed"):
+        return
+    tx.update(queued=None)
+    if queued.spec == tx.rec.spec and tx.rec.state == "fulfilled":
+        return
+    if tx.rec.state == "fulfilled":
+        begin_update(tx, queued.spec)
+    else:
+        tx.update(spec=queued.spec, generation=tx.rec.generation + 1)
+        start_flow(tx)

@@ -1,0 +1,281 @@
+"""o2ims end to end on the sandbox: o2ims, hostprep, capi_renderer and status_watcher as processes,
+the Kubernetes API emulator with the simulated CAPI/BYOH controllers, SSH sandbox hosts.
+
+The test plays focom: it takes the host leases and publishes ``PrRequest``s on ``o2ims.requests``.
+Create → fulfilled; a host failing prep → failed naming host and step; a control plane that never
+initializes → failed at the (short) provisioning deadline; delete after fulfilled and mid-hostprep
+→ tombstoned, leases released, Cluster gone; scale 2 → 3 workers → fulfilled with 3 Running
+workers; o2ims killed with SIGKILL at each stage → the same end, each job sent once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.msg import Msg
+
+from sandbox.capi import CapiSimulators
+from sandbox.hosts import Fault, SandboxHostPool
+from shared.bus import Bus
+from shared.kube import KubeClient
+from shared.leases import HostLeases
+from shared.messages import Envelope, decode
+from shared.models import ClusterSpec, HostRef
+from shared.payloads import HostprepFailed, PrRequest, PrStatus
+from shared.subjects import ALL_HOSTPREP_EVENTS, ALL_O2IMS_STATUS, BUCKET_HOSTS, CAPI, HOSTPREP, o2ims_request
+from tests.integration.services.procs import ServiceProcess
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+K8S_VERSION = "v1.30.2"
+CNI = "bridge-pool"
+CNI_FILE = REPO / "examples" / "cni" / "bridge-pool.yaml"
+CORE = "cluster.x-k8s.io/v1beta1"
+FPR = "e2e-o2ims"
+
+
+class Recorder:
+    """Envelopes seen on a subject pattern, with a bounded wait for a condition over them."""
+
+    def __init__(self) -> None:
+        self.items: list[Envelope] = []
+        self._changed = asyncio.Condition()
+
+    async def on_msg(self, msg: Msg) -> None:
+        async with self._changed:
+            self.items.append(decode(msg.data))
+            self._changed.notify_all()
+
+    async def wait(self, what: Callable[[], Any], timeout: float = 90.0) -> Any:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(what), timeout)
+            return what()
+
+
+@dataclass
+class System:
+    bus: Bus
+    pool: SandboxHostPool
+    client: KubeClient
+    statuses: Recorder
+    hostprep_events: Recorder
+    procs: dict[str, ServiceProcess]
+    env: dict[str, dict[str, str]]
+
+    def spec(self, name: str, hosts: list[str], vip: str) -> ClusterSpec:
+        refs = {h["host_id"]: h for h in self.pool.inventory_hosts()}
+
+        def ref(host_id: str) -> HostRef:
+            h = refs[host_id]
+            return HostRef(host_id=host_id, host_name=h["host_name"], host_ip=h["host_ip"], ssh_port=h["ssh_port"],
+                           ssh_user=h["host_user"])  # fmt: skip
+
+        return ClusterSpec(name=name, k8s_version=K8S_VERSION, control_plane=(ref(hosts[0]),),
+                           workers=tuple(ref(h) for h in hosts[1:]), vip=vip, cni=CNI)  # fmt: skip
+
+    async def leases(self) -> HostLeases:
+        return HostLeases(await self.bus.kv(BUCKET_HOSTS))
+
+    async def request(self, op: str, pr: str, spec: ClusterSpec) -> None:
+        if op in ("create", "update"):  # what focom does before asking
+            await (await self.leases()).acquire(pr, [h.host_id for h in spec.all_hosts])
+        payload = PrRequest(pr_id=pr, fpr=FPR, operation=op, spec=spec)  # type: ignore[arg-type]
+        await self.bus.emit(o2ims_request(pr), payload, correlation_id=FPR)
+
+    def states(self, pr: str) -> list[PrStatus]:
+        found = [e.payload for e in self.statuses.items if isinstance(e.payload, PrStatus) and e.payload.pr_id == pr]
+        return sorted({s.seq: s for s in found}.values(), key=lambda s: s.seq)
+
+    async def state(self, pr: str, state: str, stage: str | None = None, timeout: float = 90.0) -> PrStatus:
+        def reached() -> PrStatus | None:
+            got = [s for s in self.states(pr) if s.state == state and (stage is None or s.stage == stage)]
+            return got[-1] if got else None
+
+        found: PrStatus = await self.statuses.wait(reached, timeout)
+        return found
+
+    async def restart_o2ims(self) -> None:
+        await self.procs["o2ims"].kill()  # SIGKILL
+        self.procs["o2ims"] = await ServiceProcess("services.o2ims", self.env["o2ims"]).start()
+        await self.procs["o2ims"].wait_event("service_ready", timeout=60)
+
+    async def cluster(self, name: str) -> dict[str, Any] | None:
+        return await self.client.get(CORE, "Cluster", name, "default")
+
+    async def running_workers(self, name: str) -> int:
+        machines, _ = await self.client.list(CORE, "Machine", "default", label_selector=f"{CORE_LABEL}={name}")
+        return sum(
+            1 for m in machines
+            if "cluster.x-k8s.io/control-plane" not in (m["metadata"].get("labels") or {})
+            and (m.get("status") or {}).get("phase") == "Running" and (m.get("status") or {}).get("nodeRef")
+        )  # fmt: skip
+
+    async def count(self, stream: str, subject: str) -> int:
+        info = await self.bus.js.stream_info(stream, subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+
+
+CORE_LABEL = "cluster.x-k8s.io/cluster-name"
+
+
+def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, inventory: Path,
+                 o2ims: dict[str, str]) -> dict[str, dict[str, str]]:  # fmt: skip
+    common = {"O2_NATS_URL": nats_url}
+    return {
+        "o2ims": {**common, **o2ims},
+        "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
+                     "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
+                     "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
+                     "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
+                     "O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60"},
+        "capi_renderer": {**common, "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
+                          "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)})},
+        "status_watcher": {**common, "O2_STATUS_WATCHER_KUBECONFIG": str(kubeconfig)},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def o2ims_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra o2ims settings, given by ``parametrize(..., indirect=True)``."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+async def system(
+    bus: Bus, nats_url: str, kubeconfig: Path, capi_sim: CapiSimulators, capi_client: KubeClient,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]], tmp_path: Path, o2ims_env: dict[str, str],
+) -> AsyncIterator[System]:  # fmt: skip
+    pool = await sandbox_hosts(count=4)
+    inventory = tmp_path / "input.json"
+    pool.write_inventory(inventory)
+    statuses, hostprep_events = Recorder(), Recorder()
+    await bus.js.subscribe(ALL_O2IMS_STATUS, cb=statuses.on_msg, ordered_consumer=True)
+    await bus.js.subscribe(ALL_HOSTPREP_EVENTS, cb=hostprep_events.on_msg, ordered_consumer=True)
+    env = environments(nats_url, pool, kubeconfig, inventory, o2ims_env)
+    procs: dict[str, ServiceProcess] = {}
+    try:
+        for name, service_env in env.items():
+            procs[name] = await ServiceProcess(f"services.{name}", service_env).start()
+        for proc in procs.values():
+            await proc.wait_event("service_ready", timeout=60)
+        yield System(bus, pool, capi_client, statuses, hostprep_events, procs, env)
+    finally:
+        for proc in procs.values():
+            await proc.kill()
+
+
+def new_pr() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_create_goes_to_fulfilled(system: System) -> None:
+    pr, spec = new_pr(), system.spec("e2e1", ["host-001", "host-002", "host-003"], "127.0.9.1")
+    await system.request("create", pr, spec)
+    done = await system.state(pr, "fulfilled")
+    assert done.node_cluster_id
+    assert system.states(pr)[0].state == "pending"
+    assert await system.cluster("e2e1") is not None
+    assert await system.running_workers("e2e1") == 2
+
+
+async def test_a_host_failing_prep_fails_the_pr_naming_host_and_step(system: System) -> None:
+    system.pool.set_fault("host-003", Fault.command_failure(r"apt-get .*install", exit_code=100, stderr="E: broken"))
+    pr, spec = new_pr(), system.spec("e2e2", ["host-001", "host-002", "host-003"], "127.0.9.2")
+    await system.request("create", pr, spec)
+    failed = await system.state(pr, "failed")
+    reported = [e.payload for e in system.hostprep_events.items if isinstance(e.payload, HostprepFailed)]
+    assert reported and reported[0].host_id == "host-003" and reported[0].step
+    assert failed.stage == "hostprep"
+    assert "host-003" in (failed.message or "") and str(reported[0].step) in (failed.message or "")
+    assert await system.cluster("e2e2") is None
+
+
+@pytest.mark.capi_options(never_initialize_clusters=frozenset({"e2e3"}))
+@pytest.mark.parametrize("o2ims_env", [{"O2_O2IMS_PROVISIONING_DEADLINE": "5"}], indirect=True)
+async def test_a_control_plane_that_never_initializes_fails_at_the_deadline(system: System) -> None:
+    pr, spec = new_pr(), system.spec("e2e3", ["host-001", "host-002"], "127.0.9.3")
+    await system.request("create", pr, spec)
+    failed = await system.state(pr, "failed")
+    assert (failed.stage, failed.reason) == ("provisioning", "ProvisioningTimedOut")
+    assert "deadline" in (failed.message or "")
+
+
+async def test_delete_after_fulfilled_tombstones_releases_and_removes_the_cluster(system: System) -> None:
+    pr, spec = new_pr(), system.spec("e2e4", ["host-001", "host-002", "host-003"], "127.0.9.4")
+    await system.request("create", pr, spec)
+    await system.state(pr, "fulfilled")
+    await system.request("delete", pr, spec)
+    await system.state(pr, "deleted")
+    assert [(s.state, s.stage) for s in system.states(pr)][-2:] == [("deleting", "capi-delete"), ("deleted", None)]
+    assert await (await system.leases()).held_by(pr) == []
+    assert await system.cluster("e2e4") is None
+
+
+async def test_delete_mid_hostprep_tombstones_releases_and_leaves_no_cluster(system: System) -> None:
+    system.pool.set_fault("host-002", Fault.slow_command("apt-get", delay=30))
+    pr, spec = new_pr(), system.spec("e2e5", ["host-001", "host-002"], "127.0.9.5")
+    await system.request("create", pr, spec)
+    await system.state(pr, "progressing", "hostprep")
+    await system.request("delete", pr, spec)
+    await system.state(pr, "deleted")
+    assert await (await system.leases()).held_by(pr) == []
+    assert await system.cluster("e2e5") is None
+    assert await system.count(CAPI.name, f"capi.jobs.{pr}") == 0
+
+
+async def test_scale_two_to_three_workers(system: System) -> None:
+    pr = new_pr()
+    two = system.spec("e2e6", ["host-001", "host-002", "host-003"], "127.0.9.6")
+    await system.request("create", pr, two)
+    await system.state(pr, "fulfilled")
+    three = system.spec("e2e6", ["host-001", "host-002", "host-003", "host-004"], "127.0.9.6")
+    await system.request("update", pr, three)
+    scaling = await system.state(pr, "progressing", "scaling")
+    await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > scaling.seq])
+    assert [(s.state, s.stage) for s in system.states(pr) if s.seq >= scaling.seq - 1] == [
+        ("progressing", "hostprep"), ("progressing", "scaling"), ("fulfilled", None),
+    ]  # fmt: skip
+    assert await system.running_workers("e2e6") == 3
+
+
+ORDER = [("pending", None), ("progressing", "hostprep"), ("progressing", "apply"), ("progressing", "provisioning"),
+         ("fulfilled", None)]  # fmt: skip
+
+
+@pytest.mark.capi_options(node_ready_delay=2.0)
+async def test_kill_9_at_each_stage_reaches_the_same_end(system: System) -> None:
+    # Stages that last a moment, so that each kill lands inside one.
+    system.pool.set_fault("host-002", Fault.slow_command("apt-get update", delay=2.0, times=1))
+    pr, spec = new_pr(), system.spec("e2e7", ["host-001", "host-002", "host-003"], "127.0.9.7")
+    await system.request("create", pr, spec)
+    killed_in: list[tuple[str, str | None]] = []
+    for rank in range(len(ORDER) - 1):
+
+        def at_or_past(rank: int = rank) -> bool:
+            return any(
+                ORDER.index((s.state, s.stage)) >= rank for s in system.states(pr) if (s.state, s.stage) in ORDER
+            )
+
+        await system.statuses.wait(at_or_past)
+        if any(s.state == "fulfilled" for s in system.states(pr)):
+            break
+        last = system.states(pr)[-1]
+        killed_in.append((last.state, last.stage))
+        await system.restart_o2ims()  # SIGKILL in this stage (or just past it), then start again
+    await system.state(pr, "fulfilled", timeout=120)
+    # Each stage's job went out once; each transition was published once.
+    assert await system.count(HOSTPREP.name, f"hostprep.jobs.{pr}") == 1
+    assert await system.count(CAPI.name, f"capi.jobs.{pr}") == 1
+    states = [(s.state, s.stage) for s in system.states(pr)]
+    assert states[0] == ("pending", None) and states[-1] == ("fulfilled", None)
+    assert all(st in ORDER for st in states) and states == sorted(states, key=ORDER.index)
+    assert await system.running_workers("e2e7") == 2
+    assert len(killed_in) >= 3, killed_in
