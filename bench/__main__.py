@@ -10,7 +10,12 @@ from bench.report import Figure, write
 from shared.logging import configure_logging
 
 #: Modules with ``async def run() -> list[Figure]``; later benchmarks append here.
-BENCHES = ["bench.bus_throughput"]
+BENCHES = [
+    "bench.bus_throughput",
+    "bench.focom_fanout",
+    "bench.o2ims_throughput",
+    "bench.hostprep_fanout",
+]
 
 
 async def _main(names: list[str]) -> None:

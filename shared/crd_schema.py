@@ -1,0 +1,475 @@
+"""Validate and default custom resources against CustomResourceDefinition schemas, like the API server.
+
+Each version's ``openAPIV3Schema`` is compiled once into a tree of ``_Node`` objects; validating an
+object then walks only the object, so the cost grows with the object, not with the (large) schema.
+Used by the renderer before applying, by the Kubernetes API emulator on every write, and by tests.
+CEL rules (``x-kubernetes-validations``) are not evaluated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MISSING: Any = object()
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_ROOT_FIELDS = ("apiVersion", "kind", "metadata")
+_OPEN_SCHEMA = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "managedFields",
+})
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One validation failure: where (dotted path with ``[i]``/``[key]``), which rule, and a readable message."""
+
+    path: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """One served version of a custom resource type."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    list_kind: str
+    namespaced: bool
+    status_subresource: bool
+    served: bool
+    storage: bool
+    short_names: tuple[str, ...]
+    categories: tuple[str, ...]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and v.is_integer())),
+    "number": lambda v: not isinstance(v, bool) and isinstance(v, int | float),
+}
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}
+_SIZES = {  # keyword: (applies to, is a minimum, message)
+    "minLength": (str, True, "should be at least {n} chars long"),
+    "maxLength": (str, False, "may not be longer than {n}"),
+    "minItems": (list, True, "should have at least {n} items"),
+    "maxItems": (list, False, "must have at most {n} items"),
+    "minProperties": (dict, True, "should have at least {n} properties"),
+    "maxProperties": (dict, False, "should have at most {n} properties"),
+}
+_Check = Callable[[Any, str], FieldError | None]
+
+
+def _is_base64(v: str) -> bool:
+    try:
+        return base64.b64decode(v, validate=True) is not None
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _format_ok(fmt: str) -> Callable[[Any], bool] | None:
+    if fmt in _INT_RANGES:
+        lo, hi = _INT_RANGES[fmt]
+        return lambda v: not isinstance(v, int | float) or lo <= v <= hi
+    if fmt == "date-time":
+        return lambda v: not isinstance(v, str) or bool(_DATE_TIME.match(v))
+    if fmt == "byte":
+        return lambda v: not isinstance(v, str) or _is_base64(v)
+    return None  # other formats are not checked (documented)
+
+
+def _scalar_checks(s: Mapping[str, Any]) -> list[_Check]:
+    """Value constraints of one schema node, each a small closure returning an error or None."""
+    checks: list[_Check] = []
+    if "enum" in s:
+        allowed = list(s["enum"])
+        shown = ", ".join(_show(a) for a in allowed)
+        checks.append(lambda v, p: None if v in allowed else FieldError(
+            p, "enum", f"Unsupported value: {_show(v)}: supported values: {shown}"))
+    if "pattern" in s:
+        rx = re.compile(s["pattern"])
+        checks.append(lambda v, p: None if not isinstance(v, str) or rx.search(v) else FieldError(
+            p, "pattern", f"Invalid value: {_show(v)}: {p} in body should match '{rx.pattern}'"))
+    fmt_ok = _format_ok(str(s.get("format", "")))
+    if fmt_ok is not None:
+        fmt = s["format"]
+        checks.append(lambda v, p: None if fmt_ok(v) else FieldError(
+            p, "format", f"Invalid value: {_show(v)}: {p} in body must be of type {fmt}"))
+    for key, exclusive_key, word in (("minimum", "exclusiveMinimum", "greater than"),
+                                     ("maximum", "exclusiveMaximum", "less than")):
+        if key in s:
+            checks.append(_bound_check(key, s[key], bool(s.get(exclusive_key)), word))
+    checks.extend(_size_check(key, int(s[key])) for key in _SIZES if key in s)
+    return checks
+
+
+def _bound_check(rule: str, bound: float, exclusive: bool, word: str) -> _Check:
+    rel = word if exclusive else f"{word} or equal to"
+
+    def check(v: Any, p: str) -> FieldError | None:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+        low, high = (v, bound) if rule == "minimum" else (bound, v)
+        if high < low or (not exclusive and high == low):
+            return None
+        return FieldError(p, rule, f"Invalid value: {_show(v)}: {p} in body should be {rel} {bound}")
+    return check
+
+
+def _size_check(rule: str, n: int) -> _Check:
+    kind, is_min, text = _SIZES[rule]
+
+    def check(v: Any, p: str) -> FieldError | None:
+        if isinstance(v, kind) and ((len(v) < n) if is_min else (len(v) > n)):
+            return FieldError(p, rule, f"Invalid value: {len(v)}: {p} in body {text.format(n=n)}")
+        return None
+    return check
+
+
+def _invalid(path: str, rule: str, value: Any, text: str) -> FieldError:
+    return FieldError(path, rule, f"Invalid value: {_show(value)}: {text}")
+
+
+class _Node:
+    """A compiled schema node; unset parts are None/empty so the walker can skip them cheaply."""
+
+    __slots__ = ("additional", "checks", "combos", "default", "embedded", "int_or_string", "items", "list_type",
+                 "map_keys", "not_", "nullable", "preserve", "props", "required", "type")
+
+    def __init__(self, s: Mapping[str, Any]) -> None:
+        self.type: str | None = s.get("type")
+        self.nullable = bool(s.get("nullable"))
+        self.int_or_string = bool(s.get("x-kubernetes-int-or-string"))
+        self.preserve = bool(s.get("x-kubernetes-preserve-unknown-fields"))
+        self.embedded = bool(s.get("x-kubernetes-embedded-resource"))
+        self.props: dict[str, _Node] = {k: _Node(v) for k, v in (s.get("properties") or {}).items()}
+        self.required: tuple[str, ...] = tuple(s.get("required") or ())
+        add = s.get("additionalProperties")
+        self.additional: _Node | bool | None = _Node(add) if isinstance(add, dict) else add
+        self.items = _Node(s["items"]) if isinstance(s.get("items"), dict) else None
+        self.list_type: str | None = s.get("x-kubernetes-list-type")
+        self.map_keys: tuple[str, ...] = tuple(s.get("x-kubernetes-list-map-keys") or ())
+        self.checks = _scalar_checks(s)
+        self.combos = {k: [_Node(x) for x in s[k]] for k in ("allOf", "anyOf", "oneOf") if s.get(k)}
+        self.not_ = _Node(s["not"]) if isinstance(s.get("not"), dict) else None
+        self.default: Any = s.get("default", _MISSING)
+
+    def child(self, key: str) -> _Node | None:
+        found = self.props.get(key)
+        return self.additional if found is None and isinstance(self.additional, _Node) else found
+
+    def allows(self, key: str) -> bool:
+        """Whether an undeclared ``key`` is kept here (preserved, additionalProperties, embedded object meta)."""
+        return self.preserve or self.additional is True or isinstance(self.additional, _Node) or (
+            self.embedded and key in _ROOT_FIELDS)
+
+
+def _check(node: _Node, v: Any, path: str, errs: list[FieldError], strict: bool) -> None:
+    """Validate value ``v`` at ``path`` against ``node``, appending every failure to ``errs``."""
+    if v is None:
+        if not node.nullable:
+            errs.append(_invalid(path, "nullable", "null", f'{path} in body must be of type {node.type or "object"}'))
+        return
+    if node.int_or_string:
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            errs.append(_invalid(path, "x-kubernetes-int-or-string", v,
+                                 f"{path} in body must be of type integer or string"))
+            return
+    elif node.type and not _TYPES.get(node.type, lambda _: True)(v):
+        kind = _show(_JSON_TYPES.get(type(v), "unknown"))
+        errs.append(_invalid(path, "type", v, f"{path} in body must be of type {node.type}: {kind}"))
+        return
+    errs.extend(err for chk in node.checks if (err := chk(v, path)) is not None)
+    if isinstance(v, dict):
+        _check_object(node, v, path, errs, strict)
+    elif isinstance(v, list):
+        _check_array(node, v, path, errs, strict)
+    if node.combos or node.not_:
+        _check_combinators(node, v, path, errs)
+
+
+def _check_object(node: _Node, v: dict[str, Any], path: str, errs: list[FieldError], strict: bool) -> None:
+    prefix = f"{path}." if path else ""
+    for key in node.required:
+        child = node.props.get(key)
+        missing = v.get(key) is None and not (key in v and child is not None and child.nullable)
+        if missing and (child is None or child.default is _MISSING):
+            errs.append(FieldError(f"{prefix}{key}", "required", "Required value"))
+    if node.embedded:
+        errs.extend(FieldError(f"{prefix}{key}", "x-kubernetes-embedded-resource", "Required value")
+                    for key in ("apiVersion", "kind") if not isinstance(v.get(key), str) or not v[key])
+        if isinstance(v.get("metadata"), dict):
+            errs.extend(validate_metadata(v["metadata"], f"{prefix}metadata", embedded=True))
+    typed = node.type == "object" or bool(node.props) or node.additional is not None
+    for key, val in v.items():
+        child = node.props.get(key)
+        sub = f"{prefix}{key}"
+        if child is None and isinstance(node.additional, _Node):
+            child, sub = node.additional, f"{path}[{key}]"
+        if child is not None:
+            if val is not None or child.nullable:  # the server drops nulls of non-nullable fields first
+                _check(child, val, sub, errs, strict)
+        elif strict and typed and not node.allows(key):
+            errs.append(FieldError(sub, "unknown-field", f'unknown field "{sub}"'))
+
+
+def _check_array(node: _Node, v: list[Any], path: str, errs: list[FieldError], strict: bool) -> None:
+    if node.items is not None:
+        for i, item in enumerate(v):
+            _check(node.items, item, f"{path}[{i}]", errs, strict)
+    if node.list_type not in ("set", "map") or (node.list_type == "map" and not node.map_keys):
+        return
+    seen: set[str] = set()
+    for i, item in enumerate(v):
+        if node.list_type == "map":
+            if not isinstance(item, dict):
+                continue
+            item = {k: item.get(k) for k in node.map_keys}  # noqa: PLW2901 - compare by key fields only
+        key = _show(item)
+        if key in seen:
+            errs.append(FieldError(f"{path}[{i}]", "x-kubernetes-list-type", f"Duplicate value: {key}"))
+        seen.add(key)
+
+
+def _check_combinators(node: _Node, v: Any, path: str, errs: list[FieldError]) -> None:
+    def fails(sub: _Node) -> list[FieldError]:
+        found: list[FieldError] = []
+        _check(sub, v, path, found, False)
+        return found
+
+    for sub in node.combos.get("allOf", ()):
+        errs.extend(fails(sub))
+    if "anyOf" in node.combos and all(fails(sub) for sub in node.combos["anyOf"]):
+        errs.append(_invalid(path, "anyOf", v, f"{path} in body must match at least one schema in anyOf"))
+    if "oneOf" in node.combos and sum(1 for sub in node.combos["oneOf"] if not fails(sub)) != 1:
+        errs.append(_invalid(path, "oneOf", v, f"{path} in body must match exactly one schema in oneOf"))
+    if node.not_ is not None and not fails(node.not_):
+        errs.append(_invalid(path, "not", v, f"{path} in body must not match the schema"))
+
+
+def _qualified_ok(key: Any) -> bool:
+    prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+
+
+_QUALIFIED_TEXT = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+                   "an alphanumeric character (at most 63 characters)")
+
+
+def _check_string_map(value: Any, path: str, errs: list[FieldError], *, labels: bool) -> None:
+    if not isinstance(value, dict):
+        errs.append(_invalid(path, "type", value, f"{path} must be of type object"))
+        return
+    for key, val in value.items():
+        sub = f"{path}[{key}]"
+        if not _qualified_ok(key):
+            errs.append(_invalid(sub, "metadata", key, _QUALIFIED_TEXT))
+        if not isinstance(val, str):
+            errs.append(_invalid(sub, "type", val, f"{sub} must be of type string"))
+        elif labels and val and (len(val) > 63 or not _QUALIFIED_NAME.match(val)):
+            errs.append(_invalid(sub, "metadata", val, "a valid label must be an empty string or consist of "
+                                                       "alphanumeric characters, '-', '_' or '.' (at most 63)"))
+
+
+def validate_metadata(meta: Any, path: str = "metadata", *, embedded: bool = False) -> list[FieldError]:
+    """ObjectMeta rules the server applies to every object (and built-in kinds), whatever the schema says."""
+    if not isinstance(meta, dict):
+        return [_invalid(path, "type", meta, f"{path} must be of type object")]
+    errs: list[FieldError] = []
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if not embedded and not name and not meta.get("generateName"):
+        errs.append(FieldError(f"{path}.name", "required", "Required value: name or generateName is required"))
+    if name is not None and (not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
+        errs.append(_invalid(f"{path}.name", "metadata", name, "a lowercase RFC 1123 subdomain must consist of "
+                                                                "lower case alphanumeric characters, '-' or '.'"))
+    if namespace and (not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.match(namespace)):
+        errs.append(_invalid(f"{path}.namespace", "metadata", namespace, "a lowercase RFC 1123 label is required"))
+    for key in ("labels", "annotations"):
+        if meta.get(key) is not None:
+            _check_string_map(meta[key], f"{path}.{key}", errs, labels=key == "labels")
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and not isinstance(finalizers, list):
+        errs.append(_invalid(f"{path}.finalizers", "type", finalizers, "must be of type array"))
+    errs.extend(_invalid(f"{path}.finalizers[{i}]", "metadata", fin, _QUALIFIED_TEXT)
+                for i, fin in enumerate(finalizers if isinstance(finalizers, list) else ()) if not _qualified_ok(fin))
+    errs.extend(FieldError(f"{path}.ownerReferences[{i}].{key}", "required", "Required value")
+                for i, ref in enumerate(meta.get("ownerReferences") or ())
+                for key in ("apiVersion", "kind", "name", "uid") if not isinstance(ref, dict) or not ref.get(key))
+    if not embedded:
+        errs.extend(FieldError(f"{path}.{key}", "unknown-field", f'unknown field "{path}.{key}"')
+                    for key in meta if key not in _META_FIELDS)
+    return errs
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
+
+
+def _normalize(node: _Node | None, v: Any, path: str, prune: bool, dropped: list[FieldError]) -> Any:
+    """Copy ``v``: drop non-nullable nulls, apply defaults, and (when ``prune``) drop undeclared fields."""
+    if node is None:
+        return _plain_copy(v)
+    if isinstance(v, list):
+        return [_normalize(node.items, item, f"{path}[{i}]", prune, dropped) for i, item in enumerate(v)]
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {}
+    prefix = f"{path}." if path else ""
+    for key, val in v.items():
+        child = node.child(key)
+        if child is None:
+            if prune and not node.allows(key) and (node.type == "object" or node.props):
+                dropped.append(FieldError(f"{prefix}{key}", "unknown-field", f'unknown field "{prefix}{key}"'))
+            else:
+                out[key] = _plain_copy(val)
+        elif val is not None or child.nullable:
+            out[key] = _normalize(child, val, f"{prefix}{key}", prune, dropped)
+    for key, child in node.props.items():
+        if key not in out and child.default is not _MISSING and not (key in v and child.nullable):
+            out[key] = _normalize(child, copy.deepcopy(child.default), f"{prefix}{key}", prune, dropped)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _load_docs(path: str, _mtime: int) -> list[Any]:
+    with open(path, encoding="utf-8") as fh:
+        return [d for d in yaml.load_all(fh, Loader=_LOADER) if isinstance(d, dict)]
+
+
+class CrdSchemas:
+    """The resource types and compiled schemas of a set of CRDs (immutable after construction)."""
+
+    def __init__(self, crds: Iterable[Mapping[str, Any]]) -> None:
+        self._crds: list[dict[str, Any]] = []
+        self._by_kind: dict[tuple[str, str], ResourceInfo] = {}
+        self._by_plural: dict[tuple[str, str, str], ResourceInfo] = {}
+        self._raw: dict[tuple[str, str], dict[str, Any]] = {}
+        self._nodes: dict[tuple[str, str], _Node] = {}
+        for crd in crds:
+            if crd.get("kind") == "CustomResourceDefinition":
+                self._add(crd)
+
+    def _add(self, crd: Mapping[str, Any]) -> None:
+        own = copy.deepcopy(dict(crd))
+        self._crds.append(own)
+        spec, names = own["spec"], own["spec"]["names"]
+        for ver in spec.get("versions") or ():
+            info = ResourceInfo(
+                group=spec["group"], version=ver["name"], kind=names["kind"], plural=names["plural"],
+                singular=names.get("singular") or names["kind"].lower(),
+                list_kind=names.get("listKind") or f"{names['kind']}List",
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                status_subresource="status" in (ver.get("subresources") or {}),
+                served=bool(ver.get("served", True)), storage=bool(ver.get("storage", False)),
+                short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()))
+            if info.served:
+                key = (info.api_version, info.kind)
+                self._by_kind[key] = self._by_plural[(info.group, info.version, info.plural)] = info
+                self._raw[key] = (ver.get("schema") or {}).get("openAPIV3Schema") or _OPEN_SCHEMA
+
+    @classmethod
+    def from_dirs(cls, dirs: Sequence[Path]) -> CrdSchemas:
+        """Every ``*.yaml``/``*.yml`` below each dir (multi-document); non-CRD documents are ignored."""
+        files = sorted(p for d in dirs for p in Path(d).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        return _from_files(tuple((str(f), f.stat().st_mtime_ns) for f in files))
+
+    @classmethod
+    def from_crd_objects(cls, crds: Iterable[Mapping[str, Any]]) -> CrdSchemas:
+        """From CRD objects as read from a live cluster (or any mapping shaped like one)."""
+        return cls(crds)
+
+    def crds(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._crds)
+
+    def resources(self) -> list[ResourceInfo]:
+        return list(self._by_kind.values())
+
+    def lookup(self, api_version: str, kind: str) -> ResourceInfo | None:
+        return self._by_kind.get((api_version, kind))
+
+    def lookup_plural(self, group: str, version: str, plural: str) -> ResourceInfo | None:
+        return self._by_plural.get((group, version, plural))
+
+    def schema(self, api_version: str, kind: str) -> dict[str, Any] | None:
+        return self._raw.get((api_version, kind))
+
+    def _node(self, api_version: str, kind: str) -> _Node | None:
+        key = (api_version, kind)
+        node = self._nodes.get(key)
+        if node is None and key in self._raw:
+            node = self._nodes[key] = _Node(self._raw[key])
+        return node
+
+    def validate(self, obj: Mapping[str, Any], *, strict: bool = True) -> list[FieldError]:
+        """Every schema and metadata violation of ``obj``; empty when the server would accept it."""
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        node = self._node(str(api_version), str(kind)) if api_version and kind else None
+        if node is None:
+            return [FieldError("kind", "unknown-kind", f'no matches for kind "{kind}" in version "{api_version}"')]
+        errs = validate_metadata(obj.get("metadata"))
+        body = {k: v for k, v in obj.items() if k not in _ROOT_FIELDS}
+        _check(node, body, "", errs, strict)
+        return errs
+
+    def apply_defaults(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``obj`` with structural defaults applied and non-nullable nulls removed."""
+        out, _ = self._normalized(obj, prune=False)
+        return out
+
+    def prune_unknown(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+        """A defaulted copy without undeclared fields (what ``fieldValidation=Ignore|Warn`` keeps) and the drops."""
+        return self._normalized(obj, prune=True)
+
+    def _normalized(self, obj: Mapping[str, Any], *, prune: bool) -> tuple[dict[str, Any], list[FieldError]]:
+        node = self._node(str(obj.get("apiVersion")), str(obj.get("kind")))
+        dropped: list[FieldError] = []
+        body = {k: v for k, v in obj.items() if k not in _ROOT_FIELDS}
+        out: dict[str, Any] = _normalize(node, body, "", prune, dropped) if node else _plain_copy(body)
+        out.update({k: _plain_copy(obj[k]) for k in _ROOT_FIELDS if k in obj})
+        return out, dropped
+
+
+@functools.lru_cache(maxsize=16)
+def _from_files(files: tuple[tuple[str, int], ...]) -> CrdSchemas:
+    return CrdSchemas(doc for path, mtime in files for doc in _load_docs(path, mtime))
