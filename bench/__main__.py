@@ -12,6 +12,8 @@ from shared.logging import configure_logging
 #: Modules with ``async def run() -> list[Figure]``; later benchmarks append here.
 BENCHES = [
     "bench.bus_throughput",
+    "bench.sandbox_scale",
+    "bench.render_validate",
     "bench.focom_fanout",
     "bench.o2ims_throughput",
     "bench.hostprep_fanout",
