@@ -17,6 +17,7 @@ BENCHES = [
     "bench.focom_fanout",
     "bench.o2ims_throughput",
     "bench.hostprep_fanout",
+    "bench.status_latency",
 ]
 
 

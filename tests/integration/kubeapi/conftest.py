@@ -64,7 +64,7 @@ def unique(prefix: str = "obj") -> str:
 
 
 async def next_event(list_fn: Callable[..., Any], match: Callable[[dict[str, Any]], bool], *,
-               timeout: int = 10, **kwargs: Any) -> dict[str, Any]:
+                     timeout: int = 10, **kwargs: Any) -> dict[str, Any]:
     """The first watch event (raw dict with ``type`` and ``raw_object``) satisfying ``match``; bounded by the
     server-side ``timeoutSeconds``."""
     async with watch.Watch() as w:

@@ -1,0 +1,72 @@
+"""The object cache: real differences only, secrets reduced to metadata, and who a change concerns."""
+
+from __future__ import annotations
+
+from services.status_watcher.cache import ObjectCache, StatusKey
+from tests.unit.status_watcher import objects as o
+
+C1 = StatusKey("cluster", "default", "c1")
+
+
+def test_an_unchanged_resource_version_is_not_a_change() -> None:
+    cache = ObjectCache()
+    assert cache.upsert("Machine", o.machine("m1")) == {C1}
+    assert cache.upsert("Machine", o.machine("m1")) == set()
+    newer = o.machine("m1", phase="Provisioned")
+    newer["metadata"]["resourceVersion"] = "2"
+    assert cache.upsert("Machine", newer) == {C1}
+
+
+def test_a_relist_applies_only_the_real_differences() -> None:
+    cache = ObjectCache()
+    cache.replace("Machine", "default", [o.machine("m1"), o.machine("m2")])
+    assert cache.replace("Machine", "default", [o.machine("m1"), o.machine("m2")]) == set()
+    # m2 went away while we were not watching; m1 unchanged.
+    assert cache.replace("Machine", "default", [o.machine("m1")]) == {C1}
+    assert [m["metadata"]["name"] for m in cache.view("default", "c1").machines] == ["m1"]
+    # A relist of another namespace leaves this one alone.
+    assert cache.replace("Machine", "other", []) == set()
+    assert cache.count("Machine") == 1
+
+
+def test_only_kubeconfig_secrets_are_kept_and_never_their_data() -> None:
+    cache = ObjectCache()
+    assert cache.upsert("Secret", o.kubeconfig_secret()) == {C1}
+    kept = cache.get("Secret", "default", "c1-kubeconfig")
+    assert kept is not None and "data" not in kept
+    bootstrap = {**o.kubeconfig_secret(), "metadata": {"name": "c1-md-0-abcde", "namespace": "default"}}
+    assert cache.upsert("Secret", bootstrap) == set()
+    assert cache.view("default", "c1").kubeconfig_present
+    assert cache.delete("Secret", o.kubeconfig_secret()) == {C1}
+    assert not cache.view("default", "c1").kubeconfig_present
+
+
+def test_a_kcp_is_found_through_the_cluster_before_it_is_owned() -> None:
+    cache = ObjectCache()
+    cache.upsert("Cluster", o.cluster())
+    assert cache.upsert("KubeadmControlPlane", o.kcp()) == {C1}
+    assert cache.view("default", "c1").control_plane is not None
+
+
+def test_a_claimed_host_concerns_its_cluster_and_itself_and_release_concerns_both() -> None:
+    cache = ObjectCache()
+    host = o.byohost("host-1", cluster_name="c1")
+    assert cache.upsert("ByoHost", host) == {C1, StatusKey("byohost", "default", "host-1")}
+    freed = o.byohost("host-1", rv="2")
+    assert cache.upsert("ByoHost", freed) == {C1, StatusKey("byohost", "default", "host-1")}
+    assert cache.view("default", "c1").hosts == []
+
+
+def test_a_resource_set_change_concerns_the_clusters_it_selects() -> None:
+    cache = ObjectCache()
+    cache.upsert("Cluster", o.cluster("c1"))
+    cache.upsert("Cluster", o.cluster("c2"))
+    assert cache.upsert("ClusterResourceSet", o.crs()) == {C1}
+
+
+def test_status_keys_cover_every_cluster_and_host() -> None:
+    cache = ObjectCache()
+    cache.upsert("Cluster", o.cluster())
+    cache.upsert("ByoHost", o.byohost("host-1"))
+    cache.upsert("Machine", o.machine("m1"))
+    assert cache.status_keys() == {C1, StatusKey("byohost", "default", "host-1")}
