@@ -107,7 +107,7 @@ def _format_ok(fmt: str) -> Callable[[Any], bool] | None:
         lo, hi = _INT_RANGES[fmt]
         return lambda v: not isinstance(v, int | float) or lo <= v <= hi
     if fmt == "date-time":
-        return lambda v: not isinstance(v, str) or bool(_DATE_TIME.match(v))
+        return lambda v: not isinstance(v, str) or bool(_DATE_TIME.fullmatch(v))
     if fmt == "byte":
         return lambda v: not isinstance(v, str) or _is_base64(v)
     return None  # other formats are not checked (documented)
@@ -284,9 +284,9 @@ def _check_combinators(node: _Node, v: Any, path: str, errs: list[FieldError]) -
 
 def _qualified_ok(key: Any) -> bool:
     prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+    return bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
 
 
 _QUALIFIED_TEXT = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
@@ -303,7 +303,7 @@ def _check_string_map(value: Any, path: str, errs: list[FieldError], *, labels: 
             errs.append(_invalid(sub, "metadata", key, _QUALIFIED_TEXT))
         if not isinstance(val, str):
             errs.append(_invalid(sub, "type", val, f"{sub} must be of type string"))
-        elif labels and val and (len(val) > 63 or not _QUALIFIED_NAME.match(val)):
+        elif labels and val and (len(val) > 63 or not _QUALIFIED_NAME.fullmatch(val)):
             errs.append(_invalid(sub, "metadata", val, "a valid label must be an empty string or consist of "
                                                        "alphanumeric characters, '-', '_' or '.' (at most 63)"))
 
@@ -316,10 +316,10 @@ def validate_metadata(meta: Any, path: str = "metadata", *, embedded: bool = Fal
     name, namespace = meta.get("name"), meta.get("namespace")
     if not embedded and not name and not meta.get("generateName"):
         errs.append(FieldError(f"{path}.name", "required", "Required value: name or generateName is required"))
-    if name is not None and (not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
+    if name is not None and (not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name)):
         errs.append(_invalid(f"{path}.name", "metadata", name, "a lowercase RFC 1123 subdomain must consist of "
                                                                 "lower case alphanumeric characters, '-' or '.'"))
-    if namespace and (not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.match(namespace)):
+    if namespace and (not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace)):
         errs.append(_invalid(f"{path}.namespace", "metadata", namespace, "a lowercase RFC 1123 label is required"))
     for key in ("labels", "annotations"):
         if meta.get(key) is not None:

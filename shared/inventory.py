@@ -81,7 +81,8 @@ def _matcher(rule: str, pattern: str, what: str, max_length: int) -> AfterValida
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if len(value) > max_length or not compiled.match(value):
+        # fullmatch: with match, "$" also matches before a trailing newline ("c1\n" would pass).
+        if len(value) > max_length or not compiled.fullmatch(value):
             raise PydanticCustomError(rule, "{value} is not {what}", {"value": short(value), "what": what})
         return value
 
@@ -120,9 +121,9 @@ def _host_id_in(value: Any) -> Any:
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for key, val in value.items():
-        if len(key) > 253 or not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+        if len(key) > 253 or not _LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
             raise PydanticCustomError("label-key", "{key} is not a label key", {"key": short(key)})
-        if len(val) > 63 or not _LABEL_VALUE.match(val):
+        if len(val) > 63 or not _LABEL_VALUE.fullmatch(val):
             raise PydanticCustomError("label-value", "{value} is not a label value", {"value": short(val)})
     return value
 

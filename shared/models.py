@@ -37,7 +37,7 @@ DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 
 def normalize_version(value: str) -> str:
     """Return ``vX.Y.Z`` for ``X.Y.Z`` or ``vX.Y.Z``; raise ValueError otherwise."""
-    m = _VERSION.match(value.strip())
+    m = _VERSION.fullmatch(value.strip())
     if not m:
         raise ValueError(f"Kubernetes version {value!r} is not of the form [v]X.Y.Z")
     return "v{}.{}.{}".format(*m.groups())
@@ -45,7 +45,7 @@ def normalize_version(value: str) -> str:
 
 def version_tuple(value: str) -> tuple[int, int, int]:
     """``v1.30.2`` → ``(1, 30, 2)``."""
-    m = _VERSION.match(normalize_version(value))
+    m = _VERSION.fullmatch(normalize_version(value))
     assert m is not None
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 

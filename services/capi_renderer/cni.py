@@ -182,7 +182,7 @@ def check_payload_object(obj: Mapping[str, Any]) -> Iterator[tuple[str, str, str
         yield "data", "type", "data must be a map of strings"
         return
     for key, value in (data or {}).items():
-        if not isinstance(key, str) or not _CONFIG_KEY.match(key) or len(key) > 253:
+        if not isinstance(key, str) or not _CONFIG_KEY.fullmatch(key) or len(key) > 253:
             yield f"data[{key}]", "config-key", f"invalid data key {key!r}"
         if not isinstance(value, str):
             yield f"data[{key}]", "type", "data values must be strings"

@@ -53,13 +53,13 @@ _ARG_NAME = re.compile(r"^[a-z0-9][-a-z0-9.]*$")
 def is_label_key(key: str) -> bool:
     """Kubernetes label key syntax: optional DNS subdomain prefix, ``/``, then a name of ≤ 63 chars."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.fullmatch(name))
 
 
 def is_label_value(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+    return len(value) <= 63 and bool(_LABEL_VALUE.fullmatch(value))
 
 
 class RenderOptions(BaseModel):
@@ -90,14 +90,14 @@ class RenderOptions(BaseModel):
     @field_validator("kube_vip_image")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not _IMAGE.match(v):
+        if not _IMAGE.fullmatch(v):
             raise ValueError(f"not an image reference: {v!r}")
         return v
 
     @field_validator("service_domain")
     @classmethod
     def _domain(cls, v: str) -> str:
-        if not DNS1123_SUBDOMAIN.match(v):
+        if not DNS1123_SUBDOMAIN.fullmatch(v):
             raise ValueError(f"service domain {v!r} is not a DNS-1123 subdomain")
         return v
 
@@ -106,7 +106,7 @@ class RenderOptions(BaseModel):
     def _cni_names(cls, v: Mapping[str, Path]) -> Mapping[str, Path]:
         for name in v:
             # The name becomes a ConfigMap data key (``<name>.yaml``).
-            if not DNS1123_LABEL.match(name) or len(name) > 63:
+            if not DNS1123_LABEL.fullmatch(name) or len(name) > 63:
                 raise ValueError(f"CNI name {name!r} is not a DNS-1123 label")
         return v
 
@@ -124,7 +124,7 @@ class RenderOptions(BaseModel):
     @classmethod
     def _args(cls, v: Mapping[str, str]) -> Mapping[str, str]:
         for key, value in v.items():
-            if not _ARG_NAME.match(key) or len(key) > 256 or len(value) > 1024:
+            if not _ARG_NAME.fullmatch(key) or len(key) > 256 or len(value) > 1024:
                 raise ValueError(f"invalid component argument {key!r}")
         return v
 

@@ -124,7 +124,7 @@ def _object_set(ctx: _Ctx) -> None:
             ctx.add(obj, "", "object-set", f"unexpected object {kind}/{name}")
         elif seen[key] == 2:
             ctx.add(obj, "", "object-set", "rendered more than once")
-        if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
+        if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.fullmatch(name):
             ctx.add(obj, "metadata.name", "dns1123", f"name {name!r} is not a DNS-1123 label")
         if get(obj, "metadata.namespace") != ctx.spec.namespace:
             ctx.add(obj, "metadata.namespace", "namespace", f"must be {ctx.spec.namespace!r} like every object")
@@ -262,7 +262,7 @@ def _control_plane(ctx: _Ctx) -> None:
             ctx.add(kcp, "spec.kubeadmConfigSpec.files", "vip",
                     f"kube-vip vip_address {env.get('vip_address')!r} must be the free VIP {spec.vip}")
         nic = env.get("vip_interface")
-        if nic != AGENT_NIC_PLACEHOLDER and not (isinstance(nic, str) and _NIC.match(nic)):
+        if nic != AGENT_NIC_PLACEHOLDER and not (isinstance(nic, str) and _NIC.fullmatch(nic)):
             ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"vip_interface {nic!r} is not usable")
     for phase in ("initConfiguration", "joinConfiguration"):
         reg = get(cfg, f"{phase}.nodeRegistration") or {}

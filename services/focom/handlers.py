@@ -101,7 +101,7 @@ class Focom:
             change = lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now)  # noqa: E731
         else:
             return
-        if len(name) > 63 or not _NAME.match(name):
+        if len(name) > 63 or not _NAME.fullmatch(name):
             log.warning("child_status_ignored", reason="not an FPR name", fpr=name[:80])
             return
         await self.writer.change(name, change)

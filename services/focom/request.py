@@ -63,7 +63,7 @@ def mode_of(req: FocomRequest) -> Mode:
 def check_shape(req: FocomRequest, *, max_clusters: int) -> None:
     """Rules that need nothing but the request itself."""
     p: list[Problem] = []
-    if len(req.name) > 63 or not _LABEL.match(req.name):
+    if len(req.name) > 63 or not _LABEL.fullmatch(req.name):
         p.append(Problem("$.name", "dns1123", f"{short(req.name)} is not a DNS-1123 label (≤ 63)"))
     template = any(v is not None for v in (req.templateName, req.templateVersion, req.templateParameters))
     chosen = [m for m, on in (("allClusters", req.allClusters is True), ("clusterNames", req.clusterNames is not None),
@@ -89,7 +89,7 @@ def check_shape(req: FocomRequest, *, max_clusters: int) -> None:
         p.append(Problem("$.targetWorkerCount", "range", f"at most {MAX_HOSTS}"))
     seen: set[str] = set()
     for i, w in enumerate(req.workers or ()):
-        if len(w.hostId) > 63 or not _HOST_ID.match(w.hostId):
+        if len(w.hostId) > 63 or not _HOST_ID.fullmatch(w.hostId):
             p.append(Problem(f"$.workers[{i}].hostId", "label-value", f"{short(w.hostId)} is not a host id"))
         elif w.hostId in seen:
             p.append(Problem(f"$.workers[{i}].hostId", "unique", f"host {short(w.hostId)} is listed twice"))
@@ -107,7 +107,7 @@ def _check_names(req: FocomRequest, max_clusters: int) -> list[Problem]:
         p.append(Problem("$.clusterNames", "max-items", f"at most {max_clusters} clusters per request"))
     seen: set[str] = set()
     for i, name in enumerate(req.clusterNames[: max_clusters + 1]):
-        if len(name) > MAX_CLUSTER_NAME or not _LABEL.match(name):
+        if len(name) > MAX_CLUSTER_NAME or not _LABEL.fullmatch(name):
             p.append(Problem(f"$.clusterNames[{i}]", "dns1123", f"{short(name)} is not a cluster name"))
         elif name in seen:
             p.append(Problem(f"$.clusterNames[{i}]", "unique", f"cluster {short(name)} is listed twice"))

@@ -125,7 +125,7 @@ def fact_problems(facts: HostFacts, *, min_free_bytes: int) -> list[str]:
         problems.append(f"unknown cgroup filesystem {facts.cgroup_fs!r} on /sys/fs/cgroup")
     if not facts.default_route:
         problems.append("no default route (kubelet and kube-proxy need one)")
-    if len(facts.hostname) > 253 or not _DNS1123_SUBDOMAIN.match(facts.hostname):
+    if len(facts.hostname) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(facts.hostname):
         problems.append(f"hostname {facts.hostname!r} is not a lowercase DNS-1123 name (it becomes the node name)")
     if facts.free_bytes is None:
         problems.append("free disk space on /var is unknown")

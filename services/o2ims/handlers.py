@@ -26,7 +26,7 @@ _PR_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_=-]{0,127}$")
 
 
 def _checked(pr_id: str) -> str:
-    if not _PR_ID.match(pr_id):
+    if not _PR_ID.fullmatch(pr_id):
         raise InputError(f"invalid PR id {pr_id!r}", path="payload.pr_id", reason="InvalidPrId")
     return pr_id
 
