@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck layers unit pytest bench demo clean venv
+.PHONY: test test-slow lint typecheck layers unit pytest bench demo clean venv
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck layers pytest
+
+# The 30-cluster chaos runs (one and two replicas of every service); minutes, not part of `make test`.
+test-slow: $(STAMP)
+	O2_E2E_SLOW=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_chaos.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

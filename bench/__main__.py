@@ -18,6 +18,8 @@ BENCHES = [
     "bench.o2ims_throughput",
     "bench.hostprep_fanout",
     "bench.status_latency",
+    "bench.status_e2e_latency",
+    "bench.e2e_scale",
 ]
 
 

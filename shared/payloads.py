@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from shared.models import ClusterSpec, HostRef
 
@@ -71,14 +71,15 @@ class FocomRequest(Payload):
     type: Literal["focom.request"] = "focom.request"
     name: str
     operation: Literal["create", "scale", "delete"] = "create"
-    allClusters: bool | None = None
+    #: Strict: ``"yes"`` or ``1`` is a mistake to report, not a ``true`` to guess.
+    allClusters: StrictBool | None = None
     clusterNames: tuple[str, ...] | None = None
     templateName: str | None = None
     templateVersion: str | None = None
     templateParameters: dict[str, Any] | None = None
     #: For ``scale``: the cluster's new worker list, or a target count filled from free hosts.
     workers: tuple[HostSelection, ...] | None = None
-    targetWorkerCount: int | None = Field(default=None, ge=0)
+    targetWorkerCount: StrictInt | None = Field(default=None, ge=0)
 
 
 class ChildStatus(Value):

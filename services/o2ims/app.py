@@ -7,6 +7,7 @@ import contextlib
 
 import structlog
 
+from shared.errors import TemporaryError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore
@@ -29,17 +30,33 @@ log = structlog.get_logger(__name__)
 
 
 async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event) -> None:
-    """Once at start, publish outboxes a crash left behind; then purge old tombstones periodically."""
-    flushed = await engine.sweep()
-    if flushed:
-        log.info("outboxes_flushed", records=flushed)
+    """Once at start, publish outboxes a crash left behind; then purge old tombstones periodically.
+
+    A bus or KV failure here (NATS restarting) is retried on the next round: this is housekeeping,
+    and it must not take the service down with it.
+    """
+    swept = False
+    delay = settings.purge_interval
     while not stop.is_set():
-        if settings.tombstone_retention > 0:
-            purged = await engine.purge_tombstones(settings.tombstone_retention)
-            if purged:
-                log.info("tombstones_purged", records=purged)
+        try:
+            if not swept:
+                flushed = await engine.sweep()
+                swept = True
+                if flushed:
+                    log.info("outboxes_flushed", records=flushed)
+            if settings.tombstone_retention > 0:
+                purged = await engine.purge_tombstones(settings.tombstone_retention)
+                if purged:
+                    log.info("tombstones_purged", records=purged)
+            delay = settings.purge_interval
+        except Exception as exc:
+            err = classify(exc)
+            if not isinstance(err, TemporaryError):
+                raise
+            delay = min(5.0, settings.purge_interval)
+            log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.purge_interval)  # the purge period, not a sync
+            await asyncio.wait_for(stop.wait(), delay)  # the upkeep period, not a sync
 
 
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
