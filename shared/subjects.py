@@ -169,9 +169,6 @@ O2IMS_TIMERS_CONSUMER = ConsumerSpec(
 HOSTPREP_JOBS_CONSUMER = ConsumerSpec(
     "hostprep-jobs", HOSTPREP, (ALL_HOSTPREP_JOBS,), _to(hostprep_event), ack_wait=60.0, concurrency=16
 )
-HOSTPREP_BYOHOST_CONSUMER = ConsumerSpec(
-    "hostprep-byohost-status", K8S, (ALL_K8S_BYOHOST_STATUS,), _to(hostprep_event), "correlation"
-)
 CAPI_JOBS_CONSUMER = ConsumerSpec(
     "capi-renderer-jobs", CAPI, (ALL_CAPI_JOBS,), _to(capi_event), ack_wait=60.0, concurrency=16
 )

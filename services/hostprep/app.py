@@ -1,7 +1,7 @@
 """Composition root of hostprep: settings → SSH connector, management-cluster clients, the jobs consumer.
 
 ByoHost readiness comes from hostprep's own ByoHost watch (``byohosts.py``), not from
-status_watcher's events, so hostprep does not bind the ``hostprep-byohost-status`` consumer.
+status_watcher's events: a job finishes without depending on another service being up.
 """
 
 from __future__ import annotations
