@@ -25,6 +25,7 @@ from services.o2ims.settings import O2imsSettings
 from services.status_watcher.settings import StatusWatcherSettings
 from shared.settings import ServiceSettings
 
+REPO = Path(__file__).resolve().parents[1]
 SERVICES: list[tuple[str, type[ServiceSettings]]] = [
     ("focom", FocomSettings),
     ("o2ims", O2imsSettings),
@@ -71,7 +72,8 @@ def _default(info: FieldInfo) -> str:
         return "none"
     if hasattr(value, "get_secret_value"):
         return "(secret)"
-    text = json.dumps(value, default=str)
+    # Paths derived from the checkout's location are shown relative to it, so the text is the same anywhere.
+    text = json.dumps(value, default=str).replace(str(REPO), "<repo>")
     return f"`{text}`" if len(text) < 60 else "(see source)"
 
 
@@ -115,7 +117,7 @@ def render() -> str:
     return "\n".join(parts) + "\n"
 
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+DOC = REPO / "docs" / "configuration.md"
 
 if __name__ == "__main__":
     print(render(), end="")
