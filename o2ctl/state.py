@@ -54,12 +54,23 @@ class RunState:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs; a zombie counts as gone (reaped here when it is our own child)."""
     if not pid:
         return False
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
