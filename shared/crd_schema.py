@@ -12,7 +12,6 @@ import base64
 import binascii
 import copy
 import functools
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,32 +20,16 @@ from typing import Any
 
 import yaml
 
+from shared.crd_meta import FieldError, invalid, show, validate_metadata
+
+__all__ = ["CrdSchemas", "FieldError", "ResourceInfo", "validate_metadata"]
+
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MISSING: Any = object()
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _ROOT_FIELDS = ("apiVersion", "kind", "metadata")
 _OPEN_SCHEMA = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-_META_FIELDS = frozenset({
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
-    "managedFields",
-})
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One validation failure: where (dotted path with ``[i]``/``[key]``), which rule, and a readable message."""
-
-    path: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 @dataclass(frozen=True)
@@ -69,10 +52,6 @@ class ResourceInfo:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
@@ -118,18 +97,18 @@ def _scalar_checks(s: Mapping[str, Any]) -> list[_Check]:
     checks: list[_Check] = []
     if "enum" in s:
         allowed = list(s["enum"])
-        shown = ", ".join(_show(a) for a in allowed)
+        shown = ", ".join(show(a) for a in allowed)
         checks.append(lambda v, p: None if v in allowed else FieldError(
-            p, "enum", f"Unsupported value: {_show(v)}: supported values: {shown}"))
+            p, "enum", f"Unsupported value: {show(v)}: supported values: {shown}"))
     if "pattern" in s:
         rx = re.compile(s["pattern"])
         checks.append(lambda v, p: None if not isinstance(v, str) or rx.search(v) else FieldError(
-            p, "pattern", f"Invalid value: {_show(v)}: {p} in body should match '{rx.pattern}'"))
+            p, "pattern", f"Invalid value: {show(v)}: {p} in body should match '{rx.pattern}'"))
     fmt_ok = _format_ok(str(s.get("format", "")))
     if fmt_ok is not None:
         fmt = s["format"]
         checks.append(lambda v, p: None if fmt_ok(v) else FieldError(
-            p, "format", f"Invalid value: {_show(v)}: {p} in body must be of type {fmt}"))
+            p, "format", f"Invalid value: {show(v)}: {p} in body must be of type {fmt}"))
     for key, exclusive_key, word in (("minimum", "exclusiveMinimum", "greater than"),
                                      ("maximum", "exclusiveMaximum", "less than")):
         if key in s:
@@ -147,7 +126,7 @@ def _bound_check(rule: str, bound: float, exclusive: bool, word: str) -> _Check:
         low, high = (v, bound) if rule == "minimum" else (bound, v)
         if high < low or (not exclusive and high == low):
             return None
-        return FieldError(p, rule, f"Invalid value: {_show(v)}: {p} in body should be {rel} {bound}")
+        return FieldError(p, rule, f"Invalid value: {show(v)}: {p} in body should be {rel} {bound}")
     return check
 
 
@@ -159,10 +138,6 @@ def _size_check(rule: str, n: int) -> _Check:
             return FieldError(p, rule, f"Invalid value: {len(v)}: {p} in body {text.format(n=n)}")
         return None
     return check
-
-
-def _invalid(path: str, rule: str, value: Any, text: str) -> FieldError:
-    return FieldError(path, rule, f"Invalid value: {_show(value)}: {text}")
 
 
 class _Node:
@@ -203,16 +178,16 @@ def _check(node: _Node, v: Any, path: str, errs: list[FieldError], strict: bool)
     """Validate value ``v`` at ``path`` against ``node``, appending every failure to ``errs``."""
     if v is None:
         if not node.nullable:
-            errs.append(_invalid(path, "nullable", "null", f'{path} in body must be of type {node.type or "object"}'))
+            errs.append(invalid(path, "nullable", "null", f'{path} in body must be of type {node.type or "object"}'))
         return
     if node.int_or_string:
         if isinstance(v, bool) or not isinstance(v, int | str):
-            errs.append(_invalid(path, "x-kubernetes-int-or-string", v,
+            errs.append(invalid(path, "x-kubernetes-int-or-string", v,
                                  f"{path} in body must be of type integer or string"))
             return
     elif node.type and not _TYPES.get(node.type, lambda _: True)(v):
-        kind = _show(_JSON_TYPES.get(type(v), "unknown"))
-        errs.append(_invalid(path, "type", v, f"{path} in body must be of type {node.type}: {kind}"))
+        kind = show(_JSON_TYPES.get(type(v), "unknown"))
+        errs.append(invalid(path, "type", v, f"{path} in body must be of type {node.type}: {kind}"))
         return
     errs.extend(err for chk in node.checks if (err := chk(v, path)) is not None)
     if isinstance(v, dict):
@@ -260,7 +235,7 @@ def _check_array(node: _Node, v: list[Any], path: str, errs: list[FieldError], s
             if not isinstance(item, dict):
                 continue
             item = {k: item.get(k) for k in node.map_keys}  # noqa: PLW2901 - compare by key fields only
-        key = _show(item)
+        key = show(item)
         if key in seen:
             errs.append(FieldError(f"{path}[{i}]", "x-kubernetes-list-type", f"Duplicate value: {key}"))
         seen.add(key)
@@ -275,67 +250,11 @@ def _check_combinators(node: _Node, v: Any, path: str, errs: list[FieldError]) -
     for sub in node.combos.get("allOf", ()):
         errs.extend(fails(sub))
     if "anyOf" in node.combos and all(fails(sub) for sub in node.combos["anyOf"]):
-        errs.append(_invalid(path, "anyOf", v, f"{path} in body must match at least one schema in anyOf"))
+        errs.append(invalid(path, "anyOf", v, f"{path} in body must match at least one schema in anyOf"))
     if "oneOf" in node.combos and sum(1 for sub in node.combos["oneOf"] if not fails(sub)) != 1:
-        errs.append(_invalid(path, "oneOf", v, f"{path} in body must match exactly one schema in oneOf"))
+        errs.append(invalid(path, "oneOf", v, f"{path} in body must match exactly one schema in oneOf"))
     if node.not_ is not None and not fails(node.not_):
-        errs.append(_invalid(path, "not", v, f"{path} in body must not match the schema"))
-
-
-def _qualified_ok(key: Any) -> bool:
-    prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
-        return False
-    return bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
-
-
-_QUALIFIED_TEXT = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
-                   "an alphanumeric character (at most 63 characters)")
-
-
-def _check_string_map(value: Any, path: str, errs: list[FieldError], *, labels: bool) -> None:
-    if not isinstance(value, dict):
-        errs.append(_invalid(path, "type", value, f"{path} must be of type object"))
-        return
-    for key, val in value.items():
-        sub = f"{path}[{key}]"
-        if not _qualified_ok(key):
-            errs.append(_invalid(sub, "metadata", key, _QUALIFIED_TEXT))
-        if not isinstance(val, str):
-            errs.append(_invalid(sub, "type", val, f"{sub} must be of type string"))
-        elif labels and val and (len(val) > 63 or not _QUALIFIED_NAME.fullmatch(val)):
-            errs.append(_invalid(sub, "metadata", val, "a valid label must be an empty string or consist of "
-                                                       "alphanumeric characters, '-', '_' or '.' (at most 63)"))
-
-
-def validate_metadata(meta: Any, path: str = "metadata", *, embedded: bool = False) -> list[FieldError]:
-    """ObjectMeta rules the server applies to every object (and built-in kinds), whatever the schema says."""
-    if not isinstance(meta, dict):
-        return [_invalid(path, "type", meta, f"{path} must be of type object")]
-    errs: list[FieldError] = []
-    name, namespace = meta.get("name"), meta.get("namespace")
-    if not embedded and not name and not meta.get("generateName"):
-        errs.append(FieldError(f"{path}.name", "required", "Required value: name or generateName is required"))
-    if name is not None and (not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name)):
-        errs.append(_invalid(f"{path}.name", "metadata", name, "a lowercase RFC 1123 subdomain must consist of "
-                                                                "lower case alphanumeric characters, '-' or '.'"))
-    if namespace and (not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace)):
-        errs.append(_invalid(f"{path}.namespace", "metadata", namespace, "a lowercase RFC 1123 label is required"))
-    for key in ("labels", "annotations"):
-        if meta.get(key) is not None:
-            _check_string_map(meta[key], f"{path}.{key}", errs, labels=key == "labels")
-    finalizers = meta.get("finalizers")
-    if finalizers is not None and not isinstance(finalizers, list):
-        errs.append(_invalid(f"{path}.finalizers", "type", finalizers, "must be of type array"))
-    errs.extend(_invalid(f"{path}.finalizers[{i}]", "metadata", fin, _QUALIFIED_TEXT)
-                for i, fin in enumerate(finalizers if isinstance(finalizers, list) else ()) if not _qualified_ok(fin))
-    errs.extend(FieldError(f"{path}.ownerReferences[{i}].{key}", "required", "Required value")
-                for i, ref in enumerate(meta.get("ownerReferences") or ())
-                for key in ("apiVersion", "kind", "name", "uid") if not isinstance(ref, dict) or not ref.get(key))
-    if not embedded:
-        errs.extend(FieldError(f"{path}.{key}", "unknown-field", f'unknown field "{path}.{key}"')
-                    for key in meta if key not in _META_FIELDS)
-    return errs
+        errs.append(invalid(path, "not", v, f"{path} in body must not match the schema"))
 
 
 def _plain_copy(value: Any) -> Any:
