@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from shared.errors import TemporaryError
+
 from . import units
 from .shims.agent import AgentSpec, AgentStartError
 from .vfs import HostFs
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 AGENT_MODULE = "sandbox.capi.agent"
 _OPTIONAL_ARGS = {"ip", "hostinfo"}
+
+
+#: Start attempts of an agent unit before it is reported failed.
+AGENT_START_ATTEMPTS = 5
 
 
 @dataclass
@@ -82,7 +88,16 @@ class AgentSupervisor:
 
     async def _run(self, unit: str, agent: Any, ready: asyncio.Event) -> None:
         try:
-            await agent.start()
+            # Like systemd's Restart=on-failure: a transient start failure (API unreachable, a CA file
+            # read while another agent in this process was writing it) is retried a few times.
+            for attempt in range(AGENT_START_ATTEMPTS):
+                try:
+                    await agent.start()
+                    break
+                except TemporaryError:
+                    if attempt == AGENT_START_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))  # restart backoff
         except asyncio.CancelledError:
             raise
         except Exception as exc:
