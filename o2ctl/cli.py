@@ -88,9 +88,10 @@ def _up(args: argparse.Namespace) -> int:
         if args.sandbox:
             argv.append("--sandbox")
         run = up.detach(state, argv)
-        print(f"ready: NATS {run.nats_url}, state in {state}")
+        print(up.ready_message(run, state, args.output))
         return EXIT_OK
-    return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example))
+    return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
+                                         output=args.output))  # fmt: skip
 
 
 def _down(args: argparse.Namespace) -> int:
