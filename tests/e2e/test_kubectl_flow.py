@@ -48,7 +48,7 @@ class Kubectl:
         assert KUBECTL is not None
         return [KUBECTL, *args]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, check: bool = True, timeout: float = 400) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self.argv(*args), env=self.env, cwd=REPO, capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
         if check:
@@ -89,7 +89,9 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     assert "focomprovisioningrequest.focom.nephio.org/all-clusters created" in applied.stdout
     assert kubectl("apply", "-f", str(EXAMPLE)).stdout.strip().endswith("unchanged")
 
-    kubectl("wait", "fpr/all-clusters", "--for=jsonpath={.status.phase}=Synced", "--timeout=300s")
+    synced = kubectl("wait", "fpr/all-clusters", "--for=jsonpath={.status.phase}=Synced", "--timeout=300s",
+                     check=False)
+    assert synced.returncode == 0, synced.stderr + kubectl("get", "fpr,oranpr", "-o", "wide").stdout
 
     fpr = table(kubectl("get", "fpr").stdout)
     assert [(r["NAME"], r["PHASE"], r["OPERATION"]) for r in fpr] == [("all-clusters", "Synced", "create")]
