@@ -15,7 +15,6 @@ from .profile import ProfileReader
 from .settings import O2imsApiSettings
 from .state import State
 
-
 INVENTORY = "/o2ims-infrastructureInventory"
 MONITORING = "/o2ims-infrastructureMonitoring"
 PROVISIONING = "/o2ims-infrastructureProvisioning"

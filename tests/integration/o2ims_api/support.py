@@ -25,7 +25,7 @@ from shared.bus import Bus
 from shared.catalog import load_catalog
 from shared.httpapi.auth import TokenVerifier, generate_signing_key, issue_token
 
-I = "/o2ims-infrastructureInventory/v1"
+I = "/o2ims-infrastructureInventory/v1"  # noqa: E741 - the prefix names of the O2IMS documents
 M = "/o2ims-infrastructureMonitoring/v1"
 P = "/o2ims-infrastructureProvisioning/v1"
 ISSUER, AUDIENCE = "test-issuer", "o2ims"

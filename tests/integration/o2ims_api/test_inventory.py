@@ -15,7 +15,7 @@ from shared.httpapi.auth import generate_signing_key, issue_token
 from shared.models import ClusterSpec, HostRef
 from shared.subjects import BUCKET_PR
 
-from .support import ISSUER, AUDIENCE, I, M, P, Harness, now, valid
+from .support import AUDIENCE, ISSUER, Harness, I, M, P, now, valid
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 
@@ -23,7 +23,7 @@ PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 def problem(status: int, headers: object, body: object, expected: int) -> dict[str, object]:
     assert status == expected, body
     assert headers["Content-Type"].startswith("application/problem+json")  # type: ignore[index]
-    assert isinstance(body, dict) and PROBLEM_FIELDS <= body.keys() and body["status"] == expected, body
+    assert isinstance(body, dict) and body.keys() >= PROBLEM_FIELDS and body["status"] == expected, body
     return body
 
 
