@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.httpapi.auth import ASYMMETRIC, AuthConfig
 from shared.inventory import DEFAULT_MAX_BYTES, Window
 from shared.models import DNS1123_LABEL, version_tuple
 from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:  # the JWT library loads only where tokens are checked
+    from shared.httpapi.auth import AuthConfig
+
+#: Asymmetric signature algorithms only (a shared HMAC secret would let every verifier mint tokens).
+_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
 class O2imsApiSettings(ServiceSettings):
@@ -52,7 +57,7 @@ class O2imsApiSettings(ServiceSettings):
     jwt_audience: str = Field("o2ims", min_length=1)
     jwt_public_key_file: Path | None = None
     jwks_url: str | None = Field(None, pattern=r"^https?://")
-    jwt_algorithms: tuple[str, ...] = ASYMMETRIC
+    jwt_algorithms: tuple[str, ...] = _ALGORITHMS
     #: The claim holding the roles (dotted path for nested claims, e.g. ``realm_access.roles``).
     jwt_roles_claim: str = Field("roles", min_length=1)
 
@@ -107,6 +112,8 @@ class O2imsApiSettings(ServiceSettings):
         return (lo[0], lo[1]), (hi[0], hi[1])
 
     def auth(self) -> AuthConfig:
+        from shared.httpapi.auth import AuthConfig
+
         return AuthConfig(issuer=self.jwt_issuer, audience=self.jwt_audience, public_key_file=self.jwt_public_key_file,
                           jwks_url=self.jwks_url, algorithms=self.jwt_algorithms,
                           roles_claim=self.jwt_roles_claim)  # fmt: skip
