@@ -18,7 +18,7 @@ from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_conte
 from shared.httpapi.problems import problem_middleware
 from shared.runtime import ServiceRuntime, run_service
 
-from . import objects, routes_inventory
+from . import objects, routes_inventory, routes_provisioning
 from .api import API_KEY, Api
 from .profile import ProfileReader
 from .settings import O2imsApiSettings
@@ -31,6 +31,7 @@ def build_app(a: Api, verifier: TokenVerifier) -> web.Application:
     app = web.Application(middlewares=[problem_middleware, auth_middleware(verifier)], client_max_size=1 << 20)
     app[API_KEY] = a
     routes_inventory.add_routes(app)
+    routes_provisioning.add_routes(app)
     return app
 
 
