@@ -22,6 +22,7 @@ from services.capi_renderer.validate import render_and_validate
 from services.focom.catalog import load_catalog
 from services.focom.request import check_shape, create_specs
 from services.focom.settings import FocomSettings
+from shared.capi_api import carried_schemas
 from shared.crd_schema import CrdSchemas
 from shared.errors import InputError
 from shared.inventory import load_inventory
@@ -46,7 +47,7 @@ async def _leases(t: client.Target | None) -> dict[str, str] | None:
         await bus.close()
 
 
-def _render_options(cni_overrides: dict[str, Path]) -> tuple[RenderOptions, list[Path]]:
+def _render_options(cni_overrides: dict[str, Path]) -> tuple[RenderOptions, CrdSchemas]:
     s = load_settings(CapiRendererSettings)
     options = RenderOptions(
         core_api_version=s.core_api_version,
@@ -54,7 +55,18 @@ def _render_options(cni_overrides: dict[str, Path]) -> tuple[RenderOptions, list
         cni_manifests={**s.cni_manifests, **cni_overrides},
         service_domain=s.service_domain,
     )
-    return options, s.crd_dirs
+    return options, _schemas(s)
+
+
+def _schemas(s: CapiRendererSettings) -> CrdSchemas:
+    """No cluster is asked: the carried CAPI/BYOH API, or the CRD files of ``crd_source=files``."""
+    if s.crd_source != "files":
+        return carried_schemas()
+    missing = [str(d) for d in s.crd_dirs if not d.is_dir()]
+    if missing or not s.crd_dirs:
+        raise InputError(f"CRD directories not found: {', '.join(missing) or 'none given'}",
+                         path="O2_CAPI_RENDERER_CRD_DIRS")  # fmt: skip
+    return CrdSchemas.from_dirs(s.crd_dirs)
 
 
 async def plan(
@@ -77,8 +89,7 @@ async def plan(
                 holder = leases.get(host.host_id)
                 if holder is not None:
                     conflicts.append({"cluster": spec.name, "host": host.host_id, "leased_to": holder})
-    options, crd_dirs = _render_options(cni)
-    schemas = CrdSchemas.from_dirs([d for d in crd_dirs if d.is_dir()]) if any(d.is_dir() for d in crd_dirs) else None
+    options, schemas = _render_options(cni)
     rendered: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
         rendered[spec.name] = render_and_validate(spec, options, schemas)
@@ -87,7 +98,7 @@ async def plan(
         sys.stdout.write(json.dumps({
             "request": request.name, "operation": request.operation, "feasible": feasible,
             "feasibility_checked": leases is not None, "conflicts": conflicts,
-            "schemas_checked": schemas is not None,
+            "schemas_checked": True,
             "clusters": [{"spec": s.model_dump(mode="json"), "objects": rendered[s.name]} for s in specs],
         }, indent=1) + "\n")  # fmt: skip
     else:
@@ -100,9 +111,6 @@ async def plan(
         print(f"# feasibility (host leases): {note}", file=sys.stderr)
         for c in conflicts:
             print(f"#   {c['cluster']}: host {c['host']} is leased to {c['leased_to']}", file=sys.stderr)
-        if schemas is None:
-            print("# CRD schema validation skipped: no CRD directory found (O2_CAPI_RENDERER_CRD_DIRS)",
-                  file=sys.stderr)  # fmt: skip
     return 0 if feasible else 1
 
 

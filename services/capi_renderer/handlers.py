@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from services.capi_renderer import apply
+from services.capi_renderer.cni_source import CniSources
 from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
@@ -31,6 +32,8 @@ class Deps:
     client: apply.KubeApi
     options: RenderOptions
     schemas: SchemaValidator | None
+    #: Where CNI manifests come from; None: only ``options.cni_manifests`` (tests, ``o2ctl plan``).
+    cni: CniSources | None = None
 
 
 def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
@@ -58,6 +61,8 @@ def make_handler(deps: Deps) -> Handler:
                     key="deleted",
                 )
                 return
+            if deps.cni is not None:
+                options = await deps.cni.with_manifest(job.spec.cni, options)
             if job.action == "scale":
                 refs = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas)
             else:
