@@ -79,12 +79,18 @@ class CniSources:
     """Resolves CNI names to local manifest files, downloading each pinned URL at most once."""
 
     def __init__(
-        self, *, releases: Mapping[str, str], sha256: Mapping[str, str], sources: Mapping[str, str],
-        files: Mapping[str, Path], cache_dir: Path, timeout: float, max_bytes: int = MAX_OBJECT_BYTES,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        releases: Mapping[str, str],
+        sha256: Mapping[str, str],
+        sources: Mapping[str, str],
+        files: Mapping[str, Path],
+        cache_dir: Path,
+        timeout: float,
+        max_bytes: int = MAX_OBJECT_BYTES,
+    ) -> None:
         self._origins: dict[str, Origin] = {}
-        for via, table in (("release", releases), ("file", {k: str(v) for k, v in files.items()}),
-                           ("source", sources)):  # fmt: skip
+        for via, table in (("release", releases), ("file", {k: str(v) for k, v in files.items()}), ("source", sources)):
             for name, location in table.items():
                 self._origins[name] = Origin(name, location, sha256.get(name), via)
         for origin in self._origins.values():
@@ -146,8 +152,10 @@ class CniSources:
             if path is None:
                 raise PermanentError(
                     f"CNI {name!r} comes from {shown(origin.location)} but no sha256 is pinned for it; set "
-                    f"O2_CAPI_RENDERER_CNI_SHA256 (e.g. '{{\"{name}\": \"<sha256 of the manifest>\"}}') or point "
-                    f"O2_CAPI_RENDERER_CNI_SOURCES at a local copy", reason="CniSha256Missing")  # fmt: skip
+                    f'O2_CAPI_RENDERER_CNI_SHA256 (e.g. \'{{"{name}": "<sha256 of the manifest>"}}\') or point '
+                    f"O2_CAPI_RENDERER_CNI_SOURCES at a local copy",
+                    reason="CniSha256Missing",
+                )
             if path.is_file():
                 try:
                     await self._verify_once(path, origin)
@@ -172,8 +180,9 @@ class CniSources:
         try:
             stamp = _stamp(path)
         except OSError as exc:
-            raise PermanentError(f"CNI manifest {origin.name!r} is not readable: {exc.strerror}",
-                                 reason="CniManifestMissing") from None  # fmt: skip
+            raise PermanentError(
+                f"CNI manifest {origin.name!r} is not readable: {exc.strerror}", reason="CniManifestMissing"
+            ) from None
         if seen == (path, stamp):
             return
         await asyncio.to_thread(_verified, path, origin)
@@ -185,30 +194,39 @@ class CniSources:
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session, session.get(origin.location) as resp:
                 if resp.status == 429 or resp.status >= 500:
-                    raise TemporaryError(f"CNI {origin.name!r}: {where} answered {resp.status}",
-                                         reason="CniDownloadFailed")  # fmt: skip
+                    raise TemporaryError(
+                        f"CNI {origin.name!r}: {where} answered {resp.status}", reason="CniDownloadFailed"
+                    )
                 if resp.status != 200:
-                    raise PermanentError(f"CNI {origin.name!r}: {where} answered {resp.status}",
-                                         reason="CniDownloadFailed")  # fmt: skip
+                    raise PermanentError(
+                        f"CNI {origin.name!r}: {where} answered {resp.status}", reason="CniDownloadFailed"
+                    )
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(64 * 1024):
                     body += chunk
                     if len(body) >= self._max_bytes:
-                        raise PermanentError(f"CNI {origin.name!r}: {where} is larger than a ConfigMap can carry",
-                                             reason="CniManifestTooLarge")  # fmt: skip
+                        raise PermanentError(
+                            f"CNI {origin.name!r}: {where} is larger than a ConfigMap can carry",
+                            reason="CniManifestTooLarge",
+                        )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TemporaryError(f"CNI {origin.name!r}: downloading {where} failed ({type(exc).__name__})",
-                                 reason="CniDownloadFailed") from None  # fmt: skip
+            raise TemporaryError(
+                f"CNI {origin.name!r}: downloading {where} failed ({type(exc).__name__})", reason="CniDownloadFailed"
+            ) from None
         digest = hashlib.sha256(body).hexdigest()
         if digest != origin.sha256:
-            raise PermanentError(f"CNI {origin.name!r}: {where} has sha256 {digest}, expected {origin.sha256}",
-                                 reason="CniSha256Mismatch")  # fmt: skip
+            raise PermanentError(
+                f"CNI {origin.name!r}: {where} has sha256 {digest}, expected {origin.sha256}",
+                reason="CniSha256Mismatch",
+            )
         return bytes(body)
 
 
 def check_origin(origin: Origin) -> None:
     """A location is an http(s) URL without spaces, or an absolute file path."""
     where = f"cni_{origin.via}s.{origin.name}" if origin.via != "file" else f"cni_manifests.{origin.name}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in origin.location):
+        raise InputError(f"CNI {origin.name!r}: the location contains a control character", path=where)
     if origin.is_url:
         try:
             url = URL(origin.location)
@@ -217,8 +235,23 @@ def check_origin(origin: Origin) -> None:
         if not url.host or any(c.isspace() for c in origin.location):
             raise InputError(f"CNI {origin.name!r}: {shown(origin.location)} is not a usable URL", path=where)
     elif "://" in origin.location or not Path(origin.location).is_absolute():
-        raise InputError(f"CNI {origin.name!r}: {origin.location!r} is neither an http(s) URL nor an absolute path",
-                         path=where)  # fmt: skip
+        raise InputError(
+            f"CNI {origin.name!r}: {origin.location!r} is neither an http(s) URL nor an absolute path", path=where
+        )
+
+
+def placeholder_text(origin: Origin) -> str:
+    """What ``o2ctl plan`` shows in place of a manifest it did not download (YAML comments only)."""
+    digest = (
+        f"checked against sha256 {origin.sha256}"
+        if origin.sha256
+        else "no sha256 pinned yet: set O2_CAPI_RENDERER_CNI_SHA256 before real use"
+    )
+    return (
+        f"# o2ctl plan downloads nothing: this stands for the {origin.name} manifest that capi_renderer\n"
+        f"# carries here, from {shown(origin.location)} ({digest}),\n"
+        "# downloaded once and cached, with its pod pool set to the cluster's pod CIDR.\n"
+    )
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -230,11 +263,14 @@ def _verified(path: Path, origin: Origin) -> Path:
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
-        raise PermanentError(f"CNI manifest {origin.name!r} is not readable: {exc.strerror}",
-                             reason="CniManifestMissing") from None  # fmt: skip
+        raise PermanentError(
+            f"CNI manifest {origin.name!r} is not readable: {exc.strerror}", reason="CniManifestMissing"
+        ) from None
     if digest != origin.sha256:
-        raise PermanentError(f"CNI manifest {origin.name!r} at {path} has sha256 {digest}, expected {origin.sha256}",
-                             reason="CniSha256Mismatch")  # fmt: skip
+        raise PermanentError(
+            f"CNI manifest {origin.name!r} at {path} has sha256 {digest}, expected {origin.sha256}",
+            reason="CniSha256Mismatch",
+        )
     return path
 
 
@@ -253,5 +289,7 @@ def _store(path: Path, body: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        raise PermanentError(f"CNI cache directory {path.parent} is not writable: {exc.strerror} "
-                             "(set O2_CAPI_RENDERER_CNI_CACHE_DIR)", reason="CniCacheUnwritable") from None  # fmt: skip
+        raise PermanentError(
+            f"CNI cache directory {path.parent} is not writable: {exc.strerror} (set O2_CAPI_RENDERER_CNI_CACHE_DIR)",
+            reason="CniCacheUnwritable",
+        ) from None

@@ -11,8 +11,12 @@ import pytest
 from shared.capi_api import CARRIED_DIR, INDEX_FILE, KINDS, carried_crds, carried_schemas
 from shared.capi_api.generate import default_upstream, differences, generate, main, strip_schema
 
-CORE_GROUPS = {"cluster.x-k8s.io", "controlplane.cluster.x-k8s.io", "bootstrap.cluster.x-k8s.io",
-               "addons.cluster.x-k8s.io"}  # fmt: skip
+CORE_GROUPS = {
+    "cluster.x-k8s.io",
+    "controlplane.cluster.x-k8s.io",
+    "bootstrap.cluster.x-k8s.io",
+    "addons.cluster.x-k8s.io",
+}
 
 
 def _upstream() -> Path:
@@ -59,8 +63,9 @@ def _prose_keys(node: Any, path: str = "") -> list[str]:
                 for name, sub in value.items():
                     found += _prose_keys(sub, f"{path}.properties.{name}")
             elif key == "x-kubernetes-validations":
-                found += [f"{path}.{key}[{i}]" for i, rule in enumerate(value) if set(rule) - {"rule", "reason",
-                                                                                               "fieldPath"}]
+                found += [
+                    f"{path}.{key}[{i}]" for i, rule in enumerate(value) if set(rule) - {"rule", "reason", "fieldPath"}
+                ]
             elif key not in ("default", "enum"):
                 found += _prose_keys(value, f"{path}.{key}")
     elif isinstance(node, list):
@@ -86,12 +91,19 @@ def test_every_kind_is_carried_without_prose() -> None:
 
 def test_carried_schemas_keep_the_facts_validation_needs() -> None:
     schemas = carried_schemas()
-    kcp = {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane",
-           "metadata": {"name": "c1-control-plane", "namespace": "default"},
-           "spec": {"replicas": 1, "version": "v1.31.2", "kubeadmConfigSpec": {"format": "ignition-x"},
-                    "machineTemplate": {"infrastructureRef": {"kind": "ByoMachineTemplate", "name": "t"}},
-                    "rolloutStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "50%"}},
-                    "surprise": 1}}  # fmt: skip
+    kcp = {
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+        "kind": "KubeadmControlPlane",
+        "metadata": {"name": "c1-control-plane", "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "version": "v1.31.2",
+            "kubeadmConfigSpec": {"format": "ignition-x"},
+            "machineTemplate": {"infrastructureRef": {"kind": "ByoMachineTemplate", "name": "t"}},
+            "rolloutStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "50%"}},
+            "surprise": 1,
+        },
+    }
     rules = {(e.path, e.rule) for e in schemas.validate(kcp)}
     assert ("spec.kubeadmConfigSpec.format", "enum") in rules
     assert ("spec.surprise", "unknown-field") in rules
@@ -106,13 +118,15 @@ def test_carried_schemas_keep_the_facts_validation_needs() -> None:
 
 def test_strip_schema_keeps_fields_defaults_and_rules_called_like_prose() -> None:
     upstream = {
-        "type": "object", "description": "upstream words",
+        "type": "object",
+        "description": "upstream words",
         "properties": {"description": {"type": "string", "description": "more words", "maxLength": 5}},
         "default": {"description": "a default value is data"},
-        "x-kubernetes-validations": [{"rule": "self.x == 1", "message": "words", "messageExpression": "'w'",
-                                      "reason": "FieldValueInvalid"}],
+        "x-kubernetes-validations": [
+            {"rule": "self.x == 1", "message": "words", "messageExpression": "'w'", "reason": "FieldValueInvalid"}
+        ],
         "items": {"anyOf": [{"type": "integer", "description": "w"}, {"type": "string"}]},
-    }  # fmt: skip
+    }
     assert strip_schema(upstream) == {
         "type": "object",
         "properties": {"description": {"type": "string", "maxLength": 5}},
