@@ -21,10 +21,10 @@ from services.capi_renderer.cni_source import placeholder_text, shown
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.settings import CapiRendererSettings
 from services.capi_renderer.validate import render_and_validate
-from services.focom.catalog import load_catalog
 from services.focom.request import check_shape, create_specs
 from services.focom.settings import FocomSettings
 from shared.capi_api import carried_schemas
+from shared.catalog import load_catalog
 from shared.crd_schema import CrdSchemas
 from shared.errors import InputError
 from shared.inventory import load_inventory

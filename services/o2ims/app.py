@@ -7,7 +7,11 @@ import contextlib
 
 import structlog
 
-from shared.errors import TemporaryError, classify
+from services.o2ims.engine import PrEngine
+from services.o2ims.handlers import make_handlers
+from services.o2ims.record import PrRecord
+from services.o2ims.settings import O2imsSettings
+from shared.errors import TemporaryError, UnexpectedError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore
@@ -20,11 +24,6 @@ from shared.subjects import (
     O2IMS_REQUESTS_CONSUMER,
     O2IMS_TIMERS_CONSUMER,
 )
-
-from .engine import PrEngine
-from .handlers import make_handlers
-from .record import PrRecord
-from .settings import O2imsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +53,10 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
             if not isinstance(err, TemporaryError):
                 raise
             delay = min(5.0, settings.purge_interval)
-            log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
+            if isinstance(err, UnexpectedError):  # a bug, not NATS restarting: keep the traceback
+                log.error("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay, exc_info=exc)
+            else:
+                log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)  # the upkeep period, not a sync
 
@@ -71,7 +73,7 @@ async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
     if settings.mirror_enabled:
-        from .mirror import start_mirror
+        from services.o2ims.mirror import start_mirror
 
         await start_mirror(runtime, store.kv)
 
