@@ -165,8 +165,11 @@ class ConsumerSpec:
     max_ack_pending: int = 1000
     #: Messages handled at once by one replica.
     concurrency: int = 64
-    #: Default delay for retries of unknown (unclassified) errors.
+    #: Delay of the first retry after an unexpected fault (doubling for each further one).
     retry_delay: float = 2.0
+    #: Retries of one message after unexpected faults (``UnexpectedError``, likely bugs) before it
+    #: is terminated with ``message.failed``; counted per process, and ``max_deliver`` still applies.
+    unexpected_retries: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -9,11 +9,11 @@ watcher to see it disappear). Invalid renders and permanent API errors (400/403/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, assert_never
+from typing import Literal, Protocol, assert_never
 
 import structlog
 
-from services.capi_renderer import apply
+from services.capi_renderer import apply, scale
 from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
@@ -27,9 +27,13 @@ log = structlog.get_logger(__name__)
 PR_LABEL = "o2ims.oran.org/pr-id"
 
 
+class KubeApi(apply.KubeApi, scale.MachineApi, Protocol):
+    """What the handler needs of ``shared.kube.KubeClient``."""
+
+
 @dataclass(frozen=True)
 class Deps:
-    client: apply.KubeApi
+    client: KubeApi
     options: RenderOptions
     schemas: SchemaValidator | None
 
@@ -62,6 +66,8 @@ def make_handler(deps: Deps) -> Handler:
                     )
                     return
                 case "scale":
+                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
+                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
                     refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
