@@ -52,7 +52,7 @@ async def test_plan_comments_cannot_inject_documents(monkeypatch: pytest.MonkeyP
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     injected = "\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: pwned}\n"
     spec = SimpleNamespace(name="edge" + injected, control_plane=[1], workers=[], k8s_version="v1.31.4",
-                           vip="10.0.0.1" + injected, all_hosts=[])
+                           vip="10.0.0.1" + injected, all_hosts=[], cni=None)
     objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"k": "v" + injected}}]
 
     def specs(*_: Any, **__: Any) -> list[Any]:
