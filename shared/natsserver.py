@@ -53,6 +53,7 @@ class EmbeddedNats:
         log_file: Path | None = None,
         startup_timeout: float = 20.0,
         users: Sequence[NatsUser] | None = None,
+        config: Path | None = None,
     ) -> None:
         self._own_tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
@@ -64,7 +65,12 @@ class EmbeddedNats:
         self.monitor_port = -1
         self.log_file = log_file
         self.startup_timeout = startup_timeout
+        if users is not None and config is not None:
+            raise ValueError("give users or a configuration file, not both")
         self.users = list(users) if users is not None else None
+        #: A complete nats-server configuration file (e.g. the chart's); the command line still sets
+        #: the address, ports and store, which take precedence over the file.
+        self.config = config
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -97,6 +103,8 @@ class EmbeddedNats:
             config = self.store_dir / "nats.conf"
             write_private(config, authorization_config(self.users).encode())
             args += ["-c", str(config)]
+        elif self.config is not None:
+            args += ["-c", str(self.config)]
         out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=out)
