@@ -45,6 +45,9 @@ class Role:
     #: Streams it reads back with named ephemeral pull consumers; only for a stream this role alone writes,
     #: since the grant (create/next on any consumer name) would reach other roles' durables on it.
     pulls: tuple[StreamSpec, ...] = ()
+    #: Streams whose every consumer is this role's (named at run time, e.g. one per API subscription):
+    #: any durable on them may be created, bound, acked and deleted. Only for a stream no other role reads.
+    owns_consumers: tuple[StreamSpec, ...] = ()
     #: KV buckets it writes (and reads).
     writes_buckets: tuple[str, ...] = ()
     #: KV buckets it only reads.
@@ -86,12 +89,17 @@ HOSTPREP = Role("hostprep", publishes=(s.ALL_HOSTPREP_EVENTS,), consumers=(s.HOS
 CAPI_RENDERER = Role("capi_renderer", publishes=(s.ALL_CAPI_EVENTS,), consumers=(s.CAPI_JOBS_CONSUMER,))
 #: status_watcher is the only writer of the K8S stream; it reads it back (last message per subject) at start.
 STATUS_WATCHER = Role("status_watcher", publishes=(s.ALL_K8S_STATUS,), pulls=(s.K8S,))
-#: The SMO-facing HTTP front: reads the records, acts only by publishing FOCOM requests, follows status.
+#: The SMO-facing O2IMS API: reads the records and status, publishes ProvisioningRequest commands, takes and
+#: releases the leases of the hosts it requests, keeps its own buckets, and delivers notifications from its
+#: own stream with one durable per subscription.
 O2IMS_API = Role(
     "o2ims_api",
-    publishes=(s.FOCOM_REQUESTS,),
-    reads=(s.FOCOM, s.O2IMS),
-    reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR, s.BUCKET_HOSTS),
+    publishes=(s.ALL_O2IMS_REQUESTS, *s.O2IMS_API.subjects),
+    consumers=(s.O2IMS_API_HOST_EVENTS_CONSUMER,),
+    reads=(s.K8S, s.FOCOM, s.O2IMS, s.HOSTPREP),
+    owns_consumers=(s.O2IMS_API,),
+    writes_buckets=(*s.O2IMS_API_BUCKETS, s.BUCKET_HOSTS),
+    reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR),
 )
 #: The operator's CLI: submits requests, reads records and event history, clears host quarantine.
 O2CTL = Role(
@@ -130,6 +138,16 @@ def _puller(stream: str) -> list[str]:
         f"{JS_API}.CONSUMER.INFO.{stream}.*",
         f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",
         f"{JS_API}.CONSUMER.DELETE.{stream}.*",
+    ]
+
+
+def _owner(stream: str) -> list[str]:
+    """Every consumer operation on ``stream``, under any consumer name, and acks of any of them."""
+    return [
+        *_puller(stream),
+        f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.*",
+        f"{JS_API}.CONSUMER.CREATE.{stream}",
+        f"$JS.ACK.{stream}.>",
     ]
 
 
@@ -178,6 +196,8 @@ def permissions(role: Role) -> dict[str, Any]:
         publish += _reader(stream.name)
     for stream in role.pulls:
         publish += _puller(stream.name)
+    for stream in role.owns_consumers:
+        publish += _owner(stream.name)
     if role.reads:
         # js.subscribe without a stream name looks the stream up by subject.
         publish.append(f"{JS_API}.STREAM.NAMES")

@@ -31,7 +31,7 @@ FORBIDDEN: dict[str, list[str]] = {
     "status_watcher": [s.hostprep_job(PR), s.capi_job(PR), s.o2ims_request(PR), "$KV.pr.x", s.timer(PR)],
     "focom": [s.hostprep_job(PR), s.capi_job(PR), s.o2ims_status(PR), "$KV.pr.x", s.timer(PR)],
     "o2ims": [s.FOCOM_REQUESTS, s.focom_status("f"), s.capi_event(PR), s.hostprep_event(PR), "$KV.fpr.x"],
-    "o2ims_api": [s.hostprep_job(PR), s.capi_job(PR), s.o2ims_request(PR), "$KV.hosts.h1"],
+    "o2ims_api": [s.hostprep_job(PR), s.capi_job(PR), s.timer(PR), s.focom_status("f"), "$KV.pr.x"],
     "o2ctl": [s.hostprep_job(PR), s.capi_job(PR), s.o2ims_request(PR), s.o2ims_status(PR), "$KV.pr.x"],
 }
 #: JetStream API calls no service may make: destroying or rewriting streams, consumers and buckets.
@@ -167,6 +167,13 @@ async def test_a_role_can_do_everything_its_role_needs(connect: Connect, role: s
     for stream in r.reads:
         sub = await bus.js.subscribe(stream.subjects[0], ordered_consumer=True)
         await sub.unsubscribe()
+    for stream in r.owns_consumers:
+        await bus.js.add_consumer(stream.name, durable_name="any-name", ack_policy="explicit")
+        bound = await bus.js.pull_subscribe_bind(durable="any-name", stream=stream.name)
+        with contextlib.suppress(nats.errors.TimeoutError):
+            await bound.fetch(1, timeout=0.5)
+        await bound.unsubscribe()
+        await bus.js.delete_consumer(stream.name, "any-name")
     for stream in r.pulls:
         psub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
         await psub.consumer_info()

@@ -66,8 +66,8 @@ def test_no_service_may_publish_another_services_commands() -> None:
         "hostprep.jobs.>": {"o2ims"},
         "capi.jobs.>": {"o2ims"},
         "timers.o2ims.>": {"o2ims"},
-        "o2ims.requests.>": {"focom"},
-        "$KV.hosts.>": {"focom", "o2ims", "o2ctl"},
+        "o2ims.requests.>": {"focom", "o2ims_api"},
+        "$KV.hosts.>": {"focom", "o2ims", "o2ctl", "o2ims_api"},
     }
     allowed = permissions(ROLE_BY_NAME["capi_renderer"])["publish"]["allow"]
     assert not any(p.startswith(("$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.PURGE"))
