@@ -360,6 +360,8 @@ class Stack:
         names = [s.name for s in ALL_STREAMS] + [f"KV_{b}" for b in ALL_BUCKETS]
         for name in names:
             info = await self.bus.js.stream_info(name)
+            if not info.state.messages:
+                continue  # an empty stream reports first_seq 0, which is no message's sequence
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 try:
                     msg = await self.bus.js.get_msg(name, seq)
