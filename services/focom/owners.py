@@ -10,6 +10,7 @@ clusters do: a binding passes to another CR only once the owning CR is gone *and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,7 +87,5 @@ class CrOwners:
         """Drop the binding of ``name`` if this CR holds it (revision-checked)."""
         got = await self.owners.get(owner_key(name))
         if got is not None and got[0].uid == uid:
-            try:
+            with contextlib.suppress(RecordConflict):  # rebound meanwhile: not ours to drop
                 await self.owners.delete(owner_key(name), got[1])
-            except RecordConflict:
-                pass  # rebound meanwhile: not ours to drop

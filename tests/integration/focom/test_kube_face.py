@@ -154,7 +154,7 @@ async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_a
         await _stop_face(kf, task, stop)
     # A restart forgets everything in memory; the list now returns the rival (namespace aaa) first.
     items, _ = await client.list(crs.API_VERSION, crs.KIND)
-    assert [crs.meta(o)["namespace"] for o in items if crs.name_of(o) == "all-clusters"][0] == "aaa"
+    assert next(crs.meta(o)["namespace"] for o in items if crs.name_of(o) == "all-clusters") == "aaa"
     kf, task, stop = await _start_face(h, bus, tmp_path, kubeconfig)
     _FACES[0] = kf
     try:
