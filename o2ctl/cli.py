@@ -98,13 +98,13 @@ def _up(args: argparse.Namespace) -> int:
         for fault in args.fault:
             argv += ["--fault", fault]
         run = up.detach(state, argv)
-        print(f"ready: NATS {run.nats_url}, state in {state}")
+        print(up.ready_message(run, state, args.output))
         return EXIT_OK
     if args.fault and not args.sandbox:
         raise client.UsageError("--fault needs --sandbox")
     _check_faults(args.fault)
     return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
-                                         faults=tuple(args.fault)))  # fmt: skip
+                                         faults=tuple(args.fault), output=args.output))  # fmt: skip
 
 
 def _check_faults(specs: list[str]) -> None:

@@ -143,8 +143,11 @@ def service_env(
     inventory = str(state / "input.json")
     hosts = state / "hosts"
     per: dict[str, dict[str, str]] = {
-        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI},
-        "o2ims": {},
+        # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
+        # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
+        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI,
+                  "O2_FOCOM_KUBE_ENABLED": "true", "O2_FOCOM_KUBECONFIG": kubeconfig},
+        "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
             "O2_HOSTPREP_SSH_KEY_FILE": str(hosts / "id_ed25519"),
