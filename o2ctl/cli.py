@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         cni, default_cni = plan.parse_cni(args.cni), args.default_cni
         if run is not None and run.sandbox:
             # Plan with what the sandbox's renderer is configured with.
-            cni = {stack.SANDBOX_CNI: stack.REPO / "examples" / "cni" / "bridge-pool.yaml", **cni}
+            cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
             default_cni = default_cni or stack.SANDBOX_CNI
         return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
                                      default_cni=default_cni))  # fmt: skip
