@@ -15,7 +15,7 @@ import structlog
 
 from services.capi_renderer import apply, scale
 from services.capi_renderer.cni_source import CniSources
-from services.capi_renderer.domain import ObjectRef, RenderOptions
+from services.capi_renderer.domain import PR_LABEL, ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
 from shared.errors import PermanentError
@@ -25,7 +25,6 @@ from shared.payloads import ObjectRef as RefPayload
 from shared.subjects import capi_event
 
 log = structlog.get_logger(__name__)
-PR_LABEL = "o2ims.oran.org/pr-id"
 
 
 class KubeApi(apply.KubeApi, scale.MachineApi, Protocol):
@@ -65,8 +64,9 @@ def make_handler(deps: Deps) -> Handler:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                    )
+                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )  # fmt: skip
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
