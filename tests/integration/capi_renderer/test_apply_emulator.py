@@ -21,7 +21,8 @@ from services.capi_renderer.apply import (
 from services.capi_renderer.domain import RenderOptions, derived_objects
 from shared.crd_schema import CrdSchemas
 from shared.kube import KubeClient
-from shared.models import HOST_ID_LABEL, ClusterSpec, HostRef
+from shared.models import ClusterSpec, HostRef
+from shared.objects import HOST_ID_LABEL
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
