@@ -214,7 +214,7 @@ CAPI_JOBS_CONSUMER = ConsumerSpec(
 #: The O2IMS API's alarm sources: per-host SSH failures and recoveries reported by hostprep.
 O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-api-host-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), lambda _s, _k: o2api_failed("host-events"),
-    ack_wait=10.0, concurrency=8,
+    ack_wait=10.0, concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0

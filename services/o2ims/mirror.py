@@ -21,6 +21,7 @@ from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
 from shared.errors import ServiceError
 from shared.kube import KubeClient
+from shared.kube_config import connect
 from shared.objects import PR_ID_LABEL, timestamp
 from shared.runtime import ServiceRuntime
 
@@ -170,9 +171,7 @@ class Mirror:
 
 
 async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
-    path = runtime.settings.mirror_kubeconfig
-    assert path is not None  # guaranteed by the settings validator
-    client = await KubeClient.from_kubeconfig(path)
+    client = await connect(runtime.settings.mirror_kubeconfig, setting="O2_O2IMS_MIRROR_KUBECONFIG")
     runtime.on_close(client.close)
     mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
     runtime.background(mirror.run(), "o2ims-mirror")

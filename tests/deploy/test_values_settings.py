@@ -36,6 +36,9 @@ SAMPLES: dict[str, Any] = {
     "agent_binary_sha256": "a" * 64,
     "kube_context": "admin@mgmt",
     "crd_dirs": ["/mnt/crds", "/mnt/more-crds"],
+    "cni_releases": {"calico": "https://mirror.example.com/calico/v3.28.2/calico.yaml"},
+    "cni_sha256": {"calico": "b" * 64},
+    "cni_sources": {"cilium": "/mnt/cni/cilium.yaml"},
 }
 #: None-default fields left out of the round trip, with the reason.
 SKIPPED = {"agent_binary_file": "excludes agent_binary_url (the settings refuse both)"}

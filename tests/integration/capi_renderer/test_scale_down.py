@@ -23,9 +23,10 @@ from shared.crd_schema import CrdSchemas
 from shared.kube import KubeClient
 from shared.messages import decode
 from shared.models import ClusterSpec, HostRef
+from shared.objects import dig
 from shared.payloads import CapiApplied, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
-from tests.integration.capi.support import dig, wait_list
+from tests.integration.capi.support import wait_list
 
 REPO = Path(__file__).resolve().parents[3]
 CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
@@ -48,12 +49,12 @@ def _on_hosts(machines: list[dict[str, Any]]) -> dict[str, str]:
 
 @pytest.mark.parametrize("policy", DELETE_POLICIES)
 async def test_scale_down_removes_exactly_the_leaving_host(
-    bus: Bus, capi_sim: CapiSimulators, capi_client: KubeClient, crd_dirs: list[Path],
+    bus: Bus, capi_sim: CapiSimulators, capi_client: KubeClient, served_schemas: CrdSchemas,
     fake_hosts: Callable[..., Awaitable[list[HostAgent]]], policy: str,
 ) -> None:  # fmt: skip
     await fake_hosts(4)
     deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=CrdSchemas.from_dirs(crd_dirs))  # fmt: skip
+                schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
     events = await bus.nc.subscribe(capi_event("pr-7"))
     await bus.emit(capi_job("pr-7"), CapiJob(pr_id="pr-7", action="apply", spec=_spec((2, 3, 4))))
