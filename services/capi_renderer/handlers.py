@@ -66,8 +66,9 @@ def make_handler(deps: Deps) -> Handler:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                    )
+                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )  # fmt: skip
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),

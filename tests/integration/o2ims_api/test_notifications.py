@@ -27,8 +27,8 @@ SUBS, ALARM_SUBS = f"{I}/subscriptions", f"{M}/alarmSubscriptions"
 PR_ID = "33333333-3333-4333-8333-333333333333"
 
 
-def write_inventory(harness: Harness, data: dict[str, Any]) -> None:
-    path: Path = harness.api.settings.inventory_path
+def write_inventory(target: Harness | Path, data: dict[str, Any]) -> None:
+    path: Path = target if isinstance(target, Path) else target.api.settings.inventory_path
     tmp = path.with_name("input.json.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)  # a new inode: the reader sees the change whatever the clock's resolution
