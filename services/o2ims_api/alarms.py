@@ -167,3 +167,11 @@ def acknowledge(state: AlarmState, now: datetime) -> AlarmState | None:
     record = {**state.record, "alarmAcknowledged": True, "alarmAcknowledgeTime": _iso(now)}
     return state.model_copy(update={"record": record, "outbox": (*state.outbox, _event(state, ACKNOWLEDGE, record,
                                                                                          state.record, now))})
+
+
+def expired(state: AlarmState, now: datetime, retention: float) -> bool:
+    """A cleared alarm whose notifications are out and that was cleared more than ``retention`` s ago."""
+    cleared = state.record.get("alarmClearedTime")
+    if state.active or state.outbox or not isinstance(cleared, str):
+        return False
+    return (now - datetime.fromisoformat(cleared.replace("Z", "+00:00"))).total_seconds() > retention
