@@ -208,7 +208,7 @@ class Notifier:
                 if got is not None:
                     health[got[0].host_id] = got[0]
         dead = [s.id for s in await self.subscriptions.all() if s.dead]
-        wanted = alarms.desired(snap, health, dead)
+        wanted = alarms.desired(snap, health, dead, await self.api.state.quarantined())
         now = datetime.now(UTC)
         retention = self.api.settings.alarm_retention
         keys = set(await self.states.keys()) | set(wanted)
