@@ -27,6 +27,7 @@ from shared.subjects import (
     O2API_DELIVERY_ACK_WAIT,
     O2IMS_API,
     O2IMS_API_HOST_EVENTS_CONSUMER,
+    o2api_delivery_durable,
 )
 
 from . import objects, routes_inventory, routes_monitoring, routes_provisioning, routes_subscriptions
@@ -67,7 +68,8 @@ async def assemble(a: Api) -> Parts:
 
     def deliverer(kind: str, subject: str, render: Render) -> Deliverer:
         return Deliverer(a.bus, store, kind=kind, stream=O2IMS_API, subjects=(subject,), render=render,
-                         timeout=s.callback_timeout, dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
+                         durable=o2api_delivery_durable, timeout=s.callback_timeout,
+                         dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
                          on_health=health)  # fmt: skip
 
     deliverers = {
