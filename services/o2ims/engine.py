@@ -77,8 +77,12 @@ class PrEngine:
                 continue
             await self._publish(batch)
             batch = []
-            released = await self.leases.release(record.pr_id, cmd.release)
-            log.info("leases_released", pr_id=record.pr_id, hosts=released)
+            if cmd.quarantine:
+                moved = await self.leases.quarantine(record.pr_id, cmd.quarantine, cmd.quarantine_reason)
+                log.warning("hosts_quarantined", pr_id=record.pr_id, hosts=moved, reason=cmd.quarantine_reason)
+            if cmd.release:
+                released = await self.leases.release(record.pr_id, cmd.release)
+                log.info("leases_released", pr_id=record.pr_id, hosts=released)
         await self._publish(batch)
         done = {c.id for c in record.outbox}
 

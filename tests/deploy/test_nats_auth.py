@@ -87,6 +87,7 @@ def test_an_open_bus_needs_the_loud_trial_switch() -> None:
     conf = r.get("ConfigMap", f"{RELEASE}-focom-o2ims-nats")["data"]["nats.conf"]
     assert "authorization" not in conf and r.of_kind("Secret") == []
     assert all("O2_NATS_USER" not in r.env(key) for key in COMPONENTS)
+    assert "WARNING: nats.auth.method=none" in r.notes and "WARNING" not in render().notes
 
 
 async def test_the_rendered_nats_config_refuses_a_service_a_subject_outside_its_role(
@@ -129,3 +130,13 @@ async def test_the_rendered_nats_config_refuses_a_service_a_subject_outside_its_
             assert (await js.stream_info("CAPI")).state.messages == 1
         finally:
             await nc.close()
+
+
+def test_the_o2ims_api_connects_as_its_own_role() -> None:
+    from tests.deploy.test_o2ims_api_chart import ON
+
+    r = render(ON)
+    (api,) = [d for d in r.of_kind("Deployment") if d["metadata"]["name"].endswith("-o2ims-api")]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["O2_NATS_USER"]["value"] == "o2ims_api"
+    assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": USERS_SECRET, "key": "o2ims_api"}
