@@ -138,6 +138,16 @@ async def scale_cluster(
     return await apply_cluster(client, objects)
 
 
+async def check_cluster_ours(
+    client: KubeApi, name: str, namespace: str, pr_id: str, *, core_api_version: CoreApiVersion = "v1beta1"
+) -> None:
+    """Raise ``ForeignObject`` when a Cluster of this name exists and is not ours (before touching its Machines)."""
+    av = api_versions(core_api_version)["Cluster"]
+    cluster = await client.get(av, "Cluster", name, namespace)
+    if cluster is not None and not owned_by(cluster, pr_id):
+        raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
+
+
 async def cluster_gone(
     client: KubeApi, name: str, namespace: str, *, core_api_version: CoreApiVersion = "v1beta1"
 ) -> bool:

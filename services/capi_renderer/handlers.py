@@ -74,7 +74,10 @@ def make_handler(deps: Deps) -> PayloadHandler:
                     return
                 case "scale":
                     options = await _with_cni(deps, job, options)
-                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
+                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick;
+                    # and only the Machines of a Cluster that is ours.
+                    await apply.check_cluster_ours(deps.client, job.spec.name, job.spec.namespace, job.pr_id,
+                                                   core_api_version=options.core_api_version)  # fmt: skip
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":

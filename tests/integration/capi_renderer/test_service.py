@@ -92,3 +92,26 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
     items, _ = await client.list("cluster.x-k8s.io/v1beta1", "Cluster", "default")
     assert items == []
     await events.unsubscribe()
+
+
+async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_the_same_name(
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
+) -> None:
+    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+              "metadata": {"name": "edge1", "namespace": "default", "labels": {"team": "core"}},
+              "spec": {"paused": True}}  # fmt: skip
+    await client.apply(theirs, field_manager="kubectl")
+    before = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert before is not None
+    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
+                schemas=served_schemas)  # fmt: skip
+    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    events = await bus.nc.subscribe(capi_event("pr-3"))
+    for action in ("apply", "scale", "delete"):
+        await bus.emit(capi_job("pr-3"), CapiJob(pr_id="pr-3", action=action, spec=_spec()))  # type: ignore[arg-type]
+        failed = await _next_event(events)
+        assert isinstance(failed.payload, CapiFailed), action
+        assert failed.payload.reason == "ForeignObject" and "Cluster" in failed.payload.message, action
+    after = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert after is not None and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    await events.unsubscribe()
