@@ -30,7 +30,6 @@ from shared.bus import MessageContext
 from shared.errors import TemporaryError, classify
 from shared.httpapi.delivery import Event, publish_event
 from shared.httpapi.subscriptions import SubscriptionStore
-from shared.messages import Envelope
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostProgress
 from shared.store import DELETE, RecordStore
 from shared.subjects import BUCKET_O2IMS_API_ALARMS, BUCKET_O2IMS_API_VIEWS, o2api_alarm, o2api_inventory
@@ -208,7 +207,7 @@ class Notifier:
                 if got is not None:
                     health[got[0].host_id] = got[0]
         dead = [s.id for s in await self.subscriptions.all() if s.dead]
-        wanted = alarms.desired(snap, health, dead)
+        wanted = alarms.desired(snap, health, dead, await self.api.state.quarantined())
         now = datetime.now(UTC)
         retention = self.api.settings.alarm_retention
         keys = set(await self.states.keys()) | set(wanted)
@@ -243,8 +242,8 @@ class Notifier:
 
     # ── host trouble from hostprep ───────────────────────────────────────────────────────
 
-    async def on_host_event(self, env: Envelope, _ctx: MessageContext) -> None:
-        p, at = env.payload, env.occurred_at
+    async def on_host_event(self, event: HostprepFailed | HostProgress | HostprepDone, ctx: MessageContext) -> None:
+        p, at = event, ctx.envelope.occurred_at
         match p:
             case HostprepFailed():
                 failures = p.failures or ((HostFailure(host_id=p.host_id, step=p.step, reason=p.reason,
