@@ -22,11 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from shared.errors import PermanentError, ServiceError
-from shared.models import ClusterSpec
-from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
-
-from .domain import (
+from services.capi_renderer.domain import (
     FIELD_MANAGER,
     ClusterNames,
     CoreApiVersion,
@@ -38,7 +34,10 @@ from .domain import (
     describe,
     object_ref,
 )
-from .validate import SchemaValidator, render_and_validate
+from services.capi_renderer.validate import SchemaValidator, render_and_validate
+from shared.errors import PermanentError, ServiceError
+from shared.models import ClusterSpec
+from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
 
 log = structlog.get_logger(__name__)
 

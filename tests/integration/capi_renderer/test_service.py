@@ -11,6 +11,7 @@ from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.handlers import Deps, make_handler
 from shared.bus import Bus
 from shared.crd_schema import CrdSchemas
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
@@ -45,7 +46,7 @@ async def test_jobs_are_applied_idempotently_and_deleted(
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event("pr-1"))
 
     await bus.emit(capi_job("pr-1"), CapiJob(pr_id="pr-1", action="apply", spec=_spec()), correlation_id="fpr-a")
@@ -82,7 +83,7 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
     bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(), schemas=served_schemas)
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event("pr-2"))
     await bus.emit(capi_job("pr-2"), CapiJob(pr_id="pr-2", action="apply", spec=_spec()))
     failed = await _next_event(events)
