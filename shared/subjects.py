@@ -39,7 +39,9 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS
 BUCKET_FPR = "fpr"
 BUCKET_PR = "pr"
 BUCKET_HOSTS = "hosts"
-ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS)
+#: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
+BUCKET_VIPS = "vips"
+ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS)
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 
