@@ -16,10 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from o2ctl import client, live
+from services.focom.settings import FocomSettings
 from shared.errors import InputError, ServiceError
-from shared.inventory import InventoryError, inventory_json_schema, load_inventory
+from shared.inventory import InventoryError, all_clusters_problems, inventory_json_schema, load_inventory
 from shared.messages import decode
 from shared.payloads import FocomRequest
+from shared.settings import load_settings
 from shared.subjects import FOCOM, FOCOM_REQUESTS, O2IMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_READY = 0, 1, 2, 3, 4
@@ -37,8 +39,14 @@ def _console() -> Console:
 
 
 def validate(path: Path, output: str) -> int:
+    # The rules of an allClusters request to a focom configured like this environment (window, VIP pool,
+    # key directory): the same functions focom runs, so validate and a request never disagree.
+    focom = load_settings(FocomSettings)
     try:
-        inv = load_inventory(path)
+        inv = load_inventory(path, **focom.inventory_rules())
+        extra = all_clusters_problems(inv, max_clusters=focom.max_clusters_per_request)
+        if extra:
+            raise InventoryError(extra, source=f"inventory {path.name}")
     except InventoryError as exc:
         problems = [{"path": p.path, "rule": p.rule, "message": p.message} for p in exc.problems]
         if output == "json":

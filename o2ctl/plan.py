@@ -82,8 +82,7 @@ async def plan(
 ) -> int:  # fmt: skip
     focom = load_settings(FocomSettings)
     check_shape(request, max_clusters=focom.max_clusters_per_request)
-    inventory = await asyncio.to_thread(load_inventory, inventory_path, window=focom.k8s_window,
-                                        vip_pool=bool(focom.vip_pool), ssh_key_dir=focom.ssh_key_dir)  # fmt: skip
+    inventory = await asyncio.to_thread(lambda: load_inventory(inventory_path, **focom.inventory_rules()))
     catalog = load_catalog(focom.templates_dir)
     wanted = create_targets(request, inventory, catalog, window=focom.k8s_window, vip_pool=bool(focom.vip_pool),
                             max_clusters=focom.max_clusters_per_request)  # fmt: skip

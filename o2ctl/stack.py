@@ -86,10 +86,13 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
     inventory = str(state / "input.json")
     hosts = state / "hosts"
     per: dict[str, dict[str, str]] = {
-        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI},
+        # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
+        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI,
+                  "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
         "o2ims": {},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
+            "O2_HOSTPREP_SSH_KEY_DIR": str(hosts),
             "O2_HOSTPREP_SSH_KEY_FILE": str(hosts / "id_ed25519"),
             "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(hosts / "known_hosts"),
             "O2_HOSTPREP_KUBECONFIG": kubeconfig,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     AfterValidator,
@@ -58,6 +58,7 @@ __all__ = [
     "InventoryCluster",
     "InventoryError",
     "InventoryHost",
+    "InventoryRules",
     "Problem",
     "Window",
     "all_clusters_problems",
@@ -78,9 +79,9 @@ DEFAULT_WINDOW: Window = ((1, 29), (1, 36))
 MAX_HOSTS = 20_000
 MAX_CLUSTERS = 10_000
 LINUX_USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-#: Where ``ssh_key_file`` must point (a setting, ``O2_SSH_KEY_DIR``, overrides it): a key outside it,
-#: a ``..`` escape or a symlink leading out of it is refused.
-DEFAULT_SSH_KEY_DIR = Path("/etc/focom/ssh")
+#: Where ``ssh_key_file`` must point (where the Helm chart mounts the keys; ``O2_FOCOM_SSH_KEY_DIR`` and
+#: ``O2_HOSTPREP_SSH_KEY_DIR`` override it): a key outside it, a ``..`` escape or a symlink out of it is refused.
+DEFAULT_SSH_KEY_DIR = Path("/etc/focom-o2ims/ssh")
 MAX_PASSWORD = 1024
 MAX_PATH = 4096
 _LABEL_KEY = re.compile(
@@ -257,7 +258,7 @@ class InventoryHost(_Model):
         None, description="Accepted but discouraged: use keys", json_schema_extra={"maxLength": MAX_PASSWORD})
     ssh_port: int = Field(22, ge=1, le=65535, strict=True)
     ssh_key_file: Annotated[str, StringConstraints(max_length=MAX_PATH), AfterValidator(_key_file)] | None = Field(
-        None, description="A private key file inside the SSH key directory (O2_SSH_KEY_DIR); relative names are "
+        None, description="A private key file inside the SSH key directory (O2_FOCOM_SSH_KEY_DIR); relative names are "
         "taken inside it")  # fmt: skip
     labels: Annotated[dict[str, str], AfterValidator(_labels)] = Field(default_factory=dict, max_length=64)
 
@@ -355,6 +356,15 @@ class Inventory(_Model):
         if host is None:
             return None, None
         return (resolve_key_file(host.ssh_key_file, key_dir) if host.ssh_key_file else None), host.host_pwd
+
+
+class InventoryRules(TypedDict):
+    """The deployment's settings the rules depend on (focom's; ``o2ctl validate`` reads the same)."""
+
+    max_bytes: int
+    window: Window
+    vip_pool: bool
+    ssh_key_dir: Path
 
 
 class InventoryError(InputError):

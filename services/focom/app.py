@@ -27,8 +27,7 @@ async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     s = runtime.settings
     catalog = await asyncio.to_thread(load_catalog, s.templates_dir)
     fpr = await runtime.bus.kv(BUCKET_FPR)
-    inventory = InventorySource(s.inventory_path, max_bytes=s.inventory_max_bytes, window=s.k8s_window,
-                                vip_pool=bool(s.vip_pool), ssh_key_dir=s.ssh_key_dir)  # fmt: skip
+    inventory = InventorySource(s.inventory_path, **s.inventory_rules())
     vips = VipLeases(await runtime.bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
     return Focom(s, runtime.bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
                  HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog, vips=vips)  # fmt: skip

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.inventory import DEFAULT_MAX_BYTES, DEFAULT_SSH_KEY_DIR, Window
+from shared.inventory import DEFAULT_MAX_BYTES, DEFAULT_SSH_KEY_DIR, InventoryRules, Window
 from shared.models import DNS1123_LABEL, version_tuple
 from shared.settings import ServiceSettings
 from shared.vips import Entry, parse_pool
@@ -18,8 +19,11 @@ _MINOR = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(\.[0-9]{1,6})?")
 
 
 def _pool_items(value: Any) -> Any:
-    # Comma-separated in the environment (``10.0.0.0/28,10.0.1.10-10.0.1.20``); a list from code.
+    # Comma-separated in the environment (``10.0.0.0/28,10.0.1.10-10.0.1.20``) or a JSON list (as the
+    # chart renders list values); a list from code.
     if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            return json.loads(value)
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
@@ -54,9 +58,9 @@ class FocomSettings(ServiceSettings):
     #: Control-plane VIPs for clusters of several control-plane hosts whose inventory entry names no
     #: ``control_plane_endpoint``: comma-separated CIDRs (network and broadcast excluded) and ``first-last``
     #: ranges. Empty: such clusters are refused (``vip-required``).
-    vip_pool: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_pool_items)] = ()
+    vip_pool: Annotated[list[str], NoDecode, BeforeValidator(_pool_items)] = []
     #: ``ssh_key_file`` in the inventory must name a file in this directory (checked by every validation).
-    ssh_key_dir: Path = Field(DEFAULT_SSH_KEY_DIR, validation_alias=AliasChoices("ssh_key_dir", "O2_SSH_KEY_DIR"))
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR
 
     @field_validator("k8s_min_version", "k8s_max_version")
     @classmethod
@@ -68,13 +72,18 @@ class FocomSettings(ServiceSettings):
 
     @field_validator("vip_pool")
     @classmethod
-    def _pool(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _pool(cls, value: list[str]) -> list[str]:
         parse_pool(value)  # refuses a malformed entry at start, naming it
         return value
 
     @property
     def vip_pool_entries(self) -> tuple[Entry, ...]:
         return parse_pool(self.vip_pool)
+
+    def inventory_rules(self) -> InventoryRules:
+        """How this focom validates inventories; ``o2ctl validate`` reads the same settings and passes these."""
+        return InventoryRules(max_bytes=self.inventory_max_bytes, window=self.k8s_window, vip_pool=bool(self.vip_pool),
+                              ssh_key_dir=self.ssh_key_dir)  # fmt: skip
 
     @property
     def k8s_window(self) -> Window:

@@ -36,6 +36,7 @@ SAMPLES: dict[str, Any] = {
     "agent_binary_sha256": "a" * 64,
     "kube_context": "admin@mgmt",
     "crd_dirs": ["/mnt/crds", "/mnt/more-crds"],
+    "vip_pool": ["10.0.200.0/28", "10.0.201.10-10.0.201.20"],
 }
 #: None-default fields left out of the round trip, with the reason.
 SKIPPED = {"agent_binary_file": "excludes agent_binary_url (the settings refuse both)"}
