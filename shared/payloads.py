@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from shared.kinds import CapiAction, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
+from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
+from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.models import ClusterSpec, HostRef
 
 
@@ -70,7 +73,7 @@ class FocomRequest(Payload):
 
     type: Literal["focom.request"] = "focom.request"
     name: str
-    operation: Literal["create", "scale", "delete"] = "create"
+    operation: Operation = "create"
     #: Strict: ``"yes"`` or ``1`` is a mistake to report, not a ``true`` to guess.
     allClusters: StrictBool | None = None
     clusterNames: tuple[str, ...] | None = None
@@ -94,12 +97,12 @@ class ChildStatus(Value):
 class FprStatus(Payload):
     type: Literal["focom.status"] = "focom.status"
     name: str
-    phase: Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+    phase: FprPhase
     message: str = ""
     children: tuple[ChildStatus, ...] = ()
     updated_at: datetime
     #: The operation being carried out and how many accepted requests changed this FPR so far.
-    operation: Literal["create", "scale", "delete"] | None = None
+    operation: Operation | None = None
     generation: int = 0
 
 
@@ -112,14 +115,10 @@ class PrRequest(Payload):
     type: Literal["o2ims.request"] = "o2ims.request"
     pr_id: str
     fpr: str
-    operation: Literal["create", "update", "delete"]
+    operation: PrCommand
     template_name: str = "byoh-workload-cluster"
     template_version: str = "v1.0.0"
     spec: ClusterSpec | None = None
-
-
-PrState = Literal["pending", "progressing", "fulfilled", "failed", "deleting", "deleted"]
-PrStage = Literal["hostprep", "apply", "provisioning", "scaling", "teardown", "capi-delete"]
 
 
 class PrStatus(Payload):
@@ -155,7 +154,7 @@ class PrDeadline(Payload):
 class HostprepJob(Payload):
     type: Literal["hostprep.job"] = "hostprep.job"
     pr_id: str
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     cluster: str
     namespace: str = "default"
     k8s_version: str
@@ -168,14 +167,14 @@ class HostProgress(Payload):
     pr_id: str
     host_id: str
     step: str
-    status: Literal["checking", "running", "done", "skipped", "failed", "ready"]
+    status: HostStepStatus
     detail: str | None = None
 
 
 class HostprepDone(Payload):
     type: Literal["hostprep.job.done"] = "hostprep.job.done"
     pr_id: str
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     hosts: tuple[str, ...]
 
 
@@ -195,7 +194,7 @@ class HostFailure(BaseModel):
 class HostprepFailed(Payload):
     type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
     pr_id: str
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     host_id: str | None = None
     step: str | None = None
     exit_code: int | None = None
@@ -221,7 +220,7 @@ class ObjectRef(Value):
 class CapiJob(Payload):
     type: Literal["capi.job"] = "capi.job"
     pr_id: str
-    action: Literal["apply", "scale", "delete"]
+    action: CapiAction
     spec: ClusterSpec
 
 
@@ -243,7 +242,7 @@ class CapiDeleted(Payload):
 class CapiFailed(Payload):
     type: Literal["capi.failed"] = "capi.failed"
     pr_id: str
-    action: Literal["apply", "scale", "delete"]
+    action: CapiAction
     reason: str
     message: str
 

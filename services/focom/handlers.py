@@ -14,19 +14,20 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import assert_never
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
 from services.focom import domain
 from services.focom import request as rq
-from services.focom.catalog import Catalog
 from services.focom.domain import FprRecord, Plan
 from services.focom.inventory_source import InventorySource
 from services.focom.preflight import unreachable
 from services.focom.rollup import FprWriter
 from services.focom.settings import FocomSettings
 from shared.bus import Bus, MessageContext
+from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
 from shared.leases import HostLeases, LeaseConflict
@@ -116,12 +117,15 @@ class Focom:
         if not isinstance(req, FocomRequest):
             raise InputError(f"$.type: focom.requests carries FOCOM requests, not {env.type}", path="$.type")
         rq.check_shape(req, max_clusters=self.settings.max_clusters_per_request)
-        if req.operation == "create":
-            await self._create(req, env)
-        elif req.operation == "scale":
-            await self._scale(req, env)
-        else:
-            await self._delete(req, env)
+        match req.operation:
+            case "create":
+                await self._create(req, env)
+            case "scale":
+                await self._scale(req, env)
+            case "delete":
+                await self._delete(req, env)
+            case _:
+                assert_never(req.operation)
 
     async def _create(self, req: FocomRequest, env: Envelope) -> None:
         inventory = await self.inventory.get()

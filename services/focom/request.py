@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from services.focom.catalog import Catalog, as_inventory_cluster, parameter_path
+from shared.catalog import Catalog, parameter_path, resolve_entry
 from shared.errors import InputError
 from shared.inventory import (
     MAX_HOSTS,
@@ -25,7 +25,6 @@ from shared.inventory import (
     InventoryError,
     Window,
     all_clusters_problems,
-    validate_inventory,
 )
 from shared.models import DNS1123_LABEL, HOST_ID_PATTERN, MAX_CLUSTER_NAME, ClusterSpec, HostRef
 from shared.payloads import FocomRequest
@@ -50,6 +49,10 @@ class RequestError(InputError):
 def _fail(problems: list[Problem], req: FocomRequest) -> None:
     if problems:
         raise RequestError(problems, name=req.name)
+
+
+def _refuse_all(problems: list[Problem], req: FocomRequest) -> NoReturn:
+    raise RequestError(problems, name=req.name)
 
 
 def _refuse(problem: Problem, req: FocomRequest) -> NoReturn:
@@ -206,24 +209,11 @@ def _template_target(
     req: FocomRequest, inventory: Inventory, catalog: Catalog, window: Window, vip_pool: bool
 ) -> Wanted:
     template = catalog.require(req.templateName or "", req.templateVersion)
-    params = req.templateParameters or {}
-    p = template.check(params)
-    _fail(p, req)
-    synthetic = _synthetic_inventory(inventory, as_inventory_cluster(params))
-    try:
-        single = validate_inventory(synthetic, window=window, vip_pool=vip_pool)
-    except InventoryError as exc:
-        p = [Problem(parameter_path(x.path), x.rule, x.message) for x in exc.problems
-             if x.path.startswith(("$.clusters[0]", "$.k8s_version"))]  # fmt: skip
-        _fail(p or list(exc.problems), req)
-        raise
-    return Wanted(single, single.clusters[0], "$.clusters[0]", template=True)
-
-
-def _synthetic_inventory(inventory: Inventory, cluster: dict[str, Any]) -> dict[str, Any]:
-    hosts = [h.model_dump(mode="json", exclude={"host_pwd", "ssh_key_file"}) for h in inventory.hosts]
-    return {"namespace": inventory.namespace, "k8s_version": cluster["k8s_version"], "hosts": hosts,
-            "clusters": [cluster]}  # fmt: skip
+    entry = resolve_entry(template, req.templateParameters or {}, inventory, window=window, vip_pool=vip_pool)
+    if isinstance(entry, list):
+        _refuse_all(entry, req)
+    single, cluster = entry
+    return Wanted(single, cluster, "$.clusters[0]", template=True)
 
 
 # ── scale and delete: targets among the FPR's clusters ──────────────────────────────────
