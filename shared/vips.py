@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -21,7 +20,7 @@ from nats.js.kv import KeyValue
 
 from shared.errors import InputError
 from shared.leases import Lease
-from shared.models import IpAddr, IpNet, parse_cidr, parse_ip
+from shared.models import IpAddr, IpNet, normalize_ip, parse_cidr, parse_ip
 from shared.store import RecordConflict, RecordExists, RecordStore
 
 #: Most addresses one allocation looks at before calling the pool exhausted (bounds the CPU a huge,
@@ -42,7 +41,7 @@ def parse_pool(items: Iterable[str]) -> tuple[Entry, ...]:
     """
     out: list[Entry] = []
     for raw in items:
-        item = raw.strip()
+        item = raw.strip(" ")
         if not item:
             continue
         if len(out) >= MAX_ENTRIES:
@@ -53,8 +52,8 @@ def parse_pool(items: Iterable[str]) -> tuple[Entry, ...]:
             out.append((usable[0], usable[1], net))
             continue
         first_text, sep, last_text = item.partition("-")
-        first = parse_ip(first_text.strip())
-        last = parse_ip(last_text.strip()) if sep else first
+        first = parse_ip(first_text.strip(" "))
+        last = parse_ip(last_text.strip(" ")) if sep else first
         if first.version != last.version:
             raise ValueError(f"VIP range {item!r} mixes IPv4 and IPv6")
         if int(last) < int(first):
@@ -175,12 +174,12 @@ class VipLeases:
             path=path, reason="VipPoolExhausted",
         )  # fmt: skip
 
-    async def release(self, owner: str, vips: Iterable[str] | None = None) -> list[str]:
-        """Release the given VIPs (default: all) that ``owner`` holds; returns those released."""
-        wanted = None if vips is None else {str(ipaddress.ip_address(v)) for v in vips}
+    async def release(self, owner: str, vips: Iterable[str] | None = None, *, keep: str | None = None) -> list[str]:
+        """Release the given VIPs (default: all but ``keep``) that ``owner`` holds; returns those released."""
+        wanted = None if vips is None else {normalize_ip(v) for v in vips}
         released = []
         for vip, holder in sorted((await self.all()).items()):
-            if holder != owner or (wanted is not None and vip not in wanted):
+            if holder != owner or vip == keep or (wanted is not None and vip not in wanted):
                 continue
             got = await self.store.get(key_of(vip))
             if got is None or got[0].owner != owner:

@@ -18,12 +18,14 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_HOSTS,
     BUCKET_PR,
+    BUCKET_VIPS,
     O2IMS_CAPI_EVENTS_CONSUMER,
     O2IMS_CLUSTER_STATUS_CONSUMER,
     O2IMS_EVENTS_CONSUMER,
     O2IMS_REQUESTS_CONSUMER,
     O2IMS_TIMERS_CONSUMER,
 )
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +63,8 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
-    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy())
+    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy(),
+                      vips=VipLeases(await bus.kv(BUCKET_VIPS), ()))  # fmt: skip
     handlers = make_handlers(engine)
     runtime.consume(O2IMS_REQUESTS_CONSUMER, handlers.on_message)
     runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.on_message)
