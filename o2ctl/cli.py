@@ -98,13 +98,13 @@ def _up(args: argparse.Namespace) -> int:
         for fault in args.fault:
             argv += ["--fault", fault]
         run = up.detach(state, argv)
-        print(f"ready: NATS {run.nats_url}, state in {state}")
+        print(up.ready_message(run, state, args.output))
         return EXIT_OK
     if args.fault and not args.sandbox:
         raise client.UsageError("--fault needs --sandbox")
     _check_faults(args.fault)
     return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
-                                         faults=tuple(args.fault)))  # fmt: skip
+                                         faults=tuple(args.fault), output=args.output))  # fmt: skip
 
 
 def _check_faults(specs: list[str]) -> None:
@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         cni, default_cni = plan.parse_cni(args.cni), args.default_cni
         if run is not None and run.sandbox:
             # Plan with what the sandbox's renderer is configured with.
-            cni = {stack.SANDBOX_CNI: stack.REPO / "examples" / "cni" / "bridge-pool.yaml", **cni}
+            cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
             default_cni = default_cni or stack.SANDBOX_CNI
         return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
                                      default_cni=default_cni))  # fmt: skip

@@ -34,6 +34,8 @@ def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bo
             print("  o2ctl status demo              the request and its clusters")
             print("  o2ctl events demo              every transition, from the streams")
             print("  o2ctl kubeconfig <cluster>     a workload cluster's kubeconfig")
+            if run.kubeconfig:
+                print(f"  KUBECONFIG={run.kubeconfig} kubectl get fpr,oranpr   the same, as Kubernetes objects")
             print(f"  logs: {state / 'logs'}   inventory: {run.inventory}")
         return code
     finally:

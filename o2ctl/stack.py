@@ -17,7 +17,10 @@ from o2ctl.supervisor import ChildSpec, event_is, has_key
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api")
-SANDBOX_CNI = "bridge-pool"
+#: The CNI of sandbox clusters that name none: Calico, as everywhere (the renderer's default release).
+SANDBOX_CNI = "calico"
+#: What the sandbox carries for Calico: a stand-in file, mapped like an air-gapped site maps its copy.
+SANDBOX_CNI_FILE = REPO / "examples" / "cni" / "calico-standin.yaml"
 DEFAULT_EXAMPLE = REPO / "examples" / "input.json"
 
 
@@ -27,17 +30,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def reference_crds() -> Path:
-    """The upstream CAPI/BYOH CRDs, beside the repository by default (``O2CTL_CRD_DIR`` overrides)."""
+def extra_crd_dirs() -> list[Path]:
+    """CRDs the sandbox emulator serves besides the carried CAPI/BYOH API it always installs: the
+    project's own (``deploy/crds``) and, when ``O2CTL_CRD_DIR`` is set, that directory's (which
+    replace carried ones of the same name, e.g. to run against the upstream files themselves)."""
     import os
 
-    return Path(os.environ.get("O2CTL_CRD_DIR") or REPO / ".." / "shared" / "crds").resolve()
+    dirs = [REPO / "deploy" / "crds"] if (REPO / "deploy" / "crds").is_dir() else []
+    if os.environ.get("O2CTL_CRD_DIR"):
+        dirs.append(Path(os.environ["O2CTL_CRD_DIR"]).resolve())
+    return dirs
 
 
 def kubeapi_child(state: Path, port: int) -> ChildSpec:
-    argv = [sys.executable, "-m", "sandbox.kubeapi", "--port", str(port), "--crds", str(reference_crds())]
-    if (REPO / "deploy" / "crds").is_dir():
-        argv += ["--crds", str(REPO / "deploy" / "crds")]
+    argv = [sys.executable, "-m", "sandbox.kubeapi", "--port", str(port)]
+    for crd_dir in extra_crd_dirs():
+        argv += ["--crds", str(crd_dir)]
     argv += ["--kubeconfig-out", str(state / "kubeconfig"), "--state-dir", str(state / "kubeapi"), "--simulate-capi"]
     return ChildSpec("kubeapi", argv, ready=has_key("ready"), cwd=REPO)
 
@@ -68,7 +76,6 @@ def sandbox_inventory(example: Path, hosts: list[dict[str, Any]], namespace: str
             **cluster,
             "cluster_masters": [{"host_id": h["host_id"]} for h in taken[:masters]],
             "cluster_workers": [{"host_id": h["host_id"]} for h in taken[masters:]],
-            "cni": SANDBOX_CNI,
         })  # fmt: skip
     used_ips = {h["host_ip"] for h in hosts}
     # VIPs must be free addresses: give each cluster one from a loopback range no host uses.
@@ -122,10 +129,12 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
     inventory = str(state / "input.json")
     hosts = state / "hosts"
     per: dict[str, dict[str, str]] = {
+        # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
+        # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
         # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
-        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI,
-                  "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
-        "o2ims": {},
+        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_KUBE_ENABLED": "true",
+                  "O2_FOCOM_KUBECONFIG": kubeconfig, "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
+        "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
             "O2_HOSTPREP_SSH_KEY_DIR": str(hosts),
@@ -136,10 +145,10 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
         },
         "capi_renderer": {
             "O2_CAPI_RENDERER_KUBECONFIG": kubeconfig,
-            "O2_CAPI_RENDERER_CRD_DIRS": json.dumps([str(reference_crds())]),
-            "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps(
-                {SANDBOX_CNI: str(REPO / "examples" / "cni" / "bridge-pool.yaml")}
-            ),
+            # capi_renderer validates against the CRDs the emulator serves, and gets Calico's stand-in
+            # from a local file (no download in the sandbox).
+            "O2_CAPI_RENDERER_CNI_SOURCES": json.dumps({SANDBOX_CNI: str(SANDBOX_CNI_FILE)}),
+            "O2_CAPI_RENDERER_CNI_CACHE_DIR": str(state / "cni-cache"),
         },
         "status_watcher": {"O2_STATUS_WATCHER_KUBECONFIG": kubeconfig},
         "o2ims_api": {},

@@ -44,8 +44,20 @@ async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path
     return path
 
 
+def ready_message(run: RunState, state: Path, output: str = "table") -> str:
+    """What ``up`` says once ready: where NATS is and, on the sandbox, the ``KUBECONFIG`` to use."""
+    if output == "json":
+        return json.dumps({"event": "o2ctl_up_ready", "nats_url": run.nats_url, "state_dir": str(state),
+                           "kubeconfig": run.kubeconfig})  # fmt: skip
+    lines = [f"ready: NATS {run.nats_url}, state in {state}"]
+    if run.kubeconfig:
+        lines += ["the sandbox management cluster, for kubectl:", f"  export KUBECONFIG={run.kubeconfig}",
+                  "  kubectl apply -f examples/focom-all-clusters.yaml && kubectl get fpr,oranpr"]  # fmt: skip
+    return "\n".join(lines)
+
+
 async def run_foreground(
-    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = ()
+    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = (), output: str = "table"
 ) -> int:
     """Start everything, write ``state.json`` once ready, run until SIGTERM/SIGINT, stop everything."""
     previous = RunState.load(state)
@@ -86,7 +98,7 @@ async def run_foreground(
             await sup.wait_ready(name, READY_TIMEOUT)
         run.ready = True
         record_children()
-        print(json.dumps({"event": "o2ctl_up_ready", "nats_url": nats.url, "state_dir": str(state)}), flush=True)
+        print(ready_message(run, state, output), flush=True)
         await stop.wait()
         return 0
     finally:

@@ -14,6 +14,7 @@ from typing import Literal, Protocol, assert_never
 import structlog
 
 from services.capi_renderer import apply, scale
+from services.capi_renderer.cni_source import CniSources
 from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
@@ -36,12 +37,19 @@ class Deps:
     client: KubeApi
     options: RenderOptions
     schemas: SchemaValidator | None
+    #: Where CNI manifests come from; None: only ``options.cni_manifests`` (tests, ``o2ctl plan``).
+    cni: CniSources | None = None
 
 
 def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
     return tuple(
         RefPayload(api_version=r.api_version, kind=r.kind, namespace=r.namespace, name=r.name) for r in refs
     )
+
+
+async def _with_cni(deps: Deps, job: CapiJob, options: RenderOptions) -> RenderOptions:
+    """The render options with the cluster's CNI manifest as a local file (downloaded once when needed)."""
+    return options if deps.cni is None else await deps.cni.with_manifest(job.spec.cni, options)
 
 
 def make_handler(deps: Deps) -> Handler:
@@ -66,10 +74,12 @@ def make_handler(deps: Deps) -> Handler:
                     )
                     return
                 case "scale":
+                    options = await _with_cni(deps, job, options)
                     # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
+                    options = await _with_cni(deps, job, options)
                     refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
                     applied = "apply"
                 case _:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +26,13 @@ from services.focom.settings import FocomSettings
 from shared.bus import Bus, MessageContext
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.kube_config import connect
 from shared.messages import Envelope, derive_id
 from shared.payloads import FocomRequest, FprStatus, MessageFailed
 from shared.subjects import FOCOM_REQUESTS, last_token
 
 log = structlog.get_logger(__name__)
 
-_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _REQUEST_TYPE = str(FocomRequest.model_fields["type"].default)
 
 
@@ -44,20 +43,6 @@ class _Seen:
     obj: dict[str, Any]
     #: When the status we last wrote was current (older reports are not written over it).
     written_at: datetime | None = None
-
-
-def in_cluster_kubeconfig() -> dict[str, Any]:
-    """A kubeconfig for the pod's service account (token and CA read by the client from their files)."""
-    host = os.environ.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    cluster = {"server": server, "certificate-authority": f"{_SA_DIR}/ca.crt"}
-    return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "in-cluster",
-        "clusters": [{"name": "in-cluster", "cluster": cluster}],
-        "users": [{"name": "sa", "user": {"tokenFile": f"{_SA_DIR}/token"}}],
-        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "sa"}}],
-    }  # fmt: skip
 
 
 class KubeFace:
@@ -71,10 +56,7 @@ class KubeFace:
 
     @classmethod
     async def create(cls, settings: FocomSettings, bus: Bus, focom: Focom) -> KubeFace:
-        if settings.kubeconfig is not None:
-            client = await KubeClient.from_kubeconfig(settings.kubeconfig, timeout=settings.kube_timeout)
-        else:
-            client = await KubeClient.from_kubeconfig_dict(in_cluster_kubeconfig(), timeout=settings.kube_timeout)
+        client = await connect(settings.kubeconfig, setting="O2_FOCOM_KUBECONFIG", timeout=settings.kube_timeout)
         return cls(settings, bus, focom, client)
 
     async def close(self) -> None:

@@ -37,6 +37,9 @@ SAMPLES: dict[str, Any] = {
     "kube_context": "admin@mgmt",
     "crd_dirs": ["/mnt/crds", "/mnt/more-crds"],
     "vip_pool": ["10.0.200.0/28", "10.0.201.10-10.0.201.20"],
+    "cni_releases": {"calico": "https://mirror.example.com/calico/v3.28.2/calico.yaml"},
+    "cni_sha256": {"calico": "b" * 64},
+    "cni_sources": {"cilium": "/mnt/cni/cilium.yaml"},
 }
 #: None-default fields left out of the round trip, with the reason.
 SKIPPED = {"agent_binary_file": "excludes agent_binary_url (the settings refuse both)"}

@@ -43,8 +43,8 @@ def _options(core: str) -> RenderOptions:
 
 
 @pytest.fixture
-def schemas(crd_dirs: list[Path]) -> CrdSchemas:
-    return CrdSchemas.from_dirs(crd_dirs)
+def schemas(served_schemas: CrdSchemas) -> CrdSchemas:
+    return served_schemas
 
 
 async def _versions(client: KubeClient, name: str, core: str) -> dict[str, str]:
