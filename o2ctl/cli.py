@@ -132,12 +132,19 @@ def _request(args: argparse.Namespace) -> FocomRequest:
                                      operation=args.operation, file=args.file)  # fmt: skip
 
 
+def _sandbox_key_dir(args: argparse.Namespace) -> Path | None:
+    """A running sandbox's key directory: validate and plan its inventory as its focom does."""
+    state = state_dir(args.state_dir)
+    run = RunState.load(state)
+    return stack.sandbox_key_dir(state) if run is not None and run.sandbox else None
+
+
 def _run(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
     cmd = args.command
     if cmd == "validate":
-        return commands.validate(args.inventory, args.output)
+        return commands.validate(args.inventory, args.output, ssh_key_dir=_sandbox_key_dir(args))
     if cmd == "schema":
         return commands.schema(args.which)
     if cmd == "plan":
@@ -160,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
             default_cni = default_cni or stack.SANDBOX_CNI
         return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
-                                     default_cni=default_cni))  # fmt: skip
+                                     default_cni=default_cni, ssh_key_dir=_sandbox_key_dir(args)))  # fmt: skip
     if cmd == "submit":
         return asyncio.run(commands.submit(_target(args), _request(args), wait=args.wait, timeout=args.timeout,
                                            output=args.output))  # fmt: skip

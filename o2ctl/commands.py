@@ -38,10 +38,18 @@ def _console() -> Console:
 # ── validate / schema ──────────────────────────────────────────────────────────────────
 
 
-def validate(path: Path, output: str) -> int:
+def focom_settings(ssh_key_dir: Path | None = None) -> FocomSettings:
+    """focom's settings from this environment; a running sandbox's key directory unless one is set."""
+    focom = load_settings(FocomSettings)
+    if ssh_key_dir is not None and "O2_FOCOM_SSH_KEY_DIR" not in os.environ:
+        focom = focom.model_copy(update={"ssh_key_dir": ssh_key_dir})
+    return focom
+
+
+def validate(path: Path, output: str, *, ssh_key_dir: Path | None = None) -> int:
     # The rules of an allClusters request to a focom configured like this environment (window, VIP pool,
     # key directory): the same functions focom runs, so validate and a request never disagree.
-    focom = load_settings(FocomSettings)
+    focom = focom_settings(ssh_key_dir)
     try:
         inv = load_inventory(path, **focom.inventory_rules())
         extra = all_clusters_problems(inv, max_clusters=focom.max_clusters_per_request)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from o2ctl import client
+from o2ctl.commands import focom_settings
 from services.capi_renderer.cni_source import placeholder_text, shown
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.settings import CapiRendererSettings
@@ -122,9 +123,9 @@ def _preview_vips(wanted: list[Wanted], inventory: Inventory, focom: FocomSettin
 
 async def plan(
     inventory_path: Path, request: FocomRequest, *, output: str, t: client.Target | None,
-    cni: dict[str, Path], default_cni: str | None,
+    cni: dict[str, Path], default_cni: str | None, ssh_key_dir: Path | None = None,
 ) -> int:  # fmt: skip
-    focom = load_settings(FocomSettings)
+    focom = focom_settings(ssh_key_dir)
     check_shape(request, max_clusters=focom.max_clusters_per_request)
     inventory = await asyncio.to_thread(lambda: load_inventory(inventory_path, **focom.inventory_rules()))
     catalog = load_catalog(focom.templates_dir)

@@ -119,6 +119,11 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     return env
 
 
+def sandbox_key_dir(state: Path) -> Path:
+    """Where a sandbox's inventory key files live (its hosts' client key): the key directory of its services."""
+    return state / "hosts"
+
+
 def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict[str, str]:
     env = {"O2_NATS_URL": nats_url, "O2_LOG_FORMAT": "json", "O2_HTTP_PORT": "0"}
     if name == "o2ims_api":
@@ -127,7 +132,7 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
         return env
     kubeconfig = str(state / "kubeconfig")
     inventory = str(state / "input.json")
-    hosts = state / "hosts"
+    hosts = sandbox_key_dir(state)
     per: dict[str, dict[str, str]] = {
         # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
         # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
