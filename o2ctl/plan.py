@@ -18,6 +18,7 @@ import yaml
 
 from o2ctl import client
 from o2ctl.commands import focom_settings
+from o2ctl.output import comment
 from services.capi_renderer.cni_source import placeholder_text, shown
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.settings import CapiRendererSettings
@@ -158,20 +159,22 @@ async def plan(
             "clusters": [{"spec": s.model_dump(mode="json"), "objects": rendered[s.name]} for s in specs],
         }, indent=1) + "\n")  # fmt: skip
     else:
+        # Only the YAML documents are data; every other line is a comment built by `comment()`, which keeps
+        # any value (a name, a VIP, a lease holder read from the bus) on its one line.
         for spec in specs:
             endpoint = f"VIP {spec.vip}" if spec.vip else f"endpoint {spec.endpoint} (no VIP)"
-            sys.stdout.write(f"# cluster {spec.name}: {len(spec.control_plane)} control-plane, "
-                             f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}\n")  # fmt: skip
+            sys.stdout.write(comment(f"cluster {spec.name}: {len(spec.control_plane)} control-plane, "
+                                     f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}"))  # fmt: skip
             sys.stdout.write(yaml.safe_dump_all(rendered[spec.name], sort_keys=False))
             sys.stdout.write("---\n")
         note = "not checked (no running system)" if leases is None else ("ok" if feasible else "CONFLICTS")
-        print(f"# feasibility (host leases): {note}", file=sys.stderr)
+        sys.stderr.write(comment(f"feasibility (host leases): {note}"))
         for c in conflicts:
-            print(f"#   {c['cluster']}: host {c['host']} is leased to {c['leased_to']}", file=sys.stderr)
+            sys.stderr.write(comment(f"  {c['cluster']}: host {c['host']} is leased to {c['leased_to']}"))
         for o in cni_origins:
             shown_content = {"placeholder": "not downloaded by plan: the ConfigMap shows a placeholder",
                              "cached": "the cached download", "file": "a local file"}[o["content"]]  # fmt: skip
-            print(f"# CNI {o['cni']}: from {o['source']} ({o['via']}; {shown_content})", file=sys.stderr)
+            sys.stderr.write(comment(f"CNI {o['cni']}: from {o['source']} ({o['via']}; {shown_content})"))
     return 0 if feasible else 1
 
 

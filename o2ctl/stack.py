@@ -2,18 +2,25 @@
 
 The sandbox part starts the Kubernetes API emulator (with the simulated CAPI/BYOH controllers)
 and the SSH sandbox hosts, then writes an inventory that lays the example clusters onto the
-sandbox hosts. Every service gets its settings through the environment, exactly as in production.
+sandbox hosts. Every service gets its settings through the environment, exactly as in production,
+including its own NATS identity: one password per role, kept in ``<state>/nats-credentials.json``
+(mode 0600), and the embedded nats-server started with those users and their permissions.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from o2ctl.supervisor import ChildSpec, event_is, has_key
+from shared import natsauth
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api")
@@ -40,6 +47,16 @@ def extra_crd_dirs() -> list[Path]:
     if os.environ.get("O2CTL_CRD_DIR"):
         dirs.append(Path(os.environ["O2CTL_CRD_DIR"]).resolve())
     return dirs
+
+
+def nats_passwords(state: Path) -> dict[str, SecretStr]:
+    """Every role's NATS password, from the state dir's 0600 credentials file (created on first use)."""
+    return natsauth.ensure_credentials(state / natsauth.CREDENTIALS_FILE)
+
+
+def nats_users(passwords: Mapping[str, SecretStr]) -> list[natsauth.NatsUser]:
+    """The embedded nats-server's users: one per role, with that role's permissions."""
+    return natsauth.users_for(passwords)
 
 
 def kubeapi_child(state: Path, port: int) -> ChildSpec:
@@ -112,7 +129,9 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
     env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
            "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
-           "O2_O2IMS_API_CALLBACK_ALLOW": json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
+           # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
+           "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
+           or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
     if sandbox:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
@@ -124,8 +143,13 @@ def sandbox_key_dir(state: Path) -> Path:
     return state / "hosts"
 
 
-def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict[str, str]:
+def service_env(
+    name: str, *, nats_url: str, state: Path, sandbox: bool, passwords: Mapping[str, SecretStr] | None = None
+) -> dict[str, str]:
+    """A service's environment; with ``passwords`` it connects to NATS as its own role."""
     env = {"O2_NATS_URL": nats_url, "O2_LOG_FORMAT": "json", "O2_HTTP_PORT": "0"}
+    if passwords is not None:
+        env.update(natsauth.service_env(name, passwords))
     if name == "o2ims_api":
         env |= api_env(state, sandbox=sandbox)
     if not sandbox:

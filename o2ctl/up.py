@@ -70,7 +70,9 @@ async def run_foreground(
         loop.add_signal_handler(sig, stop.set)
 
     port = int(json.loads((state / "nats.port").read_text())) if (state / "nats.port").exists() else -1
-    nats = EmbeddedNats(state / "nats", port=port, log_file=state / "logs" / "nats.log")
+    passwords = stack.nats_passwords(state)
+    nats = EmbeddedNats(state / "nats", port=port, log_file=state / "logs" / "nats.log",
+                        users=stack.nats_users(passwords))
     (state / "logs").mkdir(parents=True, exist_ok=True)
     sup = Supervisor(state / "logs")
     run = RunState(supervisor_pid=os.getpid(), sandbox=sandbox)
@@ -92,8 +94,8 @@ async def run_foreground(
             run.kubeconfig = str(state / "kubeconfig")
             run.save(state)
         for name in stack.SERVICES:
-            await sup.start(stack.service_child(name, stack.service_env(name, nats_url=nats.url, state=state,
-                                                                           sandbox=sandbox)))  # fmt: skip
+            env = stack.service_env(name, nats_url=nats.url, state=state, sandbox=sandbox, passwords=passwords)
+            await sup.start(stack.service_child(name, env))
         for name in stack.SERVICES:
             await sup.wait_ready(name, READY_TIMEOUT)
         run.ready = True

@@ -68,7 +68,7 @@ def _load_config(config: Mapping[str, Any], context: str | None, base_path: str 
     return ApiClient(configuration=cfg)
 
 
-def _meta(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
     try:
         meta = obj["metadata"]
         return str(obj["apiVersion"]), str(obj["kind"]), str(meta["name"]), meta.get("namespace")
@@ -284,14 +284,14 @@ class KubeClient:
     async def _apply(
         self, obj: Mapping[str, Any], *, field_manager: str, force: bool, subresource: str | None
     ) -> dict[str, Any]:
-        api_version, kind, name, namespace = _meta(obj)
+        api_version, kind, name, namespace = _identity(obj)
         res = await self.resource(api_version, kind)
         query = [("fieldManager", field_manager), ("force", "true" if force else "false")]
         path = res.path(self._ns(res, namespace), name, subresource)
         return await self._must("PATCH", path, query=query, body=dict(obj), content_type=_APPLY)
 
     async def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        api_version, kind, name, namespace = _meta(obj)
+        api_version, kind, name, namespace = _identity(obj)
         res = await self.resource(api_version, kind)
         return await self._must("PUT", res.path(self._ns(res, namespace), name), body=dict(obj))
 

@@ -38,7 +38,6 @@ HostId = Annotated[str, StringConstraints(pattern=HOST_ID_PATTERN, min_length=1,
 VERSION_PATTERN = r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}$"
 _VERSION = re.compile(r"^v?([0-9]{1,4})\.([0-9]{1,4})\.([0-9]{1,6})$")
 
-HOST_ID_LABEL = "o2ims.oran.org/host-id"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 

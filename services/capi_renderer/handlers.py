@@ -20,12 +20,12 @@ from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
 from shared.errors import PermanentError
 from shared.messages import Envelope
+from shared.objects import PR_ID_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.payloads import ObjectRef as RefPayload
 from shared.subjects import capi_event
 
 log = structlog.get_logger(__name__)
-PR_LABEL = "o2ims.oran.org/pr-id"
 
 
 class KubeApi(apply.KubeApi, scale.MachineApi, Protocol):
@@ -59,14 +59,16 @@ def make_handler(deps: Deps) -> Handler:
             raise PermanentError(f"capi_renderer does not handle {env.type}", reason="UnexpectedMessage")
         subject = capi_event(job.pr_id)
         # Every object carries the PR id, so the watcher can route its observations to the PR.
-        options = deps.options.model_copy(update={"extra_labels": {**deps.options.extra_labels, PR_LABEL: job.pr_id}})
+        labels = {**deps.options.extra_labels, PR_ID_LABEL: job.pr_id}
+        options = deps.options.model_copy(update={"extra_labels": labels})
         applied: Literal["apply", "scale"]
         try:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                    )
+                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )  # fmt: skip
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),

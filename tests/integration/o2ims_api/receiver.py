@@ -17,6 +17,8 @@ class Receiver:
         #: Status to answer POSTs with (set to 500 to play a broken callback).
         self.status = 204
         self.refused = 0
+        #: While set, POSTs are recorded but not answered (a delivery held in flight).
+        self.hold: asyncio.Event | None = None
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -49,6 +51,8 @@ class Receiver:
                 return web.Response(status=self.status)
             self.received.append(body)
             self._changed.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
         return web.Response(status=self.status)
 
     async def wait(self, check: Callable[[list[dict[str, Any]]], Any], timeout: float = 60.0) -> Any:

@@ -83,6 +83,18 @@ async def test_nats_unreachable_is_a_clear_error_after_retries(procs: list[Servi
     assert not any("Traceback" in line for line in proc.raw)
 
 
+async def test_credentials_in_the_nats_url_never_reach_the_output(procs: list[ServiceProcess]) -> None:
+    secret = "s3cr3t-pw-in-url"
+    env = {"O2_NATS_URL": f"nats://focom:{secret}@127.0.0.1:9,tls://other:{secret}x@127.0.0.1:10",
+           "O2_NATS_STARTUP_TIMEOUT": "2", "O2_NATS_CONNECT_TIMEOUT": "0.5"}  # fmt: skip
+    proc = await ServiceProcess("services.focom", env).start()
+    procs.append(proc)
+    assert await proc.wait() == 1
+    retries = [r for r in proc.lines if r.get("event") == "nats_connect_retry"]
+    assert retries and retries[0]["url"] == "nats://***@127.0.0.1:9,tls://***@127.0.0.1:10"
+    assert not any(secret in line for line in proc.raw)
+
+
 def _job(pr: str) -> HostprepJob:
     return HostprepJob(
         pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2",
