@@ -81,8 +81,12 @@ class PrEngine:
                 continue
             await self._publish(batch)
             batch = []
-            released = await self.leases.release(record.pr_id, cmd.release)
-            log.info("leases_released", pr_id=record.pr_id, hosts=released)
+            if cmd.quarantine:
+                moved = await self.leases.quarantine(record.pr_id, cmd.quarantine, cmd.quarantine_reason)
+                log.warning("hosts_quarantined", pr_id=record.pr_id, hosts=moved, reason=cmd.quarantine_reason)
+            if cmd.release:
+                released = await self.leases.release(record.pr_id, cmd.release)
+                log.info("leases_released", pr_id=record.pr_id, hosts=released)
             if self.vips is not None:
                 # A pool VIP goes back with the hosts once the cluster is deleted; the VIP of the spec
                 # the PR still has (a scale-down, or a create queued behind the delete) stays held.

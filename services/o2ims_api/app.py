@@ -131,7 +131,8 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     runtime.background(parts.notifier.run(runtime.stop), "notifier")
     for kind, d in parts.deliverers.items():
         runtime.background(d.run(runtime.stop), f"deliver-{kind}")
-    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None)
+    # In-flight requests get the same grace as in-flight messages when the service stops.
+    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None, shutdown_timeout=s.drain_timeout)
     await runner.setup()
     tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
         s.tls_key_file else None  # fmt: skip

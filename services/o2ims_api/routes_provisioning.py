@@ -115,7 +115,16 @@ async def _all(a: Api) -> list[dict[str, Any]]:
         found = info(prs.get(pr_id), kept.get(pr_id))
         if found is not None:
             out.append(found)
+        elif pr_id in kept and pr_id not in prs:
+            await _forget(a, pr_id)
     return out
+
+
+async def _forget(a: Api, pr_id: str) -> None:
+    """A deletion finished: drop what we kept about the request (only if still marked deleting)."""
+    pr = await a.state.pr(pr_id)
+    if pr is None or pr.state == "deleted":
+        await (await _kept(a)).mutate(pr_id, lambda r: DELETE if r is not None and r.deleting else None)
 
 
 async def _one(a: Api, pr_id: str) -> tuple[PrView | None, tuple[PrDataRecord, int] | None, dict[str, Any] | None]:
@@ -133,11 +142,10 @@ async def list_prs(request: web.Request) -> web.Response:
 @requires(*READ)
 async def get_pr(request: web.Request) -> web.Response:
     a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
-    pr, kept, found = await _one(a, pr_id)
+    _, kept, found = await _one(a, pr_id)
     if found is None:
-        if kept is not None and kept[0].deleting and (pr is None or pr.state == "deleted"):
-            # Deletion finished: forget what we kept about it (revision-checked: never a newer one).
-            await (await _kept(a)).mutate(pr_id, lambda r: DELETE if r is not None and r.deleting else None)
+        if kept is not None:
+            await _forget(a, pr_id)
         raise not_found(f"no provisioning request {pr_id}")
     return item_response(request, found, schemas.PR_INFO)
 

@@ -73,8 +73,10 @@ async def resolve_targets(
             raise PermanentError(f"the server serves {kind} in none of {versions}", reason="UnknownKind")
         targets += [WatchTarget(api_version, kind, ns) for ns in scopes]
     targets += [WatchTarget(INFRA_VERSION, BYOHOST, ns) for ns in scopes]
-    # Kubeconfig Secrets carry the cluster-name label; watching them beats a get per cluster.
-    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL) for ns in scopes]
+    # Kubeconfig Secrets carry the cluster-name label; watching them beats a get per cluster. CAPI puts that
+    # label on every Secret of a cluster (CA, etcd and service-account keys too): watch their metadata only.
+    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL, metadata_only=True)
+                for ns in scopes]  # fmt: skip
     return targets
 
 

@@ -27,7 +27,8 @@ class Receiver:
         app = web.Application()
         app.router.add_get("/notify", self._probe)
         app.router.add_post("/notify", self._post)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A held or repeated delivery must not keep the test waiting for aiohttp's 60 s graceful shutdown.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
