@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from services.capi_renderer.domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
 from shared.errors import ServiceError
 from shared.models import ClusterSpec
 from shared.objects import (
@@ -32,8 +33,6 @@ from shared.objects import (
     labels_of,
     meta,
 )
-
-from .domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ from shared.store import DELETE, RecordExists, RecordStore
 from shared.subjects import BUCKET_HOSTS, BUCKET_O2IMS_API_PRS, o2ims_request
 
 from . import schemas
-from .api import PROVISIONING, VERSION, Api, api
+from .api import PROVISIONING, VERSION, Api, api, uuid_param
 from .provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
 from .state import PrView
 
@@ -141,7 +141,7 @@ async def list_prs(request: web.Request) -> web.Response:
 
 @requires(*READ)
 async def get_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     _, kept, found = await _one(a, pr_id)
     if found is None:
         if kept is not None:
@@ -191,7 +191,7 @@ async def create_pr(request: web.Request) -> web.Response:
 
 @requires("provisioner")
 async def update_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     data = await _data(request)
     if data.id != pr_id:
         raise HttpProblem(422, f"provisioningRequestId {data.provisioningRequestId} in the body differs from {pr_id} "
@@ -223,7 +223,7 @@ async def update_pr(request: web.Request) -> web.Response:
 
 @requires("provisioner")
 async def delete_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     pr, kept, found = await _one(a, pr_id)
     if found is None:
         raise not_found(f"no provisioning request {pr_id}")

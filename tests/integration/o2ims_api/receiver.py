@@ -13,6 +13,8 @@ from aiohttp import web
 class Receiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        #: The raw body and headers of every accepted POST, beside ``received``.
+        self.raw: list[tuple[bytes, dict[str, str]]] = []
         self.probes = 0
         #: Status to answer POSTs with (set to 500 to play a broken callback).
         self.status = 204
@@ -44,13 +46,15 @@ class Receiver:
         return web.Response(status=204)
 
     async def _post(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
+        data = await request.read()
+        body = json.loads(data)
         async with self._changed:
             if self.status >= 300:
                 self.refused += 1
                 self._changed.notify_all()
                 return web.Response(status=self.status)
             self.received.append(body)
+            self.raw.append((data, dict(request.headers)))
             self._changed.notify_all()
         if self.hold is not None:
             await self.hold.wait()
