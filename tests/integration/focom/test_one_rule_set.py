@@ -66,7 +66,7 @@ async def test_validate_and_a_request_refuse_the_same_inventory_problems(
         env = Envelope.wrap(req, source="test", correlation_id=req.name)
         ctx = MessageContext(bus=bus, subject=FOCOM_REQUESTS, deliveries=1, consumer="test", envelope=env)
         try:
-            await h.focom.on_request(env, ctx)
+            await h.focom.on_request(req, ctx)
             refused: Found = None
         except InputError as exc:
             listed = getattr(exc, "problems", None)
