@@ -15,10 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.httpapi.delivery import Event
-from shared.leases import Lease
-
-from .catalogue import (
+from services.o2ims_api.catalogue import (
     BYOHOST_FAILED,
     CALLBACK_DEAD,
     CLEARED,
@@ -33,7 +30,9 @@ from .catalogue import (
     oid,
     resource_id,
 )
-from .objects import Snapshot, host_kind
+from services.o2ims_api.objects import Snapshot, host_kind
+from shared.httpapi.delivery import Event
+from shared.leases import Lease
 
 NEW, CHANGE, CLEAR, ACKNOWLEDGE = 0, 1, 2, 3
 #: hostprep failure reasons that mean the host could not be reached over SSH.

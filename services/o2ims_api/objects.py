@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.inventory import Inventory, InventoryHost
-from shared.payloads import ByoHostSummary
-
-from .catalogue import (
+from services.o2ims_api.catalogue import (
     CLUSTER_TYPE_ID,
     SUBSCRIPTION_TYPE_ID,
     VENDOR,
@@ -25,7 +22,9 @@ from .catalogue import (
     pool_id,
     resource_id,
 )
-from .state import PrView
+from services.o2ims_api.state import PrView
+from shared.inventory import Inventory, InventoryHost
+from shared.payloads import ByoHostSummary
 
 ARCH_LABELS = ("kubernetes.io/arch", "arch")
 OS_LABELS = ("kubernetes.io/os", "os")

@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, StringConstraints, ValidationError
 
+from services.o2ims_api.catalogue import resource_id
+from services.o2ims_api.state import PrView
 from shared.models import ClusterSpec
 from shared.safe_json import Problem, json_path
-
-from .catalogue import resource_id
-from .state import PrView
 
 Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
 #: ``fpr`` of PRs created through the API: no FOCOM request owns them.

@@ -6,13 +6,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services.o2ims_api import objects, schemas
+from services.o2ims_api.api import INVENTORY, MONITORING, PROVISIONING, VERSION, api, find
 from shared.httpapi.auth import READ, principal, requires
 from shared.httpapi.problems import not_found
 from shared.httpapi.query import collection_response, item_response, parse_selector
 from shared.safe_json import short
-
-from . import objects, schemas
-from .api import INVENTORY, MONITORING, PROVISIONING, VERSION, api, find
 
 I = f"{INVENTORY}/{VERSION}"  # noqa: E741 - the prefix's name in the O2IMS documents
 NO_DICTIONARY = (("alarmDictionary",),)

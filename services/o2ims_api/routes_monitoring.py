@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from services.o2ims_api import alarms, schemas
+from services.o2ims_api.api import MONITORING, VERSION, uuid_param
+from services.o2ims_api.notifier import Notifier
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.problems import HttpProblem, bad_request, json_body, not_found
 from shared.httpapi.query import collection_response, item_response
-
-from . import alarms, schemas
-from .api import MONITORING, VERSION, uuid_param
-from .notifier import Notifier
 
 M = f"{MONITORING}/{VERSION}"
 NOTIFIER_KEY = web.AppKey("notifier", Notifier)

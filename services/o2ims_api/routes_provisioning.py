@@ -15,6 +15,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from services.o2ims_api import schemas
+from services.o2ims_api.api import PROVISIONING, VERSION, Api, api, uuid_param
+from services.o2ims_api.provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
+from services.o2ims_api.state import PrView
 from shared.catalog import resolve
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.problems import HttpProblem, bad_request, conflict, json_body, not_found, problem_list
@@ -25,11 +29,6 @@ from shared.payloads import PrRequest
 from shared.safe_json import Problem
 from shared.store import DELETE, RecordExists, RecordStore
 from shared.subjects import BUCKET_HOSTS, BUCKET_O2IMS_API_PRS, o2ims_request
-
-from . import schemas
-from .api import PROVISIONING, VERSION, Api, api, uuid_param
-from .provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
-from .state import PrView
 
 log = structlog.get_logger(__name__)
 P = f"{PROVISIONING}/{VERSION}/provisioningRequests"

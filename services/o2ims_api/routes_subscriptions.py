@@ -17,15 +17,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from services.o2ims_api import schemas
+from services.o2ims_api.api import INVENTORY, MONITORING, VERSION, api, uuid_param
+from services.o2ims_api.catalogue import oid
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.delivery import Deliverer, Event
 from shared.httpapi.problems import bad_request, json_body, not_found
 from shared.httpapi.query import Term, collection_response, item_response, parse_filter
 from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, check_callback, probe
-
-from . import schemas
-from .api import INVENTORY, MONITORING, VERSION, api, uuid_param
-from .catalogue import oid
 
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionStore)
 #: No schema limits subscription filters: they apply to whichever object a notification carries.
