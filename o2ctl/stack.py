@@ -127,7 +127,9 @@ def api_url(state: Path) -> str | None:
 
 def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
-    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
+    # Replicas (the e2e harness runs several) share the one port.
+    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_REUSE_PORT": "true",
+           "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
            "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
            # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
            "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
