@@ -140,7 +140,7 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     await runner.setup()
     tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
         s.tls_key_file else None  # fmt: skip
-    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls)
+    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
     await site.start()
     runtime.on_close(runner.cleanup)
     port = int(runner.addresses[0][1]) if runner.addresses else s.port
