@@ -140,6 +140,11 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     return env
 
 
+def sandbox_key_dir(state: Path) -> Path:
+    """Where a sandbox's inventory key files live (its hosts' client key): the key directory of its services."""
+    return state / "hosts"
+
+
 def service_env(
     name: str, *, nats_url: str, state: Path, sandbox: bool, passwords: Mapping[str, SecretStr] | None = None
 ) -> dict[str, str]:
@@ -153,15 +158,17 @@ def service_env(
         return env
     kubeconfig = str(state / "kubeconfig")
     inventory = str(state / "input.json")
-    hosts = state / "hosts"
+    hosts = sandbox_key_dir(state)
     per: dict[str, dict[str, str]] = {
         # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
         # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
+        # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
         "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_KUBE_ENABLED": "true",
-                  "O2_FOCOM_KUBECONFIG": kubeconfig},
+                  "O2_FOCOM_KUBECONFIG": kubeconfig, "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
         "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
+            "O2_HOSTPREP_SSH_KEY_DIR": str(hosts),
             "O2_HOSTPREP_SSH_KEY_FILE": str(hosts / "id_ed25519"),
             "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(hosts / "known_hosts"),
             "O2_HOSTPREP_KUBECONFIG": kubeconfig,

@@ -80,12 +80,12 @@ def test_plan_renders_calico_and_validates_strictly_with_nothing_configured(tmp_
         "o2ctl",
         "--state-dir",
         str(tmp_path / "state"),
-        "-o",
-        "yaml",
         "plan",
         "--inventory",
         str(inventory),
         "--all",
+        "-o",
+        "yaml",
     ]
     done = subprocess.run(
         _offline(argv),
