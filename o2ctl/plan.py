@@ -133,7 +133,7 @@ async def plan(
     wanted = create_targets(request, inventory, catalog, window=focom.k8s_window, vip_pool=bool(focom.vip_pool),
                             max_clusters=focom.max_clusters_per_request)  # fmt: skip
     specs = create_specs(request, wanted, default_cni=default_cni or focom.default_cni,
-                         vips=_preview_vips(wanted, inventory, focom))  # fmt: skip
+                         vips=(pooled := _preview_vips(wanted, inventory, focom)))  # fmt: skip
     leases = await _leases(t)
     conflicts = []
     if leases is not None:
@@ -163,6 +163,8 @@ async def plan(
         # any value (a name, a VIP, a lease holder read from the bus) on its one line.
         for spec in specs:
             endpoint = f"VIP {spec.vip}" if spec.vip else f"endpoint {spec.endpoint} (no VIP)"
+            if spec.name in pooled:
+                endpoint += " (a preview: the first free pool address; focom allocates it on acceptance)"
             sys.stdout.write(comment(f"cluster {spec.name}: {len(spec.control_plane)} control-plane, "
                                      f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}"))  # fmt: skip
             sys.stdout.write(yaml.safe_dump_all(rendered[spec.name], sort_keys=False))

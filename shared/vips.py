@@ -175,12 +175,16 @@ class VipLeases:
         )  # fmt: skip
 
     async def release(self, owner: str, vips: Iterable[str] | None = None, *, keep: str | None = None) -> list[str]:
-        """Release the given VIPs (default: all but ``keep``) that ``owner`` holds; returns those released."""
-        wanted = None if vips is None else {normalize_ip(v) for v in vips}
+        """Release the given VIPs (default: every one, but ``keep``) that ``owner`` holds; returns those released.
+
+        Given VIPs are looked up directly (no scan of the bucket); another owner's lease is never touched.
+        """
+        if vips is None:
+            candidates = sorted(v for v, holder in (await self.all()).items() if holder == owner and v != keep)
+        else:
+            candidates = sorted({normalize_ip(v) for v in vips} - {keep})
         released = []
-        for vip, holder in sorted((await self.all()).items()):
-            if holder != owner or vip == keep or (wanted is not None and vip not in wanted):
-                continue
+        for vip in candidates:
             got = await self.store.get(key_of(vip))
             if got is None or got[0].owner != owner:
                 continue

@@ -87,11 +87,11 @@ class PrEngine:
             if cmd.release:
                 released = await self.leases.release(record.pr_id, cmd.release)
                 log.info("leases_released", pr_id=record.pr_id, hosts=released)
-            if self.vips is not None:
-                # A pool VIP goes back with the hosts once the cluster is deleted; the VIP of the spec
-                # the PR still has (a scale-down, or a create queued behind the delete) stays held.
-                keep = record.spec.vip if record.spec is not None and record.state != "deleted" else None
-                freed = await self.vips.release(record.pr_id, keep=keep)
+            if self.vips is not None and record.state == "deleted" and record.spec and record.spec.vip:
+                # A pool VIP goes back with the hosts once the cluster is deleted (a VIP the inventory named
+                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete
+                # (state no longer "deleted"), keeps it: focom gives a PR the VIP it already holds.
+                freed = await self.vips.release(record.pr_id, [record.spec.vip])
                 if freed:
                     log.info("vips_released", pr_id=record.pr_id, vips=freed)
         await self._publish(batch)
