@@ -188,6 +188,17 @@ async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: 
 
     (alarm,) = await wait_for(active)
     assert alarm["resourceID"] == resource_id("h02") and alarm["extensions"]["alarmName"] == "HostKeyChanged"
+    # An unreadable inventory names no host: it must not clear the host's alarm.
+    from services.o2ims_api.notifier import Notifier
+    from shared.httpapi.subscriptions import SubscriptionStore
+    from shared.subjects import BUCKET_O2IMS_API_SUBSCRIPTIONS
+
+    good = harness.api.settings.inventory_path.read_text()
+    write_inventory(harness, {"hosts": "not a list"})
+    notifier = await Notifier.create(harness.api, SubscriptionStore(await bus.kv(BUCKET_O2IMS_API_SUBSCRIPTIONS)), 1.0)
+    await notifier.round()
+    assert [a["alarmEventRecordId"] for a in await active()] == [alarm["alarmEventRecordId"]]
+    write_inventory(harness, json.loads(good))
     await bus.emit(hostprep_event(PR_ID), HostProgress(pr_id=PR_ID, host_id="h02", step="preflight", status="done"))
 
     async def cleared() -> bool:
