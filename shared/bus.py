@@ -17,8 +17,11 @@ classifier recognises)                        ``unexpected_retries``; then ``ter
 handler still running                         ``in_progress()`` heartbeats below ack_wait
 ============================================  =========================================
 
-A handler is ``async def handler(env: Envelope, ctx: MessageContext) -> None``; it publishes
-what follows from the message with ``ctx.publish`` (deterministic ids make re-runs harmless).
+At this level a consumer's handler is ``async def handler(env: Envelope, ctx: MessageContext)``;
+services never write one: they give typed functions of their payload to ``ServiceRuntime.consume``,
+and ``shared.dispatch`` builds the handler that routes by payload type and refuses the rest. A
+handler publishes what follows from the message with ``ctx.publish`` (deterministic ids make
+re-runs harmless).
 On stop, fetching ends, in-flight handlers get ``drain_timeout`` to finish, and whatever is
 still running is nak'ed so another replica (or the next start) gets it at once.
 """

@@ -169,7 +169,7 @@ def deployment_managers(snap: Snapshot) -> list[dict[str, Any]]:
             "oCloudId": snap.cloud_id,
             "name": spec.name,
             "description": f"Kubernetes {spec.k8s_version} workload cluster {spec.name} (Cluster API, BYOH)",
-            "serviceUri": f"https://{_host_part(spec.vip)}:6443",
+            "serviceUri": f"https://{_host_part(spec.endpoint)}:6443",
             "supportedLocations": [snap.site.location or n for n in pool_names] or [snap.site.global_location_id],
             "capabilities": {"kubernetesVersion": spec.k8s_version, "cni": spec.cni},
             "capacity": {"controlPlaneNodes": len(spec.control_plane), "workerNodes": len(spec.workers)},

@@ -69,10 +69,11 @@ def parameters_of(spec: ClusterSpec) -> dict[str, Any]:
         "k8sVersion": spec.k8s_version,
         "hosts": {"masters": [{"hostId": h.host_id} for h in spec.control_plane],
                   "workers": [{"hostId": h.host_id} for h in spec.workers]},
-        "controlPlaneEndpoint": spec.vip,
         "podCidr": spec.pod_cidr,
         "serviceCidr": spec.service_cidr,
     }  # fmt: skip
+    if spec.vip is not None:  # a single control plane without a VIP is reached at its host's address
+        out["controlPlaneEndpoint"] = spec.vip
     if spec.cni is not None:
         out["cni"] = spec.cni
     return out
