@@ -26,6 +26,9 @@ class Lease(BaseModel):
 
     owner: str
     acquired_at: datetime
+    #: Why the host is quarantined (its reset failed): it stays leased, ``release`` keeps it, and only
+    #: ``lift_quarantine`` (an operator, once the host is repaired) frees it.
+    quarantined: str | None = None
 
 
 class LeaseConflict(PermanentError):
@@ -49,6 +52,14 @@ class HostLeases:
         got = await self.store.get(host_id)
         return got[0].owner if got else None
 
+    async def _holder(self, host_id: str) -> str | None:
+        """Who holds the host, for acquiring: a quarantined host is held by no requester, not even its owner."""
+        got = await self.store.get(host_id)
+        if got is None:
+            return None
+        lease = got[0]
+        return lease.owner if lease.quarantined is None else f"quarantine (reset failed under {lease.owner})"
+
     async def acquire(self, owner: str, host_ids: Iterable[str]) -> list[str]:
         """Take every host for ``owner`` or none; returns the hosts newly taken by this call."""
         taken: list[tuple[str, int]] = []
@@ -58,7 +69,7 @@ class HostLeases:
                 try:
                     taken.append((host_id, await self.store.create(host_id, lease)))
                 except RecordExists:
-                    holder = await self.owner_of(host_id)
+                    holder = await self._holder(host_id)
                     if holder == owner:
                         continue
                     if holder is None:
@@ -90,7 +101,7 @@ class HostLeases:
                 try:
                     return host_id, await self.store.create(host_id, _lease(owner)), None
                 except RecordExists:
-                    return host_id, None, await self.owner_of(host_id)
+                    return host_id, None, await self._holder(host_id)
 
         results = await asyncio.gather(*(one(h, o) for h, o in items), return_exceptions=True)
         taken = [(r[0], r[1]) for r in results if not isinstance(r, BaseException) and r[1] is not None]
@@ -112,7 +123,7 @@ class HostLeases:
                         taken.append((host_id, await self.store.create(host_id, _lease(owner))))
                         break
                     except RecordExists:
-                        holder = await self.owner_of(host_id)
+                        holder = await self._holder(host_id)
                         if holder == owner:
                             break
                         if holder is not None and attempt == 2:
@@ -144,12 +155,15 @@ class HostLeases:
                 await self.store.delete(host_id, revision)
 
     async def release(self, owner: str, host_ids: Iterable[str] | None = None) -> list[str]:
-        """Release the given hosts (default: all) that ``owner`` holds; returns those released."""
+        """Release the given hosts (default: all) that ``owner`` holds; returns those released.
+
+        A quarantined host is not released: it must not go back into the pool until it is repaired.
+        """
         candidates = sorted(set(host_ids)) if host_ids is not None else await self.store.keys()
         released = []
         for host_id in candidates:
             got = await self.store.get(host_id)
-            if got is None or got[0].owner != owner:
+            if got is None or got[0].owner != owner or got[0].quarantined is not None:
                 continue
             try:
                 await self.store.delete(host_id, got[1])
@@ -157,6 +171,42 @@ class HostLeases:
             except RecordConflict:
                 continue
         return released
+
+    async def quarantine(self, owner: str, host_ids: Iterable[str], reason: str) -> list[str]:
+        """Mark hosts ``owner`` holds as quarantined (kept out of the pool); returns those marked now."""
+        marked = []
+        for host_id in sorted(set(host_ids)):
+            for _ in range(8):
+                got = await self.store.get(host_id)
+                if got is None or got[0].owner != owner or got[0].quarantined is not None:
+                    break
+                try:
+                    await self.store.update(host_id, got[0].model_copy(update={"quarantined": reason[:300]}), got[1])
+                    marked.append(host_id)
+                    break
+                except RecordConflict:
+                    continue
+        return marked
+
+    async def quarantined(self) -> dict[str, Lease]:
+        """Every quarantined host and its lease (owner, reason)."""
+        out = {}
+        for host_id in await self.store.keys():
+            got = await self.store.get(host_id)
+            if got is not None and got[0].quarantined is not None:
+                out[host_id] = got[0]
+        return out
+
+    async def lift_quarantine(self, host_id: str) -> bool:
+        """An operator repaired the host: drop its quarantined lease (revision-checked); True if dropped."""
+        got = await self.store.get(host_id)
+        if got is None or got[0].quarantined is None:
+            return False
+        try:
+            await self.store.delete(host_id, got[1])
+        except RecordConflict:
+            return False
+        return True
 
     async def held_by(self, owner: str) -> list[str]:
         out = []

@@ -18,6 +18,7 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_HOSTS,
     BUCKET_PR,
+    O2IMS_BYOHOST_STATUS_CONSUMER,
     O2IMS_CAPI_EVENTS_CONSUMER,
     O2IMS_CLUSTER_STATUS_CONSUMER,
     O2IMS_EVENTS_CONSUMER,
@@ -67,6 +68,7 @@ async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.on_message)
     runtime.consume(O2IMS_CAPI_EVENTS_CONSUMER, handlers.on_message)
     runtime.consume(O2IMS_CLUSTER_STATUS_CONSUMER, handlers.on_message)
+    runtime.consume(O2IMS_BYOHOST_STATUS_CONSUMER, handlers.on_message)
     runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
     if settings.mirror_enabled:

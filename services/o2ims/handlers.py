@@ -1,7 +1,8 @@
 """Message handlers of o2ims: message in, domain event, engine out.
 
-Every consumer (requests, hostprep events, capi events, cluster status) uses the same thin
-handler: turn the envelope into a state-machine event for one PR and let the engine decide,
+Every consumer (requests, hostprep events, capi events, cluster and ByoHost status) uses the same
+thin handler: turn the envelope into a state-machine event for one PR (a ByoHost's is the PR
+holding the host's lease) and let the engine decide,
 write and publish. Messages that concern no PR (a cluster without the PR label, a payload type
 this service does not act on) are acknowledged and dropped. The timer handler first checks the
 deadline: not yet due means ``TemporaryError(delay)``, so the bus redelivers it when it is.
@@ -18,7 +19,7 @@ from services.o2ims.rules.deadlines import timer_wait
 from shared.bus import Handler, MessageContext
 from shared.errors import InputError, TemporaryError
 from shared.messages import Envelope
-from shared.payloads import PrDeadline, PrRequest
+from shared.payloads import ByoHostSummary, PrDeadline, PrRequest
 from shared.subjects import last_token
 
 #: A PR id is a KV key and a subject token (in practice a UUID).
@@ -39,7 +40,12 @@ class Handlers:
 
 def make_handlers(engine: PrEngine) -> Handlers:
     async def on_message(env: Envelope, ctx: MessageContext) -> None:
-        found = event_from(env, last_token(ctx.subject))
+        owner = None
+        if isinstance(env.payload, ByoHostSummary):
+            if not env.payload.host_id:
+                return  # not a host we prepared (no host-id label)
+            owner = await engine.leases.owner_of(env.payload.host_id)
+        found = event_from(env, last_token(ctx.subject), lease_owner=owner)
         if found is None:
             return
         pr_id, event = found

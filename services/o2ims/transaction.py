@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 from services.o2ims.events import Event
 from services.o2ims.policy import Policy
@@ -30,6 +30,7 @@ from services.o2ims.record import (
     RecordChanges,
     roles,
 )
+from shared.kinds import CapiAction, HostprepAction
 from shared.messages import derive_id
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import CapiJob, HostprepJob, PrDeadline, PrStage, PrState, PrStatus
@@ -44,6 +45,10 @@ class HostChanges(TypedDict, total=False):
     detail: str | None
     resource_id: str | None
     released: bool
+    leaving: bool
+    claimed: bool | None
+    claimed_at: datetime | None
+    quarantined: bool
 
 @dataclass
 class Tx:
@@ -102,7 +107,10 @@ class Tx:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = ()) -> Command:
+    def _command(
+        self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = (),
+        quarantine: tuple[str, ...] = (), reason: str | None = None,
+    ) -> Command:  # fmt: skip
         n = self.rec.cmd_seq + 1
         self.update(cmd_seq=n)
         cmd = Command(
@@ -112,6 +120,8 @@ class Tx:
             subject=subject,
             payload=payload,
             release=release,
+            quarantine=quarantine,
+            reason=reason,
         )
         self.commands.append(cmd)
         return cmd
@@ -120,7 +130,7 @@ class Tx:
         past = self.rec.past_jobs + ((job.id,) if job else ())
         return past[-self.policy.past_jobs_limit :]
 
-    def send_hostprep(self, action: Literal["prepare", "teardown"], hosts: tuple[HostRef, ...]) -> None:
+    def send_hostprep(self, action: HostprepAction, hosts: tuple[HostRef, ...]) -> None:
         spec = self.spec
         payload = HostprepJob(
             pr_id=self.rec.pr_id, action=action, cluster=spec.name, namespace=spec.namespace,
@@ -130,13 +140,13 @@ class Tx:
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))
         self.update(past_jobs=self._retire(self.rec.hostprep_job), hostprep_job=job)
 
-    def send_capi(self, action: Literal["apply", "scale", "delete"]) -> None:
-        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=self.spec))
+    def send_capi(self, action: CapiAction, spec: ClusterSpec | None = None) -> None:
+        """Queue a capi_renderer job for ``spec`` (default: the PR's; a swap first applies an interim one)."""
+        spec = spec or self.spec
+        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=spec))
         requested = self.rec.capi_requested or action != "delete"
-        self.update(
-            past_jobs=self._retire(self.rec.capi_job), capi_job=Job(id=cmd.id, action=action),
-            capi_requested=requested,
-        )  # fmt: skip
+        job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in spec.workers))
+        self.update(past_jobs=self._retire(self.rec.capi_job), capi_job=job, capi_requested=requested)
 
     def release(self, host_ids: list[str]) -> None:
         """Queue the release of these hosts' leases (only leases this PR holds are touched)."""
@@ -146,12 +156,22 @@ class Tx:
         for host_id in host_ids:
             self.host(host_id, released=True)
 
+    def quarantine(self, host_ids: list[str], reason: str) -> None:
+        """Queue quarantining these hosts' leases: they stay out of the pool until an operator lifts it."""
+        if not host_ids:
+            return
+        self._command(None, None, quarantine=tuple(sorted(host_ids)), reason=reason[:300])
+        for host_id in host_ids:
+            self.host(host_id, quarantined=True, leaving=False)
+
     # -- transitions ------------------------------------------------------------------------
 
     def move(
-        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = ""
+        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = "",
+        keep_deadline: bool = False,
     ) -> None:
-        """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline."""
+        """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline (unless
+        ``keep_deadline``: the next step of the same stage, under the deadline the stage started with)."""
         rec = self.rec
         seq = rec.seq + 1
         entry = HistoryEntry(
@@ -160,7 +180,9 @@ class Tx:
             to_state=state, to_stage=stage, reason=reason,
         )  # fmt: skip
         # Host preparation keeps one deadline from acceptance (pending) to the last host ready.
-        keeps_deadline = not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
+        keeps_deadline = keep_deadline or (
+            not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
+        )
         deadline, deadline_seq = rec.deadline, rec.deadline_seq
         seconds = None if keeps_deadline else self.policy.deadline_for(state, stage)
         if not keeps_deadline:

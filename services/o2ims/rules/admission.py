@@ -11,6 +11,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from services.o2ims.record import Queued
+from services.o2ims.rules import scaling
 from services.o2ims.rules.guards import newer_request, payload
 from services.o2ims.transaction import Tx
 from shared.errors import InputError
@@ -72,21 +73,28 @@ def admit(tx: Tx) -> None:
 
 
 def begin_update(tx: Tx, spec: ClusterSpec) -> None:
-    """Day 2: prepare the added workers (if any), then re-apply with the new worker set."""
+    """Day 2: prepare the added workers (if any), then scale (``scaling``): add first, remove exactly.
+
+    Workers dropped from the spec become *leaving*: they keep their leases until their ByoHost was
+    seen unclaimed and they were reset (``release``); a leaving host put back in the spec stays.
+    """
     old = tx.spec
     known = {h.host_id for h in old.workers}
+    wanted = {h.host_id for h in spec.all_hosts}
     added = tuple(h for h in spec.workers if h.host_id not in known)
+    dropped = tuple(h for h in old.workers if h.host_id not in wanted)
+    leaving = tuple(h for h in (*tx.rec.leaving, *dropped) if h.host_id not in wanted)
     message = f"scaling workers {len(old.workers)} → {len(spec.workers)}"
-    tx.update(spec=spec, generation=tx.rec.generation + 1, observed=None)
+    tx.update(spec=spec, generation=tx.rec.generation + 1, observed=None, leaving=leaving)
     tx.track_spec_hosts()
+    for host in leaving:
+        tx.host(host.host_id, leaving=True)
     if added:
         tx.condition("HostsPrepared", "Unknown", "Preparing", f"preparing {len(added)} new hosts")
         tx.send_hostprep("prepare", added)
         tx.move("progressing", "hostprep", message=f"{message}: preparing {len(added)} new hosts")
         return
-    tx.condition("ResourcesApplied", "Unknown", "Scaling", message)
-    tx.send_capi("scale")
-    tx.move("progressing", "scaling", message=message)
+    scaling.start(tx, adding=False)
 
 
 def change_spec(tx: Tx) -> None:

@@ -148,7 +148,8 @@ async def test_delete_after_fulfilled_waits_for_the_cluster_and_releases_leases(
     await world.wait_state(pr, "fulfilled")
     await world.request("delete", pr, spec)
     await world.wait_state(pr, "deleted")
-    assert world.states(pr)[-2:] == [("deleting", "capi-delete"), ("deleted", None)]
+    # The hosts are reset (hostprep teardown) before their leases are released.
+    assert world.states(pr)[-3:] == [("deleting", "capi-delete"), ("deleting", "teardown"), ("deleted", None)]
     assert [e.payload.action for e in world.capi_jobs] == ["apply", "delete"]  # type: ignore[union-attr]
     await quiet(world.bus)
     assert await leases.held_by(pr) == []
