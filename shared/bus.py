@@ -9,7 +9,11 @@ returns                                       ``ack``
 ``TemporaryError(delay)``, deliveries left    ``nak(delay)``
 ``PermanentError`` / ``InputError`` /          ``term`` + one ``message.failed`` event
 deliveries exhausted / undecodable message
-any other exception                           temporary (logged with its traceback)
+``UnexpectedError`` (or any exception no      ``nak`` with backoff, up to the consumer's
+classifier recognises)                        ``unexpected_retries``; then ``term`` + one
+                                              ``message.failed``. Every one is logged with
+                                              its traceback at error level and counted in
+                                              ``o2_unexpected_faults_total``
 handler still running                         ``in_progress()`` heartbeats below ack_wait
 ============================================  =========================================
 
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +42,14 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from shared.errors import InputError, PermanentError, ServiceError, TemporaryError, classify
+from shared.errors import (
+    InputError,
+    ServiceError,
+    TemporaryError,
+    UnexpectedError,
+    classify,
+    root_cause,
+)
 from shared.messages import Envelope, decode, derive_id
 from shared.metrics import BusMetrics
 from shared.payloads import MessageFailed, Payload
@@ -48,6 +60,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Envelope, "MessageContext"], Awaitable[None]]
 PUBLISH_TIMEOUT = 5.0
 FETCH_WAIT = 1.0
+#: The longest delay between retries after unexpected faults.
+MAX_UNEXPECTED_DELAY = 60.0
 
 
 @dataclass
@@ -133,6 +147,28 @@ class Bus:
             await self.nc.close()
 
 
+class _FaultCounts:
+    """Unexpected faults per message (by stream sequence) in this process, for bounding retries.
+
+    Bounded in size: an entry whose message went to another replica and never came back is
+    eventually forgotten (``max_deliver`` still bounds such a message overall).
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: OrderedDict[int, int] = OrderedDict()
+        self._limit = limit
+
+    def add(self, seq: int) -> int:
+        n = self._counts.pop(seq, 0) + 1
+        self._counts[seq] = n
+        while len(self._counts) > self._limit:
+            self._counts.popitem(last=False)
+        return n
+
+    def forget(self, seq: int) -> None:
+        self._counts.pop(seq, None)
+
+
 class Consumer:
     """One durable pull consumer bound to a handler, with bounded concurrency."""
 
@@ -146,6 +182,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._slots = asyncio.Semaphore(spec.concurrency)
+        self._faults = _FaultCounts()
 
     def config(self) -> js_api.ConsumerConfig:
         s = self.spec
@@ -222,10 +259,12 @@ class Consumer:
         )
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         error: BaseException | None = None
+        seq = msg.metadata.sequence.stream if msg.metadata.sequence else 0
         try:
             ctx = MessageContext(self.bus, msg.subject, deliveries, spec.durable, env)
             await self.handler(env, ctx)
             await msg.ack()
+            self._faults.forget(seq)
         except asyncio.CancelledError:
             outcome = "cancelled"
             # Hand it back now rather than after ack_wait: we are stopping.
@@ -236,12 +275,18 @@ class Consumer:
             error = exc
             err = classify(exc)
             exhausted = spec.max_deliver > 0 and deliveries >= spec.max_deliver
+            delay = exc.delay if isinstance(exc, TemporaryError) else spec.retry_delay
+            if isinstance(err, UnexpectedError):
+                faults = self._faults.add(seq)
+                self.bus.metrics.unexpected_fault(spec.durable, root_cause(exc))
+                exhausted = exhausted or faults > spec.unexpected_retries
+                delay = min(spec.retry_delay * 2 ** (faults - 1), MAX_UNEXPECTED_DELAY)
             if isinstance(err, TemporaryError) and not exhausted:
                 outcome = "nak"
-                delay = err.delay if isinstance(exc, ServiceError) else spec.retry_delay
                 await msg.nak(delay=delay)
             else:
                 outcome = "term"
+                self._faults.forget(seq)
                 await self._terminate(msg, env, err, deliveries)
         finally:
             heartbeat.cancel()
@@ -313,13 +358,14 @@ class Consumer:
         if error is None:
             log.info("message_handled", **fields)
             return
-        known = isinstance(error, ServiceError)
         serr = classify(error)
         fields.update(reason=serr.reason, error=serr.message)
-        if not known and not isinstance(serr, PermanentError):
-            # An exception nobody classified: keep the traceback, it is a bug or an unknown fault.
+        if isinstance(serr, UnexpectedError):
+            # Nobody recognised this fault: a bug or an unknown failure mode, never a routine
+            # retry. The traceback (with the chained original) is what someone will need.
+            fields.update(exception=type(root_cause(error)).__name__)
             log.error("message_handled", exc_info=error, **fields)
-        elif outcome == "nak":
+        elif outcome == "nak" and isinstance(error, ServiceError):
             # A planned retry (a deadline not yet due, a dependency not ready) is routine.
             log.info("message_handled", **fields)
         else:

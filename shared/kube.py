@@ -96,6 +96,7 @@ class KubeClient:
                 data = yaml.safe_load(file.read_text())
             except (OSError, yaml.YAMLError) as exc:
                 message = f"cannot read kubeconfig {file}: {type(exc).__name__}"
+                # Not chained: a YAML error quotes the text around it, and that text is a credential.
                 raise PermanentError(message, reason="InvalidKubeconfig") from None
             if not isinstance(data, dict):
                 raise PermanentError(f"kubeconfig {file} is not a mapping", reason="InvalidKubeconfig")
@@ -106,7 +107,7 @@ class KubeClient:
         except ServiceError:
             raise
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         return cls(api, timeout=timeout)
 
     @classmethod
@@ -116,7 +117,7 @@ class KubeClient:
         try:
             api = await asyncio.to_thread(_load_config, config, context, None)
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         return cls(api, timeout=timeout)
 
     async def close(self) -> None:
@@ -179,7 +180,7 @@ class KubeClient:
         except ServiceError:
             raise
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         if not 200 <= resp.status <= 299:
             if resp.status == 404 and not_found_ok:
                 return None
@@ -372,15 +373,15 @@ class KubeClient:
         except ApiException as exc:
             err = classify(exc)
             if exc.status == 410:
-                raise WatchExpired(err.message, delay=0, reason="Expired") from None
-            raise err from None
+                raise WatchExpired(err.message, delay=0, reason="Expired") from exc
+            raise err from exc
         except TemporaryError as exc:
             if exc.reason in {"Expired", "Gone"}:
-                raise WatchExpired(exc.message, delay=0, reason="Expired") from None
+                raise WatchExpired(exc.message, delay=0, reason="Expired") from exc
             raise
         except ServiceError:
             raise
         except Exception as exc:  # e.g. a malformed event line: classified like any transport failure
-            raise classify(exc) from None
+            raise classify(exc) from exc
         finally:
             await watcher.close()

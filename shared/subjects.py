@@ -165,8 +165,11 @@ class ConsumerSpec:
     max_ack_pending: int = 1000
     #: Messages handled at once by one replica.
     concurrency: int = 64
-    #: Default delay for retries of unknown (unclassified) errors.
+    #: Delay of the first retry after an unexpected fault (doubling for each further one).
     retry_delay: float = 2.0
+    #: Retries of one message after unexpected faults (``UnexpectedError``, likely bugs) before it
+    #: is terminated with ``message.failed``; counted per process, and ``max_deliver`` still applies.
+    unexpected_retries: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -215,7 +218,7 @@ CAPI_JOBS_CONSUMER = ConsumerSpec(
 #: The O2IMS API's alarm sources: per-host SSH failures and recoveries reported by hostprep.
 O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-api-host-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), lambda _s, _k: o2api_failed("host-events"),
-    ack_wait=10.0, concurrency=8,
+    ack_wait=10.0, concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0

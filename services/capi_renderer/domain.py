@@ -28,6 +28,8 @@ KUBEADM_INIT_MARKER = "/run/kubeadm/kubeadm.yaml"
 CRS_LABEL = "cni"
 CLUSTER_LABEL = "o2ims.oran.org/cluster"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+#: The PR an object was rendered for: with ``MANAGED_BY_LABEL``, what makes an object ours.
+PR_LABEL = "o2ims.oran.org/pr-id"
 #: An object (ConfigMap/Secret) must stay below the API server's 1 MiB limit, metadata included.
 MAX_OBJECT_BYTES = 1024 * 1024
 #: Kubernetes minor from which kube-vip must use super-admin.conf during ``kubeadm init``.

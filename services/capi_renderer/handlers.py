@@ -14,7 +14,8 @@ from typing import Literal, Protocol, assert_never
 import structlog
 
 from services.capi_renderer import apply, scale
-from services.capi_renderer.domain import ObjectRef, RenderOptions
+from services.capi_renderer.cni_source import CniSources
+from services.capi_renderer.domain import PR_LABEL, ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
 from shared.errors import PermanentError
@@ -24,7 +25,6 @@ from shared.payloads import ObjectRef as RefPayload
 from shared.subjects import capi_event
 
 log = structlog.get_logger(__name__)
-PR_LABEL = "o2ims.oran.org/pr-id"
 
 
 class KubeApi(apply.KubeApi, scale.MachineApi, Protocol):
@@ -36,12 +36,19 @@ class Deps:
     client: KubeApi
     options: RenderOptions
     schemas: SchemaValidator | None
+    #: Where CNI manifests come from; None: only ``options.cni_manifests`` (tests, ``o2ctl plan``).
+    cni: CniSources | None = None
 
 
 def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
     return tuple(
         RefPayload(api_version=r.api_version, kind=r.kind, namespace=r.namespace, name=r.name) for r in refs
     )
+
+
+async def _with_cni(deps: Deps, job: CapiJob, options: RenderOptions) -> RenderOptions:
+    """The render options with the cluster's CNI manifest as a local file (downloaded once when needed)."""
+    return options if deps.cni is None else await deps.cni.with_manifest(job.spec.cni, options)
 
 
 def make_handler(deps: Deps) -> Handler:
@@ -57,8 +64,9 @@ def make_handler(deps: Deps) -> Handler:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                    )
+                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )  # fmt: skip
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
@@ -66,10 +74,12 @@ def make_handler(deps: Deps) -> Handler:
                     )
                     return
                 case "scale":
+                    options = await _with_cni(deps, job, options)
                     # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
+                    options = await _with_cni(deps, job, options)
                     refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
                     applied = "apply"
                 case _:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
@@ -43,11 +42,6 @@ from .render import load_yaml, render_cluster
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _NIC = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,14}$")
 REQUIRED_PREFLIGHT_IGNORES = ("DirAvailable--etc-kubernetes-manifests", "FileAvailable--etc-kubernetes-kubelet.conf")
-
-
-def default_crd_dir() -> Path:
-    """Where the reference CRDs live by default: ``shared/crds`` beside the repository (settings override it)."""
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "crds"
 
 
 class FieldErrorLike(Protocol):

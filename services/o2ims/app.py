@@ -11,7 +11,7 @@ from services.o2ims.engine import PrEngine
 from services.o2ims.handlers import make_handlers
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
-from shared.errors import TemporaryError, classify
+from shared.errors import TemporaryError, UnexpectedError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore
@@ -54,7 +54,10 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
             if not isinstance(err, TemporaryError):
                 raise
             delay = min(5.0, settings.purge_interval)
-            log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
+            if isinstance(err, UnexpectedError):  # a bug, not NATS restarting: keep the traceback
+                log.error("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay, exc_info=exc)
+            else:
+                log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)  # the upkeep period, not a sync
 

@@ -22,6 +22,7 @@ from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
 from shared.errors import ServiceError
 from shared.kube import KubeClient
+from shared.kube_config import connect
 from shared.runtime import ServiceRuntime
 
 log = structlog.get_logger(__name__)
@@ -175,9 +176,7 @@ class Mirror:
 
 
 async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
-    path = runtime.settings.mirror_kubeconfig
-    assert path is not None  # guaranteed by the settings validator
-    client = await KubeClient.from_kubeconfig(path)
+    client = await connect(runtime.settings.mirror_kubeconfig, setting="O2_O2IMS_MIRROR_KUBECONFIG")
     runtime.on_close(client.close)
     mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
     runtime.background(mirror.run(), "o2ims-mirror")

@@ -205,7 +205,8 @@ async def update_pr(request: web.Request) -> web.Response:
     created = kept[0].created_at if kept else (pr.created_at if pr else now)
     await store.mutate(pr_id, lambda r: PrDataRecord(data=data, created_at=created, updated_at=now,
                                                      refused=None))  # fmt: skip
-    if spec != old_spec:
+    if spec != old_spec or (pr is not None and pr.state == "failed"):
+        # A PUT of a failed request retries it, changed or not (o2ims runs the flow again).
         await _publish(a, pr_id, "update" if pr is not None else "create", data, spec, pr)
     _, _, body = await _one(a, pr_id)
     assert body is not None

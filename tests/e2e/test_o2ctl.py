@@ -17,11 +17,9 @@ import pytest
 from o2ctl.state import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
-CRDS = Path(os.environ.get("SANDBOX_CRD_DIR") or REPO / ".." / "shared" / "crds")
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(not CRDS.is_dir(), reason=f"reference CRDs not found at {CRDS} (set SANDBOX_CRD_DIR)"),
 ]
 
 

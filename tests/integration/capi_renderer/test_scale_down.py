@@ -48,12 +48,12 @@ def _on_hosts(machines: list[dict[str, Any]]) -> dict[str, str]:
 
 @pytest.mark.parametrize("policy", DELETE_POLICIES)
 async def test_scale_down_removes_exactly_the_leaving_host(
-    bus: Bus, capi_sim: CapiSimulators, capi_client: KubeClient, crd_dirs: list[Path],
+    bus: Bus, capi_sim: CapiSimulators, capi_client: KubeClient, served_schemas: CrdSchemas,
     fake_hosts: Callable[..., Awaitable[list[HostAgent]]], policy: str,
 ) -> None:  # fmt: skip
     await fake_hosts(4)
     deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=CrdSchemas.from_dirs(crd_dirs))  # fmt: skip
+                schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
     events = await bus.nc.subscribe(capi_event("pr-7"))
     await bus.emit(capi_job("pr-7"), CapiJob(pr_id="pr-7", action="apply", spec=_spec((2, 3, 4))))

@@ -40,10 +40,10 @@ async def _next_event(sub: object) -> Envelope:
 
 
 async def test_jobs_are_applied_idempotently_and_deleted(
-    bus: Bus, client: KubeClient, crd_dirs: list[Path]
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=CrdSchemas.from_dirs(crd_dirs))  # fmt: skip
+                schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
     events = await bus.nc.subscribe(capi_event("pr-1"))
 
@@ -78,9 +78,9 @@ async def test_jobs_are_applied_idempotently_and_deleted(
 
 
 async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
-    bus: Bus, client: KubeClient, crd_dirs: list[Path]
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
-    deps = Deps(client=client, options=RenderOptions(), schemas=CrdSchemas.from_dirs(crd_dirs))
+    deps = Deps(client=client, options=RenderOptions(), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
     events = await bus.nc.subscribe(capi_event("pr-2"))
     await bus.emit(capi_job("pr-2"), CapiJob(pr_id="pr-2", action="apply", spec=_spec()))

@@ -6,6 +6,7 @@ checked against the API's JSON Schemas with ``valid``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 
 from services.o2ims_api.api import Api
-from services.o2ims_api.app import build_app
+from services.o2ims_api.app import assemble, build_app
 from services.o2ims_api.profile import ProfileReader
 from services.o2ims_api.settings import O2imsApiSettings
 from services.o2ims_api.state import State
 from shared.bus import Bus
 from shared.catalog import load_catalog
 from shared.httpapi.auth import TokenVerifier, generate_signing_key, issue_token
+from shared.subjects import O2IMS_API_HOST_EVENTS_CONSUMER
 
 I = "/o2ims-infrastructureInventory/v1"  # noqa: E741 - the prefix names of the O2IMS documents
 M = "/o2ims-infrastructureMonitoring/v1"
@@ -90,23 +93,33 @@ def settings(tmp: Path, nats_url: str, **extra: Any) -> O2imsApiSettings:
     if not inv.exists():
         inv.write_text(json.dumps(inventory()))
     return O2imsApiSettings(nats_url=nats_url, jwt_public_key_file=keys / "key.pub.pem", jwt_issuer=ISSUER,
-                            jwt_audience=AUDIENCE, inventory_path=inv, port=0, http_port=-1,
+                            jwt_audience=AUDIENCE, inventory_path=inv, port=0, http_port=-1, scan_interval=0.5,
+                            callback_allow=("127.0.0.1",),
                             global_cloud_id="0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11", **extra)  # fmt: skip
 
 
-async def start(tmp: Path, bus: Bus, s: O2imsApiSettings) -> tuple[Api, aiohttp.web.AppRunner, str]:
-    from aiohttp import web
-
+async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:
+    """The API as ``app.setup`` composes it: routes, the change detector, delivery, hostprep events."""
     state = State(bus, s)
     await state.start()
     a = Api(s, bus, state, load_catalog(s.templates_dir), ProfileReader(s.kubeconfig, s.kube_timeout))
-    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth())), access_log=None)
+    parts = await assemble(a)
+    await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event).start()
+    tasks = [asyncio.create_task(parts.notifier.run(stop)),
+             *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values())]  # fmt: skip
+    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None)
+    runner.app.on_cleanup.append(lambda _app: _finish(stop, tasks))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     a.listen_url = f"http://127.0.0.1:{port}"
     return a, runner, a.listen_url
+
+
+async def _finish(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def now() -> datetime:
