@@ -60,6 +60,10 @@ class HostLeases:
         lease = got[0]
         return lease.owner if lease.quarantined is None else f"quarantine (reset failed under {lease.owner})"
 
+    async def available_to(self, host_id: str, owner: str) -> bool:
+        """Whether ``owner`` could lease the host now: free, or already its own (and not quarantined)."""
+        return await self._holder(host_id) in (None, owner)
+
     async def acquire(self, owner: str, host_ids: Iterable[str]) -> list[str]:
         """Take every host for ``owner`` or none; returns the hosts newly taken by this call."""
         taken: list[tuple[str, int]] = []

@@ -144,10 +144,11 @@ async def test_a_worker_swap_reaches_fulfilled_with_exactly_the_requested_hosts(
     await system.request("create", pr, system.spec("d2w", ["host-001", "host-002", "host-003"], "127.0.9.22"))
     await system.state(pr, "fulfilled", timeout=120)
     before = await worker_machines(system.client, "d2w")
+    created = system.states(pr)[-1].seq
     await system.request("update", pr, system.spec("d2w", ["host-001", "host-002", "host-004"], "127.0.9.22"))
-    prep = await system.state(pr, "progressing", "hostprep")
-    await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > prep.seq],
+    await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > created],
                                timeout=150)  # fmt: skip
+    prep = next(s for s in system.states(pr) if s.seq > created)
     after = await worker_machines(system.client, "d2w")
     assert set(after) == {"node-002", "node-004"} and after["node-002"] == before["node-002"]
     leases = await system.leases()

@@ -83,6 +83,7 @@ async def test_a_quarantined_host_is_neither_released_nor_leased_again_until_lif
         with pytest.raises(LeaseConflict):
             await leases.acquire_batch({"h1": owner, "h3": owner})
     assert await leases.held_by("pr-b") == []
+    assert not await leases.available_to("h1", "pr-a") and await leases.available_to("h3", "pr-a")
     assert await leases.lift_quarantine("h1") is True and await leases.lift_quarantine("h1") is False
     assert await leases.acquire("pr-b", ["h1"]) == ["h1"]
 
