@@ -38,8 +38,9 @@ from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HOST_ID_LABEL, HostRef
+from shared.models import HostRef
 from shared.natsserver import EmbeddedNats
+from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob
 from shared.subjects import ALL_HOSTPREP_EVENTS, hostprep_job
 

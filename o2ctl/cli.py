@@ -52,6 +52,7 @@ EXAMPLES = {
     "endpoints": "o2ctl endpoints -o json",
     "token": "o2ctl token --role reader --ttl 600",
     "kubeconfig": "o2ctl kubeconfig edge --out edge.kubeconfig",
+    "host": "o2ctl host clear-quarantine host-004",
 }
 
 
@@ -122,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     tk = command("token", "print a bearer token the running O2IMS API accepts")
     tk.add_argument("--role", action="append", default=[], help="a role (repeatable; default: every role)")
     tk.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
+
+    ho = command("host", "host leases; clear the quarantine of a host whose teardown failed")
+    ho.add_argument("action", choices=["list", "clear-quarantine"])
+    ho.add_argument("host_id", nargs="?", metavar="HOST", help="the host to clear (clear-quarantine)")
 
     kc = command("kubeconfig", "write a fulfilled workload cluster's kubeconfig")
     kc.add_argument("cluster")
@@ -228,6 +233,14 @@ def _run(args: argparse.Namespace) -> int:
         return endpoints.token(state, args.role, args.ttl)
     if cmd == "kubeconfig":
         return asyncio.run(commands.kubeconfig(_target(args), args.cluster, args.out, args.output))
+    if cmd == "host":
+        from o2ctl import hosts
+
+        if args.action == "list":
+            return asyncio.run(hosts.list_hosts(_target(args), args.output))
+        if not args.host_id:
+            raise client.UsageError("clear-quarantine needs the HOST to clear")
+        return asyncio.run(hosts.clear_quarantine(_target(args), args.host_id))
     raise AssertionError(cmd)
 
 

@@ -21,7 +21,7 @@ from shared.errors import InputError, ServiceError
 from shared.inventory import InventoryError, inventory_json_schema, load_inventory
 from shared.messages import decode
 from shared.payloads import FocomRequest
-from shared.subjects import FOCOM, FOCOM_REQUESTS, O2IMS
+from shared.subjects import ALL_O2IMS_STATUS, FOCOM, FOCOM_REQUESTS, O2IMS, focom_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_READY = 0, 1, 2, 3, 4
 #: Rows ``validate`` prints as a table; the rest are counted (``-o json``/``yaml`` lists every problem).
@@ -159,10 +159,15 @@ async def status(t: client.Target, name: str | None, *, watch: bool, timeout: fl
 
 async def events(t: client.Target, name: str, output: str) -> int:
     """The request's transition history, read back from the FOCOM and O2IMS streams."""
+    try:
+        own_status = focom_status(name)
+    except ValueError:
+        print(f"o2ctl events: {name!r} is not a request name", file=sys.stderr)
+        return EXIT_USAGE
     bus = await client.open_bus(t)
     rows: list[dict[str, Any]] = []
     try:
-        for stream, subject in ((FOCOM.name, f"focom.status.{name}"), (O2IMS.name, "o2ims.status.>")):
+        for stream, subject in ((FOCOM.name, own_status), (O2IMS.name, ALL_O2IMS_STATUS)):
             sub = await bus.js.subscribe(subject, ordered_consumer=True, stream=stream)
             try:
                 while True:

@@ -10,6 +10,7 @@ including its own NATS identity: one password per role, kept in ``<state>/nats-c
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections.abc import Mapping
@@ -128,7 +129,9 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
     env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
            "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
-           "O2_O2IMS_API_CALLBACK_ALLOW": json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
+           # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
+           "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
+           or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
     if sandbox:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}

@@ -304,11 +304,7 @@ class Consumer:
         """Publish exactly one ``message.failed`` (deduplicated by id), then ``term``."""
         spec = self.spec
         serr = classify(err)
-        key = "_unknown"
-        if spec.failure_key == "subject" and msg.subject.count(".") >= 2:
-            key = last_token(msg.subject)
-        elif env is not None and env.correlation_id:
-            key = env.correlation_id
+        key = self._failure_key(msg, env)
         try:
             failure_subject = spec.failure_subject(msg.subject, key)
         except ValueError:
@@ -334,6 +330,16 @@ class Consumer:
             await msg.nak(delay=spec.retry_delay)
             return
         await msg.term()
+
+    def _failure_key(self, msg: Msg, env: Envelope | None) -> str:
+        """The PR or FPR a terminated message belongs to (its failure subject's last token)."""
+        how = self.spec.failure_key
+        if how == "subject" and msg.subject.count(".") >= 2:
+            return last_token(msg.subject)
+        if how == "pr_id" and env is not None:
+            pr_id = getattr(env.payload, "pr_id", None)
+            return str(pr_id) if pr_id else "_unknown"
+        return env.correlation_id if env is not None and env.correlation_id else "_unknown"
 
     def _log_outcome(
         self,

@@ -5,6 +5,12 @@ order, and on the first host held by someone else every lease taken by this call
 back with a revision check. Sorted order means two concurrent acquisitions over overlapping
 sets cannot both fail on each other: at least one wins, and the loser holds nothing.
 Acquiring hosts already held by the same owner is a no-op (idempotent replays).
+
+Quarantine: a host whose teardown failed or timed out is in an unknown state (half-reset, an agent
+maybe still running), so it must not go back into the pool. Its lease passes from the PR to the
+owner ``QUARANTINE`` (revision-checked), with the reason and the PR it came from: every acquisition
+then refuses it as leased, and no PR's release can free it. Only an operator clears it
+(``clear_quarantine``, e.g. ``o2ctl host clear-quarantine HOST``) after looking at the host.
 """
 
 from __future__ import annotations
@@ -20,15 +26,22 @@ from pydantic import BaseModel, ConfigDict
 from shared.errors import PermanentError
 from shared.store import RecordConflict, RecordExists, RecordStore
 
+#: The owner of a quarantined host's lease: no PR, so no one acquires or releases it.
+QUARANTINE = "quarantine"
+
 
 class Lease(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     owner: str
     acquired_at: datetime
-    #: Why the host is quarantined (its reset failed): it stays leased, ``release`` keeps it, and only
-    #: ``lift_quarantine`` (an operator, once the host is repaired) frees it.
-    quarantined: str | None = None
+    #: Quarantine only: why, and the PR whose teardown of the host failed.
+    reason: str | None = None
+    previous_owner: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.owner == QUARANTINE
 
 
 class LeaseConflict(PermanentError):
@@ -52,18 +65,6 @@ class HostLeases:
         got = await self.store.get(host_id)
         return got[0].owner if got else None
 
-    async def _holder(self, host_id: str) -> str | None:
-        """Who holds the host, for acquiring: a quarantined host is held by no requester, not even its owner."""
-        got = await self.store.get(host_id)
-        if got is None:
-            return None
-        lease = got[0]
-        return lease.owner if lease.quarantined is None else f"quarantine (reset failed under {lease.owner})"
-
-    async def available_to(self, host_id: str, owner: str) -> bool:
-        """Whether ``owner`` could lease the host now: free, or already its own (and not quarantined)."""
-        return await self._holder(host_id) in (None, owner)
-
     async def acquire(self, owner: str, host_ids: Iterable[str]) -> list[str]:
         """Take every host for ``owner`` or none; returns the hosts newly taken by this call."""
         taken: list[tuple[str, int]] = []
@@ -73,7 +74,7 @@ class HostLeases:
                 try:
                     taken.append((host_id, await self.store.create(host_id, lease)))
                 except RecordExists:
-                    holder = await self._holder(host_id)
+                    holder = await self.owner_of(host_id)
                     if holder == owner:
                         continue
                     if holder is None:
@@ -105,7 +106,7 @@ class HostLeases:
                 try:
                     return host_id, await self.store.create(host_id, _lease(owner)), None
                 except RecordExists:
-                    return host_id, None, await self._holder(host_id)
+                    return host_id, None, await self.owner_of(host_id)
 
         results = await asyncio.gather(*(one(h, o) for h, o in items), return_exceptions=True)
         taken = [(r[0], r[1]) for r in results if not isinstance(r, BaseException) and r[1] is not None]
@@ -127,7 +128,7 @@ class HostLeases:
                         taken.append((host_id, await self.store.create(host_id, _lease(owner))))
                         break
                     except RecordExists:
-                        holder = await self._holder(host_id)
+                        holder = await self.owner_of(host_id)
                         if holder == owner:
                             break
                         if holder is not None and attempt == 2:
@@ -159,15 +160,12 @@ class HostLeases:
                 await self.store.delete(host_id, revision)
 
     async def release(self, owner: str, host_ids: Iterable[str] | None = None) -> list[str]:
-        """Release the given hosts (default: all) that ``owner`` holds; returns those released.
-
-        A quarantined host is not released: it must not go back into the pool until it is repaired.
-        """
+        """Release the given hosts (default: all) that ``owner`` holds; returns those released."""
         candidates = sorted(set(host_ids)) if host_ids is not None else await self.store.keys()
         released = []
         for host_id in candidates:
             got = await self.store.get(host_id)
-            if got is None or got[0].owner != owner or got[0].quarantined is not None:
+            if got is None or got[0].owner != owner:
                 continue
             try:
                 await self.store.delete(host_id, got[1])
@@ -175,42 +173,6 @@ class HostLeases:
             except RecordConflict:
                 continue
         return released
-
-    async def quarantine(self, owner: str, host_ids: Iterable[str], reason: str) -> list[str]:
-        """Mark hosts ``owner`` holds as quarantined (kept out of the pool); returns those marked now."""
-        marked = []
-        for host_id in sorted(set(host_ids)):
-            for _ in range(8):
-                got = await self.store.get(host_id)
-                if got is None or got[0].owner != owner or got[0].quarantined is not None:
-                    break
-                try:
-                    await self.store.update(host_id, got[0].model_copy(update={"quarantined": reason[:300]}), got[1])
-                    marked.append(host_id)
-                    break
-                except RecordConflict:
-                    continue
-        return marked
-
-    async def quarantined(self) -> dict[str, Lease]:
-        """Every quarantined host and its lease (owner, reason)."""
-        out = {}
-        for host_id in await self.store.keys():
-            got = await self.store.get(host_id)
-            if got is not None and got[0].quarantined is not None:
-                out[host_id] = got[0]
-        return out
-
-    async def lift_quarantine(self, host_id: str) -> bool:
-        """An operator repaired the host: drop its quarantined lease (revision-checked); True if dropped."""
-        got = await self.store.get(host_id)
-        if got is None or got[0].quarantined is None:
-            return False
-        try:
-            await self.store.delete(host_id, got[1])
-        except RecordConflict:
-            return False
-        return True
 
     async def held_by(self, owner: str) -> list[str]:
         out = []
@@ -227,3 +189,49 @@ class HostLeases:
             if got is not None:
                 out[host_id] = got[0].owner
         return out
+
+    # -- quarantine ---------------------------------------------------------------------------
+
+    async def quarantine(self, owner: str, host_ids: Iterable[str], reason: str) -> list[str]:
+        """Move the given hosts from ``owner`` (or from no one) into quarantine; returns those moved.
+
+        A host another PR holds meanwhile is left alone: it is no longer ``owner``'s to judge.
+        """
+        moved = []
+        for host_id in sorted(set(host_ids)):
+            marker = Lease(owner=QUARANTINE, acquired_at=datetime.now(UTC), reason=reason[:500],
+                           previous_owner=owner)  # fmt: skip
+            for _ in range(8):
+                got = await self.store.get(host_id)
+                try:
+                    if got is None:
+                        await self.store.create(host_id, marker)
+                    elif got[0].owner == owner:
+                        await self.store.update(host_id, marker, got[1])
+                    elif not got[0].quarantined:
+                        break
+                    moved.append(host_id)
+                    break
+                except (RecordConflict, RecordExists):
+                    continue  # changed under us: look again
+        return moved
+
+    async def quarantined(self) -> dict[str, Lease]:
+        """Every quarantined host, with its marker."""
+        out = {}
+        for host_id in await self.store.keys():
+            got = await self.store.get(host_id)
+            if got is not None and got[0].quarantined:
+                out[host_id] = got[0]
+        return dict(sorted(out.items()))
+
+    async def clear_quarantine(self, host_id: str) -> bool:
+        """Return a quarantined host to the pool (an operator's decision); False when it was not quarantined."""
+        got = await self.store.get(host_id)
+        if got is None or not got[0].quarantined:
+            return False
+        try:
+            await self.store.delete(host_id, got[1])
+        except RecordConflict:
+            return False
+        return True

@@ -30,7 +30,6 @@ HostId = Annotated[
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
-HOST_ID_LABEL = "o2ims.oran.org/host-id"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 

@@ -1,8 +1,9 @@
 """The payload of every message type on the bus, one frozen pydantic model each.
 
 Each model's ``type`` literal is the envelope ``type`` that carries it; ``shared.messages``
-builds the discriminated union from ``ALL_PAYLOADS``. Payloads carry ids, names, states and
-reasons, never credentials. A contract change here shows up in the JSON-schema snapshot test.
+lists every one in its discriminated union ``AnyPayload`` (a test checks none is missing).
+Payloads carry ids, names, states and reasons, never credentials. A contract change here shows
+up in the JSON-schema snapshot test.
 """
 
 from __future__ import annotations
@@ -297,23 +298,3 @@ class ByoHostSummary(Payload):
     #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
     failure: str | None = None
 
-
-ALL_PAYLOADS: tuple[type[Payload], ...] = (
-    MessageFailed,
-    FocomRequest,
-    FprStatus,
-    PrRequest,
-    PrStatus,
-    PrDeadline,
-    HostprepJob,
-    HostProgress,
-    HostprepDone,
-    HostprepFailed,
-    CapiJob,
-    CapiApplied,
-    CapiDeleted,
-    CapiFailed,
-    ClusterSummary,
-    ClusterTransition,
-    ByoHostSummary,
-)

@@ -157,9 +157,10 @@ class ConsumerSpec:
     stream: StreamSpec
     filter_subjects: tuple[str, ...]
     failure_subject: Callable[[str, str], str]
-    #: Where the failure key comes from: the consumed subject's last token (a PR id) or the
-    #: envelope's correlation id (an FPR name).
-    failure_key: Literal["subject", "correlation"] = "subject"
+    #: Where the failure key comes from: the consumed subject's last token (a PR id), the
+    #: envelope's correlation id (an FPR name), or the payload's ``pr_id`` (for observations
+    #: whose subject names a Kubernetes object, not the PR they concern).
+    failure_key: Literal["subject", "correlation", "pr_id"] = "subject"
     ack_wait: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
@@ -197,7 +198,7 @@ O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status), ack_wait=10.0
 )
 O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
-    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "correlation", ack_wait=10.0
+    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "pr_id", ack_wait=10.0
 )
 #: ByoHost observations: o2ims routes each to the PR holding the host's lease (a leaving host's lease is
 #: released only once its ByoHost is seen unclaimed and the host was reset).

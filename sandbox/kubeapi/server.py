@@ -15,9 +15,9 @@ import structlog
 from aiohttp import web
 
 from shared.crd_schema import CrdSchemas
+from shared.objects import now_timestamp
 
 from . import kubeconfig, tls
-from .apply import now_iso
 from .auth import Authenticator
 from .gc import GarbageCollector
 from .handlers import Api
@@ -173,7 +173,7 @@ class KubeApiServer:
         return schemas, saved
 
     def _seed(self, schemas: CrdSchemas) -> None:
-        now = now_iso()
+        now = now_timestamp()
 
         def meta(name: str) -> dict[str, Any]:
             return {"name": name, "uid": secrets.token_hex(16), "creationTimestamp": now}

@@ -24,11 +24,10 @@ import structlog
 
 from shared.errors import PermanentError, ServiceError
 from shared.models import ClusterSpec
+from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
 
 from .domain import (
     FIELD_MANAGER,
-    MANAGED_BY_LABEL,
-    PR_LABEL,
     ClusterNames,
     CoreApiVersion,
     ObjectRef,
@@ -64,20 +63,15 @@ class ForeignObject(PermanentError):
     """An object of the name we render exists and is not ours: we neither overwrite nor delete it."""
 
     def __init__(self, what: str, labels: Mapping[str, Any]) -> None:
-        found = {k: labels[k] for k in (MANAGED_BY_LABEL, PR_LABEL) if k in labels}
+        found = {k: labels[k] for k in (MANAGED_BY_LABEL, PR_ID_LABEL) if k in labels}
         super().__init__(f"{what} exists and is not ours (ownership labels {found or 'absent'}): not touching it",
                          reason="ForeignObject")  # fmt: skip
 
 
-def _labels(obj: Mapping[str, Any]) -> dict[str, Any]:
-    labels = (obj.get("metadata") or {}).get("labels")
-    return dict(labels) if isinstance(labels, Mapping) else {}
-
-
 def owned_by(obj: Mapping[str, Any], pr_id: str) -> bool:
     """Whether ``obj`` is one we created for the PR ``pr_id``."""
-    labels = _labels(obj)
-    return labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER and labels.get(PR_LABEL) == pr_id
+    labels = labels_of(obj)
+    return labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER and labels.get(PR_ID_LABEL) == pr_id
 
 
 def _annotate(exc: ServiceError, what: str) -> ServiceError:
@@ -90,9 +84,9 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
     """Server-side apply every object in dependency order; returns what was applied, in that order."""
     applied: list[ObjectRef] = []
     for obj in apply_order(objects):
-        pr_id = _labels(obj).get(PR_LABEL)
+        pr_id = labels_of(obj).get(PR_ID_LABEL)
         if not pr_id:
-            raise PermanentError(f"{describe(obj)} carries no {PR_LABEL} label: it could not be recognised as "
+            raise PermanentError(f"{describe(obj)} carries no {PR_ID_LABEL} label: it could not be recognised as "
                                  "ours later, so it is not applied", reason="Unlabelled")  # fmt: skip
         ref = object_ref(obj)
         try:
@@ -100,7 +94,7 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
             body = obj
             if current is not None:
                 if not owned_by(current, str(pr_id)):
-                    raise ForeignObject(describe(obj), _labels(current))
+                    raise ForeignObject(describe(obj), labels_of(current))
                 # Precondition: the object we checked, not one relabelled since.
                 rv = (current.get("metadata") or {}).get("resourceVersion")
                 body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}} if rv else obj
@@ -184,7 +178,7 @@ async def delete_cluster(
     cluster = await client.get(by_name["Cluster", name].api_version, "Cluster", name, namespace)
     if cluster is not None:
         if not owned_by(cluster, pr_id):
-            raise ForeignObject(f"Cluster {namespace}/{name}", _labels(cluster))
+            raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
         if not (cluster.get("metadata") or {}).get("deletionTimestamp"):
             await _delete(client, by_name["Cluster", name], pr_id)
             log.info("cluster_delete_requested", cluster=name, namespace=namespace)

@@ -39,7 +39,10 @@ log = structlog.get_logger(__name__)
 CALICO_VERSION = "v3.28.2"
 #: The pinned Calico release manifest (the install manifest published in the release's tag).
 CALICO_URL = f"https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/calico.yaml"
-DEFAULT_CACHE_DIR = Path("~/.cache/focom-o2ims/cni")
+#: The cache directory's name in the system's temporary directory when none is configured: writable in
+#: the chart's pods (a read-only root file system with an emptyDir on /tmp) and on a workstation alike;
+#: what is read from it is verified against the sha256 every time a process first uses it.
+DEFAULT_CACHE_NAME = "focom-o2ims-cni"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SCHEMES = ("https", "http")
 
@@ -85,7 +88,7 @@ class CniSources:
         sha256: Mapping[str, str],
         sources: Mapping[str, str],
         files: Mapping[str, Path],
-        cache_dir: Path,
+        cache_dir: Path | None,
         timeout: float,
         max_bytes: int = MAX_OBJECT_BYTES,
     ) -> None:
@@ -98,7 +101,7 @@ class CniSources:
         for name, digest in sha256.items():
             if not SHA256.fullmatch(digest):
                 raise InputError(f"sha256 of CNI {name!r} is not 64 lowercase hex digits", path=f"cni_sha256.{name}")
-        self._cache_dir = cache_dir.expanduser()
+        self._cache_dir = (cache_dir or Path(tempfile.gettempdir()) / DEFAULT_CACHE_NAME).expanduser()
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._locks: dict[str, asyncio.Lock] = {}

@@ -15,11 +15,12 @@ import structlog
 
 from services.capi_renderer import apply, scale
 from services.capi_renderer.cni_source import CniSources
-from services.capi_renderer.domain import PR_LABEL, ObjectRef, RenderOptions
+from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
 from shared.bus import Handler, MessageContext
 from shared.errors import PermanentError
 from shared.messages import Envelope
+from shared.objects import PR_ID_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.payloads import ObjectRef as RefPayload
 from shared.subjects import capi_event
@@ -58,7 +59,8 @@ def make_handler(deps: Deps) -> Handler:
             raise PermanentError(f"capi_renderer does not handle {env.type}", reason="UnexpectedMessage")
         subject = capi_event(job.pr_id)
         # Every object carries the PR id, so the watcher can route its observations to the PR.
-        options = deps.options.model_copy(update={"extra_labels": {**deps.options.extra_labels, PR_LABEL: job.pr_id}})
+        labels = {**deps.options.extra_labels, PR_ID_LABEL: job.pr_id}
+        options = deps.options.model_copy(update={"extra_labels": labels})
         applied: Literal["apply", "scale"]
         try:
             match job.action:

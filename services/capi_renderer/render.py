@@ -25,17 +25,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from shared.errors import InputError
 from shared.models import ClusterSpec
+from shared.objects import CLUSTER_LABEL, CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, MANAGED_BY_LABEL
 
 from . import cni
 from .domain import (
     ADMIN_CONF,
     AGENT_NIC_PLACEHOLDER,
-    CLUSTER_LABEL,
     CRS_LABEL,
     FIELD_MANAGER,
     KUBE_VIP_PATH,
     KUBEADM_INIT_MARKER,
-    MANAGED_BY_LABEL,
     SUPER_ADMIN_CONF,
     ClusterNames,
     RenderOptions,
@@ -169,7 +168,7 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
         "labels": labels,
         "cluster_labels": {**labels, **crs_selector} if manifest else labels,
         "crs_selector": crs_selector,
-        "md_labels": {"cluster.x-k8s.io/cluster-name": spec.name, "cluster.x-k8s.io/deployment-name": names.workers},
+        "md_labels": {CLUSTER_NAME_LABEL: spec.name, DEPLOYMENT_NAME_LABEL: names.workers},
         "version": spec.k8s_version,
         "vip": spec.vip,
         "port": options.control_plane_port,

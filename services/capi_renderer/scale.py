@@ -21,16 +21,22 @@ from typing import Any, Protocol
 import structlog
 
 from shared.errors import ServiceError
-from shared.models import HOST_ID_LABEL, ClusterSpec
+from shared.models import ClusterSpec
+from shared.objects import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_LABEL,
+    DELETE_MACHINE_ANNOTATION,
+    DEPLOYMENT_NAME_LABEL,
+    HOST_ID_LABEL,
+    annotations_of,
+    labels_of,
+    meta,
+)
 
 from .domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
 
 log = structlog.get_logger(__name__)
 
-DELETE_MACHINE_ANNOTATION = "cluster.x-k8s.io/delete-machine"
-CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
-DEPLOYMENT_NAME_LABEL = "cluster.x-k8s.io/deployment-name"
-CONTROL_PLANE_LABEL = "cluster.x-k8s.io/control-plane"
 Obj = dict[str, Any]
 
 
@@ -44,16 +50,6 @@ class MachineApi(Protocol):
     async def patch(
         self, api_version: str, kind: str, name: str, namespace: str | None, patch: Mapping[str, Any]
     ) -> Obj: ...
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = obj.get("metadata")
-    return found if isinstance(found, Mapping) else {}
-
-
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = _meta(obj).get("labels")
-    return found if isinstance(found, Mapping) else {}
 
 
 def _ref_name(ref: Any) -> str | None:
@@ -72,13 +68,13 @@ def leaving_machines(spec: ClusterSpec, hosts: list[Obj], machines: list[Obj]) -
         name: m
         for m in machines
         if (name := _ref_name((m.get("spec") or {}).get("infrastructureRef")))
-        and CONTROL_PLANE_LABEL not in _labels(m)
-        and _labels(m).get(CLUSTER_NAME_LABEL) == spec.name
+        and CONTROL_PLANE_LABEL not in labels_of(m)
+        and labels_of(m).get(CLUSTER_NAME_LABEL) == spec.name
     }
     out: dict[str, Obj] = {}
     for host in hosts:
-        host_id = _labels(host).get(HOST_ID_LABEL)
-        if not host_id or host_id in wanted or _labels(host).get(CLUSTER_NAME_LABEL) != spec.name:
+        host_id = labels_of(host).get(HOST_ID_LABEL)
+        if not host_id or host_id in wanted or labels_of(host).get(CLUSTER_NAME_LABEL) != spec.name:
             continue
         byomachine = _ref_name((host.get("status") or {}).get("machineRef"))
         machine = by_infra.get(byomachine) if byomachine else None
@@ -102,9 +98,8 @@ async def mark_leaving_workers(client: MachineApi, spec: ClusterSpec, core_api_v
         raise
     leaving = leaving_machines(spec, hosts, machines)
     for host_id, machine in sorted(leaving.items()):
-        name = str(_meta(machine).get("name"))
-        annotations = _meta(machine).get("annotations") or {}
-        if DELETE_MACHINE_ANNOTATION in annotations:
+        name = str(meta(machine).get("name"))
+        if DELETE_MACHINE_ANNOTATION in annotations_of(machine):
             continue
         await client.patch(machine_av, "Machine", name, spec.namespace,
                            {"metadata": {"annotations": {DELETE_MACHINE_ANNOTATION: "true"}}})  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.capi_renderer.cni_source import CALICO_URL, DEFAULT_CACHE_DIR, CniSources
+from services.capi_renderer.cni_source import CALICO_URL, CniSources
 from shared.settings import ServiceSettings
 
 
@@ -37,8 +37,9 @@ class CapiRendererSettings(ServiceSettings):
     cni_sources: dict[str, str] = Field(default_factory=dict)
     #: CNI name → local manifest file (as the chart mounts them); ``cni_sources`` takes precedence.
     cni_manifests: dict[str, Path] = Field(default_factory=dict)
-    #: Where downloaded manifests are kept, one file per sha256 (downloaded once, shared by replicas).
-    cni_cache_dir: Path = DEFAULT_CACHE_DIR
+    #: Where downloaded manifests are kept, one file per sha256 (downloaded once, shared by replicas);
+    #: unset: ``focom-o2ims-cni`` in the system's temporary directory.
+    cni_cache_dir: Path | None = None
     #: Seconds one manifest download may take.
     cni_fetch_timeout: float = Field(60.0, gt=0)
     service_domain: str = "cluster.local"

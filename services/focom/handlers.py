@@ -210,7 +210,7 @@ class Focom:
         for host_id in candidates:
             if len(free) >= need:
                 break
-            if host_id not in picked and await self.leases.available_to(host_id, pr_id):
+            if host_id not in picked and await self.leases.owner_of(host_id) in (None, pr_id):
                 free.append(host_id)
         return free
 

@@ -23,7 +23,7 @@ from pydantic import SecretBytes
 from services.hostprep.domain import bootstrap_kubeconfig_name
 from shared.errors import PermanentError, TemporaryError
 from shared.kube import KubeClient, WatchExpired
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 log = structlog.get_logger(__name__)
 

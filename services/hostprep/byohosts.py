@@ -18,7 +18,7 @@ import structlog
 
 from shared.errors import classify
 from shared.kube import KubeClient, WatchExpired
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 log = structlog.get_logger(__name__)
 

@@ -44,7 +44,7 @@ from services.hostprep.steps import (
     split_verify,
     with_verify,
 )
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 __all__ = [
     "APT_ENV",

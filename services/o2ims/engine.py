@@ -2,8 +2,8 @@
 
 ``PrEngine.handle`` is the whole life of one event: a revision-checked read-decide-write of the
 record (``RecordStore.mutate`` re-decides on a conflicting write), then ``flush``: every command
-in the record's outbox goes out with its stored, deterministic envelope id (lease releases and
-quarantines run in order between publishes), and the published commands are removed from the record. Writing
+in the record's outbox goes out with its stored, deterministic envelope id (lease releases run
+in order between publishes), and the published commands are removed from the record. Writing
 first makes the write the decision: a crash before the publishes leaves them in the outbox, and
 the redelivered event (which the record has already absorbed) publishes them; a crash after
 them re-publishes ids the stream drops as duplicates.
@@ -78,8 +78,8 @@ class PrEngine:
             await self._publish(batch)
             batch = []
             if cmd.quarantine:
-                marked = await self.leases.quarantine(record.pr_id, cmd.quarantine, cmd.reason or "reset failed")
-                log.warning("hosts_quarantined", pr_id=record.pr_id, hosts=marked, reason=cmd.reason)
+                moved = await self.leases.quarantine(record.pr_id, cmd.quarantine, cmd.quarantine_reason)
+                log.warning("hosts_quarantined", pr_id=record.pr_id, hosts=moved, reason=cmd.quarantine_reason)
             if cmd.release:
                 released = await self.leases.release(record.pr_id, cmd.release)
                 log.info("leases_released", pr_id=record.pr_id, hosts=released)

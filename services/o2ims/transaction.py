@@ -107,10 +107,8 @@ class Tx:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _command(
-        self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = (),
-        quarantine: tuple[str, ...] = (), reason: str | None = None,
-    ) -> Command:  # fmt: skip
+    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = (),
+                 quarantine: tuple[str, ...] = (), quarantine_reason: str = "") -> Command:  # fmt: skip
         n = self.rec.cmd_seq + 1
         self.update(cmd_seq=n)
         cmd = Command(
@@ -121,7 +119,7 @@ class Tx:
             payload=payload,
             release=release,
             quarantine=quarantine,
-            reason=reason,
+            quarantine_reason=quarantine_reason,
         )
         self.commands.append(cmd)
         return cmd
@@ -157,12 +155,12 @@ class Tx:
             self.host(host_id, released=True)
 
     def quarantine(self, host_ids: list[str], reason: str) -> None:
-        """Queue quarantining these hosts' leases: they stay out of the pool until an operator lifts it."""
+        """Queue the quarantine of these hosts (their reset failed): leased to no one until an operator clears them."""
         if not host_ids:
             return
-        self._command(None, None, quarantine=tuple(sorted(host_ids)), reason=reason[:300])
+        self._command(None, None, quarantine=tuple(sorted(host_ids)), quarantine_reason=reason)
         for host_id in host_ids:
-            self.host(host_id, quarantined=True, leaving=False)
+            self.host(host_id, released=True, quarantined=True, leaving=False)
 
     # -- transitions ------------------------------------------------------------------------
 

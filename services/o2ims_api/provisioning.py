@@ -19,10 +19,11 @@ from shared.safe_json import Problem, json_path
 from .catalogue import resource_id
 from .state import PrView
 
+Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
 #: ``fpr`` of PRs created through the API: no FOCOM request owns them.
 API_FPR = "o2ims-api"
-PHASES = {"pending": "PENDING", "progressing": "PROGRESSING", "fulfilled": "FULFILLED", "failed": "FAILED",
-          "deleting": "DELETING"}  # fmt: skip
+PHASES: dict[str, Phase] = {"pending": "PENDING", "progressing": "PROGRESSING", "fulfilled": "FULFILLED",
+                            "failed": "FAILED", "deleting": "DELETING"}  # fmt: skip
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                                                 r"[0-9a-fA-F]{12}$")]  # fmt: skip
 
@@ -51,8 +52,6 @@ class PrDataRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     deleting: bool = False
-    #: Set when o2ims refused the request outright (it never made a record of it).
-    refused: str | None = None
 
 
 def parse_data(body: dict[str, Any]) -> PrData | list[Problem]:
@@ -91,19 +90,15 @@ def derived_data(pr: PrView) -> dict[str, Any]:
     }
 
 
-Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
-
-
 def info(pr: PrView | None, kept: PrDataRecord | None) -> dict[str, Any] | None:
     """``ProvisioningRequestInfo``, or None when the PR does not exist (never made, or deleted)."""
     if pr is None or pr.state == "deleted":
         if kept is None or kept.deleting:
             return None
-        phase: Phase = "FAILED" if kept.refused else "PENDING"
-        message = f"refused: {kept.refused}" if kept.refused else "accepted; waiting for o2ims to take it up"
-        return _info(kept.data.model_dump(mode="json"), kept.updated_at, message, phase, None, [])
+        return _info(kept.data.model_dump(mode="json"), kept.updated_at, "accepted; waiting for o2ims to take it up",
+                     "PENDING", None, [])
     data = kept.data.model_dump(mode="json") if kept is not None else derived_data(pr)
-    phase = PHASES.get(pr.state, "PENDING")  # type: ignore[assignment]
+    phase: Phase = PHASES.get(pr.state, "PENDING")
     if kept is not None and kept.deleting and phase != "DELETING":
         phase = "DELETING"
     message = pr.message or pr.reason or ""
@@ -123,8 +118,15 @@ def _info(data: dict[str, Any], at: datetime, message: str, phase: Phase, cluste
     }  # fmt: skip
 
 
-def immutable_problems(old: ClusterSpec, new: ClusterSpec, old_data: PrData | None, new_data: PrData) -> list[Problem]:
-    """What an update may not change: the template, the cluster's name and its control plane."""
+#: Parameters fixed once CAPI objects may exist (o2ims refuses to change them then); workers may always change.
+FROZEN_ONCE_APPLIED = {"k8s_version": "k8sVersion", "vip": "controlPlaneEndpoint", "pod_cidr": "podCidr",
+                       "service_cidr": "serviceCidr", "cni": "cni"}  # fmt: skip
+
+
+def immutable_problems(
+    old: ClusterSpec, new: ClusterSpec, old_data: PrData | None, new_data: PrData, *, applied: bool
+) -> list[Problem]:
+    """What an update may not change (o2ims's rules, checked here so a refused change is a 409, not silence)."""
     p = []
     if old_data is not None and old_data.templateName != new_data.templateName:
         p.append(Problem("$.templateName", "immutable", "the template of a provisioning request cannot change"))
@@ -135,6 +137,16 @@ def immutable_problems(old: ClusterSpec, new: ClusterSpec, old_data: PrData | No
                          "control-plane hosts cannot change; only workers can be scaled"))  # fmt: skip
     if new.namespace != old.namespace:
         p.append(Problem("$", "immutable", "the inventory's namespace changed; the cluster cannot move"))
+    if applied:
+        for field, param in FROZEN_ONCE_APPLIED.items():
+            if getattr(new, field) != getattr(old, field):
+                p.append(Problem(f"$.templateParameters.{param}", "immutable",
+                                 f"{param} cannot change once the cluster exists; only workers can"))  # fmt: skip
+        before = {h.host_id: h for h in old.workers}
+        for i, host in enumerate(new.workers):
+            if host.host_id in before and before[host.host_id] != host:
+                p.append(Problem(f"$.templateParameters.hosts.workers[{i}]", "immutable",
+                                 f"worker {host.host_id} changed its details in the inventory; remove and re-add it"))
     return p
 
 

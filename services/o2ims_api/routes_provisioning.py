@@ -196,15 +196,15 @@ async def update_pr(request: web.Request) -> web.Response:
     spec = await _spec(a, data)
     old_spec = pr.spec if pr is not None else None
     if old_spec is not None:
-        problems = immutable_problems(old_spec, spec, kept[0].data if kept else None, data)
+        problems = immutable_problems(old_spec, spec, kept[0].data if kept else None, data,
+                                      applied=pr is not None and pr.capi_requested)  # fmt: skip
         if problems:
             raise conflict(f"this change is not possible: {problems[0]}", problems=problem_list(problems))
     await _lease(a, pr_id, spec)
     store = await _kept(a)
     now = _now()
     created = kept[0].created_at if kept else (pr.created_at if pr else now)
-    await store.mutate(pr_id, lambda r: PrDataRecord(data=data, created_at=created, updated_at=now,
-                                                     refused=None))  # fmt: skip
+    await store.mutate(pr_id, lambda r: PrDataRecord(data=data, created_at=created, updated_at=now))
     if spec != old_spec or (pr is not None and pr.state == "failed"):
         # A PUT of a failed request retries it, changed or not (o2ims runs the flow again).
         await _publish(a, pr_id, "update" if pr is not None else "create", data, spec, pr)
@@ -225,7 +225,7 @@ async def delete_pr(request: web.Request) -> web.Response:
     if pr is not None and pr.state != "deleting":
         await _publish(a, pr_id, "delete", kept[0].data if kept else None, pr.spec, pr)
     elif pr is None and kept is not None:
-        # o2ims never took it up (or refused it): a delete still reaches it, and leases we took go back.
+        # o2ims never took it up: a delete still reaches it, and the leases we took go back.
         await _publish(a, pr_id, "delete", kept[0].data, None)
         await HostLeases(await a.bus.kv(BUCKET_HOSTS)).release(pr_id)
     _, _, body = await _one(a, pr_id)

@@ -2,7 +2,7 @@
 and how each kind's notifications are rendered for a subscriber.
 
 POST answers 201 with ``Location``; 400 for a body that is not a JSON object, a missing or
-refused callback (not on the allow-list, or not answering the GET probe), a bad filter, or a
+refused callback (not on the allow-list, or no HTTP answer to the GET probe), a bad filter, or a
 callback already subscribed. DELETE answers 200 and removes the delivery consumer with it.
 """
 

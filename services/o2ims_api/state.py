@@ -64,6 +64,8 @@ class PrView(_Lenient):
     node_cluster_id: str | None = None
     hosts: dict[str, PrHostView] = Field(default_factory=dict)
     fulfilled_once: bool = False
+    #: CAPI objects may exist: the spec's frozen fields can no longer change.
+    capi_requested: bool = False
     generation: int = 1
     created_at: datetime
     updated_at: datetime

@@ -4,7 +4,7 @@ A subscription is kept in a KV bucket under ``sub.<id>``; a second key ``cb.<kin
 makes a callback unique per kind (a second subscription of the same callback is refused), taken
 with an atomic create before the subscription itself. Callbacks are admitted only when their host
 is on the configured allow-list (the guard against using us to reach internal addresses) and
-when they answer a GET probe.
+when they answer a GET probe over HTTP.
 """
 
 from __future__ import annotations
@@ -161,12 +161,15 @@ def host_allowed(host: str, allow: tuple[str, ...]) -> bool:
     return False
 
 
-async def probe(session: aiohttp.ClientSession, callback: str, timeout: float) -> None:
-    """GET the callback once: it must answer 2xx, or the subscription is refused (400)."""
+async def probe(session: aiohttp.ClientSession, callback: str, timeout: float) -> int:
+    """GET the callback once: it must answer over HTTP, or the subscription is refused (400).
+
+    Any HTTP answer proves the endpoint is there (receivers often serve only POST, answering a GET
+    with 404 or 405); no answer at all (refused, unresolvable, timed out, not HTTP) is a mistake to
+    report now rather than a dead subscription later. Returns the status for the log.
+    """
     try:
         async with session.get(callback, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as resp:
-            status = resp.status
+            return resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise bad_request(f"callback: the GET probe failed ({type(exc).__name__})") from None
-    if not 200 <= status < 300:
-        raise bad_request(f"callback: the GET probe answered {status}, not 2xx")
+        raise bad_request(f"callback: the GET probe got no HTTP answer ({type(exc).__name__})") from None

@@ -129,3 +129,13 @@ async def test_the_rendered_nats_config_refuses_a_service_a_subject_outside_its_
             assert (await js.stream_info("CAPI")).state.messages == 1
         finally:
             await nc.close()
+
+
+def test_the_o2ims_api_connects_as_its_own_role() -> None:
+    from tests.deploy.test_o2ims_api_chart import ON
+
+    r = render(ON)
+    (api,) = [d for d in r.of_kind("Deployment") if d["metadata"]["name"].endswith("-o2ims-api")]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["O2_NATS_USER"]["value"] == "o2ims_api"
+    assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": USERS_SECRET, "key": "o2ims_api"}

@@ -40,6 +40,7 @@ SAMPLES: dict[str, Any] = {
     "cni_releases": {"calico": "https://mirror.example.com/calico/v3.28.2/calico.yaml"},
     "cni_sha256": {"calico": "b" * 64},
     "cni_sources": {"cilium": "/mnt/cni/cilium.yaml"},
+    "cni_cache_dir": "/var/cache/cni",
 }
 #: None-default fields left out of the round trip, with the reason.
 SKIPPED = {"agent_binary_file": "excludes agent_binary_url (the settings refuse both)"}

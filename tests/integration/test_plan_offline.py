@@ -57,7 +57,8 @@ SEED_FORMAT: dict[str, Any] = {
 def _isolated_env(home: Path) -> dict[str, str]:
     """The caller's environment without any project setting, and a HOME with no cache in it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("O2_", "O2CTL_", "SANDBOX_"))}
-    return {**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    (home / "tmp").mkdir()
+    return {**env, "HOME": str(home), "TMPDIR": str(home / "tmp")}
 
 
 def _offline(argv: list[str]) -> list[str]:
@@ -97,7 +98,7 @@ def test_plan_renders_calico_and_validates_strictly_with_nothing_configured(tmp_
     )
     assert done.returncode == 0, done.stderr
     assert f"# CNI calico: from {CALICO_URL}" in done.stderr
-    assert not (home / ".cache").exists(), "plan must not download or cache anything"
+    assert not (home / "tmp" / "focom-o2ims-cni").exists(), "plan must not download or cache anything"
 
     objects = [d for d in yaml.safe_load_all(done.stdout) if d]
     kinds = sorted({o["kind"] for o in objects})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shared.capi_api import CARRIED_DIR, INDEX_FILE, KINDS, carried_crds, carried_schemas
 from shared.capi_api.generate import default_upstream, differences, generate, main, strip_schema
@@ -30,26 +31,71 @@ def test_regenerating_from_upstream_changes_nothing() -> None:
     upstream = _upstream()
     assert differences(generate(upstream), CARRIED_DIR) == [], "run: python -m shared.capi_api.generate"
     assert main(["--upstream", str(upstream), "--check"]) == 0
-
-
-def test_check_reports_a_changed_fact(tmp_path: Path) -> None:
-    upstream = _upstream()
-    expected = generate(upstream)
-    for name, text in expected.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    assert main(["--upstream", str(upstream), "--out", str(tmp_path), "--check"]) == 0
-    name = "cluster.x-k8s.io_clusters.json"
-    (tmp_path / name).write_text(expected[name].replace('"minLength": 1', '"minLength": 2', 1), encoding="utf-8")
-    (tmp_path / "stray.json").write_text("{}\n", encoding="utf-8")
-    assert differences(expected, tmp_path) == [name, "stray.json"]
-    assert main(["--upstream", str(upstream), "--out", str(tmp_path), "--check"]) == 1
-
-
-def test_no_carried_file_is_a_copy_of_an_upstream_file() -> None:
-    upstream = _upstream()
+    # The carried files are the project's own description, never copies of the upstream files.
     theirs = {hashlib.sha256(p.read_bytes()).hexdigest() for p in upstream.rglob("*") if p.is_file()}
     ours = {hashlib.sha256(p.read_bytes()).hexdigest() for p in CARRIED_DIR.iterdir()}
     assert not ours & theirs
+
+
+def _fake_upstream(root: Path) -> Path:
+    """Upstream-shaped CRD files for every carried kind (with prose to drop), made up for the test."""
+    for group, plural, kind in KINDS:
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}", "annotations": {"tool/version": "v0"}},
+            "spec": {
+                "group": group,
+                "names": {"kind": kind, "plural": plural, "listKind": f"{kind}List", "singular": kind.lower()},
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": "v1beta1",
+                        "served": True,
+                        "storage": True,
+                        "deprecationWarning": "words",
+                        "subresources": {"status": {}},
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "description": f"{kind} is documented upstream.",
+                                "properties": {
+                                    "spec": {
+                                        "type": "object",
+                                        "properties": {
+                                            "replicas": {"type": "integer", "minLength": 1, "description": "words"}
+                                        },
+                                    }
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+        path = root / group / f"{plural}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(crd), encoding="utf-8")
+    return root
+
+
+def test_check_reports_a_changed_missing_or_stray_file(tmp_path: Path) -> None:
+    upstream = _fake_upstream(tmp_path / "upstream")
+    out = tmp_path / "carried"
+    assert main(["--upstream", str(upstream), "--out", str(out)]) == 0
+    expected = generate(upstream)
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+    assert "words" not in "".join(expected.values()) and "documented" not in "".join(expected.values())
+    assert main(["--upstream", str(upstream), "--out", str(out), "--check"]) == 0
+    name = "cluster.x-k8s.io_clusters.json"
+    (out / name).write_text(expected[name].replace('"minLength": 1', '"minLength": 2', 1), encoding="utf-8")
+    (out / "stray.json").write_text("{}\n", encoding="utf-8")
+    (out / INDEX_FILE).unlink()
+    assert differences(expected, out) == [name, INDEX_FILE, "stray.json"]
+    assert main(["--upstream", str(upstream), "--out", str(out), "--check"]) == 1
+    assert main(["--upstream", str(upstream), "--out", str(out)]) == 0
+    assert differences(expected, out) == []
+    assert main(["--upstream", str(tmp_path / "absent"), "--out", str(out), "--check"]) == 2
 
 
 def _prose_keys(node: Any, path: str = "") -> list[str]:

@@ -125,7 +125,10 @@ def teardown_timed_out(tx: Tx) -> None:
 
 
 def finalize(tx: Tx, *, reason: str | None = None) -> None:
-    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile)."""
+    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile).
+
+    Hosts already quarantined (their reset failed or timed out: ``release.settle_*``) are not released.
+    """
     rec = tx.rec
     queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
     keep = {h.host_id for h in queued.spec.all_hosts} if queued else set()

@@ -79,7 +79,7 @@ def settle_reset(tx: Tx) -> tuple[list[str], list[str]]:
     bad = sorted(set(job.hosts) - set(ok))
     if bad:
         reason, message, _, _ = failure_of(tx)
-        _quarantine(tx, bad, f"{reason}: {message}")
+        _quarantine(tx, bad, f"teardown failed: {reason}: {message}")
         tx.condition("HostsTornDown", "False", reason, f"quarantined (reset failed): {', '.join(bad)}; {message}")
     else:
         tx.condition("HostsTornDown", "True", "Reset", f"{len(ok)} hosts reset: {', '.join(sorted(ok))}")
@@ -93,7 +93,7 @@ def settle_timeout(tx: Tx) -> tuple[list[str], list[str]]:
     ok = [h for h in hosts if was_reset(tx.rec, h)]
     bad = sorted(set(hosts) - set(ok))
     if bad:
-        _quarantine(tx, bad, "TeardownTimedOut: the host reset did not finish in time")
+        _quarantine(tx, bad, "teardown did not finish in time")
     tx.condition("HostsTornDown", "False", "TeardownTimedOut",
                  f"reset did not finish in time; quarantined: {', '.join(bad) or 'none'}")  # fmt: skip
     return sorted(ok), bad

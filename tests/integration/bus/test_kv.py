@@ -68,26 +68,6 @@ async def test_leases_all_or_nothing_and_idempotent(bus: Bus) -> None:
     assert await leases.release("pr-a", ["h2"]) == []
 
 
-async def test_a_quarantined_host_is_neither_released_nor_leased_again_until_lifted(bus: Bus) -> None:
-    leases = HostLeases(await bus.kv(BUCKET_HOSTS))
-    await leases.acquire("pr-a", ["h1", "h2"])
-    assert await leases.quarantine("pr-a", ["h1", "h9"], "StepFailed: kubeadm reset -f failed") == ["h1"]
-    assert await leases.quarantine("pr-b", ["h2"], "not the holder") == []  # only the holder marks its hosts
-    assert await leases.release("pr-a") == ["h2"]  # h1 stays out of the pool
-    assert await leases.owner_of("h1") == "pr-a"
-    assert (await leases.quarantined())["h1"].quarantined == "StepFailed: kubeadm reset -f failed"
-    for owner in ("pr-b", "pr-a"):  # not even its own PR gets it back
-        with pytest.raises(LeaseConflict) as err:
-            await leases.acquire(owner, ["h1"])
-        assert "quarantine" in err.value.holder
-        with pytest.raises(LeaseConflict):
-            await leases.acquire_batch({"h1": owner, "h3": owner})
-    assert await leases.held_by("pr-b") == []
-    assert not await leases.available_to("h1", "pr-a") and await leases.available_to("h3", "pr-a")
-    assert await leases.lift_quarantine("h1") is True and await leases.lift_quarantine("h1") is False
-    assert await leases.acquire("pr-b", ["h1"]) == ["h1"]
-
-
 @pytest.mark.parametrize("round_", range(10))
 async def test_concurrent_overlapping_acquisitions_exactly_one_wins(bus: Bus, round_: int) -> None:
     leases = HostLeases(await bus.kv(BUCKET_HOSTS))

@@ -18,11 +18,12 @@ from services.capi_renderer.apply import (
     render_validate_apply,
     scale_cluster,
 )
-from services.capi_renderer.domain import PR_LABEL, RenderOptions, derived_objects
+from services.capi_renderer.domain import RenderOptions, derived_objects
 from shared.crd_schema import CrdSchemas
 from shared.errors import PermanentError
 from shared.kube import KubeClient
-from shared.models import HOST_ID_LABEL, ClusterSpec, HostRef
+from shared.models import ClusterSpec, HostRef
+from shared.objects import HOST_ID_LABEL, PR_ID_LABEL
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
@@ -44,7 +45,7 @@ PR = "6a1f3e52-3c0b-5d7e-9f4a-2b8c1d0e9f31"
 
 def _options(core: str, pr_id: str = PR) -> RenderOptions:
     return RenderOptions(core_api_version=core, cni_manifests={"bridge-pool": EXAMPLE_CNI},  # type: ignore[arg-type]
-                         extra_labels={PR_LABEL: pr_id})  # fmt: skip
+                         extra_labels={PR_ID_LABEL: pr_id})  # fmt: skip
 
 
 @pytest.fixture

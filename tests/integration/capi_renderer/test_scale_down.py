@@ -23,9 +23,10 @@ from shared.crd_schema import CrdSchemas
 from shared.kube import KubeClient
 from shared.messages import decode
 from shared.models import ClusterSpec, HostRef
+from shared.objects import dig
 from shared.payloads import CapiApplied, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
-from tests.integration.capi.support import dig, wait_list
+from tests.integration.capi.support import wait_list
 
 REPO = Path(__file__).resolve().parents[3]
 CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"

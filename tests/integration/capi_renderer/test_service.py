@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from services.capi_renderer.domain import RenderOptions
-from services.capi_renderer.handlers import PR_LABEL, Deps, make_handler
+from services.capi_renderer.handlers import Deps, make_handler
 from shared.bus import Bus
 from shared.crd_schema import CrdSchemas
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
+from shared.objects import PR_ID_LABEL as PR_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
 

@@ -18,7 +18,8 @@ from services.hostprep.settings import HostprepSettings
 from shared.bus import Bus, Consumer
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HOST_ID_LABEL, HostRef
+from shared.models import HostRef
+from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress
 from shared.subjects import ALL_HOSTPREP_EVENTS, HOSTPREP_JOBS_CONSUMER, hostprep_job
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,13 @@ from .test_inventory import problem
 
 SUBS, ALARM_SUBS = f"{I}/subscriptions", f"{M}/alarmSubscriptions"
 PR_ID = "33333333-3333-4333-8333-333333333333"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def write_inventory(target: Harness | Path, data: dict[str, Any]) -> None:
@@ -49,7 +57,7 @@ async def test_subscription_rules(harness: Harness, receiver: Receiver, path: st
     bad: list[dict[str, Any]] = [
         {"raw": b"{nope"}, {"raw": b'["a"]'}, {"body": {"consumerSubscriptionId": "x"}},
         {"body": {"callback": "http://169.254.169.254/latest"}}, {"body": {"callback": "ftp://127.0.0.1/x"}},
-        {"body": {"callback": receiver.url.replace("/notify", "/nothing")}},
+        {"body": {"callback": f"http://127.0.0.1:{closed_port()}/notify"}},
         {"body": {"callback": receiver.url, "filter": "(eq,a"}},
     ]  # fmt: skip
     for case in bad:

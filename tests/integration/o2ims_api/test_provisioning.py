@@ -92,6 +92,10 @@ async def test_create_follow_update_delete(harness: Harness, o2ims: tuple[World,
     status, headers, moved = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner",
                                                 body=body(pr_id, masters=("h04",)))  # fmt: skip
     assert problem(status, headers, moved, 409)["problems"][0]["path"] == "$.templateParameters.hosts.masters"
+    newer = body(pr_id, workers=("h02", "h03"))
+    newer["templateParameters"]["k8sVersion"] = "v1.32.0"
+    status, headers, frozen = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner", body=newer)
+    assert problem(status, headers, frozen, 409)["problems"][0]["path"] == "$.templateParameters.k8sVersion"
 
     status, _, deleting = await harness.call("DELETE", f"{PRS}/{pr_id}", role="provisioner")
     assert status == 202 and deleting["status"]["provisioningPhase"] == "DELETING"

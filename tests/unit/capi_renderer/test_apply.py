@@ -15,9 +15,10 @@ from services.capi_renderer.apply import (
     render_validate_apply,
     scale_cluster,
 )
-from services.capi_renderer.domain import PR_LABEL, RenderOptions
+from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.render import render_cluster
 from shared.errors import InputError, PermanentError, TemporaryError
+from shared.objects import PR_ID_LABEL
 
 from .conftest import make_options, make_spec
 
@@ -26,7 +27,7 @@ PR = "0b6c3f0e-8d2f-5c1e-9a51-7b7d3c1f2a10"
 
 def opts(pr_id: str = PR) -> RenderOptions:
     """Render options as the handler builds them: every object labelled with the job's PR id."""
-    return make_options(extra_labels={PR_LABEL: pr_id})
+    return make_options(extra_labels={PR_ID_LABEL: pr_id})
 
 Key = tuple[str, str, str, str | None]
 
@@ -170,7 +171,7 @@ async def test_delete_of_a_half_applied_cluster_cleans_up() -> None:
 
 async def test_delete_without_finalizers_cleans_up_in_one_call() -> None:
     kube = FakeKube()
-    await apply_cluster(kube, render_cluster(make_spec(), make_options("v1beta2", extra_labels={PR_LABEL: PR})))
+    await apply_cluster(kube, render_cluster(make_spec(), make_options("v1beta2", extra_labels={PR_ID_LABEL: PR})))
     assert await delete_cluster(kube, "edge1", "o2ims", pr_id=PR, core_api_version="v1beta2") is True
     assert kube.objects == {}
 
@@ -184,8 +185,8 @@ def _hand_made(kube: FakeKube, kind: str, api_version: str, name: str, labels: d
 
 @pytest.mark.parametrize("labels", [
     {},  # made by hand
-    {"app.kubernetes.io/managed-by": "someone-else", PR_LABEL: PR},
-    {"app.kubernetes.io/managed-by": "focom-o2ims", PR_LABEL: "another-pr"},  # ours, but another PR's cluster
+    {"app.kubernetes.io/managed-by": "someone-else", PR_ID_LABEL: PR},
+    {"app.kubernetes.io/managed-by": "focom-o2ims", PR_ID_LABEL: "another-pr"},  # ours, but another PR's cluster
 ])  # fmt: skip
 async def test_apply_never_writes_over_an_object_that_is_not_ours(labels: dict[str, str]) -> None:
     kube = FakeKube()
@@ -203,7 +204,7 @@ async def test_a_foreign_cluster_of_the_same_name_is_never_deleted() -> None:
     kube = FakeKube()
     _hand_made(kube, "Cluster", "cluster.x-k8s.io/v1beta1", "edge1", {})
     _hand_made(kube, "ConfigMap", "v1", "cni-edge1-crs-0", {"app.kubernetes.io/managed-by": "focom-o2ims",
-                                                              PR_LABEL: "another-pr"})  # fmt: skip
+                                                              PR_ID_LABEL: "another-pr"})  # fmt: skip
     with pytest.raises(PermanentError) as info:
         await delete_cluster(kube, "edge1", "o2ims", pr_id=PR)
     assert info.value.reason == "ForeignObject"
