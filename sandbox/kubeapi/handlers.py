@@ -24,6 +24,7 @@ from .writes import WriteParams, Writer
 
 log = structlog.get_logger(__name__)
 JSON = "application/json"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 _OPEN_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 VERSION_INFO = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-sandbox", "gitCommit": "sandbox",
                 "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24",
@@ -47,11 +48,17 @@ async def _json_body(request: web.Request) -> Any:
     return decode_json(await request.read())
 
 
-def _accepts_json(accept: str) -> bool:
-    if not accept:
-        return True
-    medias = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    return any(m in ("application/json", "application/*", "*/*") for m in medias)
+def _first_accepted(accept: str, offered: tuple[str, ...]) -> str | None:
+    """The first media type of ``accept`` among ``offered`` (wildcards take the first offered)."""
+    if not accept.strip():
+        return offered[0]
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in offered:
+            return media
+        if media in ("*/*", "application/*"):
+            return offered[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -139,11 +146,17 @@ class Api:
         if request.method != "GET":
             raise errors.method_not_allowed(request.method)
         accept = request.headers.get("Accept", "")
-        if not _accepts_json(accept):
-            # Protobuf is not produced: 406 tells clients to ask again for JSON (kubectl then uses v3).
-            raise ApiError(406, "NotAcceptable", "only application/json is served for OpenAPI documents")
         if rest == ["v2"]:
+            media = _first_accepted(accept, (JSON, OPENAPI_V2_PROTOBUF))
+            if media == OPENAPI_V2_PROTOBUF:
+                # The media type itself is not a valid Content-Type ('@'); kube-apiserver answers octet-stream.
+                return web.Response(body=self.openapi.v2_protobuf(), content_type="application/octet-stream")
+            if media is None:
+                raise ApiError(406, "NotAcceptable", f"only {JSON} and {OPENAPI_V2_PROTOBUF} are served here")
             return web.Response(body=self.openapi.v2_document(), content_type=JSON)
+        if _first_accepted(accept, (JSON,)) is None:
+            # v3 documents are served as JSON only (what client-go asks for).
+            raise ApiError(406, "NotAcceptable", f"only {JSON} is served for OpenAPI v3 documents")
         if rest == ["v3"]:
             return web.Response(body=self.openapi.v3_index(), content_type=JSON)
         if rest[:1] == ["v3"] and len(rest) > 1:

@@ -17,6 +17,7 @@ import hashlib
 import json
 from typing import Any
 
+from . import openapi_pb
 from .registry import CRD_GROUP, Registry, ResourceType
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -102,6 +103,7 @@ class OpenApi:
         self._v3: dict[str, bytes] = {}
         self._v3_hash: dict[str, str] = {}
         self._v2: bytes = b""
+        self._v2_pb: bytes | None = None
 
     def _refresh(self) -> None:
         schemas = self.registry.schemas
@@ -117,6 +119,7 @@ class OpenApi:
         self._v3_hash = {path: hashlib.sha512(body).hexdigest().upper() for path, body in self._v3.items()}
         everything = [entry for entries in by_gv.values() for entry in entries]
         self._v2 = json.dumps(self._v2_doc(everything), separators=(",", ":")).encode()
+        self._v2_pb = None  # encoded when first asked for
         self._built_for = schemas
 
     # public
@@ -135,6 +138,13 @@ class OpenApi:
     def v2_document(self) -> bytes:
         self._refresh()
         return self._v2
+
+    def v2_protobuf(self) -> bytes:
+        """The v2 document as gnostic's ``openapi.v2.Document`` message (what client-go decodes)."""
+        self._refresh()
+        if self._v2_pb is None:
+            self._v2_pb = openapi_pb.document(json.loads(self._v2))
+        return self._v2_pb
 
     # building
 

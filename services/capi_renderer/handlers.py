@@ -78,7 +78,7 @@ def make_handler(deps: Deps) -> Handler:
                 case "scale":
                     options = await _with_cni(deps, job, options)
                     # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
-                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
+                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version, job.pr_id)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
                     options = await _with_cni(deps, job, options)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.httpapi.delivery import Event
+from shared.leases import Lease
 
 from .catalogue import (
     BYOHOST_FAILED,
@@ -39,8 +40,6 @@ NEW, CHANGE, CLEAR, ACKNOWLEDGE = 0, 1, 2, 3
 UNREACHABLE_REASONS = frozenset({"HostUnreachable", "ConnectTimeout", "ConnectionRefused", "ConnectionLost",
                                  "Disconnected"})  # fmt: skip
 KEY_REASONS = frozenset({"HostKeyMismatch"})
-#: A host lease held by an owner with this prefix is a quarantine (a host whose teardown failed).
-QUARANTINE_PREFIX = "quarantine"
 
 
 class HostHealth(BaseModel):
@@ -78,7 +77,9 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def desired(snap: Snapshot, health: dict[str, HostHealth], dead_subscriptions: list[str]) -> dict[str, Wanted]:
+def desired(
+    snap: Snapshot, health: dict[str, HostHealth], dead_subscriptions: list[str], quarantined: dict[str, Lease]
+) -> dict[str, Wanted]:
     out: dict[str, Wanted] = {}
     for pr in snap.prs.values():
         if pr.state == "failed":
@@ -104,10 +105,12 @@ def desired(snap: Snapshot, health: dict[str, HostHealth], dead_subscriptions: l
             key = f"{BYOHOST_FAILED.key}.{host_id}"
             out[key] = Wanted(key, BYOHOST_FAILED, type_id, resource_id(host_id),
                               {**base, "byoHost": byo.name, "message": byo.failure[:300]})  # fmt: skip
-        holder = snap.leases.get(host_id, "")
-        if holder.startswith(QUARANTINE_PREFIX):
+        marker = quarantined.get(host_id)
+        if marker is not None:
             key = f"{HOST_QUARANTINED.key}.{host_id}"
-            out[key] = Wanted(key, HOST_QUARANTINED, type_id, resource_id(host_id), {**base, "lease": holder})
+            out[key] = Wanted(key, HOST_QUARANTINED, type_id, resource_id(host_id),
+                              {**base, "reason": (marker.reason or "")[:300],
+                               "provisioningRequestId": marker.previous_owner})  # fmt: skip
     for sub_id in dead_subscriptions:
         key = f"{CALLBACK_DEAD.key}.{sub_id}"
         out[key] = Wanted(key, CALLBACK_DEAD, SUBSCRIPTION_TYPE_ID, sub_id, {"subscriptionId": sub_id})
@@ -167,3 +170,11 @@ def acknowledge(state: AlarmState, now: datetime) -> AlarmState | None:
     record = {**state.record, "alarmAcknowledged": True, "alarmAcknowledgeTime": _iso(now)}
     return state.model_copy(update={"record": record, "outbox": (*state.outbox, _event(state, ACKNOWLEDGE, record,
                                                                                          state.record, now))})
+
+
+def expired(state: AlarmState, now: datetime, retention: float) -> bool:
+    """A cleared alarm whose notifications are out and that was cleared more than ``retention`` s ago."""
+    cleared = state.record.get("alarmClearedTime")
+    if state.active or state.outbox or not isinstance(cleared, str):
+        return False
+    return (now - datetime.fromisoformat(cleared.replace("Z", "+00:00"))).total_seconds() > retention

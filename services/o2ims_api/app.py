@@ -27,6 +27,7 @@ from shared.subjects import (
     O2API_DELIVERY_ACK_WAIT,
     O2IMS_API,
     O2IMS_API_HOST_EVENTS_CONSUMER,
+    o2api_delivery_durable,
 )
 
 from . import objects, routes_inventory, routes_monitoring, routes_provisioning, routes_subscriptions
@@ -67,7 +68,8 @@ async def assemble(a: Api) -> Parts:
 
     def deliverer(kind: str, subject: str, render: Render) -> Deliverer:
         return Deliverer(a.bus, store, kind=kind, stream=O2IMS_API, subjects=(subject,), render=render,
-                         timeout=s.callback_timeout, dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
+                         durable=o2api_delivery_durable, timeout=s.callback_timeout,
+                         dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
                          on_health=health)  # fmt: skip
 
     deliverers = {
@@ -131,7 +133,8 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     runtime.background(parts.notifier.run(runtime.stop), "notifier")
     for kind, d in parts.deliverers.items():
         runtime.background(d.run(runtime.stop), f"deliver-{kind}")
-    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None)
+    # In-flight requests get the same grace as in-flight messages when the service stops.
+    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None, shutdown_timeout=s.drain_timeout)
     await runner.setup()
     tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
         s.tls_key_file else None  # fmt: skip

@@ -208,15 +208,18 @@ class Notifier:
                 if got is not None:
                     health[got[0].host_id] = got[0]
         dead = [s.id for s in await self.subscriptions.all() if s.dead]
-        wanted = alarms.desired(snap, health, dead)
+        wanted = alarms.desired(snap, health, dead, await self.api.state.quarantined())
         now = datetime.now(UTC)
+        retention = self.api.settings.alarm_retention
         keys = set(await self.states.keys()) | set(wanted)
         for key in sorted(keys):
             want = wanted.get(key)
 
-            def change(cur: alarms.AlarmState | None, want: alarms.Wanted | None = want) -> alarms.AlarmState | None:
+            def change(cur: alarms.AlarmState | None, want: alarms.Wanted | None = want) -> Any:
                 if want is not None:
                     return alarms.raise_or_update(cur, want, now)
+                if cur is not None and alarms.expired(cur, now, retention):
+                    return DELETE
                 return alarms.clear(cur, now) if cur is not None else None
 
             state, _ = await self.states.mutate(key, change)

@@ -9,6 +9,7 @@ from aiohttp import web
 from shared.httpapi.auth import READ, principal, requires
 from shared.httpapi.problems import not_found
 from shared.httpapi.query import collection_response, item_response, parse_selector
+from shared.safe_json import short
 
 from . import objects, schemas
 from .api import INVENTORY, MONITORING, PROVISIONING, VERSION, api, find
@@ -48,7 +49,7 @@ async def get_type(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
     found = find(objects.resource_types(snap), "resourceTypeId", request.match_info["resourceTypeId"])
     if found is None:
-        raise not_found(f"no resource type {request.match_info['resourceTypeId']}")
+        raise not_found(f"no resource type {short(request.match_info['resourceTypeId'])}")
     return item_response(request, found, schemas.RESOURCE_TYPE_DETAIL)
 
 
@@ -62,7 +63,7 @@ async def _pool(request: web.Request) -> objects.Snapshot:
     snap = await api(request).snapshot(prs=False)
     pool = request.match_info["resourcePoolId"]
     if find(objects.pools(snap), "resourcePoolId", pool) is None:
-        raise not_found(f"no resource pool {pool}")
+        raise not_found(f"no resource pool {short(pool)}")
     return snap
 
 
@@ -88,7 +89,7 @@ async def get_resource(request: web.Request) -> web.Response:
     pool, rid = request.match_info["resourcePoolId"], request.match_info["resourceId"]
     found = find([r for r in objects.resources(snap) if r["resourcePoolId"] == pool], "resourceId", rid)
     if found is None:
-        raise not_found(f"no resource {rid} in pool {pool}")
+        raise not_found(f"no resource {short(rid)} in pool {short(pool)}")
     return item_response(request, found, schemas.RESOURCE)
 
 
@@ -124,7 +125,7 @@ async def get_manager(request: web.Request) -> web.Response:
     dm_id = request.match_info["deploymentManagerId"]
     found = find(objects.deployment_managers(snap), "deploymentManagerId", dm_id)
     if found is None:
-        raise not_found(f"no deployment manager {dm_id}")
+        raise not_found(f"no deployment manager {short(dm_id)}")
     (item,) = await _with_profile(request, [found])
     return item_response(request, item, schemas.DEPLOYMENT_MANAGER, PROFILE)
 

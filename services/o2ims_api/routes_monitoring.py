@@ -16,7 +16,7 @@ from shared.httpapi.problems import HttpProblem, bad_request, json_body, not_fou
 from shared.httpapi.query import collection_response, item_response
 
 from . import alarms, schemas
-from .api import MONITORING, VERSION
+from .api import MONITORING, VERSION, uuid_param
 from .notifier import Notifier
 
 M = f"{MONITORING}/{VERSION}"
@@ -30,7 +30,7 @@ async def list_alarms(request: web.Request) -> web.Response:
 
 
 async def _find(request: web.Request) -> alarms.AlarmState:
-    wanted = request.match_info["alarmEventRecordId"].lower()
+    wanted = uuid_param(request, "alarmEventRecordId", "alarm")
     for state, _ in await request.app[NOTIFIER_KEY].alarm_records():
         if state.record.get("alarmEventRecordId") == wanted:
             return state

@@ -27,7 +27,7 @@ from shared.store import DELETE, RecordExists, RecordStore
 from shared.subjects import BUCKET_HOSTS, BUCKET_O2IMS_API_PRS, o2ims_request
 
 from . import schemas
-from .api import PROVISIONING, VERSION, Api, api
+from .api import PROVISIONING, VERSION, Api, api, uuid_param
 from .provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
 from .state import PrView
 
@@ -115,7 +115,16 @@ async def _all(a: Api) -> list[dict[str, Any]]:
         found = info(prs.get(pr_id), kept.get(pr_id))
         if found is not None:
             out.append(found)
+        elif pr_id in kept and pr_id not in prs:
+            await _forget(a, pr_id)
     return out
+
+
+async def _forget(a: Api, pr_id: str) -> None:
+    """A deletion finished: drop what we kept about the request (only if still marked deleting)."""
+    pr = await a.state.pr(pr_id)
+    if pr is None or pr.state == "deleted":
+        await (await _kept(a)).mutate(pr_id, lambda r: DELETE if r is not None and r.deleting else None)
 
 
 async def _one(a: Api, pr_id: str) -> tuple[PrView | None, tuple[PrDataRecord, int] | None, dict[str, Any] | None]:
@@ -132,12 +141,11 @@ async def list_prs(request: web.Request) -> web.Response:
 
 @requires(*READ)
 async def get_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
-    pr, kept, found = await _one(a, pr_id)
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
+    _, kept, found = await _one(a, pr_id)
     if found is None:
-        if kept is not None and kept[0].deleting and (pr is None or pr.state == "deleted"):
-            # Deletion finished: forget what we kept about it (revision-checked: never a newer one).
-            await (await _kept(a)).mutate(pr_id, lambda r: DELETE if r is not None and r.deleting else None)
+        if kept is not None:
+            await _forget(a, pr_id)
         raise not_found(f"no provisioning request {pr_id}")
     return item_response(request, found, schemas.PR_INFO)
 
@@ -183,7 +191,7 @@ async def create_pr(request: web.Request) -> web.Response:
 
 @requires("provisioner")
 async def update_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     data = await _data(request)
     if data.id != pr_id:
         raise HttpProblem(422, f"provisioningRequestId {data.provisioningRequestId} in the body differs from {pr_id} "
@@ -215,7 +223,7 @@ async def update_pr(request: web.Request) -> web.Response:
 
 @requires("provisioner")
 async def delete_pr(request: web.Request) -> web.Response:
-    a, pr_id = api(request), request.match_info["provisioningRequestId"].lower()
+    a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     pr, kept, found = await _one(a, pr_id)
     if found is None:
         raise not_found(f"no provisioning request {pr_id}")

@@ -24,7 +24,7 @@ from shared.httpapi.query import Term, collection_response, item_response, parse
 from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, check_callback, probe
 
 from . import schemas
-from .api import INVENTORY, MONITORING, VERSION, api
+from .api import INVENTORY, MONITORING, VERSION, api, uuid_param
 from .catalogue import oid
 
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionStore)
@@ -102,9 +102,10 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
 
     @requires(*READ)
     async def get_sub(request: web.Request) -> web.Response:
-        sub = await _store(request).get(request.match_info["id"].lower())
+        sub_id = uuid_param(request, "id", "subscription")
+        sub = await _store(request).get(sub_id)
         if sub is None or sub.kind != kind.name:
-            raise not_found(f"no subscription {request.match_info['id']}")
+            raise not_found(f"no subscription {sub_id}")
         return item_response(request, as_json(kind, sub), kind.schema)
 
     @requires("subscriber")
@@ -141,9 +142,10 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
     @requires("subscriber")
     async def delete_sub(request: web.Request) -> web.Response:
         store = _store(request)
-        sub = await store.get(request.match_info["id"].lower())
+        sub_id = uuid_param(request, "id", "subscription")
+        sub = await store.get(sub_id)
         if sub is None or sub.kind != kind.name:
-            raise not_found(f"no subscription {request.match_info['id']}")
+            raise not_found(f"no subscription {sub_id}")
         await store.delete(sub)
         deliverer: Deliverer = request.app[DELIVERERS_KEY][kind.name]
         await deliverer.remove_consumer(sub.id)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.bus import Bus
 from shared.errors import InputError
 from shared.inventory import Inventory, InventoryError, load_inventory
-from shared.leases import HostLeases
+from shared.leases import HostLeases, Lease
 from shared.messages import decode
 from shared.models import ClusterSpec
 from shared.payloads import ByoHostSummary
@@ -181,6 +181,10 @@ class State:
             return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
         except nats.js.errors.NoKeysError:
             return {}
+
+    async def quarantined(self) -> dict[str, Lease]:
+        """Hosts held in quarantine (teardown failed), with why and from which PR."""
+        return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).quarantined()
 
 
 def _pr_view(key: str, raw: bytes | None) -> PrView | None:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.bus import Bus
 from shared.httpapi.subscriptions import Subscription, SubscriptionStore
-from shared.subjects import StreamSpec, o2api_delivery_durable
+from shared.subjects import StreamSpec
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +73,8 @@ class Deliverer:
 
     def __init__(
         self, bus: Bus, store: SubscriptionStore, *, kind: str, stream: StreamSpec, subjects: tuple[str, ...],
-        render: Render, timeout: float, dead_after: int, ack_wait: float, on_health: Health | None = None,
-        sign: Sign | None = None,
+        render: Render, durable: Callable[[str], str], timeout: float, dead_after: int, ack_wait: float,
+        on_health: Health | None = None, sign: Sign | None = None,
     ) -> None:  # fmt: skip
         self.bus = bus
         self.store = store
@@ -82,6 +82,8 @@ class Deliverer:
         self.stream = stream
         self.subjects = subjects
         self.render = render
+        #: The durable consumer name of a subscription id (each API names its own).
+        self.durable = durable
         self.timeout = timeout
         self.dead_after = dead_after
         self.ack_wait = ack_wait
@@ -99,7 +101,7 @@ class Deliverer:
         filters: dict[str, Any] = ({"filter_subject": self.subjects[0]} if len(self.subjects) == 1
                                    else {"filter_subjects": list(self.subjects)})  # fmt: skip
         config = js_api.ConsumerConfig(
-            durable_name=o2api_delivery_durable(sub.id), ack_policy=js_api.AckPolicy.EXPLICIT,
+            durable_name=self.durable(sub.id), ack_policy=js_api.AckPolicy.EXPLICIT,
             deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=sub.start_seq,
             ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=1, **filters,
         )  # fmt: skip
@@ -110,7 +112,7 @@ class Deliverer:
 
     async def remove_consumer(self, sub_id: str) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self.bus.js.delete_consumer(self.stream.name, o2api_delivery_durable(sub_id))
+            await self.bus.js.delete_consumer(self.stream.name, self.durable(sub_id))
 
     # ── running ──────────────────────────────────────────────────────────────────────────
 
@@ -147,7 +149,7 @@ class Deliverer:
         if sub is None:
             return
         await self.ensure_consumer(sub)
-        psub = await self.bus.js.pull_subscribe_bind(durable=o2api_delivery_durable(sub_id), stream=self.stream.name)
+        psub = await self.bus.js.pull_subscribe_bind(durable=self.durable(sub_id), stream=self.stream.name)
         try:
             while True:
                 try:

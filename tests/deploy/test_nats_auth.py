@@ -87,6 +87,7 @@ def test_an_open_bus_needs_the_loud_trial_switch() -> None:
     conf = r.get("ConfigMap", f"{RELEASE}-focom-o2ims-nats")["data"]["nats.conf"]
     assert "authorization" not in conf and r.of_kind("Secret") == []
     assert all("O2_NATS_USER" not in r.env(key) for key in COMPONENTS)
+    assert "WARNING: nats.auth.method=none" in r.notes and "WARNING" not in render().notes
 
 
 async def test_the_rendered_nats_config_refuses_a_service_a_subject_outside_its_role(

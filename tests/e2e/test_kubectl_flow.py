@@ -131,3 +131,11 @@ def test_kubectl_is_validated_strictly_by_the_server(sandbox: tuple[Path, Kubect
     assert refused.returncode != 0 and 'unknown field "spec.allClustrs"' in refused.stderr
     dry = kubectl("apply", "--server-side", "--dry-run=server", "-f", str(EXAMPLE))
     assert "serverside-applied (server dry run)" in dry.stdout
+
+
+def test_kubectl_explain_reads_openapi_v3_and_v2(sandbox: tuple[Path, Kubectl]) -> None:
+    _, kubectl = sandbox
+    v3 = kubectl("explain", "fpr.spec").stdout
+    v2 = kubectl("explain", "fpr.spec", "--output=plaintext-openapiv2").stdout  # the protobuf v2 document
+    for text in (v3, v2):
+        assert "FocomProvisioningRequest" in text and re.search(r"allClusters\s+<boolean>", text), text

@@ -203,3 +203,15 @@ def test_role_inboxes_are_disjoint() -> None:
     inboxes = [natsroles.permissions(r)["subscribe"]["allow"][0] for r in natsroles.ROLES]
     assert inboxes == [f"_INBOX.{r.name}.>" for r in natsroles.ROLES]
     assert isinstance(natsroles.ROLES[0], Role)
+
+
+def test_every_bucket_has_a_writer_and_every_stream_a_publisher() -> None:
+    """A new bucket or stream in shared.subjects must be given to the role that writes it."""
+    writers = {b for r in natsroles.ROLES for b in r.writes_buckets}
+    assert set(s.ALL_BUCKETS) <= writers, f"buckets no role may write: {set(s.ALL_BUCKETS) - writers}"
+    published = [p for r in natsroles.ROLES for p in natsroles.permissions(r)["publish"]["allow"]]
+    for stream in s.ALL_STREAMS:
+        for subject in stream.subjects:
+            prefix = subject.removesuffix(">")
+            covered = any(p == subject or (subject.endswith(">") and p.startswith(prefix)) for p in published)
+            assert covered, f"{stream.name}: no role may publish {subject}"

@@ -68,7 +68,38 @@ async def test_openapi_v3_publishes_each_group_version_with_the_crd_schema(http:
     assert (await get(http, "/openapi/v3/apis/nothing.example.org/v1"))[0] == 404
 
 
-async def test_openapi_v2_is_json_and_protobuf_only_clients_get_406(http: aiohttp.ClientSession) -> None:
+def fields(data: bytes) -> list[tuple[int, Any]]:
+    """Top-level protobuf fields of ``data`` (varints as ints, length-delimited as bytes)."""
+    out, pos = [], 0
+
+    def varint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while pos < len(data):
+        key = varint()
+        wire = key & 7
+        if wire == 0:
+            out.append((key >> 3, varint()))
+        elif wire == 1:
+            out.append((key >> 3, data[pos:pos + 8]))
+            pos += 8
+        else:
+            assert wire == 2, wire
+            size = varint()
+            out.append((key >> 3, data[pos:pos + size]))
+            pos += size
+    return out
+
+
+async def test_openapi_v2_as_json_and_as_gnostic_protobuf(http: aiohttp.ClientSession) -> None:
     status, doc = await get(http, "/openapi/v2")
     assert status == 200 and doc["swagger"] == "2.0"
     definition = doc["definitions"]["org.nephio.focom.v1alpha1.FocomProvisioningRequest"]
@@ -76,7 +107,23 @@ async def test_openapi_v2_is_json_and_protobuf_only_clients_get_406(http: aiohtt
     # v2 cannot say "nullable": the type of such a field is dropped, as kube-apiserver does.
     cni = definition["properties"]["spec"]["properties"]["templateParameters"]["properties"]["cni"]
     assert "nullable" not in cni and "type" not in cni
-    status, body = await get(http, "/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+    # What client-go asks for: gnostic's openapi.v2.Document.
+    async with http.get("/openapi/v2", headers={
+            "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/octet-stream"
+        document = fields(await resp.read())
+    assert (1, b"2.0") in document  # Document.swagger
+    named = {}  # Document.definitions (9) -> NamedSchema (1) { name (1), value (2) }
+    for _, entry in fields(dict(document)[9]):
+        parts = dict(fields(entry))
+        named[parts[1].decode()] = fields(parts[2])
+    fpr_schema = named["org.nephio.focom.v1alpha1.FocomProvisioningRequest"]
+    assert (22, b"\n\x06object") in fpr_schema  # Schema.type: TypeItem { value: "object" }
+    extensions = [dict(fields(v)) for n, v in fpr_schema if n == 31]  # Schema.vendor_extension: NamedAny
+    gvk = next(e for e in extensions if e[1] == b"x-kubernetes-group-version-kind")
+    assert json.loads(dict(fields(gvk[2]))[2]) == [{"group": FOCOM, "kind": "FocomProvisioningRequest",
+                                                    "version": "v1alpha1"}]  # Any.yaml (JSON is YAML)
+    status, body = await get(http, "/openapi/v2", "application/vnd.kubernetes.protobuf")
     assert status == 406 and body["reason"] == "NotAcceptable"
 
 

@@ -13,6 +13,8 @@ from aiohttp import web
 class Receiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        #: The raw body and headers of every accepted POST, beside ``received``.
+        self.raw: list[tuple[bytes, dict[str, str]]] = []
         self.probes = 0
         #: Status to answer POSTs with (set to 500 to play a broken callback).
         self.status = 204
@@ -27,7 +29,8 @@ class Receiver:
         app = web.Application()
         app.router.add_get("/notify", self._probe)
         app.router.add_post("/notify", self._post)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A held or repeated delivery must not keep the test waiting for aiohttp's 60 s graceful shutdown.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
@@ -43,13 +46,15 @@ class Receiver:
         return web.Response(status=204)
 
     async def _post(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
+        data = await request.read()
+        body = json.loads(data)
         async with self._changed:
             if self.status >= 300:
                 self.refused += 1
                 self._changed.notify_all()
                 return web.Response(status=self.status)
             self.received.append(body)
+            self.raw.append((data, dict(request.headers)))
             self._changed.notify_all()
         if self.hold is not None:
             await self.hold.wait()

@@ -107,7 +107,7 @@ async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -
     await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event).start()
     tasks = [asyncio.create_task(parts.notifier.run(stop)),
              *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values())]  # fmt: skip
-    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None)
+    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None, shutdown_timeout=1.0)
     runner.app.on_cleanup.append(lambda _app: _finish(stop, tasks))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -205,3 +205,34 @@ async def test_a_dead_callback_is_alarmed_without_blocking_others(make_harness: 
     receiver.status = 204
     await receiver.wait(lambda got: got or None)
     await receiver2.wait(lambda got: [n for n in got if n["notificationEventType"] == 2] or None)
+
+
+async def test_quarantine_alarm_until_cleared(harness: Harness, bus: Bus) -> None:
+    from shared.leases import HostLeases
+    from shared.subjects import BUCKET_HOSTS
+
+    leases = HostLeases(await bus.kv(BUCKET_HOSTS))
+    await leases.acquire(PR_ID, ["h03"])
+    assert await leases.quarantine(PR_ID, ["h03"], "teardown failed: kubeadm reset exited 1") == ["h03"]
+
+    async def raised() -> dict[str, Any] | None:
+        found = [a for a in await _alarms(harness) if a["perceivedSeverity"] != 5]
+        return found[0] if found else None
+
+    async def poll(check: Any) -> Any:
+        import asyncio
+
+        async with asyncio.timeout(30):
+            while not (found := await check()):
+                await asyncio.sleep(0.2)  # polling the HTTP API, bounded by the timeout
+            return found
+
+    alarm = await poll(raised)
+    assert alarm["extensions"]["alarmName"] == "HostQuarantined" and alarm["resourceID"] == resource_id("h03")
+    assert alarm["extensions"]["details"]["provisioningRequestId"] == PR_ID
+    assert await leases.clear_quarantine("h03")
+
+    async def cleared() -> bool:
+        return await raised() is None
+
+    await poll(cleared)

@@ -206,3 +206,15 @@ async def test_a_focom_pr_is_visible_here(harness: Harness, o2ims: tuple[World, 
     valid(schemas.PR_INFO, one)
     assert one["provisioningRequestData"]["templateParameters"]["clusterName"] == "focom-made"
     assert one["status"]["provisioningPhase"] == "FULFILLED"
+
+
+@pytest.mark.parametrize("path", [f"{PRS}/not-a-uuid", f"{PRS}/%2A",
+                                  "/o2ims-infrastructureInventory/v1/subscriptions/a.b",
+                                  "/o2ims-infrastructureMonitoring/v1/alarmSubscriptions/%3E",
+                                  "/o2ims-infrastructureMonitoring/v1/alarms/x" + "y" * 300])
+async def test_ids_that_are_not_uuids_name_nothing(harness: Harness, path: str) -> None:
+    for method in ("GET", "DELETE"):
+        status, headers, got = await harness.call(method, path)
+        if status == 405:
+            continue
+        assert len(problem(status, headers, got, 404)["detail"]) < 200  # type: ignore[arg-type]
