@@ -15,7 +15,7 @@ from services.o2ims.rules import scaling
 from services.o2ims.rules.guards import newer_request, payload
 from services.o2ims.transaction import Tx
 from shared.errors import InputError
-from shared.models import ClusterSpec
+from shared.models import ClusterSpec, version_tuple
 from shared.payloads import PrRequest
 
 #: Fields that may change only while no CAPI object can exist yet; workers may always change.
@@ -45,6 +45,9 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
         raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
     if not applied:
         return
+    if new.k8s_version != old.k8s_version:
+        reason, why = version_change(old.k8s_version, new.k8s_version)
+        raise InputError(f"spec.k8s_version: {why}", path="spec.k8s_version", reason=reason)
     for name in _FROZEN_ONCE_APPLIED:
         if getattr(new, name) != getattr(old, name):
             raise refuse(f"spec.{name}", "cannot change once the cluster exists; only workers can")
@@ -52,6 +55,20 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
     for i, host in enumerate(new.workers):
         if host.host_id in before and before[host.host_id] != host:
             raise refuse(f"spec.workers.{i}", f"worker {host.host_id} changed its details; remove and re-add it")
+
+
+def version_change(old: str, new: str) -> tuple[str, str]:
+    """Why a Kubernetes version change of an existing cluster is refused: (reason, explanation).
+
+    The version rules come first (never down, one minor version at a time); a change that obeys
+    them is still refused, because in-place upgrades are not implemented yet.
+    """
+    before, after = version_tuple(old), version_tuple(new)
+    if after < before:
+        return "Downgrade", f"{old} → {new} is a downgrade; Kubernetes versions only move forward"
+    if after[0] != before[0] or after[1] - before[1] > 1:
+        return "MinorVersionSkip", f"{old} → {new} skips a minor version; upgrade one minor version at a time"
+    return "UpgradeUnavailable", f"{old} → {new}: in-place Kubernetes upgrades are not available yet"
 
 
 # ── starting flows ─────────────────────────────────────────────────────────────────────

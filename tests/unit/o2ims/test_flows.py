@@ -280,6 +280,19 @@ def test_immutable_fields_refuse_the_update_naming_the_field(field: str, change:
     assert err.value.path == field and drv.phase == "fulfilled"
 
 
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [("v1.29.9", "Downgrade"), ("v1.32.0", "MinorVersionSkip"), ("v2.30.2", "MinorVersionSkip"),
+     ("v1.31.0", "UpgradeUnavailable"), ("v1.30.3", "UpgradeUnavailable")],
+)  # fmt: skip
+def test_a_version_change_of_a_live_cluster_is_refused_with_the_rule_it_breaks(version: str, reason: str) -> None:
+    drv = driven_to("fulfilled")  # at v1.30.2
+    changed = drv.rec.spec.model_copy(update={"k8s_version": version})  # type: ignore[union-attr]
+    with pytest.raises(InputError) as err:
+        drv.apply(request("update", changed, drv.clock.tick()))
+    assert (err.value.path, err.value.reason) == ("spec.k8s_version", reason) and drv.phase == "fulfilled"
+
+
 def test_before_anything_is_applied_only_name_namespace_and_control_plane_are_frozen() -> None:
     drv = driven_to("failed")
     newer = drv.rec.spec.model_copy(update={"k8s_version": "v1.31.1"})  # type: ignore[union-attr]
