@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,61 +188,87 @@ def _request(args: argparse.Namespace) -> FocomRequest:
                                      operation=args.operation, file=args.file)  # fmt: skip
 
 
-def _run(args: argparse.Namespace) -> int:
+def _validate(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
-    cmd = args.command
-    if cmd == "validate":
-        return commands.validate(args.inventory, args.output)
-    if cmd == "schema":
-        return commands.schema(args.which)
-    if cmd == "plan":
-        from o2ctl import plan
+    return commands.validate(args.inventory, args.output)
 
-        inventory = args.inventory
-        t: client.Target | None = None
-        try:
-            t = _target(args)
-        except client.Unreachable:
-            t = None
-        run = RunState.load(state_dir(args.state_dir))
-        if inventory is None:
-            if run is None or not run.inventory:
-                raise client.UsageError("no --inventory given and no running system to take it from")
-            inventory = Path(run.inventory)
-        cni, default_cni = plan.parse_cni(args.cni), args.default_cni
-        if run is not None and run.sandbox:
-            # Plan with what the sandbox's renderer is configured with.
-            cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
-            default_cni = default_cni or stack.SANDBOX_CNI
-        return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
-                                     default_cni=default_cni))  # fmt: skip
-    if cmd == "submit":
-        return asyncio.run(commands.submit(_target(args), _request(args), wait=args.wait, timeout=args.timeout,
-                                           output=args.output))  # fmt: skip
-    if cmd == "status":
-        return asyncio.run(commands.status(_target(args), args.name, watch=args.watch, timeout=args.timeout,
-                                           output=args.output))  # fmt: skip
-    if cmd == "events":
-        return asyncio.run(commands.events(_target(args), args.name, args.output))
-    if cmd in ("endpoints", "token"):
-        from o2ctl import endpoints
 
-        state = state_dir(args.state_dir)
-        if cmd == "endpoints":
-            return endpoints.endpoints(state, args.output)
-        return endpoints.token(state, args.role, args.ttl)
-    if cmd == "kubeconfig":
-        return asyncio.run(commands.kubeconfig(_target(args), args.cluster, args.out, args.output))
-    if cmd == "host":
-        from o2ctl import hosts
+def _schema(args: argparse.Namespace) -> int:
+    from o2ctl import commands
 
-        if args.action == "list":
-            return asyncio.run(hosts.list_hosts(_target(args), args.output))
-        if not args.host_id:
-            raise client.UsageError("clear-quarantine needs the HOST to clear")
-        return asyncio.run(hosts.clear_quarantine(_target(args), args.host_id))
-    raise AssertionError(cmd)
+    return commands.schema(args.which)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from o2ctl import plan
+
+    inventory = args.inventory
+    t: client.Target | None = None
+    try:
+        t = _target(args)
+    except client.Unreachable:
+        t = None
+    run = RunState.load(state_dir(args.state_dir))
+    if inventory is None:
+        if run is None or not run.inventory:
+            raise client.UsageError("no --inventory given and no running system to take it from")
+        inventory = Path(run.inventory)
+    cni, default_cni = plan.parse_cni(args.cni), args.default_cni
+    if run is not None and run.sandbox:
+        # Plan with what the sandbox's renderer is configured with.
+        cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
+        default_cni = default_cni or stack.SANDBOX_CNI
+    return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
+                                 default_cni=default_cni))  # fmt: skip
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from o2ctl import commands
+
+    return asyncio.run(commands.submit(_target(args), _request(args), wait=args.wait, timeout=args.timeout,
+                                       output=args.output))  # fmt: skip
+
+
+def _status(args: argparse.Namespace) -> int:
+    from o2ctl import commands
+
+    return asyncio.run(commands.status(_target(args), args.name, watch=args.watch, timeout=args.timeout,
+                                       output=args.output))  # fmt: skip
+
+
+def _events(args: argparse.Namespace) -> int:
+    from o2ctl import commands
+
+    return asyncio.run(commands.events(_target(args), args.name, args.output))
+
+
+def _endpoints(args: argparse.Namespace) -> int:
+    from o2ctl import endpoints
+
+    return endpoints.endpoints(state_dir(args.state_dir), args.output)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from o2ctl import endpoints
+
+    return endpoints.token(state_dir(args.state_dir), args.role, args.ttl)
+
+
+def _kubeconfig(args: argparse.Namespace) -> int:
+    from o2ctl import commands
+
+    return asyncio.run(commands.kubeconfig(_target(args), args.cluster, args.out, args.output))
+
+
+def _host(args: argparse.Namespace) -> int:
+    from o2ctl import hosts
+
+    if args.action == "list":
+        return asyncio.run(hosts.list_hosts(_target(args), args.output))
+    if not args.host_id:
+        raise client.UsageError("clear-quarantine needs the HOST to clear")
+    return asyncio.run(hosts.clear_quarantine(_target(args), args.host_id))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -251,7 +278,12 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep)
 
 
-COMMANDS = {"up": _up, "down": _down, "demo": _demo}
+#: Every command and the function that runs it (a test checks this matches the parser's commands).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _up, "down": _down, "demo": _demo, "validate": _validate, "schema": _schema, "plan": _plan,
+    "submit": _submit, "status": _status, "events": _events, "endpoints": _endpoints, "token": _token,
+    "kubeconfig": _kubeconfig, "host": _host,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library log lines must not mix into command output (stdout): warnings and errors only, on stderr.
     configure_logging(level="warning", fmt="console")
     try:
-        handler = COMMANDS.get(args.command)
-        return handler(args) if handler else _run(args)
+        return COMMANDS[args.command](args)
     except up.UpError as exc:
         print(f"o2ctl {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED

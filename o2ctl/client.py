@@ -49,9 +49,13 @@ def target(state: Path, nats_url: str | None = None, kubeconfig: str | None = No
         raise Unreachable(f"no running system found in {state} (start one with `o2ctl up`, or pass --nats-url)")
     kc = kubeconfig or (run.kubeconfig if run else None)
     creds = state / natsauth.CREDENTIALS_FILE
-    # Our credentials go only to the system this state dir describes, never to another URL.
-    auth = natsauth.client_options("o2ctl", natsauth.load_passwords(creds)) if (
-        run and url == run.nats_url and creds.exists()) else {}  # fmt: skip
+    auth: dict[str, Any] = {}
+    if os.environ.get("O2_NATS_USER") or os.environ.get("O2_NATS_CREDS_FILE"):
+        # A system o2ctl did not start (e.g. the chart's): the operator's o2ctl identity from the environment.
+        auth = natsauth.env_client_options(os.environ)
+    elif run and url == run.nats_url and creds.exists():
+        # Our credentials go only to the system this state dir describes, never to another URL.
+        auth = natsauth.client_options("o2ctl", natsauth.load_passwords(creds))
     return Target(url, Path(kc) if kc else None, run.namespace if run else "default", auth)
 
 

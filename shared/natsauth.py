@@ -140,6 +140,18 @@ def client_options(role: str, passwords: Mapping[str, SecretStr]) -> dict[str, A
     return {"user": role, "password": passwords[role].get_secret_value(), "inbox_prefix": inbox_prefix(role)}
 
 
+def env_client_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """``nats.connect`` arguments from ``O2_NATS_USER``/``O2_NATS_PASSWORD`` or ``O2_NATS_CREDS_FILE`` (the
+    ``o2ctl`` role's credentials for a system started elsewhere, e.g. from the chart's Secret)."""
+    opts: dict[str, Any] = {"inbox_prefix": inbox_prefix("o2ctl")}
+    if env.get("O2_NATS_CREDS_FILE"):
+        opts["user_credentials"] = env["O2_NATS_CREDS_FILE"]
+    if env.get("O2_NATS_USER"):
+        opts["user"] = env["O2_NATS_USER"]
+        opts["password"] = env.get("O2_NATS_PASSWORD", "")
+    return opts
+
+
 def main(argv: list[str]) -> int:
     if argv != ["permissions"]:
         print("usage: python -m shared.natsauth permissions", file=sys.stderr)  # noqa: T201

@@ -22,7 +22,7 @@ and the tests all take their users from ``ROLES``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared import subjects as s
@@ -54,8 +54,6 @@ class Role:
     reads_buckets: tuple[str, ...] = ()
     #: Whether it declares streams and buckets at start (every service does, see ``shared.runtime``).
     declares_topology: bool = True
-    #: Extra core-NATS subscriptions (live views of ``o2ctl``), by subject pattern.
-    subscribes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def inbox_prefix(self) -> str:
@@ -206,7 +204,8 @@ def permissions(role: Role) -> dict[str, Any]:
         publish += [*_bucket_reader(bucket), f"$KV.{bucket}.>"]
     for bucket in role.reads_buckets:
         publish += _bucket_reader(bucket)
-    subscribe = [f"{role.inbox_prefix}.>", *role.subscribes]
+    # Replies only: stream messages reach a role through its consumers, never a core subscription.
+    subscribe = [f"{role.inbox_prefix}.>"]
     return {"publish": {"allow": _unique(publish)}, "subscribe": {"allow": _unique(subscribe)}}
 
 

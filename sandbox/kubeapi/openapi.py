@@ -44,6 +44,8 @@ def _ref(name: str, v3: bool) -> dict[str, Any]:
 
 
 def _meta_schemas(v3: bool) -> dict[str, dict[str, Any]]:
+    # No x-kubernetes-patch-strategy markers: the emulator applies strategic merge patches as JSON merge
+    # patches, so kubectl must not send list directives ($setElementOrder, $patch) it would not understand.
     owner = {"type": "object", "required": ["apiVersion", "kind", "name", "uid"], "properties": {
         "apiVersion": _STR, "kind": _STR, "name": _STR, "uid": _STR, "controller": {"type": "boolean"},
         "blockOwnerDeletion": {"type": "boolean"}}, "x-kubernetes-map-type": "atomic"}
@@ -53,15 +55,13 @@ def _meta_schemas(v3: bool) -> dict[str, dict[str, Any]]:
     object_meta = {"type": "object", "properties": {
         "annotations": _STR_MAP, "creationTimestamp": _ref(f"{META}.Time", v3),
         "deletionGracePeriodSeconds": _INT64, "deletionTimestamp": _ref(f"{META}.Time", v3),
-        "finalizers": {"type": "array", "items": {"type": "string", "default": ""},
-                       "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"},
+        "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "x-kubernetes-list-type": "set"},
         "generateName": _STR, "generation": _INT64, "labels": _STR_MAP,
         "managedFields": {"type": "array", "items": _ref(f"{META}.ManagedFieldsEntry", v3),
                           "x-kubernetes-list-type": "atomic"},
         "name": _STR, "namespace": _STR,
         "ownerReferences": {"type": "array", "items": _ref(f"{META}.OwnerReference", v3),
-                            "x-kubernetes-list-map-keys": ["uid"], "x-kubernetes-list-type": "map",
-                            "x-kubernetes-patch-merge-key": "uid", "x-kubernetes-patch-strategy": "merge"},
+                            "x-kubernetes-list-map-keys": ["uid"], "x-kubernetes-list-type": "map"},
         "resourceVersion": _STR, "selfLink": _STR, "uid": _STR}}
     list_meta = {"type": "object", "properties": {"continue": _STR, "remainingItemCount": _INT64,
                                                   "resourceVersion": _STR, "selfLink": _STR}}

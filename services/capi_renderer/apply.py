@@ -22,11 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from shared.errors import PermanentError, ServiceError
-from shared.models import ClusterSpec
-from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
-
-from .domain import (
+from services.capi_renderer.domain import (
     FIELD_MANAGER,
     ClusterNames,
     CoreApiVersion,
@@ -38,7 +34,10 @@ from .domain import (
     describe,
     object_ref,
 )
-from .validate import SchemaValidator, render_and_validate
+from services.capi_renderer.validate import SchemaValidator, render_and_validate
+from shared.errors import PermanentError, ServiceError
+from shared.models import ClusterSpec
+from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +136,16 @@ async def scale_cluster(
         raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted",
                              reason="ClusterDeleting")
     return await apply_cluster(client, objects)
+
+
+async def check_cluster_ours(
+    client: KubeApi, name: str, namespace: str, pr_id: str, *, core_api_version: CoreApiVersion = "v1beta1"
+) -> None:
+    """Raise ``ForeignObject`` when a Cluster of this name exists and is not ours (before touching its Machines)."""
+    av = api_versions(core_api_version)["Cluster"]
+    cluster = await client.get(av, "Cluster", name, namespace)
+    if cluster is not None and not owned_by(cluster, pr_id):
+        raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
 
 
 async def cluster_gone(

@@ -21,9 +21,8 @@ from typing import Any
 
 import yaml
 
+from services.capi_renderer.domain import MAX_OBJECT_BYTES
 from shared.errors import PermanentError
-
-from .domain import MAX_OBJECT_BYTES
 
 # What a YAML literal block carries verbatim: printable characters minus the ones YAML 1.1 reads
 # as line breaks (NEL, LS, PS) and the byte-order mark.

@@ -30,9 +30,8 @@ import aiohttp
 import structlog
 from yarl import URL
 
+from services.capi_renderer.domain import MAX_OBJECT_BYTES, RenderOptions
 from shared.errors import InputError, PermanentError, TemporaryError
-
-from .domain import MAX_OBJECT_BYTES, RenderOptions
 
 log = structlog.get_logger(__name__)
 

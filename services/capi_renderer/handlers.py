@@ -17,9 +17,9 @@ from services.capi_renderer import apply, scale
 from services.capi_renderer.cni_source import CniSources
 from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
-from shared.bus import Handler, MessageContext
+from shared.bus import MessageContext
+from shared.dispatch import PayloadHandler
 from shared.errors import PermanentError
-from shared.messages import Envelope
 from shared.objects import PR_ID_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.payloads import ObjectRef as RefPayload
@@ -52,11 +52,8 @@ async def _with_cni(deps: Deps, job: CapiJob, options: RenderOptions) -> RenderO
     return options if deps.cni is None else await deps.cni.with_manifest(job.spec.cni, options)
 
 
-def make_handler(deps: Deps) -> Handler:
-    async def handle(env: Envelope, ctx: MessageContext) -> None:
-        job = env.payload
-        if not isinstance(job, CapiJob):
-            raise PermanentError(f"capi_renderer does not handle {env.type}", reason="UnexpectedMessage")
+def make_handler(deps: Deps) -> PayloadHandler:
+    async def on_job(job: CapiJob, ctx: MessageContext) -> None:
         subject = capi_event(job.pr_id)
         # Every object carries the PR id, so the watcher can route its observations to the PR.
         labels = {**deps.options.extra_labels, PR_ID_LABEL: job.pr_id}
@@ -77,7 +74,10 @@ def make_handler(deps: Deps) -> Handler:
                     return
                 case "scale":
                     options = await _with_cni(deps, job, options)
-                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick.
+                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick;
+                    # and only the Machines of a Cluster that is ours.
+                    await apply.check_cluster_ours(deps.client, job.spec.name, job.spec.namespace, job.pr_id,
+                                                   core_api_version=options.core_api_version)  # fmt: skip
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version, job.pr_id)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
@@ -96,4 +96,4 @@ def make_handler(deps: Deps) -> Handler:
             return
         await ctx.publish(subject, CapiApplied(pr_id=job.pr_id, action=applied, objects=_refs(refs)), key="applied")
 
-    return handle
+    return on_job

@@ -23,12 +23,8 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from shared.errors import InputError
-from shared.models import ClusterSpec
-from shared.objects import CLUSTER_LABEL, CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, MANAGED_BY_LABEL
-
-from . import cni
-from .domain import (
+from services.capi_renderer import cni
+from services.capi_renderer.domain import (
     ADMIN_CONF,
     AGENT_NIC_PLACEHOLDER,
     CRS_LABEL,
@@ -42,6 +38,9 @@ from .domain import (
     host_selector,
     uses_super_admin,
 )
+from shared.errors import InputError
+from shared.models import ClusterSpec
+from shared.objects import CLUSTER_LABEL, CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, MANAGED_BY_LABEL
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from services.capi_renderer.domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
 from shared.errors import PermanentError, ServiceError
 from shared.models import ClusterSpec
 from shared.objects import (
@@ -34,8 +35,6 @@ from shared.objects import (
     labels_of,
     meta,
 )
-
-from .domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
 
 log = structlog.get_logger(__name__)
 

@@ -15,11 +15,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from shared.errors import InputError
-from shared.models import ClusterSpec
-
-from .cni import check_payload_object, payload_issues
-from .domain import (
+from services.capi_renderer.cni import check_payload_object, payload_issues
+from services.capi_renderer.domain import (
     AGENT_NIC_PLACEHOLDER,
     CORE_KINDS,
     DNS1123_LABEL,
@@ -37,7 +34,9 @@ from .domain import (
     uses_super_admin,
     walk,
 )
-from .render import load_yaml, render_cluster
+from services.capi_renderer.render import load_yaml, render_cluster
+from shared.errors import InputError
+from shared.models import ClusterSpec
 
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _NIC = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,14}$")

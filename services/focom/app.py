@@ -33,7 +33,7 @@ async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
     focom = await build(runtime)
     runtime.consume(FOCOM_REQUESTS_CONSUMER, focom.on_request)
-    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status)
+    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status, focom.on_child_refusal)
     runtime.on_close(focom.writer.close)
     if runtime.settings.kube_enabled:
         # Imported here so that a focom without the Kubernetes face never loads the client library.
@@ -41,7 +41,7 @@ async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
 
         face = await KubeFace.create(runtime.settings, runtime.bus, focom)
         runtime.on_close(face.close)
-        runtime.consume(FOCOM_CR_STATUS_CONSUMER, face.on_status)
+        runtime.consume(FOCOM_CR_STATUS_CONSUMER, face.on_status, face.on_refusal)
         runtime.background(face.run(runtime.stop), "focom-cr-watch")
 
 

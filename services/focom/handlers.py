@@ -89,19 +89,20 @@ class Focom:
         got = await self.records.get(name)
         return domain.status_of(got[0]) if got else None
 
-    async def on_child_status(self, env: Envelope, ctx: MessageContext) -> None:
-        """Fold an o2ims report (or o2ims's refusal of our command) into the FPR record."""
-        payload = env.payload
+    async def on_child_status(self, status: PrStatus, ctx: MessageContext) -> None:
+        """Fold an o2ims report into the FPR record."""
         now = utcnow()
-        change: Callable[[FprRecord], FprRecord]
-        if isinstance(payload, PrStatus):
-            name, status = payload.fpr, payload
-            change = lambda r: domain.apply_status(r, status, now)  # noqa: E731
-        elif isinstance(payload, MessageFailed) and payload.message_type == _PR_REQUEST:
-            name, pr_id, failed = env.correlation_id, last_token(ctx.subject), payload
-            change = lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now)  # noqa: E731
-        else:
+        await self._fold(status.fpr, lambda r: domain.apply_status(r, status, now))
+
+    async def on_child_refusal(self, failed: MessageFailed, ctx: MessageContext) -> None:
+        """Fold o2ims's refusal of our command into the FPR record (other failures are not ours)."""
+        if failed.message_type != _PR_REQUEST:
             return
+        now, pr_id = utcnow(), last_token(ctx.subject)
+        await self._fold(ctx.envelope.correlation_id,
+                         lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now))  # fmt: skip
+
+    async def _fold(self, name: str, change: Callable[[FprRecord], FprRecord]) -> None:
         if len(name) > 63 or not _NAME.fullmatch(name):
             log.warning("child_status_ignored", reason="not an FPR name", fpr=name[:80])
             return
@@ -109,10 +110,8 @@ class Focom:
 
     # ── requests ────────────────────────────────────────────────────────────────────────
 
-    async def on_request(self, env: Envelope, ctx: MessageContext) -> None:
-        req = env.payload
-        if not isinstance(req, FocomRequest):
-            raise InputError(f"$.type: focom.requests carries FOCOM requests, not {env.type}", path="$.type")
+    async def on_request(self, req: FocomRequest, ctx: MessageContext) -> None:
+        env = ctx.envelope
         rq.check_shape(req, max_clusters=self.settings.max_clusters_per_request)
         match req.operation:
             case "create":

@@ -210,14 +210,15 @@ class KubeFace:
 
     # ── status writer (a bus consumer) ──────────────────────────────────────────────────
 
-    async def on_status(self, env: Envelope, ctx: MessageContext) -> None:
-        payload = env.payload
-        if isinstance(payload, FprStatus):
-            name = payload.name
-        elif isinstance(payload, MessageFailed) and payload.message_type == _REQUEST_TYPE:
-            name = env.correlation_id or last_token(ctx.subject)
-        else:
-            return
+    async def on_status(self, status: FprStatus, ctx: MessageContext) -> None:
+        await self._write_back(status.name, status, ctx.envelope)
+
+    async def on_refusal(self, failed: MessageFailed, ctx: MessageContext) -> None:
+        """focom refused a request: the CR says why (other failures are not about a request)."""
+        if failed.message_type == _REQUEST_TYPE:
+            await self._write_back(ctx.envelope.correlation_id or last_token(ctx.subject), failed, ctx.envelope)
+
+    async def _write_back(self, name: str, payload: FprStatus | MessageFailed, env: Envelope) -> None:
         seen = self._seen.get(name)
         if seen is None:
             return  # not a CR we know (submitted on the bus, or its watch event is yet to come)

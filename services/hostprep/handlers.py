@@ -23,7 +23,6 @@ from services.hostprep.recipe import RecipeParams
 from services.hostprep.runner import Deps, HostRunner
 from shared.bus import MessageContext
 from shared.errors import InputError
-from shared.messages import Envelope
 from shared.models import HostRef, normalize_version
 from shared.payloads import HostprepJob, HostProgress
 from shared.subjects import hostprep_event
@@ -52,10 +51,8 @@ class JobHandler:
             purge_packages=job.purge_packages,
         )
 
-    async def __call__(self, env: Envelope, ctx: MessageContext) -> None:
-        job = env.payload
-        if not isinstance(job, HostprepJob):
-            raise InputError(f"hostprep jobs carry hostprep.job, not {env.type}", path="type")
+    async def on_job(self, job: HostprepJob, ctx: MessageContext) -> None:
+        env = ctx.envelope
         try:
             normalize_version(job.k8s_version)
         except ValueError as exc:

@@ -8,7 +8,7 @@ import contextlib
 import structlog
 
 from services.o2ims.engine import PrEngine
-from services.o2ims.handlers import make_handlers
+from services.o2ims.handlers import Handlers
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
 from shared.errors import TemporaryError, UnexpectedError, classify
@@ -18,12 +18,6 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_HOSTS,
     BUCKET_PR,
-    O2IMS_BYOHOST_STATUS_CONSUMER,
-    O2IMS_CAPI_EVENTS_CONSUMER,
-    O2IMS_CLUSTER_STATUS_CONSUMER,
-    O2IMS_EVENTS_CONSUMER,
-    O2IMS_REQUESTS_CONSUMER,
-    O2IMS_TIMERS_CONSUMER,
 )
 
 log = structlog.get_logger(__name__)
@@ -66,13 +60,8 @@ async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
     engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy())
-    handlers = make_handlers(engine)
-    runtime.consume(O2IMS_REQUESTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_CAPI_EVENTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_CLUSTER_STATUS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_BYOHOST_STATUS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
+    for spec, handlers in Handlers(engine).consumers():
+        runtime.consume(spec, *handlers)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
     if settings.mirror_enabled:
         from services.o2ims.mirror import start_mirror

@@ -19,6 +19,7 @@ from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_conte
 from shared.httpapi.delivery import Deliverer, Render
 from shared.httpapi.problems import problem_middleware
 from shared.httpapi.subscriptions import Subscription, SubscriptionStore
+from shared.payloads import MessageFailed
 from shared.runtime import ServiceRuntime, run_service
 from shared.subjects import (
     ALL_O2API_ALARMS,
@@ -129,7 +130,8 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     runtime.on_close(profiles.close)
     a = Api(s, bus, state, catalog, profiles)
     parts = await assemble(a)
-    runtime.consume(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event)
+    # hostprep's events stream also carries the bus's reports of its refused jobs: not host trouble.
+    runtime.consume(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event, ignore=(MessageFailed,))
     runtime.background(parts.notifier.run(runtime.stop), "notifier")
     for kind, d in parts.deliverers.items():
         runtime.background(d.run(runtime.stop), f"deliver-{kind}")

@@ -30,7 +30,6 @@ from shared.bus import MessageContext
 from shared.errors import TemporaryError, classify
 from shared.httpapi.delivery import Event, publish_event
 from shared.httpapi.subscriptions import SubscriptionStore
-from shared.messages import Envelope
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostProgress
 from shared.store import DELETE, RecordStore
 from shared.subjects import BUCKET_O2IMS_API_ALARMS, BUCKET_O2IMS_API_VIEWS, o2api_alarm, o2api_inventory
@@ -243,8 +242,8 @@ class Notifier:
 
     # ── host trouble from hostprep ───────────────────────────────────────────────────────
 
-    async def on_host_event(self, env: Envelope, _ctx: MessageContext) -> None:
-        p, at = env.payload, env.occurred_at
+    async def on_host_event(self, event: HostprepFailed | HostProgress | HostprepDone, ctx: MessageContext) -> None:
+        p, at = event, ctx.envelope.occurred_at
         match p:
             case HostprepFailed():
                 failures = p.failures or ((HostFailure(host_id=p.host_id, step=p.step, reason=p.reason,

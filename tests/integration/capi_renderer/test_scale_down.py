@@ -20,6 +20,7 @@ from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.handlers import Deps, make_handler
 from shared.bus import Bus
 from shared.crd_schema import CrdSchemas
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import decode
 from shared.models import ClusterSpec, HostRef
@@ -55,7 +56,7 @@ async def test_scale_down_removes_exactly_the_leaving_host(
     await fake_hosts(4)
     deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event("pr-7"))
     await bus.emit(capi_job("pr-7"), CapiJob(pr_id="pr-7", action="apply", spec=_spec((2, 3, 4))))
     assert isinstance(decode((await events.next_msg(timeout=30)).data).payload, CapiApplied)

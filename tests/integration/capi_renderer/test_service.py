@@ -11,6 +11,7 @@ from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.handlers import Deps, make_handler
 from shared.bus import Bus
 from shared.crd_schema import CrdSchemas
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
@@ -45,7 +46,7 @@ async def test_jobs_are_applied_idempotently_and_deleted(
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event("pr-1"))
 
     await bus.emit(capi_job("pr-1"), CapiJob(pr_id="pr-1", action="apply", spec=_spec()), correlation_id="fpr-a")
@@ -82,7 +83,7 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
     bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(), schemas=served_schemas)
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event("pr-2"))
     await bus.emit(capi_job("pr-2"), CapiJob(pr_id="pr-2", action="apply", spec=_spec()))
     failed = await _next_event(events)
@@ -90,4 +91,27 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
     assert "bridge-pool" in failed.payload.message
     items, _ = await client.list("cluster.x-k8s.io/v1beta1", "Cluster", "default")
     assert items == []
+    await events.unsubscribe()
+
+
+async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_the_same_name(
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
+) -> None:
+    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+              "metadata": {"name": "edge1", "namespace": "default", "labels": {"team": "core"}},
+              "spec": {"paused": True}}  # fmt: skip
+    await client.apply(theirs, field_manager="kubectl")
+    before = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert before is not None
+    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
+                schemas=served_schemas)  # fmt: skip
+    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    events = await bus.nc.subscribe(capi_event("pr-3"))
+    for action in ("apply", "scale", "delete"):
+        await bus.emit(capi_job("pr-3"), CapiJob(pr_id="pr-3", action=action, spec=_spec()))  # type: ignore[arg-type]
+        failed = await _next_event(events)
+        assert isinstance(failed.payload, CapiFailed), action
+        assert failed.payload.reason == "ForeignObject" and "Cluster" in failed.payload.message, action
+    after = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert after is not None and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     await events.unsubscribe()

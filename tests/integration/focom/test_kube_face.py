@@ -14,9 +14,10 @@ import yaml
 from services.focom import crs
 from services.focom.kube_face import KubeFace
 from services.focom.settings import FocomSettings
-from shared.bus import Bus
+from shared.bus import Bus, MessageContext
+from shared.dispatch import Dispatch, dispatch
 from shared.kube import KubeClient
-from shared.payloads import PrRequest
+from shared.payloads import FprStatus, MessageFailed, PrRequest
 from shared.subjects import FOCOM_CR_STATUS_CONSUMER
 from tests.integration.focom.support import EXAMPLES, Harness, example_inventory, start_focom, wait_cr
 
@@ -35,7 +36,7 @@ async def face(bus: Bus, tmp_path: Path, kubeconfig: Path) -> AsyncIterator[tupl
     h = await start_focom(bus, example_inventory(tmp_path))
     settings = FocomSettings(inventory_path=tmp_path / "input.json", kube_enabled=True, kubeconfig=kubeconfig)
     kf = await KubeFace.create(settings, bus, h.focom)
-    await bus.consumer(FOCOM_CR_STATUS_CONSUMER, kf.on_status).start()
+    await bus.consumer(FOCOM_CR_STATUS_CONSUMER, dispatch(kf.on_status, kf.on_refusal)).start()
     stop = asyncio.Event()
     task = asyncio.create_task(kf.run(stop))
     try:
@@ -183,11 +184,15 @@ async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_a
 _FACES: list[KubeFace] = []
 
 
-def _status_of(h: Harness) -> Callable[..., Any]:
+def _status_of(h: Harness) -> Dispatch:
     """Route the CR status consumer to whichever face is current (the test restarts the face)."""
 
-    async def on_status(env: Any, ctx: Any) -> None:
+    async def on_status(status: FprStatus, ctx: MessageContext) -> None:
         if _FACES:
-            await _FACES[0].on_status(env, ctx)
+            await _FACES[0].on_status(status, ctx)
 
-    return on_status
+    async def on_refusal(failed: MessageFailed, ctx: MessageContext) -> None:
+        if _FACES:
+            await _FACES[0].on_refusal(failed, ctx)
+
+    return dispatch(on_status, on_refusal)

@@ -16,6 +16,7 @@ from services.hostprep.handlers import JobHandler
 from services.hostprep.runner import Deps
 from services.hostprep.settings import HostprepSettings
 from shared.bus import Bus, Consumer
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.models import HostRef
@@ -81,7 +82,7 @@ class Harness:
     async def start(cls, bus: Bus, settings: HostprepSettings) -> Harness:
         deps, client = await build_deps(settings)
         spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-        consumer = bus.consumer(spec, JobHandler(deps))
+        consumer = bus.consumer(spec, dispatch(JobHandler(deps).on_job))
         harness = cls(bus, deps, client, consumer)
         harness._sub = await bus.nc.subscribe(ALL_HOSTPREP_EVENTS, cb=harness._on_event)
         await consumer.start()

@@ -25,7 +25,9 @@ from services.o2ims_api.settings import O2imsApiSettings
 from services.o2ims_api.state import State
 from shared.bus import Bus
 from shared.catalog import load_catalog
+from shared.dispatch import dispatch
 from shared.httpapi.auth import TokenVerifier, generate_signing_key, issue_token
+from shared.payloads import MessageFailed
 from shared.subjects import O2IMS_API_HOST_EVENTS_CONSUMER
 
 I = "/o2ims-infrastructureInventory/v1"  # noqa: E741 - the prefix names of the O2IMS documents
@@ -104,7 +106,8 @@ async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -
     await state.start()
     a = Api(s, bus, state, load_catalog(s.templates_dir), ProfileReader(s.kubeconfig, s.kube_timeout))
     parts = await assemble(a)
-    await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event).start()
+    host_events = dispatch(parts.notifier.on_host_event, ignore=(MessageFailed,))
+    await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, host_events).start()
     tasks = [asyncio.create_task(parts.notifier.run(stop)),
              *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values())]  # fmt: skip
     runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None, shutdown_timeout=1.0)

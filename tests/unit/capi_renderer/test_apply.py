@@ -221,3 +221,17 @@ async def test_an_object_without_our_pr_label_is_never_applied() -> None:
     with pytest.raises(PermanentError) as info:
         await apply_cluster(kube, render_cluster(make_spec(), make_options()))
     assert info.value.reason == "Unlabelled" and kube.calls == []
+
+
+async def test_a_scale_checks_the_cluster_is_ours_before_touching_its_machines() -> None:
+    from services.capi_renderer.apply import check_cluster_ours
+
+    kube = FakeKube()
+    await check_cluster_ours(kube, "edge1", "o2ims", PR)  # absent: nothing to protect
+    _hand_made(kube, "Cluster", "cluster.x-k8s.io/v1beta1", "edge1", {})
+    with pytest.raises(PermanentError) as info:
+        await check_cluster_ours(kube, "edge1", "o2ims", PR)
+    assert info.value.reason == "ForeignObject"
+    del kube.objects["cluster.x-k8s.io", "Cluster", "edge1", "o2ims"]
+    await apply_cluster(kube, render_cluster(make_spec(), opts()))
+    await check_cluster_ours(kube, "edge1", "o2ims", PR)

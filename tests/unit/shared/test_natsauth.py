@@ -72,3 +72,10 @@ def test_no_service_may_publish_another_services_commands() -> None:
     allowed = permissions(ROLE_BY_NAME["capi_renderer"])["publish"]["allow"]
     assert not any(p.startswith(("$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.PURGE"))
                    for p in allowed)  # fmt: skip
+
+
+def test_o2ctl_takes_its_identity_from_the_environment_for_a_system_it_did_not_start() -> None:
+    opts = natsauth.env_client_options({"O2_NATS_USER": "o2ctl", "O2_NATS_PASSWORD": "pw"})
+    assert opts == {"user": "o2ctl", "password": "pw", "inbox_prefix": "_INBOX.o2ctl"}
+    creds = natsauth.env_client_options({"O2_NATS_CREDS_FILE": "/etc/o2ctl.creds"})
+    assert creds == {"user_credentials": "/etc/o2ctl.creds", "inbox_prefix": "_INBOX.o2ctl"}
