@@ -188,10 +188,17 @@ def _request(args: argparse.Namespace) -> FocomRequest:
                                      operation=args.operation, file=args.file)  # fmt: skip
 
 
+def _sandbox_key_dir(args: argparse.Namespace) -> Path | None:
+    """A running sandbox's key directory: validate and plan its inventory as its focom does."""
+    state = state_dir(args.state_dir)
+    run = RunState.load(state)
+    return stack.sandbox_key_dir(state) if run is not None and run.sandbox else None
+
+
 def _validate(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
-    return commands.validate(args.inventory, args.output)
+    return commands.validate(args.inventory, args.output, ssh_key_dir=_sandbox_key_dir(args))
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -220,7 +227,7 @@ def _plan(args: argparse.Namespace) -> int:
         cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
         default_cni = default_cni or stack.SANDBOX_CNI
     return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
-                                 default_cni=default_cni))  # fmt: skip
+                                 default_cni=default_cni, ssh_key_dir=_sandbox_key_dir(args)))  # fmt: skip
 
 
 def _submit(args: argparse.Namespace) -> int:

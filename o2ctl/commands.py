@@ -17,10 +17,12 @@ from rich.console import Console
 
 from o2ctl import client, live
 from o2ctl.output import emit, is_terminal, machine, printable, table
+from services.focom.settings import FocomSettings
 from shared.errors import InputError, ServiceError
-from shared.inventory import InventoryError, inventory_json_schema, load_inventory
+from shared.inventory import InventoryError, all_clusters_problems, inventory_json_schema, load_inventory
 from shared.messages import decode
 from shared.payloads import FocomRequest
+from shared.settings import load_settings
 from shared.subjects import ALL_O2IMS_STATUS, FOCOM, FOCOM_REQUESTS, O2IMS, focom_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_READY = 0, 1, 2, 3, 4
@@ -39,9 +41,23 @@ def _console() -> Console:
 # ── validate / schema ──────────────────────────────────────────────────────────────────
 
 
-def validate(path: Path, output: str) -> int:
+def focom_settings(ssh_key_dir: Path | None = None) -> FocomSettings:
+    """focom's settings from this environment; a running sandbox's key directory unless one is set."""
+    focom = load_settings(FocomSettings)
+    if ssh_key_dir is not None and "O2_FOCOM_SSH_KEY_DIR" not in os.environ:
+        focom = focom.model_copy(update={"ssh_key_dir": ssh_key_dir})
+    return focom
+
+
+def validate(path: Path, output: str, *, ssh_key_dir: Path | None = None) -> int:
+    # The rules of an allClusters request to a focom configured like this environment (window, VIP pool,
+    # key directory): the same functions focom runs, so validate and a request never disagree.
+    focom = focom_settings(ssh_key_dir)
     try:
-        inv = load_inventory(path)
+        inv = load_inventory(path, **focom.inventory_rules())
+        extra = all_clusters_problems(inv, max_clusters=focom.max_clusters_per_request)
+        if extra:
+            raise InventoryError(extra, source=f"inventory {path.name}")
     except InventoryError as exc:
         problems = [{"path": p.path, "rule": p.rule, "message": p.message} for p in exc.problems]
         if machine(output):

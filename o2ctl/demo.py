@@ -35,7 +35,9 @@ def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bo
             print("  o2ctl events demo              every transition, from the streams")
             print("  o2ctl kubeconfig <cluster>     a workload cluster's kubeconfig")
             if run.kubeconfig:
-                print(f"  KUBECONFIG={run.kubeconfig} kubectl get fpr,oranpr   the same, as Kubernetes objects")
+                # The demo submits on the bus, so there is no FPR object; its clusters are mirrored as CRs.
+                print(f"  KUBECONFIG={run.kubeconfig} kubectl get oranpr   each cluster, as a Kubernetes object")
+                print("  kubectl apply -f examples/focom-all-clusters.yaml   a request as a CR (kubectl get fpr)")
             print(f"  logs: {state / 'logs'}   inventory: {run.inventory}")
         return code
     finally:

@@ -17,22 +17,25 @@ from typing import Any
 import yaml
 
 from o2ctl import client
+from o2ctl.commands import focom_settings
 from o2ctl.output import comment
 from services.capi_renderer.cni_source import placeholder_text, shown
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.settings import CapiRendererSettings
 from services.capi_renderer.validate import render_and_validate
-from services.focom.request import check_shape, create_specs
+from services.focom.request import Wanted, check_shape, create_specs, create_targets, vip_exclusions
 from services.focom.settings import FocomSettings
 from shared.capi_api import carried_schemas
 from shared.catalog import load_catalog
 from shared.crd_schema import CrdSchemas
 from shared.errors import InputError
-from shared.inventory import load_inventory
+from shared.inventory import Inventory, load_inventory
 from shared.leases import HostLeases
+from shared.models import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, parse_cidr
 from shared.payloads import FocomRequest
 from shared.settings import load_settings
 from shared.subjects import BUCKET_HOSTS
+from shared.vips import first_free
 
 
 async def _leases(t: client.Target | None) -> dict[str, str] | None:
@@ -102,18 +105,35 @@ def _schemas(s: CapiRendererSettings) -> CrdSchemas:
     return CrdSchemas.from_dirs(s.crd_dirs)
 
 
+def _preview_vips(wanted: list[Wanted], inventory: Inventory, focom: FocomSettings) -> dict[str, str]:
+    """The pool VIPs the clusters would get from an empty pool (focom allocates the real ones at request time)."""
+    out: dict[str, str] = {}
+    exclude = vip_exclusions(inventory)
+    for w in wanted:
+        if not w.needs_vip:
+            continue
+        avoid = [parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR), parse_cidr(w.cluster.service_cidr
+                                                                                or DEFAULT_SERVICE_CIDR)]
+        vip = first_free(focom.vip_pool_entries, exclude=exclude | set(out.values()), avoid=avoid)
+        if vip is None:
+            raise InputError(f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
+                             path=w.vip_path, reason="VipPoolExhausted")  # fmt: skip
+        out[w.cluster.cluster_name] = vip
+    return out
+
+
 async def plan(
     inventory_path: Path, request: FocomRequest, *, output: str, t: client.Target | None,
-    cni: dict[str, Path], default_cni: str | None,
+    cni: dict[str, Path], default_cni: str | None, ssh_key_dir: Path | None = None,
 ) -> int:  # fmt: skip
-    focom = load_settings(FocomSettings)
+    focom = focom_settings(ssh_key_dir)
     check_shape(request, max_clusters=focom.max_clusters_per_request)
-    inventory = await asyncio.to_thread(load_inventory, inventory_path)
+    inventory = await asyncio.to_thread(lambda: load_inventory(inventory_path, **focom.inventory_rules()))
     catalog = load_catalog(focom.templates_dir)
-    specs = create_specs(
-        request, inventory, catalog, window=focom.k8s_window, default_cni=default_cni or focom.default_cni,
-        max_clusters=focom.max_clusters_per_request,
-    )  # fmt: skip
+    wanted = create_targets(request, inventory, catalog, window=focom.k8s_window, vip_pool=bool(focom.vip_pool),
+                            max_clusters=focom.max_clusters_per_request)  # fmt: skip
+    specs = create_specs(request, wanted, default_cni=default_cni or focom.default_cni,
+                         vips=(pooled := _preview_vips(wanted, inventory, focom)))  # fmt: skip
     leases = await _leases(t)
     conflicts = []
     if leases is not None:
@@ -142,8 +162,11 @@ async def plan(
         # Only the YAML documents are data; every other line is a comment built by `comment()`, which keeps
         # any value (a name, a VIP, a lease holder read from the bus) on its one line.
         for spec in specs:
+            endpoint = f"VIP {spec.vip}" if spec.vip else f"endpoint {spec.endpoint} (no VIP)"
+            if spec.name in pooled:
+                endpoint += " (a preview: the first free pool address; focom allocates it on acceptance)"
             sys.stdout.write(comment(f"cluster {spec.name}: {len(spec.control_plane)} control-plane, "
-                                     f"{len(spec.workers)} workers, {spec.k8s_version}, VIP {spec.vip}"))  # fmt: skip
+                                     f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}"))  # fmt: skip
             sys.stdout.write(yaml.safe_dump_all(rendered[spec.name], sort_keys=False))
             sys.stdout.write("---\n")
         note = "not checked (no running system)" if leases is None else ("ok" if feasible else "CONFLICTS")

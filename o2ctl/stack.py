@@ -127,7 +127,9 @@ def api_url(state: Path) -> str | None:
 
 def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
-    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
+    # Replicas (the e2e harness runs several) share the one port.
+    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_REUSE_PORT": "true",
+           "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
            "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
            # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
            "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
@@ -136,6 +138,11 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
     return env
+
+
+def sandbox_key_dir(state: Path) -> Path:
+    """Where a sandbox's inventory key files live (its hosts' client key): the key directory of its services."""
+    return state / "hosts"
 
 
 def service_env(
@@ -151,15 +158,17 @@ def service_env(
         return env
     kubeconfig = str(state / "kubeconfig")
     inventory = str(state / "input.json")
-    hosts = state / "hosts"
+    hosts = sandbox_key_dir(state)
     per: dict[str, dict[str, str]] = {
         # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
         # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
+        # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
         "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_KUBE_ENABLED": "true",
-                  "O2_FOCOM_KUBECONFIG": kubeconfig},
+                  "O2_FOCOM_KUBECONFIG": kubeconfig, "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
         "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
+            "O2_HOSTPREP_SSH_KEY_DIR": str(hosts),
             "O2_HOSTPREP_SSH_KEY_FILE": str(hosts / "id_ed25519"),
             "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(hosts / "known_hosts"),
             "O2_HOSTPREP_KUBECONFIG": kubeconfig,

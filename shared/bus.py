@@ -17,8 +17,11 @@ classifier recognises)                        ``unexpected_retries``; then ``ter
 handler still running                         ``in_progress()`` heartbeats below ack_wait
 ============================================  =========================================
 
-A handler is ``async def handler(env: Envelope, ctx: MessageContext) -> None``; it publishes
-what follows from the message with ``ctx.publish`` (deterministic ids make re-runs harmless).
+At this level a consumer's handler is ``async def handler(env: Envelope, ctx: MessageContext)``;
+services never write one: they give typed functions of their payload to ``ServiceRuntime.consume``,
+and ``shared.dispatch`` builds the handler that routes by payload type and refuses the rest. A
+handler publishes what follows from the message with ``ctx.publish`` (deterministic ids make
+re-runs harmless).
 On stop, fetching ends, in-flight handlers get ``drain_timeout`` to finish, and whatever is
 still running is nak'ed so another replica (or the next start) gets it at once.
 """
@@ -29,7 +32,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +46,6 @@ from nats.js.kv import KeyValue
 
 from shared.errors import (
     InputError,
-    ServiceError,
     TemporaryError,
     UnexpectedError,
     classify,
@@ -52,6 +53,7 @@ from shared.errors import (
 )
 from shared.messages import Envelope, decode, derive_id
 from shared.metrics import BusMetrics
+from shared.outcomes import FaultCounts, log_outcome
 from shared.payloads import MessageFailed, Payload
 from shared.subjects import ConsumerSpec, last_token
 
@@ -147,28 +149,6 @@ class Bus:
             await self.nc.close()
 
 
-class _FaultCounts:
-    """Unexpected faults per message (by stream sequence) in this process, for bounding retries.
-
-    Bounded in size: an entry whose message went to another replica and never came back is
-    eventually forgotten (``max_deliver`` still bounds such a message overall).
-    """
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._counts: OrderedDict[int, int] = OrderedDict()
-        self._limit = limit
-
-    def add(self, seq: int) -> int:
-        n = self._counts.pop(seq, 0) + 1
-        self._counts[seq] = n
-        while len(self._counts) > self._limit:
-            self._counts.popitem(last=False)
-        return n
-
-    def forget(self, seq: int) -> None:
-        self._counts.pop(seq, None)
-
-
 class Consumer:
     """One durable pull consumer bound to a handler, with bounded concurrency."""
 
@@ -182,7 +162,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._slots = asyncio.Semaphore(spec.concurrency)
-        self._faults = _FaultCounts()
+        self._faults = FaultCounts()
 
     def config(self) -> js_api.ConsumerConfig:
         s = self.spec
@@ -252,7 +232,7 @@ class Consumer:
             env = decode(msg.data)
         except InputError as exc:
             await self._terminate(msg, None, exc, deliveries)
-            self._log_outcome(msg, None, "term", deliveries, started, exc)
+            log_outcome(self.bus.metrics, spec.durable, msg.subject, None, "term", deliveries, started, exc)
             return
         structlog.contextvars.bind_contextvars(
             message_id=str(env.id), correlation_id=env.correlation_id, subject=msg.subject, type=env.type
@@ -290,7 +270,7 @@ class Consumer:
                 await self._terminate(msg, env, err, deliveries)
         finally:
             heartbeat.cancel()
-            self._log_outcome(msg, env, outcome, deliveries, started, error)
+            log_outcome(self.bus.metrics, spec.durable, msg.subject, env, outcome, deliveries, started, error)
             structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "subject", "type")
 
     async def _heartbeat(self, msg: Msg) -> None:
@@ -340,42 +320,6 @@ class Consumer:
             pr_id = getattr(env.payload, "pr_id", None)
             return str(pr_id) if pr_id else "_unknown"
         return env.correlation_id if env is not None and env.correlation_id else "_unknown"
-
-    def _log_outcome(
-        self,
-        msg: Msg,
-        env: Envelope | None,
-        outcome: str,
-        deliveries: int,
-        started: float,
-        error: BaseException | None,
-    ) -> None:
-        elapsed = time.perf_counter() - started
-        self.bus.metrics.observe(self.spec.durable, outcome, elapsed)
-        fields: dict[str, Any] = {
-            "consumer": self.spec.durable,
-            "subject": msg.subject,
-            "outcome": outcome,
-            "deliveries": deliveries,
-            "duration_ms": round(elapsed * 1000, 2),
-        }
-        if env is not None:
-            fields["type"] = env.type
-        if error is None:
-            log.info("message_handled", **fields)
-            return
-        serr = classify(error)
-        fields.update(reason=serr.reason, error=serr.message)
-        if isinstance(serr, UnexpectedError):
-            # Nobody recognised this fault: a bug or an unknown failure mode, never a routine
-            # retry. The traceback (with the chained original) is what someone will need.
-            fields.update(exception=type(root_cause(error)).__name__)
-            log.error("message_handled", exc_info=error, **fields)
-        elif outcome == "nak" and isinstance(error, ServiceError):
-            # A planned retry (a deadline not yet due, a dependency not ready) is routine.
-            log.info("message_handled", **fields)
-        else:
-            log.warning("message_handled", **fields)
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()

@@ -69,7 +69,7 @@ FOCOM = Role(
     "focom",
     publishes=(s.FOCOM_REQUESTS, s.ALL_FOCOM_STATUS, s.ALL_O2IMS_REQUESTS),
     consumers=(s.FOCOM_REQUESTS_CONSUMER, s.FOCOM_CHILD_STATUS_CONSUMER, s.FOCOM_CR_STATUS_CONSUMER),
-    writes_buckets=(s.BUCKET_FPR, s.BUCKET_HOSTS),
+    writes_buckets=(s.BUCKET_FPR, s.BUCKET_HOSTS, s.BUCKET_VIPS),
 )
 O2IMS = Role(
     "o2ims",
@@ -82,7 +82,7 @@ O2IMS = Role(
         s.O2IMS_BYOHOST_STATUS_CONSUMER,
         s.O2IMS_TIMERS_CONSUMER,
     ),
-    writes_buckets=(s.BUCKET_PR, s.BUCKET_HOSTS),
+    writes_buckets=(s.BUCKET_PR, s.BUCKET_HOSTS, s.BUCKET_VIPS),
 )
 HOSTPREP = Role("hostprep", publishes=(s.ALL_HOSTPREP_EVENTS,), consumers=(s.HOSTPREP_JOBS_CONSUMER,))
 CAPI_RENDERER = Role("capi_renderer", publishes=(s.ALL_CAPI_EVENTS,), consumers=(s.CAPI_JOBS_CONSUMER,))

@@ -54,7 +54,9 @@ O2IMS_API_BUCKETS: tuple[str, ...] = (
     BUCKET_O2IMS_API, BUCKET_O2IMS_API_PRS, BUCKET_O2IMS_API_SUBSCRIPTIONS, BUCKET_O2IMS_API_ALARMS,
     BUCKET_O2IMS_API_VIEWS,
 )  # fmt: skip
-ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, *O2IMS_API_BUCKETS)
+#: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
+BUCKET_VIPS = "vips"
+ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS, *O2IMS_API_BUCKETS)
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 

@@ -37,7 +37,7 @@ from services.capi_renderer.domain import (
 from services.capi_renderer.validate import SchemaValidator, render_and_validate
 from shared.errors import PermanentError, ServiceError
 from shared.models import ClusterSpec
-from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, labels_of
+from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, deleting, labels_of, meta
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +95,7 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
                 if not owned_by(current, str(pr_id)):
                     raise ForeignObject(describe(obj), labels_of(current))
                 # Precondition: the object we checked, not one relabelled since.
-                rv = (current.get("metadata") or {}).get("resourceVersion")
+                rv = meta(current).get("resourceVersion")
                 body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}} if rv else obj
             await client.apply(body, field_manager=FIELD_MANAGER, force=True)
         except ForeignObject:
@@ -132,7 +132,7 @@ async def scale_cluster(
     if current is None:
         raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it does not exist",
                              reason="ClusterNotFound")
-    if (current.get("metadata") or {}).get("deletionTimestamp"):
+    if deleting(current):
         raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted",
                              reason="ClusterDeleting")
     return await apply_cluster(client, objects)
@@ -188,7 +188,7 @@ async def delete_cluster(
     if cluster is not None:
         if not owned_by(cluster, pr_id):
             raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
-        if not (cluster.get("metadata") or {}).get("deletionTimestamp"):
+        if not deleting(cluster):
             await _delete(client, by_name["Cluster", name], pr_id)
             log.info("cluster_delete_requested", cluster=name, namespace=namespace)
         for key in (("ClusterResourceSet", names.crs), ("ConfigMap", names.cni_configmap)):

@@ -30,10 +30,10 @@ NOT_BLOCK_SAFE = re.compile(
     "[^\x09\x0a\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_POOL_NAME = re.compile(r"""^\s*-?\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*$""")
-_POOL_VALUE = re.compile(r"""^\s*value:\s*["']?([^"'\s#]+)["']?\s*(#.*)?$""")
-_COMMENTED_NAME = re.compile(r"""^(\s*)# ?(\s*-\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*)$""")
-_COMMENTED_VALUE = re.compile(r"""^(\s*)# ?(\s*value:\s*)["']?[^"'\s#]+["']?\s*$""")
+_POOL_NAME = re.compile(r"""^\s*-?\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*$""", re.ASCII)
+_POOL_VALUE = re.compile(r"""^\s*value:\s*["']?([^"'\s#]+)["']?\s*(#.*)?$""", re.ASCII)
+_COMMENTED_NAME = re.compile(r"""^(\s*)# ?(\s*-\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*)$""", re.ASCII)
+_COMMENTED_VALUE = re.compile(r"""^(\s*)# ?(\s*value:\s*)["']?[^"'\s#]+["']?\s*$""", re.ASCII)
 _PLAIN_CIDR = re.compile(r"^[0-9a-fA-F.:]{2,39}/[0-9]{1,3}$")
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -15,19 +15,22 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_FPR,
     BUCKET_HOSTS,
+    BUCKET_VIPS,
     FOCOM_CHILD_STATUS_CONSUMER,
     FOCOM_CR_STATUS_CONSUMER,
     FOCOM_REQUESTS_CONSUMER,
 )
+from shared.vips import VipLeases
 
 
 async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     s = runtime.settings
     catalog = await asyncio.to_thread(load_catalog, s.templates_dir)
     fpr = await runtime.bus.kv(BUCKET_FPR)
-    inventory = InventorySource(s.inventory_path, max_bytes=s.inventory_max_bytes, window=s.k8s_window)
+    inventory = InventorySource(s.inventory_path, **s.inventory_rules())
+    vips = VipLeases(await runtime.bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
     return Focom(s, runtime.bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog)  # fmt: skip
+                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog, vips=vips)  # fmt: skip
 
 
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:

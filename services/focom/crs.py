@@ -14,9 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.focom.request import RequestError
-from shared.objects import meta as meta  # noqa: PLC0414 (re-exported for the Kubernetes face)
-from shared.objects import name_of as name_of  # noqa: PLC0414
-from shared.objects import timestamp
+from shared.objects import meta, name_of, timestamp
 from shared.payloads import FocomRequest, FprStatus
 from shared.safe_json import Problem, json_path
 

@@ -32,6 +32,7 @@ from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kube import KubeClient, WatchExpired
 from shared.kube_config import connect
 from shared.messages import Envelope, derive_id
+from shared.objects import meta, name_of
 from shared.payloads import FocomRequest, FprStatus, MessageFailed
 from shared.store import RecordStore
 from shared.subjects import FOCOM_REQUESTS, last_token
@@ -107,13 +108,13 @@ class KubeFace:
                 await self._reconcile(event.object, refresh=False)
 
     def _forget(self, obj: dict[str, Any]) -> None:
-        seen = self._seen.get(crs.name_of(obj))
-        if seen is not None and seen.uid == crs.meta(obj).get("uid"):
-            del self._seen[crs.name_of(obj)]
+        seen = self._seen.get(name_of(obj))
+        if seen is not None and seen.uid == meta(obj).get("uid"):
+            del self._seen[name_of(obj)]
 
     async def _reconcile(self, obj: dict[str, Any], *, refresh: bool) -> None:
         """Bring one CR in line; errors for one CR are logged and never stop the watch."""
-        name = crs.name_of(obj)
+        name = name_of(obj)
         try:
             async with self._lock(name):
                 await self._reconcile_one(obj, refresh)
@@ -125,11 +126,11 @@ class KubeFace:
 
     async def _alive(self, namespace: str, name: str, uid: str) -> bool:
         obj = await self.client.get(crs.API_VERSION, crs.KIND, name, namespace)
-        return obj is not None and crs.meta(obj).get("uid") == uid
+        return obj is not None and meta(obj).get("uid") == uid
 
     async def _reconcile_one(self, obj: dict[str, Any], refresh: bool) -> None:
-        m = crs.meta(obj)
-        name, namespace, uid = crs.name_of(obj), str(m.get("namespace", "")), str(m.get("uid", ""))
+        m = meta(obj)
+        name, namespace, uid = name_of(obj), str(m.get("namespace", "")), str(m.get("uid", ""))
         claim = await self.owners.claim(name, namespace, uid)
         if not claim.ours:
             await self._not_owner(obj, claim)
@@ -152,7 +153,7 @@ class KubeFace:
                 await self._write(seen, crs.status_body(seen.obj, status), status.updated_at)
 
     async def _submit(self, obj: dict[str, Any], uid: str) -> None:
-        generation = crs.meta(obj).get("generation", 0)
+        generation = meta(obj).get("generation", 0)
         try:
             request = crs.request_from_cr(obj)
         except RequestError as exc:
@@ -166,7 +167,7 @@ class KubeFace:
 
     async def _not_owner(self, obj: dict[str, Any], claim: Claim) -> None:
         """A CR whose name another CR (or a bus request) owns: refused once per generation, never acted on."""
-        name = crs.name_of(obj)
+        name = name_of(obj)
         if crs.deleting(obj):
             # Its deletion must not delete the owner's clusters: only let it go (if we ever held it).
             await self._release(obj)
@@ -177,16 +178,16 @@ class KubeFace:
         await self._refuse(obj, "NameInUse", f"FOCOM request name {name!r} is already used by {holder}; FPR names "
                            "are global", "$.metadata.name")  # fmt: skip
         await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
-        log.warning("cr_refused_name_in_use", cr=name, namespace=crs.meta(obj).get("namespace"), holder=claim.holder)
+        log.warning("cr_refused_name_in_use", cr=name, namespace=meta(obj).get("namespace"), holder=claim.holder)
 
     async def _deleting(self, obj: dict[str, Any], uid: str) -> None:
         if crs.finalizer_patch(obj, present=False) is None:
             return  # not ours to hold
         if crs.phase_of(obj) == "Deleted":
             await self._release(obj)
-            await self.owners.release(crs.name_of(obj), uid)
+            await self.owners.release(name_of(obj), uid)
             return
-        request = crs.delete_request(crs.name_of(obj))
+        request = crs.delete_request(name_of(obj))
         env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
                             id=derive_id("focom.cr.delete", uid))  # fmt: skip
         await self.bus.publish(FOCOM_REQUESTS, env)
@@ -196,14 +197,14 @@ class KubeFace:
         if patch is None:
             return
         with contextlib.suppress(PermanentError):  # gone already (or changed: the next event retries)
-            await self.client.patch(crs.API_VERSION, crs.KIND, crs.name_of(obj), crs.meta(obj).get("namespace"),
+            await self.client.patch(crs.API_VERSION, crs.KIND, name_of(obj), meta(obj).get("namespace"),
                                     patch)  # fmt: skip
-        log.info("cr_released", cr=crs.name_of(obj))
+        log.info("cr_released", cr=name_of(obj))
 
     async def _refuse(self, obj: dict[str, Any], reason: str, message: str, path: str | None) -> None:
-        seen = self._seen.get(crs.name_of(obj))
+        seen = self._seen.get(name_of(obj))
         body = crs.refusal_body(obj, reason=reason, message=message, path=path, at=datetime.now(UTC))
-        if seen is not None and seen.uid == crs.meta(obj).get("uid"):
+        if seen is not None and seen.uid == meta(obj).get("uid"):
             await self._write(seen, body, datetime.now(UTC))
         else:
             await self.client.apply_status(body, field_manager=crs.STATUS_MANAGER)

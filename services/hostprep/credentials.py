@@ -10,22 +10,31 @@ default key from settings. Host keys come from pinned keys (``host_id → public
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
 
 from services.hostprep.settings import HostprepSettings
 from shared.errors import PermanentError
+from shared.inventory import resolve_key_file
+
+
+def _host_id(value: Any) -> Any:
+    # Inventories written like the user guide's number their hosts (``"host_id": 1``): the id is "1".
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return value
 
 
 class _InventoryHost(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    host_id: str
+    host_id: Annotated[str, BeforeValidator(_host_id)]
     host_pwd: SecretStr | None = None
     ssh_key_file: Path | None = None
 
@@ -78,7 +87,7 @@ class _FileCache:
         return stamp, self._parse(self.path)
 
 
-def _parse_inventory(path: Path) -> dict[str, _InventoryHost]:
+def _parse_inventory(path: Path, key_dir: Path) -> dict[str, _InventoryHost]:
     try:
         inventory = _Inventory.model_validate_json(path.read_bytes())
     except ValidationError as exc:
@@ -88,12 +97,18 @@ def _parse_inventory(path: Path) -> dict[str, _InventoryHost]:
         raise PermanentError(
             f"inventory {path}: {where}: {first['msg']}", reason="InvalidInventory"
         ) from None
-    base = path.resolve().parent
     hosts: dict[str, _InventoryHost] = {}
     for entry in inventory.hosts:
         key = entry.ssh_key_file
-        relative = key is not None and not key.is_absolute()
-        hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": base / key}) if relative and key else entry
+        if key is not None:
+            # Only files in the key directory (relative names are taken inside it); checked again here,
+            # where the files are, so a symlink leading out of the directory is caught too.
+            try:
+                key = resolve_key_file(str(key), key_dir)
+            except ValueError as exc:
+                raise PermanentError(f"inventory {path}: host {entry.host_id!r}: {exc}",
+                                     reason="InvalidInventory") from None  # fmt: skip
+        hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": key})
     return hosts
 
 
@@ -133,7 +148,8 @@ class CredentialStore:
     def __init__(self, settings: HostprepSettings) -> None:
         self._default_key = settings.ssh_key_file
         self._passphrase = settings.ssh_key_passphrase
-        self._inventory = _FileCache(settings.inventory_file, _parse_inventory) if settings.inventory_file else None
+        parse = functools.partial(_parse_inventory, key_dir=settings.ssh_key_dir)
+        self._inventory = _FileCache(settings.inventory_file, parse) if settings.inventory_file else None
         self._pinned = (
             _FileCache(settings.pinned_host_keys_file, _parse_pinned) if settings.pinned_host_keys_file else None
         )

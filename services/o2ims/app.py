@@ -18,7 +18,9 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_HOSTS,
     BUCKET_PR,
+    BUCKET_VIPS,
 )
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +61,8 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
-    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy())
+    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy(),
+                      vips=VipLeases(await bus.kv(BUCKET_VIPS), ()))  # fmt: skip
     for spec, handlers in Handlers(engine).consumers():
         runtime.consume(spec, *handlers)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")

@@ -47,7 +47,7 @@ def cr_object(rec: PrRecord) -> dict[str, Any]:
         s = rec.spec
         params = {
             "clusterName": s.name, "namespace": s.namespace, "k8sVersion": s.k8s_version,
-            "controlPlaneEndpoint": s.vip, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
+            "controlPlaneEndpoint": s.endpoint, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
             "hosts": {"masters": _hosts(rec, "control-plane"), "workers": _hosts(rec, "worker")},
         }  # fmt: skip
         if s.cni:

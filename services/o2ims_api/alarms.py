@@ -15,10 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.httpapi.delivery import Event
-from shared.leases import Lease
-
-from .catalogue import (
+from services.o2ims_api.catalogue import (
     BYOHOST_FAILED,
     CALLBACK_DEAD,
     CLEARED,
@@ -33,13 +30,17 @@ from .catalogue import (
     oid,
     resource_id,
 )
-from .objects import Snapshot, host_kind
+from services.o2ims_api.objects import Snapshot, host_kind
+from shared.httpapi.delivery import Event
+from shared.leases import Lease
 
 NEW, CHANGE, CLEAR, ACKNOWLEDGE = 0, 1, 2, 3
 #: hostprep failure reasons that mean the host could not be reached over SSH.
 UNREACHABLE_REASONS = frozenset({"HostUnreachable", "ConnectTimeout", "ConnectionRefused", "ConnectionLost",
                                  "Disconnected"})  # fmt: skip
 KEY_REASONS = frozenset({"HostKeyMismatch"})
+#: Key prefixes of the alarms about hosts (they need the inventory to be computed).
+HOST_SCOPED = tuple(f"{d.key}." for d in (HOST_UNREACHABLE, HOST_KEY_CHANGED, BYOHOST_FAILED, HOST_QUARANTINED))
 
 
 class HostHealth(BaseModel):

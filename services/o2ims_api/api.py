@@ -8,15 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
+from services.o2ims_api.objects import Site, Snapshot
+from services.o2ims_api.profile import ProfileReader
+from services.o2ims_api.settings import O2imsApiSettings
+from services.o2ims_api.state import State
 from shared.bus import Bus
 from shared.catalog import Catalog
 from shared.httpapi.problems import not_found
 from shared.safe_json import short
-
-from .objects import Site, Snapshot
-from .profile import ProfileReader
-from .settings import O2imsApiSettings
-from .state import State
 
 INVENTORY = "/o2ims-infrastructureInventory"
 MONITORING = "/o2ims-infrastructureMonitoring"

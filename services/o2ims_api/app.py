@@ -14,6 +14,21 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from services.o2ims_api import objects, routes_inventory, routes_monitoring, routes_provisioning, routes_subscriptions
+from services.o2ims_api.api import API_KEY, Api
+from services.o2ims_api.notifier import Notifier
+from services.o2ims_api.profile import ProfileReader
+from services.o2ims_api.routes_monitoring import NOTIFIER_KEY
+from services.o2ims_api.routes_subscriptions import (
+    ALARM_KIND,
+    DELIVERERS_KEY,
+    INVENTORY_KIND,
+    SUBSCRIPTIONS_KEY,
+    alarm_renderer,
+    render_inventory,
+)
+from services.o2ims_api.settings import O2imsApiSettings
+from services.o2ims_api.state import State
 from shared.catalog import load_catalog
 from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_context
 from shared.httpapi.delivery import Deliverer, Render
@@ -30,22 +45,6 @@ from shared.subjects import (
     O2IMS_API_HOST_EVENTS_CONSUMER,
     o2api_delivery_durable,
 )
-
-from . import objects, routes_inventory, routes_monitoring, routes_provisioning, routes_subscriptions
-from .api import API_KEY, Api
-from .notifier import Notifier
-from .profile import ProfileReader
-from .routes_monitoring import NOTIFIER_KEY
-from .routes_subscriptions import (
-    ALARM_KIND,
-    DELIVERERS_KEY,
-    INVENTORY_KIND,
-    SUBSCRIPTIONS_KEY,
-    alarm_renderer,
-    render_inventory,
-)
-from .settings import O2imsApiSettings
-from .state import State
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +139,7 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     await runner.setup()
     tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
         s.tls_key_file else None  # fmt: skip
-    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls)
+    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
     await site.start()
     runtime.on_close(runner.cleanup)
     port = int(runner.addresses[0][1]) if runner.addresses else s.port

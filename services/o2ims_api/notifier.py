@@ -26,6 +26,9 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from services.o2ims_api import alarms, objects
+from services.o2ims_api.api import INVENTORY, VERSION, Api
+from services.o2ims_api.catalogue import oid
 from shared.bus import MessageContext
 from shared.errors import TemporaryError, classify
 from shared.httpapi.delivery import Event, publish_event
@@ -33,10 +36,6 @@ from shared.httpapi.subscriptions import SubscriptionStore
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostProgress
 from shared.store import DELETE, RecordStore
 from shared.subjects import BUCKET_O2IMS_API_ALARMS, BUCKET_O2IMS_API_VIEWS, o2api_alarm, o2api_inventory
-
-from . import alarms, objects
-from .api import INVENTORY, VERSION, Api
-from .catalogue import oid
 
 log = structlog.get_logger(__name__)
 I = f"{INVENTORY}/{VERSION}"  # noqa: E741 - the prefix's name in the O2IMS documents
@@ -211,6 +210,9 @@ class Notifier:
         now = datetime.now(UTC)
         retention = self.api.settings.alarm_retention
         keys = set(await self.states.keys()) | set(wanted)
+        if snap.inventory is None:
+            # Without a readable inventory no host is known: that is no reason to clear the hosts' alarms.
+            keys = {k for k in keys if not k.startswith(alarms.HOST_SCOPED)}
         for key in sorted(keys):
             want = wanted.get(key)
 

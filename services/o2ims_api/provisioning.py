@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, StringConstraints, ValidationError
 
+from services.o2ims_api.catalogue import resource_id
+from services.o2ims_api.state import PrView
 from shared.models import ClusterSpec
 from shared.safe_json import Problem, json_path
-
-from .catalogue import resource_id
-from .state import PrView
 
 Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
 #: ``fpr`` of PRs created through the API: no FOCOM request owns them.
@@ -70,10 +69,11 @@ def parameters_of(spec: ClusterSpec) -> dict[str, Any]:
         "k8sVersion": spec.k8s_version,
         "hosts": {"masters": [{"hostId": h.host_id} for h in spec.control_plane],
                   "workers": [{"hostId": h.host_id} for h in spec.workers]},
-        "controlPlaneEndpoint": spec.vip,
         "podCidr": spec.pod_cidr,
         "serviceCidr": spec.service_cidr,
     }  # fmt: skip
+    if spec.vip is not None:  # a single control plane without a VIP is reached at its host's address
+        out["controlPlaneEndpoint"] = spec.vip
     if spec.cni is not None:
         out["cni"] = spec.cni
     return out

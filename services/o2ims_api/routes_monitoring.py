@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from services.o2ims_api import alarms, schemas
+from services.o2ims_api.api import MONITORING, VERSION, uuid_param
+from services.o2ims_api.notifier import Notifier
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.problems import HttpProblem, bad_request, json_body, not_found
 from shared.httpapi.query import collection_response, item_response
-
-from . import alarms, schemas
-from .api import MONITORING, VERSION, uuid_param
-from .notifier import Notifier
 
 M = f"{MONITORING}/{VERSION}"
 NOTIFIER_KEY = web.AppKey("notifier", Notifier)
@@ -26,7 +25,8 @@ NOTIFIER_KEY = web.AppKey("notifier", Notifier)
 @requires(*READ)
 async def list_alarms(request: web.Request) -> web.Response:
     records = [s.record for s, _ in await request.app[NOTIFIER_KEY].alarm_records()]
-    return collection_response(request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]))
+    return collection_response(request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]),
+                               identity=("alarmEventRecordId",))  # fmt: skip
 
 
 async def _find(request: web.Request) -> alarms.AlarmState:
@@ -39,7 +39,7 @@ async def _find(request: web.Request) -> alarms.AlarmState:
 
 @requires(*READ)
 async def get_alarm(request: web.Request) -> web.Response:
-    return item_response(request, (await _find(request)).record, schemas.ALARM)
+    return item_response(request, (await _find(request)).record, schemas.ALARM, identity=("alarmEventRecordId",))
 
 
 @requires("maintainer")

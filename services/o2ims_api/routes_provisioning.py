@@ -15,6 +15,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from services.o2ims_api import schemas
+from services.o2ims_api.api import PROVISIONING, VERSION, Api, api, uuid_param
+from services.o2ims_api.provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
+from services.o2ims_api.state import PrView
 from shared.catalog import resolve
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.problems import HttpProblem, bad_request, conflict, json_body, not_found, problem_list
@@ -26,13 +30,10 @@ from shared.safe_json import Problem
 from shared.store import DELETE, RecordExists, RecordStore
 from shared.subjects import BUCKET_HOSTS, BUCKET_O2IMS_API_PRS, o2ims_request
 
-from . import schemas
-from .api import PROVISIONING, VERSION, Api, api, uuid_param
-from .provisioning import API_FPR, PrData, PrDataRecord, immutable_problems, info, parse_data
-from .state import PrView
-
 log = structlog.get_logger(__name__)
 P = f"{PROVISIONING}/{VERSION}/provisioningRequests"
+#: The id of a provisioning request, kept by every field selection.
+PR_ID = "provisioningRequestData/provisioningRequestId"
 
 
 def _now() -> datetime:
@@ -136,7 +137,8 @@ async def _one(a: Api, pr_id: str) -> tuple[PrView | None, tuple[PrDataRecord, i
 @requires(*READ)
 async def list_prs(request: web.Request) -> web.Response:
     return collection_response(request, await _all(api(request)), schemas.PR_INFO,
-                               lambda o: o["provisioningRequestData"]["provisioningRequestId"])  # fmt: skip
+                               lambda o: o["provisioningRequestData"]["provisioningRequestId"],
+                               identity=(PR_ID,))  # fmt: skip
 
 
 @requires(*READ)
@@ -147,7 +149,7 @@ async def get_pr(request: web.Request) -> web.Response:
         if kept is not None:
             await _forget(a, pr_id)
         raise not_found(f"no provisioning request {pr_id}")
-    return item_response(request, found, schemas.PR_INFO)
+    return item_response(request, found, schemas.PR_INFO, identity=(PR_ID,))
 
 
 # ── writes ─────────────────────────────────────────────────────────────────────────────

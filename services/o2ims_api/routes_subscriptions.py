@@ -17,15 +17,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from services.o2ims_api import schemas
+from services.o2ims_api.api import INVENTORY, MONITORING, VERSION, api, uuid_param
+from services.o2ims_api.catalogue import oid
 from shared.httpapi.auth import READ, requires
 from shared.httpapi.delivery import Deliverer, Event
 from shared.httpapi.problems import bad_request, json_body, not_found
 from shared.httpapi.query import Term, collection_response, item_response, parse_filter
 from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, check_callback, probe
-
-from . import schemas
-from .api import INVENTORY, MONITORING, VERSION, api, uuid_param
-from .catalogue import oid
 
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionStore)
 #: No schema limits subscription filters: they apply to whichever object a notification carries.
@@ -62,9 +61,7 @@ def _selected(sub: Subscription, obj: Mapping[str, Any] | None) -> bool:
 
 
 def render_inventory(sub: Subscription, ev: Event) -> dict[str, Any] | None:
-    if not _selected(sub, ev.post if ev.post is not None else ev.prior):
-        return None
-    return {
+    body = {
         "notificationId": oid("notification", sub.id, ev.id),
         "consumerSubscriptionId": sub.consumer_subscription_id,
         "notificationEventType": ev.event_type,
@@ -72,13 +69,16 @@ def render_inventory(sub: Subscription, ev: Event) -> dict[str, Any] | None:
         "priorObjectState": ev.prior,
         "postObjectState": ev.post,
     }
+    # A filter names the object's attributes (e.g. resourceTypeId) or the notification's (notificationEventType).
+    obj = ev.post if ev.post is not None else ev.prior
+    return body if _selected(sub, {**body, **(obj or {})}) else None
 
 
 def alarm_renderer(global_cloud_id: Callable[[], str]) -> Callable[[Subscription, Event], dict[str, Any] | None]:
     def render(sub: Subscription, ev: Event) -> dict[str, Any] | None:
-        if ev.post is None or not _selected(sub, ev.post):
+        if ev.post is None:
             return None
-        return {
+        body = {
             "notificationId": oid("notification", sub.id, ev.id),
             "globalCloudID": global_cloud_id(),
             "consumerSubscriptionId": sub.consumer_subscription_id,
@@ -86,6 +86,7 @@ def alarm_renderer(global_cloud_id: Callable[[], str]) -> Callable[[Subscription
             "objectRef": ev.object_ref,
             **ev.post,
         }
+        return body if _selected(sub, body) else None
 
     return render
 
@@ -98,7 +99,8 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
     @requires(*READ)
     async def list_subs(request: web.Request) -> web.Response:
         subs = [as_json(kind, s) for s in await _store(request).all(kind.name)]
-        return collection_response(request, subs, kind.schema, lambda o: str(o[kind.id_field]))
+        return collection_response(request, subs, kind.schema, lambda o: str(o[kind.id_field]),
+                                   identity=(kind.id_field,))  # fmt: skip
 
     @requires(*READ)
     async def get_sub(request: web.Request) -> web.Response:
@@ -106,7 +108,7 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
         sub = await _store(request).get(sub_id)
         if sub is None or sub.kind != kind.name:
             raise not_found(f"no subscription {sub_id}")
-        return item_response(request, as_json(kind, sub), kind.schema)
+        return item_response(request, as_json(kind, sub), kind.schema, identity=(kind.id_field,))
 
     @requires("subscriber")
     async def create_sub(request: web.Request) -> web.Response:

@@ -34,6 +34,8 @@ class O2imsApiSettings(ServiceSettings):
     host: str = "127.0.0.1"
     #: Port of the API listener; 0 picks a free port.
     port: int = Field(8080, ge=0, le=65535)
+    #: Let several local replicas share the port (SO_REUSEPORT; the kernel spreads connections).
+    reuse_port: bool = False
     #: The base URL clients use (``serviceUri``), when behind a proxy; default: the URL of each request.
     external_url: str | None = Field(None, pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$", max_length=2048)
     tls_cert_file: Path | None = None

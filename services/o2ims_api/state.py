@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.o2ims_api.settings import O2imsApiSettings
 from shared.bus import Bus
 from shared.errors import InputError
 from shared.inventory import Inventory, InventoryError, load_inventory
@@ -31,8 +32,6 @@ from shared.messages import decode
 from shared.models import ClusterSpec
 from shared.payloads import ByoHostSummary
 from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_HOSTS, BUCKET_O2IMS_API, BUCKET_PR
-
-from .settings import O2imsApiSettings
 
 log = structlog.get_logger(__name__)
 

@@ -19,6 +19,7 @@ import structlog
 
 from shared.errors import ServiceError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.objects import meta
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +151,7 @@ class ResourceWatch:
             metadata_only=t.metadata_only,
         )  # fmt: skip
         async for event in stream:
-            rv = (event.object.get("metadata") or {}).get("resourceVersion")
+            rv = meta(event.object).get("resourceVersion")
             if event.type != "BOOKMARK":
                 self.sink.on_event(t.kind, event.type, event.object)
             if rv:

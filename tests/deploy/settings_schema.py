@@ -46,10 +46,10 @@ COMMON_UNOFFERED = frozenset({"nats_token"})
 
 #: Per service, the fields the chart derives from other values (mounts, RBAC-relevant switches).
 SERVICE_DERIVED: dict[str, frozenset[str]] = {
-    "focom": frozenset({"inventory_path", "templates_dir", "kube_enabled", "cr_namespace"}),
+    "focom": frozenset({"inventory_path", "templates_dir", "kube_enabled", "cr_namespace", "ssh_key_dir"}),
     "o2ims": frozenset({"mirror_enabled", "mirror_kubeconfig"}),
     "hostprep": frozenset({"inventory_file", "ssh_key_file", "ssh_key_passphrase", "known_hosts_file",
-                           "pinned_host_keys_file", "kubeconfig"}),
+                           "pinned_host_keys_file", "kubeconfig", "ssh_key_dir"}),
     "capiRenderer": frozenset({"kubeconfig", "cni_manifests"}),
     "statusWatcher": frozenset({"kubeconfig", "namespaces"}),
 }

@@ -37,6 +37,7 @@ SAMPLES: dict[str, Any] = {
     "agent_binary_sha256": "a" * 64,
     "kube_context": "admin@mgmt",
     "crd_dirs": ["/mnt/crds", "/mnt/more-crds"],
+    "vip_pool": ["10.0.200.0/28", "10.0.201.10-10.0.201.20"],
     "cni_releases": {"calico": "https://mirror.example.com/calico/v3.28.2/calico.yaml"},
     "cni_sha256": {"calico": "b" * 64},
     "cni_sources": {"cilium": "/mnt/cni/cilium.yaml"},

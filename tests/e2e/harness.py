@@ -136,6 +136,8 @@ class Stack:
         self.sup = Supervisor(self.logs_dir, max_backoff=2.0)
         self.inventory: dict[str, Any] = {}
         self.inventory_path = state / "input.json"
+        #: Inventory host id → the sandbox host's own id, for inventories that renumber the hosts.
+        self.host_dirs: dict[str, str] = {}
         self.changed = asyncio.Event()
         #: o2ims.status messages seen (a progress clock for chaos plans; replays count too).
         self.transitions = 0
@@ -300,11 +302,14 @@ class Stack:
         return await eventually(done, timeout, f"FPR {name} to settle", wake=self.changed)
 
     def host_state(self, host_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.state / "hosts" / host_id / "state.json").read_text())
+        data: dict[str, Any] = json.loads((self._host_dir(host_id) / "state.json").read_text())
         return data
 
     def host_file(self, host_id: str, path: str) -> str:
-        return (self.state / "hosts" / host_id / "root" / path.lstrip("/")).read_text(errors="replace")
+        return (self._host_dir(host_id) / "root" / path.lstrip("/")).read_text(errors="replace")
+
+    def _host_dir(self, host_id: str) -> Path:
+        return self.state / "hosts" / self.host_dirs.get(host_id, host_id)
 
     # ── chaos ─────────────────────────────────────────────────────────────────────────
 

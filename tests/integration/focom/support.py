@@ -30,11 +30,13 @@ from shared.subjects import (
     ALL_O2IMS_REQUESTS,
     BUCKET_FPR,
     BUCKET_HOSTS,
+    BUCKET_VIPS,
     FOCOM_CHILD_STATUS_CONSUMER,
     FOCOM_REQUESTS,
     FOCOM_REQUESTS_CONSUMER,
     o2ims_status,
 )
+from shared.vips import VipLeases
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -141,10 +143,10 @@ class Harness:
 async def start_focom(bus: Bus, inventory: Path, **settings: Any) -> Harness:
     s = FocomSettings(inventory_path=inventory, **settings)
     fpr = await bus.kv(BUCKET_FPR)
+    vips = VipLeases(await bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
     focom = Focom(s, bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                  HostLeases(await bus.kv(BUCKET_HOSTS)),
-                  InventorySource(inventory, max_bytes=s.inventory_max_bytes, window=s.k8s_window),
-                  load_catalog(s.templates_dir))
+                  HostLeases(await bus.kv(BUCKET_HOSTS)), InventorySource(inventory, **s.inventory_rules()),
+                  load_catalog(s.templates_dir), vips=vips)  # fmt: skip
     commands, statuses = Recorder(), Recorder()
     # Read what the streams stored (duplicates dropped by id), not what went over the wire.
     await bus.js.subscribe(ALL_O2IMS_REQUESTS, cb=commands.on_msg, ordered_consumer=True)

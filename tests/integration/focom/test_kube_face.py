@@ -17,6 +17,7 @@ from services.focom.settings import FocomSettings
 from shared.bus import Bus, MessageContext
 from shared.dispatch import Dispatch, dispatch
 from shared.kube import KubeClient
+from shared.objects import meta, name_of
 from shared.payloads import FprStatus, MessageFailed, PrRequest
 from shared.subjects import FOCOM_CR_STATUS_CONSUMER
 from tests.integration.focom.support import EXAMPLES, Harness, example_inventory, start_focom, wait_cr
@@ -155,7 +156,7 @@ async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_a
         await _stop_face(kf, task, stop)
     # A restart forgets everything in memory; the list now returns the rival (namespace aaa) first.
     items, _ = await client.list(crs.API_VERSION, crs.KIND)
-    assert next(crs.meta(o)["namespace"] for o in items if crs.name_of(o) == "all-clusters") == "aaa"
+    assert next(meta(o)["namespace"] for o in items if name_of(o) == "all-clusters") == "aaa"
     kf, task, stop = await _start_face(h, bus, tmp_path, kubeconfig)
     _FACES[0] = kf
     try:

@@ -49,6 +49,7 @@ def write_inventory(pool: SandboxHostPool, path: Path, **per_host: dict[str, Any
 def settings_for(pool: SandboxHostPool, kubeconfig: Path, inventory: Path, **overrides: Any) -> HostprepSettings:
     fields: dict[str, Any] = {
         "inventory_file": inventory,
+        "ssh_key_dir": pool.client_key_path.parent,
         "known_hosts_file": pool.known_hosts_path,
         "kubeconfig": kubeconfig,
         "agent_binary_file": pool.agent_binary_path,

@@ -42,7 +42,7 @@ def inventory(hosts: int = 6) -> dict[str, Any]:
         "k8s_version": "v1.31.4",
         "hosts": [
             {"host_id": f"h{i:02d}", "host_name": f"node-{i:02d}", "host_ip": f"10.10.0.{10 + i}",
-             "ssh_key_file": "/keys/id_ed25519",
+             "ssh_key_file": "/etc/focom-o2ims/ssh/id_ed25519",
              "labels": {"o2ims.oran.org/resource-pool": "edge"} if i > 4 else {"rack": f"r{i % 2}"}}
             for i in range(1, hosts + 1)
         ],

@@ -129,8 +129,11 @@ async def _alarms(harness: Harness) -> list[dict[str, Any]]:
     return [valid(schemas.ALARM, a) for a in body]
 
 
-async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receiver: Receiver) -> None:
+async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receiver: Receiver,
+                                             receiver2: Receiver) -> None:  # fmt: skip
     await subscribe(harness, ALARM_SUBS, receiver.url, consumerSubscriptionId="alarms")
+    # A filter may name the notification's own attributes: raised and cleared only, no acknowledgements.
+    await subscribe(harness, ALARM_SUBS, receiver2.url, filter="(in,notificationEventType,0,2)")
     await _put_pr(bus, "failed", "HostKeyMismatch")
     (new,) = await receiver.wait(lambda got: got if got else None)
     valid(schemas.ALARM_NOTIFICATION, new)
@@ -160,6 +163,8 @@ async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receive
     await _put_pr(bus, "fulfilled")
     got = await receiver.wait(lambda got: got if len(got) == 3 else None)
     assert [n["notificationEventType"] for n in got] == [0, 3, 2]
+    filtered = await receiver2.wait(lambda got: got if len(got) == 2 else None)
+    assert [n["notificationEventType"] for n in filtered] == [0, 2]
     (cleared,) = await _alarms(harness)
     assert cleared["perceivedSeverity"] == 5 and cleared["alarmClearedTime"] and cleared["alarmEventRecordId"] == rid
 
@@ -183,6 +188,17 @@ async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: 
 
     (alarm,) = await wait_for(active)
     assert alarm["resourceID"] == resource_id("h02") and alarm["extensions"]["alarmName"] == "HostKeyChanged"
+    # An unreadable inventory names no host: it must not clear the host's alarm.
+    from services.o2ims_api.notifier import Notifier
+    from shared.httpapi.subscriptions import SubscriptionStore
+    from shared.subjects import BUCKET_O2IMS_API_SUBSCRIPTIONS
+
+    good = harness.api.settings.inventory_path.read_text()
+    write_inventory(harness, {"hosts": "not a list"})
+    notifier = await Notifier.create(harness.api, SubscriptionStore(await bus.kv(BUCKET_O2IMS_API_SUBSCRIPTIONS)), 1.0)
+    await notifier.round()
+    assert [a["alarmEventRecordId"] for a in await active()] == [alarm["alarmEventRecordId"]]
+    write_inventory(harness, json.loads(good))
     await bus.emit(hostprep_event(PR_ID), HostProgress(pr_id=PR_ID, host_id="h02", step="preflight", status="done"))
 
     async def cleared() -> bool:

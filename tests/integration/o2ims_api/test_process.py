@@ -98,3 +98,20 @@ async def test_notifications_in_order_across_kill_9(tmp_path: Path, nats_url: st
             if gen is not None:
                 seen.append(gen)
     assert seen == [1, 2, 3, 4, 5, 6, 7], gens
+
+
+async def test_two_replicas_share_the_port(tmp_path: Path, nats_url: str) -> None:
+    port = _free_port()
+    env = {**_env(tmp_path, nats_url, port), "O2_O2IMS_API_REUSE_PORT": "true"}
+    replicas = [await ServiceProcess("services.o2ims_api", env).start() for _ in range(2)]
+    try:
+        for replica in replicas:
+            await replica.wait_event("service_ready")
+        async with aiohttp.ClientSession() as session:
+            harness = Harness(f"http://127.0.0.1:{port}", tmp_path / "keys", session, None)  # type: ignore[arg-type]
+            for _ in range(4):
+                status, _, cloud = await harness.call("GET", I, role="reader")
+                assert status == 200 and cloud["serviceUri"] == harness.base
+    finally:
+        for replica in replicas:
+            await replica.kill()

@@ -28,7 +28,8 @@ async def test_inventory_password_and_relative_key(tmp_path: Path) -> None:
         {"host_id": "h2", "host_name": "n2", "host_ip": "10.0.0.2", "ssh_key_file": "keys/h2"},
         {"host_id": "h3", "host_name": "n3", "host_ip": "10.0.0.3"},
     ])
-    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default"))
+    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default",
+                                             ssh_key_dir=tmp_path))  # fmt: skip
     h1, h2, h3 = [await store.credentials(h) for h in ("h1", "h2", "h3")]
     assert h1.password is not None and h1.password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(h1) and PASSWORD not in str(h1)
@@ -43,8 +44,28 @@ async def test_no_credentials_is_permanent(tmp_path: Path) -> None:
     assert info.value.reason == "NoCredentials"
 
 
+async def test_numeric_host_ids_as_the_user_guide_writes_them(tmp_path: Path) -> None:
+    path = inventory(tmp_path, [{"host_id": 1, "host_name": "n1", "host_ip": "10.0.0.1", "host_pwd": PASSWORD}])
+    creds = await CredentialStore(HostprepSettings(inventory_file=path)).credentials("1")
+    assert creds.password is not None and creds.password.get_secret_value() == PASSWORD
+
+
+@pytest.mark.parametrize("key", ["/root/.ssh/id_rsa", "../elsewhere/id", "keys/../../id", "escape"])
+async def test_key_files_outside_the_key_directory_are_refused(tmp_path: Path, key: str) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (tmp_path / "secret").write_text("not a key of ours")
+    (keys / "escape").symlink_to(tmp_path / "secret")  # a link inside the directory, leading out of it
+    path = inventory(tmp_path, [{"host_id": "h1", "ssh_key_file": key}])
+    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_dir=keys))
+    with pytest.raises(PermanentError) as info:
+        await store.credentials("h1")
+    assert info.value.reason == "InvalidInventory"
+    assert "key directory" in str(info.value) or "'..'" in str(info.value)
+
+
 async def test_an_invalid_inventory_error_does_not_echo_the_password(tmp_path: Path) -> None:
-    path = inventory(tmp_path, [{"host_id": 7, "host_pwd": PASSWORD}])
+    path = inventory(tmp_path, [{"host_id": [7], "host_pwd": PASSWORD}])
     store = CredentialStore(HostprepSettings(inventory_file=path))
     with pytest.raises(PermanentError) as info:
         await store.credentials("h1")

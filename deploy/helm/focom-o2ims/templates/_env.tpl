@@ -57,6 +57,8 @@ the derived ones are not accepted in those maps.
 {{- if eq $key "focom" }}
 - name: O2_FOCOM_INVENTORY_PATH
   value: {{ $inventoryFile | quote }}
+- name: O2_FOCOM_SSH_KEY_DIR
+  value: {{ $paths.ssh | quote }}
 {{- if include "focom-o2ims.templatesConfigMap" $root }}
 - name: O2_FOCOM_TEMPLATES_DIR
   value: {{ $paths.templates | quote }}
@@ -77,6 +79,8 @@ the derived ones are not accepted in those maps.
 {{- else if eq $key "hostprep" }}
 - name: O2_HOSTPREP_KUBECONFIG
   value: {{ $mgmtConfig | quote }}
+- name: O2_HOSTPREP_SSH_KEY_DIR
+  value: {{ $paths.ssh | quote }}
 {{- if $inventory }}
 - name: O2_HOSTPREP_INVENTORY_FILE
   value: {{ $inventoryFile | quote }}
