@@ -39,6 +39,8 @@ NEW, CHANGE, CLEAR, ACKNOWLEDGE = 0, 1, 2, 3
 UNREACHABLE_REASONS = frozenset({"HostUnreachable", "ConnectTimeout", "ConnectionRefused", "ConnectionLost",
                                  "Disconnected"})  # fmt: skip
 KEY_REASONS = frozenset({"HostKeyMismatch"})
+#: Key prefixes of the alarms about hosts (they need the inventory to be computed).
+HOST_SCOPED = tuple(f"{d.key}." for d in (HOST_UNREACHABLE, HOST_KEY_CHANGED, BYOHOST_FAILED, HOST_QUARANTINED))
 
 
 class HostHealth(BaseModel):

@@ -210,6 +210,9 @@ class Notifier:
         now = datetime.now(UTC)
         retention = self.api.settings.alarm_retention
         keys = set(await self.states.keys()) | set(wanted)
+        if snap.inventory is None:
+            # Without a readable inventory no host is known: that is no reason to clear the hosts' alarms.
+            keys = {k for k in keys if not k.startswith(alarms.HOST_SCOPED)}
         for key in sorted(keys):
             want = wanted.get(key)
 

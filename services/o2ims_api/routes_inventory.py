@@ -33,14 +33,14 @@ def versions_handler(prefix: str) -> Callable[[web.Request], Awaitable[web.Respo
 async def get_cloud(request: web.Request) -> web.Response:
     a = api(request)
     body = objects.o_cloud(await a.snapshot(), a.base_url(request))
-    return item_response(request, body, schemas.O_CLOUD)
+    return item_response(request, body, schemas.O_CLOUD, identity=("oCloudId",))
 
 
 @requires(*READ)
 async def list_types(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
     return collection_response(request, objects.resource_types(snap), schemas.RESOURCE_TYPE,
-                               lambda o: o["resourceTypeId"], NO_DICTIONARY)  # fmt: skip
+                               lambda o: o["resourceTypeId"], NO_DICTIONARY, ("resourceTypeId",))  # fmt: skip
 
 
 @requires(*READ)
@@ -49,13 +49,14 @@ async def get_type(request: web.Request) -> web.Response:
     found = find(objects.resource_types(snap), "resourceTypeId", request.match_info["resourceTypeId"])
     if found is None:
         raise not_found(f"no resource type {short(request.match_info['resourceTypeId'])}")
-    return item_response(request, found, schemas.RESOURCE_TYPE_DETAIL)
+    return item_response(request, found, schemas.RESOURCE_TYPE_DETAIL, identity=("resourceTypeId",))
 
 
 @requires(*READ)
 async def list_pools(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
-    return collection_response(request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"])
+    return collection_response(request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"],
+                               identity=("resourcePoolId",))  # fmt: skip
 
 
 async def _pool(request: web.Request) -> objects.Snapshot:
@@ -71,7 +72,7 @@ async def get_pool(request: web.Request) -> web.Response:
     snap = await _pool(request)
     found = find(objects.pools(snap), "resourcePoolId", request.match_info["resourcePoolId"])
     assert found is not None
-    return item_response(request, found, schemas.RESOURCE_POOL)
+    return item_response(request, found, schemas.RESOURCE_POOL, identity=("resourcePoolId",))
 
 
 @requires(*READ)
@@ -79,7 +80,7 @@ async def list_resources(request: web.Request) -> web.Response:
     snap = await _pool(request)
     pool = request.match_info["resourcePoolId"]
     items = [r for r in objects.resources(snap) if r["resourcePoolId"] == pool]
-    return collection_response(request, items, schemas.RESOURCE, lambda o: o["resourceId"])
+    return collection_response(request, items, schemas.RESOURCE, lambda o: o["resourceId"], identity=("resourceId",))
 
 
 @requires(*READ)
@@ -89,7 +90,7 @@ async def get_resource(request: web.Request) -> web.Response:
     found = find([r for r in objects.resources(snap) if r["resourcePoolId"] == pool], "resourceId", rid)
     if found is None:
         raise not_found(f"no resource {short(rid)} in pool {short(pool)}")
-    return item_response(request, found, schemas.RESOURCE)
+    return item_response(request, found, schemas.RESOURCE, identity=("resourceId",))
 
 
 async def _with_profile(request: web.Request, managers: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -114,7 +115,7 @@ async def list_managers(request: web.Request) -> web.Response:
     snap = await api(request).snapshot()
     items = await _with_profile(request, objects.deployment_managers(snap))
     return collection_response(request, items, schemas.DEPLOYMENT_MANAGER, lambda o: o["deploymentManagerId"],
-                               PROFILE)  # fmt: skip
+                               PROFILE, ("deploymentManagerId",))  # fmt: skip
 
 
 @requires(*READ)
@@ -126,7 +127,7 @@ async def get_manager(request: web.Request) -> web.Response:
     if found is None:
         raise not_found(f"no deployment manager {short(dm_id)}")
     (item,) = await _with_profile(request, [found])
-    return item_response(request, item, schemas.DEPLOYMENT_MANAGER, PROFILE)
+    return item_response(request, item, schemas.DEPLOYMENT_MANAGER, PROFILE, identity=("deploymentManagerId",))
 
 
 def add_routes(app: web.Application) -> None:

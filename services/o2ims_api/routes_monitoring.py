@@ -25,7 +25,8 @@ NOTIFIER_KEY = web.AppKey("notifier", Notifier)
 @requires(*READ)
 async def list_alarms(request: web.Request) -> web.Response:
     records = [s.record for s, _ in await request.app[NOTIFIER_KEY].alarm_records()]
-    return collection_response(request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]))
+    return collection_response(request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]),
+                               identity=("alarmEventRecordId",))  # fmt: skip
 
 
 async def _find(request: web.Request) -> alarms.AlarmState:
@@ -38,7 +39,7 @@ async def _find(request: web.Request) -> alarms.AlarmState:
 
 @requires(*READ)
 async def get_alarm(request: web.Request) -> web.Response:
-    return item_response(request, (await _find(request)).record, schemas.ALARM)
+    return item_response(request, (await _find(request)).record, schemas.ALARM, identity=("alarmEventRecordId",))
 
 
 @requires("maintainer")

@@ -32,6 +32,8 @@ from shared.subjects import BUCKET_HOSTS, BUCKET_O2IMS_API_PRS, o2ims_request
 
 log = structlog.get_logger(__name__)
 P = f"{PROVISIONING}/{VERSION}/provisioningRequests"
+#: The id of a provisioning request, kept by every field selection.
+PR_ID = "provisioningRequestData/provisioningRequestId"
 
 
 def _now() -> datetime:
@@ -135,7 +137,8 @@ async def _one(a: Api, pr_id: str) -> tuple[PrView | None, tuple[PrDataRecord, i
 @requires(*READ)
 async def list_prs(request: web.Request) -> web.Response:
     return collection_response(request, await _all(api(request)), schemas.PR_INFO,
-                               lambda o: o["provisioningRequestData"]["provisioningRequestId"])  # fmt: skip
+                               lambda o: o["provisioningRequestData"]["provisioningRequestId"],
+                               identity=(PR_ID,))  # fmt: skip
 
 
 @requires(*READ)
@@ -146,7 +149,7 @@ async def get_pr(request: web.Request) -> web.Response:
         if kept is not None:
             await _forget(a, pr_id)
         raise not_found(f"no provisioning request {pr_id}")
-    return item_response(request, found, schemas.PR_INFO)
+    return item_response(request, found, schemas.PR_INFO, identity=(PR_ID,))
 
 
 # ── writes ─────────────────────────────────────────────────────────────────────────────

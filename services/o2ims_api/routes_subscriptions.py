@@ -99,7 +99,8 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
     @requires(*READ)
     async def list_subs(request: web.Request) -> web.Response:
         subs = [as_json(kind, s) for s in await _store(request).all(kind.name)]
-        return collection_response(request, subs, kind.schema, lambda o: str(o[kind.id_field]))
+        return collection_response(request, subs, kind.schema, lambda o: str(o[kind.id_field]),
+                                   identity=(kind.id_field,))  # fmt: skip
 
     @requires(*READ)
     async def get_sub(request: web.Request) -> web.Response:
@@ -107,7 +108,7 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
         sub = await _store(request).get(sub_id)
         if sub is None or sub.kind != kind.name:
             raise not_found(f"no subscription {sub_id}")
-        return item_response(request, as_json(kind, sub), kind.schema)
+        return item_response(request, as_json(kind, sub), kind.schema, identity=(kind.id_field,))
 
     @requires("subscriber")
     async def create_sub(request: web.Request) -> web.Response:

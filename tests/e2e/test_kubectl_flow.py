@@ -1,5 +1,9 @@
 """The user guide's way in, with the real ``kubectl`` binary against ``o2ctl up --sandbox``.
 
+First the same way in through the official Python client (so machines without kubectl still prove that the
+sandbox runs focom's FPR face and o2ims's ProvisioningRequest mirror); the kubectl tests skip, with the
+reason, where no kubectl is installed.
+
 ``o2ctl up`` prints the ``KUBECONFIG`` to use; ``kubectl apply -f examples/focom-all-clusters.yaml`` drives the
 whole flow (client-side validation through the emulator's OpenAPI, the FPR face in focom); ``kubectl wait``
 sees it Synced; ``kubectl get`` prints the CRDs' printer columns; each cluster's kubeconfig Secret is there;
@@ -9,6 +13,7 @@ sees it Synced; ``kubectl get`` prints the CRDs' printer columns; each cluster's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -17,18 +22,21 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from shared.kube import KubeClient
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on PATH (the guide's flow needs a real kubectl)"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on PATH (the guide's flow needs a "
+                                                           "real kubectl)")
+FPR_API, PR_API = "focom.nephio.org/v1alpha1", "o2ims.provisioning.oran.org/v1alpha1"
 EXAMPLE = REPO / "examples" / "focom-all-clusters.yaml"
 
 
@@ -61,9 +69,7 @@ def table(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, re.split(r"\s{2,}", line.strip()), strict=False)) for line in lines[1:]]
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Kubectl]]:
-    base = tmp_path_factory.mktemp("kubectl")
+def _up(base: Path) -> Iterator[tuple[Path, Kubectl]]:
     state = base / "state"
     up = o2ctl(state, "up", "--sandbox", "--detach", "--hosts", "9")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -78,6 +84,56 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ku
         o2ctl(state, "down")
 
 
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Kubectl]]:
+    """The sandbox the kubectl tests share (each leaves it as it found it)."""
+    yield from _up(tmp_path_factory.mktemp("kubectl"))
+
+
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[tuple[Path, Kubectl]]:
+    yield from _up(tmp_path)
+
+
+async def until(kube: KubeClient, api_version: str, kind: str, done: Callable[[list[dict[str, Any]]], bool],
+                timeout: float = 300) -> list[dict[str, Any]]:
+    """List, then watch (re-listing on every event) until ``done(items)``; bounded by ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            items, version = await kube.list(api_version, kind)
+            if done(items):
+                return items
+            async for _ in kube.watch(api_version, kind, resource_version=version, timeout_seconds=30):
+                items, _ = await kube.list(api_version, kind)
+                if done(items):
+                    return items
+
+
+async def test_the_fpr_face_and_the_pr_mirror_run_on_the_sandbox(own_sandbox: tuple[Path, Kubectl]) -> None:
+    state, kubectl = own_sandbox
+    cluster = json.loads((state / "input.json").read_text())["clusters"][0]["cluster_name"]
+    fpr = yaml.safe_load(EXAMPLE.read_text())
+    fpr["metadata"] = {"name": "one-cluster", "namespace": "default"}
+    fpr["spec"] = {"operation": "create", "clusterNames": [cluster]}
+
+    def phase(items: list[dict[str, Any]]) -> str | None:
+        return next(((i.get("status") or {}).get("phase") for i in items if i["metadata"]["name"] == "one-cluster"),
+                    None)
+
+    def mirrored(items: list[dict[str, Any]]) -> list[str]:
+        return [((i.get("status") or {}).get("provisioningStatus") or {}).get("provisioningState", "")
+                for i in items if i["spec"]["templateParameters"]["clusterName"] == cluster]
+
+    async with await KubeClient.from_kubeconfig(Path(kubectl.env["KUBECONFIG"])) as kube:
+        await kube.create(fpr)
+        await until(kube, FPR_API, "FocomProvisioningRequest", lambda items: phase(items) == "Synced")
+        await until(kube, PR_API, "ProvisioningRequest", lambda items: mirrored(items) == ["fulfilled"])
+        await kube.delete(FPR_API, "FocomProvisioningRequest", "one-cluster", "default")
+        await until(kube, FPR_API, "FocomProvisioningRequest", lambda items: phase(items) is None)
+        await until(kube, PR_API, "ProvisioningRequest", lambda items: mirrored(items) == [])
+
+
+@needs_kubectl
 def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     state, kubectl = sandbox
     clusters = sorted(c["cluster_name"] for c in json.loads((state / "input.json").read_text())["clusters"])
@@ -123,6 +179,7 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     assert capi.strip() == ""
 
 
+@needs_kubectl
 def test_kubectl_is_validated_strictly_by_the_server(sandbox: tuple[Path, Kubectl], tmp_path: Path) -> None:
     _, kubectl = sandbox
     bad = tmp_path / "bad.yaml"
@@ -133,6 +190,7 @@ def test_kubectl_is_validated_strictly_by_the_server(sandbox: tuple[Path, Kubect
     assert "serverside-applied (server dry run)" in dry.stdout
 
 
+@needs_kubectl
 def test_kubectl_explain_reads_openapi_v3_and_v2(sandbox: tuple[Path, Kubectl]) -> None:
     _, kubectl = sandbox
     v3 = kubectl("explain", "fpr.spec").stdout

@@ -22,7 +22,7 @@ from shared.crd_schema import CrdSchemas
 REPO = Path(__file__).resolve().parents[2]
 
 #: Written the way operators write theirs: numeric ids, password logins, versions without the "v",
-#: single control planes, no CNI (so Calico, the default).
+#: single control planes without a VIP (the host's address is the endpoint), no CNI (so Calico, the default).
 SEED_FORMAT: dict[str, Any] = {
     "namespace": "default",
     "k8s_version": "1.31.4",
@@ -41,13 +41,11 @@ SEED_FORMAT: dict[str, Any] = {
             "cluster_name": "edge-a",
             "cluster_masters": [{"host_id": "100"}],
             "cluster_workers": [{"host_id": "101"}],
-            "control_plane_endpoint": "10.20.0.200",
         },
         {
             "cluster_name": "edge-b",
             "cluster_masters": [{"host_id": "102"}],
             "cluster_workers": [{"host_id": "103"}],
-            "control_plane_endpoint": "10.20.0.201",
             "pod_cidr": "10.128.0.0/16",
         },
     ],
@@ -112,6 +110,9 @@ def test_plan_renders_calico_and_validates_strictly_with_nothing_configured(tmp_
         "KubeadmControlPlane",
         "MachineDeployment",
     ]
+    endpoints = {o["metadata"]["name"]: o["spec"]["controlPlaneEndpoint"]["host"] for o in objects
+                 if o["kind"] == "ByoCluster"}  # fmt: skip
+    assert endpoints == {"edge-a": "10.20.0.10", "edge-b": "10.20.0.12"}
     crs = [o for o in objects if o["kind"] == "ClusterResourceSet"]
     assert sorted(o["metadata"]["name"] for o in crs) == ["edge-a-crs-0", "edge-b-crs-0"]
     config_maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
