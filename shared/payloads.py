@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from shared.kinds import CapiAction, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
+from shared.kinds import CapiAction, Decision, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
 from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.models import ClusterSpec, HostRef
@@ -86,6 +86,29 @@ class FocomRequest(Payload):
     targetWorkerCount: StrictInt | None = Field(default=None, ge=0)
 
 
+class FocomDecision(Payload):
+    """An approver's decision on a FOCOM request waiting in ``PendingApproval`` (published on ``focom.requests``).
+
+    ``approve`` carries the request out (feasibility is checked again: hosts taken meanwhile fail it with the
+    conflict); ``reject`` removes the pending request, which never leased or prepared anything.
+    """
+
+    type: Literal["focom.decision"] = "focom.decision"
+    name: str = Field(min_length=1, max_length=63)
+    decision: Decision
+    #: Who decided (the token subject, or ``o2ctl``), for the record and the status message.
+    by: str = Field("", max_length=253)
+
+
+class PlannedCluster(Value):
+    """What an approved request would create for one cluster: its hosts, the leases approval takes."""
+
+    cluster: str
+    pr_id: str
+    control_plane: tuple[str, ...]
+    workers: tuple[str, ...] = ()
+
+
 class ChildStatus(Value):
     cluster: str
     pr_id: str
@@ -105,6 +128,8 @@ class FprStatus(Payload):
     #: The operation being carried out and how many accepted requests changed this FPR so far.
     operation: Operation | None = None
     generation: int = 0
+    #: The plan of a request waiting in ``PendingApproval`` (empty otherwise).
+    plan: tuple[PlannedCluster, ...] = ()
 
 
 # ── O2IMS ──────────────────────────────────────────────────────────────────────────────
