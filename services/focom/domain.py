@@ -90,7 +90,8 @@ class FprRecord(_Record):
 def hold(record: FprRecord | None, name: str, request: dict[str, Any], plan: tuple[PlannedCluster, ...],
          now: datetime) -> FprRecord:  # fmt: skip
     """The record of a create request waiting for approval (a re-submission replaces the waiting request)."""
-    message = f"waiting for approval: {len(plan)} cluster(s), {sum(len(c.control_plane) + len(c.workers) for c in plan)} host(s)"
+    hosts = sum(len(c.control_plane) + len(c.workers) for c in plan)
+    message = f"waiting for approval: {len(plan)} cluster(s), {hosts} host(s)"
     if record is None:
         record = FprRecord(name=name, created_at=now, updated_at=now)
     return record.model_copy(update={"pending": request, "plan": plan, "phase": "PendingApproval",
