@@ -17,6 +17,7 @@ from pathlib import Path
 from o2ctl import client, stack, up
 from o2ctl.state import RunState, state_dir
 from shared.errors import InputError, ServiceError
+from shared.kinds import OPERATIONS
 from shared.logging import configure_logging
 from shared.payloads import FocomRequest
 
@@ -28,7 +29,7 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clusters", help="comma-separated cluster names")
     p.add_argument("-f", "--file", type=Path, help="a request file (FocomProvisioningRequest YAML or a bare request)")
     p.add_argument("--name", help="the request's name (default: derived from the selection)")
-    p.add_argument("--operation", choices=["create", "scale", "delete"], default="create")
+    p.add_argument("--operation", choices=OPERATIONS, default="create")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -41,6 +41,9 @@ from shared.fields import (
     Token,
     printable,
 )
+from shared.kinds import CapiAction, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
+from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
+from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.models import ClusterSpec
 
 
@@ -147,7 +150,7 @@ class FocomRequest(Payload):
 
     type: Literal["focom.request"] = "focom.request"
     name: FprName
-    operation: Literal["create", "scale", "delete"] = "create"
+    operation: Operation = "create"
     #: Strict: ``"yes"`` or ``1`` is a mistake to report, not a ``true`` to guess.
     allClusters: StrictBool | None = None
     clusterNames: tuple[ClusterName, ...] | None = Field(default=None, max_length=10_000)
@@ -171,12 +174,12 @@ class ChildStatus(Value):
 class FprStatus(Payload):
     type: Literal["focom.status"] = "focom.status"
     name: FprName
-    phase: Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+    phase: FprPhase
     message: Text = ""
     children: tuple[ChildStatus, ...] = Field(default=(), max_length=10_000)
     updated_at: datetime
     #: The operation being carried out and how many accepted requests changed this FPR so far.
-    operation: Literal["create", "scale", "delete"] | None = None
+    operation: Operation | None = None
     generation: int = Field(default=0, ge=0)
 
 
@@ -189,14 +192,10 @@ class PrRequest(Payload):
     type: Literal["o2ims.request"] = "o2ims.request"
     pr_id: PrId
     fpr: FprName
-    operation: Literal["create", "update", "delete"]
+    operation: PrCommand
     template_name: TemplateName = "byoh-workload-cluster"
     template_version: TemplateVersion = "v1.0.0"
     spec: ClusterSpec | None = None
-
-
-PrState = Literal["pending", "progressing", "fulfilled", "failed", "deleting", "deleted"]
-PrStage = Literal["hostprep", "apply", "provisioning", "scaling", "teardown", "capi-delete"]
 
 
 class PrStatus(Payload):
@@ -236,7 +235,7 @@ class HostprepJob(Payload):
 
     type: Literal["hostprep.job"] = "hostprep.job"
     pr_id: PrId
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     cluster: ClusterName
     namespace: Namespace = "default"
     k8s_version: K8sVersion
@@ -249,14 +248,14 @@ class HostProgress(Payload):
     pr_id: PrId
     host_id: HostId
     step: StepName
-    status: Literal["checking", "running", "done", "skipped", "failed", "ready"]
+    status: HostStepStatus
     detail: Text | None = None
 
 
 class HostprepDone(Payload):
     type: Literal["hostprep.job.done"] = "hostprep.job.done"
     pr_id: PrId
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     hosts: tuple[HostId, ...] = Field(max_length=MAX_HOSTS)
 
 
@@ -276,7 +275,7 @@ class HostFailure(BaseModel):
 class HostprepFailed(Payload):
     type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
     pr_id: PrId
-    action: Literal["prepare", "teardown"]
+    action: HostprepAction
     host_id: HostId | None = None
     step: StepName | None = None
     exit_code: int | None = None
@@ -302,7 +301,7 @@ class ObjectRef(Value):
 class CapiJob(Payload):
     type: Literal["capi.job"] = "capi.job"
     pr_id: PrId
-    action: Literal["apply", "scale", "delete"]
+    action: CapiAction
     spec: ClusterSpec
 
 
@@ -324,7 +323,7 @@ class CapiDeleted(Payload):
 class CapiFailed(Payload):
     type: Literal["capi.failed"] = "capi.failed"
     pr_id: PrId
-    action: Literal["apply", "scale", "delete"]
+    action: CapiAction
     reason: Reason
     message: Text
 

@@ -9,6 +9,7 @@ watcher to see it disappear). Invalid renders and permanent API errors (400/403/
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, assert_never
 
 import structlog
 
@@ -47,21 +48,26 @@ def make_handler(deps: Deps) -> Handler:
         subject = capi_event(job.pr_id)
         # Every object carries the PR id, so the watcher can route its observations to the PR.
         options = deps.options.model_copy(update={"extra_labels": {**deps.options.extra_labels, PR_LABEL: job.pr_id}})
+        applied: Literal["apply", "scale"]
         try:
-            if job.action == "delete":
-                gone = await apply.delete_cluster(
-                    deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                )
-                await ctx.publish(
-                    subject,
-                    CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
-                    key="deleted",
-                )
-                return
-            if job.action == "scale":
-                refs = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas)
-            else:
-                refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
+            match job.action:
+                case "delete":
+                    gone = await apply.delete_cluster(
+                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
+                    )
+                    await ctx.publish(
+                        subject,
+                        CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
+                        key="deleted",
+                    )
+                    return
+                case "scale":
+                    refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
+                case "apply":
+                    refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
+                    applied = "apply"
+                case _:
+                    assert_never(job.action)
         except PermanentError as exc:
             log.warning("capi_job_failed", pr_id=job.pr_id, action=job.action, reason=exc.reason, error=exc.message)
             await ctx.publish(
@@ -70,6 +76,6 @@ def make_handler(deps: Deps) -> Handler:
                 key="failed",
             )
             return
-        await ctx.publish(subject, CapiApplied(pr_id=job.pr_id, action=job.action, objects=_refs(refs)), key="applied")
+        await ctx.publish(subject, CapiApplied(pr_id=job.pr_id, action=applied, objects=_refs(refs)), key="applied")
 
     return handle

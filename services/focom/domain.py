@@ -23,17 +23,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.errors import InputError
+from shared.kinds import FprPhase, Operation, PrCommand
 from shared.models import ClusterSpec
 from shared.payloads import ChildStatus, FprStatus, PrRequest, PrStatus, pr_id_for
-
-Operation = Literal["create", "scale", "delete"]
-Command = Literal["create", "update", "delete"]
-Phase = Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
 
 
 class _Record(BaseModel):
@@ -46,7 +43,7 @@ class Child(_Record):
     cluster: str
     pr_id: str
     desired: Literal["present", "absent"] = "present"
-    command: Command = "create"
+    command: PrCommand = "create"
     #: The FPR generation in which ``command`` was decided (part of its message id).
     command_gen: int
     #: When ``command`` was decided; o2ims reports from before it do not settle the child.
@@ -75,7 +72,7 @@ class FprRecord(_Record):
     #: Digest of the last accepted request together with the specs it resolved to.
     digest: str = ""
     children: dict[str, Child] = {}
-    phase: Phase = "Pending"
+    phase: FprPhase = "Pending"
     message: str = ""
     created_at: datetime
     updated_at: datetime
@@ -132,7 +129,7 @@ def _advance(record: FprRecord, operation: Operation, req_digest: str, children:
     return with_phase(out)
 
 
-def _new_child(name: str, spec: ClusterSpec, gen: int, command: Command, now: datetime) -> Child:
+def _new_child(name: str, spec: ClusterSpec, gen: int, command: PrCommand, now: datetime) -> Child:
     return Child(cluster=spec.name, pr_id=pr_id_for(name, spec.name), command=command, command_gen=gen,
                  since=now, hosts=tuple(h.host_id for h in spec.all_hosts), spec_digest=spec_digest(spec))  # fmt: skip
 
@@ -242,7 +239,7 @@ def apply_refusal(record: FprRecord, pr_id: str, reason: str, error: str, now: d
     return with_phase(out)
 
 
-def compute_phase(record: FprRecord) -> tuple[Phase, str]:
+def compute_phase(record: FprRecord) -> tuple[FprPhase, str]:
     """The FPR phase and a one-line message (the table in the module docstring)."""
     children = sorted(record.children.values(), key=lambda c: c.cluster)
     if not children:
@@ -264,8 +261,21 @@ def compute_phase(record: FprRecord) -> tuple[Phase, str]:
         return "Synced", f"{len(done)} cluster(s) fulfilled"
     busy = ", ".join(f"{c.cluster}: {c.state}{f'/{c.stage}' if c.stage else ''}"
                      for c in wanted if c not in done)  # fmt: skip
-    phase: Phase = "Scaling" if record.operation == "scale" else "Creating"
-    return phase, f"{len(done)}/{len(wanted)} fulfilled; {busy}"[:1000]
+    return busy_phase(record.operation), f"{len(done)}/{len(wanted)} fulfilled; {busy}"[:1000]
+
+
+def busy_phase(operation: Operation) -> FprPhase:
+    """The phase of an FPR whose wanted clusters are not all fulfilled yet, by its last operation."""
+    match operation:
+        case "create":
+            return "Creating"
+        case "scale":
+            return "Scaling"
+        case "delete":
+            # Only clusters kept by the request remain wanted; they are still being created.
+            return "Creating"
+        case _:
+            assert_never(operation)
 
 
 def with_phase(record: FprRecord) -> FprRecord:

@@ -14,6 +14,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import assert_never
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -113,12 +114,15 @@ class Focom:
         if not isinstance(req, FocomRequest):
             raise InputError(f"$.type: focom.requests carries FOCOM requests, not {env.type}", path="$.type")
         rq.check_shape(req, max_clusters=self.settings.max_clusters_per_request)
-        if req.operation == "create":
-            await self._create(req, env)
-        elif req.operation == "scale":
-            await self._scale(req, env)
-        else:
-            await self._delete(req, env)
+        match req.operation:
+            case "create":
+                await self._create(req, env)
+            case "scale":
+                await self._scale(req, env)
+            case "delete":
+                await self._delete(req, env)
+            case _:
+                assert_never(req.operation)
 
     async def _create(self, req: FocomRequest, env: Envelope) -> None:
         inventory = await self.inventory.get()

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import structlog
 
@@ -26,6 +26,7 @@ from services.hostprep.recipe import RecipeParams, Step
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import CommandResult, SshConnector, SshSession
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
+from shared.kinds import HostprepAction, HostStepStatus
 from shared.models import HostRef
 
 log = structlog.get_logger(__name__)
@@ -34,6 +35,8 @@ Report = Callable[[str, str, str | None], Awaitable[None]]
 PREFLIGHT = "preflight"
 CHECKS = "checks"
 _IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
+#: The status a host reports when its job's recipe completed (a prepared host is ready to be claimed).
+_FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done"}
 
 
 class StepFailed(PermanentError):
@@ -78,8 +81,8 @@ class _Slot:
 
 
 class HostRunner:
-    def __init__(self, deps: Deps, params: RecipeParams, resolved: ResolvedHost, *, action: str, report: Report,
-                 deadline: float) -> None:  # fmt: skip
+    def __init__(self, deps: Deps, params: RecipeParams, resolved: ResolvedHost, *, action: HostprepAction,
+                 report: Report, deadline: float) -> None:  # fmt: skip
         if params.host != resolved.ref:
             raise ValueError("the recipe must be built for the resolved host")
         self.deps = deps
@@ -124,21 +127,23 @@ class HostRunner:
         finally:
             await self._close()
             slot.release()
-        final = "ready" if self.action == "prepare" else "done"
-        await self._safe_report(self.action, final, self._detail)
+        await self._safe_report(self.action, _FINAL_STATUS[self.action], self._detail)
         log.info("host_finished", host_id=self.host.host_id, action=self.action, acted=self.acted,
                  duration_s=round(time.monotonic() - started, 3))
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
-        if self.action == "teardown":
-            steps = recipe.teardown_steps(self.params)
-        else:
-            facts = await self._retrying(PREFLIGHT, self._preflight)
-            try:
-                steps = recipe.prepare_steps(self.params, facts)
-            except recipe.UnsafeValue as exc:
-                raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
+        match self.action:
+            case "teardown":
+                steps = recipe.teardown_steps(self.params)
+            case "prepare":
+                facts = await self._retrying(PREFLIGHT, self._preflight)
+                try:
+                    steps = recipe.prepare_steps(self.params, facts)
+                except recipe.UnsafeValue as exc:
+                    raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
+            case _:
+                assert_never(self.action)
         await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
         return steps
 

@@ -1,0 +1,54 @@
+"""Every closed set of the system, named once: operations, phases, states, stages and job actions.
+
+Payloads, records and handlers all use these types. Each set is a ``Literal`` (what pydantic
+validates and what the JSON schemas show) with a tuple of its members for iteration. Every
+dispatch over a set is a ``match`` whose last case is ``assert_never``, so adding a member here
+makes mypy name every place that does not handle it yet::
+
+    match operation:
+        case "create": ...
+        case "scale": ...
+        case "delete": ...
+        case _:
+            assert_never(operation)
+
+Lookups keyed by a set (deadlines by stage, say) are typed by the set and tested to cover it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+#: What a FOCOM request asks of its clusters (the FPR's ``operation``).
+Operation = Literal["create", "scale", "delete"]
+OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+
+#: What focom asks o2ims of one cluster (``PrRequest.operation``): a spec change is an ``update``.
+PrCommand = Literal["create", "update", "delete"]
+PR_COMMANDS: tuple[PrCommand, ...] = get_args(PrCommand)
+
+#: The phase of a FOCOM request (FPR), rolled up from its clusters.
+FprPhase = Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+FPR_PHASES: tuple[FprPhase, ...] = get_args(FprPhase)
+
+#: The state of a ProvisioningRequest (one cluster).
+PrState = Literal["pending", "progressing", "fulfilled", "failed", "deleting", "deleted"]
+PR_STATES: tuple[PrState, ...] = get_args(PrState)
+
+#: Where a progressing or deleting PR is (a failed PR keeps the stage it failed in). ``teardown``: hosts
+#: leaving the cluster (scaled down, swapped out, or all of them on delete) are reset before their leases
+#: are released.
+PrStage = Literal["hostprep", "apply", "provisioning", "scaling", "teardown", "capi-delete"]
+PR_STAGES: tuple[PrStage, ...] = get_args(PrStage)
+
+#: A capi_renderer job: apply the whole render, re-apply with a new worker set, or delete.
+CapiAction = Literal["apply", "scale", "delete"]
+CAPI_ACTIONS: tuple[CapiAction, ...] = get_args(CapiAction)
+
+#: A hostprep job: prepare hosts, or reset hosts that left a cluster (kubeadm reset, agent state removed).
+HostprepAction = Literal["prepare", "teardown"]
+HOSTPREP_ACTIONS: tuple[HostprepAction, ...] = get_args(HostprepAction)
+
+#: The status of one host's step in a hostprep progress report.
+HostStepStatus = Literal["checking", "running", "done", "skipped", "failed", "ready"]
+HOST_STEP_STATUSES: tuple[HostStepStatus, ...] = get_args(HostStepStatus)
