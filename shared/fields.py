@@ -18,11 +18,12 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from shared.models import DNS1123_LABEL, ClusterName, HostId, Namespace
+from shared.models import DNS1123_LABEL, MAX_CLUSTER_NAME, ClusterName, HostId, Namespace
 
 __all__ = [
     "ApiVersion",
     "ClusterName",
+    "ClusterNameOrEmpty",
     "CorrelationId",
     "DurableName",
     "FprName",
@@ -93,6 +94,8 @@ def printable(value: object, limit: int = MAX_TEXT, *, single_line: bool = False
 PrId = Annotated[str, _s(_UUID, 36, 36)]
 #: An envelope or message id (``message.failed`` names the message it reports).
 MessageUuid = PrId
+#: A cluster name, or empty where a record no longer names its cluster.
+ClusterNameOrEmpty = Annotated[str, _s(f"^({DNS1123_LABEL.strip('^$')})?$", MAX_CLUSTER_NAME, 0)]
 #: A FOCOM provisioning request (FPR) name: a DNS-1123 label, also a subject token and a label value.
 FprName = Annotated[str, _s(DNS1123_LABEL, 63)]
 #: The name of any Kubernetes object we may observe (DNS-1123 subdomain).

@@ -21,6 +21,7 @@ from shared.fields import (
     MAX_HOSTS,
     ApiVersion,
     ClusterName,
+    ClusterNameOrEmpty,
     DurableName,
     FprName,
     HostId,
@@ -203,7 +204,7 @@ class PrStatus(Payload):
     pr_id: PrId
     fpr: FprName
     #: Empty once a deleted PR's record no longer names its cluster.
-    cluster: ClusterName | Literal[""]
+    cluster: ClusterNameOrEmpty
     state: PrState
     stage: PrStage | None = None
     reason: Reason | None = None

@@ -84,9 +84,8 @@ def _parse_inventory(path: Path) -> dict[str, InventoryHost]:
     hosts: dict[str, InventoryHost] = {}
     for entry in inventory.hosts:
         key = entry.ssh_key_file
-        if key is not None and not Path(key).is_absolute():
-            entry = entry.model_copy(update={"ssh_key_file": str(base / key)})
-        hosts[entry.host_id] = entry
+        relative = key is not None and not Path(key).is_absolute()
+        hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": str(base / str(key))}) if relative else entry
     return hosts
 
 

@@ -1,4 +1,4 @@
-"""The ``hostprep.jobs.<pr>`` handler: resolve the job's hosts, run them concurrently, report progress, publish the result.
+"""The ``hostprep.jobs.<pr>`` handler: resolve the job's hosts, run them, report progress, publish the result.
 
 A job names hosts by id only; each host's address, login and keys come from hostprep's own
 inventory, and an id it does not know fails that host. A job's deadline is ``job_timeout`` after

@@ -8,8 +8,9 @@ read-only probe; the action runs only when the check fails, and the check runs a
 to prove the action converged. Generated host files (the agent's systemd unit, lines appended to
 ``/etc/hosts`` and the apt source list) refuse any value with a control character or outside a
 safe character set, whatever validated it before: quoting protects a shell, not a unit file. The
-agent binary is verified by sha256 in a temporary file before it replaces anything. ``rerun_after`` names steps whose action forces this step's action
-(a new bootstrap kubeconfig or agent binary needs an agent restart). The vocabulary (step and
+agent binary is verified by sha256 in a temporary file before it replaces anything.
+``rerun_after`` names steps whose action forces this step's action (a new bootstrap kubeconfig or
+agent binary needs an agent restart). The vocabulary (step and
 operation types, shell helpers) lives in ``steps.py`` and is re-exported here.
 """
 
@@ -171,6 +172,10 @@ def _unit_ready(unit_sha: str) -> Holds:
     return holds
 
 
+def _never(_result: CommandResult) -> bool:
+    return False
+
+
 def _sha_is(expected: str) -> Holds:
     return lambda result: result.ok and result.stdout.split()[:1] == [expected]
 
@@ -207,7 +212,7 @@ def _agent_binary(params: RecipeParams, facts: HostFacts) -> tuple[Check, tuple[
     if sha is None:
         why = (f"{path} cannot be verified: no agent sha256 is configured (O2_HOSTPREP_AGENT_BINARY_SHA256, "
                "required with O2_HOSTPREP_AGENT_BINARY_URL; or O2_HOSTPREP_AGENT_BINARY_FILE)")  # fmt: skip
-        return Probe("false"), (Fail("NoAgentBinary", why),)
+        return Probe("true", _never), (Fail("NoAgentBinary", why),)
     check = Probe(f"sha256sum {q(path)}", _sha_is(sha))
     if params.agent.pushed:
         return check, (Upload(path, 0o755, agent_binary=True, sha256=sha),)

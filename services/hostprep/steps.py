@@ -28,7 +28,7 @@ _UNIT_WORD = re.compile(r"[A-Za-z0-9_./=:,+@-]{1,1024}")
 #: A line written into a host file: printable ASCII only (no newline that could start another entry).
 _FILE_LINE = re.compile(r"[ -~]{1,4096}")
 _NAMESPACE = re.compile(DNS1123_LABEL.strip("^$"))
-_VERSION = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}")
+_VERSION = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}")
 _ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9_./+-]{1,1023}")
 
 
@@ -213,7 +213,7 @@ class RecipeParams:
         if len(self.namespace) > 63 or not _NAMESPACE.fullmatch(self.namespace):
             raise UnsafeValue(f"namespace {self.namespace!r} is not a DNS-1123 label")
         if not _VERSION.fullmatch(self.k8s_version):
-            raise UnsafeValue(f"Kubernetes version {self.k8s_version!r} is not vX.Y.Z")
+            raise UnsafeValue(f"Kubernetes version {self.k8s_version!r} is not [v]X.Y.Z")
         if not _ABSOLUTE_PATH.fullmatch(self.agent_path):
             raise UnsafeValue(f"agent path {self.agent_path!r} is not a plain absolute path")
 

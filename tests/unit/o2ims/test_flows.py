@@ -26,7 +26,7 @@ def test_create_to_fulfilled_publishes_each_job_once_and_a_status_per_transition
     rec = drv.rec
     assert rec is not None and rec.state == "fulfilled"
     jobs = published(drv.commands, HostprepJob)
-    assert [(j.action, [h.host_id for h in j.hosts]) for j in jobs] == [("prepare", ["cp0", "w0", "w1"])]
+    assert [(j.action, list(j.hosts)) for j in jobs] == [("prepare", ["cp0", "w0", "w1"])]
     assert [j.action for j in published(drv.commands, CapiJob)] == ["apply"]
     statuses = published(drv.commands, PrStatus)
     assert [(s.state, s.stage) for s in statuses] == [
@@ -123,7 +123,7 @@ def test_scale_two_to_three_prepares_only_the_new_host_then_scales() -> None:
     drv.commands.clear()
     drv.apply(request("update", three, drv.clock.tick()))
     assert drv.phase == "progressing/hostprep"
-    assert [[h.host_id for h in j.hosts] for j in published(drv.commands, HostprepJob)] == [["w2"]]
+    assert [list(j.hosts) for j in published(drv.commands, HostprepJob)] == [["w2"]]
     drv.send("hostprep.done")
     assert drv.phase == "progressing/scaling"
     assert [j.action for j in published(drv.commands, CapiJob)] == ["scale"]
