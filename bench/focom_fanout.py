@@ -20,12 +20,12 @@ from typing import Any
 import nats
 
 from bench.report import Figure
-from services.focom.catalog import load_catalog
 from services.focom.domain import FprRecord
 from services.focom.handlers import Focom, SpecRecord
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
 from shared.bus import Bus
+from shared.catalog import load_catalog
 from shared.connect import ensure_buckets, ensure_streams
 from shared.leases import HostLeases
 from shared.natsserver import EmbeddedNats

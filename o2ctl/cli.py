@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--hosts", type=int, default=9, help="number of sandbox hosts (default 9)")
     u.add_argument("--inventory", type=Path, default=None, help="example inventory whose clusters the sandbox uses")
     u.add_argument("--detach", action="store_true", help="return once everything is ready")
+    u.add_argument("--fault", action="append", default=[], metavar="HOST_ID=SPEC",
+                   help="sandbox: inject a host fault (as `python -m sandbox.hosts --fault`; repeatable)")
     sub.add_parser("down", help="stop everything `o2ctl up` started")
     d = sub.add_parser("demo", help="the whole flow on a fresh sandbox, shown live, then stopped")
     d.add_argument("--hosts", type=int, default=9)
@@ -75,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("events", help="a request's transition history from the streams")
     ev.add_argument("name")
 
+    sub.add_parser("endpoints", help="where the running system answers (O2IMS API, NATS, kubeconfig)")
+    tk = sub.add_parser("token", help="print a bearer token the running O2IMS API accepts")
+    tk.add_argument("--role", action="append", default=[], help="a role (repeatable; default: every role)")
+    tk.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
+
     kc = sub.add_parser("kubeconfig", help="write a fulfilled workload cluster's kubeconfig")
     kc.add_argument("cluster")
     kc.add_argument("-o", "--out", dest="out", type=Path, help="file to write (mode 0600); default stdout")
@@ -88,10 +95,26 @@ def _up(args: argparse.Namespace) -> int:
         argv = ["--state-dir", str(state), "up", "--hosts", str(args.hosts), "--inventory", str(example)]
         if args.sandbox:
             argv.append("--sandbox")
+        for fault in args.fault:
+            argv += ["--fault", fault]
         run = up.detach(state, argv)
         print(f"ready: NATS {run.nats_url}, state in {state}")
         return EXIT_OK
-    return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example))
+    if args.fault and not args.sandbox:
+        raise client.UsageError("--fault needs --sandbox")
+    _check_faults(args.fault)
+    return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
+                                         faults=tuple(args.fault)))  # fmt: skip
+
+
+def _check_faults(specs: list[str]) -> None:
+    from sandbox.hosts.faults import Fault
+
+    for spec in specs:
+        host_id, sep, fault = spec.partition("=")
+        if not sep or not host_id:
+            raise client.UsageError(f"--fault {spec!r}: expected HOST_ID=SPEC")
+        Fault.parse(fault)  # an InputError names what is wrong
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -146,6 +169,13 @@ def _run(args: argparse.Namespace) -> int:
                                            output=args.output))  # fmt: skip
     if cmd == "events":
         return asyncio.run(commands.events(_target(args), args.name, args.output))
+    if cmd in ("endpoints", "token"):
+        from o2ctl import endpoints
+
+        state = state_dir(args.state_dir)
+        if cmd == "endpoints":
+            return endpoints.endpoints(state, args.output)
+        return endpoints.token(state, args.role, args.ttl)
     if cmd == "kubeconfig":
         return asyncio.run(commands.kubeconfig(_target(args), args.cluster, args.out, args.output))
     raise AssertionError(cmd)

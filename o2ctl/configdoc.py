@@ -22,6 +22,7 @@ from services.capi_renderer.settings import CapiRendererSettings
 from services.focom.settings import FocomSettings
 from services.hostprep.settings import HostprepSettings
 from services.o2ims.settings import O2imsSettings
+from services.o2ims_api.settings import O2imsApiSettings
 from services.status_watcher.settings import StatusWatcherSettings
 from shared.settings import ServiceSettings
 
@@ -32,6 +33,7 @@ SERVICES: list[tuple[str, type[ServiceSettings]]] = [
     ("hostprep", HostprepSettings),
     ("capi_renderer", CapiRendererSettings),
     ("status_watcher", StatusWatcherSettings),
+    ("o2ims_api", O2imsApiSettings),
 ]
 
 

@@ -19,9 +19,9 @@ from o2ctl import client
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.settings import CapiRendererSettings
 from services.capi_renderer.validate import render_and_validate
-from services.focom.catalog import load_catalog
 from services.focom.request import check_shape, create_specs
 from services.focom.settings import FocomSettings
+from shared.catalog import load_catalog
 from shared.crd_schema import CrdSchemas
 from shared.errors import InputError
 from shared.inventory import load_inventory

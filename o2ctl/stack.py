@@ -16,7 +16,7 @@ from typing import Any
 from o2ctl.supervisor import ChildSpec, event_is, has_key
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher")
+SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api")
 SANDBOX_CNI = "bridge-pool"
 DEFAULT_EXAMPLE = REPO / "examples" / "input.json"
 
@@ -42,9 +42,11 @@ def kubeapi_child(state: Path, port: int) -> ChildSpec:
     return ChildSpec("kubeapi", argv, ready=has_key("ready"), cwd=REPO)
 
 
-def hosts_child(state: Path, count: int, port: int) -> ChildSpec:
+def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = ()) -> ChildSpec:
     argv = [sys.executable, "-m", "sandbox.hosts", "--count", str(count), "--state-dir", str(state / "hosts"),
             "--port", str(port)]  # fmt: skip
+    for fault in faults:
+        argv += ["--fault", fault]
     return ChildSpec("hosts", argv, ready=event_is("sandbox_hosts_ready"), cwd=REPO)
 
 
@@ -78,8 +80,42 @@ def sandbox_inventory(example: Path, hosts: list[dict[str, Any]], namespace: str
     return out
 
 
+def api_files(state: Path) -> tuple[Path, Path, Path]:
+    """The O2IMS API's token-signing key pair (private key 0600) and port file, made once per state dir."""
+    from shared.httpapi.auth import generate_signing_key
+
+    api = state / "o2ims-api"
+    key, pub, port = api / "signing-key.pem", api / "signing-key.pub.pem", api / "port"
+    if not key.exists() or not pub.exists():
+        generate_signing_key(key, pub)
+    if not port.exists():
+        port.write_text(str(free_port()))
+    return key, pub, port
+
+
+API_ISSUER, API_AUDIENCE = "o2ctl", "o2ims"
+
+
+def api_url(state: Path) -> str | None:
+    port = state / "o2ims-api" / "port"
+    return f"http://127.0.0.1:{port.read_text().strip()}" if port.exists() else None
+
+
+def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
+    _key, pub, port = api_files(state)
+    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
+           "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
+           "O2_O2IMS_API_CALLBACK_ALLOW": json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
+    if sandbox:
+        env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
+                "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
+    return env
+
+
 def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict[str, str]:
     env = {"O2_NATS_URL": nats_url, "O2_LOG_FORMAT": "json", "O2_HTTP_PORT": "0"}
+    if name == "o2ims_api":
+        env |= api_env(state, sandbox=sandbox)
     if not sandbox:
         return env
     kubeconfig = str(state / "kubeconfig")
@@ -103,6 +139,7 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
             ),
         },
         "status_watcher": {"O2_STATUS_WATCHER_KUBECONFIG": kubeconfig},
+        "o2ims_api": {},
     }
     return {**env, **per[name]}
 

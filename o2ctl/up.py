@@ -30,9 +30,9 @@ class UpError(Exception):
     """Something prevented ``up``; the message says what and where to look."""
 
 
-async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path) -> Path:
+async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path, faults: tuple[str, ...]) -> Path:
     await sup.start(stack.kubeapi_child(state, stack.free_port()))
-    await sup.start(stack.hosts_child(state, hosts, stack.free_port()))
+    await sup.start(stack.hosts_child(state, hosts, stack.free_port(), faults))
     await sup.wait_ready("kubeapi", READY_TIMEOUT)
     ready = await sup.wait_ready("hosts", READY_TIMEOUT)
     host_entries = json.loads(Path(ready["inventory"]).read_text())
@@ -44,7 +44,9 @@ async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path
     return path
 
 
-async def run_foreground(state: Path, *, sandbox: bool, hosts: int, example: Path) -> int:
+async def run_foreground(
+    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = ()
+) -> int:
     """Start everything, write ``state.json`` once ready, run until SIGTERM/SIGINT, stop everything."""
     previous = RunState.load(state)
     if previous and pid_alive(previous.supervisor_pid) and previous.supervisor_pid != os.getpid():
@@ -74,7 +76,7 @@ async def run_foreground(state: Path, *, sandbox: bool, hosts: int, example: Pat
         run.nats_url = nats.url
         run.save(state)
         if sandbox:
-            run.inventory = str(await _start_sandbox(sup, state, hosts, example))
+            run.inventory = str(await _start_sandbox(sup, state, hosts, example, faults))
             run.kubeconfig = str(state / "kubeconfig")
             run.save(state)
         for name in stack.SERVICES:

@@ -32,14 +32,29 @@ K8S = StreamSpec("K8S", ("k8s.status.>",))
 #: O2IMS deadline timers: delayed self-addressed messages (see o2ims).
 TIMERS = StreamSpec("TIMERS", ("timers.>",), max_age=24 * 3600.0)
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS)
+#: The O2IMS API's outbound notifications (inventory and alarm changes), read by one durable
+#: consumer per subscription; plus ``message.failed`` of the API's own consumers.
+O2IMS_API = StreamSpec("O2IMS_API", ("o2api.inventory.>", "o2api.alarms.>", "o2api.failed.>"), max_age=24 * 3600.0)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS, O2IMS_API)
 
 # ── KV buckets (the system of record) ────────────────────────────────────────────────────
 
 BUCKET_FPR = "fpr"
 BUCKET_PR = "pr"
 BUCKET_HOSTS = "hosts"
-ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS)
+#: The O2IMS API's own records: this O-Cloud's identity, provisioning-request data as submitted,
+#: subscriptions, alarms, and the last inventory view it notified (to compute changes).
+BUCKET_O2IMS_API = "o2ims-api"
+BUCKET_O2IMS_API_PRS = "o2ims-api-prs"
+BUCKET_O2IMS_API_SUBSCRIPTIONS = "o2ims-api-subscriptions"
+BUCKET_O2IMS_API_ALARMS = "o2ims-api-alarms"
+BUCKET_O2IMS_API_VIEWS = "o2ims-api-views"
+O2IMS_API_BUCKETS: tuple[str, ...] = (
+    BUCKET_O2IMS_API, BUCKET_O2IMS_API_PRS, BUCKET_O2IMS_API_SUBSCRIPTIONS, BUCKET_O2IMS_API_ALARMS,
+    BUCKET_O2IMS_API_VIEWS,
+)  # fmt: skip
+ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, *O2IMS_API_BUCKETS)
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 
@@ -89,6 +104,26 @@ def timer(pr: str) -> str:
     return f"timers.o2ims.{_token(pr)}"
 
 
+def o2api_inventory(kind: str, object_id: str) -> str:
+    """An inventory change of one object (``kind`` e.g. ``resource``; the object's id)."""
+    return f"o2api.inventory.{_token(kind)}.{_token(object_id)}"
+
+
+def o2api_alarm(alarm_id: str) -> str:
+    return f"o2api.alarms.{_token(alarm_id)}"
+
+
+def o2api_failed(key: str) -> str:
+    return f"o2api.failed.{_token(key)}"
+
+
+def o2api_delivery_durable(subscription_id: str) -> str:
+    """The durable consumer that delivers one subscription's notifications."""
+    return f"o2api-sub-{_token(subscription_id)}"
+
+
+ALL_O2API_INVENTORY = "o2api.inventory.>"
+ALL_O2API_ALARMS = "o2api.alarms.>"
 ALL_FOCOM_STATUS = "focom.status.>"
 ALL_O2IMS_REQUESTS = "o2ims.requests.>"
 ALL_O2IMS_STATUS = "o2ims.status.>"
@@ -172,3 +207,10 @@ HOSTPREP_JOBS_CONSUMER = ConsumerSpec(
 CAPI_JOBS_CONSUMER = ConsumerSpec(
     "capi-renderer-jobs", CAPI, (ALL_CAPI_JOBS,), _to(capi_event), ack_wait=60.0, concurrency=16
 )
+#: The O2IMS API's alarm sources: per-host SSH failures and recoveries reported by hostprep.
+O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
+    "o2ims-api-host-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), lambda _s, _k: o2api_failed("host-events"),
+    ack_wait=10.0, concurrency=8,
+)
+#: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
+O2API_DELIVERY_ACK_WAIT = 15.0

@@ -1,6 +1,11 @@
-"""The simulated BYOH host agent: registers a ByoHost, runs the bootstrap when claimed, resets when released.
+"""The simulated BYOH host agent: registers a ByoHost, runs the bootstrap when claimed, releases it after.
 
-It behaves like ``byoh-hostagent --skip-installation``: with an existing
+It behaves like ``byoh-hostagent``, by default with ``--skip-installation``: when the ByoMachine
+goes away it releases the ByoHost (machineRef, bootstrap secret, cluster labels and claim
+annotations cleared) but, exactly like upstream, runs its cleanup (``kubeadm reset``) only when
+its own installer ran, i.e. never under ``--skip-installation``: the host keeps its kubelet,
+``/etc/kubernetes`` and CNI state until someone resets it. Labels come from ``--label`` and are
+set only when the ByoHost is created; a restarted agent never changes them. With an existing
 ``~/.byoh/config`` it uses that and ignores the bootstrap kubeconfig; otherwise it
 authenticates with the bootstrap kubeconfig and writes its own config. The real
 agent swaps the bootstrap token for a client certificate through a CSR; the
@@ -23,7 +28,7 @@ from typing import Any
 import structlog
 import yaml
 
-from sandbox.capi.bootstrapdata import role_of
+from sandbox.capi.bootstrapdata import ignored_preflight_errors, role_of
 from sandbox.capi.options import (
     BOOTSTRAP_CONDITION,
     BOOTSTRAP_TOKEN_TYPE,
@@ -32,6 +37,7 @@ from sandbox.capi.options import (
     CLUSTER_NAME_LABEL,
     FAIL_BOOTSTRAP_ANNOTATION,
     INFRA_VERSION,
+    KUBELET_VERSION_ANNOTATION,
     UNREGISTERING_ANNOTATION,
 )
 from sandbox.capi.shapes import Conditions, Obj, annotations_of, dig, meta, suffix
@@ -40,7 +46,9 @@ from shared.kube import KubeClient, WatchExpired
 
 log = structlog.get_logger(__name__)
 
-BootstrapHook = Callable[[str], Awaitable[None]]
+#: Runs the bootstrap on the host: the role (``init``/``join``) and the preflight errors it may ignore;
+#: returns the version of the kubelet it started, when the host knows it.
+BootstrapHook = Callable[[str, frozenset[str]], Awaitable[str | None]]
 ResetHook = Callable[[], Awaitable[None]]
 
 
@@ -68,6 +76,7 @@ class HostAgent:
         on_reset: ResetHook | None = None,
         ip: str | None = None,
         hostinfo: Mapping[str, str] | None = None,
+        skip_installation: bool = True,
     ) -> None:
         self.hostname = hostname
         self.namespace = namespace
@@ -76,13 +85,14 @@ class HostAgent:
         self._config_path = Path(config_path)
         self._on_bootstrap = on_bootstrap
         self._on_reset = on_reset
+        self.skip_installation = skip_installation
         self._ip = ip or "10.0.0.10"
         self._hostinfo = dict(hostinfo or {"architecture": "amd64", "osname": "linux", "osimage": "Ubuntu 22.04.4 LTS"})
         self._client: KubeClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._failures = 0
-        #: Bootstraps run by this agent (``init``/``join``) and resets, for tests and the sandbox host state.
+        #: Bootstraps run by this agent (``init``/``join``), ``release`` and (installer only) ``reset``.
         self.history: list[str] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -253,7 +263,7 @@ class HostAgent:
             self._failures = 0
             return
         if UNREGISTERING_ANNOTATION in annotations_of(host):
-            await self._reset(host)
+            await self._release(host)
             self._failures = 0
             return
         machine_ref = dig(host, "status", "machineRef")
@@ -288,12 +298,12 @@ class HostAgent:
             data = dig(secret, "data", "value")
             script = base64.b64decode(str(data or "")).decode()
             role = role_of(script)
+            ignored = ignored_preflight_errors(script)
             if role is None:
                 raise BootstrapFailed("bootstrap data runs neither kubeadm init nor kubeadm join")
             if annotations_of(host).get(FAIL_BOOTSTRAP_ANNOTATION) == "true":
                 raise BootstrapFailed(f"injected bootstrap failure on {self.hostname}")
-            if self._on_bootstrap is not None:
-                await self._on_bootstrap(role)
+            kubelet = await self._on_bootstrap(role, ignored) if self._on_bootstrap is not None else None
             self.history.append(role)
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
@@ -306,15 +316,22 @@ class HostAgent:
             await self._patch_status({"conditions": conds.build()})
             log.warning("byoh_agent_bootstrap_failed", host=self.hostname, error=message[:500])
             return
+        if kubelet:
+            # Sandbox stand-in for the Node's kubeletVersion (the sandbox has no workload API server).
+            await self.client.patch(INFRA_VERSION, "ByoHost", self.hostname, self.namespace,
+                                    {"metadata": {"annotations": {KUBELET_VERSION_ANNOTATION: kubelet}}})
         conds.set(BOOTSTRAP_CONDITION, True)
         await self._patch_status({"conditions": conds.build()})
         self._failures = 0
         log.info("byoh_agent_bootstrapped", host=self.hostname, role=role)
 
-    async def _reset(self, host: Obj) -> None:
-        if self._on_reset is not None:
-            await self._on_reset()
-        self.history.append("reset")
+    async def _release(self, host: Obj) -> None:
+        """The ByoMachine is gone: free the ByoHost; reset the host only if our own installer set it up."""
+        if not self.skip_installation:
+            if self._on_reset is not None:
+                await self._on_reset()
+            self.history.append("reset")
+        self.history.append("release")
         # Status first: the host becomes claimable only when the labels go, and by then machineRef is gone.
         await self._patch_status({"machineRef": None, "conditions": self._waiting_conditions(host)})
         await self.client.patch(INFRA_VERSION, "ByoHost", self.hostname, self.namespace, {
@@ -324,4 +341,4 @@ class HostAgent:
             },
             "spec": {"bootstrapSecret": None},
         })
-        log.info("byoh_agent_reset", host=self.hostname)
+        log.info("byoh_agent_released", host=self.hostname, reset=not self.skip_installation)

@@ -90,3 +90,24 @@ def role_of(data: str) -> Role | None:
         if "kubeadm join" in text:
             return "join"
     return None
+
+
+def ignored_preflight_errors(data: str) -> frozenset[str]:
+    """The ``nodeRegistration.ignorePreflightErrors`` of the kubeadm configuration a cloud-config writes."""
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return frozenset()
+    ignored: set[str] = set()
+    for item in (doc.get("write_files") if isinstance(doc, dict) else None) or []:
+        if not isinstance(item, Mapping) or item.get("path") not in (INIT_CONFIG, JOIN_CONFIG):
+            continue
+        try:
+            configs = list(yaml.safe_load_all(str(item.get("content") or "")))
+        except yaml.YAMLError:
+            continue
+        for config in configs:
+            registration = config.get("nodeRegistration") if isinstance(config, Mapping) else None
+            errors = registration.get("ignorePreflightErrors") if isinstance(registration, Mapping) else None
+            ignored.update(str(e) for e in errors or [] if isinstance(errors, list))
+    return frozenset(ignored)

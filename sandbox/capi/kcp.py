@@ -136,7 +136,8 @@ class KubeadmControlPlaneController(Controller):
                 version=dig(kcp, "spec", "version"), template_name=tmpl,
             )
         elif len(live) > desired and all_ready:
-            await self.ctx.delete(scale_down_order(live)[0])
+            # KCP removes an annotated Machine first, then the oldest.
+            await self.ctx.delete(scale_down_order(live, "Oldest")[0])
         return None
 
     async def _ensure_kubeconfig(self, kcp: Obj, cluster: str, host: str, port: int) -> None:

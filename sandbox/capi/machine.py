@@ -21,15 +21,18 @@ from sandbox.capi.machines import (
 )
 from sandbox.capi.options import (
     BOOTSTRAP_GROUP,
+    BYOMACHINE_NAME_LABEL,
     CLUSTER_NAME_LABEL,
     CLUSTER_SECRET_TYPE,
     CONTROL_PLANE_NAME_LABEL,
+    KUBELET_VERSION_ANNOTATION,
     MACHINE_FINALIZER,
 )
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import (
     Conditions,
     Obj,
+    annotations_of,
     deleting,
     differs,
     dig,
@@ -88,6 +91,9 @@ class MachineController(Controller):
         if provider_id and dig(machine, "spec", "providerID") != provider_id:
             machine = await self.ctx.patch(machine, {"spec": {"providerID": provider_id}})
         status = self._status(machine, bm)
+        node_info = self._node_info(bm) if status.get("nodeRef") else None
+        if node_info is not None:
+            status["nodeInfo"] = node_info
         if differs(machine.get("status"), status):
             if status.get("phase") != dig(machine, "status", "phase"):
                 status["lastUpdated"] = now()
@@ -170,6 +176,23 @@ class MachineController(Controller):
         if len(finalizers) != len(meta(machine).get("finalizers") or []):
             await self.ctx.set_finalizers(machine, finalizers)
         return None
+
+    def _node_info(self, bm: Obj | None) -> dict[str, Any] | None:
+        """The Node's system info as CAPI copies it to the Machine (the kubelet version from the host)."""
+        if bm is None:
+            return None
+        host = next((h for h in self.ctx.informer("ByoHost").items(ns_of(bm))
+                     if labels_of(h).get(BYOMACHINE_NAME_LABEL) == name_of(bm)), None)  # fmt: skip
+        kubelet = annotations_of(host).get(KUBELET_VERSION_ANNOTATION) if host is not None else None
+        if not kubelet:
+            return None
+        info = dig(host, "status", "hostinfo") or {}
+        return {
+            "architecture": str(info.get("architecture") or "amd64"), "bootID": "", "containerRuntimeVersion": "",
+            "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": kubelet, "machineID": "",
+            "operatingSystem": str(info.get("osname") or "linux"), "osImage": str(info.get("osimage") or ""),
+            "systemUUID": "",
+        }  # fmt: skip
 
     def _status(self, machine: Obj, bm: Obj | None) -> dict[str, Any]:
         v1beta2 = self.ctx.options.v1beta2

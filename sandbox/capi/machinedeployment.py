@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.capi.machines import alive, create_machine, machine_ready, scale_down_order
+from sandbox.capi.machines import alive, create_machine, delete_policy, machine_ready, scale_down_order
 from sandbox.capi.options import CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import (
@@ -88,7 +88,7 @@ class MachineDeploymentController(Controller):
                     version=dig(template, "spec", "version"), template_name=tmpl,
                 )
         elif len(live) > desired:
-            for machine in scale_down_order(live)[: len(live) - desired]:
+            for machine in scale_down_order(live, delete_policy(md))[: len(live) - desired]:
                 await self.ctx.delete(machine)
         return None
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+import zlib
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal, assert_never, get_args
 
 from sandbox.capi.options import (
     CLUSTER_NAME_LABEL,
     CONTROL_PLANE_LABEL,
+    DELETE_MACHINE_ANNOTATION,
     INFRA_VERSION,
 )
 from sandbox.capi.runtime import SimContext
 from sandbox.capi.shapes import (
     Obj,
+    annotations_of,
     deleting,
     dig,
     labels_of,
@@ -70,14 +74,54 @@ def endpoint_of(cluster: Mapping[str, Any] | None) -> tuple[str, int] | None:
     return None
 
 
-def scale_down_order(machines: list[Obj]) -> list[Obj]:
-    """Which Machines go first when scaling down: not-ready ones, then the newest."""
-    def key(m: Obj) -> tuple[bool, str, str]:
-        return (machine_ready(m), str(meta(m).get("creationTimestamp") or ""), name_of(m))
+DeletePolicy = Literal["Random", "Newest", "Oldest"]
+DELETE_POLICIES: tuple[DeletePolicy, ...] = get_args(DeletePolicy)
 
-    not_ready = sorted((m for m in machines if not machine_ready(m)), key=key, reverse=True)
-    ready = sorted((m for m in machines if machine_ready(m)), key=key, reverse=True)
-    return not_ready + ready
+
+def delete_policy(md: Mapping[str, Any]) -> DeletePolicy:
+    """The MachineDeployment's deletion order (v1beta1 ``strategy.rollingUpdate.deletePolicy``, v1beta2
+    ``deletion.order``); ``Random`` when unset, as CAPI defaults it."""
+    value = dig(md, "spec", "deletion", "order") or dig(md, "spec", "strategy", "rollingUpdate", "deletePolicy")
+    return value if value in DELETE_POLICIES else "Random"
+
+
+def _random_rank(name: str) -> float:
+    # CAPI's Random policy ranks by a hash of the Machine name: arbitrary, but stable between reconciles.
+    return (zlib.crc32(name.encode()) % 1_000_000) / 1_000_000
+
+
+def _created(machine: Obj) -> float:
+    stamp = str(meta(machine).get("creationTimestamp") or "")
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def scale_down_order(machines: list[Obj], policy: DeletePolicy = "Oldest") -> list[Obj]:
+    """Which Machines go first when scaling down, CAPI's priority: Machines annotated
+    ``cluster.x-k8s.io/delete-machine``, then unhealthy ones (no node), then by ``policy``:
+    ``Oldest`` / ``Newest`` by creation time, ``Random`` by a hash of the name. Ties go by name."""
+
+    def key(m: Obj) -> tuple[int, float, str]:
+        if DELETE_MACHINE_ANNOTATION in annotations_of(m):
+            tier = 0
+        elif not machine_ready(m):
+            tier = 1
+        else:
+            tier = 2
+        match policy:
+            case "Random":
+                rank = _random_rank(name_of(m))
+            case "Oldest":
+                rank = _created(m)
+            case "Newest":
+                rank = -_created(m)
+            case _:
+                assert_never(policy)
+        return tier, rank, name_of(m)
+
+    return sorted(machines, key=key)
 
 
 def alive(machines: list[Obj]) -> list[Obj]:

@@ -19,16 +19,21 @@ CONTROL_PLANE_LABEL = "cluster.x-k8s.io/control-plane"
 CONTROL_PLANE_NAME_LABEL = "cluster.x-k8s.io/control-plane-name"
 DEPLOYMENT_NAME_LABEL = "cluster.x-k8s.io/deployment-name"
 BYOMACHINE_NAME_LABEL = "byoh.infrastructure.cluster.x-k8s.io/byomachine-name"
+#: CAPI: a Machine carrying this annotation is deleted first when its MachineSet/KCP scales down.
+DELETE_MACHINE_ANNOTATION = "cluster.x-k8s.io/delete-machine"
 UNREGISTERING_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/unregistering"
 ENDPOINT_IP_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/endpointip"
 K8S_VERSION_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/k8sversion"
 #: Sandbox-only: tells whichever agent runs the host (in any process) that its bootstrap must fail.
 FAIL_BOOTSTRAP_ANNOTATION = "sandbox.focom-o2ims.io/fail-bootstrap"
+#: Sandbox-only: the version of the kubelet the agent's bootstrap started (the Node's kubeletVersion).
+KUBELET_VERSION_ANNOTATION = "sandbox.focom-o2ims.io/kubelet-version"
 CLAIM_ANNOTATIONS = (
     UNREGISTERING_ANNOTATION,
     ENDPOINT_IP_ANNOTATION,
     K8S_VERSION_ANNOTATION,
     FAIL_BOOTSTRAP_ANNOTATION,
+    KUBELET_VERSION_ANNOTATION,
 )
 
 CLUSTER_FINALIZER = "cluster.cluster.x-k8s.io"

@@ -3,6 +3,9 @@
 ``systemctl start`` returns at once (a ``Type=simple`` unit); the agent registers its ByoHost in the
 background and the unit turns ``failed`` (with the reason in ``journalctl -u``) if that fails.
 The kubeadm hooks record ``kubeadm init|join|reset`` in the host state, or raise for an injected fault.
+``kubeadm init|join`` runs kubeadm's preflight first: on a host left as a previous cluster's node
+(kubelet running, ``/etc/kubernetes`` and etcd data present) it fails with kubeadm's own error
+lines, unless the bootstrap's ``ignorePreflightErrors`` name the check.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import structlog
 from shared.errors import TemporaryError
 
 from . import units
+from .packages import upstream_version
 from .shims.agent import AgentSpec, AgentStartError
 from .vfs import HostFs
 
@@ -27,7 +31,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 AGENT_MODULE = "sandbox.capi.agent"
-_OPTIONAL_ARGS = {"ip", "hostinfo"}
+#: The static pods ``kubeadm init`` writes (and its preflight refuses to overwrite).
+_CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+_OPTIONAL_ARGS = {"ip", "hostinfo", "skip_installation"}
 
 
 #: Start attempts of an agent unit before it is reported failed.
@@ -75,6 +81,7 @@ class AgentSupervisor:
             "on_reset": self.on_reset,
             "ip": self._host.ip,
             "hostinfo": {"architecture": facts.dpkg_arch, "osname": "linux", "osimage": facts.os_pretty_name},
+            "skip_installation": spec.skip_installation,
         }
         try:
             accepted = inspect.signature(host_agent).parameters
@@ -154,9 +161,11 @@ class AgentSupervisor:
     def _root_fs(self) -> HostFs:
         return HostFs(self._host.vfs, self._host.state, self._host.facts, "root")
 
-    async def on_bootstrap(self, kind: str) -> None:
+    async def on_bootstrap(self, kind: str, ignored: frozenset[str] = frozenset()) -> str | None:
         state = self._host.state
         fault = self._host.bootstrap_fault()
+        if fault is None:
+            fault = self._preflight(kind, ignored)
         if fault is not None:
             state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": False, "detail": fault})
             state.record(f"kubeadm {kind}", user="root", exit_code=1, changed=False, source="agent",
@@ -165,9 +174,16 @@ class AgentSupervisor:
             raise RuntimeError(f"kubeadm {kind} failed: {fault}")
         fs = self._root_fs()
         fs.mkdir("/etc/kubernetes/manifests", parents=True)
+        fs.mkdir("/etc/kubernetes/pki", parents=True)
         fs.write("/etc/kubernetes/kubelet.conf", b"# sandbox kubelet kubeconfig\n", mode=0o600)
+        fs.write("/etc/kubernetes/pki/ca.crt", b"# sandbox cluster CA\n", mode=0o644)
+        fs.mkdir("/var/lib/kubelet", parents=True)
+        fs.write("/var/lib/kubelet/config.yaml", b"# sandbox kubelet configuration\n", mode=0o644)
         if kind == "init":
             fs.write("/etc/kubernetes/admin.conf", b"# sandbox admin kubeconfig\n", mode=0o600)
+            for component in _CONTROL_PLANE_PODS:
+                fs.write(f"/etc/kubernetes/manifests/{component}.yaml", f"# sandbox {component}\n".encode())
+            fs.mkdir("/var/lib/etcd/member", parents=True)
         kubelet = state.services.get("kubelet")
         if kubelet is not None and kubelet.active != "active":
             kubelet.active = "active"
@@ -176,11 +192,41 @@ class AgentSupervisor:
         state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": True, "detail": ""})
         state.record(f"kubeadm {kind}", user="root", exit_code=0, changed=True, source="agent")
         self._host.notify_changed()
+        installed = state.installed("kubelet")
+        return f"v{upstream_version(installed)}" if installed else None
+
+    def _preflight(self, kind: str, ignored: frozenset[str]) -> str | None:
+        """kubeadm's preflight on what a previous node left behind; the error text kubeadm prints, or None."""
+        fs = self._root_fs()
+        skip = {name.lower() for name in ignored}
+        found: list[tuple[str, str]] = []
+        kubelet = self._host.state.services.get("kubelet")
+        # Only a configured kubelet listens; a freshly installed one crash-loops without its config.
+        if kubelet is not None and kubelet.active == "active" and fs.is_file("/var/lib/kubelet/config.yaml"):
+            found.append(("Port-10250", "Port 10250 is in use"))
+        files = ["/etc/kubernetes/kubelet.conf"]
+        if kind == "init":
+            files += [f"/etc/kubernetes/manifests/{c}.yaml" for c in _CONTROL_PLANE_PODS]
+        else:
+            files.append("/etc/kubernetes/pki/ca.crt")
+        for path in files:
+            if fs.is_file(path):
+                found.append(("FileAvailable-" + path.replace("/", "-"),
+                              f"{path} already exists"))
+        if kind == "init" and fs.is_dir("/var/lib/etcd") and fs.listdir("/var/lib/etcd"):
+            found.append(("DirAvailable--var-lib-etcd", "/var/lib/etcd is not empty"))
+        fatal = [(check, text) for check, text in found if check.lower() not in skip and "all" not in skip]
+        if not fatal:
+            return None
+        lines = "".join(f"\n\t[ERROR {check}]: {text}" for check, text in fatal)
+        return ("error execution phase preflight: [preflight] Some fatal errors occurred:" + lines
+                + "\n[preflight] If you know what you are doing, you can make a check non-fatal with "
+                "`--ignore-preflight-errors=...`")
 
     async def on_reset(self) -> None:
         state = self._host.state
         fs = self._root_fs()
-        for directory in ("/etc/kubernetes", "/var/lib/kubelet"):
+        for directory in ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/cni/net.d"):
             if fs.is_dir(directory):
                 for entry in fs.listdir(directory):
                     fs.remove(f"{directory}/{entry}", recursive=True)

@@ -147,6 +147,7 @@ class SandboxHost:
         derived["fstab_swap"] = _fstab_swap(fs)
         derived["hosts_has_hostname"] = _hosts_has(fs, self.state.hostname)
         derived["containerd_systemd_cgroup"] = _containerd_systemd_cgroup(fs)
+        self.state.note_kubelet()
 
     def save_sync(self) -> None:
         write_atomically(self.directory / STATE_FILE, self.state.dumps())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ class HostState:
     #: Every kubeadm init/join/reset, in order: {"action", "source" (agent|ssh), "ok", "detail"}.
     kubeadm_runs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The kubelet over time: {"at" (ISO time), "active", "version" (of the running kubelet, None when
+    #: stopped)}, one entry per change; a test reads the version skew at every moment from it.
+    kubelet_timeline: list[dict[str, Any]] = field(default_factory=list)
     #: Views computed from files after each command (persisted modules/sysctls, fstab swap, ...).
     derived: dict[str, Any] = field(default_factory=dict)
 
@@ -135,6 +139,16 @@ class HostState:
         self.log.append(rec)
         return rec
 
+    def note_kubelet(self) -> None:
+        """Append to ``kubelet_timeline`` when the running kubelet (or its version) changed."""
+        rec = self.services.get("kubelet")
+        active = rec is not None and rec.active == "active"
+        version = self.installed("kubelet") if active else None
+        last = self.kubelet_timeline[-1] if self.kubelet_timeline else {"active": False, "version": None}
+        if (last["active"], last["version"]) != (active, version):
+            at = datetime.now(UTC).isoformat(timespec="microseconds")
+            self.kubelet_timeline.append({"at": at, "active": active, "version": version})
+
     def journal_add(self, unit: str, line: str) -> None:
         self.journal.setdefault(unit, []).append(line)
 
@@ -167,6 +181,7 @@ class HostState:
             kubeadm=data.get("kubeadm", "none"),
             kubeadm_runs=list(data.get("kubeadm_runs", [])),
             warnings=list(data.get("warnings", [])),
+            kubelet_timeline=list(data.get("kubelet_timeline", [])),
             derived=dict(data.get("derived", {})),
         )
 

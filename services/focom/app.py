@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from services.focom.catalog import load_catalog
 from services.focom.domain import FprRecord
 from services.focom.handlers import Focom, SpecRecord
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
+from shared.catalog import load_catalog
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore

@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict
 
 from services.focom import domain
 from services.focom import request as rq
-from services.focom.catalog import Catalog
 from services.focom.domain import FprRecord, Plan
 from services.focom.inventory_source import InventorySource
 from services.focom.preflight import unreachable
 from services.focom.rollup import FprWriter
 from services.focom.settings import FocomSettings
 from shared.bus import Bus, MessageContext
+from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
 from shared.leases import HostLeases, LeaseConflict

@@ -15,15 +15,14 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from services.focom.catalog import Catalog, as_inventory_cluster, parameter_path
+from shared.catalog import Catalog
+from shared.catalog import resolve as resolve_template
 from shared.errors import InputError
 from shared.inventory import (
     HOST_ID_PATTERN,
     MAX_HOSTS,
     Inventory,
-    InventoryError,
     Window,
-    validate_inventory,
 )
 from shared.models import DNS1123_LABEL, MAX_CLUSTER_NAME, ClusterSpec, HostRef
 from shared.payloads import FocomRequest
@@ -48,6 +47,10 @@ class RequestError(InputError):
 def _fail(problems: list[Problem], req: FocomRequest) -> None:
     if problems:
         raise RequestError(problems, name=req.name)
+
+
+def _refuse_all(problems: list[Problem], req: FocomRequest) -> NoReturn:
+    raise RequestError(problems, name=req.name)
 
 
 def _refuse(problem: Problem, req: FocomRequest) -> NoReturn:
@@ -159,27 +162,11 @@ def _template_spec(
     req: FocomRequest, inventory: Inventory, catalog: Catalog, window: Window, default_cni: str | None
 ) -> ClusterSpec:
     template = catalog.require(req.templateName or "", req.templateVersion)
-    params = req.templateParameters or {}
-    p = template.check(params)
-    _fail(p, req)
-    synthetic = _synthetic_inventory(inventory, as_inventory_cluster(params))
-    try:
-        single = validate_inventory(synthetic, window=window)
-    except InventoryError as exc:
-        p = [Problem(parameter_path(x.path), x.rule, x.message) for x in exc.problems
-             if x.path.startswith(("$.clusters[0]", "$.k8s_version"))]  # fmt: skip
-        _fail(p or list(exc.problems), req)
-        raise
-    try:
-        return single.cluster_spec(single.clusters[0], default_cni=default_cni, path="$.clusters[0]")
-    except InputError as exc:
-        _refuse(Problem(parameter_path(exc.path), "vip-required", exc.message.split(": ", 1)[-1]), req)
-
-
-def _synthetic_inventory(inventory: Inventory, cluster: dict[str, Any]) -> dict[str, Any]:
-    hosts = [h.model_dump(mode="json", exclude={"host_pwd", "ssh_key_file"}) for h in inventory.hosts]
-    return {"namespace": inventory.namespace, "k8s_version": cluster["k8s_version"], "hosts": hosts,
-            "clusters": [cluster]}  # fmt: skip
+    result = resolve_template(template, req.templateParameters or {}, inventory, window=window,
+                              default_cni=default_cni)  # fmt: skip
+    if isinstance(result, list):
+        _refuse_all(result, req)
+    return result
 
 
 # ── scale and delete: targets among the FPR's clusters ──────────────────────────────────

@@ -7,6 +7,10 @@ import contextlib
 
 import structlog
 
+from services.o2ims.engine import PrEngine
+from services.o2ims.handlers import make_handlers
+from services.o2ims.record import PrRecord
+from services.o2ims.settings import O2imsSettings
 from shared.errors import TemporaryError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
@@ -20,11 +24,6 @@ from shared.subjects import (
     O2IMS_REQUESTS_CONSUMER,
     O2IMS_TIMERS_CONSUMER,
 )
-
-from .engine import PrEngine
-from .handlers import make_handlers
-from .record import PrRecord
-from .settings import O2imsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +70,7 @@ async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
     if settings.mirror_enabled:
-        from .mirror import start_mirror
+        from services.o2ims.mirror import start_mirror
 
         await start_mirror(runtime, store.kv)
 

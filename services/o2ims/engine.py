@@ -17,15 +17,15 @@ from datetime import datetime
 
 import structlog
 
+from services.o2ims.events import Event
+from services.o2ims.policy import Policy
+from services.o2ims.record import Command, PrRecord
+from services.o2ims.table import Decision, decide
 from shared.bus import Bus
 from shared.leases import HostLeases
 from shared.messages import Envelope, utcnow
 from shared.payloads import PrStatus
 from shared.store import RecordConflict, RecordStore
-
-from .domain import Decision, decide
-from .effects import Event, Policy
-from .record import Command, PrRecord
 
 log = structlog.get_logger(__name__)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from services.o2ims.engine import PrEngine
+from services.o2ims.events import event_from
+from services.o2ims.rules.deadlines import timer_wait
 from shared.bus import Handler, MessageContext
 from shared.errors import InputError, TemporaryError
 from shared.messages import Envelope
 from shared.payloads import PrDeadline, PrRequest
 from shared.subjects import last_token
-
-from .domain import event_from, timer_wait
-from .engine import PrEngine
 
 #: A PR id is a KV key and a subject token (in practice a UUID).
 _PR_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_=-]{0,127}$")

@@ -18,12 +18,11 @@ import structlog
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from services.o2ims.record import PrRecord
+from services.o2ims.settings import O2imsSettings
 from shared.errors import ServiceError
 from shared.kube import KubeClient
 from shared.runtime import ServiceRuntime
-
-from .record import PrRecord
-from .settings import O2imsSettings
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,17 @@ OutboxPayload = Annotated[HostprepJob | CapiJob | PrStatus | PrDeadline, Field(d
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def _evolved(self, changes: dict[str, object]) -> Self:
+        """A copy with ``changes`` applied and validated: an unknown field or a bad value raises.
+
+        (``model_copy(update=...)`` would accept both silently.) Nested values that are already
+        model instances are taken as they are, so this costs little more than the copy.
+        """
+        return self.model_validate({**dict(self), **changes})
+
+    def evolve(self, **changes: object) -> Self:
+        return self._evolved(changes)
 
 
 class Condition(_Frozen):
@@ -174,7 +185,48 @@ class PrRecord(_Frozen):
         return next((c for c in self.conditions if c.type == ctype), None)
 
     def without_commands(self, ids: set[str]) -> PrRecord:
-        return self.model_copy(update={"outbox": tuple(c for c in self.outbox if c.id not in ids)})
+        return self.changed(outbox=tuple(c for c in self.outbox if c.id not in ids))
+
+    def changed(self, **changes: Unpack[RecordChanges]) -> PrRecord:
+        """A copy with ``changes``: the keys are checked by mypy, keys and values again at run time."""
+        return self._evolved(dict(changes))
+
+
+class RecordChanges(TypedDict, total=False):
+    """The fields of ``PrRecord`` a transition may change, with their types (kept equal by a test)."""
+
+    pr_id: str
+    fpr: str
+    template_name: str
+    template_version: str
+    spec: ClusterSpec | None
+    incarnation: int
+    generation: int
+    state: PrState
+    stage: PrStage | None
+    reason: str | None
+    message: str | None
+    deadline: datetime | None
+    deadline_seq: int
+    stage_entered_at: datetime
+    seq: int
+    cmd_seq: int
+    request_at: datetime
+    conditions: tuple[Condition, ...]
+    hosts: dict[str, HostStatus]
+    node_cluster_id: str | None
+    hostprep_job: Job | None
+    capi_job: Job | None
+    past_jobs: tuple[str, ...]
+    capi_requested: bool
+    fulfilled_once: bool
+    observed: Observed | None
+    queued: Queued | None
+    history: tuple[HistoryEntry, ...]
+    outbox: tuple[Command, ...]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
 
 
 def phase_name(state: PrState | None, stage: PrStage | None) -> str:

@@ -12,9 +12,8 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.o2ims.policy import Policy
 from shared.settings import ServiceSettings
-
-from .effects import Policy
 
 
 class O2imsSettings(ServiceSettings):

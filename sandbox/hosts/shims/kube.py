@@ -72,7 +72,7 @@ def _reset(ctx: Ctx) -> int:
 
 def clear_kubernetes_dirs(ctx: Ctx) -> bool:
     changed = False
-    for directory in ("/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d"):
+    for directory in ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/cni/net.d"):
         if not ctx.fs.is_dir(directory):
             continue
         for entry in ctx.fs.listdir(directory):

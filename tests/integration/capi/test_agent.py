@@ -6,6 +6,7 @@ import base64
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -86,35 +87,68 @@ async def _claim_by_hand(client: KubeClient, host: str, role: str) -> None:
         subresource="status")
 
 
-async def test_agent_bootstraps_on_claim_and_resets_on_release(
+async def _release_by_hand(client: KubeClient, host: str) -> dict[str, Any]:
+    """Do what the ByoMachine controller does when the ByoMachine goes; wait until the agent freed the host."""
+    await client.patch(INFRA, "ByoHost", host, "default", {"metadata": {"annotations": {
+        "byoh.infrastructure.cluster.x-k8s.io/unregistering": ""}}})
+    found = await wait_for(client, INFRA, "ByoHost", host, lambda o: not dig(o, "metadata", "annotations")
+                           and not (dig(o, "metadata", "labels") or {}).get("cluster.x-k8s.io/cluster-name"))
+    return dict(found or {})
+
+
+async def test_agent_bootstraps_on_claim_and_releases_without_reset(
     capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient
 ) -> None:
     calls: list[str] = []
 
-    async def on_bootstrap(role: str) -> None:
+    async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
         calls.append(role)
+        return "v1.30.2"
 
     async def on_reset() -> None:
         calls.append("reset")
 
-    await fake_hosts(1, on_bootstrap=on_bootstrap, on_reset=on_reset)
+    (agent,) = await fake_hosts(1, on_bootstrap=on_bootstrap, on_reset=on_reset)
     await _claim_by_hand(capi_client, "host-1", "init")
-    await wait_for(capi_client, INFRA, "ByoHost", "host-1", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
+    host = await wait_for(capi_client, INFRA, "ByoHost", "host-1", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
     assert calls == ["init"]
+    assert dig(host, "metadata", "annotations", "sandbox.focom-o2ims.io/kubelet-version") == "v1.30.2"
 
-    await capi_client.patch(INFRA, "ByoHost", "host-1", "default", {"metadata": {"annotations": {
-        "byoh.infrastructure.cluster.x-k8s.io/unregistering": ""}}})
-    host = await wait_for(capi_client, INFRA, "ByoHost", "host-1", lambda o: not dig(o, "metadata", "annotations")
-                          and not (dig(o, "metadata", "labels") or {}).get("cluster.x-k8s.io/cluster-name"))
+    host = await _release_by_hand(capi_client, "host-1")
     assert not dig(host, "status", "machineRef") and not dig(host, "spec", "bootstrapSecret")
     assert condition(host, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
-    assert calls == ["init", "reset"]
+    # --skip-installation: upstream's cleanup (kubeadm reset) is gated on its own installer having run.
+    assert calls == ["init"] and agent.history == ["init", "release"]
+
+
+async def test_an_agent_that_installed_kubernetes_resets_on_release(
+    capi_sim: CapiSimulators, capi_client: KubeClient, tmp_path: Path
+) -> None:
+    from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
+
+    calls: list[str] = []
+
+    async def on_reset() -> None:
+        calls.append("reset")
+
+    path = tmp_path / "bk"
+    path.write_text(await issue_bootstrap_kubeconfig(capi_client, "bootstrap-host-9", "default"))
+    agent = HostAgent(bootstrap_kubeconfig=path, hostname="host-9", config_path=tmp_path / "config",
+                      on_reset=on_reset, skip_installation=False)  # fmt: skip
+    await agent.start()
+    try:
+        await _claim_by_hand(capi_client, "host-9", "join")
+        await wait_for(capi_client, INFRA, "ByoHost", "host-9", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
+        await _release_by_hand(capi_client, "host-9")
+        assert calls == ["reset"] and agent.history == ["join", "reset", "release"]
+    finally:
+        await agent.stop()
 
 
 async def test_failing_bootstrap_hook_marks_the_host(
     capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient
 ) -> None:
-    async def on_bootstrap(role: str) -> None:
+    async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
         raise RuntimeError(f"kubeadm {role} exited with status 1")
 
     await fake_hosts(1, on_bootstrap=on_bootstrap)
@@ -137,3 +171,15 @@ def test_cloud_config_role_round_trip(role: str) -> None:
     doc = yaml.safe_load(data)
     assert doc["runcmd"][0] == "echo pre"
     assert doc["write_files"][0]["path"] == "/x"
+
+
+@pytest.mark.parametrize("role", ["init", "join"])
+def test_the_agent_reads_the_ignored_preflight_errors(role: str) -> None:
+    from sandbox.capi.bootstrapdata import ignored_preflight_errors
+
+    registration = {"ignorePreflightErrors": ["DirAvailable--etc-kubernetes-manifests", "Swap"]}
+    spec = {"initConfiguration": {"nodeRegistration": registration},
+            "joinConfiguration": {"nodeRegistration": registration}}  # fmt: skip
+    data = cloud_config(role, spec, cluster="c", version="v1.30.2", endpoint="1.2.3.4:6443")  # type: ignore[arg-type]
+    assert ignored_preflight_errors(data) == {"DirAvailable--etc-kubernetes-manifests", "Swap"}
+    assert ignored_preflight_errors(cloud_config(role, {}, cluster="c", version=None, endpoint="e")) == frozenset()  # type: ignore[arg-type]

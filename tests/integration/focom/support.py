@@ -13,12 +13,12 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from services.focom import crs
-from services.focom.catalog import load_catalog
 from services.focom.domain import FprRecord
 from services.focom.handlers import Focom, SpecRecord
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
 from shared.bus import Bus
+from shared.catalog import load_catalog
 from shared.kube import KubeClient
 from shared.leases import HostLeases
 from shared.messages import Envelope, decode

@@ -158,3 +158,30 @@ async def test_bootstrap_hooks_record_kubeadm_and_faults(sandbox_hosts, capi_sim
         await supervisor.on_bootstrap("init")
     assert [r["action"] for r in host.state.kubeadm_runs] == ["join", "reset", "init"]
     assert host.state.kubeadm_runs[-1]["ok"] is False
+
+
+@pytest.mark.skipif(not HAVE_AGENT, reason="sandbox.capi.agent (the BYOH agent simulator) is not available")
+async def test_a_bootstrap_on_an_unreset_host_fails_kubeadm_preflight(sandbox_hosts, capi_sim, capi_client):
+    from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
+
+    kubeconfig = await issue_bootstrap_kubeconfig(capi_client, "bootstrap-node-001", "default")
+    pool = await sandbox_hosts(count=1, agent_binary_url=AGENT_URL)
+    host = pool.host("host-001")
+    await upload_kubeconfig(pool, kubeconfig)
+    assert (await run(pool, install_agent())).exit_status == 0
+    assert await asyncio.wait_for(host.agents.wait_ready("byoh-hostagent"), 30)
+    supervisor = host.agents
+    await supervisor.on_bootstrap("init")
+    # A second cluster's bootstrap on the same, unreset host: kubeadm's preflight refuses, naming each check.
+    with pytest.raises(RuntimeError) as failed:
+        await supervisor.on_bootstrap("join", frozenset({"FileAvailable--etc-kubernetes-kubelet.conf"}))
+    assert "[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: /etc/kubernetes/pki/ca.crt already exists" in str(
+        failed.value)
+    assert "FileAvailable--etc-kubernetes-kubelet.conf" not in str(failed.value)  # ignored by the bootstrap
+    with pytest.raises(RuntimeError, match=r"\[ERROR DirAvailable--var-lib-etcd\]: /var/lib/etcd is not empty"):
+        await supervisor.on_bootstrap("init")
+    assert [r["ok"] for r in host.state.kubeadm_runs] == [True, False, False]
+    # Once reset, the same bootstrap succeeds.
+    await supervisor.on_reset()
+    await supervisor.on_bootstrap("join", frozenset({"FileAvailable--etc-kubernetes-kubelet.conf"}))
+    assert host.state.kubeadm == "join"

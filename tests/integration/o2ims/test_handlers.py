@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.o2ims.effects import Policy
+from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord, node_cluster_id
 from shared.bus import Bus
 from shared.leases import HostLeases

@@ -12,9 +12,9 @@ from typing import Any
 
 import nats
 
-from services.o2ims.effects import Policy
 from services.o2ims.engine import PrEngine
 from services.o2ims.handlers import make_handlers
+from services.o2ims.policy import Policy
 from services.o2ims.record import PrRecord
 from shared.bus import Bus, MessageContext
 from shared.leases import HostLeases

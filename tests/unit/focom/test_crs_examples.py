@@ -12,7 +12,7 @@ import yaml
 
 from services.focom import crs
 from services.focom import request as rq
-from services.focom.catalog import load_catalog
+from shared.catalog import load_catalog
 from shared.crd_schema import CrdSchemas
 from shared.inventory import load_inventory
 from shared.payloads import ChildStatus, FocomRequest, FprStatus

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.focom import request as rq
-from services.focom.catalog import load_catalog, parameter_path
+from shared.catalog import load_catalog, parameter_path
 from shared.errors import InputError
 from shared.inventory import Inventory, validate_inventory
 from shared.payloads import FocomRequest, HostSelection

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.o2ims.domain import Decision, decide
-from services.o2ims.effects import Event, EventKind, Policy
+from services.o2ims.events import Event, EventKind
+from services.o2ims.policy import Policy
 from services.o2ims.record import PrRecord
+from services.o2ims.table import Decision, decide
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import (
     CapiApplied,

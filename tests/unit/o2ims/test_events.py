@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from services.o2ims.domain import event_from, resolve
+from services.o2ims.events import event_from, resolve
 from services.o2ims.settings import O2imsSettings
 from shared.errors import InputError
 from shared.messages import Envelope

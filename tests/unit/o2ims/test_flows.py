@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from services.o2ims.domain import decide, timer_wait
 from services.o2ims.record import infrastructure_resource_id, node_cluster_id
+from services.o2ims.rules.deadlines import timer_wait
+from services.o2ims.table import decide
 from shared.errors import InputError
 from shared.payloads import CapiJob, HostprepDone, HostprepFailed, HostprepJob, PrDeadline, PrStatus
 from tests.unit.o2ims.machine import PR, TEARDOWN, Driver, driven_to, ev, host, request, spec, summary

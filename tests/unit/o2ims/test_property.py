@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.o2ims.domain import EVENT_KINDS, PHASES
-from services.o2ims.effects import EventKind
+from services.o2ims.events import EVENT_KINDS, EventKind
+from services.o2ims.table import PHASES
 from shared.payloads import PrStatus
 from tests.unit.o2ims.machine import POLICY, TEARDOWN, Driver
 

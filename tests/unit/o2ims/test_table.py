@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.o2ims.domain import EVENT_KINDS, PHASES, TABLE
+from services.o2ims.events import EVENT_KINDS
+from services.o2ims.table import PHASES, TABLE
 from tests.unit.o2ims.machine import canonical, driven_to
 
 IGNORED, SAME = "ignored", "same"

@@ -1,7 +1,8 @@
-"""The transition builder: how one decision changes a PR record and which commands it emits.
+"""``Tx``, the transaction of one decision: how it changes a PR record and which commands it emits.
 
 A ``Tx`` starts from the record read from KV and the event being decided, and every rule of
-the transition table (``domain``) speaks through it: ``move`` changes state/stage (recording
+the transition table (``table``) speaks through it: ``update`` changes fields (typed, and
+validated, so a misspelt field or an invalid value raises), ``move`` changes state/stage (recording
 history, publishing ``PrStatus`` and arming the next stage's deadline), ``send_hostprep`` /
 ``send_capi`` queue jobs, ``release`` queues lease releases. Commands get deterministic ids
 from the record's command counter, so deciding the same event on the same record revision
@@ -12,14 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, TypedDict, Unpack
 
-from shared.messages import derive_id
-from shared.models import ClusterSpec, HostRef
-from shared.payloads import CapiJob, HostprepJob, Payload, PrDeadline, PrStage, PrState, PrStatus
-from shared.subjects import capi_job, hostprep_job, o2ims_status, timer
-
-from .record import (
+from services.o2ims.events import Event
+from services.o2ims.policy import Policy
+from services.o2ims.record import (
     Command,
     Condition,
     ConditionStatus,
@@ -29,72 +27,23 @@ from .record import (
     Job,
     OutboxPayload,
     PrRecord,
+    RecordChanges,
     roles,
 )
-
-EventKind = Literal[
-    "create",
-    "update",
-    "delete",
-    "host.progress",
-    "hostprep.done",
-    "hostprep.failed",
-    "teardown.done",
-    "teardown.failed",
-    "job.rejected",
-    "capi.applied",
-    "capi.failed",
-    "capi.deleting",
-    "capi.deleted",
-    "capi.delete_failed",
-    "cluster.status",
-    "cluster.ready",
-    "cluster.failed",
-    "cluster.gone",
-    "deadline",
-]
+from shared.messages import derive_id
+from shared.models import ClusterSpec, HostRef
+from shared.payloads import CapiJob, HostprepJob, PrDeadline, PrStage, PrState, PrStatus
+from shared.subjects import capi_job, hostprep_job, o2ims_status, timer
 
 
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened to a PR, as the state machine sees it."""
+class HostChanges(TypedDict, total=False):
+    """The fields of ``HostStatus`` a rule may change (the role follows the spec)."""
 
-    kind: EventKind
-    #: When the sender says it happened (envelope ``occurred_at``).
-    at: datetime
-    message_id: str
-    causation_id: str | None = None
-    payload: Payload | None = None
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Deadlines (seconds) and options of the state machine, from settings."""
-
-    hostprep_deadline: float = 30 * 60.0
-    apply_deadline: float = 10 * 60.0
-    provisioning_deadline: float = 60 * 60.0
-    delete_deadline: float = 30 * 60.0
-    teardown_deadline: float = 30 * 60.0
-    #: Send a hostprep ``teardown`` job for the PR's hosts once its CAPI objects are gone.
-    teardown_hosts: bool = False
-    history_limit: int = 50
-    past_jobs_limit: int = 20
-
-    def deadline_for(self, state: PrState, stage: PrStage | None) -> float | None:
-        """The deadline of a stage in seconds; None for resting states (fulfilled, failed, deleted)."""
-        if state not in ("pending", "progressing", "deleting"):
-            return None
-        if state == "pending" or stage == "hostprep":
-            return self.hostprep_deadline
-        return {
-            "apply": self.apply_deadline,
-            "provisioning": self.provisioning_deadline,
-            "scaling": self.provisioning_deadline,
-            "capi-delete": self.delete_deadline,
-            "teardown": self.teardown_deadline,
-        }.get(stage or "")
-
+    step: str | None
+    status: str
+    detail: str | None
+    resource_id: str | None
+    released: bool
 
 @dataclass
 class Tx:
@@ -112,8 +61,9 @@ class Tx:
 
     # -- record -----------------------------------------------------------------------------
 
-    def update(self, **fields: Any) -> None:
-        self.rec = self.rec.model_copy(update=fields)
+    def update(self, **changes: Unpack[RecordChanges]) -> None:
+        """Change record fields; raises ``ValidationError`` for an unknown field or an invalid value."""
+        self.rec = self.rec.changed(**changes)
 
     def ignore(self, why: str) -> None:
         self.ignored = why
@@ -132,12 +82,13 @@ class Tx:
         others = tuple(c for c in self.rec.conditions if c.type != ctype)
         self.update(conditions=(*others, new))
 
-    def host(self, host_id: str, **fields: Any) -> None:
+    def host(self, host_id: str, **changes: Unpack[HostChanges]) -> None:
+        """Change one host's status (validated like ``update``), creating it in its spec role."""
         current = self.rec.hosts.get(host_id)
         if current is None:
             role = roles(self.rec.spec).get(host_id, "worker") if self.rec.spec else "worker"
             current = HostStatus(role=role)
-        self.update(hosts={**self.rec.hosts, host_id: current.model_copy(update=fields)})
+        self.update(hosts={**self.rec.hosts, host_id: current.evolve(**changes)})
 
     def track_spec_hosts(self) -> None:
         """Give every host of the spec a status entry (new hosts start ``pending``)."""
@@ -145,7 +96,7 @@ class Tx:
         for host_id, role in roles(self.spec).items():
             old = hosts.get(host_id)
             hosts[host_id] = (
-                HostStatus(role=role) if old is None or old.released else old.model_copy(update={"role": role})
+                HostStatus(role=role) if old is None or old.released else old.evolve(role=role)
             )
         self.update(hosts=hosts)
 
@@ -240,12 +191,3 @@ class Tx:
         self.update(outbox=(*self.rec.outbox, *self.commands), updated_at=self.now)
         return self.rec
 
-
-def describe_failure(host_id: str | None, step: str | None, exit_code: int | None, detail: str) -> str:
-    """``host h3 failed at step containerd (exit 100): …`` — what a failed host prep says."""
-    parts = [f"host {host_id}" if host_id else "host preparation"]
-    parts.append(f"failed at step {step}" if step else "failed")
-    text = " ".join(parts)
-    if exit_code is not None:
-        text += f" (exit {exit_code})"
-    return f"{text}: {detail}"[:1000] if detail else text

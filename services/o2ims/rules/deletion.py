@@ -1,4 +1,4 @@
-"""The deletion rules of the PR state machine, from the delete request to the tombstone.
+"""Rules of deletion (capi-delete and teardown stages), from the delete request to the tombstone.
 
 Delete works from any state: it stops forward progress (later events find the PR deleting and
 are ignored), asks capi_renderer to delete the Cluster when objects may exist, waits until the
@@ -9,18 +9,18 @@ newer than the deletion starts a new incarnation. Pure: no I/O.
 
 from __future__ import annotations
 
+from services.o2ims.record import Queued
+from services.o2ims.rules.admission import requested_spec, start_flow
+from services.o2ims.rules.failures import failure_of
+from services.o2ims.rules.guards import answers, deadline_due, newer_observation, newer_request, payload
+from services.o2ims.transaction import Tx
 from shared.payloads import CapiDeleted, HostprepDone
-
-from .effects import Tx
-from .record import Queued
-from .requests import requested_spec, start_flow
-from .rules import answers, deadline_due, failure_of, newer_request, payload
 
 #: History entries a tombstone keeps.
 TOMBSTONE_HISTORY = 5
 
 
-def begin_delete(tx: Tx) -> None:
+def begin(tx: Tx) -> None:
     if not newer_request(tx):
         return tx.ignore("older than the latest request")
     tx.update(request_at=tx.event.at, queued=None)
@@ -54,14 +54,14 @@ def resources_deleted(tx: Tx) -> None:
         job = tx.rec.capi_job
         if not answers(tx, job) or job is None or job.action != "delete":
             return tx.ignore("not the current delete job")
-    elif tx.rec.observed is not None and tx.event.at < tx.rec.observed.at:
+    elif not newer_observation(tx):
         return tx.ignore("older than the last observation")
     tx.condition("ResourcesDeleted", "True", "Deleted", f"cluster {tx.rec.cluster} is gone")
     after_resources_gone(tx)
     return None
 
 
-def deletion_in_progress(tx: Tx) -> None:
+def in_progress(tx: Tx) -> None:
     job = tx.rec.capi_job
     if not answers(tx, job) or job is None or job.action != "delete":
         return tx.ignore("not the current delete job")
@@ -72,7 +72,7 @@ def deletion_in_progress(tx: Tx) -> None:
     return None
 
 
-def deletion_failed(tx: Tx) -> None:
+def failed(tx: Tx) -> None:
     job = tx.rec.capi_job
     if not answers(tx, job) or job is None or job.action != "delete":
         return tx.ignore("not the current delete job")

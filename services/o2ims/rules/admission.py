@@ -1,4 +1,4 @@
-"""The request rules of the PR state machine: create, update (day 2), retry, and queueing.
+"""Rules of requests: create, update (day 2), retry, and queueing while a flow runs.
 
 Requests are ordered by their ``occurred_at``: one older than the last request applied is a
 replay or was overtaken, and changes nothing. A create or update of a fulfilled PR scales its
@@ -10,13 +10,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from services.o2ims.record import Queued
+from services.o2ims.rules.guards import newer_request, payload
+from services.o2ims.transaction import Tx
 from shared.errors import InputError
 from shared.models import ClusterSpec
 from shared.payloads import PrRequest
-
-from .effects import Tx
-from .record import Queued
-from .rules import newer_request, payload
 
 #: Fields that may change only while no CAPI object can exist yet; workers may always change.
 _FROZEN_ONCE_APPLIED = ("k8s_version", "vip", "pod_cidr", "service_cidr", "cni")

@@ -1,8 +1,9 @@
-"""The cluster templates focom offers (template mode): name, version, JSON Schema of ``templateParameters``.
+"""The cluster templates of FOCOM's template mode and of O2IMS provisioning requests: name, version,
+JSON Schema of ``templateParameters``, and how valid parameters become a cluster spec.
 
 Templates are JSON files ``{"name", "version", "description", "parameters": <JSON Schema>}``: the
-built-in ones beside this module (``byoh-workload-cluster`` v1.0.0) plus any in the configured
-directory. A template's parameters become an inventory-style cluster, so the inventory's own rules
+built-in ones in ``cluster_templates/`` beside this module (``byoh-workload-cluster`` v1.0.0) plus any
+in the configured directory. A template's parameters become an inventory-style cluster, so the inventory's own rules
 (host references, control-plane count, VIP, CIDRs, version window) apply to them as well; problems are
 reported at ``$.templateParameters…`` paths.
 """
@@ -18,10 +19,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
 from shared.errors import InputError
-from shared.models import normalize_version, version_tuple
+from shared.inventory import Inventory, InventoryError, Window, validate_inventory
+from shared.models import ClusterSpec, normalize_version, version_tuple
 from shared.safe_json import Problem, json_path
 
-BUILTIN_DIR = Path(__file__).parent / "templates"
+BUILTIN_DIR = Path(__file__).parent / "cluster_templates"
 _KEYWORD_RULES = {"additionalProperties": "unknown-field", "required": "required", "type": "type"}
 #: Template parameter names ↔ inventory cluster fields, for reporting inventory-rule problems at request paths.
 PARAMETER_PATHS = {
@@ -133,3 +135,33 @@ def parameter_path(inventory_path: str) -> str:
         else:
             parts.extend(PARAMETER_PATHS.get(token, (token,)))
     return json_path(parts)
+
+
+def resolve(
+    template: Template, parameters: Any, inventory: Inventory, *, window: Window, default_cni: str | None
+) -> ClusterSpec | list[Problem]:
+    """The cluster ``parameters`` ask for, hosts taken from ``inventory``; or every problem, at request paths.
+
+    The parameters are checked against the template's schema first, then as an inventory cluster
+    (host references, control-plane count, VIP, CIDRs, version window).
+    """
+    problems = template.check(parameters)
+    if problems:
+        return problems
+    synthetic = _synthetic_inventory(inventory, as_inventory_cluster(parameters))
+    try:
+        single = validate_inventory(synthetic, window=window)
+    except InventoryError as exc:
+        own = [Problem(parameter_path(x.path), x.rule, x.message) for x in exc.problems
+               if x.path.startswith(("$.clusters[0]", "$.k8s_version"))]  # fmt: skip
+        return own or list(exc.problems)
+    try:
+        return single.cluster_spec(single.clusters[0], default_cni=default_cni, path="$.clusters[0]")
+    except InputError as exc:
+        return [Problem(parameter_path(exc.path), "vip-required", exc.message.split(": ", 1)[-1])]
+
+
+def _synthetic_inventory(inventory: Inventory, cluster: dict[str, Any]) -> dict[str, Any]:
+    hosts = [h.model_dump(mode="json", exclude={"host_pwd", "ssh_key_file"}) for h in inventory.hosts]
+    return {"namespace": inventory.namespace, "k8s_version": cluster["k8s_version"], "hosts": hosts,
+            "clusters": [cluster]}  # fmt: skip

@@ -1,0 +1,118 @@
+"""What the state machine sees: ``Event`` and its kinds, and how bus messages become events.
+
+``event_from`` maps an envelope to the PR it concerns and the event's kind (a hostprep answer
+becomes ``hostprep.done`` or ``teardown.done``, a cluster summary ``cluster.ready`` …);
+``resolve`` turns a job the bus rejected into that job's own failure. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, get_args
+
+from services.o2ims.record import PrRecord
+from shared.messages import Envelope
+from shared.payloads import (
+    CapiApplied,
+    CapiDeleted,
+    CapiFailed,
+    ClusterSummary,
+    ClusterTransition,
+    HostprepDone,
+    HostprepFailed,
+    HostProgress,
+    MessageFailed,
+    Payload,
+    PrDeadline,
+    PrRequest,
+)
+
+EventKind = Literal[
+    "create",
+    "update",
+    "delete",
+    "host.progress",
+    "hostprep.done",
+    "hostprep.failed",
+    "teardown.done",
+    "teardown.failed",
+    "job.rejected",
+    "capi.applied",
+    "capi.failed",
+    "capi.deleting",
+    "capi.deleted",
+    "capi.delete_failed",
+    "cluster.status",
+    "cluster.ready",
+    "cluster.failed",
+    "cluster.gone",
+    "deadline",
+]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+REQUESTS: tuple[EventKind, ...] = ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a PR, as the state machine sees it."""
+
+    kind: EventKind
+    #: When the sender says it happened (envelope ``occurred_at``).
+    at: datetime
+    message_id: str
+    causation_id: str | None = None
+    payload: Payload | None = None
+
+
+def event_from(env: Envelope, subject_pr: str | None = None) -> tuple[str, Event] | None:
+    """The PR a message concerns and what it means to the state machine; None when irrelevant."""
+    p = env.payload
+    kind: EventKind
+    pr: str | None = getattr(p, "pr_id", None)
+    match p:
+        case PrRequest():
+            kind = p.operation
+        case HostProgress():
+            kind = "host.progress"
+        case HostprepDone():
+            kind = "hostprep.done" if p.action == "prepare" else "teardown.done"
+        case HostprepFailed():
+            kind = "hostprep.failed" if p.action == "prepare" else "teardown.failed"
+        case CapiApplied():
+            kind = "capi.applied"
+        case CapiFailed():
+            kind = "capi.delete_failed" if p.action == "delete" else "capi.failed"
+        case CapiDeleted():
+            kind = "capi.deleted" if p.gone else "capi.deleting"
+        case ClusterSummary():
+            kind = (
+                "cluster.gone" if not p.exists
+                else "cluster.failed" if p.failure
+                else "cluster.ready" if p.ready
+                else "cluster.status"
+            )  # fmt: skip
+        case ClusterTransition():
+            kind = "cluster.ready" if p.type == "cluster.ready" else "cluster.failed"
+        case PrDeadline():
+            kind = "deadline"
+        case MessageFailed():
+            kind, pr = "job.rejected", subject_pr
+        case _:
+            return None
+    if not pr:
+        return None
+    cause = str(env.causation_id) if env.causation_id else None
+    return pr, Event(kind=kind, at=env.occurred_at, message_id=str(env.id), causation_id=cause, payload=p)
+
+
+def resolve(record: PrRecord | None, event: Event) -> EventKind:
+    """A job the bus rejected counts as that job failing (found by the rejected message's id)."""
+    if event.kind != "job.rejected" or record is None:
+        return event.kind
+    cause = event.causation_id
+    if record.hostprep_job is not None and cause == record.hostprep_job.id:
+        return "hostprep.failed" if record.hostprep_job.action == "prepare" else "teardown.failed"
+    if record.capi_job is not None and cause == record.capi_job.id:
+        return "capi.delete_failed" if record.capi_job.action == "delete" else "capi.failed"
+    return event.kind

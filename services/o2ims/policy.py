@@ -1,0 +1,36 @@
+"""``Policy``: the deadlines and options of the PR state machine, built from settings. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.payloads import PrStage, PrState
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Deadlines (seconds) and options of the state machine, from settings."""
+
+    hostprep_deadline: float = 30 * 60.0
+    apply_deadline: float = 10 * 60.0
+    provisioning_deadline: float = 60 * 60.0
+    delete_deadline: float = 30 * 60.0
+    teardown_deadline: float = 30 * 60.0
+    #: Send a hostprep ``teardown`` job for the PR's hosts once its CAPI objects are gone.
+    teardown_hosts: bool = False
+    history_limit: int = 50
+    past_jobs_limit: int = 20
+
+    def deadline_for(self, state: PrState, stage: PrStage | None) -> float | None:
+        """The deadline of a stage in seconds; None for resting states (fulfilled, failed, deleted)."""
+        if state not in ("pending", "progressing", "deleting"):
+            return None
+        if state == "pending" or stage == "hostprep":
+            return self.hostprep_deadline
+        return {
+            "apply": self.apply_deadline,
+            "provisioning": self.provisioning_deadline,
+            "scaling": self.provisioning_deadline,
+            "capi-delete": self.delete_deadline,
+            "teardown": self.teardown_deadline,
+        }.get(stage or "")

@@ -1,0 +1,54 @@
+"""Rules of the stage deadlines: a stage that passes its deadline fails the PR. Pure.
+
+Each stage's deadline is armed by ``Tx.move`` as a ``PrDeadline`` timer carrying a sequence
+number; only the PR's current one, once due, acts (``guards.deadline_due``). Teardown's
+deadline is a deletion rule: it completes the deletion instead of failing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.o2ims.record import ConditionType, PrRecord
+from services.o2ims.rules.cluster import waiting_message
+from services.o2ims.rules.guards import deadline_due
+from services.o2ims.transaction import Tx
+from shared.payloads import PrDeadline, PrStage
+
+
+def _not_ready_hosts(rec: PrRecord) -> str:
+    job = rec.hostprep_job
+    hosts = job.hosts if job else ()
+    late = [
+        f"{h} (at {st.step})" if (st := rec.hosts.get(h)) and st.step else h
+        for h in hosts
+        if (rec.hosts.get(h) is None or rec.hosts[h].status != "ready")
+    ]
+    return ", ".join(late) or "none reported"
+
+
+def timed_out(tx: Tx) -> None:
+    if not deadline_due(tx):
+        return
+    rec = tx.rec
+    stage: PrStage = rec.stage or "hostprep"
+    seconds = tx.policy.deadline_for(rec.state, rec.stage) or 0.0
+    what: dict[str, tuple[str, ConditionType, str]] = {
+        "hostprep": ("HostprepTimedOut", "HostsPrepared", f"hosts not ready: {_not_ready_hosts(rec)}"),
+        "apply": ("ApplyTimedOut", "ResourcesApplied", "capi_renderer never confirmed the apply"),
+        "provisioning": ("ProvisioningTimedOut", "ClusterProvisioned", waiting_message(rec)),
+        "scaling": ("ScalingTimedOut", "ClusterProvisioned", waiting_message(rec)),
+        "capi-delete": ("DeletionTimedOut", "ResourcesDeleted", "the Cluster is still present"),
+    }
+    reason, ctype, detail = what[stage]
+    message = f"stage {stage} passed its deadline ({seconds:g}s): {detail}"
+    tx.condition(ctype, "False", reason, message)
+    tx.move("failed", stage, reason=reason, message=message)
+
+
+def timer_wait(record: PrRecord | None, timer: PrDeadline, now: datetime) -> float | None:
+    """Seconds until ``timer`` is due when it is still the PR's current deadline, else None."""
+    if record is None or record.deadline is None or timer.seq != record.deadline_seq:
+        return None
+    remaining = (record.deadline - now).total_seconds()
+    return remaining if remaining > 0 else None

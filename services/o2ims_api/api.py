@@ -1,0 +1,63 @@
+"""What every route handler shares: settings, the state reader, the bus, and small response helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from shared.bus import Bus
+from shared.catalog import Catalog
+
+from .objects import Site, Snapshot
+from .profile import ProfileReader
+from .settings import O2imsApiSettings
+from .state import State
+
+INVENTORY = "/o2ims-infrastructureInventory"
+MONITORING = "/o2ims-infrastructureMonitoring"
+PROVISIONING = "/o2ims-infrastructureProvisioning"
+VERSION = "v1"
+
+
+@dataclass
+class Api:
+    settings: O2imsApiSettings
+    bus: Bus
+    state: State
+    catalog: Catalog
+    profiles: ProfileReader
+    #: The listener's own base URL, for messages sent without a request (notifications, registration).
+    listen_url: str = ""
+
+    def site(self) -> Site:
+        s = self.settings
+        return Site(self.state.global_cloud_id, s.cloud_name, s.cloud_description, s.global_location_id, s.location)
+
+    async def snapshot(self, *, prs: bool = True, leases: bool = True) -> Snapshot:
+        return Snapshot(
+            self.site(),
+            await self.state.inventory(),
+            await self.state.prs() if prs else {},
+            await self.state.leases() if leases else {},
+            dict(self.state.byohosts),
+        )
+
+    def base_url(self, request: web.Request | None = None) -> str:
+        if self.settings.external_url:
+            return self.settings.external_url.rstrip("/")
+        if request is not None:
+            return f"{request.scheme}://{request.host}"
+        return self.listen_url
+
+
+API_KEY = web.AppKey("o2ims_api", Api)
+
+
+def api(request: web.Request) -> Api:
+    return request.app[API_KEY]
+
+
+def find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:
+    return next((o for o in items if o.get(key) == value), None)

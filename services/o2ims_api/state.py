@@ -1,0 +1,191 @@
+"""What the API reads: PR records, host leases, the inventory file, ByoHost summaries, its own KV.
+
+Nothing here writes another service's record. PR records are read with a lenient view of the
+fields the API shows (``PrView``), so o2ims may add fields without breaking it. ByoHost
+summaries are folded from the ``K8S`` stream (the last one per host, then every new one) into
+memory; a restart rebuilds them from the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.bus import Bus
+from shared.errors import InputError
+from shared.inventory import Inventory, InventoryError, load_inventory
+from shared.leases import HostLeases
+from shared.messages import decode
+from shared.models import ClusterSpec
+from shared.payloads import ByoHostSummary
+from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_HOSTS, BUCKET_O2IMS_API, BUCKET_PR
+
+from .settings import O2imsApiSettings
+
+log = structlog.get_logger(__name__)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PrHostView(_Lenient):
+    role: str = "worker"
+    status: str = "pending"
+    step: str | None = None
+    detail: str | None = None
+    released: bool = False
+
+
+class PrView(_Lenient):
+    """The fields of an o2ims PR record that the API shows."""
+
+    pr_id: str
+    fpr: str
+    template_name: str = "byoh-workload-cluster"
+    template_version: str = "v1.0.0"
+    spec: ClusterSpec | None = None
+    state: str
+    stage: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    node_cluster_id: str | None = None
+    hosts: dict[str, PrHostView] = Field(default_factory=dict)
+    fulfilled_once: bool = False
+    generation: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def cluster(self) -> str:
+        return self.spec.name if self.spec else ""
+
+    @property
+    def is_cluster(self) -> bool:
+        """A deployment manager: the cluster came up and is not being removed."""
+        return self.state not in ("deleting", "deleted") and (self.state == "fulfilled" or self.fulfilled_once)
+
+
+class State:
+    """Read access to the system's state, shared by every request handler."""
+
+    def __init__(self, bus: Bus, settings: O2imsApiSettings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.byohosts: dict[str, ByoHostSummary] = {}
+        self.global_cloud_id = ""
+        self._inventory_key: tuple[int, int, int] | None = None
+        self._inventory: Inventory | None = None
+        self._inventory_lock = asyncio.Lock()
+        self._byohost_sub: Any = None
+        #: Called after every change this process notices (inventory recomputation trigger).
+        self.on_change: Callable[[], Awaitable[None]] | None = None
+
+    # ── start-up ─────────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        self.global_cloud_id = await self._cloud_id()
+        self._byohost_sub = await self.bus.js.subscribe(
+            ALL_K8S_BYOHOST_STATUS, cb=self._on_byohost, ordered_consumer=True,
+            config=js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT),
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._byohost_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._byohost_sub.unsubscribe()
+
+    async def _cloud_id(self) -> str:
+        """The configured global cloud id, else the one kept in KV, else a new one (kept for next time)."""
+        if self.settings.global_cloud_id is not None:
+            return str(self.settings.global_cloud_id)
+        kv = await self.bus.kv(BUCKET_O2IMS_API)
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+            await kv.create("global-cloud-id", str(uuid.uuid4()).encode())
+        entry = await kv.get("global-cloud-id")
+        return (entry.value or b"").decode()
+
+    async def _on_byohost(self, msg: Msg) -> None:
+        try:
+            env = decode(msg.data)
+        except InputError as exc:
+            log.warning("byohost_summary_ignored", reason=exc.reason)
+            return
+        p = env.payload
+        if not isinstance(p, ByoHostSummary):
+            return
+        key = p.host_id or p.name
+        if p.exists:
+            self.byohosts[key] = p
+        else:
+            self.byohosts.pop(key, None)
+        if self.on_change is not None:
+            await self.on_change()
+
+    # ── reads ────────────────────────────────────────────────────────────────────────────
+
+    async def inventory(self) -> Inventory | None:
+        """The inventory file (re-read when it changed); None while it is missing or invalid."""
+        path: Path = self.settings.inventory_path
+        async with self._inventory_lock:
+            try:
+                st = await asyncio.to_thread(os.stat, path)
+            except OSError:
+                return None
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if key != self._inventory_key:
+                self._inventory_key = key
+                try:
+                    self._inventory = await asyncio.to_thread(
+                        load_inventory, path, max_bytes=self.settings.inventory_max_bytes,
+                        window=self.settings.k8s_window,
+                    )  # fmt: skip
+                except InventoryError as exc:
+                    log.warning("inventory_invalid", problems=len(exc.problems))
+                    self._inventory = None
+            return self._inventory
+
+    async def pr(self, pr_id: str) -> PrView | None:
+        kv = await self.bus.kv(BUCKET_PR)
+        try:
+            entry = await kv.get(pr_id)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        return _pr_view(pr_id, entry.value)
+
+    async def prs(self) -> dict[str, PrView]:
+        kv = await self.bus.kv(BUCKET_PR)
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return {}
+        views = await asyncio.gather(*(self.pr(k) for k in keys))
+        return {v.pr_id: v for v in views if v is not None and v.state != "deleted"}
+
+    async def leases(self) -> dict[str, str]:
+        try:
+            return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
+        except nats.js.errors.NoKeysError:
+            return {}
+
+
+def _pr_view(key: str, raw: bytes | None) -> PrView | None:
+    if not raw:
+        return None
+    try:
+        return PrView.model_validate_json(raw)
+    except ValidationError as exc:
+        log.warning("pr_record_unreadable", pr_id=key, errors=exc.error_count())
+        return None
