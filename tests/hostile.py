@@ -23,7 +23,7 @@ ISSUE_NAMESPACE = 'x\'\nExecStartPre=/bin/sh -c "id > /root/pwned"\nX-Ignored='
 NEWLINE = "c1\nExecStartPre=/bin/sh -c id"
 ZONE = "fe80::1%eth0\nx"
 ZONE_NET = "fe80::%eth0;id/64"
-#: "default" with a Cyrillic "е" (U+0435).
+#: "default" with a Cyrillic small ie (U+0435) for its "e".
 HOMOGLYPH = "d\u0435fault"
 OVERLONG = "a" * 5000
 TERMINAL = "done\x1b]0;pwned\x07\x1b[2J\r"

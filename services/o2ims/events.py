@@ -58,15 +58,17 @@ class Event:
     """One thing that happened to a PR, as the state machine sees it."""
 
     kind: EventKind
-    #: When the sender says it happened (envelope ``occurred_at``).
+    #: When the bus received the message (``MessageContext.received_at``), never the sender's ``occurred_at``:
+    #: requests and observations are ordered by it, so a sender cannot post-date its way past later ones.
     at: datetime
     message_id: str
     causation_id: str | None = None
     payload: Payload | None = None
 
 
-def event_from(env: Envelope, subject_pr: str | None = None) -> tuple[str, Event] | None:
-    """The PR a message concerns and what it means to the state machine; None when irrelevant."""
+def event_from(env: Envelope, subject_pr: str | None = None, *, received_at: datetime) -> tuple[str, Event] | None:
+    """The PR a message received at ``received_at`` concerns and what it means to the state machine; None when
+    irrelevant."""
     p = env.payload
     kind: EventKind
     pr: str | None = getattr(p, "pr_id", None)
@@ -103,7 +105,7 @@ def event_from(env: Envelope, subject_pr: str | None = None) -> tuple[str, Event
     if not pr:
         return None
     cause = str(env.causation_id) if env.causation_id else None
-    return pr, Event(kind=kind, at=env.occurred_at, message_id=str(env.id), causation_id=cause, payload=p)
+    return pr, Event(kind=kind, at=received_at, message_id=str(env.id), causation_id=cause, payload=p)
 
 
 def resolve(record: PrRecord | None, event: Event) -> EventKind:

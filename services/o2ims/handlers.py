@@ -39,7 +39,7 @@ class Handlers:
 
 def make_handlers(engine: PrEngine) -> Handlers:
     async def on_message(env: Envelope, ctx: MessageContext) -> None:
-        found = event_from(env, last_token(ctx.subject))
+        found = event_from(env, last_token(ctx.subject), received_at=ctx.received_at)
         if found is None:
             return
         pr_id, event = found
@@ -58,7 +58,7 @@ def make_handlers(engine: PrEngine) -> Handlers:
         wait = timer_wait(got[0] if got else None, timer, engine.clock())
         if wait is not None:
             raise TemporaryError(f"deadline of PR {pr_id} due in {wait:.1f}s", delay=wait, reason="NotYetDue")
-        found = event_from(env)
+        found = event_from(env, received_at=ctx.received_at)
         if found is not None:
             await engine.handle(pr_id, found[1])
 
