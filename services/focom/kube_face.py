@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from services.focom import crs
 from services.focom.handlers import Focom
@@ -177,7 +178,12 @@ class KubeFace:
         if crs.phase_of(obj) == "Deleted":
             await self._release(obj)
             return
-        request = crs.delete_request(crs.name_of(obj))
+        try:
+            request = crs.delete_request(crs.name_of(obj))
+        except ValidationError:
+            # A name no FOCOM request can have: it was refused, nothing was ever created for it.
+            await self._release(obj)
+            return
         env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
                             id=derive_id("focom.cr.delete", uid))  # fmt: skip
         await self.bus.publish(FOCOM_REQUESTS, env)

@@ -9,22 +9,31 @@ from typing import Any
 from shared.bus import Bus, MessageContext
 from shared.errors import InputError, PermanentError, TemporaryError
 from shared.messages import Envelope
-from shared.models import HostRef
 from shared.payloads import HostprepJob, MessageFailed
 from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
 
+PR1 = "00000000-0000-4000-8000-000000000001"
+PR2 = "00000000-0000-4000-8000-000000000002"
+PR3 = "00000000-0000-4000-8000-000000000003"
+PR4 = "00000000-0000-4000-8000-000000000004"
+PR5 = "00000000-0000-4000-8000-000000000005"
+PR6 = "00000000-0000-4000-8000-000000000006"
+PR7 = "00000000-0000-4000-8000-000000000007"
+PR8 = "00000000-0000-4000-8000-000000000008"
+PR9 = "00000000-0000-4000-8000-000000000009"
+PR10 = "00000000-0000-4000-8000-000000000010"
 
 def _spec(durable: str, **kw: Any) -> ConsumerSpec:
     return ConsumerSpec(durable, HOSTPREP, ("hostprep.jobs.>",), lambda _s, key: hostprep_event(key), **kw)
 
 
-def _job(pr: str = "pr-1") -> HostprepJob:
+def _job(pr: str = PR1) -> HostprepJob:
     return HostprepJob(
         pr_id=pr,
         action="prepare",
         cluster="c1",
         k8s_version="v1.30.2",
-        hosts=(HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1"),),
+        hosts=("h1",),
     )
 
 
@@ -71,9 +80,9 @@ async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
         got.set()
 
     env = Envelope.wrap(_job(), source="test")
-    await bus.publish(hostprep_job("pr-1"), env)
-    await bus.publish(hostprep_job("pr-1"), env)  # same id: the stream drops it
-    assert await _count(bus, hostprep_job("pr-1")) == 1
+    await bus.publish(hostprep_job(PR1), env)
+    await bus.publish(hostprep_job(PR1), env)  # same id: the stream drops it
+    assert await _count(bus, hostprep_job(PR1)) == 1
     await bus.consumer(_spec("dup"), handler).start()
     await asyncio.wait_for(got.wait(), 10)
     await _wait_settled(bus, "dup")
@@ -91,14 +100,14 @@ async def test_temporary_error_is_redelivered_after_its_delay(bus: Bus) -> None:
         done.set()
 
     await bus.consumer(_spec("temp", max_deliver=5), handler).start()
-    await bus.emit(hostprep_job("pr-2"), _job("pr-2"))
+    await bus.emit(hostprep_job(PR2), _job(PR2))
     await asyncio.wait_for(done.wait(), 20)
     await _wait_settled(bus, "temp")
     assert len(times) == 3
     # A lower bound only: the broker must not redeliver before the delay we asked for.
     assert times[1] - times[0] >= 0.35
     assert times[2] - times[1] >= 0.35
-    assert await _failed_events(bus, hostprep_event("pr-2")) == []
+    assert await _failed_events(bus, hostprep_event(PR2)) == []
 
 
 async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
@@ -109,11 +118,11 @@ async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
         raise TemporaryError("still down", delay=0.05)
 
     await bus.consumer(_spec("exhaust", max_deliver=3), handler).start()
-    await bus.emit(hostprep_job("pr-3"), _job("pr-3"))
+    await bus.emit(hostprep_job(PR3), _job(PR3))
     await _wait_until(lambda: len(calls) >= 3)
     await _wait_settled(bus, "exhaust")
     assert calls == [1, 2, 3]
-    failed = await _failed_events(bus, hostprep_event("pr-3"))
+    failed = await _failed_events(bus, hostprep_event(PR3))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -128,11 +137,11 @@ async def test_permanent_error_terminates_at_once_with_one_failed_event(bus: Bus
         raise PermanentError("cannot ever work", reason="Broken")
 
     await bus.consumer(_spec("perm", max_deliver=5), handler).start()
-    sent = await bus.emit(hostprep_job("pr-4"), _job("pr-4"))
+    sent = await bus.emit(hostprep_job(PR4), _job(PR4))
     await _wait_until(lambda: len(calls) >= 1)
     await _wait_settled(bus, "perm")
     assert calls == [1]
-    failed = await _failed_events(bus, hostprep_event("pr-4"))
+    failed = await _failed_events(bus, hostprep_event(PR4))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -148,10 +157,10 @@ async def test_input_error_is_permanent(bus: Bus) -> None:
         raise InputError("bad host id", path="hosts[0].host_id")
 
     await bus.consumer(_spec("inp"), handler).start()
-    await bus.emit(hostprep_job("pr-5"), _job("pr-5"))
+    await bus.emit(hostprep_job(PR5), _job(PR5))
     await _wait_until(lambda: len(calls) >= 1)
     await _wait_settled(bus, "inp")
-    failed = await _failed_events(bus, hostprep_event("pr-5"))
+    failed = await _failed_events(bus, hostprep_event(PR5))
     assert len(failed) == 1 and isinstance(failed[0].payload, MessageFailed)
     assert failed[0].payload.path == "hosts[0].host_id"
 
@@ -163,17 +172,17 @@ async def test_undecodable_and_invalid_messages_are_terminated_not_retried(bus: 
         calls.append(env.type)
 
     await bus.consumer(_spec("garbage"), handler).start()
-    await bus.js.publish(hostprep_job("pr-6"), b"\xff\xfe not json")
-    await bus.js.publish(hostprep_job("pr-7"), b'{"type": "hostprep.job", "payload": {"type": "hostprep.job"}}')
+    await bus.js.publish(hostprep_job(PR6), b"\xff\xfe not json")
+    await bus.js.publish(hostprep_job(PR7), b'{"type": "hostprep.job", "payload": {"type": "hostprep.job"}}')
     await _wait_settled(bus, "garbage")
     assert calls == []
-    for pr in ("pr-6", "pr-7"):
+    for pr in (PR6, PR7):
         failed = await _failed_events(bus, hostprep_event(pr))
         assert len(failed) == 1, pr
         payload = failed[0].payload
         assert isinstance(payload, MessageFailed) and payload.reason == "InvalidMessage"
     # The consumer is still alive and handles the next good message.
-    await bus.emit(hostprep_job("pr-8"), _job("pr-8"))
+    await bus.emit(hostprep_job(PR8), _job(PR8))
     await _wait_until(lambda: calls == ["hostprep.job"])
 
 
@@ -187,7 +196,7 @@ async def test_unknown_exception_is_retried(bus: Bus) -> None:
 
     spec = ConsumerSpec("unknown", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k), retry_delay=0.05)
     await bus.consumer(spec, handler).start()
-    await bus.emit(hostprep_job("pr-9"), _job("pr-9"))
+    await bus.emit(hostprep_job(PR9), _job(PR9))
     await _wait_until(lambda: len(calls) >= 2)
     await _wait_settled(bus, "unknown")
     assert calls == [1, 2]
@@ -204,17 +213,17 @@ async def test_replayed_handler_publishes_deterministic_ids(bus: Bus) -> None:
             raise TemporaryError("crash after publish", delay=0.05)
 
     await bus.consumer(_spec("replay"), handler).start()
-    await bus.emit(hostprep_job("pr-10"), _job("pr-10"))
+    await bus.emit(hostprep_job(PR10), _job(PR10))
     await _wait_until(lambda: len(outs) >= 2)
     await _wait_settled(bus, "replay")
     assert outs[0].id == outs[1].id
-    assert await _count(bus, hostprep_event("pr-10")) == 1
+    assert await _count(bus, hostprep_event(PR10)) == 1
 
 
 def _progress(env: Envelope) -> Any:
     from shared.payloads import HostProgress
 
-    return HostProgress(pr_id="pr-10", host_id="h1", step="preflight", status="done")
+    return HostProgress(pr_id=PR10, host_id="h1", step="preflight", status="done")
 
 
 async def _wait_until(cond: Any, timeout: float = 15.0) -> None:

@@ -310,7 +310,7 @@ def _replayed(rec: PrRecord) -> list[Command]:
     job = rec.hostprep_job
     assert job is not None and rec.spec is not None
     payload = HostprepJob(pr_id=rec.pr_id, action="prepare", cluster=rec.spec.name, k8s_version=rec.spec.k8s_version,
-                          hosts=rec.spec.all_hosts)  # fmt: skip
+                          hosts=tuple(h.host_id for h in rec.spec.all_hosts))  # fmt: skip
     return [Command(id=job.id, at=rec.created_at, subject=f"hostprep.jobs.{rec.pr_id}", payload=payload)]
 
 
