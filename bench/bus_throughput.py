@@ -19,7 +19,7 @@ from shared.connect import ensure_streams
 from shared.messages import Envelope
 from shared.natsserver import EmbeddedNats
 from shared.payloads import HostprepJob, pr_id_for
-from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
+from shared.subjects import ALL_HOSTPREP_JOBS, HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
 
 N = 20_000
 
@@ -49,7 +49,7 @@ async def _ours(url: str, items: list[tuple[str, Envelope]]) -> float:
         if count == len(items):
             done.set()
 
-    spec = ConsumerSpec("bench-ours", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k),
+    spec = ConsumerSpec("bench-ours", HOSTPREP, (ALL_HOSTPREP_JOBS,), lambda _s, k: hostprep_event(k),
                         concurrency=256, max_ack_pending=10_000)  # fmt: skip
     bus.consumer(spec, handler)
     t0 = time.perf_counter()
@@ -69,7 +69,7 @@ async def _raw(url: str, items: list[tuple[str, Envelope]]) -> float:
     await js.purge_stream(HOSTPREP.name)
     payloads = [(s, e.encode(), str(e.id)) for s, e in items]
     await js.add_consumer(HOSTPREP.name, js_api.ConsumerConfig(
-        durable_name="bench-raw", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject="hostprep.jobs.>",
+        durable_name="bench-raw", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject=ALL_HOSTPREP_JOBS,
         max_ack_pending=10_000,
     ))  # fmt: skip
     sub = await js.pull_subscribe_bind(durable="bench-raw", stream=HOSTPREP.name)

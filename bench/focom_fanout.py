@@ -27,6 +27,7 @@ from services.focom.settings import FocomSettings
 from shared.bus import Bus
 from shared.catalog import load_catalog
 from shared.connect import ensure_buckets, ensure_streams
+from shared.dispatch import dispatch
 from shared.leases import HostLeases
 from shared.natsserver import EmbeddedNats
 from shared.payloads import FocomRequest
@@ -78,7 +79,7 @@ async def _ours(url: str, path: Path) -> tuple[float, int]:
             done.set()
 
     sub = await nc.subscribe(ALL_O2IMS_REQUESTS, cb=count)
-    await bus.consumer(FOCOM_REQUESTS_CONSUMER, focom.on_request).start()
+    await bus.consumer(FOCOM_REQUESTS_CONSUMER, dispatch(focom.on_request)).start()
     t0 = time.perf_counter()
     await bus.emit(FOCOM_REQUESTS, FocomRequest(name="bench", allClusters=True), correlation_id="bench")
     await asyncio.wait_for(done.wait(), 120)

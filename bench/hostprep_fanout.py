@@ -34,13 +34,12 @@ from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
 from sandbox.hosts import SandboxHostPool
 from sandbox.hosts.pool import fake_agent_binary
 from sandbox.kubeapi import KubeApiServer
-from sandbox.kubeapi.paths import reference_crd_dir
 from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HOST_ID_LABEL
 from shared.natsserver import EmbeddedNats
+from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, pr_id_for
 from shared.subjects import ALL_HOSTPREP_EVENTS, hostprep_job
 
@@ -71,7 +70,7 @@ class Sandbox:
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
         self.nats = EmbeddedNats(workdir / "nats", log_file=workdir / "nats.log")
-        self.kubeapi = KubeApiServer(crd_dirs=[reference_crd_dir()])
+        self.kubeapi = KubeApiServer()
         self.kubeconfig = workdir / "kubeconfig"
         self.inventory = workdir / "input.json"
         self.known_hosts = workdir / "known_hosts"
@@ -245,9 +244,6 @@ class Sandbox:
 
 
 async def run() -> list[Figure]:
-    if not reference_crd_dir().is_dir():
-        print(f"{BENCH}: skipped, reference CRDs not found at {reference_crd_dir()}", file=sys.stderr)
-        return []
     playbook = await asyncio.to_thread(_ensure_ansible)
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-") as tmp:

@@ -19,11 +19,12 @@ from nats.js import api as js_api
 
 from bench.report import Figure
 from services.o2ims.engine import PrEngine
-from services.o2ims.handlers import make_handlers
+from services.o2ims.handlers import Handlers
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
 from shared.bus import Bus, MessageContext
 from shared.connect import ensure_buckets, ensure_streams
+from shared.dispatch import dispatch
 from shared.leases import HostLeases
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
@@ -48,11 +49,6 @@ from shared.subjects import (
     BUCKET_PR,
     CAPI,
     HOSTPREP,
-    O2IMS_CAPI_EVENTS_CONSUMER,
-    O2IMS_CLUSTER_STATUS_CONSUMER,
-    O2IMS_EVENTS_CONSUMER,
-    O2IMS_REQUESTS_CONSUMER,
-    O2IMS_TIMERS_CONSUMER,
     ConsumerSpec,
     capi_event,
     hostprep_event,
@@ -82,11 +78,8 @@ async def _start_o2ims(url: str) -> Bus:
     settings = O2imsSettings()
     engine = PrEngine(bus, RecordStore(await bus.kv(BUCKET_PR), PrRecord), HostLeases(await bus.kv(BUCKET_HOSTS)),
                       settings.policy())  # fmt: skip
-    handlers = make_handlers(engine)
-    for spec in (O2IMS_REQUESTS_CONSUMER, O2IMS_EVENTS_CONSUMER, O2IMS_CAPI_EVENTS_CONSUMER,
-                 O2IMS_CLUSTER_STATUS_CONSUMER):  # fmt: skip
-        bus.consumer(spec, handlers.on_message)
-    bus.consumer(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
+    for spec, handlers in Handlers(engine).consumers():
+        bus.consumer(spec, dispatch(*handlers))
     for c in bus.consumers:
         await c.start()
     return bus

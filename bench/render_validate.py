@@ -1,6 +1,6 @@
 """Render + validate cost per cluster in capi_renderer, beside the same validation by ``jsonschema``.
 
-Ours: Jinja2 render of a whole BYOH cluster (11 objects) plus strict validation against the real CRD
+Ours: Jinja2 render of a whole BYOH cluster (11 objects) plus strict validation against the carried CRD
 schemas with the compiled validator of ``shared.crd_schema`` and every cross-object invariant. Peer:
 validating the same rendered objects with the ``jsonschema`` library (Draft 7 validators built once
 per kind), the approach the CAPI/BYOH research note used; unknown-field rejection is not part of it.
@@ -17,11 +17,10 @@ from bench.report import Figure
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.render import render_cluster
 from services.capi_renderer.validate import render_and_validate
-from shared.crd_schema import CrdSchemas
+from shared.capi_api import carried_schemas
 from shared.models import ClusterSpec, HostRef
 
 REPO = Path(__file__).resolve().parents[1]
-CRDS = REPO / ".." / "shared" / "crds"
 N = 1000
 PEER_N = 100
 
@@ -36,9 +35,7 @@ def _spec(i: int) -> ClusterSpec:
 
 
 async def run() -> list[Figure]:
-    if not CRDS.is_dir():
-        return [Figure("render", "skipped", 0, "", note=f"no CRDs at {CRDS}")]
-    schemas = CrdSchemas.from_dirs([CRDS])
+    schemas = carried_schemas()
     options = RenderOptions(cni_manifests={"bridge-pool": REPO / "examples" / "cni" / "bridge-pool.yaml"})
     specs = [_spec(i) for i in range(N)]
     render_and_validate(specs[0], options, schemas)  # warm caches (templates, compiled schemas)

@@ -21,8 +21,6 @@ from sandbox.kubeapi import KubeApiServer
 from shared.kube import KubeClient
 from shared.natsserver import EmbeddedNats
 
-REPO = Path(__file__).resolve().parents[1]
-CRDS = REPO / ".." / "shared" / "crds"
 HOSTS, OBJECTS, WATCHERS = 300, 1000, 5
 AV = "infrastructure.cluster.x-k8s.io/v1beta1"
 
@@ -32,7 +30,7 @@ def _q(values: list[float], q: float) -> float:
 
 
 async def _emulator(tmp: Path) -> tuple[float, list[float]]:
-    server = KubeApiServer(crd_dirs=[CRDS], history_size=OBJECTS * 2)
+    server = KubeApiServer(history_size=OBJECTS * 2)
     await server.start()
     try:
         kc = server.write_kubeconfig(tmp / "kubeconfig")
@@ -102,8 +100,6 @@ async def _jetstream() -> list[float]:
 
 
 async def run() -> list[Figure]:
-    if not CRDS.is_dir():
-        return [Figure("sandbox", "skipped", 0, "", note=f"no CRDs at {CRDS}")]
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         t0 = time.perf_counter()
         pool = SandboxHostPool(Path(tmp) / "hosts", count=HOSTS)

@@ -21,6 +21,7 @@ from typing import Any
 from bench.report import Figure
 from shared.messages import decode
 from shared.payloads import FprStatus, PrStatus, pr_id_for
+from shared.subjects import ALL_O2IMS_STATUS, focom_status
 from tests.e2e.harness import Stack, StackOptions, cluster_name
 
 BENCH = "status_e2e_latency"
@@ -72,8 +73,8 @@ async def run() -> list[Figure]:
             if rec["phase"] != "Synced":
                 raise RuntimeError(f"{n} clusters did not all become fulfilled: {rec['message']}")
             arrivals = Arrivals()
-            await stack.bus.nc.subscribe(f"focom.status.{FPR}", cb=arrivals.on_msg)
-            await stack.bus.nc.subscribe("o2ims.status.>", cb=arrivals.on_msg)
+            await stack.bus.nc.subscribe(focom_status(FPR), cb=arrivals.on_msg)
+            await stack.bus.nc.subscribe(ALL_O2IMS_STATUS, cb=arrivals.on_msg)
             for i in range(n):
                 cluster = cluster_name(i)
                 started = time.perf_counter()

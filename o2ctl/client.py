@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import nats.js.errors
 import yaml
 
 from o2ctl.state import RunState
+from shared import natsauth
 from shared.bus import Bus
+from shared.connect import redact_url
 from shared.payloads import FocomRequest
 from shared.subjects import BUCKET_FPR, BUCKET_PR
 
@@ -36,6 +38,8 @@ class Target:
     nats_url: str
     kubeconfig: Path | None
     namespace: str
+    #: ``nats.connect`` credentials of the ``o2ctl`` role (from the state dir's 0600 credentials file).
+    auth: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def target(state: Path, nats_url: str | None = None, kubeconfig: str | None = None) -> Target:
@@ -44,7 +48,15 @@ def target(state: Path, nats_url: str | None = None, kubeconfig: str | None = No
     if not url:
         raise Unreachable(f"no running system found in {state} (start one with `o2ctl up`, or pass --nats-url)")
     kc = kubeconfig or (run.kubeconfig if run else None)
-    return Target(url, Path(kc) if kc else None, run.namespace if run else "default")
+    creds = state / natsauth.CREDENTIALS_FILE
+    auth: dict[str, Any] = {}
+    if os.environ.get("O2_NATS_USER") or os.environ.get("O2_NATS_CREDS_FILE"):
+        # A system o2ctl did not start (e.g. the chart's): the operator's o2ctl identity from the environment.
+        auth = natsauth.env_client_options(os.environ)
+    elif run and url == run.nats_url and creds.exists():
+        # Our credentials go only to the system this state dir describes, never to another URL.
+        auth = natsauth.client_options("o2ctl", natsauth.load_passwords(creds))
+    return Target(url, Path(kc) if kc else None, run.namespace if run else "default", auth)
 
 
 async def _quiet(_exc: Exception) -> None:
@@ -56,11 +68,11 @@ async def open_bus(t: Target) -> Bus:
         # Bounded from outside too: the client can otherwise keep retrying a refused server.
         nc = await asyncio.wait_for(
             nats.connect(t.nats_url, connect_timeout=CONNECT_TIMEOUT, allow_reconnect=False, max_reconnect_attempts=0,
-                         error_cb=_quiet),
+                         error_cb=_quiet, **t.auth),
             CONNECT_TIMEOUT + 1.0,
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
-        raise Unreachable(f"NATS at {t.nats_url} is not reachable ({type(exc).__name__})") from None
+        raise Unreachable(f"NATS at {redact_url(t.nats_url)} is not reachable ({type(exc).__name__})") from None
     return Bus(nc, source="o2ctl")
 
 

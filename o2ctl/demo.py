@@ -25,7 +25,7 @@ def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bo
     try:
         run = up.detach(state, argv)
         print(f"ready: NATS {run.nats_url}; inventory {run.inventory}", flush=True)
-        t = client.Target(run.nats_url, Path(run.kubeconfig) if run.kubeconfig else None, run.namespace)
+        t = client.target(state)
         request = FocomRequest(name="demo", operation="create", allClusters=True)
         print("submitting allClusters as FOCOM request 'demo' …", flush=True)
         code = asyncio.run(commands.submit(t, request, wait=True, timeout=timeout, output="table"))
@@ -34,6 +34,10 @@ def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bo
             print("  o2ctl status demo              the request and its clusters")
             print("  o2ctl events demo              every transition, from the streams")
             print("  o2ctl kubeconfig <cluster>     a workload cluster's kubeconfig")
+            if run.kubeconfig:
+                # The demo submits on the bus, so there is no FPR object; its clusters are mirrored as CRs.
+                print(f"  KUBECONFIG={run.kubeconfig} kubectl get oranpr   each cluster, as a Kubernetes object")
+                print("  kubectl apply -f examples/focom-all-clusters.yaml   a request as a CR (kubectl get fpr)")
             print(f"  logs: {state / 'logs'}   inventory: {run.inventory}")
         return code
     finally:

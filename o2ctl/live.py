@@ -15,9 +15,11 @@ from typing import Any
 from nats.js import api as js_api
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from o2ctl.output import printable
 from shared.bus import Bus
 from shared.errors import InputError
 from shared.messages import decode
@@ -56,11 +58,13 @@ class Follow:
         for cluster, view in sorted(self.clusters.items()):
             where = f"{view.state}/{view.stage}" if view.stage and view.state == "progressing" else view.state
             step = ", ".join(f"{h}:{s}" for h, s in sorted(view.host_steps.items())[:4])
-            progress.add_task(f"{cluster:<16} {where:<24}", total=4, completed=view.progress,
-                              detail=step or view.message[:60])  # fmt: skip
+            # A live terminal view: the message is shortened to fit the bar; plain output prints it whole.
+            progress.add_task(_safe(f"{cluster:<16} {where:<24}"), total=4, completed=view.progress,
+                              detail=_safe(step or view.message[:60]))  # fmt: skip
         phase = self.fpr.phase if self.fpr else "Pending"
         header = Table.grid()
-        header.add_row(f"[bold]{self.name}[/bold]  phase: [bold]{phase}[/bold]  {self.fpr.message if self.fpr else ''}")
+        header.add_row(f"[bold]{_safe(self.name)}[/bold]  phase: [bold]{_safe(phase)}[/bold]  "
+                       f"{_safe(self.fpr.message) if self.fpr else ''}")
         return Group(header, progress)
 
 
@@ -119,16 +123,21 @@ async def follow(
     return state
 
 
+def _safe(text: str) -> str:
+    """Shown by rich: one line, and no markup of its own."""
+    return escape(printable(text))
+
+
 def _print_changes(state: Follow, last: dict[str, str]) -> None:
     for cluster, view in sorted(state.clusters.items()):
         where = f"{view.state}/{view.stage}" if view.stage and view.state == "progressing" else view.state
         if last.get(cluster) != where:
             last[cluster] = where
-            print(f"  {cluster:<16} {where:<26} {view.message[:70]}", flush=True)
+            print(printable(f"  {cluster:<16} {where:<26} {view.message}").rstrip(), flush=True)
     phase = state.fpr.phase if state.fpr else "Pending"
     if last.get("") != phase:
         last[""] = phase
-        print(f"{state.name}: {phase}", flush=True)
+        print(printable(f"{state.name}: {phase}"), flush=True)
 
 
 def _apply(state: Follow, data: bytes, name: str, cause: Any = None) -> bool:

@@ -2,22 +2,32 @@
 
 The sandbox part starts the Kubernetes API emulator (with the simulated CAPI/BYOH controllers)
 and the SSH sandbox hosts, then writes an inventory that lays the example clusters onto the
-sandbox hosts. Every service gets its settings through the environment, exactly as in production.
+sandbox hosts. Every service gets its settings through the environment, exactly as in production,
+including its own NATS identity: one password per role, kept in ``<state>/nats-credentials.json``
+(mode 0600), and the embedded nats-server started with those users and their permissions.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from o2ctl.supervisor import ChildSpec, event_is, has_key
+from shared import natsauth
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api")
-SANDBOX_CNI = "bridge-pool"
+#: The CNI of sandbox clusters that name none: Calico, as everywhere (the renderer's default release).
+SANDBOX_CNI = "calico"
+#: What the sandbox carries for Calico: a stand-in file, mapped like an air-gapped site maps its copy.
+SANDBOX_CNI_FILE = REPO / "examples" / "cni" / "calico-standin.yaml"
 DEFAULT_EXAMPLE = REPO / "examples" / "input.json"
 
 
@@ -27,17 +37,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def reference_crds() -> Path:
-    """The upstream CAPI/BYOH CRDs, beside the repository by default (``O2CTL_CRD_DIR`` overrides)."""
+def extra_crd_dirs() -> list[Path]:
+    """CRDs the sandbox emulator serves besides the carried CAPI/BYOH API it always installs: the
+    project's own (``deploy/crds``) and, when ``O2CTL_CRD_DIR`` is set, that directory's (which
+    replace carried ones of the same name, e.g. to run against the upstream files themselves)."""
     import os
 
-    return Path(os.environ.get("O2CTL_CRD_DIR") or REPO / ".." / "shared" / "crds").resolve()
+    dirs = [REPO / "deploy" / "crds"] if (REPO / "deploy" / "crds").is_dir() else []
+    if os.environ.get("O2CTL_CRD_DIR"):
+        dirs.append(Path(os.environ["O2CTL_CRD_DIR"]).resolve())
+    return dirs
+
+
+def nats_passwords(state: Path) -> dict[str, SecretStr]:
+    """Every role's NATS password, from the state dir's 0600 credentials file (created on first use)."""
+    return natsauth.ensure_credentials(state / natsauth.CREDENTIALS_FILE)
+
+
+def nats_users(passwords: Mapping[str, SecretStr]) -> list[natsauth.NatsUser]:
+    """The embedded nats-server's users: one per role, with that role's permissions."""
+    return natsauth.users_for(passwords)
 
 
 def kubeapi_child(state: Path, port: int) -> ChildSpec:
-    argv = [sys.executable, "-m", "sandbox.kubeapi", "--port", str(port), "--crds", str(reference_crds())]
-    if (REPO / "deploy" / "crds").is_dir():
-        argv += ["--crds", str(REPO / "deploy" / "crds")]
+    argv = [sys.executable, "-m", "sandbox.kubeapi", "--port", str(port)]
+    for crd_dir in extra_crd_dirs():
+        argv += ["--crds", str(crd_dir)]
     argv += ["--kubeconfig-out", str(state / "kubeconfig"), "--state-dir", str(state / "kubeapi"), "--simulate-capi"]
     return ChildSpec("kubeapi", argv, ready=has_key("ready"), cwd=REPO)
 
@@ -68,7 +93,6 @@ def sandbox_inventory(example: Path, hosts: list[dict[str, Any]], namespace: str
             **cluster,
             "cluster_masters": [{"host_id": h["host_id"]} for h in taken[:masters]],
             "cluster_workers": [{"host_id": h["host_id"]} for h in taken[masters:]],
-            "cni": SANDBOX_CNI,
         })  # fmt: skip
     used_ips = {h["host_ip"] for h in hosts}
     # VIPs must be free addresses: give each cluster one from a loopback range no host uses.
@@ -103,29 +127,48 @@ def api_url(state: Path) -> str | None:
 
 def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
-    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
+    # Replicas (the e2e harness runs several) share the one port.
+    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_REUSE_PORT": "true",
+           "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
            "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
-           "O2_O2IMS_API_CALLBACK_ALLOW": json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
+           # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
+           "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
+           or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
     if sandbox:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
     return env
 
 
-def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict[str, str]:
+def sandbox_key_dir(state: Path) -> Path:
+    """Where a sandbox's inventory key files live (its hosts' client key): the key directory of its services."""
+    return state / "hosts"
+
+
+def service_env(
+    name: str, *, nats_url: str, state: Path, sandbox: bool, passwords: Mapping[str, SecretStr] | None = None
+) -> dict[str, str]:
+    """A service's environment; with ``passwords`` it connects to NATS as its own role."""
     env = {"O2_NATS_URL": nats_url, "O2_LOG_FORMAT": "json", "O2_HTTP_PORT": "0"}
+    if passwords is not None:
+        env.update(natsauth.service_env(name, passwords))
     if name == "o2ims_api":
         env |= api_env(state, sandbox=sandbox)
     if not sandbox:
         return env
     kubeconfig = str(state / "kubeconfig")
     inventory = str(state / "input.json")
-    hosts = state / "hosts"
+    hosts = sandbox_key_dir(state)
     per: dict[str, dict[str, str]] = {
-        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_DEFAULT_CNI": SANDBOX_CNI},
-        "o2ims": {},
+        # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
+        # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
+        # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
+        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_KUBE_ENABLED": "true",
+                  "O2_FOCOM_KUBECONFIG": kubeconfig, "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
+        "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
+            "O2_HOSTPREP_SSH_KEY_DIR": str(hosts),
             "O2_HOSTPREP_SSH_KEY_FILE": str(hosts / "id_ed25519"),
             "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(hosts / "known_hosts"),
             "O2_HOSTPREP_KUBECONFIG": kubeconfig,
@@ -133,10 +176,10 @@ def service_env(name: str, *, nats_url: str, state: Path, sandbox: bool) -> dict
         },
         "capi_renderer": {
             "O2_CAPI_RENDERER_KUBECONFIG": kubeconfig,
-            "O2_CAPI_RENDERER_CRD_DIRS": json.dumps([str(reference_crds())]),
-            "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps(
-                {SANDBOX_CNI: str(REPO / "examples" / "cni" / "bridge-pool.yaml")}
-            ),
+            # capi_renderer validates against the CRDs the emulator serves, and gets Calico's stand-in
+            # from a local file (no download in the sandbox).
+            "O2_CAPI_RENDERER_CNI_SOURCES": json.dumps({SANDBOX_CNI: str(SANDBOX_CNI_FILE)}),
+            "O2_CAPI_RENDERER_CNI_CACHE_DIR": str(state / "cni-cache"),
         },
         "status_watcher": {"O2_STATUS_WATCHER_KUBECONFIG": kubeconfig},
         "o2ims_api": {},

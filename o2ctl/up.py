@@ -44,8 +44,24 @@ async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path
     return path
 
 
+def ready_message(run: RunState, state: Path, output: str = "table") -> str:
+    """What ``up`` says once ready: where NATS is and, on the sandbox, the ``KUBECONFIG`` to use."""
+    api = stack.api_url(state) if "o2ims_api" in run.children else None
+    if output == "json":
+        return json.dumps({"event": "o2ctl_up_ready", "nats_url": run.nats_url, "state_dir": str(state),
+                           "kubeconfig": run.kubeconfig, "o2ims_api": api})  # fmt: skip
+    lines = [f"ready: NATS {run.nats_url}, state in {state}"]
+    if api:
+        lines += [f"the O2IMS API: {api}", '  curl -H "Authorization: Bearer $(o2ctl token)" '
+                  f"{api}/o2ims-infrastructureInventory/v1"]  # fmt: skip
+    if run.kubeconfig:
+        lines += ["the sandbox management cluster, for kubectl:", f"  export KUBECONFIG={run.kubeconfig}",
+                  "  kubectl apply -f examples/focom-all-clusters.yaml && kubectl get fpr,oranpr"]  # fmt: skip
+    return "\n".join(lines)
+
+
 async def run_foreground(
-    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = ()
+    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = (), output: str = "table"
 ) -> int:
     """Start everything, write ``state.json`` once ready, run until SIGTERM/SIGINT, stop everything."""
     previous = RunState.load(state)
@@ -58,7 +74,9 @@ async def run_foreground(
         loop.add_signal_handler(sig, stop.set)
 
     port = int(json.loads((state / "nats.port").read_text())) if (state / "nats.port").exists() else -1
-    nats = EmbeddedNats(state / "nats", port=port, log_file=state / "logs" / "nats.log")
+    passwords = stack.nats_passwords(state)
+    nats = EmbeddedNats(state / "nats", port=port, log_file=state / "logs" / "nats.log",
+                        users=stack.nats_users(passwords))
     (state / "logs").mkdir(parents=True, exist_ok=True)
     sup = Supervisor(state / "logs")
     run = RunState(supervisor_pid=os.getpid(), sandbox=sandbox)
@@ -80,13 +98,13 @@ async def run_foreground(
             run.kubeconfig = str(state / "kubeconfig")
             run.save(state)
         for name in stack.SERVICES:
-            await sup.start(stack.service_child(name, stack.service_env(name, nats_url=nats.url, state=state,
-                                                                           sandbox=sandbox)))  # fmt: skip
+            env = stack.service_env(name, nats_url=nats.url, state=state, sandbox=sandbox, passwords=passwords)
+            await sup.start(stack.service_child(name, env))
         for name in stack.SERVICES:
             await sup.wait_ready(name, READY_TIMEOUT)
         run.ready = True
         record_children()
-        print(json.dumps({"event": "o2ctl_up_ready", "nats_url": nats.url, "state_dir": str(state)}), flush=True)
+        print(ready_message(run, state, output), flush=True)
         await stop.wait()
         return 0
     finally:

@@ -4,6 +4,9 @@ controllers and N SSH hosts, started in the caller's event loop and torn down le
 ``async with Sandbox(state_dir, hosts=N) as sb:`` gives ``sb.nats_url``, ``sb.kubeconfig``, the host
 pool (``sb.hosts``: keys, known_hosts, inventory entries, faults) and the emulator (``sb.kubeapi``).
 The services are not part of it: run them against it (``o2ctl up --sandbox`` does both).
+NATS requires a login, as in production: each role (``shared.natsroles``) has a password in
+``<state_dir>/nats-credentials.json`` (0600); ``sb.service_env(role)`` and ``sb.client_options(role)``
+give a service or a client its identity.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sandbox.capi import CapiSimulators, SimOptions
 from sandbox.hosts import SandboxHostPool
 from sandbox.kubeapi import KubeApiServer
+from shared import natsauth
 from shared.kube import KubeClient
 from shared.natsserver import EmbeddedNats
 
@@ -25,7 +30,9 @@ class Sandbox:
         sim_options: SimOptions | None = None, password: str | None = None,
     ) -> None:  # fmt: skip
         self.state_dir = state_dir
-        self.nats = EmbeddedNats(state_dir / "nats", log_file=state_dir / "nats.log")
+        self.nats_passwords = natsauth.ensure_credentials(state_dir / natsauth.CREDENTIALS_FILE)
+        self.nats = EmbeddedNats(state_dir / "nats", log_file=state_dir / "nats.log",
+                                 users=natsauth.users_for(self.nats_passwords))
         self.kubeapi = KubeApiServer(crd_dirs=crd_dirs or [])
         self.hosts = SandboxHostPool(state_dir / "hosts", count=hosts, password=password)
         self.sim_options = sim_options
@@ -36,6 +43,14 @@ class Sandbox:
     @property
     def nats_url(self) -> str:
         return self.nats.url
+
+    def service_env(self, role: str) -> dict[str, str]:
+        """``O2_NATS_*`` variables that make a service connect as ``role``."""
+        return {"O2_NATS_URL": self.nats_url, **natsauth.service_env(role, self.nats_passwords)}
+
+    def client_options(self, role: str) -> dict[str, Any]:
+        """``nats.connect`` keyword arguments for a client connecting as ``role``."""
+        return natsauth.client_options(role, self.nats_passwords)
 
     async def start(self) -> Sandbox:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,19 @@ returns                                       ``ack``
 ``TemporaryError(delay)``, deliveries left    ``nak(delay)``
 ``PermanentError`` / ``InputError`` /          ``term`` + one ``message.failed`` event
 deliveries exhausted / undecodable message
-any other exception                           temporary (logged with its traceback)
+``UnexpectedError`` (or any exception no      ``nak`` with backoff, up to the consumer's
+classifier recognises)                        ``unexpected_retries``; then ``term`` + one
+                                              ``message.failed``. Every one is logged with
+                                              its traceback at error level and counted in
+                                              ``o2_unexpected_faults_total``
 handler still running                         ``in_progress()`` heartbeats below ack_wait
 ============================================  =========================================
 
-A handler is ``async def handler(env: Envelope, ctx: MessageContext) -> None``; it publishes
-what follows from the message with ``ctx.publish`` (deterministic ids make re-runs harmless).
+At this level a consumer's handler is ``async def handler(env: Envelope, ctx: MessageContext)``;
+services never write one: they give typed functions of their payload to ``ServiceRuntime.consume``,
+and ``shared.dispatch`` builds the handler that routes by payload type and refuses the rest. A
+handler publishes what follows from the message with ``ctx.publish`` (deterministic ids make
+re-runs harmless).
 On stop, fetching ends, in-flight handlers get ``drain_timeout`` to finish, and whatever is
 still running is nak'ed so another replica (or the next start) gets it at once.
 """
@@ -38,9 +45,16 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from shared.errors import InputError, PermanentError, ServiceError, TemporaryError, classify
+from shared.errors import (
+    InputError,
+    TemporaryError,
+    UnexpectedError,
+    classify,
+    root_cause,
+)
 from shared.messages import Envelope, decode, derive_id, utcnow
 from shared.metrics import BusMetrics
+from shared.outcomes import FaultCounts, log_outcome
 from shared.payloads import MessageFailed, Payload
 from shared.subjects import ConsumerSpec, last_token
 
@@ -49,6 +63,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Envelope, "MessageContext"], Awaitable[None]]
 PUBLISH_TIMEOUT = 5.0
 FETCH_WAIT = 1.0
+#: The longest delay between retries after unexpected faults.
+MAX_UNEXPECTED_DELAY = 60.0
 
 
 @dataclass
@@ -160,6 +176,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._slots = asyncio.Semaphore(spec.concurrency)
+        self._faults = FaultCounts()
 
     def config(self) -> js_api.ConsumerConfig:
         s = self.spec
@@ -229,17 +246,19 @@ class Consumer:
             env = decode(msg.data)
         except InputError as exc:
             await self._terminate(msg, None, exc, deliveries)
-            self._log_outcome(msg, None, "term", deliveries, started, exc)
+            log_outcome(self.bus.metrics, spec.durable, msg.subject, None, "term", deliveries, started, exc)
             return
         structlog.contextvars.bind_contextvars(
             message_id=str(env.id), correlation_id=env.correlation_id, subject=msg.subject, type=env.type
         )
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         error: BaseException | None = None
+        seq = msg.metadata.sequence.stream if msg.metadata.sequence else 0
         try:
             ctx = MessageContext(self.bus, msg.subject, deliveries, spec.durable, env, received_at=received_at(msg))
             await self.handler(env, ctx)
             await msg.ack()
+            self._faults.forget(seq)
         except asyncio.CancelledError:
             outcome = "cancelled"
             # Hand it back now rather than after ack_wait: we are stopping.
@@ -250,16 +269,22 @@ class Consumer:
             error = exc
             err = classify(exc)
             exhausted = spec.max_deliver > 0 and deliveries >= spec.max_deliver
+            delay = exc.delay if isinstance(exc, TemporaryError) else spec.retry_delay
+            if isinstance(err, UnexpectedError):
+                faults = self._faults.add(seq)
+                self.bus.metrics.unexpected_fault(spec.durable, root_cause(exc))
+                exhausted = exhausted or faults > spec.unexpected_retries
+                delay = min(spec.retry_delay * 2 ** (faults - 1), MAX_UNEXPECTED_DELAY)
             if isinstance(err, TemporaryError) and not exhausted:
                 outcome = "nak"
-                delay = err.delay if isinstance(exc, ServiceError) else spec.retry_delay
                 await msg.nak(delay=delay)
             else:
                 outcome = "term"
+                self._faults.forget(seq)
                 await self._terminate(msg, env, err, deliveries)
         finally:
             heartbeat.cancel()
-            self._log_outcome(msg, env, outcome, deliveries, started, error)
+            log_outcome(self.bus.metrics, spec.durable, msg.subject, env, outcome, deliveries, started, error)
             structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "subject", "type")
 
     async def _heartbeat(self, msg: Msg) -> None:
@@ -273,11 +298,7 @@ class Consumer:
         """Publish exactly one ``message.failed`` (deduplicated by id), then ``term``."""
         spec = self.spec
         serr = classify(err)
-        key = "_unknown"
-        if spec.failure_key == "subject" and msg.subject.count(".") >= 2:
-            key = last_token(msg.subject)
-        elif env is not None and env.correlation_id:
-            key = env.correlation_id
+        key = self._failure_key(msg, env)
         try:
             failure_subject = spec.failure_subject(msg.subject, key)
         except ValueError:
@@ -304,40 +325,15 @@ class Consumer:
             return
         await msg.term()
 
-    def _log_outcome(
-        self,
-        msg: Msg,
-        env: Envelope | None,
-        outcome: str,
-        deliveries: int,
-        started: float,
-        error: BaseException | None,
-    ) -> None:
-        elapsed = time.perf_counter() - started
-        self.bus.metrics.observe(self.spec.durable, outcome, elapsed)
-        fields: dict[str, Any] = {
-            "consumer": self.spec.durable,
-            "subject": msg.subject,
-            "outcome": outcome,
-            "deliveries": deliveries,
-            "duration_ms": round(elapsed * 1000, 2),
-        }
-        if env is not None:
-            fields["type"] = env.type
-        if error is None:
-            log.info("message_handled", **fields)
-            return
-        known = isinstance(error, ServiceError)
-        serr = classify(error)
-        fields.update(reason=serr.reason, error=serr.message)
-        if not known and not isinstance(serr, PermanentError):
-            # An exception nobody classified: keep the traceback, it is a bug or an unknown fault.
-            log.error("message_handled", exc_info=error, **fields)
-        elif outcome == "nak":
-            # A planned retry (a deadline not yet due, a dependency not ready) is routine.
-            log.info("message_handled", **fields)
-        else:
-            log.warning("message_handled", **fields)
+    def _failure_key(self, msg: Msg, env: Envelope | None) -> str:
+        """The PR or FPR a terminated message belongs to (its failure subject's last token)."""
+        how = self.spec.failure_key
+        if how == "subject" and msg.subject.count(".") >= 2:
+            return last_token(msg.subject)
+        if how == "pr_id" and env is not None:
+            pr_id = getattr(env.payload, "pr_id", None)
+            return str(pr_id) if pr_id else "_unknown"
+        return env.correlation_id if env is not None and env.correlation_id else "_unknown"
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
 from shared.errors import InputError
-from shared.inventory import Inventory, InventoryError, Window, validate_inventory
+from shared.inventory import Inventory, InventoryCluster, InventoryError, Window, validate_inventory
 from shared.models import ClusterSpec, normalize_version, version_tuple
 from shared.safe_json import Problem, json_path
 
@@ -137,26 +137,40 @@ def parameter_path(inventory_path: str) -> str:
     return json_path(parts)
 
 
-def resolve(
-    template: Template, parameters: Any, inventory: Inventory, *, window: Window, default_cni: str | None
-) -> ClusterSpec | list[Problem]:
-    """The cluster ``parameters`` ask for, hosts taken from ``inventory``; or every problem, at request paths.
+def resolve_entry(
+    template: Template, parameters: Any, inventory: Inventory, *, window: Window, vip_pool: bool = False
+) -> tuple[Inventory, InventoryCluster] | list[Problem]:
+    """The parameters as a validated single-cluster inventory (hosts taken from ``inventory``) and its
+    cluster; or every problem, at request paths.
 
     The parameters are checked against the template's schema first, then as an inventory cluster
-    (host references, control-plane count, VIP, CIDRs, version window).
+    (host references, control-plane count, VIP, CIDRs, version window). ``vip_pool``: a VIP pool is
+    configured, so a control plane of several hosts may come without ``controlPlaneEndpoint``.
     """
     problems = template.check(parameters)
     if problems:
         return problems
     synthetic = _synthetic_inventory(inventory, as_inventory_cluster(parameters))
     try:
-        single = validate_inventory(synthetic, window=window)
+        single = validate_inventory(synthetic, window=window, vip_pool=vip_pool)
     except InventoryError as exc:
         own = [Problem(parameter_path(x.path), x.rule, x.message) for x in exc.problems
                if x.path.startswith(("$.clusters[0]", "$.k8s_version"))]  # fmt: skip
         return own or list(exc.problems)
+    return single, single.clusters[0]
+
+
+def resolve(
+    template: Template, parameters: Any, inventory: Inventory, *, window: Window, default_cni: str | None,
+    vip: str | None = None,
+) -> ClusterSpec | list[Problem]:  # fmt: skip
+    """The cluster ``parameters`` ask for as a spec (``vip``: one allocated from a pool); or every problem."""
+    entry = resolve_entry(template, parameters, inventory, window=window, vip_pool=vip is not None)
+    if isinstance(entry, list):
+        return entry
+    single, cluster = entry
     try:
-        return single.cluster_spec(single.clusters[0], default_cni=default_cni, path="$.clusters[0]")
+        return single.cluster_spec(cluster, default_cni=default_cni, path="$.clusters[0]", vip=vip)
     except InputError as exc:
         return [Problem(parameter_path(exc.path), "vip-required", exc.message.split(": ", 1)[-1])]
 

@@ -11,6 +11,7 @@ import asyncio
 import ssl
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -21,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 
 from shared.errors import TemporaryError
+from shared.natsroles import inbox_prefix
 from shared.settings import ServiceSettings
 from shared.subjects import ALL_BUCKETS, ALL_STREAMS, StreamSpec
 
@@ -36,11 +38,30 @@ def _tls(settings: ServiceSettings) -> ssl.SSLContext | None:
     return ctx
 
 
+def redact_url(urls: str) -> str:
+    """The NATS URL(s) without any credentials embedded in them (``nats://user:pw@host`` → ``nats://***@host``)."""
+    out = []
+    for raw in urls.split(","):
+        try:
+            parts = urlsplit(raw.strip())
+        except ValueError:
+            out.append("<unparsable url>")
+            continue
+        if "@" in parts.netloc:
+            parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+        out.append(urlunsplit(parts))
+    return ",".join(out)
+
+
 def connect_options(settings: ServiceSettings, *, name: str) -> dict[str, Any]:
-    """Keyword arguments for ``nats.connect`` (credentials unwrapped here and nowhere else)."""
+    """Keyword arguments for ``nats.connect`` (credentials unwrapped here and nowhere else).
+
+    Replies come to ``_INBOX.<name>``: a service's permissions allow subscribing only there.
+    """
     opts: dict[str, Any] = {
         "servers": [s.strip() for s in settings.nats_url.split(",") if s.strip()],
         "name": name,
+        "inbox_prefix": inbox_prefix(name),
         "connect_timeout": settings.nats_connect_timeout,
         "allow_reconnect": True,
         "max_reconnect_attempts": -1,
@@ -85,10 +106,11 @@ async def connect(settings: ServiceSettings, *, name: str) -> NatsClient:
                 settings.nats_connect_timeout + 1.0,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
-            log.warning("nats_connect_retry", url=settings.nats_url, error=type(exc).__name__, retry_in=delay)
+            url = redact_url(settings.nats_url)
+            log.warning("nats_connect_retry", url=url, error=type(exc).__name__, retry_in=delay)
             if deadline is not None and loop.time() + delay > deadline:
                 raise TemporaryError(
-                    f"NATS at {settings.nats_url} not reachable after {settings.nats_startup_timeout:.0f}s: "
+                    f"NATS at {url} not reachable after {settings.nats_startup_timeout:.0f}s: "
                     f"{type(exc).__name__}",
                     reason="BusUnavailable",
                 ) from None

@@ -5,11 +5,15 @@ Every handler outcome that is not a plain return is one of these, and only
 
     ServiceError
     ├── TemporaryError(delay)   retry later (nak with delay) while deliveries remain
+    │   └── UnexpectedError     nobody recognised the fault (likely a bug): logged with its
+    │                           traceback at error level, counted, retried a bounded number
+    │                           of times, then terminated like a permanent error
     └── PermanentError          never retry (term + a ``*.failed`` event)
         └── InputError          the message or request itself is invalid
 
 ``classify()`` maps exceptions raised by libraries (NATS, Kubernetes, SSH, OS)
-onto the tree, so callers can write ``raise classify(exc) from exc``.
+onto the tree, so callers can write ``raise classify(exc) from exc`` (always
+``from exc``: the original traceback is what makes an ``UnexpectedError`` useful).
 Messages must never contain secrets: callers put host ids and step names in
 them, never passwords, keys or kubeconfigs.
 """
@@ -43,6 +47,19 @@ class TemporaryError(ServiceError):
     def __init__(self, message: str, *, delay: float = DEFAULT_RETRY_DELAY, reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.delay = max(0.0, float(delay))
+
+
+class UnexpectedError(TemporaryError):
+    """A fault no classifier recognised: most likely a bug, possibly an unknown failure mode.
+
+    Retrying may help (a redeploy with the fix, a transient state nobody anticipated), so it is
+    temporary, but never routine: the bus logs it with the original traceback at error level,
+    counts it in ``o2_unexpected_faults_total`` and terminates the message after
+    ``ConsumerSpec.unexpected_retries`` retries.
+    """
+
+    def __init__(self, message: str, *, delay: float = DEFAULT_RETRY_DELAY) -> None:
+        super().__init__(message, delay=delay, reason="Unexpected")
 
 
 class PermanentError(ServiceError):
@@ -107,8 +124,17 @@ def classify(exc: BaseException) -> ServiceError:
     if isinstance(exc, OSError) and exc.errno in _TEMPORARY_ERRNOS:
         return TemporaryError(f"network error: {exc}", reason="ConnectionFailed")
     # Unknown means temporary (DESIGN §3): a bug fixed by a redeploy should not have
-    # terminated the message; max_deliver bounds the retries.
-    return TemporaryError(f"unexpected {type(exc).__name__}: {exc}", reason="Unexpected")
+    # terminated the message at once; the bus bounds these retries separately.
+    return UnexpectedError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The first exception of a ``raise … from …`` chain (what actually went wrong)."""
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
 
 
 def describe(exc: BaseException) -> dict[str, Any]:

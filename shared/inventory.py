@@ -12,10 +12,10 @@ Every problem names its JSON path and rule. The same model serves focom (cluster
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     AfterValidator,
@@ -25,35 +25,48 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    StringConstraints,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError
 
 from shared.errors import InputError
-from shared.inventory_rules import check_rules
+from shared.inventory_rules import check_rules, vip_required
 from shared.models import (
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
     DNS1123_LABEL,
+    HOST_ID_PATTERN,
+    MAX_CIDR_TEXT,
     MAX_CLUSTER_NAME,
+    MAX_IP_TEXT,
+    VERSION_PATTERN,
     ClusterSpec,
     HostRef,
+    normalize_cidr,
+    normalize_ip,
     normalize_version,
 )
 from shared.safe_json import JsonRefused, Problem, json_path, loads, short, structure_problems
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_SSH_KEY_DIR",
     "DEFAULT_WINDOW",
     "Inventory",
     "InventoryCluster",
     "InventoryError",
     "InventoryHost",
+    "InventoryRules",
     "Problem",
     "Window",
+    "all_clusters_problems",
     "inventory_json_schema",
+    "key_file_problem",
     "load_inventory",
     "parse_inventory",
+    "resolve_key_file",
     "validate_inventory",
 ]
 
@@ -65,9 +78,12 @@ Window = tuple[tuple[int, int], tuple[int, int]]
 DEFAULT_WINDOW: Window = ((1, 29), (1, 36))
 MAX_HOSTS = 20_000
 MAX_CLUSTERS = 10_000
-HOST_ID_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 LINUX_USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-VERSION_PATTERN = r"^v?\d+\.\d+\.\d+$"
+#: Where ``ssh_key_file`` must point (where the Helm chart mounts the keys; ``O2_FOCOM_SSH_KEY_DIR`` and
+#: ``O2_HOSTPREP_SSH_KEY_DIR`` override it): a key outside it, a ``..`` escape or a symlink out of it is refused.
+DEFAULT_SSH_KEY_DIR = Path("/etc/focom-o2ims/ssh")
+MAX_PASSWORD = 1024
+MAX_PATH = 4096
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
@@ -91,14 +107,15 @@ def _matcher(rule: str, pattern: str, what: str, max_length: int) -> AfterValida
 
 def _ip(value: str) -> str:
     try:
-        return str(ipaddress.ip_address(value))
+        return normalize_ip(value)
     except ValueError:
-        raise PydanticCustomError("ip-address", "{value} is not an IP address", {"value": short(value)}) from None
+        raise PydanticCustomError("ip-address", "{value} is not an IP address (no zone id, ASCII only)",
+                                  {"value": short(value)}) from None  # fmt: skip
 
 
 def _cidr(value: str) -> str:
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        return normalize_cidr(value)
     except ValueError as exc:
         raise PydanticCustomError("cidr", "{value} is not a network in CIDR form ({why})",
                                   {"value": short(value), "why": str(exc)[:80]}) from None  # fmt: skip
@@ -128,9 +145,51 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-def _file_path(value: str) -> str:
-    if not value or len(value) > 4096 or any(c in value for c in "\x00\n\r"):
-        raise PydanticCustomError("path", "{value} is not a usable file path", {"value": short(value)})
+def key_file_problem(value: str, key_dir: Path) -> str | None:
+    """Why ``value`` is not an acceptable ``ssh_key_file`` under ``key_dir``, or None.
+
+    A relative path names a file inside the key directory; an absolute one must lie inside it.
+    ``..`` is refused outright (even when it would come back inside), and where the file can be
+    seen here its real path (symlinks followed) must stay inside the directory's real path.
+    """
+    if not value or len(value) > MAX_PATH or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        return "is not a usable file path"
+    path = PurePosixPath(value)
+    if ".." in path.parts:
+        return "may not contain '..'"
+    full = path if path.is_absolute() else PurePosixPath(key_dir) / path
+    if not full.is_relative_to(PurePosixPath(key_dir)) or full == PurePosixPath(key_dir):
+        return f"must be a file in the SSH key directory {key_dir}"
+    if os.path.lexists(full):
+        real, real_dir = Path(os.path.realpath(full)), Path(os.path.realpath(key_dir))
+        if not real.is_relative_to(real_dir):
+            return f"leads out of the SSH key directory {key_dir} (a symlink)"
+    return None
+
+
+def resolve_key_file(value: str, key_dir: Path) -> Path:
+    """The key file's path (relative names are inside ``key_dir``); ValueError when it is not acceptable."""
+    problem = key_file_problem(value, key_dir)
+    if problem:
+        raise ValueError(f"ssh_key_file {short(value)} {problem}")
+    path = Path(value)
+    return path if path.is_absolute() else key_dir / path
+
+
+def _key_file(value: str, info: ValidationInfo) -> str:
+    key_dir = Path((info.context or {}).get("ssh_key_dir") or DEFAULT_SSH_KEY_DIR)
+    problem = key_file_problem(value, key_dir)
+    if problem:
+        rule = "path" if problem.startswith("is not") else "key-dir"
+        raise PydanticCustomError(rule, "{value} {problem}", {"value": short(value), "problem": problem})
+    return value
+
+
+def _password(value: Any) -> Any:
+    # Checked before SecretStr wraps it, so the rule is the same as every other over-long string.
+    if isinstance(value, str) and len(value) > MAX_PASSWORD:
+        raise PydanticCustomError("max-length", "the password is longer than {limit} characters",
+                                  {"limit": MAX_PASSWORD})  # fmt: skip
     return value
 
 
@@ -161,12 +220,17 @@ HostIdField = Annotated[
     _matcher("label-value", HOST_ID_PATTERN, "a host id (label-value syntax, ≤ 63)", 63),
     Field(json_schema_extra=_host_id_schema),
 ]  # fmt: skip
+# StringConstraints both enforce maxLength and publish it in the schema, so the two cannot disagree.
 IpField = Annotated[
-    str, AfterValidator(_ip), _schema(anyOf=[{"format": "ipv4"}, {"format": "ipv6"}], maxLength=64)
-]
-CidrField = Annotated[str, AfterValidator(_cidr), _schema(description="an IPv4 or IPv6 network, host bits zero",
-                                                           maxLength=64)]
-VersionField = Annotated[str, AfterValidator(_version), _schema(pattern=VERSION_PATTERN, maxLength=32)]
+    str, StringConstraints(max_length=MAX_IP_TEXT), AfterValidator(_ip),
+    _schema(anyOf=[{"format": "ipv4"}, {"format": "ipv6"}], pattern=r"^[0-9A-Fa-f:.]+$"),
+]  # fmt: skip
+CidrField = Annotated[
+    str, StringConstraints(max_length=MAX_CIDR_TEXT), AfterValidator(_cidr),
+    _schema(description="an IPv4 or IPv6 network, host bits zero", pattern=r"^[0-9A-Fa-f:.]+/[0-9]+$"),
+]  # fmt: skip
+VersionField = Annotated[str, StringConstraints(max_length=32), AfterValidator(_version),
+                         _schema(pattern=VERSION_PATTERN)]  # fmt: skip
 LinuxUser = Annotated[
     str, _matcher("linux-user", LINUX_USER_PATTERN, "a login name", 32),
     _schema(pattern=LINUX_USER_PATTERN, maxLength=32),
@@ -190,9 +254,12 @@ class InventoryHost(_Model):
     host_name: DnsLabel = Field(description="Becomes the Node and ByoHost name")
     host_ip: IpField
     host_user: LinuxUser = "root"
-    host_pwd: SecretStr | None = Field(None, max_length=1024, description="Accepted but discouraged: use keys")
+    host_pwd: Annotated[SecretStr, BeforeValidator(_password)] | None = Field(
+        None, description="Accepted but discouraged: use keys", json_schema_extra={"maxLength": MAX_PASSWORD})
     ssh_port: int = Field(22, ge=1, le=65535, strict=True)
-    ssh_key_file: Annotated[str, AfterValidator(_file_path)] | None = Field(None, max_length=4096)
+    ssh_key_file: Annotated[str, StringConstraints(max_length=MAX_PATH), AfterValidator(_key_file)] | None = Field(
+        None, description="A private key file inside the SSH key directory (O2_FOCOM_SSH_KEY_DIR); relative names are "
+        "taken inside it")  # fmt: skip
     labels: Annotated[dict[str, str], AfterValidator(_labels)] = Field(default_factory=dict, max_length=64)
 
     def ref(self) -> HostRef:
@@ -251,16 +318,19 @@ class Inventory(_Model):
         return next((i for i, c in enumerate(self.clusters) if c.cluster_name == name), -1)
 
     def cluster_spec(self, cluster: InventoryCluster, *, default_cni: str | None = "calico",
-                     path: str | None = None) -> ClusterSpec:  # fmt: skip
+                     path: str | None = None, vip: str | None = None) -> ClusterSpec:  # fmt: skip
         """The bus-safe ``ClusterSpec`` of a validated cluster (hosts resolved, defaults applied).
 
-        Raises ``InputError`` naming ``path`` when the cluster cannot be rendered (no VIP).
+        ``vip`` is the address allocated from the VIP pool for a cluster whose inventory entry names no
+        ``control_plane_endpoint`` (the inventory's own endpoint always wins). A single control-plane
+        host without either gets no VIP: its own address is the endpoint. Raises ``InputError`` naming
+        ``path`` when the cluster cannot be rendered (several control-plane hosts and no VIP).
         """
         where = path or json_path(("clusters", self.cluster_index(cluster.cluster_name)))
-        if cluster.control_plane_endpoint is None:
+        endpoint = cluster.control_plane_endpoint or vip
+        if endpoint is None and len(cluster.cluster_masters) > 1:
             raise InputError(
-                f"{where}.control_plane_endpoint [vip-required]: cluster {cluster.cluster_name!r} has no "
-                "control_plane_endpoint; the BYOH control plane needs a free VIP address (not a host's own)",
+                f"{where}.control_plane_endpoint [vip-required]: {vip_required(len(cluster.cluster_masters))}",
                 path=f"{where}.control_plane_endpoint", reason="VipRequired",
             )  # fmt: skip
         hosts = self._hosts()
@@ -272,7 +342,7 @@ class Inventory(_Model):
                 k8s_version=cluster.k8s_version or self.k8s_version,
                 control_plane=tuple(hosts[i].ref() for i in cluster.master_ids),
                 workers=tuple(hosts[i].ref() for i in cluster.worker_ids),
-                vip=cluster.control_plane_endpoint,
+                vip=endpoint,
                 pod_cidr=cluster.pod_cidr or DEFAULT_POD_CIDR,
                 service_cidr=cluster.service_cidr or DEFAULT_SERVICE_CIDR,
                 cni=cni,
@@ -280,12 +350,21 @@ class Inventory(_Model):
         except (KeyError, ValidationError) as exc:  # only for an inventory that skipped validation
             raise InputError(f"{where} [cluster-spec]: {exc}", path=where, reason="InvalidInventory") from None
 
-    def credentials(self, host_id: str) -> tuple[Path | None, SecretStr | None]:
-        """For hostprep: the host's SSH key file and password (either may be None)."""
+    def credentials(self, host_id: str, key_dir: Path = DEFAULT_SSH_KEY_DIR) -> tuple[Path | None, SecretStr | None]:
+        """For hostprep: the host's SSH key file (inside ``key_dir``) and password (either may be None)."""
         host = self.host(host_id)
         if host is None:
             return None, None
-        return (Path(host.ssh_key_file) if host.ssh_key_file else None), host.host_pwd
+        return (resolve_key_file(host.ssh_key_file, key_dir) if host.ssh_key_file else None), host.host_pwd
+
+
+class InventoryRules(TypedDict):
+    """The deployment's settings the rules depend on (focom's; ``o2ctl validate`` reads the same)."""
+
+    max_bytes: int
+    window: Window
+    vip_pool: bool
+    ssh_key_dir: Path
 
 
 class InventoryError(InputError):
@@ -321,9 +400,15 @@ def _from_pydantic(exc: ValidationError) -> list[Problem]:
 
 
 def validate_inventory(
-    data: Any, *, window: Window = DEFAULT_WINDOW, source: str = "inventory"
-) -> Inventory:
-    """Validate decoded JSON; returns the model or raises ``InventoryError`` with *all* problems."""
+    data: Any, *, window: Window = DEFAULT_WINDOW, vip_pool: bool = False,
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR, source: str = "inventory",
+) -> Inventory:  # fmt: skip
+    """Validate decoded JSON; returns the model or raises ``InventoryError`` with *all* problems.
+
+    This is the one rule set: focom runs it for every request and ``o2ctl validate`` runs it with
+    the same settings (``vip_pool``: whether a VIP pool is configured, so control planes of several
+    hosts may come without a ``control_plane_endpoint``; ``ssh_key_dir``: where key files must be).
+    """
     if not isinstance(data, dict):
         raise InventoryError([Problem("$", "type", f"the inventory must be a JSON object, not {type(data).__name__}")],
                              source=source)  # fmt: skip
@@ -332,14 +417,26 @@ def validate_inventory(
         raise InventoryError(problems, source=source)
     model: Inventory | None = None
     try:
-        model = Inventory.model_validate(data)
+        model = Inventory.model_validate(data, context={"ssh_key_dir": ssh_key_dir})
     except ValidationError as exc:
         problems.extend(_from_pydantic(exc))
-    problems.extend(check_rules(data, window))
+    problems.extend(check_rules(data, window, vip_pool=vip_pool))
     if problems:
         raise InventoryError(_dedupe(problems), source=source)
     assert model is not None
     return model
+
+
+def all_clusters_problems(inventory: Inventory, *, max_clusters: int) -> list[Problem]:
+    """What refuses an ``allClusters`` request for a valid inventory: no clusters, or more than one request takes."""
+    n = len(inventory.clusters)
+    if n == 0:
+        return [Problem("$.clusters", "no-clusters", "the inventory defines no clusters (allClusters has nothing to "
+                        "create)")]  # fmt: skip
+    if n > max_clusters:
+        return [Problem("$.clusters", "max-items", f"the inventory has {n} clusters; at most {max_clusters} per "
+                        "request")]  # fmt: skip
+    return []
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -351,6 +448,8 @@ def parse_inventory(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     window: Window = DEFAULT_WINDOW,
+    vip_pool: bool = False,
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR,
     source: str = "inventory",
 ) -> Inventory:
     """Parse and validate an inventory document (bytes from a file, or text); hostile input is refused."""
@@ -358,7 +457,7 @@ def parse_inventory(
         value, _ = loads(data, max_bytes=max_bytes, what=source)
     except JsonRefused as exc:
         raise InventoryError(exc.problems, source=source) from None
-    return validate_inventory(value, window=window, source=source)
+    return validate_inventory(value, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir, source=source)
 
 
 def load_inventory(
@@ -366,6 +465,8 @@ def load_inventory(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     window: Window = DEFAULT_WINDOW,
+    vip_pool: bool = False,
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR,
 ) -> Inventory:
     """Read and validate an inventory file (blocking: call it through ``asyncio.to_thread``)."""
     file = Path(path)
@@ -380,7 +481,8 @@ def load_inventory(
     except OSError as exc:
         raise InventoryError([Problem("$", "file", f"cannot read {file.name}: {exc.strerror or exc}")],
                              source=source) from None  # fmt: skip
-    return parse_inventory(data, max_bytes=max_bytes, window=window, source=source)
+    return parse_inventory(data, max_bytes=max_bytes, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir,
+                           source=source)  # fmt: skip
 
 
 def inventory_json_schema() -> dict[str, Any]:

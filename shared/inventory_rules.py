@@ -3,22 +3,30 @@
 The field rules live in the pydantic model (``shared.inventory``); these are the rules that relate
 fields to each other: unique host ids/names/addresses, unique cluster names, references to existing
 hosts, no host in two clusters or two roles, an odd control-plane count ≥ 1, the Kubernetes version
-window, the VIP (required for more than one control-plane host, never a host's address, unique), and
-pod/service CIDRs that overlap neither each other nor the cluster's addresses. Values a field rule
-already refused are skipped here, so each mistake is reported once, at its own path.
+window, the VIP (required for more than one control-plane host unless a VIP pool is configured, never a
+host's address, unique), and pod/service CIDRs that overlap neither each other nor the cluster's
+addresses. Values a field rule already refused are skipped here, so each mistake is reported once, at
+its own path. Addresses are compared in their canonical form (``shared.models.parse_ip``), so
+``::ffff:10.10.0.11`` and ``10.10.0.11`` are one machine.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from shared.models import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, normalize_version, version_tuple
+from shared.models import (
+    DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
+    IpAddr,
+    IpNet,
+    normalize_version,
+    parse_cidr,
+    parse_ip,
+    version_tuple,
+)
 from shared.safe_json import Problem, json_path, short
 
-IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 Window = tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -34,16 +42,22 @@ def _host_id(value: Any) -> str | None:
 
 def _addr(value: Any) -> IpAddr | None:
     try:
-        return ipaddress.ip_address(value) if isinstance(value, str) else None
+        return parse_ip(value)
     except ValueError:
         return None
 
 
 def _net(value: Any) -> IpNet | None:
     try:
-        return ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
+        return parse_cidr(value)
     except ValueError:
         return None
+
+
+def vip_required(masters: int) -> str:
+    """The message of the ``vip-required`` rule (the same wherever it is raised)."""
+    return (f"a control plane of {masters} hosts needs a floating address: set control_plane_endpoint (a free "
+            "address, not a host's own) or configure a VIP pool (O2_FOCOM_VIP_POOL)")  # fmt: skip
 
 
 def _items(data: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -86,15 +100,18 @@ def _version_in_window(value: Any, window: Window) -> str | None:
             f"v{lo_major}.{lo_minor} to v{hi_major}.{hi_minor}")  # fmt: skip
 
 
-def check_rules(data: dict[str, Any], window: Window) -> list[Problem]:
-    """Every cross-field problem of an inventory (``data`` is decoded JSON, possibly partly invalid)."""
+def check_rules(data: dict[str, Any], window: Window, *, vip_pool: bool = False) -> list[Problem]:
+    """Every cross-field problem of an inventory (``data`` is decoded JSON, possibly partly invalid).
+
+    ``vip_pool``: a VIP pool is configured, so a control plane of several hosts may omit its endpoint.
+    """
     problems: list[Problem] = []
     host_ips = _check_hosts(data, problems)
     top_version = data.get("k8s_version")
     message = _version_in_window(top_version, window)
     if message:
         problems.append(Problem("$.k8s_version", "k8s-window", message))
-    _check_clusters(data, host_ips, window, problems)
+    _check_clusters(data, host_ips, window, vip_pool, problems)
     return problems
 
 
@@ -117,7 +134,9 @@ def _check_hosts(data: dict[str, Any], problems: list[Problem]) -> dict[str, IpA
     return host_ips
 
 
-def _check_clusters(data: dict[str, Any], host_ips: dict[str, IpAddr], window: Window, problems: list[Problem]) -> None:
+def _check_clusters(
+    data: dict[str, Any], host_ips: dict[str, IpAddr], window: Window, vip_pool: bool, problems: list[Problem]
+) -> None:
     known = {_host_id(h.get("host_id")) for _, h in _items(data, "hosts")}
     names: dict[Any, str] = {}
     placed: dict[str, tuple[str, str]] = {}  # host id → (cluster name, path of its first reference)
@@ -152,22 +171,22 @@ def _check_clusters(data: dict[str, Any], host_ips: dict[str, IpAddr], window: W
         message = _version_in_window(cluster.get("k8s_version"), window)
         if message:
             problems.append(Problem(json_path((*base, "k8s_version")), "k8s-window", message))
-        vip = _check_vip(cluster, base, masters, all_addresses, vips, problems)
+        vip = _check_vip(cluster, base, masters, all_addresses, vips, vip_pool, problems)
         addresses = [(h, host_ips[h]) for h in members if h in host_ips]
         _check_cidrs(cluster, base, addresses, vip, problems)
 
 
 def _check_vip(
     cluster: dict[str, Any], base: tuple[object, ...], masters: Any, host_addresses: set[IpAddr],
-    vips: dict[Any, str], problems: list[Problem],
+    vips: dict[Any, str], vip_pool: bool, problems: list[Problem],
 ) -> IpAddr | None:  # fmt: skip
     path = json_path((*base, "control_plane_endpoint"))
     raw = cluster.get("control_plane_endpoint")
     if raw is None:
-        if isinstance(masters, list) and len(masters) > 1:
-            problems.append(Problem(path, "vip-required",
-                                    f"a control_plane_endpoint (VIP) is required with {len(masters)} "
-                                    "control-plane hosts"))  # fmt: skip
+        # One control-plane host needs no VIP (its own address is the endpoint); several need one,
+        # from the inventory or, when configured, from the pool at request time.
+        if isinstance(masters, list) and len(masters) > 1 and not vip_pool:
+            problems.append(Problem(path, "vip-required", vip_required(len(masters))))
         return None
     vip = _addr(raw)
     if vip is None:
@@ -185,7 +204,7 @@ def _check_cidrs(
     nets: list[tuple[str, str, IpNet]] = []
     for field, default in (("pod_cidr", DEFAULT_POD_CIDR), ("service_cidr", DEFAULT_SERVICE_CIDR)):
         given = cluster.get(field)
-        net = _net(given) if given is not None else ipaddress.ip_network(default)
+        net = _net(given) if given is not None else parse_cidr(default)
         if net is not None:
             shown = str(net) if given is not None else f"{net} (the default)"
             nets.append((json_path((*base, field)), shown, net))

@@ -43,6 +43,15 @@ Obj = dict[str, Any]
 
 _PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json"}
 _APPLY = "application/apply-patch+yaml"
+#: Metadata-only reads (no fallback to full objects: a server that cannot comply answers 406).
+_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def _expect_metadata(data: Mapping[str, Any], kind: str) -> None:
+    """Refuse a full object where only metadata was asked for (a Secret's data must never arrive here)."""
+    if data.get("kind") != kind:
+        raise PermanentError(f"asked for {kind}, the server sent {data.get('kind')!r}", reason="NotMetadata")
 #: Extra time a watch request may take beyond the server-side ``timeoutSeconds``.
 _WATCH_GRACE = 30.0
 
@@ -68,7 +77,7 @@ def _load_config(config: Mapping[str, Any], context: str | None, base_path: str 
     return ApiClient(configuration=cfg)
 
 
-def _meta(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
     try:
         meta = obj["metadata"]
         return str(obj["apiVersion"]), str(obj["kind"]), str(meta["name"]), meta.get("namespace")
@@ -96,6 +105,7 @@ class KubeClient:
                 data = yaml.safe_load(file.read_text())
             except (OSError, yaml.YAMLError) as exc:
                 message = f"cannot read kubeconfig {file}: {type(exc).__name__}"
+                # Not chained: a YAML error quotes the text around it, and that text is a credential.
                 raise PermanentError(message, reason="InvalidKubeconfig") from None
             if not isinstance(data, dict):
                 raise PermanentError(f"kubeconfig {file} is not a mapping", reason="InvalidKubeconfig")
@@ -106,7 +116,7 @@ class KubeClient:
         except ServiceError:
             raise
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         return cls(api, timeout=timeout)
 
     @classmethod
@@ -116,7 +126,7 @@ class KubeClient:
         try:
             api = await asyncio.to_thread(_load_config, config, context, None)
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         return cls(api, timeout=timeout)
 
     async def close(self) -> None:
@@ -155,9 +165,10 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | aiohttp.ClientTimeout | None = None,
+        accept: str = "application/json",
     ) -> Any:
         """One request; returns the raw ``RESTResponse`` (raises classified errors)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         request = await self._api.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
@@ -172,14 +183,15 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         not_found_ok: bool = False,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         try:
-            resp = await self._send(method, path, query=query, body=body, content_type=content_type)
+            resp = await self._send(method, path, query=query, body=body, content_type=content_type, accept=accept)
             raw = await resp.read()
         except ServiceError:
             raise
         except Exception as exc:
-            raise classify(exc) from None
+            raise classify(exc) from exc
         if not 200 <= resp.status <= 299:
             if resp.status == 404 and not_found_ok:
                 return None
@@ -232,7 +244,10 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        metadata_only: bool = False,
     ) -> tuple[builtins.list[Obj], str]:
+        """Every object (every page); with ``metadata_only`` the server sends ``PartialObjectMetadata``
+        (names, labels, versions: never a Secret's data), and anything else is refused."""
         res = await self.resource(api_version, kind)
         query: Query = []
         if label_selector:
@@ -240,8 +255,11 @@ class KubeClient:
         if field_selector:
             query.append(("fieldSelector", field_selector))
         items: builtins.list[Obj] = []
+        accept = _METADATA_LIST if metadata_only else "application/json"
         while True:
-            data = await self._must("GET", res.path(namespace), query=query)
+            data = await self._must("GET", res.path(namespace), query=query, accept=accept)
+            if metadata_only:
+                _expect_metadata(data, "PartialObjectMetadataList")
             for item in data.get("items") or []:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
@@ -283,14 +301,14 @@ class KubeClient:
     async def _apply(
         self, obj: Mapping[str, Any], *, field_manager: str, force: bool, subresource: str | None
     ) -> dict[str, Any]:
-        api_version, kind, name, namespace = _meta(obj)
+        api_version, kind, name, namespace = _identity(obj)
         res = await self.resource(api_version, kind)
         query = [("fieldManager", field_manager), ("force", "true" if force else "false")]
         path = res.path(self._ns(res, namespace), name, subresource)
         return await self._must("PATCH", path, query=query, body=dict(obj), content_type=_APPLY)
 
     async def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        api_version, kind, name, namespace = _meta(obj)
+        api_version, kind, name, namespace = _identity(obj)
         res = await self.resource(api_version, kind)
         return await self._must("PUT", res.path(self._ns(res, namespace), name), body=dict(obj))
 
@@ -334,10 +352,12 @@ class KubeClient:
         field_selector: str | None = None,
         timeout_seconds: int = 300,
         bookmarks: bool = True,
+        metadata_only: bool = False,
     ) -> AsyncIterator[WatchEvent]:
         """Events after ``resource_version`` until the server ends the stream.
 
-        Raises :class:`WatchExpired` when the server reports 410 (resume by re-listing).
+        Raises :class:`WatchExpired` when the server reports 410 (resume by re-listing). With
+        ``metadata_only`` every event carries ``PartialObjectMetadata`` (anything else is refused).
         """
         res = await self.resource(api_version, kind)
         query: Query = [
@@ -352,10 +372,11 @@ class KubeClient:
         if field_selector:
             query.append(("fieldSelector", field_selector))
         request_timeout = aiohttp.ClientTimeout(total=timeout_seconds + _WATCH_GRACE, sock_connect=self._timeout)
+        accept = _METADATA if metadata_only else "application/json"
         path = res.path(namespace)
 
         async def open_stream(**_: Any) -> Any:
-            resp = await self._send("GET", path, query=query, timeout=request_timeout)
+            resp = await self._send("GET", path, query=query, timeout=request_timeout, accept=accept)
             if not 200 <= resp.status <= 299:
                 raw = await resp.read()
                 raise api_error(resp.status, parse_status(raw), headers=resp.headers, fallback=str(resp.reason or ""))
@@ -368,19 +389,22 @@ class KubeClient:
             async for raw_event in watcher.stream(open_stream, timeout_seconds=timeout_seconds):
                 if not isinstance(raw_event, dict):
                     continue
-                yield WatchEvent(type=str(raw_event["type"]), object=dict(raw_event["raw_object"]))
+                event = WatchEvent(type=str(raw_event["type"]), object=dict(raw_event["raw_object"]))
+                if metadata_only and event.type in ("ADDED", "MODIFIED", "DELETED"):
+                    _expect_metadata(event.object, "PartialObjectMetadata")
+                yield event
         except ApiException as exc:
             err = classify(exc)
             if exc.status == 410:
-                raise WatchExpired(err.message, delay=0, reason="Expired") from None
-            raise err from None
+                raise WatchExpired(err.message, delay=0, reason="Expired") from exc
+            raise err from exc
         except TemporaryError as exc:
             if exc.reason in {"Expired", "Gone"}:
-                raise WatchExpired(exc.message, delay=0, reason="Expired") from None
+                raise WatchExpired(exc.message, delay=0, reason="Expired") from exc
             raise
         except ServiceError:
             raise
         except Exception as exc:  # e.g. a malformed event line: classified like any transport failure
-            raise classify(exc) from None
+            raise classify(exc) from exc
         finally:
             await watcher.close()

@@ -5,6 +5,12 @@ order, and on the first host held by someone else every lease taken by this call
 back with a revision check. Sorted order means two concurrent acquisitions over overlapping
 sets cannot both fail on each other: at least one wins, and the loser holds nothing.
 Acquiring hosts already held by the same owner is a no-op (idempotent replays).
+
+Quarantine: a host whose teardown failed or timed out is in an unknown state (half-reset, an agent
+maybe still running), so it must not go back into the pool. Its lease passes from the PR to the
+owner ``QUARANTINE`` (revision-checked), with the reason and the PR it came from: every acquisition
+then refuses it as leased, and no PR's release can free it. Only an operator clears it
+(``clear_quarantine``, e.g. ``o2ctl host clear-quarantine HOST``) after looking at the host.
 """
 
 from __future__ import annotations
@@ -20,12 +26,22 @@ from pydantic import BaseModel, ConfigDict
 from shared.errors import PermanentError
 from shared.store import RecordConflict, RecordExists, RecordStore
 
+#: The owner of a quarantined host's lease: no PR, so no one acquires or releases it.
+QUARANTINE = "quarantine"
+
 
 class Lease(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     owner: str
     acquired_at: datetime
+    #: Quarantine only: why, and the PR whose teardown of the host failed.
+    reason: str | None = None
+    previous_owner: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.owner == QUARANTINE
 
 
 class LeaseConflict(PermanentError):
@@ -173,3 +189,49 @@ class HostLeases:
             if got is not None:
                 out[host_id] = got[0].owner
         return out
+
+    # -- quarantine ---------------------------------------------------------------------------
+
+    async def quarantine(self, owner: str, host_ids: Iterable[str], reason: str) -> list[str]:
+        """Move the given hosts from ``owner`` (or from no one) into quarantine; returns those moved.
+
+        A host another PR holds meanwhile is left alone: it is no longer ``owner``'s to judge.
+        """
+        moved = []
+        for host_id in sorted(set(host_ids)):
+            marker = Lease(owner=QUARANTINE, acquired_at=datetime.now(UTC), reason=reason[:500],
+                           previous_owner=owner)  # fmt: skip
+            for _ in range(8):
+                got = await self.store.get(host_id)
+                try:
+                    if got is None:
+                        await self.store.create(host_id, marker)
+                    elif got[0].owner == owner:
+                        await self.store.update(host_id, marker, got[1])
+                    elif not got[0].quarantined:
+                        break
+                    moved.append(host_id)
+                    break
+                except (RecordConflict, RecordExists):
+                    continue  # changed under us: look again
+        return moved
+
+    async def quarantined(self) -> dict[str, Lease]:
+        """Every quarantined host, with its marker."""
+        out = {}
+        for host_id in await self.store.keys():
+            got = await self.store.get(host_id)
+            if got is not None and got[0].quarantined:
+                out[host_id] = got[0]
+        return dict(sorted(out.items()))
+
+    async def clear_quarantine(self, host_id: str) -> bool:
+        """Return a quarantined host to the pool (an operator's decision); False when it was not quarantined."""
+        got = await self.store.get(host_id)
+        if got is None or not got[0].quarantined:
+            return False
+        try:
+            await self.store.delete(host_id, got[1])
+        except RecordConflict:
+            return False
+        return True

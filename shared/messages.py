@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from shared.errors import InputError
 from shared.fields import CorrelationId, MessageType, SourceName
 from shared.payloads import (
-    ALL_PAYLOADS,
     ByoHostSummary,
     CapiApplied,
     CapiDeleted,
@@ -65,7 +64,9 @@ AnyPayload = Annotated[
 
 
 #: Every payload type (the discriminator values of ``AnyPayload``).
-PAYLOAD_TYPES = frozenset(t for p in ALL_PAYLOADS for t in get_args(p.model_fields["type"].annotation))
+PAYLOAD_TYPES = frozenset(
+    t for p in get_args(get_args(AnyPayload)[0]) for t in get_args(p.model_fields["type"].annotation)
+)
 
 
 def derive_id(*parts: object) -> uuid.UUID:

@@ -1,4 +1,8 @@
-"""Prometheus metrics of one process: messages by outcome and handler latency, per consumer.
+"""Prometheus metrics of one process: messages by outcome, handler latency and unexpected faults.
+
+``o2_unexpected_faults_total`` counts handler faults that no classifier recognised (likely
+bugs); it is zero in a healthy system, so an alert can fire on any increase, e.g.
+``increase(o2_unexpected_faults_total[10m]) > 0``.
 
 Each process owns a registry (no module-level globals), so tests can run several buses in one
 interpreter and ``/metrics`` shows only this process's figures.
@@ -28,9 +32,19 @@ class BusMetrics:
             registry=self.registry,
         )
 
+        self.unexpected = Counter(
+            "o2_unexpected_faults_total",
+            "Handler faults no classifier recognised (likely bugs), by consumer and exception type.",
+            ["consumer", "exception"],
+            registry=self.registry,
+        )
+
     def observe(self, consumer: str, outcome: str, seconds: float) -> None:
         self.messages.labels(consumer=consumer, outcome=outcome).inc()
         self.latency.labels(consumer=consumer).observe(seconds)
+
+    def unexpected_fault(self, consumer: str, exception: BaseException) -> None:
+        self.unexpected.labels(consumer=consumer, exception=type(exception).__name__).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

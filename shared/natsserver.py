@@ -2,8 +2,12 @@
 
 Used by the sandbox, ``o2ctl up`` and the test fixtures. The server picks its own free ports
 (``-p -1``) and reports them in a ports file, and readiness is read from the server itself
-(its ``/healthz?js-enabled-only=true`` monitoring endpoint), not guessed from a sleep.
+(its ``/healthz?js-enabled-only=true`` monitoring endpoint, on loopback only), not guessed from a sleep.
 A restart keeps the file store and, once a port is known, the same client port.
+
+With ``users`` (``shared.natsauth``), the server is started with a configuration file (mode 0600)
+carrying those users and their permissions: every client must then log in, and may only publish and
+subscribe what its role allows.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
 from shared.errors import PermanentError, TemporaryError
+from shared.natsauth import NatsUser, authorization_config, write_private
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +52,8 @@ class EmbeddedNats:
         port: int = -1,
         log_file: Path | None = None,
         startup_timeout: float = 20.0,
+        users: Sequence[NatsUser] | None = None,
+        config: Path | None = None,
     ) -> None:
         self._own_tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
@@ -57,6 +65,12 @@ class EmbeddedNats:
         self.monitor_port = -1
         self.log_file = log_file
         self.startup_timeout = startup_timeout
+        if users is not None and config is not None:
+            raise ValueError("give users or a configuration file, not both")
+        self.users = list(users) if users is not None else None
+        #: A complete nats-server configuration file (e.g. the chart's); the command line still sets
+        #: the address, ports and store, which take precedence over the file.
+        self.config = config
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -85,6 +99,12 @@ class EmbeddedNats:
             "-sd", str(self.store_dir / "jetstream"),
             "--ports_file_dir", str(ports_dir),
         ]  # fmt: skip
+        if self.users is not None:
+            config = self.store_dir / "nats.conf"
+            write_private(config, authorization_config(self.users).encode())
+            args += ["-c", str(config)]
+        elif self.config is not None:
+            args += ["-c", str(self.config)]
         out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=out)

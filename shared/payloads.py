@@ -1,12 +1,13 @@
 """The payload of every message type on the bus, one frozen pydantic model each.
 
 Each model's ``type`` literal is the envelope ``type`` that carries it; ``shared.messages``
-builds the discriminated union from ``ALL_PAYLOADS``. Payloads carry ids, names, states and
-reasons, never credentials, and never addresses a receiver would act on: a hostprep job names
-its hosts by id, and hostprep looks everything else up in its own inventory. Every payload is
-untrusted input: models are strict (unknown fields refused) and every string field has a
-constrained type from ``shared.fields`` (identifiers: ASCII patterns and length limits; text:
-no control characters). A contract change here shows up in the JSON-schema snapshot test.
+lists every one in its discriminated union ``AnyPayload`` (a test checks none is missing).
+Payloads carry ids, names, states and reasons, never credentials, and never addresses a receiver
+would act on: a hostprep job names its hosts by id, and hostprep looks everything else up in its
+own inventory. Every payload is untrusted input: models are strict (unknown fields refused) and
+every string field has a constrained type from ``shared.fields`` (identifiers: ASCII patterns and
+length limits; text: no control characters). A contract change here shows up in the JSON-schema
+snapshot test.
 """
 
 from __future__ import annotations
@@ -381,23 +382,3 @@ class ByoHostSummary(Payload):
     #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
     failure: Text | None = None
 
-
-ALL_PAYLOADS: tuple[type[Payload], ...] = (
-    MessageFailed,
-    FocomRequest,
-    FprStatus,
-    PrRequest,
-    PrStatus,
-    PrDeadline,
-    HostprepJob,
-    HostProgress,
-    HostprepDone,
-    HostprepFailed,
-    CapiJob,
-    CapiApplied,
-    CapiDeleted,
-    CapiFailed,
-    ClusterSummary,
-    ClusterTransition,
-    ByoHostSummary,
-)

@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Generic, TypeVar
 
 import structlog
 
-from shared.bus import Bus, Handler
+from shared.bus import Bus
 from shared.connect import connect, ensure_buckets, ensure_streams
+from shared.dispatch import PayloadHandler, dispatch
 from shared.errors import InputError, ServiceError
 from shared.health import HealthServer
 from shared.logging import configure_logging
+from shared.payloads import Payload
 from shared.settings import ServiceSettings, load_settings
 from shared.subjects import ConsumerSpec
 
@@ -43,8 +45,11 @@ class ServiceRuntime(Generic[S]):
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
-    def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
-        self.bus.consumer(spec, handler)
+    def consume(
+        self, spec: ConsumerSpec, *handlers: PayloadHandler, ignore: Iterable[type[Payload]] = ()
+    ) -> None:
+        """Serve ``spec`` with typed handlers, one per payload type (see ``shared.dispatch``)."""
+        self.bus.consumer(spec, dispatch(*handlers, ignore=ignore))
 
     def background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a long-lived task; if it dies, the service stops (and its supervisor restarts it)."""

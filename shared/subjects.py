@@ -54,7 +54,9 @@ O2IMS_API_BUCKETS: tuple[str, ...] = (
     BUCKET_O2IMS_API, BUCKET_O2IMS_API_PRS, BUCKET_O2IMS_API_SUBSCRIPTIONS, BUCKET_O2IMS_API_ALARMS,
     BUCKET_O2IMS_API_VIEWS,
 )  # fmt: skip
-ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, *O2IMS_API_BUCKETS)
+#: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
+BUCKET_VIPS = "vips"
+ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS, *O2IMS_API_BUCKETS)
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 
@@ -157,16 +159,20 @@ class ConsumerSpec:
     stream: StreamSpec
     filter_subjects: tuple[str, ...]
     failure_subject: Callable[[str, str], str]
-    #: Where the failure key comes from: the consumed subject's last token (a PR id) or the
-    #: envelope's correlation id (an FPR name).
-    failure_key: Literal["subject", "correlation"] = "subject"
+    #: Where the failure key comes from: the consumed subject's last token (a PR id), the
+    #: envelope's correlation id (an FPR name), or the payload's ``pr_id`` (for observations
+    #: whose subject names a Kubernetes object, not the PR they concern).
+    failure_key: Literal["subject", "correlation", "pr_id"] = "subject"
     ack_wait: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
     #: Messages handled at once by one replica.
     concurrency: int = 64
-    #: Default delay for retries of unknown (unclassified) errors.
+    #: Delay of the first retry after an unexpected fault (doubling for each further one).
     retry_delay: float = 2.0
+    #: Retries of one message after unexpected faults (``UnexpectedError``, likely bugs) before it
+    #: is terminated with ``message.failed``; counted per process, and ``max_deliver`` still applies.
+    unexpected_retries: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -194,7 +200,7 @@ O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status), ack_wait=10.0
 )
 O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
-    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "correlation", ack_wait=10.0
+    "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "pr_id", ack_wait=10.0
 )
 #: Each armed deadline stays unacknowledged (nak'ed with a delay) until it is due, so the
 #: ack-pending limit bounds how many deadlines can be armed at once: keep it far above the PR count.
@@ -210,7 +216,7 @@ CAPI_JOBS_CONSUMER = ConsumerSpec(
 #: The O2IMS API's alarm sources: per-host SSH failures and recoveries reported by hostprep.
 O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-api-host-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), lambda _s, _k: o2api_failed("host-events"),
-    ack_wait=10.0, concurrency=8,
+    ack_wait=10.0, concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0

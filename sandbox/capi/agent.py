@@ -34,15 +34,14 @@ from sandbox.capi.options import (
     BOOTSTRAP_TOKEN_TYPE,
     BYOMACHINE_NAME_LABEL,
     CLAIM_ANNOTATIONS,
-    CLUSTER_NAME_LABEL,
     FAIL_BOOTSTRAP_ANNOTATION,
     INFRA_VERSION,
     KUBELET_VERSION_ANNOTATION,
-    UNREGISTERING_ANNOTATION,
 )
-from sandbox.capi.shapes import Conditions, Obj, annotations_of, dig, meta, suffix
+from sandbox.capi.shapes import Conditions, Obj, suffix
 from shared.errors import PermanentError, ServiceError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.objects import CLUSTER_NAME_LABEL, UNREGISTERING_ANNOTATION, annotations_of, dig, meta
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,8 @@ import yaml
 
 from sandbox.capi.options import BOOTSTRAP_TOKEN_TYPE
 from sandbox.capi.runtime import Controller
-from sandbox.capi.shapes import Obj, deleting, dig, name_of, suffix
+from sandbox.capi.shapes import Obj, suffix
+from shared.objects import deleting, dig, name_of, timestamp
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +58,7 @@ class BootstrapKubeconfigController(Controller):
         data = {
             "token-id": token_id,
             "token-secret": token_secret,
-            "expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expiration": timestamp(expires),
             "usage-bootstrap-authentication": "true",
             "usage-bootstrap-signing": "true",
             "auth-extra-groups": "system:bootstrappers:byoh",

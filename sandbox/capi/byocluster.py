@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sandbox.capi.runtime import Controller
-from sandbox.capi.shapes import Obj, deleting, differs, dig, meta, owner_name, ref_name
+from sandbox.capi.shapes import Obj, differs, owner_name, ref_name
+from shared.objects import deleting, dig, meta
 
 
 class ByoClusterController(Controller):

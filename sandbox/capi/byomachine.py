@@ -19,30 +19,23 @@ from sandbox.capi.options import (
     BOOTSTRAP_CONDITION,
     BYOMACHINE_FINALIZER,
     BYOMACHINE_NAME_LABEL,
-    CLUSTER_NAME_LABEL,
     ENDPOINT_IP_ANNOTATION,
     FAIL_BOOTSTRAP_ANNOTATION,
     INFRA_VERSION,
     K8S_VERSION_ANNOTATION,
-    UNREGISTERING_ANNOTATION,
 )
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
+from sandbox.capi.shapes import Conditions, Obj, differs, find_condition, owner_name, ref_name, selector_matches, suffix
+from shared.objects import (
+    CLUSTER_NAME_LABEL,
+    UNREGISTERING_ANNOTATION,
     annotations_of,
     deleting,
-    differs,
     dig,
-    find_condition,
     labels_of,
     meta,
     name_of,
-    ns_of,
-    owner_name,
-    ref_name,
-    selector_matches,
-    suffix,
+    namespace_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -54,10 +47,10 @@ class ByoMachineController(Controller):
     def setup(self) -> None:
         def from_machine(machine: Obj) -> list[Key]:
             name = ref_name(dig(machine, "spec", "infrastructureRef"))
-            return [(ns_of(machine), name)] if name else []
+            return [(namespace_of(machine), name)] if name else []
 
         def from_host(host: Obj) -> list[Key]:
-            ns = ns_of(host)
+            ns = namespace_of(host)
             owner = labels_of(host).get(BYOMACHINE_NAME_LABEL)
             if owner:
                 return [(ns, owner)]
@@ -69,7 +62,7 @@ class ByoMachineController(Controller):
         self.watch("ByoHost", from_host)
 
     def _claimed_host(self, bm: Obj) -> Obj | None:
-        for host in self.ctx.informer("ByoHost").items(ns_of(bm)):
+        for host in self.ctx.informer("ByoHost").items(namespace_of(bm)):
             if labels_of(host).get(BYOMACHINE_NAME_LABEL) == name_of(bm):
                 return host
         return None
@@ -125,7 +118,7 @@ class ByoMachineController(Controller):
         selector = dig(bm, "spec", "selector")
         candidates = sorted(
             (
-                h for h in self.ctx.informer("ByoHost").items(ns_of(bm))
+                h for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
                 if selector_matches(selector, labels_of(h))
                 and CLUSTER_NAME_LABEL not in labels_of(h)
                 and UNREGISTERING_ANNOTATION not in annotations_of(h)
@@ -153,15 +146,15 @@ class ByoMachineController(Controller):
                 "annotations": annotations,
             },
             "spec": {"bootstrapSecret": {
-                "apiVersion": "v1", "kind": "Secret", "namespace": ns_of(bm),
+                "apiVersion": "v1", "kind": "Secret", "namespace": namespace_of(bm),
                 "name": str(dig(machine, "spec", "bootstrap", "dataSecretName")),
             }},
         })
         host = await self.ctx.patch_status(host, {"machineRef": {
-            "apiVersion": INFRA_VERSION, "kind": "ByoMachine", "name": name_of(bm), "namespace": ns_of(bm),
+            "apiVersion": INFRA_VERSION, "kind": "ByoMachine", "name": name_of(bm), "namespace": namespace_of(bm),
             "uid": meta(bm).get("uid"),
         }})
-        log.info("byohost_claimed", namespace=ns_of(bm), host=name_of(host), byomachine=name_of(bm),
+        log.info("byohost_claimed", namespace=namespace_of(bm), host=name_of(host), byomachine=name_of(bm),
                  cluster=cluster_name)
         return host, None
 

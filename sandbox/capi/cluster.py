@@ -18,22 +18,10 @@ from sandbox.capi.machines import (
     kcp_initialized,
     machine_ready,
 )
-from sandbox.capi.options import CLUSTER_FINALIZER, CLUSTER_NAME_LABEL
+from sandbox.capi.options import CLUSTER_FINALIZER
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
-    condition_true,
-    deleting,
-    differs,
-    dig,
-    labels_of,
-    meta,
-    ns_of,
-    owner_name,
-    ref_name,
-    with_owner,
-)
+from sandbox.capi.shapes import Conditions, Obj, differs, own_condition_true, owner_name, ref_name, with_owner
+from shared.objects import CLUSTER_NAME_LABEL, deleting, dig, labels_of, meta, namespace_of
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +32,7 @@ def _cluster_of(obj: Obj) -> list[Key]:
         or dig(obj, "spec", "clusterName")
         or labels_of(obj).get(CLUSTER_NAME_LABEL)
     )
-    return [(ns_of(obj), str(name))] if name else []
+    return [(namespace_of(obj), str(name))] if name else []
 
 
 class ClusterController(Controller):
@@ -55,7 +43,7 @@ class ClusterController(Controller):
             self.watch(kind, _cluster_of)
 
     def _children(self, cluster: Obj) -> tuple[Obj | None, Obj | None, list[Obj]]:
-        ns, name = ns_of(cluster), str(meta(cluster)["name"])
+        ns, name = namespace_of(cluster), str(meta(cluster)["name"])
         infra_ref = dig(cluster, "spec", "infrastructureRef")
         cp_ref = dig(cluster, "spec", "controlPlaneRef")
         bc = self.ctx.get("ByoCluster", ns, ref_name(infra_ref)) if dig(infra_ref, "kind") == "ByoCluster" else None
@@ -96,8 +84,8 @@ class ClusterController(Controller):
         phase = "Provisioned" if ready_infra and has_endpoint else "Provisioning" if has_refs else "Pending"
         # Initialised is sticky, like upstream: once true it never goes back.
         cp_init = kcp_initialized(kcp) or bool(dig(cluster, "status", "initialization", "controlPlaneInitialized"))
-        cp_init = cp_init or condition_true(cluster, "ControlPlaneInitialized")
-        machines = alive(cluster_machines(self.ctx, ns_of(cluster), str(meta(cluster)["name"])))
+        cp_init = cp_init or own_condition_true(cluster, "ControlPlaneInitialized")
+        machines = alive(cluster_machines(self.ctx, namespace_of(cluster), str(meta(cluster)["name"])))
         cps = [m for m in machines if is_control_plane(m)]
         workers = [m for m in machines if not is_control_plane(m)]
         cp_desired = int(dig(kcp, "spec", "replicas") or (1 if kcp else 0))
@@ -156,7 +144,7 @@ class ClusterController(Controller):
         return status
 
     async def _delete(self, cluster: Obj) -> float | None:
-        ns, name = ns_of(cluster), str(meta(cluster)["name"])
+        ns, name = namespace_of(cluster), str(meta(cluster)["name"])
         v1beta2 = self.ctx.options.v1beta2
         conds = Conditions(dig(cluster, "status", "conditions"), v1beta2=v1beta2)
         if v1beta2:

@@ -12,19 +12,8 @@ from typing import Any
 
 from sandbox.capi.machines import cluster_cp_initialized
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
-    condition_true,
-    deleting,
-    differs,
-    dig,
-    labels_of,
-    meta,
-    name_of,
-    ns_of,
-    selector_matches,
-)
+from sandbox.capi.shapes import Conditions, Obj, differs, own_condition_true, selector_matches
+from shared.objects import deleting, dig, labels_of, meta, name_of, namespace_of
 
 
 class ClusterResourceSetController(Controller):
@@ -32,7 +21,7 @@ class ClusterResourceSetController(Controller):
 
     def setup(self) -> None:
         def from_cluster(cluster: Obj) -> list[Key]:
-            ns = ns_of(cluster)
+            ns = namespace_of(cluster)
             return [(ns, name_of(crs)) for crs in self.ctx.informer(self.kind).items(ns)]
 
         self.watch("Cluster", from_cluster)
@@ -51,7 +40,7 @@ class ClusterResourceSetController(Controller):
         ]
         v1beta2 = self.ctx.options.v1beta2
         conds = Conditions(dig(crs, "status", "conditions"), v1beta2=v1beta2)
-        applied = condition_true(crs, "ResourcesApplied")
+        applied = own_condition_true(crs, "ResourcesApplied")
         missing = await self._missing_resources(crs)
         again: float | None = None
         if missing and not applied:
@@ -78,6 +67,6 @@ class ClusterResourceSetController(Controller):
             kind, name = str(res.get("kind")), str(res.get("name"))
             if kind not in {"ConfigMap", "Secret"}:
                 continue
-            if await self.ctx.client.get("v1", kind, name, ns_of(crs)) is None:
-                return f"{kind} {ns_of(crs)}/{name}"
+            if await self.ctx.client.get("v1", kind, name, namespace_of(crs)) is None:
+                return f"{kind} {namespace_of(crs)}/{name}"
         return None

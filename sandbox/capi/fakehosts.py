@@ -16,10 +16,10 @@ from typing import Any
 
 from sandbox.capi.agent import BootstrapHook, HostAgent, ResetHook
 from sandbox.capi.options import INFRA_VERSION
-from sandbox.capi.shapes import Obj, dig
+from sandbox.capi.shapes import Obj
 from shared.errors import TemporaryError
 from shared.kube import KubeClient, WatchExpired
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, dig
 
 
 async def wait_for_object(

@@ -22,28 +22,10 @@ from sandbox.capi.machines import (
     machine_ready,
     scale_down_order,
 )
-from sandbox.capi.options import (
-    CLUSTER_NAME_LABEL,
-    CLUSTER_SECRET_TYPE,
-    CONTROL_PLANE_LABEL,
-    CONTROL_PLANE_NAME_LABEL,
-)
+from sandbox.capi.options import CLUSTER_SECRET_TYPE, CONTROL_PLANE_NAME_LABEL
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
-    deleting,
-    differs,
-    dig,
-    labels_of,
-    meta,
-    ns_of,
-    owner_name,
-    owner_ref,
-    ref_name,
-    selector_string,
-    suffix,
-)
+from sandbox.capi.shapes import Conditions, Obj, differs, owner_name, owner_ref, ref_name, selector_string, suffix
+from shared.objects import CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, deleting, dig, labels_of, meta, namespace_of
 
 
 def _b64(text: str) -> str:
@@ -81,11 +63,11 @@ class KubeadmControlPlaneController(Controller):
     def setup(self) -> None:
         def from_machine(machine: Obj) -> list[Key]:
             name = labels_of(machine).get(CONTROL_PLANE_NAME_LABEL)
-            return [(ns_of(machine), name)] if name else []
+            return [(namespace_of(machine), name)] if name else []
 
         def from_cluster(cluster: Obj) -> list[Key]:
             name = ref_name(dig(cluster, "spec", "controlPlaneRef"))
-            return [(ns_of(cluster), name)] if name else []
+            return [(namespace_of(cluster), name)] if name else []
 
         self.watch("Machine", from_machine)
         self.watch("Cluster", from_cluster)
@@ -142,7 +124,7 @@ class KubeadmControlPlaneController(Controller):
 
     async def _ensure_kubeconfig(self, kcp: Obj, cluster: str, host: str, port: int) -> None:
         name = f"{cluster}-kubeconfig"
-        namespace = ns_of(kcp)
+        namespace = namespace_of(kcp)
         if await self.ctx.client.get("v1", "Secret", name, namespace) is not None:
             return
         await self.ctx.create(

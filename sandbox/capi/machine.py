@@ -22,29 +22,23 @@ from sandbox.capi.machines import (
 from sandbox.capi.options import (
     BOOTSTRAP_GROUP,
     BYOMACHINE_NAME_LABEL,
-    CLUSTER_NAME_LABEL,
     CLUSTER_SECRET_TYPE,
     CONTROL_PLANE_NAME_LABEL,
     KUBELET_VERSION_ANNOTATION,
     MACHINE_FINALIZER,
 )
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
+from sandbox.capi.shapes import Conditions, Obj, differs, find_condition, owner_name, owner_ref, ref_name
+from shared.objects import (
+    CLUSTER_NAME_LABEL,
     annotations_of,
     deleting,
-    differs,
     dig,
-    find_condition,
     labels_of,
     meta,
     name_of,
-    now,
-    ns_of,
-    owner_name,
-    owner_ref,
-    ref_name,
+    namespace_of,
+    now_timestamp,
 )
 
 
@@ -60,10 +54,10 @@ class MachineController(Controller):
 
     def setup(self) -> None:
         def from_byomachine(bm: Obj) -> list[Key]:
-            return [(ns_of(bm), owner_name(bm, "Machine") or name_of(bm))]
+            return [(namespace_of(bm), owner_name(bm, "Machine") or name_of(bm))]
 
         def from_cluster(cluster: Obj) -> list[Key]:
-            ns, name = ns_of(cluster), name_of(cluster)
+            ns, name = namespace_of(cluster), name_of(cluster)
             return [
                 (ns, name_of(m)) for m in self.ctx.informer(self.kind).items(ns)
                 if dig(m, "spec", "clusterName") == name and not dig(m, "spec", "bootstrap", "dataSecretName")
@@ -72,7 +66,8 @@ class MachineController(Controller):
         self.watch("ByoMachine", from_byomachine)
         self.watch("Cluster", from_cluster)
         self.watch("KubeadmControlPlane", lambda kcp: from_cluster({"metadata": {
-            "namespace": ns_of(kcp), "name": owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)}}))
+            "namespace": namespace_of(kcp),
+            "name": owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)}}))
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         machine = self.ctx.get(self.kind, namespace, name)
@@ -96,13 +91,13 @@ class MachineController(Controller):
             status["nodeInfo"] = node_info
         if differs(machine.get("status"), status):
             if status.get("phase") != dig(machine, "status", "phase"):
-                status["lastUpdated"] = now()
+                status["lastUpdated"] = now_timestamp()
             await self.ctx.patch_status(machine, status)
         return again
 
     def _role(self, machine: Obj) -> Role | None:
         """init, join, or None while the bootstrap data must wait (CABPK's control-plane lock)."""
-        ns = ns_of(machine)
+        ns = namespace_of(machine)
         cluster = self.ctx.get("Cluster", ns, dig(machine, "spec", "clusterName"))
         if cluster is None or deleting(cluster):
             return None
@@ -124,7 +119,7 @@ class MachineController(Controller):
         wait = self.ctx.wait_step("bootstrap-data", machine, self.ctx.options.bootstrap_data_delay)
         if wait:
             return machine, wait
-        ns = ns_of(machine)
+        ns = namespace_of(machine)
         cluster_name = str(dig(machine, "spec", "clusterName"))
         cluster = self.ctx.get("Cluster", ns, cluster_name)
         host, port = endpoint_of(cluster) or ("", 6443)
@@ -157,18 +152,20 @@ class MachineController(Controller):
         return machine, None
 
     async def _worker_config_spec(self, machine: Obj) -> dict[str, Any] | None:
-        md = self.ctx.get("MachineDeployment", ns_of(machine), owner_name(machine, "MachineDeployment"))
+        md = self.ctx.get("MachineDeployment", namespace_of(machine), owner_name(machine, "MachineDeployment"))
         ref = dig(md, "spec", "template", "spec", "bootstrap", "configRef")
         name = ref_name(ref)
         if not name:
             return None
-        tmpl = await self.ctx.client.get(f"{BOOTSTRAP_GROUP}/v1beta1", "KubeadmConfigTemplate", name, ns_of(machine))
+        tmpl = await self.ctx.client.get(
+            f"{BOOTSTRAP_GROUP}/v1beta1", "KubeadmConfigTemplate", name, namespace_of(machine)
+        )
         spec = dig(tmpl, "spec", "template", "spec")
         return dict(spec) if isinstance(spec, dict) else None
 
     async def _delete(self, machine: Obj, bm: Obj | None) -> float | None:
         if dig(machine, "status", "phase") != "Deleting":
-            machine = await self.ctx.patch_status(machine, {"phase": "Deleting", "lastUpdated": now()})
+            machine = await self.ctx.patch_status(machine, {"phase": "Deleting", "lastUpdated": now_timestamp()})
         if bm is not None:
             await self.ctx.delete(bm)
             return 2.0
@@ -181,7 +178,7 @@ class MachineController(Controller):
         """The Node's system info as CAPI copies it to the Machine (the kubelet version from the host)."""
         if bm is None:
             return None
-        host = next((h for h in self.ctx.informer("ByoHost").items(ns_of(bm))
+        host = next((h for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
                      if labels_of(h).get(BYOMACHINE_NAME_LABEL) == name_of(bm)), None)  # fmt: skip
         kubelet = annotations_of(host).get(KUBELET_VERSION_ANNOTATION) if host is not None else None
         if not kubelet:

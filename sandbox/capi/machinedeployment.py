@@ -10,22 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.capi.machines import alive, create_machine, delete_policy, machine_ready, scale_down_order
-from sandbox.capi.options import CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import (
-    Conditions,
-    Obj,
-    deleting,
-    differs,
-    dig,
-    labels_of,
-    meta,
-    ns_of,
-    ref_name,
-    selector_string,
-    suffix,
-    with_owner,
-)
+from sandbox.capi.shapes import Conditions, Obj, differs, ref_name, selector_string, suffix, with_owner
+from shared.objects import CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, deleting, dig, labels_of, meta, namespace_of
 
 
 class MachineDeploymentController(Controller):
@@ -34,10 +21,10 @@ class MachineDeploymentController(Controller):
     def setup(self) -> None:
         def from_machine(machine: Obj) -> list[Key]:
             name = labels_of(machine).get(DEPLOYMENT_NAME_LABEL)
-            return [(ns_of(machine), name)] if name else []
+            return [(namespace_of(machine), name)] if name else []
 
         def from_cluster(cluster: Obj) -> list[Key]:
-            ns, name = ns_of(cluster), meta(cluster).get("name")
+            ns, name = namespace_of(cluster), meta(cluster).get("name")
             return [
                 (ns, str(meta(md)["name"]))
                 for md in self.ctx.informer(self.kind).items(ns)

@@ -8,26 +8,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, assert_never, get_args
 
-from sandbox.capi.options import (
+from sandbox.capi.options import INFRA_VERSION
+from sandbox.capi.runtime import SimContext
+from sandbox.capi.shapes import Obj, make_ref, owner_ref, ref_name
+from shared.errors import TemporaryError
+from shared.objects import (
     CLUSTER_NAME_LABEL,
     CONTROL_PLANE_LABEL,
     DELETE_MACHINE_ANNOTATION,
-    INFRA_VERSION,
-)
-from sandbox.capi.runtime import SimContext
-from sandbox.capi.shapes import (
-    Obj,
     annotations_of,
     deleting,
     dig,
     labels_of,
-    make_ref,
     meta,
     name_of,
-    owner_ref,
-    ref_name,
 )
-from shared.errors import TemporaryError
 
 
 def machine_ready(machine: Mapping[str, Any]) -> bool:

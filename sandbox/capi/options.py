@@ -1,10 +1,15 @@
-"""Knobs of the simulated CAPI + BYOH controllers, and the names they share (groups, labels, finalizers)."""
+"""Knobs of the simulated CAPI + BYOH controllers, and the names they share (groups, labels, finalizers).
+
+Label names the services read too are in ``shared.objects``; the ones only the controllers use are here.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.objects import UNREGISTERING_ANNOTATION
 
 CORE_GROUP = "cluster.x-k8s.io"
 CONTROLPLANE_GROUP = "controlplane.cluster.x-k8s.io"
@@ -14,14 +19,8 @@ INFRA_GROUP = "infrastructure.cluster.x-k8s.io"
 #: BYOH serves only v1beta1, whatever the core version.
 INFRA_VERSION = f"{INFRA_GROUP}/v1beta1"
 
-CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
-CONTROL_PLANE_LABEL = "cluster.x-k8s.io/control-plane"
 CONTROL_PLANE_NAME_LABEL = "cluster.x-k8s.io/control-plane-name"
-DEPLOYMENT_NAME_LABEL = "cluster.x-k8s.io/deployment-name"
 BYOMACHINE_NAME_LABEL = "byoh.infrastructure.cluster.x-k8s.io/byomachine-name"
-#: CAPI: a Machine carrying this annotation is deleted first when its MachineSet/KCP scales down.
-DELETE_MACHINE_ANNOTATION = "cluster.x-k8s.io/delete-machine"
-UNREGISTERING_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/unregistering"
 ENDPOINT_IP_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/endpointip"
 K8S_VERSION_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/k8sversion"
 #: Sandbox-only: tells whichever agent runs the host (in any process) that its bootstrap must fail.

@@ -17,9 +17,10 @@ from typing import Any
 import structlog
 
 from sandbox.capi.options import SimOptions
-from sandbox.capi.shapes import Obj, deleting, meta, name_of, ns_of, resource_version
+from sandbox.capi.shapes import Obj, resource_version
 from shared.errors import ServiceError, TemporaryError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.objects import deleting, meta, name_of, namespace_of
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ class Informer:
 
     def observe(self, obj: Obj) -> None:
         """Record an object a controller just wrote (newer wins)."""
-        key = (ns_of(obj), name_of(obj))
+        key = (namespace_of(obj), name_of(obj))
         old = self._objects.get(key)
         if old is not None and resource_version(old) > resource_version(obj):
             return
@@ -76,7 +77,7 @@ class Informer:
             handler(event, obj)
 
     def _relist(self, scope: str | None, items: list[Obj]) -> None:
-        fresh = {(ns_of(o), name_of(o)): o for o in items}
+        fresh = {(namespace_of(o), name_of(o)): o for o in items}
         for key in [k for k in self._objects if scope is None or k[0] == scope]:
             if key not in fresh:
                 self._notify("DELETED", self._objects.pop(key))
@@ -87,7 +88,7 @@ class Informer:
                 self._notify("MODIFIED" if old else "ADDED", obj)
 
     def _event(self, kind: str, obj: Obj) -> None:
-        key = (ns_of(obj), name_of(obj))
+        key = (namespace_of(obj), name_of(obj))
         if kind == "DELETED":
             self._objects.pop(key, None)
             self._gone.discard(str(meta(obj).get("uid")))
@@ -146,7 +147,7 @@ class Controller:
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
-        ctx.informer(self.kind).on_change(lambda _e, obj: self.enqueue(ns_of(obj), name_of(obj)))
+        ctx.informer(self.kind).on_change(lambda _e, obj: self.enqueue(namespace_of(obj), name_of(obj)))
         self.setup()
 
     def setup(self) -> None:
@@ -218,7 +219,7 @@ class Controller:
         while True:
             await asyncio.sleep(self.ctx.options.resync_period)
             for obj in self.ctx.informer(self.kind).items():
-                self.enqueue(ns_of(obj), name_of(obj))
+                self.enqueue(namespace_of(obj), name_of(obj))
 
 
 class SimContext:
@@ -249,7 +250,7 @@ class SimContext:
         """Seconds still to wait before ``step`` may happen for ``obj`` (None: go ahead)."""
         if delay <= 0:
             return None
-        key = (step, ns_of(obj), str(meta(obj).get("uid") or name_of(obj)))
+        key = (step, namespace_of(obj), str(meta(obj).get("uid") or name_of(obj)))
         start = self._first_seen.setdefault(key, time.monotonic())
         left = start + delay - time.monotonic()
         return left if left > 0 else None
@@ -266,14 +267,14 @@ class SimContext:
         except TemporaryError as exc:
             if exc.reason != "AlreadyExists":
                 raise
-        found = await self.client.get(obj["apiVersion"], obj["kind"], name_of(obj), ns_of(obj) or None)
+        found = await self.client.get(obj["apiVersion"], obj["kind"], name_of(obj), namespace_of(obj) or None)
         if found is None:
             raise TemporaryError(f"{obj['kind']} {name_of(obj)} vanished after AlreadyExists", reason="Conflict")
         return self._observe(found)
 
     async def patch(self, obj: Obj, patch: Obj, *, status: bool = False) -> Obj:
         result = await self.client.patch(
-            str(obj["apiVersion"]), str(obj["kind"]), name_of(obj), ns_of(obj) or None, patch,
+            str(obj["apiVersion"]), str(obj["kind"]), name_of(obj), namespace_of(obj) or None, patch,
             subresource="status" if status else None,
         )
         return self._observe(result)
@@ -284,7 +285,8 @@ class SimContext:
     async def delete(self, obj: Obj) -> None:
         if deleting(obj):
             return
-        api_version, kind, name, namespace = str(obj["apiVersion"]), str(obj["kind"]), name_of(obj), ns_of(obj) or None
+        api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
+        name, namespace = name_of(obj), namespace_of(obj) or None
         await self.client.delete(api_version, kind, name, namespace)
         # Finalizers may keep it around: learn now whether it is gone or merely deleting.
         found = await self.client.get(api_version, kind, name, namespace)

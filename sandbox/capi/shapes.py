@@ -1,4 +1,4 @@
-"""Pure helpers on CAPI/BYOH object dicts: conditions (v1beta1 and v1beta2), refs, selectors, owners.
+"""Pure helpers on CAPI/BYOH object dicts: refs, selectors, owners, condition lists (generic readers: shared.objects).
 
 The emulator stores an object once and serves it under every version without
 field conversion, so readers here accept both shapes (``apiVersion`` or
@@ -10,53 +10,18 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from shared.objects import condition, condition_true, meta, name_of, now_timestamp
+
 Obj = dict[str, Any]
+OWN_CONDITIONS = ("status", "conditions")
 
 _ALNUM = string.ascii_lowercase + string.digits
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def suffix(n: int = 5) -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(n))
-
-
-def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def name_of(obj: Mapping[str, Any]) -> str:
-    return str(meta(obj).get("name", ""))
-
-
-def ns_of(obj: Mapping[str, Any]) -> str:
-    return str(meta(obj).get("namespace") or "")
-
-
-def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    return dict(meta(obj).get("labels") or {})
-
-
-def annotations_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    return dict(meta(obj).get("annotations") or {})
-
-
-def deleting(obj: Mapping[str, Any]) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
-
-
-def dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 def group_of(api_version: str) -> str:
@@ -144,17 +109,15 @@ def selector_string(labels: Mapping[str, str]) -> str:
 
 
 def find_condition(obj: Mapping[str, Any], ctype: str, *paths: Sequence[str]) -> dict[str, Any] | None:
-    """A condition of ``obj`` from status.conditions (or from the other given status paths)."""
-    for path in (("status", "conditions"), *paths):
-        for cond in dig(obj, *path) or []:
-            if isinstance(cond, Mapping) and cond.get("type") == ctype:
-                return dict(cond)
-    return None
+    """A copy of a condition of ``obj`` from status.conditions (or from the other given status paths)."""
+    found = condition(obj, ctype, (OWN_CONDITIONS, *paths))
+    return dict(found) if found is not None else None
 
 
-def condition_true(obj: Mapping[str, Any], ctype: str) -> bool:
-    cond = find_condition(obj, ctype)
-    return bool(cond and cond.get("status") == "True")
+def own_condition_true(obj: Mapping[str, Any], ctype: str) -> bool:
+    """The condition in the object's own shape (``status.conditions``) is True: the emulated
+    controllers read only the shape they write themselves."""
+    return condition_true(obj, ctype, (OWN_CONDITIONS,))
 
 
 class Conditions:
@@ -190,7 +153,7 @@ class Conditions:
                 cond["message"] = message
         old = self._old.get(ctype)
         keep = old is not None and old.get("status") == value and old.get("lastTransitionTime")
-        cond["lastTransitionTime"] = old["lastTransitionTime"] if keep and old else now()
+        cond["lastTransitionTime"] = old["lastTransitionTime"] if keep and old else now_timestamp()
         self._new = [c for c in self._new if c["type"] != ctype]
         self._new.append(cond)
 

@@ -6,20 +6,17 @@ subresource but not per API version; conflicts are detected on leaf fields only.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from shared.objects import now_timestamp
 
 from . import fieldsets as fs
 from .errors import apply_conflict
 from .fieldsets import FieldPath, Schema
 
 EntryKey = tuple[str, str, str]  # (manager, operation, subresource)
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -58,7 +55,7 @@ class Ownership:
                 out.append({**old, "fieldsV1": encoded})  # lost fields to another manager: keep its time
                 continue
             entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": api_version,
-                                     "time": now_iso(), "fieldsType": "FieldsV1", "fieldsV1": encoded}
+                                     "time": now_timestamp(), "fieldsType": "FieldsV1", "fieldsV1": encoded}
             if subresource:
                 entry["subresource"] = subresource
             out.append(entry)

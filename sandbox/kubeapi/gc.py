@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from shared.objects import meta
+
 from .errors import ApiError
 from .registry import Registry
 from .store import Event, ObjKey, Store
@@ -18,11 +20,6 @@ from .writes import Writer
 log = structlog.get_logger(__name__)
 _NAMESPACES: ObjKey = ("", "namespaces")
 Work = tuple[str, Any]
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = obj.get("metadata") or {}
-    return found
 
 
 class GarbageCollector:
@@ -36,7 +33,7 @@ class GarbageCollector:
         store.hooks.append(self.observe)
 
     def observe(self, event: Event) -> None:
-        md = _meta(event.obj)
+        md = meta(event.obj)
         if event.type == "DELETED":
             if md.get("uid"):
                 self.queue.put_nowait(("owner-gone", md["uid"]))
@@ -73,7 +70,7 @@ class GarbageCollector:
             self._owner_gone(str(arg))
         elif kind in ("finalize", "dependent-gone"):
             owner = self.store.by_uid(str(arg))
-            if owner is not None and _meta(owner).get("deletionTimestamp"):
+            if owner is not None and meta(owner).get("deletionTimestamp"):
                 self._finalize(owner)
         elif kind == "namespace":
             self._namespace(str(arg))
@@ -87,16 +84,16 @@ class GarbageCollector:
             rtype = self._rtype_of(key)
             if dep is None or rtype is None:
                 continue
-            refs = [r for r in _meta(dep).get("ownerReferences") or () if isinstance(r, dict)]
+            refs = [r for r in meta(dep).get("ownerReferences") or () if isinstance(r, dict)]
             alive = [r for r in refs if r.get("uid") != uid and self.store.by_uid(str(r.get("uid"))) is not None]
             if alive:
                 kept = [r for r in refs if r.get("uid") != uid]
-                self.writer.system_update(rtype, dep, {**_meta(dep), "ownerReferences": kept})
-            elif not _meta(dep).get("deletionTimestamp"):
+                self.writer.system_update(rtype, dep, {**meta(dep), "ownerReferences": kept})
+            elif not meta(dep).get("deletionTimestamp"):
                 self.writer.delete(rtype, namespace, name, policy="Background")
 
     def _finalize(self, owner: dict[str, Any]) -> None:
-        md = _meta(owner)
+        md = meta(owner)
         finalizers = list(md.get("finalizers") or ())
         key = self.store.uids.get(str(md.get("uid")))
         rtype = self._rtype_of(key[0]) if key else None
@@ -107,14 +104,14 @@ class GarbageCollector:
             for dkey, dns, dname in dependents:
                 dep, drtype = self.store.get(dkey, dns, dname), self._rtype_of(dkey)
                 if dep is not None and drtype is not None:
-                    kept = [r for r in _meta(dep).get("ownerReferences") or () if r.get("uid") != md["uid"]]
-                    self.writer.system_update(drtype, dep, {**_meta(dep), "ownerReferences": kept})
+                    kept = [r for r in meta(dep).get("ownerReferences") or () if r.get("uid") != md["uid"]]
+                    self.writer.system_update(drtype, dep, {**meta(dep), "ownerReferences": kept})
             finalizers.remove("orphan")
         elif "foregroundDeletion" in finalizers:
             if dependents:
                 for dkey, dns, dname in dependents:
                     dep, drtype = self.store.get(dkey, dns, dname), self._rtype_of(dkey)
-                    if dep is not None and drtype is not None and not _meta(dep).get("deletionTimestamp"):
+                    if dep is not None and drtype is not None and not meta(dep).get("deletionTimestamp"):
                         self.writer.delete(drtype, dns, dname, policy="Foreground")
                 return
             finalizers.remove("foregroundDeletion")
@@ -122,17 +119,17 @@ class GarbageCollector:
             return
         current = self.store.get(*key) if key else None
         if current is not None:
-            self.writer.system_update(rtype, current, {**_meta(current), "finalizers": finalizers})
+            self.writer.system_update(rtype, current, {**meta(current), "finalizers": finalizers})
 
     def _namespace(self, name: str) -> None:
         ns = self.store.get(_NAMESPACES, "", name)
         rtype = self.registry.get(*_NAMESPACES)
-        if ns is None or rtype is None or not _meta(ns).get("deletionTimestamp"):
+        if ns is None or rtype is None or not meta(ns).get("deletionTimestamp"):
             return
         namespaced = [t for t in self.registry.types() if t.namespaced]
         for dep_type in namespaced:
             for obj in self.store.list_objects(dep_type.key, name):
-                if not _meta(obj).get("deletionTimestamp"):
-                    self.writer.delete(dep_type, name, _meta(obj)["name"], policy="Background")
+                if not meta(obj).get("deletionTimestamp"):
+                    self.writer.delete(dep_type, name, meta(obj)["name"], policy="Background")
         if not any(self.store.count(t.key, name) for t in namespaced):
             self.writer.remove(rtype, ns)

@@ -13,9 +13,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from . import errors, selectors, watch
+from . import errors, selectors, tables, watch
 from .auth import Authenticator
 from .errors import ApiError, bad_request
+from .openapi import OpenApi
 from .patch import decode_json
 from .registry import Registry, ResourceType
 from .store import Store
@@ -23,6 +24,7 @@ from .writes import WriteParams, Writer
 
 log = structlog.get_logger(__name__)
 JSON = "application/json"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 _OPEN_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 VERSION_INFO = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-sandbox", "gitCommit": "sandbox",
                 "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24",
@@ -35,6 +37,28 @@ def respond(body: Any, status: int = 200, warnings: list[str] | None = None) -> 
         if warnings else None
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON,
                         headers=headers)
+
+
+async def _json_body(request: web.Request) -> Any:
+    """A create/replace body; only JSON is understood (clients sending protobuf get 415, as from a server
+    without that codec)."""
+    media = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media and media not in ("application/json", "*/*"):
+        raise errors.unsupported_media(media, ["application/json"])
+    return decode_json(await request.read())
+
+
+def _first_accepted(accept: str, offered: tuple[str, ...]) -> str | None:
+    """The first media type of ``accept`` among ``offered`` (wildcards take the first offered)."""
+    if not accept.strip():
+        return offered[0]
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in offered:
+            return media
+        if media in ("*/*", "application/*"):
+            return offered[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class Api:
         self.auth = auth
         self.bookmark_interval = bookmark_interval
         self.streams: set[asyncio.Task[Any]] = set()
+        self.openapi = OpenApi(registry, VERSION_INFO["gitVersion"])
 
     async def end_streams(self, timeout: float) -> None:
         """Let open watch streams finish cleanly (their watchers must already be closed)."""
@@ -86,6 +111,8 @@ class Api:
             return web.Response(text="ok")
         if segs == ["version"]:
             return respond(VERSION_INFO)
+        if segs[:1] == ["openapi"]:
+            return self._openapi(request, segs[1:])
         if not segs or segs[0] not in ("api", "apis"):
             raise errors.path_not_found()
         if request.method != "GET" and len(segs) <= (2 if segs[0] == "api" else 3):
@@ -115,6 +142,33 @@ class Api:
         target = self._target(group, version, rest)
         return await self._dispatch(request, target)
 
+    def _openapi(self, request: web.Request, rest: list[str]) -> web.Response:
+        if request.method != "GET":
+            raise errors.method_not_allowed(request.method)
+        accept = request.headers.get("Accept", "")
+        if rest == ["v2"]:
+            media = _first_accepted(accept, (JSON, OPENAPI_V2_PROTOBUF))
+            if media == OPENAPI_V2_PROTOBUF:
+                # The media type itself is not a valid Content-Type ('@'); kube-apiserver answers octet-stream.
+                return web.Response(body=self.openapi.v2_protobuf(), content_type="application/octet-stream")
+            if media is None:
+                raise ApiError(406, "NotAcceptable", f"only {JSON} and {OPENAPI_V2_PROTOBUF} are served here")
+            return web.Response(body=self.openapi.v2_document(), content_type=JSON)
+        if _first_accepted(accept, (JSON,)) is None:
+            # v3 documents are served as JSON only (what client-go asks for).
+            raise ApiError(406, "NotAcceptable", f"only {JSON} is served for OpenAPI v3 documents")
+        if rest == ["v3"]:
+            return web.Response(body=self.openapi.v3_index(), content_type=JSON)
+        if rest[:1] == ["v3"] and len(rest) > 1:
+            found = self.openapi.v3_document("/".join(rest[1:]))
+            if found is None:
+                raise errors.path_not_found()
+            body, digest = found
+            # Like kube-apiserver: a URL naming the current hash is immutable; others are revalidated.
+            cache = "public, immutable" if request.query.get("hash") == digest else "no-cache, private"
+            return web.Response(body=body, content_type=JSON, headers={"Cache-Control": cache, "ETag": f'"{digest}"'})
+        raise errors.path_not_found()
+
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and not (group == "" and rest[2] in ("status", "finalize")):
@@ -138,12 +192,14 @@ class Api:
             if method == "GET":
                 pred = selectors.both(selectors.label_selector(q.get("labelSelector")),
                                       selectors.field_selector(t.rtype, q.get("fieldSelector")))
-                if q.get("watch", "").lower() in ("1", "true"):
-                    return await self._watch(request, t, pred)
-                return respond(self._list(t, pred, q))
+                watching = q.get("watch", "").lower() in ("1", "true")
+                rendering = tables.negotiate(request.headers.get("Accept"), collection=not watching)
+                if watching:
+                    return await self._watch(request, t, pred, rendering)
+                return respond(self._render_list(t, self._list(t, pred, q), rendering, q.get("includeObject")))
             if method == "POST":
                 params = self._params(request)
-                body = decode_json(await request.read())
+                body = await _json_body(request)
                 created = self.writer.create(t.rtype, t.version, t.namespace or "", body, params)
                 return respond(self._view(t, created), 201, params.warnings)
             if method == "DELETE":
@@ -151,10 +207,16 @@ class Api:
             raise errors.method_not_allowed(method)
         namespace = t.namespace or ""
         if method == "GET":
-            return respond(self._view(t, self.writer.get(t.rtype, namespace, t.name)))
+            rendering = tables.negotiate(request.headers.get("Accept"), collection=False)
+            obj = self._view(t, self.writer.get(t.rtype, namespace, t.name))
+            if rendering.kind == "table":
+                include = request.query.get("includeObject")
+                printer = tables.Printer(self.registry, t.rtype, t.version, rendering, include)
+                return respond(printer.table([obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+            return respond(tables.partial(obj, rendering) if rendering.kind == "partial" else obj)
         if method == "PUT":
             params = self._params(request)
-            body = decode_json(await request.read())
+            body = await _json_body(request)
             updated = self.writer.replace(t.rtype, t.version, namespace, t.name, body, params, t.subresource)
             return respond(self._view(t, updated), 200, params.warnings)
         if method == "PATCH":
@@ -168,13 +230,33 @@ class Api:
             return await self._delete(request, t, namespace, t.name)
         raise errors.method_not_allowed(method)
 
-    async def _watch(self, request: web.Request, t: Target, pred: selectors.Predicate | None) -> web.StreamResponse:
+    def _render_list(self, t: Target, listing: dict[str, Any], rendering: tables.Rendering,
+                     include_object: str | None) -> dict[str, Any]:
+        if rendering.kind == "object":
+            return listing
+        if rendering.kind == "partial":
+            items = [tables.partial(self._view(t, o), rendering) for o in listing["items"]]
+            return {"kind": "PartialObjectMetadataList", "apiVersion": rendering.api_version,
+                    "metadata": listing["metadata"], "items": items}
+        printer = tables.Printer(self.registry, t.rtype, t.version, rendering, include_object)
+        api_version = t.rtype.api_version(t.version)
+        objs = [{**o, "apiVersion": api_version, "kind": t.rtype.kind} for o in listing["items"]]
+        return printer.table(objs, listing["metadata"])
+
+    async def _watch(self, request: web.Request, t: Target, pred: selectors.Predicate | None,
+                     rendering: tables.Rendering = tables.OBJECT) -> web.StreamResponse:
         opts = watch.parse_options(request.query, self.bookmark_interval)
+        render: watch.Render | None = None
+        if rendering.kind == "table":
+            render = tables.Printer(self.registry, t.rtype, t.version, rendering,
+                                    request.query.get("includeObject")).watch_renderer()
+        elif rendering.kind == "partial":
+            render = lambda obj: tables.partial(obj, rendering)  # noqa: E731
         task = asyncio.current_task()
         assert task is not None
         self.streams.add(task)
         try:
-            return await watch.serve(request, self.store, t.rtype, t.version, t.namespace, pred, opts)
+            return await watch.serve(request, self.store, t.rtype, t.version, t.namespace, pred, opts, render)
         finally:
             self.streams.discard(task)
 

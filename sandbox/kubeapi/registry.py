@@ -82,6 +82,7 @@ class Registry:
         self.schemas = schemas
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._by_kind: dict[tuple[str, str], ResourceType] = {}
+        self._columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.set_schemas(schemas)
 
     def set_schemas(self, schemas: CrdSchemas) -> None:
@@ -102,6 +103,14 @@ class Registry:
                 frozenset(i.version for i in infos if i.status_subresource), first.short_names, first.categories)
         self._types = types
         self._by_kind = {(t.api_version(v), t.kind): t for t in types.values() for v in t.versions}
+        self._columns = {
+            (crd["spec"]["group"], crd["spec"]["names"]["plural"], str(v.get("name"))):
+                list(v.get("additionalPrinterColumns") or [])
+            for crd in schemas.crds() for v in crd["spec"].get("versions") or ()}
+
+    def printer_columns(self, rtype: ResourceType, version: str) -> list[dict[str, Any]]:
+        """The CRD version's ``additionalPrinterColumns`` (empty for built-in kinds and CRDs without any)."""
+        return self._columns.get((rtype.group, rtype.plural, version), [])
 
     def types(self) -> Iterable[ResourceType]:
         return self._types.values()

@@ -15,12 +15,13 @@ import structlog
 from aiohttp import web
 
 from shared.crd_schema import CrdSchemas
+from shared.objects import now_timestamp
 
 from . import kubeconfig, tls
-from .apply import now_iso
 from .auth import Authenticator
 from .gc import GarbageCollector
 from .handlers import Api
+from .paths import installed_crds
 from .registry import CRD_GROUP, Registry
 from .store import Event, Store
 from .writes import Writer
@@ -37,8 +38,11 @@ class KubeApiServer:
     """A Kubernetes API emulator over HTTPS; objects survive ``stop()``/``start()``, watches do not."""
 
     def __init__(self, *, crd_dirs: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 0,
-                 history_size: int = 1000, state_dir: Path | None = None, bookmark_interval: float = 60.0) -> None:
+                 history_size: int = 1000, state_dir: Path | None = None, bookmark_interval: float = 60.0,
+                 install_capi: bool = True) -> None:
+        # The carried CAPI/BYOH CRDs are installed like on a management cluster; ``crd_dirs`` add more.
         self._crd_dirs = tuple(Path(d) for d in crd_dirs)
+        self._install_capi = install_capi
         self.host = host
         self._port = port
         self._state_dir = Path(state_dir) if state_dir is not None else None
@@ -162,14 +166,14 @@ class KubeApiServer:
             self._auth.observe_secret(secret["metadata"]["name"], secret)
 
     def _load(self) -> tuple[CrdSchemas, dict[str, Any] | None]:
-        schemas = CrdSchemas.from_dirs(self._crd_dirs)
+        schemas = installed_crds(self._crd_dirs, carried=self._install_capi)
         saved = None
         if self._state_dir is not None and (self._state_dir / _STATE_FILE).is_file():
             saved = json.loads((self._state_dir / _STATE_FILE).read_text(encoding="utf-8"))
         return schemas, saved
 
     def _seed(self, schemas: CrdSchemas) -> None:
-        now = now_iso()
+        now = now_timestamp()
 
         def meta(name: str) -> dict[str, Any]:
             return {"name": name, "uid": secrets.token_hex(16), "creationTimestamp": now}

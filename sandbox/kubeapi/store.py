@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.objects import meta
+
 from .errors import expired
 
 ObjKey = tuple[str, str]          # (group, plural)
@@ -52,11 +54,6 @@ class Watcher:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
-
-
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = obj.get("metadata") or {}
-    return found
 
 
 class Store:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from .selectors import Predicate
 from .store import Event, Store
 
 _BATCH_BYTES = 256 * 1024
+#: Turns a stored object into what the watcher asked for (a one-row Table, metadata only).
+Render = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def _view(obj: dict[str, Any], api_version: str) -> dict[str, Any]:
     return obj if obj.get("apiVersion") == api_version else {**obj, "apiVersion": api_version}
 
 
-def encode_event(event: Event, pred: Predicate | None, api_version: str) -> bytes | None:
+def encode_event(event: Event, pred: Predicate | None, api_version: str, render: Render | None = None) -> bytes | None:
     """The wire line for ``event`` as seen by a watcher with filter ``pred`` (None when it sees nothing)."""
     if pred is None:
         type_, which = event.type, "obj"
@@ -59,12 +61,18 @@ def encode_event(event: Event, pred: Predicate | None, api_version: str) -> byte
     if which == "prev" and event.prev is not None:
         # An object leaving the selection: its previous content, stamped with this event's resourceVersion.
         prev = {**event.prev, "metadata": {**(event.prev.get("metadata") or {}), "resourceVersion": str(event.rv)}}
-        return _line(type_, _view(prev, api_version))
+        return _line(type_, _rendered(_view(prev, api_version), render))
+    if render is not None:
+        return _line(type_, render(_view(event.obj, api_version)))  # per-stream output: not shared via the cache
     cache_key = (type_, api_version, False)
     cached = event.cache.get(cache_key)
     if cached is None:
         cached = event.cache[cache_key] = _line(type_, _view(event.obj, api_version))
     return cached
+
+
+def _rendered(obj: dict[str, Any], render: Render | None) -> dict[str, Any]:
+    return obj if render is None else render(obj)
 
 
 def _bookmark(rtype: ResourceType, api_version: str, rv: int) -> bytes:
@@ -87,7 +95,7 @@ def parse_options(query: Any, bookmark_interval: float) -> WatchOptions:
 
 
 async def serve(request: web.Request, store: Store, rtype: ResourceType, version: str, namespace: str | None,
-                pred: Predicate | None, opts: WatchOptions) -> web.StreamResponse:
+                pred: Predicate | None, opts: WatchOptions, render: Render | None = None) -> web.StreamResponse:
     api_version = rtype.api_version(version)
     watcher = store.watch(rtype.key, namespace)
     try:
@@ -95,14 +103,15 @@ async def serve(request: web.Request, store: Store, rtype: ResourceType, version
         error: ApiError | None = None
         if opts.resource_version in (None, "0"):
             objs: Iterable[dict[str, Any]] = store.list_objects(rtype.key, namespace)
-            initial = [_line("ADDED", _view(o, api_version)) for o in objs if pred is None or pred(o)]
+            initial = [_line("ADDED", _rendered(_view(o, api_version), render))
+                       for o in objs if pred is None or pred(o)]
         else:
             try:
                 backlog = store.events_since(int(str(opts.resource_version)), rtype.key, namespace)
             except ApiError as exc:
                 error = exc
                 backlog = []
-            initial = [line for e in backlog if (line := encode_event(e, pred, api_version)) is not None]
+            initial = [line for e in backlog if (line := encode_event(e, pred, api_version, render)) is not None]
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -111,7 +120,7 @@ async def serve(request: web.Request, store: Store, rtype: ResourceType, version
             await resp.write_eof()
             return resp
         await _write_batched(resp, initial)
-        await _pump(resp, watcher.queue, store, rtype, api_version, pred, opts)
+        await _pump(resp, watcher.queue, store, rtype, api_version, pred, opts, render)
         await resp.write_eof()
         return resp
     except ConnectionResetError:
@@ -134,7 +143,7 @@ async def _write_batched(resp: web.StreamResponse, lines: list[bytes]) -> None:
 
 
 async def _pump(resp: web.StreamResponse, queue: asyncio.Queue[Event | None], store: Store, rtype: ResourceType,
-                api_version: str, pred: Predicate | None, opts: WatchOptions) -> None:
+                api_version: str, pred: Predicate | None, opts: WatchOptions, render: Render | None) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + opts.timeout if opts.timeout is not None else None
     while True:
@@ -149,18 +158,18 @@ async def _pump(resp: web.StreamResponse, queue: asyncio.Queue[Event | None], st
             if opts.bookmarks and (deadline is None or deadline - loop.time() > 0):
                 await resp.write(_bookmark(rtype, api_version, store.rv))
             continue
-        if not await _flush(resp, [first], queue, api_version, pred):
+        if not await _flush(resp, [first], queue, api_version, pred, render):
             return  # closed by the server (stop or a slow watcher): no final bookmark, the client must resume
     # Deliver what is already queued first, so the closing bookmark never skips an event.
-    if await _flush(resp, [], queue, api_version, pred) and opts.bookmarks:
+    if await _flush(resp, [], queue, api_version, pred, render) and opts.bookmarks:
         await resp.write(_bookmark(rtype, api_version, store.rv))
 
 
 async def _flush(resp: web.StreamResponse, batch: list[Event | None], queue: asyncio.Queue[Event | None],
-                 api_version: str, pred: Predicate | None) -> bool:
+                 api_version: str, pred: Predicate | None, render: Render | None) -> bool:
     """Write ``batch`` plus everything queued; False when the server closed the watch."""
     while not queue.empty() and (not batch or batch[-1] is not None):
         batch.append(queue.get_nowait())
-    lines = [line for e in batch if e is not None and (line := encode_event(e, pred, api_version)) is not None]
+    lines = [line for e in batch if e is not None and (line := encode_event(e, pred, api_version, render)) is not None]
     await _write_batched(resp, lines)
     return not batch or batch[-1] is not None

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.crd_schema import CrdSchemas, FieldError
+from shared.objects import meta, now_timestamp
 
 from . import builtins, patch
-from .apply import now_iso, record_update, server_side_apply
+from .apply import record_update, server_side_apply
 from .errors import already_exists, bad_request, conflict, forbidden, invalid, not_found, unsupported_media
 from .registry import Registry, ResourceType
 from .store import Store
@@ -33,13 +34,8 @@ class WriteParams:
     warnings: list[str] = field(default_factory=list)
 
 
-def _meta(obj: dict[str, Any] | None) -> dict[str, Any]:
-    found: dict[str, Any] = (obj or {}).get("metadata") or {}
-    return found
-
-
 def _without_rv(obj: dict[str, Any]) -> dict[str, Any]:
-    return {**obj, "metadata": {k: v for k, v in _meta(obj).items() if k != "resourceVersion"}}
+    return {**obj, "metadata": {k: v for k, v in meta(obj).items() if k != "resourceVersion"}}
 
 
 class Writer:
@@ -61,7 +57,7 @@ class Writer:
         ns = self.store.get(("", "namespaces"), "", namespace)
         if ns is None:
             raise not_found("namespaces", "", namespace)
-        if _meta(ns).get("deletionTimestamp"):
+        if meta(ns).get("deletionTimestamp"):
             raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated",
                             plural="namespaces", name=namespace)
 
@@ -89,7 +85,7 @@ class Writer:
         if unknown:
             raise builtins.api_error_for_unknown(rtype.kind, version, unknown)
         if errs:
-            raise invalid(rtype.kind, rtype.group, str(_meta(new).get("name", "")),
+            raise invalid(rtype.kind, rtype.group, str(meta(new).get("name", "")),
                           [builtins.cause(e) for e in errs])
         if params.field_validation == "Warn":
             params.warnings.extend(f'unknown field "{e.path}"' for e in dropped)
@@ -102,7 +98,7 @@ class Writer:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         self._check_type(rtype, version, body)
-        md = {k: v for k, v in _meta(body).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
+        md = {k: v for k, v in meta(body).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
         if rtype.namespaced:
             if md.get("namespace") and md["namespace"] != namespace:
                 raise bad_request("the namespace of the provided object does not match the namespace sent on the "
@@ -114,7 +110,7 @@ class Writer:
         if not md.get("name") and md.get("generateName"):
             md["name"] = self._generate_name(rtype, namespace, str(md["generateName"]))
         md["uid"] = str(uuid.uuid4())
-        md["creationTimestamp"] = now_iso()
+        md["creationTimestamp"] = now_timestamp()
         if rtype.has_generation:
             md["generation"] = 1
         new = {**body, "apiVersion": rtype.api_version(version), "kind": rtype.kind, "metadata": md}
@@ -153,7 +149,7 @@ class Writer:
                               f"version ({rtype.api_version(version)})")
 
     def _check_identity(self, rtype: ResourceType, namespace: str, name: str, body: dict[str, Any]) -> None:
-        md = _meta(body)
+        md = meta(body)
         if md.get("name") and md["name"] != name:
             raise bad_request(f"the name of the object ({md['name']}) does not match the name on the URL ({name})")
         if rtype.namespaced and md.get("namespace") and md["namespace"] != namespace:
@@ -169,9 +165,9 @@ class Writer:
         self._check_type(rtype, version, body)
         self._check_identity(rtype, namespace, name, body)
         old = self.get(rtype, namespace, name)
-        rv = _meta(body).get("resourceVersion")
+        rv = meta(body).get("resourceVersion")
         if rv:
-            if str(rv) != _meta(old).get("resourceVersion"):
+            if str(rv) != meta(old).get("resourceVersion"):
                 raise conflict(rtype.plural, rtype.group, name)
         elif not rtype.builtin:
             raise invalid(rtype.kind, rtype.group, name, [("metadata.resourceVersion", "FieldValueInvalid",
@@ -195,14 +191,14 @@ class Writer:
             if not isinstance(doc, dict):
                 raise bad_request("a merge patch must be a JSON object")
             new = patch.merge_patch(view, doc)
-            rv = _meta(doc).get("resourceVersion")
+            rv = meta(doc).get("resourceVersion")
         else:
             new = patch.json_patch(view, doc)
-            rv = _meta(new).get("resourceVersion") if _meta(new).get("resourceVersion") != _meta(old).get(
+            rv = meta(new).get("resourceVersion") if meta(new).get("resourceVersion") != meta(old).get(
                 "resourceVersion") else None
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
-        if rv and str(rv) != _meta(old).get("resourceVersion"):
+        if rv and str(rv) != meta(old).get("resourceVersion"):
             raise conflict(rtype.plural, rtype.group, name)
         self._check_identity(rtype, namespace, name, new)
         return self.update(rtype, version, old, new, params, subresource, "Update")
@@ -219,7 +215,7 @@ class Writer:
             raise bad_request("invalid object type: apply configurations must set apiVersion and kind")
         self._check_type(rtype, version, cfg)
         self._check_identity(rtype, namespace, name, cfg)
-        md = {**_meta(cfg), "name": name}
+        md = {**meta(cfg), "name": name}
         if rtype.namespaced:
             md["namespace"] = namespace
         cfg = {**cfg, "metadata": md}
@@ -239,7 +235,7 @@ class Writer:
                                     schema=schema, api_version=api_version)
             return self.create(rtype, version, namespace, new, params, applied=True)
         rv = md.get("resourceVersion")
-        if rv and str(rv) != _meta(old).get("resourceVersion"):
+        if rv and str(rv) != meta(old).get("resourceVersion"):
             raise conflict(rtype.plural, rtype.group, name)
         view = {**old, "apiVersion": api_version}
         new = server_side_apply(view, cfg, manager=params.manager, force=params.force, subresource=subresource,
@@ -249,8 +245,8 @@ class Writer:
     def update(self, rtype: ResourceType, version: str, old: dict[str, Any], new: dict[str, Any],
                params: WriteParams, subresource: str, operation: str) -> dict[str, Any]:
         """Finish any change of an existing object; a change that changes nothing is not written."""
-        old_md = _meta(old)
-        md = {k: v for k, v in _meta(new).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
+        old_md = meta(old)
+        md = {k: v for k, v in meta(new).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
         md.update({k: old_md[k] for k in ("name", "namespace", *_SERVER_META) if k in old_md})
         if operation != "Apply":
             md.pop("managedFields", None)
@@ -272,7 +268,7 @@ class Writer:
         elif subresource:
             raise not_found(rtype.plural, rtype.group, str(old_md.get("name")))
         if old_md.get("deletionTimestamp"):
-            added = [f for f in _meta(new).get("finalizers") or () if f not in (old_md.get("finalizers") or ())]
+            added = [f for f in meta(new).get("finalizers") or () if f not in (old_md.get("finalizers") or ())]
             if added:
                 raise invalid(rtype.kind, rtype.group, str(old_md["name"]), [(
                     "metadata.finalizers", "FieldValueForbidden",
@@ -290,7 +286,7 @@ class Writer:
             return new
         if _same_content(_without_rv(old), _without_rv(new), ("apiVersion",)):
             return old  # a no-op write: no new resourceVersion, no watch event
-        if old_md.get("deletionTimestamp") and not _meta(new).get("finalizers"):
+        if old_md.get("deletionTimestamp") and not meta(new).get("finalizers"):
             return self.store.commit("DELETED", rtype.key, new, old)
         return self.store.commit("MODIFIED", rtype.key, new, old)
 
@@ -300,7 +296,7 @@ class Writer:
                preconditions: dict[str, Any] | None = None, dry_run: bool = False) -> tuple[dict[str, Any], bool]:
         """(object, removed now); with finalizers the object only gets a deletionTimestamp."""
         old = self.get(rtype, namespace, name)
-        md = _meta(old)
+        md = meta(old)
         pre = preconditions or {}
         if pre.get("uid") and pre["uid"] != md.get("uid"):
             raise conflict(rtype.plural, rtype.group, name, f"Precondition failed: UID in precondition: "
@@ -321,7 +317,7 @@ class Writer:
             return old, not finalizers and not is_namespace
         if not finalizers and not is_namespace:
             return self.store.commit("DELETED", rtype.key, old, old), True
-        new_md = {**md, "deletionTimestamp": now_iso(), "deletionGracePeriodSeconds": 0}
+        new_md = {**md, "deletionTimestamp": now_timestamp(), "deletionGracePeriodSeconds": 0}
         if finalizers:
             new_md["finalizers"] = finalizers
         if rtype.has_generation:

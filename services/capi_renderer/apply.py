@@ -3,6 +3,13 @@
 Writes are server-side apply with the field manager ``focom-o2ims`` (force: this service owns the
 fields it renders), one object at a time in ``domain.APPLY_ORDER`` (the Cluster last). Applying an
 unchanged render is a no-op for the API server, so retries and redeliveries change nothing.
+
+Nothing we did not create is ever changed or deleted. An object is ours when it carries
+``app.kubernetes.io/managed-by: focom-o2ims`` and the ``o2ims.oran.org/pr-id`` of the job. Before an
+apply over an existing object its labels are read; a foreign object (hand-made, another tool's, or
+another PR's cluster of the same name) stops the job with ``ForeignObject``. The apply then names the
+resourceVersion it checked, so an object relabelled in between is a conflict (retried), not a
+takeover. Deletion likewise removes only objects carrying our PR id.
 Errors arrive classified by ``shared.kube`` (409/429/5xx temporary, 400/403/422 permanent); they
 are re-raised with the object they concern.
 """
@@ -15,10 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from shared.errors import PermanentError, ServiceError
-from shared.models import ClusterSpec
-
-from .domain import (
+from services.capi_renderer.domain import (
     FIELD_MANAGER,
     ClusterNames,
     CoreApiVersion,
@@ -30,7 +34,10 @@ from .domain import (
     describe,
     object_ref,
 )
-from .validate import SchemaValidator, render_and_validate
+from services.capi_renderer.validate import SchemaValidator, render_and_validate
+from shared.errors import PermanentError, ServiceError
+from shared.models import ClusterSpec
+from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, deleting, labels_of, meta
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +58,21 @@ class KubeApi(Protocol):
     ) -> bool: ...
 
 
+class ForeignObject(PermanentError):
+    """An object of the name we render exists and is not ours: we neither overwrite nor delete it."""
+
+    def __init__(self, what: str, labels: Mapping[str, Any]) -> None:
+        found = {k: labels[k] for k in (MANAGED_BY_LABEL, PR_ID_LABEL) if k in labels}
+        super().__init__(f"{what} exists and is not ours (ownership labels {found or 'absent'}): not touching it",
+                         reason="ForeignObject")  # fmt: skip
+
+
+def owned_by(obj: Mapping[str, Any], pr_id: str) -> bool:
+    """Whether ``obj`` is one we created for the PR ``pr_id``."""
+    labels = labels_of(obj)
+    return labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER and labels.get(PR_ID_LABEL) == pr_id
+
+
 def _annotate(exc: ServiceError, what: str) -> ServiceError:
     exc.message = f"{what}: {exc.message}"
     exc.args = (exc.message,)
@@ -61,8 +83,23 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
     """Server-side apply every object in dependency order; returns what was applied, in that order."""
     applied: list[ObjectRef] = []
     for obj in apply_order(objects):
+        pr_id = labels_of(obj).get(PR_ID_LABEL)
+        if not pr_id:
+            raise PermanentError(f"{describe(obj)} carries no {PR_ID_LABEL} label: it could not be recognised as "
+                                 "ours later, so it is not applied", reason="Unlabelled")  # fmt: skip
+        ref = object_ref(obj)
         try:
-            await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
+            current = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            body = obj
+            if current is not None:
+                if not owned_by(current, str(pr_id)):
+                    raise ForeignObject(describe(obj), labels_of(current))
+                # Precondition: the object we checked, not one relabelled since.
+                rv = meta(current).get("resourceVersion")
+                body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}} if rv else obj
+            await client.apply(body, field_manager=FIELD_MANAGER, force=True)
+        except ForeignObject:
+            raise
         except ServiceError as exc:
             raise _annotate(exc, f"applying {describe(obj)}") from None
         applied.append(object_ref(obj))
@@ -95,10 +132,20 @@ async def scale_cluster(
     if current is None:
         raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it does not exist",
                              reason="ClusterNotFound")
-    if (current.get("metadata") or {}).get("deletionTimestamp"):
+    if deleting(current):
         raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted",
                              reason="ClusterDeleting")
     return await apply_cluster(client, objects)
+
+
+async def check_cluster_ours(
+    client: KubeApi, name: str, namespace: str, pr_id: str, *, core_api_version: CoreApiVersion = "v1beta1"
+) -> None:
+    """Raise ``ForeignObject`` when a Cluster of this name exists and is not ours (before touching its Machines)."""
+    av = api_versions(core_api_version)["Cluster"]
+    cluster = await client.get(av, "Cluster", name, namespace)
+    if cluster is not None and not owned_by(cluster, pr_id):
+        raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
 
 
 async def cluster_gone(
@@ -109,38 +156,48 @@ async def cluster_gone(
     return await client.get(av, "Cluster", name, namespace) is None
 
 
-async def _delete(client: KubeApi, ref: ObjectRef) -> bool:
+async def _delete(client: KubeApi, ref: ObjectRef, pr_id: str) -> bool:
+    """Delete ``ref`` if it is ours; a foreign object of that name is left alone (and logged)."""
     try:
+        current = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+        if current is None:
+            return False
+        if not owned_by(current, pr_id):
+            log.warning("foreign_object_kept", kind=ref.kind, name=ref.name, namespace=ref.namespace, pr_id=pr_id)
+            return False
         return await client.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
     except ServiceError as exc:
         raise _annotate(exc, f"deleting {ref.kind}/{ref.name}") from None
 
 
 async def delete_cluster(
-    client: KubeApi, name: str, namespace: str, *, core_api_version: CoreApiVersion = "v1beta1"
+    client: KubeApi, name: str, namespace: str, *, pr_id: str, core_api_version: CoreApiVersion = "v1beta1"
 ) -> bool:
-    """Delete the cluster; returns whether the Cluster is gone. Call again until it returns True.
+    """Delete the PR's cluster; returns whether the Cluster is gone. Call again until it returns True.
 
     The Cluster is deleted and CAPI cascades (control plane, machines, hosts released, then the
     Cluster itself). The ClusterResourceSet and its ConfigMap are not owned by the Cluster, so
     they are deleted here. Once the Cluster is gone, any object left from a half-finished apply is
-    deleted by name, so repeated calls converge to nothing left.
+    deleted by name, so repeated calls converge to nothing left. Only objects carrying ``pr_id``
+    are deleted: a Cluster of that name that is not ours fails the job with ``ForeignObject``.
     """
     refs = derived_objects(name, namespace, core_api_version)
     names = ClusterNames(name)
     by_name = {(r.kind, r.name): r for r in refs}
     cluster = await client.get(by_name["Cluster", name].api_version, "Cluster", name, namespace)
     if cluster is not None:
-        if not (cluster.get("metadata") or {}).get("deletionTimestamp"):
-            await _delete(client, by_name["Cluster", name])
+        if not owned_by(cluster, pr_id):
+            raise ForeignObject(f"Cluster {namespace}/{name}", labels_of(cluster))
+        if not deleting(cluster):
+            await _delete(client, by_name["Cluster", name], pr_id)
             log.info("cluster_delete_requested", cluster=name, namespace=namespace)
         for key in (("ClusterResourceSet", names.crs), ("ConfigMap", names.cni_configmap)):
-            await _delete(client, by_name[key])
+            await _delete(client, by_name[key], pr_id)
         if not await cluster_gone(client, name, namespace, core_api_version=core_api_version):
             return False
     leftovers = 0
     for ref in reversed(refs[:-1]):
-        leftovers += await _delete(client, ref)
+        leftovers += await _delete(client, ref, pr_id)
     if leftovers:
         log.info("cluster_leftovers_deleted", cluster=name, namespace=namespace, objects=leftovers)
     return True

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.errors import PermanentError
+import yaml
 
-from .domain import MAX_OBJECT_BYTES
+from services.capi_renderer.domain import MAX_OBJECT_BYTES
+from shared.errors import PermanentError
 
 # What a YAML literal block carries verbatim: printable characters minus the ones YAML 1.1 reads
 # as line breaks (NEL, LS, PS) and the byte-order mark.
@@ -29,8 +30,12 @@ NOT_BLOCK_SAFE = re.compile(
     "[^\x09\x0a\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_POOL_NAME = re.compile(r"""^\s*-?\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*$""")
-_POOL_VALUE = re.compile(r"""^\s*value:\s*["']?([^"'\s#]+)["']?\s*(#.*)?$""")
+_POOL_NAME = re.compile(r"""^\s*-?\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*$""", re.ASCII)
+_POOL_VALUE = re.compile(r"""^\s*value:\s*["']?([^"'\s#]+)["']?\s*(#.*)?$""", re.ASCII)
+_COMMENTED_NAME = re.compile(r"""^(\s*)# ?(\s*-\s*name:\s*["']?([A-Z0-9_]*_IPV[46]POOL_CIDR)["']?\s*)$""", re.ASCII)
+_COMMENTED_VALUE = re.compile(r"""^(\s*)# ?(\s*value:\s*)["']?[^"'\s#]+["']?\s*$""", re.ASCII)
+_PLAIN_CIDR = re.compile(r"^[0-9a-fA-F.:]{2,39}/[0-9]{1,3}$")
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,27 @@ def find_pools(text: str) -> tuple[tuple[str, str], ...]:
 
 @functools.lru_cache(maxsize=64)
 def _with_pool(manifest: CniManifest, pod_cidr: str) -> CniManifest:
-    family = "IPV6" if ipaddress.ip_network(pod_cidr).version == 6 else "IPV4"
-    if not any(f"_{family}POOL_CIDR" in env and cidr != pod_cidr for env, cidr in manifest.pools):
+    net = plain_cidr(manifest.name, pod_cidr)
+    family = f"_IPV{net.version}POOL_CIDR"
+    declared = [cidr for env, cidr in manifest.pools if family in env]
+    if declared and all(cidr == pod_cidr for cidr in declared):
         return manifest
     lines = manifest.text.split("\n")
+    if declared:
+        _set_declared(lines, family, pod_cidr)
+    elif not _uncomment_first(lines, family, pod_cidr):
+        return manifest  # the CNI declares no pool of this family: its own default applies
+    text = "\n".join(lines)
+    changed = CniManifest(name=manifest.name, text=text, pools=find_pools(text))
+    recheck(manifest, changed, family, pod_cidr)
+    return changed
+
+
+def _set_declared(lines: list[str], family: str, pod_cidr: str) -> None:
+    """Set the value of every uncommented pool setting of ``family`` (as one edits ``CALICO_IPV4POOL_CIDR``)."""
     for i, line in enumerate(lines[:-1]):
         m = _POOL_NAME.match(line)
-        if not m or f"_{family}POOL_CIDR" not in m.group(1):
+        if not m or family not in m.group(1):
             continue
         for j in range(i + 1, min(i + 4, len(lines))):
             follow = lines[j]
@@ -105,8 +124,87 @@ def _with_pool(manifest: CniManifest, pod_cidr: str) -> CniManifest:
             if v:
                 lines[j] = follow[: v.start(1)] + pod_cidr + follow[v.end(1) :]
             break
-    text = "\n".join(lines)
-    return CniManifest(name=manifest.name, text=text, pools=find_pools(text))
+
+
+def _uncomment_first(lines: list[str], family: str, pod_cidr: str) -> bool:
+    """Turn the first commented-out pool setting of ``family`` into a live one with the pod CIDR.
+
+    The stock Calico manifest ships ``CALICO_IPV4POOL_CIDR`` commented out (two lines, ``# - name``
+    then ``#   value``); removing the ``# `` after the indentation gives the list item its siblings have.
+    """
+    for i, line in enumerate(lines[:-1]):
+        m = _COMMENTED_NAME.match(line)
+        v = _COMMENTED_VALUE.match(lines[i + 1])
+        if m and v and family in m.group(3) and m.group(1) == v.group(1):
+            lines[i] = m.group(1) + m.group(2).rstrip()
+            lines[i + 1] = f'{v.group(1)}{v.group(2)}"{pod_cidr}"'
+            return True
+    return False
+
+
+def plain_cidr(name: str, text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``text`` as a network, if it is nothing but a CIDR (digits, dots, colons, one prefix length)."""
+    try:
+        if not _PLAIN_CIDR.fullmatch(text):
+            raise ValueError(text)
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise PermanentError(f"CNI manifest {name!r}: pod CIDR {text!r} is not a plain CIDR",
+                             reason="CniManifestInvalid") from None  # fmt: skip
+
+
+def recheck(before: CniManifest, after: CniManifest, family: str, pod_cidr: str) -> None:
+    """After the pod CIDR went in: the same YAML documents, and every pool of ``family`` exactly the pod CIDR.
+
+    The substitution edits text; this proves on the parsed result that nothing but the pool value moved.
+    """
+    problem = None
+    try:
+        same_docs = document_ids(before.text) == document_ids(after.text)
+        values = set(_env_values(after.text, family))
+    except yaml.YAMLError as exc:
+        problem = f"no longer parses as YAML ({type(exc).__name__})"
+    else:
+        if not same_docs:
+            problem = "its documents changed"
+        elif values != {pod_cidr} or any(cidr != pod_cidr for env, cidr in after.pools if family in env):
+            problem = f"its {family.strip('_')} settings are {sorted(map(str, values))}, not [{pod_cidr!r}]"
+    if problem is not None:
+        raise PermanentError(f"CNI manifest {before.name!r} with pod CIDR {pod_cidr}: {problem}",
+                             reason="CniManifestInvalid")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def document_ids(text: str) -> tuple[tuple[str, str, str, str], ...]:
+    """``(apiVersion, kind, namespace, name)`` of every document (empty documents skipped)."""
+    out: list[tuple[str, str, str, str]] = []
+    for doc in yaml.load_all(text, Loader=_LOADER):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            out.append(("", type(doc).__name__, "", ""))
+            continue
+        meta = doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        out.append((str(doc.get("apiVersion")), str(doc.get("kind")), str(meta.get("namespace")),
+                    str(meta.get("name"))))  # fmt: skip
+    return tuple(out)
+
+
+def _env_values(text: str, family: str) -> list[Any]:
+    """Values of every ``{name: *<family>, value: …}`` mapping anywhere in the parsed documents."""
+    found: list[Any] = []
+    stack: list[Any] = list(yaml.load_all(text, Loader=_LOADER))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("name")
+            if isinstance(name, str) and name.endswith(family) and "value" in node:
+                found.append(node["value"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def check_text(name: str, text: str) -> str:

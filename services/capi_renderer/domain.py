@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.models import HOST_ID_LABEL, version_tuple
+from shared.models import version_tuple
+from shared.objects import HOST_ID_LABEL
 
 FIELD_MANAGER = "focom-o2ims"
 #: Filled in by the BYOH agent's Go template with the host's default NIC; must survive rendering verbatim.
@@ -26,8 +27,6 @@ SUPER_ADMIN_CONF = "/etc/kubernetes/super-admin.conf"
 KUBEADM_INIT_MARKER = "/run/kubeadm/kubeadm.yaml"
 #: The CRS selector label put on the Cluster (value ``<cluster>-crs-0``).
 CRS_LABEL = "cni"
-CLUSTER_LABEL = "o2ims.oran.org/cluster"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 #: An object (ConfigMap/Secret) must stay below the API server's 1 MiB limit, metadata included.
 MAX_OBJECT_BYTES = 1024 * 1024
 #: Kubernetes minor from which kube-vip must use super-admin.conf during ``kubeadm init``.

@@ -9,29 +9,36 @@ watcher to see it disappear). Invalid renders and permanent API errors (400/403/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, assert_never
+from typing import Literal, Protocol, assert_never
 
 import structlog
 
-from services.capi_renderer import apply
+from services.capi_renderer import apply, scale
+from services.capi_renderer.cni_source import CniSources
 from services.capi_renderer.domain import ObjectRef, RenderOptions
 from services.capi_renderer.validate import SchemaValidator
-from shared.bus import Handler, MessageContext
+from shared.bus import MessageContext
+from shared.dispatch import PayloadHandler
 from shared.errors import PermanentError
-from shared.messages import Envelope
+from shared.objects import PR_ID_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.payloads import ObjectRef as RefPayload
 from shared.subjects import capi_event
 
 log = structlog.get_logger(__name__)
-PR_LABEL = "o2ims.oran.org/pr-id"
+
+
+class KubeApi(apply.KubeApi, scale.MachineApi, Protocol):
+    """What the handler needs of ``shared.kube.KubeClient``."""
 
 
 @dataclass(frozen=True)
 class Deps:
-    client: apply.KubeApi
+    client: KubeApi
     options: RenderOptions
     schemas: SchemaValidator | None
+    #: Where CNI manifests come from; None: only ``options.cni_manifests`` (tests, ``o2ctl plan``).
+    cni: CniSources | None = None
 
 
 def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
@@ -40,21 +47,25 @@ def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
     )
 
 
-def make_handler(deps: Deps) -> Handler:
-    async def handle(env: Envelope, ctx: MessageContext) -> None:
-        job = env.payload
-        if not isinstance(job, CapiJob):
-            raise PermanentError(f"capi_renderer does not handle {env.type}", reason="UnexpectedMessage")
+async def _with_cni(deps: Deps, job: CapiJob, options: RenderOptions) -> RenderOptions:
+    """The render options with the cluster's CNI manifest as a local file (downloaded once when needed)."""
+    return options if deps.cni is None else await deps.cni.with_manifest(job.spec.cni, options)
+
+
+def make_handler(deps: Deps) -> PayloadHandler:
+    async def on_job(job: CapiJob, ctx: MessageContext) -> None:
         subject = capi_event(job.pr_id)
         # Every object carries the PR id, so the watcher can route its observations to the PR.
-        options = deps.options.model_copy(update={"extra_labels": {**deps.options.extra_labels, PR_LABEL: job.pr_id}})
+        labels = {**deps.options.extra_labels, PR_ID_LABEL: job.pr_id}
+        options = deps.options.model_copy(update={"extra_labels": labels})
         applied: Literal["apply", "scale"]
         try:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, core_api_version=options.core_api_version
-                    )
+                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )  # fmt: skip
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
@@ -62,8 +73,15 @@ def make_handler(deps: Deps) -> Handler:
                     )
                     return
                 case "scale":
+                    options = await _with_cni(deps, job, options)
+                    # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick;
+                    # and only the Machines of a Cluster that is ours.
+                    await apply.check_cluster_ours(deps.client, job.spec.name, job.spec.namespace, job.pr_id,
+                                                   core_api_version=options.core_api_version)  # fmt: skip
+                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
+                    options = await _with_cni(deps, job, options)
                     refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)
                     applied = "apply"
                 case _:
@@ -78,4 +96,4 @@ def make_handler(deps: Deps) -> Handler:
             return
         await ctx.publish(subject, CapiApplied(pr_id=job.pr_id, action=applied, objects=_refs(refs)), key="applied")
 
-    return handle
+    return on_job

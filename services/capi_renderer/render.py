@@ -23,19 +23,14 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from shared.errors import InputError
-from shared.models import ClusterSpec
-
-from . import cni
-from .domain import (
+from services.capi_renderer import cni
+from services.capi_renderer.domain import (
     ADMIN_CONF,
     AGENT_NIC_PLACEHOLDER,
-    CLUSTER_LABEL,
     CRS_LABEL,
     FIELD_MANAGER,
     KUBE_VIP_PATH,
     KUBEADM_INIT_MARKER,
-    MANAGED_BY_LABEL,
     SUPER_ADMIN_CONF,
     ClusterNames,
     RenderOptions,
@@ -43,6 +38,9 @@ from .domain import (
     host_selector,
     uses_super_admin,
 )
+from shared.errors import InputError
+from shared.models import ClusterSpec
+from shared.objects import CLUSTER_LABEL, CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, MANAGED_BY_LABEL
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -135,6 +133,20 @@ def cni_manifest(spec: ClusterSpec, options: RenderOptions) -> cni.CniManifest |
     return cni.load_manifest(spec.cni, path).for_pod_cidr(spec.pod_cidr)
 
 
+def _kube_vip_manifest(spec: ClusterSpec, options: RenderOptions) -> str:
+    """The kube-vip static pod that holds the cluster's VIP on the control-plane hosts."""
+    assert spec.vip is not None
+    duration, renew, retry = options.vip_lease_seconds
+    return environment().get_template("kube-vip.yaml.j2").render(
+        image=options.kube_vip_image,
+        vip=spec.vip,
+        vip_cidr="128" if ":" in spec.vip else "32",
+        port=str(options.control_plane_port),
+        nic=AGENT_NIC_PLACEHOLDER,
+        lease=(str(duration), str(renew), str(retry)),
+    )
+
+
 def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
     names = ClusterNames(spec.name)
     v2 = options.core_api_version == "v1beta2"
@@ -150,16 +162,7 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
     labels = {**options.extra_labels, MANAGED_BY_LABEL: FIELD_MANAGER, CLUSTER_LABEL: spec.name}
     crs_selector = {CRS_LABEL: names.crs}
     pre, post = super_admin_commands()
-    duration, renew, retry = options.vip_lease_seconds
-    vip_is_v6 = ":" in spec.vip
-    kube_vip = environment().get_template("kube-vip.yaml.j2").render(
-        image=options.kube_vip_image,
-        vip=spec.vip,
-        vip_cidr="128" if vip_is_v6 else "32",
-        port=str(options.control_plane_port),
-        nic=AGENT_NIC_PLACEHOLDER,
-        lease=(str(duration), str(renew), str(retry)),
-    )
+    kube_vip = _kube_vip_manifest(spec, options) if spec.vip is not None else None
     return {
         "v2": v2,
         "api": api,
@@ -169,9 +172,9 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
         "labels": labels,
         "cluster_labels": {**labels, **crs_selector} if manifest else labels,
         "crs_selector": crs_selector,
-        "md_labels": {"cluster.x-k8s.io/cluster-name": spec.name, "cluster.x-k8s.io/deployment-name": names.workers},
+        "md_labels": {CLUSTER_NAME_LABEL: spec.name, DEPLOYMENT_NAME_LABEL: names.workers},
         "version": spec.k8s_version,
-        "vip": spec.vip,
+        "endpoint": spec.endpoint,
         "port": options.control_plane_port,
         "pod_cidr": spec.pod_cidr,
         "service_cidr": spec.service_cidr,
@@ -180,14 +183,15 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
         "worker_replicas": len(spec.workers),
         "cp_selector": host_selector([h.host_id for h in spec.control_plane]),
         "worker_selector": host_selector([h.host_id for h in spec.workers]),
-        "cert_sans": [spec.vip],
+        "cert_sans": [spec.endpoint],
         "controller_manager_args": options.controller_manager_args,
         "kubelet_extra_args": options.kubelet_extra_args,
         "cri_socket": options.cri_socket,
         "preflight": list(options.ignore_preflight_errors),
         "kube_vip_path": KUBE_VIP_PATH,
         "kube_vip_manifest": kube_vip,
-        "super_admin": uses_super_admin(spec.k8s_version),
+        # The swap exists for kube-vip only: without a VIP there is nothing to give super-admin.conf to.
+        "super_admin": kube_vip is not None and uses_super_admin(spec.k8s_version),
         "pre_commands": [pre],
         "post_commands": [post],
         "cni": manifest,

@@ -11,16 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from shared.errors import InputError
-from shared.models import ClusterSpec
-
-from .cni import check_payload_object, payload_issues
-from .domain import (
+from services.capi_renderer.cni import check_payload_object, payload_issues
+from services.capi_renderer.domain import (
     AGENT_NIC_PLACEHOLDER,
     CORE_KINDS,
     DNS1123_LABEL,
@@ -38,16 +34,13 @@ from .domain import (
     uses_super_admin,
     walk,
 )
-from .render import load_yaml, render_cluster
+from services.capi_renderer.render import load_yaml, render_cluster
+from shared.errors import InputError
+from shared.models import ClusterSpec
 
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _NIC = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,14}$")
 REQUIRED_PREFLIGHT_IGNORES = ("DirAvailable--etc-kubernetes-manifests", "FileAvailable--etc-kubernetes-kubelet.conf")
-
-
-def default_crd_dir() -> Path:
-    """Where the reference CRDs live by default: ``shared/crds`` beside the repository (settings override it)."""
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "crds"
 
 
 class FieldErrorLike(Protocol):
@@ -234,11 +227,13 @@ def _control_plane(ctx: _Ctx) -> None:
     spec, n = ctx.spec, ctx.names
     kcp, byo = ctx.find("KubeadmControlPlane", n.control_plane), ctx.find("ByoCluster", n.cluster)
     host_ips = {h.host_ip for h in spec.all_hosts}
+    # The endpoint is the VIP, or, for a single control plane without one, that host's own address.
+    what = "the VIP" if spec.vip is not None else "the control-plane host's address"
     if byo is not None:
         host = get(byo, "spec.controlPlaneEndpoint.host")
-        if host != spec.vip:
-            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip", f"{host!r} is not the VIP {spec.vip}")
-        if host in host_ips:
+        if host != spec.endpoint:
+            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip", f"{host!r} is not {what} {spec.endpoint}")
+        if spec.vip is not None and host in host_ips:
             ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip-not-host", f"{host} is a host's own address")
         if get(byo, "spec.controlPlaneEndpoint.port") != ctx.options.control_plane_port:
             ctx.add(byo, "spec.controlPlaneEndpoint.port", "vip", f"must be {ctx.options.control_plane_port}")
@@ -254,9 +249,18 @@ def _control_plane(ctx: _Ctx) -> None:
     cfg = get(kcp, "spec.kubeadmConfigSpec") or {}
     if get(cfg, "format") not in (None, "cloud-config"):
         ctx.add(kcp, "spec.kubeadmConfigSpec.format", "format", "the BYOH agent only runs cloud-config")
-    if spec.vip not in (get(cfg, "clusterConfiguration.apiServer.certSANs") or []):
-        ctx.add(kcp, "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.certSANs", "vip", "must include the VIP")
-    content, env = _kube_vip(ctx, kcp)
+    if spec.endpoint not in (get(cfg, "clusterConfiguration.apiServer.certSANs") or []):
+        ctx.add(kcp, "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.certSANs", "vip", f"must include {what}")
+    content: str | None
+    env: Mapping[str, Any]
+    if spec.vip is None:
+        # No VIP, no kube-vip: a static pod would fight over an address nobody gave it.
+        files = get(kcp, "spec.kubeadmConfigSpec.files") or []
+        if any(get(f, "path") == KUBE_VIP_PATH for f in (files if isinstance(files, list) else [])):
+            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", "a cluster without a VIP runs no kube-vip")
+        content, env = None, {}
+    else:
+        content, env = _kube_vip(ctx, kcp)
     if content is not None:
         if env.get("vip_address") != spec.vip or spec.vip in host_ips:
             ctx.add(kcp, "spec.kubeadmConfigSpec.files", "vip",
@@ -282,6 +286,11 @@ def _super_admin(ctx: _Ctx, kcp: Mapping[str, Any], content: str) -> None:
     post = get(kcp, "spec.kubeadmConfigSpec.postKubeadmCommands") or []
     swaps_in = [c for c in pre if isinstance(c, str) and SUPER_ADMIN_CONF in c]
     swaps_out = [c for c in post if isinstance(c, str) and SUPER_ADMIN_CONF in c]
+    if ctx.spec.vip is None:
+        if swaps_in or swaps_out:
+            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
+                    "the super-admin.conf swap is for kube-vip, which a cluster without a VIP does not run")
+        return
     if not uses_super_admin(ctx.spec.k8s_version):
         if swaps_in or swaps_out:
             ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
@@ -343,8 +352,8 @@ def _network_and_cni(ctx: _Ctx) -> None:
             if get(cluster, f"spec.clusterNetwork.{key}.cidrBlocks") != [want]:
                 ctx.add(cluster, f"spec.clusterNetwork.{key}.cidrBlocks", "network", f"must be [{want}]")
         endpoint = get(cluster, "spec.controlPlaneEndpoint.host")
-        if endpoint not in (None, "", spec.vip):
-            ctx.add(cluster, "spec.controlPlaneEndpoint.host", "vip", "must be unset or the VIP")
+        if endpoint not in (None, "", spec.endpoint):
+            ctx.add(cluster, "spec.controlPlaneEndpoint.host", "vip", "must be unset or the control-plane endpoint")
     if crs is not None and cluster is not None:
         selector = get(crs, "spec.clusterSelector") or {}
         labels = get(cluster, "metadata.labels") or {}

@@ -15,25 +15,28 @@ from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_FPR,
     BUCKET_HOSTS,
+    BUCKET_VIPS,
     FOCOM_CHILD_STATUS_CONSUMER,
     FOCOM_CR_STATUS_CONSUMER,
     FOCOM_REQUESTS_CONSUMER,
 )
+from shared.vips import VipLeases
 
 
 async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     s = runtime.settings
     catalog = await asyncio.to_thread(load_catalog, s.templates_dir)
     fpr = await runtime.bus.kv(BUCKET_FPR)
-    inventory = InventorySource(s.inventory_path, max_bytes=s.inventory_max_bytes, window=s.k8s_window)
+    inventory = InventorySource(s.inventory_path, **s.inventory_rules())
+    vips = VipLeases(await runtime.bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
     return Focom(s, runtime.bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog)  # fmt: skip
+                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog, vips=vips)  # fmt: skip
 
 
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
     focom = await build(runtime)
     runtime.consume(FOCOM_REQUESTS_CONSUMER, focom.on_request)
-    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status)
+    runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status, focom.on_child_refusal)
     runtime.on_close(focom.writer.close)
     if runtime.settings.kube_enabled:
         # Imported here so that a focom without the Kubernetes face never loads the client library.
@@ -41,7 +44,7 @@ async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
 
         face = await KubeFace.create(runtime.settings, runtime.bus, focom)
         runtime.on_close(face.close)
-        runtime.consume(FOCOM_CR_STATUS_CONSUMER, face.on_status)
+        runtime.consume(FOCOM_CR_STATUS_CONSUMER, face.on_status, face.on_refusal)
         runtime.background(face.run(runtime.stop), "focom-cr-watch")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.focom.request import RequestError
+from shared.objects import meta, name_of, timestamp
 from shared.payloads import FocomRequest, FprStatus
 from shared.safe_json import Problem, json_path
 
@@ -26,15 +27,6 @@ WATCH_MANAGER = "focom-watch"
 STATUS_MANAGER = "focom"
 SPEC_FIELDS = ("operation", "allClusters", "clusterNames", "templateName", "templateVersion", "templateParameters",
                "workers", "targetWorkerCount")  # fmt: skip
-
-
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
-    value = obj.get("metadata")
-    return value if isinstance(value, dict) else {}
-
-
-def name_of(obj: dict[str, Any]) -> str:
-    return str(meta(obj).get("name", ""))
 
 
 def request_from_cr(obj: dict[str, Any]) -> FocomRequest:
@@ -69,7 +61,7 @@ def status_body(obj: dict[str, Any], status: FprStatus) -> dict[str, Any]:
     return _envelope(obj, {
         "phase": status.phase, "message": status.message, "reason": "", "path": "",
         "operation": status.operation or "", "fprGeneration": status.generation, "children": children,
-        "lastUpdated": _stamp(status.updated_at),
+        "lastUpdated": timestamp(status.updated_at),
     })  # fmt: skip
 
 
@@ -81,16 +73,12 @@ def refusal_body(obj: dict[str, Any], *, reason: str, message: str, path: str | 
         "phase": "Failed", "message": message[:2000], "reason": reason, "path": path or "",
         "operation": str(current.get("operation", "")), "fprGeneration": int(current.get("fprGeneration", 0) or 0),
         "children": children if children is not None else list(current.get("children") or []),
-        "lastUpdated": _stamp(at),
+        "lastUpdated": timestamp(at),
     })  # fmt: skip
 
 
 def observed_body(obj: dict[str, Any]) -> dict[str, Any]:
     return _envelope(obj, {"observedGeneration": int(meta(obj).get("generation", 0) or 0)})
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finalizer_patch(obj: dict[str, Any], *, present: bool) -> dict[str, Any] | None:

@@ -32,11 +32,12 @@ from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
 from shared.leases import HostLeases, LeaseConflict
 from shared.messages import Envelope, derive_id
-from shared.models import DNS1123_LABEL, ClusterSpec, HostRef
-from shared.payloads import FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus
+from shared.models import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DNS1123_LABEL, ClusterSpec, HostRef, parse_cidr
+from shared.payloads import FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus, pr_id_for
 from shared.safe_json import Problem
 from shared.store import RecordConflict, RecordExists, RecordStore
 from shared.subjects import focom_status, last_token, o2ims_request
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
@@ -67,9 +68,11 @@ class Focom:
 
     def __init__(
         self, settings: FocomSettings, bus: Bus, records: RecordStore[FprRecord], specs: RecordStore[SpecRecord],
-        leases: HostLeases, inventory: InventorySource, catalog: Catalog,
+        leases: HostLeases, inventory: InventorySource, catalog: Catalog, *, vips: VipLeases | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
+        #: The VIP pool (None when ``O2_FOCOM_VIP_POOL`` is empty: HA clusters must name their VIP).
+        self.vips = vips
         self.bus = bus
         self.records = records
         self.specs = specs
@@ -89,19 +92,20 @@ class Focom:
         got = await self.records.get(name)
         return domain.status_of(got[0]) if got else None
 
-    async def on_child_status(self, env: Envelope, ctx: MessageContext) -> None:
-        """Fold an o2ims report (or o2ims's refusal of our command) into the FPR record."""
-        payload = env.payload
+    async def on_child_status(self, status: PrStatus, ctx: MessageContext) -> None:
+        """Fold an o2ims report into the FPR record."""
         now = utcnow()
-        change: Callable[[FprRecord], FprRecord]
-        if isinstance(payload, PrStatus):
-            name, status = payload.fpr, payload
-            change = lambda r: domain.apply_status(r, status, now)  # noqa: E731
-        elif isinstance(payload, MessageFailed) and payload.message_type == _PR_REQUEST:
-            name, pr_id, failed = env.correlation_id, last_token(ctx.subject), payload
-            change = lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now)  # noqa: E731
-        else:
+        await self._fold(status.fpr, lambda r: domain.apply_status(r, status, now))
+
+    async def on_child_refusal(self, failed: MessageFailed, ctx: MessageContext) -> None:
+        """Fold o2ims's refusal of our command into the FPR record (other failures are not ours)."""
+        if failed.message_type != _PR_REQUEST:
             return
+        now, pr_id = utcnow(), last_token(ctx.subject)
+        await self._fold(ctx.envelope.correlation_id,
+                         lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now))  # fmt: skip
+
+    async def _fold(self, name: str, change: Callable[[FprRecord], FprRecord]) -> None:
         if len(name) > 63 or not _NAME.fullmatch(name):
             log.warning("child_status_ignored", reason="not an FPR name", fpr=name[:80])
             return
@@ -109,10 +113,8 @@ class Focom:
 
     # ── requests ────────────────────────────────────────────────────────────────────────
 
-    async def on_request(self, env: Envelope, ctx: MessageContext) -> None:
-        req = env.payload
-        if not isinstance(req, FocomRequest):
-            raise InputError(f"$.type: focom.requests carries FOCOM requests, not {env.type}", path="$.type")
+    async def on_request(self, req: FocomRequest, ctx: MessageContext) -> None:
+        env = ctx.envelope
         rq.check_shape(req, max_clusters=self.settings.max_clusters_per_request)
         match req.operation:
             case "create":
@@ -127,18 +129,61 @@ class Focom:
     async def _create(self, req: FocomRequest, env: Envelope) -> None:
         inventory = await self.inventory.get()
         s = self.settings
-        specs = rq.create_specs(req, inventory, self.catalog, window=s.k8s_window, default_cni=s.default_cni,
-                                max_clusters=s.max_clusters_per_request)  # fmt: skip
-        req_digest = domain.request_digest(rq.request_fields(req), specs)
-        existing = await self.records.get(req.name)
-        if s.ssh_preflight and not (existing and existing[0].digest == req_digest):
-            await self._preflight([h for spec in specs for h in spec.all_hosts], _where_create(req, inventory))
-        now = utcnow()
-        where = _where_create(req, inventory)
-        plan, revision = await self._decide(
-            req.name, lambda rec: domain.plan_create(rec, req.name, specs, req_digest, now), where
-        )
+        wanted = rq.create_targets(req, inventory, self.catalog, window=s.k8s_window, vip_pool=self.vips is not None,
+                                   max_clusters=s.max_clusters_per_request)  # fmt: skip
+        vips, taken = await self._allocate_vips(req, wanted, inventory)
+        try:
+            specs = rq.create_specs(req, wanted, default_cni=s.default_cni, vips=vips)
+            req_digest = domain.request_digest(rq.request_fields(req), specs)
+            existing = await self.records.get(req.name)
+            if s.ssh_preflight and not (existing and existing[0].digest == req_digest):
+                await self._preflight([h for spec in specs for h in spec.all_hosts], _where_create(req, inventory))
+            now = utcnow()
+            where = _where_create(req, inventory)
+            plan, revision = await self._decide(
+                req.name, lambda rec: domain.plan_create(rec, req.name, specs, req_digest, now), where
+            )
+        except BaseException:
+            # Nothing was accepted: the VIPs this call took go back to the pool.
+            await asyncio.shield(self._release_vips(taken))
+            raise
         await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
+
+    async def _allocate_vips(
+        self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """cluster → VIP for every wanted cluster that needs one from the pool, and PR id → VIP of those taken now.
+
+        A PR that already holds a VIP (a replay, or a cluster created before) keeps it.
+        """
+        need = [w for w in wanted if w.needs_vip]
+        if not need:
+            return {}, {}
+        assert self.vips is not None  # validation refused HA clusters without a VIP when no pool is configured
+        exclude = rq.vip_exclusions(inventory)
+        vips: dict[str, str] = {}
+        taken: dict[str, str] = {}
+        try:
+            for w in need:
+                owner = pr_id_for(req.name, w.cluster.cluster_name)
+                avoid = [parse_cidr(c) for c in (w.cluster.pod_cidr or DEFAULT_POD_CIDR,
+                                                 w.cluster.service_cidr or DEFAULT_SERVICE_CIDR)]  # fmt: skip
+                vip, new = await self.vips.allocate(owner, exclude=exclude, avoid=avoid, path=w.vip_path)
+                vips[w.cluster.cluster_name] = vip
+                if new:
+                    taken[owner] = vip
+        except BaseException:
+            await asyncio.shield(self._release_vips(taken))
+            raise
+        if taken:
+            log.info("vips_allocated", fpr=req.name, vips=sorted(taken.values()))
+        return vips, taken
+
+    async def _release_vips(self, taken: dict[str, str]) -> None:
+        if self.vips is None:
+            return
+        for owner, vip in taken.items():
+            await self.vips.release(owner, [vip])
 
     async def _scale(self, req: FocomRequest, env: Envelope) -> None:
         record = await self._existing(req)

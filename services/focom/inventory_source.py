@@ -11,14 +11,22 @@ import asyncio
 import os
 from pathlib import Path
 
-from shared.inventory import Inventory, InventoryError, Problem, Window, load_inventory
+from shared.inventory import (
+    DEFAULT_SSH_KEY_DIR,
+    Inventory,
+    InventoryError,
+    InventoryRules,
+    Problem,
+    Window,
+    load_inventory,
+)
 
 
 class InventorySource:
-    def __init__(self, path: Path, *, max_bytes: int, window: Window) -> None:
+    def __init__(self, path: Path, *, max_bytes: int, window: Window, vip_pool: bool = False,
+                 ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR) -> None:  # fmt: skip
         self.path = path
-        self.max_bytes = max_bytes
-        self.window = window
+        self.rules = InventoryRules(max_bytes=max_bytes, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir)
         self._key: tuple[int, int, int] | None = None
         self._result: Inventory | InventoryError | None = None
         self._lock = asyncio.Lock()
@@ -36,9 +44,7 @@ class InventorySource:
             key = (st.st_ino, st.st_size, st.st_mtime_ns)
             if key != self._key or self._result is None:
                 try:
-                    self._result = await asyncio.to_thread(
-                        load_inventory, self.path, max_bytes=self.max_bytes, window=self.window
-                    )
+                    self._result = await asyncio.to_thread(lambda: load_inventory(self.path, **self.rules))
                 except InventoryError as exc:
                     self._result = exc
                 self._key = key

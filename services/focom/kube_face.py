@@ -1,7 +1,10 @@
 """focom's Kubernetes face: FocomProvisioningRequest CRs in, FOCOM requests on the bus, status written back.
 
 The watcher lists the CRs, then watches from the list's resourceVersion (re-listing on ``410 Gone``,
-backing off on other errors). For each CR it keeps our finalizer on, publishes the spec as a FOCOM
+backing off on other errors). FPR names are global and CRs namespaced: each name is bound durably to
+the first CR that claims it (``owners.py``); a CR of the same name in another namespace is refused
+(``NameInUse``, with ``observedGeneration`` recorded) before, during and after any restart, and never
+publishes anything. For each CR it owns it keeps our finalizer on, publishes the spec as a FOCOM
 request once per ``metadata.generation`` (message id from uid + generation, so replicas and restarts
 publish duplicates the stream drops) and records ``status.observedGeneration``. A CR being deleted
 becomes a delete request; the finalizer comes off once the FPR reports ``Deleted``. The status
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,18 +25,21 @@ from pydantic import ValidationError
 
 from services.focom import crs
 from services.focom.handlers import Focom
+from services.focom.owners import Claim, CrOwner, CrOwners
 from services.focom.request import RequestError
 from services.focom.settings import FocomSettings
 from shared.bus import Bus, MessageContext
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.kube_config import connect
 from shared.messages import Envelope, derive_id
+from shared.objects import meta, name_of
 from shared.payloads import FocomRequest, FprStatus, MessageFailed
+from shared.store import RecordStore
 from shared.subjects import FOCOM_REQUESTS, last_token
 
 log = structlog.get_logger(__name__)
 
-_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _REQUEST_TYPE = str(FocomRequest.model_fields["type"].default)
 
 
@@ -47,35 +52,20 @@ class _Seen:
     written_at: datetime | None = None
 
 
-def in_cluster_kubeconfig() -> dict[str, Any]:
-    """A kubeconfig for the pod's service account (token and CA read by the client from their files)."""
-    host = os.environ.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    cluster = {"server": server, "certificate-authority": f"{_SA_DIR}/ca.crt"}
-    return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "in-cluster",
-        "clusters": [{"name": "in-cluster", "cluster": cluster}],
-        "users": [{"name": "sa", "user": {"tokenFile": f"{_SA_DIR}/token"}}],
-        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "sa"}}],
-    }  # fmt: skip
-
-
 class KubeFace:
     def __init__(self, settings: FocomSettings, bus: Bus, focom: Focom, client: KubeClient) -> None:
         self.settings = settings
         self.bus = bus
         self.focom = focom
         self.client = client
+        #: The CRs that own their FPR name, by name (never a refused CR).
         self._seen: dict[str, _Seen] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.owners = CrOwners(RecordStore(focom.records.kv, CrOwner), focom.records, self._alive)
 
     @classmethod
     async def create(cls, settings: FocomSettings, bus: Bus, focom: Focom) -> KubeFace:
-        if settings.kubeconfig is not None:
-            client = await KubeClient.from_kubeconfig(settings.kubeconfig, timeout=settings.kube_timeout)
-        else:
-            client = await KubeClient.from_kubeconfig_dict(in_cluster_kubeconfig(), timeout=settings.kube_timeout)
+        client = await connect(settings.kubeconfig, setting="O2_FOCOM_KUBECONFIG", timeout=settings.kube_timeout)
         return cls(settings, bus, focom, client)
 
     async def close(self) -> None:
@@ -119,13 +109,13 @@ class KubeFace:
                 await self._reconcile(event.object, refresh=False)
 
     def _forget(self, obj: dict[str, Any]) -> None:
-        seen = self._seen.get(crs.name_of(obj))
-        if seen is not None and seen.uid == crs.meta(obj).get("uid"):
-            del self._seen[crs.name_of(obj)]
+        seen = self._seen.get(name_of(obj))
+        if seen is not None and seen.uid == meta(obj).get("uid"):
+            del self._seen[name_of(obj)]
 
     async def _reconcile(self, obj: dict[str, Any], *, refresh: bool) -> None:
         """Bring one CR in line; errors for one CR are logged and never stop the watch."""
-        name = crs.name_of(obj)
+        name = name_of(obj)
         try:
             async with self._lock(name):
                 await self._reconcile_one(obj, refresh)
@@ -135,14 +125,18 @@ class KubeFace:
             err = classify(exc)
             log.error("cr_reconcile_failed", cr=name, reason=err.reason, error=err.message, exc_info=exc)
 
+    async def _alive(self, namespace: str, name: str, uid: str) -> bool:
+        obj = await self.client.get(crs.API_VERSION, crs.KIND, name, namespace)
+        return obj is not None and meta(obj).get("uid") == uid
+
     async def _reconcile_one(self, obj: dict[str, Any], refresh: bool) -> None:
-        m = crs.meta(obj)
-        name, namespace, uid = crs.name_of(obj), str(m.get("namespace", "")), str(m.get("uid", ""))
-        seen = self._seen.get(name)
-        if seen is not None and seen.uid != uid and seen.namespace != namespace:
-            await self._refuse(obj, "NameInUse", f"FOCOM request name {name!r} is already used by the CR in "
-                               f"namespace {seen.namespace!r}; FPR names are global", "$.metadata.name")  # fmt: skip
+        m = meta(obj)
+        name, namespace, uid = name_of(obj), str(m.get("namespace", "")), str(m.get("uid", ""))
+        claim = await self.owners.claim(name, namespace, uid)
+        if not claim.ours:
+            await self._not_owner(obj, claim)
             return
+        seen = self._seen.get(name)
         if seen is None or seen.uid != uid:
             seen = self._seen[name] = _Seen(namespace=namespace, uid=uid, obj=obj)
         seen.obj = obj
@@ -160,7 +154,7 @@ class KubeFace:
                 await self._write(seen, crs.status_body(seen.obj, status), status.updated_at)
 
     async def _submit(self, obj: dict[str, Any], uid: str) -> None:
-        generation = crs.meta(obj).get("generation", 0)
+        generation = meta(obj).get("generation", 0)
         try:
             request = crs.request_from_cr(obj)
         except RequestError as exc:
@@ -172,17 +166,34 @@ class KubeFace:
             log.info("cr_submitted", cr=request.name, generation=generation, operation=request.operation)
         await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
 
+    async def _not_owner(self, obj: dict[str, Any], claim: Claim) -> None:
+        """A CR whose name another CR (or a bus request) owns: refused once per generation, never acted on."""
+        name = name_of(obj)
+        if crs.deleting(obj):
+            # Its deletion must not delete the owner's clusters: only let it go (if we ever held it).
+            await self._release(obj)
+            return
+        if crs.observed(obj) and crs.phase_of(obj) == "Failed":
+            return  # refused already for this generation
+        holder = f"the CR in namespace {claim.holder!r}" if claim.holder else "a request submitted on the bus"
+        await self._refuse(obj, "NameInUse", f"FOCOM request name {name!r} is already used by {holder}; FPR names "
+                           "are global", "$.metadata.name")  # fmt: skip
+        await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
+        log.warning("cr_refused_name_in_use", cr=name, namespace=meta(obj).get("namespace"), holder=claim.holder)
+
     async def _deleting(self, obj: dict[str, Any], uid: str) -> None:
         if crs.finalizer_patch(obj, present=False) is None:
             return  # not ours to hold
         if crs.phase_of(obj) == "Deleted":
             await self._release(obj)
+            await self.owners.release(name_of(obj), uid)
             return
         try:
-            request = crs.delete_request(crs.name_of(obj))
+            request = crs.delete_request(name_of(obj))
         except ValidationError:
             # A name no FOCOM request can have: it was refused, nothing was ever created for it.
             await self._release(obj)
+            await self.owners.release(name_of(obj), uid)
             return
         env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
                             id=derive_id("focom.cr.delete", uid))  # fmt: skip
@@ -193,28 +204,29 @@ class KubeFace:
         if patch is None:
             return
         with contextlib.suppress(PermanentError):  # gone already (or changed: the next event retries)
-            await self.client.patch(crs.API_VERSION, crs.KIND, crs.name_of(obj), crs.meta(obj).get("namespace"),
+            await self.client.patch(crs.API_VERSION, crs.KIND, name_of(obj), meta(obj).get("namespace"),
                                     patch)  # fmt: skip
-        log.info("cr_released", cr=crs.name_of(obj))
+        log.info("cr_released", cr=name_of(obj))
 
     async def _refuse(self, obj: dict[str, Any], reason: str, message: str, path: str | None) -> None:
-        seen = self._seen.get(crs.name_of(obj))
+        seen = self._seen.get(name_of(obj))
         body = crs.refusal_body(obj, reason=reason, message=message, path=path, at=datetime.now(UTC))
-        if seen is not None and seen.uid == crs.meta(obj).get("uid"):
+        if seen is not None and seen.uid == meta(obj).get("uid"):
             await self._write(seen, body, datetime.now(UTC))
         else:
             await self.client.apply_status(body, field_manager=crs.STATUS_MANAGER)
 
     # ── status writer (a bus consumer) ──────────────────────────────────────────────────
 
-    async def on_status(self, env: Envelope, ctx: MessageContext) -> None:
-        payload = env.payload
-        if isinstance(payload, FprStatus):
-            name = payload.name
-        elif isinstance(payload, MessageFailed) and payload.message_type == _REQUEST_TYPE:
-            name = env.correlation_id or last_token(ctx.subject)
-        else:
-            return
+    async def on_status(self, status: FprStatus, ctx: MessageContext) -> None:
+        await self._write_back(status.name, status, ctx.envelope)
+
+    async def on_refusal(self, failed: MessageFailed, ctx: MessageContext) -> None:
+        """focom refused a request: the CR says why (other failures are not about a request)."""
+        if failed.message_type == _REQUEST_TYPE:
+            await self._write_back(ctx.envelope.correlation_id or last_token(ctx.subject), failed, ctx.envelope)
+
+    async def _write_back(self, name: str, payload: FprStatus | MessageFailed, env: Envelope) -> None:
         seen = self._seen.get(name)
         if seen is None:
             return  # not a CR we know (submitted on the bus, or its watch event is yet to come)
@@ -223,6 +235,7 @@ class KubeFace:
                 await self._write(seen, crs.status_body(seen.obj, payload), payload.updated_at)
                 if payload.phase == "Deleted" and crs.deleting(seen.obj):
                     await self._release(seen.obj)
+                    await self.owners.release(name, seen.uid)
             else:
                 body = crs.refusal_body(seen.obj, reason=payload.reason, message=payload.error, path=payload.path,
                                         at=env.occurred_at)  # fmt: skip

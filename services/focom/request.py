@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from shared.catalog import Catalog
-from shared.catalog import resolve as resolve_template
+from shared.catalog import Catalog, parameter_path, resolve_entry
 from shared.errors import InputError
 from shared.inventory import (
-    HOST_ID_PATTERN,
     MAX_HOSTS,
     Inventory,
+    InventoryCluster,
+    InventoryError,
     Window,
+    all_clusters_problems,
 )
-from shared.models import DNS1123_LABEL, MAX_CLUSTER_NAME, ClusterSpec, HostRef
+from shared.models import DNS1123_LABEL, HOST_ID_PATTERN, MAX_CLUSTER_NAME, ClusterSpec, HostRef
 from shared.payloads import FocomRequest
 from shared.safe_json import Problem, short
 
@@ -121,23 +123,47 @@ def _check_names(req: FocomRequest, max_clusters: int) -> list[Problem]:
 # ── create ─────────────────────────────────────────────────────────────────────────────
 
 
-def create_specs(
-    req: FocomRequest, inventory: Inventory, catalog: Catalog, *, window: Window, default_cni: str | None,
+@dataclass(frozen=True)
+class Wanted:
+    """One cluster a create request asks for: resolved and validated, not yet a spec (it may need a pool VIP)."""
+
+    inventory: Inventory
+    cluster: InventoryCluster
+    #: The JSON path of the cluster's entry: ``$.clusters[i]`` of the inventory, or of the template's
+    #: single-cluster inventory (``template``), whose paths are shown as template parameters.
+    path: str
+    template: bool = False
+
+    @property
+    def needs_vip(self) -> bool:
+        """Several control-plane hosts and no ``control_plane_endpoint``: a VIP must come from the pool."""
+        return self.cluster.control_plane_endpoint is None and len(self.cluster.cluster_masters) > 1
+
+    def shown(self, inventory_path: str) -> str:
+        """How a path into the cluster's entry is named in a refusal."""
+        return parameter_path(inventory_path) if self.template else f"inventory {inventory_path}"
+
+    @property
+    def vip_path(self) -> str:
+        return self.shown(f"{self.path}.control_plane_endpoint")
+
+
+def create_targets(
+    req: FocomRequest, inventory: Inventory, catalog: Catalog, *, window: Window, vip_pool: bool,
     max_clusters: int,
-) -> list[ClusterSpec]:  # fmt: skip
-    """The clusters a create request asks for, as specs (hosts resolved from the inventory)."""
+) -> list[Wanted]:  # fmt: skip
+    """The clusters a create request asks for (every problem at once; VIPs are allocated after this)."""
     mode = mode_of(req)
     if mode == "template":
-        return [_template_spec(req, inventory, catalog, window, default_cni)]
-    p: list[Problem] = []
+        return [_template_target(req, inventory, catalog, window, vip_pool)]
     if mode == "all":
+        # The same rules ``o2ctl validate`` reports, at the same inventory paths.
+        problems = all_clusters_problems(inventory, max_clusters=max_clusters)
+        if problems:
+            raise InventoryError(problems)
         clusters = list(inventory.clusters)
-        if not clusters:
-            p.append(Problem("$.allClusters", "no-clusters", "the inventory defines no clusters"))
-        if len(clusters) > max_clusters:
-            p.append(Problem("$.allClusters", "max-items",
-                             f"the inventory has {len(clusters)} clusters; at most {max_clusters} per request"))
     else:
+        p: list[Problem] = []
         clusters = []
         for i, name in enumerate(req.clusterNames or ()):
             found = inventory.cluster(name)
@@ -147,26 +173,47 @@ def create_specs(
                                  f"no cluster {short(name)} in the inventory (known: {known})"))
             else:
                 clusters.append(found)
-    _fail(p, req)
-    specs = []
+        _fail(p, req)
+    out = []
     for cluster in clusters:
+        path = f"$.clusters[{inventory.cluster_index(cluster.cluster_name)}]"
+        out.append(Wanted(inventory, cluster, path))
+    return out
+
+
+def create_specs(
+    req: FocomRequest, wanted: list[Wanted], *, default_cni: str | None, vips: Mapping[str, str]
+) -> list[ClusterSpec]:
+    """The specs of ``wanted``; ``vips`` maps a cluster name to the VIP allocated for it from the pool."""
+    p: list[Problem] = []
+    specs = []
+    for w in wanted:
         try:
-            specs.append(inventory.cluster_spec(cluster, default_cni=default_cni))
+            specs.append(w.inventory.cluster_spec(w.cluster, default_cni=default_cni, path=w.path,
+                                                  vip=vips.get(w.cluster.cluster_name)))  # fmt: skip
         except InputError as exc:
-            p.append(Problem(f"inventory {exc.path}", "vip-required", exc.message.split(": ", 1)[-1]))
+            rule = "vip-required" if exc.reason == "VipRequired" else "cluster-spec"
+            p.append(Problem(w.shown(exc.path), rule, exc.message.split(": ", 1)[-1]))
     _fail(p, req)
     return specs
 
 
-def _template_spec(
-    req: FocomRequest, inventory: Inventory, catalog: Catalog, window: Window, default_cni: str | None
-) -> ClusterSpec:
+def vip_exclusions(inventory: Inventory) -> set[str]:
+    """Addresses a pool VIP must never be: every host's address and every VIP the inventory names."""
+    out = {h.host_ip for h in inventory.hosts}
+    out.update(c.control_plane_endpoint for c in inventory.clusters if c.control_plane_endpoint)
+    return out
+
+
+def _template_target(
+    req: FocomRequest, inventory: Inventory, catalog: Catalog, window: Window, vip_pool: bool
+) -> Wanted:
     template = catalog.require(req.templateName or "", req.templateVersion)
-    result = resolve_template(template, req.templateParameters or {}, inventory, window=window,
-                              default_cni=default_cni)  # fmt: skip
-    if isinstance(result, list):
-        _refuse_all(result, req)
-    return result
+    entry = resolve_entry(template, req.templateParameters or {}, inventory, window=window, vip_pool=vip_pool)
+    if isinstance(entry, list):
+        _refuse_all(entry, req)
+    single, cluster = entry
+    return Wanted(single, cluster, "$.clusters[0]", template=True)
 
 
 # ── scale and delete: targets among the FPR's clusters ──────────────────────────────────

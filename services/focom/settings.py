@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.inventory import DEFAULT_MAX_BYTES, Window
+from shared.inventory import DEFAULT_MAX_BYTES, DEFAULT_SSH_KEY_DIR, InventoryRules, Window
 from shared.models import DNS1123_LABEL, version_tuple
 from shared.settings import ServiceSettings
+from shared.vips import Entry, parse_pool
+
+_MINOR = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(\.[0-9]{1,6})?")
+
+
+def _pool_items(value: Any) -> Any:
+    # Comma-separated in the environment (``10.0.0.0/28,10.0.1.10-10.0.1.20``) or a JSON list (as the
+    # chart renders list values); a list from code.
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class FocomSettings(ServiceSettings):
@@ -39,15 +55,35 @@ class FocomSettings(ServiceSettings):
     #: Namespace watched for CRs; None watches every namespace.
     cr_namespace: str | None = Field(None, pattern=DNS1123_LABEL, max_length=63)
     kube_timeout: float = Field(15.0, gt=0, le=300)
+    #: Control-plane VIPs for clusters of several control-plane hosts whose inventory entry names no
+    #: ``control_plane_endpoint``: comma-separated CIDRs (network and broadcast excluded) and ``first-last``
+    #: ranges. Empty: such clusters are refused (``vip-required``).
+    vip_pool: Annotated[list[str], NoDecode, BeforeValidator(_pool_items)] = []
+    #: ``ssh_key_file`` in the inventory must name a file in this directory (checked by every validation).
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR
 
     @field_validator("k8s_min_version", "k8s_max_version")
     @classmethod
     def _minor(cls, value: str) -> str:
-        text = value.strip().lstrip("v")
-        parts = text.split(".")
-        if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        m = _MINOR.fullmatch(value.strip())  # ASCII digits only (str.isdigit takes any script's)
+        if m is None:
             raise ValueError(f"{value!r} is not a Kubernetes version vX.Y")
-        return "v" + ".".join(parts[:2])
+        return f"v{int(m.group(1))}.{int(m.group(2))}"
+
+    @field_validator("vip_pool")
+    @classmethod
+    def _pool(cls, value: list[str]) -> list[str]:
+        parse_pool(value)  # refuses a malformed entry at start, naming it
+        return value
+
+    @property
+    def vip_pool_entries(self) -> tuple[Entry, ...]:
+        return parse_pool(self.vip_pool)
+
+    def inventory_rules(self) -> InventoryRules:
+        """How this focom validates inventories; ``o2ctl validate`` reads the same settings and passes these."""
+        return InventoryRules(max_bytes=self.inventory_max_bytes, window=self.k8s_window, vip_pool=bool(self.vip_pool),
+                              ssh_key_dir=self.ssh_key_dir)  # fmt: skip
 
     @property
     def k8s_window(self) -> Window:

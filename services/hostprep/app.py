@@ -88,7 +88,7 @@ async def setup(runtime: ServiceRuntime[HostprepSettings]) -> None:
 
     runtime.on_close(close)
     jobs = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-    runtime.consume(jobs, handlers.JobHandler(deps))
+    runtime.consume(jobs, handlers.JobHandler(deps).on_job)
 
 
 def main() -> int:

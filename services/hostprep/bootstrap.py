@@ -23,7 +23,7 @@ from pydantic import SecretBytes
 from services.hostprep.domain import bootstrap_kubeconfig_name
 from shared.errors import PermanentError, TemporaryError
 from shared.kube import KubeClient, WatchExpired
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, deleting, meta
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ class IssuedKubeconfig:
 
 
 def _age(obj: Mapping[str, Any]) -> float:
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    stamp = meta(obj).get("creationTimestamp")
     if not stamp:
         return float("inf")
     try:
@@ -52,7 +52,7 @@ def _age(obj: Mapping[str, Any]) -> float:
 
 
 def _issued(obj: Mapping[str, Any] | None) -> IssuedKubeconfig | None:
-    if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if obj is None or deleting(obj):
         return None
     data = (obj.get("status") or {}).get("bootstrapKubeconfigData")
     if not data:
@@ -91,7 +91,7 @@ class BootstrapKubeconfigs:
         name = bootstrap_kubeconfig_name(host_id)
         deadline = time.monotonic() + self._wait_timeout
         obj = await self._client.get(INFRA_VERSION, KIND, name, namespace)
-        if obj is not None and _issued(obj) is None and not (obj.get("metadata") or {}).get("deletionTimestamp") \
+        if obj is not None and _issued(obj) is None and not deleting(obj) \
                 and _age(obj) < self._max_age and (obj.get("spec") or {}).get("apiserver") == self._api_url:
             # Created by an earlier attempt and not filled yet: wait for it rather than replace it.
             return await self._wait_filled(namespace, name, deadline)

@@ -18,7 +18,7 @@ import structlog
 
 from shared.errors import classify
 from shared.kube import KubeClient, WatchExpired
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, deleting, labels_of, meta, name_of
 
 log = structlog.get_logger(__name__)
 
@@ -29,13 +29,8 @@ Predicate = Callable[[list[Obj]], bool]
 
 
 def _host_id(obj: Obj) -> str | None:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    value = labels.get(HOST_ID_LABEL)
+    value = labels_of(obj).get(HOST_ID_LABEL)
     return str(value) if value else None
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 class _Namespace:
@@ -49,7 +44,7 @@ class _Namespace:
 
     def live(self, host_id: str) -> list[Obj]:
         return [o for o in self.hosts.get(host_id, {}).values()
-                if not (o.get("metadata") or {}).get("deletionTimestamp")]
+                if not deleting(o)]
 
     def replace(self, items: list[Obj]) -> None:
         self.hosts = {}
@@ -59,12 +54,12 @@ class _Namespace:
     def put(self, obj: Obj) -> None:
         host_id = _host_id(obj)
         if host_id is not None:
-            self.hosts.setdefault(host_id, {})[_name(obj)] = obj
+            self.hosts.setdefault(host_id, {})[name_of(obj)] = obj
 
     def drop(self, obj: Obj) -> None:
         host_id = _host_id(obj)
         if host_id is not None:
-            self.hosts.get(host_id, {}).pop(_name(obj), None)
+            self.hosts.get(host_id, {}).pop(name_of(obj), None)
 
 
 class ByoHostIndex:
@@ -103,14 +98,14 @@ class ByoHostIndex:
             items, _ = await self._client.list(
                 INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}"
             )
-            return [o for o in items if not (o.get("metadata") or {}).get("deletionTimestamp")]
+            return [o for o in items if not deleting(o)]
         return ns.live(host_id)
 
     async def delete(self, namespace: str, host_id: str) -> int:
         """Delete every ByoHost labelled with the host id (asked of the API, not the cache)."""
         items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
         for obj in items:
-            await self._client.delete(INFRA_VERSION, KIND, _name(obj), namespace)
+            await self._client.delete(INFRA_VERSION, KIND, name_of(obj), namespace)
         return len(items)
 
     async def close(self) -> None:
@@ -138,7 +133,7 @@ class ByoHostIndex:
                         INFRA_VERSION, KIND, namespace, resource_version=rv, label_selector=HOST_ID_LABEL,
                         timeout_seconds=self._watch_seconds,
                     ):
-                        rv = str((event.object.get("metadata") or {}).get("resourceVersion") or rv)
+                        rv = str(meta(event.object).get("resourceVersion") or rv)
                         if event.type == "BOOKMARK":
                             continue
                         if event.type == "DELETED":

@@ -12,6 +12,7 @@ inventory's address. Files are re-read when they change, always off the event lo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from services.hostprep.settings import HostprepSettings
 from shared.errors import PermanentError
-from shared.inventory import InventoryError, InventoryHost, parse_inventory
+from shared.inventory import InventoryError, InventoryHost, parse_inventory, resolve_key_file
 from shared.models import HostRef
 
 #: hostprep does not judge which Kubernetes versions are supported (focom does): any version passes here.
@@ -71,21 +72,29 @@ class _FileCache:
         return stamp, self._parse(self.path)
 
 
-def _parse_inventory(path: Path) -> dict[str, InventoryHost]:
+def _parse_inventory(path: Path, key_dir: Path) -> dict[str, InventoryHost]:
     try:
         with path.open("rb") as fh:
-            inventory = parse_inventory(fh.read(), window=_ANY_VERSION, source=f"inventory {path.name}")
+            # The rule set focom runs (key files inside ``key_dir``); versions and VIPs are focom's to judge.
+            inventory = parse_inventory(fh.read(), window=_ANY_VERSION, vip_pool=True, ssh_key_dir=key_dir,
+                                        source=f"inventory {path.name}")  # fmt: skip
     except InventoryError as exc:
         # Problems name paths and rules, never values of secret fields.
         raise PermanentError(exc.message, reason="InvalidInventory") from None
     except OSError as exc:
         raise PermanentError(f"cannot read {path}: {exc.strerror}", reason="ConfigFileMissing") from None
-    base = path.resolve().parent
     hosts: dict[str, InventoryHost] = {}
     for entry in inventory.hosts:
         key = entry.ssh_key_file
-        relative = key is not None and not Path(key).is_absolute()
-        hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": str(base / str(key))}) if relative else entry
+        if key is not None:
+            # Only files in the key directory (relative names are taken inside it); checked again here,
+            # where the files are, so a symlink leading out of the directory is caught too.
+            try:
+                key = str(resolve_key_file(key, key_dir))
+            except ValueError as exc:
+                raise PermanentError(f"inventory {path}: host {entry.host_id!r}: {exc}",
+                                     reason="InvalidInventory") from None  # fmt: skip
+        hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": key})
     return hosts
 
 
@@ -138,7 +147,8 @@ class CredentialStore:
     def __init__(self, settings: HostprepSettings) -> None:
         self._default_key = settings.ssh_key_file
         self._passphrase = settings.ssh_key_passphrase
-        self._inventory = _FileCache(settings.inventory_file, _parse_inventory) if settings.inventory_file else None
+        parse = functools.partial(_parse_inventory, key_dir=settings.ssh_key_dir)
+        self._inventory = _FileCache(settings.inventory_file, parse) if settings.inventory_file else None
         self._pinned = (
             _FileCache(settings.pinned_host_keys_file, _parse_pinned) if settings.pinned_host_keys_file else None
         )

@@ -106,7 +106,7 @@ def parse_preflight(stdout: str) -> HostFacts:
 
 
 def _kernel_version(release: str) -> tuple[int, int] | None:
-    m = re.match(r"^(\d+)\.(\d+)", release)
+    m = re.match(r"^([0-9]+)\.([0-9]+)", release)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 

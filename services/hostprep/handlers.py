@@ -25,9 +25,9 @@ from services.hostprep.credentials import ResolvedHost
 from services.hostprep.recipe import RecipeParams
 from services.hostprep.runner import Deps, HostRunner
 from shared.bus import MessageContext
-from shared.errors import InputError, PermanentError
+from shared.errors import PermanentError
 from shared.fields import printable
-from shared.messages import Envelope, utcnow
+from shared.messages import utcnow
 from shared.payloads import HostprepJob, HostProgress
 from shared.subjects import hostprep_event
 
@@ -64,10 +64,7 @@ class JobHandler:
             purge_packages=job.purge_packages,
         )
 
-    async def __call__(self, env: Envelope, ctx: MessageContext) -> None:
-        job = env.payload
-        if not isinstance(job, HostprepJob):
-            raise InputError(f"hostprep jobs carry hostprep.job, not {env.type}", path="type")
+    async def on_job(self, job: HostprepJob, ctx: MessageContext) -> None:
         deadline = time.monotonic() + remaining(self.deps.settings.job_timeout, ctx.received_at, utcnow())
         host_ids = list(dict.fromkeys(job.hosts))
         subject = hostprep_event(job.pr_id)

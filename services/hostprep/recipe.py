@@ -51,7 +51,7 @@ from services.hostprep.steps import (
     unit_word,
     with_verify,
 )
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 __all__ = [
     "APT_ENV",

@@ -212,12 +212,14 @@ class HostRunner:
         problems = domain.fact_problems(facts, min_free_bytes=int(self.deps.settings.min_free_disk_gib * domain.GIB))
         if not session.is_root and not result.ok:
             problems.append(f"{session.target.username} cannot run sudo without a password (sudo -n true failed)")
+        if facts.hostname != self.host.host_name:
+            # The host would register (ByoHost, Node) under a name the inventory does not know: another
+            # machine answered at this address, or the inventory is wrong. Either way, stop here.
+            problems.append(f"the host calls itself {facts.hostname[:80]!r}, the inventory names it "
+                            f"{self.host.host_name!r} (host_name)")  # fmt: skip
         if problems:
             raise StepFailed(PREFLIGHT, "; ".join(problems), reason="PreflightFailed",
                              stderr_tail=domain.tail(result.stderr))
-        if facts.hostname != self.host.host_name:
-            log.warning("hostname_differs", host_id=self.host.host_id, inventory=self.host.host_name,
-                        actual=facts.hostname)
         await self._safe_report(PREFLIGHT, "done", facts.summary())
         return facts
 

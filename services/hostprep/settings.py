@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.inventory import DEFAULT_SSH_KEY_DIR
 from shared.settings import ServiceSettings
 
 DEFAULT_K8S_REPO = "https://pkgs.k8s.io/core:/stable:"
@@ -26,6 +27,8 @@ class HostprepSettings(ServiceSettings):
     inventory_file: Path | None = None
     #: Private key used for hosts without their own ``ssh_key_file``.
     ssh_key_file: Path | None = None
+    #: An inventory ``ssh_key_file`` must name a file in this directory (the same setting focom validates with).
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR
     ssh_key_passphrase: SecretStr | None = None
     known_hosts_file: Path | None = None
     #: ``{host_id: "ssh-ed25519 AAAA..."}`` (JSON or YAML); checked before ``known_hosts_file``.

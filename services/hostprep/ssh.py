@@ -34,7 +34,7 @@ import asyncssh
 import structlog
 
 from services.hostprep.credentials import HostCredentials, ResolvedHost, TrustSources
-from shared.errors import PermanentError, ServiceError, TemporaryError
+from shared.errors import PermanentError, ServiceError, TemporaryError, UnexpectedError
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,10 @@ def _classify(exc: BaseException, target: SshTarget, during: str) -> ServiceErro
     if isinstance(exc, OSError):
         text = errno.errorcode.get(exc.errno or 0, "") or exc.strerror or type(exc).__name__
         return TemporaryError(f"{where}: {text}", reason="HostUnreachable")
-    return TemporaryError(f"{where}: {type(exc).__name__}", reason="SshError")
+    if isinstance(exc, asyncssh.Error):
+        return TemporaryError(f"{where}: {type(exc).__name__}", reason="SshError")
+    # Not an SSH failure at all (a bug): unexpected, so the bus logs its traceback and bounds retries.
+    return UnexpectedError(f"{where}: unexpected {type(exc).__name__}")
 
 
 class _KeyCache:
@@ -194,7 +197,7 @@ class SshConnector:
                 asyncssh.connect(target.address, target.port, **options), self._connect_timeout * 2
             )
         except Exception as exc:
-            raise _classify(exc, target, "connecting to") from None
+            raise _classify(exc, target, "connecting to") from exc
         return SshSession(conn, target)
 
 
@@ -224,7 +227,7 @@ class SshSession:
                 f"a command on {self.target} did not finish within {timeout:g}s", reason="CommandTimeout"
             ) from None
         except Exception as exc:
-            raise _classify(exc, self.target, "running a command on") from None
+            raise _classify(exc, self.target, "running a command on") from exc
         status = completed.exit_status
         if status is None or status < 0:
             if not completed.exit_signal:
@@ -259,7 +262,7 @@ class SshSession:
             raise TemporaryError(f"uploading to {self.target} did not finish within {timeout:g}s",
                                  reason="CommandTimeout") from None
         except Exception as exc:
-            raise _classify(exc, self.target, "uploading a file to") from None
+            raise _classify(exc, self.target, "uploading a file to") from exc
         staged = posixpath.join(home, stage)
         q = shlex.quote
         install = f"install -D -m {mode:04o} -o root -g root {q(staged)} {q(path)}"

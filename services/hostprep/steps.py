@@ -68,7 +68,7 @@ def probe_script(*commands: str) -> str:
     return f"; echo {MARK}; ".join(commands)
 
 
-_PROBE_END = re.compile(r"^@@o2ims-probe:(?P<key>[^:]+):(?P<rc>\d+)@@$")
+_PROBE_END = re.compile(r"^@@o2ims-probe:(?P<key>[^:]+):(?P<rc>[0-9]+)@@$")
 VERIFY_MARK = "@@o2ims-verify@@"
 
 

@@ -8,22 +8,19 @@ import contextlib
 import structlog
 
 from services.o2ims.engine import PrEngine
-from services.o2ims.handlers import make_handlers
+from services.o2ims.handlers import Handlers
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
-from shared.errors import TemporaryError, classify
+from shared.errors import TemporaryError, UnexpectedError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore
 from shared.subjects import (
     BUCKET_HOSTS,
     BUCKET_PR,
-    O2IMS_CAPI_EVENTS_CONSUMER,
-    O2IMS_CLUSTER_STATUS_CONSUMER,
-    O2IMS_EVENTS_CONSUMER,
-    O2IMS_REQUESTS_CONSUMER,
-    O2IMS_TIMERS_CONSUMER,
+    BUCKET_VIPS,
 )
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +50,10 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
             if not isinstance(err, TemporaryError):
                 raise
             delay = min(5.0, settings.purge_interval)
-            log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
+            if isinstance(err, UnexpectedError):  # a bug, not NATS restarting: keep the traceback
+                log.error("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay, exc_info=exc)
+            else:
+                log.warning("upkeep_retry", reason=err.reason, error=err.message, retry_in=delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)  # the upkeep period, not a sync
 
@@ -61,13 +61,10 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
-    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy())
-    handlers = make_handlers(engine)
-    runtime.consume(O2IMS_REQUESTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_EVENTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_CAPI_EVENTS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_CLUSTER_STATUS_CONSUMER, handlers.on_message)
-    runtime.consume(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
+    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy(),
+                      vips=VipLeases(await bus.kv(BUCKET_VIPS), ()))  # fmt: skip
+    for spec, handlers in Handlers(engine).consumers():
+        runtime.consume(spec, *handlers)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")
     if settings.mirror_enabled:
         from services.o2ims.mirror import start_mirror

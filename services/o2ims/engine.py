@@ -26,6 +26,7 @@ from shared.leases import HostLeases
 from shared.messages import Envelope, utcnow
 from shared.payloads import PrStatus
 from shared.store import RecordConflict, RecordStore
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +42,13 @@ class PrEngine:
         policy: Policy,
         *,
         clock: Callable[[], datetime] = utcnow,
+        vips: VipLeases | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
         self.leases = leases
+        #: VIPs focom allocated from the pool, released with the hosts (None: no VIP bucket to tend).
+        self.vips = vips
         self.policy = policy
         self.clock = clock
 
@@ -77,8 +81,19 @@ class PrEngine:
                 continue
             await self._publish(batch)
             batch = []
-            released = await self.leases.release(record.pr_id, cmd.release)
-            log.info("leases_released", pr_id=record.pr_id, hosts=released)
+            if cmd.quarantine:
+                moved = await self.leases.quarantine(record.pr_id, cmd.quarantine, cmd.quarantine_reason)
+                log.warning("hosts_quarantined", pr_id=record.pr_id, hosts=moved, reason=cmd.quarantine_reason)
+            if cmd.release:
+                released = await self.leases.release(record.pr_id, cmd.release)
+                log.info("leases_released", pr_id=record.pr_id, hosts=released)
+            if self.vips is not None and record.state == "deleted" and record.spec and record.spec.vip:
+                # A pool VIP goes back with the hosts once the cluster is deleted (a VIP the inventory named
+                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete
+                # (state no longer "deleted"), keeps it: focom gives a PR the VIP it already holds.
+                freed = await self.vips.release(record.pr_id, [record.spec.vip])
+                if freed:
+                    log.info("vips_released", pr_id=record.pr_id, vips=freed)
         await self._publish(batch)
         done = {c.id for c in record.outbox}
 

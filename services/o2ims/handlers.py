@@ -1,25 +1,46 @@
-"""Message handlers of o2ims: message in, domain event, engine out.
+"""Message handlers of o2ims: a typed function per consumer, the payload in, the engine out.
 
-Every consumer (requests, hostprep events, capi events, cluster status) uses the same thin
-handler: turn the envelope into a state-machine event for one PR and let the engine decide,
-write and publish. Messages that concern no PR (a cluster without the PR label, a payload type
-this service does not act on) are acknowledged and dropped. The timer handler first checks the
-deadline: not yet due means ``TemporaryError(delay)``, so the bus redelivers it when it is.
+Each handler's parameter type is what its consumer carries: requests, hostprep's events, the
+capi_renderer's events, the bus's reports of jobs it refused, cluster status and timers. All
+of them turn the message into a state-machine event for one PR and let the engine decide,
+write and publish; a payload type a consumer does not take is refused by ``shared.dispatch``.
+Messages that concern no PR (a cluster without the PR label) are acknowledged and dropped. The
+timer handler first checks the deadline: not yet due means ``TemporaryError(delay)``, so the
+bus redelivers it when it is.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from services.o2ims.engine import PrEngine
 from services.o2ims.events import event_from
 from services.o2ims.rules.deadlines import timer_wait
-from shared.bus import Handler, MessageContext
+from shared.bus import MessageContext
+from shared.dispatch import PayloadHandler
 from shared.errors import InputError, TemporaryError
-from shared.messages import Envelope
-from shared.payloads import PrDeadline, PrRequest
-from shared.subjects import last_token
+from shared.payloads import (
+    CapiApplied,
+    CapiDeleted,
+    CapiFailed,
+    ClusterSummary,
+    ClusterTransition,
+    HostprepDone,
+    HostprepFailed,
+    HostProgress,
+    MessageFailed,
+    PrDeadline,
+    PrRequest,
+)
+from shared.subjects import (
+    O2IMS_CAPI_EVENTS_CONSUMER,
+    O2IMS_CLUSTER_STATUS_CONSUMER,
+    O2IMS_EVENTS_CONSUMER,
+    O2IMS_REQUESTS_CONSUMER,
+    O2IMS_TIMERS_CONSUMER,
+    ConsumerSpec,
+    last_token,
+)
 
 #: A PR id is a KV key and a subject token (in practice a UUID).
 _PR_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_=-]{0,127}$")
@@ -31,35 +52,53 @@ def _checked(pr_id: str) -> str:
     return pr_id
 
 
-@dataclass(frozen=True)
 class Handlers:
-    on_message: Handler
-    on_timer: Handler
+    """The handlers of o2ims's consumers, sharing one engine."""
 
+    def __init__(self, engine: PrEngine) -> None:
+        self.engine = engine
 
-def make_handlers(engine: PrEngine) -> Handlers:
-    async def on_message(env: Envelope, ctx: MessageContext) -> None:
-        found = event_from(env, last_token(ctx.subject), received_at=ctx.received_at)
+    def consumers(self) -> list[tuple[ConsumerSpec, tuple[PayloadHandler, ...]]]:
+        """Each consumer with the handlers serving it (the one wiring, for the service and tests)."""
+        return [
+            (O2IMS_REQUESTS_CONSUMER, (self.on_request,)),
+            (O2IMS_EVENTS_CONSUMER, (self.on_host_event, self.on_job_rejected)),
+            (O2IMS_CAPI_EVENTS_CONSUMER, (self.on_capi_event, self.on_job_rejected)),
+            (O2IMS_CLUSTER_STATUS_CONSUMER, (self.on_cluster_status,)),
+            (O2IMS_TIMERS_CONSUMER, (self.on_timer,)),
+        ]
+
+    async def on_request(self, request: PrRequest, ctx: MessageContext) -> None:
+        if last_token(ctx.subject) != request.pr_id:
+            raise InputError(
+                f"request on {ctx.subject} names PR {request.pr_id!r}", path="payload.pr_id", reason="SubjectMismatch"
+            )
+        await self._decide(ctx)
+
+    async def on_host_event(self, event: HostProgress | HostprepDone | HostprepFailed, ctx: MessageContext) -> None:
+        await self._decide(ctx)
+
+    async def on_capi_event(self, event: CapiApplied | CapiDeleted | CapiFailed, ctx: MessageContext) -> None:
+        await self._decide(ctx)
+
+    async def on_job_rejected(self, failed: MessageFailed, ctx: MessageContext) -> None:
+        """The bus terminated a job we sent: the job failed (the PR is the failure subject's token)."""
+        await self._decide(ctx)
+
+    async def on_cluster_status(self, status: ClusterSummary | ClusterTransition, ctx: MessageContext) -> None:
+        await self._decide(ctx)
+
+    async def on_timer(self, timer: PrDeadline, ctx: MessageContext) -> None:
+        pr_id = _checked(timer.pr_id)
+        got = await self.engine.store.get(pr_id)
+        wait = timer_wait(got[0] if got else None, timer, self.engine.clock())
+        if wait is not None:
+            raise TemporaryError(f"deadline of PR {pr_id} due in {wait:.1f}s", delay=wait, reason="NotYetDue")
+        await self._decide(ctx)
+
+    async def _decide(self, ctx: MessageContext) -> None:
+        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at)
         if found is None:
             return
         pr_id, event = found
-        if isinstance(env.payload, PrRequest) and last_token(ctx.subject) != pr_id:
-            raise InputError(
-                f"request on {ctx.subject} names PR {pr_id!r}", path="payload.pr_id", reason="SubjectMismatch"
-            )
-        await engine.handle(_checked(pr_id), event)
-
-    async def on_timer(env: Envelope, ctx: MessageContext) -> None:
-        timer = env.payload
-        if not isinstance(timer, PrDeadline):
-            return
-        pr_id = _checked(timer.pr_id)
-        got = await engine.store.get(pr_id)
-        wait = timer_wait(got[0] if got else None, timer, engine.clock())
-        if wait is not None:
-            raise TemporaryError(f"deadline of PR {pr_id} due in {wait:.1f}s", delay=wait, reason="NotYetDue")
-        found = event_from(env, received_at=ctx.received_at)
-        if found is not None:
-            await engine.handle(pr_id, found[1])
-
-    return Handlers(on_message=on_message, on_timer=on_timer)
+        await self.engine.handle(_checked(pr_id), event)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -22,18 +21,15 @@ from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
 from shared.errors import ServiceError
 from shared.kube import KubeClient
+from shared.kube_config import connect
+from shared.objects import PR_ID_LABEL, timestamp
 from shared.runtime import ServiceRuntime
 
 log = structlog.get_logger(__name__)
 
 API_VERSION = "o2ims.provisioning.oran.org/v1alpha1"
 KIND = "ProvisioningRequest"
-PR_LABEL = "o2ims.oran.org/pr-id"
 RETRY_DELAY = 2.0
-
-
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hosts(rec: PrRecord, role: str) -> list[dict[str, Any]]:
@@ -51,7 +47,7 @@ def cr_object(rec: PrRecord) -> dict[str, Any]:
         s = rec.spec
         params = {
             "clusterName": s.name, "namespace": s.namespace, "k8sVersion": s.k8s_version,
-            "controlPlaneEndpoint": s.vip, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
+            "controlPlaneEndpoint": s.endpoint, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
             "hosts": {"masters": _hosts(rec, "control-plane"), "workers": _hosts(rec, "worker")},
         }  # fmt: skip
         if s.cni:
@@ -59,7 +55,7 @@ def cr_object(rec: PrRecord) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": rec.pr_id, "labels": {PR_LABEL: rec.pr_id}},
+        "metadata": {"name": rec.pr_id, "labels": {PR_ID_LABEL: rec.pr_id}},
         "spec": {
             "name": rec.cluster or rec.pr_id,
             "description": f"cluster {rec.cluster} for FOCOM request {rec.fpr}",
@@ -74,7 +70,7 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
     """The CR's status: what the bus knows about the PR."""
     provisioning: dict[str, Any] = {
         "provisioningState": rec.state,
-        "provisioningUpdateTime": _time(rec.updated_at),
+        "provisioningUpdateTime": timestamp(rec.updated_at),
         "transitions": rec.seq,
     }
     for key, value in (("provisioningStage", rec.stage), ("provisioningReason", rec.reason),
@@ -91,7 +87,7 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
             ],
         }
     if rec.deadline is not None:
-        provisioning["stageDeadline"] = _time(rec.deadline)
+        provisioning["stageDeadline"] = timestamp(rec.deadline)
     hosts = []
     for host_id, st in sorted(rec.hosts.items()):
         entry: dict[str, Any] = {"hostId": host_id, "role": st.role, "status": st.status, "released": st.released}
@@ -102,7 +98,7 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
         hosts.append(entry)
     conditions = [
         {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
-         "lastTransitionTime": _time(c.at)}
+         "lastTransitionTime": timestamp(c.at)}
         for c in rec.conditions
     ]  # fmt: skip
     return {
@@ -175,9 +171,7 @@ class Mirror:
 
 
 async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
-    path = runtime.settings.mirror_kubeconfig
-    assert path is not None  # guaranteed by the settings validator
-    client = await KubeClient.from_kubeconfig(path)
+    client = await connect(runtime.settings.mirror_kubeconfig, setting="O2_O2IMS_MIRROR_KUBECONFIG")
     runtime.on_close(client.close)
     mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
     runtime.background(mirror.run(), "o2ims-mirror")

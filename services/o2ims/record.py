@@ -112,7 +112,7 @@ class HistoryEntry(_Frozen):
 
 
 class Command(_Frozen):
-    """One effect of a transition: publish ``payload`` on ``subject``, or release host leases.
+    """One effect of a transition: publish ``payload`` on ``subject``, or release (or quarantine) host leases.
 
     ``id`` is the envelope id (deterministic: derived from the PR and the command number), so
     publishing the same command twice is dropped by the stream's duplicate window.
@@ -124,6 +124,9 @@ class Command(_Frozen):
     subject: str | None = None
     payload: OutboxPayload | None = None
     release: tuple[str, ...] = ()
+    #: Hosts whose teardown failed: their leases go to quarantine instead of back to the pool.
+    quarantine: tuple[str, ...] = ()
+    quarantine_reason: str = ""
 
 
 class PrRecord(_Frozen):

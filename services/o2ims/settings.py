@@ -1,15 +1,15 @@
 """Settings of the o2ims service (environment prefix ``O2_O2IMS_``, common fields ``O2_*``).
 
 Stage deadlines are seconds (defaults: host preparation 30 min, provisioning 60 min); the
-``ProvisioningRequest`` mirror is off unless ``mirror_enabled`` is set with a kubeconfig.
+``ProvisioningRequest`` mirror is off unless ``mirror_enabled`` is set (with ``mirror_kubeconfig``, or
+in-cluster through the pod's service account).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.o2ims.policy import Policy
@@ -44,15 +44,9 @@ class O2imsSettings(ServiceSettings):
 
     # -- the ProvisioningRequest CR mirror ------------------------------------------------------
     mirror_enabled: bool = False
-    #: Kubeconfig of the cluster holding the ``ProvisioningRequest`` CRD (required by the mirror).
+    #: Kubeconfig of the cluster holding the ``ProvisioningRequest`` CRD; None = in-cluster service account.
     mirror_kubeconfig: Path | None = None
     mirror_field_manager: str = Field("o2ims", min_length=1, max_length=128)
-
-    @model_validator(mode="after")
-    def _mirror_needs_kubeconfig(self) -> Self:
-        if self.mirror_enabled and self.mirror_kubeconfig is None:
-            raise ValueError("mirror_kubeconfig is required when mirror_enabled is set")
-        return self
 
     def policy(self) -> Policy:
         return Policy(

@@ -102,7 +102,8 @@ class Tx:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = ()) -> Command:
+    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = (),
+                 quarantine: tuple[str, ...] = (), quarantine_reason: str = "") -> Command:  # fmt: skip
         n = self.rec.cmd_seq + 1
         self.update(cmd_seq=n)
         cmd = Command(
@@ -112,6 +113,8 @@ class Tx:
             subject=subject,
             payload=payload,
             release=release,
+            quarantine=quarantine,
+            quarantine_reason=quarantine_reason,
         )
         self.commands.append(cmd)
         return cmd
@@ -143,6 +146,14 @@ class Tx:
         if not host_ids:
             return
         self._command(None, None, release=tuple(sorted(host_ids)))
+        for host_id in host_ids:
+            self.host(host_id, released=True)
+
+    def quarantine(self, host_ids: list[str], reason: str) -> None:
+        """Queue the quarantine of these hosts (teardown failed): leased to no one until an operator clears them."""
+        if not host_ids:
+            return
+        self._command(None, None, quarantine=tuple(sorted(host_ids)), quarantine_reason=reason)
         for host_id in host_ids:
             self.host(host_id, released=True)
 

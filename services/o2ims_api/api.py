@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from services.o2ims_api.objects import Site, Snapshot
+from services.o2ims_api.profile import ProfileReader
+from services.o2ims_api.settings import O2imsApiSettings
+from services.o2ims_api.state import State
 from shared.bus import Bus
 from shared.catalog import Catalog
-
-from .objects import Site, Snapshot
-from .profile import ProfileReader
-from .settings import O2imsApiSettings
-from .state import State
+from shared.httpapi.problems import not_found
+from shared.safe_json import short
 
 INVENTORY = "/o2ims-infrastructureInventory"
 MONITORING = "/o2ims-infrastructureMonitoring"
@@ -57,6 +59,17 @@ API_KEY = web.AppKey("o2ims_api", Api)
 
 def api(request: web.Request) -> Api:
     return request.app[API_KEY]
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def uuid_param(request: web.Request, name: str, what: str) -> str:
+    """A UUID path parameter, lower-cased; anything else names nothing here (404)."""
+    value = request.match_info[name]
+    if not _UUID.fullmatch(value):
+        raise not_found(f"no {what} {short(value)}")
+    return value.lower()
 
 
 def find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:

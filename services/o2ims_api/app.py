@@ -8,29 +8,92 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
 from aiohttp import web
 
+from services.o2ims_api import objects, routes_inventory, routes_monitoring, routes_provisioning, routes_subscriptions
+from services.o2ims_api.api import API_KEY, Api
+from services.o2ims_api.notifier import Notifier
+from services.o2ims_api.profile import ProfileReader
+from services.o2ims_api.routes_monitoring import NOTIFIER_KEY
+from services.o2ims_api.routes_subscriptions import (
+    ALARM_KIND,
+    DELIVERERS_KEY,
+    INVENTORY_KIND,
+    SUBSCRIPTIONS_KEY,
+    alarm_renderer,
+    render_inventory,
+)
+from services.o2ims_api.settings import O2imsApiSettings
+from services.o2ims_api.state import State
 from shared.catalog import load_catalog
 from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_context
+from shared.httpapi.delivery import Deliverer, Render
 from shared.httpapi.problems import problem_middleware
+from shared.httpapi.subscriptions import Subscription, SubscriptionStore
+from shared.payloads import MessageFailed
 from shared.runtime import ServiceRuntime, run_service
-
-from . import objects, routes_inventory
-from .api import API_KEY, Api
-from .profile import ProfileReader
-from .settings import O2imsApiSettings
-from .state import State
+from shared.subjects import (
+    ALL_O2API_ALARMS,
+    ALL_O2API_INVENTORY,
+    BUCKET_O2IMS_API_SUBSCRIPTIONS,
+    O2API_DELIVERY_ACK_WAIT,
+    O2IMS_API,
+    O2IMS_API_HOST_EVENTS_CONSUMER,
+    o2api_delivery_durable,
+)
 
 log = structlog.get_logger(__name__)
 
 
-def build_app(a: Api, verifier: TokenVerifier) -> web.Application:
+@dataclass
+class Parts:
+    """The notification machinery: subscriptions, one deliverer per kind, and the change detector."""
+
+    subscriptions: SubscriptionStore
+    deliverers: dict[str, Deliverer]
+    notifier: Notifier
+
+
+async def assemble(a: Api) -> Parts:
+    s = a.settings
+    store = SubscriptionStore(await a.bus.kv(BUCKET_O2IMS_API_SUBSCRIPTIONS))
+    notifier = await Notifier.create(a, store, s.scan_interval)
+
+    async def health(_sub: Subscription) -> None:
+        notifier.poke()  # a callback died or recovered: its alarm follows on the next round
+
+    def deliverer(kind: str, subject: str, render: Render) -> Deliverer:
+        return Deliverer(a.bus, store, kind=kind, stream=O2IMS_API, subjects=(subject,), render=render,
+                         durable=o2api_delivery_durable, timeout=s.callback_timeout,
+                         dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
+                         on_health=health)  # fmt: skip
+
+    deliverers = {
+        INVENTORY_KIND.name: deliverer(INVENTORY_KIND.name, ALL_O2API_INVENTORY, render_inventory),
+        ALARM_KIND.name: deliverer(ALARM_KIND.name, ALL_O2API_ALARMS, alarm_renderer(lambda: a.state.global_cloud_id)),
+    }
+
+    async def changed() -> None:
+        notifier.poke()
+
+    a.state.on_change = changed
+    return Parts(store, deliverers, notifier)
+
+
+def build_app(a: Api, verifier: TokenVerifier, parts: Parts) -> web.Application:
     app = web.Application(middlewares=[problem_middleware, auth_middleware(verifier)], client_max_size=1 << 20)
     app[API_KEY] = a
+    app[SUBSCRIPTIONS_KEY] = parts.subscriptions
+    app[DELIVERERS_KEY] = parts.deliverers
+    app[NOTIFIER_KEY] = parts.notifier
     routes_inventory.add_routes(app)
+    routes_provisioning.add_routes(app)
+    routes_subscriptions.add_routes(app)
+    routes_monitoring.add_routes(app)
     return app
 
 
@@ -65,11 +128,18 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     profiles = ProfileReader(s.kubeconfig, s.kube_timeout)
     runtime.on_close(profiles.close)
     a = Api(s, bus, state, catalog, profiles)
-    runner = web.AppRunner(build_app(a, verifier), access_log=None)
+    parts = await assemble(a)
+    # hostprep's events stream also carries the bus's reports of its refused jobs: not host trouble.
+    runtime.consume(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event, ignore=(MessageFailed,))
+    runtime.background(parts.notifier.run(runtime.stop), "notifier")
+    for kind, d in parts.deliverers.items():
+        runtime.background(d.run(runtime.stop), f"deliver-{kind}")
+    # In-flight requests get the same grace as in-flight messages when the service stops.
+    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None, shutdown_timeout=s.drain_timeout)
     await runner.setup()
     tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
         s.tls_key_file else None  # fmt: skip
-    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls)
+    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
     await site.start()
     runtime.on_close(runner.cleanup)
     port = int(runner.addresses[0][1]) if runner.addresses else s.port

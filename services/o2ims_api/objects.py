@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.inventory import Inventory, InventoryHost
-from shared.payloads import ByoHostSummary
-
-from .catalogue import (
+from services.o2ims_api.catalogue import (
     CLUSTER_TYPE_ID,
     SUBSCRIPTION_TYPE_ID,
     VENDOR,
@@ -25,7 +22,9 @@ from .catalogue import (
     pool_id,
     resource_id,
 )
-from .state import PrView
+from services.o2ims_api.state import PrView
+from shared.inventory import Inventory, InventoryHost
+from shared.payloads import ByoHostSummary
 
 ARCH_LABELS = ("kubernetes.io/arch", "arch")
 OS_LABELS = ("kubernetes.io/os", "os")
@@ -170,7 +169,7 @@ def deployment_managers(snap: Snapshot) -> list[dict[str, Any]]:
             "oCloudId": snap.cloud_id,
             "name": spec.name,
             "description": f"Kubernetes {spec.k8s_version} workload cluster {spec.name} (Cluster API, BYOH)",
-            "serviceUri": f"https://{_host_part(spec.vip)}:6443",
+            "serviceUri": f"https://{_host_part(spec.endpoint)}:6443",
             "supportedLocations": [snap.site.location or n for n in pool_names] or [snap.site.global_location_id],
             "capabilities": {"kubernetesVersion": spec.k8s_version, "cni": spec.cni},
             "capacity": {"controlPlaneNodes": len(spec.control_plane), "workerNodes": len(spec.workers)},

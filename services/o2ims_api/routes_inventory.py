@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services.o2ims_api import objects, schemas
+from services.o2ims_api.api import INVENTORY, MONITORING, PROVISIONING, VERSION, api, find
 from shared.httpapi.auth import READ, principal, requires
 from shared.httpapi.problems import not_found
 from shared.httpapi.query import collection_response, item_response, parse_selector
-
-from . import objects, schemas
-from .api import INVENTORY, MONITORING, PROVISIONING, VERSION, api, find
+from shared.safe_json import short
 
 I = f"{INVENTORY}/{VERSION}"  # noqa: E741 - the prefix's name in the O2IMS documents
 NO_DICTIONARY = (("alarmDictionary",),)
@@ -33,14 +33,14 @@ def versions_handler(prefix: str) -> Callable[[web.Request], Awaitable[web.Respo
 async def get_cloud(request: web.Request) -> web.Response:
     a = api(request)
     body = objects.o_cloud(await a.snapshot(), a.base_url(request))
-    return item_response(request, body, schemas.O_CLOUD)
+    return item_response(request, body, schemas.O_CLOUD, identity=("oCloudId",))
 
 
 @requires(*READ)
 async def list_types(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
     return collection_response(request, objects.resource_types(snap), schemas.RESOURCE_TYPE,
-                               lambda o: o["resourceTypeId"], NO_DICTIONARY)  # fmt: skip
+                               lambda o: o["resourceTypeId"], NO_DICTIONARY, ("resourceTypeId",))  # fmt: skip
 
 
 @requires(*READ)
@@ -48,21 +48,22 @@ async def get_type(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
     found = find(objects.resource_types(snap), "resourceTypeId", request.match_info["resourceTypeId"])
     if found is None:
-        raise not_found(f"no resource type {request.match_info['resourceTypeId']}")
-    return item_response(request, found, schemas.RESOURCE_TYPE_DETAIL)
+        raise not_found(f"no resource type {short(request.match_info['resourceTypeId'])}")
+    return item_response(request, found, schemas.RESOURCE_TYPE_DETAIL, identity=("resourceTypeId",))
 
 
 @requires(*READ)
 async def list_pools(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
-    return collection_response(request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"])
+    return collection_response(request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"],
+                               identity=("resourcePoolId",))  # fmt: skip
 
 
 async def _pool(request: web.Request) -> objects.Snapshot:
     snap = await api(request).snapshot(prs=False)
     pool = request.match_info["resourcePoolId"]
     if find(objects.pools(snap), "resourcePoolId", pool) is None:
-        raise not_found(f"no resource pool {pool}")
+        raise not_found(f"no resource pool {short(pool)}")
     return snap
 
 
@@ -71,7 +72,7 @@ async def get_pool(request: web.Request) -> web.Response:
     snap = await _pool(request)
     found = find(objects.pools(snap), "resourcePoolId", request.match_info["resourcePoolId"])
     assert found is not None
-    return item_response(request, found, schemas.RESOURCE_POOL)
+    return item_response(request, found, schemas.RESOURCE_POOL, identity=("resourcePoolId",))
 
 
 @requires(*READ)
@@ -79,7 +80,7 @@ async def list_resources(request: web.Request) -> web.Response:
     snap = await _pool(request)
     pool = request.match_info["resourcePoolId"]
     items = [r for r in objects.resources(snap) if r["resourcePoolId"] == pool]
-    return collection_response(request, items, schemas.RESOURCE, lambda o: o["resourceId"])
+    return collection_response(request, items, schemas.RESOURCE, lambda o: o["resourceId"], identity=("resourceId",))
 
 
 @requires(*READ)
@@ -88,8 +89,8 @@ async def get_resource(request: web.Request) -> web.Response:
     pool, rid = request.match_info["resourcePoolId"], request.match_info["resourceId"]
     found = find([r for r in objects.resources(snap) if r["resourcePoolId"] == pool], "resourceId", rid)
     if found is None:
-        raise not_found(f"no resource {rid} in pool {pool}")
-    return item_response(request, found, schemas.RESOURCE)
+        raise not_found(f"no resource {short(rid)} in pool {short(pool)}")
+    return item_response(request, found, schemas.RESOURCE, identity=("resourceId",))
 
 
 async def _with_profile(request: web.Request, managers: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -114,7 +115,7 @@ async def list_managers(request: web.Request) -> web.Response:
     snap = await api(request).snapshot()
     items = await _with_profile(request, objects.deployment_managers(snap))
     return collection_response(request, items, schemas.DEPLOYMENT_MANAGER, lambda o: o["deploymentManagerId"],
-                               PROFILE)  # fmt: skip
+                               PROFILE, ("deploymentManagerId",))  # fmt: skip
 
 
 @requires(*READ)
@@ -124,9 +125,9 @@ async def get_manager(request: web.Request) -> web.Response:
     dm_id = request.match_info["deploymentManagerId"]
     found = find(objects.deployment_managers(snap), "deploymentManagerId", dm_id)
     if found is None:
-        raise not_found(f"no deployment manager {dm_id}")
+        raise not_found(f"no deployment manager {short(dm_id)}")
     (item,) = await _with_profile(request, [found])
-    return item_response(request, item, schemas.DEPLOYMENT_MANAGER, PROFILE)
+    return item_response(request, item, schemas.DEPLOYMENT_MANAGER, PROFILE, identity=("deploymentManagerId",))
 
 
 def add_routes(app: web.Application) -> None:

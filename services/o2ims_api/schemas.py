@@ -121,6 +121,6 @@ ALARM_NOTIFICATION: Schema = {
     "type": "object", "additionalProperties": False,
     "required": ["globalCloudID", "consumerSubscriptionId", "notificationEventType", "objectRef",
                  *ALARM["required"]],
-    "properties": {"globalCloudID": UUID, "consumerSubscriptionId": STR_OR_NULL,
+    "properties": {"notificationId": UUID, "globalCloudID": UUID, "consumerSubscriptionId": STR_OR_NULL,
                    "notificationEventType": {"enum": [0, 1, 2, 3]}, "objectRef": STR, **ALARM["properties"]},
 }  # fmt: skip

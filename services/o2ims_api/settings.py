@@ -34,6 +34,8 @@ class O2imsApiSettings(ServiceSettings):
     host: str = "127.0.0.1"
     #: Port of the API listener; 0 picks a free port.
     port: int = Field(8080, ge=0, le=65535)
+    #: Let several local replicas share the port (SO_REUSEPORT; the kernel spreads connections).
+    reuse_port: bool = False
     #: The base URL clients use (``serviceUri``), when behind a proxy; default: the URL of each request.
     external_url: str | None = Field(None, pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$", max_length=2048)
     tls_cert_file: Path | None = None
@@ -68,6 +70,10 @@ class O2imsApiSettings(ServiceSettings):
     callback_timeout: float = Field(5.0, gt=0, le=60)
     #: Failed deliveries in a row after which a callback counts as dead (marked and alarmed).
     callback_dead_after: int = Field(5, ge=1, le=1000)
+    #: Cleared alarms stay listed this many seconds (unless raised again meanwhile).
+    alarm_retention: float = Field(7 * 24 * 3600.0, gt=0)
+    #: Seconds between comparisons of the inventory and alarms with what was last notified (sooner on a change).
+    scan_interval: float = Field(2.0, gt=0, le=300)
 
     # -- provisioning ---------------------------------------------------------------------------------
     #: The inventory (``input.json``) whose hosts are the resources; its credentials are never read out.

@@ -23,16 +23,15 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.o2ims_api.settings import O2imsApiSettings
 from shared.bus import Bus
 from shared.errors import InputError
 from shared.inventory import Inventory, InventoryError, load_inventory
-from shared.leases import HostLeases
+from shared.leases import HostLeases, Lease
 from shared.messages import decode
 from shared.models import ClusterSpec
 from shared.payloads import ByoHostSummary
 from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_HOSTS, BUCKET_O2IMS_API, BUCKET_PR
-
-from .settings import O2imsApiSettings
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +63,8 @@ class PrView(_Lenient):
     node_cluster_id: str | None = None
     hosts: dict[str, PrHostView] = Field(default_factory=dict)
     fulfilled_once: bool = False
+    #: CAPI objects may exist: the spec's frozen fields can no longer change.
+    capi_requested: bool = False
     generation: int = 1
     created_at: datetime
     updated_at: datetime
@@ -179,6 +180,10 @@ class State:
             return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
         except nats.js.errors.NoKeysError:
             return {}
+
+    async def quarantined(self) -> dict[str, Lease]:
+        """Hosts held in quarantine (teardown failed), with why and from which PR."""
+        return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).quarantined()
 
 
 def _pr_view(key: str, raw: bytes | None) -> PrView | None:

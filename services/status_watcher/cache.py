@@ -15,17 +15,14 @@ from typing import Any, Literal
 
 from services.status_watcher.domain import (
     ClusterView,
-    Obj,
     cluster_of,
     control_plane_ref,
-    dig,
     host_cluster,
     kubeconfig_owner,
-    labels,
-    meta,
     owner_name,
     selector_matches,
 )
+from shared.objects import Obj, dig, labels_of, meta
 
 ObjKey = tuple[str, str]
 
@@ -200,7 +197,7 @@ class ObjectCache:
             return {
                 StatusKey("cluster", ns, n)
                 for (cns, n), c in self._objects[CLUSTER].items()
-                if cns == ns and selector_matches(selector, labels(c))
+                if cns == ns and selector_matches(selector, labels_of(c))
             }
         keys: set[StatusKey] = set()
         owner = self._owner(kind, obj)

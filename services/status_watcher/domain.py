@@ -12,69 +12,34 @@ probe saw every node Ready. ``Cluster.phase == Provisioned`` alone proves nothin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.fields import printable
-from shared.models import HOST_ID_LABEL
+from shared.objects import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_LABEL,
+    HOST_ID_LABEL,
+    PR_ID_LABEL,
+    UNREGISTERING_ANNOTATION,
+    Obj,
+    condition,
+    condition_true,
+    deleting,
+    dig,
+    labels_of,
+    meta,
+)
 from shared.payloads import ByoHostSummary, ClusterSummary, ClusterTransition
 
-Obj = Mapping[str, Any]
-
-PR_ID_LABEL = "o2ims.oran.org/pr-id"
-#: Optional: when a Cluster carries it, its value becomes the correlation id of what we publish.
-FPR_LABEL = "o2ims.oran.org/fpr"
-CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
-CONTROL_PLANE_LABEL = "cluster.x-k8s.io/control-plane"
-UNREGISTERING_ANNOTATION = "byoh.infrastructure.cluster.x-k8s.io/unregistering"
 BOOTSTRAP_CONDITION = "K8sNodeBootstrapSucceeded"
 WAITING_FOR_MACHINE_REF = "WaitingForMachineRefToBeAssigned"
 CLOUD_INIT_FAILED = "CloudInitExecutionFailed"
 KUBECONFIG_SUFFIX = "-kubeconfig"
 
 
-# ── reading objects in both shapes ─────────────────────────────────────────────────────
-
-
-def dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def meta(obj: Obj | None) -> Mapping[str, Any]:
-    found = dig(obj, "metadata")
-    return found if isinstance(found, Mapping) else {}
-
-
-def labels(obj: Obj | None) -> Mapping[str, str]:
-    found = meta(obj).get("labels")
-    return found if isinstance(found, Mapping) else {}
-
-
-def deleting(obj: Obj | None) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
-
-
-#: Where conditions live: the object's own version first, then the other shape CAPI ≥ 1.11 keeps alongside.
-_CONDITION_PATHS = (("status", "conditions"), ("status", "v1beta2", "conditions"),
-                    ("status", "deprecated", "v1beta1", "conditions"))  # fmt: skip
-
-
-def condition(obj: Obj | None, ctype: str) -> Mapping[str, Any] | None:
-    for path in _CONDITION_PATHS:
-        for cond in dig(obj, *path) or ():
-            if isinstance(cond, Mapping) and cond.get("type") == ctype:
-                return cond
-    return None
-
-
-def condition_true(obj: Obj | None, ctype: str) -> bool:
-    cond = condition(obj, ctype)
-    return bool(cond and cond.get("status") == "True")
+# ── reading objects in both shapes (the generic readers are shared.objects) ─────────────
 
 
 def _status_field(obj: Obj | None, name: str) -> Any:
@@ -121,13 +86,13 @@ def owner_name(obj: Obj, kind: str) -> str | None:
 
 def cluster_of(obj: Obj) -> str | None:
     """The cluster name of a KCP, MachineDeployment or Machine: ``spec.clusterName``, label, or owner."""
-    found = dig(obj, "spec", "clusterName") or labels(obj).get(CLUSTER_NAME_LABEL) or owner_name(obj, "Cluster")
+    found = dig(obj, "spec", "clusterName") or labels_of(obj).get(CLUSTER_NAME_LABEL) or owner_name(obj, "Cluster")
     return str(found) if found else None
 
 
 def host_cluster(host: Obj) -> tuple[str, str] | None:
     """(namespace, cluster) of the cluster that claimed a ByoHost; its ByoMachine may live in another namespace."""
-    name = labels(host).get(CLUSTER_NAME_LABEL)
+    name = labels_of(host).get(CLUSTER_NAME_LABEL)
     if not name:
         return None
     namespace = dig(host, "status", "machineRef", "namespace") or meta(host).get("namespace") or ""
@@ -180,7 +145,7 @@ class ClusterView:
 
 
 def is_control_plane_machine(machine: Obj) -> bool:
-    return CONTROL_PLANE_LABEL in labels(machine)
+    return CONTROL_PLANE_LABEL in labels_of(machine)
 
 
 def machine_phase(machine: Obj) -> str:
@@ -212,7 +177,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def pr_id_of(obj: Obj | None) -> str | None:
     """The object's PR-id label when it is one of our PR ids (a UUID); a hand-made label routes nowhere."""
-    value = labels(obj).get(PR_ID_LABEL)
+    value = labels_of(obj).get(PR_ID_LABEL)
     return value if isinstance(value, str) and _UUID.fullmatch(value) else None
 
 
@@ -257,7 +222,7 @@ def _name(obj: Obj) -> str:
 
 
 def matching_resource_sets(view: ClusterView) -> list[Obj]:
-    have = labels(view.cluster)
+    have = labels_of(view.cluster)
     return [
         crs for crs in view.resource_sets
         if not deleting(crs) and selector_matches(dig(crs, "spec", "clusterSelector"), have)
@@ -348,7 +313,7 @@ def summarize_byohost(namespace: str, name: str, host: Obj | None) -> ByoHostSum
     if host is None:
         return ByoHostSummary(namespace=namespace, name=name, exists=False)
     cond = condition(host, BOOTSTRAP_CONDITION)
-    have = labels(host)
+    have = labels_of(host)
     claimed = have.get(CLUSTER_NAME_LABEL) or dig(host, "status", "machineRef", "name")
     registered = cond is not None or bool(dig(host, "status", "hostinfo"))
     annotations = meta(host).get("annotations") or {}
@@ -402,10 +367,3 @@ def cluster_transitions(last: LastState | None, new: ClusterSummary) -> list[Clu
         out.append(ClusterTransition(type="cluster.ready", namespace=new.namespace, name=new.name, pr_id=new.pr_id))
     return out
 
-
-def correlation_of(objs: Iterable[Obj | None]) -> str:
-    for obj in objs:
-        value = labels(obj).get(FPR_LABEL)
-        if value:
-            return str(value)
-    return ""

@@ -28,9 +28,7 @@ from services.status_watcher.cache import (
     StatusKey,
 )
 from services.status_watcher.domain import (
-    CLUSTER_NAME_LABEL,
     ProbeResult,
-    correlation_of,
     expected_nodes,
     needs_probe,
     summarize_byohost,
@@ -42,6 +40,7 @@ from shared.bus import Bus
 from shared.errors import PermanentError, classify
 from shared.kube import KubeClient
 from shared.messages import Envelope
+from shared.objects import CLUSTER_NAME_LABEL
 
 log = structlog.get_logger(__name__)
 
@@ -74,8 +73,10 @@ async def resolve_targets(
             raise PermanentError(f"the server serves {kind} in none of {versions}", reason="UnknownKind")
         targets += [WatchTarget(api_version, kind, ns) for ns in scopes]
     targets += [WatchTarget(INFRA_VERSION, BYOHOST, ns) for ns in scopes]
-    # Kubeconfig Secrets carry the cluster-name label; watching them beats a get per cluster.
-    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL) for ns in scopes]
+    # Kubeconfig Secrets carry the cluster-name label; watching them beats a get per cluster. CAPI puts that
+    # label on every Secret of a cluster (CA, etcd and service-account keys too): watch their metadata only.
+    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL, metadata_only=True)
+                for ns in scopes]  # fmt: skip
     return targets
 
 
@@ -179,10 +180,8 @@ class StatusPipeline:
         items: list[tuple[str, Envelope]] = []
         changed: dict[StatusKey, Published] = {}
         for key in sorted(keys):
-            summary, correlation = self._summarize(key)
-            envelopes, last = plan(
-                key, self.last.get(key), summary, source=self.source, correlation_id=correlation, republish=republish
-            )
+            summary = self._summarize(key)
+            envelopes, last = plan(key, self.last.get(key), summary, source=self.source, republish=republish)
             if envelopes and last is not None:
                 subject = subject_of(key)
                 items += [(subject, env) for env in envelopes]
@@ -195,9 +194,9 @@ class StatusPipeline:
         for subject, env in items:
             log.debug("status_published", subject=subject, type=env.type, message_id=str(env.id))
 
-    def _summarize(self, key: StatusKey) -> tuple[Summary, str]:
+    def _summarize(self, key: StatusKey) -> Summary:
         if key.kind == "byohost":
-            return summarize_byohost(key.namespace, key.name, self.cache.get(BYOHOST, key.namespace, key.name)), ""
+            return summarize_byohost(key.namespace, key.name, self.cache.get(BYOHOST, key.namespace, key.name))
         view = self.cache.view(key.namespace, key.name, probe_enabled=self._probe is not None)
         if self._probe is not None and needs_probe(view):
             expected = expected_nodes(view)
@@ -206,7 +205,7 @@ class StatusPipeline:
                 view = replace(view, probe=found[1])
             else:
                 self._start_probe(key, expected)
-        return summarize_cluster(view), correlation_of([view.cluster])
+        return summarize_cluster(view)
 
     # -- the workload probe -----------------------------------------------------------------------
 

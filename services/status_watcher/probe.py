@@ -17,9 +17,10 @@ from typing import Any
 import structlog
 import yaml
 
-from services.status_watcher.domain import ProbeResult, condition_true, dig
+from services.status_watcher.domain import ProbeResult
 from shared.errors import classify
 from shared.kube import KubeClient
+from shared.objects import condition_true, dig
 
 log = structlog.get_logger(__name__)
 

@@ -62,7 +62,6 @@ def plan(
     summary: Summary,
     *,
     source: str,
-    correlation_id: str = "",
     republish: bool = False,
 ) -> tuple[list[Envelope], Published | None]:
     """What to publish for ``summary`` given what was last published, and the new last state.
@@ -77,16 +76,16 @@ def plan(
     if last is not None and last.digest == d:
         if not republish:
             return [], last
-        return [_envelope(summary, last.id, source, correlation_id)], last
+        return [_envelope(summary, last.id, source)], last
     sid = derive_id("k8s.status", key.kind, key.namespace, key.name, last.id if last else "", d)
     out: list[Envelope] = []
     ready = failed = False
     if isinstance(summary, ClusterSummary):
         before = LastState(ready=last.ready, failed=last.failed) if last is not None and last.exists else None
         for transition in cluster_transitions(before, summary):
-            out.append(_envelope(transition, derive_id(transition.type, sid), source, correlation_id, cause=sid))
+            out.append(_envelope(transition, derive_id(transition.type, sid), source, cause=sid))
         ready, failed = summary.ready, summary.failure is not None
-    out.append(_envelope(summary, sid, source, correlation_id))
+    out.append(_envelope(summary, sid, source))
     pr_id = summary.pr_id if isinstance(summary, ClusterSummary) else None
     return out, Published(sid, d, exists=summary.exists, ready=ready, failed=failed, pr_id=pr_id)
 
@@ -95,12 +94,10 @@ def _envelope(
     payload: Summary | ClusterTransition,
     msg_id: uuid.UUID,
     source: str,
-    correlation_id: str,
     cause: uuid.UUID | None = None,
 ) -> Envelope:
-    return Envelope(
-        id=msg_id, type=payload.type, correlation_id=correlation_id, causation_id=cause, source=source, payload=payload
-    )
+    # No correlation id: an observation answers no request; its PR is the payload's ``pr_id``.
+    return Envelope(id=msg_id, type=payload.type, causation_id=cause, source=source, payload=payload)
 
 
 def remembered(env: Envelope) -> tuple[StatusKey, Published] | None:

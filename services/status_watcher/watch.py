@@ -19,6 +19,7 @@ import structlog
 
 from shared.errors import ServiceError, classify
 from shared.kube import KubeClient, WatchExpired
+from shared.objects import meta
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,8 @@ class WatchTarget:
     kind: str
     namespace: str | None = None
     label_selector: str | None = None
+    #: Read names and labels only (``PartialObjectMetadata``): for Secrets, whose data we never hold.
+    metadata_only: bool = False
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -133,7 +136,8 @@ class ResourceWatch:
 
     async def _list(self) -> None:
         t = self.target
-        items, rv = await self.client.list(t.api_version, t.kind, t.namespace, label_selector=t.label_selector)
+        items, rv = await self.client.list(t.api_version, t.kind, t.namespace, label_selector=t.label_selector,
+                                           metadata_only=t.metadata_only)  # fmt: skip
         self.sink.on_list(t.kind, t.namespace, items)
         self.resource_version = rv
         self.backoff.reset()
@@ -144,9 +148,10 @@ class ResourceWatch:
         stream = self.client.watch(
             t.api_version, t.kind, t.namespace, resource_version=self.resource_version,
             label_selector=t.label_selector, timeout_seconds=self.timeout_seconds, bookmarks=True,
+            metadata_only=t.metadata_only,
         )  # fmt: skip
         async for event in stream:
-            rv = (event.object.get("metadata") or {}).get("resourceVersion")
+            rv = meta(event.object).get("resourceVersion")
             if event.type != "BOOKMARK":
                 self.sink.on_event(t.kind, event.type, event.object)
             if rv:

@@ -223,6 +223,7 @@ def issue_token(
     subject: str = "o2ctl",
     ttl: float = 3600.0,
     roles_claim: str = "roles",
+    kid: str | None = None,
 ) -> str:
     """A signed JWT (ES256 for EC keys, RS256 for RSA keys, EdDSA for Ed25519) with the given roles."""
     key = serialization.load_pem_private_key(private_key_pem, password=None)
@@ -232,4 +233,4 @@ def issue_token(
     now = int(time.time())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "nbf": now, "exp": now + int(ttl),
               "jti": str(uuid.uuid4()), roles_claim: sorted(set(roles))}  # fmt: skip
-    return jwt.encode(claims, key, algorithm=alg)  # type: ignore[arg-type]
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid} if kid else None)  # type: ignore[arg-type]

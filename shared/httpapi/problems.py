@@ -15,6 +15,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from shared.safe_json import JsonRefused, Problem, loads
+
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,10 +117,19 @@ async def json_body(request: web.Request, *, max_bytes: int = 1 << 20) -> dict[s
     raw = await request.content.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise HttpProblem(413, f"the body exceeds {max_bytes} bytes")
+    # Hostile JSON (duplicate keys, NaN, absurd nesting, bad UTF-8) is refused with located problems.
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad_request(f"the body is not JSON: {exc}") from None
+        body, problems = loads(raw, max_bytes=max_bytes, what="body")
+    except JsonRefused as exc:
+        problems = list(exc.problems)
+        body = None
+    if problems:
+        raise bad_request(f"the body is not acceptable JSON: {problems[0]}", problems=problem_list(problems))
     if not isinstance(body, dict):
         raise bad_request(f"the body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+def problem_list(problems: list[Problem]) -> list[dict[str, str]]:
+    """Problems as the ``problems`` member of a 400 body: ``[{path, rule, message}]``."""
+    return [{"path": p.path, "rule": p.rule, "message": p.message} for p in problems]

@@ -7,9 +7,11 @@ quotes, a quote inside doubled (``'it''s'``). Values are compared as the attribu
 as numbers, booleans as ``true``/``false``, everything else as strings. On a list attribute a
 term holds when it holds for some element (and ``neq``/``ncont``/``nin`` when for none).
 
-Selectors: ``all_fields`` (everything), ``fields=a,b/c`` (only those), ``exclude_fields=a,b``
-(all but those), ``exclude_default`` (the default view: without the collection's default-excluded
-attributes). Attributes are checked against the collection's JSON Schema: an unknown one is a 400.
+Selectors (as ETSI SOL013 §5.3): ``all_fields`` (everything), ``fields=a,b/c`` (those, plus the
+object's id, which is mandatory), ``fields=…&exclude_default`` (the default view plus those),
+``exclude_fields=a,b`` (everything but those), ``exclude_default`` or nothing (the default view:
+without the collection's default-excluded attributes). Attributes are checked against the
+collection's JSON Schema: an unknown one is a 400.
 
 Paging: ``page_size`` items per page (keyset on the collection's id); the answer's
 ``Link: <…&nextpage_opaque_marker=…>; rel="next"`` names the next page.
@@ -203,20 +205,30 @@ def parse_filter(text: str, schema: Schema) -> list[Term]:
 class Selector:
     mode: Literal["default", "all", "only", "without"] = "default"
     paths: tuple[tuple[str, ...], ...] = ()
+    #: With ``fields``: ``exclude_default`` given too (the default view plus the named attributes).
+    with_default: bool = False
 
-    def apply(self, obj: dict[str, Any], default_excluded: Iterable[tuple[str, ...]]) -> dict[str, Any]:
+    def apply(
+        self, obj: dict[str, Any], default_excluded: Iterable[tuple[str, ...]],
+        identity: Iterable[tuple[str, ...]] = (),
+    ) -> dict[str, Any]:  # fmt: skip
+        """``obj`` as selected; ``identity`` (the object's id) is mandatory and always kept."""
+        excluded = list(default_excluded)
         match self.mode:
             case "all":
                 return obj
+            case "only" if self.with_default:
+                return _without(obj, [p for p in excluded if p not in self.paths])
             case "only":
                 out: dict[str, Any] = {}
-                for path in self.paths:
+                for path in (*identity, *self.paths):
                     _copy_path(obj, out, path)
                 return out
             case "without":
-                return _without(obj, [*self.paths, *default_excluded])
+                keep = set(identity)
+                return _without(obj, [p for p in self.paths if p not in keep])
             case "default":
-                return _without(obj, list(default_excluded))
+                return _without(obj, excluded)
 
 
 def _copy_path(src: Mapping[str, Any], dst: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -262,8 +274,10 @@ def parse_selector(params: Mapping[str, str], schema: Schema) -> Selector:
         return tuple(check_attribute(schema, n, param) for n in names)
 
     if "fields" in given:
-        return Selector("only", paths("fields"))
+        return Selector("only", paths("fields"), with_default="exclude_default" in given)
     if "exclude_fields" in given:
+        if "exclude_default" in given:
+            raise bad_request("exclude_fields and exclude_default cannot be combined")
         return Selector("without", paths("exclude_fields"))
     return Selector("default")
 
@@ -330,6 +344,7 @@ def select(
     query: Query,
     key: Callable[[dict[str, Any]], str],
     default_excluded: Iterable[tuple[str, ...]] = (),
+    identity: Iterable[tuple[str, ...]] = (),
 ) -> Page:
     """Filter, order by ``key``, cut one page after the marker, then apply the selector."""
     hits = sorted((o for o in objects if query.matches(o)), key=key)
@@ -338,7 +353,8 @@ def select(
     page, rest = hits[: query.page_size], hits[query.page_size :]
     excluded = tuple(default_excluded)
     marker = _marker(key(page[-1])) if rest and page else None
-    return Page([query.selector.apply(o, excluded) for o in page], marker)
+    ids = tuple(identity)
+    return Page([query.selector.apply(o, excluded, ids) for o in page], marker)
 
 
 def collection_response(
@@ -347,17 +363,22 @@ def collection_response(
     schema: Schema,
     key: Callable[[dict[str, Any]], str],
     default_excluded: Iterable[tuple[str, ...]] = (),
+    identity: Iterable[str] = (),
 ) -> web.Response:
-    """A collection GET: the query parsed from the URL, one page of JSON, the next page in ``Link``."""
+    """A collection GET: the query parsed from the URL, one page of JSON, the next page in ``Link``.
+
+    ``identity`` names the objects' id attribute(s) (``a/b`` for nested): ``fields`` always keeps them.
+    """
     query = Query.parse(request.rel_url.query, schema)
-    page = select(objects, query, key, default_excluded)
+    page = select(objects, query, key, default_excluded, [tuple(i.split("/")) for i in identity])
     link = page.link(request.url)
     return web.json_response(page.items, headers={"Link": link} if link else None)
 
 
 def item_response(
-    request: web.Request, obj: dict[str, Any], schema: Schema, default_excluded: Iterable[tuple[str, ...]] = ()
-) -> web.Response:
+    request: web.Request, obj: dict[str, Any], schema: Schema, default_excluded: Iterable[tuple[str, ...]] = (),
+    identity: Iterable[str] = (),
+) -> web.Response:  # fmt: skip
     """One object, with the same attribute selectors as a collection."""
     selector = parse_selector(request.rel_url.query, schema)
-    return web.json_response(selector.apply(obj, tuple(default_excluded)))
+    return web.json_response(selector.apply(obj, tuple(default_excluded), [tuple(i.split("/")) for i in identity]))

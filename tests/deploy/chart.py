@@ -20,6 +20,9 @@ NAMESPACE = "focom-o2ims"
 #: Kubernetes versions the rendered objects are validated against: the chart's floor and the newest known.
 KUBE_VERSIONS = ("1.27", "1.37")
 
+#: values key -> the Python module (and NATS role) of the service.
+MODULES = {"focom": "focom", "o2ims": "o2ims", "hostprep": "hostprep", "capiRenderer": "capi_renderer",
+           "statusWatcher": "status_watcher"}
 #: values key -> the component name used in object names and labels.
 COMPONENTS = {"focom": "focom", "o2ims": "o2ims", "hostprep": "hostprep",
               "capiRenderer": "capi-renderer", "statusWatcher": "status-watcher"}
@@ -127,7 +130,7 @@ INVENTORY = {
 #: Every optional feature on, with inline material: together with AUTH_VARIANTS it reaches every env var.
 FULL_VALUES: dict[str, Any] = {
     "nats": {"url": "nats://nats.nats.svc:4222", "embedded": {"enabled": False},
-             "auth": {"method": "creds", "creds": "-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n"},
+             "auth": {"method": "creds", "existingSecret": "nats-creds"},
              "tls": {"enabled": True, "existingSecret": "nats-tls", "clientCertificate": True}},
     "settings": {"stream_replicas": 3, "drain_timeout": 30},
     "inventory": {"content": INVENTORY},
@@ -149,6 +152,6 @@ FULL_VALUES: dict[str, Any] = {
 
 #: The NATS auth methods not in FULL_VALUES (each renders its own env vars).
 AUTH_VARIANTS: list[dict[str, Any]] = [
-    {"nats": {"auth": {"method": "userPassword", "user": "svc", "password": "pw"}}},
-    {"nats": {"auth": {"method": "token", "token": "tok"}}},
+    {"nats": {"auth": {"method": "perService", "existingSecret": ""}}},
+    {"nats": {"auth": {"method": "none", "existingSecret": "", "trialInsecureOpenBus": True}}},
 ]

@@ -14,6 +14,7 @@ from tests.deploy.chart import (
     AUTH_VARIANTS,
     COMPONENTS,
     FULL_VALUES,
+    MODULES,
     NAMESPACE,
     RELEASE,
     lint,
@@ -58,7 +59,9 @@ def test_default_values_render_a_trial_install() -> None:
     assert nats["spec"]["replicas"] == 1
     conf = r.get("ConfigMap", f"{RELEASE}-focom-o2ims-nats")["data"]["nats.conf"]
     assert "jetstream" in conf and "store_dir: /data" in conf
-    assert r.of_kind("ServiceMonitor") == [] and r.of_kind("Secret") == []
+    assert r.of_kind("ServiceMonitor") == []
+    # The only Secret of a default install: the generated per-service NATS passwords.
+    assert [s["metadata"]["name"] for s in r.of_kind("Secret")] == [f"{RELEASE}-focom-o2ims-nats-users"]
     assert "NO INVENTORY is configured" in r.notes and "trials only" in r.notes
 
 
@@ -71,7 +74,10 @@ def test_production_values_render() -> None:
         env = r.env(key)
         assert env["O2_NATS_URL"]["value"] == "tls://nats.nats.svc:4222"
         assert env["O2_STREAM_REPLICAS"]["value"] == "3"
-        assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "focom-o2ims-nats", "key": "password"}
+        # Each service its own identity: its own user, its own key of the existing Secret.
+        assert env["O2_NATS_USER"]["value"] == MODULES[key]
+        assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "focom-o2ims-nats-users",
+                                                                        "key": MODULES[key]}
         assert env["O2_NATS_TLS_CA"]["value"] == "/etc/focom-o2ims/nats-tls/ca.crt"
     (monitor,) = r.of_kind("ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
@@ -138,10 +144,13 @@ def test_inline_secrets_are_created_and_mounted() -> None:
     assert json.loads(inventory["data"]["input.json"]) == FULL_VALUES["inventory"]["content"]
     cni = json.loads(r.env("capiRenderer")["O2_CAPI_RENDERER_CNI_MANIFESTS"]["value"])
     assert cni == {"calico": "/etc/focom-o2ims/cni/calico.yaml"}
-    creds = r.get("Secret", f"{RELEASE}-focom-o2ims-nats-auth")
-    assert set(creds["data"]) == {"nats.creds"}
     for key in SERVICE_KEYS:
-        assert r.env(key)["O2_NATS_CREDS_FILE"]["value"] == "/etc/focom-o2ims/nats-auth/nats.creds"
+        # Each service mounts only its own role's .creds file from the existing Secret.
+        role = MODULES[key]
+        assert r.env(key)["O2_NATS_CREDS_FILE"]["value"] == f"/etc/focom-o2ims/nats-auth/{role}.creds"
+        volumes = {v["name"]: v for v in r.deployment(key)["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["nats-auth"]["secret"]["secretName"] == "nats-creds"
+        assert volumes["nats-auth"]["secret"]["items"] == [{"key": f"{role}.creds", "path": f"{role}.creds"}]
 
 
 def test_service_account_tokens_only_where_an_api_is_used() -> None:
@@ -176,8 +185,16 @@ INVALID = [
     pytest.param({"nats": {"embedded": {"enabled": False}}}, "nats.url is empty", id="no-nats"),
     pytest.param({"nats": {"url": "nats://x:4222"}}, "exclude each other", id="two-nats"),
     pytest.param({"settings": {"stream_replicas": 3}}, "needs a NATS cluster", id="r3-on-single-node"),
-    pytest.param({"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "auth": {"method": "token"}}},
-                 "nats.auth.method=token needs nats.auth.token", id="token-missing"),
+    pytest.param({"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "auth": {"method": "creds"}}},
+                 "nats.auth.method=creds needs nats.auth.existingSecret", id="creds-missing"),
+    pytest.param({"nats": {"auth": {"method": "none"}}}, "trialInsecureOpenBus", id="open-bus-without-switch"),
+    pytest.param({"nats": {"auth": {"trialInsecureOpenBus": True}}}, "applies only to nats.auth.method=none",
+                 id="switch-without-none"),
+    pytest.param({"nats": {"auth": {"method": "creds", "existingSecret": "c"}}}, "no operator/JWT mode",
+                 id="creds-on-embedded"),
+    pytest.param({"nats": {"auth": {"method": "userPassword"}}}, "/nats/auth/method", id="shared-identity-gone"),
+    pytest.param({"managementCluster": {"allNamespaces": True, "namespaces": ["a"]}}, "exclude each other",
+                 id="all-and-listed-namespaces"),
     pytest.param({"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "tls": {"enabled": True}}},
                  "nats.tls.enabled needs nats.tls.existingSecret", id="tls-without-secret"),
     pytest.param({"inventory": {"content": {"hosts": [{"host_id": "h1", "host_pwd": "x"}]}}},

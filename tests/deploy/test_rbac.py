@@ -83,6 +83,9 @@ def expected_grants(values: dict[str, Any]) -> set[Grant]:
         else:
             named = _lookup(merged, row["scope"]) or []
             named = [named] if isinstance(named, str) else list(named)
+            if row["scope"] == "managementCluster.namespaces" and not named:
+                # Unlisted: the release namespace, unless every namespace is asked for explicitly.
+                named = [] if merged["managementCluster"].get("allNamespaces") else [NAMESPACE]
             scopes = [f"namespace:{ns}" for ns in named] or ["cluster"]
         for scope in scopes:
             for resource in row["resources"]:
@@ -128,6 +131,7 @@ SCENARIOS = {
     "files-crds-no-crs": {"services": {"capiRenderer": {"settings": {"crd_source": "files"}},
                                        "focom": {"watchCRs": False}, "o2ims": {"mirror": {"enabled": True}}}},
     "disabled-service": {"services": {"statusWatcher": {"enabled": False}}},
+    "all-namespaces": {"managementCluster": {"allNamespaces": True}},
     "no-rbac": {"rbac": {"create": False}},
 }
 
@@ -150,6 +154,18 @@ def test_status_watcher_never_writes_and_everyone_reads_narrowly() -> None:
             assert verbs <= {"get", "list", "watch"}, grant
         if resource == "secrets":
             assert key == "statusWatcher" and verbs == {"get", "list", "watch"}
+
+
+def test_by_default_nothing_reaches_beyond_the_release_namespace() -> None:
+    """No list/watch/write of namespaced resources cluster-wide unless allNamespaces is set explicitly."""
+    for values in ({}, {"managementCluster": {"namespaces": []}}):
+        wide = {g for g in rendered_grants(values) if g[1] == "cluster" and g[0] in ("hostprep", "capiRenderer",
+                                                                                     "statusWatcher")}
+        assert {g[3] for g in wide} <= {"customresourcedefinitions"}, wide
+        secrets = {g[1] for g in rendered_grants(values) if g[3] == "secrets"}
+        assert secrets == {f"namespace:{NAMESPACE}"}
+    env = render().env("statusWatcher")
+    assert env["O2_STATUS_WATCHER_NAMESPACES"]["value"] == NAMESPACE
 
 
 def test_the_comparison_notices_an_extra_verb() -> None:

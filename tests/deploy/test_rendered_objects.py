@@ -9,6 +9,7 @@ this chart writes. The embedded NATS configuration is checked by the real ``nats
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     "default": None,
     "production": None,  # filled lazily from the file
     "full": FULL_VALUES,
-    "user-password": merge(FULL_VALUES, AUTH_VARIANTS[0]),
-    "token": merge(FULL_VALUES, AUTH_VARIANTS[1]),
+    "per-service": merge(FULL_VALUES, AUTH_VARIANTS[0]),
+    "none-trial": merge(FULL_VALUES, AUTH_VARIANTS[1]),
     "external-management": {
         "managementCluster": {"kubeconfigSecret": "mgmt", "kubeconfigKey": "config"},
         "inventory": {"existingSecret": "inventory"},
@@ -124,8 +125,11 @@ def test_embedded_nats_config_is_accepted_by_nats_server(tmp_path: Path, persist
     path = tmp_path / "nats.conf"
     path.write_text(conf.replace("/data", str(tmp_path / "store")), encoding="utf-8")
     # -t only parses and checks the configuration; no server is started.
+    users = rendered.get("Secret", f"{RELEASE}-focom-o2ims-nats-users")["data"]
+    env = {f"NATS_PASSWORD_{k.upper()}": base64.b64decode(v).decode() for k, v in users.items()}
+    env["POD_NAME"] = "nats-0"
     result = subprocess.run([str(find_nats_server()), "-c", str(path), "-t"], capture_output=True, text=True,
-                            timeout=30, env={"POD_NAME": "nats-0"}, check=False)
+                            timeout=30, env=env, check=False)
     assert result.returncode == 0, result.stderr
     sts = rendered.get("StatefulSet", f"{RELEASE}-focom-o2ims-nats")
     claims = sts["spec"].get("volumeClaimTemplates", [])

@@ -16,6 +16,7 @@ from shared.settings import ServiceSettings
 from tests.deploy.chart import AUTH_VARIANTS, CHART, FULL_VALUES, load_values, merge, production_values, render
 from tests.deploy.settings_schema import (
     COMMON_DERIVED,
+    COMMON_UNOFFERED,
     SERVICE_DERIVED,
     SERVICES,
     env_names,
@@ -36,6 +37,11 @@ SAMPLES: dict[str, Any] = {
     "agent_binary_sha256": "a" * 64,
     "kube_context": "admin@mgmt",
     "crd_dirs": ["/mnt/crds", "/mnt/more-crds"],
+    "vip_pool": ["10.0.200.0/28", "10.0.201.10-10.0.201.20"],
+    "cni_releases": {"calico": "https://mirror.example.com/calico/v3.28.2/calico.yaml"},
+    "cni_sha256": {"calico": "b" * 64},
+    "cni_sources": {"cilium": "/mnt/cni/cilium.yaml"},
+    "cni_cache_dir": "/var/cache/cni",
 }
 #: None-default fields left out of the round trip, with the reason.
 SKIPPED = {"agent_binary_file": "excludes agent_binary_url (the settings refuse both)"}
@@ -101,9 +107,11 @@ def test_every_rendered_variable_is_a_real_setting_and_every_setting_is_reachabl
         rendered |= names
     user_set = {f"O2_{n.upper()}" for n in settings_section(SCHEMA, None)["properties"]}
     user_set |= {f"{cls.model_config['env_prefix']}{n.upper()}" for n in settings_section(SCHEMA, key)["properties"]}
-    unreachable = sorted(set(known) - rendered - user_set)
+    unoffered = {v for v, f in known.items() if f in COMMON_UNOFFERED}
+    assert not unoffered & rendered, f"{key} gets a setting the chart must not offer: {sorted(unoffered & rendered)}"
+    unreachable = sorted(set(known) - rendered - user_set - unoffered)
     assert not unreachable, f"settings of {key} no values can set: {unreachable}"
-    derived = {v for v, f in known.items() if f in COMMON_DERIVED or f in SERVICE_DERIVED[key]}
+    derived = {v for v, f in known.items() if f in COMMON_DERIVED or f in SERVICE_DERIVED[key]} - unoffered
     assert derived <= rendered, f"derived settings of {key} never rendered: {sorted(derived - rendered)}"
 
 

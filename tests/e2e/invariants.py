@@ -22,6 +22,7 @@ from typing import Any
 
 import nats.js.errors
 
+from shared.leases import QUARANTINE
 from shared.messages import decode
 from shared.payloads import PrDeadline
 from shared.subjects import CAPI, HOSTPREP, O2IMS_TIMERS_CONSUMER, TIMERS
@@ -108,6 +109,8 @@ async def lease_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]]) -> 
     out = []
     leases = await stack.leases()
     for host_id, owner in sorted(leases.items()):
+        if owner == QUARANTINE:
+            continue  # held on purpose: its teardown failed, an operator decides
         pr = prs.get(owner)
         if pr is None or pr.get("state") == "deleted" or pr.get("deleted_at"):
             out.append(f"lease of {host_id} leaked: owner {owner} is {'absent' if pr is None else 'deleted'}")

@@ -22,6 +22,7 @@ from sandbox.hosts import SandboxHostPool
 from shared.bus import Bus
 from shared.kube import KubeClient
 from shared.leases import HostLeases
+from shared.objects import PR_ID_LABEL
 from shared.payloads import FocomRequest, FprStatus, MessageFailed, pr_id_for
 from shared.subjects import ALL_FOCOM_STATUS, BUCKET_HOSTS, FOCOM_REQUESTS
 from tests.integration.focom.support import Recorder, wait_cr
@@ -33,7 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "v1.30.2"
 CNI = "bridge-pool"
 CNI_FILE = REPO / "examples" / "cni" / "bridge-pool.yaml"
-PR_LABEL = "o2ims.oran.org/pr-id"
 CAPI_KINDS = [("cluster.x-k8s.io/v1beta1", "Cluster"), ("cluster.x-k8s.io/v1beta1", "MachineDeployment"),
               ("controlplane.cluster.x-k8s.io/v1beta1", "KubeadmControlPlane"),
               ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoCluster")]  # fmt: skip
@@ -72,7 +72,7 @@ class System:
     async def capi_objects(self, pr_id: str) -> list[str]:
         found = []
         for api_version, kind in CAPI_KINDS:
-            items, _ = await self.client.list(api_version, kind, "default", label_selector=f"{PR_LABEL}={pr_id}")
+            items, _ = await self.client.list(api_version, kind, "default", label_selector=f"{PR_ID_LABEL}={pr_id}")
             found += [f"{kind}/{i['metadata']['name']}" for i in items]
         return found
 
@@ -165,7 +165,7 @@ async def test_create_scale_delete(system: System, mode: str) -> None:
     workers = [h for h, owner in (await system.leases()).items() if owner == pr_ids[first]]
     assert len(workers) == 3  # one control-plane host and two workers
     md, _ = await system.client.list("cluster.x-k8s.io/v1beta1", "MachineDeployment", "default",
-                                     label_selector=f"{PR_LABEL}={pr_ids[first]}")
+                                     label_selector=f"{PR_ID_LABEL}={pr_ids[first]}")
     assert md and md[0]["spec"]["replicas"] == 2
 
     await system.submit(name, operation="delete", **_selection(mode))

@@ -37,6 +37,7 @@ async def secret_material(stack: Stack) -> dict[str, str]:
     found["private key body"] = "".join(body)
     kubeconfig = yaml.safe_load((stack.state / "kubeconfig").read_text())
     found["emulator admin token"] = kubeconfig["users"][0]["user"]["token"]
+    found.update({f"NATS password of {role}": pw.get_secret_value() for role, pw in stack.nats_passwords.items()})
     tokens, _ = await stack.kube.list("v1", "Secret", "kube-system",
                                       field_selector="type=bootstrap.kubernetes.io/token")  # fmt: skip
     for s in tokens:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import asyncssh
 import nats
+import nats.errors
+import pytest
 
 from sandbox.stack import Sandbox
 from shared.kube import KubeClient
@@ -28,9 +30,11 @@ def _listening(host: str, port: int) -> bool:
 async def test_sandbox_starts_everything_and_tears_down_cleanly(tmp_path: Path, crd_dirs: list[Path]) -> None:
     before = set(_child_pids())
     async with Sandbox(tmp_path / "sb", hosts=3, crd_dirs=crd_dirs) as sb:
-        nc = await nats.connect(sb.nats_url)
+        nc = await nats.connect(sb.nats_url, **sb.client_options("o2ctl"))
         assert nc.is_connected
         await nc.close()
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(sb.nats_url, allow_reconnect=False, max_reconnect_attempts=0)
         async with await KubeClient.from_kubeconfig(sb.kubeconfig) as kube:
             version = await kube.server_version()
             assert version.get("gitVersion")

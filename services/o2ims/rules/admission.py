@@ -41,6 +41,9 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
     if new.namespace != old.namespace:
         raise refuse("spec.namespace", "the namespace cannot change")
     if new.control_plane != old.control_plane:
+        if old.vip is None:
+            raise refuse("spec.control_plane", f"cluster {old.name} has no VIP: its API endpoint is its control-plane "
+                         "host's own address, so its control plane cannot be scaled (recreate it with a VIP)")
         raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
     if not applied:
         return

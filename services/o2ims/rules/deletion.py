@@ -14,7 +14,7 @@ from services.o2ims.rules.admission import requested_spec, start_flow
 from services.o2ims.rules.failures import failure_of
 from services.o2ims.rules.guards import answers, deadline_due, newer_observation, newer_request, payload
 from services.o2ims.transaction import Tx
-from shared.payloads import CapiDeleted, HostprepDone
+from shared.payloads import CapiDeleted, HostprepDone, HostprepFailed
 
 #: History entries a tombstone keeps.
 TOMBSTONE_HISTORY = 5
@@ -88,28 +88,40 @@ def torn_down(tx: Tx) -> None:
         return tx.ignore("not the current teardown job")
     if tx.event.kind == "teardown.done":
         tx.condition("HostsTornDown", "True", "TornDown", f"{len(job.hosts)} hosts torn down")
-    else:
-        reason, message, _, _ = failure_of(tx)
-        tx.condition("HostsTornDown", "False", reason, message)
-    finalize(tx)
+        finalize(tx)
+        return None
+    reason, message, _, _ = failure_of(tx)
+    tx.condition("HostsTornDown", "False", reason, message)
+    p = tx.event.payload
+    clean = set(p.ready_hosts) if isinstance(p, HostprepFailed) else set()
+    finalize(tx, quarantine=set(job.hosts) - clean, why=f"teardown failed: {message}")
     return None
 
 
 def teardown_timed_out(tx: Tx) -> None:
-    """Teardown is best effort: past its deadline the deletion completes anyway."""
+    """Past its deadline the deletion completes anyway; the hosts not known clean are quarantined."""
+    job = tx.rec.hostprep_job
     if deadline_due(tx):
         tx.condition("HostsTornDown", "False", "TeardownTimedOut", "host teardown did not finish in time")
-        finalize(tx)
+        hosts = set(job.hosts) if job is not None and job.action == "teardown" else set()
+        finalize(tx, quarantine=hosts, why="teardown did not finish in time")
 
 
-def finalize(tx: Tx, *, reason: str | None = None) -> None:
-    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile)."""
+def finalize(tx: Tx, *, reason: str | None = None, quarantine: set[str] | frozenset[str] = frozenset(),
+             why: str = "") -> None:  # fmt: skip
+    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile).
+
+    Hosts in ``quarantine`` (teardown failed or timed out) are not released: they go to quarantine.
+    """
     rec = tx.rec
     queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
     keep = {h.host_id for h in queued.spec.all_hosts} if queued else set()
     held = set(rec.spec_hosts()) | set(rec.hosts)
-    tx.release(sorted(held - keep))
-    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep)} host leases released")
+    suspect = (set(quarantine) & held) - keep
+    tx.quarantine(sorted(suspect), why)
+    tx.release(sorted(held - keep - suspect))
+    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep - suspect)} host leases released"
+                 + (f", {len(suspect)} quarantined" if suspect else ""))  # fmt: skip
     tx.update(deleted_at=tx.now)
     tx.move("deleted", reason=reason, message=f"cluster {rec.cluster} deleted" if rec.cluster else "deleted")
     tx.update(

@@ -12,15 +12,15 @@ import os
 from pathlib import Path
 
 from shared.bus import MessageContext
-from shared.messages import Envelope
+from shared.payloads import HostprepJob
 from shared.runtime import ServiceRuntime, run_service
 from shared.settings import ServiceSettings
-from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event
+from shared.subjects import ALL_HOSTPREP_JOBS, HOSTPREP, ConsumerSpec, hostprep_event
 
-SPEC = ConsumerSpec("slow", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k), ack_wait=3.0)
+SPEC = ConsumerSpec("slow", HOSTPREP, (ALL_HOSTPREP_JOBS,), lambda _s, k: hostprep_event(k), ack_wait=3.0)
 
 
-async def handler(env: Envelope, ctx: MessageContext) -> None:
+async def handler(job: HostprepJob, ctx: MessageContext) -> None:
     marks = Path(os.environ["SLOW_MARK_DIR"])
     pr = ctx.subject.rsplit(".", 1)[-1]
     (marks / f"started-{pr}").write_text(str(ctx.deliveries))

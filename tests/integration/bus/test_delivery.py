@@ -9,8 +9,9 @@ from typing import Any
 from shared.bus import Bus, MessageContext
 from shared.errors import InputError, PermanentError, TemporaryError
 from shared.messages import Envelope
-from shared.payloads import HostprepJob, MessageFailed
-from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
+from shared.payloads import MessageFailed
+from shared.subjects import hostprep_event, hostprep_job
+from tests.integration.bus.support import count, failed_events, job, spec, wait_settled, wait_until
 
 PR1 = "00000000-0000-4000-8000-000000000001"
 PR2 = "00000000-0000-4000-8000-000000000002"
@@ -23,54 +24,6 @@ PR8 = "00000000-0000-4000-8000-000000000008"
 PR9 = "00000000-0000-4000-8000-000000000009"
 PR10 = "00000000-0000-4000-8000-000000000010"
 
-def _spec(durable: str, **kw: Any) -> ConsumerSpec:
-    return ConsumerSpec(durable, HOSTPREP, ("hostprep.jobs.>",), lambda _s, key: hostprep_event(key), **kw)
-
-
-def _job(pr: str = PR1) -> HostprepJob:
-    return HostprepJob(
-        pr_id=pr,
-        action="prepare",
-        cluster="c1",
-        k8s_version="v1.30.2",
-        hosts=("h1",),
-    )
-
-
-async def _count(bus: Bus, subject: str) -> int:
-    info = await bus.js.stream_info(HOSTPREP.name, subjects_filter=subject)
-    return int((info.state.subjects or {}).get(subject, 0))
-
-
-async def _failed_events(bus: Bus, subject: str) -> list[Envelope]:
-    from shared.messages import decode
-
-    sub = await bus.js.subscribe(subject, ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except Exception:
-                break
-            env = decode(msg.data)
-            if env.type == "message.failed":
-                out.append(env)
-    finally:
-        await sub.unsubscribe()
-    return out
-
-
-async def _wait_settled(bus: Bus, durable: str) -> None:
-    """Wait until the consumer has nothing pending and nothing unacknowledged."""
-    for _ in range(200):
-        info = await bus.js.consumer_info(HOSTPREP.name, durable)
-        if info.num_ack_pending == 0 and info.num_pending == 0:
-            return
-        await asyncio.sleep(0.05)  # polling the broker's own counters, bounded
-    raise AssertionError(f"consumer {durable} never settled: {info}")
-
-
 async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
     seen: list[str] = []
     got = asyncio.Event()
@@ -79,13 +32,13 @@ async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
         seen.append(str(env.id))
         got.set()
 
-    env = Envelope.wrap(_job(), source="test")
+    env = Envelope.wrap(job(), source="test")
     await bus.publish(hostprep_job(PR1), env)
     await bus.publish(hostprep_job(PR1), env)  # same id: the stream drops it
-    assert await _count(bus, hostprep_job(PR1)) == 1
-    await bus.consumer(_spec("dup"), handler).start()
+    assert await count(bus, hostprep_job(PR1)) == 1
+    await bus.consumer(spec("dup"), handler).start()
     await asyncio.wait_for(got.wait(), 10)
-    await _wait_settled(bus, "dup")
+    await wait_settled(bus, "dup")
     assert seen == [str(env.id)]
 
 
@@ -99,15 +52,15 @@ async def test_temporary_error_is_redelivered_after_its_delay(bus: Bus) -> None:
             raise TemporaryError("not yet", delay=0.4)
         done.set()
 
-    await bus.consumer(_spec("temp", max_deliver=5), handler).start()
-    await bus.emit(hostprep_job(PR2), _job(PR2))
+    await bus.consumer(spec("temp", max_deliver=5), handler).start()
+    await bus.emit(hostprep_job(PR2), job(PR2))
     await asyncio.wait_for(done.wait(), 20)
-    await _wait_settled(bus, "temp")
+    await wait_settled(bus, "temp")
     assert len(times) == 3
     # A lower bound only: the broker must not redeliver before the delay we asked for.
     assert times[1] - times[0] >= 0.35
     assert times[2] - times[1] >= 0.35
-    assert await _failed_events(bus, hostprep_event(PR2)) == []
+    assert await failed_events(bus, hostprep_event(PR2)) == []
 
 
 async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
@@ -117,12 +70,12 @@ async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
         calls.append(ctx.deliveries)
         raise TemporaryError("still down", delay=0.05)
 
-    await bus.consumer(_spec("exhaust", max_deliver=3), handler).start()
-    await bus.emit(hostprep_job(PR3), _job(PR3))
-    await _wait_until(lambda: len(calls) >= 3)
-    await _wait_settled(bus, "exhaust")
+    await bus.consumer(spec("exhaust", max_deliver=3), handler).start()
+    await bus.emit(hostprep_job(PR3), job(PR3))
+    await wait_until(lambda: len(calls) >= 3)
+    await wait_settled(bus, "exhaust")
     assert calls == [1, 2, 3]
-    failed = await _failed_events(bus, hostprep_event(PR3))
+    failed = await failed_events(bus, hostprep_event(PR3))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -136,12 +89,12 @@ async def test_permanent_error_terminates_at_once_with_one_failed_event(bus: Bus
         calls.append(ctx.deliveries)
         raise PermanentError("cannot ever work", reason="Broken")
 
-    await bus.consumer(_spec("perm", max_deliver=5), handler).start()
-    sent = await bus.emit(hostprep_job(PR4), _job(PR4))
-    await _wait_until(lambda: len(calls) >= 1)
-    await _wait_settled(bus, "perm")
+    await bus.consumer(spec("perm", max_deliver=5), handler).start()
+    sent = await bus.emit(hostprep_job(PR4), job(PR4))
+    await wait_until(lambda: len(calls) >= 1)
+    await wait_settled(bus, "perm")
     assert calls == [1]
-    failed = await _failed_events(bus, hostprep_event(PR4))
+    failed = await failed_events(bus, hostprep_event(PR4))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -156,11 +109,11 @@ async def test_input_error_is_permanent(bus: Bus) -> None:
         calls.append(ctx.deliveries)
         raise InputError("bad host id", path="hosts[0].host_id")
 
-    await bus.consumer(_spec("inp"), handler).start()
-    await bus.emit(hostprep_job(PR5), _job(PR5))
-    await _wait_until(lambda: len(calls) >= 1)
-    await _wait_settled(bus, "inp")
-    failed = await _failed_events(bus, hostprep_event(PR5))
+    await bus.consumer(spec("inp"), handler).start()
+    await bus.emit(hostprep_job(PR5), job(PR5))
+    await wait_until(lambda: len(calls) >= 1)
+    await wait_settled(bus, "inp")
+    failed = await failed_events(bus, hostprep_event(PR5))
     assert len(failed) == 1 and isinstance(failed[0].payload, MessageFailed)
     assert failed[0].payload.path == "hosts[0].host_id"
 
@@ -171,19 +124,19 @@ async def test_undecodable_and_invalid_messages_are_terminated_not_retried(bus: 
     async def handler(env: Envelope, ctx: MessageContext) -> None:
         calls.append(env.type)
 
-    await bus.consumer(_spec("garbage"), handler).start()
+    await bus.consumer(spec("garbage"), handler).start()
     await bus.js.publish(hostprep_job(PR6), b"\xff\xfe not json")
     await bus.js.publish(hostprep_job(PR7), b'{"type": "hostprep.job", "payload": {"type": "hostprep.job"}}')
-    await _wait_settled(bus, "garbage")
+    await wait_settled(bus, "garbage")
     assert calls == []
     for pr in (PR6, PR7):
-        failed = await _failed_events(bus, hostprep_event(pr))
+        failed = await failed_events(bus, hostprep_event(pr))
         assert len(failed) == 1, pr
         payload = failed[0].payload
         assert isinstance(payload, MessageFailed) and payload.reason == "InvalidMessage"
     # The consumer is still alive and handles the next good message.
-    await bus.emit(hostprep_job(PR8), _job(PR8))
-    await _wait_until(lambda: calls == ["hostprep.job"])
+    await bus.emit(hostprep_job(PR8), job(PR8))
+    await wait_until(lambda: calls == ["hostprep.job"])
 
 
 async def test_unknown_exception_is_retried(bus: Bus) -> None:
@@ -194,11 +147,10 @@ async def test_unknown_exception_is_retried(bus: Bus) -> None:
         if ctx.deliveries == 1:
             raise RuntimeError("surprise")
 
-    spec = ConsumerSpec("unknown", HOSTPREP, ("hostprep.jobs.>",), lambda _s, k: hostprep_event(k), retry_delay=0.05)
-    await bus.consumer(spec, handler).start()
-    await bus.emit(hostprep_job(PR9), _job(PR9))
-    await _wait_until(lambda: len(calls) >= 2)
-    await _wait_settled(bus, "unknown")
+    await bus.consumer(spec("unknown", retry_delay=0.05), handler).start()
+    await bus.emit(hostprep_job(PR9), job(PR9))
+    await wait_until(lambda: len(calls) >= 2)
+    await wait_settled(bus, "unknown")
     assert calls == [1, 2]
 
 
@@ -212,23 +164,15 @@ async def test_replayed_handler_publishes_deterministic_ids(bus: Bus) -> None:
         if ctx.deliveries == 1:
             raise TemporaryError("crash after publish", delay=0.05)
 
-    await bus.consumer(_spec("replay"), handler).start()
-    await bus.emit(hostprep_job(PR10), _job(PR10))
-    await _wait_until(lambda: len(outs) >= 2)
-    await _wait_settled(bus, "replay")
+    await bus.consumer(spec("replay"), handler).start()
+    await bus.emit(hostprep_job(PR10), job(PR10))
+    await wait_until(lambda: len(outs) >= 2)
+    await wait_settled(bus, "replay")
     assert outs[0].id == outs[1].id
-    assert await _count(bus, hostprep_event(PR10)) == 1
+    assert await count(bus, hostprep_event(PR10)) == 1
 
 
 def _progress(env: Envelope) -> Any:
     from shared.payloads import HostProgress
 
     return HostProgress(pr_id=PR10, host_id="h1", step="preflight", status="done")
-
-
-async def _wait_until(cond: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)  # polling a local condition, bounded

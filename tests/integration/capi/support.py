@@ -8,30 +8,24 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.capi.fakehosts import wait_for_object
+from shared import objects
 from shared.kube import KubeClient, WatchExpired
 
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 Obj = dict[str, Any]
 
 
-def dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
+#: The tests read the conditions the controllers write in the object's own shape.
+OWN = (("status", "conditions"),)
 
 
 def condition(obj: Obj | None, ctype: str) -> Obj | None:
-    for cond in dig(obj, "status", "conditions") or []:
-        if cond.get("type") == ctype:
-            return dict(cond)
-    return None
+    found = objects.condition(obj, ctype, OWN)
+    return dict(found) if found is not None else None
 
 
 def is_true(obj: Obj | None, ctype: str) -> bool:
-    cond = condition(obj, ctype)
-    return bool(cond and cond["status"] == "True")
+    return objects.condition_true(obj, ctype, OWN)
 
 
 async def wait_for(

@@ -14,7 +14,8 @@ import yaml
 from sandbox.capi import CapiSimulators, HostAgent
 from sandbox.capi.bootstrapdata import cloud_config
 from shared.kube import KubeClient
-from tests.integration.capi.support import INFRA, condition, dig, is_true, wait_for
+from shared.objects import dig
+from tests.integration.capi.support import INFRA, condition, is_true, wait_for
 
 Hosts = Callable[..., Awaitable[list[HostAgent]]]
 

@@ -9,7 +9,8 @@ import pytest
 
 from sandbox.capi import SimOptions, run_simulators
 from shared.kube import KubeClient
-from tests.integration.capi.support import INFRA, dig, wait_for
+from shared.objects import dig
+from tests.integration.capi.support import INFRA, wait_for
 
 
 async def test_run_simulators_serves_until_stopped(kubeconfig: Path, capi_client: KubeClient) -> None:

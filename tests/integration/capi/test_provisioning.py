@@ -10,8 +10,9 @@ import yaml
 
 from sandbox.capi import CapiSimulators, HostAgent
 from shared.kube import KubeClient
+from shared.objects import dig
 from tests.integration.capi.clusterset import cluster_set
-from tests.integration.capi.support import INFRA, Recorder, condition, dig, is_true, wait_for, wait_list
+from tests.integration.capi.support import INFRA, Recorder, condition, is_true, wait_for, wait_list
 
 CORE = "cluster.x-k8s.io/v1beta1"
 KCP = "controlplane.cluster.x-k8s.io/v1beta1"

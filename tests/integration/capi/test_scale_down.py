@@ -15,8 +15,9 @@ import pytest
 from sandbox.capi import CapiSimulators, HostAgent
 from sandbox.capi.machines import DELETE_POLICIES
 from shared.kube import KubeClient
+from shared.objects import dig
 from tests.integration.capi.clusterset import cluster_set
-from tests.integration.capi.support import INFRA, dig, wait_list
+from tests.integration.capi.support import INFRA, wait_list
 
 CORE = "cluster.x-k8s.io/v1beta1"
 WORKER = "!cluster.x-k8s.io/control-plane"

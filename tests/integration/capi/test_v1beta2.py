@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 
 from sandbox.capi import CapiSimulators, HostAgent
 from shared.kube import KubeClient
+from shared.objects import dig
 from tests.integration.capi.clusterset import cluster_set
-from tests.integration.capi.support import condition, dig, is_true, wait_for, wait_list
+from tests.integration.capi.support import condition, is_true, wait_for, wait_list
 
 CORE = "cluster.x-k8s.io/v1beta2"
 KCP = "controlplane.cluster.x-k8s.io/v1beta2"

@@ -20,8 +20,10 @@ from services.capi_renderer.apply import (
 )
 from services.capi_renderer.domain import RenderOptions, derived_objects
 from shared.crd_schema import CrdSchemas
+from shared.errors import PermanentError
 from shared.kube import KubeClient
-from shared.models import HOST_ID_LABEL, ClusterSpec, HostRef
+from shared.models import ClusterSpec, HostRef
+from shared.objects import HOST_ID_LABEL, PR_ID_LABEL
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
@@ -38,13 +40,17 @@ def _spec(cp: int, workers: int, *, name: str = "edge1", ids: list[str] | None =
                        workers=tuple(hosts[cp:]), vip="10.0.0.250", cni="bridge-pool")
 
 
-def _options(core: str) -> RenderOptions:
-    return RenderOptions(core_api_version=core, cni_manifests={"bridge-pool": EXAMPLE_CNI})  # type: ignore[arg-type]
+PR = "6a1f3e52-3c0b-5d7e-9f4a-2b8c1d0e9f31"
+
+
+def _options(core: str, pr_id: str = PR) -> RenderOptions:
+    return RenderOptions(core_api_version=core, cni_manifests={"bridge-pool": EXAMPLE_CNI},  # type: ignore[arg-type]
+                         extra_labels={PR_ID_LABEL: pr_id})  # fmt: skip
 
 
 @pytest.fixture
-def schemas(crd_dirs: list[Path]) -> CrdSchemas:
-    return CrdSchemas.from_dirs(crd_dirs)
+def schemas(served_schemas: CrdSchemas) -> CrdSchemas:
+    return served_schemas
 
 
 async def _versions(client: KubeClient, name: str, core: str) -> dict[str, str]:
@@ -92,7 +98,7 @@ async def test_delete_removes_the_cluster_and_everything_rendered(
     await render_validate_apply(capi_client, _spec(1, 2), _options("v1beta1"), schemas)
     assert not await cluster_gone(capi_client, "edge1", NS)
     deadline = time.monotonic() + 30
-    while not await delete_cluster(capi_client, "edge1", NS):
+    while not await delete_cluster(capi_client, "edge1", NS, pr_id=PR):
         assert time.monotonic() < deadline, "cluster not gone in 30 s"
         await wait_for_object(capi_client, "cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS, lambda o: o is None)
     assert await cluster_gone(capi_client, "edge1", NS)
@@ -147,3 +153,41 @@ async def test_applied_render_becomes_a_running_cluster_on_the_requested_hosts(
     await render_validate_apply(capi_client, spec, _options(core), schemas)
     await _wait_running(capi_client, spec, core)
     assert await _host_roles(capi_client, "edge1") == {"h2": "control-plane", "h4": "worker", "h5": "worker"}
+
+
+async def test_a_hand_made_cluster_of_the_same_name_is_neither_taken_over_nor_deleted(
+    capi_client: KubeClient, schemas: CrdSchemas
+) -> None:
+    """Someone's own CAPI Cluster `edge1`: a request for a cluster `edge1` is refused, and its delete too."""
+    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+              "metadata": {"name": "edge1", "namespace": NS, "labels": {"team": "core-network"}},
+              "spec": {"paused": True}}  # fmt: skip
+    await capi_client.apply(theirs, field_manager="kubectl")
+    before = await capi_client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS)
+    assert before is not None
+    with pytest.raises(PermanentError) as refused:
+        await render_validate_apply(capi_client, _spec(1, 2), _options("v1beta1"), schemas)
+    assert refused.value.reason == "ForeignObject" and "Cluster/edge1" in refused.value.message
+    with pytest.raises(PermanentError) as not_deleted:
+        await delete_cluster(capi_client, "edge1", NS, pr_id=PR)
+    assert not_deleted.value.reason == "ForeignObject"
+    after = await capi_client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS)
+    assert after is not None and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"].get("deletionTimestamp") is None
+    managers = {m["manager"] for m in after["metadata"].get("managedFields") or []}
+    assert "focom-o2ims" not in managers
+    # The objects rendered before the Cluster (applied in dependency order) carry our PR id, so a later
+    # delete of our PR cleans up exactly those and never the foreign Cluster.
+    await capi_client.delete("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS)
+    await wait_for_object(capi_client, "cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS, lambda o: o is None)
+    assert await delete_cluster(capi_client, "edge1", NS, pr_id=PR) is True
+    assert await _versions(capi_client, "edge1", "v1beta1") == {}
+
+
+async def test_another_prs_cluster_of_the_same_name_is_not_ours(capi_client: KubeClient, schemas: CrdSchemas) -> None:
+    await render_validate_apply(capi_client, _spec(1, 1), _options("v1beta1", pr_id="other-pr"), schemas)
+    with pytest.raises(PermanentError, match="not ours"):
+        await render_validate_apply(capi_client, _spec(1, 1), _options("v1beta1"), schemas)
+    with pytest.raises(PermanentError, match="not ours"):
+        await delete_cluster(capi_client, "edge1", NS, pr_id=PR)
+    assert not await cluster_gone(capi_client, "edge1", NS)

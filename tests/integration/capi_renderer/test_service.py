@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 
 from services.capi_renderer.domain import RenderOptions
-from services.capi_renderer.handlers import PR_LABEL, Deps, make_handler
+from services.capi_renderer.handlers import Deps, make_handler
 from shared.bus import Bus
 from shared.crd_schema import CrdSchemas
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
+from shared.objects import PR_ID_LABEL as PR_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
 
 PR1 = "00000000-0000-4000-8000-000000000001"
 PR2 = "00000000-0000-4000-8000-000000000002"
+PR3 = "00000000-0000-4000-8000-000000000003"
 
 REPO = Path(__file__).resolve().parents[3]
 CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
@@ -43,11 +46,11 @@ async def _next_event(sub: object) -> Envelope:
 
 
 async def test_jobs_are_applied_idempotently_and_deleted(
-    bus: Bus, client: KubeClient, crd_dirs: list[Path]
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=CrdSchemas.from_dirs(crd_dirs))  # fmt: skip
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+                schemas=served_schemas)  # fmt: skip
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR1))
 
     await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="apply", spec=_spec()), correlation_id="fpr-a")
@@ -81,10 +84,10 @@ async def test_jobs_are_applied_idempotently_and_deleted(
 
 
 async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
-    bus: Bus, client: KubeClient, crd_dirs: list[Path]
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
-    deps = Deps(client=client, options=RenderOptions(), schemas=CrdSchemas.from_dirs(crd_dirs))
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    deps = Deps(client=client, options=RenderOptions(), schemas=served_schemas)
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR2))
     await bus.emit(capi_job(PR2), CapiJob(pr_id=PR2, action="apply", spec=_spec()))
     failed = await _next_event(events)
@@ -92,4 +95,27 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
     assert "bridge-pool" in failed.payload.message
     items, _ = await client.list("cluster.x-k8s.io/v1beta1", "Cluster", "default")
     assert items == []
+    await events.unsubscribe()
+
+
+async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_the_same_name(
+    bus: Bus, client: KubeClient, served_schemas: CrdSchemas
+) -> None:
+    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+              "metadata": {"name": "edge1", "namespace": "default", "labels": {"team": "core"}},
+              "spec": {"paused": True}}  # fmt: skip
+    await client.apply(theirs, field_manager="kubectl")
+    before = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert before is not None
+    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
+                schemas=served_schemas)  # fmt: skip
+    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    events = await bus.nc.subscribe(capi_event(PR3))
+    for action in ("apply", "scale", "delete"):
+        await bus.emit(capi_job(PR3), CapiJob(pr_id=PR3, action=action, spec=_spec()))  # type: ignore[arg-type]
+        failed = await _next_event(events)
+        assert isinstance(failed.payload, CapiFailed), action
+        assert failed.payload.reason == "ForeignObject" and "Cluster" in failed.payload.message, action
+    after = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
+    assert after is not None and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     await events.unsubscribe()

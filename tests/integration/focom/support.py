@@ -17,8 +17,9 @@ from services.focom.domain import FprRecord
 from services.focom.handlers import Focom, SpecRecord
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
-from shared.bus import Bus
+from shared.bus import Bus, MessageContext
 from shared.catalog import load_catalog
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.leases import HostLeases
 from shared.messages import Envelope, decode
@@ -29,11 +30,13 @@ from shared.subjects import (
     ALL_O2IMS_REQUESTS,
     BUCKET_FPR,
     BUCKET_HOSTS,
+    BUCKET_VIPS,
     FOCOM_CHILD_STATUS_CONSUMER,
     FOCOM_REQUESTS,
     FOCOM_REQUESTS_CONSUMER,
     o2ims_status,
 )
+from shared.vips import VipLeases
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -84,12 +87,12 @@ class Harness:
         self._handled_changed = asyncio.Event()
         self._seq: dict[str, int] = {}
 
-    async def on_request(self, env: Envelope, ctx: Any) -> None:
+    async def on_request(self, req: FocomRequest, ctx: MessageContext) -> None:
         """focom's request handler, noting each message it finished with (whatever the outcome)."""
         try:
-            await self.focom.on_request(env, ctx)
+            await self.focom.on_request(req, ctx)
         finally:
-            self.handled.add(str(env.id))
+            self.handled.add(str(ctx.envelope.id))
             self._handled_changed.set()
 
     async def wait_handled(self, envelopes: list[Envelope], timeout: float = 20.0) -> None:
@@ -140,18 +143,17 @@ class Harness:
 async def start_focom(bus: Bus, inventory: Path, **settings: Any) -> Harness:
     s = FocomSettings(inventory_path=inventory, **settings)
     fpr = await bus.kv(BUCKET_FPR)
+    vips = VipLeases(await bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
     focom = Focom(s, bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                  HostLeases(await bus.kv(BUCKET_HOSTS)),
-                  InventorySource(inventory, max_bytes=s.inventory_max_bytes, window=s.k8s_window),
-                  load_catalog(s.templates_dir))
+                  HostLeases(await bus.kv(BUCKET_HOSTS)), InventorySource(inventory, **s.inventory_rules()),
+                  load_catalog(s.templates_dir), vips=vips)  # fmt: skip
     commands, statuses = Recorder(), Recorder()
     # Read what the streams stored (duplicates dropped by id), not what went over the wire.
     await bus.js.subscribe(ALL_O2IMS_REQUESTS, cb=commands.on_msg, ordered_consumer=True)
     await bus.js.subscribe(ALL_FOCOM_STATUS, cb=statuses.on_msg, ordered_consumer=True)
     harness = Harness(bus, focom, commands, statuses)
-    for spec, handler in ((FOCOM_REQUESTS_CONSUMER, harness.on_request),
-                          (FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status)):
-        await bus.consumer(spec, handler).start()
+    await bus.consumer(FOCOM_REQUESTS_CONSUMER, dispatch(harness.on_request)).start()
+    await bus.consumer(FOCOM_CHILD_STATUS_CONSUMER, dispatch(focom.on_child_status, focom.on_child_refusal)).start()
     return harness
 
 

@@ -16,9 +16,10 @@ from services.hostprep.handlers import JobHandler
 from services.hostprep.runner import Deps
 from services.hostprep.settings import HostprepSettings
 from shared.bus import Bus, Consumer
+from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress, MessageFailed
 from shared.subjects import ALL_HOSTPREP_EVENTS, HOSTPREP_JOBS_CONSUMER, hostprep_job
 
@@ -43,6 +44,7 @@ def write_inventory(pool: SandboxHostPool, path: Path, **per_host: dict[str, Any
 def settings_for(pool: SandboxHostPool, kubeconfig: Path, inventory: Path, **overrides: Any) -> HostprepSettings:
     fields: dict[str, Any] = {
         "inventory_file": inventory,
+        "ssh_key_dir": pool.client_key_path.parent,
         "known_hosts_file": pool.known_hosts_path,
         "kubeconfig": kubeconfig,
         "agent_binary_file": pool.agent_binary_path,
@@ -76,7 +78,7 @@ class Harness:
     async def start(cls, bus: Bus, settings: HostprepSettings) -> Harness:
         deps, client = await build_deps(settings)
         spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-        consumer = bus.consumer(spec, JobHandler(deps))
+        consumer = bus.consumer(spec, dispatch(JobHandler(deps).on_job))
         harness = cls(bus, deps, client, consumer)
         harness._sub = await bus.nc.subscribe(ALL_HOSTPREP_EVENTS, cb=harness._on_event)
         await consumer.start()

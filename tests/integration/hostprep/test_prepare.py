@@ -7,7 +7,7 @@ from typing import Any
 from sandbox.hosts import SandboxHostPool
 from services.hostprep import recipe
 from shared.kube import KubeClient
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone
 from tests.integration.hostprep.conftest import HarnessFactory
 from tests.integration.hostprep.harness import byohosts_by_host_id

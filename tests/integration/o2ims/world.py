@@ -13,10 +13,11 @@ from typing import Any
 import nats
 
 from services.o2ims.engine import PrEngine
-from services.o2ims.handlers import make_handlers
+from services.o2ims.handlers import Handlers
 from services.o2ims.policy import Policy
 from services.o2ims.record import PrRecord
 from shared.bus import Bus, MessageContext
+from shared.dispatch import dispatch
 from shared.leases import HostLeases
 from shared.messages import Envelope
 from shared.models import ClusterSpec, HostRef
@@ -43,11 +44,6 @@ from shared.subjects import (
     CAPI,
     HOSTPREP,
     O2IMS,
-    O2IMS_CAPI_EVENTS_CONSUMER,
-    O2IMS_CLUSTER_STATUS_CONSUMER,
-    O2IMS_EVENTS_CONSUMER,
-    O2IMS_REQUESTS_CONSUMER,
-    O2IMS_TIMERS_CONSUMER,
     ConsumerSpec,
     StreamSpec,
     capi_event,
@@ -202,11 +198,8 @@ class InProcessO2ims:
         self.bus = self.bus_class(nc, source="o2ims")
         store = RecordStore(await self.bus.kv(BUCKET_PR), PrRecord)
         self.engine = PrEngine(self.bus, store, HostLeases(await self.bus.kv(BUCKET_HOSTS)), self.policy)
-        handlers = make_handlers(self.engine)
-        for spec in (O2IMS_REQUESTS_CONSUMER, O2IMS_EVENTS_CONSUMER, O2IMS_CAPI_EVENTS_CONSUMER,
-                     O2IMS_CLUSTER_STATUS_CONSUMER):  # fmt: skip
-            self.bus.consumer(spec, handlers.on_message)
-        self.bus.consumer(O2IMS_TIMERS_CONSUMER, handlers.on_timer)
+        for spec, handlers in Handlers(self.engine).consumers():
+            self.bus.consumer(spec, dispatch(*handlers))
         for c in self.bus.consumers:
             await c.start()
         return self

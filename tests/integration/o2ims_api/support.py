@@ -6,6 +6,7 @@ checked against the API's JSON Schemas with ``valid``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 
 from services.o2ims_api.api import Api
-from services.o2ims_api.app import build_app
+from services.o2ims_api.app import assemble, build_app
 from services.o2ims_api.profile import ProfileReader
 from services.o2ims_api.settings import O2imsApiSettings
 from services.o2ims_api.state import State
 from shared.bus import Bus
 from shared.catalog import load_catalog
+from shared.dispatch import dispatch
 from shared.httpapi.auth import TokenVerifier, generate_signing_key, issue_token
+from shared.payloads import MessageFailed
+from shared.subjects import O2IMS_API_HOST_EVENTS_CONSUMER
 
 I = "/o2ims-infrastructureInventory/v1"  # noqa: E741 - the prefix names of the O2IMS documents
 M = "/o2ims-infrastructureMonitoring/v1"
@@ -37,7 +42,7 @@ def inventory(hosts: int = 6) -> dict[str, Any]:
         "k8s_version": "v1.31.4",
         "hosts": [
             {"host_id": f"h{i:02d}", "host_name": f"node-{i:02d}", "host_ip": f"10.10.0.{10 + i}",
-             "ssh_key_file": "/keys/id_ed25519",
+             "ssh_key_file": "/etc/focom-o2ims/ssh/id_ed25519",
              "labels": {"o2ims.oran.org/resource-pool": "edge"} if i > 4 else {"rack": f"r{i % 2}"}}
             for i in range(1, hosts + 1)
         ],
@@ -90,23 +95,34 @@ def settings(tmp: Path, nats_url: str, **extra: Any) -> O2imsApiSettings:
     if not inv.exists():
         inv.write_text(json.dumps(inventory()))
     return O2imsApiSettings(nats_url=nats_url, jwt_public_key_file=keys / "key.pub.pem", jwt_issuer=ISSUER,
-                            jwt_audience=AUDIENCE, inventory_path=inv, port=0, http_port=-1,
+                            jwt_audience=AUDIENCE, inventory_path=inv, port=0, http_port=-1, scan_interval=0.5,
+                            callback_allow=("127.0.0.1",),
                             global_cloud_id="0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11", **extra)  # fmt: skip
 
 
-async def start(tmp: Path, bus: Bus, s: O2imsApiSettings) -> tuple[Api, aiohttp.web.AppRunner, str]:
-    from aiohttp import web
-
+async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:
+    """The API as ``app.setup`` composes it: routes, the change detector, delivery, hostprep events."""
     state = State(bus, s)
     await state.start()
     a = Api(s, bus, state, load_catalog(s.templates_dir), ProfileReader(s.kubeconfig, s.kube_timeout))
-    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth())), access_log=None)
+    parts = await assemble(a)
+    host_events = dispatch(parts.notifier.on_host_event, ignore=(MessageFailed,))
+    await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, host_events).start()
+    tasks = [asyncio.create_task(parts.notifier.run(stop)),
+             *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values())]  # fmt: skip
+    runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None, shutdown_timeout=1.0)
+    runner.app.on_cleanup.append(lambda _app: _finish(stop, tasks))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     a.listen_url = f"http://127.0.0.1:{port}"
     return a, runner, a.listen_url
+
+
+async def _finish(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def now() -> datetime:

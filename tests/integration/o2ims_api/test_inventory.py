@@ -170,6 +170,7 @@ async def test_every_filter_operator(harness: Harness, expr: str, hosts: list[st
         {"exclude_fields": "nope/deeper"},
         {"all_fields": "", "fields": "resourceId"},
         {"fields": "resourceId", "exclude_fields": "description"},
+        {"exclude_fields": "description", "exclude_default": ""},
         {"page_size": "0"},
         {"nextpage_opaque_marker": "%%%"},
     ],
@@ -191,10 +192,22 @@ async def test_field_selectors(harness: Harness) -> None:
     _, _, full = await harness.call("GET", path, params={"all_fields": ""})
     _, _, default = await harness.call("GET", path, params={"exclude_default": ""})
     assert full == default and all(valid(schemas.RESOURCE, r) for r in full)
-    status, _, one = await harness.call("GET", f"{path}/{full[0]['resourceId']}", params={"fields": "description"})
-    assert status == 200 and one == {"description": full[0]["description"]}
+    # The id is mandatory: ``fields`` keeps it.
+    rid = full[0]["resourceId"]
+    status, _, one = await harness.call("GET", f"{path}/{rid}", params={"fields": "description"})
+    assert status == 200 and one == {"resourceId": rid, "description": full[0]["description"]}
     _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"all_fields": ""})
     assert all("alarmDictionary" in t for t in types)
+    # alarmDictionary is excluded by default: exclude_fields shows it, fields + exclude_default adds it.
+    _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"exclude_fields": "vendor"})
+    assert all("alarmDictionary" in t and "vendor" not in t for t in types)
+    _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"fields": "name"})
+    assert all(set(t) == {"resourceTypeId", "name"} for t in types)
+    _, _, types = await harness.call("GET", f"{I}/resourceTypes",
+                                     params={"fields": "alarmDictionary", "exclude_default": ""})  # fmt: skip
+    assert all("alarmDictionary" in t and "vendor" in t for t in types)
+    _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"exclude_default": ""})
+    assert all("alarmDictionary" not in t and "vendor" in t for t in types)
 
 
 async def test_paging_follows_the_link_header(harness: Harness) -> None:

@@ -17,10 +17,11 @@ from sandbox.capi import CapiSimulators, HostAgent
 from sandbox.kubeapi import KubeApiServer
 from shared.bus import Bus
 from shared.kube import KubeClient
+from shared.objects import PR_ID_LABEL, dig
 from shared.payloads import ByoHostSummary, ClusterSummary
 from shared.subjects import K8S, k8s_status
 from tests.integration.capi.clusterset import cluster_set
-from tests.integration.capi.support import dig, is_true, wait_for, wait_list
+from tests.integration.capi.support import is_true, wait_for, wait_list
 from tests.integration.status_watcher.support import Proxy, RunningWatcher, StreamReader, kubeconfig_via, summaries
 
 C1 = k8s_status("cluster", "default", "c1")
@@ -35,7 +36,7 @@ PR1B = "00000000-0000-4000-8000-00000000001b"
 async def apply_cluster(client: KubeClient, core: str = "v1beta1") -> None:
     for obj in cluster_set(core=core):
         if obj["kind"] == "Cluster":
-            obj["metadata"]["labels"]["o2ims.oran.org/pr-id"] = PR1
+            obj["metadata"]["labels"][PR_ID_LABEL] = PR1
         await client.apply(obj, field_manager="test")
 
 
@@ -77,7 +78,7 @@ def assert_no_duplicate_summaries(stream: StreamReader) -> None:
 async def barrier(client: KubeClient, stream: StreamReader, value: str) -> None:
     """Everything published for c1 before now has arrived once a pr-id change comes through."""
     await client.patch("cluster.x-k8s.io/v1beta1", "Cluster", "c1", "default",
-                       {"metadata": {"labels": {"o2ims.oran.org/pr-id": value}}})  # fmt: skip
+                       {"metadata": {"labels": {PR_ID_LABEL: value}}})  # fmt: skip
     await stream.wait_summary(C1, lambda s: s.pr_id == value)
 
 

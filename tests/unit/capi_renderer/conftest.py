@@ -1,8 +1,7 @@
-"""Fixtures for the renderer's unit tests: spec factory, render options, reference CRD schemas."""
+"""Fixtures for the renderer's unit tests: spec factory, render options, CRD schemas (carried, and upstream)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,14 +9,16 @@ from typing import Any
 import pytest
 
 from services.capi_renderer.domain import RenderOptions
-from services.capi_renderer.validate import default_crd_dir
+from shared.capi_api import carried_schemas
+from shared.capi_api.generate import default_upstream
 from shared.crd_schema import CrdSchemas
 from shared.models import ClusterSpec, HostRef
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
-#: ``O2_CAPI_RENDERER_CRD_DIR`` (the renderer setting's variable) or the sandbox's ``SANDBOX_CRD_DIR``.
-CRD_DIR = Path(os.environ.get("O2_CAPI_RENDERER_CRD_DIR") or os.environ.get("SANDBOX_CRD_DIR") or default_crd_dir())
+#: The upstream CRD files (``O2_CAPI_API_UPSTREAM``, or beside the checkout): when present, every test
+#: that takes ``schemas`` runs against them as well as against the carried API facts.
+UPSTREAM_CRD_DIR = default_upstream()
 
 
 def make_spec(
@@ -50,8 +51,6 @@ def options(request: pytest.FixtureRequest) -> RenderOptions:
     return make_options(request.param)
 
 
-@pytest.fixture(scope="session")
-def schemas() -> CrdSchemas:
-    if not CRD_DIR.is_dir():
-        pytest.skip(f"reference CRDs not found at {CRD_DIR} (set O2_CAPI_RENDERER_CRD_DIR)")
-    return CrdSchemas.from_dirs([CRD_DIR])
+@pytest.fixture(scope="session", params=["carried", "upstream"] if UPSTREAM_CRD_DIR.is_dir() else ["carried"])
+def schemas(request: pytest.FixtureRequest) -> CrdSchemas:
+    return carried_schemas() if request.param == "carried" else CrdSchemas.from_dirs([UPSTREAM_CRD_DIR])

@@ -18,7 +18,7 @@ from services.capi_renderer.domain import (
     uses_super_admin,
 )
 from services.capi_renderer.render import render_cluster
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 from .conftest import make_options, make_spec
 

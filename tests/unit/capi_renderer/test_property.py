@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from services.capi_renderer.domain import RenderOptions
 from services.capi_renderer.render import render_cluster
 from services.capi_renderer.validate import validate_render
-from shared.crd_schema import CrdSchemas
+from shared.capi_api import carried_schemas
 from shared.models import ClusterSpec, HostRef
 
-from .conftest import CRD_DIR, EXAMPLE_CNI
+from .conftest import EXAMPLE_CNI
 
-_SCHEMAS = CrdSchemas.from_dirs([CRD_DIR]) if CRD_DIR.is_dir() else None
+_SCHEMAS = carried_schemas()
 
 names = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?\Z")
 host_ids = st.from_regex(r"\A[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?\Z")

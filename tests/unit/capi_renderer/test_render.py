@@ -13,7 +13,7 @@ from services.capi_renderer import cni
 from services.capi_renderer.domain import AGENT_NIC_PLACEHOLDER, RenderOptions, get, selector_matches
 from services.capi_renderer.render import environment, literal_block, render_cluster, render_yaml, yaml_value
 from shared.errors import InputError
-from shared.models import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL
 
 from .conftest import EXAMPLE_CNI, make_options, make_spec
 

@@ -56,8 +56,9 @@ def test_example_creates_resolve_against_the_example_inventory() -> None:
         req = FocomRequest.model_validate(json.loads(path.read_text()))
         rq.check_shape(req, max_clusters=100)
         if req.operation == "create":
-            specs = rq.create_specs(req, inventory, catalog, window=((1, 29), (1, 36)), default_cni="calico",
-                                    max_clusters=100)
+            wanted = rq.create_targets(req, inventory, catalog, window=((1, 29), (1, 36)), vip_pool=False,
+                                       max_clusters=100)  # fmt: skip
+            specs = rq.create_specs(req, wanted, default_cni="calico", vips={})
             assert specs
 
 

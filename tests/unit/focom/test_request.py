@@ -9,7 +9,7 @@ import pytest
 from services.focom import request as rq
 from shared.catalog import load_catalog, parameter_path
 from shared.errors import InputError
-from shared.inventory import Inventory, validate_inventory
+from shared.inventory import Inventory, InventoryError, validate_inventory
 from shared.payloads import FocomRequest, HostSelection
 from tests.unit.focom.conftest import valid_inventory
 
@@ -25,13 +25,16 @@ def inv(**changes: Any) -> Inventory:
 
 def create(req: FocomRequest, inventory: Inventory | None = None, **kw: Any) -> list[Any]:
     rq.check_shape(req, max_clusters=kw.get("max_clusters", 100))
-    return rq.create_specs(req, inventory or inv(), CATALOG, window=WINDOW, default_cni="calico",
-                           max_clusters=kw.get("max_clusters", 100))
+    wanted = rq.create_targets(req, inventory or inv(), CATALOG, window=WINDOW, vip_pool=kw.get("vip_pool", False),
+                               max_clusters=kw.get("max_clusters", 100))  # fmt: skip
+    return rq.create_specs(req, wanted, default_cni="calico", vips=kw.get("vips", {}))
 
 
 def refused(fn: Any, *args: Any, **kw: Any) -> set[tuple[str, str]]:
-    with pytest.raises(rq.RequestError) as err:
+    # A request's own problems (RequestError) or its inventory's (InventoryError): both list them all.
+    with pytest.raises((rq.RequestError, InventoryError)) as err:
         fn(*args, **kw)
+    assert isinstance(err.value, rq.RequestError | InventoryError)
     return {(p.path, p.rule) for p in err.value.problems}
 
 
@@ -90,17 +93,41 @@ def test_shape_rules(case: str, fields: dict[str, Any], path: str, rule: str) ->
 def test_too_many_clusters() -> None:
     req = FocomRequest(name="a", clusterNames=tuple(f"c{i}" for i in range(11)))
     assert ("$.clusterNames", "max-items") in refused(rq.check_shape, req, max_clusters=10)
-    assert ("$.allClusters", "max-items") in refused(create, FocomRequest(name="a", allClusters=True), max_clusters=1)
+    # The inventory's problem, at the inventory path ``o2ctl validate`` reports too.
+    assert ("$.clusters", "max-items") in refused(create, FocomRequest(name="a", allClusters=True), max_clusters=1)
 
 
-def test_unknown_cluster_and_missing_vip() -> None:
+def test_unknown_cluster_and_no_clusters() -> None:
     assert ("$.clusterNames[1]", "cluster-exists") in refused(create, FocomRequest(name="a", clusterNames=("smo", "x")))
+    empty = inv(clusters=[])
+    assert ("$.clusters", "no-clusters") in refused(create, FocomRequest(name="a", allClusters=True), empty)
+
+
+def test_single_control_plane_without_vip_uses_its_host_address() -> None:
     data = valid_inventory()
     del data["clusters"][0]["control_plane_endpoint"]
-    problems = refused(create, FocomRequest(name="a", allClusters=True), validate_inventory(data))
-    assert ("inventory $.clusters[0].control_plane_endpoint", "vip-required") in problems
-    empty = inv(clusters=[])
-    assert ("$.allClusters", "no-clusters") in refused(create, FocomRequest(name="a", allClusters=True), empty)
+    (smo,) = create(FocomRequest(name="a", clusterNames=("smo",)), validate_inventory(data))
+    assert smo.vip is None and len(smo.control_plane) == 1 and smo.endpoint == smo.control_plane[0].host_ip
+
+
+def test_ha_control_plane_without_vip_takes_the_pool_vip() -> None:
+    data = valid_inventory()
+    del data["clusters"][1]["control_plane_endpoint"]
+    with pytest.raises(InventoryError) as err:  # no pool: the inventory itself is refused
+        validate_inventory(data)
+    assert ("$.clusters[1].control_plane_endpoint", "vip-required") in {(p.path, p.rule) for p in err.value.problems}
+    pooled = validate_inventory(data, vip_pool=True)
+    wanted = rq.create_targets(FocomRequest(name="a", clusterNames=("ran",)), pooled, CATALOG, window=WINDOW,
+                               vip_pool=True, max_clusters=10)  # fmt: skip
+    assert [w.needs_vip for w in wanted] == [True]
+    assert wanted[0].vip_path == "inventory $.clusters[1].control_plane_endpoint"
+    (ran,) = rq.create_specs(FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None,
+                             vips={"ran": "10.0.9.1"})  # fmt: skip
+    assert ran.vip == ran.endpoint == "10.0.9.1"
+    # Should the allocation be missing, the spec is refused at the same path, never built without a VIP.
+    problems = refused(rq.create_specs, FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None,
+                       vips={})  # fmt: skip
+    assert problems == {("inventory $.clusters[1].control_plane_endpoint", "vip-required")}
 
 
 TEMPLATE: list[tuple[str, dict[str, Any], str, str]] = [
@@ -118,7 +145,8 @@ TEMPLATE: list[tuple[str, dict[str, Any], str, str]] = [
     ("vip is a host", template_params(controlPlaneEndpoint="10.0.0.1"), "$.templateParameters.controlPlaneEndpoint",
      "vip-not-host"),
     ("bad cidr", template_params(podCidr="10.0.0.0/33"), "$.templateParameters.podCidr", "cidr"),
-    ("vip missing", {k: v for k, v in template_params().items() if k != "controlPlaneEndpoint"},
+    ("vip missing", {**{k: v for k, v in template_params().items() if k != "controlPlaneEndpoint"},
+                     "hosts": {"masters": [{"hostId": "h7"}, {"hostId": "h8"}, {"hostId": "h9"}]}},
      "$.templateParameters.controlPlaneEndpoint", "vip-required"),
 ]
 

@@ -32,7 +32,8 @@ async def test_inventory_password_and_relative_key(tmp_path: Path) -> None:
         host("h2", 2, ssh_key_file="keys/h2", ssh_port=2222, host_user="ubuntu"),
         host("h3", 3),
     ])
-    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default"))
+    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default",
+                                             ssh_key_dir=tmp_path))  # fmt: skip
     h1, h2, h3 = [await store.resolve(h) for h in ("h1", "h2", "h3")]
     assert h1.credentials.password is not None and h1.credentials.password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(h1) and PASSWORD not in str(h1)
@@ -59,6 +60,26 @@ async def test_a_host_id_the_inventory_does_not_know_is_refused(tmp_path: Path) 
     with pytest.raises(PermanentError) as info:
         await without.resolve("h1")
     assert info.value.reason == "NoInventory"
+
+
+async def test_numeric_host_ids_as_the_user_guide_writes_them(tmp_path: Path) -> None:
+    path = inventory(tmp_path, [{"host_id": 1, "host_name": "n1", "host_ip": "10.0.0.1", "host_pwd": PASSWORD}])
+    creds = (await CredentialStore(HostprepSettings(inventory_file=path)).resolve("1")).credentials
+    assert creds.password is not None and creds.password.get_secret_value() == PASSWORD
+
+
+@pytest.mark.parametrize("key", ["/root/.ssh/id_rsa", "../elsewhere/id", "keys/../../id", "escape"])
+async def test_key_files_outside_the_key_directory_are_refused(tmp_path: Path, key: str) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (tmp_path / "secret").write_text("not a key of ours")
+    (keys / "escape").symlink_to(tmp_path / "secret")  # a link inside the directory, leading out of it
+    path = inventory(tmp_path, [host("h1", 1, ssh_key_file=key)])
+    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_dir=keys))
+    with pytest.raises(PermanentError) as info:
+        await store.resolve("h1")
+    assert info.value.reason == "InvalidInventory"
+    assert "key directory" in str(info.value) or "'..'" in str(info.value)
 
 
 async def test_an_invalid_inventory_error_does_not_echo_the_password(tmp_path: Path) -> None:

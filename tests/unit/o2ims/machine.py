@@ -34,7 +34,9 @@ TEARDOWN = Policy(teardown_hosts=True)
 
 
 def host(i: int, prefix: str = "h") -> HostRef:
-    return HostRef(host_id=f"{prefix}{i}", host_name=f"node-{prefix}{i}", host_ip=f"10.0.0.{i + 10}")
+    # One address per machine: control-plane and worker hosts of a spec never share one.
+    return HostRef(host_id=f"{prefix}{i}", host_name=f"node-{prefix}{i}",
+                   host_ip=f"10.0.{0 if prefix == 'cp' else 1}.{i + 10}")  # fmt: skip
 
 
 def spec(workers: int = 2, *, cp: int = 1, name: str = "edge1", version: str = "v1.30.2") -> ClusterSpec:

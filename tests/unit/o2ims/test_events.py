@@ -8,7 +8,6 @@ import pytest
 
 from services.o2ims.events import event_from, resolve
 from services.o2ims.settings import O2imsSettings
-from shared.errors import InputError
 from shared.messages import Envelope, utcnow
 from shared.payloads import (
     CapiApplied,
@@ -71,11 +70,11 @@ def test_a_rejected_job_is_routed_by_subject_and_resolved_by_the_job_id() -> Non
     assert resolve(rec, ev("job.rejected", failed, drv.clock.now, str(uuid.uuid4()))) == "job.rejected"
 
 
-def test_settings_build_the_policy_and_refuse_a_mirror_without_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_build_the_policy_and_take_a_mirror_without_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("O2_O2IMS_PROVISIONING_DEADLINE", "5")
     monkeypatch.setenv("O2_O2IMS_TEARDOWN_HOSTS", "true")
     policy = load_settings(O2imsSettings).policy()
     assert policy.provisioning_deadline == 5 and policy.teardown_hosts and policy.hostprep_deadline == 1800
     monkeypatch.setenv("O2_O2IMS_MIRROR_ENABLED", "true")
-    with pytest.raises(InputError, match="mirror_kubeconfig"):
-        load_settings(O2imsSettings)
+    # No kubeconfig: the mirror uses the pod's service account (shared.kube_config.connect).
+    assert load_settings(O2imsSettings).mirror_kubeconfig is None

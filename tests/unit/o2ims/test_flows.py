@@ -287,3 +287,30 @@ def test_history_is_bounded() -> None:
     for kind in ("create", "host.progress", "hostprep.done", "capi.applied", "cluster.ready"):
         drv.send(kind)  # type: ignore[arg-type]
     assert [h.seq for h in drv.rec.history] == [3, 4, 5]  # type: ignore[union-attr]
+
+
+def test_hosts_whose_teardown_failed_are_quarantined_not_released() -> None:
+    drv = driven_to("deleting/teardown")
+    job = drv.rec.hostprep_job  # type: ignore[union-attr]
+    assert job is not None and job.action == "teardown"
+    drv.commands.clear()
+    # w0 was torn down; cp0 failed and w1 was never reached: only w0 goes back to the pool.
+    failed = HostprepFailed(pr_id=PR, action="teardown", host_id="cp0", step="kubeadm-reset", reason="StepFailed",
+                            message="exit 1", ready_hosts=("w0",))  # fmt: skip
+    drv.apply(ev("teardown.failed", failed, drv.clock.tick(), job.id))
+    assert drv.phase == "deleted"
+    assert [c.release for c in drv.commands if c.release] == [("w0",)]
+    (cmd,) = [c for c in drv.commands if c.quarantine]
+    assert cmd.quarantine == ("cp0", "w1") and "teardown failed" in cmd.quarantine_reason
+
+
+def test_hosts_whose_teardown_timed_out_are_all_quarantined() -> None:
+    drv = driven_to("deleting/teardown")
+    rec = drv.rec
+    assert rec is not None and rec.deadline is not None
+    drv.commands.clear()
+    timer = PrDeadline(pr_id=PR, seq=rec.deadline_seq, state=rec.state, deadline=rec.deadline)
+    drv.apply(ev("deadline", timer, drv.clock.tick()), rec.deadline + timedelta(seconds=1))
+    assert drv.phase == "deleted"
+    assert [c.release for c in drv.commands if c.release] == []
+    assert [c.quarantine for c in drv.commands if c.quarantine] == [("cp0", "w0", "w1")]

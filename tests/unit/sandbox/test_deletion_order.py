@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sandbox.capi.machines import DELETE_POLICIES, delete_policy, scale_down_order
-from sandbox.capi.options import DELETE_MACHINE_ANNOTATION
+from shared.objects import DELETE_MACHINE_ANNOTATION
 
 
 def machine(name: str, created: str, *, ready: bool = True, annotated: bool = False) -> dict[str, Any]:

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.status_watcher.domain import LastState, cluster_transitions, summarize_byohost
+from shared.objects import dig
 from tests.unit.status_watcher.replay import load, replay
-
-
-def _dig(obj: dict, *path: str) -> object:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)  # type: ignore[assignment]
-    return obj
 
 
 @pytest.mark.parametrize("fixture", ["provision_v1beta1", "provision_v1beta2"])
@@ -43,7 +36,7 @@ def test_ready_comes_once_and_only_after_the_last_machine_is_running(fixture: st
     steps = replay(fixture)
     last_running = max(
         i for i, s in enumerate(steps)
-        if s.event["kind"] == "Machine" and _dig(s.event["object"], "status", "phase") == "Running"
+        if s.event["kind"] == "Machine" and dig(s.event["object"], "status", "phase") == "Running"
     )  # fmt: skip
     first_ready = next(i for i, s in enumerate(steps) if s.summary.ready)
     assert first_ready >= last_running

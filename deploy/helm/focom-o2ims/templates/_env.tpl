@@ -21,20 +21,16 @@ the derived ones are not accepted in those maps.
   value: {{ $v.http.port | toString | quote }}
 {{- $auth := $v.nats.auth }}
 {{- $authSecret := include "focom-o2ims.natsAuthSecret" $root }}
-{{- if eq $auth.method "userPassword" }}
+{{- /* The service's own NATS identity: its role is its module name. */}}
+{{- if eq $auth.method "perService" }}
 - name: O2_NATS_USER
-  valueFrom:
-    secretKeyRef: {name: {{ $authSecret }}, key: {{ $auth.keys.user }}}
+  value: {{ $spec.module | quote }}
 - name: O2_NATS_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ $authSecret }}, key: {{ $auth.keys.password }}}
-{{- else if eq $auth.method "token" }}
-- name: O2_NATS_TOKEN
-  valueFrom:
-    secretKeyRef: {name: {{ $authSecret }}, key: {{ $auth.keys.token }}}
+    secretKeyRef: {name: {{ $authSecret }}, key: {{ $spec.module }}}
 {{- else if eq $auth.method "creds" }}
 - name: O2_NATS_CREDS_FILE
-  value: {{ printf "%s/%s" $paths.natsCreds $auth.keys.creds | quote }}
+  value: {{ printf "%s/%s.creds" $paths.natsCreds $spec.module | quote }}
 {{- end }}
 {{- if $v.nats.tls.enabled }}
 - name: O2_NATS_TLS_CA
@@ -61,6 +57,8 @@ the derived ones are not accepted in those maps.
 {{- if eq $key "focom" }}
 - name: O2_FOCOM_INVENTORY_PATH
   value: {{ $inventoryFile | quote }}
+- name: O2_FOCOM_SSH_KEY_DIR
+  value: {{ $paths.ssh | quote }}
 {{- if include "focom-o2ims.templatesConfigMap" $root }}
 - name: O2_FOCOM_TEMPLATES_DIR
   value: {{ $paths.templates | quote }}
@@ -81,6 +79,8 @@ the derived ones are not accepted in those maps.
 {{- else if eq $key "hostprep" }}
 - name: O2_HOSTPREP_KUBECONFIG
   value: {{ $mgmtConfig | quote }}
+- name: O2_HOSTPREP_SSH_KEY_DIR
+  value: {{ $paths.ssh | quote }}
 {{- if $inventory }}
 - name: O2_HOSTPREP_INVENTORY_FILE
   value: {{ $inventoryFile | quote }}
@@ -117,9 +117,10 @@ the derived ones are not accepted in those maps.
 {{- else if eq $key "statusWatcher" }}
 - name: O2_STATUS_WATCHER_KUBECONFIG
   value: {{ $mgmtConfig | quote }}
-{{- if $v.managementCluster.namespaces }}
+{{- $namespaces := include "focom-o2ims.workloadNamespaces" $root | fromJsonArray }}
+{{- if $namespaces }}
 - name: O2_STATUS_WATCHER_NAMESPACES
-  value: {{ join "," $v.managementCluster.namespaces | quote }}
+  value: {{ join "," $namespaces | quote }}
 {{- end }}
 {{- end }}
 {{- range $field, $value := $svc.settings }}
@@ -192,7 +193,8 @@ the derived ones are not accepted in those maps.
 {{- end -}}
 {{- end -}}
 {{- if eq $v.nats.auth.method "creds" -}}
-{{- $credsItems := list (dict "key" $v.nats.auth.keys.creds "path" $v.nats.auth.keys.creds) -}}
+{{- $credsFile := printf "%s.creds" $spec.module -}}
+{{- $credsItems := list (dict "key" $credsFile "path" $credsFile) -}}
 {{- $items = append $items (dict "name" "nats-auth" "path" $paths.natsCreds "volume" (dict "secret" (dict "secretName" (include "focom-o2ims.natsAuthSecret" $root) "defaultMode" 288 "items" $credsItems))) -}}
 {{- end -}}
 {{- if $v.nats.tls.enabled -}}

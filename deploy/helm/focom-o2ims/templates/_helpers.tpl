@@ -87,6 +87,18 @@ natsTls: /etc/focom-o2ims/nats-tls
 {{- if not .Values.managementCluster.kubeconfigSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+The namespaces of the clusters' objects, as a JSON list: managementCluster.namespaces, else the release
+namespace; [] (every namespace, ClusterRoles) only with managementCluster.allNamespaces.
+*/}}
+{{- define "focom-o2ims.workloadNamespaces" -}}
+{{- if .Values.managementCluster.allNamespaces -}}
+{{- list | toJson -}}
+{{- else -}}
+{{- .Values.managementCluster.namespaces | default (list .Release.Namespace) | toJson -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "focom-o2ims.natsUrl" -}}
 {{- if .Values.nats.url -}}
 {{- .Values.nats.url -}}
@@ -95,8 +107,17 @@ natsTls: /etc/focom-o2ims/nats-tls
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret with every role's NATS credentials (perService: key <role> = password; creds: <role>.creds). */}}
 {{- define "focom-o2ims.natsAuthSecret" -}}
-{{- default (printf "%s-nats-auth" (include "focom-o2ims.fullname" .)) .Values.nats.auth.existingSecret -}}
+{{- default (printf "%s-nats-users" (include "focom-o2ims.fullname" .)) .Values.nats.auth.existingSecret -}}
+{{- end -}}
+
+{{/*
+Every NATS role and its permissions (role -> {publish, subscribe}), from files/nats-permissions.json, which
+is generated from shared/subjects.py (`python -m shared.natsauth permissions`) and checked by the chart tests.
+*/}}
+{{- define "focom-o2ims.natsPermissions" -}}
+{{- .Files.Get "files/nats-permissions.json" -}}
 {{- end -}}
 
 {{- define "focom-o2ims.sshSecret" -}}

@@ -1,0 +1,214 @@
+"""Durable notification delivery: change events on a stream, one durable consumer per subscription.
+
+A producer publishes each change once as an ``Event`` (its id is the ``Nats-Msg-Id``, derived from
+what changed, so replicas and retries publish duplicates the stream drops). Each subscription has
+its own durable consumer (``max_ack_pending=1``: strictly in stream order, hence in order per
+object) starting at the stream position where it subscribed. ``Deliverer`` runs one worker per
+subscription in every replica (they share the consumer): it renders the event for that
+subscriber (or skips it: filter), POSTs it to the callback with a timeout, and acks on 2xx. A
+failure is retried with exponential backoff (``nak(delay)``) for as long as the subscription
+exists; after ``dead_after`` failures in a row the subscription is marked dead and ``on_health``
+is told (an alarm), and the next success revives it. A dead callback only ever holds up its own
+consumer. A crash mid-delivery leaves the message unacknowledged: it is delivered again after
+``ack_wait`` (at least once; the notification id is stable so receivers can drop repeats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.js import api as js_api
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.bus import Bus
+from shared.httpapi.subscriptions import Subscription, SubscriptionStore
+from shared.subjects import StreamSpec
+
+log = structlog.get_logger(__name__)
+
+FETCH_WAIT = 1.0
+MAX_BACKOFF = 60.0
+
+
+class Event(BaseModel):
+    """One change of one object, as stored on the notification stream."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    kind: str
+    #: The API's own event type number (e.g. 0 create, 1 modify, 2 delete).
+    event_type: int
+    object_ref: str
+    object_id: str
+    prior: dict[str, Any] | None = None
+    post: dict[str, Any] | None = None
+    at: datetime
+
+
+async def publish_event(bus: Bus, subject: str, event: Event) -> None:
+    await bus.js.publish(subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.id}, timeout=5.0)
+
+
+Render = Callable[[Subscription, Event], Mapping[str, Any] | None]
+Sign = Callable[[Subscription, bytes], Mapping[str, str]]
+Health = Callable[[Subscription], Awaitable[None]]
+
+
+def backoff(failures: int) -> float:
+    return float(min(MAX_BACKOFF, 2 ** max(0, failures - 1)))
+
+
+class Deliverer:
+    """Delivers one kind of notification to every subscription of that kind."""
+
+    def __init__(
+        self, bus: Bus, store: SubscriptionStore, *, kind: str, stream: StreamSpec, subjects: tuple[str, ...],
+        render: Render, durable: Callable[[str], str], timeout: float, dead_after: int, ack_wait: float,
+        on_health: Health | None = None, sign: Sign | None = None,
+    ) -> None:  # fmt: skip
+        self.bus = bus
+        self.store = store
+        self.kind = kind
+        self.stream = stream
+        self.subjects = subjects
+        self.render = render
+        #: The durable consumer name of a subscription id (each API names its own).
+        self.durable = durable
+        self.timeout = timeout
+        self.dead_after = dead_after
+        self.ack_wait = ack_wait
+        self.on_health = on_health
+        self.sign = sign
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start_position(self) -> int:
+        """Where a subscription made now starts: just after the last event already on the stream."""
+        info = await self.bus.js.stream_info(self.stream.name)
+        return int(info.state.last_seq) + 1
+
+    async def ensure_consumer(self, sub: Subscription) -> None:
+        filters: dict[str, Any] = ({"filter_subject": self.subjects[0]} if len(self.subjects) == 1
+                                   else {"filter_subjects": list(self.subjects)})  # fmt: skip
+        config = js_api.ConsumerConfig(
+            durable_name=self.durable(sub.id), ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=sub.start_seq,
+            ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=1, **filters,
+        )  # fmt: skip
+        try:
+            await self.bus.js.consumer_info(self.stream.name, config.durable_name or "")
+        except nats.js.errors.NotFoundError:
+            await self.bus.js.add_consumer(self.stream.name, config)
+
+    async def remove_consumer(self, sub_id: str) -> None:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.bus.js.delete_consumer(self.stream.name, self.durable(sub_id))
+
+    # ── running ──────────────────────────────────────────────────────────────────────────
+
+    async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
+        """Keep one worker per subscription of our kind (subscriptions made by any replica)."""
+        self._session = aiohttp.ClientSession()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await self.sync()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)  # the re-listing period, not a sync
+        finally:
+            for task in self._workers.values():
+                task.cancel()
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            await self._session.close()
+
+    async def sync(self) -> None:
+        wanted = {s.id for s in await self.store.all(self.kind)}
+        for sub_id in wanted - set(self._workers):
+            self._workers[sub_id] = asyncio.create_task(self._worker(sub_id), name=f"deliver:{sub_id}")
+        for sub_id in set(self._workers) - wanted:
+            self._workers.pop(sub_id).cancel()
+        for sub_id, task in list(self._workers.items()):
+            if task.done():
+                self._workers.pop(sub_id)
+                if not task.cancelled() and task.exception() is not None:
+                    # Restarted on the next round; the cause is worth seeing.
+                    log.warning("delivery_worker_stopped", subscription=sub_id, exc_info=task.exception())
+
+    async def _worker(self, sub_id: str) -> None:
+        sub = await self.store.get(sub_id)
+        if sub is None:
+            return
+        await self.ensure_consumer(sub)
+        psub = await self.bus.js.pull_subscribe_bind(durable=self.durable(sub_id), stream=self.stream.name)
+        try:
+            while True:
+                try:
+                    msgs = await psub.fetch(batch=1, timeout=FETCH_WAIT)
+                except nats.errors.TimeoutError:
+                    continue
+                except nats.js.errors.NotFoundError:
+                    return  # the subscription was deleted
+                except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+                    return
+                for msg in msgs:
+                    await self._deliver(sub_id, msg)
+        finally:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+
+    async def _deliver(self, sub_id: str, msg: Any) -> None:
+        sub = await self.store.get(sub_id)
+        if sub is None:
+            await msg.ack()
+            return
+        try:
+            event = Event.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("notification_event_unreadable", subscription=sub_id)
+            await msg.term()
+            return
+        body = self.render(sub, event)
+        if body is None:
+            await msg.ack()  # not for this subscriber (its filter)
+            return
+        error = await self._post(sub, body)
+        now = datetime.now(UTC)
+        if error is None:
+            await msg.ack()
+            if sub.failures or sub.dead:
+                updated = await self.store.note(sub_id, ok=True, error=None, at=now, dead_after=self.dead_after)
+                log.info("callback_recovered", subscription=sub_id)
+                if updated is not None and self.on_health is not None:
+                    await self.on_health(updated)
+            return
+        updated = await self.store.note(sub_id, ok=False, error=error, at=now, dead_after=self.dead_after)
+        failures = updated.failures if updated else sub.failures + 1
+        delay = backoff(failures)
+        log.warning("notification_not_delivered", subscription=sub_id, event_id=event.id, error=error,
+                    failures=failures, retry_in=delay)  # fmt: skip
+        await msg.nak(delay=delay)
+        if updated is not None and updated.dead != sub.dead and self.on_health is not None:
+            await self.on_health(updated)
+
+    async def _post(self, sub: Subscription, body: Mapping[str, Any]) -> str | None:
+        assert self._session is not None
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(self.sign(sub, raw) if self.sign else {})}
+        try:
+            async with self._session.post(sub.callback, data=raw, headers=headers, allow_redirects=False,
+                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:  # fmt: skip
+                if 200 <= resp.status < 300:
+                    return None
+                return f"callback answered {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"callback unreachable ({type(exc).__name__})"
