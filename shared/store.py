@@ -24,6 +24,10 @@ M = TypeVar("M", bound=BaseModel)
 MAX_ATTEMPTS = 64
 
 
+#: JetStream's error code for a write whose expected last sequence does not match.
+_WRONG_LAST_SEQUENCE = 10071
+
+
 class RecordConflict(TemporaryError):
     """Someone else wrote the record since we read it."""
 
@@ -80,6 +84,12 @@ class RecordStore(Generic[M]):
         try:
             await self.kv.delete(key, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
+            raise RecordConflict(f"record {key!r} changed since revision {revision}", delay=0.0) from None
+        except nats.js.errors.BadRequestError as exc:
+            # A revision-checked delete answers a stale revision with a plain 400 "wrong last sequence"
+            # (JetStream error 10071), not the KV-specific error update() gets.
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
             raise RecordConflict(f"record {key!r} changed since revision {revision}", delay=0.0) from None
 
     async def mutate(

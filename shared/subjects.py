@@ -202,6 +202,11 @@ O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec(
 O2IMS_CLUSTER_STATUS_CONSUMER = ConsumerSpec(
     "o2ims-cluster-status", K8S, (ALL_K8S_CLUSTER_STATUS,), _to(o2ims_status), "pr_id", ack_wait=10.0
 )
+#: ByoHost observations: o2ims routes each to the PR holding the host's lease (a leaving host's lease is
+#: released only once its ByoHost is seen unclaimed and the host was reset).
+O2IMS_BYOHOST_STATUS_CONSUMER = ConsumerSpec(
+    "o2ims-byohost-status", K8S, (ALL_K8S_BYOHOST_STATUS,), _to(o2ims_status), "correlation", ack_wait=10.0
+)
 #: Each armed deadline stays unacknowledged (nak'ed with a delay) until it is due, so the
 #: ack-pending limit bounds how many deadlines can be armed at once: keep it far above the PR count.
 O2IMS_TIMERS_CONSUMER = ConsumerSpec(

@@ -78,7 +78,7 @@ def make_handler(deps: Deps) -> PayloadHandler:
                     # and only the Machines of a Cluster that is ours.
                     await apply.check_cluster_ours(deps.client, job.spec.name, job.spec.namespace, job.pr_id,
                                                    core_api_version=options.core_api_version)  # fmt: skip
-                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version)
+                    await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version, job.pr_id)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":
                     options = await _with_cni(deps, job, options)

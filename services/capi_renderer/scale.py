@@ -9,7 +9,8 @@ Machine whose host is no longer in the spec gets the annotation.
 A leaving host is found from what BYOH records: a ByoHost claimed by this cluster (its
 ``cluster.x-k8s.io/cluster-name`` label) whose ``o2ims.oran.org/host-id`` is not in the spec;
 ``status.machineRef`` names its ByoMachine, which is the ``infrastructureRef`` of exactly one
-Machine of the cluster's MachineDeployment. Only Machines of our own MachineDeployment are touched.
+Machine of the cluster's MachineDeployment. Only Machines of our own MachineDeployment (one that
+carries this PR's ``o2ims.oran.org/pr-id``) are touched; another's stops the job (``ForeignObject``).
 Level-based: an already annotated Machine is left as it is, so a retry changes nothing.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from services.capi_renderer.domain import BYOH_VERSION, INFRA_GROUP, ClusterNames, CoreApiVersion, api_versions
-from shared.errors import ServiceError
+from shared.errors import PermanentError, ServiceError
 from shared.models import ClusterSpec
 from shared.objects import (
     CLUSTER_NAME_LABEL,
@@ -29,6 +30,7 @@ from shared.objects import (
     DELETE_MACHINE_ANNOTATION,
     DEPLOYMENT_NAME_LABEL,
     HOST_ID_LABEL,
+    PR_ID_LABEL,
     annotations_of,
     labels_of,
     meta,
@@ -49,6 +51,8 @@ class MachineApi(Protocol):
     async def patch(
         self, api_version: str, kind: str, name: str, namespace: str | None, patch: Mapping[str, Any]
     ) -> Obj: ...
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None: ...
 
 
 def _ref_name(ref: Any) -> str | None:
@@ -82,10 +86,18 @@ def leaving_machines(spec: ClusterSpec, hosts: list[Obj], machines: list[Obj]) -
     return out
 
 
-async def mark_leaving_workers(client: MachineApi, spec: ClusterSpec, core_api_version: CoreApiVersion) -> list[str]:
+async def mark_leaving_workers(
+    client: MachineApi, spec: ClusterSpec, core_api_version: CoreApiVersion, pr_id: str
+) -> list[str]:
     """Annotate the Machine on each leaving worker host ``delete-machine``; returns those hosts' ids."""
     machine_av = api_versions(core_api_version)["MachineDeployment"]  # Machines share the core group/version
     names = ClusterNames(spec.name)
+    md = await client.get(machine_av, "MachineDeployment", names.workers, spec.namespace)
+    if md is None:
+        return []  # nothing to scale down yet (the re-apply creates it)
+    if labels_of(md).get(PR_ID_LABEL) != pr_id:
+        raise PermanentError(f"MachineDeployment {spec.namespace}/{names.workers} is not this PR's: its Machines "
+                             "are left alone", reason="ForeignObject")  # fmt: skip
     try:
         hosts, _ = await client.list(f"{INFRA_GROUP}/{BYOH_VERSION}", "ByoHost", spec.namespace,
                                      label_selector=f"{CLUSTER_NAME_LABEL}={spec.name}")  # fmt: skip

@@ -1,7 +1,8 @@
 """What the state machine sees: ``Event`` and its kinds, and how bus messages become events.
 
 ``event_from`` maps an envelope to the PR it concerns and the event's kind (a hostprep answer
-becomes ``hostprep.done`` or ``teardown.done``, a cluster summary ``cluster.ready`` …);
+becomes ``hostprep.done`` or ``teardown.done``, a cluster summary ``cluster.ready``, a ByoHost
+summary ``byohost.status`` for the PR holding that host …);
 ``resolve`` turns a job the bus rejected into that job's own failure. Pure: no I/O.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal, assert_never, get_args
 
 from services.o2ims.record import PrRecord
+from shared.kinds import CapiAction, HostprepAction
 from shared.messages import Envelope
 from shared.payloads import (
+    ByoHostSummary,
     CapiApplied,
     CapiDeleted,
     CapiFailed,
@@ -47,6 +50,7 @@ EventKind = Literal[
     "cluster.ready",
     "cluster.failed",
     "cluster.gone",
+    "byohost.status",
     "deadline",
 ]
 EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
@@ -66,9 +70,15 @@ class Event:
     payload: Payload | None = None
 
 
-def event_from(env: Envelope, subject_pr: str | None = None, *, received_at: datetime) -> tuple[str, Event] | None:
-    """The PR a message received at ``received_at`` concerns and what it means to the state machine; None when
-    irrelevant."""
+def event_from(
+    env: Envelope, subject_pr: str | None = None, *, received_at: datetime, lease_owner: str | None = None
+) -> tuple[str, Event] | None:
+    """The PR a message received at ``received_at`` concerns and what it means to the state machine; None
+    when irrelevant.
+
+    A ByoHost observation names a host, not a PR: it goes to ``lease_owner``, the PR holding the
+    host's lease (looked up by the handler).
+    """
     p = env.payload
     kind: EventKind
     pr: str | None = getattr(p, "pr_id", None)
@@ -78,13 +88,13 @@ def event_from(env: Envelope, subject_pr: str | None = None, *, received_at: dat
         case HostProgress():
             kind = "host.progress"
         case HostprepDone():
-            kind = "hostprep.done" if p.action == "prepare" else "teardown.done"
+            kind = hostprep_outcome(p.action, done=True)
         case HostprepFailed():
-            kind = "hostprep.failed" if p.action == "prepare" else "teardown.failed"
+            kind = hostprep_outcome(p.action, done=False)
         case CapiApplied():
             kind = "capi.applied"
         case CapiFailed():
-            kind = "capi.delete_failed" if p.action == "delete" else "capi.failed"
+            kind = capi_failure(p.action)
         case CapiDeleted():
             kind = "capi.deleted" if p.gone else "capi.deleting"
         case ClusterSummary():
@@ -96,6 +106,8 @@ def event_from(env: Envelope, subject_pr: str | None = None, *, received_at: dat
             )  # fmt: skip
         case ClusterTransition():
             kind = "cluster.ready" if p.type == "cluster.ready" else "cluster.failed"
+        case ByoHostSummary():
+            kind, pr = "byohost.status", lease_owner
         case PrDeadline():
             kind = "deadline"
         case MessageFailed():
@@ -106,6 +118,26 @@ def event_from(env: Envelope, subject_pr: str | None = None, *, received_at: dat
         return None
     cause = str(env.causation_id) if env.causation_id else None
     return pr, Event(kind=kind, at=received_at, message_id=str(env.id), causation_id=cause, payload=p)
+
+
+def hostprep_outcome(action: HostprepAction, *, done: bool) -> EventKind:
+    match action:
+        case "prepare":
+            return "hostprep.done" if done else "hostprep.failed"
+        case "teardown":
+            return "teardown.done" if done else "teardown.failed"
+        case _:
+            assert_never(action)
+
+
+def capi_failure(action: CapiAction) -> EventKind:
+    match action:
+        case "apply" | "scale":
+            return "capi.failed"
+        case "delete":
+            return "capi.delete_failed"
+        case _:
+            assert_never(action)
 
 
 def resolve(record: PrRecord | None, event: Event) -> EventKind:

@@ -1,8 +1,9 @@
 """Message handlers of o2ims: a typed function per consumer, the payload in, the engine out.
 
 Each handler's parameter type is what its consumer carries: requests, hostprep's events, the
-capi_renderer's events, the bus's reports of jobs it refused, cluster status and timers. All
-of them turn the message into a state-machine event for one PR and let the engine decide,
+capi_renderer's events, the bus's reports of jobs it refused, cluster and ByoHost status and
+timers. All of them turn the message into a state-machine event for one PR (a ByoHost's is the
+PR holding the host's lease) and let the engine decide,
 write and publish; a payload type a consumer does not take is refused by ``shared.dispatch``.
 Messages that concern no PR (a cluster without the PR label) are acknowledged and dropped. The
 timer handler first checks the deadline: not yet due means ``TemporaryError(delay)``, so the
@@ -19,7 +20,9 @@ from services.o2ims.rules.deadlines import timer_wait
 from shared.bus import MessageContext
 from shared.dispatch import PayloadHandler
 from shared.errors import InputError, TemporaryError
+from shared.leases import QUARANTINE
 from shared.payloads import (
+    ByoHostSummary,
     CapiApplied,
     CapiDeleted,
     CapiFailed,
@@ -33,6 +36,7 @@ from shared.payloads import (
     PrRequest,
 )
 from shared.subjects import (
+    O2IMS_BYOHOST_STATUS_CONSUMER,
     O2IMS_CAPI_EVENTS_CONSUMER,
     O2IMS_CLUSTER_STATUS_CONSUMER,
     O2IMS_EVENTS_CONSUMER,
@@ -65,6 +69,7 @@ class Handlers:
             (O2IMS_EVENTS_CONSUMER, (self.on_host_event, self.on_job_rejected)),
             (O2IMS_CAPI_EVENTS_CONSUMER, (self.on_capi_event, self.on_job_rejected)),
             (O2IMS_CLUSTER_STATUS_CONSUMER, (self.on_cluster_status,)),
+            (O2IMS_BYOHOST_STATUS_CONSUMER, (self.on_byohost_status,)),
             (O2IMS_TIMERS_CONSUMER, (self.on_timer,)),
         ]
 
@@ -88,6 +93,15 @@ class Handlers:
     async def on_cluster_status(self, status: ClusterSummary | ClusterTransition, ctx: MessageContext) -> None:
         await self._decide(ctx)
 
+    async def on_byohost_status(self, status: ByoHostSummary, ctx: MessageContext) -> None:
+        """A host's ByoHost: it concerns the PR holding the host's lease (none: not ours to track)."""
+        if not status.host_id:
+            return  # not a host we prepared (no host-id label)
+        owner = await self.engine.leases.owner_of(status.host_id)
+        if owner is None or owner == QUARANTINE:
+            return  # free, or out of every PR's hands
+        await self._decide(ctx, lease_owner=owner)
+
     async def on_timer(self, timer: PrDeadline, ctx: MessageContext) -> None:
         pr_id = _checked(timer.pr_id)
         got = await self.engine.store.get(pr_id)
@@ -96,8 +110,9 @@ class Handlers:
             raise TemporaryError(f"deadline of PR {pr_id} due in {wait:.1f}s", delay=wait, reason="NotYetDue")
         await self._decide(ctx)
 
-    async def _decide(self, ctx: MessageContext) -> None:
-        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at)
+    async def _decide(self, ctx: MessageContext, *, lease_owner: str | None = None) -> None:
+        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at,
+                           lease_owner=lease_owner)  # fmt: skip
         if found is None:
             return
         pr_id, event = found

@@ -16,8 +16,8 @@ class Policy:
     provisioning_deadline: float = 60 * 60.0
     delete_deadline: float = 30 * 60.0
     teardown_deadline: float = 30 * 60.0
-    #: Send a hostprep ``teardown`` job for the PR's hosts once its CAPI objects are gone.
-    teardown_hosts: bool = False
+    #: Reset every host leaving a cluster (scale-down, swap, delete) before its lease is released.
+    teardown_hosts: bool = True
     history_limit: int = 50
     past_jobs_limit: int = 20
 
@@ -25,12 +25,18 @@ class Policy:
         """The deadline of a stage in seconds; None for resting states (fulfilled, failed, deleted)."""
         if state not in ("pending", "progressing", "deleting"):
             return None
-        if state == "pending" or stage == "hostprep":
+        if state == "pending" or stage is None:
             return self.hostprep_deadline
+        return self.stage_deadlines()[stage]
+
+    def stage_deadlines(self) -> dict[PrStage, float]:
+        """Every stage's deadline (a test checks that each stage has one)."""
         return {
+            "hostprep": self.hostprep_deadline,
             "apply": self.apply_deadline,
             "provisioning": self.provisioning_deadline,
+            # A scale (a swap: the new worker added, then the old one removed) is bounded as a whole.
             "scaling": self.provisioning_deadline,
-            "capi-delete": self.delete_deadline,
             "teardown": self.teardown_deadline,
-        }.get(stage or "")
+            "capi-delete": self.delete_deadline,
+        }

@@ -64,6 +64,14 @@ class HostStatus(_Frozen):
     resource_id: str | None = None
     #: The host left the cluster (scale-down or delete) and its lease was released.
     released: bool = False
+    #: The host left the spec (scale-down, swap) and still holds its lease until it is reset.
+    leaving: bool = False
+    #: Its ByoHost as status_watcher last saw it: claimed by a Machine (True), unclaimed or gone (False),
+    #: never seen (None); ``claimed_at`` orders the observations by the watcher's clock.
+    claimed: bool | None = None
+    claimed_at: datetime | None = None
+    #: Its reset failed: the lease is kept (quarantined) instead of released.
+    quarantined: bool = False
 
 
 class Observed(_Frozen):
@@ -86,6 +94,7 @@ class Job(_Frozen):
 
     id: str
     action: str
+    #: hostprep: the job's hosts; a capi scale: the worker hosts of the spec it applied.
     hosts: tuple[str, ...] = ()
     #: The job's success was reported (``capi.applied`` for an apply/scale).
     confirmed: bool = False
@@ -156,6 +165,8 @@ class PrRecord(_Frozen):
     request_at: datetime
     conditions: tuple[Condition, ...] = ()
     hosts: dict[str, HostStatus] = Field(default_factory=dict)
+    #: Hosts that left the spec and are not reset yet (their addresses, for the reset job).
+    leaving: tuple[HostRef, ...] = ()
     node_cluster_id: str | None = None
     hostprep_job: Job | None = None
     capi_job: Job | None = None
@@ -217,6 +228,7 @@ class RecordChanges(TypedDict, total=False):
     request_at: datetime
     conditions: tuple[Condition, ...]
     hosts: dict[str, HostStatus]
+    leaving: tuple[HostRef, ...]
     node_cluster_id: str | None
     hostprep_job: Job | None
     capi_job: Job | None

@@ -31,8 +31,10 @@ class O2imsSettings(ServiceSettings):
     teardown_deadline: float = Field(30 * 60.0, gt=0)
 
     # -- deletion -------------------------------------------------------------------------------
-    #: After the Cluster is gone, send hostprep a teardown job (kubeadm reset, agent removed).
-    teardown_hosts: bool = False
+    #: Reset every host that leaves a cluster (scale-down, swap, delete) with a hostprep teardown job
+    #: (kubeadm reset -f, kubelet/CNI/agent state removed) before its lease is released; a host whose
+    #: reset fails is quarantined. Off, a leaving host goes back to the pool as BYOH left it (not reset).
+    teardown_hosts: bool = True
     #: Tombstones of deleted PRs are purged after this many seconds (0: keep forever).
     tombstone_retention: float = Field(7 * 24 * 3600.0, ge=0)
     #: Seconds between tombstone purges.

@@ -4,8 +4,10 @@ Phases are a PR's state, with the stage where the stage matters::
 
     absent ─create─▶ pending ─host progress─▶ progressing/hostprep ─hostprep done─▶ progressing/apply
       ─capi applied─▶ progressing/provisioning ─cluster ready─▶ fulfilled
-    fulfilled ─update─▶ progressing/hostprep (new workers) or progressing/scaling ─ready─▶ fulfilled
-    any ─delete─▶ deleting/capi-delete ─gone─▶ [deleting/teardown ─done─▶] deleted (tombstone)
+    fulfilled ─update─▶ [progressing/hostprep (new workers) ─▶] progressing/scaling (add first, then
+      remove exactly) ─ready, leaving hosts released─▶ progressing/teardown (reset them) ─done─▶ fulfilled
+    any ─delete─▶ deleting/capi-delete ─gone─▶ deleting/teardown (hosts released, then reset) ─done─▶
+      deleted (tombstone); a host whose reset failed is quarantined, never released
     any stage ─failure or deadline─▶ failed ─newer create/update─▶ pending (retry)
 
 Every pair not in ``TABLE`` is ignored: late, duplicate and out-of-order events change nothing
@@ -22,7 +24,7 @@ from datetime import datetime
 from services.o2ims.events import REQUESTS, Event, EventKind, resolve
 from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord
-from services.o2ims.rules import admission, capi, cluster, deadlines, deletion, hostprep
+from services.o2ims.rules import admission, capi, cluster, deadlines, deletion, hostprep, release, scaling
 from services.o2ims.transaction import Tx
 from shared.payloads import PrRequest
 
@@ -36,12 +38,14 @@ PROVISIONING = "progressing/provisioning"
 SCALING = "progressing/scaling"
 FULFILLED = "fulfilled"
 FAILED = "failed"
+RESETTING = "progressing/teardown"
 CAPI_DELETE = "deleting/capi-delete"
 TEARDOWN = "deleting/teardown"
 DELETED = "deleted"
-PHASES = (ABSENT, PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, FULFILLED, FAILED, CAPI_DELETE, TEARDOWN, DELETED)
+PHASES = (ABSENT, PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, RESETTING, FULFILLED, FAILED, CAPI_DELETE,
+          TEARDOWN, DELETED)  # fmt: skip
 #: Phases in which a flow is running: a changed spec waits for it to settle.
-RUNNING = (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING)
+RUNNING = (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, RESETTING)
 
 
 def _rows(phases: tuple[str, ...], kinds: tuple[EventKind, ...], rule: Rule) -> dict[tuple[str, EventKind], Rule]:
@@ -71,13 +75,16 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
     (HOSTPREP, "hostprep.done"):           hostprep.finished,
     (PENDING, "hostprep.failed"):          hostprep.failed,
     (HOSTPREP, "hostprep.failed"):         hostprep.failed,
+    (RESETTING, "host.progress"):          hostprep.note_progress,
+    (RESETTING, "teardown.done"):          scaling.reset_answered,
+    (RESETTING, "teardown.failed"):        scaling.reset_answered,
     (TEARDOWN, "hostprep.done"):           deletion.repeat_teardown,
     (DELETED, "hostprep.done"):            deletion.repeat_teardown,
     (TEARDOWN, "teardown.done"):           deletion.torn_down,
     (TEARDOWN, "teardown.failed"):         deletion.torn_down,
     # ── CAPI objects ─────────────────────────────────────────────────────────────────────
     (APPLY, "capi.applied"):               capi.applied,
-    (SCALING, "capi.applied"):             capi.applied,
+    (SCALING, "capi.applied"):             scaling.applied,
     **_rows((APPLY, PROVISIONING, SCALING), ("capi.failed",), capi.failed),
     **_rows((CAPI_DELETE, TEARDOWN, DELETED), ("capi.applied",), deletion.redelete),
     (CAPI_DELETE, "capi.deleting"):        deletion.in_progress,
@@ -85,11 +92,18 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
     (CAPI_DELETE, "cluster.gone"):         deletion.resources_deleted,
     (CAPI_DELETE, "capi.delete_failed"):   deletion.failed,
     # ── the cluster, as status_watcher sees it ───────────────────────────────────────────
-    **_rows((APPLY, PROVISIONING, SCALING, FULFILLED), ("cluster.status", "cluster.ready"), cluster.observe),
-    **_rows((APPLY, PROVISIONING, SCALING, FULFILLED), ("cluster.failed",), cluster.failed),
-    **_rows((PROVISIONING, SCALING, FULFILLED), ("cluster.gone",), cluster.gone),
+    **_rows((APPLY, PROVISIONING, RESETTING, FULFILLED), ("cluster.status", "cluster.ready"), cluster.observe),
+    **_rows((SCALING,), ("cluster.status", "cluster.ready"), scaling.observe),
+    **_rows((APPLY, PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.failed",), cluster.failed),
+    **_rows((PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.gone",), cluster.gone),
+    # ── the hosts' ByoHosts (claimed or not), as status_watcher sees them ────────────────
+    **_rows((PENDING, HOSTPREP, APPLY, PROVISIONING, RESETTING, FULFILLED, FAILED, CAPI_DELETE), ("byohost.status",),
+            release.observe_byohost),
+    (SCALING, "byohost.status"):           scaling.observe_byohost,
+    (TEARDOWN, "byohost.status"):          deletion.byohost_seen,
     # ── deadlines ────────────────────────────────────────────────────────────────────────
     **_rows((PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, CAPI_DELETE), ("deadline",), deadlines.timed_out),
+    (RESETTING, "deadline"):               scaling.reset_timed_out,
     (TEARDOWN, "deadline"):                deletion.teardown_timed_out,
 }
 # fmt: on

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 from services.o2ims.events import Event
 from services.o2ims.policy import Policy
@@ -30,6 +30,7 @@ from services.o2ims.record import (
     RecordChanges,
     roles,
 )
+from shared.kinds import CapiAction, HostprepAction
 from shared.messages import derive_id
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import CapiJob, HostprepJob, PrDeadline, PrStage, PrState, PrStatus
@@ -44,6 +45,10 @@ class HostChanges(TypedDict, total=False):
     detail: str | None
     resource_id: str | None
     released: bool
+    leaving: bool
+    claimed: bool | None
+    claimed_at: datetime | None
+    quarantined: bool
 
 @dataclass
 class Tx:
@@ -123,7 +128,7 @@ class Tx:
         past = self.rec.past_jobs + ((job.id,) if job else ())
         return past[-self.policy.past_jobs_limit :]
 
-    def send_hostprep(self, action: Literal["prepare", "teardown"], hosts: tuple[HostRef, ...]) -> None:
+    def send_hostprep(self, action: HostprepAction, hosts: tuple[HostRef, ...]) -> None:
         spec = self.spec
         payload = HostprepJob(
             pr_id=self.rec.pr_id, action=action, cluster=spec.name, namespace=spec.namespace,
@@ -133,13 +138,13 @@ class Tx:
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))
         self.update(past_jobs=self._retire(self.rec.hostprep_job), hostprep_job=job)
 
-    def send_capi(self, action: Literal["apply", "scale", "delete"]) -> None:
-        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=self.spec))
+    def send_capi(self, action: CapiAction, spec: ClusterSpec | None = None) -> None:
+        """Queue a capi_renderer job for ``spec`` (default: the PR's; a swap first applies an interim one)."""
+        spec = spec or self.spec
+        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=spec))
         requested = self.rec.capi_requested or action != "delete"
-        self.update(
-            past_jobs=self._retire(self.rec.capi_job), capi_job=Job(id=cmd.id, action=action),
-            capi_requested=requested,
-        )  # fmt: skip
+        job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in spec.workers))
+        self.update(past_jobs=self._retire(self.rec.capi_job), capi_job=job, capi_requested=requested)
 
     def release(self, host_ids: list[str]) -> None:
         """Queue the release of these hosts' leases (only leases this PR holds are touched)."""
@@ -150,19 +155,21 @@ class Tx:
             self.host(host_id, released=True)
 
     def quarantine(self, host_ids: list[str], reason: str) -> None:
-        """Queue the quarantine of these hosts (teardown failed): leased to no one until an operator clears them."""
+        """Queue the quarantine of these hosts (their reset failed): leased to no one until an operator clears them."""
         if not host_ids:
             return
         self._command(None, None, quarantine=tuple(sorted(host_ids)), quarantine_reason=reason)
         for host_id in host_ids:
-            self.host(host_id, released=True)
+            self.host(host_id, released=True, quarantined=True, leaving=False)
 
     # -- transitions ------------------------------------------------------------------------
 
     def move(
-        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = ""
+        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = "",
+        keep_deadline: bool = False,
     ) -> None:
-        """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline."""
+        """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline (unless
+        ``keep_deadline``: the next step of the same stage, under the deadline the stage started with)."""
         rec = self.rec
         seq = rec.seq + 1
         entry = HistoryEntry(
@@ -171,7 +178,9 @@ class Tx:
             to_state=state, to_stage=stage, reason=reason,
         )  # fmt: skip
         # Host preparation keeps one deadline from acceptance (pending) to the last host ready.
-        keeps_deadline = not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
+        keeps_deadline = keep_deadline or (
+            not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
+        )
         deadline, deadline_seq = rec.deadline, rec.deadline_seq
         seconds = None if keeps_deadline else self.policy.deadline_for(state, stage)
         if not keeps_deadline:

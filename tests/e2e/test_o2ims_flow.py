@@ -4,7 +4,7 @@ the Kubernetes API emulator with the simulated CAPI/BYOH controllers, SSH sandbo
 The test plays focom: it takes the host leases and publishes ``PrRequest``s on ``o2ims.requests``.
 Create → fulfilled; a host failing prep → failed naming host and step; a control plane that never
 initializes → failed at the (short) provisioning deadline; delete after fulfilled and mid-hostprep
-→ tombstoned, leases released, Cluster gone; scale 2 → 3 workers → fulfilled with 3 Running
+→ hosts reset, tombstoned, leases released, Cluster gone; scale 2 → 3 workers → fulfilled with 3 Running
 workers; o2ims killed with SIGKILL at each stage → the same end, each job sent once.
 """
 
@@ -132,6 +132,7 @@ def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, invento
     return {
         "o2ims": {**common, **o2ims},
         "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
+                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
                      "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
                      "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
                      "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
@@ -214,18 +215,24 @@ async def test_delete_after_fulfilled_tombstones_releases_and_removes_the_cluste
     await system.state(pr, "fulfilled")
     await system.request("delete", pr, spec)
     await system.state(pr, "deleted")
-    assert [(s.state, s.stage) for s in system.states(pr)][-2:] == [("deleting", "capi-delete"), ("deleted", None)]
+    assert [(s.state, s.stage) for s in system.states(pr)][-3:] == [
+        ("deleting", "capi-delete"), ("deleting", "teardown"), ("deleted", None)]
     assert await (await system.leases()).held_by(pr) == []
     assert await system.cluster("e2e4") is None
+    # Reset before the leases went back (kubeadm reset -f over SSH, the agent and its ByoHost gone).
+    for host_id in ("host-001", "host-002", "host-003"):
+        assert system.pool.host(host_id).state.kubeadm_runs[-1]["action"] == "reset"
 
 
 async def test_delete_mid_hostprep_tombstones_releases_and_leaves_no_cluster(system: System) -> None:
-    system.pool.set_fault("host-002", Fault.slow_command("apt-get", delay=30))
+    # Slow enough that the delete lands mid-preparation; the reset then waits for that host's preparation.
+    system.pool.set_fault("host-002", Fault.slow_command("apt-get", delay=8, times=1))
     pr, spec = new_pr(), system.spec("e2e5", ["host-001", "host-002"], "127.0.9.5")
     await system.request("create", pr, spec)
     await system.state(pr, "progressing", "hostprep")
     await system.request("delete", pr, spec)
-    await system.state(pr, "deleted")
+    await system.state(pr, "deleted", timeout=150)
+    assert ("deleting", "teardown") in [(s.state, s.stage) for s in system.states(pr)]
     assert await (await system.leases()).held_by(pr) == []
     assert await system.cluster("e2e5") is None
     assert await system.count(CAPI.name, f"capi.jobs.{pr}") == 0

@@ -11,10 +11,11 @@ Pure: no I/O.
 from __future__ import annotations
 
 from services.o2ims.record import Queued
+from services.o2ims.rules import scaling
 from services.o2ims.rules.guards import newer_request, payload
 from services.o2ims.transaction import Tx
 from shared.errors import InputError
-from shared.models import ClusterSpec
+from shared.models import ClusterSpec, version_tuple
 from shared.payloads import PrRequest
 
 #: Fields that may change only while no CAPI object can exist yet; workers may always change.
@@ -47,6 +48,9 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
         raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
     if not applied:
         return
+    if new.k8s_version != old.k8s_version:
+        reason, why = version_change(old.k8s_version, new.k8s_version)
+        raise InputError(f"spec.k8s_version: {why}", path="spec.k8s_version", reason=reason)
     for name in _FROZEN_ONCE_APPLIED:
         if getattr(new, name) != getattr(old, name):
             raise refuse(f"spec.{name}", "cannot change once the cluster exists; only workers can")
@@ -54,6 +58,20 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
     for i, host in enumerate(new.workers):
         if host.host_id in before and before[host.host_id] != host:
             raise refuse(f"spec.workers.{i}", f"worker {host.host_id} changed its details; remove and re-add it")
+
+
+def version_change(old: str, new: str) -> tuple[str, str]:
+    """Why a Kubernetes version change of an existing cluster is refused: (reason, explanation).
+
+    The version rules come first (never down, one minor version at a time); a change that obeys
+    them is still refused, because in-place upgrades are not implemented yet.
+    """
+    before, after = version_tuple(old), version_tuple(new)
+    if after < before:
+        return "Downgrade", f"{old} → {new} is a downgrade; Kubernetes versions only move forward"
+    if after[0] != before[0] or after[1] - before[1] > 1:
+        return "MinorVersionSkip", f"{old} → {new} skips a minor version; upgrade one minor version at a time"
+    return "UpgradeUnavailable", f"{old} → {new}: in-place Kubernetes upgrades are not available yet"
 
 
 # ── starting flows ─────────────────────────────────────────────────────────────────────
@@ -75,21 +93,28 @@ def admit(tx: Tx) -> None:
 
 
 def begin_update(tx: Tx, spec: ClusterSpec) -> None:
-    """Day 2: prepare the added workers (if any), then re-apply with the new worker set."""
+    """Day 2: prepare the added workers (if any), then scale (``scaling``): add first, remove exactly.
+
+    Workers dropped from the spec become *leaving*: they keep their leases until their ByoHost was
+    seen unclaimed and they were reset (``release``); a leaving host put back in the spec stays.
+    """
     old = tx.spec
     known = {h.host_id for h in old.workers}
+    wanted = {h.host_id for h in spec.all_hosts}
     added = tuple(h for h in spec.workers if h.host_id not in known)
+    dropped = tuple(h for h in old.workers if h.host_id not in wanted)
+    leaving = tuple(h for h in (*tx.rec.leaving, *dropped) if h.host_id not in wanted)
     message = f"scaling workers {len(old.workers)} → {len(spec.workers)}"
-    tx.update(spec=spec, generation=tx.rec.generation + 1, observed=None)
+    tx.update(spec=spec, generation=tx.rec.generation + 1, observed=None, leaving=leaving)
     tx.track_spec_hosts()
+    for host in leaving:
+        tx.host(host.host_id, leaving=True)
     if added:
         tx.condition("HostsPrepared", "Unknown", "Preparing", f"preparing {len(added)} new hosts")
         tx.send_hostprep("prepare", added)
         tx.move("progressing", "hostprep", message=f"{message}: preparing {len(added)} new hosts")
         return
-    tx.condition("ResourcesApplied", "Unknown", "Scaling", message)
-    tx.send_capi("scale")
-    tx.move("progressing", "scaling", message=message)
+    scaling.start(tx, adding=False)
 
 
 def change_spec(tx: Tx) -> None:

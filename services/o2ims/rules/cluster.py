@@ -15,14 +15,22 @@ from shared.payloads import ClusterSummary, ClusterTransition, PrStage
 
 def ready_for_spec(rec: PrRecord, *, counts_required: bool) -> bool:
     """The watcher says ready and, when it gave counts, they are the spec's own."""
-    o, spec = rec.observed, rec.spec
-    if o is None or spec is None or not o.exists or not o.ready or o.failure:
+    spec = rec.spec
+    if spec is None:
+        return False
+    return ready_with(rec, len(spec.control_plane), len(spec.workers), counts_required=counts_required)
+
+
+def ready_with(rec: PrRecord, control_plane: int, workers: int, *, counts_required: bool = True) -> bool:
+    """The watcher says ready with these counts (when it gave counts) and no Machine is still being deleted."""
+    o = rec.observed
+    if o is None or not o.exists or not o.ready or o.failure:
         return False
     if o.counts is None:
         return not counts_required
     cp_ready, cp_desired, w_ready, w_desired = o.counts
-    n_cp, n_w = len(spec.control_plane), len(spec.workers)
-    return cp_ready == cp_desired == n_cp and w_ready == w_desired == n_w
+    settled = "Deleting" not in o.machines.values()
+    return settled and cp_ready == cp_desired == control_plane and w_ready == w_desired == workers
 
 
 def waiting_message(rec: PrRecord) -> str:
@@ -36,8 +44,6 @@ def fulfil(tx: Tx) -> None:
     tx.update(node_cluster_id=cid, fulfilled_once=True)
     for host in spec.all_hosts:
         tx.host(host.host_id, resource_id=infrastructure_resource_id(cid, host.host_id))
-    in_spec = {h.host_id for h in spec.all_hosts}
-    tx.release([h for h, st in tx.rec.hosts.items() if h not in in_spec and not st.released])
     tx.condition("ClusterProvisioned", "True", "ClusterReady", f"cluster {spec.name} is ready")
     tx.move(
         "fulfilled",
@@ -45,10 +51,11 @@ def fulfil(tx: Tx) -> None:
     )
 
 
-def observe(tx: Tx) -> None:
-    """Record what the watcher saw; in provisioning/scaling, a ready cluster fulfils the PR."""
+def record_observation(tx: Tx) -> bool:
+    """Keep what the watcher saw (ordered by its clock); False (ignored) when it is old or no news."""
     if not newer_observation(tx):
-        return tx.ignore("older than the last observation")
+        tx.ignore("older than the last observation")
+        return False
     old = tx.rec.observed
     p = tx.event.payload
     if isinstance(p, ClusterSummary):
@@ -61,20 +68,17 @@ def observe(tx: Tx) -> None:
         base = old or Observed(at=tx.event.at)
         new = base.evolve(at=tx.event.at, ready=True, exists=True, failure=None)
     if old is not None and old.evolve(at=new.at) == new:
-        return tx.ignore("no news")
+        tx.ignore("no news")
+        return False
     tx.update(observed=new)
-    if _done_waiting(tx.rec):
+    return True
+
+
+def observe(tx: Tx) -> None:
+    """Record what the watcher saw; in provisioning, a ready cluster fulfils the PR (scaling: ``scaling``)."""
+    provisioning = record_observation(tx) and tx.rec.phase == "progressing/provisioning"
+    if provisioning and ready_for_spec(tx.rec, counts_required=False):
         fulfil(tx)
-    return None
-
-
-def _done_waiting(rec: PrRecord) -> bool:
-    """Provisioning ends when the cluster is ready; scaling also needs the scale applied and counts."""
-    if rec.phase == "progressing/provisioning":
-        return ready_for_spec(rec, counts_required=False)
-    if rec.phase == "progressing/scaling":
-        return rec.capi_job is not None and rec.capi_job.confirmed and ready_for_spec(rec, counts_required=True)
-    return False
 
 
 def _fail_cluster(tx: Tx, reason: str, text: str, observed: Observed) -> None:

@@ -8,6 +8,7 @@ deadline is a deletion rule: it completes the deletion instead of failing.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import assert_never
 
 from services.o2ims.record import ConditionType, PrRecord
 from services.o2ims.rules.cluster import waiting_message
@@ -27,20 +28,34 @@ def _not_ready_hosts(rec: PrRecord) -> str:
     return ", ".join(late) or "none reported"
 
 
+def timeout_of(rec: PrRecord, stage: PrStage) -> tuple[str, ConditionType, str]:
+    """(reason, condition, detail) of a stage that passed its deadline."""
+    match stage:
+        case "hostprep":
+            return "HostprepTimedOut", "HostsPrepared", f"hosts not ready: {_not_ready_hosts(rec)}"
+        case "apply":
+            return "ApplyTimedOut", "ResourcesApplied", "capi_renderer never confirmed the apply"
+        case "provisioning":
+            return "ProvisioningTimedOut", "ClusterProvisioned", waiting_message(rec)
+        case "scaling":
+            leaving = [h.host_id for h in rec.leaving if (st := rec.hosts.get(h.host_id)) and st.claimed]
+            still = f"; still claimed: {', '.join(leaving)}" if leaving else ""
+            return "ScalingTimedOut", "ClusterProvisioned", waiting_message(rec) + still
+        case "teardown":
+            return "TeardownTimedOut", "HostsTornDown", "the host reset did not finish"
+        case "capi-delete":
+            return "DeletionTimedOut", "ResourcesDeleted", "the Cluster is still present"
+        case _:
+            assert_never(stage)
+
+
 def timed_out(tx: Tx) -> None:
     if not deadline_due(tx):
         return
     rec = tx.rec
     stage: PrStage = rec.stage or "hostprep"
     seconds = tx.policy.deadline_for(rec.state, rec.stage) or 0.0
-    what: dict[str, tuple[str, ConditionType, str]] = {
-        "hostprep": ("HostprepTimedOut", "HostsPrepared", f"hosts not ready: {_not_ready_hosts(rec)}"),
-        "apply": ("ApplyTimedOut", "ResourcesApplied", "capi_renderer never confirmed the apply"),
-        "provisioning": ("ProvisioningTimedOut", "ClusterProvisioned", waiting_message(rec)),
-        "scaling": ("ScalingTimedOut", "ClusterProvisioned", waiting_message(rec)),
-        "capi-delete": ("DeletionTimedOut", "ResourcesDeleted", "the Cluster is still present"),
-    }
-    reason, ctype, detail = what[stage]
+    reason, ctype, detail = timeout_of(rec, stage)
     message = f"stage {stage} passed its deadline ({seconds:g}s): {detail}"
     tx.condition(ctype, "False", reason, message)
     tx.move("failed", stage, reason=reason, message=message)

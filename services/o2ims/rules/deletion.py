@@ -9,12 +9,14 @@ newer than the deletion starts a new incarnation. Pure: no I/O.
 
 from __future__ import annotations
 
-from services.o2ims.record import Queued
+from services.o2ims.record import PrRecord, Queued
+from services.o2ims.rules import release
 from services.o2ims.rules.admission import requested_spec, start_flow
 from services.o2ims.rules.failures import failure_of
 from services.o2ims.rules.guards import answers, deadline_due, newer_observation, newer_request, payload
 from services.o2ims.transaction import Tx
-from shared.payloads import CapiDeleted, HostprepDone, HostprepFailed
+from shared.models import HostRef
+from shared.payloads import CapiDeleted, HostprepDone
 
 #: History entries a tombstone keeps.
 TOMBSTONE_HISTORY = 5
@@ -38,14 +40,38 @@ def tombstone_unknown(tx: Tx) -> None:
     finalize(tx, reason="NotFound")
 
 
+def _to_reset(rec: PrRecord) -> tuple[HostRef, ...]:
+    """Every host the cluster had (the spec's and those still leaving), except quarantined ones."""
+    hosts = {h.host_id: h for h in (*rec.leaving, *(rec.spec.all_hosts if rec.spec else ()))}
+    return tuple(h for hid, h in sorted(hosts.items()) if not ((st := rec.hosts.get(hid)) and st.quarantined))
+
+
 def after_resources_gone(tx: Tx) -> None:
     rec = tx.rec
-    if tx.policy.teardown_hosts and rec.spec is not None and rec.hostprep_job is not None:
-        tx.condition("HostsTornDown", "Unknown", "TearingDown", f"tearing down {len(rec.spec.all_hosts)} hosts")
-        tx.send_hostprep("teardown", rec.spec.all_hosts)
-        tx.move("deleting", "teardown", message=f"tearing down {len(rec.spec.all_hosts)} hosts")
+    hosts = _to_reset(rec)
+    if tx.policy.teardown_hosts and rec.spec is not None and rec.hostprep_job is not None and hosts:
+        tx.move("deleting", "teardown", message=f"resetting {len(hosts)} hosts once their ByoHosts are released")
+        _reset_when_released(tx)
         return
     finalize(tx)
+
+
+def _reset_when_released(tx: Tx) -> None:
+    """Reset the hosts once none is claimed any more (the agent frees each after its Machine went)."""
+    hosts = _to_reset(tx.rec)
+    waiting = release.still_claimed(tx.rec, hosts)
+    if waiting:
+        tx.condition("HostsTornDown", "Unknown", "WaitingForRelease",
+                     f"waiting for the ByoHosts of {', '.join(waiting)} to be released")  # fmt: skip
+        return
+    release.reset_hosts(tx, hosts)
+
+
+def byohost_seen(tx: Tx) -> None:
+    """A ByoHost observation while the deleted cluster's hosts wait to be reset."""
+    job = tx.rec.hostprep_job
+    if release.note_byohost(tx) and not (job is not None and job.action == "teardown"):
+        _reset_when_released(tx)
 
 
 def resources_deleted(tx: Tx) -> None:
@@ -86,46 +112,35 @@ def torn_down(tx: Tx) -> None:
     job = tx.rec.hostprep_job
     if not answers(tx, job) or job is None or job.action != "teardown":
         return tx.ignore("not the current teardown job")
-    if tx.event.kind == "teardown.done":
-        tx.condition("HostsTornDown", "True", "TornDown", f"{len(job.hosts)} hosts torn down")
-        finalize(tx)
-        return None
-    reason, message, _, _ = failure_of(tx)
-    tx.condition("HostsTornDown", "False", reason, message)
-    p = tx.event.payload
-    clean = set(p.ready_hosts) if isinstance(p, HostprepFailed) else set()
-    finalize(tx, quarantine=set(job.hosts) - clean, why=f"teardown failed: {message}")
+    release.settle_reset(tx)  # hosts not reset are quarantined, not released
+    finalize(tx)
     return None
 
 
 def teardown_timed_out(tx: Tx) -> None:
-    """Past its deadline the deletion completes anyway; the hosts not known clean are quarantined."""
-    job = tx.rec.hostprep_job
+    """Past the deadline the deletion completes; hosts not reported reset are quarantined, not released."""
     if deadline_due(tx):
-        tx.condition("HostsTornDown", "False", "TeardownTimedOut", "host teardown did not finish in time")
-        hosts = set(job.hosts) if job is not None and job.action == "teardown" else set()
-        finalize(tx, quarantine=hosts, why="teardown did not finish in time")
+        release.settle_timeout(tx)
+        finalize(tx)
 
 
-def finalize(tx: Tx, *, reason: str | None = None, quarantine: set[str] | frozenset[str] = frozenset(),
-             why: str = "") -> None:  # fmt: skip
+def finalize(tx: Tx, *, reason: str | None = None) -> None:
     """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile).
 
-    Hosts in ``quarantine`` (teardown failed or timed out) are not released: they go to quarantine.
+    Hosts already quarantined (their reset failed or timed out: ``release.settle_*``) are not released.
     """
     rec = tx.rec
     queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
     keep = {h.host_id for h in queued.spec.all_hosts} if queued else set()
-    held = set(rec.spec_hosts()) | set(rec.hosts)
-    suspect = (set(quarantine) & held) - keep
-    tx.quarantine(sorted(suspect), why)
-    tx.release(sorted(held - keep - suspect))
-    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep - suspect)} host leases released"
-                 + (f", {len(suspect)} quarantined" if suspect else ""))  # fmt: skip
+    held = set(rec.spec_hosts()) | set(rec.hosts) | {h.host_id for h in rec.leaving}
+    quarantined = {h for h, st in tx.rec.hosts.items() if st.quarantined}
+    tx.release(sorted(held - keep - quarantined))
+    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep - quarantined)} host leases released"
+                 + (f"; quarantined: {', '.join(sorted(quarantined))}" if quarantined else ""))
     tx.update(deleted_at=tx.now)
     tx.move("deleted", reason=reason, message=f"cluster {rec.cluster} deleted" if rec.cluster else "deleted")
     tx.update(
-        hosts={}, observed=None, queued=None, hostprep_job=None, capi_job=None, deadline=None,
+        hosts={}, leaving=(), observed=None, queued=None, hostprep_job=None, capi_job=None, deadline=None,
         history=tx.rec.history[-TOMBSTONE_HISTORY:],
     )  # fmt: skip
     if queued is not None:
@@ -153,7 +168,7 @@ def reincarnate(tx: Tx) -> None:
 def _new_incarnation(tx: Tx, req: Queued) -> None:
     tx.update(
         incarnation=tx.rec.incarnation + 1, generation=1, spec=req.spec, request_at=req.at, conditions=(),
-        hosts={}, node_cluster_id=None, hostprep_job=None, capi_job=None, capi_requested=False,
+        hosts={}, leaving=(), node_cluster_id=None, hostprep_job=None, capi_job=None, capi_requested=False,
         fulfilled_once=False, observed=None, queued=None, deleted_at=None, created_at=tx.now,
     )  # fmt: skip
     start_flow(tx)
@@ -172,10 +187,11 @@ def redelete(tx: Tx) -> None:
 
 def repeat_teardown(tx: Tx) -> None:
     """A preparation finished after teardown was sent: tear the hosts down again, last."""
-    if not tx.policy.teardown_hosts or tx.rec.spec is None:
-        return tx.ignore("teardown is off")
+    job = tx.rec.hostprep_job
+    if not tx.policy.teardown_hosts or tx.rec.spec is None or job is None or job.action != "teardown":
+        return tx.ignore("no reset under way")
     done = payload(tx, HostprepDone)
     if not set(done.hosts) & set(tx.rec.spec_hosts()):
         return tx.ignore("none of this PR's hosts")
-    tx.send_hostprep("teardown", tx.rec.spec.all_hosts)
+    tx.send_hostprep("teardown", _to_reset(tx.rec))
     return None

@@ -6,6 +6,7 @@ When every host of the job is ready the PR moves on to applying the CAPI objects
 
 from __future__ import annotations
 
+from services.o2ims.rules import scaling
 from services.o2ims.rules.failures import failure_of
 from services.o2ims.rules.guards import answers, payload
 from services.o2ims.transaction import Tx
@@ -46,9 +47,7 @@ def finished(tx: Tx) -> None:
     tx.update(hostprep_job=job.evolve(confirmed=True))
     tx.condition("HostsPrepared", "True", "HostsReady", f"{len(job.hosts)} hosts ready")
     if tx.rec.fulfilled_once:
-        tx.condition("ResourcesApplied", "Unknown", "Scaling", "re-applying with the new workers")
-        tx.send_capi("scale")
-        tx.move("progressing", "scaling", message=f"scaling to {len(tx.spec.workers)} workers")
+        scaling.start(tx, adding=True)
         return None
     tx.condition("ResourcesApplied", "Unknown", "Applying", "applying the Cluster API objects")
     tx.send_capi("apply")

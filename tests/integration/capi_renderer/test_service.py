@@ -109,7 +109,7 @@ async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_th
     assert before is not None
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
-    await bus.consumer(CAPI_JOBS_CONSUMER, make_handler(deps)).start()
+    await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR3))
     for action in ("apply", "scale", "delete"):
         await bus.emit(capi_job(PR3), CapiJob(pr_id=PR3, action=action, spec=_spec()))  # type: ignore[arg-type]

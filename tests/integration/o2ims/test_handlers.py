@@ -149,7 +149,8 @@ async def test_delete_after_fulfilled_waits_for_the_cluster_and_releases_leases(
     await world.wait_state(pr, "fulfilled")
     await world.request("delete", pr, spec)
     await world.wait_state(pr, "deleted")
-    assert world.states(pr)[-2:] == [("deleting", "capi-delete"), ("deleted", None)]
+    # The hosts are reset (hostprep teardown) before their leases are released.
+    assert world.states(pr)[-3:] == [("deleting", "capi-delete"), ("deleting", "teardown"), ("deleted", None)]
     assert [e.payload.action for e in world.capi_jobs] == ["apply", "delete"]  # type: ignore[union-attr]
     await quiet(world.bus)
     assert await leases.held_by(pr) == []
@@ -237,6 +238,8 @@ async def test_cluster_ready_transition_fulfils_once_the_counts_agree(world: Wor
     world.never_ready.add(pr)
     await world.request("create", pr, spec)
     await world.wait(lambda: ("progressing", "provisioning") in world.states(pr))
+    # The watcher's summary (0/1 control plane ready) is published with the apply: let o2ims take it first.
+    await settled(world.bus, K8S.name, O2IMS_CLUSTER_STATUS_CONSUMER.durable)
     where = k8s_status("cluster", spec.namespace, spec.name)
     # The last summary said 0/1 control plane ready: the edge event alone cannot contradict the counts.
     await world.publish(

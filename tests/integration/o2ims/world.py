@@ -100,7 +100,8 @@ class World:
         job = env.payload
         assert isinstance(job, HostprepJob)
         await self._note(self.hostprep_jobs, env)
-        if job.pr_id in self.hold_hostprep or job.pr_id in self.manual:
+        # Held preparations never finish; the reset of a held PR's hosts (teardown) does.
+        if (job.pr_id in self.hold_hostprep and job.action == "prepare") or job.pr_id in self.manual:
             return
         out = hostprep_event(job.pr_id)
         for host_id in job.hosts:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from services.capi_renderer.scale import DELETE_MACHINE_ANNOTATION, leaving_machines, mark_leaving_workers
+from shared.errors import PermanentError
 from shared.models import ClusterSpec, HostRef
 
 
@@ -57,8 +60,9 @@ def test_hosts_and_machines_of_other_clusters_and_the_control_plane_are_never_pi
 
 
 class FakeApi:
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, objects: dict[str, list[dict[str, Any]]], pr: str = "pr-1") -> None:
         self.objects = objects
+        self.pr = pr
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None, *,
@@ -70,9 +74,19 @@ class FakeApi:
         self.patches.append((kind, name, patch))
         return {}
 
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"o2ims.oran.org/pr-id": self.pr}}}
+
 
 async def test_marking_annotates_once_and_is_idempotent() -> None:
     api = FakeApi({"ByoHost": HOSTS, "Machine": [*MACHINES[:2], machine("w-b", annotated=True), MACHINES[3]]})
-    assert await mark_leaving_workers(api, spec(("h4",)), "v1beta1") == ["h2", "h3"]
+    assert await mark_leaving_workers(api, spec(("h4",)), "v1beta1", "pr-1") == ["h2", "h3"]
     # w-b already carries the annotation: only w-a is patched.
     assert api.patches == [("Machine", "w-a", {"metadata": {"annotations": {DELETE_MACHINE_ANNOTATION: "true"}}})]
+
+
+async def test_the_machines_of_another_prs_machinedeployment_are_left_alone() -> None:
+    api = FakeApi({"ByoHost": HOSTS, "Machine": MACHINES}, pr="someone-else")
+    with pytest.raises(PermanentError) as err:
+        await mark_leaving_workers(api, spec(("h4",)), "v1beta1", "pr-1")
+    assert err.value.reason == "ForeignObject" and api.patches == []

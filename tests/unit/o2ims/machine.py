@@ -13,6 +13,7 @@ from services.o2ims.record import PrRecord
 from services.o2ims.table import Decision, decide
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import (
+    ByoHostSummary,
     CapiApplied,
     CapiDeleted,
     CapiFailed,
@@ -31,6 +32,7 @@ FPR = "fpr-a"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 POLICY = Policy()
 TEARDOWN = Policy(teardown_hosts=True)
+NO_RESET = Policy(teardown_hosts=False)
 
 
 def host(i: int, prefix: str = "h") -> HostRef:
@@ -82,6 +84,15 @@ def summary(s: ClusterSpec, at: datetime, *, ready: bool = True, workers_ready: 
         else "cluster.status"
     )  # fmt: skip
     return ev(kind, p, at)
+
+
+def byohost(s: ClusterSpec, host_id: str, *, claimed: bool, at: datetime, exists: bool = True) -> Event:
+    """status_watcher's summary of a host's ByoHost: claimed by the cluster, or free."""
+    p = ByoHostSummary(
+        namespace=s.namespace, name=f"node-{host_id}", host_id=host_id, exists=exists, registered=exists,
+        free=exists and not claimed, claimed_by=s.name if claimed else None,
+    )  # fmt: skip
+    return ev("byohost.status", p, at)
 
 
 def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Event, datetime]:
@@ -139,6 +150,8 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
                                            reason="Machine m1 Failed"), at)  # fmt: skip
         case "cluster.gone":
             e = summary(s, at, ready=False, exists=False)
+        case "byohost.status":
+            e = byohost(s, hosts[0], claimed=False, at=at)
         case "deadline":
             seq = rec.deadline_seq if rec else 0
             due = rec.deadline if rec is not None and rec.deadline else at
@@ -194,7 +207,8 @@ ROUTES: dict[str, tuple[EventKind, ...]] = {
     "failed": ("create", "hostprep.failed"),
     "deleting/capi-delete": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete"),
     "deleting/teardown": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted"),
-    "deleted": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted"),
+    "deleted": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted",
+                "teardown.done"),
 }
 
 
@@ -202,7 +216,18 @@ def driven_to(phase: str, policy: Policy | None = None) -> Driver:
     if policy is None:
         policy = TEARDOWN if phase == "deleting/teardown" else POLICY
     drv = Driver(policy)
-    if phase == "progressing/scaling":
+    if phase == "progressing/teardown":
+        for kind in ROUTES["fulfilled"]:
+            drv.send(kind)
+        s = drv.rec.spec  # type: ignore[union-attr]
+        assert s is not None
+        drv.apply(byohost(s, s.workers[1].host_id, claimed=True, at=drv.clock.tick()))
+        smaller = s.model_copy(update={"workers": s.workers[:1]})
+        drv.apply(request("update", smaller, drv.clock.tick()))
+        drv.send("capi.applied")
+        drv.apply(summary(smaller, drv.clock.tick()))
+        drv.apply(byohost(smaller, s.workers[1].host_id, claimed=False, at=drv.clock.tick()))
+    elif phase == "progressing/scaling":
         for kind in ROUTES["fulfilled"]:
             drv.send(kind)
         smaller = drv.rec.spec.model_copy(update={"workers": drv.rec.spec.workers[:1]})  # type: ignore[union-attr]

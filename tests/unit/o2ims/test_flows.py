@@ -12,8 +12,20 @@ from services.o2ims.record import infrastructure_resource_id, node_cluster_id
 from services.o2ims.rules.deadlines import timer_wait
 from services.o2ims.table import decide
 from shared.errors import InputError
-from shared.payloads import CapiJob, HostprepDone, HostprepFailed, HostprepJob, PrDeadline, PrStatus
-from tests.unit.o2ims.machine import PR, TEARDOWN, Driver, driven_to, ev, host, request, spec, summary
+from shared.payloads import CapiJob, HostFailure, HostprepDone, HostprepFailed, HostprepJob, PrDeadline, PrStatus
+from tests.unit.o2ims.machine import (
+    NO_RESET,
+    PR,
+    TEARDOWN,
+    Driver,
+    byohost,
+    driven_to,
+    ev,
+    host,
+    request,
+    spec,
+    summary,
+)
 
 
 def published(cmds: list[Any], cls: type) -> list[Any]:
@@ -135,19 +147,119 @@ def test_scale_two_to_three_prepares_only_the_new_host_then_scales() -> None:
     assert drv.phase == "fulfilled" and drv.rec.generation == 2  # type: ignore[union-attr]
 
 
-def test_scale_down_releases_the_removed_hosts_lease_when_done() -> None:
+def test_scale_down_releases_the_leaving_hosts_lease_only_once_unclaimed_gone_and_reset() -> None:
     drv = driven_to("fulfilled")
-    one = spec(1)
+    two, one = spec(2), spec(1)
+    for w in two.workers:  # the workers' ByoHosts were seen claimed while the cluster came up
+        drv.apply(byohost(two, w.host_id, claimed=True, at=drv.clock.tick()))
     drv.commands.clear()
     drv.apply(request("update", one, drv.clock.tick()))
-    assert drv.phase == "progressing/scaling"
+    assert drv.phase == "progressing/scaling" and drv.rec.hosts["w1"].leaving  # type: ignore[union-attr]
+    assert [j.spec.workers for j in published(drv.commands, CapiJob)] == [one.workers]
     drv.send("capi.applied")
-    drv.apply(summary(spec(2), drv.clock.tick()))  # stale counts: still two workers
-    assert drv.phase == "progressing/scaling"
-    drv.apply(summary(one, drv.clock.tick()))
+    drv.apply(summary(two, drv.clock.tick()))  # stale counts: still two workers
+    drv.apply(summary(one, drv.clock.tick(), machines={"m0": "Running", "m1": "Deleting"}))  # w1's Machine going
+    drv.apply(summary(one, drv.clock.tick()))  # the Machine is gone, but w1's ByoHost is still claimed
+    assert drv.phase == "progressing/scaling" and "w1 to be released" in (drv.rec.message or "")  # type: ignore[union-attr]
+    assert not [c for c in drv.commands if c.release] and not published(drv.commands, HostprepJob)
+    drv.apply(byohost(one, "w1", claimed=False, at=drv.clock.tick()))  # the agent released it
+    assert drv.phase == "progressing/teardown"
+    reset = published(drv.commands, HostprepJob)
+    assert [(j.action, [h.host_id for h in j.hosts]) for j in reset] == [("teardown", ["w1"])]
+    assert not [c for c in drv.commands if c.release]  # not before the reset
+    drv.send("teardown.done")
     assert drv.phase == "fulfilled"
     assert [c.release for c in drv.commands if c.release] == [("w1",)]
-    assert drv.rec.hosts["w1"].released  # type: ignore[union-attr]
+    assert drv.rec.hosts["w1"].released and drv.rec.leaving == ()  # type: ignore[union-attr]
+
+
+def test_a_host_whose_reset_fails_is_quarantined_not_released() -> None:
+    drv = driven_to("fulfilled")
+    two, one = spec(2), spec(1)
+    drv.apply(byohost(two, "w1", claimed=True, at=drv.clock.tick()))
+    drv.apply(request("update", one, drv.clock.tick()))
+    drv.send("capi.applied")
+    drv.apply(summary(one, drv.clock.tick()))
+    drv.apply(byohost(one, "w1", claimed=False, at=drv.clock.tick()))
+    drv.commands.clear()
+    failed = HostprepFailed(pr_id=PR, action="teardown", host_id="w1", step="kubeadm-reset", exit_code=1,
+                            reason="StepFailed", message="kubeadm reset failed",
+                            failures=(HostFailure(host_id="w1", step="kubeadm-reset", reason="StepFailed",
+                                                  message="kubeadm reset failed"),))  # fmt: skip
+    drv.apply(ev("teardown.failed", failed, drv.clock.tick(), drv.rec.hostprep_job.id))  # type: ignore[union-attr]
+    assert drv.phase == "fulfilled"  # the cluster itself is as asked
+    assert not [c for c in drv.commands if c.release]
+    assert [(c.quarantine, "kubeadm-reset" in c.quarantine_reason) for c in drv.commands if c.quarantine] == [
+        (("w1",), True)]
+    assert drv.rec.hosts["w1"].quarantined and drv.rec.leaving == ()  # type: ignore[union-attr]
+    assert drv.rec.condition("HostsTornDown").status == "False"  # type: ignore[union-attr]
+
+
+def test_a_worker_swap_adds_the_new_host_first_then_removes_the_old_one_under_one_deadline() -> None:
+    drv = driven_to("fulfilled")
+    old = spec(2)  # w0, w1
+    swapped = old.model_copy(update={"workers": (host(0, "w"), host(2, "w"))})
+    for w in old.workers:
+        drv.apply(byohost(old, w.host_id, claimed=True, at=drv.clock.tick()))
+    drv.commands.clear()
+    drv.apply(request("update", swapped, drv.clock.tick()))
+    assert drv.phase == "progressing/hostprep"
+    drv.send("hostprep.done")
+    # First the interim set: the new worker is added while the leaving one stays.
+    interim = published(drv.commands, CapiJob)[-1].spec
+    assert [h.host_id for h in interim.workers] == ["w0", "w2", "w1"]
+    deadline = drv.rec.deadline  # type: ignore[union-attr]
+    drv.send("capi.applied")
+    drv.apply(summary(interim, drv.clock.tick()))
+    drv.apply(byohost(swapped, "w2", claimed=True, at=drv.clock.tick()))
+    # Then the final set, under the same deadline: capi_renderer marks w1's Machine and the count drops.
+    final = published(drv.commands, CapiJob)[-1].spec
+    assert [h.host_id for h in final.workers] == ["w0", "w2"]
+    assert drv.phase == "progressing/scaling" and drv.rec.deadline == deadline  # type: ignore[union-attr]
+    drv.send("capi.applied")
+    drv.apply(summary(swapped, drv.clock.tick()))
+    drv.apply(byohost(swapped, "w1", claimed=False, at=drv.clock.tick()))
+    assert drv.phase == "progressing/teardown"
+    drv.send("teardown.done")
+    assert drv.phase == "fulfilled" and [c.release for c in drv.commands if c.release] == [("w1",)]
+
+
+def test_without_reset_a_leaving_host_is_released_once_seen_unclaimed() -> None:
+    drv = driven_to("fulfilled", NO_RESET)
+    two, one = spec(2), spec(1)
+    drv.apply(byohost(two, "w1", claimed=True, at=drv.clock.tick()))
+    drv.apply(request("update", one, drv.clock.tick()))
+    drv.send("capi.applied")
+    drv.apply(summary(one, drv.clock.tick()))
+    assert drv.phase == "progressing/scaling"
+    drv.apply(byohost(one, "w1", claimed=False, at=drv.clock.tick()))
+    assert drv.phase == "fulfilled" and [c.release for c in drv.commands if c.release] == [("w1",)]
+    assert "teardown" not in [j.action for j in published(drv.commands, HostprepJob)]
+
+
+def test_delete_resets_the_hosts_once_their_byohosts_are_released_and_quarantines_failures() -> None:
+    drv = driven_to("fulfilled")
+    s = drv.rec.spec  # type: ignore[union-attr]
+    assert s is not None
+    for h in s.all_hosts:
+        drv.apply(byohost(s, h.host_id, claimed=True, at=drv.clock.tick()))
+    drv.send("delete")
+    drv.commands.clear()
+    drv.send("capi.deleted")
+    assert drv.phase == "deleting/teardown" and not published(drv.commands, HostprepJob)
+    for h in s.all_hosts[:-1]:
+        drv.apply(byohost(s, h.host_id, claimed=False, at=drv.clock.tick()))
+    assert not published(drv.commands, HostprepJob)  # one host is still claimed
+    drv.apply(byohost(s, s.all_hosts[-1].host_id, claimed=False, at=drv.clock.tick()))
+    (job,) = published(drv.commands, HostprepJob)
+    assert job.action == "teardown" and {h.host_id for h in job.hosts} == {h.host_id for h in s.all_hosts}
+    bad = s.all_hosts[0].host_id
+    failed = HostprepFailed(pr_id=PR, action="teardown", host_id=bad, reason="StepFailed", message="reset failed",
+                            ready_hosts=tuple(h.host_id for h in s.all_hosts[1:]))  # fmt: skip
+    drv.apply(ev("teardown.failed", failed, drv.clock.tick(), drv.rec.hostprep_job.id))  # type: ignore[union-attr]
+    assert drv.phase == "deleted"
+    assert [c.quarantine for c in drv.commands if c.quarantine] == [(bad,)]
+    assert [set(c.release) for c in drv.commands if c.release] == [{h.host_id for h in s.all_hosts[1:]}]
 
 
 @pytest.mark.parametrize(
@@ -166,6 +278,19 @@ def test_immutable_fields_refuse_the_update_naming_the_field(field: str, change:
     with pytest.raises(InputError) as err:
         drv.apply(request("update", changed, drv.clock.tick()))
     assert err.value.path == field and drv.phase == "fulfilled"
+
+
+@pytest.mark.parametrize(
+    ("version", "reason"),
+    [("v1.29.9", "Downgrade"), ("v1.32.0", "MinorVersionSkip"), ("v2.30.2", "MinorVersionSkip"),
+     ("v1.31.0", "UpgradeUnavailable"), ("v1.30.3", "UpgradeUnavailable")],
+)  # fmt: skip
+def test_a_version_change_of_a_live_cluster_is_refused_with_the_rule_it_breaks(version: str, reason: str) -> None:
+    drv = driven_to("fulfilled")  # at v1.30.2
+    changed = drv.rec.spec.model_copy(update={"k8s_version": version})  # type: ignore[union-attr]
+    with pytest.raises(InputError) as err:
+        drv.apply(request("update", changed, drv.clock.tick()))
+    assert (err.value.path, err.value.reason) == ("spec.k8s_version", reason) and drv.phase == "fulfilled"
 
 
 def test_before_anything_is_applied_only_name_namespace_and_control_plane_are_frozen() -> None:
@@ -204,15 +329,28 @@ def test_delete_of_an_unknown_pr_is_a_tombstone_that_releases_its_hosts() -> Non
     assert published(list(d.commands), CapiJob) == []
 
 
-def test_delete_mid_hostprep_skips_capi_and_releases_every_lease() -> None:
+def test_delete_mid_hostprep_skips_capi_resets_then_releases_every_lease() -> None:
     drv = driven_to("progressing/hostprep")
+    drv.commands.clear()
+    drv.send("delete")
+    # Nothing was claimed: the half-prepared hosts are reset (agent, ByoHost) before going back.
+    assert drv.phase == "deleting/teardown" and published(drv.commands, CapiJob) == []
+    assert [j.action for j in published(drv.commands, HostprepJob)] == ["teardown"]
+    assert not [c for c in drv.commands if c.release]
+    drv.send("teardown.done")
+    assert drv.phase == "deleted"
+    assert [c.release for c in drv.commands if c.release] == [("cp0", "w0", "w1")]
+    drv.send("hostprep.done")  # the running job finishes later: nothing restarts
+    assert drv.phase == "deleted"
+
+
+def test_delete_mid_hostprep_without_reset_releases_every_lease_at_once() -> None:
+    drv = driven_to("progressing/hostprep", NO_RESET)
     drv.commands.clear()
     drv.send("delete")
     assert drv.phase == "deleted"
     assert published(drv.commands, CapiJob) == []
     assert [c.release for c in drv.commands if c.release] == [("cp0", "w0", "w1")]
-    drv.send("hostprep.done")  # the running job finishes later: nothing restarts
-    assert drv.phase == "deleted"
 
 
 def test_delete_after_fulfilled_waits_for_the_cluster_then_tombstones_small() -> None:
@@ -224,6 +362,8 @@ def test_delete_after_fulfilled_waits_for_the_cluster_then_tombstones_small() ->
     drv.send("capi.deleting")
     assert drv.phase == "deleting/capi-delete"
     drv.send("capi.deleted")
+    assert drv.phase == "deleting/teardown" and not [c for c in drv.commands if c.release]
+    drv.send("teardown.done")
     rec = drv.rec
     assert rec is not None and rec.state == "deleted" and rec.deleted_at is not None
     assert rec.hosts == {} and rec.observed is None and len(rec.history) <= 5
@@ -247,6 +387,9 @@ def test_a_create_during_deletion_starts_a_new_incarnation_keeping_its_leases() 
     new = spec(1)
     drv.apply(request("create", new, drv.clock.tick()))
     drv.send("capi.deleted")
+    # Every host is reset first, also those the new incarnation keeps: it must find them clean.
+    assert drv.phase == "deleting/teardown"
+    drv.send("teardown.done")
     rec = drv.rec
     assert rec is not None and rec.phase == "pending" and rec.incarnation == 2 and rec.spec == new
     assert [c.release for c in drv.commands if c.release] == [("w1",)]

@@ -14,45 +14,53 @@ from services.o2ims.table import PHASES, TABLE
 from tests.unit.o2ims.machine import canonical, driven_to
 
 IGNORED, SAME = "ignored", "same"
-FAILED, DELETED, PENDING = "failed", "deleted", "pending"
+FAILED, DELETED, PENDING, TEARDOWN = "failed", "deleted", "pending", "deleting/teardown"
 
 EXPECTED: dict[str, dict[str, str]] = {
     "absent": {"create": PENDING, "update": PENDING, "delete": DELETED},
     "pending": {
-        "update": SAME, "delete": DELETED, "host.progress": "progressing/hostprep",
+        "update": SAME, "delete": TEARDOWN, "host.progress": "progressing/hostprep",
         "hostprep.done": "progressing/apply", "hostprep.failed": FAILED, "job.rejected": FAILED, "deadline": FAILED,
+        "byohost.status": SAME,
     },
     "progressing/hostprep": {
-        "update": SAME, "delete": DELETED, "host.progress": SAME, "hostprep.done": "progressing/apply",
-        "hostprep.failed": FAILED, "job.rejected": FAILED, "deadline": FAILED,
+        "update": SAME, "delete": TEARDOWN, "host.progress": SAME, "hostprep.done": "progressing/apply",
+        "hostprep.failed": FAILED, "job.rejected": FAILED, "deadline": FAILED, "byohost.status": SAME,
     },
     "progressing/apply": {
         "update": SAME, "delete": "deleting/capi-delete", "capi.applied": "progressing/provisioning",
         "capi.failed": FAILED, "job.rejected": FAILED, "cluster.status": SAME, "cluster.ready": SAME,
-        "cluster.failed": FAILED, "deadline": FAILED,
+        "cluster.failed": FAILED, "deadline": FAILED, "byohost.status": SAME,
     },
     "progressing/provisioning": {
         "update": SAME, "delete": "deleting/capi-delete", "capi.failed": FAILED, "job.rejected": FAILED,
         "cluster.status": SAME, "cluster.ready": "fulfilled", "cluster.failed": FAILED, "cluster.gone": FAILED,
-        "deadline": FAILED,
+        "deadline": FAILED, "byohost.status": SAME,
     },
     "progressing/scaling": {
         "update": SAME, "delete": "deleting/capi-delete", "capi.applied": SAME, "capi.failed": FAILED,
         "job.rejected": FAILED, "cluster.status": SAME, "cluster.ready": SAME, "cluster.failed": FAILED,
-        "cluster.gone": FAILED, "deadline": FAILED,
+        "cluster.gone": FAILED, "deadline": FAILED, "byohost.status": SAME,
+    },
+    "progressing/teardown": {
+        "update": SAME, "delete": "deleting/capi-delete", "host.progress": SAME, "teardown.done": "fulfilled",
+        "teardown.failed": "fulfilled", "job.rejected": "fulfilled", "cluster.status": SAME, "cluster.failed": FAILED,
+        "cluster.gone": FAILED, "deadline": "fulfilled",
     },
     "fulfilled": {
         "update": "progressing/hostprep", "delete": "deleting/capi-delete", "cluster.status": SAME,
-        "cluster.failed": FAILED, "cluster.gone": FAILED,
+        "cluster.failed": FAILED, "cluster.gone": FAILED, "byohost.status": SAME,
     },
-    "failed": {"create": PENDING, "update": PENDING, "delete": DELETED},
+    "failed": {"create": PENDING, "update": PENDING, "delete": TEARDOWN, "byohost.status": SAME},
     "deleting/capi-delete": {
-        "create": SAME, "capi.applied": SAME, "capi.deleting": SAME, "capi.deleted": DELETED,
-        "cluster.gone": DELETED, "capi.delete_failed": FAILED, "job.rejected": FAILED, "deadline": FAILED,
+        "create": SAME, "capi.applied": SAME, "capi.deleting": SAME, "capi.deleted": TEARDOWN,
+        "cluster.gone": TEARDOWN, "capi.delete_failed": FAILED, "job.rejected": FAILED, "deadline": FAILED,
+        "byohost.status": SAME,
     },
     "deleting/teardown": {
         "create": SAME, "host.progress": SAME, "hostprep.done": SAME, "teardown.done": DELETED,
         "teardown.failed": DELETED, "job.rejected": DELETED, "capi.applied": SAME, "deadline": DELETED,
+        "byohost.status": SAME,
     },
     "deleted": {"create": PENDING, "capi.applied": SAME},
 }  # fmt: skip
