@@ -133,6 +133,7 @@ class Sandbox:
             **os.environ, "O2_NATS_URL": self.nats.url, "O2_LOG_FORMAT": "json", "O2_LOG_LEVEL": "info",
             "O2_HTTP_PORT": "-1",
             "O2_HOSTPREP_INVENTORY_FILE": str(self.inventory), "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(self.known_hosts),
+            "O2_HOSTPREP_SSH_KEY_DIR": str(self.dir),  # every pool's client key lives below the work directory
             "O2_HOSTPREP_KUBECONFIG": str(self.kubeconfig), "O2_HOSTPREP_AGENT_BINARY_URL": AGENT_URL,
             "O2_HOSTPREP_AGENT_BINARY_SHA256": hashlib.sha256(binary).hexdigest(),
         }

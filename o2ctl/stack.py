@@ -136,6 +136,7 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
            or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
     if sandbox:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
+                "O2_O2IMS_API_SSH_KEY_DIR": str(sandbox_key_dir(state)),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
     return env
 
