@@ -211,7 +211,7 @@ class Consumer:
                 continue
             try:
                 msgs = await sub.fetch(batch=free, timeout=FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing arrived within FETCH_WAIT: fetch again
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 break
