@@ -67,9 +67,9 @@ def kubeapi_child(state: Path, port: int) -> ChildSpec:
     return ChildSpec("kubeapi", argv, ready=has_key("ready"), cwd=REPO)
 
 
-def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = ()) -> ChildSpec:
+def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = (), latency: str = "fast") -> ChildSpec:
     argv = [sys.executable, "-m", "sandbox.hosts", "--count", str(count), "--state-dir", str(state / "hosts"),
-            "--port", str(port)]  # fmt: skip
+            "--port", str(port), "--latency", latency]  # fmt: skip
     for fault in faults:
         argv += ["--fault", fault]
     return ChildSpec("hosts", argv, ready=event_is("sandbox_hosts_ready"), cwd=REPO)
