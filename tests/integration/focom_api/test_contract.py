@@ -42,7 +42,7 @@ async def test_auth_and_generic_errors(make_system: MakeSystem) -> None:
 
 async def test_invalid_requests_get_the_problems_focom_reports(make_system: MakeSystem) -> None:
     c, focom = await make_system()
-    bad = {"name": "Bad_Name", "clusterNames": ["smo", "nowhere"], "workers": []}
+    bad = {"name": "shape", "clusterNames": ["smo", "smo"], "workers": []}
     status, _, body = await c.call("POST", PRS, body=bad)
     problem(body, 400)
     assert status == 400
@@ -56,9 +56,9 @@ async def test_invalid_requests_get_the_problems_focom_reports(make_system: Make
     assert status == 400 and problem(body, 400)["problems"] == [
         {"path": "$.clusterNames[1]", "rule": "cluster-exists",
          "message": "no cluster 'nowhere' in the inventory (known: smo, ran, edge)"}]  # fmt: skip
-    status, _, body = await c.call("POST", PRS, body={"name": "ok", "allClusters": "yes", "colour": 1})
+    status, _, body = await c.call("POST", PRS, body={"name": "Bad_Name", "allClusters": "yes", "colour": 1})
     assert status == 400
-    assert {p["path"] for p in problem(body, 400)["problems"]} == {"$.allClusters", "$.colour"}
+    assert {p["path"] for p in problem(body, 400)["problems"]} == {"$.name", "$.allClusters", "$.colour"}
     status, _, body = await c.call("POST", PRS, body={"name": "ok", "operation": "scale", "allClusters": True})
     assert status == 404 and problem(body, 404)
     assert focom.prs() == []
