@@ -49,10 +49,9 @@ from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HostRef
 from shared.natsserver import EmbeddedNats
 from shared.objects import HOST_ID_LABEL
-from shared.payloads import HostprepDone, HostprepFailed, HostprepJob
+from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, pr_id_for
 from shared.subjects import ALL_HOSTPREP_EVENTS, hostprep_job
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,19 +203,18 @@ class Sandbox:
         pool = await self.pool(count, label)
         try:
             # hostprep re-reads these files when they change: point it at this pool's hosts.
-            self.inventory.write_text(json.dumps({"hosts": pool.inventory_hosts()}))
+            self.inventory.write_text(json.dumps({"k8s_version": K8S_VERSION, "hosts": pool.inventory_hosts()}))
             shutil.copyfile(pool.known_hosts_path, self.known_hosts)
-            hosts = tuple(HostRef(host_id=h.host_id, host_name=h.host_name, host_ip=h.ip, ssh_port=h.port)
-                          for h in pool.hosts)
-            job = HostprepJob(pr_id=label, action="prepare", cluster=label, namespace=label, k8s_version=K8S_VERSION,
-                              hosts=hosts)
+            pr = pr_id_for("bench", label)
+            job = HostprepJob(pr_id=pr, action="prepare", cluster=label, namespace=label, k8s_version=K8S_VERSION,
+                              hosts=tuple(h.host_id for h in pool.hosts))
             sample = procstat.Sample()
             base_rss = procstat.rss_mib(self.pid)[0]
             poller = asyncio.create_task(self._poll(sample))
             started, cpu, own = time.perf_counter(), procstat.cpu_seconds(self.pid), time.process_time()
             try:
-                await self.bus.emit(hostprep_job(label), job)
-                result = await self._result(label)
+                await self.bus.emit(hostprep_job(pr), job)
+                result = await self._result(pr)
                 elapsed = time.perf_counter() - started
                 run = Run(count, elapsed, procstat.cpu_seconds(self.pid) - cpu, time.process_time() - own,
                           peak_rss_mib=sample.peak_rss_mib, base_rss_mib=base_rss, peak_fds=sample.peak_fds)
