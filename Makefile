@@ -32,7 +32,9 @@ test: lint typecheck layers pytest
 test-slow: $(STAMP)
 	O2_E2E_SLOW=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_chaos.py
 
+# Writes bench/results/results.md and PNG charts; the `bench` extra brings matplotlib and ansible-core.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 # The whole flow on a fresh sandbox, shown live: start, submit allClusters, wait for Synced, stop.

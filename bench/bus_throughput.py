@@ -17,22 +17,21 @@ from bench.report import Figure
 from shared.bus import Bus, MessageContext
 from shared.connect import ensure_streams
 from shared.messages import Envelope
-from shared.models import HostRef
 from shared.natsserver import EmbeddedNats
-from shared.payloads import HostprepJob
+from shared.payloads import HostprepJob, pr_id_for
 from shared.subjects import ALL_HOSTPREP_JOBS, HOSTPREP, ConsumerSpec, hostprep_event, hostprep_job
 
 N = 20_000
 
 
 def _envelopes(n: int) -> list[tuple[str, Envelope]]:
-    host = (HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1"),)
+    prs = [pr_id_for("bench", f"c{i}") for i in range(n)]
     return [
-        (hostprep_job(f"pr-{i}"), Envelope.wrap(
-            HostprepJob(pr_id=f"pr-{i}", action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=host),
+        (hostprep_job(pr), Envelope.wrap(
+            HostprepJob(pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=("h1",)),
             source="bench",
         ))
-        for i in range(n)
+        for pr in prs
     ]  # fmt: skip
 
 

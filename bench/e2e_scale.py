@@ -1,21 +1,24 @@
-"""End to end on the sandbox: 10, 100 and 300 clusters of 3 hosts each, one ``allClusters`` request.
+"""End to end with latency-bound hosts: 10, 100 and 300 clusters of 3 hosts each, one ``allClusters`` request.
 
 Each count gets a fresh stack (``tests.e2e.harness``: NATS, the Kubernetes API emulator with the simulated
-CAPI/BYOH controllers, the SSH sandbox hosts and the five services as processes, production settings,
-logging at info). Measured: the time from publishing the request to the FPR record being Synced (every
-cluster fulfilled), each service's peak RSS, and the messages the streams hold per cluster. The whole
-O-Cloud (hundreds of SSH servers, the emulator and its controllers) shares the machine with the services,
-so on a small machine the sandbox's CPU bounds the wall time.
+CAPI/BYOH controllers, the SSH sandbox hosts with the ``realistic`` latency profile, and the five services
+as processes with production settings, logging at info). Measured per count: the time from publishing
+the request to the FPR record being Synced (every cluster fulfilled); each service's CPU seconds during
+that time (``/proc``, the sandbox's processes excluded) per fulfilled cluster; each service's resident
+memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench import procstat
 from bench.report import Figure
 from shared.subjects import ALL_STREAMS
 from tests.e2e.harness import SERVICES, Stack, StackOptions
@@ -25,50 +28,85 @@ COUNTS = (10, 100, 300)
 HOSTS_PER_CLUSTER = 3
 
 
-async def measure(n: int, workdir: Path) -> tuple[float, dict[str, float], float]:
-    """(seconds to Synced, service -> peak RSS MiB, stream messages per cluster) for ``n`` clusters."""
-    options = StackOptions(clusters=n, hosts_per_cluster=HOSTS_PER_CLUSTER, record_objects=False, test_env=False)
+@dataclass
+class Result:
+    clusters: int
+    synced_s: float
+    #: service -> CPU seconds from request to Synced.
+    cpu_s: dict[str, float]
+    #: service -> resident MiB at Synced.
+    rss_mib: dict[str, float]
+    messages_per_cluster: float
+
+    @property
+    def cpu_s_per_cluster(self) -> float:
+        return sum(self.cpu_s.values()) / self.clusters
+
+
+async def measure(n: int, workdir: Path) -> Result:
+    options = StackOptions(clusters=n, hosts_per_cluster=HOSTS_PER_CLUSTER, record_objects=False, test_env=False,
+                           latency="realistic")
     async with Stack(workdir / f"n{n}", options) as stack:
+        pids: dict[str, int] = {}
+        for name in SERVICES:
+            pid = stack.child(name).pid
+            assert pid is not None, f"{name} is not running"
+            pids[name] = pid
+        before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         await stack.submit("scale", allClusters=True)
         rec = await stack.settled("scale", timeout=3600)
         elapsed = time.perf_counter() - started
+        cpu = {name: procstat.cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         if rec["phase"] != "Synced":
             failed = {k: v.get("message") for k, v in rec["children"].items() if v.get("state") != "fulfilled"}
             raise RuntimeError(f"{n} clusters: {rec['phase']}: {list(failed.items())[:3]}")
-        rss = {name: stack.rss_kib(name)[1] / 1024 for name in SERVICES}
+        rss = {name: procstat.rss_mib(pid)[0] for name, pid in pids.items()}
         messages = 0
         for spec in ALL_STREAMS:
             messages += (await stack.bus.js.stream_info(spec.name)).state.messages
-    return elapsed, rss, messages / n
+    return Result(n, elapsed, cpu, rss, messages / n)
+
+
+def figures(results: dict[int, Result]) -> list[Figure]:
+    counts = sorted(results)
+    lo, hi = counts[0], counts[-1]
+    out: list[Figure] = []
+    for n in counts:
+        r = results[n]
+        out.append(Figure(BENCH, f"{n} clusters ({n * HOSTS_PER_CLUSTER} hosts): request → all Synced", r.synced_s,
+                          "s", id=f"e2e.synced_s_{n}", note="realistic host latency"))
+        out.append(Figure(BENCH, f"{n} clusters: CPU per cluster, five services", r.cpu_s_per_cluster, "CPU-s",
+                          id=f"e2e.cpu_s_per_cluster_{n}",
+                          note=", ".join(f"{s} {v / n:.3f}" for s, v in sorted(r.cpu_s.items()))))
+        out.append(Figure(BENCH, f"{n} clusters: messages per cluster (all streams)", r.messages_per_cluster, "msg",
+                          id=f"e2e.messages_per_cluster_{n}"))
+    top = results[hi]
+    out.append(Figure(BENCH, f"CPU per fulfilled cluster ({hi} clusters), five services", top.cpu_s_per_cluster,
+                      "CPU-s", id="e2e.cpu_s_per_cluster", note="aim: <= 0.5"))
+    for name in SERVICES:
+        out.append(Figure(BENCH, f"RSS {name}, {hi} clusters", top.rss_mib[name], "MiB", id=f"e2e.rss_mib_{name}_{hi}",
+                          peer=f"{lo} clusters", peer_value=results[lo].rss_mib[name]))
+    growth = max(top.rss_mib[s] / results[lo].rss_mib[s] for s in SERVICES)
+    out.append(Figure(BENCH, f"largest service RSS growth, {hi} over {lo} clusters", growth, "x",
+                      id=f"e2e.rss_growth_{hi}_over_{lo}", note="aim: <= 1.5"))
+    if hi > lo:
+        cpu_b = math.log(top.cpu_s_per_cluster * hi / (results[lo].cpu_s_per_cluster * lo)) / math.log(hi / lo)
+        out.append(Figure(BENCH, f"CPU growth {lo} → {hi} clusters: b in cpu ∝ n^b", cpu_b, "",
+                          id="e2e.cpu_growth_exponent", note="1 = linear"))
+    return out
 
 
 async def run() -> list[Figure]:
-    results: dict[int, tuple[float, dict[str, float], float]] = {}
+    raw = os.environ.get("BENCH_E2E_COUNTS", "")
+    counts = tuple(int(x) for x in raw.split(",") if x.strip()) if raw else COUNTS
+    results: dict[int, Result] = {}
     with tempfile.TemporaryDirectory(prefix="e2e-scale-") as tmp:
-        for n in COUNTS:
+        for n in counts:
             print(f"{BENCH}: {n} clusters …", file=sys.stderr, flush=True)
             results[n] = await measure(n, Path(tmp))
-            print(f"{BENCH}: {n} clusters Synced in {results[n][0]:.1f}s", file=sys.stderr, flush=True)
-    lo, hi = COUNTS[0], COUNTS[-1]
-    t_lo = results[lo][0]
-    figures = []
-    for n in COUNTS:
-        t, _, per_cluster = results[n]
-        linear = t_lo * n / lo if n != lo else None
-        figures.append(Figure(BENCH, f"{n} clusters ({n * HOSTS_PER_CLUSTER} hosts): request → all Synced", t, "s",
-                              peer=f"{lo} clusters, scaled linearly" if linear else "", peer_value=linear,
-                              note=f"{1000 * t / n:.0f} ms per cluster"))  # fmt: skip
-        figures.append(Figure(BENCH, f"{n} clusters: messages per cluster (all streams)", per_cluster, "msg"))
-    exponent = math.log(results[hi][0] / t_lo) / math.log(hi / lo)
-    figures.append(Figure(BENCH, f"time growth {lo} → {hi} clusters: b in t ∝ n^b", exponent, "",
-                          note=f"b = {exponent:.2f}; 1 = linear, < 1 = sublinear"))  # fmt: skip
-    for name in SERVICES:
-        figures.append(Figure(BENCH, f"peak RSS {name}, {hi} clusters", results[hi][1][name], "MiB",
-                              peer=f"{lo} clusters", peer_value=results[lo][1][name]))  # fmt: skip
-    growth = ", ".join(f"{n}: {results[n][0]:.1f}s ({1000 * results[n][0] / n:.0f} ms/cluster)" for n in COUNTS)
-    print(f"{BENCH}: time to all Synced: {growth}; grows as n^{exponent:.2f}", file=sys.stderr)
-    return figures
+            print(f"{BENCH}: {results[n]}", file=sys.stderr, flush=True)
+    return figures(results)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Host preparation fan-out: hostprep on 1, 50 and 200 fresh sandbox hosts, and the same recipe via ansible-playbook.
+"""Host preparation fan-out with latency-bound hosts: hostprep and the same recipe via ansible-playbook.
 
-Everything runs on this machine: a nats-server, the Kubernetes API emulator with the simulated
-BYOH controllers and the SSH sandbox hosts live in this process; hostprep runs as its own process
-(``python -m services.hostprep``), as in production. Ours: wall time from publishing the
-``HostprepJob`` to its ``HostprepDone`` (every host prepared and its ByoHost registered). Peer:
-``bench/ansible/hostprep.yml`` with ``forks = hosts`` on 50 fresh hosts, timed from creating the
-BootstrapKubeconfigs (ansible-core has no Kubernetes modules, so the benchmark does that part) to
-the last ByoHost registered. Both fetch the agent binary from the sandbox mirror with curl.
-ansible-core is installed into the running venv when missing (a benchmark-only tool, not a
-project dependency).
+The sandbox hosts run the ``realistic`` latency profile (``sandbox.hosts.latency``: apt installs 3 s,
+downloads 1 s, service restarts 0.5 s, agent registration 2 s, all CPU-free), so a host takes about as
+long as a real one and the fan-out is bounded by latency rather than by the sandbox's CPU.
+
+nats-server, the Kubernetes API emulator with the simulated BYOH controllers and the SSH sandbox hosts
+live in this process; hostprep runs as its own process (``python -m services.hostprep``), as in
+production, with ``max_parallel_hosts`` = the largest pool. Ours: wall time from publishing the
+``HostprepJob`` to its ``HostprepDone`` (every host prepared and its ByoHost registered) on 1, 50, 200
+and 1,000 fresh hosts, and hostprep's own CPU seconds (``/proc``), separately from the sandbox's.
+Peer: ``bench/ansible/hostprep.yml`` with ``forks`` = hosts (the same concurrency) on fresh hosts with
+the same profile, timed from creating the BootstrapKubeconfigs (ansible-core has no Kubernetes
+modules, so the benchmark does that part) to the last ByoHost registered; its controller CPU is
+ansible-playbook with its forks and their ssh clients, including the ControlPersist masters.
+ansible-core comes from the ``bench`` extra and is installed into the running venv when missing.
+``BENCH_HOSTPREP_SIZES`` / ``BENCH_ANSIBLE_SIZES`` (comma-separated) override the pool sizes.
 """
 
 from __future__ import annotations
@@ -18,30 +24,34 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 
+from bench import procstat
 from bench.report import Figure
 from sandbox.capi import CapiSimulators, SimOptions
 from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
 from sandbox.hosts import SandboxHostPool
+from sandbox.hosts.latency import REALISTIC, LatencyProfile
 from sandbox.hosts.pool import fake_agent_binary
 from sandbox.kubeapi import KubeApiServer
 from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HostRef
 from shared.natsserver import EmbeddedNats
 from shared.objects import HOST_ID_LABEL
-from shared.payloads import HostprepDone, HostprepFailed, HostprepJob
+from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, pr_id_for
 from shared.subjects import ALL_HOSTPREP_EVENTS, hostprep_job
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +60,26 @@ K8S_VERSION = "v1.30.2"
 AGENT_URL = "https://downloads.sandbox.invalid/byoh/v0.5.0/byoh-hostagent-linux-{arch}"
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 BENCH = "hostprep_fanout"
+HOSTPREP_SIZES = (1, 50, 200, 1000)
+ANSIBLE_SIZES = (1, 50, 200)
+
+
+def _sizes(variable: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = os.environ.get(variable, "")
+    return tuple(int(x) for x in raw.split(",") if x.strip()) if raw else default
+
+
+@dataclass
+class Run:
+    """One measurement: wall seconds, our (or the controller's) CPU seconds, the sandbox's CPU seconds."""
+
+    hosts: int
+    wall: float
+    cpu: float
+    sandbox_cpu: float
+    peak_rss_mib: float = 0.0
+    base_rss_mib: float = 0.0
+    peak_fds: int = 0
 
 
 def _ensure_ansible() -> str | None:
@@ -68,16 +98,16 @@ def _ensure_ansible() -> str | None:
 class Sandbox:
     """nats + emulator + simulators here, hostprep as a subprocess; fresh host pools per measurement."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, latency: LatencyProfile = REALISTIC, concurrency: int = 50) -> None:
         self.dir = workdir
+        self.latency = latency
+        self.concurrency = concurrency
         self.nats = EmbeddedNats(workdir / "nats", log_file=workdir / "nats.log")
         self.kubeapi = KubeApiServer()
         self.kubeconfig = workdir / "kubeconfig"
         self.inventory = workdir / "input.json"
         self.known_hosts = workdir / "known_hosts"
         self.events: list[Envelope] = []
-        #: label -> (hostprep CPU s, sandbox CPU s) during that measurement.
-        self.cpu: dict[str, tuple[float, float]] = {}
         self._arrived = asyncio.Event()
         self._next_net = 1
         self.proc: asyncio.subprocess.Process | None = None
@@ -133,8 +163,10 @@ class Sandbox:
             **os.environ, "O2_NATS_URL": self.nats.url, "O2_LOG_FORMAT": "json", "O2_LOG_LEVEL": "info",
             "O2_HTTP_PORT": "-1",
             "O2_HOSTPREP_INVENTORY_FILE": str(self.inventory), "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(self.known_hosts),
+            "O2_HOSTPREP_SSH_KEY_DIR": str(self.dir),  # every pool's client key lives below the work directory
             "O2_HOSTPREP_KUBECONFIG": str(self.kubeconfig), "O2_HOSTPREP_AGENT_BINARY_URL": AGENT_URL,
             "O2_HOSTPREP_AGENT_BINARY_SHA256": hashlib.sha256(binary).hexdigest(),
+            "O2_HOSTPREP_MAX_PARALLEL_HOSTS": str(self.concurrency),
         }
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.hostprep", cwd=REPO, env=env,
@@ -155,38 +187,49 @@ class Sandbox:
         first = f"127.0.{self._next_net}.1"
         self._next_net += (count // 250) + 1
         pool = SandboxHostPool(self.dir / label, count=count, first_address=first,
-                               agent_binary_url=AGENT_URL.replace("{arch}", "amd64"))
+                               agent_binary_url=AGENT_URL.replace("{arch}", "amd64"), latency=self.latency)
         await pool.start()
         await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": label}})
         return pool
 
-    def hostprep_cpu(self) -> float:
-        """CPU seconds used so far by the hostprep process (user + system)."""
+    @property
+    def pid(self) -> int:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return self.proc.pid
 
-    async def hostprep(self, count: int, label: str) -> float:
+    async def hostprep(self, count: int, label: str) -> Run:
         pool = await self.pool(count, label)
         try:
             # hostprep re-reads these files when they change: point it at this pool's hosts.
-            self.inventory.write_text(json.dumps({"hosts": pool.inventory_hosts()}))
+            self.inventory.write_text(json.dumps({"k8s_version": K8S_VERSION, "hosts": pool.inventory_hosts()}))
             shutil.copyfile(pool.known_hosts_path, self.known_hosts)
-            hosts = tuple(HostRef(host_id=h.host_id, host_name=h.host_name, host_ip=h.ip, ssh_port=h.port)
-                          for h in pool.hosts)
-            job = HostprepJob(pr_id=label, action="prepare", cluster=label, namespace=label, k8s_version=K8S_VERSION,
-                              hosts=hosts)
-            started, cpu, own = time.perf_counter(), self.hostprep_cpu(), time.process_time()
-            await self.bus.emit(hostprep_job(label), job)
-            result = await self._result(label)
-            elapsed = time.perf_counter() - started
-            self.cpu[label] = (self.hostprep_cpu() - cpu, time.process_time() - own)
+            pr = pr_id_for("bench", label)
+            job = HostprepJob(pr_id=pr, action="prepare", cluster=label, namespace=label, k8s_version=K8S_VERSION,
+                              hosts=tuple(h.host_id for h in pool.hosts))
+            sample = procstat.Sample()
+            base_rss = procstat.rss_mib(self.pid)[0]
+            poller = asyncio.create_task(self._poll(sample))
+            started, cpu, own = time.perf_counter(), procstat.cpu_seconds(self.pid), time.process_time()
+            try:
+                await self.bus.emit(hostprep_job(pr), job)
+                result = await self._result(pr)
+                elapsed = time.perf_counter() - started
+                run = Run(count, elapsed, procstat.cpu_seconds(self.pid) - cpu, time.process_time() - own,
+                          peak_rss_mib=sample.peak_rss_mib, base_rss_mib=base_rss, peak_fds=sample.peak_fds)
+            finally:
+                poller.cancel()
             if not isinstance(result, HostprepDone):
                 raise RuntimeError(f"hostprep failed on {label}: {result.message}")
             await self._registered(label, count)
-            return elapsed
+            print(f"{BENCH}: hostprep {count} hosts: {run}", file=sys.stderr, flush=True)
+            return run
         finally:
             await pool.stop()
+
+    async def _poll(self, sample: procstat.Sample) -> None:
+        while True:
+            sample.take(self.pid)
+            await asyncio.sleep(0.5)  # sampling period of hostprep's fds and RSS
 
     async def _result(self, pr_id: str, timeout: float = 900.0) -> HostprepDone | HostprepFailed:
         async with asyncio.timeout(timeout):
@@ -205,7 +248,7 @@ class Sandbox:
                     return
                 await asyncio.sleep(0.05)  # benchmark polling of the emulator, bounded by the timeout
 
-    async def ansible(self, playbook: str, count: int, label: str) -> float:
+    async def ansible(self, playbook: str, count: int, label: str) -> Run:
         pool = await self.pool(count, label)
         try:
             run_dir = Path(tempfile.mkdtemp(prefix="ab-", dir="/tmp"))  # short: ssh ControlPath length limit
@@ -226,51 +269,104 @@ class Sandbox:
                     "-e", f"k8s_version={K8S_VERSION[1:]} k8s_minor=v1.30 namespace={label} "
                           f"kubeconfig_dir={kubeconfigs} agent_url={AGENT_URL.replace('{arch}', 'amd64')}",
                     str(PLAYBOOK_DIR / "hostprep.yml")]
-            started = time.perf_counter()
+            started, own = time.perf_counter(), time.process_time()
             issued = await asyncio.gather(*(
                 issue_bootstrap_kubeconfig(self.client, f"ansible-{h.host_id}", label) for h in pool.hosts))
             for host, data in zip(pool.hosts, issued, strict=True):
                 (kubeconfigs / f"{host.host_id}.conf").write_text(data)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
                                                         stderr=asyncio.subprocess.STDOUT)
             out, _ = await proc.communicate()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # ansible-playbook and its forks (reaped), plus the ssh masters that detached from it.
+            cpu = (after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime
+                   + procstat.cpu_of_matching(str(run_dir)))
+            _stop_ssh_masters(str(run_dir))
             if proc.returncode != 0:
                 fatal = [ln for ln in out.decode().splitlines() if "fatal:" in ln or "FAILED" in ln][:3]
                 raise RuntimeError(f"ansible-playbook exited {proc.returncode}: " + "\n".join(fatal)[:3000])
             await self._registered(label, count)
             elapsed = time.perf_counter() - started
             shutil.rmtree(run_dir, ignore_errors=True)
-            return elapsed
+            run = Run(count, elapsed, cpu, time.process_time() - own)
+            print(f"{BENCH}: ansible {count} hosts: {run}", file=sys.stderr, flush=True)
+            return run
         finally:
             await pool.stop()
 
 
+def _stop_ssh_masters(marker: str) -> None:
+    """End the ControlPersist ssh masters this ansible run started (found by their control path)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGTERM)
+
+
+def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> list[Figure]:
+    """The fan-out figures, with stable ids; ratios are against one host."""
+    out: list[Figure] = []
+    one = ours.get(1)
+    for n, r in sorted(ours.items()):
+        out.append(Figure(BENCH, f"hostprep, {n} hosts: wall time", r.wall, "s", id=f"hostprep.wall_s_{n}",
+                          peer=f"ansible-playbook, forks={n}" if n in peer else "",
+                          peer_value=peer[n].wall if n in peer else None, note="realistic latency profile"))
+        if one is not None and n != 1:
+            out.append(Figure(BENCH, f"hostprep, {n} hosts vs 1 host: wall-time ratio", r.wall / one.wall, "x",
+                              id=f"hostprep.wall_ratio_{n}", note=f"max_parallel_hosts={concurrency}"))
+        out.append(Figure(BENCH, f"hostprep, {n} hosts: CPU per host", 1000 * r.cpu / n, "ms",
+                          id=f"hostprep.cpu_per_host_ms_{n}", peer="sandbox (hosts+emulator+controllers)",
+                          peer_value=1000 * r.sandbox_cpu / n))
+    for n, r in sorted(peer.items()):
+        out.append(Figure(BENCH, f"ansible, {n} hosts: wall time", r.wall, "s", id=f"ansible.wall_s_{n}",
+                          note=f"forks={n}"))
+        out.append(Figure(BENCH, f"ansible, {n} hosts: controller CPU per host", 1000 * r.cpu / n, "ms",
+                          id=f"ansible.cpu_per_host_ms_{n}", note="ansible-playbook + forks + ssh"))
+        if 1 in peer and n != 1:
+            out.append(Figure(BENCH, f"ansible, {n} hosts vs 1 host: wall-time ratio", r.wall / peer[1].wall, "x",
+                              id=f"ansible.wall_ratio_{n}"))
+    # The headline per-host CPU figures: the largest pool both sides ran (per-run fixed costs amortised).
+    common = sorted(set(ours) & set(peer) - {1}) or sorted(set(ours) & set(peer))
+    if common:
+        n = common[-1]
+        mine, theirs = 1000 * ours[n].cpu / n, 1000 * peer[n].cpu / n
+        out.append(Figure(BENCH, f"CPU per host, {n} hosts: hostprep vs ansible controller", mine, "ms",
+                          id="hostprep.cpu_per_host_ms", peer="ansible controller", peer_value=theirs,
+                          note="aim: ratio <= 0.2"))
+        out.append(Figure(BENCH, f"ansible controller CPU per host, {n} hosts", theirs, "ms",
+                          id="ansible.cpu_per_host_ms"))
+    big = max(ours)
+    r = ours[big]
+    if big > 1:
+        grown = max(r.peak_rss_mib - r.base_rss_mib, 0.0)
+        out.append(Figure(BENCH, f"hostprep memory per host in flight ({big} hosts)", 1024 * grown / big, "KiB",
+                          id="hostprep.rss_kib_per_connection",
+                          note=f"peak RSS {r.peak_rss_mib:.0f} MiB, idle {r.base_rss_mib:.0f} MiB"))
+        out.append(Figure(BENCH, f"hostprep peak open fds ({big} hosts)", float(r.peak_fds), "fds",
+                          id="hostprep.peak_fds"))
+    return out
+
+
 async def run() -> list[Figure]:
-    playbook = await asyncio.to_thread(_ensure_ansible)
-    figures: list[Figure] = []
+    sizes, peer_sizes = _sizes("BENCH_HOSTPREP_SIZES", HOSTPREP_SIZES), _sizes("BENCH_ANSIBLE_SIZES", ANSIBLE_SIZES)
+    playbook = await asyncio.to_thread(_ensure_ansible) if peer_sizes else None
+    concurrency = max(sizes)
+    ours: dict[int, Run] = {}
+    peer: dict[int, Run] = {}
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-") as tmp:
-        async with Sandbox(Path(tmp)) as sandbox:
+        async with Sandbox(Path(tmp), concurrency=concurrency) as sandbox:
             await sandbox.hostprep(1, "warmup")
-            one = await sandbox.hostprep(1, "h1")
-            fifty = await sandbox.hostprep(50, "h50")
-            two_hundred = await sandbox.hostprep(200, "h200")
-            peer = await sandbox.ansible(playbook, 50, "a50") if playbook else None
-            cpu = dict(sandbox.cpu)
-    figures.append(Figure(BENCH, "1 host, wall time", one, "s", note="publish job → HostprepDone"))
-    figures.append(Figure(BENCH, "50 hosts vs 1 host", fifty, "s", peer="hostprep, 1 host", peer_value=one,
-                          note="aim: ratio < 2"))
-    figures.append(Figure(BENCH, "50 hosts, wall time", fifty, "s", peer="ansible-playbook, forks=50",
-                          peer_value=peer, note="aim: ratio <= 0.1" if peer else "ansible-core unavailable"))
-    figures.append(Figure(BENCH, "200 hosts, wall time", two_hundred, "s", note="max_parallel_hosts=50"))
-    for label, count in (("h50", 50), ("h200", 200)):
-        hostprep_cpu, sandbox_cpu = cpu[label]
-        figures.append(Figure(BENCH, f"{count} hosts, CPU per host: hostprep", 1000 * hostprep_cpu / count, "ms",
-                              peer="sandbox (hosts+emulator+controllers)", peer_value=1000 * sandbox_cpu / count,
-                              note="the sandbox is one Python process: its CPU bounds the wall time"))
-    for f in figures:
-        print(f"{f.metric}: {f.ours:.2f} {f.unit}" + (f" (peer {f.peer_value:.2f} {f.unit})" if f.peer_value else ""),
+            for n in sizes:
+                ours[n] = await sandbox.hostprep(n, f"h{n}")
+            for n in peer_sizes if playbook else ():
+                peer[n] = await sandbox.ansible(playbook, n, f"a{n}")  # type: ignore[arg-type]
+    out = figures(ours, peer, concurrency)
+    for f in out:
+        print(f"{f.key}: {f.ours:.2f} {f.unit}" + (f" (peer {f.peer_value:.2f})" if f.peer_value else ""),
               file=sys.stderr)
-    return figures
+    return out
 
 
 if __name__ == "__main__":

@@ -29,7 +29,16 @@ from shared.leases import HostLeases
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
 from shared.natsserver import EmbeddedNats
-from shared.payloads import CapiApplied, CapiJob, ClusterSummary, HostprepDone, HostprepJob, HostProgress, PrRequest
+from shared.payloads import (
+    CapiApplied,
+    CapiJob,
+    ClusterSummary,
+    HostprepDone,
+    HostprepJob,
+    HostProgress,
+    PrRequest,
+    pr_id_for,
+)
 from shared.store import RecordStore
 from shared.subjects import (
     ALL_CAPI_JOBS,
@@ -86,7 +95,7 @@ async def _start_fake(url: str) -> Bus:
         out = hostprep_event(job.pr_id)
         first = job.hosts[0].host_id
         await ctx.publish(out, HostProgress(pr_id=job.pr_id, host_id=first, step="preflight", status="done"), key=1)
-        hosts = tuple(h.host_id for h in job.hosts)
+        hosts = job.hosts
         await ctx.publish(out, HostprepDone(pr_id=job.pr_id, action=job.action, hosts=hosts), key=2)
 
     async def capi(env: Envelope, ctx: MessageContext) -> None:
@@ -133,8 +142,9 @@ async def _ours(url: str) -> tuple[float, int, int]:
 
     sub = await client.nc.subscribe(ALL_O2IMS_STATUS, cb=on_status)
     requests = [
-        (o2ims_request(f"pr-{i}"), Envelope.wrap(PrRequest(pr_id=f"pr-{i}", fpr="bench", operation="create",
-                                                           spec=_spec(i)), source="bench", correlation_id="bench"))
+        (o2ims_request(pr_id_for("bench", f"c{i}")),
+         Envelope.wrap(PrRequest(pr_id=pr_id_for("bench", f"c{i}"), fpr="bench", operation="create", spec=_spec(i)),
+                       source="bench", correlation_id="bench"))
         for i in range(N)
     ]  # fmt: skip
     t0 = time.perf_counter()
@@ -158,7 +168,7 @@ async def _raw(url: str, count: int) -> float:
     js = nc.jetstream()
     await js.add_stream(js_api.StreamConfig(name="BENCHRAW", subjects=["benchraw.>"]))
     body = Envelope.wrap(
-        HostProgress(pr_id="pr-0", host_id="h", step="preflight", status="done"), source="raw"
+        HostProgress(pr_id=pr_id_for("bench", "c0"), host_id="h", step="preflight", status="done"), source="raw"
     ).encode()
     t0 = time.perf_counter()
     futures = [

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import Figure
+from bench.report import SERIES, Figure
 from shared.messages import decode
 from shared.payloads import FprStatus, PrStatus, pr_id_for
 from shared.subjects import ALL_O2IMS_STATUS, focom_status
@@ -85,11 +85,13 @@ async def run() -> list[Figure]:
                 if i >= WARMUP:
                     focom_ms.append(1000 * (arrivals.focom[cluster] - started))
                     o2ims_ms.append(1000 * (arrivals.o2ims[pr_id_for(FPR, cluster)] - started))
+    SERIES["status.focom_latency_ms"] = sorted(focom_ms)
+    SERIES["status.o2ims_latency_ms"] = sorted(o2ims_ms)
     figures = [
         Figure(BENCH, f"emulator status change → focom.status, p50 ({SAMPLES} samples)", percentile(focom_ms, 50),
-               "ms", note="watch → status_watcher → o2ims → focom"),
+               "ms", note="watch → status_watcher → o2ims → focom", id="status.focom_p50_ms"),
         Figure(BENCH, f"emulator status change → focom.status, p99 ({SAMPLES} samples)", percentile(focom_ms, 99),
-               "ms", note=f"max {max(focom_ms):.0f} ms"),
+               "ms", note=f"max {max(focom_ms):.0f} ms", id="status.focom_p99_ms"),
         Figure(BENCH, "emulator status change → o2ims.status, p50", percentile(o2ims_ms, 50), "ms"),
         Figure(BENCH, "emulator status change → o2ims.status, p99", percentile(o2ims_ms, 99), "ms"),
     ]  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Any
 
 from o2ctl import client, stack, up
 from o2ctl.state import RunState, state_dir
+from sandbox.hosts.latency import PROFILES
 from shared.errors import InputError, ServiceError
 from shared.kinds import OPERATIONS
 from shared.logging import configure_logging
@@ -37,6 +38,8 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
 #: The global flags, taken before or after the subcommand (like kubectl, helm and clusterctl).
 GLOBAL_DEFAULTS: dict[str, Any] = {"state_dir": None, "nats_url": None, "kubeconfig": None, "output": "table"}
 OUTPUTS = ("table", "json", "yaml")
+#: ``--pace`` values: the sandbox hosts' latency profiles.
+PACES = tuple(PROFILES)
 
 #: One example per command, shown by ``--help``.
 EXAMPLES = {
@@ -90,11 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--detach", action="store_true", help="return once everything is ready")
     u.add_argument("--fault", action="append", default=[], metavar="HOST_ID=SPEC",
                    help="sandbox: inject a host fault (as `python -m sandbox.hosts --fault`; repeatable)")
+    u.add_argument("--pace", choices=PACES, default="fast",
+                   help="sandbox: how long host commands take (realistic: apt installs 3 s, downloads 1 s, "
+                        "service restarts 0.5 s, agent registration 2 s; default fast)")
     command("down", "stop everything `o2ctl up` started")
     d = command("demo", "the whole flow on a fresh sandbox, shown live, then stopped")
     d.add_argument("--hosts", type=int, default=9)
     d.add_argument("--timeout", type=float, default=300.0)
     d.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    d.add_argument("--pace", choices=PACES, default="fast",
+                   help="realistic: sandbox hosts take as long as real ones, so each step can be "
+                        "watched (default fast)")
 
     v = command("validate", "validate an inventory file, reporting every problem with its path")
     v.add_argument("inventory", type=Path)
@@ -153,14 +162,18 @@ def _up(args: argparse.Namespace) -> int:
             argv.append("--sandbox")
         for fault in args.fault:
             argv += ["--fault", fault]
+        if args.pace != "fast":
+            argv += ["--pace", args.pace]
         run = up.detach(state, argv)
         print(up.ready_message(run, state, args.output))
         return EXIT_OK
     if args.fault and not args.sandbox:
         raise client.UsageError("--fault needs --sandbox")
+    if args.pace != "fast" and not args.sandbox:
+        raise client.UsageError("--pace needs --sandbox")
     _check_faults(args.fault)
     return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
-                                         faults=tuple(args.fault), output=args.output))  # fmt: skip
+                                         faults=tuple(args.fault), output=args.output, pace=args.pace))  # fmt: skip
 
 
 def _check_faults(specs: list[str]) -> None:
@@ -282,7 +295,8 @@ def _demo(args: argparse.Namespace) -> int:
     from o2ctl import demo
 
     state = state_dir(args.state_dir or os.environ.get("O2CTL_STATE_DIR") or ".state/demo")
-    return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep)
+    return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep,
+                         pace=args.pace)
 
 
 #: Every command and the function that runs it (a test checks this matches the parser's commands).

@@ -15,13 +15,16 @@ from o2ctl import client, commands, stack, up
 from shared.payloads import FocomRequest
 
 
-def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bool) -> int:
+def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bool, pace: str = "fast") -> int:
     if up.down(state):
         print(f"stopped a previous run in {state}")
     shutil.rmtree(state, ignore_errors=True)
     print(f"starting the sandbox O-Cloud ({hosts} SSH hosts, Kubernetes API emulator with CAPI/BYOH simulators, "
           "NATS) and the five services …", flush=True)  # fmt: skip
     argv = ["--state-dir", str(state), "up", "--sandbox", "--hosts", str(hosts), "--inventory", str(example)]
+    if pace != "fast":
+        # Hosts take as long as real ones (see sandbox.hosts.latency), so each stage can be watched.
+        argv += ["--pace", pace]
     try:
         run = up.detach(state, argv)
         print(f"ready: NATS {run.nats_url}; inventory {run.inventory}", flush=True)

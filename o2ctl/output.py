@@ -22,12 +22,11 @@ _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 def printable(value: object) -> str:
     """``value`` as one line of text: control and invisible characters written as ``\\n``, ``\\x1b``,
-    ``\\u2028``…, and backslashes doubled, so the escaping cannot itself be forged."""
+    ``\\u2028``… (backslashes are kept as they are: messages that already quote a value with ``repr`` stay
+    readable, and no character sequence can break the line either way)."""
     out = []
     for ch in str(value):
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch) in _UNSAFE:
+        if unicodedata.category(ch) in _UNSAFE:
             out.append(ch.encode("unicode_escape").decode("ascii"))
         else:
             out.append(ch)

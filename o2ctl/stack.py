@@ -67,9 +67,9 @@ def kubeapi_child(state: Path, port: int) -> ChildSpec:
     return ChildSpec("kubeapi", argv, ready=has_key("ready"), cwd=REPO)
 
 
-def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = ()) -> ChildSpec:
+def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = (), latency: str = "fast") -> ChildSpec:
     argv = [sys.executable, "-m", "sandbox.hosts", "--count", str(count), "--state-dir", str(state / "hosts"),
-            "--port", str(port)]  # fmt: skip
+            "--port", str(port), "--latency", latency]  # fmt: skip
     for fault in faults:
         argv += ["--fault", fault]
     return ChildSpec("hosts", argv, ready=event_is("sandbox_hosts_ready"), cwd=REPO)
@@ -136,6 +136,7 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
            or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
     if sandbox:
         env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
+                "O2_O2IMS_API_SSH_KEY_DIR": str(sandbox_key_dir(state)),
                 "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
     return env
 

@@ -30,9 +30,10 @@ class UpError(Exception):
     """Something prevented ``up``; the message says what and where to look."""
 
 
-async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path, faults: tuple[str, ...]) -> Path:
+async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path, faults: tuple[str, ...],
+                         pace: str = "fast") -> Path:
     await sup.start(stack.kubeapi_child(state, stack.free_port()))
-    await sup.start(stack.hosts_child(state, hosts, stack.free_port(), faults))
+    await sup.start(stack.hosts_child(state, hosts, stack.free_port(), faults, latency=pace))
     await sup.wait_ready("kubeapi", READY_TIMEOUT)
     ready = await sup.wait_ready("hosts", READY_TIMEOUT)
     host_entries = json.loads(Path(ready["inventory"]).read_text())
@@ -61,7 +62,8 @@ def ready_message(run: RunState, state: Path, output: str = "table") -> str:
 
 
 async def run_foreground(
-    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = (), output: str = "table"
+    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = (), output: str = "table",
+    pace: str = "fast",
 ) -> int:
     """Start everything, write ``state.json`` once ready, run until SIGTERM/SIGINT, stop everything."""
     previous = RunState.load(state)
@@ -94,7 +96,7 @@ async def run_foreground(
         run.nats_url = nats.url
         run.save(state)
         if sandbox:
-            run.inventory = str(await _start_sandbox(sup, state, hosts, example, faults))
+            run.inventory = str(await _start_sandbox(sup, state, hosts, example, faults, pace))
             run.kubeconfig = str(state / "kubeconfig")
             run.save(state)
         for name in stack.SERVICES:

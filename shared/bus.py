@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import nats.errors
@@ -51,7 +52,7 @@ from shared.errors import (
     classify,
     root_cause,
 )
-from shared.messages import Envelope, decode, derive_id
+from shared.messages import Envelope, decode, derive_id, utcnow
 from shared.metrics import BusMetrics
 from shared.outcomes import FaultCounts, log_outcome
 from shared.payloads import MessageFailed, Payload
@@ -76,6 +77,9 @@ class MessageContext:
     consumer: str
     envelope: Envelope
     published: list[tuple[str, Envelope]] = field(default_factory=list)
+    #: When the bus received the message (the stream's timestamp, the same on every redelivery, never
+    #: after this process's clock). Deadlines and ordering use this, not the sender's ``occurred_at``.
+    received_at: datetime = field(default_factory=utcnow)
 
     async def publish(self, subject: str, payload: Payload, *, key: object = None) -> Envelope:
         """Publish ``payload`` caused by this message; ``key`` makes its id deterministic.
@@ -88,6 +92,16 @@ class MessageContext:
         await self.bus.publish(subject, env)
         self.published.append((subject, env))
         return env
+
+
+def received_at(msg: Msg) -> datetime:
+    """The stream's timestamp of ``msg`` (set by the server when it stored it), capped at our own clock."""
+    now = utcnow()
+    with contextlib.suppress(Exception):
+        stored = msg.metadata.timestamp
+        if isinstance(stored, datetime) and stored.tzinfo is not None:
+            return min(stored, now)
+    return now
 
 
 class Bus:
@@ -197,7 +211,7 @@ class Consumer:
                 continue
             try:
                 msgs = await sub.fetch(batch=free, timeout=FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing arrived within FETCH_WAIT: fetch again
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 break
@@ -241,7 +255,7 @@ class Consumer:
         error: BaseException | None = None
         seq = msg.metadata.sequence.stream if msg.metadata.sequence else 0
         try:
-            ctx = MessageContext(self.bus, msg.subject, deliveries, spec.durable, env)
+            ctx = MessageContext(self.bus, msg.subject, deliveries, spec.durable, env, received_at=received_at(msg))
             await self.handler(env, ctx)
             await msg.ack()
             self._faults.forget(seq)
@@ -289,7 +303,7 @@ class Consumer:
             failure_subject = spec.failure_subject(msg.subject, key)
         except ValueError:
             failure_subject = spec.failure_subject(msg.subject, "_unknown")
-        failed = MessageFailed(
+        failed = MessageFailed.about(
             consumer=spec.durable,
             subject=msg.subject,
             message_id=str(env.id) if env else None,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from shared.errors import InputError
+from shared.fields import CorrelationId, MessageType, SourceName
 from shared.payloads import (
     ByoHostSummary,
     CapiApplied,
@@ -23,6 +24,7 @@ from shared.payloads import (
     CapiJob,
     ClusterSummary,
     ClusterTransition,
+    FocomDecision,
     FocomRequest,
     FprStatus,
     HostprepDone,
@@ -43,6 +45,7 @@ _ID_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c1e-9a57-0b2f6c1d9e40")
 AnyPayload = Annotated[
     MessageFailed
     | FocomRequest
+    | FocomDecision
     | FprStatus
     | PrRequest
     | PrStatus
@@ -62,6 +65,12 @@ AnyPayload = Annotated[
 ]
 
 
+#: Every payload type (the discriminator values of ``AnyPayload``).
+PAYLOAD_TYPES = frozenset(
+    t for p in get_args(get_args(AnyPayload)[0]) for t in get_args(p.model_fields["type"].annotation)
+)
+
+
 def derive_id(*parts: object) -> uuid.UUID:
     """A UUIDv5 from the given parts: the same inputs always give the same message id."""
     return uuid.uuid5(_ID_NAMESPACE, "\x1f".join(str(p) for p in parts))
@@ -77,14 +86,16 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: str
+    type: MessageType
     schema_version: int = SCHEMA_VERSION
     #: The FOCOM request (FPR) this message ultimately serves, for tracing a whole flow.
-    correlation_id: str = ""
+    correlation_id: CorrelationId = ""
     #: The id of the message that caused this one.
     causation_id: uuid.UUID | None = None
+    #: When the sender says it happened: informative only. Receivers order and time things by
+    #: when the bus received a message (``MessageContext.received_at``), never by this.
     occurred_at: datetime = Field(default_factory=utcnow)
-    source: str = ""
+    source: SourceName = ""
     payload: AnyPayload
 
     @model_validator(mode="before")
@@ -141,12 +152,20 @@ def decode(data: bytes) -> Envelope:
         return _ENVELOPE.validate_json(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        path = ".".join(str(p) for p in first["loc"])
+        path = field_path(first["loc"])
         raise InputError(
             f"invalid envelope: {path or '<root>'}: {first['msg']} ({exc.error_count()} error(s))",
             path=path,
             reason="InvalidMessage",
         ) from None
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location as a dotted path: ``payload.namespace``, not ``payload.hostprep.job.namespace``."""
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "payload" and parts[1] in PAYLOAD_TYPES:
+        del parts[1]  # the discriminator's tag: which union member was validated
+    return ".".join(parts)
 
 
 def envelope_json_schema() -> dict[str, Any]:

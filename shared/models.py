@@ -141,7 +141,7 @@ class ClusterSpec(_Frozen):
     service_cidr: IpNetwork = DEFAULT_SERVICE_CIDR
     #: Name of a CNI manifest known to the renderer's settings (``O2_CAPI_RENDERER_CNI_MANIFESTS``),
     #: or None to install no CNI through a ClusterResourceSet.
-    cni: str | None = None
+    cni: Annotated[str, StringConstraints(pattern=DNS1123_LABEL, min_length=1, max_length=63)] | None = None
 
     @field_validator("k8s_version")
     @classmethod

@@ -2,22 +2,51 @@
 
 Each model's ``type`` literal is the envelope ``type`` that carries it; ``shared.messages``
 lists every one in its discriminated union ``AnyPayload`` (a test checks none is missing).
-Payloads carry ids, names, states and reasons, never credentials. A contract change here shows
-up in the JSON-schema snapshot test.
+Payloads carry ids, names, states and reasons, never credentials, and never addresses a receiver
+would act on: a hostprep job names its hosts by id, and hostprep looks everything else up in its
+own inventory. Every payload is untrusted input: models are strict (unknown fields refused) and
+every string field has a constrained type from ``shared.fields`` (identifiers: ASCII patterns and
+length limits; text: no control characters). A contract change here shows up in the JSON-schema
+snapshot test.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from shared.kinds import CapiAction, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
+from shared.fields import (
+    MAX_HOSTS,
+    ApiVersion,
+    ClusterName,
+    ClusterNameOrEmpty,
+    DurableName,
+    FprName,
+    HostId,
+    K8sVersion,
+    Kind,
+    Line,
+    MessageType,
+    MessageUuid,
+    Namespace,
+    ObjectName,
+    PrId,
+    Reason,
+    StepName,
+    Subject,
+    TemplateName,
+    TemplateVersion,
+    Text,
+    Token,
+    printable,
+)
+from shared.kinds import CapiAction, Decision, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
 from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
-from shared.models import ClusterSpec, HostRef
+from shared.models import ClusterSpec
 
 
 class Value(BaseModel):
@@ -38,14 +67,27 @@ class MessageFailed(Payload):
     """Published by the bus when a consumer terminates a message (permanent or exhausted)."""
 
     type: Literal["message.failed"] = "message.failed"
-    consumer: str
-    subject: str
-    message_id: str | None = None
-    message_type: str | None = None
-    reason: str
-    error: str
-    path: str | None = None
-    deliveries: int
+    consumer: DurableName
+    subject: Subject
+    message_id: MessageUuid | None = None
+    message_type: MessageType | None = None
+    reason: Reason
+    error: Text
+    path: Line | None = None
+    deliveries: int = Field(ge=0)
+
+    @classmethod
+    def about(cls, *, consumer: str, subject: str, message_id: str | None, message_type: str | None,
+              reason: str, error: str, path: str | None, deliveries: int) -> MessageFailed:
+        """The failure of a message whose subject, error and path may hold anything its sender wrote.
+
+        The foreign parts are made printable and cut to fit, so the report itself is always valid.
+        """
+        ascii_subject = printable(subject, 200, single_line=True).encode("ascii", "backslashreplace").decode()
+        return cls(consumer=consumer, subject=ascii_subject.replace(" ", "_")[:256] or "_",
+                   message_id=message_id, message_type=message_type, reason=reason, error=printable(error),
+                   path=printable(path, 256, single_line=True) if path is not None else None,
+                   deliveries=deliveries)  # fmt: skip
 
 
 # ── FOCOM ──────────────────────────────────────────────────────────────────────────────
@@ -60,8 +102,44 @@ def pr_id_for(fpr: str, cluster: str) -> str:
     return str(uuid.uuid5(PR_ID_NAMESPACE, f"{fpr}/{cluster}"))
 
 
+#: Bounds of free-form template parameters: nesting, members per object/array, characters per string.
+_PARAM_DEPTH, _PARAM_ITEMS, _PARAM_STRING = 8, 20_000, 1024
+_FORBIDDEN = set(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                           *range(0x2066, 0x206A)]))  # fmt: skip
+
+
+def _json_strings_clean(value: Any, depth: int = 0) -> None:
+    if depth > _PARAM_DEPTH:
+        raise ValueError(f"nested deeper than {_PARAM_DEPTH} levels")
+    if isinstance(value, str):
+        if len(value) > _PARAM_STRING:
+            raise ValueError(f"a string longer than {_PARAM_STRING} characters")
+        if not _FORBIDDEN.isdisjoint(value):
+            raise ValueError("a string holds a control character")
+    elif isinstance(value, dict):
+        if len(value) > _PARAM_ITEMS:
+            raise ValueError(f"an object with more than {_PARAM_ITEMS} members")
+        for key, item in value.items():
+            _json_strings_clean(key, depth + 1)
+            _json_strings_clean(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        if len(value) > _PARAM_ITEMS:
+            raise ValueError(f"an array with more than {_PARAM_ITEMS} items")
+        for item in value:
+            _json_strings_clean(item, depth + 1)
+
+
+def _clean_parameters(value: dict[str, Any]) -> dict[str, Any]:
+    _json_strings_clean(value)
+    return value
+
+
+#: Template parameters are checked in depth by the template; here only their shape and characters.
+TemplateParameters = Annotated[dict[str, Any], AfterValidator(_clean_parameters)]
+
+
 class HostSelection(Value):
-    hostId: str
+    hostId: HostId
 
 
 class TemplateHosts(Value):
@@ -73,38 +151,63 @@ class FocomRequest(Payload):
     """A FOCOM provisioning request (also the spec of the FocomProvisioningRequest CR)."""
 
     type: Literal["focom.request"] = "focom.request"
-    name: str
+    name: FprName
     operation: Operation = "create"
     #: Strict: ``"yes"`` or ``1`` is a mistake to report, not a ``true`` to guess.
     allClusters: StrictBool | None = None
-    clusterNames: tuple[str, ...] | None = None
-    templateName: str | None = None
-    templateVersion: str | None = None
-    templateParameters: dict[str, Any] | None = None
+    clusterNames: tuple[ClusterName, ...] | None = Field(default=None, max_length=10_000)
+    templateName: TemplateName | None = None
+    templateVersion: TemplateVersion | None = None
+    templateParameters: TemplateParameters | None = None
     #: For ``scale``: the cluster's new worker list, or a target count filled from free hosts.
-    workers: tuple[HostSelection, ...] | None = None
+    workers: tuple[HostSelection, ...] | None = Field(default=None, max_length=MAX_HOSTS)
     targetWorkerCount: StrictInt | None = Field(default=None, ge=0)
 
 
+class FocomDecision(Payload):
+    """An approver's decision on a FOCOM request waiting in ``PendingApproval`` (published on ``focom.requests``).
+
+    ``approve`` carries the request out (feasibility is checked again: hosts taken meanwhile fail it with the
+    conflict); ``reject`` removes the pending request, which never leased or prepared anything.
+    """
+
+    type: Literal["focom.decision"] = "focom.decision"
+    name: FprName
+    decision: Decision
+    #: Who decided (the token subject, or ``o2ctl``), for the record and the status message.
+    by: Line = ""
+
+
+class PlannedCluster(Value):
+    """What an approved request would create for one cluster: its hosts, the leases approval takes."""
+
+    cluster: ClusterName
+    pr_id: PrId
+    control_plane: tuple[HostId, ...] = Field(max_length=MAX_HOSTS)
+    workers: tuple[HostId, ...] = Field(default=(), max_length=MAX_HOSTS)
+
+
 class ChildStatus(Value):
-    cluster: str
-    pr_id: str
-    state: str
-    stage: str | None = None
-    reason: str | None = None
-    message: str | None = None
+    cluster: ClusterName
+    pr_id: PrId
+    state: StepName
+    stage: StepName | None = None
+    reason: Reason | None = None
+    message: Text | None = None
 
 
 class FprStatus(Payload):
     type: Literal["focom.status"] = "focom.status"
-    name: str
+    name: FprName
     phase: FprPhase
-    message: str = ""
-    children: tuple[ChildStatus, ...] = ()
+    message: Text = ""
+    children: tuple[ChildStatus, ...] = Field(default=(), max_length=10_000)
     updated_at: datetime
     #: The operation being carried out and how many accepted requests changed this FPR so far.
     operation: Operation | None = None
-    generation: int = 0
+    generation: int = Field(default=0, ge=0)
+    #: The plan of a request waiting in ``PendingApproval`` (empty otherwise).
+    plan: tuple[PlannedCluster, ...] = Field(default=(), max_length=10_000)
 
 
 # ── O2IMS ──────────────────────────────────────────────────────────────────────────────
@@ -114,36 +217,37 @@ class PrRequest(Payload):
     """A command to O2IMS for one cluster: create, update (scale/parameters) or delete."""
 
     type: Literal["o2ims.request"] = "o2ims.request"
-    pr_id: str
-    fpr: str
+    pr_id: PrId
+    fpr: FprName
     operation: PrCommand
-    template_name: str = "byoh-workload-cluster"
-    template_version: str = "v1.0.0"
+    template_name: TemplateName = "byoh-workload-cluster"
+    template_version: TemplateVersion = "v1.0.0"
     spec: ClusterSpec | None = None
 
 
 class PrStatus(Payload):
     type: Literal["o2ims.status"] = "o2ims.status"
-    pr_id: str
-    fpr: str
-    cluster: str
+    pr_id: PrId
+    fpr: FprName
+    #: Empty once a deleted PR's record no longer names its cluster.
+    cluster: ClusterNameOrEmpty
     state: PrState
     stage: PrStage | None = None
-    reason: str | None = None
-    message: str | None = None
-    node_cluster_id: str | None = None
+    reason: Reason | None = None
+    message: Text | None = None
+    node_cluster_id: MessageUuid | None = None
     at: datetime
     #: The PR's transition number (increases by one per transition): consumers drop older ones.
-    seq: int = 0
+    seq: int = Field(default=0, ge=0)
 
 
 class PrDeadline(Payload):
     """A stage deadline o2ims sends itself on ``timers.o2ims.<pr>``; it is redelivered until due."""
 
     type: Literal["o2ims.deadline"] = "o2ims.deadline"
-    pr_id: str
+    pr_id: PrId
     #: The record's deadline number when armed: a timer for an earlier deadline is stale.
-    seq: int
+    seq: int = Field(ge=0)
     state: PrState
     stage: PrStage | None = None
     deadline: datetime
@@ -153,30 +257,33 @@ class PrDeadline(Payload):
 
 
 class HostprepJob(Payload):
+    """Prepare or tear down hosts, named by id only: hostprep takes each host's address, port, login
+    and credentials from its own inventory, so a job cannot point a host's secret at another machine."""
+
     type: Literal["hostprep.job"] = "hostprep.job"
-    pr_id: str
+    pr_id: PrId
     action: HostprepAction
-    cluster: str
-    namespace: str = "default"
-    k8s_version: str
-    hosts: tuple[HostRef, ...] = Field(min_length=1)
-    purge_packages: bool = False
+    cluster: ClusterName
+    namespace: Namespace = "default"
+    k8s_version: K8sVersion
+    hosts: tuple[HostId, ...] = Field(min_length=1, max_length=MAX_HOSTS)
+    purge_packages: StrictBool = False
 
 
 class HostProgress(Payload):
     type: Literal["hostprep.host.progress"] = "hostprep.host.progress"
-    pr_id: str
-    host_id: str
-    step: str
+    pr_id: PrId
+    host_id: HostId
+    step: StepName
     status: HostStepStatus
-    detail: str | None = None
+    detail: Text | None = None
 
 
 class HostprepDone(Payload):
     type: Literal["hostprep.job.done"] = "hostprep.job.done"
-    pr_id: str
+    pr_id: PrId
     action: HostprepAction
-    hosts: tuple[str, ...]
+    hosts: tuple[HostId, ...] = Field(max_length=MAX_HOSTS)
 
 
 class HostFailure(BaseModel):
@@ -184,68 +291,68 @@ class HostFailure(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host_id: str
-    step: str | None = None
-    reason: str
-    message: str
+    host_id: HostId
+    step: StepName | None = None
+    reason: Reason
+    message: Text
     exit_code: int | None = None
-    stderr_tail: str | None = None
+    stderr_tail: Text | None = None
 
 
 class HostprepFailed(Payload):
     type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
-    pr_id: str
+    pr_id: PrId
     action: HostprepAction
-    host_id: str | None = None
-    step: str | None = None
+    host_id: HostId | None = None
+    step: StepName | None = None
     exit_code: int | None = None
-    stderr_tail: str | None = None
-    reason: str
-    message: str
+    stderr_tail: Text | None = None
+    reason: Reason
+    message: Text
     #: Every failed host (the fields above repeat the first one); hosts not listed here nor in
     #: ``ready_hosts`` were not reached.
-    failures: tuple[HostFailure, ...] = ()
-    ready_hosts: tuple[str, ...] = ()
+    failures: tuple[HostFailure, ...] = Field(default=(), max_length=MAX_HOSTS)
+    ready_hosts: tuple[HostId, ...] = Field(default=(), max_length=MAX_HOSTS)
 
 
 # ── capi_renderer ──────────────────────────────────────────────────────────────────────
 
 
 class ObjectRef(Value):
-    api_version: str
-    kind: str
-    namespace: str | None = None
-    name: str
+    api_version: ApiVersion
+    kind: Kind
+    namespace: Namespace | None = None
+    name: ObjectName
 
 
 class CapiJob(Payload):
     type: Literal["capi.job"] = "capi.job"
-    pr_id: str
+    pr_id: PrId
     action: CapiAction
     spec: ClusterSpec
 
 
 class CapiApplied(Payload):
     type: Literal["capi.applied"] = "capi.applied"
-    pr_id: str
+    pr_id: PrId
     action: Literal["apply", "scale"]
-    objects: tuple[ObjectRef, ...]
+    objects: tuple[ObjectRef, ...] = Field(max_length=1000)
 
 
 class CapiDeleted(Payload):
     type: Literal["capi.deleted"] = "capi.deleted"
-    pr_id: str
-    cluster: str
-    namespace: str
-    gone: bool
+    pr_id: PrId
+    cluster: ClusterName
+    namespace: Namespace
+    gone: StrictBool
 
 
 class CapiFailed(Payload):
     type: Literal["capi.failed"] = "capi.failed"
-    pr_id: str
+    pr_id: PrId
     action: CapiAction
-    reason: str
-    message: str
+    reason: Reason
+    message: Text
 
 
 # ── status_watcher ─────────────────────────────────────────────────────────────────────
@@ -255,46 +362,48 @@ class ClusterSummary(Payload):
     """The truthful state of one workload cluster (DESIGN §6)."""
 
     type: Literal["k8s.cluster.status"] = "k8s.cluster.status"
-    namespace: str
-    name: str
+    namespace: Namespace
+    #: Any Cluster status_watcher sees (not only ours), so any Kubernetes object name.
+    name: ObjectName
     #: From the Cluster's ``o2ims.oran.org/pr-id`` label, so O2IMS can route without a lookup.
-    pr_id: str | None = None
-    exists: bool = True
-    phase: str | None = None
-    control_plane_initialized: bool = False
-    control_plane_ready: int = 0
-    control_plane_desired: int = 0
-    workers_ready: int = 0
-    workers_desired: int = 0
-    machines: dict[str, str] = Field(default_factory=dict)
-    cni_applied: bool = False
-    kubeconfig_present: bool = False
-    ready: bool = False
-    failure: str | None = None
+    pr_id: PrId | None = None
+    exists: StrictBool = True
+    phase: Line | None = None
+    control_plane_initialized: StrictBool = False
+    control_plane_ready: int = Field(default=0, ge=0)
+    control_plane_desired: int = Field(default=0, ge=0)
+    workers_ready: int = Field(default=0, ge=0)
+    workers_desired: int = Field(default=0, ge=0)
+    machines: dict[ObjectName, Line] = Field(default_factory=dict, max_length=MAX_HOSTS)
+    cni_applied: StrictBool = False
+    kubeconfig_present: StrictBool = False
+    ready: StrictBool = False
+    failure: Text | None = None
     #: The first unmet readiness requirement (DESIGN §6), for progress details; None when ready or failed.
-    waiting_for: str | None = None
+    waiting_for: Text | None = None
 
 
 class ClusterTransition(Payload):
     """Explicit edge events: the cluster became ready, or failed."""
 
     type: Literal["cluster.ready", "cluster.failed"]
-    namespace: str
-    name: str
-    pr_id: str | None = None
-    reason: str | None = None
+    namespace: Namespace
+    name: ObjectName
+    pr_id: PrId | None = None
+    #: For ``cluster.failed``: the failure as status_watcher describes it.
+    reason: Text | None = None
 
 
 class ByoHostSummary(Payload):
     type: Literal["k8s.byohost.status"] = "k8s.byohost.status"
-    namespace: str
-    name: str
-    host_id: str | None = None
-    exists: bool = True
-    registered: bool = False
-    free: bool = False
-    claimed_by: str | None = None
-    bootstrap_condition: str | None = None
+    namespace: Namespace
+    name: ObjectName
+    host_id: HostId | None = None
+    exists: StrictBool = True
+    registered: StrictBool = False
+    free: StrictBool = False
+    claimed_by: Token | None = None
+    bootstrap_condition: Line | None = None
     #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
-    failure: str | None = None
+    failure: Text | None = None
 

@@ -20,6 +20,7 @@ import structlog
 from shared.errors import InputError
 
 from .faults import Fault
+from .latency import PROFILES, LatencyProfile
 from .pool import SandboxHostPool
 
 
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", action="append", default=[], metavar="HOST_ID=SPEC",
                         help="inject a fault at start: kind, kind:regex, or a JSON object (repeatable)")
     parser.add_argument("--faults-file", type=Path, help="JSON {host_id: spec|null} applied at start and on SIGHUP")
+    parser.add_argument("--latency", default="fast", metavar="PROFILE",
+                        help=f"CPU-free delays per command class: {', '.join(PROFILES)} (default fast) or a JSON "
+                             "object with package_install, download, service_restart, agent_registration seconds")
     parser.add_argument("--kubeconfig", type=Path, help="accepted for symmetry; the agents read the bootstrap "
                                                         "kubeconfig uploaded to each host")
     return parser
@@ -61,7 +65,8 @@ def _read_faults_file(path: Path) -> dict[str, Fault | None]:
 async def _serve(args: argparse.Namespace) -> None:
     password = args.password_file.read_text(encoding="utf-8").strip() if args.password_file else None
     pool = SandboxHostPool(args.state_dir, count=args.count, user=args.user, password=password,
-                           first_address=args.first_address, port=args.port, agent_binary_url=args.agent_binary_url)
+                           first_address=args.first_address, port=args.port, agent_binary_url=args.agent_binary_url,
+                           latency=LatencyProfile.parse(args.latency))
     faults = _parse_faults(args.fault)
     if args.faults_file:
         faults.update(_read_faults_file(args.faults_file))
@@ -96,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         _parse_faults(args.fault)
     except InputError as exc:
         parser.error(f"--fault: {exc}")
+    try:
+        LatencyProfile.parse(args.latency)
+    except InputError as exc:
+        parser.error(f"--latency: {exc}")
     # Logs go to stderr so stdout carries only the readiness line.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
                         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))

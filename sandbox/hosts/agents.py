@@ -97,6 +97,8 @@ class AgentSupervisor:
         try:
             # Like systemd's Restart=on-failure: a transient start failure (API unreachable, a CA file
             # read while another agent in this process was writing it) is retried a few times.
+            if self._host.latency.agent_registration:
+                await asyncio.sleep(self._host.latency.agent_registration)  # the profile's registration time
             for attempt in range(AGENT_START_ATTEMPTS):
                 try:
                     await agent.start()

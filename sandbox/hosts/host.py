@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .facts import HostFacts
 from .faults import Fault
+from .latency import FAST, LatencyProfile
 from .seed import ROOT_DIR, init_host_dir, read_identity
 from .shell import Shell
 from .shellio import SECURE_PATH, Hangup, Io, SessionStdin, Trace
@@ -49,6 +50,7 @@ class SandboxHost:
         self.mirror: Mapping[str, bytes] = mirror or {}
         self.agents: AgentSupervisor | None = None
         self.fault: Fault | None = None
+        self.latency: LatencyProfile = FAST
         self._fault_hits = 0
         self._save_lock = asyncio.Lock()
         #: Called after every state change (the pool uses it to persist and to wake waiters).

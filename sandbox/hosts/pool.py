@@ -22,6 +22,7 @@ from .agents import AgentSupervisor
 from .facts import HostFacts
 from .faults import Fault
 from .host import SandboxHost
+from .latency import FAST, LatencyProfile
 from .server import HostEndpoint, listen_socket
 from .shims.fetch import mirror_lookup
 from .state import HostState
@@ -74,7 +75,8 @@ class SandboxHostPool:
 
     def __init__(self, state_dir: Path, *, count: int, user: str = "root", password: str | None = None,
                  first_address: str = "127.0.1.1", port: int = 0, mirror: Mapping[str, bytes] | None = None,
-                 host_overrides: Mapping[str, HostFacts] | None = None, agent_binary_url: str | None = None) -> None:
+                 host_overrides: Mapping[str, HostFacts] | None = None, agent_binary_url: str | None = None,
+                 latency: LatencyProfile = FAST) -> None:
         if count < 1:
             raise InputError("count must be at least 1", path="count")
         self.state_dir = Path(state_dir)
@@ -85,6 +87,7 @@ class SandboxHostPool:
         self.addresses = host_addresses(first_address, count)
         self.host_overrides = dict(host_overrides or {})
         self.agent_binary_url = agent_binary_url
+        self.latency = latency
         self.agent_binary = fake_agent_binary()
         self.mirror: dict[str, bytes] = dict(mirror or {})
         if agent_binary_url:
@@ -138,6 +141,7 @@ class SandboxHostPool:
             host = SandboxHost.create(directory, host_id=host_id, host_name=host_name, ip=ip, port=self.port,
                                       user=self.user, facts=facts, mirror=mirror)
             host_keys[host_id] = _load_or_create_key(directory / "ssh_host_ed25519_key")
+            host.latency = self.latency
             self.hosts.append(host)
             self._by_id[host_id] = host
         return client_key, host_keys
@@ -236,6 +240,13 @@ class SandboxHostPool:
             endpoint.apply_fault()
         log.info("sandbox_host_fault", host_id=host_id, fault=fault.kind if fault else None)
 
+    def set_latency(self, profile: LatencyProfile) -> None:
+        """Apply a latency profile to every host (commands already waiting keep their delay)."""
+        self.latency = profile
+        for host in self.hosts:
+            host.latency = profile
+        log.info("sandbox_host_latency", **profile.to_json())
+
     def inventory_hosts(self) -> list[dict[str, Any]]:
         return [
             {"host_id": h.host_id, "host_name": h.host_name, "host_ip": h.ip, "host_user": h.user,
@@ -250,7 +261,7 @@ class SandboxHostPool:
         return {"count": len(self.hosts), "port": self.port, "first_address": self.addresses[0],
                 "known_hosts": str(self.known_hosts_path), "client_key": str(self.client_key_path),
                 "agent_binary": str(self.agent_binary_path), "agent_binary_url": self.agent_binary_url,
-                "facts_overridden": sorted(self.host_overrides),
+                "facts_overridden": sorted(self.host_overrides), "latency": self.latency.to_json(),
                 "default_facts": dataclasses.asdict(HostFacts())}
 
 

@@ -273,6 +273,9 @@ class Shell:
         stdin = await read_input(io.stdin) if shim.reads_stdin(argv[1:]) else b""
         ctx = Ctx(argv=argv, env=env, user=self.user, cwd=self.cwd, stdin=stdin, out=io.out, err=io.err,
                   host=self.host, shell=self, extra={"path": path})
+        delay = self.host.latency.command_delay(argv)
+        if delay:
+            await asyncio.sleep(delay)  # the latency profile: a real host's wait (network, disk), no CPU here
         try:
             result = shim.fn(ctx)
             status = await result if inspect.isawaitable(result) else result

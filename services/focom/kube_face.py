@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from services.focom import crs
 from services.focom.handlers import Focom
@@ -187,7 +188,13 @@ class KubeFace:
             await self._release(obj)
             await self.owners.release(name_of(obj), uid)
             return
-        request = crs.delete_request(name_of(obj))
+        try:
+            request = crs.delete_request(name_of(obj))
+        except ValidationError:
+            # A name no FOCOM request can have: it was refused, nothing was ever created for it.
+            await self._release(obj)
+            await self.owners.release(name_of(obj), uid)
+            return
         env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
                             id=derive_id("focom.cr.delete", uid))  # fmt: skip
         await self.bus.publish(FOCOM_REQUESTS, env)

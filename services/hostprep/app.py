@@ -30,13 +30,18 @@ log = structlog.get_logger(__name__)
 
 
 async def _agent(settings: HostprepSettings) -> tuple[AgentSource, bytes | None]:
+    """The agent source; a local file must match ``agent_binary_sha256`` when both are configured."""
     if settings.agent_binary_file is not None:
         path = settings.agent_binary_file
         try:
             data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise PermanentError(f"agent_binary_file {path}: {exc.strerror}", reason="InvalidSettings") from None
-        return AgentSource(sha256=hashlib.sha256(data).hexdigest(), pushed=True), data
+        digest = hashlib.sha256(data).hexdigest()
+        if settings.agent_binary_sha256 is not None and digest != settings.agent_binary_sha256:
+            raise PermanentError(f"agent_binary_file {path} has sha256 {digest}, not the configured "
+                                 "agent_binary_sha256", reason="InvalidSettings")  # fmt: skip
+        return AgentSource(sha256=digest, pushed=True), data
     return AgentSource(url=settings.agent_binary_url, sha256=settings.agent_binary_sha256), None
 
 
@@ -45,8 +50,9 @@ async def build_deps(settings: HostprepSettings) -> tuple[Deps, KubeClient | Non
     agent, binary = await _agent(settings)
     deps = Deps(
         settings=settings,
-        connector=SshConnector(CredentialStore(settings), connect_timeout=settings.connect_timeout),
+        connector=SshConnector(connect_timeout=settings.connect_timeout),
         slots=asyncio.Semaphore(settings.max_parallel_hosts),
+        store=CredentialStore(settings),
         agent=agent,
         agent_binary=binary,
     )

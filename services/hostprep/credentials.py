@@ -1,9 +1,11 @@
-"""Where a host's SSH secret and trusted host keys come from: hostprep's own files, never the bus.
+"""Everything hostprep needs to reach a host, looked up by host id in hostprep's own files, never taken from the bus.
 
-The inventory file (the same ``input.json`` focom reads) is parsed only for the fields needed
-here (``host_id``, ``host_pwd``, ``ssh_key_file``); hosts without their own key fall back to the
-default key from settings. Host keys come from pinned keys (``host_id → public key``) and/or a
-``known_hosts`` file. Files are re-read when they change, always off the event loop. Secrets stay
+A job names its hosts by id only. The address, SSH port, login user and secret of each host come
+from hostprep's copy of the inventory (the same ``input.json`` focom reads, validated with the
+same rules); hosts without their own key fall back to the default key from settings. A host id
+the inventory does not know fails that host. Host keys come from pinned keys (``host_id → public
+key``) and, only for hosts with no pinned key, from a ``known_hosts`` file matched against the
+inventory's address. Files are re-read when they change, always off the event loop. Secrets stay
 ``SecretStr``/paths; nothing here formats them into a message.
 """
 
@@ -14,35 +16,18 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
+from pydantic import SecretStr
 
 from services.hostprep.settings import HostprepSettings
 from shared.errors import PermanentError
-from shared.inventory import resolve_key_file
+from shared.inventory import InventoryError, InventoryHost, parse_inventory, resolve_key_file
+from shared.models import HostRef
 
-
-def _host_id(value: Any) -> Any:
-    # Inventories written like the user guide's number their hosts (``"host_id": 1``): the id is "1".
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    return value
-
-
-class _InventoryHost(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    host_id: Annotated[str, BeforeValidator(_host_id)]
-    host_pwd: SecretStr | None = None
-    ssh_key_file: Path | None = None
-
-
-class _Inventory(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    hosts: tuple[_InventoryHost, ...] = ()
+#: hostprep does not judge which Kubernetes versions are supported (focom does): any version passes here.
+_ANY_VERSION = ((0, 0), (1_000_000, 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -87,24 +72,25 @@ class _FileCache:
         return stamp, self._parse(self.path)
 
 
-def _parse_inventory(path: Path, key_dir: Path) -> dict[str, _InventoryHost]:
+def _parse_inventory(path: Path, key_dir: Path) -> dict[str, InventoryHost]:
     try:
-        inventory = _Inventory.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        # include_input=False: a password must not end up in the error text.
-        raise PermanentError(
-            f"inventory {path}: {where}: {first['msg']}", reason="InvalidInventory"
-        ) from None
-    hosts: dict[str, _InventoryHost] = {}
+        with path.open("rb") as fh:
+            # The rule set focom runs (key files inside ``key_dir``); versions and VIPs are focom's to judge.
+            inventory = parse_inventory(fh.read(), window=_ANY_VERSION, vip_pool=True, ssh_key_dir=key_dir,
+                                        source=f"inventory {path.name}")  # fmt: skip
+    except InventoryError as exc:
+        # Problems name paths and rules, never values of secret fields.
+        raise PermanentError(exc.message, reason="InvalidInventory") from None
+    except OSError as exc:
+        raise PermanentError(f"cannot read {path}: {exc.strerror}", reason="ConfigFileMissing") from None
+    hosts: dict[str, InventoryHost] = {}
     for entry in inventory.hosts:
         key = entry.ssh_key_file
         if key is not None:
             # Only files in the key directory (relative names are taken inside it); checked again here,
             # where the files are, so a symlink leading out of the directory is caught too.
             try:
-                key = resolve_key_file(str(key), key_dir)
+                key = str(resolve_key_file(key, key_dir))
             except ValueError as exc:
                 raise PermanentError(f"inventory {path}: host {entry.host_id!r}: {exc}",
                                      reason="InvalidInventory") from None  # fmt: skip
@@ -136,14 +122,27 @@ def _read_text(path: Path) -> str:
 
 @dataclass(frozen=True)
 class TrustSources:
-    """The host keys hostprep may trust for one host: pinned keys and the known_hosts text."""
+    """The host keys hostprep may trust for one host: its pinned keys, else the known_hosts text."""
 
     pinned: tuple[str, ...]
     known_hosts: str | None
 
 
+@dataclass(frozen=True)
+class ResolvedHost:
+    """One host as hostprep's own files describe it: where to connect, how to log in, which keys to trust."""
+
+    ref: HostRef
+    credentials: HostCredentials
+    trust: TrustSources
+
+    @property
+    def host_id(self) -> str:
+        return self.ref.host_id
+
+
 class CredentialStore:
-    """Looks up credentials and trusted host keys by host id from the configured files."""
+    """Resolves host ids to addresses, credentials and trusted host keys from the configured files."""
 
     def __init__(self, settings: HostprepSettings) -> None:
         self._default_key = settings.ssh_key_file
@@ -155,29 +154,31 @@ class CredentialStore:
         )
         self._known_hosts = _FileCache(settings.known_hosts_file, _read_text) if settings.known_hosts_file else None
 
-    async def credentials(self, host_id: str) -> HostCredentials:
-        entry: _InventoryHost | None = None
-        if self._inventory is not None:
-            hosts: dict[str, _InventoryHost] = await self._inventory.get()
-            entry = hosts.get(host_id)
-        key = entry.ssh_key_file if entry and entry.ssh_key_file else self._default_key
-        creds = HostCredentials(
-            host_id=host_id,
-            password=entry.host_pwd if entry else None,
-            key_file=key,
-            passphrase=self._passphrase,
-        )
+    async def resolve(self, host_id: str) -> ResolvedHost:
+        """The host ``host_id`` from one reading of the inventory; ``PermanentError`` when unknown."""
+        if self._inventory is None:
+            raise PermanentError(f"host {host_id}: hostprep has no inventory (O2_HOSTPREP_INVENTORY_FILE) to "
+                                 "look up its address and credentials in", reason="NoInventory")  # fmt: skip
+        hosts: dict[str, InventoryHost] = await self._inventory.get()
+        entry = hosts.get(host_id)
+        if entry is None:
+            raise PermanentError(f"host {host_id} is not in hostprep's inventory", reason="UnknownHost")
+        key = Path(entry.ssh_key_file) if entry.ssh_key_file else self._default_key
+        creds = HostCredentials(host_id=host_id, password=entry.host_pwd, key_file=key, passphrase=self._passphrase)
         if creds.empty:
             raise PermanentError(
                 f"no SSH credentials for host {host_id}: no ssh_key_file/host_pwd in the inventory and no default key",
                 reason="NoCredentials",
             )
-        return creds
+        return ResolvedHost(ref=entry.ref(), credentials=creds, trust=await self.trust(host_id))
 
     async def trust(self, host_id: str) -> TrustSources:
         pinned: tuple[str, ...] = ()
         if self._pinned is not None:
             table: dict[str, tuple[str, ...]] = await self._pinned.get()
             pinned = table.get(host_id, ())
+        if pinned:
+            # Pinned keys are the whole truth for this host: known_hosts (by address) does not widen them.
+            return TrustSources(pinned=pinned, known_hosts=None)
         known = await self._known_hosts.get() if self._known_hosts is not None else None
-        return TrustSources(pinned=pinned, known_hosts=known)
+        return TrustSources(pinned=(), known_hosts=known)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.fields import printable
 from shared.models import version_tuple
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostprepJob
 
@@ -228,9 +229,9 @@ class HostOutcome:
             host_id=self.host_id,
             step=self.step,
             reason=self.reason or "Failed",
-            message=self.message or "",
+            message=printable(self.message or ""),
             exit_code=self.exit_code,
-            stderr_tail=self.stderr_tail,
+            stderr_tail=printable(self.stderr_tail) if self.stderr_tail is not None else None,
         )
 
 
@@ -247,10 +248,11 @@ def job_result(job: HostprepJob, outcomes: Sequence[HostOutcome]) -> HostprepDon
         host_id=first.host_id,
         step=first.step,
         exit_code=first.exit_code,
-        stderr_tail=first.stderr_tail,
+        stderr_tail=printable(first.stderr_tail) if first.stderr_tail is not None else None,
         reason=first.reason or "Failed",
-        message=f"{len(failed)} of {len(outcomes)} hosts failed; {first.host_id} at step {first.step}: "
-        f"{first.message}{others}",
+        # A host's answers (stderr, its journal) are foreign text: made printable before they travel.
+        message=printable(f"{len(failed)} of {len(outcomes)} hosts failed; {first.host_id} at step {first.step}: "
+                          f"{first.message}{others}"),
         failures=tuple(o.failure() for o in failed),
         ready_hosts=tuple(o.host_id for o in outcomes if o.ok),
     )

@@ -1,12 +1,14 @@
-"""The ``hostprep.jobs.<pr>`` handler: run the job's hosts concurrently, report progress, publish the result.
+"""The ``hostprep.jobs.<pr>`` handler: resolve the job's hosts, run them, report progress, publish the result.
 
-A job's deadline is ``occurred_at + job_timeout`` of the job message, so a redelivery (after a
-restart) keeps the original deadline. Hosts run concurrently, bounded across all jobs by the
-shared slot semaphore; each host is prepared by one job at a time in this process. Every host
-step publishes a ``HostProgress`` and the job ends with one ``HostprepDone`` or
-``HostprepFailed`` on ``hostprep.events.<pr>``. Ids are derived from the job message, so a
-re-run after a crash re-publishes what JetStream already has (dropped as duplicates) and the
-checks make finished steps no-ops. The bus heartbeats the message while the job runs.
+A job names hosts by id only; each host's address, login and keys come from hostprep's own
+inventory, and an id it does not know fails that host. A job's deadline is ``job_timeout`` after
+the bus received the job message (its stream timestamp, the same on a redelivery after a restart),
+never after the ``occurred_at`` its sender wrote. Hosts run concurrently, bounded across all jobs by
+the shared slot semaphore; each host is prepared by one job at a time in this process. Every host
+step publishes a ``HostProgress`` and the job ends with one ``HostprepDone`` or ``HostprepFailed``
+on ``hostprep.events.<pr>``. Ids are derived from the job message, so a re-run after a crash
+re-publishes what JetStream already has (dropped as duplicates) and the checks make finished
+steps no-ops. The bus heartbeats the message while the job runs.
 """
 
 from __future__ import annotations
@@ -14,20 +16,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
 from services.hostprep import domain
+from services.hostprep.credentials import ResolvedHost
 from services.hostprep.recipe import RecipeParams
 from services.hostprep.runner import Deps, HostRunner
 from shared.bus import MessageContext
-from shared.errors import InputError
-from shared.models import HostRef, normalize_version
+from shared.errors import PermanentError
+from shared.fields import printable
+from shared.messages import utcnow
 from shared.payloads import HostprepJob, HostProgress
 from shared.subjects import hostprep_event
 
 log = structlog.get_logger(__name__)
+
+#: The step a host fails at when hostprep's inventory cannot resolve it.
+INVENTORY_STEP = "inventory"
+
+
+def remaining(job_timeout: float, received_at: datetime, now: datetime) -> float:
+    """Seconds left of a job received at ``received_at``: never more than ``job_timeout``, never negative."""
+    elapsed = min(max(0.0, (now - received_at).total_seconds()), job_timeout)
+    return job_timeout - elapsed
 
 
 class JobHandler:
@@ -37,12 +50,12 @@ class JobHandler:
         self.deps = deps
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    def params(self, job: HostprepJob, host: HostRef) -> RecipeParams:
+    def params(self, job: HostprepJob, host: ResolvedHost) -> RecipeParams:
         s = self.deps.settings
         return RecipeParams(
-            host=host,
+            host=host.ref,
             namespace=job.namespace,
-            k8s_version=normalize_version(job.k8s_version),
+            k8s_version=job.k8s_version,
             package_revision=s.k8s_package_revision,
             repo_base=s.k8s_repo_base,
             agent=self.deps.agent,
@@ -52,34 +65,36 @@ class JobHandler:
         )
 
     async def on_job(self, job: HostprepJob, ctx: MessageContext) -> None:
-        env = ctx.envelope
-        try:
-            normalize_version(job.k8s_version)
-        except ValueError as exc:
-            raise InputError(str(exc), path="payload.k8s_version") from None
-        elapsed = (datetime.now(UTC) - env.occurred_at).total_seconds()
-        deadline = time.monotonic() + max(0.0, self.deps.settings.job_timeout - elapsed)
-        hosts = list({h.host_id: h for h in job.hosts}.values())
+        deadline = time.monotonic() + remaining(self.deps.settings.job_timeout, ctx.received_at, utcnow())
+        host_ids = list(dict.fromkeys(job.hosts))
         subject = hostprep_event(job.pr_id)
         started = time.monotonic()
-        log.info("hostprep_job_started", pr_id=job.pr_id, action=job.action, hosts=len(hosts),
+        log.info("hostprep_job_started", pr_id=job.pr_id, action=job.action, hosts=len(host_ids),
                  deadline_s=round(deadline - started, 1), deliveries=ctx.deliveries)
 
-        async def one(host: HostRef) -> domain.HostOutcome:
+        async def one(host_id: str) -> domain.HostOutcome:
             async def report(step: str, status: str, detail: str | None) -> None:
-                progress = HostProgress(pr_id=job.pr_id, host_id=host.host_id, step=step, status=status,
-                                        detail=detail)
-                await ctx.publish(subject, progress, key=(host.host_id, step, status, detail))
+                # Details quote hosts' answers (facts, errors): foreign text is made printable.
+                progress = HostProgress(pr_id=job.pr_id, host_id=host_id, step=step, status=status,
+                                        detail=printable(detail) if detail is not None else None)
+                await ctx.publish(subject, progress, key=(host_id, step, status, detail))
 
-            runner = HostRunner(self.deps, self.params(job, host), action=job.action, report=report,
+            try:
+                resolved = await self.deps.store.resolve(host_id)
+                params = self.params(job, resolved)
+            except PermanentError as exc:
+                log.warning("host_not_resolved", host_id=host_id, reason=exc.reason, error=exc.message)
+                await report(INVENTORY_STEP, "failed", f"{exc.reason}: {exc.message}")
+                return domain.HostOutcome(host_id, False, INVENTORY_STEP, exc.reason, exc.message)
+            runner = HostRunner(self.deps, params, resolved, action=job.action, report=report,
                                 deadline=deadline)
-            async with self._host_locks[host.host_id]:
+            async with self._host_locks[host_id]:
                 return await runner.run()
 
-        outcomes = await asyncio.gather(*(one(h) for h in hosts))
+        outcomes = await asyncio.gather(*(one(h) for h in host_ids))
         result = domain.job_result(job, outcomes)
         await ctx.publish(subject, result, key="result")
         failed = [o.host_id for o in outcomes if not o.ok]
         log.info("hostprep_job_finished", pr_id=job.pr_id, action=job.action, result=result.type,
-                 hosts=len(hosts), failed=failed, acted=sum(len(o.acted) for o in outcomes),
+                 hosts=len(host_ids), failed=failed, acted=sum(len(o.acted) for o in outcomes),
                  duration_s=round(time.monotonic() - started, 3))

@@ -5,8 +5,12 @@ facts the preflight step gathered (hostname, architecture), so every later comma
 literal values: the commands use only plain POSIX shell (no command substitution), work on real
 Ubuntu/Debian hosts and on the sandbox hosts, and quote every interpolated value. A check is a
 read-only probe; the action runs only when the check fails, and the check runs again afterwards
-to prove the action converged. ``rerun_after`` names steps whose action forces this step's action
-(a new bootstrap kubeconfig or agent binary needs an agent restart). The vocabulary (step and
+to prove the action converged. Generated host files (the agent's systemd unit, lines appended to
+``/etc/hosts`` and the apt source list) refuse any value with a control character or outside a
+safe character set, whatever validated it before: quoting protects a shell, not a unit file. The
+agent binary is verified by sha256 in a temporary file before it replaces anything.
+``rerun_after`` names steps whose action forces this step's action (a new bootstrap kubeconfig or
+agent binary needs an agent restart). The vocabulary (step and
 operation types, shell helpers) lives in ``steps.py`` and is re-exported here.
 """
 
@@ -33,15 +37,18 @@ from services.hostprep.steps import (
     RecipeParams,
     Run,
     Step,
+    UnsafeValue,
     Upload,
     batch_probe,
     exit_ok,
+    file_line,
     parse_batch,
     probe_script,
     q,
     script,
     sh,
     split_verify,
+    unit_word,
     with_verify,
 )
 from shared.objects import HOST_ID_LABEL
@@ -61,15 +68,18 @@ __all__ = [
     "RecipeParams",
     "Run",
     "Step",
+    "UnsafeValue",
     "Upload",
     "batch_probe",
     "exit_ok",
+    "file_line",
     "parse_batch",
     "probe_script",
     "q",
     "script",
     "sh",
     "split_verify",
+    "unit_word",
     "with_verify",
 ]
 
@@ -162,6 +172,10 @@ def _unit_ready(unit_sha: str) -> Holds:
     return holds
 
 
+def _never(_result: CommandResult) -> bool:
+    return False
+
+
 def _sha_is(expected: str) -> Holds:
     return lambda result: result.ok and result.stdout.split()[:1] == [expected]
 
@@ -171,10 +185,9 @@ def _sha_is(expected: str) -> Holds:
 
 def agent_unit(params: RecipeParams) -> str:
     label = f"{HOST_ID_LABEL}={params.host.host_id}"
-    exec_start = sh(
-        params.agent_path, "--bootstrap-kubeconfig", BOOTSTRAP_KUBECONFIG, "--skip-installation",
-        "--namespace", params.namespace, "--label", label,
-    )
+    words = (params.agent_path, "--bootstrap-kubeconfig", BOOTSTRAP_KUBECONFIG, "--skip-installation",
+             "--namespace", params.namespace, "--label", label)  # fmt: skip
+    exec_start = " ".join(unit_word(w, "agent argument") for w in words)
     return (
         "[Unit]\n"
         "Description=BYOH host agent (installed by o2ims hostprep)\n"
@@ -191,34 +204,47 @@ def agent_unit(params: RecipeParams) -> str:
     )
 
 
+def _agent_binary(params: RecipeParams, facts: HostFacts) -> tuple[Check, tuple[Op, ...]]:
+    """Check: the binary's sha256 is the expected one. Action: push it, or download it to a temporary
+    file, verify that file's sha256, and only then move it over the binary (atomic, same directory)."""
+    path = params.agent_path
+    sha = params.agent.sha256
+    if sha is None:
+        why = (f"{path} cannot be verified: no agent sha256 is configured (O2_HOSTPREP_AGENT_BINARY_SHA256, "
+               "required with O2_HOSTPREP_AGENT_BINARY_URL; or O2_HOSTPREP_AGENT_BINARY_FILE)")  # fmt: skip
+        return Probe("true", _never), (Fail("NoAgentBinary", why),)
+    check = Probe(f"sha256sum {q(path)}", _sha_is(sha))
+    if params.agent.pushed:
+        return check, (Upload(path, 0o755, agent_binary=True, sha256=sha),)
+    if not params.agent.url:
+        return check, (Fail("NoAgentBinary", f"{path} is missing or differs and no agent binary source is "
+                            "configured (O2_HOSTPREP_AGENT_BINARY_URL or O2_HOSTPREP_AGENT_BINARY_FILE)"),)  # fmt: skip
+    url = file_line(params.agent.url.replace("{arch}", facts.arch), "agent URL")
+    if not url.startswith("https://"):
+        raise UnsafeValue(f"agent URL {url!r} is not https")
+    tmp = f"{path}.o2ims-download"
+    return check, (Run(script(
+        f"mkdir -p {q(path.rsplit('/', 1)[0] or '/')}",
+        f"rm -f {q(tmp)}",
+        # https only, redirects included; the file is verified before it replaces anything.
+        f"curl -fsSL --proto =https --proto-redir =https --retry 3 -o {q(tmp)} {q(url)}",
+        f"printf '%s  %s\\n' {q(sha)} {q(tmp)} | sha256sum -c --quiet",
+        f"chmod 0755 {q(tmp)}",
+        f"mv -f {q(tmp)} {q(path)}",
+    )),)
+
+
 def prepare_steps(params: RecipeParams, facts: HostFacts) -> list[Step]:
     """The steps after preflight, in order."""
     version = params.package_version
     pinned = [f"{name}={version}" for name in K8S_PACKAGES]
-    repo_line = f"deb [signed-by={KEYRING}] {params.repo_url} /"
+    repo_line = file_line(f"deb [signed-by={KEYRING}] {params.repo_url} /", "apt source")
+    hosts_line = file_line(f"{params.host.host_ip} {facts.hostname}", "/etc/hosts entry")
     key_tmp = f"{KEYRING}.o2ims-download"
     unit_text = agent_unit(params)
     unit_sha = hashlib.sha256(unit_text.encode()).hexdigest()
     path = params.agent_path
-    agent_action: tuple[Op, ...]
-    if params.agent.pushed:
-        agent_action = (Upload(path, 0o755, agent_binary=True),)
-    elif not params.agent.url:
-        agent_action = (Fail("NoAgentBinary", f"{path} is missing and no agent binary source is configured "
-                                              "(O2_HOSTPREP_AGENT_BINARY_URL or O2_HOSTPREP_AGENT_BINARY_FILE)"),)
-    else:
-        url = params.agent.url.replace("{arch}", facts.arch)
-        tmp = f"{path}.o2ims-download"
-        agent_action = (Run(script(
-            f"mkdir -p {q(path.rsplit('/', 1)[0] or '/')}",
-            f"curl -fsSL --retry 3 -o {q(tmp)} {q(url)}",
-            f"chmod 0755 {q(tmp)}",
-            f"mv -f {q(tmp)} {q(path)}",
-        )),)
-    agent_check = (
-        Probe(f"sha256sum {q(path)}", _sha_is(params.agent.sha256)) if params.agent.sha256
-        else Probe(f"test -x {q(path)}")
-    )
+    agent_check, agent_action = _agent_binary(params, facts)
     return [
         Step("swap", Probe(probe_script("cat /proc/swaps", "cat /etc/fstab"), _swap_off), (Run(script(
             "swapoff -a",
@@ -280,7 +306,7 @@ def prepare_steps(params: RecipeParams, facts: HostFacts) -> list[Step]:
             sh("apt-mark", "hold", *K8S_PACKAGES),
         )),), description=f"kubelet kubeadm kubectl {version}, held"),
         Step("etc-hosts", Probe("cat /etc/hosts", _hosts_has(facts.hostname)), (Run(script(
-            f"printf '%s %s\\n' {q(params.host.host_ip)} {q(facts.hostname)} >> /etc/hosts"
+            f"printf '%s\\n' {q(hosts_line)} >> /etc/hosts"
         )),), description=f"{facts.hostname} in /etc/hosts"),
         Step("bootstrap-kubeconfig", BootstrapKubeconfig(), (BootstrapKubeconfig(),),
              description="a BootstrapKubeconfig for this host, its kubeconfig uploaded (0600)"),

@@ -20,10 +20,11 @@ import structlog
 from services.hostprep import domain, recipe
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
+from services.hostprep.credentials import CredentialStore, ResolvedHost
 from services.hostprep.domain import HostFacts, HostOutcome
 from services.hostprep.recipe import RecipeParams, Step
 from services.hostprep.settings import HostprepSettings
-from services.hostprep.ssh import CommandResult, SshConnector, SshSession, SshTarget
+from services.hostprep.ssh import CommandResult, SshConnector, SshSession
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kinds import HostprepAction, HostStepStatus
 from shared.models import HostRef
@@ -54,6 +55,8 @@ class Deps:
     settings: HostprepSettings
     connector: SshConnector
     slots: asyncio.Semaphore
+    #: Where hosts' addresses, logins and keys come from (hostprep's own inventory, never the job).
+    store: CredentialStore
     bootstrap: BootstrapKubeconfigs | None = None
     byohosts: ByoHostIndex | None = None
     agent_binary: bytes | None = None
@@ -78,11 +81,13 @@ class _Slot:
 
 
 class HostRunner:
-    def __init__(
-        self, deps: Deps, params: RecipeParams, *, action: HostprepAction, report: Report, deadline: float
-    ) -> None:
+    def __init__(self, deps: Deps, params: RecipeParams, resolved: ResolvedHost, *, action: HostprepAction,
+                 report: Report, deadline: float) -> None:  # fmt: skip
+        if params.host != resolved.ref:
+            raise ValueError("the recipe must be built for the resolved host")
         self.deps = deps
         self.params = params
+        self.resolved = resolved
         self.host: HostRef = params.host
         self.action = action
         self._report = report
@@ -133,7 +138,10 @@ class HostRunner:
                 steps = recipe.teardown_steps(self.params)
             case "prepare":
                 facts = await self._retrying(PREFLIGHT, self._preflight)
-                steps = recipe.prepare_steps(self.params, facts)
+                try:
+                    steps = recipe.prepare_steps(self.params, facts)
+                except recipe.UnsafeValue as exc:
+                    raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
             case _:
                 assert_never(self.action)
         await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
@@ -182,8 +190,7 @@ class HostRunner:
 
     async def _ssh(self) -> SshSession:
         if self._session is None:
-            target = SshTarget(self.host.host_id, self.host.host_ip, self.host.ssh_port, self.host.ssh_user)
-            self._session = await self.deps.connector.open(target)
+            self._session = await self.deps.connector.open(self.resolved)
         return self._session
 
     async def _close(self) -> None:
@@ -275,7 +282,7 @@ class HostRunner:
             data = op.content if op.content is not None else self.deps.agent_binary
             if data is None:
                 raise StepFailed(step.name, "no agent binary loaded", reason="NoAgentBinary")
-            return await self._upload(step, op.path, data, op.mode)
+            return await self._upload(step, op.path, data, op.mode, sha256=op.sha256)
         if isinstance(op, recipe.Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
         if isinstance(op, recipe.BootstrapKubeconfig):
@@ -295,9 +302,11 @@ class HostRunner:
                              exit_code=result.exit_status, stderr_tail=result.stderr_tail())
         return result
 
-    async def _upload(self, step: Step, path: str, data: bytes, mode: int) -> CommandResult:
+    async def _upload(self, step: Step, path: str, data: bytes, mode: int, *, sha256: str | None = None
+                      ) -> CommandResult:  # fmt: skip
         session = await self._ssh()
-        result = await session.put_file(path, data, mode=mode, timeout=self.deps.settings.command_timeout)
+        result = await session.put_file(path, data, mode=mode, timeout=self.deps.settings.command_timeout,
+                                        sha256=sha256)  # fmt: skip
         if not result.ok:
             raise StepFailed(step.name, f"installing {path} failed with exit status {result.exit_status}",
                              reason="UploadFailed", exit_code=result.exit_status, stderr_tail=result.stderr_tail())

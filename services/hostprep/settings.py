@@ -43,10 +43,11 @@ class HostprepSettings(ServiceSettings):
     management_ca_file: Path | None = None
 
     # -- the BYOH agent -------------------------------------------------------------------------
-    #: URL the hosts download the agent from (``{arch}`` becomes amd64/arm64); or push a local file.
-    agent_binary_url: str | None = None
+    #: https URL the hosts download the agent from (``{arch}`` becomes amd64/arm64); or push a local file.
+    agent_binary_url: str | None = Field(None, pattern=r"^https://[!-~]+$", max_length=2048)
     agent_binary_file: Path | None = None
-    #: Expected sha256 of the agent binary (computed from ``agent_binary_file`` when pushing).
+    #: Expected sha256 of the agent binary: required with a URL; with a file, computed from it (and
+    #: checked against this when set); alone, it verifies an agent installed by other means.
     agent_binary_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     agent_install_path: str = "/usr/local/bin/byoh-hostagent"
 
@@ -84,4 +85,6 @@ class HostprepSettings(ServiceSettings):
     def _one_agent_source(self) -> HostprepSettings:
         if self.agent_binary_url and self.agent_binary_file:
             raise ValueError("set agent_binary_url or agent_binary_file, not both")
+        if self.agent_binary_url and not self.agent_binary_sha256:
+            raise ValueError("agent_binary_url needs agent_binary_sha256: a downloaded agent is verified before use")
         return self

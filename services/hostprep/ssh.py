@@ -1,8 +1,10 @@
 """The SSH adapter (asyncssh): verified connections, privileged commands with timeouts, file uploads.
 
-Host keys are verified against pinned keys or a known_hosts file; a host with no trusted key, or
-one presenting a different key, fails, it is never accepted on first use. No OpenSSH client
-config, agent or default key is consulted: only what ``CredentialStore`` says. Commands run as
+Every connection goes to the address, port and user of hostprep's own inventory (a ``ResolvedHost``),
+never to one a message named. Host keys are verified against the host's pinned keys or, for a host
+with none pinned, the known_hosts entries of that address; a host with no trusted key, or one
+presenting a different key, fails, it is never accepted on first use. No OpenSSH client config,
+agent or default key is consulted: only what ``CredentialStore`` resolved. Commands run as
 given for root and under ``sudo -n bash -c`` for other users. Every failure leaves this module
 as a ``shared.errors`` error carrying the host id, never a secret:
 
@@ -31,7 +33,7 @@ from typing import Any
 import asyncssh
 import structlog
 
-from services.hostprep.credentials import CredentialStore, HostCredentials, TrustSources
+from services.hostprep.credentials import HostCredentials, ResolvedHost, TrustSources
 from shared.errors import PermanentError, ServiceError, TemporaryError, UnexpectedError
 
 log = structlog.get_logger(__name__)
@@ -139,7 +141,7 @@ class _KeyCache:
 def trusted_host_keys(
     trust: TrustSources, target: SshTarget, known_hosts: Any
 ) -> tuple[list[Any], list[Any], list[Any]]:
-    """(host keys, CA keys, revoked keys) to verify this host with; pinned keys first."""
+    """(host keys, CA keys, revoked keys) to verify this host with: its pinned keys only, when it has any."""
     host_keys: list[Any] = []
     for text in trust.pinned:
         try:
@@ -149,7 +151,7 @@ def trusted_host_keys(
                                  reason="InvalidPinnedKeys") from None
     ca_keys: list[Any] = []
     revoked: list[Any] = []
-    if known_hosts is not None:
+    if known_hosts is not None and not host_keys:
         matched = known_hosts.match(target.address, target.address, target.port if target.port != 22 else None)
         host_keys += list(matched[0])
         ca_keys += list(matched[1])
@@ -163,17 +165,16 @@ def trusted_host_keys(
 
 
 class SshConnector:
-    """Opens verified sessions to hosts with credentials from the ``CredentialStore``."""
+    """Opens verified sessions to resolved hosts (address, login and trusted keys from hostprep's own files)."""
 
-    def __init__(self, store: CredentialStore, *, connect_timeout: float, keepalive: float = 30.0) -> None:
-        self._store = store
+    def __init__(self, *, connect_timeout: float, keepalive: float = 30.0) -> None:
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive
         self._cache = _KeyCache()
 
-    async def open(self, target: SshTarget) -> SshSession:
-        creds = await self._store.credentials(target.host_id)
-        trust = await self._store.trust(target.host_id)
+    async def open(self, host: ResolvedHost) -> SshSession:
+        ref, creds, trust = host.ref, host.credentials, host.trust
+        target = SshTarget(ref.host_id, ref.host_ip, ref.ssh_port, ref.ssh_user)
         known = self._cache.known_hosts(trust.known_hosts) if trust.known_hosts else None
         host_keys = trusted_host_keys(trust, target, known)
         keys = [await self._cache.private_key(creds)] if creds.key_file else None
@@ -240,11 +241,13 @@ class SshSession:
             stderr=(completed.stderr or b"").decode("utf-8", "replace"),
         )
 
-    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float) -> CommandResult:
+    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float,
+                       sha256: str | None = None) -> CommandResult:  # fmt: skip
         """Upload ``data`` to ``path`` (owner root) with ``mode``, atomically, staging it over SFTP as 0600.
 
         The staged copy lives in the login user's home so that a non-root user can write it; a
         privileged ``install`` then moves it into place (a running binary is replaced, not rewritten).
+        With ``sha256``, the staged copy must have that digest on the host before it replaces anything.
         """
         stage = f".o2ims-stage-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
         try:
@@ -262,8 +265,11 @@ class SshSession:
             raise _classify(exc, self.target, "uploading a file to") from exc
         staged = posixpath.join(home, stage)
         q = shlex.quote
-        # The staged copy is removed whatever install did; the script's status is install's.
-        script = f"install -D -m {mode:04o} -o root -g root {q(staged)} {q(path)}; rc=$?; rm -f {q(staged)}; exit $rc"
+        install = f"install -D -m {mode:04o} -o root -g root {q(staged)} {q(path)}"
+        if sha256 is not None:
+            install = f"printf '%s  %s\\n' {q(sha256)} {q(staged)} | sha256sum -c --quiet && {install}"
+        # The staged copy is removed whatever install did; the script's status is install's (or the check's).
+        script = f"{install}; rc=$?; rm -f {q(staged)}; exit $rc"
         return await self.run(script, timeout=timeout)
 
     async def close(self) -> None:

@@ -15,11 +15,42 @@ from dataclasses import dataclass, field
 from services.hostprep import domain
 from services.hostprep.domain import MARK
 from services.hostprep.ssh import CommandResult
-from shared.models import HostRef, version_tuple
+from shared.errors import PermanentError
+from shared.models import DNS1123_LABEL, HostRef, version_tuple
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 
 q = shlex.quote
+
+#: What a word of a generated unit file may hold: no whitespace, quote, ``$``, ``%`` (a systemd
+#: specifier), backslash or control character, so systemd and a shell read it the same way.
+_UNIT_WORD = re.compile(r"[A-Za-z0-9_./=:,+@-]{1,1024}")
+#: A line written into a host file: printable ASCII only (no newline that could start another entry).
+_FILE_LINE = re.compile(r"[ -~]{1,4096}")
+_NAMESPACE = re.compile(DNS1123_LABEL.strip("^$"))
+_VERSION = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}")
+_ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9_./+-]{1,1023}")
+
+
+class UnsafeValue(PermanentError):
+    """A value that would change the meaning of a generated host file or command (a newline in a unit, say)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="UnsafeValue")
+
+
+def unit_word(value: str, what: str) -> str:
+    """``value`` if it can be one word of a systemd unit line, else ``UnsafeValue``."""
+    if not _UNIT_WORD.fullmatch(value):
+        raise UnsafeValue(f"{what} {value!r} cannot go into a systemd unit (only letters, digits and _./=:,+@-)")
+    return value
+
+
+def file_line(value: str, what: str) -> str:
+    """``value`` if it can be one line of a host file, else ``UnsafeValue``."""
+    if not _FILE_LINE.fullmatch(value):
+        raise UnsafeValue(f"{what} {value!r} cannot go into a host file (printable ASCII on one line only)")
+    return value
 
 
 def sh(*argv: str) -> str:
@@ -110,6 +141,8 @@ class Upload:
     mode: int
     content: bytes | None = None
     agent_binary: bool = False
+    #: Verified on the host before the staged copy is moved into place.
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,15 @@ class RecipeParams:
     agent_path: str = "/usr/local/bin/byoh-hostagent"
     apt_lock_timeout: int = 300
     purge_packages: bool = False
+
+    def __post_init__(self) -> None:
+        # The job was validated on the bus; these values still end up in root's files on the host.
+        if len(self.namespace) > 63 or not _NAMESPACE.fullmatch(self.namespace):
+            raise UnsafeValue(f"namespace {self.namespace!r} is not a DNS-1123 label")
+        if not _VERSION.fullmatch(self.k8s_version):
+            raise UnsafeValue(f"Kubernetes version {self.k8s_version!r} is not [v]X.Y.Z")
+        if not _ABSOLUTE_PATH.fullmatch(self.agent_path):
+            raise UnsafeValue(f"agent path {self.agent_path!r} is not a plain absolute path")
 
     @property
     def minor(self) -> str:

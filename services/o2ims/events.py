@@ -62,7 +62,8 @@ class Event:
     """One thing that happened to a PR, as the state machine sees it."""
 
     kind: EventKind
-    #: When the sender says it happened (envelope ``occurred_at``).
+    #: When the bus received the message (``MessageContext.received_at``), never the sender's ``occurred_at``:
+    #: requests and observations are ordered by it, so a sender cannot post-date its way past later ones.
     at: datetime
     message_id: str
     causation_id: str | None = None
@@ -70,9 +71,10 @@ class Event:
 
 
 def event_from(
-    env: Envelope, subject_pr: str | None = None, *, lease_owner: str | None = None
+    env: Envelope, subject_pr: str | None = None, *, received_at: datetime, lease_owner: str | None = None
 ) -> tuple[str, Event] | None:
-    """The PR a message concerns and what it means to the state machine; None when irrelevant.
+    """The PR a message received at ``received_at`` concerns and what it means to the state machine; None
+    when irrelevant.
 
     A ByoHost observation names a host, not a PR: it goes to ``lease_owner``, the PR holding the
     host's lease (looked up by the handler).
@@ -115,7 +117,7 @@ def event_from(
     if not pr:
         return None
     cause = str(env.causation_id) if env.causation_id else None
-    return pr, Event(kind=kind, at=env.occurred_at, message_id=str(env.id), causation_id=cause, payload=p)
+    return pr, Event(kind=kind, at=received_at, message_id=str(env.id), causation_id=cause, payload=p)
 
 
 def hostprep_outcome(action: HostprepAction, *, done: bool) -> EventKind:

@@ -111,7 +111,8 @@ class Handlers:
         await self._decide(ctx)
 
     async def _decide(self, ctx: MessageContext, *, lease_owner: str | None = None) -> None:
-        found = event_from(ctx.envelope, last_token(ctx.subject), lease_owner=lease_owner)
+        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at,
+                           lease_owner=lease_owner)  # fmt: skip
         if found is None:
             return
         pr_id, event = found

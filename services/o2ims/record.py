@@ -161,7 +161,7 @@ class PrRecord(_Frozen):
     seq: int = 0
     #: Command counter, source of deterministic command ids.
     cmd_seq: int = 0
-    #: ``occurred_at`` of the newest request applied: older requests are replays or overtaken.
+    #: When the bus received the newest request applied: older requests are replays or overtaken.
     request_at: datetime
     conditions: tuple[Condition, ...] = ()
     hosts: dict[str, HostStatus] = Field(default_factory=dict)

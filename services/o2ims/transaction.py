@@ -132,7 +132,7 @@ class Tx:
         spec = self.spec
         payload = HostprepJob(
             pr_id=self.rec.pr_id, action=action, cluster=spec.name, namespace=spec.namespace,
-            k8s_version=spec.k8s_version, hosts=hosts,
+            k8s_version=spec.k8s_version, hosts=tuple(h.host_id for h in hosts),
         )  # fmt: skip
         cmd = self._command(hostprep_job(self.rec.pr_id), payload)
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))

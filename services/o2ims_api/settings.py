@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.inventory import DEFAULT_MAX_BYTES, Window
+from shared.inventory import DEFAULT_MAX_BYTES, DEFAULT_SSH_KEY_DIR, Window
 from shared.models import DNS1123_LABEL, version_tuple
 from shared.settings import ServiceSettings
 
@@ -79,6 +79,11 @@ class O2imsApiSettings(ServiceSettings):
     #: The inventory (``input.json``) whose hosts are the resources; its credentials are never read out.
     inventory_path: Path = Path("input.json")
     inventory_max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1024, le=256 * 1024 * 1024)
+    #: The inventory's ``ssh_key_file`` entries must lie here (as for FOCOM's ``ssh_key_dir``; keys are never read).
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR
+    #: FOCOM leases VIPs from a pool (``O2_FOCOM_VIP_POOL`` set): inventory clusters may omit their endpoint.
+    #: Templates here must still name ``controlPlaneEndpoint`` for several control-plane hosts.
+    vip_pool: bool = False
     #: Extra template files beside the built-in ones (as FOCOM's ``templates_dir``).
     templates_dir: Path | None = None
     default_cni: str | None = Field("calico", pattern=DNS1123_LABEL, max_length=63)

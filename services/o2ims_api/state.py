@@ -151,7 +151,8 @@ class State:
                 try:
                     self._inventory = await asyncio.to_thread(
                         load_inventory, path, max_bytes=self.settings.inventory_max_bytes,
-                        window=self.settings.k8s_window,
+                        window=self.settings.k8s_window, vip_pool=self.settings.vip_pool,
+                        ssh_key_dir=self.settings.ssh_key_dir,
                     )  # fmt: skip
                 except InventoryError as exc:
                     log.warning("inventory_invalid", problems=len(exc.problems))

@@ -11,10 +11,12 @@ probe saw every node Ready. ``Cluster.phase == Provisioned`` alone proves nothin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shared.fields import printable
 from shared.objects import (
     CLUSTER_NAME_LABEL,
     CONTROL_PLANE_LABEL,
@@ -166,7 +168,21 @@ def control_plane_initialized(cluster: Obj | None, kcp: Obj | None) -> bool:
 
 def _failure_text(reason: str, kind: str, name: str, message: Any) -> str:
     text = f"{reason} on {kind} {name}"
-    return f"{text}: {str(message).strip()[:300]}" if message else text
+    # Objects' status text is foreign: made printable before it travels on the bus.
+    return printable(f"{text}: {str(message).strip()[:300]}" if message else text, 1024)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pr_id_of(obj: Obj | None) -> str | None:
+    """The object's PR-id label when it is one of our PR ids (a UUID); a hand-made label routes nowhere."""
+    value = labels_of(obj).get(PR_ID_LABEL)
+    return value if isinstance(value, str) and _UUID.fullmatch(value) else None
+
+
+def _line(value: str | None) -> str | None:
+    return printable(value, 128, single_line=True) if value is not None else None
 
 
 def cluster_failure(view: ClusterView) -> str | None:
@@ -226,7 +242,7 @@ def summarize_cluster(view: ClusterView) -> ClusterSummary:
     workers_desired = sum(_int(dig(md, "spec", "replicas"), 1) for md in view.deployments if not deleting(md))
     workers_ready = sum(_int(dig(md, "status", "readyReplicas")) for md in view.deployments if not deleting(md))
     workers_current = sum(_int(dig(md, "status", "replicas")) for md in view.deployments if not deleting(md))
-    machines = {_name(m): machine_phase(m) for m in sorted(view.machines, key=_name)}
+    machines = {_name(m): printable(machine_phase(m), 64, single_line=True) for m in sorted(view.machines, key=_name)}
     not_up = sorted(_name(m) for m in view.machines if not machine_up(m))
     crs = matching_resource_sets(view)
     cni_applied = bool(crs) and all(condition_true(c, "ResourcesApplied") for c in crs)
@@ -260,9 +276,9 @@ def summarize_cluster(view: ClusterView) -> ClusterSummary:
     return ClusterSummary(
         namespace=view.namespace,
         name=view.name,
-        pr_id=labels_of(cluster).get(PR_ID_LABEL),
+        pr_id=pr_id_of(cluster),
         exists=True,
-        phase=str(dig(cluster, "status", "phase") or "") or None,
+        phase=_line(str(dig(cluster, "status", "phase") or "") or None),
         control_plane_initialized=initialized,
         control_plane_ready=cp_ready,
         control_plane_desired=cp_desired,
@@ -273,7 +289,7 @@ def summarize_cluster(view: ClusterView) -> ClusterSummary:
         kubeconfig_present=view.kubeconfig_present,
         ready=ready,
         failure=failure,
-        waiting_for=None if ready or failure else (waiting[0] if waiting else None),
+        waiting_for=None if ready or failure else (printable(waiting[0]) if waiting else None),
     )
 
 
@@ -312,14 +328,15 @@ def summarize_byohost(namespace: str, name: str, host: Obj | None) -> ByoHostSum
     )
     bootstrap = None
     if cond is not None:
-        bootstrap = "True" if cond.get("status") == "True" else str(cond.get("reason") or cond.get("status") or "")
+        reason = "True" if cond.get("status") == "True" else str(cond.get("reason") or cond.get("status") or "")
+        bootstrap = _line(reason)
     failure = None
     if cond is not None and cond.get("status") != "True" and cond.get("reason") == CLOUD_INIT_FAILED:
         failure = _failure_text(CLOUD_INIT_FAILED, "ByoHost", name, cond.get("message"))
     return ByoHostSummary(
         namespace=namespace,
         name=name,
-        host_id=have.get(HOST_ID_LABEL),
+        host_id=have.get(HOST_ID_LABEL) or None,
         exists=True,
         registered=registered,
         free=bool(free),

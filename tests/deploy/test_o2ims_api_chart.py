@@ -39,6 +39,12 @@ def test_on_with_a_public_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env["O2_O2IMS_API_INVENTORY_PATH"]["value"] == "/etc/focom-o2ims/inventory/input.json"
     assert env["O2_NATS_CREDS_FILE"]["value"].startswith("/etc/focom-o2ims/nats-auth/")
     assert "O2_O2IMS_API_JWKS_URL" not in env
+    # The inventory rules FOCOM applies: its key directory and whether it has a VIP pool.
+    assert env["O2_O2IMS_API_SSH_KEY_DIR"]["value"] == "/etc/focom-o2ims/ssh"
+    assert env["O2_O2IMS_API_VIP_POOL"]["value"] == "false"
+    with_pool = {"services": {"focom": {"settings": {"vip_pool": ["10.0.0.200/29"]}}}}
+    pooled = _env(render(merge(FULL_VALUES, ON, with_pool)))
+    assert pooled["O2_O2IMS_API_VIP_POOL"]["value"] == "true"
     # The rendered environment is one the service accepts.
     for name, item in env.items():
         if "value" in item:

@@ -93,6 +93,8 @@ class StackOptions:
     log_level: str = "info"
     #: Apply ``TEST_ENV`` (short SSH and redelivery timeouts); benchmarks run with the production defaults.
     test_env: bool = True
+    #: The sandbox hosts' latency profile (``python -m sandbox.hosts --latency``): fast, realistic or JSON.
+    latency: str = "fast"
 
     def replicas_of(self, service: str) -> int:
         return self.replicas if isinstance(self.replicas, int) else self.replicas.get(service, 1)
@@ -183,7 +185,8 @@ class Stack:
         kubeapi = stack.kubeapi_child(self.state, stack.free_port())
         if o.capi:
             kubeapi.argv = [*kubeapi.argv, "--capi-options", json.dumps(dict(o.capi), default=sorted)]
-        hosts = stack.hosts_child(self.state, o.clusters * o.hosts_per_cluster + o.spare_hosts, stack.free_port())
+        hosts = stack.hosts_child(self.state, o.clusters * o.hosts_per_cluster + o.spare_hosts, stack.free_port(),
+                                  latency=o.latency)
         faults = self.state / "faults.json"
         faults.write_text(json.dumps(dict(o.faults)))
         hosts.argv = [*hosts.argv, "--faults-file", str(faults)]

@@ -138,7 +138,7 @@ async def test_the_corpus_is_refused_cleanly(tmp_path: Path) -> None:
 def test_a_request_name_with_a_trailing_newline_is_refused_as_invalid() -> None:
     # A "$"-anchored pattern used with re.match lets "evil\n" through; the request must fail as bad input.
     with pytest.raises(InputError, match=r"\$\.name"):
-        rq.check_shape(FocomRequest(name="evil\n", allClusters=True), max_clusters=1000)
+        rq.check_shape(FocomRequest.model_construct(name="evil\n", allClusters=True), max_clusters=1000)
 
 
 # ── hypothesis: generated envelopes and bytes ──────────────────────────────────────────

@@ -94,14 +94,14 @@ def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, path: P
     common = {"O2_NATS_URL": nats_url}
     return {
         "focom": {**common, "O2_FOCOM_INVENTORY_PATH": str(path), "O2_FOCOM_DEFAULT_CNI": CNI,
-                  "O2_FOCOM_KUBE_ENABLED": "true", "O2_FOCOM_KUBECONFIG": str(kubeconfig),
-                  "O2_FOCOM_SSH_KEY_DIR": str(pool.client_key_path.parent)},
+                  "O2_FOCOM_SSH_KEY_DIR": str(pool.client_key_path.parent),
+                  "O2_FOCOM_KUBE_ENABLED": "true", "O2_FOCOM_KUBECONFIG": str(kubeconfig)},
         "o2ims": {**common},
         "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(path),
+                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
                      "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
                      "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
                      "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
-                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
                      "O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60"},
         "capi_renderer": {**common, "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
                           "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)})},

@@ -132,11 +132,10 @@ def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, invento
     return {
         "o2ims": {**common, **o2ims},
         "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
+                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
                      "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
                      "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
                      "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
-                     # The inventory's key files must sit in the SSH key directory: the pool's own.
-                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
                      "O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60"},
         "capi_renderer": {**common, "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
                           "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)})},

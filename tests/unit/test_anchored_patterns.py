@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from services.capi_renderer.domain import is_label_key, is_label_value
 from services.focom.request import check_shape
@@ -26,4 +27,6 @@ def test_label_checks_refuse_a_trailing_newline() -> None:
 def test_focom_request_name_with_a_trailing_newline_is_refused() -> None:
     check_shape(FocomRequest(name="demo", allClusters=True), max_clusters=10)
     with pytest.raises(InputError, match=r"\$\.name"):
-        check_shape(FocomRequest(name="demo\n", allClusters=True), max_clusters=10)
+        check_shape(FocomRequest.model_construct(name="demo\n", allClusters=True), max_clusters=10)
+    with pytest.raises(ValidationError, match="name"):
+        FocomRequest(name="demo\n", allClusters=True)

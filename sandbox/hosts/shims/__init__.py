@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..facts import HostFacts
+from ..latency import LatencyProfile
 from ..state import HostState
 from ..vfs import FsError, HostFs, Vfs, normalize
 
@@ -52,6 +53,8 @@ class HostLike(Protocol):
     vfs: Vfs
     mirror: Mapping[str, bytes]
     agents: AgentSupervisor | None
+    #: CPU-free delays per command class (the pool's profile; all zero by default).
+    latency: LatencyProfile
 
     @property
     def login_user(self) -> str: ...

@@ -35,10 +35,15 @@ def curl(ctx: Ctx) -> int:
     fail = silent = show_error = False
     output: str | None = None
     url = ""
+    protocols: str | None = None
     while args:
         arg = args.pop(0)
         if arg in ("-o", "--output") and args:
             output = args.pop(0)
+        elif arg in ("--proto", "--proto-redir") and args:
+            # "=https": only https, as curl's --proto takes it (the mirror never redirects).
+            value = args.pop(0)
+            protocols = value if arg == "--proto" else protocols
         elif arg in ("--retry", "--connect-timeout", "-m", "--max-time", "-H", "--header", "-A", "--retry-delay",
                      "--retry-max-time", "-u", "--user"):
             if args:
@@ -57,6 +62,9 @@ def curl(ctx: Ctx) -> int:
     quiet_errors = silent and not show_error
     if not url:
         raise ShimExit(2, "" if quiet_errors else "curl: no URL specified!")
+    scheme = urlsplit(url).scheme
+    if protocols is not None and protocols.startswith("=") and scheme not in protocols[1:].split(","):
+        raise ShimExit(1, "" if quiet_errors else f'curl: (1) Protocol "{scheme}" disabled')
     data = mirror_lookup(ctx.host.mirror, url)
     host = urlsplit(url).hostname or ""
     if data is None:

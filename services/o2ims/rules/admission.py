@@ -1,6 +1,6 @@
 """Rules of requests: create, update (day 2), retry, and queueing while a flow runs.
 
-Requests are ordered by their ``occurred_at``: one older than the last request applied is a
+Requests are ordered by when the bus received them: one older than the last request applied is a
 replay or was overtaken, and changes nothing. A create or update of a fulfilled PR scales its
 workers within the immutability rules (cluster name, namespace and control-plane hosts never
 change; once CAPI objects may exist, neither do version, VIP, CIDRs and CNI); of a failed PR,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from shared.bus import Bus
 from shared.messages import Envelope
-from shared.models import HostRef
 from shared.payloads import HostprepJob
 from shared.subjects import HOSTPREP, ConsumerSpec, hostprep_event
 
@@ -17,13 +17,21 @@ def spec(durable: str, **kw: Any) -> ConsumerSpec:
     return ConsumerSpec(durable, HOSTPREP, ("hostprep.jobs.>",), lambda _s, key: hostprep_event(key), **kw)
 
 
-def job(pr: str = "pr-1") -> HostprepJob:
+PR1 = "00000000-0000-4000-8000-000000000001"
+
+
+def pr_id(name: str) -> str:
+    """A PR id (a UUID, as the bus requires) named by the test for readability."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"test-pr/{name}"))
+
+
+def job(pr: str = PR1) -> HostprepJob:
     return HostprepJob(
         pr_id=pr,
         action="prepare",
         cluster="c1",
         k8s_version="v1.30.2",
-        hosts=(HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1"),),
+        hosts=("h1",),
     )
 
 

@@ -13,6 +13,16 @@ from shared.payloads import MessageFailed
 from shared.subjects import hostprep_event, hostprep_job
 from tests.integration.bus.support import count, failed_events, job, spec, wait_settled, wait_until
 
+PR1 = "00000000-0000-4000-8000-000000000001"
+PR2 = "00000000-0000-4000-8000-000000000002"
+PR3 = "00000000-0000-4000-8000-000000000003"
+PR4 = "00000000-0000-4000-8000-000000000004"
+PR5 = "00000000-0000-4000-8000-000000000005"
+PR6 = "00000000-0000-4000-8000-000000000006"
+PR7 = "00000000-0000-4000-8000-000000000007"
+PR8 = "00000000-0000-4000-8000-000000000008"
+PR9 = "00000000-0000-4000-8000-000000000009"
+PR10 = "00000000-0000-4000-8000-000000000010"
 
 async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
     seen: list[str] = []
@@ -23,9 +33,9 @@ async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
         got.set()
 
     env = Envelope.wrap(job(), source="test")
-    await bus.publish(hostprep_job("pr-1"), env)
-    await bus.publish(hostprep_job("pr-1"), env)  # same id: the stream drops it
-    assert await count(bus, hostprep_job("pr-1")) == 1
+    await bus.publish(hostprep_job(PR1), env)
+    await bus.publish(hostprep_job(PR1), env)  # same id: the stream drops it
+    assert await count(bus, hostprep_job(PR1)) == 1
     await bus.consumer(spec("dup"), handler).start()
     await asyncio.wait_for(got.wait(), 10)
     await wait_settled(bus, "dup")
@@ -43,14 +53,14 @@ async def test_temporary_error_is_redelivered_after_its_delay(bus: Bus) -> None:
         done.set()
 
     await bus.consumer(spec("temp", max_deliver=5), handler).start()
-    await bus.emit(hostprep_job("pr-2"), job("pr-2"))
+    await bus.emit(hostprep_job(PR2), job(PR2))
     await asyncio.wait_for(done.wait(), 20)
     await wait_settled(bus, "temp")
     assert len(times) == 3
     # A lower bound only: the broker must not redeliver before the delay we asked for.
     assert times[1] - times[0] >= 0.35
     assert times[2] - times[1] >= 0.35
-    assert await failed_events(bus, hostprep_event("pr-2")) == []
+    assert await failed_events(bus, hostprep_event(PR2)) == []
 
 
 async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
@@ -61,11 +71,11 @@ async def test_exhausted_deliveries_give_one_failed_event(bus: Bus) -> None:
         raise TemporaryError("still down", delay=0.05)
 
     await bus.consumer(spec("exhaust", max_deliver=3), handler).start()
-    await bus.emit(hostprep_job("pr-3"), job("pr-3"))
+    await bus.emit(hostprep_job(PR3), job(PR3))
     await wait_until(lambda: len(calls) >= 3)
     await wait_settled(bus, "exhaust")
     assert calls == [1, 2, 3]
-    failed = await failed_events(bus, hostprep_event("pr-3"))
+    failed = await failed_events(bus, hostprep_event(PR3))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -80,11 +90,11 @@ async def test_permanent_error_terminates_at_once_with_one_failed_event(bus: Bus
         raise PermanentError("cannot ever work", reason="Broken")
 
     await bus.consumer(spec("perm", max_deliver=5), handler).start()
-    sent = await bus.emit(hostprep_job("pr-4"), job("pr-4"))
+    sent = await bus.emit(hostprep_job(PR4), job(PR4))
     await wait_until(lambda: len(calls) >= 1)
     await wait_settled(bus, "perm")
     assert calls == [1]
-    failed = await failed_events(bus, hostprep_event("pr-4"))
+    failed = await failed_events(bus, hostprep_event(PR4))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -100,10 +110,10 @@ async def test_input_error_is_permanent(bus: Bus) -> None:
         raise InputError("bad host id", path="hosts[0].host_id")
 
     await bus.consumer(spec("inp"), handler).start()
-    await bus.emit(hostprep_job("pr-5"), job("pr-5"))
+    await bus.emit(hostprep_job(PR5), job(PR5))
     await wait_until(lambda: len(calls) >= 1)
     await wait_settled(bus, "inp")
-    failed = await failed_events(bus, hostprep_event("pr-5"))
+    failed = await failed_events(bus, hostprep_event(PR5))
     assert len(failed) == 1 and isinstance(failed[0].payload, MessageFailed)
     assert failed[0].payload.path == "hosts[0].host_id"
 
@@ -115,17 +125,17 @@ async def test_undecodable_and_invalid_messages_are_terminated_not_retried(bus: 
         calls.append(env.type)
 
     await bus.consumer(spec("garbage"), handler).start()
-    await bus.js.publish(hostprep_job("pr-6"), b"\xff\xfe not json")
-    await bus.js.publish(hostprep_job("pr-7"), b'{"type": "hostprep.job", "payload": {"type": "hostprep.job"}}')
+    await bus.js.publish(hostprep_job(PR6), b"\xff\xfe not json")
+    await bus.js.publish(hostprep_job(PR7), b'{"type": "hostprep.job", "payload": {"type": "hostprep.job"}}')
     await wait_settled(bus, "garbage")
     assert calls == []
-    for pr in ("pr-6", "pr-7"):
+    for pr in (PR6, PR7):
         failed = await failed_events(bus, hostprep_event(pr))
         assert len(failed) == 1, pr
         payload = failed[0].payload
         assert isinstance(payload, MessageFailed) and payload.reason == "InvalidMessage"
     # The consumer is still alive and handles the next good message.
-    await bus.emit(hostprep_job("pr-8"), job("pr-8"))
+    await bus.emit(hostprep_job(PR8), job(PR8))
     await wait_until(lambda: calls == ["hostprep.job"])
 
 
@@ -138,7 +148,7 @@ async def test_unknown_exception_is_retried(bus: Bus) -> None:
             raise RuntimeError("surprise")
 
     await bus.consumer(spec("unknown", retry_delay=0.05), handler).start()
-    await bus.emit(hostprep_job("pr-9"), job("pr-9"))
+    await bus.emit(hostprep_job(PR9), job(PR9))
     await wait_until(lambda: len(calls) >= 2)
     await wait_settled(bus, "unknown")
     assert calls == [1, 2]
@@ -155,14 +165,14 @@ async def test_replayed_handler_publishes_deterministic_ids(bus: Bus) -> None:
             raise TemporaryError("crash after publish", delay=0.05)
 
     await bus.consumer(spec("replay"), handler).start()
-    await bus.emit(hostprep_job("pr-10"), job("pr-10"))
+    await bus.emit(hostprep_job(PR10), job(PR10))
     await wait_until(lambda: len(outs) >= 2)
     await wait_settled(bus, "replay")
     assert outs[0].id == outs[1].id
-    assert await count(bus, hostprep_event("pr-10")) == 1
+    assert await count(bus, hostprep_event(PR10)) == 1
 
 
 def _progress(env: Envelope) -> Any:
     from shared.payloads import HostProgress
 
-    return HostProgress(pr_id="pr-10", host_id="h1", step="preflight", status="done")
+    return HostProgress(pr_id=PR10, host_id="h1", step="preflight", status="done")

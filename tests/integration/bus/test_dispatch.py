@@ -7,7 +7,7 @@ from shared.dispatch import dispatch
 from shared.messages import Envelope
 from shared.payloads import CapiJob, HostprepJob, MessageFailed
 from shared.subjects import hostprep_event, hostprep_job
-from tests.integration.bus.support import failed_events, job, spec, wait_settled, wait_until
+from tests.integration.bus.support import failed_events, job, pr_id, spec, wait_settled, wait_until
 from tests.unit.shared.test_dispatch import SPEC
 
 
@@ -21,8 +21,8 @@ async def test_an_unexpected_payload_type_is_refused_once_and_the_consumer_goes_
     pr = "6d1f1c6e-3f6a-5b8e-9d55-000000000002"
     stray = Envelope.wrap(CapiJob(pr_id=pr, action="apply", spec=SPEC), source="test")
     await bus.publish(hostprep_job(pr), stray)
-    await bus.emit(hostprep_job("pr-typed"), job("pr-typed"))
-    await wait_until(lambda: jobs == ["pr-typed"])
+    await bus.emit(hostprep_job(pr_id("pr-typed")), job(pr_id("pr-typed")))
+    await wait_until(lambda: jobs == [pr_id("pr-typed")])
     await wait_settled(bus, "typed")
 
     failed = await failed_events(bus, hostprep_event(pr))

@@ -22,7 +22,7 @@ from shared.kube import KubeClient
 from shared.messages import Envelope
 from shared.payloads import MessageFailed
 from shared.subjects import hostprep_event, hostprep_job
-from tests.integration.bus.support import failed_events, job, spec, wait_settled, wait_until
+from tests.integration.bus.support import failed_events, job, pr_id, spec, wait_settled, wait_until
 
 _KUBECONFIG: dict[str, Any] = {
     "apiVersion": "v1",
@@ -67,13 +67,13 @@ async def test_an_unexpected_adapter_fault_is_logged_counted_bounded_and_reporte
     buggy = spec("buggy", retry_delay=0.01, unexpected_retries=2, max_deliver=10)
     with capture_logs() as logs:
         await bus.consumer(buggy, handler).start()
-        sent = await bus.emit(hostprep_job("pr-bug"), job("pr-bug"))
+        sent = await bus.emit(hostprep_job(pr_id("pr-bug")), job(pr_id("pr-bug")))
         await wait_until(lambda: len(calls) >= 3)
         await wait_settled(bus, "buggy")
 
     # Bounded: the first delivery and two retries, then terminated (max_deliver would allow 10).
     assert calls == [1, 2, 3]
-    failed = await failed_events(bus, hostprep_event("pr-bug"))
+    failed = await failed_events(bus, hostprep_event(pr_id("pr-bug")))
     assert len(failed) == 1
     payload = failed[0].payload
     assert isinstance(payload, MessageFailed)
@@ -112,7 +112,7 @@ async def test_a_planned_retry_stays_routine(bus: Bus) -> None:
 
     with capture_logs() as logs:
         await bus.consumer(spec("planned", unexpected_retries=0), handler).start()
-        await bus.emit(hostprep_job("pr-plan"), job("pr-plan"))
+        await bus.emit(hostprep_job(pr_id("pr-plan")), job(pr_id("pr-plan")))
         await asyncio.wait_for(done.wait(), 30)
         await wait_settled(bus, "planned")
     assert calls == [1, 2, 3]

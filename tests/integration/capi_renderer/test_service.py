@@ -19,6 +19,10 @@ from shared.objects import PR_ID_LABEL as PR_LABEL
 from shared.payloads import CapiApplied, CapiDeleted, CapiFailed, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
 
+PR1 = "00000000-0000-4000-8000-000000000001"
+PR2 = "00000000-0000-4000-8000-000000000002"
+PR3 = "00000000-0000-4000-8000-000000000003"
+
 REPO = Path(__file__).resolve().parents[3]
 CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
 
@@ -47,27 +51,27 @@ async def test_jobs_are_applied_idempotently_and_deleted(
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
-    events = await bus.nc.subscribe(capi_event("pr-1"))
+    events = await bus.nc.subscribe(capi_event(PR1))
 
-    await bus.emit(capi_job("pr-1"), CapiJob(pr_id="pr-1", action="apply", spec=_spec()), correlation_id="fpr-a")
+    await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="apply", spec=_spec()), correlation_id="fpr-a")
     applied = await _next_event(events)
     assert isinstance(applied.payload, CapiApplied) and applied.correlation_id == "fpr-a"
     kinds = [o.kind for o in applied.payload.objects]
     assert kinds[-1] == "Cluster" and "MachineDeployment" in kinds and "ClusterResourceSet" in kinds
     cluster = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
-    assert cluster is not None and cluster["metadata"]["labels"][PR_LABEL] == "pr-1"
+    assert cluster is not None and cluster["metadata"]["labels"][PR_LABEL] == PR1
     before = {o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]  # type: ignore[index]
               ["resourceVersion"] for o in applied.payload.objects}  # fmt: skip
 
     # A second, distinct job with the same spec changes nothing on the server.
-    await bus.emit(capi_job("pr-1"), CapiJob(pr_id="pr-1", action="apply", spec=_spec()))
+    await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="apply", spec=_spec()))
     again = await _next_event(events)
     assert isinstance(again.payload, CapiApplied)
     after = {o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]  # type: ignore[index]
              ["resourceVersion"] for o in again.payload.objects}  # fmt: skip
     assert after == before
 
-    await bus.emit(capi_job("pr-1"), CapiJob(pr_id="pr-1", action="delete", spec=_spec()))
+    await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="delete", spec=_spec()))
     deleted = await _next_event(events)
     assert isinstance(deleted.payload, CapiDeleted) and deleted.payload.cluster == "edge1"
     # Without CAPI controllers nothing holds a finalizer, so the Cluster is gone at once.
@@ -84,8 +88,8 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
 ) -> None:
     deps = Deps(client=client, options=RenderOptions(), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
-    events = await bus.nc.subscribe(capi_event("pr-2"))
-    await bus.emit(capi_job("pr-2"), CapiJob(pr_id="pr-2", action="apply", spec=_spec()))
+    events = await bus.nc.subscribe(capi_event(PR2))
+    await bus.emit(capi_job(PR2), CapiJob(pr_id=PR2, action="apply", spec=_spec()))
     failed = await _next_event(events)
     assert isinstance(failed.payload, CapiFailed)
     assert "bridge-pool" in failed.payload.message
@@ -106,9 +110,9 @@ async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_th
     deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
-    events = await bus.nc.subscribe(capi_event("pr-3"))
+    events = await bus.nc.subscribe(capi_event(PR3))
     for action in ("apply", "scale", "delete"):
-        await bus.emit(capi_job("pr-3"), CapiJob(pr_id="pr-3", action=action, spec=_spec()))  # type: ignore[arg-type]
+        await bus.emit(capi_job(PR3), CapiJob(pr_id=PR3, action=action, spec=_spec()))  # type: ignore[arg-type]
         failed = await _next_event(events)
         assert isinstance(failed.payload, CapiFailed), action
         assert failed.payload.reason == "ForeignObject" and "Cluster" in failed.payload.message, action

@@ -19,21 +19,16 @@ from shared.bus import Bus, Consumer
 from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import Envelope, decode
-from shared.models import HostRef
 from shared.objects import HOST_ID_LABEL
-from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress
+from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress, MessageFailed
 from shared.subjects import ALL_HOSTPREP_EVENTS, HOSTPREP_JOBS_CONSUMER, hostprep_job
 
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 K8S_VERSION = "v1.30.2"
 
 
-def host_refs(pool: SandboxHostPool, ids: Sequence[str] | None = None) -> tuple[HostRef, ...]:
-    hosts = [pool.host(i) for i in ids] if ids else pool.hosts
-    return tuple(
-        HostRef(host_id=h.host_id, host_name=h.host_name, host_ip=h.ip, ssh_port=h.port, ssh_user=h.user)
-        for h in hosts
-    )
+def host_ids(pool: SandboxHostPool, ids: Sequence[str] | None = None) -> tuple[str, ...]:
+    return tuple(ids) if ids else tuple(h.host_id for h in pool.hosts)
 
 
 def write_inventory(pool: SandboxHostPool, path: Path, **per_host: dict[str, Any]) -> Path:
@@ -106,8 +101,8 @@ class Harness:
     def job(pool: SandboxHostPool, *, pr_id: str | None = None, ids: Sequence[str] | None = None,
             action: str = "prepare", namespace: str = "default", purge: bool = False) -> HostprepJob:
         return HostprepJob(
-            pr_id=pr_id or f"pr-{uuid.uuid4().hex[:8]}", action=action,  # type: ignore[arg-type]
-            cluster="c1", namespace=namespace, k8s_version=K8S_VERSION, hosts=host_refs(pool, ids),
+            pr_id=pr_id or str(uuid.uuid4()), action=action,  # type: ignore[arg-type]
+            cluster="c1", namespace=namespace, k8s_version=K8S_VERSION, hosts=host_ids(pool, ids),
             purge_packages=purge,
         )
 
@@ -126,6 +121,17 @@ class Harness:
         async with asyncio.timeout(timeout):
             while True:
                 found = self.results(pr_id)
+                if found:
+                    return found[0]
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def failure(self, pr_id: str, timeout: float = 30.0) -> MessageFailed:
+        """The ``message.failed`` the jobs consumer published for a job of ``pr_id`` it refused."""
+        async with asyncio.timeout(timeout):
+            while True:
+                found = [e.payload for e in self.events if isinstance(e.payload, MessageFailed)
+                         and e.payload.subject == hostprep_job(pr_id)]  # fmt: skip
                 if found:
                     return found[0]
                 self._arrived.clear()

@@ -76,6 +76,7 @@ def hostprep_env(
         "O2_NATS_URL": nats_url,
         "O2_LOG_LEVEL": "debug",
         "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
+        "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
         "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
         "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
         "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),

@@ -10,6 +10,7 @@ be done, and a second run must only check.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import asyncssh
@@ -22,29 +23,34 @@ from services.hostprep.recipe import AgentSource, RecipeParams
 from services.hostprep.runner import Deps, HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import SshConnector
-from shared.models import HostRef
 from tests.integration.hosts.test_sshd import LOGIN, Sshd, sshd  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.sshd
 
 
-def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str, str]]) -> HostRunner:
-    deps = Deps(settings=settings, connector=SshConnector(CredentialStore(settings), connect_timeout=10),
-                slots=asyncio.Semaphore(1), agent=AgentSource(pushed=True), agent_binary=b"unused")
-    host = HostRef(host_id="host-001", host_name="node-001", host_ip="127.0.0.1", ssh_port=port, ssh_user=LOGIN)
+async def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str, str]]) -> HostRunner:
+    inventory = settings.ssh_key_file.parent / "input.json"  # type: ignore[union-attr]
+    inventory.write_text(json.dumps({"k8s_version": "v1.30.2", "hosts": [
+        {"host_id": "host-001", "host_name": "node-001", "host_ip": "127.0.0.1", "ssh_port": port, "host_user": LOGIN},
+    ]}))  # fmt: skip
+    settings = settings.model_copy(update={"inventory_file": inventory})
+    store = CredentialStore(settings)
+    deps = Deps(settings=settings, connector=SshConnector(connect_timeout=10), slots=asyncio.Semaphore(1),
+                store=store, agent=AgentSource(pushed=True, sha256="ab" * 32), agent_binary=b"unused")
+    resolved = await store.resolve("host-001")
 
     async def report(step: str, status: str, detail: str | None) -> None:
         reports.append((step, status))
 
-    params = RecipeParams(host=host, namespace="default", k8s_version="v1.30.2")
-    return HostRunner(deps, params, action="prepare", report=report, deadline=time.monotonic() + 100)
+    params = RecipeParams(host=resolved.ref, namespace="default", k8s_version="v1.30.2")
+    return HostRunner(deps, params, resolved, action="prepare", report=report, deadline=time.monotonic() + 100)
 
 
 async def test_recipe_over_real_sshd_with_sudo(sshd: Sshd) -> None:  # noqa: F811
     settings = HostprepSettings(ssh_key_file=sshd.client_key, known_hosts_file=sshd.known_hosts,
                                 command_timeout=30, max_step_attempts=1)
     reports: list[tuple[str, str]] = []
-    outcome = await _runner(settings, sshd.port, reports).run()
+    outcome = await (await _runner(settings, sshd.port, reports)).run()
     assert not outcome.ok and outcome.step == "bootstrap-kubeconfig" and outcome.reason == "NoManagementCluster"
     assert outcome.acted == ("swap", "kernel-modules", "sysctl", "base-packages", "containerd", "kubernetes-repo",
                              "kubernetes-packages", "etc-hosts")
@@ -59,7 +65,7 @@ async def test_recipe_over_real_sshd_with_sudo(sshd: Sshd) -> None:  # noqa: F81
 
     mark = len(state.log)
     again: list[tuple[str, str]] = []
-    second = await _runner(settings, sshd.port, again).run()
+    second = await (await _runner(settings, sshd.port, again)).run()
     assert second.acted == () and second.step == "bootstrap-kubeconfig"
     later = HostState.load(sshd.host_dir / "state.json")
     assert later.changed_since(mark) == [] and len(later.log) > mark
@@ -71,5 +77,5 @@ async def test_a_changed_host_key_on_real_sshd_is_refused(sshd: Sshd, tmp_path) 
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port} {other}\n")
     settings = HostprepSettings(ssh_key_file=sshd.client_key, known_hosts_file=known, max_step_attempts=1)
-    outcome = await _runner(settings, sshd.port, []).run()
+    outcome = await (await _runner(settings, sshd.port, [])).run()
     assert not outcome.ok and outcome.step == "preflight" and outcome.reason == "HostKeyMismatch"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord, node_cluster_id
 from shared.bus import Bus
 from shared.leases import HostLeases
-from shared.messages import Envelope
+from shared.messages import Envelope, utcnow
 from shared.natsserver import EmbeddedNats
 from shared.payloads import (
     ClusterSummary,
@@ -173,7 +174,7 @@ async def test_delete_mid_hostprep_tombstones_and_releases_without_touching_capi
     # The preparation finishing afterwards starts nothing.
     job = world.hostprep_jobs[0]
     assert isinstance(job.payload, HostprepJob)
-    hosts = tuple(h.host_id for h in job.payload.hosts)
+    hosts = job.payload.hosts
     await world.publish(hostprep_event(pr), HostprepDone(pr_id=pr, action="prepare", hosts=hosts), cause=job)
     await settled(world.bus, HOSTPREP.name, O2IMS_EVENTS_CONSUMER.durable)
     assert world.capi_jobs == [] and world.states(pr)[-1] == ("deleted", None)
@@ -201,7 +202,7 @@ async def test_scale_two_to_three_workers(world: World, start_o2ims: Start) -> N
     await world.wait(lambda: len([s for s in world.statuses if s.pr_id == pr and s.state == "fulfilled"]) == 2)
     assert world.states(pr)[-3:] == [("progressing", "hostprep"), ("progressing", "scaling"), ("fulfilled", None)]
     second = world.hostprep_jobs[-1].payload
-    assert isinstance(second, HostprepJob) and [h.host_id for h in second.hosts] == ["edge1-w3"]
+    assert isinstance(second, HostprepJob) and list(second.hosts) == ["edge1-w3"]
     assert [e.payload.action for e in world.capi_jobs] == ["apply", "scale"]  # type: ignore[union-attr]
 
 
@@ -312,7 +313,7 @@ def _replayed(rec: PrRecord) -> list[Command]:
     job = rec.hostprep_job
     assert job is not None and rec.spec is not None
     payload = HostprepJob(pr_id=rec.pr_id, action="prepare", cluster=rec.spec.name, k8s_version=rec.spec.k8s_version,
-                          hosts=rec.spec.all_hosts)  # fmt: skip
+                          hosts=tuple(h.host_id for h in rec.spec.all_hosts))  # fmt: skip
     return [Command(id=job.id, at=rec.created_at, subject=f"hostprep.jobs.{rec.pr_id}", payload=payload)]
 
 
@@ -369,3 +370,22 @@ async def test_a_request_naming_another_pr_than_its_subject_is_refused(world: Wo
     failure = await world.wait(lambda: world.failures)
     assert isinstance(failure[0].payload, MessageFailed) and failure[0].payload.reason == "SubjectMismatch"
     assert await o2.record(pr) is None and await o2.record(other) is None
+
+
+async def test_a_post_dated_request_does_not_outrank_the_requests_after_it(world: World, start_o2ims: Start) -> None:
+    """#15 item 2: senders set ``occurred_at``; o2ims ordered requests by it, so a create dated a year ahead made
+    every later update "overtaken". o2ims now uses when the bus received each message."""
+    o2 = await start_o2ims()
+    pr, spec = pr_id(), make_spec(workers=2)
+    before = utcnow()
+    post_dated = Envelope(type="o2ims.request", occurred_at=before + timedelta(days=365), source="attacker",
+                          correlation_id="fpr-1", payload=PrRequest(pr_id=pr, fpr="fpr-1", operation="create",
+                                                                    spec=spec))  # fmt: skip
+    await world.bus.publish(o2ims_request(pr), post_dated)
+    await world.wait_state(pr, "fulfilled")
+    rec = await o2.record(pr)
+    assert rec is not None and before - timedelta(minutes=5) <= rec.request_at <= utcnow()
+    await world.request("update", pr, make_spec(workers=3))
+    await world.wait(lambda: len([s for s in world.statuses if s.pr_id == pr and s.state == "fulfilled"]) == 2)
+    rec = await o2.record(pr)
+    assert rec is not None and rec.spec is not None and len(rec.spec.workers) == 3

@@ -66,7 +66,7 @@ async def test_kill_9_at_each_stage_reaches_the_same_end(
     progress = HostProgress(pr_id=pr, host_id=spec.control_plane[0].host_id, step="preflight", status="done")
     await step(hostprep_event(pr), progress, job, ("progressing", "hostprep"))
     assert isinstance(job.payload, HostprepJob)
-    done = HostprepDone(pr_id=pr, action="prepare", hosts=tuple(h.host_id for h in job.payload.hosts))
+    done = HostprepDone(pr_id=pr, action="prepare", hosts=job.payload.hosts)
     await step(hostprep_event(pr), done, job, ("progressing", "apply"))
     capi_job = (await world.wait(lambda: world.capi_jobs))[0]
     applied = CapiApplied(pr_id=pr, action="apply", objects=())

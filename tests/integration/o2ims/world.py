@@ -104,18 +104,17 @@ class World:
         if (job.pr_id in self.hold_hostprep and job.action == "prepare") or job.pr_id in self.manual:
             return
         out = hostprep_event(job.pr_id)
-        for h in job.hosts:
-            await ctx.publish(out, HostProgress(pr_id=job.pr_id, host_id=h.host_id, step="preflight", status="done"),
-                              key=h.host_id)  # fmt: skip
-            if h.host_id in self.fail_host:
-                step = self.fail_host[h.host_id]
+        for host_id in job.hosts:
+            await ctx.publish(out, HostProgress(pr_id=job.pr_id, host_id=host_id, step="preflight", status="done"),
+                              key=host_id)  # fmt: skip
+            if host_id in self.fail_host:
+                step = self.fail_host[host_id]
                 await ctx.publish(out, HostprepFailed(
-                    pr_id=job.pr_id, action=job.action, host_id=h.host_id, step=step, exit_code=100,
+                    pr_id=job.pr_id, action=job.action, host_id=host_id, step=step, exit_code=100,
                     stderr_tail="E: broken", reason="StepFailed", message=f"{step} failed",
                 ), key="failed")  # fmt: skip
                 return
-        hosts = tuple(h.host_id for h in job.hosts)
-        await ctx.publish(out, HostprepDone(pr_id=job.pr_id, action=job.action, hosts=hosts), key="done")
+        await ctx.publish(out, HostprepDone(pr_id=job.pr_id, action=job.action, hosts=job.hosts), key="done")
 
     async def _capi(self, env: Envelope, ctx: MessageContext) -> None:
         job = env.payload

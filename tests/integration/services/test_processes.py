@@ -14,11 +14,13 @@ import pytest
 from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.messages import Envelope
-from shared.models import HostRef
 from shared.natsserver import EmbeddedNats
 from shared.payloads import HostprepJob
 from shared.subjects import HOSTPREP, hostprep_job
 from tests.integration.services.procs import ServiceProcess
+
+PR1 = "00000000-0000-4000-8000-000000000001"
+PR2 = "00000000-0000-4000-8000-000000000002"
 
 SERVICES = ["focom", "o2ims", "hostprep", "capi_renderer", "status_watcher"]
 
@@ -98,7 +100,7 @@ async def test_credentials_in_the_nats_url_never_reach_the_output(procs: list[Se
 def _job(pr: str) -> HostprepJob:
     return HostprepJob(
         pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2",
-        hosts=(HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1"),),
+        hosts=("h1",),
     )  # fmt: skip
 
 
@@ -133,11 +135,11 @@ async def test_sigterm_lets_a_running_handler_finish(
     proc = await ServiceProcess("tests.integration.bus.slow_service", env).start()
     procs.append(proc)
     await proc.wait_event("service_ready")
-    await _publish(nats_server.url, "pr-1")
-    await _wait_file(tmp_path / "started-pr-1")
+    await _publish(nats_server.url, PR1)
+    await _wait_file(tmp_path / f"started-{PR1}")
     proc.signal(signal.SIGTERM)
     assert await proc.wait() == 0
-    assert (tmp_path / "finished-pr-1").exists()
+    assert (tmp_path / f"finished-{PR1}").exists()
     assert await _consumer_state(nats_server.url) == (0, 0, 0)
 
 
@@ -151,16 +153,16 @@ async def test_sigterm_past_the_drain_timeout_hands_the_message_back(
     first = await ServiceProcess("tests.integration.bus.slow_service", env).start()
     procs.append(first)
     await first.wait_event("service_ready")
-    await _publish(nats_server.url, "pr-2")
-    await _wait_file(tmp_path / "started-pr-2")
+    await _publish(nats_server.url, PR2)
+    await _wait_file(tmp_path / f"started-{PR2}")
     first.signal(signal.SIGTERM)
     assert await first.wait() == 0
-    assert not (tmp_path / "finished-pr-2").exists()
+    assert not (tmp_path / f"finished-{PR2}").exists()
     # Nothing is lost: the next instance gets the same message again and completes it.
-    (tmp_path / "started-pr-2").unlink()
+    (tmp_path / f"started-{PR2}").unlink()
     second = await ServiceProcess("tests.integration.bus.slow_service", {**env, "SLOW_SECONDS": "0.1"}).start()
     procs.append(second)
-    await _wait_file(tmp_path / "finished-pr-2")
-    assert (tmp_path / "finished-pr-2").read_text() == "2"  # the second delivery
+    await _wait_file(tmp_path / f"finished-{PR2}")
+    assert (tmp_path / f"finished-{PR2}").read_text() == "2"  # the second delivery
     second.signal(signal.SIGTERM)
     assert await second.wait() == 0

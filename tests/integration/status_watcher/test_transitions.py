@@ -28,11 +28,15 @@ C1 = k8s_status("cluster", "default", "c1")
 Sim = Callable[..., Awaitable[CapiSimulators]]
 Hosts = Callable[..., Awaitable[list[HostAgent]]]
 
+PR1 = "00000000-0000-4000-8000-000000000001"
+#: A second PR id: relabelling the Cluster with it is a barrier (its summary comes after everything before it).
+PR1B = "00000000-0000-4000-8000-00000000001b"
+
 
 async def apply_cluster(client: KubeClient, core: str = "v1beta1") -> None:
     for obj in cluster_set(core=core):
         if obj["kind"] == "Cluster":
-            obj["metadata"]["labels"][PR_ID_LABEL] = "pr-1"
+            obj["metadata"]["labels"][PR_ID_LABEL] = PR1
         await client.apply(obj, field_manager="test")
 
 
@@ -89,12 +93,12 @@ async def test_creation_to_ready_yields_exactly_one_cluster_ready_after_the_last
     await apply_cluster(capi_client, core)
 
     ready = await stream.wait_for(lambda _: transitions(stream, "cluster.ready"))
-    assert ready[0].payload.pr_id == "pr-1"
+    assert ready[0].payload.pr_id == PR1
     # Not before: when cluster.ready arrives every worker Machine is Running with a node.
     machines, _ = await capi_client.list(f"cluster.x-k8s.io/{core}", "Machine", "default")
     assert len(machines) == 3
     assert all(m["status"]["phase"] == "Running" and m["status"]["nodeRef"]["name"] for m in machines)
-    await barrier(capi_client, stream, "pr-1b")
+    await barrier(capi_client, stream, PR1B)
 
     assert len(transitions(stream, "cluster.ready")) == 1
     states = summaries(stream.on(C1))
@@ -130,7 +134,7 @@ async def test_a_broken_watch_and_a_forced_410_lose_no_transition_and_duplicate_
         proxy.resume()
 
         await stream.wait_for(lambda _: transitions(stream, "cluster.ready"))
-        await barrier(capi_client, stream, "pr-1b")
+        await barrier(capi_client, stream, PR1B)
         assert len(transitions(stream, "cluster.ready")) == 1
         assert summaries(stream.on(C1))[-1].ready
         relists = sum(x.relists for x in w.watcher.watches) - relists_before
@@ -173,7 +177,7 @@ async def test_a_restart_republishes_nothing_new_inside_the_duplicate_window_and
     third = await watchers()  # nothing changed: the same ids again, all dropped as duplicates
     assert third.pipeline.published > 0
     assert (await bus.js.stream_info(K8S.name)).state.messages == stored
-    await barrier(capi_client, stream, "pr-1b")
+    await barrier(capi_client, stream, PR1B)
     assert len(transitions(stream, "cluster.ready")) == 1
     assert_no_duplicate_summaries(stream)
 

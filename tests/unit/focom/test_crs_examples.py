@@ -15,7 +15,7 @@ from services.focom import request as rq
 from shared.catalog import load_catalog
 from shared.crd_schema import CrdSchemas
 from shared.inventory import load_inventory
-from shared.payloads import ChildStatus, FocomRequest, FprStatus
+from shared.payloads import ChildStatus, FocomRequest, FprStatus, pr_id_for
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
@@ -69,8 +69,8 @@ def test_crd_keeps_every_field_we_read_and_write(schemas: CrdSchemas) -> None:
                                     "templateParameters": {"clusterName": "a", "custom": {"deep": [1]}}}}
     obj["spec"].pop("targetWorkerCount")
     status = FprStatus(name="x", phase="Synced", message="ok", updated_at=datetime(2030, 1, 1, tzinfo=UTC),
-                       children=(ChildStatus(cluster="a", pr_id="p", state="fulfilled"),), operation="create",
-                       generation=2)
+                       children=(ChildStatus(cluster="a", pr_id=pr_id_for("f", "a"), state="fulfilled"),),
+                       operation="create", generation=2)
     obj["status"] = {**crs.status_body(obj, status)["status"], "observedGeneration": 3}
     pruned, errors = schemas.prune_unknown(obj)
     assert errors == [] and pruned == obj

@@ -93,7 +93,7 @@ def test_older_reports_are_dropped() -> None:
     assert report(record, "smo", "progressing", T0 + timedelta(seconds=6), seq=3) == record
     by_time = report(created(), "smo", "fulfilled", T0 + timedelta(seconds=5))
     assert report(by_time, "smo", "progressing", T0 + timedelta(seconds=4)) == by_time
-    foreign = PrStatus(pr_id="other", fpr="f", cluster="x", state="failed", at=T0 + timedelta(seconds=9))
+    foreign = PrStatus(pr_id=pr_id_for("f", "x"), fpr="f", cluster="x", state="failed", at=T0 + timedelta(seconds=9))
     assert domain.apply_status(record, foreign, T0) == record
 
 

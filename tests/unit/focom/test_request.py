@@ -79,13 +79,15 @@ SHAPE: list[tuple[str, dict[str, Any], str, str]] = [
     ("both workers and count", {"name": "a", "operation": "scale", "allClusters": True, "targetWorkerCount": 2,
                                 "workers": (HostSelection(hostId="h1"),)}, "$.targetWorkerCount", "one-of"),
     ("worker id syntax", {"name": "a", "operation": "scale", "clusterNames": ("smo",),
-                          "workers": (HostSelection(hostId="h 1"),)}, "$.workers[0].hostId", "label-value"),
+                          "workers": (HostSelection.model_construct(hostId="h 1"),)}, "$.workers[0].hostId",
+     "label-value"),
 ]
 
 
 @pytest.mark.parametrize(("case", "fields", "path", "rule"), SHAPE, ids=[s[0] for s in SHAPE])
 def test_shape_rules(case: str, fields: dict[str, Any], path: str, rule: str) -> None:
-    assert (path, rule) in refused(rq.check_shape, FocomRequest(**fields), max_clusters=10)
+    # model_construct: the payload itself refuses bad names; focom's own rules are checked behind it.
+    assert (path, rule) in refused(rq.check_shape, FocomRequest.model_construct(**fields), max_clusters=10)
 
 
 def test_too_many_clusters() -> None:

@@ -22,31 +22,49 @@ def inventory(tmp_path: Path, hosts: list[dict[str, object]]) -> Path:
     return path
 
 
+def host(host_id: str, n: int, **fields: object) -> dict[str, object]:
+    return {"host_id": host_id, "host_name": f"n{n}", "host_ip": f"10.0.0.{n}", **fields}
+
+
 async def test_inventory_password_and_relative_key(tmp_path: Path) -> None:
     path = inventory(tmp_path, [
-        {"host_id": "h1", "host_name": "n1", "host_ip": "10.0.0.1", "host_user": "root", "host_pwd": PASSWORD},
-        {"host_id": "h2", "host_name": "n2", "host_ip": "10.0.0.2", "ssh_key_file": "keys/h2"},
-        {"host_id": "h3", "host_name": "n3", "host_ip": "10.0.0.3"},
+        host("h1", 1, host_user="root", host_pwd=PASSWORD),
+        host("h2", 2, ssh_key_file="keys/h2", ssh_port=2222, host_user="ubuntu"),
+        host("h3", 3),
     ])
     store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default",
                                              ssh_key_dir=tmp_path))  # fmt: skip
-    h1, h2, h3 = [await store.credentials(h) for h in ("h1", "h2", "h3")]
-    assert h1.password is not None and h1.password.get_secret_value() == PASSWORD
+    h1, h2, h3 = [await store.resolve(h) for h in ("h1", "h2", "h3")]
+    assert h1.credentials.password is not None and h1.credentials.password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(h1) and PASSWORD not in str(h1)
-    assert h2.key_file == tmp_path / "keys/h2" and h2.password is None
-    assert h3.key_file == tmp_path / "default"
+    assert h2.credentials.key_file == tmp_path / "keys/h2" and h2.credentials.password is None
+    assert (h2.ref.host_ip, h2.ref.ssh_port, h2.ref.ssh_user) == ("10.0.0.2", 2222, "ubuntu")
+    assert h3.credentials.key_file == tmp_path / "default"
 
 
 async def test_no_credentials_is_permanent(tmp_path: Path) -> None:
-    store = CredentialStore(HostprepSettings(inventory_file=inventory(tmp_path, [])))
+    store = CredentialStore(HostprepSettings(inventory_file=inventory(tmp_path, [host("h9", 9)])))
     with pytest.raises(PermanentError) as info:
-        await store.credentials("h9")
+        await store.resolve("h9")
     assert info.value.reason == "NoCredentials"
+
+
+async def test_a_host_id_the_inventory_does_not_know_is_refused(tmp_path: Path) -> None:
+    """#15 item 7: the job's host is looked up in hostprep's own inventory; an unknown id gets nothing."""
+    store = CredentialStore(HostprepSettings(inventory_file=inventory(tmp_path, [host("h1", 1, host_pwd=PASSWORD)]),
+                                             ssh_key_file=tmp_path / "default"))  # fmt: skip
+    with pytest.raises(PermanentError) as info:
+        await store.resolve("h2")
+    assert info.value.reason == "UnknownHost" and PASSWORD not in str(info.value)
+    without = CredentialStore(HostprepSettings(ssh_key_file=tmp_path / "default"))
+    with pytest.raises(PermanentError) as info:
+        await without.resolve("h1")
+    assert info.value.reason == "NoInventory"
 
 
 async def test_numeric_host_ids_as_the_user_guide_writes_them(tmp_path: Path) -> None:
     path = inventory(tmp_path, [{"host_id": 1, "host_name": "n1", "host_ip": "10.0.0.1", "host_pwd": PASSWORD}])
-    creds = await CredentialStore(HostprepSettings(inventory_file=path)).credentials("1")
+    creds = (await CredentialStore(HostprepSettings(inventory_file=path)).resolve("1")).credentials
     assert creds.password is not None and creds.password.get_secret_value() == PASSWORD
 
 
@@ -56,28 +74,30 @@ async def test_key_files_outside_the_key_directory_are_refused(tmp_path: Path, k
     keys.mkdir()
     (tmp_path / "secret").write_text("not a key of ours")
     (keys / "escape").symlink_to(tmp_path / "secret")  # a link inside the directory, leading out of it
-    path = inventory(tmp_path, [{"host_id": "h1", "ssh_key_file": key}])
+    path = inventory(tmp_path, [host("h1", 1, ssh_key_file=key)])
     store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_dir=keys))
     with pytest.raises(PermanentError) as info:
-        await store.credentials("h1")
+        await store.resolve("h1")
     assert info.value.reason == "InvalidInventory"
     assert "key directory" in str(info.value) or "'..'" in str(info.value)
 
 
 async def test_an_invalid_inventory_error_does_not_echo_the_password(tmp_path: Path) -> None:
-    path = inventory(tmp_path, [{"host_id": [7], "host_pwd": PASSWORD}])
+    path = inventory(tmp_path, [{"host_id": "h1", "host_name": "n1", "host_ip": "10.0.0.1\nx", "host_pwd": PASSWORD}])
     store = CredentialStore(HostprepSettings(inventory_file=path))
     with pytest.raises(PermanentError) as info:
-        await store.credentials("h1")
+        await store.resolve("h1")
     assert info.value.reason == "InvalidInventory" and PASSWORD not in str(info.value)
 
 
 async def test_inventory_changes_are_picked_up(tmp_path: Path) -> None:
-    path = inventory(tmp_path, [{"host_id": "h1", "host_pwd": "old"}])
+    path = inventory(tmp_path, [host("h1", 1, host_pwd="old")])
     store = CredentialStore(HostprepSettings(inventory_file=path))
-    assert (await store.credentials("h1")).password.get_secret_value() == "old"  # type: ignore[union-attr]
-    path.write_text(json.dumps({"hosts": [{"host_id": "h1", "host_pwd": "newer"}]}))
-    assert (await store.credentials("h1")).password.get_secret_value() == "newer"  # type: ignore[union-attr]
+    assert (await store.resolve("h1")).credentials.password.get_secret_value() == "old"  # type: ignore[union-attr]
+    path.write_text(json.dumps({"k8s_version": "1.30.2", "hosts": [host("h1", 7, host_pwd="newer-and-longer")]}))
+    got = await store.resolve("h1")
+    assert got.credentials.password.get_secret_value() == "newer-and-longer"  # type: ignore[union-attr]
+    assert got.ref.host_ip == "10.0.0.7"
 
 
 async def test_pinned_keys_and_known_hosts(tmp_path: Path) -> None:
@@ -95,6 +115,22 @@ async def test_pinned_keys_and_known_hosts(tmp_path: Path) -> None:
     assert {k.export_public_key().decode().strip() for k in keys} == {b}
     keys, _, _ = trusted_host_keys(await store.trust("h4"), SshTarget("h4", "10.0.0.4", 22, "root"), parsed)
     assert {k.export_public_key().decode().strip() for k in keys} == {a}
+
+
+async def test_pinned_keys_are_the_only_keys_a_pinned_host_is_checked_against(tmp_path: Path) -> None:
+    """#15 item 7: a pinned host used to also accept any key known_hosts lists for the address it was sent to."""
+    a = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    b = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(f"h1: '{a}'\n")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"10.0.0.1 {b}\n")
+    store = CredentialStore(HostprepSettings(pinned_host_keys_file=pinned, known_hosts_file=known))
+    trust = await store.trust("h1")
+    assert trust == TrustSources((a,), None)
+    parsed = asyncssh.import_known_hosts(known.read_text())
+    keys, cas, _ = trusted_host_keys(trust, SshTarget("h1", "10.0.0.1", 22, "root"), parsed)
+    assert [k.export_public_key().decode().strip() for k in keys] == [a] and cas == []
 
 
 def test_an_unknown_host_is_never_trusted() -> None:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from services.hostprep import domain
 from services.hostprep.domain import MARK, HostOutcome
-from shared.models import HostRef
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob
 
 OS_RELEASE = 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n'
@@ -91,8 +90,17 @@ def test_backoff_doubles_and_caps() -> None:
 
 
 def _job(*ids: str) -> HostprepJob:
-    hosts = tuple(HostRef(host_id=i, host_name=f"n-{i}", host_ip=f"10.0.0.{n}") for n, i in enumerate(ids, 1))
-    return HostprepJob(pr_id="pr-1", action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=hosts)
+    return HostprepJob(pr_id="0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b", action="prepare", cluster="c1",
+                       k8s_version="v1.30.2", hosts=ids)
+
+
+def test_a_hosts_answers_are_made_printable_before_they_travel() -> None:
+    hostile = HostOutcome("a", False, "base-packages", "CommandFailed", "exit 1: \x1b[2Jgone\r", 1, "E:\x1b]0;x\x07\n")
+    result = domain.job_result(_job("a"), [hostile])
+    assert isinstance(result, HostprepFailed)
+    for text in (result.message, result.stderr_tail or "", result.failures[0].message):
+        assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "\\x1b[2Jgone" in result.message
 
 
 def test_job_result_done_when_every_host_is_ready() -> None:

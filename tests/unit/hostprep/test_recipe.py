@@ -76,20 +76,77 @@ def test_literal_values_from_job_and_facts() -> None:
 
 
 def test_values_that_need_quoting_are_quoted() -> None:
-    p = params(agent=AgentSource(url="https://mirror.example/a b/agent;rm -rf /"), repo_base="https://m.example/k8s x")
+    p = params(agent=AgentSource(url="https://mirror.example/a b/agent;rm -rf /", sha256="ab" * 32),
+               repo_base="https://m.example/k8s x")
     text = "\n".join(commands(recipe.prepare_steps(p, FACTS)))
     assert "'https://mirror.example/a b/agent;rm -rf /'" in text
     assert "'https://m.example/k8s x/v1.31/deb/Release.key'" in text
 
 
+def agent_step(agent: AgentSource) -> recipe.Step:
+    return {s.name: s for s in recipe.prepare_steps(params(agent=agent), FACTS)}["agent-binary"]
+
+
 def test_agent_sources() -> None:
-    pushed = {s.name: s for s in recipe.prepare_steps(params(agent=AgentSource(sha256="cd" * 32, pushed=True)), FACTS)}
-    op = pushed["agent-binary"].action[0]
-    assert isinstance(op, recipe.Upload) and op.agent_binary and op.mode == 0o755
-    missing = {s.name: s for s in recipe.prepare_steps(params(agent=AgentSource()), FACTS)}
-    check, action = missing["agent-binary"].check, missing["agent-binary"].action[0]
-    assert isinstance(check, recipe.Probe) and check.command.startswith("test -x")
-    assert isinstance(action, recipe.Fail) and action.reason == "NoAgentBinary"
+    pushed = agent_step(AgentSource(sha256="cd" * 32, pushed=True))
+    op = pushed.action[0]
+    assert isinstance(op, recipe.Upload) and op.agent_binary and op.mode == 0o755 and op.sha256 == "cd" * 32
+    assert isinstance(pushed.check, recipe.Probe) and pushed.check.command.startswith("sha256sum ")
+    # An agent installed by other means is still verified by its sha256; without a source it cannot be fixed.
+    preinstalled = agent_step(AgentSource(sha256="cd" * 32))
+    assert isinstance(preinstalled.check, recipe.Probe) and preinstalled.check.command.startswith("sha256sum ")
+    assert isinstance(preinstalled.action[0], recipe.Fail) and preinstalled.action[0].reason == "NoAgentBinary"
+
+
+def test_an_agent_without_a_sha256_is_never_accepted() -> None:
+    """#15 item 10: without a sha256 the check used to be ``test -x`` (any executable passed)."""
+    for agent in (AgentSource(), AgentSource(url="https://mirror.example/agent")):
+        step = agent_step(agent)
+        assert isinstance(step.check, recipe.Probe) and "test -x" not in step.check.command
+        assert not step.check.holds(result(""))
+        assert isinstance(step.action[0], recipe.Fail) and step.action[0].reason == "NoAgentBinary"
+
+
+def test_a_downloaded_agent_is_verified_before_it_replaces_the_binary() -> None:
+    """#15 item 10: the download used to be moved over the live binary before anything verified it."""
+    step = agent_step(AgentSource(url="https://mirror.example/{arch}/agent", sha256="ab" * 32))
+    (run,) = step.action
+    assert isinstance(run, recipe.Run)
+    lines = run.command.splitlines()
+    tmp = "/usr/local/bin/byoh-hostagent.o2ims-download"
+    curl = next(i for i, line in enumerate(lines) if line.startswith("curl "))
+    verify = next(i for i, line in enumerate(lines) if "sha256sum -c" in line)
+    move = next(i for i, line in enumerate(lines) if line.startswith("mv "))
+    assert lines[0] == "set -e" and curl < verify < move
+    assert f"-o {tmp}" in lines[curl] and "--proto =https --proto-redir =https" in lines[curl]
+    assert "ab" * 32 in lines[verify] and tmp in lines[verify]
+    assert lines[move] == f"mv -f {tmp} /usr/local/bin/byoh-hostagent"
+
+
+def test_a_plain_http_agent_url_is_refused() -> None:
+    with pytest.raises(recipe.UnsafeValue, match="https"):
+        agent_step(AgentSource(url="http://mirror.example/agent", sha256="ab" * 32))
+
+
+ISSUE_NAMESPACE = "x'\nExecStartPre=/bin/sh -c \"id > /root/pwned\"\nX-Ignored="
+
+
+def test_the_recipe_refuses_a_newline_in_the_namespace() -> None:
+    """#15 item 1: the namespace from the issue used to reach the unit's ExecStart line verbatim."""
+    with pytest.raises(recipe.UnsafeValue, match="namespace"):
+        params(namespace=ISSUE_NAMESPACE)
+
+
+def test_the_unit_refuses_control_characters_whatever_validated_them() -> None:
+    host = HostRef.model_construct(host_id="h1\nExecStartPre=/bin/true", host_name="node-7", host_ip="10.1.2.7",
+                                   ssh_port=22, ssh_user="root")
+    with pytest.raises(recipe.UnsafeValue, match="systemd unit"):
+        recipe.agent_unit(params(host=host))
+    for word in ("a\nb", "a b", "a%b", "a$b", "a'b", "a\\b", "a\x00b", "a\rb"):
+        with pytest.raises(recipe.UnsafeValue):
+            recipe.unit_word(word, "test")
+    with pytest.raises(recipe.UnsafeValue):
+        recipe.file_line("10.0.0.1 node\n10.0.0.2 evil", "line")
 
 
 def result(stdout: str, status: int = 0) -> CommandResult:

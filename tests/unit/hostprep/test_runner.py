@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import SecretBytes
 
 from services.hostprep import recipe
 from services.hostprep.bootstrap import IssuedKubeconfig
+from services.hostprep.credentials import CredentialStore, HostCredentials, ResolvedHost, TrustSources
 from services.hostprep.domain import MARK
 from services.hostprep.recipe import AgentSource, RecipeParams
 from services.hostprep.runner import Deps, HostRunner
@@ -26,7 +28,9 @@ PREFLIGHT = f"\n{MARK}\n".join([
     "node-1", "Filesystem 1K-blocks Used Available Use% Mounted\n/dev/sda 1 1 99999999 1% /",
 ])
 HOST = HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1")
-PARAMS = RecipeParams(host=HOST, namespace="default", k8s_version="v1.30.2", agent=AgentSource(pushed=True))
+AGENT = AgentSource(pushed=True, sha256="ab" * 32)
+PARAMS = RecipeParams(host=HOST, namespace="default", k8s_version="v1.30.2", agent=AGENT)
+RESOLVED = ResolvedHost(HOST, HostCredentials("h1", None, Path("/keys/h1"), None), TrustSources((), None))
 
 
 REAL_PREPARE_STEPS = recipe.prepare_steps
@@ -125,7 +129,8 @@ class FakeSession:
             raise result
         return result
 
-    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float) -> CommandResult:
+    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float,
+                       sha256: str | None = None) -> CommandResult:
         self.host.uploads.append(path)
         if path == PARAMS.agent_path:
             self.host.done.add("agent-binary")
@@ -174,13 +179,13 @@ class FakeIndex:
 def runner(host: FakeHost, reports: list[tuple[str, str]], *, deadline: float = 30.0, **settings: Any) -> HostRunner:
     s = HostprepSettings(retry_initial_delay=0.01, retry_max_delay=0.02, max_step_attempts=3, **settings)
     deps = Deps(settings=s, connector=FakeConnector(host), slots=asyncio.Semaphore(1),  # type: ignore[arg-type]
-                bootstrap=FakeBootstrap(host), byohosts=FakeIndex(host),  # type: ignore[arg-type]
-                agent=AgentSource(pushed=True), agent_binary=b"agent")
+                store=CredentialStore(s), bootstrap=FakeBootstrap(host), byohosts=FakeIndex(host),  # type: ignore[arg-type]
+                agent=AGENT, agent_binary=b"agent")
 
     async def report(step: str, status: str, detail: str | None) -> None:
         reports.append((step, status))
 
-    return HostRunner(deps, PARAMS, action="prepare", report=report, deadline=time.monotonic() + deadline)
+    return HostRunner(deps, PARAMS, RESOLVED, action="prepare", report=report, deadline=time.monotonic() + deadline)
 
 
 async def test_a_fresh_host_runs_every_action_then_a_second_run_only_checks() -> None:

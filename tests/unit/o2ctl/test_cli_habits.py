@@ -73,7 +73,7 @@ def test_cells_cannot_forge_lines() -> None:
     out = io.StringIO()
     table(None, ("name",), [("edge\n---\nkind: Secret\x1b[2J",)], out)
     assert out.getvalue().splitlines() == ["NAME", "edge\\n---\\nkind: Secret\\x1b[2J"]
-    assert printable("a\\nb\u2028c") == "a\\\\nb\\u2028c"  # a literal backslash cannot pass for an escape
+    assert printable("tab\there\u2028next\u202eevil\x85") == "tab\\there\\u2028next\\u202eevil\\x85"
 
 
 def test_piped_validate_prints_whole_paths(tmp_path: Path) -> None:

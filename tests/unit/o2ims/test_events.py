@@ -8,7 +8,7 @@ import pytest
 
 from services.o2ims.events import event_from, resolve
 from services.o2ims.settings import O2imsSettings
-from shared.messages import Envelope
+from shared.messages import Envelope, utcnow
 from shared.payloads import (
     CapiApplied,
     CapiDeleted,
@@ -26,7 +26,7 @@ from tests.unit.o2ims.machine import PR, T0, driven_to, ev
 
 
 def _kind(p: Payload, subject_pr: str | None = None) -> tuple[str, str] | None:
-    found = event_from(Envelope.wrap(p, source="t"), subject_pr)
+    found = event_from(Envelope.wrap(p, source="t"), subject_pr, received_at=utcnow())
     return (found[0], found[1].kind) if found else None
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from shared.inventory import InventoryError, inventory_json_schema, validate_inventory
 from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef, normalize_cidr, normalize_ip, parse_ip
-from shared.payloads import HostprepJob, PrRequest
+from shared.payloads import CapiJob, PrRequest
 
 ZONES = ["fe80::1%eth0", "fe80::1%\nExecStartPre=/bin/sh", "fe80::1%$(id)", "fe80::1%;reboot", "::1%25lo"]
 BASE: dict[str, Any] = {
@@ -84,10 +84,10 @@ def test_zone_ids_are_refused_in_specs_and_bus_payloads(zone: str) -> None:
     with pytest.raises(ValidationError):
         ClusterSpec(name="c", k8s_version="v1.31.4", control_plane=(good,), pod_cidr=f"{zone}/64")
     # The same text smuggled into a message on the bus is refused at decode, before any handler.
-    job = HostprepJob(pr_id=str(uuid.uuid4()), action="prepare", cluster="c", namespace="default",
-                      k8s_version="v1.31.4", hosts=(good,))  # fmt: skip
+    spec = ClusterSpec(name="c", k8s_version="v1.31.4", control_plane=(good,), vip="10.0.0.100")
+    job = CapiJob(pr_id=str(uuid.uuid4()), action="apply", spec=spec)
     raw = json.loads(Envelope.wrap(job, source="test").model_dump_json())
-    raw["payload"]["hosts"][0]["host_ip"] = zone
+    raw["payload"]["spec"]["control_plane"][0]["host_ip"] = zone
     with pytest.raises(Exception) as err:
         decode(json.dumps(raw).encode())
     assert "host_ip" in str(err.value)

@@ -17,6 +17,7 @@ from shared.models import ClusterSpec, HostRef
 from shared.payloads import CapiJob, PrStatus
 
 SNAPSHOT = Path(__file__).parent / "envelope.schema.json"
+PR = "6d1f1c6e-3f6a-5b8e-9d55-000000000001"
 
 
 def _spec() -> ClusterSpec:
@@ -30,7 +31,7 @@ def _spec() -> ClusterSpec:
 
 
 def test_roundtrip_and_type_from_payload() -> None:
-    env = Envelope.wrap(CapiJob(pr_id="p1", action="apply", spec=_spec()), source="test", correlation_id="fpr-1")
+    env = Envelope.wrap(CapiJob(pr_id=PR, action="apply", spec=_spec()), source="test", correlation_id="fpr-1")
     assert env.type == "capi.job"
     back = decode(env.encode())
     assert back == env
@@ -38,7 +39,7 @@ def test_roundtrip_and_type_from_payload() -> None:
 
 
 def test_mismatched_type_is_refused() -> None:
-    env = Envelope.wrap(CapiJob(pr_id="p1", action="apply", spec=_spec()), source="t")
+    env = Envelope.wrap(CapiJob(pr_id=PR, action="apply", spec=_spec()), source="t")
     raw = json.loads(env.encode())
     raw["type"] = "o2ims.status"
     with pytest.raises(InputError) as err:
@@ -47,7 +48,7 @@ def test_mismatched_type_is_refused() -> None:
 
 
 def test_unknown_field_and_bad_json_are_input_errors() -> None:
-    env = Envelope.wrap(CapiJob(pr_id="p1", action="apply", spec=_spec()), source="t")
+    env = Envelope.wrap(CapiJob(pr_id=PR, action="apply", spec=_spec()), source="t")
     raw = json.loads(env.encode())
     raw["extra"] = 1
     with pytest.raises(InputError, match="extra"):
@@ -93,4 +94,4 @@ def test_decoder_refuses_arbitrary_json_cleanly(value: object) -> None:
 
 def test_pr_status_requires_known_state() -> None:
     with pytest.raises(ValueError):
-        PrStatus(pr_id="p", fpr="f", cluster="c", state="done", at="2026-01-01T00:00:00Z")  # type: ignore[arg-type]
+        PrStatus(pr_id=PR, fpr="f", cluster="c", state="done", at="2026-01-01T00:00:00Z")  # type: ignore[arg-type]

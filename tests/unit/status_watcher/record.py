@@ -100,7 +100,7 @@ async def record(name: str, core: str, options: SimOptions, expect: str) -> None
         for obj in cluster_set(core=core):
             obj.setdefault("metadata", {})
             if obj["kind"] == "Cluster":
-                obj["metadata"]["labels"][PR_ID_LABEL] = "pr-1"
+                obj["metadata"]["labels"][PR_ID_LABEL] = "0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b"
             await client.apply(obj, field_manager="record")
         await asyncio.wait_for(_wait_ready(client, core, 2) if expect == "ready" else _wait_failed(client), 60)
         await asyncio.sleep(1.0)

@@ -11,9 +11,11 @@ from tests.unit.status_watcher import objects as o
 
 KEY = StatusKey("cluster", "default", "c1")
 
+PR = "0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b"
+
 
 def cs(**fields: object) -> ClusterSummary:
-    return ClusterSummary(namespace="default", name="c1", pr_id="pr-1", **fields)  # type: ignore[arg-type]
+    return ClusterSummary(namespace="default", name="c1", pr_id=PR, **fields)  # type: ignore[arg-type]
 
 
 def run(states: list[ClusterSummary], last: Published | None = None) -> tuple[list[Envelope], Published | None]:
@@ -34,7 +36,7 @@ def test_ready_publishes_the_transition_first_then_the_summary() -> None:
     envs, last = run([cs(phase="Provisioned"), cs(phase="Provisioned", ready=True)])
     assert [e.type for e in envs] == ["k8s.cluster.status", "cluster.ready", "k8s.cluster.status"]
     assert envs[1].causation_id == envs[2].id and last is not None and last.ready
-    assert isinstance(envs[1].payload, ClusterTransition) and envs[1].payload.pr_id == "pr-1"
+    assert isinstance(envs[1].payload, ClusterTransition) and envs[1].payload.pr_id == PR
 
 
 def test_ids_are_deterministic_and_a_returning_state_gets_a_new_id() -> None:
@@ -79,7 +81,7 @@ def test_dying_between_transition_and_summary_neither_repeats_the_transition_nor
 def test_a_tombstone_is_published_once_with_the_last_pr_id() -> None:
     envs, last = run([cs(phase="Provisioned"), ClusterSummary(namespace="default", name="c1", exists=False)])
     assert isinstance(envs[-1].payload, ClusterSummary) and not envs[-1].payload.exists
-    assert envs[-1].payload.pr_id == "pr-1"
+    assert envs[-1].payload.pr_id == PR
     assert plan(KEY, last, ClusterSummary(namespace="default", name="c1", exists=False), source="t")[0] == []
     never, _ = plan(KEY, None, ClusterSummary(namespace="default", name="c1", exists=False), source="t")
     assert never == []

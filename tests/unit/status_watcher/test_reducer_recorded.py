@@ -13,7 +13,7 @@ from tests.unit.status_watcher.replay import load, replay
 def test_a_recorded_provisioning_ends_ready_with_every_requirement(fixture: str) -> None:
     final = replay(fixture)[-1].summary
     assert final.ready and final.failure is None and final.waiting_for is None
-    assert final.pr_id == "pr-1"
+    assert final.pr_id == "0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b"
     assert final.phase == "Provisioned"
     assert final.control_plane_initialized
     assert (final.control_plane_ready, final.control_plane_desired) == (1, 1)
@@ -62,7 +62,7 @@ def test_a_bootstrap_failure_on_a_claimed_host_fails_the_cluster_with_a_precise_
     for step in steps:
         failed += [t for t in cluster_transitions(last, step.summary) if t.type == "cluster.failed"]
         last = LastState(ready=step.summary.ready, failed=step.summary.failure is not None)
-    assert len(failed) == 1 and failed[0].pr_id == "pr-1"
+    assert len(failed) == 1 and failed[0].pr_id == "0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b"
     assert failed[0].reason is not None and failed[0].reason.startswith("CloudInitExecutionFailed on ByoHost host-3")
 
 

@@ -1,0 +1,81 @@
+"""PNG charts of a benchmark run (matplotlib, from the ``bench`` extra), drawn from the figures' stable ids.
+
+Each chart is drawn only when its figures are in the run: wall time against hosts (hostprep and
+Ansible), CPU per cluster against clusters, and the CDF of status latency.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.report import SERIES, Figure
+
+
+def _series(figures: list[Figure], prefix: str) -> list[tuple[int, float]]:
+    """(n, value) of every figure whose id is ``<prefix><n>``, by n."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    points = [(int(m.group(1)), f.ours) for f in figures if (m := pattern.match(f.key))]
+    return sorted(points)
+
+
+def draw(figures: list[Figure], out_dir: Path) -> list[Path]:
+    """Write the charts this run has data for; returns their paths (none without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig: object, name: str) -> None:
+        path = out_dir / name
+        fig.savefig(path, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+        plt.close(fig)  # type: ignore[arg-type]
+        written.append(path)
+
+    ours, peer = _series(figures, "hostprep.wall_s_"), _series(figures, "ansible.wall_s_")
+    if ours:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot(*zip(*ours, strict=True), "o-", label="hostprep (one replica)")
+        if peer:
+            ax.plot(*zip(*peer, strict=True), "s--", label="ansible-playbook (forks = hosts)")
+        ax.set_xscale("log")
+        ax.set_xlabel("hosts prepared at once")
+        ax.set_ylabel("wall time (s)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Host preparation, realistic host latency")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        save(fig, "hostprep_wall.png")
+
+    cpu = _series(figures, "e2e.cpu_s_per_cluster_")
+    if cpu:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot(*zip(*cpu, strict=True), "o-", label="five services, total")
+        ax.axhline(0.5, color="grey", linestyle=":", label="goal: 0.5 CPU-s")
+        ax.set_xlabel("clusters in one request (3 hosts each)")
+        ax.set_ylabel("CPU seconds per cluster")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Our CPU per fulfilled cluster")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        save(fig, "e2e_cpu_per_cluster.png")
+
+    latency = {name: values for name, values in SERIES.items() if name.startswith("status.") and values}
+    if latency:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        for name, values in sorted(latency.items()):
+            ordered = sorted(values)
+            ax.step(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], where="post",
+                    label=name.removeprefix("status.").replace("_latency_ms", ".status"))
+        ax.set_xlabel("status change in the API → event (ms)")
+        ax.set_ylabel("fraction of changes")
+        ax.set_title("CDF of status latency")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        save(fig, "status_latency_cdf.png")
+    return written

@@ -1,0 +1,44 @@
+"""Benchmark figures as JSON: stable ids, the ids the fan-out bench promises, and the CLI's choices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.__main__ import parse_args, render
+from bench.charts import _series
+from bench.hostprep_fanout import Run, figures
+from bench.report import Figure, as_json
+
+
+def test_json_rows_carry_explicit_or_derived_ids() -> None:
+    rows = as_json([Figure("e2e_scale", "CPU per cluster", 0.25, "s", id="e2e.cpu_s_per_cluster"),
+                    Figure("bus", "Messages/s (1 KiB)", 900.0, "msg/s", peer="x", peer_value=300.0)])
+    assert rows[0]["id"] == "e2e.cpu_s_per_cluster" and rows[0]["ours"] == 0.25 and rows[0]["ratio"] is None
+    assert rows[1]["id"] == "bus.messages_s_1_kib" and rows[1]["ratio"] == pytest.approx(3.0)
+    assert json.loads(render([Figure("b", "m", 1.0, "s", id="b.m")], "json", table="unused"))[0]["id"] == "b.m"
+
+
+def test_fanout_figures_have_the_promised_ids_and_values() -> None:
+    ours = {1: Run(1, wall=10.0, cpu=0.2, sandbox_cpu=0.3),
+            200: Run(200, wall=12.0, cpu=10.0, sandbox_cpu=40.0, peak_rss_mib=150.0, base_rss_mib=90.0,
+                     peak_fds=420)}
+    peer = {1: Run(1, wall=20.0, cpu=3.0, sandbox_cpu=0.3), 200: Run(200, wall=60.0, cpu=300.0, sandbox_cpu=50.0)}
+    by_id = {f.key: f for f in figures(ours, peer, concurrency=200)}
+    assert by_id["hostprep.wall_ratio_200"].ours == pytest.approx(1.2)
+    assert by_id["hostprep.cpu_per_host_ms"].ours == pytest.approx(50.0)  # 10 CPU-s over 200 hosts
+    assert by_id["ansible.cpu_per_host_ms"].ours == pytest.approx(1500.0)
+    assert by_id["hostprep.cpu_per_host_ms"].ratio == pytest.approx(50.0 / 1500.0)
+    assert by_id["ansible.wall_ratio_200"].ours == pytest.approx(3.0)
+    assert by_id["hostprep.rss_kib_per_connection"].ours == pytest.approx(1024 * 60.0 / 200)
+    assert by_id["hostprep.peak_fds"].ours == 420
+    assert _series(list(by_id.values()), "hostprep.wall_s_") == [(1, 10.0), (200, 12.0)]
+
+
+def test_cli_takes_names_and_json_output() -> None:
+    args = parse_args(["hostprep_fanout", "e2e_scale", "-o", "json"])
+    assert args.names == ["hostprep_fanout", "e2e_scale"] and args.output == "json"
+    assert parse_args([]).output == "table"
+    with pytest.raises(SystemExit):
+        parse_args(["no_such_bench"])
