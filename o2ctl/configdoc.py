@@ -20,6 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from services.capi_renderer.settings import CapiRendererSettings
 from services.focom.settings import FocomSettings
+from services.focom_api.settings import FocomApiSettings
 from services.hostprep.settings import HostprepSettings
 from services.o2ims.settings import O2imsSettings
 from services.o2ims_api.settings import O2imsApiSettings
@@ -34,6 +35,7 @@ SERVICES: list[tuple[str, type[ServiceSettings]]] = [
     ("capi_renderer", CapiRendererSettings),
     ("status_watcher", StatusWatcherSettings),
     ("o2ims_api", O2imsApiSettings),
+    ("focom_api", FocomApiSettings),
 ]
 
 

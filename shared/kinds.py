@@ -23,12 +23,19 @@ from typing import Literal, get_args
 Operation = Literal["create", "scale", "delete"]
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 
+#: An approver's answer to a request waiting in ``PendingApproval``.
+Decision = Literal["approve", "reject"]
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
+
 #: What focom asks o2ims of one cluster (``PrRequest.operation``): a spec change is an ``update``.
 PrCommand = Literal["create", "update", "delete"]
 PR_COMMANDS: tuple[PrCommand, ...] = get_args(PrCommand)
 
-#: The phase of a FOCOM request (FPR), rolled up from its clusters.
-FprPhase = Literal["Pending", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+#: The phase of a FOCOM request (FPR), rolled up from its clusters. ``PendingApproval``: accepted for review
+#: under change control (``O2_FOCOM_REQUIRE_APPROVAL``); nothing is leased or prepared until it is approved.
+FprPhase = Literal[
+    "Pending", "PendingApproval", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"
+]
 FPR_PHASES: tuple[FprPhase, ...] = get_args(FprPhase)
 
 #: The state of a ProvisioningRequest (one cluster).

@@ -24,6 +24,7 @@ from shared.payloads import (
     CapiJob,
     ClusterSummary,
     ClusterTransition,
+    FocomDecision,
     FocomRequest,
     FprStatus,
     HostprepDone,
@@ -44,6 +45,7 @@ _ID_NAMESPACE = uuid.UUID("6f1c2a5e-8d0b-4c1e-9a57-0b2f6c1d9e40")
 AnyPayload = Annotated[
     MessageFailed
     | FocomRequest
+    | FocomDecision
     | FprStatus
     | PrRequest
     | PrStatus

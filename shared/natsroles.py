@@ -101,6 +101,14 @@ O2IMS_API = Role(
     reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR),
 )
 #: The operator's CLI: submits requests, reads records and event history, clears host quarantine.
+FOCOM_API = Role(
+    "focom_api",
+    publishes=(s.FOCOM_REQUESTS, *s.FOCOM_API.subjects),
+    consumers=(s.FOCOM_API_FPR_STATUS_CONSUMER, s.FOCOM_API_PR_STATUS_CONSUMER),
+    owns_consumers=(s.FOCOM_API,),
+    writes_buckets=s.FOCOM_API_BUCKETS,
+    reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR, s.BUCKET_HOSTS),
+)
 O2CTL = Role(
     "o2ctl",
     publishes=(s.FOCOM_REQUESTS,),
@@ -111,7 +119,7 @@ O2CTL = Role(
 )
 
 SERVICE_ROLES: tuple[Role, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI_RENDERER, STATUS_WATCHER)
-ROLES: tuple[Role, ...] = (*SERVICE_ROLES, O2IMS_API, O2CTL)
+ROLES: tuple[Role, ...] = (*SERVICE_ROLES, O2IMS_API, FOCOM_API, O2CTL)
 ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}
 
 

@@ -43,7 +43,7 @@ from shared.fields import (
     Token,
     printable,
 )
-from shared.kinds import CapiAction, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
+from shared.kinds import CapiAction, Decision, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
 from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
 from shared.models import ClusterSpec
@@ -164,6 +164,29 @@ class FocomRequest(Payload):
     targetWorkerCount: StrictInt | None = Field(default=None, ge=0)
 
 
+class FocomDecision(Payload):
+    """An approver's decision on a FOCOM request waiting in ``PendingApproval`` (published on ``focom.requests``).
+
+    ``approve`` carries the request out (feasibility is checked again: hosts taken meanwhile fail it with the
+    conflict); ``reject`` removes the pending request, which never leased or prepared anything.
+    """
+
+    type: Literal["focom.decision"] = "focom.decision"
+    name: FprName
+    decision: Decision
+    #: Who decided (the token subject, or ``o2ctl``), for the record and the status message.
+    by: Line = ""
+
+
+class PlannedCluster(Value):
+    """What an approved request would create for one cluster: its hosts, the leases approval takes."""
+
+    cluster: ClusterName
+    pr_id: PrId
+    control_plane: tuple[HostId, ...] = Field(max_length=MAX_HOSTS)
+    workers: tuple[HostId, ...] = Field(default=(), max_length=MAX_HOSTS)
+
+
 class ChildStatus(Value):
     cluster: ClusterName
     pr_id: PrId
@@ -183,6 +206,8 @@ class FprStatus(Payload):
     #: The operation being carried out and how many accepted requests changed this FPR so far.
     operation: Operation | None = None
     generation: int = Field(default=0, ge=0)
+    #: The plan of a request waiting in ``PendingApproval`` (empty otherwise).
+    plan: tuple[PlannedCluster, ...] = Field(default=(), max_length=10_000)
 
 
 # ── O2IMS ──────────────────────────────────────────────────────────────────────────────

@@ -36,7 +36,11 @@ TIMERS = StreamSpec("TIMERS", ("timers.>",), max_age=24 * 3600.0)
 #: consumer per subscription; plus ``message.failed`` of the API's own consumers.
 O2IMS_API = StreamSpec("O2IMS_API", ("o2api.inventory.>", "o2api.alarms.>", "o2api.failed.>"), max_age=24 * 3600.0)
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS, O2IMS_API)
+#: FOCOM's northbound API's notifications (FPR phase changes and child PR transitions), read by one durable
+#: consumer per subscription.
+FOCOM_API = StreamSpec("FOCOM_API", ("focomapi.events.>", "focomapi.failed.>"), max_age=24 * 3600.0)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (FOCOM, O2IMS, HOSTPREP, CAPI, K8S, TIMERS, O2IMS_API, FOCOM_API)
 
 # ── KV buckets (the system of record) ────────────────────────────────────────────────────
 
@@ -54,9 +58,16 @@ O2IMS_API_BUCKETS: tuple[str, ...] = (
     BUCKET_O2IMS_API, BUCKET_O2IMS_API_PRS, BUCKET_O2IMS_API_SUBSCRIPTIONS, BUCKET_O2IMS_API_ALARMS,
     BUCKET_O2IMS_API_VIEWS,
 )  # fmt: skip
+#: FOCOM's northbound API: its subscriptions (signing keys included; never shown after creation) and the last
+#: phase it notified per FPR (to tell a phase change from another status of the same phase).
+BUCKET_FOCOM_API_SUBSCRIPTIONS = "focom-api-subscriptions"
+BUCKET_FOCOM_API_VIEWS = "focom-api-views"
+FOCOM_API_BUCKETS: tuple[str, ...] = (BUCKET_FOCOM_API_SUBSCRIPTIONS, BUCKET_FOCOM_API_VIEWS)
 #: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
 BUCKET_VIPS = "vips"
-ALL_BUCKETS: tuple[str, ...] = (BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS, *O2IMS_API_BUCKETS)
+ALL_BUCKETS: tuple[str, ...] = (
+    BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS, *O2IMS_API_BUCKETS, *FOCOM_API_BUCKETS,
+)  # fmt: skip
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 
@@ -124,6 +135,21 @@ def o2api_delivery_durable(subscription_id: str) -> str:
     return f"o2api-sub-{_token(subscription_id)}"
 
 
+def focomapi_event(kind: str, object_id: str) -> str:
+    """A notification-worthy change of one object (``fpr`` or ``pr``; its name or PR id)."""
+    return f"focomapi.events.{_token(kind)}.{_token(object_id)}"
+
+
+def focomapi_failed(key: str) -> str:
+    return f"focomapi.failed.{_token(key)}"
+
+
+def focomapi_delivery_durable(subscription_id: str) -> str:
+    """The durable consumer that delivers one FOCOM API subscription's notifications."""
+    return f"focomapi-sub-{_token(subscription_id)}"
+
+
+ALL_FOCOMAPI_EVENTS = "focomapi.events.>"
 ALL_O2API_INVENTORY = "o2api.inventory.>"
 ALL_O2API_ALARMS = "o2api.alarms.>"
 ALL_FOCOM_STATUS = "focom.status.>"
@@ -225,3 +251,15 @@ O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0
+#: FOCOM's northbound API turns FPR statuses and PR statuses into notification events, one at a time per
+#: stream (in order per object); a failure is reported on its own subject, never delivered to subscribers.
+FOCOM_API_FPR_STATUS_CONSUMER = ConsumerSpec(
+    "focom-api-fpr-status", FOCOM, (ALL_FOCOM_STATUS,), lambda _s, _k: focomapi_failed("fpr-status"),
+    ack_wait=10.0, concurrency=1,
+)
+FOCOM_API_PR_STATUS_CONSUMER = ConsumerSpec(
+    "focom-api-pr-status", O2IMS, (ALL_O2IMS_STATUS,), lambda _s, _k: focomapi_failed("pr-status"),
+    ack_wait=10.0, concurrency=1,
+)
+#: How long a notification stays unacknowledged by a crashed FOCOM API replica before redelivery (seconds).
+FOCOMAPI_DELIVERY_ACK_WAIT = 15.0

@@ -35,7 +35,7 @@ async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
 
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:
     focom = await build(runtime)
-    runtime.consume(FOCOM_REQUESTS_CONSUMER, focom.on_request)
+    runtime.consume(FOCOM_REQUESTS_CONSUMER, focom.on_request, focom.on_decision)
     runtime.consume(FOCOM_CHILD_STATUS_CONSUMER, focom.on_child_status, focom.on_child_refusal)
     runtime.on_close(focom.writer.close)
     if runtime.settings.kube_enabled:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.errors import InputError
 from shared.kinds import FprPhase, Operation, PrCommand
 from shared.models import ClusterSpec
-from shared.payloads import ChildStatus, FprStatus, PrRequest, PrStatus, pr_id_for
+from shared.payloads import ChildStatus, FprStatus, PlannedCluster, PrRequest, PrStatus, pr_id_for
 
 
 class _Record(BaseModel):
@@ -76,6 +76,41 @@ class FprRecord(_Record):
     message: str = ""
     created_at: datetime
     updated_at: datetime
+    #: Under change control: the create request waiting for approval (its fields) and its plan. Nothing is
+    #: leased or prepared while it waits; approval carries it out like a new request (checked again).
+    pending: dict[str, Any] | None = None
+    plan: tuple[PlannedCluster, ...] = ()
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """A request held for approval that was never carried out (also after a failed approval)."""
+        return self.pending is not None and self.generation == 0
+
+
+def hold(record: FprRecord | None, name: str, request: dict[str, Any], plan: tuple[PlannedCluster, ...],
+         now: datetime) -> FprRecord:  # fmt: skip
+    """The record of a create request waiting for approval (a re-submission replaces the waiting request)."""
+    hosts = sum(len(c.control_plane) + len(c.workers) for c in plan)
+    message = f"waiting for approval: {len(plan)} cluster(s), {hosts} host(s)"
+    if record is None:
+        record = FprRecord(name=name, created_at=now, updated_at=now)
+    return record.model_copy(update={"pending": request, "plan": plan, "phase": "PendingApproval",
+                                     "message": message, "updated_at": now})  # fmt: skip
+
+
+def approved(record: FprRecord | None) -> FprRecord | None:
+    """The record as approval starts carrying it out: the waiting request and its plan are done with."""
+    if record is None or record.pending is None:
+        return record
+    return record.model_copy(update={"pending": None, "plan": ()})
+
+
+def approval_failed(record: FprRecord, why: str, now: datetime) -> FprRecord:
+    """Approval could not carry the request out (hosts taken meanwhile, say): it stays, Failed, approvable again."""
+    if not record.awaiting_approval:
+        return record
+    return record.model_copy(update={"phase": "Failed", "message": f"approval failed: {why}"[:1000],
+                                     "updated_at": now})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -296,5 +331,5 @@ def status_of(record: FprRecord) -> FprStatus:
     children = tuple(child_status(c) for c in sorted(record.children.values(), key=lambda c: c.cluster))
     return FprStatus(
         name=record.name, phase=record.phase, message=record.message, children=children,
-        updated_at=record.updated_at, operation=record.operation, generation=record.generation,
+        updated_at=record.updated_at, operation=record.operation, generation=record.generation, plan=record.plan,
     )  # fmt: skip

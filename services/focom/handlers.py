@@ -33,11 +33,20 @@ from shared.inventory import Inventory
 from shared.leases import HostLeases, LeaseConflict
 from shared.messages import Envelope, derive_id
 from shared.models import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DNS1123_LABEL, ClusterSpec, HostRef, parse_cidr
-from shared.payloads import FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus, pr_id_for
+from shared.payloads import (
+    FocomDecision,
+    FocomRequest,
+    FprStatus,
+    MessageFailed,
+    PlannedCluster,
+    PrRequest,
+    PrStatus,
+    pr_id_for,
+)
 from shared.safe_json import Problem
 from shared.store import RecordConflict, RecordExists, RecordStore
 from shared.subjects import focom_status, last_token, o2ims_request
-from shared.vips import VipLeases
+from shared.vips import Entry, VipLeases, first_free
 
 log = structlog.get_logger(__name__)
 
@@ -126,11 +135,17 @@ class Focom:
             case _:
                 assert_never(req.operation)
 
-    async def _create(self, req: FocomRequest, env: Envelope) -> None:
+    async def _create(self, req: FocomRequest, env: Envelope, *, approved: bool = False) -> None:
         inventory = await self.inventory.get()
         s = self.settings
         wanted = rq.create_targets(req, inventory, self.catalog, window=s.k8s_window, vip_pool=self.vips is not None,
                                    max_clusters=s.max_clusters_per_request)  # fmt: skip
+        gated = s.require_approval and not approved
+        if gated:
+            existing = await self.records.get(req.name)
+            if existing is None or existing[0].awaiting_approval:
+                await self._hold(req, wanted, inventory, env)
+                return
         vips, taken = await self._allocate_vips(req, wanted, inventory)
         try:
             specs = rq.create_specs(req, wanted, default_cni=s.default_cni, vips=vips)
@@ -141,13 +156,100 @@ class Focom:
             now = utcnow()
             where = _where_create(req, inventory)
             plan, revision = await self._decide(
-                req.name, lambda rec: domain.plan_create(rec, req.name, specs, req_digest, now), where
-            )
+                req.name, lambda rec: _ungated(domain.plan_create(domain.approved(rec), req.name, specs, req_digest,
+                                                                  now), gated), where,
+            )  # fmt: skip
         except BaseException:
             # Nothing was accepted: the VIPs this call took go back to the pool.
             await asyncio.shield(self._release_vips(taken))
             raise
         await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
+
+    async def _hold(self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory, env: Envelope) -> None:
+        """Change control: record the request and its plan in ``PendingApproval``; lease and prepare nothing.
+
+        The request is validated whole (VIPs as a preview from the pool), and hosts another request holds
+        now refuse it at once; approval checks everything again.
+        """
+        s = self.settings
+        preview = _preview_vips(wanted, inventory, s.vip_pool_entries) if self.vips is not None else {}
+        specs = rq.create_specs(req, wanted, default_cni=s.default_cni, vips=preview)
+        where = _where_create(req, inventory)
+        for spec in specs:
+            own = pr_id_for(req.name, spec.name)
+            for host in spec.all_hosts:
+                holder = await self.leases.owner_of(host.host_id)
+                if holder not in (None, own):
+                    path = where(host.host_id)
+                    raise InputError(f"{path} [host-leased]: host {host.host_id!r} is held by PR {holder} (another "
+                                     "request); nothing was recorded", path=path, reason="HostLeased")  # fmt: skip
+        plan = tuple(PlannedCluster(cluster=sp.name, pr_id=pr_id_for(req.name, sp.name),
+                                    control_plane=tuple(h.host_id for h in sp.control_plane),
+                                    workers=tuple(h.host_id for h in sp.workers)) for sp in specs)  # fmt: skip
+        fields = rq.request_fields(req)
+        for _ in range(MAX_ATTEMPTS):
+            got = await self.records.get(req.name)
+            if got is not None and not got[0].awaiting_approval:
+                raise TemporaryError(f"FPR {req.name!r} was approved meanwhile", delay=0.5)
+            if got is not None and got[0].pending == fields and got[0].phase == "PendingApproval":
+                await self.publish_status(got[0], got[1], cause=env)  # a replay: the same request waits already
+                return
+            record = domain.hold(got[0] if got else None, req.name, fields, plan, utcnow())
+            try:
+                revision = (await self.records.create(req.name, record) if got is None
+                            else await self.records.update(req.name, record, got[1]))  # fmt: skip
+            except (RecordConflict, RecordExists):
+                continue
+            await self.publish_status(record, revision, cause=env)
+            log.info("fpr_awaiting_approval", fpr=req.name, clusters=len(plan))
+            return
+        raise TemporaryError(f"FPR {req.name!r} kept changing while being written", delay=0.5)
+
+    async def on_decision(self, decision: FocomDecision, ctx: MessageContext) -> None:
+        """An approver's answer to a request in ``PendingApproval`` (idempotent: a replay changes nothing)."""
+        got = await self.records.get(decision.name)
+        match decision.decision:
+            case "approve":
+                if got is None:
+                    raise InputError(f"$.name [pending-approval]: no FOCOM request {decision.name!r} waits for "
+                                     "approval", path="$.name", reason="NotPendingApproval")  # fmt: skip
+                record = got[0]
+                if not record.awaiting_approval:
+                    log.info("fpr_approval_replayed", fpr=decision.name, phase=record.phase)
+                    return
+                assert record.pending is not None
+                req = FocomRequest.model_validate(record.pending)
+                try:
+                    await self._create(req, ctx.envelope, approved=True)
+                except InputError as exc:
+                    # Hosts taken meanwhile (or an inventory that changed): the request stays, Failed, with why.
+                    why = str(exc)
+                    await self.writer.change(decision.name, lambda r: domain.approval_failed(r, why, utcnow()))
+                    log.info("fpr_approval_failed", fpr=decision.name, reason=exc.reason)
+                    return
+                log.info("fpr_approved", fpr=decision.name, by=decision.by)
+            case "reject":
+                await self._reject(decision, got, ctx.envelope)
+            case _:
+                assert_never(decision.decision)
+
+    async def _reject(self, decision: FocomDecision, got: tuple[FprRecord, int] | None, env: Envelope) -> None:
+        if got is not None and not got[0].awaiting_approval:
+            raise InputError(f"$.name [pending-approval]: FOCOM request {decision.name!r} was approved already "
+                             f"(phase {got[0].phase}); delete it instead", path="$.name",
+                             reason="NotPendingApproval")  # fmt: skip
+        if got is not None:
+            try:
+                await self.records.delete(decision.name, got[1])
+            except RecordConflict:
+                raise TemporaryError(f"FPR {decision.name!r} changed while being rejected", delay=0.5) from None
+        by = f" by {decision.by}" if decision.by else ""
+        status = FprStatus(name=decision.name, phase="Deleted", message=f"rejected{by}; nothing was leased",
+                           updated_at=utcnow(), operation="create")  # fmt: skip
+        out = Envelope.wrap(status, source=self.bus.source, correlation_id=decision.name, cause=env,
+                            id=derive_id("focom.status.rejected", env.id))  # fmt: skip
+        await self.bus.publish(focom_status(decision.name), out)
+        log.info("fpr_rejected", fpr=decision.name, by=decision.by)
 
     async def _allocate_vips(
         self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory
@@ -346,6 +448,32 @@ class Focom:
                     await self.specs.mutate(spec_key(record.name, cluster), newer(new))
 
         await asyncio.gather(*(put(c, r) for c, r in wanted))
+
+
+def _ungated(plan: Plan, gated: bool) -> Plan:
+    """Under change control, an approved FPR takes no new create unapproved (a replay is fine)."""
+    if gated and not plan.replay:
+        raise InputError(f"$.name [approval-required]: FOCOM request {plan.record.name!r} was approved as it is; "
+                         "ask for more clusters under a new name, to be approved", path="$.name",
+                         reason="ApprovalRequired")  # fmt: skip
+    return plan
+
+
+def _preview_vips(wanted: list[rq.Wanted], inventory: Inventory, pool: tuple[Entry, ...]) -> dict[str, str]:
+    """The VIPs the clusters would get from the pool now (the plan shown for approval; leased on approval)."""
+    out: dict[str, str] = {}
+    exclude = rq.vip_exclusions(inventory)
+    for w in wanted:
+        if not w.needs_vip:
+            continue
+        avoid = [parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR),
+                 parse_cidr(w.cluster.service_cidr or DEFAULT_SERVICE_CIDR)]  # fmt: skip
+        vip = first_free(pool, exclude=exclude | set(out.values()), avoid=avoid)
+        if vip is None:
+            raise InputError(f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
+                             path=w.vip_path, reason="VipPoolExhausted")  # fmt: skip
+        out[w.cluster.cluster_name] = vip
+    return out
 
 
 def _must(record: FprRecord | None, req: FocomRequest) -> FprRecord:

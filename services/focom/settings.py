@@ -48,6 +48,9 @@ class FocomSettings(ServiceSettings):
     ssh_preflight: bool = False
     ssh_preflight_timeout: float = Field(3.0, gt=0, le=60)
     ssh_preflight_concurrency: int = Field(64, ge=1, le=1024)
+    #: Change control: a new create request waits in ``PendingApproval`` (nothing leased or prepared) until an
+    #: approver approves it (``focom.decision``), when it is validated and checked for feasibility again.
+    require_approval: bool = False
     #: The Kubernetes face: watch FocomProvisioningRequest CRs and write their status (on in the Helm chart).
     kube_enabled: bool = False
     #: Kubeconfig of the cluster holding the CRs; None = in-cluster service account (mounted kubeconfig path).

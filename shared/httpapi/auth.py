@@ -30,8 +30,8 @@ from shared.httpapi.problems import HttpProblem, problem_response
 
 log = structlog.get_logger(__name__)
 
-Role = Literal["reader", "provisioner", "subscriber", "maintainer", "admin"]
-ROLES: tuple[Role, ...] = ("reader", "provisioner", "subscriber", "maintainer", "admin")
+Role = Literal["reader", "provisioner", "approver", "subscriber", "maintainer", "admin"]
+ROLES: tuple[Role, ...] = ("reader", "provisioner", "approver", "subscriber", "maintainer", "admin")
 #: Reading is allowed to every role: a provisioner must see what it provisioned.
 READ: tuple[Role, ...] = ROLES
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")

@@ -62,6 +62,9 @@ async def publish_event(bus: Bus, subject: str, event: Event) -> None:
 Render = Callable[[Subscription, Event], Mapping[str, Any] | None]
 Sign = Callable[[Subscription, bytes], Mapping[str, str]]
 Health = Callable[[Subscription], Awaitable[None]]
+#: Completes a rendered body just before it is posted (e.g. a per-subscription sequence number); must give the
+#: same result when the same event is delivered again.
+Stamp = Callable[[Subscription, Event, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 
 
 def backoff(failures: int) -> float:
@@ -74,7 +77,7 @@ class Deliverer:
     def __init__(
         self, bus: Bus, store: SubscriptionStore, *, kind: str, stream: StreamSpec, subjects: tuple[str, ...],
         render: Render, durable: Callable[[str], str], timeout: float, dead_after: int, ack_wait: float,
-        on_health: Health | None = None, sign: Sign | None = None,
+        on_health: Health | None = None, sign: Sign | None = None, stamp: Stamp | None = None,
     ) -> None:  # fmt: skip
         self.bus = bus
         self.store = store
@@ -89,6 +92,7 @@ class Deliverer:
         self.ack_wait = ack_wait
         self.on_health = on_health
         self.sign = sign
+        self.stamp = stamp
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -181,6 +185,8 @@ class Deliverer:
         if body is None:
             await msg.ack()  # not for this subscriber (its filter)
             return
+        if self.stamp is not None:
+            body = await self.stamp(sub, event, body)
         error = await self._post(sub, body)
         now = datetime.now(UTC)
         if error is None:

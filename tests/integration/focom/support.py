@@ -23,7 +23,7 @@ from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.leases import HostLeases
 from shared.messages import Envelope, decode
-from shared.payloads import FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus
+from shared.payloads import FocomDecision, FocomRequest, FprStatus, MessageFailed, PrRequest, PrStatus
 from shared.store import RecordStore
 from shared.subjects import (
     ALL_FOCOM_STATUS,
@@ -95,6 +95,17 @@ class Harness:
             self.handled.add(str(ctx.envelope.id))
             self._handled_changed.set()
 
+    async def on_decision(self, decision: FocomDecision, ctx: MessageContext) -> None:
+        try:
+            await self.focom.on_decision(decision, ctx)
+        finally:
+            self.handled.add(str(ctx.envelope.id))
+            self._handled_changed.set()
+
+    async def decide(self, name: str, decision: str, by: str = "tester") -> Envelope:
+        return await self.bus.emit(FOCOM_REQUESTS, FocomDecision(name=name, decision=decision, by=by),  # type: ignore[arg-type]
+                                   correlation_id=name)  # fmt: skip
+
     async def wait_handled(self, envelopes: list[Envelope], timeout: float = 20.0) -> None:
         async with asyncio.timeout(timeout):
             while not {str(e.id) for e in envelopes} <= self.handled:
@@ -152,7 +163,7 @@ async def start_focom(bus: Bus, inventory: Path, **settings: Any) -> Harness:
     await bus.js.subscribe(ALL_O2IMS_REQUESTS, cb=commands.on_msg, ordered_consumer=True)
     await bus.js.subscribe(ALL_FOCOM_STATUS, cb=statuses.on_msg, ordered_consumer=True)
     harness = Harness(bus, focom, commands, statuses)
-    await bus.consumer(FOCOM_REQUESTS_CONSUMER, dispatch(harness.on_request)).start()
+    await bus.consumer(FOCOM_REQUESTS_CONSUMER, dispatch(harness.on_request, harness.on_decision)).start()
     await bus.consumer(FOCOM_CHILD_STATUS_CONSUMER, dispatch(focom.on_child_status, focom.on_child_refusal)).start()
     return harness
 

@@ -1,0 +1,5 @@
+import sys
+
+from services.focom_api.app import main
+
+sys.exit(main())

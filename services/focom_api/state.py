@@ -1,0 +1,149 @@
+"""What the API reads: FPR records, PR records (endpoints), host leases, and the inventory file.
+
+Nothing here writes another service's record. FPR records are read with a lenient view of the
+fields the API shows (``FprView``), so focom may add fields without breaking it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime
+from typing import Any
+
+import nats.js.errors
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.focom_api.settings import FocomApiSettings
+from shared.bus import Bus
+from shared.inventory import Inventory, InventoryError, load_inventory
+from shared.leases import HostLeases
+from shared.subjects import BUCKET_FPR, BUCKET_HOSTS, BUCKET_PR
+
+log = structlog.get_logger(__name__)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ChildView(_Lenient):
+    cluster: str
+    pr_id: str
+    desired: str = "present"
+    command: str = "create"
+    since: datetime
+    state: str = "pending"
+    stage: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    at: datetime | None = None
+    hosts: tuple[str, ...] = ()
+
+    @property
+    def settled(self) -> bool:
+        return self.at is not None and self.at >= self.since
+
+
+class PlannedView(_Lenient):
+    cluster: str
+    pr_id: str
+    control_plane: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()
+
+
+class FprView(_Lenient):
+    name: str
+    generation: int = 0
+    operation: str = "create"
+    phase: str = "Pending"
+    message: str = ""
+    children: dict[str, ChildView] = Field(default_factory=dict)
+    pending: dict[str, Any] | None = None
+    plan: tuple[PlannedView, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+
+
+class PrEndpointView(_Lenient):
+    """What the API shows of an o2ims PR record: where the cluster answers."""
+
+    state: str = "pending"
+    spec: dict[str, Any] | None = None
+
+
+class State:
+    def __init__(self, bus: Bus, settings: FocomApiSettings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self._inventory_key: tuple[int, int, int] | None = None
+        self._inventory: Inventory | InventoryError | None = None
+        self._lock = asyncio.Lock()
+
+    async def inventory(self) -> Inventory | InventoryError | None:
+        """The inventory file (re-read when it changed): the model, its problems, or None when missing."""
+        path = self.settings.inventory_path
+        async with self._lock:
+            try:
+                st = await asyncio.to_thread(os.stat, path)
+            except OSError:
+                return None
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if key != self._inventory_key:
+                self._inventory_key = key
+                try:
+                    self._inventory = await asyncio.to_thread(load_inventory, path,
+                                                              **self.settings.inventory_rules())  # fmt: skip
+                except InventoryError as exc:
+                    self._inventory = exc
+            return self._inventory
+
+    async def fpr(self, name: str) -> FprView | None:
+        kv = await self.bus.kv(BUCKET_FPR)
+        try:
+            entry = await kv.get(name)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        return _view(name, entry.value)
+
+    async def fprs(self) -> list[FprView]:
+        kv = await self.bus.kv(BUCKET_FPR)
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        # ``<fpr>.<cluster>`` keys hold cluster specs, not requests.
+        views = await asyncio.gather(*(self.fpr(k) for k in keys if "." not in k))
+        return [v for v in views if v is not None]
+
+    async def endpoint(self, pr_id: str) -> str | None:
+        kv = await self.bus.kv(BUCKET_PR)
+        try:
+            entry = await kv.get(pr_id)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        try:
+            pr = PrEndpointView.model_validate_json(entry.value or b"{}")
+        except ValidationError:
+            return None
+        spec = pr.spec or {}
+        first = next((h for h in spec.get("control_plane") or [] if isinstance(h, dict)), {})
+        host = spec.get("vip") or first.get("host_ip")
+        return f"https://{host}:6443" if isinstance(host, str) and pr.state == "fulfilled" else None
+
+    async def leases(self) -> dict[str, str]:
+        try:
+            return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
+        except nats.js.errors.NoKeysError:
+            return {}
+
+
+def _view(key: str, raw: bytes | None) -> FprView | None:
+    if not raw:
+        return None
+    try:
+        return FprView.model_validate_json(raw)
+    except ValidationError as exc:
+        log.warning("fpr_record_unreadable", fpr=key, errors=exc.error_count())
+        return None
