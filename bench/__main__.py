@@ -13,7 +13,7 @@ import json
 import sys
 
 from bench.charts import draw
-from bench.report import RESULTS, Figure, as_json, write
+from bench.report import RESULTS, Figure, as_json, merged, write
 from shared.logging import configure_logging
 
 #: Modules with ``async def run() -> list[Figure]``; later benchmarks append here.
@@ -35,6 +35,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description="Run the benchmarks (all by default).")
     p.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(names)}")
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the figures of the previous run in bench/results/ (this run's replace equal ids)")
     args = p.parse_args(argv)
     unknown = sorted(set(args.names) - set(names))
     if unknown:
@@ -54,6 +56,8 @@ async def _main(args: argparse.Namespace) -> None:
             continue
         print(f"running {module} …", file=sys.stderr, flush=True)
         figures.extend(await importlib.import_module(module).run())
+    if args.merge:
+        figures = merged(figures)
     table = write(figures, draw(figures, RESULTS))
     print(render(figures, args.output, table))
 

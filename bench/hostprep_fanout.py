@@ -14,7 +14,7 @@ the same profile, timed from creating the BootstrapKubeconfigs (ansible-core has
 modules, so the benchmark does that part) to the last ByoHost registered; its controller CPU is
 ansible-playbook with its forks and their ssh clients, including the ControlPersist masters.
 ansible-core comes from the ``bench`` extra and is installed into the running venv when missing.
-``BENCH_HOSTPREP_SIZES`` / ``BENCH_ANSIBLE_SIZES`` (comma-separated) override the pool sizes.
+``BENCH_HOSTPREP_SIZES`` / ``BENCH_ANSIBLE_SIZES`` (comma-separated, or ``none``) override the pool sizes.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ ANSIBLE_SIZES = (1, 50, 200)
 
 def _sizes(variable: str, default: tuple[int, ...]) -> tuple[int, ...]:
     raw = os.environ.get(variable, "")
+    if raw.strip() == "none":
+        return ()
     return tuple(int(x) for x in raw.split(",") if x.strip()) if raw else default
 
 

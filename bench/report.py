@@ -85,4 +85,20 @@ def write(figures: list[Figure], charts: list[Path] | None = None) -> str:
         text += f"\n![{chart.stem}]({chart.name})\n"
     (RESULTS / "results.md").write_text(text)
     (RESULTS / "results.json").write_text(json.dumps(as_json(figures), indent=1))
+    (RESULTS / "series.json").write_text(json.dumps(SERIES))
     return text
+
+
+def merged(figures: list[Figure], directory: Path = RESULTS) -> list[Figure]:
+    """The figures of an earlier run in ``directory`` (and its series), with this run's replacing equal ids."""
+    try:
+        rows = json.loads((directory / "results.json").read_text())
+        series = json.loads((directory / "series.json").read_text())
+    except FileNotFoundError:
+        return figures
+    fresh = {f.key for f in figures}
+    names = set(Figure.__dataclass_fields__)
+    earlier = [Figure(**{k: v for k, v in row.items() if k in names}) for row in rows if row["id"] not in fresh]
+    for name, values in series.items():
+        SERIES.setdefault(name, values)
+    return earlier + figures

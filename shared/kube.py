@@ -37,7 +37,36 @@ log = structlog.get_logger(__name__)
 
 #: The ``kubernetes`` package ships untyped callables; these aliases keep mypy --strict quiet at one place.
 _Loader: Any = KubeConfigLoader
-_Watch: Any = kwatch.Watch
+
+
+class _NoApiClient:
+    """Stands in for the ApiClient a ``Watch`` would build: our watches decode raw events only."""
+
+    def deserialize(self, *_: object, **__: object) -> Any:
+        raise TypeError("typed watch events are not supported (raw objects only)")
+
+    async def close(self) -> None:
+        return None
+
+
+class _RawWatch(kwatch.Watch):
+    """``kubernetes``' Watch without the ApiClient its constructor builds.
+
+    ``Watch.__init__`` creates an ``ApiClient``, and with it a TLS context loaded from the system trust
+    store: tens of milliseconds of CPU per watch, used only to deserialize typed events, which our raw
+    watches never ask for. With one short watch per BootstrapKubeconfig that was most of hostprep's
+    CPU. The attributes are those ``Watch.__init__`` sets (a unit test compares them).
+    """
+
+    def __init__(self) -> None:
+        self._raw_return_type = None
+        self._stop = False
+        self._api_client: Any = _NoApiClient()  # duck-typed: deserialize and close are all Watch uses
+        self.resource_version = None
+        self.resp = None
+
+
+_Watch: Any = _RawWatch
 Query = list[tuple[str, str]]
 Obj = dict[str, Any]
 
@@ -382,8 +411,7 @@ class KubeClient:
                 raise api_error(resp.status, parse_status(raw), headers=resp.headers, fallback=str(resp.reason or ""))
             return resp.response
 
-        # Watch() builds a default ApiClient (a TLS context from the system store): keep that off the loop.
-        watcher = await asyncio.to_thread(_Watch)
+        watcher = _Watch()
         try:
             # timeout_seconds in the kwargs stops Watch from silently reconnecting and retrying 410 itself.
             async for raw_event in watcher.stream(open_stream, timeout_seconds=timeout_seconds):

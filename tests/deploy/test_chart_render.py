@@ -52,7 +52,10 @@ def test_default_values_render_a_trial_install() -> None:
     for key in SERVICE_KEYS:
         c = r.container(key)
         module = {"capiRenderer": "capi_renderer", "statusWatcher": "status_watcher"}.get(key, key)
-        assert c["command"] == ["python", "-m", f"services.{module}"]
+        if key == "hostprep":  # the open-files limit for its SSH connections, then the service itself
+            assert c["command"] == ["sh", "-c", f"ulimit -n 65536 && exec python -m services.{module}"]
+        else:
+            assert c["command"] == ["python", "-m", f"services.{module}"]
         assert r.deployment(key)["spec"]["replicas"] == 1
         assert r.env(key)["O2_NATS_URL"]["value"] == f"nats://{RELEASE}-focom-o2ims-nats:4222"
     nats = r.get("StatefulSet", f"{RELEASE}-focom-o2ims-nats")
@@ -165,6 +168,13 @@ def test_service_account_tokens_only_where_an_api_is_used() -> None:
     for key in ("hostprep", "capiRenderer", "statusWatcher"):
         prefix = {"capiRenderer": "O2_CAPI_RENDERER_", "statusWatcher": "O2_STATUS_WATCHER_"}.get(key, "O2_HOSTPREP_")
         assert external.env(key)[f"{prefix}KUBECONFIG"]["value"] == "/etc/focom-o2ims/management/kubeconfig"
+
+
+def test_hostprep_open_files_limit_can_be_left_to_the_runtime() -> None:
+    assert render({"services": {"hostprep": {"openFilesLimit": 4096}}}).container("hostprep")["command"] == [
+        "sh", "-c", "ulimit -n 4096 && exec python -m services.hostprep"]
+    assert render({"services": {"hostprep": {"openFilesLimit": 0}}}).container("hostprep")["command"] == [
+        "python", "-m", "services.hostprep"]
 
 
 def test_a_service_can_be_disabled() -> None:

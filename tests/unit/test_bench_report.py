@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from bench.__main__ import parse_args, render
 from bench.charts import _series
 from bench.hostprep_fanout import Run, figures
-from bench.report import Figure, as_json
+from bench.report import SERIES, Figure, as_json, merged
 
 
 def test_json_rows_carry_explicit_or_derived_ids() -> None:
@@ -42,3 +43,12 @@ def test_cli_takes_names_and_json_output() -> None:
     assert parse_args([]).output == "table"
     with pytest.raises(SystemExit):
         parse_args(["no_such_bench"])
+
+
+def test_merge_keeps_earlier_figures_and_replaces_equal_ids(tmp_path: Path) -> None:
+    earlier = [Figure("a", "old", 1.0, "s", id="a.kept"), Figure("a", "old", 2.0, "s", id="a.replaced")]
+    (tmp_path / "results.json").write_text(json.dumps(as_json(earlier)))
+    (tmp_path / "series.json").write_text(json.dumps({"status.x_latency_ms": [1.0, 2.0]}))
+    out = {f.key: f.ours for f in merged([Figure("a", "new", 3.0, "s", id="a.replaced")], tmp_path)}
+    assert out == {"a.kept": 1.0, "a.replaced": 3.0}
+    assert SERIES.pop("status.x_latency_ms") == [1.0, 2.0]
