@@ -13,10 +13,14 @@ from tests.deploy.chart import FULL_VALUES, merge, render
 
 NAME = "{release}-focom-o2ims-focom-api"
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
-ON: dict[str, Any] = {"focomApi": {"enabled": True, "auth": {"issuer": "https://idp.example/realms/smo",
-                                                             "publicKey": PEM},
-                                   "callbackAllow": ["smo.example"], "ingress": {"enabled": True,
-                                                                                 "host": "focom.example.com"}}}  # fmt: skip
+ON: dict[str, Any] = {
+    "focomApi": {
+        "enabled": True,
+        "auth": {"issuer": "https://idp.example/realms/smo", "publicKey": PEM},
+        "callbackAllow": ["smo.example"],
+        "ingress": {"enabled": True, "host": "focom.example.com"},
+    }
+}
 
 
 def _name() -> str:
