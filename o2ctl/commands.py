@@ -169,6 +169,10 @@ def _report(state: live.Follow, output: str) -> int:
               [(r["cluster"], r["state"], r["reason"] or r["message"], r["kubeconfig_secret"]) for r in rows])
         if fpr.phase == "Synced":
             print("next: o2ctl kubeconfig <cluster> --out <file>   (the workload cluster's admin kubeconfig)")
+        if fpr.phase == "PendingApproval":
+            print(printable(f"waiting for approval: o2ctl approve {fpr.name} (or o2ctl reject {fpr.name})"))
+    if fpr.phase == "PendingApproval":
+        return EXIT_NOT_READY
     return EXIT_OK if fpr.phase in ("Synced", "Deleted") else EXIT_FAILED
 
 

@@ -35,7 +35,9 @@ async def test_approve_and_reject_from_the_cli(tmp_path: Path) -> None:
             await ensure_streams(bus.js)
             await ensure_buckets(bus.js)
             h = await start_focom(bus, example_inventory(tmp_path), require_approval=True)
-            await h.submit("yes", clusterNames=("smo",))
+            # `submit --wait` stops where a person must act, and says so (exit 4: not ready yet).
+            code, out, err = await o2ctl(state, "submit", "--name", "yes", "--clusters", "smo", "--wait")
+            assert code == 4 and "o2ctl approve yes" in out, (out, err)
             await h.submit("no", clusterNames=("edge",))
             await h.wait_phase("yes", "PendingApproval")
             await h.wait_phase("no", "PendingApproval")
