@@ -44,6 +44,7 @@ OPTIONS = StackOptions(clusters=1, hosts_per_cluster=1, spare_hosts=0)
 ROUTES = {
     "message.failed": hostprep_event,
     "focom.request": lambda _token: FOCOM_REQUESTS,
+    "focom.decision": lambda _token: FOCOM_REQUESTS,
     "focom.status": lambda token: focom_status(f"fpr-{token[:8]}"),
     "o2ims.request": o2ims_request,
     "o2ims.status": o2ims_status,
