@@ -51,6 +51,8 @@ EXAMPLES = {
     "schema": "o2ctl schema inventory > inventory.schema.json",
     "plan": "o2ctl plan --inventory examples/input.json --all -o yaml",
     "submit": "o2ctl submit --clusters edge,ran --wait",
+    "approve": "o2ctl approve my-request --wait",
+    "reject": "o2ctl reject my-request",
     "status": "o2ctl status all-clusters --watch",
     "events": "o2ctl events all-clusters -o json",
     "endpoints": "o2ctl endpoints -o json",
@@ -120,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_request_args(sm)
     sm.add_argument("--wait", action="store_true", help="follow it live until it settles")
     sm.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait with --wait")
+
+    for verb, what in (("approve", "approve a FOCOM request waiting in PendingApproval (change control)"),
+                       ("reject", "reject a FOCOM request waiting in PendingApproval; nothing was leased")):
+        ap = command(verb, what)
+        ap.add_argument("name")
+        ap.add_argument("--wait", action="store_true", help="approve: follow it until it settles")
+        ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait with --wait")
 
     st = command("status", "FOCOM requests and their clusters")
     st.add_argument("name", nargs="?")
@@ -250,6 +259,13 @@ def _submit(args: argparse.Namespace) -> int:
                                        output=args.output))  # fmt: skip
 
 
+def _decide(args: argparse.Namespace) -> int:
+    from o2ctl import commands
+
+    return asyncio.run(commands.decide(_target(args), args.name, args.command, wait=args.wait, timeout=args.timeout,
+                                       output=args.output))  # fmt: skip
+
+
 def _status(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
@@ -302,8 +318,8 @@ def _demo(args: argparse.Namespace) -> int:
 #: Every command and the function that runs it (a test checks this matches the parser's commands).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": _up, "down": _down, "demo": _demo, "validate": _validate, "schema": _schema, "plan": _plan,
-    "submit": _submit, "status": _status, "events": _events, "endpoints": _endpoints, "token": _token,
-    "kubeconfig": _kubeconfig, "host": _host,
+    "submit": _submit, "approve": _decide, "reject": _decide, "status": _status, "events": _events,
+    "endpoints": _endpoints, "token": _token, "kubeconfig": _kubeconfig, "host": _host,
 }  # fmt: skip
 
 

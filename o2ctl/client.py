@@ -14,6 +14,7 @@ import nats
 import nats.errors
 import nats.js.errors
 import yaml
+from pydantic import ValidationError
 
 from o2ctl.state import RunState
 from shared import natsauth
@@ -125,6 +126,18 @@ def request_from_file(path: Path) -> FocomRequest:
 def request_from_flags(
     *, name: str | None, all_clusters: bool, clusters: str | None, operation: str, file: Path | None
 ) -> FocomRequest:
+    try:
+        return _request_from_flags(name=name, all_clusters=all_clusters, clusters=clusters, operation=operation,
+                                   file=file)  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise UsageError(f"invalid request: {where}: {first['msg']}") from None
+
+
+def _request_from_flags(
+    *, name: str | None, all_clusters: bool, clusters: str | None, operation: str, file: Path | None
+) -> FocomRequest:
     if sum(bool(x) for x in (all_clusters, clusters, file)) != 1:
         raise UsageError("give exactly one of --all, --clusters a,b or -f request.yaml")
     if file is not None:
@@ -134,10 +147,10 @@ def request_from_flags(
             updates["operation"] = operation
         if name:
             updates["name"] = name
-        return req.model_copy(update=updates) if updates else req
+        return FocomRequest.model_validate({**req.model_dump(), **updates}) if updates else req
     if all_clusters:
         return FocomRequest(name=name or "all-clusters", operation=operation, allClusters=True)
     names = tuple(c.strip() for c in (clusters or "").split(",") if c.strip())
     if not names:
         raise UsageError("--clusters needs at least one cluster name")
-    return FocomRequest(name=name or "-".join(names)[:60], operation=operation, clusterNames=names)
+    return FocomRequest(name=name or "-".join(names)[:60].rstrip("-"), operation=operation, clusterNames=names)

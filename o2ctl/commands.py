@@ -1,4 +1,4 @@
-"""The o2ctl commands that talk to a running system or read files: submit, status, events,
+"""The o2ctl commands that talk to a running system or read files: submit, approve/reject, status, events,
 kubeconfig, validate, schema and plan. Each returns an exit code (see ``o2ctl.cli``)."""
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from o2ctl.output import emit, is_terminal, machine, printable, table
 from services.focom.settings import FocomSettings
 from shared.errors import InputError, ServiceError
 from shared.inventory import InventoryError, all_clusters_problems, inventory_json_schema, load_inventory
+from shared.kinds import Decision
 from shared.messages import decode
-from shared.payloads import FocomRequest
+from shared.payloads import FocomDecision, FocomRequest
 from shared.settings import load_settings
 from shared.subjects import ALL_O2IMS_STATUS, FOCOM, FOCOM_REQUESTS, O2IMS, focom_status
 
@@ -113,6 +114,38 @@ async def submit(t: client.Target, request: FocomRequest, *, wait: bool, timeout
         await bus.close()
 
 
+async def decide(t: client.Target, name: str, decision: Decision, *, wait: bool, timeout: float,
+                 output: str) -> int:  # fmt: skip
+    """``o2ctl approve|reject NAME``: the approver's decision on a request waiting in PendingApproval."""
+    bus = await client.open_bus(t)
+    try:
+        got = (await client.fpr_records(bus)).get(name)
+        if got is None or got.get("pending") is None or got.get("generation", 0) != 0:
+            phase = got.get("phase") if got else None
+            print(printable(f"o2ctl {decision}: {name} is not waiting for approval"
+                            + (f" (phase {phase})" if phase else " (no such request)")), file=sys.stderr)  # fmt: skip
+            return EXIT_FAILED
+        started = datetime.now(UTC)
+        env = await bus.emit(FOCOM_REQUESTS, FocomDecision(name=name, decision=decision, by="o2ctl"),
+                             correlation_id=name)  # fmt: skip
+        if not wait or decision == "reject":  # a rejection is done once focom has it: nothing runs
+            result = {"decided": name, "decision": decision, "message_id": str(env.id)}
+            if machine(output):
+                emit(result, output)
+            else:
+                print(printable(f"{decision}d {name}" if decision == "approve" else f"rejected {name}"))
+            return EXIT_OK
+        try:
+            state = await live.follow(bus, name, "create", timeout=timeout, console=None, start=started,
+                                      plain=not machine(output), cause=env.id)  # fmt: skip
+        except TimeoutError:
+            print(printable(f"o2ctl {decision}: {name} did not settle within {timeout:.0f}s"), file=sys.stderr)
+            return EXIT_FAILED
+        return _report(state, output)
+    finally:
+        await bus.close()
+
+
 def _report(state: live.Follow, output: str) -> int:
     if state.failure is not None:
         failure = {"name": state.name, "phase": "Failed", "reason": state.failure.reason,
@@ -136,6 +169,10 @@ def _report(state: live.Follow, output: str) -> int:
               [(r["cluster"], r["state"], r["reason"] or r["message"], r["kubeconfig_secret"]) for r in rows])
         if fpr.phase == "Synced":
             print("next: o2ctl kubeconfig <cluster> --out <file>   (the workload cluster's admin kubeconfig)")
+        if fpr.phase == "PendingApproval":
+            print(printable(f"waiting for approval: o2ctl approve {fpr.name} (or o2ctl reject {fpr.name})"))
+    if fpr.phase == "PendingApproval":
+        return EXIT_NOT_READY
     return EXIT_OK if fpr.phase in ("Synced", "Deleted") else EXIT_FAILED
 
 

@@ -24,6 +24,9 @@ def endpoints(state: Path, output: str) -> int:
     api = stack.api_url(state)
     if api and "o2ims_api" in run.children:
         found["o2ims_api"] = api
+    focom_api = stack.focom_api_url(state)
+    if focom_api and "focom_api" in run.children:
+        found["focom_api"] = focom_api
     if run.kubeconfig:
         found["kubeconfig"] = run.kubeconfig
     found["state_dir"] = str(state)

@@ -26,7 +26,9 @@ from shared.messages import decode
 from shared.payloads import FprStatus, HostProgress, MessageFailed, PrStatus
 from shared.subjects import ALL_HOSTPREP_EVENTS, ALL_O2IMS_STATUS, focom_status
 
-TERMINAL = {"create": {"Synced", "Failed"}, "scale": {"Synced", "Failed"}, "delete": {"Deleted", "Failed"}}
+#: Under change control a new create stops at PendingApproval: following it further waits for a person.
+TERMINAL = {"create": {"Synced", "Failed", "PendingApproval"}, "scale": {"Synced", "Failed"},
+            "delete": {"Deleted", "Failed"}}  # fmt: skip
 #: Progress weights of a cluster's way to fulfilled, for the bar.
 STEPS = {"pending": 0, "hostprep": 1, "apply": 2, "provisioning": 3, "scaling": 3, "fulfilled": 4, "deleting": 2,
          "teardown": 3, "capi-delete": 2, "deleted": 4, "failed": 4}  # fmt: skip

@@ -23,7 +23,7 @@ from o2ctl.supervisor import ChildSpec, event_is, has_key
 from shared import natsauth
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api")
+SERVICES = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher", "o2ims_api", "focom_api")
 #: The CNI of sandbox clusters that name none: Calico, as everywhere (the renderer's default release).
 SANDBOX_CNI = "calico"
 #: What the sandbox carries for Calico: a stand-in file, mapped like an air-gapped site maps its copy.
@@ -141,6 +141,31 @@ def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     return env
 
 
+def focom_api_url(state: Path) -> str | None:
+    port = state / "focom-api" / "port"
+    return f"http://127.0.0.1:{port.read_text().strip()}/focom/v1" if port.exists() else None
+
+
+def focom_api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
+    """FOCOM's northbound API: its own port, the same token keys as the O2IMS API (``o2ctl token`` serves both)."""
+    _key, pub, _port = api_files(state)
+    port = state / "focom-api" / "port"
+    if not port.exists():
+        port.parent.mkdir(parents=True, exist_ok=True)
+        port.write_text(str(free_port()))
+    env = {"O2_FOCOM_API_PORT": port.read_text().strip(), "O2_FOCOM_API_REUSE_PORT": "true",
+           "O2_FOCOM_API_JWT_PUBLIC_KEY_FILE": str(pub),
+           "O2_FOCOM_API_JWT_ISSUER": API_ISSUER, "O2_FOCOM_API_JWT_AUDIENCE": API_AUDIENCE,
+           "O2_FOCOM_API_CALLBACK_ALLOW": os.environ.get("O2_FOCOM_API_CALLBACK_ALLOW")
+           or json.dumps(["127.0.0.1", "localhost"]),
+           # The request rules must be focom's: a VIP pool there lets clusters omit their VIP here too.
+           "O2_FOCOM_API_VIP_POOL": "true" if os.environ.get("O2_FOCOM_VIP_POOL") else "false"}  # fmt: skip
+    if sandbox:
+        env |= {"O2_FOCOM_API_INVENTORY_PATH": str(state / "input.json"),
+                "O2_FOCOM_API_SSH_KEY_DIR": str(sandbox_key_dir(state)), "O2_FOCOM_API_DEFAULT_CNI": SANDBOX_CNI}
+    return env
+
+
 def sandbox_key_dir(state: Path) -> Path:
     """Where a sandbox's inventory key files live (its hosts' client key): the key directory of its services."""
     return state / "hosts"
@@ -155,6 +180,8 @@ def service_env(
         env.update(natsauth.service_env(name, passwords))
     if name == "o2ims_api":
         env |= api_env(state, sandbox=sandbox)
+    if name == "focom_api":
+        env |= focom_api_env(state, sandbox=sandbox)
     if not sandbox:
         return env
     kubeconfig = str(state / "kubeconfig")
@@ -184,6 +211,7 @@ def service_env(
         },
         "status_watcher": {"O2_STATUS_WATCHER_KUBECONFIG": kubeconfig},
         "o2ims_api": {},
+        "focom_api": {},
     }
     return {**env, **per[name]}
 

@@ -48,13 +48,17 @@ async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path
 def ready_message(run: RunState, state: Path, output: str = "table") -> str:
     """What ``up`` says once ready: where NATS is and, on the sandbox, the ``KUBECONFIG`` to use."""
     api = stack.api_url(state) if "o2ims_api" in run.children else None
+    focom_api = stack.focom_api_url(state) if "focom_api" in run.children else None
     if output == "json":
         return json.dumps({"event": "o2ctl_up_ready", "nats_url": run.nats_url, "state_dir": str(state),
-                           "kubeconfig": run.kubeconfig, "o2ims_api": api})  # fmt: skip
+                           "kubeconfig": run.kubeconfig, "o2ims_api": api, "focom_api": focom_api})  # fmt: skip
     lines = [f"ready: NATS {run.nats_url}, state in {state}"]
     if api:
         lines += [f"the O2IMS API: {api}", '  curl -H "Authorization: Bearer $(o2ctl token)" '
                   f"{api}/o2ims-infrastructureInventory/v1"]  # fmt: skip
+    if focom_api:
+        lines += [f"FOCOM's API: {focom_api}", '  curl -H "Authorization: Bearer $(o2ctl token)" '
+                  f"{focom_api}/provisioningRequests"]  # fmt: skip
     if run.kubeconfig:
         lines += ["the sandbox management cluster, for kubectl:", f"  export KUBECONFIG={run.kubeconfig}",
                   "  kubectl apply -f examples/focom-all-clusters.yaml && kubectl get fpr,oranpr"]  # fmt: skip

@@ -4,8 +4,9 @@ Every service and the sandbox reach Kubernetes only through :class:`KubeClient`:
 objects go in and come out as plain dicts, ``(apiVersion, kind)`` is resolved
 to a REST path by discovery (cached per client), every request carries a
 timeout, and every failure is raised already classified onto ``shared.errors``
-(see ``shared.kube_errors``). The bearer token lives only inside the client
-configuration; it is never logged nor put into an error.
+(see ``shared.kube_errors``; watch streams are read in ``shared.kube_watch``).
+The bearer token lives only inside the client configuration; it is never logged
+nor put into an error.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ import base64
 import builtins
 import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import aiohttp
 import structlog
 import yaml
-from kubernetes.aio import watch as kwatch
 from kubernetes.aio.client import ApiClient, Configuration
-from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.config.kube_config import KubeConfigLoader
 
-from shared.errors import PermanentError, ServiceError, TemporaryError, classify
+from shared import kube_watch
+from shared.errors import PermanentError, ServiceError, classify
 from shared.kube_discovery import ApiResource, parse_resource_list
 from shared.kube_errors import api_error, classify_kube, parse_status
+from shared.kube_watch import WatchEvent, WatchExpired, expect_metadata
 
 __all__ = ["ApiResource", "KubeClient", "WatchEvent", "WatchExpired", "classify_kube"]
 
@@ -39,34 +39,6 @@ log = structlog.get_logger(__name__)
 _Loader: Any = KubeConfigLoader
 
 
-class _NoApiClient:
-    """Stands in for the ApiClient a ``Watch`` would build: our watches decode raw events only."""
-
-    def deserialize(self, *_: object, **__: object) -> Any:
-        raise TypeError("typed watch events are not supported (raw objects only)")
-
-    async def close(self) -> None:
-        return None
-
-
-class _RawWatch(kwatch.Watch):
-    """``kubernetes``' Watch without the ApiClient its constructor builds.
-
-    ``Watch.__init__`` creates an ``ApiClient``, and with it a TLS context loaded from the system trust
-    store: tens of milliseconds of CPU per watch, used only to deserialize typed events, which our raw
-    watches never ask for. With one short watch per BootstrapKubeconfig that was most of hostprep's
-    CPU. The attributes are those ``Watch.__init__`` sets (a unit test compares them).
-    """
-
-    def __init__(self) -> None:
-        self._raw_return_type = None
-        self._stop = False
-        self._api_client: Any = _NoApiClient()  # duck-typed: deserialize and close are all Watch uses
-        self.resource_version = None
-        self.resp = None
-
-
-_Watch: Any = _RawWatch
 Query = list[tuple[str, str]]
 Obj = dict[str, Any]
 
@@ -75,26 +47,6 @@ _APPLY = "application/apply-patch+yaml"
 #: Metadata-only reads (no fallback to full objects: a server that cannot comply answers 406).
 _METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-
-
-def _expect_metadata(data: Mapping[str, Any], kind: str) -> None:
-    """Refuse a full object where only metadata was asked for (a Secret's data must never arrive here)."""
-    if data.get("kind") != kind:
-        raise PermanentError(f"asked for {kind}, the server sent {data.get('kind')!r}", reason="NotMetadata")
-#: Extra time a watch request may take beyond the server-side ``timeoutSeconds``.
-_WATCH_GRACE = 30.0
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK."""
-
-    type: str
-    object: dict[str, Any]
-
-
-class WatchExpired(TemporaryError):
-    """The server answered ``410 Gone``: the resourceVersion is too old, re-list."""
 
 
 def _load_config(config: Mapping[str, Any], context: str | None, base_path: str | None) -> ApiClient:
@@ -288,7 +240,7 @@ class KubeClient:
         while True:
             data = await self._must("GET", res.path(namespace), query=query, accept=accept)
             if metadata_only:
-                _expect_metadata(data, "PartialObjectMetadataList")
+                expect_metadata(data, "PartialObjectMetadataList")
             for item in data.get("items") or []:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
@@ -400,7 +352,8 @@ class KubeClient:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
-        request_timeout = aiohttp.ClientTimeout(total=timeout_seconds + _WATCH_GRACE, sock_connect=self._timeout)
+        total = timeout_seconds + kube_watch.WATCH_GRACE
+        request_timeout = aiohttp.ClientTimeout(total=total, sock_connect=self._timeout)
         accept = _METADATA if metadata_only else "application/json"
         path = res.path(namespace)
 
@@ -411,28 +364,5 @@ class KubeClient:
                 raise api_error(resp.status, parse_status(raw), headers=resp.headers, fallback=str(resp.reason or ""))
             return resp.response
 
-        watcher = _Watch()
-        try:
-            # timeout_seconds in the kwargs stops Watch from silently reconnecting and retrying 410 itself.
-            async for raw_event in watcher.stream(open_stream, timeout_seconds=timeout_seconds):
-                if not isinstance(raw_event, dict):
-                    continue
-                event = WatchEvent(type=str(raw_event["type"]), object=dict(raw_event["raw_object"]))
-                if metadata_only and event.type in ("ADDED", "MODIFIED", "DELETED"):
-                    _expect_metadata(event.object, "PartialObjectMetadata")
-                yield event
-        except ApiException as exc:
-            err = classify(exc)
-            if exc.status == 410:
-                raise WatchExpired(err.message, delay=0, reason="Expired") from exc
-            raise err from exc
-        except TemporaryError as exc:
-            if exc.reason in {"Expired", "Gone"}:
-                raise WatchExpired(exc.message, delay=0, reason="Expired") from exc
-            raise
-        except ServiceError:
-            raise
-        except Exception as exc:  # e.g. a malformed event line: classified like any transport failure
-            raise classify(exc) from exc
-        finally:
-            await watcher.close()
+        async for event in kube_watch.events(open_stream, timeout_seconds=timeout_seconds, metadata_only=metadata_only):
+            yield event

@@ -100,7 +100,8 @@ O2IMS_API = Role(
     writes_buckets=(*s.O2IMS_API_BUCKETS, s.BUCKET_HOSTS),
     reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR),
 )
-#: The operator's CLI: submits requests, reads records and event history, clears host quarantine.
+#: FOCOM's northbound API: publishes FOCOM requests and decisions, follows FPR and PR status, keeps its
+#: own buckets and delivers notifications from its own stream with one durable per subscription.
 FOCOM_API = Role(
     "focom_api",
     publishes=(s.FOCOM_REQUESTS, *s.FOCOM_API.subjects),
@@ -109,6 +110,7 @@ FOCOM_API = Role(
     writes_buckets=s.FOCOM_API_BUCKETS,
     reads_buckets=(s.BUCKET_FPR, s.BUCKET_PR, s.BUCKET_HOSTS),
 )
+#: The operator's CLI: submits requests and decisions, reads records and event history, clears host quarantine.
 O2CTL = Role(
     "o2ctl",
     publishes=(s.FOCOM_REQUESTS,),

@@ -254,8 +254,10 @@ class SandboxHostPool:
             for h in self.hosts
         ]
 
-    def write_inventory(self, path: Path) -> None:
-        path.write_text(json.dumps({"hosts": self.inventory_hosts()}, indent=2) + "\n", encoding="utf-8")
+    def write_inventory(self, path: Path, k8s_version: str = "v1.30.2") -> None:
+        """An ``input.json`` naming every host (no clusters); the inventory format requires a version."""
+        doc = {"k8s_version": k8s_version, "hosts": self.inventory_hosts()}
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
     def describe(self) -> dict[str, Any]:
         return {"count": len(self.hosts), "port": self.port, "first_address": self.addresses[0],

@@ -23,6 +23,9 @@ API_VERSION = f"{GROUP}/v1alpha1"
 KIND = "FocomProvisioningRequest"
 FINALIZER = f"{GROUP}/cleanup"
 #: Field managers: the watcher owns ``observedGeneration``, the status writer everything else in status.
+#: Change control on the CR face: an approver sets this annotation to ``approve`` or ``reject`` on a CR whose
+#: request waits in ``PendingApproval`` (``kubectl annotate fpr NAME focom.nephio.org/decision=approve``).
+DECISION_ANNOTATION = f"{GROUP}/decision"
 WATCH_MANAGER = "focom-watch"
 STATUS_MANAGER = "focom"
 SPEC_FIELDS = ("operation", "allClusters", "clusterNames", "templateName", "templateVersion", "templateParameters",
@@ -61,6 +64,8 @@ def status_body(obj: dict[str, Any], status: FprStatus) -> dict[str, Any]:
     return _envelope(obj, {
         "phase": status.phase, "message": status.message, "reason": "", "path": "",
         "operation": status.operation or "", "fprGeneration": status.generation, "children": children,
+        "plan": [{"cluster": c.cluster, "prId": c.pr_id, "controlPlane": list(c.control_plane),
+                  "workers": list(c.workers)} for c in status.plan],
         "lastUpdated": timestamp(status.updated_at),
     })  # fmt: skip
 
@@ -89,6 +94,13 @@ def finalizer_patch(obj: dict[str, Any], *, present: bool) -> dict[str, Any] | N
         return None
     wanted = [*finalizers, FINALIZER] if present else [f for f in finalizers if f != FINALIZER]
     return {"metadata": {"finalizers": wanted, "resourceVersion": m.get("resourceVersion")}}
+
+
+def decision_of(obj: dict[str, Any]) -> str | None:
+    """The approver's decision written on the CR (``approve``/``reject``), or None (absent or anything else)."""
+    annotations = meta(obj).get("annotations")
+    value = annotations.get(DECISION_ANNOTATION) if isinstance(annotations, dict) else None
+    return value if value in ("approve", "reject") else None
 
 
 def deleting(obj: dict[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from shared.kube import KubeClient, WatchExpired
 from shared.kube_config import connect
 from shared.messages import Envelope, derive_id
 from shared.objects import meta, name_of
-from shared.payloads import FocomRequest, FprStatus, MessageFailed
+from shared.payloads import FocomDecision, FocomRequest, FprStatus, MessageFailed
 from shared.store import RecordStore
 from shared.subjects import FOCOM_REQUESTS, last_token
 
@@ -148,7 +148,10 @@ class KubeFace:
             seen.obj = await self.client.patch(crs.API_VERSION, crs.KIND, name, namespace, patch)
         if not crs.observed(obj):
             await self._submit(seen.obj, uid)
-        elif refresh:
+        decision = crs.decision_of(obj)
+        if decision is not None:
+            await self._decide(name, uid, decision)
+        if crs.observed(obj) and refresh:
             status = await self.focom.current_status(name)
             if status is not None:
                 await self._write(seen, crs.status_body(seen.obj, status), status.updated_at)
@@ -165,6 +168,22 @@ class KubeFace:
             await self.bus.publish(FOCOM_REQUESTS, env)
             log.info("cr_submitted", cr=request.name, generation=generation, operation=request.operation)
         await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
+
+    async def _decide(self, name: str, uid: str, decision: str) -> None:
+        """The CR's decision annotation, once per waiting request and value.
+
+        Only a request in ``PendingApproval`` is decided here: after a failed approval (hosts taken meanwhile)
+        the annotation is not retried on every status write; approve again through the API or ``o2ctl``.
+        """
+        status = await self.focom.current_status(name)
+        if status is None or status.phase != "PendingApproval":
+            return
+        payload = FocomDecision(name=name, decision="approve" if decision == "approve" else "reject",
+                                by="FocomProvisioningRequest annotation")  # fmt: skip
+        msg_id = derive_id("focom.cr.decision", uid, decision, status.updated_at.isoformat())
+        env = Envelope.wrap(payload, source=self.bus.source, correlation_id=name, id=msg_id)
+        await self.bus.publish(FOCOM_REQUESTS, env)
+        log.info("cr_decision_submitted", cr=name, decision=decision)
 
     async def _not_owner(self, obj: dict[str, Any], claim: Claim) -> None:
         """A CR whose name another CR (or a bus request) owns: refused once per generation, never acted on."""

@@ -11,6 +11,6 @@
 - ``subscriptions``: subscription records in a KV bucket, unique callbacks, the callback allow-list
   and the GET probe.
 - ``delivery``: change events on a stream and durable delivery, one JetStream consumer per
-  subscription, in order, with backoff, dead callbacks reported; an optional signing hook for
-  per-subscription signatures.
+  subscription, in order, with backoff, dead callbacks reported; optional hooks to sign each body
+  (per-subscription signatures) and to stamp it just before posting (a per-subscription sequence).
 """

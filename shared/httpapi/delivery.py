@@ -11,6 +11,9 @@ exists; after ``dead_after`` failures in a row the subscription is marked dead a
 is told (an alarm), and the next success revives it. A dead callback only ever holds up its own
 consumer. A crash mid-delivery leaves the message unacknowledged: it is delivered again after
 ``ack_wait`` (at least once; the notification id is stable so receivers can drop repeats).
+Optional hooks: ``sign`` adds headers computed from the raw body (e.g. an HMAC signature), and
+``stamp`` completes the body just before it is posted (e.g. a per-subscription sequence number,
+which must come out the same when the same event is delivered again).
 """
 
 from __future__ import annotations

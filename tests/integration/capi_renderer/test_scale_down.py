@@ -29,6 +29,9 @@ from shared.payloads import CapiApplied, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
 from tests.integration.capi.support import wait_list
 
+#: A PR id as the bus carries it (a canonical UUID).
+PR7 = "7e0d9a4c-1b2f-5c3d-8e4f-a5b6c7d8e9f0"
+
 REPO = Path(__file__).resolve().parents[3]
 CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
 CORE = "cluster.x-k8s.io/v1beta1"
@@ -57,15 +60,15 @@ async def test_scale_down_removes_exactly_the_leaving_host(
     deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
                 schemas=served_schemas)  # fmt: skip
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
-    events = await bus.nc.subscribe(capi_event("pr-7"))
-    await bus.emit(capi_job("pr-7"), CapiJob(pr_id="pr-7", action="apply", spec=_spec((2, 3, 4))))
+    events = await bus.nc.subscribe(capi_event(PR7))
+    await bus.emit(capi_job(PR7), CapiJob(pr_id=PR7, action="apply", spec=_spec((2, 3, 4))))
     assert isinstance(decode((await events.next_msg(timeout=30)).data).payload, CapiApplied)
     await capi_client.patch(CORE, "MachineDeployment", "c7-md-0", "default",
                             {"spec": {"strategy": {"rollingUpdate": {"deletePolicy": policy}}}})  # fmt: skip
     before = _on_hosts(await wait_list(capi_client, CORE, "Machine", lambda ms: len(_on_hosts(ms)) == 3,
                                        label_selector=WORKERS))  # fmt: skip
 
-    await bus.emit(capi_job("pr-7"), CapiJob(pr_id="pr-7", action="scale", spec=_spec((2, 4))))
+    await bus.emit(capi_job(PR7), CapiJob(pr_id=PR7, action="scale", spec=_spec((2, 4))))
     scaled = decode((await events.next_msg(timeout=30)).data).payload
     assert isinstance(scaled, CapiApplied) and scaled.action == "scale"
     after = _on_hosts(await wait_list(capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector=WORKERS))

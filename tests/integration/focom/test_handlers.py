@@ -105,7 +105,6 @@ async def test_broken_inventory_refuses_and_leaves_nothing(bus: Bus, tmp_path: P
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
-    ("bad-name", {"name": "Bad_Name", "allClusters": True}, "$.name"),
     ("no-mode", {"name": "no-mode"}, "$"),
     ("unknown-cluster", {"name": "unknown-cluster", "clusterNames": ("smo", "nope")}, "$.clusterNames[1]"),
     ("unknown-template", {"name": "unknown-template", "templateName": "x", "templateParameters": {}},
@@ -129,10 +128,15 @@ async def test_bad_requests_are_refused_with_paths(bus: Bus, tmp_path: Path) -> 
         failure = await h.wait_failure(name)
         # Every problem is named with its path; the first one is also the event's path.
         assert failure.path == path or f"{path} [" in failure.error, (name, failure)
-    # Undecodable input: refused by the bus with a path, never reaching focom's logic.
+    # Undecodable input, or a name no FPR can have: refused by the bus with a path, never reaching focom's logic.
     await bus.js.publish(FOCOM_REQUESTS, b'{"type": "focom.request", "payload": {"type": "focom.request"}}')
-    failure = await h.wait_failure("_unknown")
-    assert failure.reason == "InvalidMessage"
+    bad_name = {"type": "focom.request", "correlation_id": "bad-name",
+                "payload": {"type": "focom.request", "name": "Bad_Name", "allClusters": True}}  # fmt: skip
+    await bus.js.publish(FOCOM_REQUESTS, json.dumps(bad_name).encode())
+    failures = await h.statuses.wait(lambda: len(h.failures("_unknown")) >= 2 and h.failures("_unknown"), 20.0)
+    assert {f.reason for f in failures} == {"InvalidMessage"}
+    # Both name the field: one lacks a name, the other's is not a DNS-1123 label.
+    assert [f.path for f in failures] == ["payload.name", "payload.name"]
     assert h.prs() == [] and await h.leases.all() == {}
 
 

@@ -197,3 +197,18 @@ def _status_of(h: Harness) -> Dispatch:
             await _FACES[0].on_refusal(failed, ctx)
 
     return dispatch(on_status, on_refusal)
+
+
+async def test_a_cr_whose_name_no_request_can_carry_is_refused_and_deletes_cleanly(
+    face: tuple[Harness, KubeFace], client: KubeClient
+) -> None:
+    """A dotted name is a valid object name but no FPR name: refused, and its deletion is not held by our finalizer."""
+    h, _ = face
+    cr = yaml.safe_load((EXAMPLES / "focom-all-clusters.yaml").read_text())
+    cr["metadata"] = {"name": "all.clusters", "namespace": "default"}
+    await client.apply(cr, field_manager="kubectl")
+    obj = await wait_cr(client, "all.clusters", phase("Failed"))
+    assert obj is not None and (obj["status"]["reason"], obj["status"]["path"]) == ("InvalidRequest", "$.spec.name")
+    assert h.prs("all.clusters") == []
+    await client.delete(crs.API_VERSION, crs.KIND, "all.clusters", "default")
+    await wait_cr(client, "all.clusters", lambda o: o is None)

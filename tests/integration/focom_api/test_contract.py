@@ -208,3 +208,19 @@ async def test_inventory(make_system: MakeSystem) -> None:
     status, _, body = await c.call("POST", "/inventory/validate", role=None, raw=good)
     assert status == 401
     assert load_catalog(None).names()
+
+
+async def test_missing_or_invalid_inventory_is_503_with_its_problems(make_system: MakeSystem) -> None:
+    c, _ = await make_system()
+    path = c.api.settings.inventory_path
+    good = path.read_bytes()
+    path.unlink()
+    status, headers, body = await c.call("GET", "/inventory")
+    assert status == 503 and problem(body, 503) and headers["Retry-After"]
+    status, _, body = await c.call("POST", PRS, body={"name": "later", "allClusters": True})
+    assert status == 503 and problem(body, 503)
+    broken: dict[str, Any] = json.loads(good)
+    broken["hosts"][0]["host_ip"] = "not-an-address"
+    path.write_text(json.dumps(broken))
+    status, _, body = await c.call("POST", "/plans", body={"name": "later", "allClusters": True})
+    assert status == 503 and any(p["path"].startswith("$.hosts[0]") for p in problem(body, 503)["problems"])

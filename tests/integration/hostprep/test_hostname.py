@@ -13,12 +13,9 @@ BAD = "host-002"
 async def test_a_hostname_that_differs_from_host_name_fails_preflight(
     hostprep: HarnessFactory, capi_client: KubeClient
 ) -> None:
-    harness, pool = await hostprep(2)
-    job = harness.job(pool)
-    # The job names host-002 "node-elsewhere"; the machine at that address calls itself something else.
-    hosts = tuple(h.model_copy(update={"host_name": "node-elsewhere"}) if h.host_id == BAD else h for h in job.hosts)
-    job = job.model_copy(update={"hosts": hosts})
-    result = await harness.run(job)
+    # hostprep's inventory names host-002 "node-elsewhere"; the machine at that address calls itself otherwise.
+    harness, pool = await hostprep(2, inventory={BAD: {"host_name": "node-elsewhere"}})
+    result = await harness.run(harness.job(pool))
     assert isinstance(result, HostprepFailed), result
     assert (result.host_id, result.step, result.reason) == (BAD, "preflight", "PreflightFailed"), result
     assert "node-elsewhere" in result.message and pool.host(BAD).state.hostname in result.message

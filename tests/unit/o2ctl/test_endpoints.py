@@ -59,3 +59,15 @@ def test_token_refuses_unknown_roles(tmp_path: Path) -> None:
                                   ["up", "--sandbox", "--fault", "host-001=teleported"]])
 def test_up_refuses_bad_faults(tmp_path: Path, argv: list[str]) -> None:
     assert cli.main(["--state-dir", str(tmp_path / "s"), *argv]) == 2
+
+
+def test_endpoints_include_focoms_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    RunState(nats_url="nats://127.0.0.1:4999", supervisor_pid=os.getpid(), ready=True,
+             children={"o2ims_api": {"pid": os.getpid()}, "focom_api": {"pid": os.getpid()}}).save(state)  # fmt: skip
+    env = stack.focom_api_env(state, sandbox=False)
+    assert cli.main(["--state-dir", str(state), "-o", "json", "endpoints"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["focom_api"] == f"http://127.0.0.1:{env['O2_FOCOM_API_PORT']}/focom/v1"
+    # One token serves both APIs: FOCOM's trusts the same public key.
+    assert env["O2_FOCOM_API_JWT_PUBLIC_KEY_FILE"] == str(state / "o2ims-api" / "signing-key.pub.pem")

@@ -54,3 +54,11 @@ def test_printable_keeps_newlines_and_tabs_in_text_only() -> None:
     assert printable("a\n\tb", single_line=True) == "a  b"
     assert printable("x\u202ey\u2028") == "x\\u202ey\\u2028"
     assert printable("abcdef", 4) == "abc…"
+
+
+def test_o2ctl_reports_a_hostile_request_name_as_a_usage_error() -> None:
+    from o2ctl.client import UsageError, request_from_flags
+
+    with pytest.raises(UsageError, match="name"):
+        request_from_flags(name="fpr\nx", all_clusters=True, clusters=None, operation="create", file=None)
+    assert request_from_flags(name=None, all_clusters=False, clusters="c001", operation="create", file=None).name
