@@ -26,6 +26,8 @@ from tests.e2e.harness import SERVICES, Stack, StackOptions
 BENCH = "e2e_scale"
 COUNTS = (10, 100, 300)
 HOSTS_PER_CLUSTER = 3
+#: The provisioning path; the O2IMS REST API (o2ims_api, optional, serves SMOs) is reported on its own.
+PROVISIONING = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher")
 
 
 @dataclass
@@ -40,7 +42,8 @@ class Result:
 
     @property
     def cpu_s_per_cluster(self) -> float:
-        return sum(self.cpu_s.values()) / self.clusters
+        """CPU seconds of the five provisioning services per fulfilled cluster."""
+        return sum(v for k, v in self.cpu_s.items() if k in PROVISIONING) / self.clusters
 
 
 async def measure(n: int, workdir: Path) -> Result:
@@ -78,16 +81,19 @@ def figures(results: dict[int, Result]) -> list[Figure]:
                           "s", id=f"e2e.synced_s_{n}", note="realistic host latency"))
         out.append(Figure(BENCH, f"{n} clusters: CPU per cluster, five services", r.cpu_s_per_cluster, "CPU-s",
                           id=f"e2e.cpu_s_per_cluster_{n}",
-                          note=", ".join(f"{s} {v / n:.3f}" for s, v in sorted(r.cpu_s.items()))))
+                          note=", ".join(f"{s} {r.cpu_s[s] / n:.3f}" for s in PROVISIONING if s in r.cpu_s)))
+        for s, v in sorted(r.cpu_s.items()):
+            out.append(Figure(BENCH, f"{n} clusters: CPU per cluster, {s}", v / n, "CPU-s",
+                              id=f"e2e.cpu_s_per_cluster_{s}_{n}"))
         out.append(Figure(BENCH, f"{n} clusters: messages per cluster (all streams)", r.messages_per_cluster, "msg",
                           id=f"e2e.messages_per_cluster_{n}"))
     top = results[hi]
     out.append(Figure(BENCH, f"CPU per fulfilled cluster ({hi} clusters), five services", top.cpu_s_per_cluster,
                       "CPU-s", id="e2e.cpu_s_per_cluster", note="aim: <= 0.5"))
-    for name in SERVICES:
+    for name in sorted(top.rss_mib):
         out.append(Figure(BENCH, f"RSS {name}, {hi} clusters", top.rss_mib[name], "MiB", id=f"e2e.rss_mib_{name}_{hi}",
                           peer=f"{lo} clusters", peer_value=results[lo].rss_mib[name]))
-    growth = max(top.rss_mib[s] / results[lo].rss_mib[s] for s in SERVICES)
+    growth = max(top.rss_mib[s] / results[lo].rss_mib[s] for s in top.rss_mib)
     out.append(Figure(BENCH, f"largest service RSS growth, {hi} over {lo} clusters", growth, "x",
                       id=f"e2e.rss_growth_{hi}_over_{lo}", note="aim: <= 1.5"))
     if hi > lo:

@@ -52,3 +52,20 @@ def test_merge_keeps_earlier_figures_and_replaces_equal_ids(tmp_path: Path) -> N
     out = {f.key: f.ours for f in merged([Figure("a", "new", 3.0, "s", id="a.replaced")], tmp_path)}
     assert out == {"a.kept": 1.0, "a.replaced": 3.0}
     assert SERIES.pop("status.x_latency_ms") == [1.0, 2.0]
+
+
+def test_e2e_figures_have_the_promised_ids() -> None:
+    from bench.e2e_scale import Result
+    from bench.e2e_scale import figures as e2e_figures
+
+    def result(n: int, rss: float) -> Result:
+        cpu = {"focom": 0.01 * n, "o2ims": 0.2 * n, "hostprep": 0.1 * n, "capi_renderer": 0.02 * n,
+               "status_watcher": 0.02 * n, "o2ims_api": 5.0 * n}
+        return Result(n, synced_s=n / 2, cpu_s=cpu, rss_mib={s: rss for s in cpu}, messages_per_cluster=140.0)
+
+    by_id = {f.key: f for f in e2e_figures({10: result(10, 80.0), 300: result(300, 100.0)})}
+    assert by_id["e2e.cpu_s_per_cluster"].ours == pytest.approx(0.35)  # the five services; o2ims_api apart
+    assert by_id["e2e.cpu_s_per_cluster_o2ims_api_300"].ours == pytest.approx(5.0)
+    assert by_id["e2e.rss_growth_300_over_10"].ours == pytest.approx(1.25)
+    assert by_id["e2e.cpu_growth_exponent"].ours == pytest.approx(1.0)
+    assert by_id["e2e.messages_per_cluster_300"].ours == 140.0
