@@ -100,19 +100,36 @@ def _scalar_checks(s: Mapping[str, Any]) -> list[_Check]:
     if "enum" in s:
         allowed = list(s["enum"])
         shown = ", ".join(show(a) for a in allowed)
-        checks.append(lambda v, p: None if v in allowed else FieldError(
-            p, "enum", f"Unsupported value: {show(v)}: supported values: {shown}"))
+        checks.append(
+            lambda v, p: (
+                None
+                if v in allowed
+                else FieldError(p, "enum", f"Unsupported value: {show(v)}: supported values: {shown}")
+            )
+        )
     if "pattern" in s:
         rx = re.compile(s["pattern"])
-        checks.append(lambda v, p: None if not isinstance(v, str) or rx.search(v) else FieldError(
-            p, "pattern", f"Invalid value: {show(v)}: {p} in body should match '{rx.pattern}'"))
+        checks.append(
+            lambda v, p: (
+                None
+                if not isinstance(v, str) or rx.search(v)
+                else FieldError(p, "pattern", f"Invalid value: {show(v)}: {p} in body should match '{rx.pattern}'")
+            )
+        )
     fmt_ok = _format_ok(str(s.get("format", "")))
     if fmt_ok is not None:
         fmt = s["format"]
-        checks.append(lambda v, p: None if fmt_ok(v) else FieldError(
-            p, "format", f"Invalid value: {show(v)}: {p} in body must be of type {fmt}"))
-    for key, exclusive_key, word in (("minimum", "exclusiveMinimum", "greater than"),
-                                     ("maximum", "exclusiveMaximum", "less than")):
+        checks.append(
+            lambda v, p: (
+                None
+                if fmt_ok(v)
+                else FieldError(p, "format", f"Invalid value: {show(v)}: {p} in body must be of type {fmt}")
+            )
+        )
+    for key, exclusive_key, word in (
+        ("minimum", "exclusiveMinimum", "greater than"),
+        ("maximum", "exclusiveMaximum", "less than"),
+    ):
         if key in s:
             checks.append(_bound_check(key, s[key], bool(s.get(exclusive_key)), word))
     checks.extend(_size_check(key, int(s[key])) for key in _SIZES if key in s)
@@ -129,6 +146,7 @@ def _bound_check(rule: str, bound: float, exclusive: bool, word: str) -> _Check:
         if high < low or (not exclusive and high == low):
             return None
         return FieldError(p, rule, f"Invalid value: {show(v)}: {p} in body should be {rel} {bound}")
+
     return check
 
 
@@ -139,14 +157,30 @@ def _size_check(rule: str, n: int) -> _Check:
         if isinstance(v, kind) and ((len(v) < n) if is_min else (len(v) > n)):
             return FieldError(p, rule, f"Invalid value: {len(v)}: {p} in body {text.format(n=n)}")
         return None
+
     return check
 
 
 class _Node:
     """A compiled schema node; unset parts are None/empty so the walker can skip them cheaply."""
 
-    __slots__ = ("additional", "checks", "combos", "default", "embedded", "int_or_string", "items", "list_type",
-                 "map_keys", "not_", "nullable", "preserve", "props", "required", "type")
+    __slots__ = (
+        "additional",
+        "checks",
+        "combos",
+        "default",
+        "embedded",
+        "int_or_string",
+        "items",
+        "list_type",
+        "map_keys",
+        "not_",
+        "nullable",
+        "preserve",
+        "props",
+        "required",
+        "type",
+    )
 
     def __init__(self, s: Mapping[str, Any]) -> None:
         self.type: str | None = s.get("type")
@@ -172,20 +206,25 @@ class _Node:
 
     def allows(self, key: str) -> bool:
         """Whether an undeclared ``key`` is kept here (preserved, additionalProperties, embedded object meta)."""
-        return self.preserve or self.additional is True or isinstance(self.additional, _Node) or (
-            self.embedded and key in _ROOT_FIELDS)
+        return (
+            self.preserve
+            or self.additional is True
+            or isinstance(self.additional, _Node)
+            or (self.embedded and key in _ROOT_FIELDS)
+        )
 
 
 def _check(node: _Node, v: Any, path: str, errs: list[FieldError], strict: bool) -> None:
     """Validate value ``v`` at ``path`` against ``node``, appending every failure to ``errs``."""
     if v is None:
         if not node.nullable:
-            errs.append(invalid(path, "nullable", "null", f'{path} in body must be of type {node.type or "object"}'))
+            errs.append(invalid(path, "nullable", "null", f"{path} in body must be of type {node.type or 'object'}"))
         return
     if node.int_or_string:
         if isinstance(v, bool) or not isinstance(v, int | str):
-            errs.append(invalid(path, "x-kubernetes-int-or-string", v,
-                                 f"{path} in body must be of type integer or string"))
+            errs.append(
+                invalid(path, "x-kubernetes-int-or-string", v, f"{path} in body must be of type integer or string")
+            )
             return
     elif node.type and not _TYPES.get(node.type, lambda _: True)(v):
         kind = show(_JSON_TYPES.get(type(v), "unknown"))
@@ -208,8 +247,11 @@ def _check_object(node: _Node, v: dict[str, Any], path: str, errs: list[FieldErr
         if missing and (child is None or child.default is _MISSING):
             errs.append(FieldError(f"{prefix}{key}", "required", "Required value"))
     if node.embedded:
-        errs.extend(FieldError(f"{prefix}{key}", "x-kubernetes-embedded-resource", "Required value")
-                    for key in ("apiVersion", "kind") if not isinstance(v.get(key), str) or not v[key])
+        errs.extend(
+            FieldError(f"{prefix}{key}", "x-kubernetes-embedded-resource", "Required value")
+            for key in ("apiVersion", "kind")
+            if not isinstance(v.get(key), str) or not v[key]
+        )
         if isinstance(v.get("metadata"), dict):
             errs.extend(validate_metadata(v["metadata"], f"{prefix}metadata", embedded=True))
     typed = node.type == "object" or bool(node.props) or node.additional is not None
@@ -317,13 +359,19 @@ class CrdSchemas:
         spec, names = own["spec"], own["spec"]["names"]
         for ver in spec.get("versions") or ():
             info = ResourceInfo(
-                group=spec["group"], version=ver["name"], kind=names["kind"], plural=names["plural"],
+                group=spec["group"],
+                version=ver["name"],
+                kind=names["kind"],
+                plural=names["plural"],
                 singular=names.get("singular") or names["kind"].lower(),
                 list_kind=names.get("listKind") or f"{names['kind']}List",
                 namespaced=spec.get("scope", "Namespaced") == "Namespaced",
                 status_subresource="status" in (ver.get("subresources") or {}),
-                served=bool(ver.get("served", True)), storage=bool(ver.get("storage", False)),
-                short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()))
+                served=bool(ver.get("served", True)),
+                storage=bool(ver.get("storage", False)),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+            )
             if info.served:
                 key = (info.api_version, info.kind)
                 self._by_kind[key] = self._by_plural[(info.group, info.version, info.plural)] = info

@@ -77,17 +77,33 @@ class MessageFailed(Payload):
     deliveries: int = Field(ge=0)
 
     @classmethod
-    def about(cls, *, consumer: str, subject: str, message_id: str | None, message_type: str | None,
-              reason: str, error: str, path: str | None, deliveries: int) -> MessageFailed:
+    def about(
+        cls,
+        *,
+        consumer: str,
+        subject: str,
+        message_id: str | None,
+        message_type: str | None,
+        reason: str,
+        error: str,
+        path: str | None,
+        deliveries: int,
+    ) -> MessageFailed:
         """The failure of a message whose subject, error and path may hold anything its sender wrote.
 
         The foreign parts are made printable and cut to fit, so the report itself is always valid.
         """
         ascii_subject = printable(subject, 200, single_line=True).encode("ascii", "backslashreplace").decode()
-        return cls(consumer=consumer, subject=ascii_subject.replace(" ", "_")[:256] or "_",
-                   message_id=message_id, message_type=message_type, reason=reason, error=printable(error),
-                   path=printable(path, 256, single_line=True) if path is not None else None,
-                   deliveries=deliveries)  # fmt: skip
+        return cls(
+            consumer=consumer,
+            subject=ascii_subject.replace(" ", "_")[:256] or "_",
+            message_id=message_id,
+            message_type=message_type,
+            reason=reason,
+            error=printable(error),
+            path=printable(path, 256, single_line=True) if path is not None else None,
+            deliveries=deliveries,
+        )
 
 
 # ── FOCOM ──────────────────────────────────────────────────────────────────────────────
@@ -104,8 +120,9 @@ def pr_id_for(fpr: str, cluster: str) -> str:
 
 #: Bounds of free-form template parameters: nesting, members per object/array, characters per string.
 _PARAM_DEPTH, _PARAM_ITEMS, _PARAM_STRING = 8, 20_000, 1024
-_FORBIDDEN = set(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-                           *range(0x2066, 0x206A)]))  # fmt: skip
+_FORBIDDEN = set(
+    map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+)
 
 
 def _json_strings_clean(value: Any, depth: int = 0) -> None:
@@ -406,4 +423,3 @@ class ByoHostSummary(Payload):
     bootstrap_condition: Line | None = None
     #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
     failure: Text | None = None
-

@@ -103,9 +103,15 @@ def _schema_pass(ctx: _Ctx, schemas: SchemaValidator | None) -> None:
 
 def _object_set(ctx: _Ctx) -> None:
     n, api = ctx.names, api_versions(ctx.options.core_api_version)
-    expected = [("Cluster", n.cluster), ("ByoCluster", n.cluster), ("KubeadmControlPlane", n.control_plane),
-                ("ByoMachineTemplate", n.control_plane), ("MachineDeployment", n.workers),
-                ("KubeadmConfigTemplate", n.workers), ("ByoMachineTemplate", n.workers)]
+    expected = [
+        ("Cluster", n.cluster),
+        ("ByoCluster", n.cluster),
+        ("KubeadmControlPlane", n.control_plane),
+        ("ByoMachineTemplate", n.control_plane),
+        ("MachineDeployment", n.workers),
+        ("KubeadmConfigTemplate", n.workers),
+        ("ByoMachineTemplate", n.workers),
+    ]
     if ctx.spec.cni is not None:
         expected += [("ConfigMap", n.cni_configmap), ("ClusterResourceSet", n.crs)]
     seen: dict[tuple[str, str], int] = {}
@@ -123,8 +129,12 @@ def _object_set(ctx: _Ctx) -> None:
             ctx.add(obj, "metadata.namespace", "namespace", f"must be {ctx.spec.namespace!r} like every object")
         want = api.get(kind)
         if want is not None and obj.get("apiVersion") != want:
-            ctx.add(obj, "apiVersion", "api-version",
-                    f"{obj.get('apiVersion')} does not match the render's {want} (v1beta1/v1beta2 must not mix)")
+            ctx.add(
+                obj,
+                "apiVersion",
+                "api-version",
+                f"{obj.get('apiVersion')} does not match the render's {want} (v1beta1/v1beta2 must not mix)",
+            )
     for kind, name in expected:
         if (kind, name) not in seen:
             ctx.add(f"{kind}/{name}", "", "object-set", "missing from the render")
@@ -168,8 +178,11 @@ def _refs_and_shapes(ctx: _Ctx) -> None:
         _check_ref(ctx, cluster, "spec.controlPlaneRef", "KubeadmControlPlane")
     if kcp is not None:
         v2 = str(kcp.get("apiVersion")).endswith("/v1beta2")
-        right, wrong = ("spec.machineTemplate.spec", "spec.machineTemplate") if v2 else \
-            ("spec.machineTemplate", "spec.machineTemplate.spec")
+        right, wrong = (
+            ("spec.machineTemplate.spec", "spec.machineTemplate")
+            if v2
+            else ("spec.machineTemplate", "spec.machineTemplate.spec")
+        )
         if get(kcp, f"{wrong}.infrastructureRef") is not None:
             ctx.add(kcp, f"{wrong}.infrastructureRef", "api-shape", f"infrastructureRef belongs under {right}")
         _check_ref(ctx, kcp, f"{right}.infrastructureRef", "ByoMachineTemplate")
@@ -187,8 +200,12 @@ def _refs_and_shapes(ctx: _Ctx) -> None:
                 ctx.add(crs, f"spec.resources[{i}]", "ref", f"{kind}/{name} is not part of the render")
     for obj in ctx.objects:
         if obj.get("kind") == "ByoMachineTemplate" and get(obj, "spec.template.spec.installerRef") is not None:
-            ctx.add(obj, "spec.template.spec.installerRef", "no-installer-ref",
-                    "hosts are prepared over SSH; installerRef must be absent")
+            ctx.add(
+                obj,
+                "spec.template.spec.installerRef",
+                "no-installer-ref",
+                "hosts are prepared over SSH; installerRef must be absent",
+            )
         if obj.get("kind") in CORE_KINDS:
             _arg_shapes(ctx, obj)
 
@@ -198,8 +215,12 @@ def _arg_shapes(ctx: _Ctx, obj: Mapping[str, Any]) -> None:
     want: type = list if v2 else dict
     for path, value in arg_fields(obj):
         if not isinstance(value, want):
-            ctx.add(obj, path, "api-shape",
-                    f"{'v1beta2' if v2 else 'v1beta1'} expects {'a list of {name, value}' if v2 else 'a map'} here")
+            ctx.add(
+                obj,
+                path,
+                "api-shape",
+                f"{'v1beta2' if v2 else 'v1beta1'} expects {'a list of {name, value}' if v2 else 'a map'} here",
+            )
 
 
 def _kube_vip(ctx: _Ctx, kcp: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
@@ -263,8 +284,12 @@ def _control_plane(ctx: _Ctx) -> None:
         content, env = _kube_vip(ctx, kcp)
     if content is not None:
         if env.get("vip_address") != spec.vip or spec.vip in host_ips:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "vip",
-                    f"kube-vip vip_address {env.get('vip_address')!r} must be the free VIP {spec.vip}")
+            ctx.add(
+                kcp,
+                "spec.kubeadmConfigSpec.files",
+                "vip",
+                f"kube-vip vip_address {env.get('vip_address')!r} must be the free VIP {spec.vip}",
+            )
         nic = env.get("vip_interface")
         if nic != AGENT_NIC_PLACEHOLDER and not (isinstance(nic, str) and _NIC.fullmatch(nic)):
             ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"vip_interface {nic!r} is not usable")
@@ -288,21 +313,37 @@ def _super_admin(ctx: _Ctx, kcp: Mapping[str, Any], content: str) -> None:
     swaps_out = [c for c in post if isinstance(c, str) and SUPER_ADMIN_CONF in c]
     if ctx.spec.vip is None:
         if swaps_in or swaps_out:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
-                    "the super-admin.conf swap is for kube-vip, which a cluster without a VIP does not run")
+            ctx.add(
+                kcp,
+                "spec.kubeadmConfigSpec.preKubeadmCommands",
+                "super-admin",
+                "the super-admin.conf swap is for kube-vip, which a cluster without a VIP does not run",
+            )
         return
     if not uses_super_admin(ctx.spec.k8s_version):
         if swaps_in or swaps_out:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
-                    "super-admin.conf does not exist before Kubernetes 1.29")
+            ctx.add(
+                kcp,
+                "spec.kubeadmConfigSpec.preKubeadmCommands",
+                "super-admin",
+                "super-admin.conf does not exist before Kubernetes 1.29",
+            )
         return
     for path, found in (("preKubeadmCommands", swaps_in), ("postKubeadmCommands", swaps_out)):
         if not found:
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
-                    "Kubernetes ≥ 1.29 needs the super-admin.conf swap for kube-vip during kubeadm init")
+            ctx.add(
+                kcp,
+                f"spec.kubeadmConfigSpec.{path}",
+                "super-admin",
+                "Kubernetes ≥ 1.29 needs the super-admin.conf swap for kube-vip during kubeadm init",
+            )
         elif not all(f"-f {KUBEADM_INIT_MARKER}" in c for c in found):
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
-                    f"the swap must be guarded by -f {KUBEADM_INIT_MARKER} (init node only)")
+            ctx.add(
+                kcp,
+                f"spec.kubeadmConfigSpec.{path}",
+                "super-admin",
+                f"the swap must be guarded by -f {KUBEADM_INIT_MARKER} (init node only)",
+            )
     if swaps_in and content and "path: /etc/kubernetes/admin.conf\n" not in content:
         ctx.add(kcp, "spec.kubeadmConfigSpec.files", "super-admin", "the swap's sed pattern is absent from kube-vip")
 
@@ -340,8 +381,12 @@ def _selectors(ctx: _Ctx) -> None:
         want = {h.host_id for h in hosts}
         if chosen != want or stray:
             extra = sorted(chosen - want) + (["<other hosts>"] if stray else [])
-            ctx.add(bmt, "spec.template.spec.selector", "selector",
-                    f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}")
+            ctx.add(
+                bmt,
+                "spec.template.spec.selector",
+                "selector",
+                f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}",
+            )
 
 
 def _network_and_cni(ctx: _Ctx) -> None:
@@ -383,15 +428,18 @@ def _leftovers(ctx: _Ctx) -> None:
 
 
 _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
-    _object_set, _refs_and_shapes, _control_plane, _workers, _selectors, _network_and_cni, _leftovers,
+    _object_set,
+    _refs_and_shapes,
+    _control_plane,
+    _workers,
+    _selectors,
+    _network_and_cni,
+    _leftovers,
 )
 
 
 def validate_render(
-    objects: Sequence[Mapping[str, Any]],
-    spec: ClusterSpec,
-    schemas: SchemaValidator | None,
-    options: RenderOptions,
+    objects: Sequence[Mapping[str, Any]], spec: ClusterSpec, schemas: SchemaValidator | None, options: RenderOptions
 ) -> list[RenderIssue]:
     """Every issue of a render: strict CRD schema errors (when ``schemas`` is given) and invariants."""
     ctx = _Ctx(objects, spec, options, ClusterNames(spec.name), [])
@@ -404,8 +452,11 @@ def validate_render(
 def raise_for_issues(spec: ClusterSpec, issues: Sequence[RenderIssue]) -> None:
     if issues:
         lines = "; ".join(str(i) for i in issues)
-        raise InputError(f"render of cluster {spec.name} has {len(issues)} issue(s): {lines}",
-                         path=f"{issues[0].object} {issues[0].path}".strip(), reason="InvalidRender")
+        raise InputError(
+            f"render of cluster {spec.name} has {len(issues)} issue(s): {lines}",
+            path=f"{issues[0].object} {issues[0].path}".strip(),
+            reason="InvalidRender",
+        )
 
 
 def render_and_validate(

@@ -40,8 +40,9 @@ _FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "tear
 
 
 class StepFailed(PermanentError):
-    def __init__(self, step: str, message: str, *, reason: str, exit_code: int | None = None,
-                 stderr_tail: str | None = None) -> None:
+    def __init__(
+        self, step: str, message: str, *, reason: str, exit_code: int | None = None, stderr_tail: str | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.step = step
         self.exit_code = exit_code
@@ -81,8 +82,16 @@ class _Slot:
 
 
 class HostRunner:
-    def __init__(self, deps: Deps, params: RecipeParams, resolved: ResolvedHost, *, action: HostprepAction,
-                 report: Report, deadline: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        deps: Deps,
+        params: RecipeParams,
+        resolved: ResolvedHost,
+        *,
+        action: HostprepAction,
+        report: Report,
+        deadline: float,
+    ) -> None:
         if params.host != resolved.ref:
             raise ValueError("the recipe must be built for the resolved host")
         self.deps = deps
@@ -115,21 +124,41 @@ class HostRunner:
                     await self._retrying(step.name, functools.partial(self._step, step))
         except StepFailed as exc:
             await self._safe_report(exc.step, "failed", f"{exc.reason}: {exc.message}")
-            log.warning("host_failed", host_id=self.host.host_id, step=exc.step, reason=exc.reason, error=exc.message,
-                        exit_code=exc.exit_code)
-            return HostOutcome(self.host.host_id, False, exc.step, exc.reason, exc.message, exc.exit_code,
-                               exc.stderr_tail, tuple(self.acted))
+            log.warning(
+                "host_failed",
+                host_id=self.host.host_id,
+                step=exc.step,
+                reason=exc.reason,
+                error=exc.message,
+                exit_code=exc.exit_code,
+            )
+            return HostOutcome(
+                self.host.host_id,
+                False,
+                exc.step,
+                exc.reason,
+                exc.message,
+                exc.exit_code,
+                exc.stderr_tail,
+                tuple(self.acted),
+            )
         except TimeoutError:
             message = f"the job deadline passed while the host was at step {self.current}"
             await self._safe_report(self.current, "failed", f"JobDeadlineExceeded: {message}")
-            return HostOutcome(self.host.host_id, False, self.current, "JobDeadlineExceeded", message,
-                               acted=tuple(self.acted))
+            return HostOutcome(
+                self.host.host_id, False, self.current, "JobDeadlineExceeded", message, acted=tuple(self.acted)
+            )
         finally:
             await self._close()
             slot.release()
         await self._safe_report(self.action, _FINAL_STATUS[self.action], self._detail)
-        log.info("host_finished", host_id=self.host.host_id, action=self.action, acted=self.acted,
-                 duration_s=round(time.monotonic() - started, 3))
+        log.info(
+            "host_finished",
+            host_id=self.host.host_id,
+            action=self.action,
+            acted=self.acted,
+            duration_s=round(time.monotonic() - started, 3),
+        )
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
@@ -151,8 +180,10 @@ class HostRunner:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
         probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, recipe.Probe)]
         if any(isinstance(s.check, recipe.BootstrapKubeconfig) for s in steps):
-            probes += [(_IDENTITY, f"test -s {recipe.AGENT_CONFIG}"),
-                       (_KUBECONFIG, f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}")]
+            probes += [
+                (_IDENTITY, f"test -s {recipe.AGENT_CONFIG}"),
+                (_KUBECONFIG, f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}"),
+            ]
         self._probed = recipe.parse_batch((await self._run(recipe.batch_probe(probes))).stdout)
 
     async def _probe(self, key: str, command: str) -> CommandResult:
@@ -179,10 +210,17 @@ class HostRunner:
                 await self._close()
                 delay = domain.backoff(attempt, initial=s.retry_initial_delay, maximum=s.retry_max_delay)
                 if attempt >= s.max_step_attempts or time.monotonic() + delay >= self.deadline:
-                    raise StepFailed(name, f"{err.message} (gave up after {attempt} attempt(s))",
-                                     reason=err.reason) from None
-                log.info("host_step_retry", host_id=self.host.host_id, step=name, reason=err.reason,
-                         attempt=attempt, delay_s=delay)
+                    raise StepFailed(
+                        name, f"{err.message} (gave up after {attempt} attempt(s))", reason=err.reason
+                    ) from None
+                log.info(
+                    "host_step_retry",
+                    host_id=self.host.host_id,
+                    step=name,
+                    reason=err.reason,
+                    attempt=attempt,
+                    delay_s=delay,
+                )
                 await self._safe_report(name, "checking", f"retry {attempt + 1} in {delay:g}s after {err.reason}")
                 await asyncio.sleep(delay)  # backoff before the next attempt
 
@@ -206,8 +244,11 @@ class HostRunner:
 
     async def _preflight(self) -> HostFacts:
         session = await self._ssh()
-        result = await session.run(recipe.preflight_probe(sudo_check=not session.is_root),
-                                   timeout=self.deps.settings.command_timeout, root=False)
+        result = await session.run(
+            recipe.preflight_probe(sudo_check=not session.is_root),
+            timeout=self.deps.settings.command_timeout,
+            root=False,
+        )
         facts = domain.parse_preflight(result.stdout)
         problems = domain.fact_problems(facts, min_free_bytes=int(self.deps.settings.min_free_disk_gib * domain.GIB))
         if not session.is_root and not result.ok:
@@ -215,11 +256,14 @@ class HostRunner:
         if facts.hostname != self.host.host_name:
             # The host would register (ByoHost, Node) under a name the inventory does not know: another
             # machine answered at this address, or the inventory is wrong. Either way, stop here.
-            problems.append(f"the host calls itself {facts.hostname[:80]!r}, the inventory names it "
-                            f"{self.host.host_name!r} (host_name)")  # fmt: skip
+            problems.append(
+                f"the host calls itself {facts.hostname[:80]!r}, the inventory names it "
+                f"{self.host.host_name!r} (host_name)"
+            )
         if problems:
-            raise StepFailed(PREFLIGHT, "; ".join(problems), reason="PreflightFailed",
-                             stderr_tail=domain.tail(result.stderr))
+            raise StepFailed(
+                PREFLIGHT, "; ".join(problems), reason="PreflightFailed", stderr_tail=domain.tail(result.stderr)
+            )
         await self._safe_report(PREFLIGHT, "done", facts.summary())
         return facts
 
@@ -236,8 +280,12 @@ class HostRunner:
         last: CommandResult | None = None
         verified: bool | None = None
         for i, op in enumerate(step.action):
-            if isinstance(op, recipe.Run) and isinstance(step.check, recipe.Probe) and step.verify \
-                    and i == len(step.action) - 1:
+            if (
+                isinstance(op, recipe.Run)
+                and isinstance(step.check, recipe.Probe)
+                and step.verify
+                and i == len(step.action) - 1
+            ):
                 # The last script and the verifying probe share one round trip.
                 last = await self._run_op(step, recipe.with_verify(op.command, step.check.command))
                 probe = recipe.split_verify(last)
@@ -247,9 +295,13 @@ class HostRunner:
         if verified is None and step.verify and step.check is not None:
             verified = await self._check(step, step.check)
         if verified is False:
-            raise StepFailed(step.name, "the check still fails after the action ran", reason="NotConverged",
-                             exit_code=last.exit_status if last else None,
-                             stderr_tail=last.stderr_tail() if last else None)
+            raise StepFailed(
+                step.name,
+                "the check still fails after the action ran",
+                reason="NotConverged",
+                exit_code=last.exit_status if last else None,
+                stderr_tail=last.stderr_tail() if last else None,
+            )
         self.acted.append(step.name)
         await self._safe_report(step.name, "done", self._detail if step.name == "registration" else None)
 
@@ -298,18 +350,30 @@ class HostRunner:
         result = await self._run(command)
         if not result.ok and recipe.split_verify(result) is None:
             last_line = (result.stderr_tail(1) or "no error output").strip()
-            raise StepFailed(step.name, f"exit status {result.exit_status}: {last_line}", reason="CommandFailed",
-                             exit_code=result.exit_status, stderr_tail=result.stderr_tail())
+            raise StepFailed(
+                step.name,
+                f"exit status {result.exit_status}: {last_line}",
+                reason="CommandFailed",
+                exit_code=result.exit_status,
+                stderr_tail=result.stderr_tail(),
+            )
         return result
 
-    async def _upload(self, step: Step, path: str, data: bytes, mode: int, *, sha256: str | None = None
-                      ) -> CommandResult:  # fmt: skip
+    async def _upload(
+        self, step: Step, path: str, data: bytes, mode: int, *, sha256: str | None = None
+    ) -> CommandResult:
         session = await self._ssh()
-        result = await session.put_file(path, data, mode=mode, timeout=self.deps.settings.command_timeout,
-                                        sha256=sha256)  # fmt: skip
+        result = await session.put_file(
+            path, data, mode=mode, timeout=self.deps.settings.command_timeout, sha256=sha256
+        )
         if not result.ok:
-            raise StepFailed(step.name, f"installing {path} failed with exit status {result.exit_status}",
-                             reason="UploadFailed", exit_code=result.exit_status, stderr_tail=result.stderr_tail())
+            raise StepFailed(
+                step.name,
+                f"installing {path} failed with exit status {result.exit_status}",
+                reason="UploadFailed",
+                exit_code=result.exit_status,
+                stderr_tail=result.stderr_tail(),
+            )
         return result
 
     async def _await_registration(self, step: Step) -> None:
@@ -329,9 +393,13 @@ class HostRunner:
             journal = f"(agent journal unavailable: {exc.reason})"
         finally:
             await self._close()
-        raise StepFailed(step.name, f"no ByoHost labelled with host id {self.host.host_id} appeared in namespace "
-                                    f"{self.params.namespace} within {timeout:g}s of starting the agent",
-                         reason="RegistrationTimeout", stderr_tail=journal)
+        raise StepFailed(
+            step.name,
+            f"no ByoHost labelled with host id {self.host.host_id} appeared in namespace "
+            f"{self.params.namespace} within {timeout:g}s of starting the agent",
+            reason="RegistrationTimeout",
+            stderr_tail=journal,
+        )
 
     async def _remove_byohost(self, step: Step) -> None:
         p = self.params
@@ -339,19 +407,22 @@ class HostRunner:
         await self._bootstrap().delete(p.namespace, self.host.host_id)
         timeout = min(self.deps.settings.registration_timeout, max(0.0, self.deadline - time.monotonic()))
         if await self._byohosts().wait(p.namespace, self.host.host_id, lambda live: not live, timeout) is None:
-            raise TemporaryError(f"the ByoHost of {self.host.host_id} is still there (finalizers?)",
-                                 reason="ByoHostNotDeleted")
+            raise TemporaryError(
+                f"the ByoHost of {self.host.host_id} is still there (finalizers?)", reason="ByoHostNotDeleted"
+            )
 
     def _bootstrap(self) -> BootstrapKubeconfigs:
         if self.deps.bootstrap is None:
-            raise PermanentError("no management cluster configured (O2_HOSTPREP_KUBECONFIG)",
-                                 reason="NoManagementCluster")
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
         return self.deps.bootstrap
 
     def _byohosts(self) -> ByoHostIndex:
         if self.deps.byohosts is None:
-            raise PermanentError("no management cluster configured (O2_HOSTPREP_KUBECONFIG)",
-                                 reason="NoManagementCluster")
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
         return self.deps.byohosts
 
     async def _safe_report(self, step: str, status: str, detail: str | None) -> None:
@@ -359,5 +430,6 @@ class HostRunner:
             await self._report(step, status, detail)
         except Exception as exc:
             # Progress is informative; losing one event must not fail the host.
-            log.warning("progress_not_published", host_id=self.host.host_id, step=step, status=status,
-                        error=type(exc).__name__)
+            log.warning(
+                "progress_not_published", host_id=self.host.host_id, step=step, status=status, error=type(exc).__name__
+            )

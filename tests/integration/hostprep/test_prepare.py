@@ -52,8 +52,10 @@ def assert_prepared(pool: SandboxHostPool, host_id: str) -> None:
 
 
 def counters(pool: SandboxHostPool) -> dict[str, Any]:
-    return {h.host_id: {name: (s.start_count, s.restart_count, s.stop_count) for name, s in h.state.services.items()}
-            for h in pool.hosts}
+    return {
+        h.host_id: {name: (s.start_count, s.restart_count, s.stop_count) for name, s in h.state.services.items()}
+        for h in pool.hosts
+    }
 
 
 async def test_twenty_hosts_prepared_registered_and_a_rerun_only_checks(

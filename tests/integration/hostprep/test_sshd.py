@@ -30,13 +30,32 @@ pytestmark = pytest.mark.sshd
 
 async def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str, str]]) -> HostRunner:
     inventory = settings.ssh_key_file.parent / "input.json"  # type: ignore[union-attr]
-    inventory.write_text(json.dumps({"k8s_version": "v1.30.2", "hosts": [
-        {"host_id": "host-001", "host_name": "node-001", "host_ip": "127.0.0.1", "ssh_port": port, "host_user": LOGIN},
-    ]}))  # fmt: skip
+    inventory.write_text(
+        json.dumps(
+            {
+                "k8s_version": "v1.30.2",
+                "hosts": [
+                    {
+                        "host_id": "host-001",
+                        "host_name": "node-001",
+                        "host_ip": "127.0.0.1",
+                        "ssh_port": port,
+                        "host_user": LOGIN,
+                    }
+                ],
+            }
+        )
+    )
     settings = settings.model_copy(update={"inventory_file": inventory})
     store = CredentialStore(settings)
-    deps = Deps(settings=settings, connector=SshConnector(connect_timeout=10), slots=asyncio.Semaphore(1),
-                store=store, agent=AgentSource(pushed=True, sha256="ab" * 32), agent_binary=b"unused")
+    deps = Deps(
+        settings=settings,
+        connector=SshConnector(connect_timeout=10),
+        slots=asyncio.Semaphore(1),
+        store=store,
+        agent=AgentSource(pushed=True, sha256="ab" * 32),
+        agent_binary=b"unused",
+    )
     resolved = await store.resolve("host-001")
 
     async def report(step: str, status: str, detail: str | None) -> None:
@@ -47,13 +66,22 @@ async def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str
 
 
 async def test_recipe_over_real_sshd_with_sudo(sshd: Sshd) -> None:  # noqa: F811
-    settings = HostprepSettings(ssh_key_file=sshd.client_key, known_hosts_file=sshd.known_hosts,
-                                command_timeout=30, max_step_attempts=1)
+    settings = HostprepSettings(
+        ssh_key_file=sshd.client_key, known_hosts_file=sshd.known_hosts, command_timeout=30, max_step_attempts=1
+    )
     reports: list[tuple[str, str]] = []
     outcome = await (await _runner(settings, sshd.port, reports)).run()
     assert not outcome.ok and outcome.step == "bootstrap-kubeconfig" and outcome.reason == "NoManagementCluster"
-    assert outcome.acted == ("swap", "kernel-modules", "sysctl", "base-packages", "containerd", "kubernetes-repo",
-                             "kubernetes-packages", "etc-hosts")
+    assert outcome.acted == (
+        "swap",
+        "kernel-modules",
+        "sysctl",
+        "base-packages",
+        "containerd",
+        "kubernetes-repo",
+        "kubernetes-packages",
+        "etc-hosts",
+    )
     state = HostState.load(sshd.host_dir / "state.json")
     assert {r.source for r in state.log} == {"exec"}
     assert all(r.command.startswith("sudo -n bash -c ") for r in state.log[1:])

@@ -36,8 +36,10 @@ async def test_teardown_cleans_the_hosts_and_removes_their_byohosts(
         assert bkc is None
         host = pool.host(host_id)
         vfs = host.vfs
-        assert recipe.AGENT_UNIT_NAME not in host.state.services or \
-            host.state.services[recipe.AGENT_UNIT_NAME].active != "active"
+        assert (
+            recipe.AGENT_UNIT_NAME not in host.state.services
+            or host.state.services[recipe.AGENT_UNIT_NAME].active != "active"
+        )
         assert host.agents is not None and host.agents.units == []
         for path in (recipe.AGENT_UNIT, recipe.AGENT_CONFIG_DIR, "/etc/byoh", "/etc/kubernetes/kubelet.conf"):
             assert not vfs.real(path).exists(), path

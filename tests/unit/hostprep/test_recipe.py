@@ -12,16 +12,30 @@ from services.hostprep.recipe import AgentSource, RecipeParams
 from services.hostprep.ssh import CommandResult
 from shared.models import HostRef
 
-FACTS = HostFacts("ubuntu", "22.04", "Ubuntu 22.04", "aarch64", "6.8.0", "cgroup2fs", "default via x", "node-7",
-                  100 * 1024**3)
-PREPARE = ["swap", "kernel-modules", "sysctl", "base-packages", "containerd", "kubernetes-repo", "kubernetes-packages",
-           "etc-hosts", "bootstrap-kubeconfig", "agent-binary", "agent-service", "registration"]
+FACTS = HostFacts(
+    "ubuntu", "22.04", "Ubuntu 22.04", "aarch64", "6.8.0", "cgroup2fs", "default via x", "node-7", 100 * 1024**3
+)
+PREPARE = [
+    "swap",
+    "kernel-modules",
+    "sysctl",
+    "base-packages",
+    "containerd",
+    "kubernetes-repo",
+    "kubernetes-packages",
+    "etc-hosts",
+    "bootstrap-kubeconfig",
+    "agent-binary",
+    "agent-service",
+    "registration",
+]
 
 
 def params(**over: object) -> RecipeParams:
     fields: dict[str, object] = {
         "host": HostRef(host_id="Rack_1.host-07", host_name="node-7", host_ip="10.1.2.7"),
-        "namespace": "edge-a", "k8s_version": "1.31.4",
+        "namespace": "edge-a",
+        "k8s_version": "1.31.4",
         "agent": AgentSource(url="https://mirror.example/byoh/{arch}/byoh-hostagent", sha256="ab" * 32),
     }
     fields.update(over)
@@ -43,15 +57,22 @@ def test_prepare_steps_in_order() -> None:
 
 def test_teardown_steps_in_order() -> None:
     assert [s.name for s in recipe.teardown_steps(params())] == [
-        "agent-stopped", "kubeadm-reset", "agent-config", "byohost-removed"]
+        "agent-stopped",
+        "kubeadm-reset",
+        "agent-config",
+        "byohost-removed",
+    ]
     purge = [s.name for s in recipe.teardown_steps(params(purge_packages=True))]
     assert purge[-2:] == ["packages-purged", "byohost-removed"]
 
 
 @pytest.mark.parametrize("build", ["prepare", "teardown"])
 def test_commands_stay_in_the_sandbox_shell_subset(build: str) -> None:
-    steps = recipe.prepare_steps(params(), FACTS) if build == "prepare" else \
-        recipe.teardown_steps(params(purge_packages=True))
+    steps = (
+        recipe.prepare_steps(params(), FACTS)
+        if build == "prepare"
+        else recipe.teardown_steps(params(purge_packages=True))
+    )
     for command in commands(steps):
         assert "$(" not in command and "`" not in command, command
         assert "pipefail" not in command
@@ -66,8 +87,10 @@ def test_literal_values_from_job_and_facts() -> None:
     assert "https://mirror.example/byoh/arm64/byoh-hostagent" in text
     assert "10.1.2.7 node-7" in text
     unit = recipe.agent_unit(params())
-    assert ("ExecStart=/usr/local/bin/byoh-hostagent --bootstrap-kubeconfig /etc/byoh/bootstrap-kubeconfig.conf "
-            "--skip-installation --namespace edge-a --label o2ims.oran.org/host-id=Rack_1.host-07") in unit
+    assert (
+        "ExecStart=/usr/local/bin/byoh-hostagent --bootstrap-kubeconfig /etc/byoh/bootstrap-kubeconfig.conf "
+        "--skip-installation --namespace edge-a --label o2ims.oran.org/host-id=Rack_1.host-07"
+    ) in unit
     install = steps["agent-service"].action[0]
     assert isinstance(install, recipe.Run) and shlex.quote(unit) in install.command
     assert f"chmod 0644 {recipe.AGENT_UNIT}" in install.command
@@ -76,8 +99,10 @@ def test_literal_values_from_job_and_facts() -> None:
 
 
 def test_values_that_need_quoting_are_quoted() -> None:
-    p = params(agent=AgentSource(url="https://mirror.example/a b/agent;rm -rf /", sha256="ab" * 32),
-               repo_base="https://m.example/k8s x")
+    p = params(
+        agent=AgentSource(url="https://mirror.example/a b/agent;rm -rf /", sha256="ab" * 32),
+        repo_base="https://m.example/k8s x",
+    )
     text = "\n".join(commands(recipe.prepare_steps(p, FACTS)))
     assert "'https://mirror.example/a b/agent;rm -rf /'" in text
     assert "'https://m.example/k8s x/v1.31/deb/Release.key'" in text
@@ -128,7 +153,7 @@ def test_a_plain_http_agent_url_is_refused() -> None:
         agent_step(AgentSource(url="http://mirror.example/agent", sha256="ab" * 32))
 
 
-ISSUE_NAMESPACE = "x'\nExecStartPre=/bin/sh -c \"id > /root/pwned\"\nX-Ignored="
+ISSUE_NAMESPACE = 'x\'\nExecStartPre=/bin/sh -c "id > /root/pwned"\nX-Ignored='
 
 
 def test_the_recipe_refuses_a_newline_in_the_namespace() -> None:
@@ -138,8 +163,9 @@ def test_the_recipe_refuses_a_newline_in_the_namespace() -> None:
 
 
 def test_the_unit_refuses_control_characters_whatever_validated_them() -> None:
-    host = HostRef.model_construct(host_id="h1\nExecStartPre=/bin/true", host_name="node-7", host_ip="10.1.2.7",
-                                   ssh_port=22, ssh_user="root")
+    host = HostRef.model_construct(
+        host_id="h1\nExecStartPre=/bin/true", host_name="node-7", host_ip="10.1.2.7", ssh_port=22, ssh_user="root"
+    )
     with pytest.raises(recipe.UnsafeValue, match="systemd unit"):
         recipe.agent_unit(params(host=host))
     for word in ("a\nb", "a b", "a%b", "a$b", "a'b", "a\\b", "a\x00b", "a\rb"):
