@@ -21,9 +21,10 @@ import nats
 
 from bench.report import Figure
 from services.focom.domain import FprRecord
-from services.focom.handlers import Focom, SpecRecord
+from services.focom.handlers import Focom
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
+from services.focom.specs import SpecRecord
 from shared.bus import Bus
 from shared.catalog import load_catalog
 from shared.connect import ensure_buckets, ensure_streams

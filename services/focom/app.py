@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from services.focom.domain import FprRecord
-from services.focom.handlers import Focom, SpecRecord
+from services.focom.handlers import Focom
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
+from services.focom.specs import SpecRecord
 from shared.catalog import load_catalog
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service

@@ -17,22 +17,22 @@ from datetime import UTC, datetime
 from typing import assert_never
 
 import structlog
-from pydantic import BaseModel, ConfigDict
 
-from services.focom import domain
+from services.focom import domain, guards, vip_alloc
 from services.focom import request as rq
 from services.focom.domain import FprRecord, Plan
 from services.focom.inventory_source import InventorySource
 from services.focom.preflight import unreachable
 from services.focom.rollup import FprWriter
 from services.focom.settings import FocomSettings
+from services.focom.specs import SpecRecord, spec_key
 from shared.bus import Bus, MessageContext
 from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
 from shared.leases import HostLeases, LeaseConflict
 from shared.messages import Envelope, derive_id
-from shared.models import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DNS1123_LABEL, ClusterSpec, HostRef, parse_cidr
+from shared.models import DNS1123_LABEL, ClusterSpec, HostRef
 from shared.payloads import (
     FocomDecision,
     FocomRequest,
@@ -46,26 +46,13 @@ from shared.payloads import (
 from shared.safe_json import Problem
 from shared.store import RecordConflict, RecordExists, RecordStore
 from shared.subjects import focom_status, last_token, o2ims_request
-from shared.vips import Entry, VipLeases, first_free
+from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
 _NAME = re.compile(DNS1123_LABEL)
 _PR_REQUEST = str(PrRequest.model_fields["type"].default)
 MAX_ATTEMPTS = 16
-
-
-class SpecRecord(BaseModel):
-    """The current spec of one cluster of an FPR (key ``<fpr>.<cluster>`` in the ``fpr`` bucket)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    generation: int
-    spec: ClusterSpec
-
-
-def spec_key(fpr: str, cluster: str) -> str:
-    return f"{fpr}.{cluster}"
 
 
 def utcnow() -> datetime:
@@ -146,22 +133,23 @@ class Focom:
             if existing is None or existing[0].awaiting_approval:
                 await self._hold(req, wanted, inventory, env)
                 return
-        vips, taken = await self._allocate_vips(req, wanted, inventory)
+        vips, taken = await vip_alloc.allocate(self.vips, req.name, wanted, inventory)
         try:
             specs = rq.create_specs(req, wanted, default_cni=s.default_cni, vips=vips)
             req_digest = domain.request_digest(rq.request_fields(req), specs)
             existing = await self.records.get(req.name)
+            where = guards.where_create(req, inventory)
             if s.ssh_preflight and not (existing and existing[0].digest == req_digest):
-                await self._preflight([h for spec in specs for h in spec.all_hosts], _where_create(req, inventory))
+                await self._preflight([h for spec in specs for h in spec.all_hosts], where)
             now = utcnow()
-            where = _where_create(req, inventory)
-            plan, revision = await self._decide(
-                req.name, lambda rec: _ungated(domain.plan_create(domain.approved(rec), req.name, specs, req_digest,
-                                                                  now), gated), where,
-            )  # fmt: skip
+
+            def planner(rec: FprRecord | None) -> Plan:
+                return guards.ungated(domain.plan_create(domain.approved(rec), req.name, specs, req_digest, now), gated)
+
+            plan, revision = await self._decide(req.name, planner, where)
         except BaseException:
             # Nothing was accepted: the VIPs this call took go back to the pool.
-            await asyncio.shield(self._release_vips(taken))
+            await asyncio.shield(vip_alloc.release(self.vips, taken))
             raise
         await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
 
@@ -172,9 +160,9 @@ class Focom:
         now refuse it at once; approval checks everything again.
         """
         s = self.settings
-        preview = _preview_vips(wanted, inventory, s.vip_pool_entries) if self.vips is not None else {}
+        preview = vip_alloc.preview(wanted, inventory, s.vip_pool_entries) if self.vips is not None else {}
         specs = rq.create_specs(req, wanted, default_cni=s.default_cni, vips=preview)
-        where = _where_create(req, inventory)
+        where = guards.where_create(req, inventory)
         for spec in specs:
             own = pr_id_for(req.name, spec.name)
             for host in spec.all_hosts:
@@ -251,42 +239,6 @@ class Focom:
         await self.bus.publish(focom_status(decision.name), out)
         log.info("fpr_rejected", fpr=decision.name, by=decision.by)
 
-    async def _allocate_vips(
-        self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """cluster → VIP for every wanted cluster that needs one from the pool, and PR id → VIP of those taken now.
-
-        A PR that already holds a VIP (a replay, or a cluster created before) keeps it.
-        """
-        need = [w for w in wanted if w.needs_vip]
-        if not need:
-            return {}, {}
-        assert self.vips is not None  # validation refused HA clusters without a VIP when no pool is configured
-        exclude = rq.vip_exclusions(inventory)
-        vips: dict[str, str] = {}
-        taken: dict[str, str] = {}
-        try:
-            for w in need:
-                owner = pr_id_for(req.name, w.cluster.cluster_name)
-                avoid = [parse_cidr(c) for c in (w.cluster.pod_cidr or DEFAULT_POD_CIDR,
-                                                 w.cluster.service_cidr or DEFAULT_SERVICE_CIDR)]  # fmt: skip
-                vip, new = await self.vips.allocate(owner, exclude=exclude, avoid=avoid, path=w.vip_path)
-                vips[w.cluster.cluster_name] = vip
-                if new:
-                    taken[owner] = vip
-        except BaseException:
-            await asyncio.shield(self._release_vips(taken))
-            raise
-        if taken:
-            log.info("vips_allocated", fpr=req.name, vips=sorted(taken.values()))
-        return vips, taken
-
-    async def _release_vips(self, taken: dict[str, str]) -> None:
-        if self.vips is None:
-            return
-        for owner, vip in taken.items():
-            await self.vips.release(owner, [vip])
-
     async def _scale(self, req: FocomRequest, env: Envelope) -> None:
         record = await self._existing(req)
         targets = rq.target_clusters(req, {c: ch.desired for c, ch in record.children.items()})
@@ -313,7 +265,7 @@ class Focom:
                                   lambda _h: "$.workers")  # fmt: skip
         now = utcnow()
         plan, revision = await self._decide(
-            req.name, lambda rec: domain.plan_scale(_must(rec, req), new_specs, req_digest, now),
+            req.name, lambda rec: domain.plan_scale(guards.must(rec, req), new_specs, req_digest, now),
             lambda _h: "$.targetWorkerCount" if req.targetWorkerCount is not None else "$.workers",
         )  # fmt: skip
         await self._carry_out(plan, revision, {s.name: s for s in new_specs}, env)
@@ -332,7 +284,7 @@ class Focom:
         req_digest = domain.request_digest(rq.request_fields(req), [])
         now = utcnow()
         plan, revision = await self._decide(
-            req.name, lambda rec: domain.plan_delete(_must(rec, req), targets, req_digest, now), lambda _h: "$"
+            req.name, lambda rec: domain.plan_delete(guards.must(rec, req), targets, req_digest, now), lambda _h: "$"
         )
         await self._carry_out(plan, revision, {}, env)
 
@@ -448,49 +400,3 @@ class Focom:
                     await self.specs.mutate(spec_key(record.name, cluster), newer(new))
 
         await asyncio.gather(*(put(c, r) for c, r in wanted))
-
-
-def _ungated(plan: Plan, gated: bool) -> Plan:
-    """Under change control, an approved FPR takes no new create unapproved (a replay is fine)."""
-    if gated and not plan.replay:
-        raise InputError(f"$.name [approval-required]: FOCOM request {plan.record.name!r} was approved as it is; "
-                         "ask for more clusters under a new name, to be approved", path="$.name",
-                         reason="ApprovalRequired")  # fmt: skip
-    return plan
-
-
-def _preview_vips(wanted: list[rq.Wanted], inventory: Inventory, pool: tuple[Entry, ...]) -> dict[str, str]:
-    """The VIPs the clusters would get from the pool now (the plan shown for approval; leased on approval)."""
-    out: dict[str, str] = {}
-    exclude = rq.vip_exclusions(inventory)
-    for w in wanted:
-        if not w.needs_vip:
-            continue
-        avoid = [parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR),
-                 parse_cidr(w.cluster.service_cidr or DEFAULT_SERVICE_CIDR)]  # fmt: skip
-        vip = first_free(pool, exclude=exclude | set(out.values()), avoid=avoid)
-        if vip is None:
-            raise InputError(f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
-                             path=w.vip_path, reason="VipPoolExhausted")  # fmt: skip
-        out[w.cluster.cluster_name] = vip
-    return out
-
-
-def _must(record: FprRecord | None, req: FocomRequest) -> FprRecord:
-    if record is None:
-        raise InputError(f"$.name [fpr-exists]: FOCOM request {req.name!r} disappeared", path="$.name",
-                         reason="UnknownFpr")  # fmt: skip
-    return record
-
-
-def _where_create(req: FocomRequest, inventory: Inventory) -> Callable[[str], str]:
-    """Where a host of a create request comes from, for error paths."""
-    if rq.mode_of(req) == "template":
-        return lambda _h: "$.templateParameters.hosts"
-    places: dict[str, str] = {}
-    for i, cluster in enumerate(inventory.clusters):
-        for role in ("cluster_masters", "cluster_workers"):
-            for j, ref in enumerate(getattr(cluster, role)):
-                places.setdefault(ref.host_id, f"inventory $.clusters[{i}].{role}[{j}].host_id")
-    return lambda h: places.get(h, "$")
-

@@ -14,9 +14,10 @@ from nats.aio.msg import Msg
 
 from services.focom import crs
 from services.focom.domain import FprRecord
-from services.focom.handlers import Focom, SpecRecord
+from services.focom.handlers import Focom
 from services.focom.inventory_source import InventorySource
 from services.focom.settings import FocomSettings
+from services.focom.specs import SpecRecord
 from shared.bus import Bus, MessageContext
 from shared.catalog import load_catalog
 from shared.dispatch import dispatch
