@@ -20,7 +20,8 @@ from .openapi import OpenApi
 from .patch import decode_json
 from .registry import Registry, ResourceType
 from .store import Store
-from .writes import WriteParams, Writer
+from .write_rules import WriteParams
+from .writes import Writer
 
 log = structlog.get_logger(__name__)
 JSON = "application/json"
