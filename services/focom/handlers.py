@@ -20,6 +20,7 @@ import structlog
 
 from services.focom import domain, guards, vip_alloc
 from services.focom import request as rq
+from services.focom.commit import MAX_ATTEMPTS, Committer
 from services.focom.domain import FprRecord, Plan
 from services.focom.inventory_source import InventorySource
 from services.focom.preflight import unreachable
@@ -30,7 +31,7 @@ from shared.bus import Bus, MessageContext
 from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
-from shared.leases import HostLeases, LeaseConflict
+from shared.leases import HostLeases
 from shared.messages import Envelope, derive_id
 from shared.models import DNS1123_LABEL, ClusterSpec, HostRef
 from shared.payloads import (
@@ -45,14 +46,13 @@ from shared.payloads import (
 )
 from shared.safe_json import Problem
 from shared.store import RecordConflict, RecordExists, RecordStore
-from shared.subjects import focom_status, last_token, o2ims_request
+from shared.subjects import focom_status, last_token
 from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
 _NAME = re.compile(DNS1123_LABEL)
 _PR_REQUEST = str(PrRequest.model_fields["type"].default)
-MAX_ATTEMPTS = 16
 
 
 def utcnow() -> datetime:
@@ -84,6 +84,7 @@ class Focom:
         self.inventory = inventory
         self.catalog = catalog
         self.writer = FprWriter(records, self.publish_status)
+        self.commit = Committer(bus, records, specs, leases, self.publish_status)
 
     # ── status ──────────────────────────────────────────────────────────────────────────
 
@@ -166,12 +167,12 @@ class Focom:
             def planner(rec: FprRecord | None) -> Plan:
                 return guards.ungated(domain.plan_create(domain.approved(rec), req.name, specs, req_digest, now), gated)
 
-            plan, revision = await self._decide(req.name, planner, where)
+            plan, revision = await self.commit.decide(req.name, planner, where)
         except BaseException:
             # Nothing was accepted: the VIPs this call took go back to the pool.
             await asyncio.shield(vip_alloc.release(self.vips, taken))
             raise
-        await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
+        await self.commit.carry_out(plan, revision, {s.name: s for s in specs}, env)
 
     async def _hold(self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory, env: Envelope) -> None:
         """Change control: record the request and its plan in ``PendingApproval``; lease and prepare nothing.
@@ -314,12 +315,12 @@ class Focom:
                 [h for s in new_specs for h in s.workers if h.host_id not in before], lambda _h: "$.workers"
             )
         now = utcnow()
-        plan, revision = await self._decide(
+        plan, revision = await self.commit.decide(
             req.name,
             lambda rec: domain.plan_scale(guards.must(rec, req), new_specs, req_digest, now),
             lambda _h: "$.targetWorkerCount" if req.targetWorkerCount is not None else "$.workers",
         )
-        await self._carry_out(plan, revision, {s.name: s for s in new_specs}, env)
+        await self.commit.carry_out(plan, revision, {s.name: s for s in new_specs}, env)
 
     async def _delete(self, req: FocomRequest, env: Envelope) -> None:
         got = await self.records.get(req.name)
@@ -340,10 +341,10 @@ class Focom:
         targets = rq.target_clusters(req, {c: ch.desired for c, ch in got[0].children.items()})
         req_digest = domain.request_digest(rq.request_fields(req), [])
         now = utcnow()
-        plan, revision = await self._decide(
+        plan, revision = await self.commit.decide(
             req.name, lambda rec: domain.plan_delete(guards.must(rec, req), targets, req_digest, now), lambda _h: "$"
         )
-        await self._carry_out(plan, revision, {}, env)
+        await self.commit.carry_out(plan, revision, {}, env)
 
     # ── steps ───────────────────────────────────────────────────────────────────────────
 
@@ -382,100 +383,3 @@ class Focom:
                 for h, why in sorted(bad.items())
             ]
             raise rq.RequestError(problems)
-
-    async def _decide(
-        self, name: str, planner: Callable[[FprRecord | None], Plan], where: Callable[[str], str]
-    ) -> tuple[Plan, int]:
-        """Plan, lease, write (revision-checked), retrying on conflict; leases taken are undone on failure."""
-        taken: dict[str, str] = {}
-        try:
-            for _ in range(MAX_ATTEMPTS):
-                got = await self.records.get(name)
-                record, revision = got if got else (None, None)
-                plan = planner(record)
-                new = await self._lease(plan.leases, where)
-                taken.update({h: plan.leases[h] for h in new})
-                if plan.replay and revision is not None:
-                    return plan, revision
-                try:
-                    if revision is None:
-                        return plan, await self.records.create(name, plan.record)
-                    return plan, await self.records.update(name, plan.record, revision)
-                except (RecordConflict, RecordExists):
-                    continue
-            raise TemporaryError(f"FPR {name!r} kept changing while being written", delay=0.5)
-        except BaseException:
-            await asyncio.shield(self._undo(name, taken))
-            raise
-
-    async def _lease(self, leases: dict[str, str], where: Callable[[str], str]) -> list[str]:
-        try:
-            return await self.leases.acquire_batch(leases, concurrency=1024)
-        except LeaseConflict as exc:
-            path = where(exc.host_id)
-            raise InputError(
-                f"{path} [host-leased]: host {exc.host_id!r} is held by PR {exc.holder} (another "
-                "request); nothing was reserved",
-                path=path,
-                reason="HostLeased",
-            ) from None
-
-    async def _undo(self, name: str, taken: dict[str, str]) -> None:
-        if not taken:
-            return
-        got = await self.records.get(name)
-        kept = {h for c in got[0].children.values() if c.desired == "present" for h in c.hosts} if got else set()
-        by_owner: dict[str, list[str]] = {}
-        for host_id, owner in taken.items():
-            if host_id not in kept:
-                by_owner.setdefault(owner, []).append(host_id)
-        for owner, hosts in by_owner.items():
-            await self.leases.release(owner, hosts)
-
-    async def _carry_out(self, plan: Plan, revision: int, specs: dict[str, ClusterSpec], env: Envelope) -> None:
-        """After the decision is written: store specs, publish the commands and the FPR status."""
-        record = plan.record
-        children = {c.pr_id: c for c in record.children.values()}
-        await self._store_specs(record, specs)
-        items = []
-        for cmd in plan.commands:
-            child = children[cmd.pr_id]
-            msg_id = derive_id("focom.pr", record.name, cmd.pr_id, child.command_gen, cmd.operation)
-            items.append(
-                (
-                    o2ims_request(cmd.pr_id),
-                    Envelope.wrap(cmd, source=self.bus.source, cause=env, correlation_id=record.name, id=msg_id),
-                )
-            )
-        await self.bus.publish_batch(items)
-        await self.publish_status(record, revision, cause=env)
-        log.info(
-            "fpr_accepted",
-            fpr=record.name,
-            operation=record.operation,
-            generation=record.generation,
-            commands=len(items),
-            replay=plan.replay,
-            phase=record.phase,
-        )
-
-    async def _store_specs(self, record: FprRecord, specs: dict[str, ClusterSpec]) -> None:
-        gen = record.generation
-        wanted = [
-            (c.cluster, SpecRecord(generation=c.command_gen, spec=specs[c.cluster]))
-            for c in record.children.values()
-            if c.command_gen == gen and c.command != "delete" and c.cluster in specs
-        ]
-        slots = asyncio.Semaphore(512)
-
-        def newer(new: SpecRecord) -> Callable[[SpecRecord | None], SpecRecord | None]:
-            return lambda cur: new if cur is None or cur.generation < new.generation else None
-
-        async def put(cluster: str, new: SpecRecord) -> None:
-            async with slots:
-                try:  # the common case, a new cluster: one round trip instead of read-then-write
-                    await self.specs.create(spec_key(record.name, cluster), new)
-                except RecordExists:
-                    await self.specs.mutate(spec_key(record.name, cluster), newer(new))
-
-        await asyncio.gather(*(put(c, r) for c, r in wanted))

@@ -17,10 +17,10 @@ from services.hostprep import handlers
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
 from services.hostprep.credentials import CredentialStore
-from services.hostprep.recipe import AgentSource
-from services.hostprep.runner import Deps
+from services.hostprep.deps import Deps
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import SshConnector
+from services.hostprep.steps import AgentSource
 from shared.errors import PermanentError
 from shared.kube import KubeClient
 from shared.runtime import ServiceRuntime, run_service

@@ -22,8 +22,9 @@ import structlog
 
 from services.hostprep import domain
 from services.hostprep.credentials import ResolvedHost
-from services.hostprep.recipe import RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.deps import Deps
+from services.hostprep.runner import HostRunner
+from services.hostprep.steps import RecipeParams
 from shared.bus import MessageContext
 from shared.errors import PermanentError
 from shared.fields import printable

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import structlog
@@ -20,11 +19,30 @@ import structlog
 from services.hostprep import domain, recipe
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
-from services.hostprep.credentials import CredentialStore, ResolvedHost
+from services.hostprep.credentials import ResolvedHost
+from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
-from services.hostprep.recipe import RecipeParams, Step
-from services.hostprep.settings import HostprepSettings
-from services.hostprep.ssh import CommandResult, SshConnector, SshSession
+from services.hostprep.failures import StepFailed, command_failed, upload_failed
+from services.hostprep.hostlayout import AGENT_CONFIG, AGENT_UNIT_NAME, BOOTSTRAP_KUBECONFIG
+from services.hostprep.ssh import CommandResult, SshSession
+from services.hostprep.steps import (
+    BootstrapKubeconfig,
+    ByoHostRegistered,
+    Check,
+    Fail,
+    Op,
+    Probe,
+    RecipeParams,
+    Run,
+    Step,
+    UnsafeValue,
+    Upload,
+    batch_probe,
+    parse_batch,
+    split_verify,
+    with_verify,
+)
+from services.hostprep.teardown import teardown_steps
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kinds import HostprepAction, HostStepStatus
 from shared.models import HostRef
@@ -37,48 +55,6 @@ CHECKS = "checks"
 _IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
 #: The status a host reports when its job's recipe completed (a prepared host is ready to be claimed).
 _FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done"}
-
-
-class StepFailed(PermanentError):
-    def __init__(
-        self, step: str, message: str, *, reason: str, exit_code: int | None = None, stderr_tail: str | None = None
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.step = step
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail or None
-
-
-@dataclass
-class Deps:
-    """What running a recipe needs besides the host: built once by the app, shared by all jobs."""
-
-    settings: HostprepSettings
-    connector: SshConnector
-    slots: asyncio.Semaphore
-    #: Where hosts' addresses, logins and keys come from (hostprep's own inventory, never the job).
-    store: CredentialStore
-    bootstrap: BootstrapKubeconfigs | None = None
-    byohosts: ByoHostIndex | None = None
-    agent_binary: bytes | None = None
-    agent: recipe.AgentSource = field(default_factory=recipe.AgentSource)
-
-
-class _Slot:
-    """The host's share of the SSH concurrency bound; released once, early or at the end."""
-
-    def __init__(self, sem: asyncio.Semaphore) -> None:
-        self._sem = sem
-        self._held = False
-
-    async def acquire(self) -> None:
-        await self._sem.acquire()
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._sem.release()
 
 
 class HostRunner:
@@ -111,7 +87,7 @@ class HostRunner:
     # -- the whole host ------------------------------------------------------------------------
 
     async def run(self) -> HostOutcome:
-        slot = _Slot(self.deps.slots)
+        slot = Slot(self.deps.slots)
         started = time.monotonic()
         try:
             async with asyncio.timeout(max(0.0, self.deadline - time.monotonic())):
@@ -164,12 +140,12 @@ class HostRunner:
     async def _steps(self) -> list[Step]:
         match self.action:
             case "teardown":
-                steps = recipe.teardown_steps(self.params)
+                steps = teardown_steps(self.params)
             case "prepare":
                 facts = await self._retrying(PREFLIGHT, self._preflight)
                 try:
                     steps = recipe.prepare_steps(self.params, facts)
-                except recipe.UnsafeValue as exc:
+                except UnsafeValue as exc:
                     raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
             case _:
                 assert_never(self.action)
@@ -178,13 +154,13 @@ class HostRunner:
 
     async def _probe_all(self, steps: list[Step]) -> None:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
-        probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, recipe.Probe)]
-        if any(isinstance(s.check, recipe.BootstrapKubeconfig) for s in steps):
+        probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, Probe)]
+        if any(isinstance(s.check, BootstrapKubeconfig) for s in steps):
             probes += [
-                (_IDENTITY, f"test -s {recipe.AGENT_CONFIG}"),
-                (_KUBECONFIG, f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}"),
+                (_IDENTITY, f"test -s {AGENT_CONFIG}"),
+                (_KUBECONFIG, f"sha256sum {BOOTSTRAP_KUBECONFIG}"),
             ]
-        self._probed = recipe.parse_batch((await self._run(recipe.batch_probe(probes))).stdout)
+        self._probed = parse_batch((await self._run(batch_probe(probes))).stdout)
 
     async def _probe(self, key: str, command: str) -> CommandResult:
         """The batched answer for ``key`` if still unused, else a fresh run of ``command``."""
@@ -270,7 +246,7 @@ class HostRunner:
     async def _step(self, step: Step) -> None:
         forced = [name for name in step.rerun_after if name in self.acted]
         if step.check is not None and not forced and await self._check(step, step.check):
-            registered = isinstance(step.check, recipe.ByoHostRegistered)
+            registered = isinstance(step.check, ByoHostRegistered)
             log.debug("host_step_skipped", host_id=self.host.host_id, step=step.name)
             await self._safe_report(step.name, "skipped", self._detail if registered else "already in place")
             return
@@ -280,15 +256,10 @@ class HostRunner:
         last: CommandResult | None = None
         verified: bool | None = None
         for i, op in enumerate(step.action):
-            if (
-                isinstance(op, recipe.Run)
-                and isinstance(step.check, recipe.Probe)
-                and step.verify
-                and i == len(step.action) - 1
-            ):
+            if isinstance(op, Run) and isinstance(step.check, Probe) and step.verify and i == len(step.action) - 1:
                 # The last script and the verifying probe share one round trip.
-                last = await self._run_op(step, recipe.with_verify(op.command, step.check.command))
-                probe = recipe.split_verify(last)
+                last = await self._run_op(step, with_verify(op.command, step.check.command))
+                probe = split_verify(last)
                 verified = probe is not None and step.check.holds(probe)
             else:
                 last = await self._op(step, op) or last
@@ -305,21 +276,21 @@ class HostRunner:
         self.acted.append(step.name)
         await self._safe_report(step.name, "done", self._detail if step.name == "registration" else None)
 
-    async def _check(self, step: Step, check: recipe.Check) -> bool:
+    async def _check(self, step: Step, check: Check) -> bool:
         p = self.params
-        if isinstance(check, recipe.Probe):
+        if isinstance(check, Probe):
             return check.holds(await self._probe(step.name, check.command))
-        if isinstance(check, recipe.BootstrapKubeconfig):
-            identity = await self._probe(_IDENTITY, f"test -s {recipe.AGENT_CONFIG}")
+        if isinstance(check, BootstrapKubeconfig):
+            identity = await self._probe(_IDENTITY, f"test -s {AGENT_CONFIG}")
             uploaded = self._probed.pop(_KUBECONFIG, None)
             if identity.ok:
                 return True  # the agent has its own identity; the bootstrap kubeconfig is no longer read
             issued = await self._bootstrap().current(p.namespace, self.host.host_id)
             if issued is None:
                 return False
-            found = uploaded or await self._run(f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}")
+            found = uploaded or await self._run(f"sha256sum {BOOTSTRAP_KUBECONFIG}")
             return found.ok and found.stdout.split()[:1] == [issued.sha256]
-        if isinstance(check, recipe.ByoHostRegistered):
+        if isinstance(check, ByoHostRegistered):
             live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
             if live:
                 self._detail = domain.byohost_state(live[0]).describe()
@@ -327,20 +298,20 @@ class HostRunner:
         live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
         return not live and not await self._bootstrap().exists(p.namespace, self.host.host_id)
 
-    async def _op(self, step: Step, op: recipe.Op) -> CommandResult | None:
-        if isinstance(op, recipe.Run):
+    async def _op(self, step: Step, op: Op) -> CommandResult | None:
+        if isinstance(op, Run):
             return await self._run_op(step, op.command)
-        if isinstance(op, recipe.Upload):
+        if isinstance(op, Upload):
             data = op.content if op.content is not None else self.deps.agent_binary
             if data is None:
                 raise StepFailed(step.name, "no agent binary loaded", reason="NoAgentBinary")
             return await self._upload(step, op.path, data, op.mode, sha256=op.sha256)
-        if isinstance(op, recipe.Fail):
+        if isinstance(op, Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
-        if isinstance(op, recipe.BootstrapKubeconfig):
+        if isinstance(op, BootstrapKubeconfig):
             issued = await self._bootstrap().issue(self.params.namespace, self.host.host_id)
-            return await self._upload(step, recipe.BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
-        if isinstance(op, recipe.ByoHostRegistered):
+            return await self._upload(step, BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
+        if isinstance(op, ByoHostRegistered):
             await self._await_registration(step)
             return None
         await self._remove_byohost(step)
@@ -348,15 +319,8 @@ class HostRunner:
 
     async def _run_op(self, step: Step, command: str) -> CommandResult:
         result = await self._run(command)
-        if not result.ok and recipe.split_verify(result) is None:
-            last_line = (result.stderr_tail(1) or "no error output").strip()
-            raise StepFailed(
-                step.name,
-                f"exit status {result.exit_status}: {last_line}",
-                reason="CommandFailed",
-                exit_code=result.exit_status,
-                stderr_tail=result.stderr_tail(),
-            )
+        if not result.ok and split_verify(result) is None:
+            raise command_failed(step.name, result)
         return result
 
     async def _upload(
@@ -367,13 +331,7 @@ class HostRunner:
             path, data, mode=mode, timeout=self.deps.settings.command_timeout, sha256=sha256
         )
         if not result.ok:
-            raise StepFailed(
-                step.name,
-                f"installing {path} failed with exit status {result.exit_status}",
-                reason="UploadFailed",
-                exit_code=result.exit_status,
-                stderr_tail=result.stderr_tail(),
-            )
+            raise upload_failed(step.name, path, result)
         return result
 
     async def _await_registration(self, step: Step) -> None:
@@ -386,7 +344,7 @@ class HostRunner:
         journal = ""
         try:
             result = await self._run(
-                f"systemctl is-active {recipe.AGENT_UNIT_NAME}; journalctl -u {recipe.AGENT_UNIT_NAME} -n 20 --no-pager"
+                f"systemctl is-active {AGENT_UNIT_NAME}; journalctl -u {AGENT_UNIT_NAME} -n 20 --no-pager"
             )
             journal = domain.tail(result.stdout, 20)
         except ServiceError as exc:

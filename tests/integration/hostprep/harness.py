@@ -12,8 +12,8 @@ from typing import Any
 
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
+from services.hostprep.deps import Deps
 from services.hostprep.handlers import JobHandler
-from services.hostprep.runner import Deps
 from services.hostprep.settings import HostprepSettings
 from shared.bus import Bus, Consumer
 from shared.dispatch import dispatch

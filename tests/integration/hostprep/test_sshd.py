@@ -17,12 +17,13 @@ import asyncssh
 import pytest
 
 from sandbox.hosts.state import HostState
-from services.hostprep import recipe
+from services.hostprep import hostlayout
 from services.hostprep.credentials import CredentialStore
-from services.hostprep.recipe import AgentSource, RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.deps import Deps
+from services.hostprep.runner import HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import SshConnector
+from services.hostprep.steps import AgentSource, RecipeParams
 from tests.integration.hosts.test_sshd import LOGIN, Sshd, sshd  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.sshd
@@ -86,8 +87,8 @@ async def test_recipe_over_real_sshd_with_sudo(sshd: Sshd) -> None:  # noqa: F81
     assert {r.source for r in state.log} == {"exec"}
     assert all(r.command.startswith("sudo -n bash -c ") for r in state.log[1:])
     assert state.swap_active == [] and {"overlay", "br_netfilter"} <= state.modules_loaded
-    assert all(state.sysctls[k] == v for k, v in recipe.SYSCTLS)
-    assert all(state.installed(p) == "1.30.2-1.1" and state.held(p) for p in recipe.K8S_PACKAGES)
+    assert all(state.sysctls[k] == v for k, v in hostlayout.SYSCTLS)
+    assert all(state.installed(p) == "1.30.2-1.1" and state.held(p) for p in hostlayout.K8S_PACKAGES)
     assert state.services["containerd"].active == "active" and state.derived["containerd_systemd_cgroup"] is True
     assert state.derived["hosts_has_hostname"] is True
 

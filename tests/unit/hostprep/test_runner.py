@@ -15,11 +15,12 @@ from pydantic import SecretBytes
 from services.hostprep import recipe
 from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import CredentialStore, HostCredentials, ResolvedHost, TrustSources
+from services.hostprep.deps import Deps
 from services.hostprep.domain import MARK
-from services.hostprep.recipe import AgentSource, RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.runner import HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import CommandResult
+from services.hostprep.steps import VERIFY_MARK, AgentSource, Probe, RecipeParams, Run, Step
 from shared.errors import PermanentError, TemporaryError
 from shared.models import HostRef
 
@@ -43,10 +44,10 @@ RESOLVED = ResolvedHost(HOST, HostCredentials("h1", None, Path("/keys/h1"), None
 REAL_PREPARE_STEPS = recipe.prepare_steps
 
 
-def exit_status_steps(params: RecipeParams, facts: Any) -> list[recipe.Step]:
+def exit_status_steps(params: RecipeParams, facts: Any) -> list[Step]:
     """The real recipe with every probe judged by its exit status (the fake host answers 0 or 1)."""
     return [
-        dataclasses.replace(s, check=recipe.Probe(s.check.command)) if isinstance(s.check, recipe.Probe) else s
+        dataclasses.replace(s, check=Probe(s.check.command)) if isinstance(s.check, Probe) else s
         for s in REAL_PREPARE_STEPS(params, facts)
     ]
 
@@ -87,24 +88,24 @@ class FakeHost:
 
     def step_of(self, command: str) -> tuple[str, str]:
         for step in self.steps:
-            if isinstance(step.check, recipe.Probe) and step.check.command == command:
+            if isinstance(step.check, Probe) and step.check.command == command:
                 return step.name, "check"
-            if any(isinstance(op, recipe.Run) and op.command == command for op in step.action):
+            if any(isinstance(op, Run) and op.command == command for op in step.action):
                 return step.name, "action"
         return "other", command
 
     def run(self, command: str) -> CommandResult:
         if "@@o2ims-probe:" in command:
             return self.batch(command)
-        if recipe.VERIFY_MARK in command:
-            action, _, probe = command.partition(f"\nset +e\necho {recipe.VERIFY_MARK}\n")
+        if VERIFY_MARK in command:
+            action, _, probe = command.partition(f"\nset +e\necho {VERIFY_MARK}\n")
             done = self.run(action)
             if isinstance(done, BaseException) or not done.ok:
                 return done
             checked = self.run(probe)
             return CommandResult(
                 checked.exit_status,
-                f"{done.stdout}{recipe.VERIFY_MARK}\n{checked.stdout}",
+                f"{done.stdout}{VERIFY_MARK}\n{checked.stdout}",
                 done.stderr + checked.stderr,
             )
         if command.startswith("cat /etc/os-release"):
