@@ -15,6 +15,7 @@ from sandbox.capi.machines import alive, cluster_machines, is_control_plane, kcp
 from sandbox.capi.options import CLUSTER_FINALIZER
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import Conditions, Obj, differs, own_condition_true, owner_name, ref_name, with_owner
+from sandbox.capi.templates import kcp_templates, own_templates
 from shared.objects import CLUSTER_NAME_LABEL, deleting, dig, labels_of, meta, namespace_of
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,8 @@ class ClusterController(Controller):
         for child in (bc, kcp):
             refs = with_owner(child, cluster) if child else None
             if child is not None and refs is not None:
+                if child is kcp:
+                    await own_templates(self.ctx, cluster, kcp_templates(child))
                 rv = meta(child).get("resourceVersion")
                 await self.ctx.patch(child, {"metadata": {"ownerReferences": refs, "resourceVersion": rv}})
         endpoint = dig(bc, "spec", "controlPlaneEndpoint") or {}

@@ -12,6 +12,7 @@ from typing import Any
 from sandbox.capi.machines import alive, create_machine, delete_policy, machine_ready, scale_down_order
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import Conditions, Obj, differs, ref_name, selector_string, suffix, with_owner
+from sandbox.capi.templates import md_templates, own_templates
 from shared.objects import CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, deleting, dig, labels_of, meta, namespace_of
 
 
@@ -43,6 +44,7 @@ class MachineDeploymentController(Controller):
         if cluster is not None and not deleting(cluster):
             refs = with_owner(md, cluster)
             if refs is not None:
+                await own_templates(self.ctx, cluster, md_templates(md))
                 rv = meta(md).get("resourceVersion")
                 md = await self.ctx.patch(md, {"metadata": {"ownerReferences": refs, "resourceVersion": rv}})
         machines = [

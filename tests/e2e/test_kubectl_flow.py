@@ -22,6 +22,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,19 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     assert "No resources found" in kubectl("get", "fpr,oranpr").stderr
     capi = kubectl("get", "clusters.cluster.x-k8s.io", "-A", "-o", "name").stdout
     assert capi.strip() == ""
+    # Nothing of the clusters is left: their templates went with the Clusters that owned them.
+    leftovers = ",".join(
+        (
+            "machinedeployments.cluster.x-k8s.io",
+            "kubeadmcontrolplanes.controlplane.cluster.x-k8s.io",
+            "byomachinetemplates.infrastructure.cluster.x-k8s.io",
+            "kubeadmconfigtemplates.bootstrap.cluster.x-k8s.io",
+        )
+    )
+    deadline = time.monotonic() + 120
+    while (left := kubectl("get", leftovers, "-A", "-o", "name").stdout.strip()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == "", left
 
 
 @needs_kubectl

@@ -116,5 +116,10 @@ async def test_cluster_comes_up_then_deletion_releases_hosts(
         ("ByoCluster", INFRA),
     ):
         assert (await capi_client.list(api, kind, "default"))[0] == [], kind
+    # The Cluster owned the machine templates (as CAPI's KCP and MD controllers make it): they go with it.
+    await wait_list(capi_client, INFRA, "ByoMachineTemplate", lambda items: items == [])
+    await wait_list(
+        capi_client, "bootstrap.cluster.x-k8s.io/v1beta1", "KubeadmConfigTemplate", lambda items: items == []
+    )
     # Released, not reset (--skip-installation): the hosts keep their node state until someone resets them.
     assert all(agent.history[-1] == "release" and "reset" not in agent.history for agent in agents)
