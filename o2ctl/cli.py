@@ -66,11 +66,13 @@ def _global_flags() -> argparse.ArgumentParser:
     """The global flags as a parent of the main parser and of every subcommand. Their defaults are
     suppressed so a value given on one side is never reset by the other; ``main`` fills in the rest."""
     g = argparse.ArgumentParser(add_help=False)
-    g.add_argument("--state-dir", default=argparse.SUPPRESS,
-                   help="where a running `o2ctl up` keeps its state (default ./.state)")
+    g.add_argument(
+        "--state-dir", default=argparse.SUPPRESS, help="where a running `o2ctl up` keeps its state (default ./.state)"
+    )
     g.add_argument("--nats-url", default=argparse.SUPPRESS, help="NATS of a running system (default: the state dir's)")
-    g.add_argument("--kubeconfig", default=argparse.SUPPRESS,
-                   help="management cluster kubeconfig (default: the state dir's)")
+    g.add_argument(
+        "--kubeconfig", default=argparse.SUPPRESS, help="management cluster kubeconfig (default: the state dir's)"
+    )
     g.add_argument("-o", "--output", choices=OUTPUTS, default=argparse.SUPPRESS, help="output format (default table)")
     return g
 
@@ -79,13 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     common = _global_flags()
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, parents=[common],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=f"example:\n  {EXAMPLES[name]}")  # fmt: skip
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+        )
 
-    p = argparse.ArgumentParser(prog="o2ctl", description="Provision Kubernetes workload clusters on bare metal.",
-                                parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"example:\n  {EXAMPLES['o2ctl']}")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="o2ctl",
+        description="Provision Kubernetes workload clusters on bare metal.",
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  {EXAMPLES['o2ctl']}",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     u = command("up", "run NATS and the five services (and, with --sandbox, a whole sandbox O-Cloud)")
@@ -93,19 +104,31 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--hosts", type=int, default=9, help="number of sandbox hosts (default 9)")
     u.add_argument("--inventory", type=Path, default=None, help="example inventory whose clusters the sandbox uses")
     u.add_argument("--detach", action="store_true", help="return once everything is ready")
-    u.add_argument("--fault", action="append", default=[], metavar="HOST_ID=SPEC",
-                   help="sandbox: inject a host fault (as `python -m sandbox.hosts --fault`; repeatable)")
-    u.add_argument("--pace", choices=PACES, default="fast",
-                   help="sandbox: how long host commands take (realistic: apt installs 3 s, downloads 1 s, "
-                        "service restarts 0.5 s, agent registration 2 s; default fast)")
+    u.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="HOST_ID=SPEC",
+        help="sandbox: inject a host fault (as `python -m sandbox.hosts --fault`; repeatable)",
+    )
+    u.add_argument(
+        "--pace",
+        choices=PACES,
+        default="fast",
+        help="sandbox: how long host commands take (realistic: apt installs 3 s, downloads 1 s, "
+        "service restarts 0.5 s, agent registration 2 s; default fast)",
+    )
     command("down", "stop everything `o2ctl up` started")
     d = command("demo", "the whole flow on a fresh sandbox, shown live, then stopped")
     d.add_argument("--hosts", type=int, default=9)
     d.add_argument("--timeout", type=float, default=300.0)
     d.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
-    d.add_argument("--pace", choices=PACES, default="fast",
-                   help="realistic: sandbox hosts take as long as real ones, so each step can be "
-                        "watched (default fast)")
+    d.add_argument(
+        "--pace",
+        choices=PACES,
+        default="fast",
+        help="realistic: sandbox hosts take as long as real ones, so each step can be watched (default fast)",
+    )
 
     v = command("validate", "validate an inventory file, reporting every problem with its path")
     v.add_argument("inventory", type=Path)
@@ -123,8 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--wait", action="store_true", help="follow it live until it settles")
     sm.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait with --wait")
 
-    for verb, what in (("approve", "approve a FOCOM request waiting in PendingApproval (change control)"),
-                       ("reject", "reject a FOCOM request waiting in PendingApproval; nothing was leased")):
+    for verb, what in (
+        ("approve", "approve a FOCOM request waiting in PendingApproval (change control)"),
+        ("reject", "reject a FOCOM request waiting in PendingApproval; nothing was leased"),
+    ):
         ap = command(verb, what)
         ap.add_argument("name")
         ap.add_argument("--wait", action="store_true", help="approve: follow it until it settles")
@@ -181,8 +206,17 @@ def _up(args: argparse.Namespace) -> int:
     if args.pace != "fast" and not args.sandbox:
         raise client.UsageError("--pace needs --sandbox")
     _check_faults(args.fault)
-    return asyncio.run(up.run_foreground(state, sandbox=args.sandbox, hosts=args.hosts, example=example,
-                                         faults=tuple(args.fault), output=args.output, pace=args.pace))  # fmt: skip
+    return asyncio.run(
+        up.run_foreground(
+            state,
+            sandbox=args.sandbox,
+            hosts=args.hosts,
+            example=example,
+            faults=tuple(args.fault),
+            output=args.output,
+            pace=args.pace,
+        )
+    )
 
 
 def _check_faults(specs: list[str]) -> None:
@@ -206,8 +240,9 @@ def _target(args: argparse.Namespace) -> client.Target:
 
 
 def _request(args: argparse.Namespace) -> FocomRequest:
-    return client.request_from_flags(name=args.name, all_clusters=args.all, clusters=args.clusters,
-                                     operation=args.operation, file=args.file)  # fmt: skip
+    return client.request_from_flags(
+        name=args.name, all_clusters=args.all, clusters=args.clusters, operation=args.operation, file=args.file
+    )
 
 
 def _sandbox_key_dir(args: argparse.Namespace) -> Path | None:
@@ -248,29 +283,43 @@ def _plan(args: argparse.Namespace) -> int:
         # Plan with what the sandbox's renderer is configured with.
         cni = {stack.SANDBOX_CNI: stack.SANDBOX_CNI_FILE, **cni}
         default_cni = default_cni or stack.SANDBOX_CNI
-    return asyncio.run(plan.plan(inventory, _request(args), output=args.output, t=t, cni=cni,
-                                 default_cni=default_cni, ssh_key_dir=_sandbox_key_dir(args)))  # fmt: skip
+    return asyncio.run(
+        plan.plan(
+            inventory,
+            _request(args),
+            output=args.output,
+            t=t,
+            cni=cni,
+            default_cni=default_cni,
+            ssh_key_dir=_sandbox_key_dir(args),
+        )
+    )
 
 
 def _submit(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
-    return asyncio.run(commands.submit(_target(args), _request(args), wait=args.wait, timeout=args.timeout,
-                                       output=args.output))  # fmt: skip
+    return asyncio.run(
+        commands.submit(_target(args), _request(args), wait=args.wait, timeout=args.timeout, output=args.output)
+    )
 
 
 def _decide(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
-    return asyncio.run(commands.decide(_target(args), args.name, args.command, wait=args.wait, timeout=args.timeout,
-                                       output=args.output))  # fmt: skip
+    return asyncio.run(
+        commands.decide(
+            _target(args), args.name, args.command, wait=args.wait, timeout=args.timeout, output=args.output
+        )
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
     from o2ctl import commands
 
-    return asyncio.run(commands.status(_target(args), args.name, watch=args.watch, timeout=args.timeout,
-                                       output=args.output))  # fmt: skip
+    return asyncio.run(
+        commands.status(_target(args), args.name, watch=args.watch, timeout=args.timeout, output=args.output)
+    )
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -311,16 +360,29 @@ def _demo(args: argparse.Namespace) -> int:
     from o2ctl import demo
 
     state = state_dir(args.state_dir or os.environ.get("O2CTL_STATE_DIR") or ".state/demo")
-    return demo.run_demo(state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep,
-                         pace=args.pace)
+    return demo.run_demo(
+        state, hosts=args.hosts, example=demo.DEFAULT_EXAMPLE, timeout=args.timeout, keep=args.keep, pace=args.pace
+    )
 
 
 #: Every command and the function that runs it (a test checks this matches the parser's commands).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "up": _up, "down": _down, "demo": _demo, "validate": _validate, "schema": _schema, "plan": _plan,
-    "submit": _submit, "approve": _decide, "reject": _decide, "status": _status, "events": _events,
-    "endpoints": _endpoints, "token": _token, "kubeconfig": _kubeconfig, "host": _host,
-}  # fmt: skip
+    "up": _up,
+    "down": _down,
+    "demo": _demo,
+    "validate": _validate,
+    "schema": _schema,
+    "plan": _plan,
+    "submit": _submit,
+    "approve": _decide,
+    "reject": _decide,
+    "status": _status,
+    "events": _events,
+    "endpoints": _endpoints,
+    "token": _token,
+    "kubeconfig": _kubeconfig,
+    "host": _host,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

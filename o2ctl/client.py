@@ -68,8 +68,14 @@ async def open_bus(t: Target) -> Bus:
     try:
         # Bounded from outside too: the client can otherwise keep retrying a refused server.
         nc = await asyncio.wait_for(
-            nats.connect(t.nats_url, connect_timeout=CONNECT_TIMEOUT, allow_reconnect=False, max_reconnect_attempts=0,
-                         error_cb=_quiet, **t.auth),
+            nats.connect(
+                t.nats_url,
+                connect_timeout=CONNECT_TIMEOUT,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                error_cb=_quiet,
+                **t.auth,
+            ),
             CONNECT_TIMEOUT + 1.0,
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
@@ -127,8 +133,9 @@ def request_from_flags(
     *, name: str | None, all_clusters: bool, clusters: str | None, operation: str, file: Path | None
 ) -> FocomRequest:
     try:
-        return _request_from_flags(name=name, all_clusters=all_clusters, clusters=clusters, operation=operation,
-                                   file=file)  # fmt: skip
+        return _request_from_flags(
+            name=name, all_clusters=all_clusters, clusters=clusters, operation=operation, file=file
+        )
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "request"

@@ -67,8 +67,12 @@ def validate(path: Path, output: str, *, ssh_key_dir: Path | None = None) -> int
         shown = problems[:VALIDATE_TABLE_ROWS]
         rest = len(problems) - len(shown)
         more = f"… and {rest} more problem(s) not shown; `-o json` lists them all" if rest else None
-        table(f"{path}: {len(problems)} problem(s)", ("path", "rule", "message"),
-              [(p["path"], p["rule"], p["message"]) for p in shown], footer=more)  # fmt: skip
+        table(
+            f"{path}: {len(problems)} problem(s)",
+            ("path", "rule", "message"),
+            [(p["path"], p["rule"], p["message"]) for p in shown],
+            footer=more,
+        )
         return EXIT_USAGE
     names = [c.cluster_name for c in inv.clusters]
     if machine(output):
@@ -103,9 +107,16 @@ async def submit(t: client.Target, request: FocomRequest, *, wait: bool, timeout
             return EXIT_OK
         console = _console() if not machine(output) and is_terminal() else None
         try:
-            state = await live.follow(bus, request.name, request.operation, timeout=timeout, console=console,
-                                      start=started, plain=console is None and not machine(output),
-                                      cause=env.id)  # fmt: skip
+            state = await live.follow(
+                bus,
+                request.name,
+                request.operation,
+                timeout=timeout,
+                console=console,
+                start=started,
+                plain=console is None and not machine(output),
+                cause=env.id,
+            )
         except TimeoutError:
             print(printable(f"o2ctl submit: {request.name} did not settle within {timeout:.0f}s"), file=sys.stderr)
             return EXIT_FAILED
@@ -114,20 +125,25 @@ async def submit(t: client.Target, request: FocomRequest, *, wait: bool, timeout
         await bus.close()
 
 
-async def decide(t: client.Target, name: str, decision: Decision, *, wait: bool, timeout: float,
-                 output: str) -> int:  # fmt: skip
+async def decide(t: client.Target, name: str, decision: Decision, *, wait: bool, timeout: float, output: str) -> int:
     """``o2ctl approve|reject NAME``: the approver's decision on a request waiting in PendingApproval."""
     bus = await client.open_bus(t)
     try:
         got = (await client.fpr_records(bus)).get(name)
         if got is None or got.get("pending") is None or got.get("generation", 0) != 0:
             phase = got.get("phase") if got else None
-            print(printable(f"o2ctl {decision}: {name} is not waiting for approval"
-                            + (f" (phase {phase})" if phase else " (no such request)")), file=sys.stderr)  # fmt: skip
+            print(
+                printable(
+                    f"o2ctl {decision}: {name} is not waiting for approval"
+                    + (f" (phase {phase})" if phase else " (no such request)")
+                ),
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         started = datetime.now(UTC)
-        env = await bus.emit(FOCOM_REQUESTS, FocomDecision(name=name, decision=decision, by="o2ctl"),
-                             correlation_id=name)  # fmt: skip
+        env = await bus.emit(
+            FOCOM_REQUESTS, FocomDecision(name=name, decision=decision, by="o2ctl"), correlation_id=name
+        )
         if not wait or decision == "reject":  # a rejection is done once focom has it: nothing runs
             result = {"decided": name, "decision": decision, "message_id": str(env.id)}
             if machine(output):
@@ -136,8 +152,16 @@ async def decide(t: client.Target, name: str, decision: Decision, *, wait: bool,
                 print(printable(f"{decision}d {name}" if decision == "approve" else f"rejected {name}"))
             return EXIT_OK
         try:
-            state = await live.follow(bus, name, "create", timeout=timeout, console=None, start=started,
-                                      plain=not machine(output), cause=env.id)  # fmt: skip
+            state = await live.follow(
+                bus,
+                name,
+                "create",
+                timeout=timeout,
+                console=None,
+                start=started,
+                plain=not machine(output),
+                cause=env.id,
+            )
         except TimeoutError:
             print(printable(f"o2ctl {decision}: {name} did not settle within {timeout:.0f}s"), file=sys.stderr)
             return EXIT_FAILED
@@ -148,8 +172,13 @@ async def decide(t: client.Target, name: str, decision: Decision, *, wait: bool,
 
 def _report(state: live.Follow, output: str) -> int:
     if state.failure is not None:
-        failure = {"name": state.name, "phase": "Failed", "reason": state.failure.reason,
-                   "message": state.failure.error, "path": state.failure.path}  # fmt: skip
+        failure = {
+            "name": state.name,
+            "phase": "Failed",
+            "reason": state.failure.reason,
+            "message": state.failure.error,
+            "path": state.failure.path,
+        }
         if machine(output):
             emit(failure, output)
         else:
@@ -158,15 +187,24 @@ def _report(state: live.Follow, output: str) -> int:
     fpr = state.fpr
     assert fpr is not None
     rows = [
-        {"cluster": c.cluster, "state": c.state, "stage": c.stage, "reason": c.reason, "message": c.message,
-         "kubeconfig_secret": f"{c.cluster}-kubeconfig" if c.state == "fulfilled" else None}
+        {
+            "cluster": c.cluster,
+            "state": c.state,
+            "stage": c.stage,
+            "reason": c.reason,
+            "message": c.message,
+            "kubeconfig_secret": f"{c.cluster}-kubeconfig" if c.state == "fulfilled" else None,
+        }
         for c in fpr.children
-    ]  # fmt: skip
+    ]
     if machine(output):
         emit({"name": fpr.name, "phase": fpr.phase, "message": fpr.message, "clusters": rows}, output)
     else:
-        table(f"{fpr.name}: {fpr.phase}", ("cluster", "state", "reason / message", "kubeconfig Secret"),
-              [(r["cluster"], r["state"], r["reason"] or r["message"], r["kubeconfig_secret"]) for r in rows])
+        table(
+            f"{fpr.name}: {fpr.phase}",
+            ("cluster", "state", "reason / message", "kubeconfig Secret"),
+            [(r["cluster"], r["state"], r["reason"] or r["message"], r["kubeconfig_secret"]) for r in rows],
+        )
         if fpr.phase == "Synced":
             print("next: o2ctl kubeconfig <cluster> --out <file>   (the workload cluster's admin kubeconfig)")
         if fpr.phase == "PendingApproval":
@@ -185,10 +223,15 @@ async def status(t: client.Target, name: str | None, *, watch: bool, timeout: fl
             return EXIT_USAGE
         if watch and name is not None:
             record = fprs[name]
-            state = await live.follow(bus, name, record.get("operation", "create"), timeout=timeout,
-                                      console=_console() if not machine(output) and is_terminal() else None,
-                                      plain=not machine(output) and not is_terminal(),
-                                      start=record.get("created_at"))  # fmt: skip
+            state = await live.follow(
+                bus,
+                name,
+                record.get("operation", "create"),
+                timeout=timeout,
+                console=_console() if not machine(output) and is_terminal() else None,
+                plain=not machine(output) and not is_terminal(),
+                start=record.get("created_at"),
+            )
             return _report(state, output) if state.fpr or state.failure else EXIT_FAILED
         selected = {k: v for k, v in fprs.items() if name is None or k == name}
         if machine(output):
@@ -202,8 +245,16 @@ async def status(t: client.Target, name: str | None, *, watch: bool, timeout: fl
             for i, (cluster, child) in enumerate(sorted(children.items())):
                 # Plain output repeats the request on every line, so each line stands alone (grep, sort).
                 first = i == 0 or not is_terminal()
-                rows.append((fpr_name if first else "", rec.get("phase") if first else "", cluster,
-                             child.get("state"), child.get("stage"), child.get("reason") or child.get("message")))
+                rows.append(
+                    (
+                        fpr_name if first else "",
+                        rec.get("phase") if first else "",
+                        cluster,
+                        child.get("state"),
+                        child.get("stage"),
+                        child.get("reason") or child.get("message"),
+                    )
+                )
         table("FOCOM provisioning requests", ("request", "phase", "cluster", "state", "stage", "message"), rows)
         return EXIT_OK
     finally:
@@ -235,11 +286,17 @@ async def events(t: client.Target, name: str, output: str) -> int:
                     if env.correlation_id != name:
                         continue
                     p = env.payload.model_dump(mode="json", exclude_none=True)
-                    rows.append({
-                        "at": env.occurred_at.isoformat(), "subject": msg.subject, "type": env.type,
-                        "state": p.get("phase") or p.get("state"), "stage": p.get("stage"),
-                        "cluster": p.get("cluster"), "message": p.get("message") or p.get("error"),
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "at": env.occurred_at.isoformat(),
+                            "subject": msg.subject,
+                            "type": env.type,
+                            "state": p.get("phase") or p.get("state"),
+                            "stage": p.get("stage"),
+                            "cluster": p.get("cluster"),
+                            "message": p.get("message") or p.get("error"),
+                        }
+                    )
             finally:
                 await sub.unsubscribe()
     finally:
@@ -251,8 +308,11 @@ async def events(t: client.Target, name: str, output: str) -> int:
     if machine(output):
         emit(rows, output)
         return EXIT_OK
-    table(f"events of {name}", ("at", "type", "cluster", "state", "stage", "message"),
-          [(r["at"][11:23], r["type"], r["cluster"], r["state"], r["stage"], r["message"]) for r in rows])
+    table(
+        f"events of {name}",
+        ("at", "type", "cluster", "state", "stage", "message"),
+        [(r["at"][11:23], r["type"], r["cluster"], r["state"], r["stage"], r["message"]) for r in rows],
+    )
     return EXIT_OK
 
 
@@ -271,8 +331,13 @@ async def kubeconfig(t: client.Target, cluster: str, out: Path | None, output: s
     pr = prs[0]
     if pr.get("state") != "fulfilled":
         where = f"{pr.get('state')}" + (f"/{pr['stage']}" if pr.get("stage") else "")
-        print(printable(f"o2ctl kubeconfig: cluster {cluster!r} is {where}, not fulfilled yet; its kubeconfig is "
-                        "only handed out once the cluster is really up"), file=sys.stderr)  # fmt: skip
+        print(
+            printable(
+                f"o2ctl kubeconfig: cluster {cluster!r} is {where}, not fulfilled yet; its kubeconfig is "
+                "only handed out once the cluster is really up"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_NOT_READY
     if t.kubeconfig is None:
         print("o2ctl kubeconfig: no management kubeconfig known (pass --kubeconfig)", file=sys.stderr)

@@ -19,8 +19,11 @@ def run_demo(state: Path, *, hosts: int, example: Path, timeout: float, keep: bo
     if up.down(state):
         print(f"stopped a previous run in {state}")
     shutil.rmtree(state, ignore_errors=True)
-    print(f"starting the sandbox O-Cloud ({hosts} SSH hosts, Kubernetes API emulator with CAPI/BYOH simulators, "
-          "NATS) and the five services …", flush=True)  # fmt: skip
+    print(
+        f"starting the sandbox O-Cloud ({hosts} SSH hosts, Kubernetes API emulator with CAPI/BYOH simulators, "
+        "NATS) and the five services …",
+        flush=True,
+    )
     argv = ["--state-dir", str(state), "up", "--sandbox", "--hosts", str(hosts), "--inventory", str(example)]
     if pace != "fast":
         # Hosts take as long as real ones (see sandbox.hosts.latency), so each stage can be watched.

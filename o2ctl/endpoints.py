@@ -45,6 +45,9 @@ def token(state: Path, roles: list[str], ttl: float) -> int:
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise UsageError(f"unknown role(s) {', '.join(unknown)}; known: {', '.join(ROLES)}")
-    print(issue_token(key.read_bytes(), issuer=stack.API_ISSUER, audience=stack.API_AUDIENCE,
-                      roles=roles or ROLES, ttl=ttl))  # fmt: skip
+    print(
+        issue_token(
+            key.read_bytes(), issuer=stack.API_ISSUER, audience=stack.API_AUDIENCE, roles=roles or ROLES, ttl=ttl
+        )
+    )
     return 0

@@ -29,17 +29,27 @@ async def list_hosts(t: client.Target, output: str) -> int:
     rows = []
     for host_id, owner in sorted(owners.items()):
         lease = marked.get(host_id)
-        rows.append({"host": host_id, "owner": owner, "quarantined": lease is not None,
-                     "reason": lease.reason if lease else None,
-                     "previous_owner": lease.previous_owner if lease else None,
-                     "since": lease.acquired_at.isoformat() if lease else None})  # fmt: skip
+        rows.append(
+            {
+                "host": host_id,
+                "owner": owner,
+                "quarantined": lease is not None,
+                "reason": lease.reason if lease else None,
+                "previous_owner": lease.previous_owner if lease else None,
+                "since": lease.acquired_at.isoformat() if lease else None,
+            }
+        )
     if machine(output):
         emit(rows, output)
         return EXIT_OK
-    table("host leases", ["host", "owner", "since", "reason"],
-          [[r["host"], r["owner"], r["since"] or "", r["reason"] or ""] for r in rows],
-          footer=f"{len(marked)} quarantined: `o2ctl host clear-quarantine HOST` once a host is clean"
-          if marked else None)  # fmt: skip
+    table(
+        "host leases",
+        ["host", "owner", "since", "reason"],
+        [[r["host"], r["owner"], r["since"] or "", r["reason"] or ""] for r in rows],
+        footer=f"{len(marked)} quarantined: `o2ctl host clear-quarantine HOST` once a host is clean"
+        if marked
+        else None,
+    )
     return EXIT_OK
 
 

@@ -27,11 +27,25 @@ from shared.payloads import FprStatus, HostProgress, MessageFailed, PrStatus
 from shared.subjects import ALL_HOSTPREP_EVENTS, ALL_O2IMS_STATUS, focom_status
 
 #: Under change control a new create stops at PendingApproval: following it further waits for a person.
-TERMINAL = {"create": {"Synced", "Failed", "PendingApproval"}, "scale": {"Synced", "Failed"},
-            "delete": {"Deleted", "Failed"}}  # fmt: skip
+TERMINAL = {
+    "create": {"Synced", "Failed", "PendingApproval"},
+    "scale": {"Synced", "Failed"},
+    "delete": {"Deleted", "Failed"},
+}
 #: Progress weights of a cluster's way to fulfilled, for the bar.
-STEPS = {"pending": 0, "hostprep": 1, "apply": 2, "provisioning": 3, "scaling": 3, "fulfilled": 4, "deleting": 2,
-         "teardown": 3, "capi-delete": 2, "deleted": 4, "failed": 4}  # fmt: skip
+STEPS = {
+    "pending": 0,
+    "hostprep": 1,
+    "apply": 2,
+    "provisioning": 3,
+    "scaling": 3,
+    "fulfilled": 4,
+    "deleting": 2,
+    "teardown": 3,
+    "capi-delete": 2,
+    "deleted": 4,
+    "failed": 4,
+}
 
 
 @dataclass
@@ -61,18 +75,31 @@ class Follow:
             where = f"{view.state}/{view.stage}" if view.stage and view.state == "progressing" else view.state
             step = ", ".join(f"{h}:{s}" for h, s in sorted(view.host_steps.items())[:4])
             # A live terminal view: the message is shortened to fit the bar; plain output prints it whole.
-            progress.add_task(_safe(f"{cluster:<16} {where:<24}"), total=4, completed=view.progress,
-                              detail=_safe(step or view.message[:60]))  # fmt: skip
+            progress.add_task(
+                _safe(f"{cluster:<16} {where:<24}"),
+                total=4,
+                completed=view.progress,
+                detail=_safe(step or view.message[:60]),
+            )
         phase = self.fpr.phase if self.fpr else "Pending"
         header = Table.grid()
-        header.add_row(f"[bold]{_safe(self.name)}[/bold]  phase: [bold]{_safe(phase)}[/bold]  "
-                       f"{_safe(self.fpr.message) if self.fpr else ''}")
+        header.add_row(
+            f"[bold]{_safe(self.name)}[/bold]  phase: [bold]{_safe(phase)}[/bold]  "
+            f"{_safe(self.fpr.message) if self.fpr else ''}"
+        )
         return Group(header, progress)
 
 
 async def follow(
-    bus: Bus, name: str, operation: str, *, timeout: float, console: Console | None, start: Any = None,
-    plain: bool = False, cause: Any = None,
+    bus: Bus,
+    name: str,
+    operation: str,
+    *,
+    timeout: float,
+    console: Console | None,
+    start: Any = None,
+    plain: bool = False,
+    cause: Any = None,
 ) -> Follow:
     """Follow until the FPR reaches a terminal phase for ``operation`` (or a refusal), or time out.
 

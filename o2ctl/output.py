@@ -56,8 +56,14 @@ def is_terminal(file: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]],
-          file: TextIO | None = None, *, footer: str | None = None) -> None:  # fmt: skip
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    file: TextIO | None = None,
+    *,
+    footer: str | None = None,
+) -> None:
     """A table: ``rich`` on a terminal, plain aligned columns (no cell ever cut) anywhere else."""
     out = file or sys.stdout
     cells = [[printable("" if c is None else c) for c in row] for row in rows]

@@ -89,8 +89,15 @@ def _cni_files(
             path, content = workdir / f"{name}.yaml", "placeholder"
             path.write_text(placeholder_text(origin), encoding="utf-8")
         files[name] = path
-        origins.append({"cni": name, "source": shown(origin.location), "via": origin.via, "sha256": origin.sha256,
-                        "content": content})  # fmt: skip
+        origins.append(
+            {
+                "cni": name,
+                "source": shown(origin.location),
+                "via": origin.via,
+                "sha256": origin.sha256,
+                "content": content,
+            }
+        )
     return files, origins
 
 
@@ -100,8 +107,9 @@ def _schemas(s: CapiRendererSettings) -> CrdSchemas:
         return carried_schemas()
     missing = [str(d) for d in s.crd_dirs if not d.is_dir()]
     if missing or not s.crd_dirs:
-        raise InputError(f"CRD directories not found: {', '.join(missing) or 'none given'}",
-                         path="O2_CAPI_RENDERER_CRD_DIRS")  # fmt: skip
+        raise InputError(
+            f"CRD directories not found: {', '.join(missing) or 'none given'}", path="O2_CAPI_RENDERER_CRD_DIRS"
+        )
     return CrdSchemas.from_dirs(s.crd_dirs)
 
 
@@ -112,28 +120,49 @@ def _preview_vips(wanted: list[Wanted], inventory: Inventory, focom: FocomSettin
     for w in wanted:
         if not w.needs_vip:
             continue
-        avoid = [parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR), parse_cidr(w.cluster.service_cidr
-                                                                                or DEFAULT_SERVICE_CIDR)]
+        avoid = [
+            parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR),
+            parse_cidr(w.cluster.service_cidr or DEFAULT_SERVICE_CIDR),
+        ]
         vip = first_free(focom.vip_pool_entries, exclude=exclude | set(out.values()), avoid=avoid)
         if vip is None:
-            raise InputError(f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
-                             path=w.vip_path, reason="VipPoolExhausted")  # fmt: skip
+            raise InputError(
+                f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
+                path=w.vip_path,
+                reason="VipPoolExhausted",
+            )
         out[w.cluster.cluster_name] = vip
     return out
 
 
 async def plan(
-    inventory_path: Path, request: FocomRequest, *, output: str, t: client.Target | None,
-    cni: dict[str, Path], default_cni: str | None, ssh_key_dir: Path | None = None,
-) -> int:  # fmt: skip
+    inventory_path: Path,
+    request: FocomRequest,
+    *,
+    output: str,
+    t: client.Target | None,
+    cni: dict[str, Path],
+    default_cni: str | None,
+    ssh_key_dir: Path | None = None,
+) -> int:
     focom = focom_settings(ssh_key_dir)
     check_shape(request, max_clusters=focom.max_clusters_per_request)
     inventory = await asyncio.to_thread(lambda: load_inventory(inventory_path, **focom.inventory_rules()))
     catalog = load_catalog(focom.templates_dir)
-    wanted = create_targets(request, inventory, catalog, window=focom.k8s_window, vip_pool=bool(focom.vip_pool),
-                            max_clusters=focom.max_clusters_per_request)  # fmt: skip
-    specs = create_specs(request, wanted, default_cni=default_cni or focom.default_cni,
-                         vips=(pooled := _preview_vips(wanted, inventory, focom)))  # fmt: skip
+    wanted = create_targets(
+        request,
+        inventory,
+        catalog,
+        window=focom.k8s_window,
+        vip_pool=bool(focom.vip_pool),
+        max_clusters=focom.max_clusters_per_request,
+    )
+    specs = create_specs(
+        request,
+        wanted,
+        default_cni=default_cni or focom.default_cni,
+        vips=(pooled := _preview_vips(wanted, inventory, focom)),
+    )
     leases = await _leases(t)
     conflicts = []
     if leases is not None:
@@ -152,12 +181,22 @@ async def plan(
             rendered[spec.name] = render_and_validate(spec, options, schemas)
     feasible = not conflicts
     if output == "json":
-        sys.stdout.write(json.dumps({
-            "request": request.name, "operation": request.operation, "feasible": feasible,
-            "feasibility_checked": leases is not None, "conflicts": conflicts,
-            "schemas_checked": True, "cni": cni_origins,
-            "clusters": [{"spec": s.model_dump(mode="json"), "objects": rendered[s.name]} for s in specs],
-        }, indent=1) + "\n")  # fmt: skip
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "request": request.name,
+                    "operation": request.operation,
+                    "feasible": feasible,
+                    "feasibility_checked": leases is not None,
+                    "conflicts": conflicts,
+                    "schemas_checked": True,
+                    "cni": cni_origins,
+                    "clusters": [{"spec": s.model_dump(mode="json"), "objects": rendered[s.name]} for s in specs],
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     else:
         # Only the YAML documents are data; every other line is a comment built by `comment()`, which keeps
         # any value (a name, a VIP, a lease holder read from the bus) on its one line.
@@ -165,8 +204,12 @@ async def plan(
             endpoint = f"VIP {spec.vip}" if spec.vip else f"endpoint {spec.endpoint} (no VIP)"
             if spec.name in pooled:
                 endpoint += " (a preview: the first free pool address; focom allocates it on acceptance)"
-            sys.stdout.write(comment(f"cluster {spec.name}: {len(spec.control_plane)} control-plane, "
-                                     f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}"))  # fmt: skip
+            sys.stdout.write(
+                comment(
+                    f"cluster {spec.name}: {len(spec.control_plane)} control-plane, "
+                    f"{len(spec.workers)} workers, {spec.k8s_version}, {endpoint}"
+                )
+            )
             sys.stdout.write(yaml.safe_dump_all(rendered[spec.name], sort_keys=False))
             sys.stdout.write("---\n")
         note = "not checked (no running system)" if leases is None else ("ok" if feasible else "CONFLICTS")
@@ -174,8 +217,11 @@ async def plan(
         for c in conflicts:
             sys.stderr.write(comment(f"  {c['cluster']}: host {c['host']} is leased to {c['leased_to']}"))
         for o in cni_origins:
-            shown_content = {"placeholder": "not downloaded by plan: the ConfigMap shows a placeholder",
-                             "cached": "the cached download", "file": "a local file"}[o["content"]]  # fmt: skip
+            shown_content = {
+                "placeholder": "not downloaded by plan: the ConfigMap shows a placeholder",
+                "cached": "the cached download",
+                "file": "a local file",
+            }[o["content"]]
             sys.stderr.write(comment(f"CNI {o['cni']}: from {o['source']} ({o['via']}; {shown_content})"))
     return 0 if feasible else 1
 

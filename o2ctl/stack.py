@@ -68,8 +68,19 @@ def kubeapi_child(state: Path, port: int) -> ChildSpec:
 
 
 def hosts_child(state: Path, count: int, port: int, faults: tuple[str, ...] = (), latency: str = "fast") -> ChildSpec:
-    argv = [sys.executable, "-m", "sandbox.hosts", "--count", str(count), "--state-dir", str(state / "hosts"),
-            "--port", str(port), "--latency", latency]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "sandbox.hosts",
+        "--count",
+        str(count),
+        "--state-dir",
+        str(state / "hosts"),
+        "--port",
+        str(port),
+        "--latency",
+        latency,
+    ]
     for fault in faults:
         argv += ["--fault", fault]
     return ChildSpec("hosts", argv, ready=event_is("sandbox_hosts_ready"), cwd=REPO)
@@ -89,11 +100,13 @@ def sandbox_inventory(example: Path, hosts: list[dict[str, Any]], namespace: str
         if masters + workers > len(pool):
             break
         taken, pool = pool[: masters + workers], pool[masters + workers :]
-        clusters.append({
-            **cluster,
-            "cluster_masters": [{"host_id": h["host_id"]} for h in taken[:masters]],
-            "cluster_workers": [{"host_id": h["host_id"]} for h in taken[masters:]],
-        })  # fmt: skip
+        clusters.append(
+            {
+                **cluster,
+                "cluster_masters": [{"host_id": h["host_id"]} for h in taken[:masters]],
+                "cluster_workers": [{"host_id": h["host_id"]} for h in taken[masters:]],
+            }
+        )
     used_ips = {h["host_ip"] for h in hosts}
     # VIPs must be free addresses: give each cluster one from a loopback range no host uses.
     vips = (f"127.0.200.{i}" for i in range(1, 255) if f"127.0.200.{i}" not in used_ips)
@@ -128,16 +141,23 @@ def api_url(state: Path) -> str | None:
 def api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     _key, pub, port = api_files(state)
     # Replicas (the e2e harness runs several) share the one port.
-    env = {"O2_O2IMS_API_PORT": port.read_text().strip(), "O2_O2IMS_API_REUSE_PORT": "true",
-           "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
-           "O2_O2IMS_API_JWT_ISSUER": API_ISSUER, "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
-           # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
-           "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
-           or json.dumps(["127.0.0.1", "localhost"])}  # fmt: skip
+    env = {
+        "O2_O2IMS_API_PORT": port.read_text().strip(),
+        "O2_O2IMS_API_REUSE_PORT": "true",
+        "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(pub),
+        "O2_O2IMS_API_JWT_ISSUER": API_ISSUER,
+        "O2_O2IMS_API_JWT_AUDIENCE": API_AUDIENCE,
+        # Callbacks on this machine by default; the environment may name others (e.g. an SMO test host).
+        "O2_O2IMS_API_CALLBACK_ALLOW": os.environ.get("O2_O2IMS_API_CALLBACK_ALLOW")
+        or json.dumps(["127.0.0.1", "localhost"]),
+    }
     if sandbox:
-        env |= {"O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
-                "O2_O2IMS_API_SSH_KEY_DIR": str(sandbox_key_dir(state)),
-                "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"), "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI}
+        env |= {
+            "O2_O2IMS_API_INVENTORY_PATH": str(state / "input.json"),
+            "O2_O2IMS_API_SSH_KEY_DIR": str(sandbox_key_dir(state)),
+            "O2_O2IMS_API_KUBECONFIG": str(state / "kubeconfig"),
+            "O2_O2IMS_API_DEFAULT_CNI": SANDBOX_CNI,
+        }
     return env
 
 
@@ -153,16 +173,23 @@ def focom_api_env(state: Path, *, sandbox: bool) -> dict[str, str]:
     if not port.exists():
         port.parent.mkdir(parents=True, exist_ok=True)
         port.write_text(str(free_port()))
-    env = {"O2_FOCOM_API_PORT": port.read_text().strip(), "O2_FOCOM_API_REUSE_PORT": "true",
-           "O2_FOCOM_API_JWT_PUBLIC_KEY_FILE": str(pub),
-           "O2_FOCOM_API_JWT_ISSUER": API_ISSUER, "O2_FOCOM_API_JWT_AUDIENCE": API_AUDIENCE,
-           "O2_FOCOM_API_CALLBACK_ALLOW": os.environ.get("O2_FOCOM_API_CALLBACK_ALLOW")
-           or json.dumps(["127.0.0.1", "localhost"]),
-           # The request rules must be focom's: a VIP pool there lets clusters omit their VIP here too.
-           "O2_FOCOM_API_VIP_POOL": "true" if os.environ.get("O2_FOCOM_VIP_POOL") else "false"}  # fmt: skip
+    env = {
+        "O2_FOCOM_API_PORT": port.read_text().strip(),
+        "O2_FOCOM_API_REUSE_PORT": "true",
+        "O2_FOCOM_API_JWT_PUBLIC_KEY_FILE": str(pub),
+        "O2_FOCOM_API_JWT_ISSUER": API_ISSUER,
+        "O2_FOCOM_API_JWT_AUDIENCE": API_AUDIENCE,
+        "O2_FOCOM_API_CALLBACK_ALLOW": os.environ.get("O2_FOCOM_API_CALLBACK_ALLOW")
+        or json.dumps(["127.0.0.1", "localhost"]),
+        # The request rules must be focom's: a VIP pool there lets clusters omit their VIP here too.
+        "O2_FOCOM_API_VIP_POOL": "true" if os.environ.get("O2_FOCOM_VIP_POOL") else "false",
+    }
     if sandbox:
-        env |= {"O2_FOCOM_API_INVENTORY_PATH": str(state / "input.json"),
-                "O2_FOCOM_API_SSH_KEY_DIR": str(sandbox_key_dir(state)), "O2_FOCOM_API_DEFAULT_CNI": SANDBOX_CNI}
+        env |= {
+            "O2_FOCOM_API_INVENTORY_PATH": str(state / "input.json"),
+            "O2_FOCOM_API_SSH_KEY_DIR": str(sandbox_key_dir(state)),
+            "O2_FOCOM_API_DEFAULT_CNI": SANDBOX_CNI,
+        }
     return env
 
 
@@ -191,8 +218,12 @@ def service_env(
         # The FocomProvisioningRequest face and the ProvisioningRequest mirror, as in the chart: `kubectl apply`
         # of an FPR drives the flow and `kubectl get fpr,oranpr` shows it.
         # The sandbox inventory's key files live with the sandbox hosts: that is the key directory here.
-        "focom": {"O2_FOCOM_INVENTORY_PATH": inventory, "O2_FOCOM_KUBE_ENABLED": "true",
-                  "O2_FOCOM_KUBECONFIG": kubeconfig, "O2_FOCOM_SSH_KEY_DIR": str(hosts)},
+        "focom": {
+            "O2_FOCOM_INVENTORY_PATH": inventory,
+            "O2_FOCOM_KUBE_ENABLED": "true",
+            "O2_FOCOM_KUBECONFIG": kubeconfig,
+            "O2_FOCOM_SSH_KEY_DIR": str(hosts),
+        },
         "o2ims": {"O2_O2IMS_MIRROR_ENABLED": "true", "O2_O2IMS_MIRROR_KUBECONFIG": kubeconfig},
         "hostprep": {
             "O2_HOSTPREP_INVENTORY_FILE": inventory,
@@ -217,5 +248,6 @@ def service_env(
 
 
 def service_child(name: str, env: dict[str, str]) -> ChildSpec:
-    return ChildSpec(name, [sys.executable, "-m", f"services.{name}"], env=env, ready=event_is("service_ready"),
-                     cwd=REPO)  # fmt: skip
+    return ChildSpec(
+        name, [sys.executable, "-m", f"services.{name}"], env=env, ready=event_is("service_ready"), cwd=REPO
+    )

@@ -30,8 +30,9 @@ class UpError(Exception):
     """Something prevented ``up``; the message says what and where to look."""
 
 
-async def _start_sandbox(sup: Supervisor, state: Path, hosts: int, example: Path, faults: tuple[str, ...],
-                         pace: str = "fast") -> Path:
+async def _start_sandbox(
+    sup: Supervisor, state: Path, hosts: int, example: Path, faults: tuple[str, ...], pace: str = "fast"
+) -> Path:
     await sup.start(stack.kubeapi_child(state, stack.free_port()))
     await sup.start(stack.hosts_child(state, hosts, stack.free_port(), faults, latency=pace))
     await sup.wait_ready("kubeapi", READY_TIMEOUT)
@@ -50,23 +51,44 @@ def ready_message(run: RunState, state: Path, output: str = "table") -> str:
     api = stack.api_url(state) if "o2ims_api" in run.children else None
     focom_api = stack.focom_api_url(state) if "focom_api" in run.children else None
     if output == "json":
-        return json.dumps({"event": "o2ctl_up_ready", "nats_url": run.nats_url, "state_dir": str(state),
-                           "kubeconfig": run.kubeconfig, "o2ims_api": api, "focom_api": focom_api})  # fmt: skip
+        return json.dumps(
+            {
+                "event": "o2ctl_up_ready",
+                "nats_url": run.nats_url,
+                "state_dir": str(state),
+                "kubeconfig": run.kubeconfig,
+                "o2ims_api": api,
+                "focom_api": focom_api,
+            }
+        )
     lines = [f"ready: NATS {run.nats_url}, state in {state}"]
     if api:
-        lines += [f"the O2IMS API: {api}", '  curl -H "Authorization: Bearer $(o2ctl token)" '
-                  f"{api}/o2ims-infrastructureInventory/v1"]  # fmt: skip
+        lines += [
+            f"the O2IMS API: {api}",
+            f'  curl -H "Authorization: Bearer $(o2ctl token)" {api}/o2ims-infrastructureInventory/v1',
+        ]
     if focom_api:
-        lines += [f"FOCOM's API: {focom_api}", '  curl -H "Authorization: Bearer $(o2ctl token)" '
-                  f"{focom_api}/provisioningRequests"]  # fmt: skip
+        lines += [
+            f"FOCOM's API: {focom_api}",
+            f'  curl -H "Authorization: Bearer $(o2ctl token)" {focom_api}/provisioningRequests',
+        ]
     if run.kubeconfig:
-        lines += ["the sandbox management cluster, for kubectl:", f"  export KUBECONFIG={run.kubeconfig}",
-                  "  kubectl apply -f examples/focom-all-clusters.yaml && kubectl get fpr,oranpr"]  # fmt: skip
+        lines += [
+            "the sandbox management cluster, for kubectl:",
+            f"  export KUBECONFIG={run.kubeconfig}",
+            "  kubectl apply -f examples/focom-all-clusters.yaml && kubectl get fpr,oranpr",
+        ]
     return "\n".join(lines)
 
 
 async def run_foreground(
-    state: Path, *, sandbox: bool, hosts: int, example: Path, faults: tuple[str, ...] = (), output: str = "table",
+    state: Path,
+    *,
+    sandbox: bool,
+    hosts: int,
+    example: Path,
+    faults: tuple[str, ...] = (),
+    output: str = "table",
     pace: str = "fast",
 ) -> int:
     """Start everything, write ``state.json`` once ready, run until SIGTERM/SIGINT, stop everything."""
@@ -81,16 +103,18 @@ async def run_foreground(
 
     port = int(json.loads((state / "nats.port").read_text())) if (state / "nats.port").exists() else -1
     passwords = stack.nats_passwords(state)
-    nats = EmbeddedNats(state / "nats", port=port, log_file=state / "logs" / "nats.log",
-                        users=stack.nats_users(passwords))
+    nats = EmbeddedNats(
+        state / "nats", port=port, log_file=state / "logs" / "nats.log", users=stack.nats_users(passwords)
+    )
     (state / "logs").mkdir(parents=True, exist_ok=True)
     sup = Supervisor(state / "logs")
     run = RunState(supervisor_pid=os.getpid(), sandbox=sandbox)
 
     def record_children() -> None:
         # Keep the pids current across restarts so `down` can always find every child.
-        run.children = {n: {"pid": c.pid, "log": str(c.log_path), "restarts": c.restarts}
-                        for n, c in sup.children.items()}
+        run.children = {
+            n: {"pid": c.pid, "log": str(c.log_path), "restarts": c.restarts} for n, c in sup.children.items()
+        }
         run.save(state)
 
     sup.on_change = record_children
@@ -133,8 +157,12 @@ def detach(state: Path, argv: list[str], timeout: float = READY_TIMEOUT * 2) -> 
         (state / "state.json").unlink()
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "o2ctl", *argv], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=os.getcwd(),
+            [sys.executable, "-m", "o2ctl", *argv],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=os.getcwd(),
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -26,13 +26,19 @@ from shared.natsserver import EmbeddedNats
 
 class Sandbox:
     def __init__(
-        self, state_dir: Path, *, hosts: int = 9, crd_dirs: list[Path] | None = None,
-        sim_options: SimOptions | None = None, password: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        state_dir: Path,
+        *,
+        hosts: int = 9,
+        crd_dirs: list[Path] | None = None,
+        sim_options: SimOptions | None = None,
+        password: str | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.nats_passwords = natsauth.ensure_credentials(state_dir / natsauth.CREDENTIALS_FILE)
-        self.nats = EmbeddedNats(state_dir / "nats", log_file=state_dir / "nats.log",
-                                 users=natsauth.users_for(self.nats_passwords))
+        self.nats = EmbeddedNats(
+            state_dir / "nats", log_file=state_dir / "nats.log", users=natsauth.users_for(self.nats_passwords)
+        )
         self.kubeapi = KubeApiServer(crd_dirs=crd_dirs or [])
         self.hosts = SandboxHostPool(state_dir / "hosts", count=hosts, password=password)
         self.sim_options = sim_options

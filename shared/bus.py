@@ -45,13 +45,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from shared.errors import (
-    InputError,
-    TemporaryError,
-    UnexpectedError,
-    classify,
-    root_cause,
-)
+from shared.errors import InputError, TemporaryError, UnexpectedError, classify, root_cause
 from shared.messages import Envelope, decode, derive_id, utcnow
 from shared.metrics import BusMetrics
 from shared.outcomes import FaultCounts, log_outcome

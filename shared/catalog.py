@@ -81,8 +81,11 @@ class Catalog:
             return found
         known = ", ".join(f"{n} {v}" for n, v in sorted(self._by_key)) or "none"
         path = "$.templateVersion" if version is not None and self.get(name, None) else "$.templateName"
-        raise InputError(f"{path} [template-exists]: no template {name!r}{f' {version}' if version else ''} "
-                         f"(known: {known})", path=path, reason="UnknownTemplate")  # fmt: skip
+        raise InputError(
+            f"{path} [template-exists]: no template {name!r}{f' {version}' if version else ''} (known: {known})",
+            path=path,
+            reason="UnknownTemplate",
+        )
 
 
 def _load_file(path: Path) -> Template:
@@ -91,8 +94,11 @@ def _load_file(path: Path) -> Template:
         name, version, schema = doc["name"], normalize_version(doc["version"]), doc["parameters"]
         Draft202012Validator.check_schema(schema)
     except (OSError, ValueError, KeyError, TypeError, SchemaError) as exc:
-        raise InputError(f"template file {path.name} is unusable: {type(exc).__name__}: {str(exc)[:200]}",
-                         path=str(path.name), reason="InvalidTemplate") from None  # fmt: skip
+        raise InputError(
+            f"template file {path.name} is unusable: {type(exc).__name__}: {str(exc)[:200]}",
+            path=str(path.name),
+            reason="InvalidTemplate",
+        ) from None
     if not isinstance(name, str) or not name:
         raise InputError(f"template file {path.name}: name must be a non-empty string", reason="InvalidTemplate")
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
@@ -116,8 +122,12 @@ def as_inventory_cluster(parameters: dict[str, Any]) -> dict[str, Any]:
         "cluster_masters": [{"host_id": h["hostId"]} for h in hosts.get("masters", [])],
         "cluster_workers": [{"host_id": h["hostId"]} for h in hosts.get("workers", [])],
     }
-    for param, field in (("controlPlaneEndpoint", "control_plane_endpoint"), ("podCidr", "pod_cidr"),
-                         ("serviceCidr", "service_cidr"), ("cni", "cni")):  # fmt: skip
+    for param, field in (
+        ("controlPlaneEndpoint", "control_plane_endpoint"),
+        ("podCidr", "pod_cidr"),
+        ("serviceCidr", "service_cidr"),
+        ("cni", "cni"),
+    ):
         if param in parameters:
             cluster[field] = parameters[param]
     return cluster
@@ -154,16 +164,24 @@ def resolve_entry(
     try:
         single = validate_inventory(synthetic, window=window, vip_pool=vip_pool)
     except InventoryError as exc:
-        own = [Problem(parameter_path(x.path), x.rule, x.message) for x in exc.problems
-               if x.path.startswith(("$.clusters[0]", "$.k8s_version"))]  # fmt: skip
+        own = [
+            Problem(parameter_path(x.path), x.rule, x.message)
+            for x in exc.problems
+            if x.path.startswith(("$.clusters[0]", "$.k8s_version"))
+        ]
         return own or list(exc.problems)
     return single, single.clusters[0]
 
 
 def resolve(
-    template: Template, parameters: Any, inventory: Inventory, *, window: Window, default_cni: str | None,
+    template: Template,
+    parameters: Any,
+    inventory: Inventory,
+    *,
+    window: Window,
+    default_cni: str | None,
     vip: str | None = None,
-) -> ClusterSpec | list[Problem]:  # fmt: skip
+) -> ClusterSpec | list[Problem]:
     """The cluster ``parameters`` ask for as a spec (``vip``: one allocated from a pool); or every problem."""
     entry = resolve_entry(template, parameters, inventory, window=window, vip_pool=vip is not None)
     if isinstance(entry, list):
@@ -177,5 +195,9 @@ def resolve(
 
 def _synthetic_inventory(inventory: Inventory, cluster: dict[str, Any]) -> dict[str, Any]:
     hosts = [h.model_dump(mode="json", exclude={"host_pwd", "ssh_key_file"}) for h in inventory.hosts]
-    return {"namespace": inventory.namespace, "k8s_version": cluster["k8s_version"], "hosts": hosts,
-            "clusters": [cluster]}  # fmt: skip
+    return {
+        "namespace": inventory.namespace,
+        "k8s_version": cluster["k8s_version"],
+        "hosts": hosts,
+        "clusters": [cluster],
+    }

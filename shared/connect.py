@@ -110,8 +110,7 @@ async def connect(settings: ServiceSettings, *, name: str) -> NatsClient:
             log.warning("nats_connect_retry", url=url, error=type(exc).__name__, retry_in=delay)
             if deadline is not None and loop.time() + delay > deadline:
                 raise TemporaryError(
-                    f"NATS at {url} not reachable after {settings.nats_startup_timeout:.0f}s: "
-                    f"{type(exc).__name__}",
+                    f"NATS at {url} not reachable after {settings.nats_startup_timeout:.0f}s: {type(exc).__name__}",
                     reason="BusUnavailable",
                 ) from None
             await asyncio.sleep(delay)  # backoff between connection attempts

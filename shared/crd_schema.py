@@ -3,16 +3,14 @@
 Each version's ``openAPIV3Schema`` is compiled once into a tree of ``_Node`` objects; validating an
 object then walks only the object, so the cost grows with the object, not with the (large) schema.
 Used by the renderer before applying, by the Kubernetes API emulator on every write, and by tests.
-CEL rules (``x-kubernetes-validations``) are not evaluated.
+CEL rules (``x-kubernetes-validations``) are not evaluated. A node's value constraints are built by
+``shared.crd_checks``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import functools
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +18,13 @@ from typing import Any
 
 import yaml
 
+from shared.crd_checks import scalar_checks
 from shared.crd_meta import FieldError, invalid, show, validate_metadata
 
 __all__ = ["CrdSchemas", "FieldError", "ResourceInfo", "validate_metadata"]
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MISSING: Any = object()
-_DATE_TIME = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
-_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _ROOT_FIELDS = ("apiVersion", "kind", "metadata")
 _OPEN_SCHEMA = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
@@ -65,88 +60,28 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "number": lambda v: not isinstance(v, bool) and isinstance(v, int | float),
 }
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}
-_SIZES = {  # keyword: (applies to, is a minimum, message)
-    "minLength": (str, True, "should be at least {n} chars long"),
-    "maxLength": (str, False, "may not be longer than {n}"),
-    "minItems": (list, True, "should have at least {n} items"),
-    "maxItems": (list, False, "must have at most {n} items"),
-    "minProperties": (dict, True, "should have at least {n} properties"),
-    "maxProperties": (dict, False, "should have at most {n} properties"),
-}
-_Check = Callable[[Any, str], FieldError | None]
-
-
-def _is_base64(v: str) -> bool:
-    try:
-        return base64.b64decode(v, validate=True) is not None
-    except (binascii.Error, ValueError):
-        return False
-
-
-def _format_ok(fmt: str) -> Callable[[Any], bool] | None:
-    if fmt in _INT_RANGES:
-        lo, hi = _INT_RANGES[fmt]
-        return lambda v: not isinstance(v, int | float) or lo <= v <= hi
-    if fmt == "date-time":
-        return lambda v: not isinstance(v, str) or bool(_DATE_TIME.fullmatch(v))
-    if fmt == "byte":
-        return lambda v: not isinstance(v, str) or _is_base64(v)
-    return None  # other formats are not checked (documented)
-
-
-def _scalar_checks(s: Mapping[str, Any]) -> list[_Check]:
-    """Value constraints of one schema node, each a small closure returning an error or None."""
-    checks: list[_Check] = []
-    if "enum" in s:
-        allowed = list(s["enum"])
-        shown = ", ".join(show(a) for a in allowed)
-        checks.append(lambda v, p: None if v in allowed else FieldError(
-            p, "enum", f"Unsupported value: {show(v)}: supported values: {shown}"))
-    if "pattern" in s:
-        rx = re.compile(s["pattern"])
-        checks.append(lambda v, p: None if not isinstance(v, str) or rx.search(v) else FieldError(
-            p, "pattern", f"Invalid value: {show(v)}: {p} in body should match '{rx.pattern}'"))
-    fmt_ok = _format_ok(str(s.get("format", "")))
-    if fmt_ok is not None:
-        fmt = s["format"]
-        checks.append(lambda v, p: None if fmt_ok(v) else FieldError(
-            p, "format", f"Invalid value: {show(v)}: {p} in body must be of type {fmt}"))
-    for key, exclusive_key, word in (("minimum", "exclusiveMinimum", "greater than"),
-                                     ("maximum", "exclusiveMaximum", "less than")):
-        if key in s:
-            checks.append(_bound_check(key, s[key], bool(s.get(exclusive_key)), word))
-    checks.extend(_size_check(key, int(s[key])) for key in _SIZES if key in s)
-    return checks
-
-
-def _bound_check(rule: str, bound: float, exclusive: bool, word: str) -> _Check:
-    rel = word if exclusive else f"{word} or equal to"
-
-    def check(v: Any, p: str) -> FieldError | None:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return None
-        low, high = (v, bound) if rule == "minimum" else (bound, v)
-        if high < low or (not exclusive and high == low):
-            return None
-        return FieldError(p, rule, f"Invalid value: {show(v)}: {p} in body should be {rel} {bound}")
-    return check
-
-
-def _size_check(rule: str, n: int) -> _Check:
-    kind, is_min, text = _SIZES[rule]
-
-    def check(v: Any, p: str) -> FieldError | None:
-        if isinstance(v, kind) and ((len(v) < n) if is_min else (len(v) > n)):
-            return FieldError(p, rule, f"Invalid value: {len(v)}: {p} in body {text.format(n=n)}")
-        return None
-    return check
 
 
 class _Node:
     """A compiled schema node; unset parts are None/empty so the walker can skip them cheaply."""
 
-    __slots__ = ("additional", "checks", "combos", "default", "embedded", "int_or_string", "items", "list_type",
-                 "map_keys", "not_", "nullable", "preserve", "props", "required", "type")
+    __slots__ = (
+        "additional",
+        "checks",
+        "combos",
+        "default",
+        "embedded",
+        "int_or_string",
+        "items",
+        "list_type",
+        "map_keys",
+        "not_",
+        "nullable",
+        "preserve",
+        "props",
+        "required",
+        "type",
+    )
 
     def __init__(self, s: Mapping[str, Any]) -> None:
         self.type: str | None = s.get("type")
@@ -161,7 +96,7 @@ class _Node:
         self.items = _Node(s["items"]) if isinstance(s.get("items"), dict) else None
         self.list_type: str | None = s.get("x-kubernetes-list-type")
         self.map_keys: tuple[str, ...] = tuple(s.get("x-kubernetes-list-map-keys") or ())
-        self.checks = _scalar_checks(s)
+        self.checks = scalar_checks(s)
         self.combos = {k: [_Node(x) for x in s[k]] for k in ("allOf", "anyOf", "oneOf") if s.get(k)}
         self.not_ = _Node(s["not"]) if isinstance(s.get("not"), dict) else None
         self.default: Any = s.get("default", _MISSING)
@@ -172,20 +107,25 @@ class _Node:
 
     def allows(self, key: str) -> bool:
         """Whether an undeclared ``key`` is kept here (preserved, additionalProperties, embedded object meta)."""
-        return self.preserve or self.additional is True or isinstance(self.additional, _Node) or (
-            self.embedded and key in _ROOT_FIELDS)
+        return (
+            self.preserve
+            or self.additional is True
+            or isinstance(self.additional, _Node)
+            or (self.embedded and key in _ROOT_FIELDS)
+        )
 
 
 def _check(node: _Node, v: Any, path: str, errs: list[FieldError], strict: bool) -> None:
     """Validate value ``v`` at ``path`` against ``node``, appending every failure to ``errs``."""
     if v is None:
         if not node.nullable:
-            errs.append(invalid(path, "nullable", "null", f'{path} in body must be of type {node.type or "object"}'))
+            errs.append(invalid(path, "nullable", "null", f"{path} in body must be of type {node.type or 'object'}"))
         return
     if node.int_or_string:
         if isinstance(v, bool) or not isinstance(v, int | str):
-            errs.append(invalid(path, "x-kubernetes-int-or-string", v,
-                                 f"{path} in body must be of type integer or string"))
+            errs.append(
+                invalid(path, "x-kubernetes-int-or-string", v, f"{path} in body must be of type integer or string")
+            )
             return
     elif node.type and not _TYPES.get(node.type, lambda _: True)(v):
         kind = show(_JSON_TYPES.get(type(v), "unknown"))
@@ -208,8 +148,11 @@ def _check_object(node: _Node, v: dict[str, Any], path: str, errs: list[FieldErr
         if missing and (child is None or child.default is _MISSING):
             errs.append(FieldError(f"{prefix}{key}", "required", "Required value"))
     if node.embedded:
-        errs.extend(FieldError(f"{prefix}{key}", "x-kubernetes-embedded-resource", "Required value")
-                    for key in ("apiVersion", "kind") if not isinstance(v.get(key), str) or not v[key])
+        errs.extend(
+            FieldError(f"{prefix}{key}", "x-kubernetes-embedded-resource", "Required value")
+            for key in ("apiVersion", "kind")
+            if not isinstance(v.get(key), str) or not v[key]
+        )
         if isinstance(v.get("metadata"), dict):
             errs.extend(validate_metadata(v["metadata"], f"{prefix}metadata", embedded=True))
     typed = node.type == "object" or bool(node.props) or node.additional is not None
@@ -317,13 +260,19 @@ class CrdSchemas:
         spec, names = own["spec"], own["spec"]["names"]
         for ver in spec.get("versions") or ():
             info = ResourceInfo(
-                group=spec["group"], version=ver["name"], kind=names["kind"], plural=names["plural"],
+                group=spec["group"],
+                version=ver["name"],
+                kind=names["kind"],
+                plural=names["plural"],
                 singular=names.get("singular") or names["kind"].lower(),
                 list_kind=names.get("listKind") or f"{names['kind']}List",
                 namespaced=spec.get("scope", "Namespaced") == "Namespaced",
                 status_subresource="status" in (ver.get("subresources") or {}),
-                served=bool(ver.get("served", True)), storage=bool(ver.get("storage", False)),
-                short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()))
+                served=bool(ver.get("served", True)),
+                storage=bool(ver.get("storage", False)),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+            )
             if info.served:
                 key = (info.api_version, info.kind)
                 self._by_kind[key] = self._by_plural[(info.group, info.version, info.plural)] = info

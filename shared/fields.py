@@ -83,8 +83,9 @@ def printable(value: object, limit: int = MAX_TEXT, *, single_line: bool = False
     text = str(value)
     if single_line:
         text = text.replace("\t", " ").replace("\n", " ")
-    text = _FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                          else f"\\u{ord(m.group()):04x}", text)  # fmt: skip
+    text = _FORBIDDEN.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
@@ -121,8 +122,14 @@ SourceName = Annotated[str, _s(r"^[A-Za-z0-9_.:-]*$", 64, 0)]
 #: What a flow is correlated by (an FPR name in practice); may be empty.
 CorrelationId = Annotated[str, _s(r"^[A-Za-z0-9_.:/-]*$", 253, 0)]
 #: ``<group>/<version>`` or ``v1``.
-ApiVersion = Annotated[str, _s(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+"
-                                r"((alpha|beta)[0-9]+)?$", 253)]  # fmt: skip
+ApiVersion = Annotated[
+    str,
+    _s(
+        r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+"
+        r"((alpha|beta)[0-9]+)?$",
+        253,
+    ),
+]
 Kind = Annotated[str, _s(r"^[A-Z][A-Za-z0-9]*$", 63)]
 
 #: At most this many hosts in one job or result (the inventory's host limit).

@@ -20,14 +20,7 @@ from pydantic import ValidationError
 
 from shared.catalog import Catalog, parameter_path, resolve_entry
 from shared.errors import InputError
-from shared.inventory import (
-    MAX_HOSTS,
-    Inventory,
-    InventoryCluster,
-    InventoryError,
-    Window,
-    all_clusters_problems,
-)
+from shared.inventory import MAX_HOSTS, Inventory, InventoryCluster, InventoryError, Window, all_clusters_problems
 from shared.models import DNS1123_LABEL, HOST_ID_PATTERN, MAX_CLUSTER_NAME, ClusterSpec, HostRef
 from shared.payloads import FocomRequest
 from shared.safe_json import Problem, short
@@ -43,8 +36,11 @@ class RequestError(InputError):
     def __init__(self, problems: list[Problem], *, name: str = "request") -> None:
         shown = "; ".join(str(p) for p in problems[:50])
         more = f"; … and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"FOCOM request {short(name)} refused ({len(problems)} problem(s)): {shown}{more}",
-                         path=problems[0].path, reason="InvalidRequest")  # fmt: skip
+        super().__init__(
+            f"FOCOM request {short(name)} refused ({len(problems)} problem(s)): {shown}{more}",
+            path=problems[0].path,
+            reason="InvalidRequest",
+        )
         self.problems = tuple(problems)
 
 
@@ -73,13 +69,26 @@ def check_shape(req: FocomRequest, *, max_clusters: int) -> None:
     if len(req.name) > 63 or not _LABEL.fullmatch(req.name):
         p.append(Problem("$.name", "dns1123", f"{short(req.name)} is not a DNS-1123 label (≤ 63)"))
     template = any(v is not None for v in (req.templateName, req.templateVersion, req.templateParameters))
-    chosen = [m for m, on in (("allClusters", req.allClusters is True), ("clusterNames", req.clusterNames is not None),
-                              ("templateName", template)) if on]  # fmt: skip
+    chosen = [
+        m
+        for m, on in (
+            ("allClusters", req.allClusters is True),
+            ("clusterNames", req.clusterNames is not None),
+            ("templateName", template),
+        )
+        if on
+    ]
     if req.allClusters is False and not chosen:
         p.append(Problem("$.allClusters", "one-mode", "allClusters must be true when given"))
     elif len(chosen) != 1:
-        p.append(Problem("$", "one-mode", "exactly one of allClusters: true, clusterNames, or templateName + "
-                         f"templateParameters is required (got {', '.join(chosen) or 'none'})"))  # fmt: skip
+        p.append(
+            Problem(
+                "$",
+                "one-mode",
+                "exactly one of allClusters: true, clusterNames, or templateName + "
+                f"templateParameters is required (got {', '.join(chosen) or 'none'})",
+            )
+        )
     p += _check_names(req, max_clusters)
     if template:
         if not req.templateName:
@@ -151,9 +160,8 @@ class Wanted:
 
 
 def create_targets(
-    req: FocomRequest, inventory: Inventory, catalog: Catalog, *, window: Window, vip_pool: bool,
-    max_clusters: int,
-) -> list[Wanted]:  # fmt: skip
+    req: FocomRequest, inventory: Inventory, catalog: Catalog, *, window: Window, vip_pool: bool, max_clusters: int
+) -> list[Wanted]:
     """The clusters a create request asks for (every problem at once; VIPs are allocated after this)."""
     mode = mode_of(req)
     if mode == "template":
@@ -171,8 +179,13 @@ def create_targets(
             found = inventory.cluster(name)
             if found is None:
                 known = ", ".join(c.cluster_name for c in inventory.clusters[:20]) or "none"
-                p.append(Problem(f"$.clusterNames[{i}]", "cluster-exists",
-                                 f"no cluster {short(name)} in the inventory (known: {known})"))
+                p.append(
+                    Problem(
+                        f"$.clusterNames[{i}]",
+                        "cluster-exists",
+                        f"no cluster {short(name)} in the inventory (known: {known})",
+                    )
+                )
             else:
                 clusters.append(found)
         _fail(p, req)
@@ -191,8 +204,11 @@ def create_specs(
     specs = []
     for w in wanted:
         try:
-            specs.append(w.inventory.cluster_spec(w.cluster, default_cni=default_cni, path=w.path,
-                                                  vip=vips.get(w.cluster.cluster_name)))  # fmt: skip
+            specs.append(
+                w.inventory.cluster_spec(
+                    w.cluster, default_cni=default_cni, path=w.path, vip=vips.get(w.cluster.cluster_name)
+                )
+            )
         except InputError as exc:
             rule = "vip-required" if exc.reason == "VipRequired" else "cluster-spec"
             p.append(Problem(w.shown(exc.path), rule, exc.message.split(": ", 1)[-1]))
@@ -240,8 +256,9 @@ def target_clusters(req: FocomRequest, children: Mapping[str, str]) -> list[str]
     for path, name in zip(paths, names, strict=True):
         if name not in children:
             have = ", ".join(sorted(children)[:20]) or "none"
-            p.append(Problem(path, "cluster-exists", f"FPR {short(req.name)} has no cluster {short(name)} "
-                             f"(it has: {have})"))  # fmt: skip
+            p.append(
+                Problem(path, "cluster-exists", f"FPR {short(req.name)} has no cluster {short(name)} (it has: {have})")
+            )
         elif wanted_only and children[name] != "present":
             p.append(Problem(path, "cluster-deleting", f"cluster {short(name)} is being deleted"))
     _fail(p, req)
@@ -258,14 +275,26 @@ def wanted_workers(req: FocomRequest, cluster: str, inventory: Inventory) -> tup
         hosts = (req.templateParameters or {}).get("hosts") or {}
         listed = hosts.get("workers") if isinstance(hosts, dict) else None
         if not isinstance(listed, list):
-            _refuse(Problem("$.templateParameters.hosts.workers", "required",
-                            "scale needs workers, targetWorkerCount or templateParameters.hosts.workers"), req)
+            _refuse(
+                Problem(
+                    "$.templateParameters.hosts.workers",
+                    "required",
+                    "scale needs workers, targetWorkerCount or templateParameters.hosts.workers",
+                ),
+                req,
+            )
         ids = [h.get("hostId") for h in listed if isinstance(h, dict)]
         return [str(h) for h in ids if isinstance(h, str)], "$.templateParameters.hosts.workers"
     found = inventory.cluster(cluster)
     if found is None:
-        _refuse(Problem("$.workers", "required", f"cluster {short(cluster)} is not in the inventory any more; "
-                        "give workers or targetWorkerCount"), req)  # fmt: skip
+        _refuse(
+            Problem(
+                "$.workers",
+                "required",
+                f"cluster {short(cluster)} is not in the inventory any more; give workers or targetWorkerCount",
+            ),
+            req,
+        )
     return found.worker_ids, f"inventory $.clusters[{inventory.cluster_index(cluster)}].cluster_workers"
 
 
@@ -285,8 +314,13 @@ def resolve_workers(
         elif host_id in masters:
             p.append(Problem(path, "host-in-two-roles", f"host {short(host_id)} is a control-plane host"))
         elif owners.get(host_id, current.name) != current.name:
-            p.append(Problem(path, "host-in-two-clusters",
-                             f"host {short(host_id)} belongs to cluster {owners[host_id]!r} in the inventory"))
+            p.append(
+                Problem(
+                    path,
+                    "host-in-two-clusters",
+                    f"host {short(host_id)} belongs to cluster {owners[host_id]!r} in the inventory",
+                )
+            )
         else:
             refs.append(host.ref())
     _fail(p, req)
@@ -303,15 +337,19 @@ def free_candidates(current: ClusterSpec, inventory: Inventory) -> list[str]:
     return first + rest
 
 
-def resize(
-    req: FocomRequest, current: ClusterSpec, target: int, free: list[str], inventory: Inventory
-) -> ClusterSpec:
+def resize(req: FocomRequest, current: ClusterSpec, target: int, free: list[str], inventory: Inventory) -> ClusterSpec:
     """``current`` with exactly ``target`` workers: keep the first ones, or add from ``free`` (in order)."""
     workers = list(current.workers[:target])
     missing = target - len(workers)
     if missing > len(free):
-        _refuse(Problem("$.targetWorkerCount", "capacity", f"cluster {current.name!r} needs {missing} more "
-                        f"worker(s); only {len(free)} free inventory host(s)"), req)  # fmt: skip
+        _refuse(
+            Problem(
+                "$.targetWorkerCount",
+                "capacity",
+                f"cluster {current.name!r} needs {missing} more worker(s); only {len(free)} free inventory host(s)",
+            ),
+            req,
+        )
     for host_id in free[:missing]:
         host = inventory.host(host_id)
         assert host is not None
@@ -330,4 +368,3 @@ def _with_workers(req: FocomRequest, current: ClusterSpec, workers: list[HostRef
 def request_fields(req: FocomRequest) -> dict[str, Any]:
     """The request as it counts for idempotency (everything but the type tag)."""
     return req.model_dump(mode="json", exclude={"type"})
-

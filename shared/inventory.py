@@ -66,6 +66,8 @@ Window = tuple[tuple[int, int], tuple[int, int]]
 DEFAULT_WINDOW: Window = ((1, 29), (1, 36))
 MAX_HOSTS = 20_000
 MAX_CLUSTERS = 10_000
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, hide_input_in_errors=True)
 
@@ -84,17 +86,25 @@ class InventoryHost(_Model):
     host_ip: IpField
     host_user: LinuxUser = "root"
     host_pwd: PasswordField | None = Field(
-        None, description="Accepted but discouraged: use keys", json_schema_extra={"maxLength": MAX_PASSWORD})
+        None, description="Accepted but discouraged: use keys", json_schema_extra={"maxLength": MAX_PASSWORD}
+    )
     ssh_port: int = Field(22, ge=1, le=65535, strict=True)
     ssh_key_file: KeyFileField | None = Field(
-        None, description="A private key file inside the SSH key directory (O2_FOCOM_SSH_KEY_DIR); relative names are "
-        "taken inside it")  # fmt: skip
+        None,
+        description="A private key file inside the SSH key directory (O2_FOCOM_SSH_KEY_DIR); relative names are "
+        "taken inside it",
+    )
     labels: Labels = Field(default_factory=dict, max_length=64)
 
     def ref(self) -> HostRef:
         """The bus-safe view: identity and address only."""
-        return HostRef(host_id=self.host_id, host_name=self.host_name, host_ip=self.host_ip,
-                       ssh_port=self.ssh_port, ssh_user=self.host_user)  # fmt: skip
+        return HostRef(
+            host_id=self.host_id,
+            host_name=self.host_name,
+            host_ip=self.host_ip,
+            ssh_port=self.ssh_port,
+            ssh_user=self.host_user,
+        )
 
 
 class InventoryCluster(_Model):
@@ -146,8 +156,14 @@ class Inventory(_Model):
     def cluster_index(self, name: str) -> int:
         return next((i for i, c in enumerate(self.clusters) if c.cluster_name == name), -1)
 
-    def cluster_spec(self, cluster: InventoryCluster, *, default_cni: str | None = "calico",
-                     path: str | None = None, vip: str | None = None) -> ClusterSpec:  # fmt: skip
+    def cluster_spec(
+        self,
+        cluster: InventoryCluster,
+        *,
+        default_cni: str | None = "calico",
+        path: str | None = None,
+        vip: str | None = None,
+    ) -> ClusterSpec:
         """The bus-safe ``ClusterSpec`` of a validated cluster (hosts resolved, defaults applied).
 
         ``vip`` is the address allocated from the VIP pool for a cluster whose inventory entry names no
@@ -160,8 +176,9 @@ class Inventory(_Model):
         if endpoint is None and len(cluster.cluster_masters) > 1:
             raise InputError(
                 f"{where}.control_plane_endpoint [vip-required]: {vip_required(len(cluster.cluster_masters))}",
-                path=f"{where}.control_plane_endpoint", reason="VipRequired",
-            )  # fmt: skip
+                path=f"{where}.control_plane_endpoint",
+                reason="VipRequired",
+            )
         hosts = self._hosts()
         cni = cluster.cni if "cni" in cluster.model_fields_set else default_cni
         try:
@@ -202,8 +219,11 @@ class InventoryError(InputError):
     def __init__(self, problems: list[Problem] | tuple[Problem, ...], *, source: str = "inventory") -> None:
         shown = "; ".join(str(p) for p in problems[:50])
         more = f"; … and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{source} is invalid ({len(problems)} problem(s)): {shown}{more}",
-                         path=problems[0].path if problems else "$", reason="InvalidInventory")  # fmt: skip
+        super().__init__(
+            f"{source} is invalid ({len(problems)} problem(s)): {shown}{more}",
+            path=problems[0].path if problems else "$",
+            reason="InvalidInventory",
+        )
         self.problems = tuple(problems)
 
 
@@ -229,9 +249,13 @@ def _from_pydantic(exc: ValidationError) -> list[Problem]:
 
 
 def validate_inventory(
-    data: Any, *, window: Window = DEFAULT_WINDOW, vip_pool: bool = False,
-    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR, source: str = "inventory",
-) -> Inventory:  # fmt: skip
+    data: Any,
+    *,
+    window: Window = DEFAULT_WINDOW,
+    vip_pool: bool = False,
+    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR,
+    source: str = "inventory",
+) -> Inventory:
     """Validate decoded JSON; returns the model or raises ``InventoryError`` with *all* problems.
 
     This is the one rule set: focom runs it for every request and ``o2ctl validate`` runs it with
@@ -239,8 +263,9 @@ def validate_inventory(
     hosts may come without a ``control_plane_endpoint``; ``ssh_key_dir``: where key files must be).
     """
     if not isinstance(data, dict):
-        raise InventoryError([Problem("$", "type", f"the inventory must be a JSON object, not {type(data).__name__}")],
-                             source=source)  # fmt: skip
+        raise InventoryError(
+            [Problem("$", "type", f"the inventory must be a JSON object, not {type(data).__name__}")], source=source
+        )
     problems = structure_problems(data)
     if any(p.rule == "max-depth" for p in problems):
         raise InventoryError(problems, source=source)
@@ -260,11 +285,15 @@ def all_clusters_problems(inventory: Inventory, *, max_clusters: int) -> list[Pr
     """What refuses an ``allClusters`` request for a valid inventory: no clusters, or more than one request takes."""
     n = len(inventory.clusters)
     if n == 0:
-        return [Problem("$.clusters", "no-clusters", "the inventory defines no clusters (allClusters has nothing to "
-                        "create)")]  # fmt: skip
+        return [
+            Problem(
+                "$.clusters", "no-clusters", "the inventory defines no clusters (allClusters has nothing to create)"
+            )
+        ]
     if n > max_clusters:
-        return [Problem("$.clusters", "max-items", f"the inventory has {n} clusters; at most {max_clusters} per "
-                        "request")]  # fmt: skip
+        return [
+            Problem("$.clusters", "max-items", f"the inventory has {n} clusters; at most {max_clusters} per request")
+        ]
     return []
 
 
@@ -303,15 +332,18 @@ def load_inventory(
     try:
         size = file.stat().st_size
         if size > max_bytes:
-            raise InventoryError([Problem("$", "file-size", f"{size:,} bytes; the limit is {max_bytes:,}")],
-                                 source=source)  # fmt: skip
+            raise InventoryError(
+                [Problem("$", "file-size", f"{size:,} bytes; the limit is {max_bytes:,}")], source=source
+            )
         with file.open("rb") as fh:
             data = fh.read(max_bytes + 1)
     except OSError as exc:
-        raise InventoryError([Problem("$", "file", f"cannot read {file.name}: {exc.strerror or exc}")],
-                             source=source) from None  # fmt: skip
-    return parse_inventory(data, max_bytes=max_bytes, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir,
-                           source=source)  # fmt: skip
+        raise InventoryError(
+            [Problem("$", "file", f"cannot read {file.name}: {exc.strerror or exc}")], source=source
+        ) from None
+    return parse_inventory(
+        data, max_bytes=max_bytes, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir, source=source
+    )
 
 
 def inventory_json_schema() -> dict[str, Any]:

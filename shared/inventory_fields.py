@@ -60,24 +60,27 @@ def _ip(value: str) -> str:
     try:
         return normalize_ip(value)
     except ValueError:
-        raise PydanticCustomError("ip-address", "{value} is not an IP address (no zone id, ASCII only)",
-                                  {"value": short(value)}) from None  # fmt: skip
+        raise PydanticCustomError(
+            "ip-address", "{value} is not an IP address (no zone id, ASCII only)", {"value": short(value)}
+        ) from None
 
 
 def _cidr(value: str) -> str:
     try:
         return normalize_cidr(value)
     except ValueError as exc:
-        raise PydanticCustomError("cidr", "{value} is not a network in CIDR form ({why})",
-                                  {"value": short(value), "why": str(exc)[:80]}) from None  # fmt: skip
+        raise PydanticCustomError(
+            "cidr", "{value} is not a network in CIDR form ({why})", {"value": short(value), "why": str(exc)[:80]}
+        ) from None
 
 
 def _version(value: str) -> str:
     try:
         return normalize_version(value)
     except ValueError:
-        raise PydanticCustomError("k8s-version", "{value} is not a Kubernetes version [v]X.Y.Z",
-                                  {"value": short(value)}) from None  # fmt: skip
+        raise PydanticCustomError(
+            "k8s-version", "{value} is not a Kubernetes version [v]X.Y.Z", {"value": short(value)}
+        ) from None
 
 
 def _host_id_in(value: Any) -> Any:
@@ -139,8 +142,9 @@ def _key_file(value: str, info: ValidationInfo) -> str:
 def _password(value: Any) -> Any:
     # Checked before SecretStr wraps it, so the rule is the same as every other over-long string.
     if isinstance(value, str) and len(value) > MAX_PASSWORD:
-        raise PydanticCustomError("max-length", "the password is longer than {limit} characters",
-                                  {"limit": MAX_PASSWORD})  # fmt: skip
+        raise PydanticCustomError(
+            "max-length", "the password is longer than {limit} characters", {"limit": MAX_PASSWORD}
+        )
     return value
 
 
@@ -149,43 +153,52 @@ def _schema(**extra: Any) -> Any:
 
 
 DnsLabel = Annotated[
-    str, _matcher("dns1123", DNS1123_LABEL, "a DNS-1123 label (lower-case a-z, 0-9, '-', ≤ 63)", 63),
+    str,
+    _matcher("dns1123", DNS1123_LABEL, "a DNS-1123 label (lower-case a-z, 0-9, '-', ≤ 63)", 63),
     _schema(pattern=DNS1123_LABEL, maxLength=63),
-]  # fmt: skip
+]
 ClusterNameField = Annotated[
     str,
-    _matcher("dns1123", DNS1123_LABEL, f"a DNS-1123 label of at most {MAX_CLUSTER_NAME} characters",
-             MAX_CLUSTER_NAME),
+    _matcher("dns1123", DNS1123_LABEL, f"a DNS-1123 label of at most {MAX_CLUSTER_NAME} characters", MAX_CLUSTER_NAME),
     _schema(pattern=DNS1123_LABEL, maxLength=MAX_CLUSTER_NAME),
-]  # fmt: skip
+]
 
 
 def _host_id_schema(schema: dict[str, Any]) -> None:
     schema.pop("type", None)
-    schema["anyOf"] = [{"type": "string", "pattern": HOST_ID_PATTERN, "maxLength": 63},
-                       {"type": "integer", "minimum": 0, "description": "older inventories number their hosts"}]
+    schema["anyOf"] = [
+        {"type": "string", "pattern": HOST_ID_PATTERN, "maxLength": 63},
+        {"type": "integer", "minimum": 0, "description": "older inventories number their hosts"},
+    ]
 
 
 HostIdField = Annotated[
-    str, BeforeValidator(_host_id_in),
+    str,
+    BeforeValidator(_host_id_in),
     _matcher("label-value", HOST_ID_PATTERN, "a host id (label-value syntax, ≤ 63)", 63),
     Field(json_schema_extra=_host_id_schema),
-]  # fmt: skip
+]
 # StringConstraints both enforce maxLength and publish it in the schema, so the two cannot disagree.
 IpField = Annotated[
-    str, StringConstraints(max_length=MAX_IP_TEXT), AfterValidator(_ip),
+    str,
+    StringConstraints(max_length=MAX_IP_TEXT),
+    AfterValidator(_ip),
     _schema(anyOf=[{"format": "ipv4"}, {"format": "ipv6"}], pattern=r"^[0-9A-Fa-f:.]+$"),
-]  # fmt: skip
+]
 CidrField = Annotated[
-    str, StringConstraints(max_length=MAX_CIDR_TEXT), AfterValidator(_cidr),
+    str,
+    StringConstraints(max_length=MAX_CIDR_TEXT),
+    AfterValidator(_cidr),
     _schema(description="an IPv4 or IPv6 network, host bits zero", pattern=r"^[0-9A-Fa-f:.]+/[0-9]+$"),
-]  # fmt: skip
-VersionField = Annotated[str, StringConstraints(max_length=32), AfterValidator(_version),
-                         _schema(pattern=VERSION_PATTERN)]  # fmt: skip
+]
+VersionField = Annotated[
+    str, StringConstraints(max_length=32), AfterValidator(_version), _schema(pattern=VERSION_PATTERN)
+]
 LinuxUser = Annotated[
-    str, _matcher("linux-user", LINUX_USER_PATTERN, "a login name", 32),
+    str,
+    _matcher("linux-user", LINUX_USER_PATTERN, "a login name", 32),
     _schema(pattern=LINUX_USER_PATTERN, maxLength=32),
-]  # fmt: skip
+]
 PasswordField = Annotated[SecretStr, BeforeValidator(_password)]
 KeyFileField = Annotated[str, StringConstraints(max_length=MAX_PATH), AfterValidator(_key_file)]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]

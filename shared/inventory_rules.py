@@ -56,8 +56,10 @@ def _net(value: Any) -> IpNet | None:
 
 def vip_required(masters: int) -> str:
     """The message of the ``vip-required`` rule (the same wherever it is raised)."""
-    return (f"a control plane of {masters} hosts needs a floating address: set control_plane_endpoint (a free "
-            "address, not a host's own) or configure a VIP pool (O2_FOCOM_VIP_POOL)")  # fmt: skip
+    return (
+        f"a control plane of {masters} hosts needs a floating address: set control_plane_endpoint (a free "
+        "address, not a host's own) or configure a VIP pool (O2_FOCOM_VIP_POOL)"
+    )
 
 
 def _items(data: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -96,8 +98,7 @@ def _version_in_window(value: Any, window: Window) -> str | None:
     (lo_major, lo_minor), (hi_major, hi_minor) = window
     if (lo_major, lo_minor) <= (major, minor) <= (hi_major, hi_minor):
         return None
-    return (f"Kubernetes {value} is outside the supported window "
-            f"v{lo_major}.{lo_minor} to v{hi_major}.{hi_minor}")  # fmt: skip
+    return f"Kubernetes {value} is outside the supported window v{lo_major}.{lo_minor} to v{hi_major}.{hi_minor}"
 
 
 def check_rules(data: dict[str, Any], window: Window, *, vip_pool: bool = False) -> list[Problem]:
@@ -145,8 +146,14 @@ def _check_clusters(
     for i, cluster in _items(data, "clusters"):
         base = ("clusters", i)
         cname = _text(cluster.get("cluster_name")) or f"#{i}"
-        _unique(problems, names, _text(cluster.get("cluster_name")), json_path((*base, "cluster_name")),
-                "cluster name", short(cname))  # fmt: skip
+        _unique(
+            problems,
+            names,
+            _text(cluster.get("cluster_name")),
+            json_path((*base, "cluster_name")),
+            "cluster name",
+            short(cname),
+        )
         members: list[str] = []
         for role in ("cluster_masters", "cluster_workers"):
             for j, host_id in _refs(cluster, role):
@@ -155,19 +162,33 @@ def _check_clusters(
                     problems.append(Problem(path, "host-exists", f"host {short(host_id)} is not in hosts[]"))
                     continue
                 if host_id in members:
-                    problems.append(Problem(path, "host-in-two-roles",
-                                            f"host {short(host_id)} is listed twice in cluster {short(cname)}"))
+                    problems.append(
+                        Problem(
+                            path,
+                            "host-in-two-roles",
+                            f"host {short(host_id)} is listed twice in cluster {short(cname)}",
+                        )
+                    )
                     continue
                 members.append(host_id)
                 first = placed.setdefault(host_id, (cname, path))
                 if first[1] != path:
-                    problems.append(Problem(path, "host-in-two-clusters",
-                                            f"host {short(host_id)} is already in cluster {short(first[0])} "
-                                            f"({first[1]})"))  # fmt: skip
+                    problems.append(
+                        Problem(
+                            path,
+                            "host-in-two-clusters",
+                            f"host {short(host_id)} is already in cluster {short(first[0])} ({first[1]})",
+                        )
+                    )
         masters = cluster.get("cluster_masters")
         if isinstance(masters, list) and (len(masters) == 0 or len(masters) % 2 == 0):
-            problems.append(Problem(json_path((*base, "cluster_masters")), "cp-count",
-                                    f"control-plane host count must be odd and ≥ 1, got {len(masters)}"))
+            problems.append(
+                Problem(
+                    json_path((*base, "cluster_masters")),
+                    "cp-count",
+                    f"control-plane host count must be odd and ≥ 1, got {len(masters)}",
+                )
+            )
         message = _version_in_window(cluster.get("k8s_version"), window)
         if message:
             problems.append(Problem(json_path((*base, "k8s_version")), "k8s-window", message))
@@ -177,9 +198,14 @@ def _check_clusters(
 
 
 def _check_vip(
-    cluster: dict[str, Any], base: tuple[object, ...], masters: Any, host_addresses: set[IpAddr],
-    vips: dict[Any, str], vip_pool: bool, problems: list[Problem],
-) -> IpAddr | None:  # fmt: skip
+    cluster: dict[str, Any],
+    base: tuple[object, ...],
+    masters: Any,
+    host_addresses: set[IpAddr],
+    vips: dict[Any, str],
+    vip_pool: bool,
+    problems: list[Problem],
+) -> IpAddr | None:
     path = json_path((*base, "control_plane_endpoint"))
     raw = cluster.get("control_plane_endpoint")
     if raw is None:
@@ -198,9 +224,12 @@ def _check_vip(
 
 
 def _check_cidrs(
-    cluster: dict[str, Any], base: tuple[object, ...], addresses: list[tuple[str, IpAddr]], vip: IpAddr | None,
+    cluster: dict[str, Any],
+    base: tuple[object, ...],
+    addresses: list[tuple[str, IpAddr]],
+    vip: IpAddr | None,
     problems: list[Problem],
-) -> None:  # fmt: skip
+) -> None:
     nets: list[tuple[str, str, IpNet]] = []
     for field, default in (("pod_cidr", DEFAULT_POD_CIDR), ("service_cidr", DEFAULT_SERVICE_CIDR)):
         given = cluster.get(field)
@@ -219,6 +248,10 @@ def _check_cidrs(
     for path, shown, net in nets:
         inside = [f"{who} ({addr})" for who, addr in named if addr.version == net.version and addr in net]
         if inside:
-            problems.append(Problem(path, "cidr-contains-host",
-                                    f"{shown} contains {', '.join(inside[:5])}; pick a range apart from the "
-                                    "hosts' network"))  # fmt: skip
+            problems.append(
+                Problem(
+                    path,
+                    "cidr-contains-host",
+                    f"{shown} contains {', '.join(inside[:5])}; pick a range apart from the hosts' network",
+                )
+            )

@@ -274,9 +274,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         return await self._apply(obj, field_manager=field_manager, force=force, subresource=None)
 
-    async def apply_status(
-        self, obj: Mapping[str, Any], *, field_manager: str, force: bool = True
-    ) -> dict[str, Any]:
+    async def apply_status(self, obj: Mapping[str, Any], *, field_manager: str, force: bool = True) -> dict[str, Any]:
         return await self._apply(obj, field_manager=field_manager, force=force, subresource="status")
 
     async def _apply(

@@ -22,15 +22,18 @@ def in_cluster_kubeconfig(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: Mapping[str, 
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
     cluster = {"server": server, "certificate-authority": str(sa_dir / "ca.crt")}
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "in-cluster",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "in-cluster",
         "clusters": [{"name": "in-cluster", "cluster": cluster}],
         "users": [{"name": "sa", "user": {"tokenFile": str(sa_dir / "token")}}],
         "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "sa"}}],
-    }  # fmt: skip
+    }
 
 
-async def connect(kubeconfig: Path | None, *, setting: str, timeout: float = 15.0,
-                  sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeClient:  # fmt: skip
+async def connect(
+    kubeconfig: Path | None, *, setting: str, timeout: float = 15.0, sa_dir: Path = SERVICE_ACCOUNT_DIR
+) -> KubeClient:
     """A client from ``kubeconfig`` when set, else in-cluster; ``setting`` names the variable in errors.
 
     Outside a pod with no kubeconfig set, this fails at once saying which setting to give, instead of a
@@ -39,6 +42,8 @@ async def connect(kubeconfig: Path | None, *, setting: str, timeout: float = 15.
     if kubeconfig is not None:
         return await KubeClient.from_kubeconfig(kubeconfig.expanduser(), timeout=timeout)
     if not (sa_dir / "token").is_file():
-        raise PermanentError(f"no kubeconfig set ({setting}) and no in-cluster service account "
-                             f"({sa_dir / 'token'} is missing)", reason="InvalidKubeconfig")  # fmt: skip
+        raise PermanentError(
+            f"no kubeconfig set ({setting}) and no in-cluster service account ({sa_dir / 'token'} is missing)",
+            reason="InvalidKubeconfig",
+        )
     return await KubeClient.from_kubeconfig_dict(in_cluster_kubeconfig(sa_dir), timeout=timeout)

@@ -30,7 +30,6 @@ class ApiResource:
         return base
 
 
-
 def parse_resource_list(api_version: str, data: Mapping[str, Any]) -> dict[str, ApiResource]:
     """Kinds of one ``APIResourceList`` (``/api/v1`` or ``/apis/<group>/<version>``), subresources attached."""
     entries = [e for e in data.get("resources") or [] if isinstance(e, Mapping)]

@@ -199,8 +199,7 @@ class HostLeases:
         """
         moved = []
         for host_id in sorted(set(host_ids)):
-            marker = Lease(owner=QUARANTINE, acquired_at=datetime.now(UTC), reason=reason[:500],
-                           previous_owner=owner)  # fmt: skip
+            marker = Lease(owner=QUARANTINE, acquired_at=datetime.now(UTC), reason=reason[:500], previous_owner=owner)
             for _ in range(8):
                 got = await self.store.get(host_id)
                 try:

@@ -25,11 +25,7 @@ class BusMetrics:
             registry=self.registry,
         )
         self.latency = Histogram(
-            "o2_handler_seconds",
-            "Handler latency by consumer.",
-            ["consumer"],
-            buckets=_BUCKETS,
-            registry=self.registry,
+            "o2_handler_seconds", "Handler latency by consumer.", ["consumer"], buckets=_BUCKETS, registry=self.registry
         )
 
         self.unexpected = Counter(

@@ -92,13 +92,18 @@ class EmbeddedNats:
             stale.unlink()
         args = [
             str(find_nats_server()),
-            "-a", self.host,
-            "-p", str(self.port),
-            "-m", "-1",
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-m",
+            "-1",
             "-js",
-            "-sd", str(self.store_dir / "jetstream"),
-            "--ports_file_dir", str(ports_dir),
-        ]  # fmt: skip
+            "-sd",
+            str(self.store_dir / "jetstream"),
+            "--ports_file_dir",
+            str(ports_dir),
+        ]
         if self.users is not None:
             config = self.store_dir / "nats.conf"
             write_private(config, authorization_config(self.users).encode())

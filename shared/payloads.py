@@ -7,7 +7,8 @@ would act on: a hostprep job names its hosts by id, and hostprep looks everythin
 own inventory. Every payload is untrusted input: models are strict (unknown fields refused) and
 every string field has a constrained type from ``shared.fields`` (identifiers: ASCII patterns and
 length limits; text: no control characters). A contract change here shows up in the JSON-schema
-snapshot test.
+snapshot test. The hostprep and capi_renderer payloads are defined in ``shared.job_payloads`` and
+re-exported here, so every payload is importable from this module.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, Field, StrictBool, StrictInt
 
 from shared.fields import (
     MAX_HOSTS,
-    ApiVersion,
     ClusterName,
     ClusterNameOrEmpty,
     DurableName,
     FprName,
     HostId,
-    K8sVersion,
-    Kind,
     Line,
     MessageType,
     MessageUuid,
@@ -43,21 +41,56 @@ from shared.fields import (
     Token,
     printable,
 )
-from shared.kinds import CapiAction, Decision, FprPhase, HostprepAction, HostStepStatus, Operation, PrCommand
-from shared.kinds import PrStage as PrStage  # noqa: PLC0414 - re-exported for modules importing it from here
-from shared.kinds import PrState as PrState  # noqa: PLC0414 - re-exported for modules importing it from here
+from shared.job_payloads import (
+    CapiApplied,
+    CapiDeleted,
+    CapiFailed,
+    CapiJob,
+    HostFailure,
+    HostprepDone,
+    HostprepFailed,
+    HostprepJob,
+    HostProgress,
+    ObjectRef,
+)
+from shared.kinds import Decision, FprPhase, Operation, PrCommand, PrStage, PrState
 from shared.models import ClusterSpec
+from shared.payload_base import Payload, Value
 
-
-class Value(BaseModel):
-    """A frozen value inside a payload (not a message of its own)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Payload(Value):
-    #: The message type; every concrete payload narrows it to a literal.
-    type: str
+#: Explicit re-exports (the bases, the job payloads, the PR kinds) keep every payload importable from here.
+__all__ = [
+    "PR_ID_NAMESPACE",
+    "ByoHostSummary",
+    "CapiApplied",
+    "CapiDeleted",
+    "CapiFailed",
+    "CapiJob",
+    "ChildStatus",
+    "ClusterSummary",
+    "ClusterTransition",
+    "FocomDecision",
+    "FocomRequest",
+    "FprStatus",
+    "HostFailure",
+    "HostProgress",
+    "HostSelection",
+    "HostprepDone",
+    "HostprepFailed",
+    "HostprepJob",
+    "MessageFailed",
+    "ObjectRef",
+    "Payload",
+    "PlannedCluster",
+    "PrDeadline",
+    "PrRequest",
+    "PrStage",
+    "PrState",
+    "PrStatus",
+    "TemplateHosts",
+    "TemplateParameters",
+    "Value",
+    "pr_id_for",
+]
 
 
 # ── generic ────────────────────────────────────────────────────────────────────────────
@@ -77,17 +110,33 @@ class MessageFailed(Payload):
     deliveries: int = Field(ge=0)
 
     @classmethod
-    def about(cls, *, consumer: str, subject: str, message_id: str | None, message_type: str | None,
-              reason: str, error: str, path: str | None, deliveries: int) -> MessageFailed:
+    def about(
+        cls,
+        *,
+        consumer: str,
+        subject: str,
+        message_id: str | None,
+        message_type: str | None,
+        reason: str,
+        error: str,
+        path: str | None,
+        deliveries: int,
+    ) -> MessageFailed:
         """The failure of a message whose subject, error and path may hold anything its sender wrote.
 
         The foreign parts are made printable and cut to fit, so the report itself is always valid.
         """
         ascii_subject = printable(subject, 200, single_line=True).encode("ascii", "backslashreplace").decode()
-        return cls(consumer=consumer, subject=ascii_subject.replace(" ", "_")[:256] or "_",
-                   message_id=message_id, message_type=message_type, reason=reason, error=printable(error),
-                   path=printable(path, 256, single_line=True) if path is not None else None,
-                   deliveries=deliveries)  # fmt: skip
+        return cls(
+            consumer=consumer,
+            subject=ascii_subject.replace(" ", "_")[:256] or "_",
+            message_id=message_id,
+            message_type=message_type,
+            reason=reason,
+            error=printable(error),
+            path=printable(path, 256, single_line=True) if path is not None else None,
+            deliveries=deliveries,
+        )
 
 
 # ── FOCOM ──────────────────────────────────────────────────────────────────────────────
@@ -104,8 +153,9 @@ def pr_id_for(fpr: str, cluster: str) -> str:
 
 #: Bounds of free-form template parameters: nesting, members per object/array, characters per string.
 _PARAM_DEPTH, _PARAM_ITEMS, _PARAM_STRING = 8, 20_000, 1024
-_FORBIDDEN = set(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-                           *range(0x2066, 0x206A)]))  # fmt: skip
+_FORBIDDEN = set(
+    map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+)
 
 
 def _json_strings_clean(value: Any, depth: int = 0) -> None:
@@ -253,108 +303,6 @@ class PrDeadline(Payload):
     deadline: datetime
 
 
-# ── hostprep ───────────────────────────────────────────────────────────────────────────
-
-
-class HostprepJob(Payload):
-    """Prepare or tear down hosts, named by id only: hostprep takes each host's address, port, login
-    and credentials from its own inventory, so a job cannot point a host's secret at another machine."""
-
-    type: Literal["hostprep.job"] = "hostprep.job"
-    pr_id: PrId
-    action: HostprepAction
-    cluster: ClusterName
-    namespace: Namespace = "default"
-    k8s_version: K8sVersion
-    hosts: tuple[HostId, ...] = Field(min_length=1, max_length=MAX_HOSTS)
-    purge_packages: StrictBool = False
-
-
-class HostProgress(Payload):
-    type: Literal["hostprep.host.progress"] = "hostprep.host.progress"
-    pr_id: PrId
-    host_id: HostId
-    step: StepName
-    status: HostStepStatus
-    detail: Text | None = None
-
-
-class HostprepDone(Payload):
-    type: Literal["hostprep.job.done"] = "hostprep.job.done"
-    pr_id: PrId
-    action: HostprepAction
-    hosts: tuple[HostId, ...] = Field(max_length=MAX_HOSTS)
-
-
-class HostFailure(BaseModel):
-    """Why one host of a hostprep job failed (an item of ``HostprepFailed.failures``, not a message)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    host_id: HostId
-    step: StepName | None = None
-    reason: Reason
-    message: Text
-    exit_code: int | None = None
-    stderr_tail: Text | None = None
-
-
-class HostprepFailed(Payload):
-    type: Literal["hostprep.job.failed"] = "hostprep.job.failed"
-    pr_id: PrId
-    action: HostprepAction
-    host_id: HostId | None = None
-    step: StepName | None = None
-    exit_code: int | None = None
-    stderr_tail: Text | None = None
-    reason: Reason
-    message: Text
-    #: Every failed host (the fields above repeat the first one); hosts not listed here nor in
-    #: ``ready_hosts`` were not reached.
-    failures: tuple[HostFailure, ...] = Field(default=(), max_length=MAX_HOSTS)
-    ready_hosts: tuple[HostId, ...] = Field(default=(), max_length=MAX_HOSTS)
-
-
-# ── capi_renderer ──────────────────────────────────────────────────────────────────────
-
-
-class ObjectRef(Value):
-    api_version: ApiVersion
-    kind: Kind
-    namespace: Namespace | None = None
-    name: ObjectName
-
-
-class CapiJob(Payload):
-    type: Literal["capi.job"] = "capi.job"
-    pr_id: PrId
-    action: CapiAction
-    spec: ClusterSpec
-
-
-class CapiApplied(Payload):
-    type: Literal["capi.applied"] = "capi.applied"
-    pr_id: PrId
-    action: Literal["apply", "scale"]
-    objects: tuple[ObjectRef, ...] = Field(max_length=1000)
-
-
-class CapiDeleted(Payload):
-    type: Literal["capi.deleted"] = "capi.deleted"
-    pr_id: PrId
-    cluster: ClusterName
-    namespace: Namespace
-    gone: StrictBool
-
-
-class CapiFailed(Payload):
-    type: Literal["capi.failed"] = "capi.failed"
-    pr_id: PrId
-    action: CapiAction
-    reason: Reason
-    message: Text
-
-
 # ── status_watcher ─────────────────────────────────────────────────────────────────────
 
 
@@ -406,4 +354,3 @@ class ByoHostSummary(Payload):
     bootstrap_condition: Line | None = None
     #: Set when the host's bootstrap failed (``CloudInitExecutionFailed``), with the agent's message.
     failure: Text | None = None
-

@@ -45,9 +45,7 @@ class ServiceRuntime(Generic[S]):
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
-    def consume(
-        self, spec: ConsumerSpec, *handlers: PayloadHandler, ignore: Iterable[type[Payload]] = ()
-    ) -> None:
+    def consume(self, spec: ConsumerSpec, *handlers: PayloadHandler, ignore: Iterable[type[Payload]] = ()) -> None:
         """Serve ``spec`` with typed handlers, one per payload type (see ``shared.dispatch``)."""
         self.bus.consumer(spec, dispatch(*handlers, ignore=ignore))
 
@@ -127,9 +125,7 @@ async def _serve(
     return EXIT_FAILURE if runtime.failed else EXIT_OK
 
 
-def run_service(
-    name: str, settings_cls: type[S], setup: Callable[[ServiceRuntime[S]], Awaitable[None]]
-) -> int:
+def run_service(name: str, settings_cls: type[S], setup: Callable[[ServiceRuntime[S]], Awaitable[None]]) -> int:
     """Build settings, configure logging and run until stopped; returns the process exit code."""
     try:
         settings = load_settings(settings_cls)

@@ -92,9 +92,7 @@ class RecordStore(Generic[M]):
                 raise
             raise RecordConflict(f"record {key!r} changed since revision {revision}", delay=0.0) from None
 
-    async def mutate(
-        self, key: str, change: Callable[[M | None], M | _Deleted | None]
-    ) -> tuple[M | None, int | None]:
+    async def mutate(self, key: str, change: Callable[[M | None], M | _Deleted | None]) -> tuple[M | None, int | None]:
         """Read, apply ``change`` (pure), write back with the read revision; retry on conflict.
 
         ``change`` returns the new record, ``None`` to leave things as they are, or ``DELETE``.

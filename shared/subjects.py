@@ -55,9 +55,12 @@ BUCKET_O2IMS_API_SUBSCRIPTIONS = "o2ims-api-subscriptions"
 BUCKET_O2IMS_API_ALARMS = "o2ims-api-alarms"
 BUCKET_O2IMS_API_VIEWS = "o2ims-api-views"
 O2IMS_API_BUCKETS: tuple[str, ...] = (
-    BUCKET_O2IMS_API, BUCKET_O2IMS_API_PRS, BUCKET_O2IMS_API_SUBSCRIPTIONS, BUCKET_O2IMS_API_ALARMS,
+    BUCKET_O2IMS_API,
+    BUCKET_O2IMS_API_PRS,
+    BUCKET_O2IMS_API_SUBSCRIPTIONS,
+    BUCKET_O2IMS_API_ALARMS,
     BUCKET_O2IMS_API_VIEWS,
-)  # fmt: skip
+)
 #: FOCOM's northbound API: its subscriptions (signing keys included; never shown after creation) and the last
 #: phase it notified per FPR (to tell a phase change from another status of the same phase).
 BUCKET_FOCOM_API_SUBSCRIPTIONS = "focom-api-subscriptions"
@@ -66,8 +69,13 @@ FOCOM_API_BUCKETS: tuple[str, ...] = (BUCKET_FOCOM_API_SUBSCRIPTIONS, BUCKET_FOC
 #: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
 BUCKET_VIPS = "vips"
 ALL_BUCKETS: tuple[str, ...] = (
-    BUCKET_FPR, BUCKET_PR, BUCKET_HOSTS, BUCKET_VIPS, *O2IMS_API_BUCKETS, *FOCOM_API_BUCKETS,
-)  # fmt: skip
+    BUCKET_FPR,
+    BUCKET_PR,
+    BUCKET_HOSTS,
+    BUCKET_VIPS,
+    *O2IMS_API_BUCKETS,
+    *FOCOM_API_BUCKETS,
+)
 
 # ── subjects ───────────────────────────────────────────────────────────────────────────
 
@@ -218,9 +226,7 @@ FOCOM_CR_STATUS_CONSUMER = ConsumerSpec(
 )
 #: o2ims handlers take milliseconds (a KV write and a few publishes): a short ack_wait means a
 #: message held by a crashed replica is redelivered within seconds.
-O2IMS_REQUESTS_CONSUMER = ConsumerSpec(
-    "o2ims-requests", O2IMS, (ALL_O2IMS_REQUESTS,), _to(o2ims_status), ack_wait=10.0
-)
+O2IMS_REQUESTS_CONSUMER = ConsumerSpec("o2ims-requests", O2IMS, (ALL_O2IMS_REQUESTS,), _to(o2ims_status), ack_wait=10.0)
 O2IMS_EVENTS_CONSUMER = ConsumerSpec("o2ims-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), _to(o2ims_status), ack_wait=10.0)
 O2IMS_CAPI_EVENTS_CONSUMER = ConsumerSpec(
     "o2ims-capi-events", CAPI, (ALL_CAPI_EVENTS,), _to(o2ims_status), ack_wait=10.0
@@ -246,20 +252,32 @@ CAPI_JOBS_CONSUMER = ConsumerSpec(
 )
 #: The O2IMS API's alarm sources: per-host SSH failures and recoveries reported by hostprep.
 O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
-    "o2ims-api-host-events", HOSTPREP, (ALL_HOSTPREP_EVENTS,), lambda _s, _k: o2api_failed("host-events"),
-    ack_wait=10.0, concurrency=1,
+    "o2ims-api-host-events",
+    HOSTPREP,
+    (ALL_HOSTPREP_EVENTS,),
+    lambda _s, _k: o2api_failed("host-events"),
+    ack_wait=10.0,
+    concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0
 #: FOCOM's northbound API turns FPR statuses and PR statuses into notification events, one at a time per
 #: stream (in order per object); a failure is reported on its own subject, never delivered to subscribers.
 FOCOM_API_FPR_STATUS_CONSUMER = ConsumerSpec(
-    "focom-api-fpr-status", FOCOM, (ALL_FOCOM_STATUS,), lambda _s, _k: focomapi_failed("fpr-status"),
-    ack_wait=10.0, concurrency=1,
+    "focom-api-fpr-status",
+    FOCOM,
+    (ALL_FOCOM_STATUS,),
+    lambda _s, _k: focomapi_failed("fpr-status"),
+    ack_wait=10.0,
+    concurrency=1,
 )
 FOCOM_API_PR_STATUS_CONSUMER = ConsumerSpec(
-    "focom-api-pr-status", O2IMS, (ALL_O2IMS_STATUS,), lambda _s, _k: focomapi_failed("pr-status"),
-    ack_wait=10.0, concurrency=1,
+    "focom-api-pr-status",
+    O2IMS,
+    (ALL_O2IMS_STATUS,),
+    lambda _s, _k: focomapi_failed("pr-status"),
+    ack_wait=10.0,
+    concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed FOCOM API replica before redelivery (seconds).
 FOCOMAPI_DELIVERY_ACK_WAIT = 15.0

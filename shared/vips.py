@@ -89,9 +89,7 @@ def candidates(entries: tuple[Entry, ...]) -> Iterator[IpAddr]:
             addr = addr + 1
 
 
-def first_free(
-    entries: tuple[Entry, ...], *, exclude: Iterable[str] = (), avoid: Iterable[IpNet] = ()
-) -> str | None:
+def first_free(entries: tuple[Entry, ...], *, exclude: Iterable[str] = (), avoid: Iterable[IpNet] = ()) -> str | None:
     """The first pool address outside ``exclude`` and ``avoid`` (what an allocation on an empty bucket
     would give; ``o2ctl plan`` previews with it), or None."""
     skip = {parse_ip(x) for x in exclude}
@@ -171,8 +169,9 @@ class VipLeases:
             return vip, True
         raise VipPoolExhausted(
             f"{path} [vip-pool-exhausted]: no free address left in the VIP pool ({', '.join(pool_text(self.pool))})",
-            path=path, reason="VipPoolExhausted",
-        )  # fmt: skip
+            path=path,
+            reason="VipPoolExhausted",
+        )
 
     async def release(self, owner: str, vips: Iterable[str] | None = None, *, keep: str | None = None) -> list[str]:
         """Release the given VIPs (default: every one, but ``keep``) that ``owner`` holds; returns those released.

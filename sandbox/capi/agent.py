@@ -157,14 +157,19 @@ class HostAgent:
             "auth-extra-groups": "byoh:hosts",
             "description": f"sandbox credential of BYOH host {self.namespace}/{self.hostname}",
         }
-        await bootstrap.create({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": f"bootstrap-token-{token_id}", "namespace": "kube-system",
-                         "labels": {"sandbox.focom-o2ims.io/byoh-host": self.hostname}},
-            "type": BOOTSTRAP_TOKEN_TYPE,
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-        })
+        await bootstrap.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": f"bootstrap-token-{token_id}",
+                    "namespace": "kube-system",
+                    "labels": {"sandbox.focom-o2ims.io/byoh-host": self.hostname},
+                },
+                "type": BOOTSTRAP_TOKEN_TYPE,
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            }
+        )
         return f"{token_id}.{token_secret}"
 
     # -- registration -------------------------------------------------------------------------
@@ -172,10 +177,15 @@ class HostAgent:
     def _status_facts(self) -> Obj:
         return {
             "hostinfo": dict(self._hostinfo),
-            "network": [{
-                "networkInterfaceName": "eth0", "macAddr": _fake_mac(self.hostname),
-                "ipAddrs": [f"{self._ip}/24"], "isDefault": True, "connected": True,
-            }],
+            "network": [
+                {
+                    "networkInterfaceName": "eth0",
+                    "macAddr": _fake_mac(self.hostname),
+                    "ipAddrs": [f"{self._ip}/24"],
+                    "isDefault": True,
+                    "connected": True,
+                }
+            ],
         }
 
     async def _register(self) -> None:
@@ -230,8 +240,7 @@ class HostAgent:
                 except Exception as exc:
                     err = classify(exc)
                     self._failures += 1
-                    log.warning("byoh_agent_reconcile_failed", host=self.hostname, reason=err.reason,
-                                error=err.message)
+                    log.warning("byoh_agent_reconcile_failed", host=self.hostname, reason=err.reason, error=err.message)
 
     async def _watch(self) -> None:
         selector = f"metadata.name={self.hostname}"
@@ -317,8 +326,13 @@ class HostAgent:
             return
         if kubelet:
             # Sandbox stand-in for the Node's kubeletVersion (the sandbox has no workload API server).
-            await self.client.patch(INFRA_VERSION, "ByoHost", self.hostname, self.namespace,
-                                    {"metadata": {"annotations": {KUBELET_VERSION_ANNOTATION: kubelet}}})
+            await self.client.patch(
+                INFRA_VERSION,
+                "ByoHost",
+                self.hostname,
+                self.namespace,
+                {"metadata": {"annotations": {KUBELET_VERSION_ANNOTATION: kubelet}}},
+            )
         conds.set(BOOTSTRAP_CONDITION, True)
         await self._patch_status({"conditions": conds.build()})
         self._failures = 0
@@ -333,11 +347,17 @@ class HostAgent:
         self.history.append("release")
         # Status first: the host becomes claimable only when the labels go, and by then machineRef is gone.
         await self._patch_status({"machineRef": None, "conditions": self._waiting_conditions(host)})
-        await self.client.patch(INFRA_VERSION, "ByoHost", self.hostname, self.namespace, {
-            "metadata": {
-                "labels": {CLUSTER_NAME_LABEL: None, BYOMACHINE_NAME_LABEL: None},
-                "annotations": dict.fromkeys(CLAIM_ANNOTATIONS),
+        await self.client.patch(
+            INFRA_VERSION,
+            "ByoHost",
+            self.hostname,
+            self.namespace,
+            {
+                "metadata": {
+                    "labels": {CLUSTER_NAME_LABEL: None, BYOMACHINE_NAME_LABEL: None},
+                    "annotations": dict.fromkeys(CLAIM_ANNOTATIONS),
+                },
+                "spec": {"bootstrapSecret": None},
             },
-            "spec": {"bootstrapSecret": None},
-        })
+        )
         log.info("byoh_agent_released", host=self.hostname, reset=not self.skip_installation)

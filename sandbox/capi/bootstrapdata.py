@@ -43,9 +43,13 @@ def _kubeadm_config(role: Role, spec: Mapping[str, Any], cluster: str, version: 
             {
                 "apiVersion": "kubeadm.k8s.io/v1beta4",
                 "kind": "JoinConfiguration",
-                "discovery": {"bootstrapToken": {
-                    "apiServerEndpoint": endpoint, "token": _PLACEHOLDER_TOKEN, "unsafeSkipCAVerification": True,
-                }},
+                "discovery": {
+                    "bootstrapToken": {
+                        "apiServerEndpoint": endpoint,
+                        "token": _PLACEHOLDER_TOKEN,
+                        "unsafeSkipCAVerification": True,
+                    }
+                },
                 "nodeRegistration": dict(join.get("nodeRegistration") or {}),
             }
         ]
@@ -63,10 +67,14 @@ def cloud_config(
         if isinstance(f, Mapping) and "path" in f
     ]
     config_path = INIT_CONFIG if role == "init" else JOIN_CONFIG
-    files.append({
-        "path": config_path, "owner": "root:root", "permissions": "0640",
-        "content": _kubeadm_config(role, spec, cluster, version, endpoint),
-    })
+    files.append(
+        {
+            "path": config_path,
+            "owner": "root:root",
+            "permissions": "0640",
+            "content": _kubeadm_config(role, spec, cluster, version, endpoint),
+        }
+    )
     runcmd = [
         *[str(c) for c in spec.get("preKubeadmCommands") or []],
         f"kubeadm {role} --config {config_path} && {_SENTINEL}",

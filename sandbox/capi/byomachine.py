@@ -118,7 +118,8 @@ class ByoMachineController(Controller):
         selector = dig(bm, "spec", "selector")
         candidates = sorted(
             (
-                h for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
+                h
+                for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
                 if selector_matches(selector, labels_of(h))
                 and CLUSTER_NAME_LABEL not in labels_of(h)
                 and UNREGISTERING_ANNOTATION not in annotations_of(h)
@@ -139,23 +140,43 @@ class ByoMachineController(Controller):
         if name_of(host) in self.ctx.options.fail_bootstrap_hosts:
             annotations[FAIL_BOOTSTRAP_ANNOTATION] = "true"
         # The resourceVersion makes the claim conditional: a host taken meanwhile answers 409.
-        host = await self.ctx.patch(host, {
-            "metadata": {
-                "resourceVersion": meta(host).get("resourceVersion"),
-                "labels": {CLUSTER_NAME_LABEL: cluster_name, BYOMACHINE_NAME_LABEL: name_of(bm)},
-                "annotations": annotations,
+        host = await self.ctx.patch(
+            host,
+            {
+                "metadata": {
+                    "resourceVersion": meta(host).get("resourceVersion"),
+                    "labels": {CLUSTER_NAME_LABEL: cluster_name, BYOMACHINE_NAME_LABEL: name_of(bm)},
+                    "annotations": annotations,
+                },
+                "spec": {
+                    "bootstrapSecret": {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "namespace": namespace_of(bm),
+                        "name": str(dig(machine, "spec", "bootstrap", "dataSecretName")),
+                    }
+                },
             },
-            "spec": {"bootstrapSecret": {
-                "apiVersion": "v1", "kind": "Secret", "namespace": namespace_of(bm),
-                "name": str(dig(machine, "spec", "bootstrap", "dataSecretName")),
-            }},
-        })
-        host = await self.ctx.patch_status(host, {"machineRef": {
-            "apiVersion": INFRA_VERSION, "kind": "ByoMachine", "name": name_of(bm), "namespace": namespace_of(bm),
-            "uid": meta(bm).get("uid"),
-        }})
-        log.info("byohost_claimed", namespace=namespace_of(bm), host=name_of(host), byomachine=name_of(bm),
-                 cluster=cluster_name)
+        )
+        host = await self.ctx.patch_status(
+            host,
+            {
+                "machineRef": {
+                    "apiVersion": INFRA_VERSION,
+                    "kind": "ByoMachine",
+                    "name": name_of(bm),
+                    "namespace": namespace_of(bm),
+                    "uid": meta(bm).get("uid"),
+                }
+            },
+        )
+        log.info(
+            "byohost_claimed",
+            namespace=namespace_of(bm),
+            host=name_of(host),
+            byomachine=name_of(bm),
+            cluster=cluster_name,
+        )
         return host, None
 
     async def _track(self, bm: Obj, host: Obj, cluster: str, conds: Conditions) -> tuple[Obj, bool, float | None]:
@@ -163,8 +184,13 @@ class ByoMachineController(Controller):
         cond = find_condition(host, BOOTSTRAP_CONDITION)
         if cond is None or cond.get("status") != "True":
             if cond is not None and cond.get("reason") == "CloudInitExecutionFailed":
-                conds.set("BYOHostReady", False, "CloudInitExecutionFailed",
-                          str(cond.get("message") or f"bootstrap of host {name_of(host)} failed"), "Error")
+                conds.set(
+                    "BYOHostReady",
+                    False,
+                    "CloudInitExecutionFailed",
+                    str(cond.get("message") or f"bootstrap of host {name_of(host)} failed"),
+                    "Error",
+                )
             else:
                 conds.set("BYOHostReady", False, "WaitingForHostBootstrap", f"host {name_of(host)} is bootstrapping")
             return bm, False, None

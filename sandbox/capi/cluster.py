@@ -11,13 +11,7 @@ from typing import Any
 
 import structlog
 
-from sandbox.capi.machines import (
-    alive,
-    cluster_machines,
-    is_control_plane,
-    kcp_initialized,
-    machine_ready,
-)
+from sandbox.capi.machines import alive, cluster_machines, is_control_plane, kcp_initialized, machine_ready
 from sandbox.capi.options import CLUSTER_FINALIZER
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import Conditions, Obj, differs, own_condition_true, owner_name, ref_name, with_owner
@@ -27,11 +21,7 @@ log = structlog.get_logger(__name__)
 
 
 def _cluster_of(obj: Obj) -> list[Key]:
-    name = (
-        owner_name(obj, "Cluster")
-        or dig(obj, "spec", "clusterName")
-        or labels_of(obj).get(CLUSTER_NAME_LABEL)
-    )
+    name = owner_name(obj, "Cluster") or dig(obj, "spec", "clusterName") or labels_of(obj).get(CLUSTER_NAME_LABEL)
     return [(namespace_of(obj), str(name))] if name else []
 
 
@@ -111,14 +101,24 @@ class ClusterController(Controller):
             workers_available = w_ready >= w_desired
             conds.set("InfrastructureReady", ready_infra, v1beta2_reason="Ready" if ready_infra else "NotReady")
             conds.set("ControlPlaneInitialized", cp_init, v1beta2_reason="Initialized" if cp_init else "NotInitialized")
-            conds.set("ControlPlaneAvailable", cp_available,
-                      v1beta2_reason="Available" if cp_available else "NotAvailable")
-            conds.set("WorkersAvailable", workers_available,
-                      v1beta2_reason="Available" if workers_available else "NotAvailable")
-            conds.set("ControlPlaneMachinesReady", cp_ready == len(cps),
-                      v1beta2_reason="Ready" if cp_ready == len(cps) else "NotReady")
-            conds.set("WorkerMachinesReady", w_ready == len(workers),
-                      v1beta2_reason="Ready" if w_ready == len(workers) else "NotReady")
+            conds.set(
+                "ControlPlaneAvailable", cp_available, v1beta2_reason="Available" if cp_available else "NotAvailable"
+            )
+            conds.set(
+                "WorkersAvailable",
+                workers_available,
+                v1beta2_reason="Available" if workers_available else "NotAvailable",
+            )
+            conds.set(
+                "ControlPlaneMachinesReady",
+                cp_ready == len(cps),
+                v1beta2_reason="Ready" if cp_ready == len(cps) else "NotReady",
+            )
+            conds.set(
+                "WorkerMachinesReady",
+                w_ready == len(workers),
+                v1beta2_reason="Ready" if w_ready == len(workers) else "NotReady",
+            )
             conds.set("RemoteConnectionProbe", cp_init, v1beta2_reason="ProbeSucceeded" if cp_init else "ProbeFailed")
             conds.set("Deleting", False, v1beta2_reason="NotDeleting")
             conds.set("Paused", False, v1beta2_reason="NotPaused")
@@ -130,12 +130,18 @@ class ClusterController(Controller):
                 "phase": phase,
                 "initialization": {"infrastructureProvisioned": ready_infra, "controlPlaneInitialized": cp_init},
                 "controlPlane": {
-                    "desiredReplicas": cp_desired, "replicas": len(cps), "readyReplicas": cp_ready,
-                    "availableReplicas": cp_ready, "upToDateReplicas": len(cps),
+                    "desiredReplicas": cp_desired,
+                    "replicas": len(cps),
+                    "readyReplicas": cp_ready,
+                    "availableReplicas": cp_ready,
+                    "upToDateReplicas": len(cps),
                 },
                 "workers": {
-                    "desiredReplicas": w_desired, "replicas": len(workers), "readyReplicas": w_ready,
-                    "availableReplicas": w_ready, "upToDateReplicas": len(workers),
+                    "desiredReplicas": w_desired,
+                    "replicas": len(workers),
+                    "readyReplicas": w_ready,
+                    "availableReplicas": w_ready,
+                    "upToDateReplicas": len(workers),
                 },
                 "conditions": conds.build(),
             }

@@ -35,7 +35,8 @@ class ClusterResourceSetController(Controller):
         if not selector.get("matchLabels") and not selector.get("matchExpressions"):
             return None
         clusters = [
-            c for c in self.ctx.informer("Cluster").items(namespace)
+            c
+            for c in self.ctx.informer("Cluster").items(namespace)
             if selector_matches(selector, labels_of(c)) and not deleting(c)
         ]
         v1beta2 = self.ctx.options.v1beta2
@@ -45,8 +46,9 @@ class ClusterResourceSetController(Controller):
         again: float | None = None
         if missing and not applied:
             message = f"failed to get {missing}"
-            conds.set("ResourcesApplied", False, "RetrievingResourceFailed", message, "Warning",
-                      v1beta2_reason="NotApplied")
+            conds.set(
+                "ResourcesApplied", False, "RetrievingResourceFailed", message, "Warning", v1beta2_reason="NotApplied"
+            )
             again = 5.0
         elif applied or any(cluster_cp_initialized(c) for c in clusters):
             wait = None if applied else self.ctx.wait_step("crs-apply", crs, self.ctx.options.crs_apply_delay)

@@ -46,7 +46,11 @@ async def wait_for_object(
         try:
             async with asyncio.timeout(left):
                 async for event in client.watch(
-                    api_version, kind, namespace, resource_version=rv, field_selector=selector,
+                    api_version,
+                    kind,
+                    namespace,
+                    resource_version=rv,
+                    field_selector=selector,
                     timeout_seconds=max(1, int(left) + 1),
                 ):
                     if event.type == "BOOKMARK":
@@ -62,9 +66,7 @@ async def wait_for_object(
             ) from None
 
 
-async def issue_bootstrap_kubeconfig(
-    client: KubeClient, name: str, namespace: str, *, timeout: float = 30.0
-) -> str:
+async def issue_bootstrap_kubeconfig(client: KubeClient, name: str, namespace: str, *, timeout: float = 30.0) -> str:
     """Create a BootstrapKubeconfig for this API server and return the kubeconfig its controller issues."""
     ca = await client.ca_data()
     if not ca:
@@ -77,8 +79,13 @@ async def issue_bootstrap_kubeconfig(
     }
     await client.apply(body, field_manager="sandbox-fake-hosts")
     found = await wait_for_object(
-        client, INFRA_VERSION, "BootstrapKubeconfig", name, namespace,
-        lambda o: bool(dig(o, "status", "bootstrapKubeconfigData")), timeout=timeout,
+        client,
+        INFRA_VERSION,
+        "BootstrapKubeconfig",
+        name,
+        namespace,
+        lambda o: bool(dig(o, "status", "bootstrapKubeconfigData")),
+        timeout=timeout,
     )
     return str(dig(found, "status", "bootstrapKubeconfigData"))
 

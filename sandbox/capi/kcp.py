@@ -38,14 +38,24 @@ def workload_kubeconfig(cluster: str, host: str, port: int) -> str:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {
-            "server": f"https://{host}:{port}",
-            "certificate-authority-data": _b64(f"sandbox CA of {cluster}"),
-        }}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": _b64(f"sandbox client certificate of {user}"),
-            "client-key-data": _b64(f"sandbox client key of {user}"),
-        }}],
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {
+                    "server": f"https://{host}:{port}",
+                    "certificate-authority-data": _b64(f"sandbox CA of {cluster}"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(f"sandbox client certificate of {user}"),
+                    "client-key-data": _b64(f"sandbox client key of {user}"),
+                },
+            }
+        ],
         "contexts": [{"name": f"{user}@{cluster}", "context": {"cluster": cluster, "user": user}}],
         "current-context": f"{user}@{cluster}",
     }
@@ -77,7 +87,8 @@ class KubeadmControlPlaneController(Controller):
         if kcp is None:
             return None
         machines = [
-            m for m in self.ctx.informer("Machine").items(namespace)
+            m
+            for m in self.ctx.informer("Machine").items(namespace)
             if labels_of(m).get(CONTROL_PLANE_NAME_LABEL) == name
         ]
         if deleting(kcp):
@@ -114,8 +125,13 @@ class KubeadmControlPlaneController(Controller):
             name = f"{meta(kcp)['name']}-{suffix()}"
             labels = {CLUSTER_NAME_LABEL: cluster, CONTROL_PLANE_LABEL: "", CONTROL_PLANE_NAME_LABEL: meta(kcp)["name"]}
             await create_machine(
-                self.ctx, owner=kcp, name=name, cluster=cluster, labels=labels,
-                version=dig(kcp, "spec", "version"), template_name=tmpl,
+                self.ctx,
+                owner=kcp,
+                name=name,
+                cluster=cluster,
+                labels=labels,
+                version=dig(kcp, "spec", "version"),
+                template_name=tmpl,
             )
         elif len(live) > desired and all_ready:
             # KCP removes an annotated Machine first, then the oldest.
@@ -157,8 +173,13 @@ class KubeadmControlPlaneController(Controller):
             conds.set("CertificatesAvailable", True)
             conds.set("MachinesCreated", replicas > 0, "WaitingForMachines")
             conds.set("MachinesReady", ready == replicas and replicas > 0, "WaitingForNodeRef")
-            conds.set("Resized", resized, scaling or "WaitingForMachines",
-                      f"scaling to {desired} replicas (actual {replicas})", "Warning" if scaling else "Info")
+            conds.set(
+                "Resized",
+                resized,
+                scaling or "WaitingForMachines",
+                f"scaling to {desired} replicas (actual {replicas})",
+                "Warning" if scaling else "Info",
+            )
             conds.summary("Ready", "Available", "CertificatesAvailable", "MachinesReady", "Resized")
             status.update(
                 initialized=initialized,
@@ -181,8 +202,13 @@ class KubeadmControlPlaneController(Controller):
                 initialization={"controlPlaneInitialized": initialized},
                 availableReplicas=ready,
                 upToDateReplicas=replicas,
-                deprecated={"v1beta1": {"readyReplicas": ready, "updatedReplicas": replicas,
-                                        "unavailableReplicas": replicas - ready}},
+                deprecated={
+                    "v1beta1": {
+                        "readyReplicas": ready,
+                        "updatedReplicas": replicas,
+                        "unavailableReplicas": replicas - ready,
+                    }
+                },
             )
         status["conditions"] = conds.build()
         if initialized and version:

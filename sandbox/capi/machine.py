@@ -13,12 +13,7 @@ import base64
 from typing import Any
 
 from sandbox.capi.bootstrapdata import Role, cloud_config
-from sandbox.capi.machines import (
-    cluster_cp_initialized,
-    endpoint_of,
-    is_control_plane,
-    kcp_initialized,
-)
+from sandbox.capi.machines import cluster_cp_initialized, endpoint_of, is_control_plane, kcp_initialized
 from sandbox.capi.options import (
     BOOTSTRAP_GROUP,
     BYOMACHINE_NAME_LABEL,
@@ -59,15 +54,24 @@ class MachineController(Controller):
         def from_cluster(cluster: Obj) -> list[Key]:
             ns, name = namespace_of(cluster), name_of(cluster)
             return [
-                (ns, name_of(m)) for m in self.ctx.informer(self.kind).items(ns)
+                (ns, name_of(m))
+                for m in self.ctx.informer(self.kind).items(ns)
                 if dig(m, "spec", "clusterName") == name and not dig(m, "spec", "bootstrap", "dataSecretName")
             ]
 
         self.watch("ByoMachine", from_byomachine)
         self.watch("Cluster", from_cluster)
-        self.watch("KubeadmControlPlane", lambda kcp: from_cluster({"metadata": {
-            "namespace": namespace_of(kcp),
-            "name": owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)}}))
+        self.watch(
+            "KubeadmControlPlane",
+            lambda kcp: from_cluster(
+                {
+                    "metadata": {
+                        "namespace": namespace_of(kcp),
+                        "name": owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL),
+                    }
+                }
+            ),
+        )
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         machine = self.ctx.get(self.kind, namespace, name)
@@ -107,7 +111,8 @@ class MachineController(Controller):
         if kcp_initialized(self.ctx.get("KubeadmControlPlane", ns, kcp_name)) or cluster_cp_initialized(cluster):
             return "join"
         others = [
-            m for m in self.ctx.informer(self.kind).items(ns)
+            m
+            for m in self.ctx.informer(self.kind).items(ns)
             if labels_of(m).get(CONTROL_PLANE_NAME_LABEL) == kcp_name and name_of(m) != name_of(machine)
         ]
         return None if any(dig(m, "spec", "bootstrap", "dataSecretName") for m in others) else "init"
@@ -178,18 +183,30 @@ class MachineController(Controller):
         """The Node's system info as CAPI copies it to the Machine (the kubelet version from the host)."""
         if bm is None:
             return None
-        host = next((h for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
-                     if labels_of(h).get(BYOMACHINE_NAME_LABEL) == name_of(bm)), None)  # fmt: skip
+        host = next(
+            (
+                h
+                for h in self.ctx.informer("ByoHost").items(namespace_of(bm))
+                if labels_of(h).get(BYOMACHINE_NAME_LABEL) == name_of(bm)
+            ),
+            None,
+        )
         kubelet = annotations_of(host).get(KUBELET_VERSION_ANNOTATION) if host is not None else None
         if not kubelet:
             return None
         info = dig(host, "status", "hostinfo") or {}
         return {
-            "architecture": str(info.get("architecture") or "amd64"), "bootID": "", "containerRuntimeVersion": "",
-            "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": kubelet, "machineID": "",
-            "operatingSystem": str(info.get("osname") or "linux"), "osImage": str(info.get("osimage") or ""),
+            "architecture": str(info.get("architecture") or "amd64"),
+            "bootID": "",
+            "containerRuntimeVersion": "",
+            "kernelVersion": "",
+            "kubeProxyVersion": "",
+            "kubeletVersion": kubelet,
+            "machineID": "",
+            "operatingSystem": str(info.get("osname") or "linux"),
+            "osImage": str(info.get("osimage") or ""),
             "systemUUID": "",
-        }  # fmt: skip
+        }
 
     def _status(self, machine: Obj, bm: Obj | None) -> dict[str, Any]:
         v1beta2 = self.ctx.options.v1beta2
@@ -220,10 +237,17 @@ class MachineController(Controller):
             if node:
                 status["nodeRef"] = {"apiVersion": "v1", "kind": "Node", "name": node}
         else:
-            conds.set("BootstrapConfigReady", bootstrap_ready,
-                      v1beta2_reason="DataSecretAvailable" if bootstrap_ready else "DataSecretNotAvailable")
-            conds.set("InfrastructureReady", infra_ready, message=infra_message,
-                      v1beta2_reason="Ready" if infra_ready else infra_reason)
+            conds.set(
+                "BootstrapConfigReady",
+                bootstrap_ready,
+                v1beta2_reason="DataSecretAvailable" if bootstrap_ready else "DataSecretNotAvailable",
+            )
+            conds.set(
+                "InfrastructureReady",
+                infra_ready,
+                message=infra_message,
+                v1beta2_reason="Ready" if infra_ready else infra_reason,
+            )
             conds.set("NodeReady", bool(node), v1beta2_reason="NodeReady" if node else "NodeDoesNotExist")
             conds.set("NodeHealthy", bool(node), v1beta2_reason="NodeHealthy" if node else "NodeDoesNotExist")
             conds.set("UpToDate", True, v1beta2_reason="UpToDate")
@@ -233,7 +257,8 @@ class MachineController(Controller):
             conds.set("Ready", ready, v1beta2_reason="Ready" if ready else "NotReady")
             conds.set("Available", ready, v1beta2_reason="Available" if ready else "NotReady")
             status["initialization"] = {
-                "bootstrapDataSecretCreated": bootstrap_ready, "infrastructureProvisioned": infra_ready,
+                "bootstrapDataSecretCreated": bootstrap_ready,
+                "infrastructureProvisioned": infra_ready,
             }
             if node:
                 status["nodeRef"] = {"name": node}

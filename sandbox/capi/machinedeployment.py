@@ -71,8 +71,13 @@ class MachineDeploymentController(Controller):
             labels.update({CLUSTER_NAME_LABEL: cluster, DEPLOYMENT_NAME_LABEL: str(meta(md)["name"])})
             for _ in range(desired - len(live)):
                 await create_machine(
-                    self.ctx, owner=md, name=f"{meta(md)['name']}-{suffix()}", cluster=cluster, labels=labels,
-                    version=dig(template, "spec", "version"), template_name=tmpl,
+                    self.ctx,
+                    owner=md,
+                    name=f"{meta(md)['name']}-{suffix()}",
+                    cluster=cluster,
+                    labels=labels,
+                    version=dig(template, "spec", "version"),
+                    template_name=tmpl,
                 )
         elif len(live) > desired:
             for machine in scale_down_order(live, delete_policy(md))[: len(live) - desired]:
@@ -94,12 +99,20 @@ class MachineDeploymentController(Controller):
         conds = Conditions(dig(md, "status", "conditions"), v1beta2=v1beta2)
         available = ready >= desired
         status: dict[str, Any] = {
-            "replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
-            "phase": phase, "selector": selector,
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "phase": phase,
+            "selector": selector,
         }
         if not v1beta2:
-            conds.set("Available", available, "WaitingForAvailableMachines",
-                      f"{ready} of {desired} machines available", "Warning")
+            conds.set(
+                "Available",
+                available,
+                "WaitingForAvailableMachines",
+                f"{ready} of {desired} machines available",
+                "Warning",
+            )
             conds.set("MachineSetReady", ready == replicas and replicas == desired, "WaitingForMachines")
             conds.summary("Ready", "Available", "MachineSetReady")
             status.update(updatedReplicas=replicas, unavailableReplicas=unavailable)
@@ -110,8 +123,14 @@ class MachineDeploymentController(Controller):
             conds.replica_set_v1beta2(replicas, desired)
             status.update(
                 upToDateReplicas=replicas,
-                deprecated={"v1beta1": {"readyReplicas": ready, "availableReplicas": ready,
-                                        "updatedReplicas": replicas, "unavailableReplicas": unavailable}},
+                deprecated={
+                    "v1beta1": {
+                        "readyReplicas": ready,
+                        "availableReplicas": ready,
+                        "updatedReplicas": replicas,
+                        "unavailableReplicas": unavailable,
+                    }
+                },
             )
         status["conditions"] = conds.build()
         if meta(md).get("generation") is not None:

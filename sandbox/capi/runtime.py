@@ -120,7 +120,10 @@ class Informer:
                 failures = 0
                 while True:
                     async for ev in self.client.watch(
-                        self.api_version, self.kind, scope, resource_version=rv,
+                        self.api_version,
+                        self.kind,
+                        scope,
+                        resource_version=rv,
                         timeout_seconds=self._options.watch_timeout,
                     ):
                         rv = str(meta(ev.object).get("resourceVersion") or rv)
@@ -131,8 +134,14 @@ class Informer:
             except Exception as exc:
                 err = classify(exc)
                 failures += 1
-                log.warning("informer_error", kind=self.kind, namespace=scope, reason=err.reason, error=err.message,
-                            exc_info=not isinstance(exc, ServiceError))
+                log.warning(
+                    "informer_error",
+                    kind=self.kind,
+                    namespace=scope,
+                    reason=err.reason,
+                    error=err.message,
+                    exc_info=not isinstance(exc, ServiceError),
+                )
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
 
 
@@ -207,8 +216,14 @@ class Controller:
             # Conflicts and objects deleted under a stale cache are routine in level-based controllers.
             routine = err.reason in {"Conflict", "NotFound"} and isinstance(exc, ServiceError)
             level = log.debug if routine else log.warning
-            level("reconcile_failed", controller=type(self).__name__, key="/".join(key), reason=err.reason,
-                  error=err.message, exc_info=not isinstance(exc, ServiceError))
+            level(
+                "reconcile_failed",
+                controller=type(self).__name__,
+                key="/".join(key),
+                reason=err.reason,
+                error=err.message,
+                exc_info=not isinstance(exc, ServiceError),
+            )
             self.enqueue(*key, after=delay)
             return
         self._failures.pop(key, None)
@@ -274,7 +289,11 @@ class SimContext:
 
     async def patch(self, obj: Obj, patch: Obj, *, status: bool = False) -> Obj:
         result = await self.client.patch(
-            str(obj["apiVersion"]), str(obj["kind"]), name_of(obj), namespace_of(obj) or None, patch,
+            str(obj["apiVersion"]),
+            str(obj["kind"]),
+            name_of(obj),
+            namespace_of(obj) or None,
+            patch,
             subresource="status" if status else None,
         )
         return self._observe(result)

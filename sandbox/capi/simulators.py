@@ -87,8 +87,11 @@ class CapiSimulators:
         if not all(i.synced.is_set() for i in self.ctx.informers):
             await self.stop()
             raise TimeoutError("simulated CAPI controllers could not list their kinds")
-        log.info("capi_simulators_started", core_version=self.options.core_version,
-                 namespaces=self.options.namespaces or "all")
+        log.info(
+            "capi_simulators_started",
+            core_version=self.options.core_version,
+            namespaces=self.options.namespaces or "all",
+        )
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Fault", "HostFacts", "HostState", "SandboxHost", "SandboxHostPool"]
 
-_WHERE = {"Fault": "faults", "HostFacts": "facts", "HostState": "state", "SandboxHost": "host",
-          "SandboxHostPool": "pool"}
+_WHERE = {
+    "Fault": "faults",
+    "HostFacts": "facts",
+    "HostState": "state",
+    "SandboxHost": "host",
+    "SandboxHostPool": "pool",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -33,14 +33,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-address", default="127.0.1.1", help="first host address (127.0.0.0/8)")
     parser.add_argument("--port", type=int, default=0, help="SSH port shared by all hosts (default: a free one)")
     parser.add_argument("--agent-binary-url", help="URL that curl on the hosts resolves to the fake agent binary")
-    parser.add_argument("--fault", action="append", default=[], metavar="HOST_ID=SPEC",
-                        help="inject a fault at start: kind, kind:regex, or a JSON object (repeatable)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="HOST_ID=SPEC",
+        help="inject a fault at start: kind, kind:regex, or a JSON object (repeatable)",
+    )
     parser.add_argument("--faults-file", type=Path, help="JSON {host_id: spec|null} applied at start and on SIGHUP")
-    parser.add_argument("--latency", default="fast", metavar="PROFILE",
-                        help=f"CPU-free delays per command class: {', '.join(PROFILES)} (default fast) or a JSON "
-                             "object with package_install, download, service_restart, agent_registration seconds")
-    parser.add_argument("--kubeconfig", type=Path, help="accepted for symmetry; the agents read the bootstrap "
-                                                        "kubeconfig uploaded to each host")
+    parser.add_argument(
+        "--latency",
+        default="fast",
+        metavar="PROFILE",
+        help=f"CPU-free delays per command class: {', '.join(PROFILES)} (default fast) or a JSON "
+        "object with package_install, download, service_restart, agent_registration seconds",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="accepted for symmetry; the agents read the bootstrap kubeconfig uploaded to each host",
+    )
     return parser
 
 
@@ -58,15 +70,21 @@ def _read_faults_file(path: Path) -> dict[str, Fault | None]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
-    return {k: None if v is None else Fault.parse(v if isinstance(v, str) else json.dumps(v))
-            for k, v in data.items()}
+    return {k: None if v is None else Fault.parse(v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()}
 
 
 async def _serve(args: argparse.Namespace) -> None:
     password = args.password_file.read_text(encoding="utf-8").strip() if args.password_file else None
-    pool = SandboxHostPool(args.state_dir, count=args.count, user=args.user, password=password,
-                           first_address=args.first_address, port=args.port, agent_binary_url=args.agent_binary_url,
-                           latency=LatencyProfile.parse(args.latency))
+    pool = SandboxHostPool(
+        args.state_dir,
+        count=args.count,
+        user=args.user,
+        password=password,
+        first_address=args.first_address,
+        port=args.port,
+        agent_binary_url=args.agent_binary_url,
+        latency=LatencyProfile.parse(args.latency),
+    )
     faults = _parse_faults(args.fault)
     if args.faults_file:
         faults.update(_read_faults_file(args.faults_file))
@@ -81,9 +99,11 @@ async def _serve(args: argparse.Namespace) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if args.faults_file:
+
             def reload() -> None:
                 for host_id, fault in _read_faults_file(args.faults_file).items():
                     pool.set_fault(host_id, fault)
+
             loop.add_signal_handler(signal.SIGHUP, reload)
         ready = {"event": "sandbox_hosts_ready", "inventory": str(inventory), **pool.describe()}
         ready.pop("default_facts", None)
@@ -106,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         parser.error(f"--latency: {exc}")
     # Logs go to stderr so stdout carries only the readiness line.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-                        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
     asyncio.run(_serve(args))
     return 0
 

@@ -117,8 +117,9 @@ class AgentSupervisor:
                 await agent.stop()
             ready.set()
             return
-        units.journal_line(self._host.state, unit, f"registered ByoHost {self._host.state.hostname}",
-                           process="byoh-hostagent[4242]")
+        units.journal_line(
+            self._host.state, unit, f"registered ByoHost {self._host.state.hostname}", process="byoh-hostagent[4242]"
+        )
         log.info("byoh_agent_registered", host_id=self._host.host_id, unit=unit)
         ready.set()
         self._host.notify_changed()
@@ -129,8 +130,9 @@ class AgentSupervisor:
             rec.active = "failed"
             rec.failure = reason
         units.journal_line(self._host.state, unit, reason, process="byoh-hostagent[4242]")
-        units.journal_line(self._host.state, unit, f"{unit}.service: Main process exited, code=exited, "
-                                                    "status=1/FAILURE")
+        units.journal_line(
+            self._host.state, unit, f"{unit}.service: Main process exited, code=exited, status=1/FAILURE"
+        )
         self._host.notify_changed()
 
     async def wait_ready(self, unit: str) -> bool:
@@ -170,8 +172,15 @@ class AgentSupervisor:
             fault = self._preflight(kind, ignored)
         if fault is not None:
             state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": False, "detail": fault})
-            state.record(f"kubeadm {kind}", user="root", exit_code=1, changed=False, source="agent",
-                         stderr=fault.encode(), fault="bootstrap_failure")
+            state.record(
+                f"kubeadm {kind}",
+                user="root",
+                exit_code=1,
+                changed=False,
+                source="agent",
+                stderr=fault.encode(),
+                fault="bootstrap_failure",
+            )
             self._host.notify_changed()
             raise RuntimeError(f"kubeadm {kind} failed: {fault}")
         fs = self._root_fs()
@@ -213,17 +222,19 @@ class AgentSupervisor:
             files.append("/etc/kubernetes/pki/ca.crt")
         for path in files:
             if fs.is_file(path):
-                found.append(("FileAvailable-" + path.replace("/", "-"),
-                              f"{path} already exists"))
+                found.append(("FileAvailable-" + path.replace("/", "-"), f"{path} already exists"))
         if kind == "init" and fs.is_dir("/var/lib/etcd") and fs.listdir("/var/lib/etcd"):
             found.append(("DirAvailable--var-lib-etcd", "/var/lib/etcd is not empty"))
         fatal = [(check, text) for check, text in found if check.lower() not in skip and "all" not in skip]
         if not fatal:
             return None
         lines = "".join(f"\n\t[ERROR {check}]: {text}" for check, text in fatal)
-        return ("error execution phase preflight: [preflight] Some fatal errors occurred:" + lines
-                + "\n[preflight] If you know what you are doing, you can make a check non-fatal with "
-                "`--ignore-preflight-errors=...`")
+        return (
+            "error execution phase preflight: [preflight] Some fatal errors occurred:"
+            + lines
+            + "\n[preflight] If you know what you are doing, you can make a check non-fatal with "
+            "`--ignore-preflight-errors=...`"
+        )
 
     async def on_reset(self) -> None:
         state = self._host.state
@@ -240,4 +251,3 @@ class AgentSupervisor:
         state.kubeadm_runs.append({"action": "reset", "source": "agent", "ok": True, "detail": ""})
         state.record("kubeadm reset", user="root", exit_code=0, changed=True, source="agent")
         self._host.notify_changed()
-

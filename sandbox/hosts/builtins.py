@@ -180,8 +180,15 @@ async def b_sudo(sh: Shell, argv: list[str], io: Io) -> int:
     keep = {k: v for k, v in current.items() if k in _SUDO_KEEP or k.startswith("LC_")}
     env = dict(current) if preserve else keep
     home = "/root" if target == "root" else f"/home/{target}"
-    env.update(PATH=SECURE_PATH, HOME=home, USER=target, LOGNAME=target, SHELL="/bin/bash",
-               SUDO_USER=sh.user, SUDO_COMMAND=" ".join(args))
+    env.update(
+        PATH=SECURE_PATH,
+        HOME=home,
+        USER=target,
+        LOGNAME=target,
+        SHELL="/bin/bash",
+        SUDO_USER=sh.user,
+        SUDO_COMMAND=" ".join(args),
+    )
     while args and "=" in args[0] and args[0].split("=", 1)[0].isidentifier():
         name, _, value = args.pop(0).partition("=")
         env[name] = value

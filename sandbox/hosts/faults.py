@@ -41,8 +41,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
-            raise InputError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(FAULT_KINDS)}",
-                             path="kind")
+            raise InputError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(FAULT_KINDS)}", path="kind")
         if self.kind in _COMMAND_KINDS:
             try:
                 re.compile(self.pattern)

@@ -36,8 +36,19 @@ class CommandResult:
 class SandboxHost:
     """A host as seen from inside; the pool adds its SSH listener, faults and agent supervisor."""
 
-    def __init__(self, directory: Path, *, host_id: str, host_name: str, ip: str, port: int, user: str,
-                 facts: HostFacts, state: HostState, mirror: Mapping[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        host_id: str,
+        host_name: str,
+        ip: str,
+        port: int,
+        user: str,
+        facts: HostFacts,
+        state: HostState,
+        mirror: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.directory = directory
         self.host_id = host_id
         self.host_name = host_name
@@ -57,23 +68,48 @@ class SandboxHost:
         self.on_change: Callable[[], None] | None = None
 
     @classmethod
-    def create(cls, directory: Path, *, host_id: str, host_name: str, ip: str, port: int = 22, user: str = "root",
-               facts: HostFacts | None = None, mirror: Mapping[str, bytes] | None = None) -> SandboxHost:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        host_id: str,
+        host_name: str,
+        ip: str,
+        port: int = 22,
+        user: str = "root",
+        facts: HostFacts | None = None,
+        mirror: Mapping[str, bytes] | None = None,
+    ) -> SandboxHost:
         """Initialize (or reopen) the state dir; blocking file I/O, so call it off the event loop."""
         facts = facts or HostFacts()
-        state = init_host_dir(directory, host_id=host_id, host_name=host_name, ip=ip, user=user, facts=facts,
-                              port=port)
-        return cls(directory, host_id=host_id, host_name=host_name, ip=ip, port=port, user=user, facts=facts,
-                   state=state, mirror=mirror)
+        state = init_host_dir(directory, host_id=host_id, host_name=host_name, ip=ip, user=user, facts=facts, port=port)
+        return cls(
+            directory,
+            host_id=host_id,
+            host_name=host_name,
+            ip=ip,
+            port=port,
+            user=user,
+            facts=facts,
+            state=state,
+            mirror=mirror,
+        )
 
     @classmethod
     def load(cls, directory: Path, *, user: str | None = None) -> SandboxHost:
         ident = read_identity(directory)
         facts_data = ident.get("facts")
         facts = HostFacts.from_json(facts_data) if isinstance(facts_data, dict) else HostFacts()
-        return cls(directory, host_id=str(ident["host_id"]), host_name=str(ident["host_name"]), ip=str(ident["ip"]),
-                   port=int(str(ident.get("port", 22))), user=user or str(ident.get("user", "root")), facts=facts,
-                   state=HostState.load(directory / STATE_FILE))
+        return cls(
+            directory,
+            host_id=str(ident["host_id"]),
+            host_name=str(ident["host_name"]),
+            ip=str(ident["ip"]),
+            port=int(str(ident.get("port", 22))),
+            user=user or str(ident.get("user", "root")),
+            facts=facts,
+            state=HostState.load(directory / STATE_FILE),
+        )
 
     # -- what shims see -------------------------------------------------------------------------
 
@@ -111,16 +147,29 @@ class SandboxHost:
 
     def login_env(self, client_env: Mapping[str, str] | None = None) -> dict[str, str]:
         home = "/root" if self.user == "root" else f"/home/{self.user}"
-        env = {"HOME": home, "USER": self.user, "LOGNAME": self.user, "SHELL": "/bin/bash", "PATH": SECURE_PATH,
-               "LANG": "C.UTF-8", "PWD": home}
+        env = {
+            "HOME": home,
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "SHELL": "/bin/bash",
+            "PATH": SECURE_PATH,
+            "LANG": "C.UTF-8",
+            "PWD": home,
+        }
         for key, value in (client_env or {}).items():
             if _FORWARDED_ENV.fullmatch(key):
                 env[key] = value
         return env
 
-    async def run_command(self, command: str, *, stdin: Callable[[], Awaitable[bytes]] | None = None,
-                          env: Mapping[str, str] | None = None, hangup: asyncio.Event | None = None,
-                          source: str = "ssh") -> CommandResult:
+    async def run_command(
+        self,
+        command: str,
+        *,
+        stdin: Callable[[], Awaitable[bytes]] | None = None,
+        env: Mapping[str, str] | None = None,
+        hangup: asyncio.Event | None = None,
+        source: str = "ssh",
+    ) -> CommandResult:
         """Interpret one client command line, record it, and persist the state."""
         trace = Trace()
         login_env = self.login_env(env)
@@ -130,8 +179,15 @@ class SandboxHost:
             status = await shell.run_script(command, Io(SessionStdin(stdin), out, err))
         except Hangup:
             status = 129
-        self.state.record(command, user=self.user, exit_code=status, changed=trace.changed, source=source,
-                          steps=trace.steps, stderr=bytes(err.data))
+        self.state.record(
+            command,
+            user=self.user,
+            exit_code=status,
+            changed=trace.changed,
+            source=source,
+            steps=trace.steps,
+            stderr=bytes(err.data),
+        )
         self.notify_changed()
         return CommandResult(status, bytes(out.data), bytes(err.data))
 

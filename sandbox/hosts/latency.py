@@ -66,8 +66,9 @@ class LatencyProfile:
         if spec in PROFILES:
             return PROFILES[spec]
         if not spec.startswith("{"):
-            raise InputError(f"unknown latency profile {spec!r}; expected one of {', '.join(PROFILES)} "
-                             "or a JSON object")
+            raise InputError(
+                f"unknown latency profile {spec!r}; expected one of {', '.join(PROFILES)} or a JSON object"
+            )
         try:
             data = json.loads(spec)
         except ValueError as exc:

@@ -147,7 +147,7 @@ class Lexer:
             c = self.peek()
             if c == "":
                 if terminator is not None:
-                    raise ShellSyntaxError('unexpected EOF while looking for matching `"\'')
+                    raise ShellSyntaxError("unexpected EOF while looking for matching `\"'")
                 break
             if terminator is not None and c == terminator:
                 self.i += 1

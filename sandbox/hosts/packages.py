@@ -46,16 +46,30 @@ UNIVERSE: dict[str, Package] = {
         Package("ca-certificates", "20240203~22.04.1"),
         Package("apt-transport-https", "2.4.12"),
         Package("runc", "1.1.12-0ubuntu2~22.04.1", ("/usr/sbin/runc",)),
-        Package("containerd", "1.7.12-0ubuntu2~22.04.1", ("/usr/bin/containerd", "/usr/bin/ctr"), ("runc",),
-                unit="containerd", exec_start="/usr/bin/containerd", enable_on_install=True,
-                start_on_install=True, config_file="/etc/containerd/config.toml",
-                description="containerd container runtime"),
-        Package("kubelet", binaries=("/usr/bin/kubelet",),
-                depends=("iptables", "iproute2", "ethtool", "ebtables", "socat", "conntrack", "kubernetes-cni"),
-                unit="kubelet", exec_start="/usr/bin/kubelet", enable_on_install=True,
-                description="kubelet: The Kubernetes Node Agent"),
-        Package("kubeadm", binaries=("/usr/bin/kubeadm",), depends=("kubelet", "kubectl", "kubernetes-cni",
-                                                                     "cri-tools")),
+        Package(
+            "containerd",
+            "1.7.12-0ubuntu2~22.04.1",
+            ("/usr/bin/containerd", "/usr/bin/ctr"),
+            ("runc",),
+            unit="containerd",
+            exec_start="/usr/bin/containerd",
+            enable_on_install=True,
+            start_on_install=True,
+            config_file="/etc/containerd/config.toml",
+            description="containerd container runtime",
+        ),
+        Package(
+            "kubelet",
+            binaries=("/usr/bin/kubelet",),
+            depends=("iptables", "iproute2", "ethtool", "ebtables", "socat", "conntrack", "kubernetes-cni"),
+            unit="kubelet",
+            exec_start="/usr/bin/kubelet",
+            enable_on_install=True,
+            description="kubelet: The Kubernetes Node Agent",
+        ),
+        Package(
+            "kubeadm", binaries=("/usr/bin/kubeadm",), depends=("kubelet", "kubectl", "kubernetes-cni", "cri-tools")
+        ),
         Package("kubectl", binaries=("/usr/bin/kubectl",)),
         Package("kubernetes-cni", binaries=("/opt/cni/bin/bridge", "/opt/cni/bin/loopback")),
         Package("cri-tools", binaries=("/usr/bin/crictl",)),
@@ -63,8 +77,12 @@ UNIVERSE: dict[str, Package] = {
 }
 
 # Binaries whose name is not the shim name.
-BINARY_SHIM = {"/usr/bin/ctr": "ctr", "/usr/sbin/runc": "runc", "/opt/cni/bin/bridge": "cni-plugin",
-               "/opt/cni/bin/loopback": "cni-plugin"}
+BINARY_SHIM = {
+    "/usr/bin/ctr": "ctr",
+    "/usr/sbin/runc": "runc",
+    "/opt/cni/bin/bridge": "cni-plugin",
+    "/opt/cni/bin/loopback": "cni-plugin",
+}
 
 
 @dataclass(frozen=True)
@@ -100,8 +118,11 @@ def configured_k8s_repos(fs: HostFs) -> list[RepoLine]:
 
 def keyring_problem(fs: HostFs, repo: RepoLine) -> str | None:
     """Why apt would reject the repository's signature, or None when the keyring is usable."""
-    candidates = [repo.keyring] if repo.keyring else [
-        f"/etc/apt/trusted.gpg.d/{n}" for n in _safe_listdir(fs, "/etc/apt/trusted.gpg.d")]
+    candidates = (
+        [repo.keyring]
+        if repo.keyring
+        else [f"/etc/apt/trusted.gpg.d/{n}" for n in _safe_listdir(fs, "/etc/apt/trusted.gpg.d")]
+    )
     for path in candidates:
         if path is None or not fs.is_file(path):
             continue
@@ -109,7 +130,7 @@ def keyring_problem(fs: HostFs, repo: RepoLine) -> str | None:
         if data.startswith(KEYRING_MAGIC) or (data.startswith(ARMORED_PREFIX) and path.endswith(".asc")):
             return None
         if data.startswith(ARMORED_PREFIX):
-            return (f"The key(s) in the keyring {path} are ignored as the file has an unsupported filetype.")
+            return f"The key(s) in the keyring {path} are ignored as the file has an unsupported filetype."
     return "NO_PUBKEY 234654DA9A296436"
 
 

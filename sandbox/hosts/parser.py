@@ -5,20 +5,7 @@ from __future__ import annotations
 import re
 
 from .lexer import Lexer, Tok
-from .syntax import (
-    AndOr,
-    Command,
-    CommandList,
-    Group,
-    If,
-    Lit,
-    Part,
-    Pipeline,
-    Redir,
-    ShellSyntaxError,
-    Simple,
-    Word,
-)
+from .syntax import AndOr, Command, CommandList, Group, If, Lit, Part, Pipeline, Redir, ShellSyntaxError, Simple, Word
 
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _RESERVED_UNSUPPORTED = {"for", "while", "until", "case", "do", "done", "esac", "function", "select", "[["}

@@ -43,8 +43,9 @@ def host_addresses(first: str, count: int) -> list[str]:
     """Consecutive loopback addresses from ``first``, skipping .0 and .255 in the last octet."""
     addr = ipaddress.IPv4Address(first)
     if not addr.is_loopback:
-        raise InputError(f"{first} is not a loopback address (sandbox hosts listen on 127.0.0.0/8 only)",
-                         path="first_address")
+        raise InputError(
+            f"{first} is not a loopback address (sandbox hosts listen on 127.0.0.0/8 only)", path="first_address"
+        )
     out: list[str] = []
     while len(out) < count:
         last = int(addr) & 0xFF
@@ -73,10 +74,20 @@ SAVE_DEBOUNCE = 0.25
 class SandboxHostPool:
     """``count`` hosts named host-001/node-001..., each on its own loopback address."""
 
-    def __init__(self, state_dir: Path, *, count: int, user: str = "root", password: str | None = None,
-                 first_address: str = "127.0.1.1", port: int = 0, mirror: Mapping[str, bytes] | None = None,
-                 host_overrides: Mapping[str, HostFacts] | None = None, agent_binary_url: str | None = None,
-                 latency: LatencyProfile = FAST) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        count: int,
+        user: str = "root",
+        password: str | None = None,
+        first_address: str = "127.0.1.1",
+        port: int = 0,
+        mirror: Mapping[str, bytes] | None = None,
+        host_overrides: Mapping[str, HostFacts] | None = None,
+        agent_binary_url: str | None = None,
+        latency: LatencyProfile = FAST,
+    ) -> None:
         if count < 1:
             raise InputError("count must be at least 1", path="count")
         self.state_dir = Path(state_dir)
@@ -116,8 +127,9 @@ class SandboxHostPool:
             for host in self.hosts:
                 host.agents = AgentSupervisor(host)
                 host.on_change = lambda h=host: self._schedule_save(h)
-                self._endpoints[host.host_id] = HostEndpoint(host, host_key=host_keys[host.host_id],
-                                                             client_key=client_key, password=self.password)
+                self._endpoints[host.host_id] = HostEndpoint(
+                    host, host_key=host_keys[host.host_id], client_key=client_key, password=self.password
+                )
             await asyncio.gather(*(self._endpoints[h.host_id].start(socks.pop(h.host_id)) for h in self.hosts))
         except BaseException:
             for sock in socks.values():
@@ -138,8 +150,16 @@ class SandboxHostPool:
             host_id, host_name = f"host-{index:03d}", f"node-{index:03d}"
             facts = self.host_overrides.get(host_id) or self.host_overrides.get(host_name) or HostFacts()
             directory = self.state_dir / host_id
-            host = SandboxHost.create(directory, host_id=host_id, host_name=host_name, ip=ip, port=self.port,
-                                      user=self.user, facts=facts, mirror=mirror)
+            host = SandboxHost.create(
+                directory,
+                host_id=host_id,
+                host_name=host_name,
+                ip=ip,
+                port=self.port,
+                user=self.user,
+                facts=facts,
+                mirror=mirror,
+            )
             host_keys[host_id] = _load_or_create_key(directory / "ssh_host_ed25519_key")
             host.latency = self.latency
             self.hosts.append(host)
@@ -249,8 +269,14 @@ class SandboxHostPool:
 
     def inventory_hosts(self) -> list[dict[str, Any]]:
         return [
-            {"host_id": h.host_id, "host_name": h.host_name, "host_ip": h.ip, "host_user": h.user,
-             "ssh_port": h.port, "ssh_key_file": str(self.client_key_path)}
+            {
+                "host_id": h.host_id,
+                "host_name": h.host_name,
+                "host_ip": h.ip,
+                "host_user": h.user,
+                "ssh_port": h.port,
+                "ssh_key_file": str(self.client_key_path),
+            }
             for h in self.hosts
         ]
 
@@ -260,11 +286,18 @@ class SandboxHostPool:
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
     def describe(self) -> dict[str, Any]:
-        return {"count": len(self.hosts), "port": self.port, "first_address": self.addresses[0],
-                "known_hosts": str(self.known_hosts_path), "client_key": str(self.client_key_path),
-                "agent_binary": str(self.agent_binary_path), "agent_binary_url": self.agent_binary_url,
-                "facts_overridden": sorted(self.host_overrides), "latency": self.latency.to_json(),
-                "default_facts": dataclasses.asdict(HostFacts())}
+        return {
+            "count": len(self.hosts),
+            "port": self.port,
+            "first_address": self.addresses[0],
+            "known_hosts": str(self.known_hosts_path),
+            "client_key": str(self.client_key_path),
+            "agent_binary": str(self.agent_binary_path),
+            "agent_binary_url": self.agent_binary_url,
+            "facts_overridden": sorted(self.host_overrides),
+            "latency": self.latency.to_json(),
+            "default_facts": dataclasses.asdict(HostFacts()),
+        }
 
 
 class _MirrorView(Mapping[str, bytes]):

@@ -97,8 +97,16 @@ def listdir(state: HostState, facts: HostFacts, vpath: str) -> list[str]:
     names: set[str] = set()
     if vpath == "/sys/module":
         return sorted(state.modules_loaded)
-    candidates = [*_DIRS, *_sysctl_dirs(state), "/dev/null", "/proc/swaps", "/proc/modules", "/proc/meminfo",
-                  "/proc/version", "/proc/cpuinfo"]
+    candidates = [
+        *_DIRS,
+        *_sysctl_dirs(state),
+        "/dev/null",
+        "/proc/swaps",
+        "/proc/modules",
+        "/proc/meminfo",
+        "/proc/version",
+        "/proc/cpuinfo",
+    ]
     candidates += ["/proc/sys/" + key.replace(".", "/") for key in kernel.sysctl_keys(state)]
     for path in candidates:
         if path.startswith(vpath.rstrip("/") + "/"):

@@ -16,25 +16,49 @@ HOST_FILE = "host.json"
 ROOT_DIR = "root"
 
 _DIRS = (
-    "etc/apt/sources.list.d", "etc/apt/keyrings", "etc/apt/trusted.gpg.d", "etc/modules-load.d", "etc/sysctl.d",
-    "etc/systemd/system/multi-user.target.wants", "etc/default", "lib/systemd/system", "usr/bin", "usr/sbin",
-    "usr/local/bin", "usr/local/sbin", "usr/lib/sysctl.d", "var/lib/dpkg", "var/lib/apt/lists", "var/log",
-    "var/tmp", "tmp", "root", "home", "opt", "run", "mnt", "srv",
+    "etc/apt/sources.list.d",
+    "etc/apt/keyrings",
+    "etc/apt/trusted.gpg.d",
+    "etc/modules-load.d",
+    "etc/sysctl.d",
+    "etc/systemd/system/multi-user.target.wants",
+    "etc/default",
+    "lib/systemd/system",
+    "usr/bin",
+    "usr/sbin",
+    "usr/local/bin",
+    "usr/local/sbin",
+    "usr/lib/sysctl.d",
+    "var/lib/dpkg",
+    "var/lib/apt/lists",
+    "var/log",
+    "var/tmp",
+    "tmp",
+    "root",
+    "home",
+    "opt",
+    "run",
+    "mnt",
+    "srv",
 )
 
 
 def hosts_file() -> str:
     # Deliberately without the host's own name: host preparation must add it.
-    return ("127.0.0.1 localhost\n\n# The following lines are desirable for IPv6 capable hosts\n"
-            "::1     ip6-localhost ip6-loopback\nfe00::0 ip6-localnet\nff00::0 ip6-mcastprefix\n"
-            "ff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n")
+    return (
+        "127.0.0.1 localhost\n\n# The following lines are desirable for IPv6 capable hosts\n"
+        "::1     ip6-localhost ip6-loopback\nfe00::0 ip6-localnet\nff00::0 ip6-mcastprefix\n"
+        "ff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
+    )
 
 
 def fstab_file(swap: bool) -> str:
-    text = ("# /etc/fstab: static file system information.\n#\n"
-            "# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"
-            "/dev/disk/by-uuid/5a8c3f3e-6f0b-4c35-9a58-3b2a0d0e2f11 / ext4 defaults 0 1\n"
-            "/dev/disk/by-uuid/1B2C-3D4E /boot/efi vfat defaults 0 1\n")
+    text = (
+        "# /etc/fstab: static file system information.\n#\n"
+        "# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"
+        "/dev/disk/by-uuid/5a8c3f3e-6f0b-4c35-9a58-3b2a0d0e2f11 / ext4 defaults 0 1\n"
+        "/dev/disk/by-uuid/1B2C-3D4E /boot/efi vfat defaults 0 1\n"
+    )
     return text + ("/swap.img\tnone\tswap\tsw\t0\t0\n" if swap else "")
 
 
@@ -45,8 +69,16 @@ def _write(root: Path, vpath: str, text: str, mode: int = 0o644) -> None:
     os.chmod(path, mode | 0o600)
 
 
-def init_host_dir(directory: Path, *, host_id: str, host_name: str, ip: str, user: str = "root",
-                  facts: HostFacts | None = None, port: int = 22) -> HostState:
+def init_host_dir(
+    directory: Path,
+    *,
+    host_id: str,
+    host_name: str,
+    ip: str,
+    user: str = "root",
+    facts: HostFacts | None = None,
+    port: int = 22,
+) -> HostState:
     """Create a host's state dir (``host.json``, ``root/``, ``state.json``); an existing one is kept as is."""
     facts = facts or HostFacts()
     state_path = directory / STATE_FILE
@@ -63,13 +95,22 @@ def init_host_dir(directory: Path, *, host_id: str, host_name: str, ip: str, use
     _write(root, "/etc/hostname", hostname + "\n")
     _write(root, "/etc/hosts", hosts_file())
     _write(root, "/etc/fstab", fstab_file(facts.swap_enabled))
-    _write(root, "/etc/apt/sources.list", "".join(
-        f"deb http://archive.ubuntu.com/ubuntu {facts.os_codename}{suffix} main restricted universe\n"
-        for suffix in ("", "-updates", "-security")))
+    _write(
+        root,
+        "/etc/apt/sources.list",
+        "".join(
+            f"deb http://archive.ubuntu.com/ubuntu {facts.os_codename}{suffix} main restricted universe\n"
+            for suffix in ("", "-updates", "-security")
+        ),
+    )
     _write(root, "/etc/modules", "# /etc/modules: kernel modules to load at boot time.\n")
     _write(root, "/etc/sysctl.conf", "# /etc/sysctl.conf - Configuration file for setting system variables\n")
-    _write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n" + (
-        f"{user}:x:1000:1000::/home/{user}:/bin/bash\n" if user != "root" else ""))
+    _write(
+        root,
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\n"
+        + (f"{user}:x:1000:1000::/home/{user}:/bin/bash\n" if user != "root" else ""),
+    )
     _write(root, "/etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640)
     _write(root, "/etc/sudoers", "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
     if facts.swap_enabled:
@@ -84,8 +125,14 @@ def init_host_dir(directory: Path, *, host_id: str, host_name: str, ip: str, use
             _write(root, binary, f"#!sandbox-shim {binary.rsplit('/', 1)[-1]}\n# {name} {version}\n", 0o755)
     for unit in BASE_UNITS:
         state.services[unit] = ServiceRecord(enabled=True, active="active", source="base")
-    identity = {"host_id": host_id, "host_name": host_name, "ip": ip, "port": port, "user": user,
-                "facts": facts.to_json()}
+    identity = {
+        "host_id": host_id,
+        "host_name": host_name,
+        "ip": ip,
+        "port": port,
+        "user": user,
+        "facts": facts.to_json(),
+    }
     write_atomically(directory / HOST_FILE, json.dumps(identity, indent=1))
     write_atomically(state_path, state.dumps())
     return state

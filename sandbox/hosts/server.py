@@ -63,15 +63,19 @@ class _HostSSHServer(asyncssh.SSHServer):
 
     def validate_password(self, username: str, password: str) -> bool:
         expected = self._endpoint.password
-        return expected is not None and self._allowed(username) and hmac.compare_digest(
-            password.encode(), expected.encode())
+        return (
+            expected is not None
+            and self._allowed(username)
+            and hmac.compare_digest(password.encode(), expected.encode())
+        )
 
 
 class HostEndpoint:
     """Listens on the host's own address; ``apply_fault()`` (sync) reconfigures it at once."""
 
-    def __init__(self, host: SandboxHost, *, host_key: asyncssh.SSHKey, client_key: asyncssh.SSHKey,
-                 password: str | None) -> None:
+    def __init__(
+        self, host: SandboxHost, *, host_key: asyncssh.SSHKey, client_key: asyncssh.SSHKey, password: str | None
+    ) -> None:
         self.host = host
         self.host_key = host_key
         self.client_key = client_key

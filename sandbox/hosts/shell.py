@@ -16,17 +16,7 @@ from dataclasses import replace
 from .expand import Expander, ExpansionError
 from .lookup import Resolved, resolve
 from .parser import parse
-from .shellio import (
-    ExitShell,
-    FileSink,
-    Hangup,
-    Input,
-    Io,
-    Options,
-    Trace,
-    apply_redirs,
-    read_input,
-)
+from .shellio import ExitShell, FileSink, Hangup, Input, Io, Options, Trace, apply_redirs, read_input
 from .shims import BufferSink, Ctx, HostLike, ShimExit
 from .syntax import AndOr, CommandList, Group, If, Pipeline, Redir, ShellSyntaxError, Simple
 from .vfs import FsError, HostFs
@@ -62,11 +52,22 @@ class Shell:
     def env(self) -> dict[str, str]:
         return {k: v for k, v in self.vars.items() if k in self.exported}
 
-    def child(self, *, user: str | None = None, env: dict[str, str] | None = None,
-              positional: list[str] | None = None, options: Options | None = None) -> Shell:
+    def child(
+        self,
+        *,
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        positional: list[str] | None = None,
+        options: Options | None = None,
+    ) -> Shell:
         return Shell(
-            self.host, user=user or self.user, env=self.env() if env is None else env, cwd=self.cwd,
-            trace=self.trace, hangup=self.hangup, positional=positional or self.positional,
+            self.host,
+            user=user or self.user,
+            env=self.env() if env is None else env,
+            cwd=self.cwd,
+            trace=self.trace,
+            hangup=self.hangup,
+            positional=positional or self.positional,
             options=options or replace(self.options),
         )
 
@@ -271,8 +272,18 @@ class Shell:
             return await BUILTINS["bash"](self, ["bash", path, *argv[1:]], io)
         env = {**self.env(), **(assigns or {})}
         stdin = await read_input(io.stdin) if shim.reads_stdin(argv[1:]) else b""
-        ctx = Ctx(argv=argv, env=env, user=self.user, cwd=self.cwd, stdin=stdin, out=io.out, err=io.err,
-                  host=self.host, shell=self, extra={"path": path})
+        ctx = Ctx(
+            argv=argv,
+            env=env,
+            user=self.user,
+            cwd=self.cwd,
+            stdin=stdin,
+            out=io.out,
+            err=io.err,
+            host=self.host,
+            shell=self,
+            extra={"path": path},
+        )
         delay = self.host.latency.command_delay(argv)
         if delay:
             await asyncio.sleep(delay)  # the latency profile: a real host's wait (network, disk), no CPU here

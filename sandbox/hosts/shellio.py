@@ -88,8 +88,7 @@ class FileSink:
         return self.fs.write(self.vpath, bytes(self.data), append=self.append)
 
 
-def apply_redirs(fs: HostFs, cwd: str, expander: Expander, redirs: list[Redir], io: Io,
-                 sinks: list[FileSink]) -> Io:
+def apply_redirs(fs: HostFs, cwd: str, expander: Expander, redirs: list[Redir], io: Io, sinks: list[FileSink]) -> Io:
     """The command's I/O after its redirections (file sinks opened now are appended to ``sinks``)."""
     fds: dict[int, Sink] = {1: io.out, 2: io.err}
     stdin: Input = io.stdin

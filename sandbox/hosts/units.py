@@ -10,9 +10,13 @@ from .vfs import FsError, HostFs, sha256_bytes
 
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 #: Units every host has, loaded and running from boot.
-BASE_UNITS = {"ssh": "OpenBSD Secure Shell server", "systemd-journald": "Journal Service",
-              "systemd-modules-load": "Load Kernel Modules", "systemd-sysctl": "Apply Kernel Variables",
-              "cron": "Regular background program processing daemon"}
+BASE_UNITS = {
+    "ssh": "OpenBSD Secure Shell server",
+    "systemd-journald": "Journal Service",
+    "systemd-modules-load": "Load Kernel Modules",
+    "systemd-sysctl": "Apply Kernel Variables",
+    "cron": "Regular background program processing daemon",
+}
 
 
 def unit_key(arg: str) -> str:

@@ -28,14 +28,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sandbox.kubeapi", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--crds", action="append", type=Path, default=[], metavar="DIR",
-                        help="directory of CRD YAML files (repeatable)")
+    parser.add_argument(
+        "--crds", action="append", type=Path, default=[], metavar="DIR", help="directory of CRD YAML files (repeatable)"
+    )
     parser.add_argument("--kubeconfig-out", type=Path, required=True, metavar="FILE")
     parser.add_argument("--history-size", type=int, default=1000)
     parser.add_argument("--state-dir", type=Path, default=None, help="persist objects here across restarts")
     parser.add_argument("--simulate-capi", action="store_true", help="also run the simulated CAPI/BYOH controllers")
-    parser.add_argument("--capi-options", type=_json_object, default={}, metavar="JSON",
-                        help='SimOptions fields for --simulate-capi, e.g. \'{"fail_bootstrap_hosts": ["node-003"]}\'')
+    parser.add_argument(
+        "--capi-options",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help='SimOptions fields for --simulate-capi, e.g. \'{"fail_bootstrap_hosts": ["node-003"]}\'',
+    )
     return parser.parse_args(argv)
 
 
@@ -53,8 +59,7 @@ def _simulator_entry() -> Callable[..., Coroutine[Any, Any, None]]:
     try:
         from sandbox.capi import run_simulators
     except ImportError as exc:
-        raise SystemExit(f"--simulate-capi needs sandbox.capi.run_simulators, which is not available: {exc}") \
-            from exc
+        raise SystemExit(f"--simulate-capi needs sandbox.capi.run_simulators, which is not available: {exc}") from exc
     entry: Callable[..., Coroutine[Any, Any, None]] = run_simulators
     return entry
 
@@ -65,8 +70,9 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = KubeApiServer(crd_dirs=args.crds, host=args.host, port=args.port, history_size=args.history_size,
-                           state_dir=args.state_dir)
+    server = KubeApiServer(
+        crd_dirs=args.crds, host=args.host, port=args.port, history_size=args.history_size, state_dir=args.state_dir
+    )
     await server.start()
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -104,8 +110,10 @@ def _check_capi_options(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     _check_capi_options(args)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-                        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
     asyncio.run(_serve(args))
 
 

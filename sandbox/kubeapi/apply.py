@@ -54,8 +54,14 @@ class Ownership:
             if old is not None and key not in touched:
                 out.append({**old, "fieldsV1": encoded})  # lost fields to another manager: keep its time
                 continue
-            entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": api_version,
-                                     "time": now_timestamp(), "fieldsType": "FieldsV1", "fieldsV1": encoded}
+            entry: dict[str, Any] = {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": api_version,
+                "time": now_timestamp(),
+                "fieldsType": "FieldsV1",
+                "fieldsV1": encoded,
+            }
             if subresource:
                 entry["subresource"] = subresource
             out.append(entry)
@@ -71,8 +77,15 @@ def _with_managed(obj: dict[str, Any], managed: list[dict[str, Any]]) -> dict[st
     return {**obj, "metadata": md}
 
 
-def record_update(old: Mapping[str, Any] | None, new: dict[str, Any], *, manager: str, subresource: str,
-                  schema: Schema, api_version: str) -> dict[str, Any]:
+def record_update(
+    old: Mapping[str, Any] | None,
+    new: dict[str, Any],
+    *,
+    manager: str,
+    subresource: str,
+    schema: Schema,
+    api_version: str,
+) -> dict[str, Any]:
     """``new`` with managedFields updated for an Update operation (create, PUT, merge/JSON patch)."""
     own = Ownership.of(old)
     new_fields = fs.fields_of(new, schema)
@@ -88,8 +101,16 @@ def record_update(old: Mapping[str, Any] | None, new: dict[str, Any], *, manager
     return _with_managed(new, own.render(api_version, {key}))
 
 
-def server_side_apply(live: dict[str, Any] | None, cfg: dict[str, Any], *, manager: str, force: bool,
-                      subresource: str, schema: Schema, api_version: str) -> dict[str, Any]:
+def server_side_apply(
+    live: dict[str, Any] | None,
+    cfg: dict[str, Any],
+    *,
+    manager: str,
+    force: bool,
+    subresource: str,
+    schema: Schema,
+    api_version: str,
+) -> dict[str, Any]:
     """The object after applying ``cfg`` as ``manager`` (before defaulting and validation)."""
     own = Ownership.of(live)
     key = (manager, "Apply", subresource)
@@ -115,12 +136,11 @@ def server_side_apply(live: dict[str, Any] | None, cfg: dict[str, Any], *, manag
     merged: dict[str, Any] = fs.merge(live, {k: v for k, v in cfg.items() if k != "metadata"}, schema)
     cfg_meta = cfg.get("metadata") or {}
     live_meta = {k: v for k, v in (live.get("metadata") or {}).items()}
-    merged["metadata"] = fs.merge(live_meta, {k: cfg_meta[k] for k in fs.TRACKED_META if k in cfg_meta},
-                                  fs.META_SCHEMA)
+    merged["metadata"] = fs.merge(live_meta, {k: cfg_meta[k] for k in fs.TRACKED_META if k in cfg_meta}, fs.META_SCHEMA)
     others = [paths for other, paths in own.sets.items() if other != key]
     removed: list[FieldPath] = []
     for path in sorted(previous - applied, key=len):
-        if any(path[:len(r)] == r for r in removed) or fs.is_key_field(path):
+        if any(path[: len(r)] == r for r in removed) or fs.is_key_field(path):
             continue
         if not any(fs.covers(paths, path) for paths in others):
             merged = fs.delete_path(merged, path)

@@ -16,8 +16,15 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                "message": self.message, "reason": self.reason, "code": self.code}
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details:
             body["details"] = self.details
         return body
@@ -55,27 +62,35 @@ def path_not_found() -> ApiError:
 
 
 def method_not_allowed(method: str) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource "
-                                             f"({method})")
+    return ApiError(
+        405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})"
+    )
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{_what(plural, group)} "{name}" already exists',
-                    _details(plural, name, group))
+    return ApiError(
+        409, "AlreadyExists", f'{_what(plural, group)} "{name}" already exists', _details(plural, name, group)
+    )
 
 
 def conflict(plural: str, group: str, name: str, why: str = "") -> ApiError:
     why = why or "the object has been modified; please apply your changes to the latest version and try again"
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_what(plural, group)} "{name}": {why}',
-                    _details(plural, name, group))
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_what(plural, group)} "{name}": {why}',
+        _details(plural, name, group),
+    )
 
 
 def apply_conflict(conflicts: list[tuple[str, str]]) -> ApiError:
     """``conflicts`` are (manager, field path such as ``.spec.replicas``) pairs."""
     lines = "\n".join(f'- conflict with "{manager}": {field}' for manager, field in conflicts)
     word = "conflict" if len(conflicts) == 1 else "conflicts"
-    causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{manager}"', "field": field}
-              for manager, field in conflicts]
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f'conflict with "{manager}"', "field": field}
+        for manager, field in conflicts
+    ]
     return ApiError(409, "Conflict", f"Apply failed with {len(conflicts)} {word}: {lines}", {"causes": causes})
 
 
@@ -84,8 +99,12 @@ def expired(message: str) -> ApiError:
 
 
 def unsupported_media(content_type: str, accepted: list[str]) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
-                                                 f"media types include: {', '.join(accepted)}; got {content_type!r}")
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted "
+        f"media types include: {', '.join(accepted)}; got {content_type!r}",
+    )
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:

@@ -15,12 +15,20 @@ FieldPath = tuple[str, ...]
 Schema = Mapping[str, Any] | None
 MISSING: Any = object()
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-META_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
-    "labels": _STRING_MAP, "annotations": _STRING_MAP,
-    "finalizers": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
-    "ownerReferences": {"type": "array", "items": {"type": "object"}, "x-kubernetes-list-type": "map",
-                        "x-kubernetes-list-map-keys": ["uid"]},
-}}
+META_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+        "finalizers": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+        "ownerReferences": {
+            "type": "array",
+            "items": {"type": "object"},
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["uid"],
+        },
+    },
+}
 TRACKED_META = ("labels", "annotations", "finalizers", "ownerReferences")
 
 

@@ -20,23 +20,32 @@ from .openapi import OpenApi
 from .patch import decode_json
 from .registry import Registry, ResourceType
 from .store import Store
-from .writes import WriteParams, Writer
+from .write_rules import WriteParams
+from .writes import Writer
 
 log = structlog.get_logger(__name__)
 JSON = "application/json"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 _OPEN_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
-VERSION_INFO = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-sandbox", "gitCommit": "sandbox",
-                "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24",
-                "compiler": "gc", "platform": "linux/amd64"}
+VERSION_INFO = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-sandbox",
+    "gitCommit": "sandbox",
+    "gitTreeState": "clean",
+    "buildDate": "2025-01-01T00:00:00Z",
+    "goVersion": "go1.24",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def respond(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {"Warning": ", ".join('299 - "{}"'.format(w.replace('"', '\\"')) for w in warnings)} \
-        if warnings else None
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON,
-                        headers=headers)
+    headers = {"Warning": ", ".join('299 - "{}"'.format(w.replace('"', '\\"')) for w in warnings)} if warnings else None
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON, headers=headers
+    )
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -75,8 +84,9 @@ class Target:
 class Api:
     """The request handlers of one server; state lives in the store and registry."""
 
-    def __init__(self, store: Store, registry: Registry, writer: Writer, auth: Authenticator, *,
-                 bookmark_interval: float) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, writer: Writer, auth: Authenticator, *, bookmark_interval: float
+    ) -> None:
         self.store = store
         self.registry = registry
         self.writer = writer
@@ -120,8 +130,13 @@ class Api:
         if segs[0] == "api":
             if len(segs) == 1:
                 host = request.host
-                return respond({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
+                return respond(
+                    {
+                        "kind": "APIVersions",
+                        "versions": ["v1"],
+                        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+                    }
+                )
             if segs[1] != "v1":
                 raise errors.path_not_found()
             group, version, rest = "", "v1", segs[2:]
@@ -190,8 +205,10 @@ class Api:
         method, q = request.method, request.query
         if t.name is None:
             if method == "GET":
-                pred = selectors.both(selectors.label_selector(q.get("labelSelector")),
-                                      selectors.field_selector(t.rtype, q.get("fieldSelector")))
+                pred = selectors.both(
+                    selectors.label_selector(q.get("labelSelector")),
+                    selectors.field_selector(t.rtype, q.get("fieldSelector")),
+                )
                 watching = q.get("watch", "").lower() in ("1", "true")
                 rendering = tables.negotiate(request.headers.get("Accept"), collection=not watching)
                 if watching:
@@ -223,33 +240,52 @@ class Api:
             params = self._params(request)
             raw = await request.read()
             existed = self.store.get(t.rtype.key, namespace, t.name) is not None
-            patched = self.writer.patch(t.rtype, t.version, namespace, t.name, raw,
-                                        request.headers.get("Content-Type", ""), params, t.subresource)
+            patched = self.writer.patch(
+                t.rtype,
+                t.version,
+                namespace,
+                t.name,
+                raw,
+                request.headers.get("Content-Type", ""),
+                params,
+                t.subresource,
+            )
             return respond(self._view(t, patched), 200 if existed else 201, params.warnings)
         if method == "DELETE" and not t.subresource:
             return await self._delete(request, t, namespace, t.name)
         raise errors.method_not_allowed(method)
 
-    def _render_list(self, t: Target, listing: dict[str, Any], rendering: tables.Rendering,
-                     include_object: str | None) -> dict[str, Any]:
+    def _render_list(
+        self, t: Target, listing: dict[str, Any], rendering: tables.Rendering, include_object: str | None
+    ) -> dict[str, Any]:
         if rendering.kind == "object":
             return listing
         if rendering.kind == "partial":
             items = [tables.partial(self._view(t, o), rendering) for o in listing["items"]]
-            return {"kind": "PartialObjectMetadataList", "apiVersion": rendering.api_version,
-                    "metadata": listing["metadata"], "items": items}
+            return {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": rendering.api_version,
+                "metadata": listing["metadata"],
+                "items": items,
+            }
         printer = tables.Printer(self.registry, t.rtype, t.version, rendering, include_object)
         api_version = t.rtype.api_version(t.version)
         objs = [{**o, "apiVersion": api_version, "kind": t.rtype.kind} for o in listing["items"]]
         return printer.table(objs, listing["metadata"])
 
-    async def _watch(self, request: web.Request, t: Target, pred: selectors.Predicate | None,
-                     rendering: tables.Rendering = tables.OBJECT) -> web.StreamResponse:
+    async def _watch(
+        self,
+        request: web.Request,
+        t: Target,
+        pred: selectors.Predicate | None,
+        rendering: tables.Rendering = tables.OBJECT,
+    ) -> web.StreamResponse:
         opts = watch.parse_options(request.query, self.bookmark_interval)
         render: watch.Render | None = None
         if rendering.kind == "table":
-            render = tables.Printer(self.registry, t.rtype, t.version, rendering,
-                                    request.query.get("includeObject")).watch_renderer()
+            render = tables.Printer(
+                self.registry, t.rtype, t.version, rendering, request.query.get("includeObject")
+            ).watch_renderer()
         elif rendering.kind == "partial":
             render = lambda obj: tables.partial(obj, rendering)  # noqa: E731
         task = asyncio.current_task()
@@ -264,8 +300,9 @@ class Api:
         q = request.query
         validation = q.get("fieldValidation") or "Strict"
         if validation not in ("Strict", "Warn", "Ignore"):
-            raise bad_request(f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", '
-                              '"Strict", "Warn"')
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Strict", "Warn"'
+            )
         dry_run = q.getall("dryRun", [])
         if any(d != "All" for d in dry_run):
             raise bad_request('dryRun: Unsupported value: supported values: "All"')
@@ -274,8 +311,12 @@ class Api:
         if not manager and not is_apply:
             # Like the real server: updates without a manager are recorded under the client's user agent.
             manager = request.headers.get("User-Agent", "unknown").split("/")[0]
-        return WriteParams(manager=manager, field_validation=validation, dry_run=bool(dry_run),
-                           force=q.get("force", "").lower() in ("1", "true"))
+        return WriteParams(
+            manager=manager,
+            field_validation=validation,
+            dry_run=bool(dry_run),
+            force=q.get("force", "").lower() in ("1", "true"),
+        )
 
     def _view(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
         api_version = t.rtype.api_version(t.version)
@@ -330,29 +371,39 @@ class Api:
 
     async def _delete(self, request: web.Request, t: Target, namespace: str, name: str) -> web.Response:
         policy, preconditions, dry_run = await self._delete_options(request)
-        obj, removed = self.writer.delete(t.rtype, namespace, name, policy=policy, preconditions=preconditions,
-                                          dry_run=dry_run)
+        obj, removed = self.writer.delete(
+            t.rtype, namespace, name, policy=policy, preconditions=preconditions, dry_run=dry_run
+        )
         if removed and t.rtype.builtin:
             details: dict[str, Any] = {"name": name, "kind": t.rtype.plural, "uid": obj["metadata"].get("uid")}
             if t.rtype.group:
                 details["group"] = t.rtype.group
-            return respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                            "details": details})
+            return respond(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+            )
         return respond(self._view(t, obj))
 
     async def _delete_collection(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
         if not t.rtype.namespaced or "deletecollection" not in t.rtype.verbs:
             raise errors.method_not_allowed("DELETE")
-        pred = selectors.both(selectors.label_selector(q.get("labelSelector")),
-                              selectors.field_selector(t.rtype, q.get("fieldSelector")))
+        pred = selectors.both(
+            selectors.label_selector(q.get("labelSelector")), selectors.field_selector(t.rtype, q.get("fieldSelector"))
+        )
         policy, _, dry_run = await self._delete_options(request)
         deleted = []
         for obj in self.store.list_objects(t.rtype.key, t.namespace):
             if pred is None or pred(obj):
                 md = obj["metadata"]
-                gone, _ = self.writer.delete(t.rtype, md.get("namespace", ""), md["name"], policy=policy,
-                                             dry_run=dry_run)
+                gone, _ = self.writer.delete(
+                    t.rtype, md.get("namespace", ""), md["name"], policy=policy, dry_run=dry_run
+                )
                 deleted.append(self._view(t, gone))
-        return respond({"kind": t.rtype.list_kind, "apiVersion": t.rtype.api_version(t.version),
-                        "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
+        return respond(
+            {
+                "kind": t.rtype.list_kind,
+                "apiVersion": t.rtype.api_version(t.version),
+                "metadata": {"resourceVersion": str(self.store.rv)},
+                "items": deleted,
+            }
+        )

@@ -46,27 +46,76 @@ def _ref(name: str, v3: bool) -> dict[str, Any]:
 def _meta_schemas(v3: bool) -> dict[str, dict[str, Any]]:
     # No x-kubernetes-patch-strategy markers: the emulator applies strategic merge patches as JSON merge
     # patches, so kubectl must not send list directives ($setElementOrder, $patch) it would not understand.
-    owner = {"type": "object", "required": ["apiVersion", "kind", "name", "uid"], "properties": {
-        "apiVersion": _STR, "kind": _STR, "name": _STR, "uid": _STR, "controller": {"type": "boolean"},
-        "blockOwnerDeletion": {"type": "boolean"}}, "x-kubernetes-map-type": "atomic"}
-    managed = {"type": "object", "properties": {
-        "apiVersion": _STR, "fieldsType": _STR, "fieldsV1": _ref(f"{META}.FieldsV1", v3), "manager": _STR,
-        "operation": _STR, "subresource": _STR, "time": _ref(f"{META}.Time", v3)}}
-    object_meta = {"type": "object", "properties": {
-        "annotations": _STR_MAP, "creationTimestamp": _ref(f"{META}.Time", v3),
-        "deletionGracePeriodSeconds": _INT64, "deletionTimestamp": _ref(f"{META}.Time", v3),
-        "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "x-kubernetes-list-type": "set"},
-        "generateName": _STR, "generation": _INT64, "labels": _STR_MAP,
-        "managedFields": {"type": "array", "items": _ref(f"{META}.ManagedFieldsEntry", v3),
-                          "x-kubernetes-list-type": "atomic"},
-        "name": _STR, "namespace": _STR,
-        "ownerReferences": {"type": "array", "items": _ref(f"{META}.OwnerReference", v3),
-                            "x-kubernetes-list-map-keys": ["uid"], "x-kubernetes-list-type": "map"},
-        "resourceVersion": _STR, "selfLink": _STR, "uid": _STR}}
-    list_meta = {"type": "object", "properties": {"continue": _STR, "remainingItemCount": _INT64,
-                                                  "resourceVersion": _STR, "selfLink": _STR}}
-    return {f"{META}.ObjectMeta": object_meta, f"{META}.ListMeta": list_meta, f"{META}.OwnerReference": owner,
-            f"{META}.ManagedFieldsEntry": managed, f"{META}.Time": _TIME, f"{META}.FieldsV1": {"type": "object"}}
+    owner = {
+        "type": "object",
+        "required": ["apiVersion", "kind", "name", "uid"],
+        "properties": {
+            "apiVersion": _STR,
+            "kind": _STR,
+            "name": _STR,
+            "uid": _STR,
+            "controller": {"type": "boolean"},
+            "blockOwnerDeletion": {"type": "boolean"},
+        },
+        "x-kubernetes-map-type": "atomic",
+    }
+    managed = {
+        "type": "object",
+        "properties": {
+            "apiVersion": _STR,
+            "fieldsType": _STR,
+            "fieldsV1": _ref(f"{META}.FieldsV1", v3),
+            "manager": _STR,
+            "operation": _STR,
+            "subresource": _STR,
+            "time": _ref(f"{META}.Time", v3),
+        },
+    }
+    object_meta = {
+        "type": "object",
+        "properties": {
+            "annotations": _STR_MAP,
+            "creationTimestamp": _ref(f"{META}.Time", v3),
+            "deletionGracePeriodSeconds": _INT64,
+            "deletionTimestamp": _ref(f"{META}.Time", v3),
+            "finalizers": {
+                "type": "array",
+                "items": {"type": "string", "default": ""},
+                "x-kubernetes-list-type": "set",
+            },
+            "generateName": _STR,
+            "generation": _INT64,
+            "labels": _STR_MAP,
+            "managedFields": {
+                "type": "array",
+                "items": _ref(f"{META}.ManagedFieldsEntry", v3),
+                "x-kubernetes-list-type": "atomic",
+            },
+            "name": _STR,
+            "namespace": _STR,
+            "ownerReferences": {
+                "type": "array",
+                "items": _ref(f"{META}.OwnerReference", v3),
+                "x-kubernetes-list-map-keys": ["uid"],
+                "x-kubernetes-list-type": "map",
+            },
+            "resourceVersion": _STR,
+            "selfLink": _STR,
+            "uid": _STR,
+        },
+    }
+    list_meta = {
+        "type": "object",
+        "properties": {"continue": _STR, "remainingItemCount": _INT64, "resourceVersion": _STR, "selfLink": _STR},
+    }
+    return {
+        f"{META}.ObjectMeta": object_meta,
+        f"{META}.ListMeta": list_meta,
+        f"{META}.OwnerReference": owner,
+        f"{META}.ManagedFieldsEntry": managed,
+        f"{META}.Time": _TIME,
+        f"{META}.FieldsV1": {"type": "object"},
+    }
 
 
 def _builtin_schema(rtype: ResourceType) -> dict[str, Any]:
@@ -78,15 +127,31 @@ def _builtin_schema(rtype: ResourceType) -> dict[str, Any]:
     elif rtype.kind == "ConfigMap":
         props = {"data": _STR_MAP, "binaryData": bytes_map, "immutable": {"type": "boolean"}}
     elif rtype.kind == "Namespace":
-        props = {"spec": {"type": "object", "properties": {"finalizers": {"type": "array", "items": _STR}}},
-                 "status": {"type": "object", "properties": {"phase": _STR}}}
+        props = {
+            "spec": {"type": "object", "properties": {"finalizers": {"type": "array", "items": _STR}}},
+            "status": {"type": "object", "properties": {"phase": _STR}},
+        }
     elif rtype.kind == "Event":
-        ref = {"type": "object", "properties": {k: _STR for k in (
-            "apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")}}
-        props = {"involvedObject": ref, "reason": _STR, "message": _STR, "type": _STR, "count": {"type": "integer"},
-                 "firstTimestamp": _TIME, "lastTimestamp": _TIME, "eventTime": _TIME, "action": _STR,
-                 "reportingComponent": _STR, "reportingInstance": _STR,
-                 "source": {"type": "object", "properties": {"component": _STR, "host": _STR}}}
+        ref = {
+            "type": "object",
+            "properties": {
+                k: _STR for k in ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
+            },
+        }
+        props = {
+            "involvedObject": ref,
+            "reason": _STR,
+            "message": _STR,
+            "type": _STR,
+            "count": {"type": "integer"},
+            "firstTimestamp": _TIME,
+            "lastTimestamp": _TIME,
+            "eventTime": _TIME,
+            "action": _STR,
+            "reportingComponent": _STR,
+            "reportingInstance": _STR,
+            "source": {"type": "object", "properties": {"component": _STR, "host": _STR}},
+        }
     else:  # CustomResourceDefinition: its spec is checked by the emulator itself
         open_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         props = {"spec": open_object, "status": open_object}
@@ -114,8 +179,10 @@ class OpenApi:
             for version in rtype.versions:
                 path = f"api/{version}" if rtype.group == "" else f"apis/{rtype.group}/{version}"
                 by_gv.setdefault(path, []).append((rtype, version))
-        self._v3 = {path: json.dumps(self._v3_doc(entries), separators=(",", ":")).encode()
-                    for path, entries in sorted(by_gv.items())}
+        self._v3 = {
+            path: json.dumps(self._v3_doc(entries), separators=(",", ":")).encode()
+            for path, entries in sorted(by_gv.items())
+        }
         self._v3_hash = {path: hashlib.sha512(body).hexdigest().upper() for path, body in self._v3.items()}
         everything = [entry for entries in by_gv.values() for entry in entries]
         self._v2 = json.dumps(self._v2_doc(everything), separators=(",", ":")).encode()
@@ -154,10 +221,14 @@ class OpenApi:
         if not v3:
             schema = _to_v2(schema)
         props = dict(schema.get("properties") or {})
-        props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this "
-                                                                "representation of an object."}
-        props["kind"] = {"type": "string", "description": "Kind is a string value representing the REST resource "
-                                                          "this object represents."}
+        props["apiVersion"] = {
+            "type": "string",
+            "description": "APIVersion defines the versioned schema of this representation of an object.",
+        }
+        props["kind"] = {
+            "type": "string",
+            "description": "Kind is a string value representing the REST resource this object represents.",
+        }
         props["metadata"] = _ref(f"{META}.ObjectMeta", v3)
         schema["properties"] = props
         schema["type"] = "object"
@@ -165,10 +236,17 @@ class OpenApi:
         return schema
 
     def _list_schema(self, rtype: ResourceType, version: str, v3: bool) -> dict[str, Any]:
-        return {"type": "object", "required": ["items"], "properties": {
-            "apiVersion": _STR, "kind": _STR, "metadata": _ref(f"{META}.ListMeta", v3),
-            "items": {"type": "array", "items": _ref(definition_name(rtype, version), v3)}},
-            "x-kubernetes-group-version-kind": [{"group": rtype.group, "kind": rtype.list_kind, "version": version}]}
+        return {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "apiVersion": _STR,
+                "kind": _STR,
+                "metadata": _ref(f"{META}.ListMeta", v3),
+                "items": {"type": "array", "items": _ref(definition_name(rtype, version), v3)},
+            },
+            "x-kubernetes-group-version-kind": [{"group": rtype.group, "kind": rtype.list_kind, "version": version}],
+        }
 
     def _paths(self, rtype: ResourceType, version: str, v3: bool) -> dict[str, Any]:
         base = "/api/v1" if rtype.group == "" else f"/apis/{rtype.group}/{version}"
@@ -182,9 +260,13 @@ class OpenApi:
         path_params = [_param("name", "path", v3), *([_param("namespace", "path", v3)] if rtype.namespaced else [])]
 
         def op(action: str, verb: str, params: list[dict[str, Any]], body: list[str] | None = None) -> dict[str, Any]:
-            out: dict[str, Any] = {"operationId": f"{verb}{name}", "x-kubernetes-action": action,
-                                   "x-kubernetes-group-version-kind": gvk, "parameters": params,
-                                   "responses": {"200": {"description": "OK"}}}
+            out: dict[str, Any] = {
+                "operationId": f"{verb}{name}",
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+            }
             if body is not None:
                 if v3:
                     out["requestBody"] = {"content": {t: {"schema": {"type": "object"}} for t in body}}
@@ -201,16 +283,25 @@ class OpenApi:
             "parameters": [*path_params, *write_params],
         }
         collection = {
-            "get": op("list", "list", [_param(n, "query", v3) for n in (
-                "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch")]),
+            "get": op(
+                "list",
+                "list",
+                [
+                    _param(n, "query", v3)
+                    for n in ("labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch")
+                ],
+            ),
             "post": op("post", "create", write_params, ["*/*"]),
             "parameters": path_params[1:],
         }
         out = {scope: collection, f"{scope}/{{name}}": item}
         if rtype.has_status(version):
             out[f"{scope}/{{name}}/status"] = {
-                "get": op("get", "read", []), "put": op("put", "replace", write_params, ["*/*"]),
-                "patch": op("patch", "patch", write_params, patch_types), "parameters": [*path_params, *write_params]}
+                "get": op("get", "read", []),
+                "put": op("put", "replace", write_params, ["*/*"]),
+                "patch": op("patch", "patch", write_params, patch_types),
+                "parameters": [*path_params, *write_params],
+            }
         return out
 
     def _v3_doc(self, entries: list[tuple[ResourceType, str]]) -> dict[str, Any]:
@@ -220,8 +311,12 @@ class OpenApi:
             schemas[definition_name(rtype, version)] = self._kind_schema(rtype, version, True)
             schemas[definition_name(rtype, version, rtype.list_kind)] = self._list_schema(rtype, version, True)
             paths.update(self._paths(rtype, version, True))
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": self.server_version},
-                "paths": paths, "components": {"schemas": schemas}}
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self.server_version},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }
 
     def _v2_doc(self, entries: list[tuple[ResourceType, str]]) -> dict[str, Any]:
         definitions = _meta_schemas(False)
@@ -230,8 +325,12 @@ class OpenApi:
             definitions[definition_name(rtype, version)] = self._kind_schema(rtype, version, False)
             definitions[definition_name(rtype, version, rtype.list_kind)] = self._list_schema(rtype, version, False)
             paths.update(self._paths(rtype, version, False))
-        return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": self.server_version},
-                "paths": paths, "definitions": definitions}
+        return {
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": self.server_version},
+            "paths": paths,
+            "definitions": definitions,
+        }
 
 
 def _param(name: str, where: str, v3: bool, type_: str = "string") -> dict[str, Any]:

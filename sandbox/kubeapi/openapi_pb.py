@@ -73,15 +73,30 @@ def _extensions(field: int, node: Mapping[str, Any]) -> bytes:
 
 def schema(node: Mapping[str, Any]) -> bytes:
     """An ``openapi.v2.Schema``."""
-    out = [_str(1, node.get("$ref")), _str(2, node.get("format")), _str(3, node.get("title")),
-           _str(4, node.get("description"))]
+    out = [
+        _str(1, node.get("$ref")),
+        _str(2, node.get("format")),
+        _str(3, node.get("title")),
+        _str(4, node.get("description")),
+    ]
     if "default" in node:
         out.append(_any(5, node["default"]))
-    out += [_double(6, node.get("multipleOf")), _double(7, node.get("maximum")), _bool(8, node.get("exclusiveMaximum")),
-            _double(9, node.get("minimum")), _bool(10, node.get("exclusiveMinimum")), _int(11, node.get("maxLength")),
-            _int(12, node.get("minLength")), _str(13, node.get("pattern")), _int(14, node.get("maxItems")),
-            _int(15, node.get("minItems")), _bool(16, node.get("uniqueItems")), _int(17, node.get("maxProperties")),
-            _int(18, node.get("minProperties")), _strs(19, node.get("required") or ())]
+    out += [
+        _double(6, node.get("multipleOf")),
+        _double(7, node.get("maximum")),
+        _bool(8, node.get("exclusiveMaximum")),
+        _double(9, node.get("minimum")),
+        _bool(10, node.get("exclusiveMinimum")),
+        _int(11, node.get("maxLength")),
+        _int(12, node.get("minLength")),
+        _str(13, node.get("pattern")),
+        _int(14, node.get("maxItems")),
+        _int(15, node.get("minItems")),
+        _bool(16, node.get("uniqueItems")),
+        _int(17, node.get("maxProperties")),
+        _int(18, node.get("minProperties")),
+        _strs(19, node.get("required") or ()),
+    ]
     out += [_any(20, v) for v in node.get("enum") or ()]
     extra = node.get("additionalProperties")
     if isinstance(extra, Mapping):
@@ -112,23 +127,41 @@ def _named(schemas: Mapping[str, Any]) -> bytes:
 def _parameter(p: Mapping[str, Any]) -> bytes:
     # ParametersItem.parameter -> Parameter.non_body_parameter -> NonBodyParameter.{query,path}_parameter_sub_schema
     if p.get("in") == "path":
-        sub = (_bool(1, p.get("required")) + _str(2, "path") + _str(3, p.get("description")) + _str(4, p["name"])
-               + _str(5, p.get("type")) + _bool(19, p.get("uniqueItems")))
+        sub = (
+            _bool(1, p.get("required"))
+            + _str(2, "path")
+            + _str(3, p.get("description"))
+            + _str(4, p["name"])
+            + _str(5, p.get("type"))
+            + _bool(19, p.get("uniqueItems"))
+        )
         non_body = _bytes(4, sub)
     else:
-        sub = (_bool(1, p.get("required")) + _str(2, "query") + _str(3, p.get("description")) + _str(4, p["name"])
-               + _str(6, p.get("type")) + _bool(20, p.get("uniqueItems")))
+        sub = (
+            _bool(1, p.get("required"))
+            + _str(2, "query")
+            + _str(3, p.get("description"))
+            + _str(4, p["name"])
+            + _str(6, p.get("type"))
+            + _bool(20, p.get("uniqueItems"))
+        )
         non_body = _bytes(3, sub)
     return _bytes(1, _bytes(2, non_body))
 
 
 def _operation(op: Mapping[str, Any]) -> bytes:
-    out = [_str(3, op.get("description")), _str(5, op.get("operationId")), _strs(6, op.get("produces") or ()),
-           _strs(7, op.get("consumes") or ())]
+    out = [
+        _str(3, op.get("description")),
+        _str(5, op.get("operationId")),
+        _strs(6, op.get("produces") or ()),
+        _strs(7, op.get("consumes") or ()),
+    ]
     out += [_bytes(8, _parameter(p)) for p in op.get("parameters") or ()]
     # Responses { repeated NamedResponseValue response_code = 1; } -> ResponseValue.response -> Response.description
-    codes = b"".join(_bytes(1, _str(1, code) + _bytes(2, _bytes(1, _str(1, (r or {}).get("description") or code))))
-                     for code, r in (op.get("responses") or {}).items())
+    codes = b"".join(
+        _bytes(1, _str(1, code) + _bytes(2, _bytes(1, _str(1, (r or {}).get("description") or code))))
+        for code, r in (op.get("responses") or {}).items()
+    )
     out += [_bytes(9, codes), _extensions(13, op)]
     return b"".join(out)
 
@@ -145,11 +178,15 @@ def _path_item(item: Mapping[str, Any]) -> bytes:
 def document(doc: Mapping[str, Any]) -> bytes:
     """An ``openapi.v2.Document`` for the JSON document ``doc`` (``swagger: "2.0"``)."""
     info = doc.get("info") or {}
-    paths = b"".join(_bytes(2, _str(1, path) + _bytes(2, _path_item(item)))  # Paths.path: NamedPathItem
-                     for path, item in (doc.get("paths") or {}).items())
-    return b"".join([
-        _str(1, doc.get("swagger", "2.0")),
-        _bytes(2, _str(1, info.get("title")) + _str(2, info.get("version"))),
-        _bytes(8, paths),
-        _bytes(9, _named(doc.get("definitions") or {})),
-    ])
+    paths = b"".join(
+        _bytes(2, _str(1, path) + _bytes(2, _path_item(item)))  # Paths.path: NamedPathItem
+        for path, item in (doc.get("paths") or {}).items()
+    )
+    return b"".join(
+        [
+            _str(1, doc.get("swagger", "2.0")),
+            _bytes(2, _str(1, info.get("title")) + _str(2, info.get("version"))),
+            _bytes(8, paths),
+            _bytes(9, _named(doc.get("definitions") or {})),
+        ]
+    )

@@ -60,18 +60,58 @@ class ResourceType:
 
 
 _BUILTINS = (
-    ResourceType("", "Namespace", "namespaces", "namespace", "NamespaceList", False, ("v1",), "v1",
-                 frozenset({"v1"}), ("ns",), (), True, False,
-                 ("create", "delete", "get", "list", "patch", "update", "watch")),
-    ResourceType("", "Secret", "secrets", "secret", "SecretList", True, ("v1",), "v1", frozenset(), (), (), True,
-                 False),
-    ResourceType("", "ConfigMap", "configmaps", "configmap", "ConfigMapList", True, ("v1",), "v1", frozenset(),
-                 ("cm",), (), True, False),
-    ResourceType("", "Event", "events", "event", "EventList", True, ("v1",), "v1", frozenset(), ("ev",), (), True,
-                 False),
-    ResourceType(CRD_GROUP, "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
-                 "CustomResourceDefinitionList", False, ("v1",), "v1", frozenset({"v1"}), ("crd", "crds"),
-                 ("api-extensions",), True, True),
+    ResourceType(
+        "",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        "NamespaceList",
+        False,
+        ("v1",),
+        "v1",
+        frozenset({"v1"}),
+        ("ns",),
+        (),
+        True,
+        False,
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
+    ResourceType(
+        "", "Secret", "secrets", "secret", "SecretList", True, ("v1",), "v1", frozenset(), (), (), True, False
+    ),
+    ResourceType(
+        "",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        "ConfigMapList",
+        True,
+        ("v1",),
+        "v1",
+        frozenset(),
+        ("cm",),
+        (),
+        True,
+        False,
+    ),
+    ResourceType(
+        "", "Event", "events", "event", "EventList", True, ("v1",), "v1", frozenset(), ("ev",), (), True, False
+    ),
+    ResourceType(
+        CRD_GROUP,
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinitionList",
+        False,
+        ("v1",),
+        "v1",
+        frozenset({"v1"}),
+        ("crd", "crds"),
+        ("api-extensions",),
+        True,
+        True,
+    ),
 )
 
 
@@ -98,15 +138,27 @@ class Registry:
             infos.sort(key=lambda i: version_priority(i.version))
             first = infos[0]
             types[key] = ResourceType(
-                first.group, first.kind, first.plural, first.singular, first.list_kind, first.namespaced,
-                tuple(i.version for i in infos), storage.get(key, first.version),
-                frozenset(i.version for i in infos if i.status_subresource), first.short_names, first.categories)
+                first.group,
+                first.kind,
+                first.plural,
+                first.singular,
+                first.list_kind,
+                first.namespaced,
+                tuple(i.version for i in infos),
+                storage.get(key, first.version),
+                frozenset(i.version for i in infos if i.status_subresource),
+                first.short_names,
+                first.categories,
+            )
         self._types = types
         self._by_kind = {(t.api_version(v), t.kind): t for t in types.values() for v in t.versions}
         self._columns = {
-            (crd["spec"]["group"], crd["spec"]["names"]["plural"], str(v.get("name"))):
-                list(v.get("additionalPrinterColumns") or [])
-            for crd in schemas.crds() for v in crd["spec"].get("versions") or ()}
+            (crd["spec"]["group"], crd["spec"]["names"]["plural"], str(v.get("name"))): list(
+                v.get("additionalPrinterColumns") or []
+            )
+            for crd in schemas.crds()
+            for v in crd["spec"].get("versions") or ()
+        }
 
     def printer_columns(self, rtype: ResourceType, version: str) -> list[dict[str, Any]]:
         """The CRD version's ``additionalPrinterColumns`` (empty for built-in kinds and CRDs without any)."""
@@ -142,8 +194,13 @@ class Registry:
         if not versions:
             return None
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": entries,
-                "preferredVersion": dict(entries[0])}
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": entries,
+            "preferredVersion": dict(entries[0]),
+        }
 
     def api_group_list(self) -> dict[str, Any]:
         groups = []
@@ -160,16 +217,28 @@ class Registry:
         for t in sorted(self._types.values(), key=lambda t: t.plural):
             if t.group != group or version not in t.versions:
                 continue
-            entry: dict[str, Any] = {"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-                                     "kind": t.kind, "verbs": list(t.verbs)}
+            entry: dict[str, Any] = {
+                "name": t.plural,
+                "singularName": t.singular,
+                "namespaced": t.namespaced,
+                "kind": t.kind,
+                "verbs": list(t.verbs),
+            }
             if t.short_names:
                 entry["shortNames"] = list(t.short_names)
             if t.categories:
                 entry["categories"] = list(t.categories)
             resources.append(entry)
             if t.has_status(version):
-                resources.append({"name": f"{t.plural}/status", "singularName": "", "namespaced": t.namespaced,
-                                  "kind": t.kind, "verbs": ["get", "patch", "update"]})
+                resources.append(
+                    {
+                        "name": f"{t.plural}/status",
+                        "singularName": "",
+                        "namespaced": t.namespaced,
+                        "kind": t.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
         if not resources:
             return None
         group_version = f"{group}/{version}" if group else version

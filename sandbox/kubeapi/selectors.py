@@ -67,6 +67,7 @@ def label_selector(text: str | None) -> Predicate | None:
     def match(obj: Mapping[str, Any]) -> bool:
         labels = (obj.get("metadata") or {}).get("labels") or {}
         return all(req(labels) for req in reqs)
+
     return match
 
 
@@ -79,7 +80,7 @@ def _field_getter(rtype: ResourceType, field: str) -> Callable[[Mapping[str, Any
         return lambda o: str(o.get("type", ""))
     if rtype.builtin and rtype.kind == "Namespace" and field == "status.phase":
         return lambda o: str((o.get("status") or {}).get("phase", ""))
-    raise bad_request(f'field label not supported: {field}')
+    raise bad_request(f"field label not supported: {field}")
 
 
 def field_selector(rtype: ResourceType, text: str | None) -> Predicate | None:
@@ -95,6 +96,7 @@ def field_selector(rtype: ResourceType, text: str | None) -> Predicate | None:
 
     def match(obj: Mapping[str, Any]) -> bool:
         return all((get(obj) != value) if negate else (get(obj) == value) for get, negate, value in reqs)
+
     return match
 
 

@@ -37,9 +37,17 @@ _MAX_BODY = 3 * 1024 * 1024 + 512 * 1024
 class KubeApiServer:
     """A Kubernetes API emulator over HTTPS; objects survive ``stop()``/``start()``, watches do not."""
 
-    def __init__(self, *, crd_dirs: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 0,
-                 history_size: int = 1000, state_dir: Path | None = None, bookmark_interval: float = 60.0,
-                 install_capi: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        crd_dirs: Sequence[Path] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        history_size: int = 1000,
+        state_dir: Path | None = None,
+        bookmark_interval: float = 60.0,
+        install_capi: bool = True,
+    ) -> None:
         # The carried CAPI/BYOH CRDs are installed like on a management cluster; ``crd_dirs`` add more.
         self._crd_dirs = tuple(Path(d) for d in crd_dirs)
         self._install_capi = install_capi
@@ -105,8 +113,7 @@ class KubeApiServer:
         app.router.add_route("*", "/{tail:.*}", api.handle)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, ssl_context=ssl_context,
-                           reuse_address=True)
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=ssl_context, reuse_address=True)
         try:
             await site.start()
         except OSError:
@@ -179,19 +186,37 @@ class KubeApiServer:
             return {"name": name, "uid": secrets.token_hex(16), "creationTimestamp": now}
 
         for name in _SEED_NAMESPACES:
-            self.store.commit("ADDED", ("", "namespaces"), {
-                "apiVersion": "v1", "kind": "Namespace", "metadata": meta(name),
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}, None)
+            self.store.commit(
+                "ADDED",
+                ("", "namespaces"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": meta(name),
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+                None,
+            )
         for crd in schemas.crds():
             spec = crd["spec"]
             md = {**meta(crd["metadata"]["name"]), "generation": 1}
             for key in ("labels", "annotations"):
                 if crd["metadata"].get(key):
                     md[key] = crd["metadata"][key]
-            status = {"acceptedNames": spec["names"], "storedVersions": [
-                v["name"] for v in spec["versions"] if v.get("storage")], "conditions": [
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": now,
-                 "message": "the initial names have been accepted"}]}
+            status = {
+                "acceptedNames": spec["names"],
+                "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
+                "conditions": [
+                    {
+                        "type": "Established",
+                        "status": "True",
+                        "reason": "InitialNamesAccepted",
+                        "lastTransitionTime": now,
+                        "message": "the initial names have been accepted",
+                    }
+                ],
+            }
             self.store.commit("ADDED", _CRD_KEY, {**crd, "metadata": md, "status": status}, None)
 
     def _observe(self, event: Event) -> None:
@@ -211,7 +236,9 @@ class KubeApiServer:
         assert self._state_dir is not None and self._material is not None
         self._state_dir.mkdir(parents=True, exist_ok=True)
         state = {
-            "rv": self.store.rv, "admin_token": self.admin_token, "port": self._port,
+            "rv": self.store.rv,
+            "admin_token": self.admin_token,
+            "port": self._port,
             "tls": {k: getattr(self._material, k).decode() for k in ("ca_pem", "cert_pem", "key_pem")},
             "objects": [{"group": k[0], "plural": k[1], "object": o} for k, o in self.store.iter_all()],
         }

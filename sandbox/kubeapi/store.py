@@ -16,7 +16,7 @@ from shared.objects import meta
 
 from .errors import expired
 
-ObjKey = tuple[str, str]          # (group, plural)
+ObjKey = tuple[str, str]  # (group, plural)
 _SLOW_WATCHER_LIMIT = 50_000
 
 
@@ -130,8 +130,9 @@ class Store:
             self.uids[md["uid"]] = (key, namespace, name)
         self._index_owners(key, namespace, name, None, obj)
 
-    def _index_owners(self, key: ObjKey, namespace: str, name: str, old: dict[str, Any] | None,
-                      new: dict[str, Any] | None) -> None:
+    def _index_owners(
+        self, key: ObjKey, namespace: str, name: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
         ident = (key, namespace, name)
         for obj, add in ((old, False), (new, True)):
             for ref in meta(obj).get("ownerReferences") or () if obj else ():
@@ -151,8 +152,9 @@ class Store:
         """Kept events after ``rv`` for one resource; raises 410 Expired when some were already dropped."""
         if rv < self.compacted_rv:
             raise expired(f"too old resource version: {rv} ({self.compacted_rv})")
-        return [e for e in self.history
-                if e.rv > rv and e.key == key and (namespace is None or e.namespace == namespace)]
+        return [
+            e for e in self.history if e.rv > rv and e.key == key and (namespace is None or e.namespace == namespace)
+        ]
 
     def compact(self) -> None:
         self.history.clear()

@@ -21,23 +21,38 @@ from .jsonpath import JsonPathError, evaluate
 from .registry import Registry, ResourceType
 
 META_GROUP = "meta.k8s.io"
-_NAME_COLUMN = {"name": "Name", "type": "string", "format": "name", "priority": 0,
-                "description": "Name must be unique within a namespace."}
-_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
-        "description": "CreationTimestamp is the time the object was created."}
+_NAME_COLUMN = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "priority": 0,
+    "description": "Name must be unique within a namespace.",
+}
+_AGE = {
+    "name": "Age",
+    "type": "date",
+    "jsonPath": ".metadata.creationTimestamp",
+    "description": "CreationTimestamp is the time the object was created.",
+}
 #: Columns of the built-in kinds, as kube-apiserver prints them (Name comes first for all but Event).
 _BUILTIN_COLUMNS: dict[str, list[dict[str, Any]]] = {
     "Namespace": [{"name": "Status", "type": "string", "jsonPath": ".status.phase"}, _AGE],
-    "Secret": [{"name": "Type", "type": "string", "jsonPath": ".type"},
-               {"name": "Data", "type": "integer", "jsonPath": ".data", "count": True}, _AGE],
+    "Secret": [
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Data", "type": "integer", "jsonPath": ".data", "count": True},
+        _AGE,
+    ],
     "ConfigMap": [{"name": "Data", "type": "integer", "jsonPath": ".data", "count": True}, _AGE],
-    "CustomResourceDefinition": [{"name": "Created At", "type": "string", "format": "date",
-                                  "jsonPath": ".metadata.creationTimestamp"}],
-    "Event": [{"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
-              {"name": "Type", "type": "string", "jsonPath": ".type"},
-              {"name": "Reason", "type": "string", "jsonPath": ".reason"},
-              {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "object_ref": True},
-              {"name": "Message", "type": "string", "jsonPath": ".message"}],
+    "CustomResourceDefinition": [
+        {"name": "Created At", "type": "string", "format": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ],
+    "Event": [
+        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+        {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "object_ref": True},
+        {"name": "Message", "type": "string", "jsonPath": ".message"},
+    ],
 }
 
 
@@ -80,12 +95,17 @@ def negotiate(accept: str | None, *, collection: bool) -> Rendering:
             continue
         if as_ == "Table":
             return Rendering("table", params["v"])
-        if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and \
-                (as_.endswith("List") == collection or not collection):
+        if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and (
+            as_.endswith("List") == collection or not collection
+        ):
             return Rendering("partial", params["v"])
-    raise ApiError(406, "NotAcceptable", f"only the following media types are accepted: application/json, "
-                                         f"application/json;as=Table;v=v1;g={META_GROUP}, "
-                                         f"application/json;as=PartialObjectMetadata;v=v1;g={META_GROUP}")
+    raise ApiError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: application/json, "
+        f"application/json;as=Table;v=v1;g={META_GROUP}, "
+        f"application/json;as=PartialObjectMetadata;v=v1;g={META_GROUP}",
+    )
 
 
 def human_duration(seconds: float) -> str:
@@ -171,11 +191,13 @@ def partial(obj: dict[str, Any], rendering: Rendering) -> dict[str, Any]:
 class Printer:
     """Builds Table rows for one resource type and version."""
 
-    def __init__(self, registry: Registry, rtype: ResourceType, version: str, rendering: Rendering,
-                 include_object: str | None) -> None:
+    def __init__(
+        self, registry: Registry, rtype: ResourceType, version: str, rendering: Rendering, include_object: str | None
+    ) -> None:
         if include_object not in (None, "", "None", "Object", "Metadata"):
-            raise bad_request(f'includeObject: Unsupported value: "{include_object}": supported values: "None", '
-                              '"Metadata", "Object"')
+            raise bad_request(
+                f'includeObject: Unsupported value: "{include_object}": supported values: "None", "Metadata", "Object"'
+            )
         self.rendering = rendering
         self.include = include_object or "Metadata"
         if rtype.builtin:
@@ -184,10 +206,19 @@ class Printer:
             columns = registry.printer_columns(rtype, version) or [_AGE]
         self.columns = columns
         first = [] if rtype.kind == "Event" else [_NAME_COLUMN]
-        self.definitions = [*first, *(
-            {"name": c["name"], "type": "string" if c["type"] == "date" and rtype.builtin else c["type"],
-             "format": c.get("format", ""), "description": c.get("description", ""),
-             "priority": int(c.get("priority", 0))} for c in columns)]
+        self.definitions = [
+            *first,
+            *(
+                {
+                    "name": c["name"],
+                    "type": "string" if c["type"] == "date" and rtype.builtin else c["type"],
+                    "format": c.get("format", ""),
+                    "description": c.get("description", ""),
+                    "priority": int(c.get("priority", 0)),
+                }
+                for c in columns
+            ),
+        ]
         self._named = bool(first)
 
     def row(self, obj: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -202,9 +233,13 @@ class Printer:
 
     def table(self, objs: list[dict[str, Any]], metadata: dict[str, Any], *, headers: bool = True) -> dict[str, Any]:
         now = datetime.now(UTC)
-        return {"kind": "Table", "apiVersion": self.rendering.api_version, "metadata": metadata,
-                "columnDefinitions": self.definitions if headers else [],
-                "rows": [self.row(o, now) for o in objs]}
+        return {
+            "kind": "Table",
+            "apiVersion": self.rendering.api_version,
+            "metadata": metadata,
+            "columnDefinitions": self.definitions if headers else [],
+            "rows": [self.row(o, now) for o in objs],
+        }
 
     def watch_renderer(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
         """One-row Tables for a watch stream: only the first event carries the column definitions."""

@@ -94,8 +94,16 @@ def parse_options(query: Any, bookmark_interval: float) -> WatchOptions:
     return WatchOptions(rv, timeout, bookmarks, bookmark_interval)
 
 
-async def serve(request: web.Request, store: Store, rtype: ResourceType, version: str, namespace: str | None,
-                pred: Predicate | None, opts: WatchOptions, render: Render | None = None) -> web.StreamResponse:
+async def serve(
+    request: web.Request,
+    store: Store,
+    rtype: ResourceType,
+    version: str,
+    namespace: str | None,
+    pred: Predicate | None,
+    opts: WatchOptions,
+    render: Render | None = None,
+) -> web.StreamResponse:
     api_version = rtype.api_version(version)
     watcher = store.watch(rtype.key, namespace)
     try:
@@ -103,8 +111,9 @@ async def serve(request: web.Request, store: Store, rtype: ResourceType, version
         error: ApiError | None = None
         if opts.resource_version in (None, "0"):
             objs: Iterable[dict[str, Any]] = store.list_objects(rtype.key, namespace)
-            initial = [_line("ADDED", _rendered(_view(o, api_version), render))
-                       for o in objs if pred is None or pred(o)]
+            initial = [
+                _line("ADDED", _rendered(_view(o, api_version), render)) for o in objs if pred is None or pred(o)
+            ]
         else:
             try:
                 backlog = store.events_since(int(str(opts.resource_version)), rtype.key, namespace)
@@ -142,8 +151,16 @@ async def _write_batched(resp: web.StreamResponse, lines: list[bytes]) -> None:
         await resp.write(b"".join(chunk))
 
 
-async def _pump(resp: web.StreamResponse, queue: asyncio.Queue[Event | None], store: Store, rtype: ResourceType,
-                api_version: str, pred: Predicate | None, opts: WatchOptions, render: Render | None) -> None:
+async def _pump(
+    resp: web.StreamResponse,
+    queue: asyncio.Queue[Event | None],
+    store: Store,
+    rtype: ResourceType,
+    api_version: str,
+    pred: Predicate | None,
+    opts: WatchOptions,
+    render: Render | None,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + opts.timeout if opts.timeout is not None else None
     while True:
@@ -165,8 +182,14 @@ async def _pump(resp: web.StreamResponse, queue: asyncio.Queue[Event | None], st
         await resp.write(_bookmark(rtype, api_version, store.rv))
 
 
-async def _flush(resp: web.StreamResponse, batch: list[Event | None], queue: asyncio.Queue[Event | None],
-                 api_version: str, pred: Predicate | None, render: Render | None) -> bool:
+async def _flush(
+    resp: web.StreamResponse,
+    batch: list[Event | None],
+    queue: asyncio.Queue[Event | None],
+    api_version: str,
+    pred: Predicate | None,
+    render: Render | None,
+) -> bool:
     """Write ``batch`` plus everything queued; False when the server closed the watch."""
     while not queue.empty() and (not batch or batch[-1] is not None):
         batch.append(queue.get_nowait())

@@ -1,41 +1,26 @@
 """The write path shared by every verb: metadata rules, status isolation, validation, generation, no-op
 detection, finalizers and deletion. All store changes happen synchronously (no awaits), so no locks are needed.
+The per-object rules (type, identity, schema validation) are in ``write_rules``.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-from shared.crd_schema import CrdSchemas, FieldError
 from shared.objects import meta, now_timestamp
 
-from . import builtins, patch
+from . import patch
 from .apply import record_update, server_side_apply
 from .errors import already_exists, bad_request, conflict, forbidden, invalid, not_found, unsupported_media
 from .registry import Registry, ResourceType
 from .store import Store
+from .write_rules import WriteParams, check_identity, check_type, same_content, validate_write, without_rv
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
-
-
-@dataclass
-class WriteParams:
-    """Per-request options of a write."""
-
-    manager: str = ""
-    field_validation: str = "Strict"
-    dry_run: bool = False
-    force: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-
-def _without_rv(obj: dict[str, Any]) -> dict[str, Any]:
-    return {**obj, "metadata": {k: v for k, v in meta(obj).items() if k != "resourceVersion"}}
 
 
 class Writer:
@@ -58,51 +43,33 @@ class Writer:
         if ns is None:
             raise not_found("namespaces", "", namespace)
         if meta(ns).get("deletionTimestamp"):
-            raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated",
-                            plural="namespaces", name=namespace)
-
-    # validation
-
-    def _validate(self, rtype: ResourceType, version: str, old: dict[str, Any] | None, new: dict[str, Any],
-                  params: WriteParams) -> dict[str, Any]:
-        if rtype.builtin:
-            return builtins.normalize(rtype, old, new)
-        schemas: CrdSchemas = self.registry.schemas
-        fixed = ("apiVersion", "kind", "metadata")
-        changed = {k for k in new if k not in fixed and (old is None or old.get(k) != new[k])}
-        if params.field_validation == "Strict":
-            out, dropped = schemas.apply_defaults(new), list[FieldError]()
-        else:
-            out, dropped = schemas.prune_unknown(new)
-        if old is not None:
-            # Sections this request leaves alone may have been written through another served version;
-            # keep them byte for byte instead of re-defaulting them with this version's schema.
-            for key in list(out):
-                if key not in fixed and key not in changed and key in old:
-                    out[key] = old[key]
-        errs = [e for e in schemas.validate(out) if e.path.split(".")[0].split("[")[0] in changed | {"metadata"}]
-        unknown = [e for e in errs if e.rule == "unknown-field"]
-        if unknown:
-            raise builtins.api_error_for_unknown(rtype.kind, version, unknown)
-        if errs:
-            raise invalid(rtype.kind, rtype.group, str(meta(new).get("name", "")),
-                          [builtins.cause(e) for e in errs])
-        if params.field_validation == "Warn":
-            params.warnings.extend(f'unknown field "{e.path}"' for e in dropped)
-        return out
+            raise forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                plural="namespaces",
+                name=namespace,
+            )
 
     # create
 
-    def create(self, rtype: ResourceType, version: str, namespace: str, body: Any, params: WriteParams, *,
-               applied: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        rtype: ResourceType,
+        version: str,
+        namespace: str,
+        body: Any,
+        params: WriteParams,
+        *,
+        applied: bool = False,
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        self._check_type(rtype, version, body)
+        check_type(rtype, version, body)
         md = {k: v for k, v in meta(body).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
         if rtype.namespaced:
             if md.get("namespace") and md["namespace"] != namespace:
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the "
-                                  "request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             md["namespace"] = namespace
             self.namespace_usable(namespace)
         else:
@@ -116,13 +83,19 @@ class Writer:
         new = {**body, "apiVersion": rtype.api_version(version), "kind": rtype.kind, "metadata": md}
         if rtype.has_status(version) and not rtype.builtin:
             new.pop("status", None)  # a custom resource with a status subresource is created without status
-        new = self._validate(rtype, version, None, new, params)
+        new = validate_write(self.registry, rtype, version, None, new, params)
         name = str(md.get("name", ""))
         if self.store.get(rtype.key, namespace if rtype.namespaced else "", name) is not None:
             raise already_exists(rtype.plural, rtype.group, name)
         if not applied:
-            new = record_update(None, new, manager=params.manager, subresource="",
-                                schema=self.registry.schema(rtype, version), api_version=new["apiVersion"])
+            new = record_update(
+                None,
+                new,
+                manager=params.manager,
+                subresource="",
+                schema=self.registry.schema(rtype, version),
+                api_version=new["apiVersion"],
+            )
         if params.dry_run:
             return new
         return self.store.commit("ADDED", rtype.key, new, None)
@@ -133,49 +106,53 @@ class Writer:
             if self.store.get(rtype.key, namespace if rtype.namespaced else "", name) is None:
                 return name
 
-    def _check_type(self, rtype: ResourceType, version: str, body: dict[str, Any]) -> None:
-        api_version, kind = body.get("apiVersion"), body.get("kind")
-        if rtype.builtin and not api_version and not kind:
-            return
-        if not kind:
-            raise bad_request("Object 'Kind' is missing in the request body")
-        if not api_version:
-            raise bad_request("Object 'apiVersion' is missing in the request body")
-        if kind != rtype.kind:
-            raise bad_request(f'the kind in the body ({kind}) does not match the kind of the resource '
-                              f"({rtype.kind})")
-        if api_version != rtype.api_version(version):
-            raise bad_request(f"the API version in the data ({api_version}) does not match the expected API "
-                              f"version ({rtype.api_version(version)})")
-
-    def _check_identity(self, rtype: ResourceType, namespace: str, name: str, body: dict[str, Any]) -> None:
-        md = meta(body)
-        if md.get("name") and md["name"] != name:
-            raise bad_request(f"the name of the object ({md['name']}) does not match the name on the URL ({name})")
-        if rtype.namespaced and md.get("namespace") and md["namespace"] != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the "
-                              "request")
-
     # update (PUT, patches, apply)
 
-    def replace(self, rtype: ResourceType, version: str, namespace: str, name: str, body: Any,
-                params: WriteParams, subresource: str) -> dict[str, Any]:
+    def replace(
+        self,
+        rtype: ResourceType,
+        version: str,
+        namespace: str,
+        name: str,
+        body: Any,
+        params: WriteParams,
+        subresource: str,
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        self._check_type(rtype, version, body)
-        self._check_identity(rtype, namespace, name, body)
+        check_type(rtype, version, body)
+        check_identity(rtype, namespace, name, body)
         old = self.get(rtype, namespace, name)
         rv = meta(body).get("resourceVersion")
         if rv:
             if str(rv) != meta(old).get("resourceVersion"):
                 raise conflict(rtype.plural, rtype.group, name)
         elif not rtype.builtin:
-            raise invalid(rtype.kind, rtype.group, name, [("metadata.resourceVersion", "FieldValueInvalid",
-                                                           "Invalid value: 0x0: must be specified for an update")])
+            raise invalid(
+                rtype.kind,
+                rtype.group,
+                name,
+                [
+                    (
+                        "metadata.resourceVersion",
+                        "FieldValueInvalid",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
         return self.update(rtype, version, old, body, params, subresource, "Update")
 
-    def patch(self, rtype: ResourceType, version: str, namespace: str, name: str, raw: bytes, content_type: str,
-              params: WriteParams, subresource: str) -> dict[str, Any]:
+    def patch(
+        self,
+        rtype: ResourceType,
+        version: str,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        content_type: str,
+        params: WriteParams,
+        subresource: str,
+    ) -> dict[str, Any]:
         media = content_type.split(";", maxsplit=1)[0].strip().lower()
         if media == patch.APPLY:
             return self.apply(rtype, version, namespace, name, raw, params, subresource)
@@ -194,27 +171,42 @@ class Writer:
             rv = meta(doc).get("resourceVersion")
         else:
             new = patch.json_patch(view, doc)
-            rv = meta(new).get("resourceVersion") if meta(new).get("resourceVersion") != meta(old).get(
-                "resourceVersion") else None
+            rv = (
+                meta(new).get("resourceVersion")
+                if meta(new).get("resourceVersion") != meta(old).get("resourceVersion")
+                else None
+            )
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
         if rv and str(rv) != meta(old).get("resourceVersion"):
             raise conflict(rtype.plural, rtype.group, name)
-        self._check_identity(rtype, namespace, name, new)
+        check_identity(rtype, namespace, name, new)
         return self.update(rtype, version, old, new, params, subresource, "Update")
 
-    def apply(self, rtype: ResourceType, version: str, namespace: str, name: str, raw: bytes, params: WriteParams,
-              subresource: str) -> dict[str, Any]:
+    def apply(
+        self,
+        rtype: ResourceType,
+        version: str,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        params: WriteParams,
+        subresource: str,
+    ) -> dict[str, Any]:
         if not params.manager:
-            raise invalid("PatchOptions", "meta.k8s.io", "", [("fieldManager", "FieldValueRequired",
-                                                                "Required value: is required for apply patch")])
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [("fieldManager", "FieldValueRequired", "Required value: is required for apply patch")],
+            )
         cfg = patch.decode_yaml(raw)
         if not isinstance(cfg, dict):
             raise bad_request("the apply configuration must be an object")
         if not cfg.get("apiVersion") or not cfg.get("kind"):
             raise bad_request("invalid object type: apply configurations must set apiVersion and kind")
-        self._check_type(rtype, version, cfg)
-        self._check_identity(rtype, namespace, name, cfg)
+        check_type(rtype, version, cfg)
+        check_identity(rtype, namespace, name, cfg)
         md = {**meta(cfg), "name": name}
         if rtype.namespaced:
             md["namespace"] = namespace
@@ -231,19 +223,41 @@ class Writer:
         if old is None:
             if subresource:
                 raise not_found(rtype.plural, rtype.group, name)
-            new = server_side_apply(None, cfg, manager=params.manager, force=params.force, subresource="",
-                                    schema=schema, api_version=api_version)
+            new = server_side_apply(
+                None,
+                cfg,
+                manager=params.manager,
+                force=params.force,
+                subresource="",
+                schema=schema,
+                api_version=api_version,
+            )
             return self.create(rtype, version, namespace, new, params, applied=True)
         rv = md.get("resourceVersion")
         if rv and str(rv) != meta(old).get("resourceVersion"):
             raise conflict(rtype.plural, rtype.group, name)
         view = {**old, "apiVersion": api_version}
-        new = server_side_apply(view, cfg, manager=params.manager, force=params.force, subresource=subresource,
-                                schema=schema, api_version=api_version)
+        new = server_side_apply(
+            view,
+            cfg,
+            manager=params.manager,
+            force=params.force,
+            subresource=subresource,
+            schema=schema,
+            api_version=api_version,
+        )
         return self.update(rtype, version, old, new, params, subresource, "Apply")
 
-    def update(self, rtype: ResourceType, version: str, old: dict[str, Any], new: dict[str, Any],
-               params: WriteParams, subresource: str, operation: str) -> dict[str, Any]:
+    def update(
+        self,
+        rtype: ResourceType,
+        version: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        params: WriteParams,
+        subresource: str,
+        operation: str,
+    ) -> dict[str, Any]:
         """Finish any change of an existing object; a change that changes nothing is not written."""
         old_md = meta(old)
         md = {k: v for k, v in meta(new).items() if k not in ("resourceVersion", "selfLink", *_SERVER_META)}
@@ -255,8 +269,12 @@ class Writer:
         new = {**new, "apiVersion": rtype.api_version(version), "kind": rtype.kind, "metadata": md}
         if rtype.has_status(version):
             if subresource == "status":
-                new = {**old, "apiVersion": new["apiVersion"], "status": new.get("status"),
-                       "metadata": {**old_md, "managedFields": md.get("managedFields")}}
+                new = {
+                    **old,
+                    "apiVersion": new["apiVersion"],
+                    "status": new.get("status"),
+                    "metadata": {**old_md, "managedFields": md.get("managedFields")},
+                }
                 if new["status"] is None:
                     del new["status"]
                 if not new["metadata"]["managedFields"]:
@@ -270,21 +288,36 @@ class Writer:
         if old_md.get("deletionTimestamp"):
             added = [f for f in meta(new).get("finalizers") or () if f not in (old_md.get("finalizers") or ())]
             if added:
-                raise invalid(rtype.kind, rtype.group, str(old_md["name"]), [(
-                    "metadata.finalizers", "FieldValueForbidden",
-                    f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
-                    f"finalizers {added}")])
-        new = self._validate(rtype, version, old, new, params)
+                raise invalid(
+                    rtype.kind,
+                    rtype.group,
+                    str(old_md["name"]),
+                    [
+                        (
+                            "metadata.finalizers",
+                            "FieldValueForbidden",
+                            f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
+                            f"finalizers {added}",
+                        )
+                    ],
+                )
+        new = validate_write(self.registry, rtype, version, old, new, params)
         if operation == "Update":
-            new = record_update(old, new, manager=params.manager, subresource=subresource,
-                                schema=self.registry.schema(rtype, version), api_version=new["apiVersion"])
+            new = record_update(
+                old,
+                new,
+                manager=params.manager,
+                subresource=subresource,
+                schema=self.registry.schema(rtype, version),
+                api_version=new["apiVersion"],
+            )
         if rtype.has_generation:
             skip = ("apiVersion", "metadata", "status") if rtype.has_status(version) else ("apiVersion", "metadata")
-            if not _same_content(old, new, skip):
+            if not same_content(old, new, skip):
                 new["metadata"]["generation"] = int(old_md.get("generation") or 0) + 1
         if params.dry_run:
             return new
-        if _same_content(_without_rv(old), _without_rv(new), ("apiVersion",)):
+        if same_content(without_rv(old), without_rv(new), ("apiVersion",)):
             return old  # a no-op write: no new resourceVersion, no watch event
         if old_md.get("deletionTimestamp") and not meta(new).get("finalizers"):
             return self.store.commit("DELETED", rtype.key, new, old)
@@ -292,21 +325,34 @@ class Writer:
 
     # delete
 
-    def delete(self, rtype: ResourceType, namespace: str, name: str, *, policy: str = "",
-               preconditions: dict[str, Any] | None = None, dry_run: bool = False) -> tuple[dict[str, Any], bool]:
+    def delete(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        policy: str = "",
+        preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
         """(object, removed now); with finalizers the object only gets a deletionTimestamp."""
         old = self.get(rtype, namespace, name)
         md = meta(old)
         pre = preconditions or {}
         if pre.get("uid") and pre["uid"] != md.get("uid"):
-            raise conflict(rtype.plural, rtype.group, name, f"Precondition failed: UID in precondition: "
-                                                            f"{pre['uid']}, UID in object meta: {md.get('uid')}")
+            raise conflict(
+                rtype.plural,
+                rtype.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {md.get('uid')}",
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != md.get("resourceVersion"):
             raise conflict(rtype.plural, rtype.group, name)
         is_namespace = rtype.builtin and rtype.kind == "Namespace"
         if is_namespace and name in PROTECTED_NAMESPACES:
-            raise forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                            plural="namespaces", name=name)
+            raise forbidden(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted', plural="namespaces", name=name
+            )
         if md.get("deletionTimestamp"):
             return old, False
         finalizers = list(md.get("finalizers") or ())
@@ -335,9 +381,3 @@ class Writer:
 
     def remove(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
         self.store.commit("DELETED", rtype.key, obj, obj)
-
-
-def _same_content(old: dict[str, Any], new: dict[str, Any], skip: tuple[str, ...]) -> bool:
-    keys = (set(old) | set(new)) - set(skip)
-    return all(old.get(k) == new.get(k) for k in keys)
-

@@ -24,18 +24,26 @@ async def _schemas(settings: CapiRendererSettings, client: KubeClient) -> CrdSch
     if settings.crd_source == "cluster":
         schemas = CrdSchemas.from_crd_objects(await client.list_crds())
         # Renders of kinds the cluster does not serve fail validation by name; say so once at start too.
-        missing = sorted(f"{kind}.{api}" for kind, api in api_versions(settings.core_api_version).items()
-                         if "/" in api and schemas.lookup(api, kind) is None)  # fmt: skip
+        missing = sorted(
+            f"{kind}.{api}"
+            for kind, api in api_versions(settings.core_api_version).items()
+            if "/" in api and schemas.lookup(api, kind) is None
+        )
         if missing:
-            log.warning("crds_not_served", missing=missing,
-                        hint="install Cluster API and the BYOH provider on the management cluster")  # fmt: skip
+            log.warning(
+                "crds_not_served",
+                missing=missing,
+                hint="install Cluster API and the BYOH provider on the management cluster",
+            )
         return schemas
     if settings.crd_source == "carried":
         return await asyncio.to_thread(carried_schemas)
     missing = [str(d) for d in settings.crd_dirs if not d.is_dir()]
     if missing or not settings.crd_dirs:
-        raise PermanentError(f"CRD directories not found: {', '.join(missing) or 'none given'} "
-                             "(set O2_CAPI_RENDERER_CRD_DIRS, or O2_CAPI_RENDERER_CRD_SOURCE=cluster|carried)")
+        raise PermanentError(
+            f"CRD directories not found: {', '.join(missing) or 'none given'} "
+            "(set O2_CAPI_RENDERER_CRD_DIRS, or O2_CAPI_RENDERER_CRD_SOURCE=cluster|carried)"
+        )
     return await asyncio.to_thread(CrdSchemas.from_dirs, settings.crd_dirs)
 
 
@@ -44,12 +52,11 @@ async def setup(runtime: ServiceRuntime[CapiRendererSettings]) -> None:
     client = await KubeClient.from_kubeconfig(s.kubeconfig.expanduser(), context=s.kube_context)
     runtime.on_close(client.close)
     options = RenderOptions(
-        core_api_version=s.core_api_version,
-        kube_vip_image=s.kube_vip_image,
-        service_domain=s.service_domain,
+        core_api_version=s.core_api_version, kube_vip_image=s.kube_vip_image, service_domain=s.service_domain
     )
-    deps = handlers.Deps(client=client, options=options, schemas=await _schemas(s, client),
-                         cni=s.cni_sources_resolver())
+    deps = handlers.Deps(
+        client=client, options=options, schemas=await _schemas(s, client), cni=s.cni_sources_resolver()
+    )
     runtime.consume(CAPI_JOBS_CONSUMER, handlers.make_handler(deps))
 
 

@@ -45,9 +45,7 @@ log = structlog.get_logger(__name__)
 class KubeApi(Protocol):
     """The part of ``shared.kube.KubeClient`` used here (a fake in unit tests)."""
 
-    async def apply(
-        self, obj: Mapping[str, Any], *, field_manager: str = ..., force: bool = ...
-    ) -> dict[str, Any]: ...
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str = ..., force: bool = ...) -> dict[str, Any]: ...
 
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -63,8 +61,10 @@ class ForeignObject(PermanentError):
 
     def __init__(self, what: str, labels: Mapping[str, Any]) -> None:
         found = {k: labels[k] for k in (MANAGED_BY_LABEL, PR_ID_LABEL) if k in labels}
-        super().__init__(f"{what} exists and is not ours (ownership labels {found or 'absent'}): not touching it",
-                         reason="ForeignObject")  # fmt: skip
+        super().__init__(
+            f"{what} exists and is not ours (ownership labels {found or 'absent'}): not touching it",
+            reason="ForeignObject",
+        )
 
 
 def owned_by(obj: Mapping[str, Any], pr_id: str) -> bool:
@@ -85,8 +85,11 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
     for obj in apply_order(objects):
         pr_id = labels_of(obj).get(PR_ID_LABEL)
         if not pr_id:
-            raise PermanentError(f"{describe(obj)} carries no {PR_ID_LABEL} label: it could not be recognised as "
-                                 "ours later, so it is not applied", reason="Unlabelled")  # fmt: skip
+            raise PermanentError(
+                f"{describe(obj)} carries no {PR_ID_LABEL} label: it could not be recognised as "
+                "ours later, so it is not applied",
+                reason="Unlabelled",
+            )
         ref = object_ref(obj)
         try:
             current = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
@@ -130,11 +133,13 @@ async def scale_cluster(
     cluster_av = api_versions(options.core_api_version)["Cluster"]
     current = await client.get(cluster_av, "Cluster", spec.name, spec.namespace)
     if current is None:
-        raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it does not exist",
-                             reason="ClusterNotFound")
+        raise PermanentError(
+            f"cannot scale cluster {spec.namespace}/{spec.name}: it does not exist", reason="ClusterNotFound"
+        )
     if deleting(current):
-        raise PermanentError(f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted",
-                             reason="ClusterDeleting")
+        raise PermanentError(
+            f"cannot scale cluster {spec.namespace}/{spec.name}: it is being deleted", reason="ClusterDeleting"
+        )
     return await apply_cluster(client, objects)
 
 

@@ -149,8 +149,9 @@ def plain_cidr(name: str, text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
             raise ValueError(text)
         return ipaddress.ip_network(text, strict=True)
     except ValueError:
-        raise PermanentError(f"CNI manifest {name!r}: pod CIDR {text!r} is not a plain CIDR",
-                             reason="CniManifestInvalid") from None  # fmt: skip
+        raise PermanentError(
+            f"CNI manifest {name!r}: pod CIDR {text!r} is not a plain CIDR", reason="CniManifestInvalid"
+        ) from None
 
 
 def recheck(before: CniManifest, after: CniManifest, family: str, pod_cidr: str) -> None:
@@ -170,8 +171,9 @@ def recheck(before: CniManifest, after: CniManifest, family: str, pod_cidr: str)
         elif values != {pod_cidr} or any(cidr != pod_cidr for env, cidr in after.pools if family in env):
             problem = f"its {family.strip('_')} settings are {sorted(map(str, values))}, not [{pod_cidr!r}]"
     if problem is not None:
-        raise PermanentError(f"CNI manifest {before.name!r} with pod CIDR {pod_cidr}: {problem}",
-                             reason="CniManifestInvalid")  # fmt: skip
+        raise PermanentError(
+            f"CNI manifest {before.name!r} with pod CIDR {pod_cidr}: {problem}", reason="CniManifestInvalid"
+        )
 
 
 @functools.lru_cache(maxsize=16)
@@ -186,8 +188,9 @@ def document_ids(text: str) -> tuple[tuple[str, str, str, str], ...]:
             continue
         meta = doc.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
-        out.append((str(doc.get("apiVersion")), str(doc.get("kind")), str(meta.get("namespace")),
-                    str(meta.get("name"))))  # fmt: skip
+        out.append(
+            (str(doc.get("apiVersion")), str(doc.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        )
     return tuple(out)
 
 
@@ -256,8 +259,9 @@ def load_manifest(name: str, path: Path) -> CniManifest:
         try:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError:
-            raise PermanentError(f"CNI manifest {name!r}: {env} value {cidr!r} is not a CIDR",
-                                 reason="CniManifestInvalid") from None
+            raise PermanentError(
+                f"CNI manifest {name!r}: {env} value {cidr!r} is not a CIDR", reason="CniManifestInvalid"
+            ) from None
     manifest = CniManifest(name=name, text=text, pools=pools)
     with _lock:
         _cache[key] = (stamp, manifest)

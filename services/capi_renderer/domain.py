@@ -79,9 +79,7 @@ class RenderOptions(BaseModel):
         "DirAvailable--etc-kubernetes-manifests",
         "FileAvailable--etc-kubernetes-kubelet.conf",
     )
-    controller_manager_args: Mapping[str, str] = Field(
-        default_factory=lambda: {"enable-hostpath-provisioner": "true"}
-    )
+    controller_manager_args: Mapping[str, str] = Field(default_factory=lambda: {"enable-hostpath-provisioner": "true"})
     kubelet_extra_args: Mapping[str, str] = Field(default_factory=dict)
     #: kube-vip leader-election timings in seconds: lease duration, renew deadline, retry period.
     vip_lease_seconds: tuple[int, int, int] = (15, 10, 2)
@@ -192,8 +190,9 @@ def api_versions(core: CoreApiVersion) -> dict[str, str]:
 
 
 #: Core kinds whose shape changes between v1beta1 and v1beta2 (BYOH kinds are v1beta1 only).
-CORE_KINDS = frozenset({"Cluster", "MachineDeployment", "KubeadmControlPlane", "KubeadmConfigTemplate",
-                        "ClusterResourceSet"})
+CORE_KINDS = frozenset(
+    {"Cluster", "MachineDeployment", "KubeadmControlPlane", "KubeadmConfigTemplate", "ClusterResourceSet"}
+)
 
 # Cluster goes last: when it appears every object it (transitively) references already exists, so
 # CAPI's first reconcile adopts them all at once instead of logging "not found" and requeueing,
@@ -221,8 +220,12 @@ def apply_order(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 
 def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
-    return ObjectRef(api_version=str(obj.get("apiVersion")), kind=str(obj.get("kind")),
-                     namespace=meta.get("namespace"), name=str(meta.get("name")))
+    return ObjectRef(
+        api_version=str(obj.get("apiVersion")),
+        kind=str(obj.get("kind")),
+        namespace=meta.get("namespace"),
+        name=str(meta.get("name")),
+    )
 
 
 def describe(obj: Mapping[str, Any]) -> str:
@@ -235,10 +238,15 @@ def derived_objects(cluster: str, namespace: str, core: CoreApiVersion = "v1beta
     n = ClusterNames(cluster)
     av = api_versions(core)
     refs = [
-        ("ConfigMap", n.cni_configmap), ("ByoCluster", n.cluster), ("ByoMachineTemplate", n.control_plane),
-        ("ByoMachineTemplate", n.workers), ("KubeadmConfigTemplate", n.workers),
-        ("KubeadmControlPlane", n.control_plane), ("MachineDeployment", n.workers),
-        ("ClusterResourceSet", n.crs), ("Cluster", n.cluster),
+        ("ConfigMap", n.cni_configmap),
+        ("ByoCluster", n.cluster),
+        ("ByoMachineTemplate", n.control_plane),
+        ("ByoMachineTemplate", n.workers),
+        ("KubeadmConfigTemplate", n.workers),
+        ("KubeadmControlPlane", n.control_plane),
+        ("MachineDeployment", n.workers),
+        ("ClusterResourceSet", n.crs),
+        ("Cluster", n.cluster),
     ]
     return [ObjectRef(api_version=av[k], kind=k, namespace=namespace, name=name) for k, name in refs]
 
@@ -252,8 +260,12 @@ def host_selector(host_ids: Sequence[str]) -> dict[str, Any]:
     """A label selector matching exactly the hosts started with ``--label o2ims.oran.org/host-id=<id>``."""
     if not host_ids:
         # ``In`` needs at least one value; Exists AND DoesNotExist is valid and matches nothing.
-        return {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "Exists"},
-                                     {"key": HOST_ID_LABEL, "operator": "DoesNotExist"}]}
+        return {
+            "matchExpressions": [
+                {"key": HOST_ID_LABEL, "operator": "Exists"},
+                {"key": HOST_ID_LABEL, "operator": "DoesNotExist"},
+            ]
+        }
     return {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": sorted(host_ids)}]}
 
 

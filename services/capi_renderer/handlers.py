@@ -42,9 +42,7 @@ class Deps:
 
 
 def _refs(refs: list[ObjectRef]) -> tuple[RefPayload, ...]:
-    return tuple(
-        RefPayload(api_version=r.api_version, kind=r.kind, namespace=r.namespace, name=r.name) for r in refs
-    )
+    return tuple(RefPayload(api_version=r.api_version, kind=r.kind, namespace=r.namespace, name=r.name) for r in refs)
 
 
 async def _with_cni(deps: Deps, job: CapiJob, options: RenderOptions) -> RenderOptions:
@@ -63,9 +61,12 @@ def make_handler(deps: Deps) -> PayloadHandler:
             match job.action:
                 case "delete":
                     gone = await apply.delete_cluster(
-                        deps.client, job.spec.name, job.spec.namespace, pr_id=job.pr_id,
+                        deps.client,
+                        job.spec.name,
+                        job.spec.namespace,
+                        pr_id=job.pr_id,
                         core_api_version=options.core_api_version,
-                    )  # fmt: skip
+                    )
                     await ctx.publish(
                         subject,
                         CapiDeleted(pr_id=job.pr_id, cluster=job.spec.name, namespace=job.spec.namespace, gone=gone),
@@ -76,8 +77,13 @@ def make_handler(deps: Deps) -> PayloadHandler:
                     options = await _with_cni(deps, job, options)
                     # Before the count goes down: the Machines on leaving hosts go first, not CAPI's pick;
                     # and only the Machines of a Cluster that is ours.
-                    await apply.check_cluster_ours(deps.client, job.spec.name, job.spec.namespace, job.pr_id,
-                                                   core_api_version=options.core_api_version)  # fmt: skip
+                    await apply.check_cluster_ours(
+                        deps.client,
+                        job.spec.name,
+                        job.spec.namespace,
+                        job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version, job.pr_id)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
                 case "apply":

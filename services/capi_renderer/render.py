@@ -116,6 +116,7 @@ def super_admin_commands() -> tuple[str, str]:
     ``if … fi`` rather than ``[ … ] && …``: the agent stops at the first command that exits non-zero,
     and on joining nodes the guard is false.
     """
+
     def swap(src: str, dst: str) -> str:
         return f"if [ -f {KUBEADM_INIT_MARKER} ]; then sed -i 's#path: {src}#path: {dst}#' {KUBE_VIP_PATH}; fi"
 
@@ -137,13 +138,17 @@ def _kube_vip_manifest(spec: ClusterSpec, options: RenderOptions) -> str:
     """The kube-vip static pod that holds the cluster's VIP on the control-plane hosts."""
     assert spec.vip is not None
     duration, renew, retry = options.vip_lease_seconds
-    return environment().get_template("kube-vip.yaml.j2").render(
-        image=options.kube_vip_image,
-        vip=spec.vip,
-        vip_cidr="128" if ":" in spec.vip else "32",
-        port=str(options.control_plane_port),
-        nic=AGENT_NIC_PLACEHOLDER,
-        lease=(str(duration), str(renew), str(retry)),
+    return (
+        environment()
+        .get_template("kube-vip.yaml.j2")
+        .render(
+            image=options.kube_vip_image,
+            vip=spec.vip,
+            vip_cidr="128" if ":" in spec.vip else "32",
+            port=str(options.control_plane_port),
+            nic=AGENT_NIC_PLACEHOLDER,
+            lease=(str(duration), str(renew), str(retry)),
+        )
     )
 
 

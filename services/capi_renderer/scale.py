@@ -96,13 +96,20 @@ async def mark_leaving_workers(
     if md is None:
         return []  # nothing to scale down yet (the re-apply creates it)
     if labels_of(md).get(PR_ID_LABEL) != pr_id:
-        raise PermanentError(f"MachineDeployment {spec.namespace}/{names.workers} is not this PR's: its Machines "
-                             "are left alone", reason="ForeignObject")  # fmt: skip
+        raise PermanentError(
+            f"MachineDeployment {spec.namespace}/{names.workers} is not this PR's: its Machines are left alone",
+            reason="ForeignObject",
+        )
     try:
-        hosts, _ = await client.list(f"{INFRA_GROUP}/{BYOH_VERSION}", "ByoHost", spec.namespace,
-                                     label_selector=f"{CLUSTER_NAME_LABEL}={spec.name}")  # fmt: skip
-        machines, _ = await client.list(machine_av, "Machine", spec.namespace,
-                                        label_selector=f"{DEPLOYMENT_NAME_LABEL}={names.workers}")  # fmt: skip
+        hosts, _ = await client.list(
+            f"{INFRA_GROUP}/{BYOH_VERSION}",
+            "ByoHost",
+            spec.namespace,
+            label_selector=f"{CLUSTER_NAME_LABEL}={spec.name}",
+        )
+        machines, _ = await client.list(
+            machine_av, "Machine", spec.namespace, label_selector=f"{DEPLOYMENT_NAME_LABEL}={names.workers}"
+        )
     except ServiceError as exc:
         exc.message = f"finding the Machines of leaving hosts of {spec.namespace}/{spec.name}: {exc.message}"
         exc.args = (exc.message,)
@@ -112,8 +119,14 @@ async def mark_leaving_workers(
         name = str(meta(machine).get("name"))
         if DELETE_MACHINE_ANNOTATION in annotations_of(machine):
             continue
-        await client.patch(machine_av, "Machine", name, spec.namespace,
-                           {"metadata": {"annotations": {DELETE_MACHINE_ANNOTATION: "true"}}})  # fmt: skip
-        log.info("machine_marked_for_deletion", cluster=spec.name, namespace=spec.namespace, host_id=host_id,
-                 machine=name)  # fmt: skip
+        await client.patch(
+            machine_av,
+            "Machine",
+            name,
+            spec.namespace,
+            {"metadata": {"annotations": {DELETE_MACHINE_ANNOTATION: "true"}}},
+        )
+        log.info(
+            "machine_marked_for_deletion", cluster=spec.name, namespace=spec.namespace, host_id=host_id, machine=name
+        )
     return sorted(leaving)

@@ -46,5 +46,11 @@ class CapiRendererSettings(ServiceSettings):
 
     def cni_sources_resolver(self) -> CniSources:
         """The CNI origins these settings describe (checked here: a bad URL, path or sha256 stops the start)."""
-        return CniSources(releases=self.cni_releases, sha256=self.cni_sha256, sources=self.cni_sources,
-                          files=self.cni_manifests, cache_dir=self.cni_cache_dir, timeout=self.cni_fetch_timeout)
+        return CniSources(
+            releases=self.cni_releases,
+            sha256=self.cni_sha256,
+            sources=self.cni_sources,
+            files=self.cni_manifests,
+            cache_dir=self.cni_cache_dir,
+            timeout=self.cni_fetch_timeout,
+        )

@@ -3,95 +3,42 @@
 The schema pass catches what one object's CRD can express (types, required and unknown fields);
 the invariants catch what only the whole set and the spec can tell (refs resolve, one VIP, one
 version, odd control plane, selectors pin exactly the requested hosts, CRS matches the Cluster,
-no leftover template syntax, the CNI pool equals the pod CIDR, no v1beta1/v1beta2 mixing).
+no leftover template syntax, the CNI pool equals the pod CIDR, no v1beta1/v1beta2 mixing). The
+control-plane invariants live in ``validate_control_plane``; this module runs every check.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-import yaml
+from typing import Any
 
 from services.capi_renderer.cni import check_payload_object, payload_issues
 from services.capi_renderer.domain import (
     AGENT_NIC_PLACEHOLDER,
     CORE_KINDS,
     DNS1123_LABEL,
-    KUBE_VIP_PATH,
-    KUBEADM_INIT_MARKER,
-    SUPER_ADMIN_CONF,
     ClusterNames,
     RenderOptions,
     api_versions,
     arg_fields,
-    describe,
     get,
     pinned_hosts,
     selector_matches,
-    uses_super_admin,
     walk,
 )
-from services.capi_renderer.render import load_yaml, render_cluster
+from services.capi_renderer.render import render_cluster
+from services.capi_renderer.validate_context import CheckContext
+from services.capi_renderer.validate_context import RenderIssue as RenderIssue  # noqa: PLC0414 - re-exported
+from services.capi_renderer.validate_context import SchemaValidator as SchemaValidator  # noqa: PLC0414 - re-exported
+from services.capi_renderer.validate_control_plane import check_control_plane
 from shared.errors import InputError
 from shared.models import ClusterSpec
 
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-_NIC = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,14}$")
-REQUIRED_PREFLIGHT_IGNORES = ("DirAvailable--etc-kubernetes-manifests", "FileAvailable--etc-kubernetes-kubelet.conf")
 
 
-class FieldErrorLike(Protocol):
-    @property
-    def path(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-
-
-class SchemaValidator(Protocol):
-    """What is needed of ``shared.crd_schema.CrdSchemas``."""
-
-    def validate(self, obj: Mapping[str, Any], *, strict: bool = True) -> Sequence[FieldErrorLike]: ...
-
-
-@dataclass(frozen=True)
-class RenderIssue:
-    """One reason a render must not be applied: which object, where in it, which rule, why."""
-
-    object: str
-    path: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.object} {self.path}" if self.path else self.object
-        return f"{where}: {self.message} [{self.rule}]"
-
-
-@dataclass
-class _Ctx:
-    objects: Sequence[Mapping[str, Any]]
-    spec: ClusterSpec
-    options: RenderOptions
-    names: ClusterNames
-    issues: list[RenderIssue]
-
-    def find(self, kind: str, name: str) -> Mapping[str, Any] | None:
-        for obj in self.objects:
-            if obj.get("kind") == kind and get(obj, "metadata.name") == name:
-                return obj
-        return None
-
-    def add(self, obj: Mapping[str, Any] | str, path: str, rule: str, message: str) -> None:
-        label = obj if isinstance(obj, str) else describe(obj)
-        self.issues.append(RenderIssue(label, path, rule, message))
-
-
-def _schema_pass(ctx: _Ctx, schemas: SchemaValidator | None) -> None:
+def _schema_pass(ctx: CheckContext, schemas: SchemaValidator | None) -> None:
     for obj in ctx.objects:
         if obj.get("kind") in ("ConfigMap", "Secret"):
             for path, rule, message in check_payload_object(obj):
@@ -101,11 +48,17 @@ def _schema_pass(ctx: _Ctx, schemas: SchemaValidator | None) -> None:
                 ctx.add(obj, err.path, f"schema:{err.rule}", err.message)
 
 
-def _object_set(ctx: _Ctx) -> None:
+def _object_set(ctx: CheckContext) -> None:
     n, api = ctx.names, api_versions(ctx.options.core_api_version)
-    expected = [("Cluster", n.cluster), ("ByoCluster", n.cluster), ("KubeadmControlPlane", n.control_plane),
-                ("ByoMachineTemplate", n.control_plane), ("MachineDeployment", n.workers),
-                ("KubeadmConfigTemplate", n.workers), ("ByoMachineTemplate", n.workers)]
+    expected = [
+        ("Cluster", n.cluster),
+        ("ByoCluster", n.cluster),
+        ("KubeadmControlPlane", n.control_plane),
+        ("ByoMachineTemplate", n.control_plane),
+        ("MachineDeployment", n.workers),
+        ("KubeadmConfigTemplate", n.workers),
+        ("ByoMachineTemplate", n.workers),
+    ]
     if ctx.spec.cni is not None:
         expected += [("ConfigMap", n.cni_configmap), ("ClusterResourceSet", n.crs)]
     seen: dict[tuple[str, str], int] = {}
@@ -123,14 +76,18 @@ def _object_set(ctx: _Ctx) -> None:
             ctx.add(obj, "metadata.namespace", "namespace", f"must be {ctx.spec.namespace!r} like every object")
         want = api.get(kind)
         if want is not None and obj.get("apiVersion") != want:
-            ctx.add(obj, "apiVersion", "api-version",
-                    f"{obj.get('apiVersion')} does not match the render's {want} (v1beta1/v1beta2 must not mix)")
+            ctx.add(
+                obj,
+                "apiVersion",
+                "api-version",
+                f"{obj.get('apiVersion')} does not match the render's {want} (v1beta1/v1beta2 must not mix)",
+            )
     for kind, name in expected:
         if (kind, name) not in seen:
             ctx.add(f"{kind}/{name}", "", "object-set", "missing from the render")
 
 
-def _check_ref(ctx: _Ctx, owner: Mapping[str, Any], path: str, want_kind: str) -> None:
+def _check_ref(ctx: CheckContext, owner: Mapping[str, Any], path: str, want_kind: str) -> None:
     ref = get(owner, path)
     if not isinstance(ref, Mapping):
         ctx.add(owner, path, "ref", "reference missing")
@@ -159,7 +116,7 @@ def _check_ref(ctx: _Ctx, owner: Mapping[str, Any], path: str, want_kind: str) -
             ctx.add(owner, f"{path}.namespace", "ref", "points to another namespace")
 
 
-def _refs_and_shapes(ctx: _Ctx) -> None:
+def _refs_and_shapes(ctx: CheckContext) -> None:
     n = ctx.names
     cluster, kcp = ctx.find("Cluster", n.cluster), ctx.find("KubeadmControlPlane", n.control_plane)
     md, crs = ctx.find("MachineDeployment", n.workers), ctx.find("ClusterResourceSet", n.crs)
@@ -168,8 +125,11 @@ def _refs_and_shapes(ctx: _Ctx) -> None:
         _check_ref(ctx, cluster, "spec.controlPlaneRef", "KubeadmControlPlane")
     if kcp is not None:
         v2 = str(kcp.get("apiVersion")).endswith("/v1beta2")
-        right, wrong = ("spec.machineTemplate.spec", "spec.machineTemplate") if v2 else \
-            ("spec.machineTemplate", "spec.machineTemplate.spec")
+        right, wrong = (
+            ("spec.machineTemplate.spec", "spec.machineTemplate")
+            if v2
+            else ("spec.machineTemplate", "spec.machineTemplate.spec")
+        )
         if get(kcp, f"{wrong}.infrastructureRef") is not None:
             ctx.add(kcp, f"{wrong}.infrastructureRef", "api-shape", f"infrastructureRef belongs under {right}")
         _check_ref(ctx, kcp, f"{right}.infrastructureRef", "ByoMachineTemplate")
@@ -187,127 +147,30 @@ def _refs_and_shapes(ctx: _Ctx) -> None:
                 ctx.add(crs, f"spec.resources[{i}]", "ref", f"{kind}/{name} is not part of the render")
     for obj in ctx.objects:
         if obj.get("kind") == "ByoMachineTemplate" and get(obj, "spec.template.spec.installerRef") is not None:
-            ctx.add(obj, "spec.template.spec.installerRef", "no-installer-ref",
-                    "hosts are prepared over SSH; installerRef must be absent")
+            ctx.add(
+                obj,
+                "spec.template.spec.installerRef",
+                "no-installer-ref",
+                "hosts are prepared over SSH; installerRef must be absent",
+            )
         if obj.get("kind") in CORE_KINDS:
             _arg_shapes(ctx, obj)
 
 
-def _arg_shapes(ctx: _Ctx, obj: Mapping[str, Any]) -> None:
+def _arg_shapes(ctx: CheckContext, obj: Mapping[str, Any]) -> None:
     v2 = str(obj.get("apiVersion")).endswith("/v1beta2")
     want: type = list if v2 else dict
     for path, value in arg_fields(obj):
         if not isinstance(value, want):
-            ctx.add(obj, path, "api-shape",
-                    f"{'v1beta2' if v2 else 'v1beta1'} expects {'a list of {name, value}' if v2 else 'a map'} here")
+            ctx.add(
+                obj,
+                path,
+                "api-shape",
+                f"{'v1beta2' if v2 else 'v1beta1'} expects {'a list of {name, value}' if v2 else 'a map'} here",
+            )
 
 
-def _kube_vip(ctx: _Ctx, kcp: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-    """The kube-vip file's content and its env as a map (checking the file entry on the way)."""
-    files = get(kcp, "spec.kubeadmConfigSpec.files") or []
-    for i, entry in enumerate(files if isinstance(files, list) else []):
-        if get(entry, "path") != KUBE_VIP_PATH:
-            continue
-        if get(entry, "owner") != "root:root":
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.files[{i}].owner", "kube-vip", "must be root:root")
-        content = get(entry, "content")
-        try:
-            pod = load_yaml(content) if isinstance(content, str) else None
-        except yaml.YAMLError as exc:
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.files[{i}].content", "kube-vip", f"not YAML: {exc}")
-            return None, {}
-        containers = get(pod, "spec.containers") or [{}]
-        env = {str(e.get("name")): e.get("value") for e in get(containers[0], "env", []) if isinstance(e, Mapping)}
-        return content, env
-    ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"no static pod file at {KUBE_VIP_PATH}")
-    return None, {}
-
-
-def _control_plane(ctx: _Ctx) -> None:
-    spec, n = ctx.spec, ctx.names
-    kcp, byo = ctx.find("KubeadmControlPlane", n.control_plane), ctx.find("ByoCluster", n.cluster)
-    host_ips = {h.host_ip for h in spec.all_hosts}
-    # The endpoint is the VIP, or, for a single control plane without one, that host's own address.
-    what = "the VIP" if spec.vip is not None else "the control-plane host's address"
-    if byo is not None:
-        host = get(byo, "spec.controlPlaneEndpoint.host")
-        if host != spec.endpoint:
-            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip", f"{host!r} is not {what} {spec.endpoint}")
-        if spec.vip is not None and host in host_ips:
-            ctx.add(byo, "spec.controlPlaneEndpoint.host", "vip-not-host", f"{host} is a host's own address")
-        if get(byo, "spec.controlPlaneEndpoint.port") != ctx.options.control_plane_port:
-            ctx.add(byo, "spec.controlPlaneEndpoint.port", "vip", f"must be {ctx.options.control_plane_port}")
-    if kcp is None:
-        return
-    replicas = get(kcp, "spec.replicas")
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1 or replicas % 2 == 0:
-        ctx.add(kcp, "spec.replicas", "replicas", f"{replicas!r} is not an odd number ≥ 1 (stacked etcd)")
-    elif replicas != len(spec.control_plane):
-        ctx.add(kcp, "spec.replicas", "replicas", f"{replicas} ≠ {len(spec.control_plane)} control-plane hosts")
-    if get(kcp, "spec.version") != spec.k8s_version:
-        ctx.add(kcp, "spec.version", "version", f"{get(kcp, 'spec.version')!r} is not {spec.k8s_version}")
-    cfg = get(kcp, "spec.kubeadmConfigSpec") or {}
-    if get(cfg, "format") not in (None, "cloud-config"):
-        ctx.add(kcp, "spec.kubeadmConfigSpec.format", "format", "the BYOH agent only runs cloud-config")
-    if spec.endpoint not in (get(cfg, "clusterConfiguration.apiServer.certSANs") or []):
-        ctx.add(kcp, "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.certSANs", "vip", f"must include {what}")
-    content: str | None
-    env: Mapping[str, Any]
-    if spec.vip is None:
-        # No VIP, no kube-vip: a static pod would fight over an address nobody gave it.
-        files = get(kcp, "spec.kubeadmConfigSpec.files") or []
-        if any(get(f, "path") == KUBE_VIP_PATH for f in (files if isinstance(files, list) else [])):
-            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", "a cluster without a VIP runs no kube-vip")
-        content, env = None, {}
-    else:
-        content, env = _kube_vip(ctx, kcp)
-    if content is not None:
-        if env.get("vip_address") != spec.vip or spec.vip in host_ips:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "vip",
-                    f"kube-vip vip_address {env.get('vip_address')!r} must be the free VIP {spec.vip}")
-        nic = env.get("vip_interface")
-        if nic != AGENT_NIC_PLACEHOLDER and not (isinstance(nic, str) and _NIC.fullmatch(nic)):
-            ctx.add(kcp, "spec.kubeadmConfigSpec.files", "kube-vip", f"vip_interface {nic!r} is not usable")
-    for phase in ("initConfiguration", "joinConfiguration"):
-        reg = get(cfg, f"{phase}.nodeRegistration") or {}
-        base = f"spec.kubeadmConfigSpec.{phase}.nodeRegistration"
-        if "name" in reg:
-            ctx.add(kcp, f"{base}.name", "node-name", "must be unset: the Node is named after the host")
-        if not reg.get("criSocket"):
-            ctx.add(kcp, f"{base}.criSocket", "cri-socket", "must name the containerd socket")
-        missing = [p for p in REQUIRED_PREFLIGHT_IGNORES if p not in (reg.get("ignorePreflightErrors") or [])]
-        if missing:
-            ctx.add(kcp, f"{base}.ignorePreflightErrors", "preflight", f"must include {', '.join(missing)}")
-    _super_admin(ctx, kcp, content or "")
-
-
-def _super_admin(ctx: _Ctx, kcp: Mapping[str, Any], content: str) -> None:
-    pre = get(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands") or []
-    post = get(kcp, "spec.kubeadmConfigSpec.postKubeadmCommands") or []
-    swaps_in = [c for c in pre if isinstance(c, str) and SUPER_ADMIN_CONF in c]
-    swaps_out = [c for c in post if isinstance(c, str) and SUPER_ADMIN_CONF in c]
-    if ctx.spec.vip is None:
-        if swaps_in or swaps_out:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
-                    "the super-admin.conf swap is for kube-vip, which a cluster without a VIP does not run")
-        return
-    if not uses_super_admin(ctx.spec.k8s_version):
-        if swaps_in or swaps_out:
-            ctx.add(kcp, "spec.kubeadmConfigSpec.preKubeadmCommands", "super-admin",
-                    "super-admin.conf does not exist before Kubernetes 1.29")
-        return
-    for path, found in (("preKubeadmCommands", swaps_in), ("postKubeadmCommands", swaps_out)):
-        if not found:
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
-                    "Kubernetes ≥ 1.29 needs the super-admin.conf swap for kube-vip during kubeadm init")
-        elif not all(f"-f {KUBEADM_INIT_MARKER}" in c for c in found):
-            ctx.add(kcp, f"spec.kubeadmConfigSpec.{path}", "super-admin",
-                    f"the swap must be guarded by -f {KUBEADM_INIT_MARKER} (init node only)")
-    if swaps_in and content and "path: /etc/kubernetes/admin.conf\n" not in content:
-        ctx.add(kcp, "spec.kubeadmConfigSpec.files", "super-admin", "the swap's sed pattern is absent from kube-vip")
-
-
-def _workers(ctx: _Ctx) -> None:
+def _workers(ctx: CheckContext) -> None:
     spec, n = ctx.spec, ctx.names
     md = ctx.find("MachineDeployment", n.workers)
     if md is None:
@@ -325,7 +188,7 @@ def _workers(ctx: _Ctx) -> None:
         ctx.add(md, "spec.selector", "md-selector", "does not match the template labels")
 
 
-def _selectors(ctx: _Ctx) -> None:
+def _selectors(ctx: CheckContext) -> None:
     spec, n = ctx.spec, ctx.names
     candidates = [h.host_id for h in spec.all_hosts]
     for name, hosts in ((n.control_plane, spec.control_plane), (n.workers, spec.workers)):
@@ -340,11 +203,15 @@ def _selectors(ctx: _Ctx) -> None:
         want = {h.host_id for h in hosts}
         if chosen != want or stray:
             extra = sorted(chosen - want) + (["<other hosts>"] if stray else [])
-            ctx.add(bmt, "spec.template.spec.selector", "selector",
-                    f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}")
+            ctx.add(
+                bmt,
+                "spec.template.spec.selector",
+                "selector",
+                f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}",
+            )
 
 
-def _network_and_cni(ctx: _Ctx) -> None:
+def _network_and_cni(ctx: CheckContext) -> None:
     spec, n = ctx.spec, ctx.names
     cluster, crs = ctx.find("Cluster", n.cluster), ctx.find("ClusterResourceSet", n.crs)
     if cluster is not None:
@@ -367,7 +234,7 @@ def _network_and_cni(ctx: _Ctx) -> None:
                 ctx.add(obj, path, rule, message)
 
 
-def _leftovers(ctx: _Ctx) -> None:
+def _leftovers(ctx: CheckContext) -> None:
     for obj in ctx.objects:
         if obj.get("kind") in ("ConfigMap", "Secret"):
             continue  # CRS payloads are applied verbatim to the workload cluster; their syntax is theirs
@@ -382,19 +249,22 @@ def _leftovers(ctx: _Ctx) -> None:
                 ctx.add(obj, path, rule, f"only {AGENT_NIC_PLACEHOLDER} may contain {{{{ }}}}")
 
 
-_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
-    _object_set, _refs_and_shapes, _control_plane, _workers, _selectors, _network_and_cni, _leftovers,
+_CHECKS: tuple[Callable[[CheckContext], None], ...] = (
+    _object_set,
+    _refs_and_shapes,
+    check_control_plane,
+    _workers,
+    _selectors,
+    _network_and_cni,
+    _leftovers,
 )
 
 
 def validate_render(
-    objects: Sequence[Mapping[str, Any]],
-    spec: ClusterSpec,
-    schemas: SchemaValidator | None,
-    options: RenderOptions,
+    objects: Sequence[Mapping[str, Any]], spec: ClusterSpec, schemas: SchemaValidator | None, options: RenderOptions
 ) -> list[RenderIssue]:
     """Every issue of a render: strict CRD schema errors (when ``schemas`` is given) and invariants."""
-    ctx = _Ctx(objects, spec, options, ClusterNames(spec.name), [])
+    ctx = CheckContext(objects, spec, options, ClusterNames(spec.name), [])
     _schema_pass(ctx, schemas)
     for check in _CHECKS:
         check(ctx)
@@ -404,8 +274,11 @@ def validate_render(
 def raise_for_issues(spec: ClusterSpec, issues: Sequence[RenderIssue]) -> None:
     if issues:
         lines = "; ".join(str(i) for i in issues)
-        raise InputError(f"render of cluster {spec.name} has {len(issues)} issue(s): {lines}",
-                         path=f"{issues[0].object} {issues[0].path}".strip(), reason="InvalidRender")
+        raise InputError(
+            f"render of cluster {spec.name} has {len(issues)} issue(s): {lines}",
+            path=f"{issues[0].object} {issues[0].path}".strip(),
+            reason="InvalidRender",
+        )
 
 
 def render_and_validate(

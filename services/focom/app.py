@@ -30,8 +30,16 @@ async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     fpr = await runtime.bus.kv(BUCKET_FPR)
     inventory = InventorySource(s.inventory_path, **s.inventory_rules())
     vips = VipLeases(await runtime.bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
-    return Focom(s, runtime.bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                 HostLeases(await runtime.bus.kv(BUCKET_HOSTS)), inventory, catalog, vips=vips)  # fmt: skip
+    return Focom(
+        s,
+        runtime.bus,
+        RecordStore(fpr, FprRecord),
+        RecordStore(fpr, SpecRecord),
+        HostLeases(await runtime.bus.kv(BUCKET_HOSTS)),
+        inventory,
+        catalog,
+        vips=vips,
+    )
 
 
 async def setup(runtime: ServiceRuntime[FocomSettings]) -> None:

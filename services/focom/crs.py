@@ -28,8 +28,16 @@ FINALIZER = f"{GROUP}/cleanup"
 DECISION_ANNOTATION = f"{GROUP}/decision"
 WATCH_MANAGER = "focom-watch"
 STATUS_MANAGER = "focom"
-SPEC_FIELDS = ("operation", "allClusters", "clusterNames", "templateName", "templateVersion", "templateParameters",
-               "workers", "targetWorkerCount")  # fmt: skip
+SPEC_FIELDS = (
+    "operation",
+    "allClusters",
+    "clusterNames",
+    "templateName",
+    "templateVersion",
+    "templateParameters",
+    "workers",
+    "targetWorkerCount",
+)
 
 
 def request_from_cr(obj: dict[str, Any]) -> FocomRequest:
@@ -41,8 +49,10 @@ def request_from_cr(obj: dict[str, Any]) -> FocomRequest:
     try:
         return FocomRequest.model_validate({"name": name_of(obj), **fields})
     except ValidationError as exc:
-        problems = [Problem(json_path(("spec", *e["loc"])), str(e["type"]), str(e["msg"]))
-                    for e in exc.errors(include_url=False, include_input=False)]  # fmt: skip
+        problems = [
+            Problem(json_path(("spec", *e["loc"])), str(e["type"]), str(e["msg"]))
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
         raise RequestError(problems, name=name_of(obj)) from None
 
 
@@ -53,33 +63,75 @@ def delete_request(name: str) -> FocomRequest:
 
 def _envelope(obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     m = meta(obj)
-    return {"apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"name": m.get("name"), "namespace": m.get("namespace")}, "status": status}  # fmt: skip
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": m.get("name"), "namespace": m.get("namespace")},
+        "status": status,
+    }
 
 
 def status_body(obj: dict[str, Any], status: FprStatus) -> dict[str, Any]:
     """The status focom writes for an FPR status (every field, so stale ones are replaced)."""
-    children = [{"cluster": c.cluster, "prId": c.pr_id, "state": c.state, "stage": c.stage or "",
-                 "reason": c.reason or "", "message": c.message or ""} for c in status.children]  # fmt: skip
-    return _envelope(obj, {
-        "phase": status.phase, "message": status.message, "reason": "", "path": "",
-        "operation": status.operation or "", "fprGeneration": status.generation, "children": children,
-        "plan": [{"cluster": c.cluster, "prId": c.pr_id, "controlPlane": list(c.control_plane),
-                  "workers": list(c.workers)} for c in status.plan],
-        "lastUpdated": timestamp(status.updated_at),
-    })  # fmt: skip
+    children = [
+        {
+            "cluster": c.cluster,
+            "prId": c.pr_id,
+            "state": c.state,
+            "stage": c.stage or "",
+            "reason": c.reason or "",
+            "message": c.message or "",
+        }
+        for c in status.children
+    ]
+    return _envelope(
+        obj,
+        {
+            "phase": status.phase,
+            "message": status.message,
+            "reason": "",
+            "path": "",
+            "operation": status.operation or "",
+            "fprGeneration": status.generation,
+            "children": children,
+            "plan": [
+                {
+                    "cluster": c.cluster,
+                    "prId": c.pr_id,
+                    "controlPlane": list(c.control_plane),
+                    "workers": list(c.workers),
+                }
+                for c in status.plan
+            ],
+            "lastUpdated": timestamp(status.updated_at),
+        },
+    )
 
 
-def refusal_body(obj: dict[str, Any], *, reason: str, message: str, path: str | None, at: datetime,
-                 children: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def refusal_body(
+    obj: dict[str, Any],
+    *,
+    reason: str,
+    message: str,
+    path: str | None,
+    at: datetime,
+    children: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     current = obj.get("status") if isinstance(obj.get("status"), dict) else {}
     assert isinstance(current, dict)
-    return _envelope(obj, {
-        "phase": "Failed", "message": message[:2000], "reason": reason, "path": path or "",
-        "operation": str(current.get("operation", "")), "fprGeneration": int(current.get("fprGeneration", 0) or 0),
-        "children": children if children is not None else list(current.get("children") or []),
-        "lastUpdated": timestamp(at),
-    })  # fmt: skip
+    return _envelope(
+        obj,
+        {
+            "phase": "Failed",
+            "message": message[:2000],
+            "reason": reason,
+            "path": path or "",
+            "operation": str(current.get("operation", "")),
+            "fprGeneration": int(current.get("fprGeneration", 0) or 0),
+            "children": children if children is not None else list(current.get("children") or []),
+            "lastUpdated": timestamp(at),
+        },
+    )
 
 
 def observed_body(obj: dict[str, Any]) -> dict[str, Any]:

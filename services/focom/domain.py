@@ -87,15 +87,17 @@ class FprRecord(_Record):
         return self.pending is not None and self.generation == 0
 
 
-def hold(record: FprRecord | None, name: str, request: dict[str, Any], plan: tuple[PlannedCluster, ...],
-         now: datetime) -> FprRecord:  # fmt: skip
+def hold(
+    record: FprRecord | None, name: str, request: dict[str, Any], plan: tuple[PlannedCluster, ...], now: datetime
+) -> FprRecord:
     """The record of a create request waiting for approval (a re-submission replaces the waiting request)."""
     hosts = sum(len(c.control_plane) + len(c.workers) for c in plan)
     message = f"waiting for approval: {len(plan)} cluster(s), {hosts} host(s)"
     if record is None:
         record = FprRecord(name=name, created_at=now, updated_at=now)
-    return record.model_copy(update={"pending": request, "plan": plan, "phase": "PendingApproval",
-                                     "message": message, "updated_at": now})  # fmt: skip
+    return record.model_copy(
+        update={"pending": request, "plan": plan, "phase": "PendingApproval", "message": message, "updated_at": now}
+    )
 
 
 def approved(record: FprRecord | None) -> FprRecord | None:
@@ -109,8 +111,7 @@ def approval_failed(record: FprRecord, why: str, now: datetime) -> FprRecord:
     """Approval could not carry the request out (hosts taken meanwhile, say): it stays, Failed, approvable again."""
     if not record.awaiting_approval:
         return record
-    return record.model_copy(update={"phase": "Failed", "message": f"approval failed: {why}"[:1000],
-                                     "updated_at": now})  # fmt: skip
+    return record.model_copy(update={"phase": "Failed", "message": f"approval failed: {why}"[:1000], "updated_at": now})
 
 
 @dataclass(frozen=True)
@@ -155,18 +156,31 @@ def _replay(record: FprRecord, specs: Mapping[str, ClusterSpec]) -> Plan:
     return Plan(record, leases, pending_commands(record, specs), replay=True)
 
 
-def _advance(record: FprRecord, operation: Operation, req_digest: str, children: dict[str, Child],
-             now: datetime) -> FprRecord:  # fmt: skip
-    out = record.model_copy(update={
-        "generation": record.generation + 1, "operation": operation, "digest": req_digest,
-        "children": children, "updated_at": now,
-    })  # fmt: skip
+def _advance(
+    record: FprRecord, operation: Operation, req_digest: str, children: dict[str, Child], now: datetime
+) -> FprRecord:
+    out = record.model_copy(
+        update={
+            "generation": record.generation + 1,
+            "operation": operation,
+            "digest": req_digest,
+            "children": children,
+            "updated_at": now,
+        }
+    )
     return with_phase(out)
 
 
 def _new_child(name: str, spec: ClusterSpec, gen: int, command: PrCommand, now: datetime) -> Child:
-    return Child(cluster=spec.name, pr_id=pr_id_for(name, spec.name), command=command, command_gen=gen,
-                 since=now, hosts=tuple(h.host_id for h in spec.all_hosts), spec_digest=spec_digest(spec))  # fmt: skip
+    return Child(
+        cluster=spec.name,
+        pr_id=pr_id_for(name, spec.name),
+        command=command,
+        command_gen=gen,
+        since=now,
+        hosts=tuple(h.host_id for h in spec.all_hosts),
+        spec_digest=spec_digest(spec),
+    )
 
 
 def plan_create(record: FprRecord | None, name: str, specs: list[ClusterSpec], req_digest: str, now: datetime) -> Plan:
@@ -183,13 +197,19 @@ def plan_create(record: FprRecord | None, name: str, specs: list[ClusterSpec], r
         if current is None or (current.desired == "absent" and current.state == "deleted" and current.settled):
             children[spec.name] = _new_child(name, spec, gen, "create", now)
         elif current.desired == "absent":
-            raise InputError(f"$.clusterNames [cluster-deleting]: cluster {spec.name!r} of {name!r} is being "
-                             "deleted; create it again once the FPR reports Deleted",
-                             path="$.clusterNames", reason="ClusterDeleting")  # fmt: skip
+            raise InputError(
+                f"$.clusterNames [cluster-deleting]: cluster {spec.name!r} of {name!r} is being "
+                "deleted; create it again once the FPR reports Deleted",
+                path="$.clusterNames",
+                reason="ClusterDeleting",
+            )
         elif current.spec_digest != spec_digest(spec):
-            raise InputError(f"$ [cluster-exists]: cluster {spec.name!r} of {name!r} exists with a different "
-                             "spec; use operation 'scale' to change its workers", path="$",
-                             reason="ClusterExists")  # fmt: skip
+            raise InputError(
+                f"$ [cluster-exists]: cluster {spec.name!r} of {name!r} exists with a different "
+                "spec; use operation 'scale' to change its workers",
+                path="$",
+                reason="ClusterExists",
+            )
     new = _advance(record, "create", req_digest, children, now)
     leases = {h: c.pr_id for c in children.values() if c.desired == "present" for h in c.hosts}
     return Plan(new, leases, pending_commands(new, by_name))
@@ -206,10 +226,15 @@ def plan_scale(record: FprRecord, new_specs: list[ClusterSpec], req_digest: str,
         current = children[spec.name]
         if current.spec_digest == spec_digest(spec):
             continue
-        children[spec.name] = current.model_copy(update={
-            "command": "update", "command_gen": gen, "since": now,
-            "hosts": tuple(h.host_id for h in spec.all_hosts), "spec_digest": spec_digest(spec),
-        })  # fmt: skip
+        children[spec.name] = current.model_copy(
+            update={
+                "command": "update",
+                "command_gen": gen,
+                "since": now,
+                "hosts": tuple(h.host_id for h in spec.all_hosts),
+                "spec_digest": spec_digest(spec),
+            }
+        )
     new = _advance(record, "scale", req_digest, children, now)
     leases = {h: children[s.name].pr_id for s in new_specs for h in children[s.name].hosts}
     return Plan(new, leases, pending_commands(new, by_name))
@@ -225,9 +250,9 @@ def plan_delete(record: FprRecord, clusters: list[str], req_digest: str, now: da
         current = children[cluster]
         if current.desired == "absent":
             continue
-        children[cluster] = current.model_copy(update={
-            "desired": "absent", "command": "delete", "command_gen": gen, "since": now,
-        })  # fmt: skip
+        children[cluster] = current.model_copy(
+            update={"desired": "absent", "command": "delete", "command_gen": gen, "since": now}
+        )
     new = _advance(record, "delete", req_digest, children, now)
     return Plan(new, {}, pending_commands(new, {}))
 
@@ -253,10 +278,16 @@ def apply_status(record: FprRecord, status: PrStatus, now: datetime) -> FprRecor
     child = next((c for c in record.children.values() if c.pr_id == status.pr_id), None)
     if child is None or not _newer(child, status):
         return record
-    updated = child.model_copy(update={
-        "state": status.state, "stage": status.stage, "reason": _clip(status.reason, 120),
-        "message": _clip(status.message, 300), "at": status.at, "seq": status.seq or child.seq,
-    })  # fmt: skip
+    updated = child.model_copy(
+        update={
+            "state": status.state,
+            "stage": status.stage,
+            "reason": _clip(status.reason, 120),
+            "message": _clip(status.message, 300),
+            "at": status.at,
+            "seq": status.seq or child.seq,
+        }
+    )
     if updated == child:
         return record
     out = record.model_copy(update={"children": {**record.children, child.cluster: updated}, "updated_at": now})
@@ -268,8 +299,15 @@ def apply_refusal(record: FprRecord, pr_id: str, reason: str, error: str, now: d
     child = next((c for c in record.children.values() if c.pr_id == pr_id), None)
     if child is None or (child.state == "failed" and child.settled):
         return record
-    updated = child.model_copy(update={"state": "failed", "stage": None, "reason": _clip(reason, 120),
-                                       "message": _clip(error, 300), "at": max(now, child.since)})  # fmt: skip
+    updated = child.model_copy(
+        update={
+            "state": "failed",
+            "stage": None,
+            "reason": _clip(reason, 120),
+            "message": _clip(error, 300),
+            "at": max(now, child.since),
+        }
+    )
     out = record.model_copy(update={"children": {**record.children, child.cluster: updated}, "updated_at": now})
     return with_phase(out)
 
@@ -281,8 +319,10 @@ def compute_phase(record: FprRecord) -> tuple[FprPhase, str]:
         return ("Deleted", "no clusters") if record.operation == "delete" else ("Pending", "no clusters yet")
     failed = [c for c in children if c.settled and c.state == "failed"]
     if failed:
-        why = "; ".join(f"cluster {c.cluster} failed: {c.reason or 'unknown'}"
-                        + (f" ({c.message})" if c.message else "") for c in failed)  # fmt: skip
+        why = "; ".join(
+            f"cluster {c.cluster} failed: {c.reason or 'unknown'}" + (f" ({c.message})" if c.message else "")
+            for c in failed
+        )
         return "Failed", why[:1000]
     removing = [c for c in children if c.desired == "absent"]
     gone = [c for c in removing if c.settled and c.state == "deleted"]
@@ -294,8 +334,7 @@ def compute_phase(record: FprRecord) -> tuple[FprPhase, str]:
     done = [c for c in wanted if c.settled and c.state == "fulfilled"]
     if len(done) == len(wanted):
         return "Synced", f"{len(done)} cluster(s) fulfilled"
-    busy = ", ".join(f"{c.cluster}: {c.state}{f'/{c.stage}' if c.stage else ''}"
-                     for c in wanted if c not in done)  # fmt: skip
+    busy = ", ".join(f"{c.cluster}: {c.state}{f'/{c.stage}' if c.stage else ''}" for c in wanted if c not in done)
     return busy_phase(record.operation), f"{len(done)}/{len(wanted)} fulfilled; {busy}"[:1000]
 
 
@@ -323,13 +362,20 @@ def with_phase(record: FprRecord) -> FprRecord:
 def child_status(c: Child) -> ChildStatus:
     if not c.settled:
         return ChildStatus(cluster=c.cluster, pr_id=c.pr_id, state="pending", message=f"{c.command} requested")
-    return ChildStatus(cluster=c.cluster, pr_id=c.pr_id, state=c.state, stage=c.stage, reason=c.reason,
-                       message=c.message)  # fmt: skip
+    return ChildStatus(
+        cluster=c.cluster, pr_id=c.pr_id, state=c.state, stage=c.stage, reason=c.reason, message=c.message
+    )
 
 
 def status_of(record: FprRecord) -> FprStatus:
     children = tuple(child_status(c) for c in sorted(record.children.values(), key=lambda c: c.cluster))
     return FprStatus(
-        name=record.name, phase=record.phase, message=record.message, children=children,
-        updated_at=record.updated_at, operation=record.operation, generation=record.generation, plan=record.plan,
-    )  # fmt: skip
+        name=record.name,
+        phase=record.phase,
+        message=record.message,
+        children=children,
+        updated_at=record.updated_at,
+        operation=record.operation,
+        generation=record.generation,
+        plan=record.plan,
+    )

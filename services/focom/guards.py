@@ -14,17 +14,21 @@ from shared.payloads import FocomRequest
 def ungated(plan: Plan, gated: bool) -> Plan:
     """Under change control, an approved FPR takes no new create unapproved (a replay is fine)."""
     if gated and not plan.replay:
-        raise InputError(f"$.name [approval-required]: FOCOM request {plan.record.name!r} was approved as it is; "
-                         "ask for more clusters under a new name, to be approved", path="$.name",
-                         reason="ApprovalRequired")  # fmt: skip
+        raise InputError(
+            f"$.name [approval-required]: FOCOM request {plan.record.name!r} was approved as it is; "
+            "ask for more clusters under a new name, to be approved",
+            path="$.name",
+            reason="ApprovalRequired",
+        )
     return plan
 
 
 def must(record: FprRecord | None, req: FocomRequest) -> FprRecord:
     """The FPR record a scale or delete works on (it vanished meanwhile: refused)."""
     if record is None:
-        raise InputError(f"$.name [fpr-exists]: FOCOM request {req.name!r} disappeared", path="$.name",
-                         reason="UnknownFpr")  # fmt: skip
+        raise InputError(
+            f"$.name [fpr-exists]: FOCOM request {req.name!r} disappeared", path="$.name", reason="UnknownFpr"
+        )
     return record
 
 

@@ -20,6 +20,7 @@ import structlog
 
 from services.focom import domain, guards, vip_alloc
 from services.focom import request as rq
+from services.focom.commit import MAX_ATTEMPTS, Committer
 from services.focom.domain import FprRecord, Plan
 from services.focom.inventory_source import InventorySource
 from services.focom.preflight import unreachable
@@ -30,7 +31,7 @@ from shared.bus import Bus, MessageContext
 from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
 from shared.inventory import Inventory
-from shared.leases import HostLeases, LeaseConflict
+from shared.leases import HostLeases
 from shared.messages import Envelope, derive_id
 from shared.models import DNS1123_LABEL, ClusterSpec, HostRef
 from shared.payloads import (
@@ -45,14 +46,13 @@ from shared.payloads import (
 )
 from shared.safe_json import Problem
 from shared.store import RecordConflict, RecordExists, RecordStore
-from shared.subjects import focom_status, last_token, o2ims_request
+from shared.subjects import focom_status, last_token
 from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
 _NAME = re.compile(DNS1123_LABEL)
 _PR_REQUEST = str(PrRequest.model_fields["type"].default)
-MAX_ATTEMPTS = 16
 
 
 def utcnow() -> datetime:
@@ -63,9 +63,17 @@ class Focom:
     """The handlers and what they share; built once in ``app.setup``."""
 
     def __init__(
-        self, settings: FocomSettings, bus: Bus, records: RecordStore[FprRecord], specs: RecordStore[SpecRecord],
-        leases: HostLeases, inventory: InventorySource, catalog: Catalog, *, vips: VipLeases | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        settings: FocomSettings,
+        bus: Bus,
+        records: RecordStore[FprRecord],
+        specs: RecordStore[SpecRecord],
+        leases: HostLeases,
+        inventory: InventorySource,
+        catalog: Catalog,
+        *,
+        vips: VipLeases | None = None,
+    ) -> None:
         self.settings = settings
         #: The VIP pool (None when ``O2_FOCOM_VIP_POOL`` is empty: HA clusters must name their VIP).
         self.vips = vips
@@ -76,12 +84,18 @@ class Focom:
         self.inventory = inventory
         self.catalog = catalog
         self.writer = FprWriter(records, self.publish_status)
+        self.commit = Committer(bus, records, specs, leases, self.publish_status)
 
     # ── status ──────────────────────────────────────────────────────────────────────────
 
     async def publish_status(self, record: FprRecord, revision: int, cause: Envelope | None = None) -> None:
-        env = Envelope.wrap(domain.status_of(record), source=self.bus.source, correlation_id=record.name,
-                            cause=cause, id=derive_id("focom.status", record.name, revision))  # fmt: skip
+        env = Envelope.wrap(
+            domain.status_of(record),
+            source=self.bus.source,
+            correlation_id=record.name,
+            cause=cause,
+            id=derive_id("focom.status", record.name, revision),
+        )
         await self.bus.publish(focom_status(record.name), env)
 
     async def current_status(self, name: str) -> FprStatus | None:
@@ -98,8 +112,9 @@ class Focom:
         if failed.message_type != _PR_REQUEST:
             return
         now, pr_id = utcnow(), last_token(ctx.subject)
-        await self._fold(ctx.envelope.correlation_id,
-                         lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now))  # fmt: skip
+        await self._fold(
+            ctx.envelope.correlation_id, lambda r: domain.apply_refusal(r, pr_id, failed.reason, failed.error, now)
+        )
 
     async def _fold(self, name: str, change: Callable[[FprRecord], FprRecord]) -> None:
         if len(name) > 63 or not _NAME.fullmatch(name):
@@ -125,8 +140,14 @@ class Focom:
     async def _create(self, req: FocomRequest, env: Envelope, *, approved: bool = False) -> None:
         inventory = await self.inventory.get()
         s = self.settings
-        wanted = rq.create_targets(req, inventory, self.catalog, window=s.k8s_window, vip_pool=self.vips is not None,
-                                   max_clusters=s.max_clusters_per_request)  # fmt: skip
+        wanted = rq.create_targets(
+            req,
+            inventory,
+            self.catalog,
+            window=s.k8s_window,
+            vip_pool=self.vips is not None,
+            max_clusters=s.max_clusters_per_request,
+        )
         gated = s.require_approval and not approved
         if gated:
             existing = await self.records.get(req.name)
@@ -146,12 +167,12 @@ class Focom:
             def planner(rec: FprRecord | None) -> Plan:
                 return guards.ungated(domain.plan_create(domain.approved(rec), req.name, specs, req_digest, now), gated)
 
-            plan, revision = await self._decide(req.name, planner, where)
+            plan, revision = await self.commit.decide(req.name, planner, where)
         except BaseException:
             # Nothing was accepted: the VIPs this call took go back to the pool.
             await asyncio.shield(vip_alloc.release(self.vips, taken))
             raise
-        await self._carry_out(plan, revision, {s.name: s for s in specs}, env)
+        await self.commit.carry_out(plan, revision, {s.name: s for s in specs}, env)
 
     async def _hold(self, req: FocomRequest, wanted: list[rq.Wanted], inventory: Inventory, env: Envelope) -> None:
         """Change control: record the request and its plan in ``PendingApproval``; lease and prepare nothing.
@@ -169,11 +190,21 @@ class Focom:
                 holder = await self.leases.owner_of(host.host_id)
                 if holder not in (None, own):
                     path = where(host.host_id)
-                    raise InputError(f"{path} [host-leased]: host {host.host_id!r} is held by PR {holder} (another "
-                                     "request); nothing was recorded", path=path, reason="HostLeased")  # fmt: skip
-        plan = tuple(PlannedCluster(cluster=sp.name, pr_id=pr_id_for(req.name, sp.name),
-                                    control_plane=tuple(h.host_id for h in sp.control_plane),
-                                    workers=tuple(h.host_id for h in sp.workers)) for sp in specs)  # fmt: skip
+                    raise InputError(
+                        f"{path} [host-leased]: host {host.host_id!r} is held by PR {holder} (another "
+                        "request); nothing was recorded",
+                        path=path,
+                        reason="HostLeased",
+                    )
+        plan = tuple(
+            PlannedCluster(
+                cluster=sp.name,
+                pr_id=pr_id_for(req.name, sp.name),
+                control_plane=tuple(h.host_id for h in sp.control_plane),
+                workers=tuple(h.host_id for h in sp.workers),
+            )
+            for sp in specs
+        )
         fields = rq.request_fields(req)
         for _ in range(MAX_ATTEMPTS):
             got = await self.records.get(req.name)
@@ -184,8 +215,11 @@ class Focom:
                 return
             record = domain.hold(got[0] if got else None, req.name, fields, plan, utcnow())
             try:
-                revision = (await self.records.create(req.name, record) if got is None
-                            else await self.records.update(req.name, record, got[1]))  # fmt: skip
+                revision = (
+                    await self.records.create(req.name, record)
+                    if got is None
+                    else await self.records.update(req.name, record, got[1])
+                )
             except (RecordConflict, RecordExists):
                 continue
             await self.publish_status(record, revision, cause=env)
@@ -199,8 +233,11 @@ class Focom:
         match decision.decision:
             case "approve":
                 if got is None:
-                    raise InputError(f"$.name [pending-approval]: no FOCOM request {decision.name!r} waits for "
-                                     "approval", path="$.name", reason="NotPendingApproval")  # fmt: skip
+                    raise InputError(
+                        f"$.name [pending-approval]: no FOCOM request {decision.name!r} waits for approval",
+                        path="$.name",
+                        reason="NotPendingApproval",
+                    )
                 record = got[0]
                 if not record.awaiting_approval:
                     log.info("fpr_approval_replayed", fpr=decision.name, phase=record.phase)
@@ -223,19 +260,32 @@ class Focom:
 
     async def _reject(self, decision: FocomDecision, got: tuple[FprRecord, int] | None, env: Envelope) -> None:
         if got is not None and not got[0].awaiting_approval:
-            raise InputError(f"$.name [pending-approval]: FOCOM request {decision.name!r} was approved already "
-                             f"(phase {got[0].phase}); delete it instead", path="$.name",
-                             reason="NotPendingApproval")  # fmt: skip
+            raise InputError(
+                f"$.name [pending-approval]: FOCOM request {decision.name!r} was approved already "
+                f"(phase {got[0].phase}); delete it instead",
+                path="$.name",
+                reason="NotPendingApproval",
+            )
         if got is not None:
             try:
                 await self.records.delete(decision.name, got[1])
             except RecordConflict:
                 raise TemporaryError(f"FPR {decision.name!r} changed while being rejected", delay=0.5) from None
         by = f" by {decision.by}" if decision.by else ""
-        status = FprStatus(name=decision.name, phase="Deleted", message=f"rejected{by}; nothing was leased",
-                           updated_at=utcnow(), operation="create")  # fmt: skip
-        out = Envelope.wrap(status, source=self.bus.source, correlation_id=decision.name, cause=env,
-                            id=derive_id("focom.status.rejected", env.id))  # fmt: skip
+        status = FprStatus(
+            name=decision.name,
+            phase="Deleted",
+            message=f"rejected{by}; nothing was leased",
+            updated_at=utcnow(),
+            operation="create",
+        )
+        out = Envelope.wrap(
+            status,
+            source=self.bus.source,
+            correlation_id=decision.name,
+            cause=env,
+            id=derive_id("focom.status.rejected", env.id),
+        )
         await self.bus.publish(focom_status(decision.name), out)
         log.info("fpr_rejected", fpr=decision.name, by=decision.by)
 
@@ -261,40 +311,51 @@ class Focom:
         req_digest = domain.request_digest(rq.request_fields(req), new_specs)
         if self.settings.ssh_preflight and record.digest != req_digest:
             before = {h for c in record.children.values() for h in c.hosts}
-            await self._preflight([h for s in new_specs for h in s.workers if h.host_id not in before],
-                                  lambda _h: "$.workers")  # fmt: skip
+            await self._preflight(
+                [h for s in new_specs for h in s.workers if h.host_id not in before], lambda _h: "$.workers"
+            )
         now = utcnow()
-        plan, revision = await self._decide(
-            req.name, lambda rec: domain.plan_scale(guards.must(rec, req), new_specs, req_digest, now),
+        plan, revision = await self.commit.decide(
+            req.name,
+            lambda rec: domain.plan_scale(guards.must(rec, req), new_specs, req_digest, now),
             lambda _h: "$.targetWorkerCount" if req.targetWorkerCount is not None else "$.workers",
-        )  # fmt: skip
-        await self._carry_out(plan, revision, {s.name: s for s in new_specs}, env)
+        )
+        await self.commit.carry_out(plan, revision, {s.name: s for s in new_specs}, env)
 
     async def _delete(self, req: FocomRequest, env: Envelope) -> None:
         got = await self.records.get(req.name)
         if got is None:
             # Nothing was ever accepted under this name: deleting it is done already.
-            status = FprStatus(name=req.name, phase="Deleted", message="nothing to delete", updated_at=utcnow(),
-                               operation="delete")  # fmt: skip
-            out = Envelope.wrap(status, source=self.bus.source, correlation_id=req.name, cause=env,
-                                id=derive_id("focom.status.absent", env.id))  # fmt: skip
+            status = FprStatus(
+                name=req.name, phase="Deleted", message="nothing to delete", updated_at=utcnow(), operation="delete"
+            )
+            out = Envelope.wrap(
+                status,
+                source=self.bus.source,
+                correlation_id=req.name,
+                cause=env,
+                id=derive_id("focom.status.absent", env.id),
+            )
             await self.bus.publish(focom_status(req.name), out)
             return
         targets = rq.target_clusters(req, {c: ch.desired for c, ch in got[0].children.items()})
         req_digest = domain.request_digest(rq.request_fields(req), [])
         now = utcnow()
-        plan, revision = await self._decide(
+        plan, revision = await self.commit.decide(
             req.name, lambda rec: domain.plan_delete(guards.must(rec, req), targets, req_digest, now), lambda _h: "$"
         )
-        await self._carry_out(plan, revision, {}, env)
+        await self.commit.carry_out(plan, revision, {}, env)
 
     # ── steps ───────────────────────────────────────────────────────────────────────────
 
     async def _existing(self, req: FocomRequest) -> FprRecord:
         got = await self.records.get(req.name)
         if got is None:
-            raise InputError(f"$.name [fpr-exists]: no FOCOM request {req.name!r} to {req.operation}; create it "
-                             "first", path="$.name", reason="UnknownFpr")  # fmt: skip
+            raise InputError(
+                f"$.name [fpr-exists]: no FOCOM request {req.name!r} to {req.operation}; create it first",
+                path="$.name",
+                reason="UnknownFpr",
+            )
         return got[0]
 
     async def _spec_of(self, name: str, child: domain.Child) -> ClusterSpec:
@@ -317,86 +378,8 @@ class Focom:
         s = self.settings
         bad = await unreachable(hosts, timeout=s.ssh_preflight_timeout, concurrency=s.ssh_preflight_concurrency)
         if bad:
-            problems = [Problem(where(h), "ssh-reachable", f"host {h!r} is unreachable ({why})")
-                        for h, why in sorted(bad.items())]  # fmt: skip
+            problems = [
+                Problem(where(h), "ssh-reachable", f"host {h!r} is unreachable ({why})")
+                for h, why in sorted(bad.items())
+            ]
             raise rq.RequestError(problems)
-
-    async def _decide(
-        self, name: str, planner: Callable[[FprRecord | None], Plan], where: Callable[[str], str]
-    ) -> tuple[Plan, int]:
-        """Plan, lease, write (revision-checked), retrying on conflict; leases taken are undone on failure."""
-        taken: dict[str, str] = {}
-        try:
-            for _ in range(MAX_ATTEMPTS):
-                got = await self.records.get(name)
-                record, revision = got if got else (None, None)
-                plan = planner(record)
-                new = await self._lease(plan.leases, where)
-                taken.update({h: plan.leases[h] for h in new})
-                if plan.replay and revision is not None:
-                    return plan, revision
-                try:
-                    if revision is None:
-                        return plan, await self.records.create(name, plan.record)
-                    return plan, await self.records.update(name, plan.record, revision)
-                except (RecordConflict, RecordExists):
-                    continue
-            raise TemporaryError(f"FPR {name!r} kept changing while being written", delay=0.5)
-        except BaseException:
-            await asyncio.shield(self._undo(name, taken))
-            raise
-
-    async def _lease(self, leases: dict[str, str], where: Callable[[str], str]) -> list[str]:
-        try:
-            return await self.leases.acquire_batch(leases, concurrency=1024)
-        except LeaseConflict as exc:
-            path = where(exc.host_id)
-            raise InputError(f"{path} [host-leased]: host {exc.host_id!r} is held by PR {exc.holder} (another "
-                             "request); nothing was reserved", path=path, reason="HostLeased") from None  # fmt: skip
-
-    async def _undo(self, name: str, taken: dict[str, str]) -> None:
-        if not taken:
-            return
-        got = await self.records.get(name)
-        kept = {h for c in got[0].children.values() if c.desired == "present" for h in c.hosts} if got else set()
-        by_owner: dict[str, list[str]] = {}
-        for host_id, owner in taken.items():
-            if host_id not in kept:
-                by_owner.setdefault(owner, []).append(host_id)
-        for owner, hosts in by_owner.items():
-            await self.leases.release(owner, hosts)
-
-    async def _carry_out(self, plan: Plan, revision: int, specs: dict[str, ClusterSpec], env: Envelope) -> None:
-        """After the decision is written: store specs, publish the commands and the FPR status."""
-        record = plan.record
-        children = {c.pr_id: c for c in record.children.values()}
-        await self._store_specs(record, specs)
-        items = []
-        for cmd in plan.commands:
-            child = children[cmd.pr_id]
-            msg_id = derive_id("focom.pr", record.name, cmd.pr_id, child.command_gen, cmd.operation)
-            items.append((o2ims_request(cmd.pr_id), Envelope.wrap(cmd, source=self.bus.source, cause=env,
-                                                                  correlation_id=record.name, id=msg_id)))  # fmt: skip
-        await self.bus.publish_batch(items)
-        await self.publish_status(record, revision, cause=env)
-        log.info("fpr_accepted", fpr=record.name, operation=record.operation, generation=record.generation,
-                 commands=len(items), replay=plan.replay, phase=record.phase)  # fmt: skip
-
-    async def _store_specs(self, record: FprRecord, specs: dict[str, ClusterSpec]) -> None:
-        gen = record.generation
-        wanted = [(c.cluster, SpecRecord(generation=c.command_gen, spec=specs[c.cluster]))
-                  for c in record.children.values()
-                  if c.command_gen == gen and c.command != "delete" and c.cluster in specs]  # fmt: skip
-        slots = asyncio.Semaphore(512)
-
-        def newer(new: SpecRecord) -> Callable[[SpecRecord | None], SpecRecord | None]:
-            return lambda cur: new if cur is None or cur.generation < new.generation else None
-
-        async def put(cluster: str, new: SpecRecord) -> None:
-            async with slots:
-                try:  # the common case, a new cluster: one round trip instead of read-then-write
-                    await self.specs.create(spec_key(record.name, cluster), new)
-                except RecordExists:
-                    await self.specs.mutate(spec_key(record.name, cluster), newer(new))
-
-        await asyncio.gather(*(put(c, r) for c, r in wanted))

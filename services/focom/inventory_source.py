@@ -23,8 +23,15 @@ from shared.inventory import (
 
 
 class InventorySource:
-    def __init__(self, path: Path, *, max_bytes: int, window: Window, vip_pool: bool = False,
-                 ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        window: Window,
+        vip_pool: bool = False,
+        ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR,
+    ) -> None:
         self.path = path
         self.rules = InventoryRules(max_bytes=max_bytes, window=window, vip_pool=vip_pool, ssh_key_dir=ssh_key_dir)
         self._key: tuple[int, int, int] | None = None

@@ -98,8 +98,9 @@ class KubeFace:
                 delay = min(delay * 2, 30.0)
 
     async def _watch(self, version: str, stop: asyncio.Event) -> None:
-        stream = self.client.watch(crs.API_VERSION, crs.KIND, self.settings.cr_namespace, resource_version=version,
-                                   timeout_seconds=300)  # fmt: skip
+        stream = self.client.watch(
+            crs.API_VERSION, crs.KIND, self.settings.cr_namespace, resource_version=version, timeout_seconds=300
+        )
         async for event in stream:
             if stop.is_set():
                 return
@@ -163,8 +164,9 @@ class KubeFace:
         except RequestError as exc:
             await self._refuse(obj, exc.reason, exc.message, exc.path)
         else:
-            env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
-                                id=derive_id("focom.cr", uid, generation))  # fmt: skip
+            env = Envelope.wrap(
+                request, source=self.bus.source, correlation_id=request.name, id=derive_id("focom.cr", uid, generation)
+            )
             await self.bus.publish(FOCOM_REQUESTS, env)
             log.info("cr_submitted", cr=request.name, generation=generation, operation=request.operation)
         await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
@@ -178,8 +180,11 @@ class KubeFace:
         status = await self.focom.current_status(name)
         if status is None or status.phase != "PendingApproval":
             return
-        payload = FocomDecision(name=name, decision="approve" if decision == "approve" else "reject",
-                                by="FocomProvisioningRequest annotation")  # fmt: skip
+        payload = FocomDecision(
+            name=name,
+            decision="approve" if decision == "approve" else "reject",
+            by="FocomProvisioningRequest annotation",
+        )
         msg_id = derive_id("focom.cr.decision", uid, decision, status.updated_at.isoformat())
         env = Envelope.wrap(payload, source=self.bus.source, correlation_id=name, id=msg_id)
         await self.bus.publish(FOCOM_REQUESTS, env)
@@ -195,8 +200,12 @@ class KubeFace:
         if crs.observed(obj) and crs.phase_of(obj) == "Failed":
             return  # refused already for this generation
         holder = f"the CR in namespace {claim.holder!r}" if claim.holder else "a request submitted on the bus"
-        await self._refuse(obj, "NameInUse", f"FOCOM request name {name!r} is already used by {holder}; FPR names "
-                           "are global", "$.metadata.name")  # fmt: skip
+        await self._refuse(
+            obj,
+            "NameInUse",
+            f"FOCOM request name {name!r} is already used by {holder}; FPR names are global",
+            "$.metadata.name",
+        )
         await self.client.apply_status(crs.observed_body(obj), field_manager=crs.WATCH_MANAGER)
         log.warning("cr_refused_name_in_use", cr=name, namespace=meta(obj).get("namespace"), holder=claim.holder)
 
@@ -214,8 +223,9 @@ class KubeFace:
             await self._release(obj)
             await self.owners.release(name_of(obj), uid)
             return
-        env = Envelope.wrap(request, source=self.bus.source, correlation_id=request.name,
-                            id=derive_id("focom.cr.delete", uid))  # fmt: skip
+        env = Envelope.wrap(
+            request, source=self.bus.source, correlation_id=request.name, id=derive_id("focom.cr.delete", uid)
+        )
         await self.bus.publish(FOCOM_REQUESTS, env)
 
     async def _release(self, obj: dict[str, Any]) -> None:
@@ -223,8 +233,7 @@ class KubeFace:
         if patch is None:
             return
         with contextlib.suppress(PermanentError):  # gone already (or changed: the next event retries)
-            await self.client.patch(crs.API_VERSION, crs.KIND, name_of(obj), meta(obj).get("namespace"),
-                                    patch)  # fmt: skip
+            await self.client.patch(crs.API_VERSION, crs.KIND, name_of(obj), meta(obj).get("namespace"), patch)
         log.info("cr_released", cr=name_of(obj))
 
     async def _refuse(self, obj: dict[str, Any], reason: str, message: str, path: str | None) -> None:
@@ -256,8 +265,9 @@ class KubeFace:
                     await self._release(seen.obj)
                     await self.owners.release(name, seen.uid)
             else:
-                body = crs.refusal_body(seen.obj, reason=payload.reason, message=payload.error, path=payload.path,
-                                        at=env.occurred_at)  # fmt: skip
+                body = crs.refusal_body(
+                    seen.obj, reason=payload.reason, message=payload.error, path=payload.path, at=env.occurred_at
+                )
                 await self._write(seen, body, env.occurred_at)
 
     async def _write(self, seen: _Seen, body: dict[str, Any], at: datetime) -> None:

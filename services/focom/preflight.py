@@ -49,5 +49,8 @@ async def unreachable(hosts: Iterable[HostRef], *, timeout: float, concurrency: 
             return host.host_id, await _banner(host, timeout)
 
     results = await asyncio.gather(*(one(h) for h in unique.values()))
-    return {host_id: f"{unique[host_id].host_ip}:{unique[host_id].ssh_port}: {why}"
-            for host_id, why in results if why is not None}  # fmt: skip
+    return {
+        host_id: f"{unique[host_id].host_ip}:{unique[host_id].ssh_port}: {why}"
+        for host_id, why in results
+        if why is not None
+    }

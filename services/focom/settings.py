@@ -85,8 +85,12 @@ class FocomSettings(ServiceSettings):
 
     def inventory_rules(self) -> InventoryRules:
         """How this focom validates inventories; ``o2ctl validate`` reads the same settings and passes these."""
-        return InventoryRules(max_bytes=self.inventory_max_bytes, window=self.k8s_window, vip_pool=bool(self.vip_pool),
-                              ssh_key_dir=self.ssh_key_dir)  # fmt: skip
+        return InventoryRules(
+            max_bytes=self.inventory_max_bytes,
+            window=self.k8s_window,
+            vip_pool=bool(self.vip_pool),
+            ssh_key_dir=self.ssh_key_dir,
+        )
 
     @property
     def k8s_window(self) -> Window:

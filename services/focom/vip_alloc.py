@@ -18,8 +18,10 @@ log = structlog.get_logger(__name__)
 
 def _avoid(w: rq.Wanted) -> list[IpNet]:
     """A cluster's own pod and service networks: never its VIP."""
-    return [parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR),
-            parse_cidr(w.cluster.service_cidr or DEFAULT_SERVICE_CIDR)]  # fmt: skip
+    return [
+        parse_cidr(w.cluster.pod_cidr or DEFAULT_POD_CIDR),
+        parse_cidr(w.cluster.service_cidr or DEFAULT_SERVICE_CIDR),
+    ]
 
 
 async def allocate(
@@ -68,7 +70,10 @@ def preview(wanted: list[rq.Wanted], inventory: Inventory, pool: tuple[Entry, ..
             continue
         vip = first_free(pool, exclude=exclude | set(out.values()), avoid=_avoid(w))
         if vip is None:
-            raise InputError(f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
-                             path=w.vip_path, reason="VipPoolExhausted")  # fmt: skip
+            raise InputError(
+                f"{w.vip_path} [vip-pool-exhausted]: the VIP pool has no free address",
+                path=w.vip_path,
+                reason="VipPoolExhausted",
+            )
         out[w.cluster.cluster_name] = vip
     return out

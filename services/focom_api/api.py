@@ -85,12 +85,16 @@ def parse_request(body: dict[str, Any]) -> FocomRequest | list[Problem]:
 async def inventory_or_fail(a: Api) -> Inventory:
     got = await a.state.inventory()
     if got is None:
-        raise HttpProblem(503, "the inventory is missing; no request can be resolved to hosts now",
-                          headers={"Retry-After": "30"})  # fmt: skip
+        raise HttpProblem(
+            503, "the inventory is missing; no request can be resolved to hosts now", headers={"Retry-After": "30"}
+        )
     if isinstance(got, InventoryError):
-        raise HttpProblem(503, f"the inventory is invalid ({len(got.problems)} problem(s)); no request can be "
-                          "resolved to hosts now", extra={"problems": _problems(list(got.problems))},
-                          headers={"Retry-After": "30"})  # fmt: skip
+        raise HttpProblem(
+            503,
+            f"the inventory is invalid ({len(got.problems)} problem(s)); no request can be resolved to hosts now",
+            extra={"problems": _problems(list(got.problems))},
+            headers={"Retry-After": "30"},
+        )
     return got
 
 
@@ -113,8 +117,9 @@ async def check(a: Api, body: dict[str, Any]) -> Checked:
     inventory = await inventory_or_fail(a)
     out = Checked(req)
     try:
-        wanted = rq.create_targets(req, inventory, a.catalog, window=s.k8s_window, vip_pool=s.vip_pool,
-                                   max_clusters=s.max_clusters_per_request)  # fmt: skip
+        wanted = rq.create_targets(
+            req, inventory, a.catalog, window=s.k8s_window, vip_pool=s.vip_pool, max_clusters=s.max_clusters_per_request
+        )
         direct = [w for w in wanted if not w.needs_vip]
         out.pooled = [w for w in wanted if w.needs_vip]
         out.specs = rq.create_specs(req, direct, default_cni=s.default_cni, vips={})

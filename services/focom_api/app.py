@@ -40,10 +40,20 @@ log = structlog.get_logger(__name__)
 
 async def deliverer(bus: Bus, settings: FocomApiSettings) -> tuple[SubscriptionStore, Deliverer]:
     store = SubscriptionStore(await bus.kv(BUCKET_FOCOM_API_SUBSCRIPTIONS))
-    d = Deliverer(bus, store, kind=KIND, stream=FOCOM_API, subjects=(ALL_FOCOMAPI_EVENTS,), render=render,
-                  durable=focomapi_delivery_durable, timeout=settings.callback_timeout,
-                  dead_after=settings.callback_dead_after, ack_wait=FOCOMAPI_DELIVERY_ACK_WAIT, sign=sign,
-                  stamp=numberer(store))  # fmt: skip
+    d = Deliverer(
+        bus,
+        store,
+        kind=KIND,
+        stream=FOCOM_API,
+        subjects=(ALL_FOCOMAPI_EVENTS,),
+        render=render,
+        durable=focomapi_delivery_durable,
+        timeout=settings.callback_timeout,
+        dead_after=settings.callback_dead_after,
+        ack_wait=FOCOMAPI_DELIVERY_ACK_WAIT,
+        sign=sign,
+        stamp=numberer(store),
+    )
     return store, d
 
 
@@ -71,8 +81,11 @@ async def setup(runtime: ServiceRuntime[FocomApiSettings]) -> None:
     runtime.background(d.run(runtime.stop), "deliver")
     runner = web.AppRunner(build_app(a, verifier, store, d), access_log=None, shutdown_timeout=s.drain_timeout)
     await runner.setup()
-    tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
-        s.tls_key_file else None  # fmt: skip
+    tls = (
+        server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+        if s.tls_cert_file and s.tls_key_file
+        else None
+    )
     site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
     await site.start()
     runtime.on_close(runner.cleanup)

@@ -53,19 +53,47 @@ class Translator:
             last = (await views.get(key)).value
         if last == status.phase.encode():
             return
-        post = {"kind": FPR_KIND, "name": status.name, "cluster": None, "phase": status.phase, "stage": None,
-                "reason": None, "message": status.message}  # fmt: skip
-        event = Event(id=str(derive_id("focomapi.fpr", ctx.envelope.id)), kind="fpr", event_type=1,
-                      object_ref=status.name, object_id=status.name, post=post, at=status.updated_at)  # fmt: skip
+        post = {
+            "kind": FPR_KIND,
+            "name": status.name,
+            "cluster": None,
+            "phase": status.phase,
+            "stage": None,
+            "reason": None,
+            "message": status.message,
+        }
+        event = Event(
+            id=str(derive_id("focomapi.fpr", ctx.envelope.id)),
+            kind="fpr",
+            event_type=1,
+            object_ref=status.name,
+            object_id=status.name,
+            post=post,
+            at=status.updated_at,
+        )
         await publish_event(self.bus, focomapi_event("fpr", status.name), event)
         await views.put(key, status.phase.encode())
 
     async def on_pr_status(self, status: PrStatus, ctx: MessageContext) -> None:
-        post = {"kind": PR_KIND, "name": status.fpr, "cluster": status.cluster, "provisioningPhase": status.state,
-                "stage": status.stage, "reason": status.reason, "message": status.message,
-                "provisioningRequestId": status.pr_id}  # fmt: skip
-        event = Event(id=str(derive_id("focomapi.pr", ctx.envelope.id)), kind="pr", event_type=1,
-                      object_ref=status.pr_id, object_id=status.pr_id, post=post, at=status.at)  # fmt: skip
+        post = {
+            "kind": PR_KIND,
+            "name": status.fpr,
+            "cluster": status.cluster,
+            "provisioningPhase": status.state,
+            "stage": status.stage,
+            "reason": status.reason,
+            "message": status.message,
+            "provisioningRequestId": status.pr_id,
+        }
+        event = Event(
+            id=str(derive_id("focomapi.pr", ctx.envelope.id)),
+            kind="pr",
+            event_type=1,
+            object_ref=status.pr_id,
+            object_id=status.pr_id,
+            post=post,
+            at=status.at,
+        )
         await publish_event(self.bus, focomapi_event("pr", status.pr_id), event)
 
 
@@ -80,11 +108,17 @@ def render(sub: Subscription, ev: Event) -> dict[str, Any] | None:
     if not all(t.holds(selector) for t in filter_terms(sub.filter)):
         return None
     body: dict[str, Any] = {
-        "notificationId": str(derive_id("focomapi.notification", sub.id, ev.id)), "subscriptionId": sub.id,
-        "consumerSubscriptionId": sub.consumer_subscription_id, "kind": post.get("kind"), "name": post.get("name"),
-        "cluster": post.get("cluster"), "stage": post.get("stage"), "reason": post.get("reason"),
-        "message": post.get("message"), "occurredAt": ev.at.isoformat(),
-    }  # fmt: skip
+        "notificationId": str(derive_id("focomapi.notification", sub.id, ev.id)),
+        "subscriptionId": sub.id,
+        "consumerSubscriptionId": sub.consumer_subscription_id,
+        "kind": post.get("kind"),
+        "name": post.get("name"),
+        "cluster": post.get("cluster"),
+        "stage": post.get("stage"),
+        "reason": post.get("reason"),
+        "message": post.get("message"),
+        "occurredAt": ev.at.isoformat(),
+    }
     if post.get("kind") == FPR_KIND:
         body["phase"] = post.get("phase")
     else:

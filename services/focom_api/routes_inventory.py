@@ -33,12 +33,14 @@ async def validate(request: web.Request) -> web.Response:
     a = api(request)
     raw = await request.content.read(a.settings.inventory_max_bytes + 1)
     try:
-        model = await asyncio.to_thread(parse_inventory, raw, source="uploaded inventory",
-                                        **a.settings.inventory_rules())  # fmt: skip
+        model = await asyncio.to_thread(
+            parse_inventory, raw, source="uploaded inventory", **a.settings.inventory_rules()
+        )
     except InventoryError as exc:
         return web.json_response({"valid": False, "problems": problems_json(list(exc.problems))})
-    return web.json_response({"valid": True, "problems": [], "hosts": len(model.hosts),
-                              "clusters": len(model.clusters)})  # fmt: skip
+    return web.json_response(
+        {"valid": True, "problems": [], "hosts": len(model.hosts), "clusters": len(model.clusters)}
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -35,21 +35,39 @@ async def as_json(a: Api, fpr: FprView) -> dict[str, Any]:
     for c in sorted(fpr.children.values(), key=lambda c: c.cluster):
         phase = c.state if c.settled else "pending"
         endpoint = await a.state.endpoint(c.pr_id) if phase == "fulfilled" else None
-        children.append({
-            "cluster": c.cluster, "provisioningRequestId": c.pr_id, "provisioningPhase": phase,
-            "stage": c.stage if c.settled else None, "reason": c.reason if c.settled else None,
-            "message": c.message if c.settled else f"{c.command} requested",
-            "clusterEndpoint": endpoint, "kubeconfigSecret": f"{c.cluster}-kubeconfig" if endpoint else None,
-        })  # fmt: skip
+        children.append(
+            {
+                "cluster": c.cluster,
+                "provisioningRequestId": c.pr_id,
+                "provisioningPhase": phase,
+                "stage": c.stage if c.settled else None,
+                "reason": c.reason if c.settled else None,
+                "message": c.message if c.settled else f"{c.command} requested",
+                "clusterEndpoint": endpoint,
+                "kubeconfigSecret": f"{c.cluster}-kubeconfig" if endpoint else None,
+            }
+        )
     out: dict[str, Any] = {
-        "name": fpr.name, "operation": fpr.operation, "generation": fpr.generation, "phase": fpr.phase,
-        "message": fpr.message, "children": children, "createdAt": fpr.created_at.isoformat(),
+        "name": fpr.name,
+        "operation": fpr.operation,
+        "generation": fpr.generation,
+        "phase": fpr.phase,
+        "message": fpr.message,
+        "children": children,
+        "createdAt": fpr.created_at.isoformat(),
         "updatedAt": fpr.updated_at.isoformat(),
-    }  # fmt: skip
+    }
     if fpr.pending is not None:
         out["request"] = fpr.pending
-        out["plan"] = [{"cluster": p.cluster, "provisioningRequestId": p.pr_id, "controlPlane": list(p.control_plane),
-                        "workers": list(p.workers)} for p in fpr.plan]  # fmt: skip
+        out["plan"] = [
+            {
+                "cluster": p.cluster,
+                "provisioningRequestId": p.pr_id,
+                "controlPlane": list(p.control_plane),
+                "workers": list(p.workers),
+            }
+            for p in fpr.plan
+        ]
     return out
 
 
@@ -71,8 +89,9 @@ async def _publish(a: Api, payload: FocomRequest | FocomDecision) -> None:
 
 def _accepted(request: web.Request, a: Api, name: str, operation: str) -> web.Response:
     location = f"{a.base_url(request)}{PRS}/{name}"
-    return web.json_response({"name": name, "operation": operation, "location": location}, status=202,
-                             headers={"Location": location})  # fmt: skip
+    return web.json_response(
+        {"name": name, "operation": operation, "location": location}, status=202, headers={"Location": location}
+    )
 
 
 async def _existing(a: Api, name: str) -> FprView:
@@ -96,8 +115,11 @@ async def create(request: web.Request) -> web.Response:
             if current is not None and current.phase != "Deleted":
                 fields = req.model_dump(mode="json", exclude={"type"})
                 if current.pending != fields:
-                    raise conflict(f"the name {req.name!r} is taken by a request in phase {current.phase}; use "
-                                   "operation scale or delete on it, or another name", name=req.name)  # fmt: skip
+                    raise conflict(
+                        f"the name {req.name!r} is taken by a request in phase {current.phase}; use "
+                        "operation scale or delete on it, or another name",
+                        name=req.name,
+                    )
             if checked.conflicts:
                 raise _conflict(checked)
         case "scale" | "delete":
@@ -114,8 +136,9 @@ async def create(request: web.Request) -> web.Response:
 async def list_requests(request: web.Request) -> web.Response:
     a = api(request)
     objects = [await as_json(a, f) for f in await a.state.fprs() if f.phase != "Deleted"]
-    return collection_response(request, objects, schemas.PROVISIONING_REQUEST, key=lambda o: str(o["name"]),
-                               identity=("name",))  # fmt: skip
+    return collection_response(
+        request, objects, schemas.PROVISIONING_REQUEST, key=lambda o: str(o["name"]), identity=("name",)
+    )
 
 
 @requires(*READ)
@@ -147,14 +170,18 @@ async def _decide(request: web.Request, decision: Decision) -> web.Response:
     a = api(request)
     fpr = await _existing(a, request.match_info["name"])
     if fpr.pending is None or fpr.generation != 0:
-        raise conflict(f"provisioning request {fpr.name!r} is not waiting for approval (phase {fpr.phase})",
-                       name=fpr.name, phase=fpr.phase)  # fmt: skip
+        raise conflict(
+            f"provisioning request {fpr.name!r} is not waiting for approval (phase {fpr.phase})",
+            name=fpr.name,
+            phase=fpr.phase,
+        )
     if decision == "approve":
         # Checked again now (focom checks once more when it carries the request out).
         checked = await check(a, fpr.pending)
         if checked.problems:
-            raise conflict(f"the request no longer validates: {checked.problems[0]}",
-                           problems=problems_json(checked.problems))  # fmt: skip
+            raise conflict(
+                f"the request no longer validates: {checked.problems[0]}", problems=problems_json(checked.problems)
+            )
         if checked.conflicts:
             raise _conflict(checked)
     await _publish(a, FocomDecision(name=fpr.name, decision=decision, by=principal(request).subject[:253]))
@@ -183,19 +210,34 @@ async def plan(request: web.Request) -> web.Response:
     body = await json_body(request)
     checked = await check(a, body)
     req = checked.request
-    clusters: list[dict[str, Any]] = [{"spec": s.model_dump(mode="json"),
-                                       "provisioningRequestId": pr_id_for(req.name, s.name) if req else ""}
-                                      for s in checked.specs]  # fmt: skip
-    clusters += [{"cluster": w.cluster.cluster_name, "controlPlane": w.cluster.master_ids,
-                  "workers": w.cluster.worker_ids, "vip": "allocated from the pool on acceptance"}
-                 for w in checked.pooled]  # fmt: skip
+    clusters: list[dict[str, Any]] = [
+        {"spec": s.model_dump(mode="json"), "provisioningRequestId": pr_id_for(req.name, s.name) if req else ""}
+        for s in checked.specs
+    ]
+    clusters += [
+        {
+            "cluster": w.cluster.cluster_name,
+            "controlPlane": w.cluster.master_ids,
+            "workers": w.cluster.worker_ids,
+            "vip": "allocated from the pool on acceptance",
+        }
+        for w in checked.pooled
+    ]
     valid = not checked.problems
-    return web.json_response({
-        "name": req.name if req else str(body.get("name", ""))[:253], "operation": req.operation if req else "",
-        "valid": valid, "problems": problems_json(checked.problems), "feasible": valid and not checked.conflicts,
-        "feasibilityChecked": valid and (req is not None and req.operation == "create"),
-        "conflicts": checked.conflicts, "clusters": clusters, "rendered": False, "renderedBy": "o2ctl plan",
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "name": req.name if req else str(body.get("name", ""))[:253],
+            "operation": req.operation if req else "",
+            "valid": valid,
+            "problems": problems_json(checked.problems),
+            "feasible": valid and not checked.conflicts,
+            "feasibilityChecked": valid and (req is not None and req.operation == "create"),
+            "conflicts": checked.conflicts,
+            "clusters": clusters,
+            "rendered": False,
+            "renderedBy": "o2ctl plan",
+        }
+    )
 
 
 def add_routes(app: web.Application) -> None:

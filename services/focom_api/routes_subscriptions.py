@@ -35,8 +35,12 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 
 def as_json(sub: Subscription) -> dict[str, Any]:
-    return {"subscriptionId": sub.id, "consumerSubscriptionId": sub.consumer_subscription_id, "filter": sub.filter,
-            "callback": sub.callback}  # fmt: skip
+    return {
+        "subscriptionId": sub.id,
+        "consumerSubscriptionId": sub.consumer_subscription_id,
+        "filter": sub.filter,
+        "callback": sub.callback,
+    }
 
 
 async def _find(request: web.Request) -> Subscription:
@@ -50,8 +54,9 @@ async def _find(request: web.Request) -> Subscription:
 @requires(*READ)
 async def list_subs(request: web.Request) -> web.Response:
     subs = [as_json(s) for s in await request.app[SUBSCRIPTIONS_KEY].all(KIND)]
-    return collection_response(request, subs, schemas.SUBSCRIPTION, lambda o: str(o["subscriptionId"]),
-                               identity=("subscriptionId",))  # fmt: skip
+    return collection_response(
+        request, subs, schemas.SUBSCRIPTION, lambda o: str(o["subscriptionId"]), identity=("subscriptionId",)
+    )
 
 
 @requires(*READ)
@@ -82,9 +87,16 @@ async def create_sub(request: web.Request) -> web.Response:
         await probe(session, callback, a.settings.callback_timeout)
     deliverer = request.app[DELIVERER_KEY]
     key = secrets.token_bytes(32).hex()
-    sub = Subscription(id=str(uuid.uuid4()), kind=KIND, callback=callback, consumer_subscription_id=consumer_id,
-                       filter=text, created_at=datetime.now(UTC), start_seq=await deliverer.start_position(),
-                       extra={"signing_key": key, "seq": 0})  # fmt: skip
+    sub = Subscription(
+        id=str(uuid.uuid4()),
+        kind=KIND,
+        callback=callback,
+        consumer_subscription_id=consumer_id,
+        filter=text,
+        created_at=datetime.now(UTC),
+        start_seq=await deliverer.start_position(),
+        extra={"signing_key": key, "seq": 0},
+    )
     try:
         await store.create(sub)
     except DuplicateCallback:

@@ -94,12 +94,21 @@ class FocomApiSettings(ServiceSettings):
         return (lo[0], lo[1]), (hi[0], hi[1])
 
     def inventory_rules(self) -> InventoryRules:
-        return InventoryRules(max_bytes=self.inventory_max_bytes, window=self.k8s_window, vip_pool=self.vip_pool,
-                              ssh_key_dir=self.ssh_key_dir)  # fmt: skip
+        return InventoryRules(
+            max_bytes=self.inventory_max_bytes,
+            window=self.k8s_window,
+            vip_pool=self.vip_pool,
+            ssh_key_dir=self.ssh_key_dir,
+        )
 
     def auth(self) -> AuthConfig:
         from shared.httpapi.auth import AuthConfig
 
-        return AuthConfig(issuer=self.jwt_issuer, audience=self.jwt_audience, public_key_file=self.jwt_public_key_file,
-                          jwks_url=self.jwks_url, algorithms=self.jwt_algorithms,
-                          roles_claim=self.jwt_roles_claim)  # fmt: skip
+        return AuthConfig(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            public_key_file=self.jwt_public_key_file,
+            jwks_url=self.jwks_url,
+            algorithms=self.jwt_algorithms,
+            roles_claim=self.jwt_roles_claim,
+        )

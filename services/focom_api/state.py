@@ -93,8 +93,7 @@ class State:
             if key != self._inventory_key:
                 self._inventory_key = key
                 try:
-                    self._inventory = await asyncio.to_thread(load_inventory, path,
-                                                              **self.settings.inventory_rules())  # fmt: skip
+                    self._inventory = await asyncio.to_thread(load_inventory, path, **self.settings.inventory_rules())
                 except InventoryError as exc:
                     self._inventory = exc
             return self._inventory

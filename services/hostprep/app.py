@@ -17,10 +17,10 @@ from services.hostprep import handlers
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
 from services.hostprep.credentials import CredentialStore
-from services.hostprep.recipe import AgentSource
-from services.hostprep.runner import Deps
+from services.hostprep.deps import Deps
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import SshConnector
+from services.hostprep.steps import AgentSource
 from shared.errors import PermanentError
 from shared.kube import KubeClient
 from shared.runtime import ServiceRuntime, run_service
@@ -39,8 +39,10 @@ async def _agent(settings: HostprepSettings) -> tuple[AgentSource, bytes | None]
             raise PermanentError(f"agent_binary_file {path}: {exc.strerror}", reason="InvalidSettings") from None
         digest = hashlib.sha256(data).hexdigest()
         if settings.agent_binary_sha256 is not None and digest != settings.agent_binary_sha256:
-            raise PermanentError(f"agent_binary_file {path} has sha256 {digest}, not the configured "
-                                 "agent_binary_sha256", reason="InvalidSettings")  # fmt: skip
+            raise PermanentError(
+                f"agent_binary_file {path} has sha256 {digest}, not the configured agent_binary_sha256",
+                reason="InvalidSettings",
+            )
         return AgentSource(sha256=digest, pushed=True), data
     return AgentSource(url=settings.agent_binary_url, sha256=settings.agent_binary_sha256), None
 

@@ -64,9 +64,7 @@ def _issued(obj: Mapping[str, Any] | None) -> IssuedKubeconfig | None:
 
 
 class BootstrapKubeconfigs:
-    def __init__(
-        self, client: KubeClient, *, api_url: str, ca_data: str, wait_timeout: float, max_age: float
-    ) -> None:
+    def __init__(self, client: KubeClient, *, api_url: str, ca_data: str, wait_timeout: float, max_age: float) -> None:
         self._client = client
         self._api_url = api_url
         self._ca_data = ca_data
@@ -91,8 +89,13 @@ class BootstrapKubeconfigs:
         name = bootstrap_kubeconfig_name(host_id)
         deadline = time.monotonic() + self._wait_timeout
         obj = await self._client.get(INFRA_VERSION, KIND, name, namespace)
-        if obj is not None and _issued(obj) is None and not deleting(obj) \
-                and _age(obj) < self._max_age and (obj.get("spec") or {}).get("apiserver") == self._api_url:
+        if (
+            obj is not None
+            and _issued(obj) is None
+            and not deleting(obj)
+            and _age(obj) < self._max_age
+            and (obj.get("spec") or {}).get("apiserver") == self._api_url
+        ):
             # Created by an earlier attempt and not filled yet: wait for it rather than replace it.
             return await self._wait_filled(namespace, name, deadline)
         if obj is not None:
@@ -126,9 +129,7 @@ class BootstrapKubeconfigs:
         assert issued is not None
         return issued
 
-    async def _wait(
-        self, namespace: str, name: str, done: Any, deadline: float, what: str
-    ) -> dict[str, Any] | None:
+    async def _wait(self, namespace: str, name: str, done: Any, deadline: float, what: str) -> dict[str, Any] | None:
         """Get, then watch the one object until ``done(obj)`` holds (None = absent), bounded by ``deadline``."""
         selector = f"metadata.name={name}"
         while True:
@@ -142,7 +143,11 @@ class BootstrapKubeconfigs:
             try:
                 async with asyncio.timeout(left):
                     async for event in self._client.watch(
-                        INFRA_VERSION, KIND, namespace, resource_version=rv, field_selector=selector,
+                        INFRA_VERSION,
+                        KIND,
+                        namespace,
+                        resource_version=rv,
+                        field_selector=selector,
                         timeout_seconds=max(1, int(left) + 1),
                     ):
                         if event.type == "BOOKMARK":

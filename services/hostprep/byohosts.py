@@ -43,8 +43,7 @@ class _Namespace:
         self.task: asyncio.Task[None] | None = None
 
     def live(self, host_id: str) -> list[Obj]:
-        return [o for o in self.hosts.get(host_id, {}).values()
-                if not deleting(o)]
+        return [o for o in self.hosts.get(host_id, {}).values() if not deleting(o)]
 
     def replace(self, items: list[Obj]) -> None:
         self.hosts = {}
@@ -130,7 +129,11 @@ class ByoHostIndex:
                 failures = 0
                 while True:
                     async for event in self._client.watch(
-                        INFRA_VERSION, KIND, namespace, resource_version=rv, label_selector=HOST_ID_LABEL,
+                        INFRA_VERSION,
+                        KIND,
+                        namespace,
+                        resource_version=rv,
+                        label_selector=HOST_ID_LABEL,
                         timeout_seconds=self._watch_seconds,
                     ):
                         rv = str(meta(event.object).get("resourceVersion") or rv)

@@ -76,8 +76,9 @@ def _parse_inventory(path: Path, key_dir: Path) -> dict[str, InventoryHost]:
     try:
         with path.open("rb") as fh:
             # The rule set focom runs (key files inside ``key_dir``); versions and VIPs are focom's to judge.
-            inventory = parse_inventory(fh.read(), window=_ANY_VERSION, vip_pool=True, ssh_key_dir=key_dir,
-                                        source=f"inventory {path.name}")  # fmt: skip
+            inventory = parse_inventory(
+                fh.read(), window=_ANY_VERSION, vip_pool=True, ssh_key_dir=key_dir, source=f"inventory {path.name}"
+            )
     except InventoryError as exc:
         # Problems name paths and rules, never values of secret fields.
         raise PermanentError(exc.message, reason="InvalidInventory") from None
@@ -92,8 +93,9 @@ def _parse_inventory(path: Path, key_dir: Path) -> dict[str, InventoryHost]:
             try:
                 key = str(resolve_key_file(key, key_dir))
             except ValueError as exc:
-                raise PermanentError(f"inventory {path}: host {entry.host_id!r}: {exc}",
-                                     reason="InvalidInventory") from None  # fmt: skip
+                raise PermanentError(
+                    f"inventory {path}: host {entry.host_id!r}: {exc}", reason="InvalidInventory"
+                ) from None
         hosts[entry.host_id] = entry.model_copy(update={"ssh_key_file": key})
     return hosts
 
@@ -110,8 +112,9 @@ def _parse_pinned(path: Path) -> dict[str, tuple[str, ...]]:
     for host_id, keys in data.items():
         values = [keys] if isinstance(keys, str) else keys
         if not isinstance(values, list) or not all(isinstance(k, str) for k in values):
-            raise PermanentError(f"pinned host keys {path}: {host_id}: expected a key or a list of keys",
-                                 reason="InvalidPinnedKeys")
+            raise PermanentError(
+                f"pinned host keys {path}: {host_id}: expected a key or a list of keys", reason="InvalidPinnedKeys"
+            )
         pinned[str(host_id)] = tuple(v.strip() for v in values if v.strip())
     return pinned
 
@@ -157,8 +160,11 @@ class CredentialStore:
     async def resolve(self, host_id: str) -> ResolvedHost:
         """The host ``host_id`` from one reading of the inventory; ``PermanentError`` when unknown."""
         if self._inventory is None:
-            raise PermanentError(f"host {host_id}: hostprep has no inventory (O2_HOSTPREP_INVENTORY_FILE) to "
-                                 "look up its address and credentials in", reason="NoInventory")  # fmt: skip
+            raise PermanentError(
+                f"host {host_id}: hostprep has no inventory (O2_HOSTPREP_INVENTORY_FILE) to "
+                "look up its address and credentials in",
+                reason="NoInventory",
+            )
         hosts: dict[str, InventoryHost] = await self._inventory.get()
         entry = hosts.get(host_id)
         if entry is None:

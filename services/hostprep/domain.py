@@ -188,9 +188,7 @@ def byohost_state(obj: Mapping[str, Any]) -> ByoHostState:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     machine = status.get("machineRef") or {}
-    condition = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == BOOTSTRAP_CONDITION), None
-    )
+    condition = next((c for c in status.get("conditions") or [] if c.get("type") == BOOTSTRAP_CONDITION), None)
     reason = condition.get("reason") if condition else None
     free = not machine and condition is not None and condition.get("status") == "False" and reason == WAITING_REASON
     return ByoHostState(
@@ -211,6 +209,7 @@ def backoff(attempt: int, *, initial: float, maximum: float) -> float:
 
 
 # ── outcomes and the job result ────────────────────────────────────────────────────────
+
 
 @dataclass(frozen=True)
 class HostOutcome:
@@ -251,10 +250,10 @@ def job_result(job: HostprepJob, outcomes: Sequence[HostOutcome]) -> HostprepDon
         stderr_tail=printable(first.stderr_tail) if first.stderr_tail is not None else None,
         reason=first.reason or "Failed",
         # A host's answers (stderr, its journal) are foreign text: made printable before they travel.
-        message=printable(f"{len(failed)} of {len(outcomes)} hosts failed; {first.host_id} at step {first.step}: "
-                          f"{first.message}{others}"),
+        message=printable(
+            f"{len(failed)} of {len(outcomes)} hosts failed; {first.host_id} at step {first.step}: "
+            f"{first.message}{others}"
+        ),
         failures=tuple(o.failure() for o in failed),
         ready_hosts=tuple(o.host_id for o in outcomes if o.ok),
     )
-
-

@@ -22,8 +22,9 @@ import structlog
 
 from services.hostprep import domain
 from services.hostprep.credentials import ResolvedHost
-from services.hostprep.recipe import RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.deps import Deps
+from services.hostprep.runner import HostRunner
+from services.hostprep.steps import RecipeParams
 from shared.bus import MessageContext
 from shared.errors import PermanentError
 from shared.fields import printable
@@ -69,14 +70,25 @@ class JobHandler:
         host_ids = list(dict.fromkeys(job.hosts))
         subject = hostprep_event(job.pr_id)
         started = time.monotonic()
-        log.info("hostprep_job_started", pr_id=job.pr_id, action=job.action, hosts=len(host_ids),
-                 deadline_s=round(deadline - started, 1), deliveries=ctx.deliveries)
+        log.info(
+            "hostprep_job_started",
+            pr_id=job.pr_id,
+            action=job.action,
+            hosts=len(host_ids),
+            deadline_s=round(deadline - started, 1),
+            deliveries=ctx.deliveries,
+        )
 
         async def one(host_id: str) -> domain.HostOutcome:
             async def report(step: str, status: str, detail: str | None) -> None:
                 # Details quote hosts' answers (facts, errors): foreign text is made printable.
-                progress = HostProgress(pr_id=job.pr_id, host_id=host_id, step=step, status=status,
-                                        detail=printable(detail) if detail is not None else None)
+                progress = HostProgress(
+                    pr_id=job.pr_id,
+                    host_id=host_id,
+                    step=step,
+                    status=status,
+                    detail=printable(detail) if detail is not None else None,
+                )
                 await ctx.publish(subject, progress, key=(host_id, step, status, detail))
 
             try:
@@ -86,8 +98,7 @@ class JobHandler:
                 log.warning("host_not_resolved", host_id=host_id, reason=exc.reason, error=exc.message)
                 await report(INVENTORY_STEP, "failed", f"{exc.reason}: {exc.message}")
                 return domain.HostOutcome(host_id, False, INVENTORY_STEP, exc.reason, exc.message)
-            runner = HostRunner(self.deps, params, resolved, action=job.action, report=report,
-                                deadline=deadline)
+            runner = HostRunner(self.deps, params, resolved, action=job.action, report=report, deadline=deadline)
             async with self._host_locks[host_id]:
                 return await runner.run()
 
@@ -95,6 +106,13 @@ class JobHandler:
         result = domain.job_result(job, outcomes)
         await ctx.publish(subject, result, key="result")
         failed = [o.host_id for o in outcomes if not o.ok]
-        log.info("hostprep_job_finished", pr_id=job.pr_id, action=job.action, result=result.type,
-                 hosts=len(host_ids), failed=failed, acted=sum(len(o.acted) for o in outcomes),
-                 duration_s=round(time.monotonic() - started, 3))
+        log.info(
+            "hostprep_job_finished",
+            pr_id=job.pr_id,
+            action=job.action,
+            result=result.type,
+            hosts=len(host_ids),
+            failed=failed,
+            acted=sum(len(o.acted) for o in outcomes),
+            duration_s=round(time.monotonic() - started, 3),
+        )

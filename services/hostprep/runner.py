@@ -12,7 +12,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import structlog
@@ -20,11 +19,30 @@ import structlog
 from services.hostprep import domain, recipe
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
-from services.hostprep.credentials import CredentialStore, ResolvedHost
+from services.hostprep.credentials import ResolvedHost
+from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
-from services.hostprep.recipe import RecipeParams, Step
-from services.hostprep.settings import HostprepSettings
-from services.hostprep.ssh import CommandResult, SshConnector, SshSession
+from services.hostprep.failures import StepFailed, command_failed, upload_failed
+from services.hostprep.hostlayout import AGENT_CONFIG, AGENT_UNIT_NAME, BOOTSTRAP_KUBECONFIG
+from services.hostprep.ssh import CommandResult, SshSession
+from services.hostprep.steps import (
+    BootstrapKubeconfig,
+    ByoHostRegistered,
+    Check,
+    Fail,
+    Op,
+    Probe,
+    RecipeParams,
+    Run,
+    Step,
+    UnsafeValue,
+    Upload,
+    batch_probe,
+    parse_batch,
+    split_verify,
+    with_verify,
+)
+from services.hostprep.teardown import teardown_steps
 from shared.errors import PermanentError, ServiceError, TemporaryError, classify
 from shared.kinds import HostprepAction, HostStepStatus
 from shared.models import HostRef
@@ -39,50 +57,17 @@ _IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
 _FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done"}
 
 
-class StepFailed(PermanentError):
-    def __init__(self, step: str, message: str, *, reason: str, exit_code: int | None = None,
-                 stderr_tail: str | None = None) -> None:
-        super().__init__(message, reason=reason)
-        self.step = step
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail or None
-
-
-@dataclass
-class Deps:
-    """What running a recipe needs besides the host: built once by the app, shared by all jobs."""
-
-    settings: HostprepSettings
-    connector: SshConnector
-    slots: asyncio.Semaphore
-    #: Where hosts' addresses, logins and keys come from (hostprep's own inventory, never the job).
-    store: CredentialStore
-    bootstrap: BootstrapKubeconfigs | None = None
-    byohosts: ByoHostIndex | None = None
-    agent_binary: bytes | None = None
-    agent: recipe.AgentSource = field(default_factory=recipe.AgentSource)
-
-
-class _Slot:
-    """The host's share of the SSH concurrency bound; released once, early or at the end."""
-
-    def __init__(self, sem: asyncio.Semaphore) -> None:
-        self._sem = sem
-        self._held = False
-
-    async def acquire(self) -> None:
-        await self._sem.acquire()
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._sem.release()
-
-
 class HostRunner:
-    def __init__(self, deps: Deps, params: RecipeParams, resolved: ResolvedHost, *, action: HostprepAction,
-                 report: Report, deadline: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        deps: Deps,
+        params: RecipeParams,
+        resolved: ResolvedHost,
+        *,
+        action: HostprepAction,
+        report: Report,
+        deadline: float,
+    ) -> None:
         if params.host != resolved.ref:
             raise ValueError("the recipe must be built for the resolved host")
         self.deps = deps
@@ -102,7 +87,7 @@ class HostRunner:
     # -- the whole host ------------------------------------------------------------------------
 
     async def run(self) -> HostOutcome:
-        slot = _Slot(self.deps.slots)
+        slot = Slot(self.deps.slots)
         started = time.monotonic()
         try:
             async with asyncio.timeout(max(0.0, self.deadline - time.monotonic())):
@@ -115,32 +100,52 @@ class HostRunner:
                     await self._retrying(step.name, functools.partial(self._step, step))
         except StepFailed as exc:
             await self._safe_report(exc.step, "failed", f"{exc.reason}: {exc.message}")
-            log.warning("host_failed", host_id=self.host.host_id, step=exc.step, reason=exc.reason, error=exc.message,
-                        exit_code=exc.exit_code)
-            return HostOutcome(self.host.host_id, False, exc.step, exc.reason, exc.message, exc.exit_code,
-                               exc.stderr_tail, tuple(self.acted))
+            log.warning(
+                "host_failed",
+                host_id=self.host.host_id,
+                step=exc.step,
+                reason=exc.reason,
+                error=exc.message,
+                exit_code=exc.exit_code,
+            )
+            return HostOutcome(
+                self.host.host_id,
+                False,
+                exc.step,
+                exc.reason,
+                exc.message,
+                exc.exit_code,
+                exc.stderr_tail,
+                tuple(self.acted),
+            )
         except TimeoutError:
             message = f"the job deadline passed while the host was at step {self.current}"
             await self._safe_report(self.current, "failed", f"JobDeadlineExceeded: {message}")
-            return HostOutcome(self.host.host_id, False, self.current, "JobDeadlineExceeded", message,
-                               acted=tuple(self.acted))
+            return HostOutcome(
+                self.host.host_id, False, self.current, "JobDeadlineExceeded", message, acted=tuple(self.acted)
+            )
         finally:
             await self._close()
             slot.release()
         await self._safe_report(self.action, _FINAL_STATUS[self.action], self._detail)
-        log.info("host_finished", host_id=self.host.host_id, action=self.action, acted=self.acted,
-                 duration_s=round(time.monotonic() - started, 3))
+        log.info(
+            "host_finished",
+            host_id=self.host.host_id,
+            action=self.action,
+            acted=self.acted,
+            duration_s=round(time.monotonic() - started, 3),
+        )
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
         match self.action:
             case "teardown":
-                steps = recipe.teardown_steps(self.params)
+                steps = teardown_steps(self.params)
             case "prepare":
                 facts = await self._retrying(PREFLIGHT, self._preflight)
                 try:
                     steps = recipe.prepare_steps(self.params, facts)
-                except recipe.UnsafeValue as exc:
+                except UnsafeValue as exc:
                     raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
             case _:
                 assert_never(self.action)
@@ -149,11 +154,13 @@ class HostRunner:
 
     async def _probe_all(self, steps: list[Step]) -> None:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
-        probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, recipe.Probe)]
-        if any(isinstance(s.check, recipe.BootstrapKubeconfig) for s in steps):
-            probes += [(_IDENTITY, f"test -s {recipe.AGENT_CONFIG}"),
-                       (_KUBECONFIG, f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}")]
-        self._probed = recipe.parse_batch((await self._run(recipe.batch_probe(probes))).stdout)
+        probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, Probe)]
+        if any(isinstance(s.check, BootstrapKubeconfig) for s in steps):
+            probes += [
+                (_IDENTITY, f"test -s {AGENT_CONFIG}"),
+                (_KUBECONFIG, f"sha256sum {BOOTSTRAP_KUBECONFIG}"),
+            ]
+        self._probed = parse_batch((await self._run(batch_probe(probes))).stdout)
 
     async def _probe(self, key: str, command: str) -> CommandResult:
         """The batched answer for ``key`` if still unused, else a fresh run of ``command``."""
@@ -179,10 +186,17 @@ class HostRunner:
                 await self._close()
                 delay = domain.backoff(attempt, initial=s.retry_initial_delay, maximum=s.retry_max_delay)
                 if attempt >= s.max_step_attempts or time.monotonic() + delay >= self.deadline:
-                    raise StepFailed(name, f"{err.message} (gave up after {attempt} attempt(s))",
-                                     reason=err.reason) from None
-                log.info("host_step_retry", host_id=self.host.host_id, step=name, reason=err.reason,
-                         attempt=attempt, delay_s=delay)
+                    raise StepFailed(
+                        name, f"{err.message} (gave up after {attempt} attempt(s))", reason=err.reason
+                    ) from None
+                log.info(
+                    "host_step_retry",
+                    host_id=self.host.host_id,
+                    step=name,
+                    reason=err.reason,
+                    attempt=attempt,
+                    delay_s=delay,
+                )
                 await self._safe_report(name, "checking", f"retry {attempt + 1} in {delay:g}s after {err.reason}")
                 await asyncio.sleep(delay)  # backoff before the next attempt
 
@@ -206,8 +220,11 @@ class HostRunner:
 
     async def _preflight(self) -> HostFacts:
         session = await self._ssh()
-        result = await session.run(recipe.preflight_probe(sudo_check=not session.is_root),
-                                   timeout=self.deps.settings.command_timeout, root=False)
+        result = await session.run(
+            recipe.preflight_probe(sudo_check=not session.is_root),
+            timeout=self.deps.settings.command_timeout,
+            root=False,
+        )
         facts = domain.parse_preflight(result.stdout)
         problems = domain.fact_problems(facts, min_free_bytes=int(self.deps.settings.min_free_disk_gib * domain.GIB))
         if not session.is_root and not result.ok:
@@ -215,18 +232,21 @@ class HostRunner:
         if facts.hostname != self.host.host_name:
             # The host would register (ByoHost, Node) under a name the inventory does not know: another
             # machine answered at this address, or the inventory is wrong. Either way, stop here.
-            problems.append(f"the host calls itself {facts.hostname[:80]!r}, the inventory names it "
-                            f"{self.host.host_name!r} (host_name)")  # fmt: skip
+            problems.append(
+                f"the host calls itself {facts.hostname[:80]!r}, the inventory names it "
+                f"{self.host.host_name!r} (host_name)"
+            )
         if problems:
-            raise StepFailed(PREFLIGHT, "; ".join(problems), reason="PreflightFailed",
-                             stderr_tail=domain.tail(result.stderr))
+            raise StepFailed(
+                PREFLIGHT, "; ".join(problems), reason="PreflightFailed", stderr_tail=domain.tail(result.stderr)
+            )
         await self._safe_report(PREFLIGHT, "done", facts.summary())
         return facts
 
     async def _step(self, step: Step) -> None:
         forced = [name for name in step.rerun_after if name in self.acted]
         if step.check is not None and not forced and await self._check(step, step.check):
-            registered = isinstance(step.check, recipe.ByoHostRegistered)
+            registered = isinstance(step.check, ByoHostRegistered)
             log.debug("host_step_skipped", host_id=self.host.host_id, step=step.name)
             await self._safe_report(step.name, "skipped", self._detail if registered else "already in place")
             return
@@ -236,38 +256,41 @@ class HostRunner:
         last: CommandResult | None = None
         verified: bool | None = None
         for i, op in enumerate(step.action):
-            if isinstance(op, recipe.Run) and isinstance(step.check, recipe.Probe) and step.verify \
-                    and i == len(step.action) - 1:
+            if isinstance(op, Run) and isinstance(step.check, Probe) and step.verify and i == len(step.action) - 1:
                 # The last script and the verifying probe share one round trip.
-                last = await self._run_op(step, recipe.with_verify(op.command, step.check.command))
-                probe = recipe.split_verify(last)
+                last = await self._run_op(step, with_verify(op.command, step.check.command))
+                probe = split_verify(last)
                 verified = probe is not None and step.check.holds(probe)
             else:
                 last = await self._op(step, op) or last
         if verified is None and step.verify and step.check is not None:
             verified = await self._check(step, step.check)
         if verified is False:
-            raise StepFailed(step.name, "the check still fails after the action ran", reason="NotConverged",
-                             exit_code=last.exit_status if last else None,
-                             stderr_tail=last.stderr_tail() if last else None)
+            raise StepFailed(
+                step.name,
+                "the check still fails after the action ran",
+                reason="NotConverged",
+                exit_code=last.exit_status if last else None,
+                stderr_tail=last.stderr_tail() if last else None,
+            )
         self.acted.append(step.name)
         await self._safe_report(step.name, "done", self._detail if step.name == "registration" else None)
 
-    async def _check(self, step: Step, check: recipe.Check) -> bool:
+    async def _check(self, step: Step, check: Check) -> bool:
         p = self.params
-        if isinstance(check, recipe.Probe):
+        if isinstance(check, Probe):
             return check.holds(await self._probe(step.name, check.command))
-        if isinstance(check, recipe.BootstrapKubeconfig):
-            identity = await self._probe(_IDENTITY, f"test -s {recipe.AGENT_CONFIG}")
+        if isinstance(check, BootstrapKubeconfig):
+            identity = await self._probe(_IDENTITY, f"test -s {AGENT_CONFIG}")
             uploaded = self._probed.pop(_KUBECONFIG, None)
             if identity.ok:
                 return True  # the agent has its own identity; the bootstrap kubeconfig is no longer read
             issued = await self._bootstrap().current(p.namespace, self.host.host_id)
             if issued is None:
                 return False
-            found = uploaded or await self._run(f"sha256sum {recipe.BOOTSTRAP_KUBECONFIG}")
+            found = uploaded or await self._run(f"sha256sum {BOOTSTRAP_KUBECONFIG}")
             return found.ok and found.stdout.split()[:1] == [issued.sha256]
-        if isinstance(check, recipe.ByoHostRegistered):
+        if isinstance(check, ByoHostRegistered):
             live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
             if live:
                 self._detail = domain.byohost_state(live[0]).describe()
@@ -275,20 +298,20 @@ class HostRunner:
         live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
         return not live and not await self._bootstrap().exists(p.namespace, self.host.host_id)
 
-    async def _op(self, step: Step, op: recipe.Op) -> CommandResult | None:
-        if isinstance(op, recipe.Run):
+    async def _op(self, step: Step, op: Op) -> CommandResult | None:
+        if isinstance(op, Run):
             return await self._run_op(step, op.command)
-        if isinstance(op, recipe.Upload):
+        if isinstance(op, Upload):
             data = op.content if op.content is not None else self.deps.agent_binary
             if data is None:
                 raise StepFailed(step.name, "no agent binary loaded", reason="NoAgentBinary")
             return await self._upload(step, op.path, data, op.mode, sha256=op.sha256)
-        if isinstance(op, recipe.Fail):
+        if isinstance(op, Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
-        if isinstance(op, recipe.BootstrapKubeconfig):
+        if isinstance(op, BootstrapKubeconfig):
             issued = await self._bootstrap().issue(self.params.namespace, self.host.host_id)
-            return await self._upload(step, recipe.BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
-        if isinstance(op, recipe.ByoHostRegistered):
+            return await self._upload(step, BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
+        if isinstance(op, ByoHostRegistered):
             await self._await_registration(step)
             return None
         await self._remove_byohost(step)
@@ -296,20 +319,19 @@ class HostRunner:
 
     async def _run_op(self, step: Step, command: str) -> CommandResult:
         result = await self._run(command)
-        if not result.ok and recipe.split_verify(result) is None:
-            last_line = (result.stderr_tail(1) or "no error output").strip()
-            raise StepFailed(step.name, f"exit status {result.exit_status}: {last_line}", reason="CommandFailed",
-                             exit_code=result.exit_status, stderr_tail=result.stderr_tail())
+        if not result.ok and split_verify(result) is None:
+            raise command_failed(step.name, result)
         return result
 
-    async def _upload(self, step: Step, path: str, data: bytes, mode: int, *, sha256: str | None = None
-                      ) -> CommandResult:  # fmt: skip
+    async def _upload(
+        self, step: Step, path: str, data: bytes, mode: int, *, sha256: str | None = None
+    ) -> CommandResult:
         session = await self._ssh()
-        result = await session.put_file(path, data, mode=mode, timeout=self.deps.settings.command_timeout,
-                                        sha256=sha256)  # fmt: skip
+        result = await session.put_file(
+            path, data, mode=mode, timeout=self.deps.settings.command_timeout, sha256=sha256
+        )
         if not result.ok:
-            raise StepFailed(step.name, f"installing {path} failed with exit status {result.exit_status}",
-                             reason="UploadFailed", exit_code=result.exit_status, stderr_tail=result.stderr_tail())
+            raise upload_failed(step.name, path, result)
         return result
 
     async def _await_registration(self, step: Step) -> None:
@@ -322,16 +344,20 @@ class HostRunner:
         journal = ""
         try:
             result = await self._run(
-                f"systemctl is-active {recipe.AGENT_UNIT_NAME}; journalctl -u {recipe.AGENT_UNIT_NAME} -n 20 --no-pager"
+                f"systemctl is-active {AGENT_UNIT_NAME}; journalctl -u {AGENT_UNIT_NAME} -n 20 --no-pager"
             )
             journal = domain.tail(result.stdout, 20)
         except ServiceError as exc:
             journal = f"(agent journal unavailable: {exc.reason})"
         finally:
             await self._close()
-        raise StepFailed(step.name, f"no ByoHost labelled with host id {self.host.host_id} appeared in namespace "
-                                    f"{self.params.namespace} within {timeout:g}s of starting the agent",
-                         reason="RegistrationTimeout", stderr_tail=journal)
+        raise StepFailed(
+            step.name,
+            f"no ByoHost labelled with host id {self.host.host_id} appeared in namespace "
+            f"{self.params.namespace} within {timeout:g}s of starting the agent",
+            reason="RegistrationTimeout",
+            stderr_tail=journal,
+        )
 
     async def _remove_byohost(self, step: Step) -> None:
         p = self.params
@@ -339,19 +365,22 @@ class HostRunner:
         await self._bootstrap().delete(p.namespace, self.host.host_id)
         timeout = min(self.deps.settings.registration_timeout, max(0.0, self.deadline - time.monotonic()))
         if await self._byohosts().wait(p.namespace, self.host.host_id, lambda live: not live, timeout) is None:
-            raise TemporaryError(f"the ByoHost of {self.host.host_id} is still there (finalizers?)",
-                                 reason="ByoHostNotDeleted")
+            raise TemporaryError(
+                f"the ByoHost of {self.host.host_id} is still there (finalizers?)", reason="ByoHostNotDeleted"
+            )
 
     def _bootstrap(self) -> BootstrapKubeconfigs:
         if self.deps.bootstrap is None:
-            raise PermanentError("no management cluster configured (O2_HOSTPREP_KUBECONFIG)",
-                                 reason="NoManagementCluster")
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
         return self.deps.bootstrap
 
     def _byohosts(self) -> ByoHostIndex:
         if self.deps.byohosts is None:
-            raise PermanentError("no management cluster configured (O2_HOSTPREP_KUBECONFIG)",
-                                 reason="NoManagementCluster")
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
         return self.deps.byohosts
 
     async def _safe_report(self, step: str, status: str, detail: str | None) -> None:
@@ -359,5 +388,6 @@ class HostRunner:
             await self._report(step, status, detail)
         except Exception as exc:
             # Progress is informative; losing one event must not fail the host.
-            log.warning("progress_not_published", host_id=self.host.host_id, step=step, status=status,
-                        error=type(exc).__name__)
+            log.warning(
+                "progress_not_published", host_id=self.host.host_id, step=step, status=status, error=type(exc).__name__
+            )

@@ -122,11 +122,13 @@ class _KeyCache:
         try:
             stamp, key = await asyncio.to_thread(load)
         except OSError as exc:
-            raise PermanentError(f"cannot read the SSH key for {creds.host_id}: {exc.strerror}",
-                                 reason="NoCredentials") from None
+            raise PermanentError(
+                f"cannot read the SSH key for {creds.host_id}: {exc.strerror}", reason="NoCredentials"
+            ) from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError):
-            raise PermanentError(f"the SSH key for {creds.host_id} cannot be loaded (format or passphrase)",
-                                 reason="NoCredentials") from None
+            raise PermanentError(
+                f"the SSH key for {creds.host_id} cannot be loaded (format or passphrase)", reason="NoCredentials"
+            ) from None
         self._keys[(path, stamp)] = key
         return key
 
@@ -147,8 +149,9 @@ def trusted_host_keys(
         try:
             host_keys.append(asyncssh.import_public_key(text))
         except asyncssh.KeyImportError:
-            raise PermanentError(f"the pinned host key for {target.host_id} is not an OpenSSH public key",
-                                 reason="InvalidPinnedKeys") from None
+            raise PermanentError(
+                f"the pinned host key for {target.host_id} is not an OpenSSH public key", reason="InvalidPinnedKeys"
+            ) from None
     ca_keys: list[Any] = []
     revoked: list[Any] = []
     if known_hosts is not None and not host_keys:
@@ -232,8 +235,9 @@ class SshSession:
         if status is None or status < 0:
             if not completed.exit_signal:
                 # The channel closed without an exit status: the connection went away mid-command.
-                raise TemporaryError(f"the connection to {self.target} was lost during a command",
-                                     reason="ConnectionLost")
+                raise TemporaryError(
+                    f"the connection to {self.target} was lost during a command", reason="ConnectionLost"
+                )
             status = 128 + 9  # killed by a signal: report it like a shell does
         return CommandResult(
             exit_status=int(status),
@@ -241,8 +245,9 @@ class SshSession:
             stderr=(completed.stderr or b"").decode("utf-8", "replace"),
         )
 
-    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float,
-                       sha256: str | None = None) -> CommandResult:  # fmt: skip
+    async def put_file(
+        self, path: str, data: bytes, *, mode: int, timeout: float, sha256: str | None = None
+    ) -> CommandResult:
         """Upload ``data`` to ``path`` (owner root) with ``mode``, atomically, staging it over SFTP as 0600.
 
         The staged copy lives in the login user's home so that a non-root user can write it; a
@@ -259,8 +264,9 @@ class SshSession:
                         await handle.write(data)
                     await sftp.chmod(stage, 0o600)
         except TimeoutError:
-            raise TemporaryError(f"uploading to {self.target} did not finish within {timeout:g}s",
-                                 reason="CommandTimeout") from None
+            raise TemporaryError(
+                f"uploading to {self.target} did not finish within {timeout:g}s", reason="CommandTimeout"
+            ) from None
         except Exception as exc:
             raise _classify(exc, self.target, "uploading a file to") from exc
         staged = posixpath.join(home, stage)

@@ -15,11 +15,7 @@ from shared.errors import TemporaryError, UnexpectedError, classify
 from shared.leases import HostLeases
 from shared.runtime import ServiceRuntime, run_service
 from shared.store import RecordStore
-from shared.subjects import (
-    BUCKET_HOSTS,
-    BUCKET_PR,
-    BUCKET_VIPS,
-)
+from shared.subjects import BUCKET_HOSTS, BUCKET_PR, BUCKET_VIPS
 from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
@@ -61,8 +57,13 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
-    engine = PrEngine(bus, store, HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy(),
-                      vips=VipLeases(await bus.kv(BUCKET_VIPS), ()))  # fmt: skip
+    engine = PrEngine(
+        bus,
+        store,
+        HostLeases(await bus.kv(BUCKET_HOSTS)),
+        settings.policy(),
+        vips=VipLeases(await bus.kv(BUCKET_VIPS), ()),
+    )
     for spec, handlers in Handlers(engine).consumers():
         runtime.consume(spec, *handlers)
     runtime.background(_upkeep(engine, settings, runtime.stop), "o2ims-upkeep")

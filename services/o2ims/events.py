@@ -99,11 +99,14 @@ def event_from(
             kind = "capi.deleted" if p.gone else "capi.deleting"
         case ClusterSummary():
             kind = (
-                "cluster.gone" if not p.exists
-                else "cluster.failed" if p.failure
-                else "cluster.ready" if p.ready
+                "cluster.gone"
+                if not p.exists
+                else "cluster.failed"
+                if p.failure
+                else "cluster.ready"
+                if p.ready
                 else "cluster.status"
-            )  # fmt: skip
+            )
         case ClusterTransition():
             kind = "cluster.ready" if p.type == "cluster.ready" else "cluster.failed"
         case ByoHostSummary():

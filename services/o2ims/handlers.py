@@ -111,8 +111,7 @@ class Handlers:
         await self._decide(ctx)
 
     async def _decide(self, ctx: MessageContext, *, lease_owner: str | None = None) -> None:
-        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at,
-                           lease_owner=lease_owner)  # fmt: skip
+        found = event_from(ctx.envelope, last_token(ctx.subject), received_at=ctx.received_at, lease_owner=lease_owner)
         if found is None:
             return
         pr_id, event = found

@@ -46,10 +46,14 @@ def cr_object(rec: PrRecord) -> dict[str, Any]:
     if rec.spec is not None:
         s = rec.spec
         params = {
-            "clusterName": s.name, "namespace": s.namespace, "k8sVersion": s.k8s_version,
-            "controlPlaneEndpoint": s.endpoint, "podCidr": s.pod_cidr, "serviceCidr": s.service_cidr,
+            "clusterName": s.name,
+            "namespace": s.namespace,
+            "k8sVersion": s.k8s_version,
+            "controlPlaneEndpoint": s.endpoint,
+            "podCidr": s.pod_cidr,
+            "serviceCidr": s.service_cidr,
             "hosts": {"masters": _hosts(rec, "control-plane"), "workers": _hosts(rec, "worker")},
-        }  # fmt: skip
+        }
         if s.cni:
             params["cni"] = s.cni
     return {
@@ -73,8 +77,11 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
         "provisioningUpdateTime": timestamp(rec.updated_at),
         "transitions": rec.seq,
     }
-    for key, value in (("provisioningStage", rec.stage), ("provisioningReason", rec.reason),
-                       ("provisioningMessage", rec.message)):  # fmt: skip
+    for key, value in (
+        ("provisioningStage", rec.stage),
+        ("provisioningReason", rec.reason),
+        ("provisioningMessage", rec.message),
+    ):
         if value:
             provisioning[key] = value
     if rec.node_cluster_id:
@@ -97,10 +104,15 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
             entry["detail"] = st.detail[:300]
         hosts.append(entry)
     conditions = [
-        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
-         "lastTransitionTime": timestamp(c.at)}
+        {
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": c.message,
+            "lastTransitionTime": timestamp(c.at),
+        }
         for c in rec.conditions
-    ]  # fmt: skip
+    ]
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

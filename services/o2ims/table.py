@@ -42,8 +42,20 @@ RESETTING = "progressing/teardown"
 CAPI_DELETE = "deleting/capi-delete"
 TEARDOWN = "deleting/teardown"
 DELETED = "deleted"
-PHASES = (ABSENT, PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, RESETTING, FULFILLED, FAILED, CAPI_DELETE,
-          TEARDOWN, DELETED)  # fmt: skip
+PHASES = (
+    ABSENT,
+    PENDING,
+    HOSTPREP,
+    APPLY,
+    PROVISIONING,
+    SCALING,
+    RESETTING,
+    FULFILLED,
+    FAILED,
+    CAPI_DELETE,
+    TEARDOWN,
+    DELETED,
+)
 #: Phases in which a flow is running: a changed spec waits for it to settle.
 RUNNING = (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, RESETTING)
 
@@ -52,61 +64,62 @@ def _rows(phases: tuple[str, ...], kinds: tuple[EventKind, ...], rule: Rule) -> 
     return {(p, k): rule for p in phases for k in kinds}
 
 
-# fmt: off
 TABLE: dict[tuple[str, EventKind], Rule] = {
     # ── requests ─────────────────────────────────────────────────────────────────────────
-    (ABSENT, "create"):                    admission.admit,
-    (ABSENT, "update"):                    admission.admit,
-    (ABSENT, "delete"):                    deletion.tombstone_unknown,
+    (ABSENT, "create"): admission.admit,
+    (ABSENT, "update"): admission.admit,
+    (ABSENT, "delete"): deletion.tombstone_unknown,
     **_rows(RUNNING, ("create", "update"), admission.queue_request),
-    (FULFILLED, "create"):                 admission.change_spec,
-    (FULFILLED, "update"):                 admission.change_spec,
-    (FAILED, "create"):                    admission.retry,
-    (FAILED, "update"):                    admission.retry,
+    (FULFILLED, "create"): admission.change_spec,
+    (FULFILLED, "update"): admission.change_spec,
+    (FAILED, "create"): admission.retry,
+    (FAILED, "update"): admission.retry,
     **_rows((*RUNNING, FULFILLED, FAILED), ("delete",), deletion.begin),
-    (CAPI_DELETE, "create"):               deletion.queue_recreate,
-    (TEARDOWN, "create"):                  deletion.queue_recreate,
-    (DELETED, "create"):                   deletion.reincarnate,
+    (CAPI_DELETE, "create"): deletion.queue_recreate,
+    (TEARDOWN, "create"): deletion.queue_recreate,
+    (DELETED, "create"): deletion.reincarnate,
     # ── host preparation ─────────────────────────────────────────────────────────────────
-    (PENDING, "host.progress"):            hostprep.started,
-    (HOSTPREP, "host.progress"):           hostprep.note_progress,
-    (TEARDOWN, "host.progress"):           hostprep.note_progress,
-    (PENDING, "hostprep.done"):            hostprep.finished,
-    (HOSTPREP, "hostprep.done"):           hostprep.finished,
-    (PENDING, "hostprep.failed"):          hostprep.failed,
-    (HOSTPREP, "hostprep.failed"):         hostprep.failed,
-    (RESETTING, "host.progress"):          hostprep.note_progress,
-    (RESETTING, "teardown.done"):          scaling.reset_answered,
-    (RESETTING, "teardown.failed"):        scaling.reset_answered,
-    (TEARDOWN, "hostprep.done"):           deletion.repeat_teardown,
-    (DELETED, "hostprep.done"):            deletion.repeat_teardown,
-    (TEARDOWN, "teardown.done"):           deletion.torn_down,
-    (TEARDOWN, "teardown.failed"):         deletion.torn_down,
+    (PENDING, "host.progress"): hostprep.started,
+    (HOSTPREP, "host.progress"): hostprep.note_progress,
+    (TEARDOWN, "host.progress"): hostprep.note_progress,
+    (PENDING, "hostprep.done"): hostprep.finished,
+    (HOSTPREP, "hostprep.done"): hostprep.finished,
+    (PENDING, "hostprep.failed"): hostprep.failed,
+    (HOSTPREP, "hostprep.failed"): hostprep.failed,
+    (RESETTING, "host.progress"): hostprep.note_progress,
+    (RESETTING, "teardown.done"): scaling.reset_answered,
+    (RESETTING, "teardown.failed"): scaling.reset_answered,
+    (TEARDOWN, "hostprep.done"): deletion.repeat_teardown,
+    (DELETED, "hostprep.done"): deletion.repeat_teardown,
+    (TEARDOWN, "teardown.done"): deletion.torn_down,
+    (TEARDOWN, "teardown.failed"): deletion.torn_down,
     # ── CAPI objects ─────────────────────────────────────────────────────────────────────
-    (APPLY, "capi.applied"):               capi.applied,
-    (SCALING, "capi.applied"):             scaling.applied,
+    (APPLY, "capi.applied"): capi.applied,
+    (SCALING, "capi.applied"): scaling.applied,
     **_rows((APPLY, PROVISIONING, SCALING), ("capi.failed",), capi.failed),
     **_rows((CAPI_DELETE, TEARDOWN, DELETED), ("capi.applied",), deletion.redelete),
-    (CAPI_DELETE, "capi.deleting"):        deletion.in_progress,
-    (CAPI_DELETE, "capi.deleted"):         deletion.resources_deleted,
-    (CAPI_DELETE, "cluster.gone"):         deletion.resources_deleted,
-    (CAPI_DELETE, "capi.delete_failed"):   deletion.failed,
+    (CAPI_DELETE, "capi.deleting"): deletion.in_progress,
+    (CAPI_DELETE, "capi.deleted"): deletion.resources_deleted,
+    (CAPI_DELETE, "cluster.gone"): deletion.resources_deleted,
+    (CAPI_DELETE, "capi.delete_failed"): deletion.failed,
     # ── the cluster, as status_watcher sees it ───────────────────────────────────────────
     **_rows((APPLY, PROVISIONING, RESETTING, FULFILLED), ("cluster.status", "cluster.ready"), cluster.observe),
     **_rows((SCALING,), ("cluster.status", "cluster.ready"), scaling.observe),
     **_rows((APPLY, PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.failed",), cluster.failed),
     **_rows((PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.gone",), cluster.gone),
     # ── the hosts' ByoHosts (claimed or not), as status_watcher sees them ────────────────
-    **_rows((PENDING, HOSTPREP, APPLY, PROVISIONING, RESETTING, FULFILLED, FAILED, CAPI_DELETE), ("byohost.status",),
-            release.observe_byohost),
-    (SCALING, "byohost.status"):           scaling.observe_byohost,
-    (TEARDOWN, "byohost.status"):          deletion.byohost_seen,
+    **_rows(
+        (PENDING, HOSTPREP, APPLY, PROVISIONING, RESETTING, FULFILLED, FAILED, CAPI_DELETE),
+        ("byohost.status",),
+        release.observe_byohost,
+    ),
+    (SCALING, "byohost.status"): scaling.observe_byohost,
+    (TEARDOWN, "byohost.status"): deletion.byohost_seen,
     # ── deadlines ────────────────────────────────────────────────────────────────────────
     **_rows((PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, CAPI_DELETE), ("deadline",), deadlines.timed_out),
-    (RESETTING, "deadline"):               scaling.reset_timed_out,
-    (TEARDOWN, "deadline"):                deletion.teardown_timed_out,
+    (RESETTING, "deadline"): scaling.reset_timed_out,
+    (TEARDOWN, "deadline"): deletion.teardown_timed_out,
 }
-# fmt: on
 
 
 def ignore(tx: Tx) -> None:
@@ -127,9 +140,17 @@ def _provisional(event: Event, now: datetime) -> PrRecord:
     req = event.payload
     assert isinstance(req, PrRequest)
     return PrRecord(
-        pr_id=req.pr_id, fpr=req.fpr, template_name=req.template_name, template_version=req.template_version,
-        spec=req.spec, state="pending", stage_entered_at=now, request_at=event.at, created_at=now, updated_at=now,
-    )  # fmt: skip
+        pr_id=req.pr_id,
+        fpr=req.fpr,
+        template_name=req.template_name,
+        template_version=req.template_version,
+        spec=req.spec,
+        state="pending",
+        stage_entered_at=now,
+        request_at=event.at,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def decide(record: PrRecord | None, event: Event, now: datetime, policy: Policy | None = None) -> Decision:
@@ -158,4 +179,3 @@ def rule_name(rule: Rule) -> str:
     """``hostprep.failed``: the rule as the table names it (for logs and tests)."""
     module = rule.__module__.rpartition(".")[2]
     return rule.__name__ if module == "table" else f"{module}.{rule.__name__}"
-

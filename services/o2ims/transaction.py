@@ -50,6 +50,7 @@ class HostChanges(TypedDict, total=False):
     claimed_at: datetime | None
     quarantined: bool
 
+
 @dataclass
 class Tx:
     """A decision in the making: the evolving record and the commands it will publish."""
@@ -100,15 +101,19 @@ class Tx:
         hosts = dict(self.rec.hosts)
         for host_id, role in roles(self.spec).items():
             old = hosts.get(host_id)
-            hosts[host_id] = (
-                HostStatus(role=role) if old is None or old.released else old.evolve(role=role)
-            )
+            hosts[host_id] = HostStatus(role=role) if old is None or old.released else old.evolve(role=role)
         self.update(hosts=hosts)
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _command(self, subject: str | None, payload: OutboxPayload | None, release: tuple[str, ...] = (),
-                 quarantine: tuple[str, ...] = (), quarantine_reason: str = "") -> Command:  # fmt: skip
+    def _command(
+        self,
+        subject: str | None,
+        payload: OutboxPayload | None,
+        release: tuple[str, ...] = (),
+        quarantine: tuple[str, ...] = (),
+        quarantine_reason: str = "",
+    ) -> Command:
         n = self.rec.cmd_seq + 1
         self.update(cmd_seq=n)
         cmd = Command(
@@ -131,9 +136,13 @@ class Tx:
     def send_hostprep(self, action: HostprepAction, hosts: tuple[HostRef, ...]) -> None:
         spec = self.spec
         payload = HostprepJob(
-            pr_id=self.rec.pr_id, action=action, cluster=spec.name, namespace=spec.namespace,
-            k8s_version=spec.k8s_version, hosts=tuple(h.host_id for h in hosts),
-        )  # fmt: skip
+            pr_id=self.rec.pr_id,
+            action=action,
+            cluster=spec.name,
+            namespace=spec.namespace,
+            k8s_version=spec.k8s_version,
+            hosts=tuple(h.host_id for h in hosts),
+        )
         cmd = self._command(hostprep_job(self.rec.pr_id), payload)
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))
         self.update(past_jobs=self._retire(self.rec.hostprep_job), hostprep_job=job)
@@ -165,7 +174,12 @@ class Tx:
     # -- transitions ------------------------------------------------------------------------
 
     def move(
-        self, state: PrState, stage: PrStage | None = None, *, reason: str | None = None, message: str = "",
+        self,
+        state: PrState,
+        stage: PrStage | None = None,
+        *,
+        reason: str | None = None,
+        message: str = "",
         keep_deadline: bool = False,
     ) -> None:
         """Change state/stage: history entry, ``PrStatus``, and the new stage's deadline (unless
@@ -173,10 +187,15 @@ class Tx:
         rec = self.rec
         seq = rec.seq + 1
         entry = HistoryEntry(
-            seq=seq, at=self.now, event=self.event.kind,
-            from_state=None if self.fresh else rec.state, from_stage=None if self.fresh else rec.stage,
-            to_state=state, to_stage=stage, reason=reason,
-        )  # fmt: skip
+            seq=seq,
+            at=self.now,
+            event=self.event.kind,
+            from_state=None if self.fresh else rec.state,
+            from_stage=None if self.fresh else rec.stage,
+            to_state=state,
+            to_stage=stage,
+            reason=reason,
+        )
         # Host preparation keeps one deadline from acceptance (pending) to the last host ready.
         keeps_deadline = keep_deadline or (
             not self.fresh and rec.state == "pending" and (state, stage) == ("progressing", "hostprep")
@@ -187,10 +206,17 @@ class Tx:
             deadline = self.now + timedelta(seconds=seconds) if seconds is not None else None
             deadline_seq = rec.deadline_seq + 1 if seconds is not None else rec.deadline_seq
         self.update(
-            state=state, stage=stage, reason=reason, message=message or None, seq=seq,
-            stage_entered_at=self.now, updated_at=self.now, deadline=deadline, deadline_seq=deadline_seq,
+            state=state,
+            stage=stage,
+            reason=reason,
+            message=message or None,
+            seq=seq,
+            stage_entered_at=self.now,
+            updated_at=self.now,
+            deadline=deadline,
+            deadline_seq=deadline_seq,
             history=(*rec.history, entry)[-self.policy.history_limit :],
-        )  # fmt: skip
+        )
         self.fresh = False
         self._command(o2ims_status(rec.pr_id), self.status())
         if seconds is not None and deadline is not None:
@@ -200,9 +226,17 @@ class Tx:
     def status(self) -> PrStatus:
         rec = self.rec
         return PrStatus(
-            pr_id=rec.pr_id, fpr=rec.fpr, cluster=rec.cluster, state=rec.state, stage=rec.stage,
-            reason=rec.reason, message=rec.message, node_cluster_id=rec.node_cluster_id, at=self.now, seq=rec.seq,
-        )  # fmt: skip
+            pr_id=rec.pr_id,
+            fpr=rec.fpr,
+            cluster=rec.cluster,
+            state=rec.state,
+            stage=rec.stage,
+            reason=rec.reason,
+            message=rec.message,
+            node_cluster_id=rec.node_cluster_id,
+            at=self.now,
+            seq=rec.seq,
+        )
 
     def result(self) -> PrRecord | None:
         """The record to write, or None when the event changed nothing."""
@@ -210,4 +244,3 @@ class Tx:
             return None
         self.update(outbox=(*self.rec.outbox, *self.commands), updated_at=self.now)
         return self.rec
-

@@ -36,8 +36,9 @@ from shared.leases import Lease
 
 NEW, CHANGE, CLEAR, ACKNOWLEDGE = 0, 1, 2, 3
 #: hostprep failure reasons that mean the host could not be reached over SSH.
-UNREACHABLE_REASONS = frozenset({"HostUnreachable", "ConnectTimeout", "ConnectionRefused", "ConnectionLost",
-                                 "Disconnected"})  # fmt: skip
+UNREACHABLE_REASONS = frozenset(
+    {"HostUnreachable", "ConnectTimeout", "ConnectionRefused", "ConnectionLost", "Disconnected"}
+)
 KEY_REASONS = frozenset({"HostKeyMismatch"})
 #: Key prefixes of the alarms about hosts (they need the inventory to be computed).
 HOST_SCOPED = tuple(f"{d.key}." for d in (HOST_UNREACHABLE, HOST_KEY_CHANGED, BYOHOST_FAILED, HOST_QUARANTINED))
@@ -86,10 +87,18 @@ def desired(
         if pr.state == "failed":
             rid = pr.node_cluster_id or oid("cluster", pr.pr_id)
             out[f"pr-failed.{pr.pr_id}"] = Wanted(
-                f"pr-failed.{pr.pr_id}", PR_FAILED, CLUSTER_TYPE_ID, rid,
-                {"provisioningRequestId": pr.pr_id, "cluster": pr.cluster, "stage": pr.stage, "reason": pr.reason,
-                 "message": (pr.message or "")[:300]},
-            )  # fmt: skip
+                f"pr-failed.{pr.pr_id}",
+                PR_FAILED,
+                CLUSTER_TYPE_ID,
+                rid,
+                {
+                    "provisioningRequestId": pr.pr_id,
+                    "cluster": pr.cluster,
+                    "stage": pr.stage,
+                    "reason": pr.reason,
+                    "message": (pr.message or "")[:300],
+                },
+            )
     hosts = {h.host_id: h for h in snap.hosts}
     for host_id, host in hosts.items():
         type_id = host_type_id(*host_kind(host))
@@ -98,32 +107,56 @@ def desired(
         if trouble is not None and trouble.reason in UNREACHABLE_REASONS | KEY_REASONS:
             definition = HOST_KEY_CHANGED if trouble.reason in KEY_REASONS else HOST_UNREACHABLE
             key = f"{definition.key}.{host_id}"
-            out[key] = Wanted(key, definition, type_id, resource_id(host_id),
-                              {**base, "reason": trouble.reason, "message": trouble.message[:300],
-                               "provisioningRequestId": trouble.pr_id})  # fmt: skip
+            out[key] = Wanted(
+                key,
+                definition,
+                type_id,
+                resource_id(host_id),
+                {
+                    **base,
+                    "reason": trouble.reason,
+                    "message": trouble.message[:300],
+                    "provisioningRequestId": trouble.pr_id,
+                },
+            )
         byo = snap.byohosts.get(host_id) or snap.byohosts.get(host.host_name)
         if byo is not None and byo.failure:
             key = f"{BYOHOST_FAILED.key}.{host_id}"
-            out[key] = Wanted(key, BYOHOST_FAILED, type_id, resource_id(host_id),
-                              {**base, "byoHost": byo.name, "message": byo.failure[:300]})  # fmt: skip
+            out[key] = Wanted(
+                key,
+                BYOHOST_FAILED,
+                type_id,
+                resource_id(host_id),
+                {**base, "byoHost": byo.name, "message": byo.failure[:300]},
+            )
         marker = quarantined.get(host_id)
         if marker is not None:
             key = f"{HOST_QUARANTINED.key}.{host_id}"
-            out[key] = Wanted(key, HOST_QUARANTINED, type_id, resource_id(host_id),
-                              {**base, "reason": (marker.reason or "")[:300],
-                               "provisioningRequestId": marker.previous_owner})  # fmt: skip
+            out[key] = Wanted(
+                key,
+                HOST_QUARANTINED,
+                type_id,
+                resource_id(host_id),
+                {**base, "reason": (marker.reason or "")[:300], "provisioningRequestId": marker.previous_owner},
+            )
     for sub_id in dead_subscriptions:
         key = f"{CALLBACK_DEAD.key}.{sub_id}"
         out[key] = Wanted(key, CALLBACK_DEAD, SUBSCRIPTION_TYPE_ID, sub_id, {"subscriptionId": sub_id})
     return out
 
 
-def _event(state: AlarmState, kind: int, record: dict[str, Any], prior: dict[str, Any] | None,
-           at: datetime) -> Event:  # fmt: skip
+def _event(state: AlarmState, kind: int, record: dict[str, Any], prior: dict[str, Any] | None, at: datetime) -> Event:
     rid = record["alarmEventRecordId"]
-    return Event(id=oid("alarm-event", rid, str(kind), _iso(at)), kind="alarm", event_type=kind,
-                 object_ref=f"/o2ims-infrastructureMonitoring/v1/alarms/{rid}", object_id=rid, prior=prior,
-                 post=record, at=at)  # fmt: skip
+    return Event(
+        id=oid("alarm-event", rid, str(kind), _iso(at)),
+        kind="alarm",
+        event_type=kind,
+        object_ref=f"/o2ims-infrastructureMonitoring/v1/alarms/{rid}",
+        object_id=rid,
+        prior=prior,
+        post=record,
+        at=at,
+    )
 
 
 def raise_or_update(state: AlarmState | None, want: Wanted, now: datetime) -> AlarmState | None:
@@ -133,8 +166,11 @@ def raise_or_update(state: AlarmState | None, want: Wanted, now: datetime) -> Al
     if cur.active:
         if cur.record.get("extensions", {}).get("details") == want.details:
             return None
-        record = {**cur.record, "alarmChangedTime": _iso(now),
-                  "extensions": {**cur.record["extensions"], "details": want.details}}  # fmt: skip
+        record = {
+            **cur.record,
+            "alarmChangedTime": _iso(now),
+            "extensions": {**cur.record["extensions"], "details": want.details},
+        }
         changed = _event(cur, CHANGE, record, cur.record, now)
         return cur.model_copy(update={"record": record, "outbox": (*cur.outbox, changed)})
     occurrence = cur.occurrence + 1
@@ -152,25 +188,41 @@ def raise_or_update(state: AlarmState | None, want: Wanted, now: datetime) -> Al
         "perceivedSeverity": d.severity,
         "extensions": {"alarmName": d.name, "source": want.key, "details": want.details},
     }
-    return cur.model_copy(update={"occurrence": occurrence, "active": True, "record": record,
-                                  "outbox": (*cur.outbox, _event(cur, NEW, record, None, now))})  # fmt: skip
+    return cur.model_copy(
+        update={
+            "occurrence": occurrence,
+            "active": True,
+            "record": record,
+            "outbox": (*cur.outbox, _event(cur, NEW, record, None, now)),
+        }
+    )
 
 
 def clear(state: AlarmState, now: datetime) -> AlarmState | None:
     if not state.active:
         return None
-    record = {**state.record, "perceivedSeverity": CLEARED, "alarmClearedTime": _iso(now),
-              "alarmChangedTime": _iso(now)}  # fmt: skip
-    return state.model_copy(update={"active": False, "record": record,
-                                    "outbox": (*state.outbox, _event(state, CLEAR, record, state.record, now))})
+    record = {
+        **state.record,
+        "perceivedSeverity": CLEARED,
+        "alarmClearedTime": _iso(now),
+        "alarmChangedTime": _iso(now),
+    }
+    return state.model_copy(
+        update={
+            "active": False,
+            "record": record,
+            "outbox": (*state.outbox, _event(state, CLEAR, record, state.record, now)),
+        }
+    )
 
 
 def acknowledge(state: AlarmState, now: datetime) -> AlarmState | None:
     if state.record.get("alarmAcknowledged"):
         return None
     record = {**state.record, "alarmAcknowledged": True, "alarmAcknowledgeTime": _iso(now)}
-    return state.model_copy(update={"record": record, "outbox": (*state.outbox, _event(state, ACKNOWLEDGE, record,
-                                                                                         state.record, now))})
+    return state.model_copy(
+        update={"record": record, "outbox": (*state.outbox, _event(state, ACKNOWLEDGE, record, state.record, now))}
+    )
 
 
 def expired(state: AlarmState, now: datetime, retention: float) -> bool:

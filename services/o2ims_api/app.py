@@ -67,10 +67,19 @@ async def assemble(a: Api) -> Parts:
         notifier.poke()  # a callback died or recovered: its alarm follows on the next round
 
     def deliverer(kind: str, subject: str, render: Render) -> Deliverer:
-        return Deliverer(a.bus, store, kind=kind, stream=O2IMS_API, subjects=(subject,), render=render,
-                         durable=o2api_delivery_durable, timeout=s.callback_timeout,
-                         dead_after=s.callback_dead_after, ack_wait=O2API_DELIVERY_ACK_WAIT,
-                         on_health=health)  # fmt: skip
+        return Deliverer(
+            a.bus,
+            store,
+            kind=kind,
+            stream=O2IMS_API,
+            subjects=(subject,),
+            render=render,
+            durable=o2api_delivery_durable,
+            timeout=s.callback_timeout,
+            dead_after=s.callback_dead_after,
+            ack_wait=O2API_DELIVERY_ACK_WAIT,
+            on_health=health,
+        )
 
     deliverers = {
         INVENTORY_KIND.name: deliverer(INVENTORY_KIND.name, ALL_O2API_INVENTORY, render_inventory),
@@ -137,8 +146,11 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     # In-flight requests get the same grace as in-flight messages when the service stops.
     runner = web.AppRunner(build_app(a, verifier, parts), access_log=None, shutdown_timeout=s.drain_timeout)
     await runner.setup()
-    tls = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file) if s.tls_cert_file and \
-        s.tls_key_file else None  # fmt: skip
+    tls = (
+        server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+        if s.tls_cert_file and s.tls_key_file
+        else None
+    )
     site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
     await site.start()
     runtime.on_close(runner.cleanup)

@@ -75,42 +75,66 @@ SEVERITY_NAMES = ("CRITICAL", "MAJOR", "MINOR", "WARNING", "INDETERMINATE", "CLE
 CLEARED = 5
 
 PR_FAILED = AlarmDefinition(
-    "provisioning-failed", "ProvisioningFailed",
+    "provisioning-failed",
+    "ProvisioningFailed",
     "A provisioning request failed; the alarm names the stage and the reason.",
     "Read stage, reason and message in the alarm's extensions, remove the cause, then PUT the request again "
-    "(it is retried) or DELETE it.", "cluster", 1,
-)  # fmt: skip
+    "(it is retried) or DELETE it.",
+    "cluster",
+    1,
+)
 HOST_UNREACHABLE = AlarmDefinition(
-    "host-unreachable", "HostUnreachable", "A host did not answer on its SSH port during host preparation.",
+    "host-unreachable",
+    "HostUnreachable",
+    "A host did not answer on its SSH port during host preparation.",
     "Check the host's power, network path and SSH daemon; the alarm clears when the host is prepared again.",
-    "host", 1,
-)  # fmt: skip
+    "host",
+    1,
+)
 HOST_KEY_CHANGED = AlarmDefinition(
-    "host-key-changed", "HostKeyChanged",
+    "host-key-changed",
+    "HostKeyChanged",
     "A host presented an SSH host key that does not match the trusted one (possible impersonation).",
     "Verify the host out of band; if it was reinstalled, update its pinned key or known_hosts entry. The alarm "
-    "clears when the host is prepared again.", "host", 0,
-)  # fmt: skip
+    "clears when the host is prepared again.",
+    "host",
+    0,
+)
 BYOHOST_FAILED = AlarmDefinition(
-    "byohost-failed", "ByoHostFailed", "The BYOH agent on a host reports a bootstrap failure.",
+    "byohost-failed",
+    "ByoHostFailed",
+    "The BYOH agent on a host reports a bootstrap failure.",
     "Read the agent's message in the alarm's extensions and the host's agent journal; the alarm clears when "
-    "the ByoHost no longer reports the failure.", "host", 1,
-)  # fmt: skip
+    "the ByoHost no longer reports the failure.",
+    "host",
+    1,
+)
 HOST_QUARANTINED = AlarmDefinition(
-    "host-quarantined", "HostQuarantined",
+    "host-quarantined",
+    "HostQuarantined",
     "A host whose teardown failed is held in quarantine and is not offered to new clusters.",
-    "Clean the host by hand, then release its quarantine lease; the alarm clears with the lease.", "host", 2,
-)  # fmt: skip
+    "Clean the host by hand, then release its quarantine lease; the alarm clears with the lease.",
+    "host",
+    2,
+)
 CALLBACK_DEAD = AlarmDefinition(
-    "notification-callback-dead", "NotificationCallbackUnreachable",
+    "notification-callback-dead",
+    "NotificationCallbackUnreachable",
     "A subscriber's callback has refused or failed every recent notification; deliveries continue with backoff.",
     "Fix or replace the callback (DELETE the subscription and subscribe again); the alarm clears after the "
-    "next successful delivery.", "subscription", 3,
-)  # fmt: skip
+    "next successful delivery.",
+    "subscription",
+    3,
+)
 
 DEFINITIONS: tuple[AlarmDefinition, ...] = (
-    PR_FAILED, HOST_UNREACHABLE, HOST_KEY_CHANGED, BYOHOST_FAILED, HOST_QUARANTINED, CALLBACK_DEAD,
-)  # fmt: skip
+    PR_FAILED,
+    HOST_UNREACHABLE,
+    HOST_KEY_CHANGED,
+    BYOHOST_FAILED,
+    HOST_QUARANTINED,
+    CALLBACK_DEAD,
+)
 
 
 def definitions_for(scope: Scope) -> list[AlarmDefinition]:

@@ -63,25 +63,43 @@ def inventory_objects(snap: objects.Snapshot) -> dict[str, tuple[str, str, str, 
     out: dict[str, tuple[str, str, str, dict[str, Any]]] = {}
     for full in objects.resource_types(snap):
         t = {k: v for k, v in full.items() if k != "alarmDictionary"}
-        out[f"view.resourceType.{t['resourceTypeId']}"] = ("resourceType", t["resourceTypeId"],
-                                                            f"{I}/resourceTypes/{t['resourceTypeId']}", t)  # fmt: skip
+        out[f"view.resourceType.{t['resourceTypeId']}"] = (
+            "resourceType",
+            t["resourceTypeId"],
+            f"{I}/resourceTypes/{t['resourceTypeId']}",
+            t,
+        )
     for p in objects.pools(snap):
-        out[f"view.resourcePool.{p['resourcePoolId']}"] = ("resourcePool", p["resourcePoolId"],
-                                                           f"{I}/resourcePools/{p['resourcePoolId']}", p)  # fmt: skip
+        out[f"view.resourcePool.{p['resourcePoolId']}"] = (
+            "resourcePool",
+            p["resourcePoolId"],
+            f"{I}/resourcePools/{p['resourcePoolId']}",
+            p,
+        )
     for r in objects.resources(snap):
         ref = f"{I}/resourcePools/{r['resourcePoolId']}/resources/{r['resourceId']}"
         out[f"view.resource.{r['resourceId']}"] = ("resource", r["resourceId"], ref, r)
     for d in objects.deployment_managers(snap):
         ref = f"{I}/deploymentManagers/{d['deploymentManagerId']}"
-        out[f"view.deploymentManager.{d['deploymentManagerId']}"] = ("deploymentManager", d["deploymentManagerId"],
-                                                                     ref, d)  # fmt: skip
+        out[f"view.deploymentManager.{d['deploymentManagerId']}"] = (
+            "deploymentManager",
+            d["deploymentManagerId"],
+            ref,
+            d,
+        )
     return out
 
 
 class Notifier:
-    def __init__(self, api: Api, subscriptions: SubscriptionStore, views: RecordStore[ViewRecord],
-                 health: RecordStore[alarms.HostHealth], states: RecordStore[alarms.AlarmState],
-                 interval: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api: Api,
+        subscriptions: SubscriptionStore,
+        views: RecordStore[ViewRecord],
+        health: RecordStore[alarms.HostHealth],
+        states: RecordStore[alarms.AlarmState],
+        interval: float,
+    ) -> None:
         self.api = api
         self.subscriptions = subscriptions
         self.views = views
@@ -94,8 +112,14 @@ class Notifier:
     @classmethod
     async def create(cls, api: Api, subscriptions: SubscriptionStore, interval: float) -> Notifier:
         views_kv = await api.bus.kv(BUCKET_O2IMS_API_VIEWS)
-        return cls(api, subscriptions, RecordStore(views_kv, ViewRecord), RecordStore(views_kv, alarms.HostHealth),
-                   RecordStore(await api.bus.kv(BUCKET_O2IMS_API_ALARMS), alarms.AlarmState), interval)  # fmt: skip
+        return cls(
+            api,
+            subscriptions,
+            RecordStore(views_kv, ViewRecord),
+            RecordStore(views_kv, alarms.HostHealth),
+            RecordStore(await api.bus.kv(BUCKET_O2IMS_API_ALARMS), alarms.AlarmState),
+            interval,
+        )
 
     def poke(self) -> None:
         self.changed.set()
@@ -158,23 +182,45 @@ class Notifier:
             await self._change(key, "", "", "", None, "", now)
             known.pop(key, None)
 
-    async def _change(self, key: str, kind: str, obj_id: str, ref: str, obj: dict[str, Any] | None, d: str,
-                      now: datetime) -> None:  # fmt: skip
+    async def _change(
+        self, key: str, kind: str, obj_id: str, ref: str, obj: dict[str, Any] | None, d: str, now: datetime
+    ) -> None:
         def change(cur: ViewRecord | None) -> ViewRecord | None:
             if obj is None:
                 if cur is None or cur.object is None:
                     return None
-                ev = Event(id=oid("inventory-event", key, cur.digest, "removed"), kind="inventory", event_type=REMOVE,
-                           object_ref=cur.object_ref, object_id=cur.object_id, prior=cur.object, post=None, at=now)
+                ev = Event(
+                    id=oid("inventory-event", key, cur.digest, "removed"),
+                    kind="inventory",
+                    event_type=REMOVE,
+                    object_ref=cur.object_ref,
+                    object_id=cur.object_id,
+                    prior=cur.object,
+                    post=None,
+                    at=now,
+                )
                 return cur.model_copy(update={"object": None, "digest": "", "outbox": (*cur.outbox, ev)})
             if cur is not None and cur.object is not None and cur.digest == d:
                 return None
             prior = cur.object if cur is not None else None
-            ev = Event(id=oid("inventory-event", key, cur.digest if cur else "", d), kind="inventory",
-                       event_type=CREATE if prior is None else MODIFY, object_ref=ref, object_id=obj_id, prior=prior,
-                       post=obj, at=now)  # fmt: skip
-            return ViewRecord(kind=kind, object_id=obj_id, object_ref=ref, object=obj, digest=d,
-                              outbox=(*(cur.outbox if cur else ()), ev))  # fmt: skip
+            ev = Event(
+                id=oid("inventory-event", key, cur.digest if cur else "", d),
+                kind="inventory",
+                event_type=CREATE if prior is None else MODIFY,
+                object_ref=ref,
+                object_id=obj_id,
+                prior=prior,
+                post=obj,
+                at=now,
+            )
+            return ViewRecord(
+                kind=kind,
+                object_id=obj_id,
+                object_ref=ref,
+                object=obj,
+                digest=d,
+                outbox=(*(cur.outbox if cur else ()), ev),
+            )
 
         record, _ = await self.views.mutate(key, change)
         if record is not None:
@@ -231,8 +277,14 @@ class Notifier:
         for ev in state.outbox:
             await publish_event(self.api.bus, o2api_alarm(ev.object_id), ev)
         sent = {e.id for e in state.outbox}
-        await self.states.mutate(state.key, lambda cur: cur.model_copy(update={
-            "outbox": tuple(e for e in cur.outbox if e.id not in sent)}) if cur is not None else None)  # fmt: skip
+        await self.states.mutate(
+            state.key,
+            lambda cur: (
+                cur.model_copy(update={"outbox": tuple(e for e in cur.outbox if e.id not in sent)})
+                if cur is not None
+                else None
+            ),
+        )
 
     async def alarm_records(self) -> list[tuple[alarms.AlarmState, int]]:
         out = []
@@ -248,12 +300,16 @@ class Notifier:
         p, at = event, ctx.envelope.occurred_at
         match p:
             case HostprepFailed():
-                failures = p.failures or ((HostFailure(host_id=p.host_id, step=p.step, reason=p.reason,
-                                                       message=p.message),) if p.host_id else ())  # fmt: skip
+                failures = p.failures or (
+                    (HostFailure(host_id=p.host_id, step=p.step, reason=p.reason, message=p.message),)
+                    if p.host_id
+                    else ()
+                )
                 for f in failures:
                     if f.reason in alarms.UNREACHABLE_REASONS | alarms.KEY_REASONS:
-                        trouble = alarms.HostHealth(host_id=f.host_id, reason=f.reason, message=f.message,
-                                                    pr_id=p.pr_id, at=at)  # fmt: skip
+                        trouble = alarms.HostHealth(
+                            host_id=f.host_id, reason=f.reason, message=f.message, pr_id=p.pr_id, at=at
+                        )
                         await self.health.mutate(f"health.{f.host_id}", _newer(trouble))
             case HostProgress() if p.status != "failed":
                 await self._reached(p.host_id, at)
@@ -266,8 +322,9 @@ class Notifier:
 
     async def _reached(self, host_id: str, at: datetime) -> None:
         with contextlib.suppress(ValueError):
-            await self.health.mutate(f"health.{host_id}", lambda cur: DELETE if cur is not None and cur.at <= at
-                                     else None)  # fmt: skip
+            await self.health.mutate(
+                f"health.{host_id}", lambda cur: DELETE if cur is not None and cur.at <= at else None
+            )
 
 
 def _newer(trouble: alarms.HostHealth) -> Callable[[alarms.HostHealth | None], alarms.HostHealth | None]:

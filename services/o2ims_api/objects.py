@@ -91,27 +91,44 @@ def resource_types(snap: Snapshot) -> list[dict[str, Any]]:
             "resourceTypeId": host_type_id(arch, os_name),
             "name": f"byoh-bare-metal-{os_name}-{arch}",
             "description": f"Bare-metal host ({os_name}/{arch}) prepared over SSH and joined through the BYOH agent",
-            "vendor": VENDOR, "model": f"byoh-host-{arch}", "version": "v1",
-            "resourceKind": "PHYSICAL", "resourceClass": "COMPUTE",
+            "vendor": VENDOR,
+            "model": f"byoh-host-{arch}",
+            "version": "v1",
+            "resourceKind": "PHYSICAL",
+            "resourceClass": "COMPUTE",
             "extensions": {"architecture": arch, "operatingSystem": os_name},
             "alarmDictionary": dictionary(host_type_id(arch, os_name), "host", f"byoh-bare-metal-{os_name}-{arch}"),
         }
         for arch, os_name in kinds
-    ]  # fmt: skip
-    out.append({
-        "resourceTypeId": CLUSTER_TYPE_ID, "name": "byoh-workload-cluster",
-        "description": "A Kubernetes workload cluster on BYOH hosts (a provisioning request's node cluster)",
-        "vendor": VENDOR, "model": "cluster-api-byoh", "version": "v1", "resourceKind": "LOGICAL",
-        "resourceClass": "COMPUTE", "extensions": {},
-        "alarmDictionary": dictionary(CLUSTER_TYPE_ID, "cluster", "byoh-workload-cluster"),
-    })  # fmt: skip
-    out.append({
-        "resourceTypeId": SUBSCRIPTION_TYPE_ID, "name": "o2ims-notification-subscription",
-        "description": "An SMO's notification subscription (the source of callback delivery alarms)",
-        "vendor": VENDOR, "model": "o2ims-api", "version": "v1", "resourceKind": "LOGICAL",
-        "resourceClass": "UNDEFINED", "extensions": {},
-        "alarmDictionary": dictionary(SUBSCRIPTION_TYPE_ID, "subscription", "o2ims-notification-subscription"),
-    })  # fmt: skip
+    ]
+    out.append(
+        {
+            "resourceTypeId": CLUSTER_TYPE_ID,
+            "name": "byoh-workload-cluster",
+            "description": "A Kubernetes workload cluster on BYOH hosts (a provisioning request's node cluster)",
+            "vendor": VENDOR,
+            "model": "cluster-api-byoh",
+            "version": "v1",
+            "resourceKind": "LOGICAL",
+            "resourceClass": "COMPUTE",
+            "extensions": {},
+            "alarmDictionary": dictionary(CLUSTER_TYPE_ID, "cluster", "byoh-workload-cluster"),
+        }
+    )
+    out.append(
+        {
+            "resourceTypeId": SUBSCRIPTION_TYPE_ID,
+            "name": "o2ims-notification-subscription",
+            "description": "An SMO's notification subscription (the source of callback delivery alarms)",
+            "vendor": VENDOR,
+            "model": "o2ims-api",
+            "version": "v1",
+            "resourceKind": "LOGICAL",
+            "resourceClass": "UNDEFINED",
+            "extensions": {},
+            "alarmDictionary": dictionary(SUBSCRIPTION_TYPE_ID, "subscription", "o2ims-notification-subscription"),
+        }
+    )
     return out
 
 
@@ -119,21 +136,29 @@ def pools(snap: Snapshot) -> list[dict[str, Any]]:
     names = sorted({pool_name(snap, h) for h in snap.hosts})
     return [
         {
-            "resourcePoolId": pool_id(name), "oCloudId": snap.cloud_id,
-            "globalLocationId": snap.site.global_location_id, "name": name,
-            "description": f"Bare-metal hosts of pool {name}", "location": snap.site.location or name,
+            "resourcePoolId": pool_id(name),
+            "oCloudId": snap.cloud_id,
+            "globalLocationId": snap.site.global_location_id,
+            "name": name,
+            "description": f"Bare-metal hosts of pool {name}",
+            "location": snap.site.location or name,
             "extensions": {"hosts": sum(1 for h in snap.hosts if pool_name(snap, h) == name)},
         }
         for name in names
-    ]  # fmt: skip
+    ]
 
 
 def _byohost(snap: Snapshot, host: InventoryHost) -> dict[str, Any]:
     found = snap.byohosts.get(host.host_id) or snap.byohosts.get(host.host_name)
     if found is None:
         return {"registered": False, "claimedBy": None, "failure": None}
-    return {"name": found.name, "namespace": found.namespace, "registered": found.registered,
-            "claimedBy": found.claimed_by, "failure": found.failure}  # fmt: skip
+    return {
+        "name": found.name,
+        "namespace": found.namespace,
+        "registered": found.registered,
+        "claimedBy": found.claimed_by,
+        "failure": found.failure,
+    }
 
 
 def resources(snap: Snapshot) -> list[dict[str, Any]]:
@@ -141,19 +166,25 @@ def resources(snap: Snapshot) -> list[dict[str, Any]]:
     for host in snap.hosts:
         arch, os_name = host_kind(host)
         holder = snap.leases.get(host.host_id)
-        out.append({
-            "resourceId": resource_id(host.host_id),
-            "resourcePoolId": pool_id(pool_name(snap, host)),
-            "resourceTypeId": host_type_id(arch, os_name),
-            "globalAssetId": f"urn:focom-o2ims:host:{host.host_id}",
-            "description": f"bare-metal host {host.host_name}",
-            "elements": [],
-            "extensions": {
-                "hostId": host.host_id, "hostName": host.host_name, "address": host.host_ip,
-                "labels": dict(host.labels), "leaseHolder": holder, "allocated": holder is not None,
-                "byoHost": _byohost(snap, host),
-            },
-        })  # fmt: skip
+        out.append(
+            {
+                "resourceId": resource_id(host.host_id),
+                "resourcePoolId": pool_id(pool_name(snap, host)),
+                "resourceTypeId": host_type_id(arch, os_name),
+                "globalAssetId": f"urn:focom-o2ims:host:{host.host_id}",
+                "description": f"bare-metal host {host.host_name}",
+                "elements": [],
+                "extensions": {
+                    "hostId": host.host_id,
+                    "hostName": host.host_name,
+                    "address": host.host_ip,
+                    "labels": dict(host.labels),
+                    "leaseHolder": holder,
+                    "allocated": holder is not None,
+                    "byoHost": _byohost(snap, host),
+                },
+            }
+        )
     return out
 
 
@@ -164,20 +195,25 @@ def deployment_managers(snap: Snapshot) -> list[dict[str, Any]]:
         spec = pr.spec
         if spec is None or not pr.is_cluster or pr.node_cluster_id is None:
             continue
-        out.append({
-            "deploymentManagerId": pr.node_cluster_id,
-            "oCloudId": snap.cloud_id,
-            "name": spec.name,
-            "description": f"Kubernetes {spec.k8s_version} workload cluster {spec.name} (Cluster API, BYOH)",
-            "serviceUri": f"https://{_host_part(spec.endpoint)}:6443",
-            "supportedLocations": [snap.site.location or n for n in pool_names] or [snap.site.global_location_id],
-            "capabilities": {"kubernetesVersion": spec.k8s_version, "cni": spec.cni},
-            "capacity": {"controlPlaneNodes": len(spec.control_plane), "workerNodes": len(spec.workers)},
-            "extensions": {
-                "clusterName": spec.name, "namespace": spec.namespace, "provisioningRequestId": pr.pr_id,
-                "state": pr.state, "resourceIds": sorted(resource_id(h.host_id) for h in spec.all_hosts),
-            },
-        })  # fmt: skip
+        out.append(
+            {
+                "deploymentManagerId": pr.node_cluster_id,
+                "oCloudId": snap.cloud_id,
+                "name": spec.name,
+                "description": f"Kubernetes {spec.k8s_version} workload cluster {spec.name} (Cluster API, BYOH)",
+                "serviceUri": f"https://{_host_part(spec.endpoint)}:6443",
+                "supportedLocations": [snap.site.location or n for n in pool_names] or [snap.site.global_location_id],
+                "capabilities": {"kubernetesVersion": spec.k8s_version, "cni": spec.cni},
+                "capacity": {"controlPlaneNodes": len(spec.control_plane), "workerNodes": len(spec.workers)},
+                "extensions": {
+                    "clusterName": spec.name,
+                    "namespace": spec.namespace,
+                    "provisioningRequestId": pr.pr_id,
+                    "state": pr.state,
+                    "resourceIds": sorted(resource_id(h.host_id) for h in spec.all_hosts),
+                },
+            }
+        )
     return out
 
 

@@ -21,10 +21,20 @@ from shared.safe_json import Problem, json_path
 Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
 #: ``fpr`` of PRs created through the API: no FOCOM request owns them.
 API_FPR = "o2ims-api"
-PHASES: dict[str, Phase] = {"pending": "PENDING", "progressing": "PROGRESSING", "fulfilled": "FULFILLED",
-                            "failed": "FAILED", "deleting": "DELETING"}  # fmt: skip
-Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                                                r"[0-9a-fA-F]{12}$")]  # fmt: skip
+PHASES: dict[str, Phase] = {
+    "pending": "PENDING",
+    "progressing": "PROGRESSING",
+    "fulfilled": "FULFILLED",
+    "failed": "FAILED",
+    "deleting": "DELETING",
+}
+Uuid = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+        r"[0-9a-fA-F]{12}$"
+    ),
+]
 
 
 class PrData(BaseModel):
@@ -58,8 +68,10 @@ def parse_data(body: dict[str, Any]) -> PrData | list[Problem]:
         return PrData.model_validate(body)
     except ValidationError as exc:
         rules = {"extra_forbidden": "unknown-field", "missing": "required", "string_pattern_mismatch": "pattern"}
-        return [Problem(json_path(err["loc"]), rules.get(err["type"], err["type"]), err["msg"])
-                for err in exc.errors(include_url=False, include_input=False)]  # fmt: skip
+        return [
+            Problem(json_path(err["loc"]), rules.get(err["type"], err["type"]), err["msg"])
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
 
 
 def parameters_of(spec: ClusterSpec) -> dict[str, Any]:
@@ -67,11 +79,13 @@ def parameters_of(spec: ClusterSpec) -> dict[str, Any]:
     out: dict[str, Any] = {
         "clusterName": spec.name,
         "k8sVersion": spec.k8s_version,
-        "hosts": {"masters": [{"hostId": h.host_id} for h in spec.control_plane],
-                  "workers": [{"hostId": h.host_id} for h in spec.workers]},
+        "hosts": {
+            "masters": [{"hostId": h.host_id} for h in spec.control_plane],
+            "workers": [{"hostId": h.host_id} for h in spec.workers],
+        },
         "podCidr": spec.pod_cidr,
         "serviceCidr": spec.service_cidr,
-    }  # fmt: skip
+    }
     if spec.vip is not None:  # a single control plane without a VIP is reached at its host's address
         out["controlPlaneEndpoint"] = spec.vip
     if spec.cni is not None:
@@ -95,8 +109,14 @@ def info(pr: PrView | None, kept: PrDataRecord | None) -> dict[str, Any] | None:
     if pr is None or pr.state == "deleted":
         if kept is None or kept.deleting:
             return None
-        return _info(kept.data.model_dump(mode="json"), kept.updated_at, "accepted; waiting for o2ims to take it up",
-                     "PENDING", None, [])
+        return _info(
+            kept.data.model_dump(mode="json"),
+            kept.updated_at,
+            "accepted; waiting for o2ims to take it up",
+            "PENDING",
+            None,
+            [],
+        )
     data = kept.data.model_dump(mode="json") if kept is not None else derived_data(pr)
     phase: Phase = PHASES.get(pr.state, "PENDING")
     if kept is not None and kept.deleting and phase != "DELETING":
@@ -108,19 +128,24 @@ def info(pr: PrView | None, kept: PrDataRecord | None) -> dict[str, Any] | None:
     return _info(data, pr.updated_at, message, phase, pr.node_cluster_id if resources else None, resources)
 
 
-def _info(data: dict[str, Any], at: datetime, message: str, phase: Phase, cluster_id: str | None,
-          resources: list[str]) -> dict[str, Any]:  # fmt: skip
+def _info(
+    data: dict[str, Any], at: datetime, message: str, phase: Phase, cluster_id: str | None, resources: list[str]
+) -> dict[str, Any]:
     return {
         "provisioningRequestData": data,
-        "status": {"updateTime": at.isoformat().replace("+00:00", "Z"), "message": message,
-                   "provisioningPhase": phase},
+        "status": {"updateTime": at.isoformat().replace("+00:00", "Z"), "message": message, "provisioningPhase": phase},
         "provisionedResourceSet": {"nodeClusterId": cluster_id, "infrastructureResourceIds": resources},
-    }  # fmt: skip
+    }
 
 
 #: Parameters fixed once CAPI objects may exist (o2ims refuses to change them then); workers may always change.
-FROZEN_ONCE_APPLIED = {"k8s_version": "k8sVersion", "vip": "controlPlaneEndpoint", "pod_cidr": "podCidr",
-                       "service_cidr": "serviceCidr", "cni": "cni"}  # fmt: skip
+FROZEN_ONCE_APPLIED = {
+    "k8s_version": "k8sVersion",
+    "vip": "controlPlaneEndpoint",
+    "pod_cidr": "podCidr",
+    "service_cidr": "serviceCidr",
+    "cni": "cni",
+}
 
 
 def immutable_problems(
@@ -133,20 +158,33 @@ def immutable_problems(
     if new.name != old.name:
         p.append(Problem("$.templateParameters.clusterName", "immutable", "the cluster name cannot change"))
     if new.control_plane != old.control_plane:
-        p.append(Problem("$.templateParameters.hosts.masters", "immutable",
-                         "control-plane hosts cannot change; only workers can be scaled"))  # fmt: skip
+        p.append(
+            Problem(
+                "$.templateParameters.hosts.masters",
+                "immutable",
+                "control-plane hosts cannot change; only workers can be scaled",
+            )
+        )
     if new.namespace != old.namespace:
         p.append(Problem("$", "immutable", "the inventory's namespace changed; the cluster cannot move"))
     if applied:
         for field, param in FROZEN_ONCE_APPLIED.items():
             if getattr(new, field) != getattr(old, field):
-                p.append(Problem(f"$.templateParameters.{param}", "immutable",
-                                 f"{param} cannot change once the cluster exists; only workers can"))  # fmt: skip
+                p.append(
+                    Problem(
+                        f"$.templateParameters.{param}",
+                        "immutable",
+                        f"{param} cannot change once the cluster exists; only workers can",
+                    )
+                )
         before = {h.host_id: h for h in old.workers}
         for i, host in enumerate(new.workers):
             if host.host_id in before and before[host.host_id] != host:
-                p.append(Problem(f"$.templateParameters.hosts.workers[{i}]", "immutable",
-                                 f"worker {host.host_id} changed its details in the inventory; remove and re-add it"))
+                p.append(
+                    Problem(
+                        f"$.templateParameters.hosts.workers[{i}]",
+                        "immutable",
+                        f"worker {host.host_id} changed its details in the inventory; remove and re-add it",
+                    )
+                )
     return p
-
-

@@ -21,10 +21,12 @@ PROFILE = (("extensions", "profileName"), ("extensions", "profileData"))
 def versions_handler(prefix: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     @requires(*READ)
     async def handler(_request: web.Request) -> web.Response:
-        return web.json_response({
-            "uriPrefix": f"{prefix}/{VERSION}",
-            "apiVersions": [{"version": "1.0.0", "isDeprecated": False, "retirementDate": None}],
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "uriPrefix": f"{prefix}/{VERSION}",
+                "apiVersions": [{"version": "1.0.0", "isDeprecated": False, "retirementDate": None}],
+            }
+        )
 
     return handler
 
@@ -39,8 +41,14 @@ async def get_cloud(request: web.Request) -> web.Response:
 @requires(*READ)
 async def list_types(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
-    return collection_response(request, objects.resource_types(snap), schemas.RESOURCE_TYPE,
-                               lambda o: o["resourceTypeId"], NO_DICTIONARY, ("resourceTypeId",))  # fmt: skip
+    return collection_response(
+        request,
+        objects.resource_types(snap),
+        schemas.RESOURCE_TYPE,
+        lambda o: o["resourceTypeId"],
+        NO_DICTIONARY,
+        ("resourceTypeId",),
+    )
 
 
 @requires(*READ)
@@ -55,8 +63,9 @@ async def get_type(request: web.Request) -> web.Response:
 @requires(*READ)
 async def list_pools(request: web.Request) -> web.Response:
     snap = await api(request).snapshot(prs=False, leases=False)
-    return collection_response(request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"],
-                               identity=("resourcePoolId",))  # fmt: skip
+    return collection_response(
+        request, objects.pools(snap), schemas.RESOURCE_POOL, lambda o: o["resourcePoolId"], identity=("resourcePoolId",)
+    )
 
 
 async def _pool(request: web.Request) -> objects.Snapshot:
@@ -114,8 +123,14 @@ async def list_managers(request: web.Request) -> web.Response:
     parse_selector(request.rel_url.query, schemas.DEPLOYMENT_MANAGER)  # refuse a bad query before any read
     snap = await api(request).snapshot()
     items = await _with_profile(request, objects.deployment_managers(snap))
-    return collection_response(request, items, schemas.DEPLOYMENT_MANAGER, lambda o: o["deploymentManagerId"],
-                               PROFILE, ("deploymentManagerId",))  # fmt: skip
+    return collection_response(
+        request,
+        items,
+        schemas.DEPLOYMENT_MANAGER,
+        lambda o: o["deploymentManagerId"],
+        PROFILE,
+        ("deploymentManagerId",),
+    )
 
 
 @requires(*READ)

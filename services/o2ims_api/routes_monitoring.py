@@ -25,8 +25,9 @@ NOTIFIER_KEY = web.AppKey("notifier", Notifier)
 @requires(*READ)
 async def list_alarms(request: web.Request) -> web.Response:
     records = [s.record for s, _ in await request.app[NOTIFIER_KEY].alarm_records()]
-    return collection_response(request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]),
-                               identity=("alarmEventRecordId",))  # fmt: skip
+    return collection_response(
+        request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]), identity=("alarmEventRecordId",)
+    )
 
 
 async def _find(request: web.Request) -> alarms.AlarmState:

@@ -45,22 +45,36 @@ async def _kept(a: Api) -> RecordStore[PrDataRecord]:
 
 
 def _invalid(problems: list[Problem], what: str = "the provisioning request is invalid") -> HttpProblem:
-    return bad_request(f"{what}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                       problems=problem_list(problems))  # fmt: skip
+    return bad_request(
+        f"{what}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+        problems=problem_list(problems),
+    )
 
 
 async def _spec(a: Api, data: PrData) -> ClusterSpec:
     template = a.catalog.get(data.templateName, data.templateVersion)
     if template is None:
         path = "$.templateVersion" if a.catalog.get(data.templateName, None) else "$.templateName"
-        raise _invalid([Problem(path, "template-exists", f"no template {data.templateName!r} {data.templateVersion!r} "
-                                f"(known: {', '.join(a.catalog.names()) or 'none'})")])  # fmt: skip
+        raise _invalid(
+            [
+                Problem(
+                    path,
+                    "template-exists",
+                    f"no template {data.templateName!r} {data.templateVersion!r} "
+                    f"(known: {', '.join(a.catalog.names()) or 'none'})",
+                )
+            ]
+        )
     inventory = await a.state.inventory()
     if inventory is None:
-        raise HttpProblem(503, "the inventory is missing or invalid; no request can be resolved to hosts now",
-                          headers={"Retry-After": "30"})  # fmt: skip
-    result = resolve(template, data.templateParameters, inventory, window=a.settings.k8s_window,
-                     default_cni=a.settings.default_cni)  # fmt: skip
+        raise HttpProblem(
+            503,
+            "the inventory is missing or invalid; no request can be resolved to hosts now",
+            headers={"Retry-After": "30"},
+        )
+    result = resolve(
+        template, data.templateParameters, inventory, window=a.settings.k8s_window, default_cni=a.settings.default_cni
+    )
     if isinstance(result, list):
         raise _invalid(result)
     return result
@@ -77,22 +91,30 @@ async def _lease(a: Api, pr_id: str, spec: ClusterSpec) -> list[str]:
     try:
         return await HostLeases(await a.bus.kv(BUCKET_HOSTS)).acquire(pr_id, [h.host_id for h in spec.all_hosts])
     except LeaseConflict as exc:
-        raise conflict(f"host {exc.host_id} is leased to another provisioning request ({exc.holder}); nothing was "
-                       "reserved", hosts=[exc.host_id]) from None  # fmt: skip
+        raise conflict(
+            f"host {exc.host_id} is leased to another provisioning request ({exc.holder}); nothing was reserved",
+            hosts=[exc.host_id],
+        ) from None
 
 
-async def _publish(a: Api, pr_id: str, operation: str, data: PrData | None, spec: ClusterSpec | None,
-                   pr: PrView | None = None) -> None:  # fmt: skip
-    req = PrRequest(pr_id=pr_id, fpr=pr.fpr if pr else API_FPR, operation=operation,
-                    template_name=data.templateName if data else (pr.template_name if pr else "byoh-workload-cluster"),
-                    template_version=data.templateVersion if data else (pr.template_version if pr else "v1.0.0"),
-                    spec=spec)  # fmt: skip
+async def _publish(
+    a: Api, pr_id: str, operation: str, data: PrData | None, spec: ClusterSpec | None, pr: PrView | None = None
+) -> None:
+    req = PrRequest(
+        pr_id=pr_id,
+        fpr=pr.fpr if pr else API_FPR,
+        operation=operation,
+        template_name=data.templateName if data else (pr.template_name if pr else "byoh-workload-cluster"),
+        template_version=data.templateVersion if data else (pr.template_version if pr else "v1.0.0"),
+        spec=spec,
+    )
     try:
         await a.bus.emit(o2ims_request(pr_id), req, correlation_id=req.fpr)
     except Exception as exc:
         log.warning("pr_request_not_published", pr_id=pr_id, operation=operation, error=type(exc).__name__)
-        raise HttpProblem(503, "the request could not be handed to o2ims; try again", headers={"Retry-After": "5"}
-                          ) from None  # fmt: skip
+        raise HttpProblem(
+            503, "the request could not be handed to o2ims; try again", headers={"Retry-After": "5"}
+        ) from None
     log.info("pr_request_published", pr_id=pr_id, operation=operation)
 
 
@@ -136,9 +158,13 @@ async def _one(a: Api, pr_id: str) -> tuple[PrView | None, tuple[PrDataRecord, i
 
 @requires(*READ)
 async def list_prs(request: web.Request) -> web.Response:
-    return collection_response(request, await _all(api(request)), schemas.PR_INFO,
-                               lambda o: o["provisioningRequestData"]["provisioningRequestId"],
-                               identity=(PR_ID,))  # fmt: skip
+    return collection_response(
+        request,
+        await _all(api(request)),
+        schemas.PR_INFO,
+        lambda o: o["provisioningRequestData"]["provisioningRequestId"],
+        identity=(PR_ID,),
+    )
 
 
 @requires(*READ)
@@ -196,8 +222,9 @@ async def update_pr(request: web.Request) -> web.Response:
     a, pr_id = api(request), uuid_param(request, "provisioningRequestId", "provisioning request")
     data = await _data(request)
     if data.id != pr_id:
-        raise HttpProblem(422, f"provisioningRequestId {data.provisioningRequestId} in the body differs from {pr_id} "
-                          "in the path")  # fmt: skip
+        raise HttpProblem(
+            422, f"provisioningRequestId {data.provisioningRequestId} in the body differs from {pr_id} in the path"
+        )
     pr, kept, found = await _one(a, pr_id)
     if found is None or (kept is not None and kept[0].deleting) or (pr is not None and pr.state == "deleting"):
         if found is None:
@@ -206,8 +233,9 @@ async def update_pr(request: web.Request) -> web.Response:
     spec = await _spec(a, data)
     old_spec = pr.spec if pr is not None else None
     if old_spec is not None:
-        problems = immutable_problems(old_spec, spec, kept[0].data if kept else None, data,
-                                      applied=pr is not None and pr.capi_requested)  # fmt: skip
+        problems = immutable_problems(
+            old_spec, spec, kept[0].data if kept else None, data, applied=pr is not None and pr.capi_requested
+        )
         if problems:
             raise conflict(f"this change is not possible: {problems[0]}", problems=problem_list(problems))
     await _lease(a, pr_id, spec)
@@ -230,8 +258,9 @@ async def delete_pr(request: web.Request) -> web.Response:
     if found is None:
         raise not_found(f"no provisioning request {pr_id}")
     if kept is not None and not kept[0].deleting:
-        await (await _kept(a)).mutate(pr_id, lambda r: r.model_copy(update={"deleting": True, "updated_at": _now()})
-                                      if r is not None else None)  # fmt: skip
+        await (await _kept(a)).mutate(
+            pr_id, lambda r: r.model_copy(update={"deleting": True, "updated_at": _now()}) if r is not None else None
+        )
     if pr is not None and pr.state != "deleting":
         await _publish(a, pr_id, "delete", kept[0].data if kept else None, pr.spec, pr)
     elif pr is None and kept is not None:

@@ -39,16 +39,22 @@ class Kind:
     schema: dict[str, Any]
 
 
-INVENTORY_KIND = Kind("inventory", f"{INVENTORY}/{VERSION}/subscriptions", "subscriptionId",
-                      schemas.INVENTORY_SUBSCRIPTION)  # fmt: skip
-ALARM_KIND = Kind("alarm", f"{MONITORING}/{VERSION}/alarmSubscriptions", "alarmSubscriptionId",
-                  schemas.ALARM_SUBSCRIPTION)  # fmt: skip
+INVENTORY_KIND = Kind(
+    "inventory", f"{INVENTORY}/{VERSION}/subscriptions", "subscriptionId", schemas.INVENTORY_SUBSCRIPTION
+)
+ALARM_KIND = Kind(
+    "alarm", f"{MONITORING}/{VERSION}/alarmSubscriptions", "alarmSubscriptionId", schemas.ALARM_SUBSCRIPTION
+)
 DELIVERERS_KEY = web.AppKey("deliverers", dict)
 
 
 def as_json(kind: Kind, sub: Subscription) -> dict[str, Any]:
-    return {kind.id_field: sub.id, "consumerSubscriptionId": sub.consumer_subscription_id, "filter": sub.filter,
-            "callback": sub.callback}  # fmt: skip
+    return {
+        kind.id_field: sub.id,
+        "consumerSubscriptionId": sub.consumer_subscription_id,
+        "filter": sub.filter,
+        "callback": sub.callback,
+    }
 
 
 def _terms(text: str | None) -> list[Term]:
@@ -99,8 +105,9 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
     @requires(*READ)
     async def list_subs(request: web.Request) -> web.Response:
         subs = [as_json(kind, s) for s in await _store(request).all(kind.name)]
-        return collection_response(request, subs, kind.schema, lambda o: str(o[kind.id_field]),
-                                   identity=(kind.id_field,))  # fmt: skip
+        return collection_response(
+            request, subs, kind.schema, lambda o: str(o[kind.id_field]), identity=(kind.id_field,)
+        )
 
     @requires(*READ)
     async def get_sub(request: web.Request) -> web.Response:
@@ -129,9 +136,15 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
         async with aiohttp.ClientSession() as session:
             await probe(session, callback, a.settings.callback_timeout)
         deliverer: Deliverer = request.app[DELIVERERS_KEY][kind.name]
-        sub = Subscription(id=str(uuid.uuid4()), kind=kind.name, callback=callback,
-                           consumer_subscription_id=consumer_id, filter=text, created_at=datetime.now(UTC),
-                           start_seq=await deliverer.start_position())  # fmt: skip
+        sub = Subscription(
+            id=str(uuid.uuid4()),
+            kind=kind.name,
+            callback=callback,
+            consumer_subscription_id=consumer_id,
+            filter=text,
+            created_at=datetime.now(UTC),
+            start_seq=await deliverer.start_position(),
+        )
         try:
             await store.create(sub)
         except DuplicateCallback:

@@ -125,6 +125,11 @@ class O2imsApiSettings(ServiceSettings):
     def auth(self) -> AuthConfig:
         from shared.httpapi.auth import AuthConfig
 
-        return AuthConfig(issuer=self.jwt_issuer, audience=self.jwt_audience, public_key_file=self.jwt_public_key_file,
-                          jwks_url=self.jwks_url, algorithms=self.jwt_algorithms,
-                          roles_claim=self.jwt_roles_claim)  # fmt: skip
+        return AuthConfig(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            public_key_file=self.jwt_public_key_file,
+            jwks_url=self.jwks_url,
+            algorithms=self.jwt_algorithms,
+            roles_claim=self.jwt_roles_claim,
+        )

@@ -99,9 +99,11 @@ class State:
     async def start(self) -> None:
         self.global_cloud_id = await self._cloud_id()
         self._byohost_sub = await self.bus.js.subscribe(
-            ALL_K8S_BYOHOST_STATUS, cb=self._on_byohost, ordered_consumer=True,
+            ALL_K8S_BYOHOST_STATUS,
+            cb=self._on_byohost,
+            ordered_consumer=True,
             config=js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT),
-        )  # fmt: skip
+        )
 
     async def stop(self) -> None:
         if self._byohost_sub is not None:
@@ -150,10 +152,13 @@ class State:
                 self._inventory_key = key
                 try:
                     self._inventory = await asyncio.to_thread(
-                        load_inventory, path, max_bytes=self.settings.inventory_max_bytes,
-                        window=self.settings.k8s_window, vip_pool=self.settings.vip_pool,
+                        load_inventory,
+                        path,
+                        max_bytes=self.settings.inventory_max_bytes,
+                        window=self.settings.k8s_window,
+                        vip_pool=self.settings.vip_pool,
                         ssh_key_dir=self.settings.ssh_key_dir,
-                    )  # fmt: skip
+                    )
                 except InventoryError as exc:
                     log.warning("inventory_invalid", problems=len(exc.problems))
                     self._inventory = None

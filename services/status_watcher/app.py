@@ -30,9 +30,12 @@ async def setup(runtime: ServiceRuntime[StatusWatcherSettings]) -> None:
         backoff=Backoff(initial=s.backoff_initial, maximum=s.backoff_max),
     )
     watcher = StatusWatcher(
-        client, pipeline, capi_version=s.capi_version, watch_timeout=s.watch_timeout,
+        client,
+        pipeline,
+        capi_version=s.capi_version,
+        watch_timeout=s.watch_timeout,
         backoff=(s.backoff_initial, s.backoff_max),
-    )  # fmt: skip
+    )
     runtime.health.add_check("watches", watcher.readiness)
     runtime.background(watcher.run(), "status-watcher")
 

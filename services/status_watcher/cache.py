@@ -38,8 +38,14 @@ class StatusKey:
 
 #: The kinds the cache understands (the watch layer names them the same way).
 CLUSTER, KCP, MD, MACHINE, CRS, SECRET, BYOHOST = (
-    "Cluster", "KubeadmControlPlane", "MachineDeployment", "Machine", "ClusterResourceSet", "Secret", "ByoHost",
-)  # fmt: skip
+    "Cluster",
+    "KubeadmControlPlane",
+    "MachineDeployment",
+    "Machine",
+    "ClusterResourceSet",
+    "Secret",
+    "ByoHost",
+)
 KINDS = (CLUSTER, KCP, MD, MACHINE, CRS, SECRET, BYOHOST)
 
 

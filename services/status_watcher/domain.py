@@ -192,16 +192,22 @@ def cluster_failure(view: ClusterView) -> str | None:
     for kind, obj in (("Cluster", cluster), ("KubeadmControlPlane", kcp)):
         reason = _status_field(obj, "failureReason")
         if reason or dig(obj, "status", "phase") == "Failed":
-            found.append(_failure_text(str(reason or "Failed"), kind, str(meta(obj).get("name")),
-                                       _status_field(obj, "failureMessage")))  # fmt: skip
+            found.append(
+                _failure_text(
+                    str(reason or "Failed"), kind, str(meta(obj).get("name")), _status_field(obj, "failureMessage")
+                )
+            )
     for md in sorted(view.deployments, key=_name):
         if dig(md, "status", "phase") == "Failed":
             found.append(_failure_text("Failed", "MachineDeployment", _name(md), None))
     for machine in sorted(view.machines, key=_name):
         reason = _status_field(machine, "failureReason")
         if reason or machine_phase(machine) == "Failed":
-            found.append(_failure_text(str(reason or "MachineFailed"), "Machine", _name(machine),
-                                       _status_field(machine, "failureMessage")))  # fmt: skip
+            found.append(
+                _failure_text(
+                    str(reason or "MachineFailed"), "Machine", _name(machine), _status_field(machine, "failureMessage")
+                )
+            )
     for host in sorted(view.hosts, key=_name):
         cond = condition(host, BOOTSTRAP_CONDITION)
         if cond is not None and cond.get("status") != "True" and cond.get("reason") == CLOUD_INIT_FAILED:
@@ -224,9 +230,10 @@ def _name(obj: Obj) -> str:
 def matching_resource_sets(view: ClusterView) -> list[Obj]:
     have = labels_of(view.cluster)
     return [
-        crs for crs in view.resource_sets
+        crs
+        for crs in view.resource_sets
         if not deleting(crs) and selector_matches(dig(crs, "spec", "clusterSelector"), have)
-    ]  # fmt: skip
+    ]
 
 
 def summarize_cluster(view: ClusterView) -> ClusterSummary:
@@ -361,9 +368,11 @@ def cluster_transitions(last: LastState | None, new: ClusterSummary) -> list[Clu
     """``cluster.ready`` when it becomes ready, ``cluster.failed`` when a failure first appears."""
     out: list[ClusterTransition] = []
     if new.failure and not (last and last.failed):
-        out.append(ClusterTransition(type="cluster.failed", namespace=new.namespace, name=new.name,
-                                     pr_id=new.pr_id, reason=new.failure))  # fmt: skip
+        out.append(
+            ClusterTransition(
+                type="cluster.failed", namespace=new.namespace, name=new.name, pr_id=new.pr_id, reason=new.failure
+            )
+        )
     if new.ready and not (last and last.ready):
         out.append(ClusterTransition(type="cluster.ready", namespace=new.namespace, name=new.name, pr_id=new.pr_id))
     return out
-

@@ -16,17 +16,7 @@ from typing import Any
 
 import structlog
 
-from services.status_watcher.cache import (
-    BYOHOST,
-    CLUSTER,
-    CRS,
-    KCP,
-    MACHINE,
-    MD,
-    SECRET,
-    ObjectCache,
-    StatusKey,
-)
+from services.status_watcher.cache import BYOHOST, CLUSTER, CRS, KCP, MACHINE, MD, SECRET, ObjectCache, StatusKey
 from services.status_watcher.domain import (
     ProbeResult,
     expected_nodes,
@@ -47,13 +37,16 @@ log = structlog.get_logger(__name__)
 Probe = Callable[[str, str, frozenset[str]], Awaitable[ProbeResult]]
 ClusterKey = tuple[str, str]
 INFRA_VERSION = "infrastructure.cluster.x-k8s.io/v1beta1"
-_GROUPS = {CLUSTER: "cluster.x-k8s.io", MD: "cluster.x-k8s.io", MACHINE: "cluster.x-k8s.io",
-           KCP: "controlplane.cluster.x-k8s.io", CRS: "addons.cluster.x-k8s.io"}  # fmt: skip
+_GROUPS = {
+    CLUSTER: "cluster.x-k8s.io",
+    MD: "cluster.x-k8s.io",
+    MACHINE: "cluster.x-k8s.io",
+    KCP: "controlplane.cluster.x-k8s.io",
+    CRS: "addons.cluster.x-k8s.io",
+}
 
 
-async def resolve_targets(
-    client: KubeClient, namespaces: tuple[str, ...], capi_version: str
-) -> list[WatchTarget]:
+async def resolve_targets(client: KubeClient, namespaces: tuple[str, ...], capi_version: str) -> list[WatchTarget]:
     """One watch target per (kind, namespace); ``auto`` prefers v1beta2 per group where it is served."""
     targets: list[WatchTarget] = []
     scopes: tuple[str | None, ...] = namespaces or (None,)
@@ -75,8 +68,7 @@ async def resolve_targets(
     targets += [WatchTarget(INFRA_VERSION, BYOHOST, ns) for ns in scopes]
     # Kubeconfig Secrets carry the cluster-name label; watching them beats a get per cluster. CAPI puts that
     # label on every Secret of a cluster (CA, etcd and service-account keys too): watch their metadata only.
-    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL, metadata_only=True)
-                for ns in scopes]  # fmt: skip
+    targets += [WatchTarget("v1", SECRET, ns, label_selector=CLUSTER_NAME_LABEL, metadata_only=True) for ns in scopes]
     return targets
 
 
@@ -240,8 +232,15 @@ class StatusPipeline:
 class StatusWatcher:
     """Every watch plus the pipeline, run as one background task; ``readiness()`` for ``/readyz``."""
 
-    def __init__(self, client: KubeClient, pipeline: StatusPipeline, *, capi_version: str = "auto",
-                 watch_timeout: int = 300, backoff: tuple[float, float] = (0.2, 10.0)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: KubeClient,
+        pipeline: StatusPipeline,
+        *,
+        capi_version: str = "auto",
+        watch_timeout: int = 300,
+        backoff: tuple[float, float] = (0.2, 10.0),
+    ) -> None:
         self.client = client
         self.pipeline = pipeline
         self.capi_version = capi_version

@@ -57,12 +57,7 @@ def subject_of(key: StatusKey) -> str:
 
 
 def plan(
-    key: StatusKey,
-    last: Published | None,
-    summary: Summary,
-    *,
-    source: str,
-    republish: bool = False,
+    key: StatusKey, last: Published | None, summary: Summary, *, source: str, republish: bool = False
 ) -> tuple[list[Envelope], Published | None]:
     """What to publish for ``summary`` given what was last published, and the new last state.
 
@@ -91,10 +86,7 @@ def plan(
 
 
 def _envelope(
-    payload: Summary | ClusterTransition,
-    msg_id: uuid.UUID,
-    source: str,
-    cause: uuid.UUID | None = None,
+    payload: Summary | ClusterTransition, msg_id: uuid.UUID, source: str, cause: uuid.UUID | None = None
 ) -> Envelope:
     # No correlation id: an observation answers no request; its PR is the payload's ``pr_id``.
     return Envelope(id=msg_id, type=payload.type, causation_id=cause, source=source, payload=payload)
@@ -121,9 +113,7 @@ async def load_history(
 ) -> dict[StatusKey, Published]:
     """The last published state of every status subject, read from the K8S stream (last message per subject)."""
     config = js_api.ConsumerConfig(
-        deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT,
-        ack_policy=js_api.AckPolicy.NONE,
-        inactive_threshold=30.0,
+        deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT, ack_policy=js_api.AckPolicy.NONE, inactive_threshold=30.0
     )
     sub = await bus.js.pull_subscribe(ALL_K8S_STATUS, stream=K8S.name, config=config)
     found: dict[StatusKey, Published] = {}

@@ -129,15 +129,21 @@ class ResourceWatch:
                 known = isinstance(exc, ServiceError)
                 # An unclassified exception is a bug or an unknown fault: keep its traceback.
                 (log.warning if known else log.error)(
-                    "watch_failed", watch=self.name, reason=err.reason, error=err.message,
-                    retry_in=round(delay, 2), relist=need_list, exc_info=not known,
-                )  # fmt: skip
+                    "watch_failed",
+                    watch=self.name,
+                    reason=err.reason,
+                    error=err.message,
+                    retry_in=round(delay, 2),
+                    relist=need_list,
+                    exc_info=not known,
+                )
                 await self._sleep(delay)
 
     async def _list(self) -> None:
         t = self.target
-        items, rv = await self.client.list(t.api_version, t.kind, t.namespace, label_selector=t.label_selector,
-                                           metadata_only=t.metadata_only)  # fmt: skip
+        items, rv = await self.client.list(
+            t.api_version, t.kind, t.namespace, label_selector=t.label_selector, metadata_only=t.metadata_only
+        )
         self.sink.on_list(t.kind, t.namespace, items)
         self.resource_version = rv
         self.backoff.reset()
@@ -146,10 +152,15 @@ class ResourceWatch:
     async def _watch(self) -> None:
         t = self.target
         stream = self.client.watch(
-            t.api_version, t.kind, t.namespace, resource_version=self.resource_version,
-            label_selector=t.label_selector, timeout_seconds=self.timeout_seconds, bookmarks=True,
+            t.api_version,
+            t.kind,
+            t.namespace,
+            resource_version=self.resource_version,
+            label_selector=t.label_selector,
+            timeout_seconds=self.timeout_seconds,
+            bookmarks=True,
             metadata_only=t.metadata_only,
-        )  # fmt: skip
+        )
         async for event in stream:
             rv = meta(event.object).get("resourceVersion")
             if event.type != "BOOKMARK":

@@ -83,8 +83,9 @@ class TokenVerifier:
             self._key = serialization.load_pem_public_key(config.public_key_file.read_bytes())
         else:
             assert config.jwks_url is not None
-            self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=300,
-                                         timeout=int(config.jwks_timeout))  # fmt: skip
+            self._jwks = jwt.PyJWKClient(
+                config.jwks_url, cache_keys=True, lifespan=300, timeout=int(config.jwks_timeout)
+            )
 
     async def _signing_key(self, token: str) -> Any:
         if self._jwks is None:
@@ -104,9 +105,14 @@ class TokenVerifier:
         try:
             key = await self._signing_key(token)
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=list(c.algorithms), audience=c.audience, issuer=c.issuer, leeway=c.leeway,
+                token,
+                key,
+                algorithms=list(c.algorithms),
+                audience=c.audience,
+                issuer=c.issuer,
+                leeway=c.leeway,
                 options={"require": ["exp", "iss", "aud"], "verify_signature": True},
-            )  # fmt: skip
+            )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc) or type(exc).__name__) from None
         return Principal(str(claims.get("sub", "")), frozenset(_roles(claims, c.roles_claim)), claims)
@@ -143,8 +149,9 @@ def auth_middleware(verifier: TokenVerifier, *, public: Iterable[str] = ()) -> A
     open_paths = frozenset(public)
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:  # fmt: skip
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if request.rel_url.path in open_paths:
             return await handler(request)
         header = request.headers.get("Authorization", "")
@@ -158,8 +165,11 @@ def auth_middleware(verifier: TokenVerifier, *, public: Iterable[str] = ()) -> A
         request[PRINCIPAL_KEY] = who
         needed = _required(request)
         if needed is not None and not who.has(*needed):
-            raise HttpProblem(403, f"this operation needs one of the roles {', '.join(sorted(needed))} (or admin); "
-                              f"the token has {', '.join(sorted(who.roles)) or 'none'}")  # fmt: skip
+            raise HttpProblem(
+                403,
+                f"this operation needs one of the roles {', '.join(sorted(needed))} (or admin); "
+                f"the token has {', '.join(sorted(who.roles)) or 'none'}",
+            )
         return await handler(request)
 
     return middleware
@@ -199,8 +209,7 @@ def generate_signing_key(private_path: Path, public_path: Path) -> None:
     """An EC P-256 key pair (ES256): the private key written 0600, the public key beside it."""
     key = ec.generate_private_key(ec.SECP256R1())
     private_path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())  # fmt: skip
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = private_path.with_name(private_path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = tmp.open("xb")
@@ -210,8 +219,9 @@ def generate_signing_key(private_path: Path, public_path: Path) -> None:
     finally:
         fd.close()
     tmp.replace(private_path)
-    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    public_path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def issue_token(
@@ -231,6 +241,14 @@ def issue_token(
     if type(key).__name__.startswith("Ed25519"):
         alg = "EdDSA"
     now = int(time.time())
-    claims = {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "nbf": now, "exp": now + int(ttl),
-              "jti": str(uuid.uuid4()), roles_claim: sorted(set(roles))}  # fmt: skip
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(ttl),
+        "jti": str(uuid.uuid4()),
+        roles_claim: sorted(set(roles)),
+    }
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid} if kid else None)  # type: ignore[arg-type]

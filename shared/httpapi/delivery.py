@@ -78,10 +78,22 @@ class Deliverer:
     """Delivers one kind of notification to every subscription of that kind."""
 
     def __init__(
-        self, bus: Bus, store: SubscriptionStore, *, kind: str, stream: StreamSpec, subjects: tuple[str, ...],
-        render: Render, durable: Callable[[str], str], timeout: float, dead_after: int, ack_wait: float,
-        on_health: Health | None = None, sign: Sign | None = None, stamp: Stamp | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        bus: Bus,
+        store: SubscriptionStore,
+        *,
+        kind: str,
+        stream: StreamSpec,
+        subjects: tuple[str, ...],
+        render: Render,
+        durable: Callable[[str], str],
+        timeout: float,
+        dead_after: int,
+        ack_wait: float,
+        on_health: Health | None = None,
+        sign: Sign | None = None,
+        stamp: Stamp | None = None,
+    ) -> None:
         self.bus = bus
         self.store = store
         self.kind = kind
@@ -105,13 +117,21 @@ class Deliverer:
         return int(info.state.last_seq) + 1
 
     async def ensure_consumer(self, sub: Subscription) -> None:
-        filters: dict[str, Any] = ({"filter_subject": self.subjects[0]} if len(self.subjects) == 1
-                                   else {"filter_subjects": list(self.subjects)})  # fmt: skip
+        filters: dict[str, Any] = (
+            {"filter_subject": self.subjects[0]}
+            if len(self.subjects) == 1
+            else {"filter_subjects": list(self.subjects)}
+        )
         config = js_api.ConsumerConfig(
-            durable_name=self.durable(sub.id), ack_policy=js_api.AckPolicy.EXPLICIT,
-            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=sub.start_seq,
-            ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=1, **filters,
-        )  # fmt: skip
+            durable_name=self.durable(sub.id),
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=sub.start_seq,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=1,
+            **filters,
+        )
         try:
             await self.bus.js.consumer_info(self.stream.name, config.durable_name or "")
         except nats.js.errors.NotFoundError:
@@ -203,8 +223,14 @@ class Deliverer:
         updated = await self.store.note(sub_id, ok=False, error=error, at=now, dead_after=self.dead_after)
         failures = updated.failures if updated else sub.failures + 1
         delay = backoff(failures)
-        log.warning("notification_not_delivered", subscription=sub_id, event_id=event.id, error=error,
-                    failures=failures, retry_in=delay)  # fmt: skip
+        log.warning(
+            "notification_not_delivered",
+            subscription=sub_id,
+            event_id=event.id,
+            error=error,
+            failures=failures,
+            retry_in=delay,
+        )
         await msg.nak(delay=delay)
         if updated is not None and updated.dead != sub.dead and self.on_health is not None:
             await self.on_health(updated)
@@ -214,8 +240,13 @@ class Deliverer:
         raw = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", **(self.sign(sub, raw) if self.sign else {})}
         try:
-            async with self._session.post(sub.callback, data=raw, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:  # fmt: skip
+            async with self._session.post(
+                sub.callback,
+                data=raw,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
                 if 200 <= resp.status < 300:
                     return None
                 return f"callback answered {resp.status}"

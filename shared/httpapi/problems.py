@@ -76,14 +76,13 @@ def problem_response(
     }
     for key, value in (extra or {}).items():
         body.setdefault(key, value)
-    return web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {})
-    )
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def from_problem(request: web.Request, exc: HttpProblem) -> web.Response:
-    return problem_response(request, exc.status, exc.detail, title=exc.title, type_=exc.type, extra=exc.extra,
-                            headers=exc.headers)  # fmt: skip
+    return problem_response(
+        request, exc.status, exc.detail, title=exc.title, type_=exc.type, extra=exc.extra, headers=exc.headers
+    )
 
 
 @web.middleware
@@ -94,8 +93,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return from_problem(request, exc)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return problem_response(request, 405, f"{request.method} is not supported on {request.rel_url.path}; "
-                                f"allowed: {allowed}", headers={"Allow": allowed})  # fmt: skip
+        return problem_response(
+            request,
+            405,
+            f"{request.method} is not supported on {request.rel_url.path}; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -209,9 +209,8 @@ class Selector:
     with_default: bool = False
 
     def apply(
-        self, obj: dict[str, Any], default_excluded: Iterable[tuple[str, ...]],
-        identity: Iterable[tuple[str, ...]] = (),
-    ) -> dict[str, Any]:  # fmt: skip
+        self, obj: dict[str, Any], default_excluded: Iterable[tuple[str, ...]], identity: Iterable[tuple[str, ...]] = ()
+    ) -> dict[str, Any]:
         """``obj`` as selected; ``identity`` (the object's id) is mandatory and always kept."""
         excluded = list(default_excluded)
         match self.mode:
@@ -376,9 +375,12 @@ def collection_response(
 
 
 def item_response(
-    request: web.Request, obj: dict[str, Any], schema: Schema, default_excluded: Iterable[tuple[str, ...]] = (),
+    request: web.Request,
+    obj: dict[str, Any],
+    schema: Schema,
+    default_excluded: Iterable[tuple[str, ...]] = (),
     identity: Iterable[str] = (),
-) -> web.Response:  # fmt: skip
+) -> web.Response:
     """One object, with the same attribute selectors as a collection."""
     selector = parse_selector(request.rel_url.query, schema)
     return web.json_response(selector.apply(obj, tuple(default_excluded), [tuple(i.split("/")) for i in identity]))

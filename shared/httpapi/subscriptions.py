@@ -106,11 +106,13 @@ class SubscriptionStore:
             if cur is None:
                 return None
             if ok:
-                return cur.model_copy(update={"failures": 0, "dead": False, "last_error": None,
-                                              "last_delivered_at": at})  # fmt: skip
+                return cur.model_copy(
+                    update={"failures": 0, "dead": False, "last_error": None, "last_delivered_at": at}
+                )
             failures = cur.failures + 1
-            return cur.model_copy(update={"failures": failures, "dead": failures >= dead_after,
-                                          "last_error": (error or "")[:300]})  # fmt: skip
+            return cur.model_copy(
+                update={"failures": failures, "dead": failures >= dead_after, "last_error": (error or "")[:300]}
+            )
 
         new, _ = await self.records.mutate(f"sub.{sub_id}", change)
         return new

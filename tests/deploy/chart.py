@@ -21,11 +21,21 @@ NAMESPACE = "focom-o2ims"
 KUBE_VERSIONS = ("1.27", "1.37")
 
 #: values key -> the Python module (and NATS role) of the service.
-MODULES = {"focom": "focom", "o2ims": "o2ims", "hostprep": "hostprep", "capiRenderer": "capi_renderer",
-           "statusWatcher": "status_watcher"}
+MODULES = {
+    "focom": "focom",
+    "o2ims": "o2ims",
+    "hostprep": "hostprep",
+    "capiRenderer": "capi_renderer",
+    "statusWatcher": "status_watcher",
+}
 #: values key -> the component name used in object names and labels.
-COMPONENTS = {"focom": "focom", "o2ims": "o2ims", "hostprep": "hostprep",
-              "capiRenderer": "capi-renderer", "statusWatcher": "status-watcher"}
+COMPONENTS = {
+    "focom": "focom",
+    "o2ims": "o2ims",
+    "hostprep": "hostprep",
+    "capiRenderer": "capi-renderer",
+    "statusWatcher": "status-watcher",
+}
 
 
 @dataclass
@@ -123,23 +133,36 @@ INVENTORY = {
         {"host_id": "h1", "host_name": "node-1", "host_ip": "10.0.0.11", "ssh_key_file": "/etc/focom-o2ims/ssh/h1"},
         {"host_id": "h2", "host_name": "node-2", "host_ip": "10.0.0.12"},
     ],
-    "clusters": [{"cluster_name": "c1", "cluster_masters": [{"host_id": "h1"}], "cluster_workers": [{"host_id": "h2"}],
-                  "control_plane_endpoint": "10.0.0.100"}],
+    "clusters": [
+        {
+            "cluster_name": "c1",
+            "cluster_masters": [{"host_id": "h1"}],
+            "cluster_workers": [{"host_id": "h2"}],
+            "control_plane_endpoint": "10.0.0.100",
+        }
+    ],
 }
 
 #: Every optional feature on, with inline material: together with AUTH_VARIANTS it reaches every env var.
 FULL_VALUES: dict[str, Any] = {
-    "nats": {"url": "nats://nats.nats.svc:4222", "embedded": {"enabled": False},
-             "auth": {"method": "creds", "existingSecret": "nats-creds"},
-             "tls": {"enabled": True, "existingSecret": "nats-tls", "clientCertificate": True}},
+    "nats": {
+        "url": "nats://nats.nats.svc:4222",
+        "embedded": {"enabled": False},
+        "auth": {"method": "creds", "existingSecret": "nats-creds"},
+        "tls": {"enabled": True, "existingSecret": "nats-tls", "clientCertificate": True},
+    },
     "settings": {"stream_replicas": 3, "drain_timeout": 30},
     "inventory": {"content": INVENTORY},
     "focomTemplates": {"templates": {"lab": {"name": "lab", "version": "v1", "parameters": {"type": "object"}}}},
     "cni": {"manifests": {"calico": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: calico-system\n"}},
-    "ssh": {"privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
-            "passphrase": "pass",
-            "hostKeys": {"knownHosts": "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n",
-                         "pinned": {"h2": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"}}},
+    "ssh": {
+        "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+        "passphrase": "pass",
+        "hostKeys": {
+            "knownHosts": "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n",
+            "pinned": {"h2": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"},
+        },
+    },
     "managementCluster": {"namespaces": ["edge", "core"]},
     "metrics": {"serviceMonitor": {"enabled": True}},
     "services": {

@@ -36,10 +36,20 @@ SERVICES: dict[str, tuple[type[ServiceSettings], str]] = {
 }
 
 #: Common fields the chart derives (from nats.* and http.*); the rest of the common fields are user-set.
-COMMON_DERIVED = frozenset({
-    "nats_url", "nats_user", "nats_password", "nats_token", "nats_creds_file",
-    "nats_tls_ca", "nats_tls_cert", "nats_tls_key", "http_host", "http_port",
-})
+COMMON_DERIVED = frozenset(
+    {
+        "nats_url",
+        "nats_user",
+        "nats_password",
+        "nats_token",
+        "nats_creds_file",
+        "nats_tls_ca",
+        "nats_tls_cert",
+        "nats_tls_key",
+        "http_host",
+        "http_port",
+    }
+)
 #: Common fields the chart deliberately never sets: a token is one identity shared by every service, which
 #: cannot carry per-service permissions (the chart gives each service its own user or .creds file).
 COMMON_UNOFFERED = frozenset({"nats_token"})
@@ -48,8 +58,17 @@ COMMON_UNOFFERED = frozenset({"nats_token"})
 SERVICE_DERIVED: dict[str, frozenset[str]] = {
     "focom": frozenset({"inventory_path", "templates_dir", "kube_enabled", "cr_namespace", "ssh_key_dir"}),
     "o2ims": frozenset({"mirror_enabled", "mirror_kubeconfig"}),
-    "hostprep": frozenset({"inventory_file", "ssh_key_file", "ssh_key_passphrase", "known_hosts_file",
-                           "pinned_host_keys_file", "kubeconfig", "ssh_key_dir"}),
+    "hostprep": frozenset(
+        {
+            "inventory_file",
+            "ssh_key_file",
+            "ssh_key_passphrase",
+            "known_hosts_file",
+            "pinned_host_keys_file",
+            "kubeconfig",
+            "ssh_key_dir",
+        }
+    ),
     "capiRenderer": frozenset({"kubeconfig", "cni_manifests"}),
     "statusWatcher": frozenset({"kubeconfig", "namespaces"}),
 }

@@ -79,13 +79,16 @@ def test_production_values_render() -> None:
         assert env["O2_STREAM_REPLICAS"]["value"] == "3"
         # Each service its own identity: its own user, its own key of the existing Secret.
         assert env["O2_NATS_USER"]["value"] == MODULES[key]
-        assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "focom-o2ims-nats-users",
-                                                                        "key": MODULES[key]}
+        assert env["O2_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "focom-o2ims-nats-users",
+            "key": MODULES[key],
+        }
         assert env["O2_NATS_TLS_CA"]["value"] == "/etc/focom-o2ims/nats-tls/ca.crt"
     (monitor,) = r.of_kind("ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s",
-                                             "scrapeTimeout": "10s"}]
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
     services = {s["metadata"]["name"] for s in r.of_kind("Service")}
     assert services == {f"{RELEASE}-focom-o2ims-{c}" for c in COMPONENTS.values()}
     assert r.of_kind("Secret") == [], "production names existing Secrets only"
@@ -158,10 +161,10 @@ def test_inline_secrets_are_created_and_mounted() -> None:
 
 def test_service_account_tokens_only_where_an_api_is_used() -> None:
     default = render()
-    automount = {k: default.deployment(k)["spec"]["template"]["spec"]["automountServiceAccountToken"]
-                 for k in SERVICE_KEYS}
-    assert automount == {"focom": True, "o2ims": False, "hostprep": True, "capiRenderer": True,
-                         "statusWatcher": True}
+    automount = {
+        k: default.deployment(k)["spec"]["template"]["spec"]["automountServiceAccountToken"] for k in SERVICE_KEYS
+    }
+    assert automount == {"focom": True, "o2ims": False, "hostprep": True, "capiRenderer": True, "statusWatcher": True}
     external = render({"managementCluster": {"kubeconfigSecret": "mgmt"}, "services": {"focom": {"watchCRs": False}}})
     for key in SERVICE_KEYS:
         assert external.deployment(key)["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
@@ -172,9 +175,15 @@ def test_service_account_tokens_only_where_an_api_is_used() -> None:
 
 def test_hostprep_open_files_limit_can_be_left_to_the_runtime() -> None:
     assert render({"services": {"hostprep": {"openFilesLimit": 4096}}}).container("hostprep")["command"] == [
-        "sh", "-c", "ulimit -n 4096 && exec python -m services.hostprep"]
+        "sh",
+        "-c",
+        "ulimit -n 4096 && exec python -m services.hostprep",
+    ]
     assert render({"services": {"hostprep": {"openFilesLimit": 0}}}).container("hostprep")["command"] == [
-        "python", "-m", "services.hostprep"]
+        "python",
+        "-m",
+        "services.hostprep",
+    ]
 
 
 def test_a_service_can_be_disabled() -> None:
@@ -195,34 +204,55 @@ INVALID = [
     pytest.param({"nats": {"embedded": {"enabled": False}}}, "nats.url is empty", id="no-nats"),
     pytest.param({"nats": {"url": "nats://x:4222"}}, "exclude each other", id="two-nats"),
     pytest.param({"settings": {"stream_replicas": 3}}, "needs a NATS cluster", id="r3-on-single-node"),
-    pytest.param({"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "auth": {"method": "creds"}}},
-                 "nats.auth.method=creds needs nats.auth.existingSecret", id="creds-missing"),
+    pytest.param(
+        {"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "auth": {"method": "creds"}}},
+        "nats.auth.method=creds needs nats.auth.existingSecret",
+        id="creds-missing",
+    ),
     pytest.param({"nats": {"auth": {"method": "none"}}}, "trialInsecureOpenBus", id="open-bus-without-switch"),
-    pytest.param({"nats": {"auth": {"trialInsecureOpenBus": True}}}, "applies only to nats.auth.method=none",
-                 id="switch-without-none"),
-    pytest.param({"nats": {"auth": {"method": "creds", "existingSecret": "c"}}}, "no operator/JWT mode",
-                 id="creds-on-embedded"),
+    pytest.param(
+        {"nats": {"auth": {"trialInsecureOpenBus": True}}},
+        "applies only to nats.auth.method=none",
+        id="switch-without-none",
+    ),
+    pytest.param(
+        {"nats": {"auth": {"method": "creds", "existingSecret": "c"}}}, "no operator/JWT mode", id="creds-on-embedded"
+    ),
     pytest.param({"nats": {"auth": {"method": "userPassword"}}}, "/nats/auth/method", id="shared-identity-gone"),
-    pytest.param({"managementCluster": {"allNamespaces": True, "namespaces": ["a"]}}, "exclude each other",
-                 id="all-and-listed-namespaces"),
-    pytest.param({"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "tls": {"enabled": True}}},
-                 "nats.tls.enabled needs nats.tls.existingSecret", id="tls-without-secret"),
-    pytest.param({"inventory": {"content": {"hosts": [{"host_id": "h1", "host_pwd": "x"}]}}},
-                 "inventory.content.hosts[0] has host_pwd", id="password-in-configmap"),
-    pytest.param({"inventory": {"existingConfigMap": "a", "existingSecret": "b"}}, "only one of inventory",
-                 id="two-inventories"),
+    pytest.param(
+        {"managementCluster": {"allNamespaces": True, "namespaces": ["a"]}},
+        "exclude each other",
+        id="all-and-listed-namespaces",
+    ),
+    pytest.param(
+        {"nats": {"url": "nats://x:4222", "embedded": {"enabled": False}, "tls": {"enabled": True}}},
+        "nats.tls.enabled needs nats.tls.existingSecret",
+        id="tls-without-secret",
+    ),
+    pytest.param(
+        {"inventory": {"content": {"hosts": [{"host_id": "h1", "host_pwd": "x"}]}}},
+        "inventory.content.hosts[0] has host_pwd",
+        id="password-in-configmap",
+    ),
+    pytest.param(
+        {"inventory": {"existingConfigMap": "a", "existingSecret": "b"}}, "only one of inventory", id="two-inventories"
+    ),
     pytest.param({"cni": {"existingConfigMap": "cni"}}, "needs cni.names", id="cni-without-names"),
-    pytest.param({"ssh": {"existingSecret": "s", "privateKey": "k"}}, "ssh.existingSecret excludes",
-                 id="two-ssh-keys"),
+    pytest.param({"ssh": {"existingSecret": "s", "privateKey": "k"}}, "ssh.existingSecret excludes", id="two-ssh-keys"),
     # values.schema.json: the message names the key.
     pytest.param({"services": {"focom": {"replicas": -1}}}, "/services/focom/replicas", id="negative-replicas"),
     pytest.param({"settings": {"log_level": "loud"}}, "/settings/log_level", id="bad-enum"),
-    pytest.param({"services": {"hostprep": {"settings": {"max_paralel_hosts": 3}}}}, "max_paralel_hosts",
-                 id="misspelt-setting"),
-    pytest.param({"services": {"hostprep": {"settings": {"kubeconfig": "/x"}}}}, "kubeconfig",
-                 id="derived-setting-refused"),
-    pytest.param({"services": {"o2ims": {"settings": {"history_limit": 0}}}}, "/services/o2ims/settings/history_limit",
-                 id="setting-below-minimum"),
+    pytest.param(
+        {"services": {"hostprep": {"settings": {"max_paralel_hosts": 3}}}}, "max_paralel_hosts", id="misspelt-setting"
+    ),
+    pytest.param(
+        {"services": {"hostprep": {"settings": {"kubeconfig": "/x"}}}}, "kubeconfig", id="derived-setting-refused"
+    ),
+    pytest.param(
+        {"services": {"o2ims": {"settings": {"history_limit": 0}}}},
+        "/services/o2ims/settings/history_limit",
+        id="setting-below-minimum",
+    ),
     pytest.param({"servces": {}}, "servces", id="unknown-top-level-key"),
     pytest.param({"image": {"digest": "sha256:nothex"}}, "/image/digest", id="bad-digest"),
 ]

@@ -35,21 +35,37 @@ PR_EXAMPLE: dict[str, Any] = {
         "templateName": "byoh-workload-cluster",
         "templateVersion": "v1.0.0",
         "templateParameters": {
-            "clusterName": "lab", "namespace": "default", "k8sVersion": "v1.31.4",
-            "controlPlaneEndpoint": "10.10.0.204", "podCidr": "10.244.0.0/16", "serviceCidr": "10.96.0.0/12",
+            "clusterName": "lab",
+            "namespace": "default",
+            "k8sVersion": "v1.31.4",
+            "controlPlaneEndpoint": "10.10.0.204",
+            "podCidr": "10.244.0.0/16",
+            "serviceCidr": "10.96.0.0/12",
             "cni": "calico",
-            "hosts": {"masters": [{"hostId": "h10", "hostName": "node-10", "hostIp": "10.10.0.20"}],
-                      "workers": [{"hostId": "h11", "hostName": "node-11", "hostIp": "10.10.0.21"}]},
+            "hosts": {
+                "masters": [{"hostId": "h10", "hostName": "node-10", "hostIp": "10.10.0.20"}],
+                "workers": [{"hostId": "h11", "hostName": "node-11", "hostIp": "10.10.0.21"}],
+            },
         },
     },
 }
 PR_STATUS: dict[str, Any] = {
-    "provisioningStatus": {"provisioningState": "progressing", "provisioningStage": "hostprep",
-                           "provisioningUpdateTime": "2025-01-01T10:00:00Z", "transitions": 2},
-    "conditions": [{"type": "HostsPrepared", "status": "False", "reason": "InProgress", "message": "1/2",
-                    "lastTransitionTime": "2025-01-01T10:00:00Z"}],
-    "hosts": [{"hostId": "h10", "role": "control-plane", "status": "running", "step": "containerd",
-               "released": False}],
+    "provisioningStatus": {
+        "provisioningState": "progressing",
+        "provisioningStage": "hostprep",
+        "provisioningUpdateTime": "2025-01-01T10:00:00Z",
+        "transitions": 2,
+    },
+    "conditions": [
+        {
+            "type": "HostsPrepared",
+            "status": "False",
+            "reason": "InProgress",
+            "message": "1/2",
+            "lastTransitionTime": "2025-01-01T10:00:00Z",
+        }
+    ],
+    "hosts": [{"hostId": "h10", "role": "control-plane", "status": "running", "step": "containerd", "released": False}],
     "observedGeneration": 1,
 }
 
@@ -81,8 +97,11 @@ def test_crds_are_valid_custom_resource_definitions(version: str) -> None:
 def _walk(schema: dict[str, Any], path: str) -> list[str]:
     """Paths of schema nodes that are not structural (no type, and not an allowed open node)."""
     bad = []
-    if "type" not in schema and not schema.get("x-kubernetes-int-or-string") and \
-            not schema.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "type" not in schema
+        and not schema.get("x-kubernetes-int-or-string")
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         bad.append(path)
     for name, sub in (schema.get("properties") or {}).items():
         bad += _walk(sub, f"{path}.{name}")
@@ -160,10 +179,17 @@ async def test_crds_load_into_the_emulator_and_accept_the_examples(kubeapi: Kube
 
         # What focom writes: status through server-side apply on the status subresource.
         first = _examples()[0]
-        status = {"apiVersion": first["apiVersion"], "kind": first["kind"],
-                  "metadata": {"name": first["metadata"]["name"], "namespace": "default"},
-                  "status": {"phase": "Creating", "message": "1 cluster", "lastUpdated": "2025-01-01T10:00:00Z",
-                             "children": [{"cluster": "lab", "prId": "p", "state": "pending"}]}}
+        status = {
+            "apiVersion": first["apiVersion"],
+            "kind": first["kind"],
+            "metadata": {"name": first["metadata"]["name"], "namespace": "default"},
+            "status": {
+                "phase": "Creating",
+                "message": "1 cluster",
+                "lastUpdated": "2025-01-01T10:00:00Z",
+                "children": [{"cluster": "lab", "prId": "p", "state": "pending"}],
+            },
+        }
         written = await client.apply_status(status, field_manager="focom")
         assert written["status"]["phase"] == "Creating"
 
@@ -174,8 +200,10 @@ async def test_crds_load_into_the_emulator_and_accept_the_examples(kubeapi: Kube
         assert "namespace" not in pr["metadata"]
 
         with pytest.raises(PermanentError):
-            await client.create({**first, "metadata": {"name": "bad", "namespace": "default"},
-                                 "spec": {"operation": "explode"}})
+            await client.create(
+                {**first, "metadata": {"name": "bad", "namespace": "default"}, "spec": {"operation": "explode"}}
+            )
         with pytest.raises(PermanentError):
-            await client.apply_status({**PR_EXAMPLE, "status": {"provisioningStatus": {"provisioningState": "odd"}}},
-                                      field_manager="o2ims")
+            await client.apply_status(
+                {**PR_EXAMPLE, "status": {"provisioningStatus": {"provisioningState": "odd"}}}, field_manager="o2ims"
+            )

@@ -154,8 +154,9 @@ def test_project_is_installed_from_a_wheel() -> None:
     assert any(c.cmd == "RUN" and "pip wheel" in c.value[0] for c in build)
     installs = [c for c in final if c.cmd == "RUN" and "pip install" in c.value[0]]
     assert installs and all("--no-index" in c.value[0] for c in installs), "installs only the built wheels"
-    assert not [c for c in final if c.cmd in ("COPY", "ADD") and not any(f.startswith("--from") for f in c.flags)], \
+    assert not [c for c in final if c.cmd in ("COPY", "ADD") and not any(f.startswith("--from") for f in c.flags)], (
         "the runtime stage copies no source from the context"
+    )
 
 
 def test_entrypoint_runs_a_service_module() -> None:
@@ -198,14 +199,33 @@ def test_no_secrets_or_credentials_are_copied_in() -> None:
             assert not re.search(r"(curl|wget)\b", cmd.value[0]), "nothing fetched outside the package index"
 
 
-@pytest.mark.parametrize("path", [".git/config", ".venv/bin/python", "tests/conftest.py", "keys/id_ed25519",
-                                  "services/focom/dev.pem", "bench/x.py", "deploy/helm/focom-o2ims/values.yaml",
-                                  "shared/.env"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git/config",
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "keys/id_ed25519",
+        "services/focom/dev.pem",
+        "bench/x.py",
+        "deploy/helm/focom-o2ims/values.yaml",
+        "shared/.env",
+    ],
+)
 def test_dockerignore_keeps_out(path: str) -> None:
     assert excluded(path, _ignore_rules())
 
 
-@pytest.mark.parametrize("path", ["pyproject.toml", "README.md", "shared/bus.py", "services/focom/__main__.py",
-                                  "services/capi_renderer/templates/cluster.yaml.j2", "o2ctl/cli.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pyproject.toml",
+        "README.md",
+        "shared/bus.py",
+        "services/focom/__main__.py",
+        "services/capi_renderer/templates/cluster.yaml.j2",
+        "o2ctl/cli.py",
+    ],
+)
 def test_dockerignore_keeps_in(path: str) -> None:
     assert not excluded(path, _ignore_rules())

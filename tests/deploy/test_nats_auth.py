@@ -56,8 +56,11 @@ def test_embedded_nats_declares_every_role_with_its_permissions_and_hides_the_mo
         assert allowed is not None and json.loads(f"[{allowed.group(1)}]") == perms["publish"]["allow"]
     assert 'password: "' not in conf, "no password value in the ConfigMap"
     container = r.get("StatefulSet", f"{RELEASE}-focom-o2ims-nats")["spec"]["template"]["spec"]["containers"][0]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
-            and "secretKeyRef" in e["valueFrom"]}  # fmt: skip
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
     assert refs == {f"NATS_PASSWORD_{role.name.upper()}": {"name": USERS_SECRET, "key": role.name} for role in ROLES}
     ports = r.get("Service", f"{RELEASE}-focom-o2ims-nats")["spec"]["ports"]
     assert [p["port"] for p in ports] == [4222], "the monitoring port 8222 is not exposed"

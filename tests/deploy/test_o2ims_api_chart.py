@@ -14,10 +14,14 @@ from tests.deploy.chart import FULL_VALUES, NAMESPACE, RELEASE, lint, merge, ren
 
 NAME = f"{RELEASE}-focom-o2ims-o2ims-api"
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
-ON: dict[str, Any] = {"o2imsApi": {"enabled": True, "auth": {"issuer": "https://idp.example/realms/smo",
-                                                             "publicKey": PEM},
-                                   "callbackAllow": ["smo.example", "10.20.0.0/16"],
-                                   "externalUrl": "https://o2ims.example.com"}}
+ON: dict[str, Any] = {
+    "o2imsApi": {
+        "enabled": True,
+        "auth": {"issuer": "https://idp.example/realms/smo", "publicKey": PEM},
+        "callbackAllow": ["smo.example", "10.20.0.0/16"],
+        "externalUrl": "https://o2ims.example.com",
+    }
+}
 
 
 def _env(r: Any) -> dict[str, Any]:
@@ -60,9 +64,16 @@ def test_on_with_a_public_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_jwks_tls_and_ingress() -> None:
-    values = merge(ON, {"o2imsApi": {"auth": {"publicKey": "", "jwksUrl": "https://idp.example/jwks"},
-                                     "tls": {"existingSecret": "api-tls", "clientCaSecret": "smo-ca"},
-                                     "ingress": {"enabled": True, "host": "o2ims.example.com", "className": "nginx"}}})
+    values = merge(
+        ON,
+        {
+            "o2imsApi": {
+                "auth": {"publicKey": "", "jwksUrl": "https://idp.example/jwks"},
+                "tls": {"existingSecret": "api-tls", "clientCaSecret": "smo-ca"},
+                "ingress": {"enabled": True, "host": "o2ims.example.com", "className": "nginx"},
+            }
+        },
+    )
     r = render(values)
     env = _env(r)
     assert env["O2_O2IMS_API_JWKS_URL"]["value"] == "https://idp.example/jwks"
@@ -70,8 +81,11 @@ def test_jwks_tls_and_ingress() -> None:
     assert env["O2_O2IMS_API_TLS_CLIENT_CA_FILE"]["value"].endswith("/ca.crt")
     ingress = r.get("Ingress", NAME)
     paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
-    assert paths == ["/o2ims-infrastructureInventory", "/o2ims-infrastructureMonitoring",
-                     "/o2ims-infrastructureProvisioning"]  # fmt: skip
+    assert paths == [
+        "/o2ims-infrastructureInventory",
+        "/o2ims-infrastructureMonitoring",
+        "/o2ims-infrastructureProvisioning",
+    ]
 
 
 def test_lints_clean_when_on() -> None:
@@ -81,11 +95,15 @@ def test_lints_clean_when_on() -> None:
 
 @pytest.mark.parametrize(
     ("values", "says"),
-    [({"o2imsApi": {"enabled": True, "auth": {"issuer": "x"}}}, "o2imsApi.auth.jwksUrl"),
-     ({"o2imsApi": {"enabled": True, "auth": {"issuer": "x", "publicKey": PEM, "jwksUrl": "https://idp/jwks"}}},
-      "not both"),
-     ({"o2imsApi": {"enabled": True, "auth": {"publicKey": PEM}}}, "o2imsApi.auth.issuer is required"),
-     ({"o2imsApi": {"settings": {"port": 9}}}, "port")],
+    [
+        ({"o2imsApi": {"enabled": True, "auth": {"issuer": "x"}}}, "o2imsApi.auth.jwksUrl"),
+        (
+            {"o2imsApi": {"enabled": True, "auth": {"issuer": "x", "publicKey": PEM, "jwksUrl": "https://idp/jwks"}}},
+            "not both",
+        ),
+        ({"o2imsApi": {"enabled": True, "auth": {"publicKey": PEM}}}, "o2imsApi.auth.issuer is required"),
+        ({"o2imsApi": {"settings": {"port": 9}}}, "port"),
+    ],
 )
 def test_refused_values(values: dict[str, Any], says: str) -> None:
     with pytest.raises((helm.HelmValuesError, helm.HelmRenderError)) as err:

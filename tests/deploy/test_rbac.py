@@ -21,8 +21,13 @@ from tests.deploy.chart import (
 )
 
 DOC = REPO / "docs" / "deploy.md"
-MODULE_TO_KEY = {"focom": "focom", "o2ims": "o2ims", "hostprep": "hostprep", "capi_renderer": "capiRenderer",
-                 "status_watcher": "statusWatcher"}
+MODULE_TO_KEY = {
+    "focom": "focom",
+    "o2ims": "o2ims",
+    "hostprep": "hostprep",
+    "capi_renderer": "capiRenderer",
+    "status_watcher": "statusWatcher",
+}
 Grant = tuple[str, str, str, str, frozenset[str]]  # service key, scope, apiGroup, resource, verbs
 
 
@@ -38,19 +43,21 @@ def doc_table() -> list[dict[str, Any]]:
     lines = DOC.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if _cells(line)[:3] == ["service", "apiGroup", "resources"])
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         service, group, resources, verbs, scope, when = _cells(line)
         (api_group,) = _ticked(group)
-        rows.append({
-            "service": MODULE_TO_KEY[service],
-            "apiGroup": "" if api_group == '""' else api_group,
-            "resources": _ticked(resources),
-            "verbs": frozenset(v.strip() for v in verbs.split(",")),
-            "scope": _ticked(scope)[0] if _ticked(scope) else scope,
-            "when": _ticked(when),
-        })
+        rows.append(
+            {
+                "service": MODULE_TO_KEY[service],
+                "apiGroup": "" if api_group == '""' else api_group,
+                "resources": _ticked(resources),
+                "verbs": frozenset(v.strip() for v in verbs.split(",")),
+                "scope": _ticked(scope)[0] if _ticked(scope) else scope,
+                "when": _ticked(when),
+            }
+        )
     assert rows, "the RBAC table of docs/deploy.md is empty"
     return rows
 
@@ -128,8 +135,13 @@ SCENARIOS = {
     "production": None,
     "full": FULL_VALUES,
     "external-management": {"managementCluster": {"kubeconfigSecret": "mgmt"}},
-    "files-crds-no-crs": {"services": {"capiRenderer": {"settings": {"crd_source": "files"}},
-                                       "focom": {"watchCRs": False}, "o2ims": {"mirror": {"enabled": True}}}},
+    "files-crds-no-crs": {
+        "services": {
+            "capiRenderer": {"settings": {"crd_source": "files"}},
+            "focom": {"watchCRs": False},
+            "o2ims": {"mirror": {"enabled": True}},
+        }
+    },
     "disabled-service": {"services": {"statusWatcher": {"enabled": False}}},
     "all-namespaces": {"managementCluster": {"allNamespaces": True}},
     "no-rbac": {"rbac": {"create": False}},
@@ -159,8 +171,11 @@ def test_status_watcher_never_writes_and_everyone_reads_narrowly() -> None:
 def test_by_default_nothing_reaches_beyond_the_release_namespace() -> None:
     """No list/watch/write of namespaced resources cluster-wide unless allNamespaces is set explicitly."""
     for values in ({}, {"managementCluster": {"namespaces": []}}):
-        wide = {g for g in rendered_grants(values) if g[1] == "cluster" and g[0] in ("hostprep", "capiRenderer",
-                                                                                     "statusWatcher")}
+        wide = {
+            g
+            for g in rendered_grants(values)
+            if g[1] == "cluster" and g[0] in ("hostprep", "capiRenderer", "statusWatcher")
+        }
         assert {g[3] for g in wide} <= {"customresourcedefinitions"}, wide
         secrets = {g[1] for g in rendered_grants(values) if g[3] == "secrets"}
         assert secrets == {f"namespace:{NAMESPACE}"}

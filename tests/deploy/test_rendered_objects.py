@@ -31,16 +31,23 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
         "managementCluster": {"kubeconfigSecret": "mgmt", "kubeconfigKey": "config"},
         "inventory": {"existingSecret": "inventory"},
         "cni": {"existingConfigMap": "cni", "names": ["calico", "cilium"]},
-        "ssh": {"existingSecret": "ssh", "existingSecretHasPassphrase": True,
-                "hostKeys": {"existingSecret": "hk", "existingSecretKeys": ["pinned_host_keys.yaml"]}},
+        "ssh": {
+            "existingSecret": "ssh",
+            "existingSecretHasPassphrase": True,
+            "hostKeys": {"existingSecret": "hk", "existingSecretKeys": ["pinned_host_keys.yaml"]},
+        },
         "focomTemplates": {"existingConfigMap": "tpl"},
         "image": {"digest": "sha256:" + "ab" * 32},
         "imagePullSecrets": [{"name": "regcred"}],
         "nats": {"embedded": {"persistence": {"enabled": True, "storageClassName": "fast"}}},
-        "services": {"capiRenderer": {"settings": {"crd_source": "files", "crd_dirs": ["/crds"]},
-                                      "extraVolumes": [{"name": "crds", "configMap": {"name": "crds"}}],
-                                      "extraVolumeMounts": [{"name": "crds", "mountPath": "/crds"}],
-                                      "env": [{"name": "EXTRA", "value": "1"}]}},
+        "services": {
+            "capiRenderer": {
+                "settings": {"crd_source": "files", "crd_dirs": ["/crds"]},
+                "extraVolumes": [{"name": "crds", "configMap": {"name": "crds"}}],
+                "extraVolumeMounts": [{"name": "crds", "mountPath": "/crds"}],
+                "env": [{"name": "EXTRA", "value": "1"}],
+            }
+        },
     },
 }
 
@@ -52,30 +59,76 @@ _MONITORING_CRD: dict[str, Any] = {
     "spec": {
         "group": "monitoring.coreos.com",
         "scope": "Namespaced",
-        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor",
-                  "listKind": "ServiceMonitorList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-                "spec": {"type": "object", "required": ["selector"], "properties": {
-                    "selector": {"type": "object", "properties": {
-                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "matchExpressions": {"type": "array", "items": {
-                            "type": "object", "required": ["key", "operator"], "properties": {
-                                "key": {"type": "string"}, "operator": {"type": "string"},
-                                "values": {"type": "array", "items": {"type": "string"}}}}}}},
-                    "namespaceSelector": {"type": "object", "properties": {
-                        "any": {"type": "boolean"},
-                        "matchNames": {"type": "array", "items": {"type": "string"}}}},
-                    "endpoints": {"type": "array", "items": {"type": "object", "properties": {
-                        "port": {"type": "string"}, "path": {"type": "string"},
-                        "interval": {"type": "string", "pattern": _DURATION},
-                        "scrapeTimeout": {"type": "string", "pattern": _DURATION},
-                        "scheme": {"type": "string", "enum": ["http", "https"]}}}},
-                }},
-            }}},
-        }],
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+            "listKind": "ServiceMonitorList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "apiVersion": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "metadata": {"type": "object"},
+                            "spec": {
+                                "type": "object",
+                                "required": ["selector"],
+                                "properties": {
+                                    "selector": {
+                                        "type": "object",
+                                        "properties": {
+                                            "matchLabels": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "string"},
+                                            },
+                                            "matchExpressions": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["key", "operator"],
+                                                    "properties": {
+                                                        "key": {"type": "string"},
+                                                        "operator": {"type": "string"},
+                                                        "values": {"type": "array", "items": {"type": "string"}},
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                    "namespaceSelector": {
+                                        "type": "object",
+                                        "properties": {
+                                            "any": {"type": "boolean"},
+                                            "matchNames": {"type": "array", "items": {"type": "string"}},
+                                        },
+                                    },
+                                    "endpoints": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "port": {"type": "string"},
+                                                "path": {"type": "string"},
+                                                "interval": {"type": "string", "pattern": _DURATION},
+                                                "scrapeTimeout": {"type": "string", "pattern": _DURATION},
+                                                "scheme": {"type": "string", "enum": ["http", "https"]},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -128,8 +181,14 @@ def test_embedded_nats_config_is_accepted_by_nats_server(tmp_path: Path, persist
     users = rendered.get("Secret", f"{RELEASE}-focom-o2ims-nats-users")["data"]
     env = {f"NATS_PASSWORD_{k.upper()}": base64.b64decode(v).decode() for k, v in users.items()}
     env["POD_NAME"] = "nats-0"
-    result = subprocess.run([str(find_nats_server()), "-c", str(path), "-t"], capture_output=True, text=True,
-                            timeout=30, env=env, check=False)
+    result = subprocess.run(
+        [str(find_nats_server()), "-c", str(path), "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     sts = rendered.get("StatefulSet", f"{RELEASE}-focom-o2ims-nats")
     claims = sts["spec"].get("volumeClaimTemplates", [])

@@ -91,8 +91,12 @@ def test_the_check_notices_a_renamed_setting() -> None:
 
 
 def _renders() -> list[Any]:
-    return [render(), render(production_values()), render(FULL_VALUES),
-            *(render(merge(FULL_VALUES, v)) for v in AUTH_VARIANTS)]
+    return [
+        render(),
+        render(production_values()),
+        render(FULL_VALUES),
+        *(render(merge(FULL_VALUES, v)) for v in AUTH_VARIANTS),
+    ]
 
 
 @pytest.mark.parametrize("key", list(SERVICES))

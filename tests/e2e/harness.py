@@ -48,13 +48,21 @@ READY_TIMEOUT = 90.0
 HARNESS_USER = "e2e-harness"
 #: Test-friendly service settings (short SSH timeouts, a quick redelivery of a killed hostprep's job).
 TEST_ENV: dict[str, dict[str, str]] = {
-    "hostprep": {"O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60",
-                 "O2_HOSTPREP_JOBS_ACK_WAIT": "15"},
-}  # fmt: skip
+    "hostprep": {
+        "O2_HOSTPREP_CONNECT_TIMEOUT": "5",
+        "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60",
+        "O2_HOSTPREP_JOBS_ACK_WAIT": "15",
+    }
+}
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str,
-                     wake: asyncio.Event | None = None, interval: float = 0.25) -> T:  # fmt: skip
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float,
+    what: str,
+    wake: asyncio.Event | None = None,
+    interval: float = 0.25,
+) -> T:
     """Re-check ``check`` until it returns something truthy, woken by ``wake`` or every ``interval`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -118,10 +126,16 @@ def build_inventory(hosts: list[dict[str, Any]], options: StackOptions) -> dict[
     per = options.hosts_per_cluster
     clusters = []
     for i in range(options.clusters):
-        ids = [h["host_id"] for h in hosts[i * per:(i + 1) * per]]
-        clusters.append({"cluster_name": cluster_name(i), "cluster_masters": [{"host_id": ids[0]}],
-                         "cluster_workers": [{"host_id": h} for h in ids[1:]], "control_plane_endpoint": vip(i),
-                         "cni": stack.SANDBOX_CNI})  # fmt: skip
+        ids = [h["host_id"] for h in hosts[i * per : (i + 1) * per]]
+        clusters.append(
+            {
+                "cluster_name": cluster_name(i),
+                "cluster_masters": [{"host_id": ids[0]}],
+                "cluster_workers": [{"host_id": h} for h in ids[1:]],
+                "control_plane_endpoint": vip(i),
+                "cni": stack.SANDBOX_CNI,
+            }
+        )
     return {"k8s_version": options.k8s_version, "namespace": "default", "hosts": hosts, "clusters": clusters}
 
 
@@ -133,8 +147,11 @@ class Stack:
         # Auth on, as in production: each service its own role; the harness itself an unrestricted test user.
         self.nats_passwords = stack.nats_passwords(state)
         self._harness_password = new_password()
-        self.nats = EmbeddedNats(state / "nats", log_file=self.logs_dir / "nats.log", users=[
-            *stack.nats_users(self.nats_passwords), NatsUser(HARNESS_USER, self._harness_password, None)])
+        self.nats = EmbeddedNats(
+            state / "nats",
+            log_file=self.logs_dir / "nats.log",
+            users=[*stack.nats_users(self.nats_passwords), NatsUser(HARNESS_USER, self._harness_password, None)],
+        )
         self.sup = Supervisor(self.logs_dir, max_backoff=2.0)
         self.inventory: dict[str, Any] = {}
         self.inventory_path = state / "input.json"
@@ -185,8 +202,9 @@ class Stack:
         kubeapi = stack.kubeapi_child(self.state, stack.free_port())
         if o.capi:
             kubeapi.argv = [*kubeapi.argv, "--capi-options", json.dumps(dict(o.capi), default=sorted)]
-        hosts = stack.hosts_child(self.state, o.clusters * o.hosts_per_cluster + o.spare_hosts, stack.free_port(),
-                                  latency=o.latency)
+        hosts = stack.hosts_child(
+            self.state, o.clusters * o.hosts_per_cluster + o.spare_hosts, stack.free_port(), latency=o.latency
+        )
         faults = self.state / "faults.json"
         faults.write_text(json.dumps(dict(o.faults)))
         hosts.argv = [*hosts.argv, "--faults-file", str(faults)]
@@ -202,8 +220,14 @@ class Stack:
         listed = json.loads(Path(ready["inventory"]).read_text())
         self.inventory = build_inventory(listed["hosts"] if isinstance(listed, dict) else listed, o)
         self.write_inventory(self.inventory)
-        nc = await nats.connect(self.nats.url, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                user=HARNESS_USER, password=self._harness_password.get_secret_value())
+        nc = await nats.connect(
+            self.nats.url,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            user=HARNESS_USER,
+            password=self._harness_password.get_secret_value(),
+        )
         self._bus = Bus(nc, source="e2e-harness")
         await ensure_streams(self.bus.js)
         await ensure_buckets(self.bus.js)
@@ -214,9 +238,13 @@ class Stack:
             self.recorder = ObjectRecorder(self.kube)
             self.recorder.start()
         for name in SERVICES:
-            env = {**stack.service_env(name, nats_url=self.nats.url, state=self.state, sandbox=True,
-                                       passwords=self.nats_passwords),
-                   "O2_LOG_LEVEL": o.log_level, **(TEST_ENV.get(name, {}) if o.test_env else {})}  # fmt: skip
+            env = {
+                **stack.service_env(
+                    name, nats_url=self.nats.url, state=self.state, sandbox=True, passwords=self.nats_passwords
+                ),
+                "O2_LOG_LEVEL": o.log_level,
+                **(TEST_ENV.get(name, {}) if o.test_env else {}),
+            }
             for key, value in o.env.get(name, {}).items():
                 if value is None:
                     env.pop(key, None)
@@ -296,8 +324,10 @@ class Stack:
         async def done() -> dict[str, Any] | None:
             rec = await self.fpr(name)
             children = (rec or {}).get("children") or {}
-            if rec and rec.get("phase") in ("Synced", "Failed") and all(
-                c.get("state") in ("fulfilled", "failed") for c in children.values()
+            if (
+                rec
+                and rec.get("phase") in ("Synced", "Failed")
+                and all(c.get("state") in ("fulfilled", "failed") for c in children.values())
             ):
                 return rec
             return None
@@ -319,8 +349,9 @@ class Stack:
     def child(self, name: str) -> Child:
         return self.sup.children[name]
 
-    async def kill(self, name: str, *, sig: int = signal.SIGKILL, wait: bool = True,
-                   timeout: float = READY_TIMEOUT) -> None:  # fmt: skip
+    async def kill(
+        self, name: str, *, sig: int = signal.SIGKILL, wait: bool = True, timeout: float = READY_TIMEOUT
+    ) -> None:
         """Signal a child (SIGKILL by default); with ``wait``, return once it was restarted and is ready again."""
         child = self.child(name)
         before = child.restarts
@@ -398,6 +429,7 @@ class Stack:
     def rss_kib(self, child: str) -> tuple[int, int]:
         """(current, peak) resident set size of a child process in KiB."""
         pid = self.child(child).pid
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                      if ":" in line)  # fmt: skip
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
         return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])

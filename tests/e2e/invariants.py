@@ -80,8 +80,9 @@ def host_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]]) -> list[st
             agent = state["services"].get("byoh-hostagent") or {}
             if (agent.get("active"), agent.get("start_count"), agent.get("restart_count")) != ("active", 1, 0):
                 out.append(f"{host_id}: agent unit {agent}, expected active, started once, never restarted")
-            lines = [ln for ln in stack.host_file(host_id, "/etc/hosts").splitlines()
-                     if host["host_name"] in ln.split()]  # fmt: skip
+            lines = [
+                ln for ln in stack.host_file(host_id, "/etc/hosts").splitlines() if host["host_name"] in ln.split()
+            ]
             if len(lines) != 1:
                 out.append(f"{host_id}: /etc/hosts names {host['host_name']} {len(lines)} times")
             for pkg in ("kubelet", "kubeadm", "kubectl"):
@@ -93,10 +94,14 @@ def host_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]]) -> list[st
 
 def object_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     assert stack.recorder is not None, "run the stack with record_objects=True"
-    out = [f"{kind} {ns}/{name} created {len(uids)} times" for (kind, ns, name), uids in
-           sorted(stack.recorder.uids.items()) if len(uids) > 1]  # fmt: skip
-    machines = Counter(labels.get(CLUSTER_LABEL) for (kind, _, _), labels in stack.recorder.labels.items()
-                       if kind == "Machine")  # fmt: skip
+    out = [
+        f"{kind} {ns}/{name} created {len(uids)} times"
+        for (kind, ns, name), uids in sorted(stack.recorder.uids.items())
+        if len(uids) > 1
+    ]
+    machines = Counter(
+        labels.get(CLUSTER_LABEL) for (kind, _, _), labels in stack.recorder.labels.items() if kind == "Machine"
+    )
     for pr in prs.values():
         cluster = (pr.get("spec") or {}).get("name")
         hosts = len(spec_hosts(pr))
@@ -131,8 +136,9 @@ async def job_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]]) -> li
         capi = await stack.count(CAPI.name, f"capi.jobs.{pr_id}")
         reached_capi = pr.get("state") == "fulfilled" or pr.get("stage") in ("apply", "provisioning")
         if hostprep != 1 or capi != (1 if reached_capi else 0):
-            out.append(f"PR {pr_id} ({pr.get('state')}/{pr.get('stage')}): {hostprep} hostprep job(s), "
-                       f"{capi} CAPI job(s)")  # fmt: skip
+            out.append(
+                f"PR {pr_id} ({pr.get('state')}/{pr.get('stage')}): {hostprep} hostprep job(s), {capi} CAPI job(s)"
+            )
     return out
 
 
@@ -161,8 +167,10 @@ async def stream_problems(stack: Stack) -> list[str]:
             timers = await _future_deadlines(stack) if timers is None else timers
             allowed = timers
         if c.num_pending or (c.num_ack_pending or 0) > allowed:
-            out.append(f"{c.stream_name}/{c.config.durable_name}: {c.num_pending} pending, "
-                       f"{c.num_ack_pending} unacknowledged (allowed {allowed})")  # fmt: skip
+            out.append(
+                f"{c.stream_name}/{c.config.durable_name}: {c.num_pending} pending, "
+                f"{c.num_ack_pending} unacknowledged (allowed {allowed})"
+            )
     return out
 
 
@@ -178,8 +186,9 @@ async def settle(stack: Stack, timeout: float = 90.0) -> None:
         raise AssertionError(f"{exc}: {await stream_problems(stack)}") from None
 
 
-async def _settled_host_problems(stack: Stack, prs: Mapping[str, Mapping[str, Any]],
-                                 timeout: float = 15.0) -> list[str]:  # fmt: skip
+async def _settled_host_problems(
+    stack: Stack, prs: Mapping[str, Mapping[str, Any]], timeout: float = 15.0
+) -> list[str]:
     """``host_problems`` once the hosts' records caught up: an agent records its kubeadm run a moment after
     CAPI (and so o2ims) may already count its node ready."""
     last: list[str] = []

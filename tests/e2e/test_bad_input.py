@@ -127,10 +127,14 @@ async def test_the_corpus_is_refused_cleanly(tmp_path: Path) -> None:
             stack.write_inventory(data)
             what = f"inventory {name}"
             refusals[what] = await log.outcome(lambda i=i: stack.submit(f"inv-{i}", allClusters=True), what)
-        unclean = {what: f if isinstance(f, str) else (f.reason, f.deliveries, f.path, f.error[:300])
-                   for what, f in refusals.items() if not clean(what, f)}  # fmt: skip
+        unclean = {
+            what: f if isinstance(f, str) else (f.reason, f.deliveries, f.path, f.error[:300])
+            for what, f in refusals.items()
+            if not clean(what, f)
+        }
         assert unclean == {}, "accepted, refused only after retries, or not as bad input:\n" + "\n".join(
-            f"{k}: {v}" for k, v in unclean.items())
+            f"{k}: {v}" for k, v in unclean.items()
+        )
         await nothing_happened(stack)
         await still_works(stack, good)
 
@@ -155,22 +159,35 @@ BAD_NAMES = st.one_of(
     st.sampled_from(["evil\n", "x.y", "x y", "A", "-x", "x-", "x" * 64, "*", ">", "x\x00"]),
     JSON.filter(lambda v: not isinstance(v, str)),
 )
-FIELDS = {k: JSON | st.sampled_from(v) for k, v in {
-    "operation": ["create", "scale", "delete", "destroy"], "allClusters": [True, False],
-    "clusterNames": [["c001"], ["c001", "c001"], []], "templateName": ["byoh-workload-cluster", "nope"],
-    "templateParameters": [{"clusterName": "t1"}], "workers": [[{"hostId": "host-009"}]],
-    "targetWorkerCount": [-1, 0, 2, 10**9],
-}.items()}  # fmt: skip
+FIELDS = {
+    k: JSON | st.sampled_from(v)
+    for k, v in {
+        "operation": ["create", "scale", "delete", "destroy"],
+        "allClusters": [True, False],
+        "clusterNames": [["c001"], ["c001", "c001"], []],
+        "templateName": ["byoh-workload-cluster", "nope"],
+        "templateParameters": [{"clusterName": "t1"}],
+        "workers": [[{"hostId": "host-009"}]],
+        "targetWorkerCount": [-1, 0, 2, 10**9],
+    }.items()
+}
 PAYLOADS = st.fixed_dictionaries({"type": st.just("focom.request"), "name": BAD_NAMES}, optional=FIELDS)
 ENVELOPES = st.fixed_dictionaries(
     {"type": st.just("focom.request"), "payload": PAYLOADS},
-    optional={"correlation_id": st.text(max_size=20), "schema_version": st.integers(-2, 3), "source": JSON,
-              "id": st.uuids().map(str) | JSON, "occurred_at": JSON},
-)  # fmt: skip
-RAW = st.one_of(ENVELOPES.map(lambda e: json.dumps(e).encode()), st.binary(max_size=300),
-                JSON.map(lambda v: json.dumps(v).encode()))  # fmt: skip
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))  # fmt: skip
+    optional={
+        "correlation_id": st.text(max_size=20),
+        "schema_version": st.integers(-2, 3),
+        "source": JSON,
+        "id": st.uuids().map(str) | JSON,
+        "occurred_at": JSON,
+    },
+)
+RAW = st.one_of(
+    ENVELOPES.map(lambda e: json.dumps(e).encode()), st.binary(max_size=300), JSON.map(lambda v: json.dumps(v).encode())
+)
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def generated(strategy: st.SearchStrategy[bytes], n: int) -> list[bytes]:
@@ -219,9 +236,15 @@ def test_the_request_checks_refuse_with_input_errors_only(payload: dict[str, Any
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=300), JSON.map(lambda v: json.dumps(v).encode()),
-                 st.fixed_dictionaries({"k8s_version": JSON | st.just("v1.30.2"), "hosts": JSON,
-                                        "clusters": JSON}).map(lambda v: json.dumps(v).encode())))  # fmt: skip
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        JSON.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({"k8s_version": JSON | st.just("v1.30.2"), "hosts": JSON, "clusters": JSON}).map(
+            lambda v: json.dumps(v).encode()
+        ),
+    )
+)
 def test_the_inventory_parser_refuses_with_inventory_errors_only(data: bytes) -> None:
     try:
         parse_inventory(data)

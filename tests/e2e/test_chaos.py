@@ -23,8 +23,9 @@ from tests.e2e.invariants import run_problems
 from tests.e2e.objects import CLUSTER_LABEL, ObjectRecorder
 
 pytestmark = pytest.mark.e2e
-slow = pytest.mark.skipif(os.environ.get("O2_E2E_SLOW") != "1",
-                          reason="30-cluster run: set O2_E2E_SLOW=1 (make test-slow)")  # fmt: skip
+slow = pytest.mark.skipif(
+    os.environ.get("O2_E2E_SLOW") != "1", reason="30-cluster run: set O2_E2E_SLOW=1 (make test-slow)"
+)
 SEED = int(os.environ.get("O2_CHAOS_SEED", "20261129"))
 NATS = "nats"
 
@@ -70,10 +71,12 @@ async def play(stack: Stack, name: str, targets: list[str], every: int, timeout:
     return done
 
 
-async def chaos(tmp_path: Path, *, clusters: int, targets: list[str], replicas: int, every: int,
-                timeout: float) -> None:  # fmt: skip
-    options = StackOptions(clusters=clusters, replicas=replicas, faults=slow_stages(clusters * 3),
-                           capi={"node_ready_delay": 1.0})  # fmt: skip
+async def chaos(
+    tmp_path: Path, *, clusters: int, targets: list[str], replicas: int, every: int, timeout: float
+) -> None:
+    options = StackOptions(
+        clusters=clusters, replicas=replicas, faults=slow_stages(clusters * 3), capi={"node_ready_delay": 1.0}
+    )
     async with Stack(tmp_path / "stack", options) as stack:
         done = await play(stack, "chaos", targets, every, timeout)
         problems = await run_problems(stack, {"chaos": {}})
@@ -119,10 +122,13 @@ class FakeRecords:
         self.recorder = ObjectRecorder.__new__(ObjectRecorder)
         self.recorder.uids = {("Cluster", "default", "c001"): {"uid-1", "uid-2"}}
         self.recorder.labels = {("Machine", "default", f"m{i}"): {CLUSTER_LABEL: "c001"} for i in range(3)}
-        self.state = {"log": [{"command": "printf x >> /etc/hosts", "changed": True, "source": "ssh"}] * 2,
-                      "kubeadm_runs": [{"action": "init", "ok": True}, {"action": "reset", "ok": True}],
-                      "services": {"byoh-hostagent": {"active": "active", "start_count": 2, "restart_count": 0}},
-                      "packages": {"kubelet": {"version": "1.29.0-1.1"}}, "holds": []}  # fmt: skip
+        self.state = {
+            "log": [{"command": "printf x >> /etc/hosts", "changed": True, "source": "ssh"}] * 2,
+            "kubeadm_runs": [{"action": "init", "ok": True}, {"action": "reset", "ok": True}],
+            "services": {"byoh-hostagent": {"active": "active", "start_count": 2, "restart_count": 0}},
+            "packages": {"kubelet": {"version": "1.29.0-1.1"}},
+            "holds": [],
+        }
 
     def host_state(self, host_id: str) -> dict[str, object]:
         return self.state
@@ -136,8 +142,12 @@ class FakeRecords:
 
 async def test_the_invariant_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     host = {"host_id": "host-001", "host_name": "node-001"}
-    prs = {"pr-1": {"state": "fulfilled", "spec": {"name": "c001", "k8s_version": "v1.30.2",
-                                                   "control_plane": [host], "workers": []}}}  # fmt: skip
+    prs = {
+        "pr-1": {
+            "state": "fulfilled",
+            "spec": {"name": "c001", "k8s_version": "v1.30.2", "control_plane": [host], "workers": []},
+        }
+    }
     records = FakeRecords(tmp_path)
     hosts = "\n".join(invariants.host_problems(records, prs))
     for what in ("changed twice", "kubeadm runs", "started once", "/etc/hosts names node-001 2 times", "kubelet"):
@@ -146,5 +156,6 @@ async def test_the_invariant_checks_catch_what_they_are_for(tmp_path: Path) -> N
     assert "Cluster default/c001 created 2 times" in objects and "3 Machines ever created for 1 hosts" in objects
     leases = "\n".join(await invariants.lease_problems(records, prs))
     assert "lease of host-009 leaked: owner pr-gone is absent" in leases
-    assert invariants.outcome_problems("x", {"phase": "Synced", "children": {"c001": {"state": "fulfilled"}}},
-                                       {"c001": ["host-001"]})  # fmt: skip
+    assert invariants.outcome_problems(
+        "x", {"phase": "Synced", "children": {"c001": {"state": "fulfilled"}}}, {"c001": ["host-001"]}
+    )

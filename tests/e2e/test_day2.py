@@ -39,10 +39,12 @@ async def worker_machines(client: KubeClient, cluster: str) -> dict[str, str]:
     """host name → Machine name of the cluster's Running workers."""
     machines, _ = await client.list(CORE, "Machine", "default", label_selector=f"{CORE_LABEL}={cluster}")
     return {
-        m["status"]["nodeRef"]["name"]: m["metadata"]["name"] for m in machines
+        m["status"]["nodeRef"]["name"]: m["metadata"]["name"]
+        for m in machines
         if "cluster.x-k8s.io/control-plane" not in (m["metadata"].get("labels") or {})
-        and (m.get("status") or {}).get("phase") == "Running" and (m.get("status") or {}).get("nodeRef")
-    }  # fmt: skip
+        and (m.get("status") or {}).get("phase") == "Running"
+        and (m.get("status") or {}).get("nodeRef")
+    }
 
 
 class Timeline:
@@ -55,8 +57,7 @@ class Timeline:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, system: System) -> None:
-        self._tasks = [asyncio.create_task(self._byohosts(system.client)),
-                       asyncio.create_task(self._leases(system))]  # fmt: skip
+        self._tasks = [asyncio.create_task(self._byohosts(system.client)), asyncio.create_task(self._leases(system))]
 
     async def _byohosts(self, client: KubeClient) -> None:
         items, rv = await client.list(INFRA, "ByoHost", "default")
@@ -108,16 +109,22 @@ async def test_scale_down_of_a_named_worker_frees_exactly_that_host(
     await system.request("create", pr, system.spec("d2s", hosts, "127.0.9.21"))
     await system.state(pr, "fulfilled", timeout=120)
     # An operator (or a default elsewhere) chose this deletion policy; the scale must not depend on it.
-    await system.client.patch(CORE, "MachineDeployment", "d2s-md-0", "default",
-                              {"spec": {"strategy": {"rollingUpdate": {"deletePolicy": policy}}}})  # fmt: skip
+    await system.client.patch(
+        CORE,
+        "MachineDeployment",
+        "d2s-md-0",
+        "default",
+        {"spec": {"strategy": {"rollingUpdate": {"deletePolicy": policy}}}},
+    )
     before = await worker_machines(system.client, "d2s")
     assert set(before) == {"node-002", "node-003", "node-004"}
 
     # host-003 is the middle worker by name and by age: no policy picks it by itself every time.
     await system.request("update", pr, system.spec("d2s", ["host-001", "host-002", "host-004"], "127.0.9.21"))
     scaling = await system.state(pr, "progressing", "scaling")
-    await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > scaling.seq],
-                               timeout=120)  # fmt: skip
+    await system.statuses.wait(
+        lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > scaling.seq], timeout=120
+    )
 
     after = await worker_machines(system.client, "d2s")
     assert after == {h: m for h, m in before.items() if h != "node-003"}  # the others kept their Machines
@@ -146,8 +153,9 @@ async def test_a_worker_swap_reaches_fulfilled_with_exactly_the_requested_hosts(
     before = await worker_machines(system.client, "d2w")
     created = system.states(pr)[-1].seq
     await system.request("update", pr, system.spec("d2w", ["host-001", "host-002", "host-004"], "127.0.9.22"))
-    await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > created],
-                               timeout=150)  # fmt: skip
+    await system.statuses.wait(
+        lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > created], timeout=150
+    )
     prep = next(s for s in system.states(pr) if s.seq > created)
     after = await worker_machines(system.client, "d2w")
     assert set(after) == {"node-002", "node-004"} and after["node-002"] == before["node-002"]

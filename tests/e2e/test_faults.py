@@ -24,9 +24,13 @@ FAULTS: dict[str, str | dict[str, Any]] = {
     "host-002": "unreachable",
     "host-004": "wrong_host_key",
     "host-006": "auth_failure",
-    "host-008": {"kind": "command_failure", "pattern": "apt-get .*install", "exit_code": 100,
-                 "stderr": "E: Unable to fetch some archives"},
-}  # fmt: skip
+    "host-008": {
+        "kind": "command_failure",
+        "pattern": "apt-get .*install",
+        "exit_code": 100,
+        "stderr": "E: Unable to fetch some archives",
+    },
+}
 #: cluster -> words (case-insensitive) its reason and message must contain.
 EXPECTED: dict[str, list[str]] = {
     "c001": ["host-002", "connection refused"],
@@ -43,11 +47,17 @@ OPTIONS = StackOptions(
     clusters=8,
     hosts_per_cluster=2,
     faults=FAULTS,
-    capi={"fail_bootstrap_hosts": ["node-010"], "never_initialize_clusters": ["c006"], "host_claim_delay": 3.0,
-          "node_ready_delay": 1.0},
-    env={"o2ims": {"O2_O2IMS_PROVISIONING_DEADLINE": "30"},
-         "hostprep": {"O2_HOSTPREP_MAX_STEP_ATTEMPTS": "2", "O2_HOSTPREP_RETRY_MAX_DELAY": "1"}},
-)  # fmt: skip
+    capi={
+        "fail_bootstrap_hosts": ["node-010"],
+        "never_initialize_clusters": ["c006"],
+        "host_claim_delay": 3.0,
+        "node_ready_delay": 1.0,
+    },
+    env={
+        "o2ims": {"O2_O2IMS_PROVISIONING_DEADLINE": "30"},
+        "hostprep": {"O2_HOSTPREP_MAX_STEP_ATTEMPTS": "2", "O2_HOSTPREP_RETRY_MAX_DELAY": "1"},
+    },
+)
 
 
 async def test_each_fault_fails_its_cluster_precisely_and_the_others_finish(tmp_path: Path) -> None:

@@ -52,8 +52,9 @@ class Client:
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         hdrs = {"Authorization": f"Bearer {self.token}"}
         try:
-            async with self.session.request(method, self.base + path, json=body, headers=hdrs,
-                                            timeout=aiohttp.ClientTimeout(total=10)) as resp:  # fmt: skip
+            async with self.session.request(
+                method, self.base + path, json=body, headers=hdrs, timeout=aiohttp.ClientTimeout(total=10)
+            ) as resp:
                 text = await resp.text()
                 return resp.status, json.loads(text) if text else None
         except (aiohttp.ClientError, TimeoutError):
@@ -87,8 +88,9 @@ async def test_plan_create_notify_across_kill9_delete(tmp_path: Path) -> None:
         api = Client(session, stack.state)
         receiver = await Receiver().start()
         try:
-            status, sub = await api.call("POST", "/subscriptions", {"callback": receiver.url,
-                                                                    "filter": "(eq,name,e2e)"})  # fmt: skip
+            status, sub = await api.call(
+                "POST", "/subscriptions", {"callback": receiver.url, "filter": "(eq,name,e2e)"}
+            )
             assert status == 201, sub
             secret = valid(schemas.SUBSCRIPTION, sub)["signingSecret"]
             status, plan = await api.call("POST", "/plans", {"name": "e2e", "allClusters": True})
@@ -101,8 +103,7 @@ async def test_plan_create_notify_across_kill9_delete(tmp_path: Path) -> None:
             # Kill the API once notifications flow, then focom once the clusters are being prepared.
             await receiver.wait(lambda got: len(got) >= 2, timeout=120)
             await stack.kill("focom_api")
-            await receiver.wait(lambda got: any(n.get("stage") in ("apply", "provisioning") for n in got),
-                                timeout=240)  # fmt: skip
+            await receiver.wait(lambda got: any(n.get("stage") in ("apply", "provisioning") for n in got), timeout=240)
             await stack.kill("focom")
 
             async def synced() -> bool:
@@ -122,9 +123,14 @@ async def test_plan_create_notify_across_kill9_delete(tmp_path: Path) -> None:
                 return sorted(notes.values(), key=lambda n: n["sequence"])
 
             def per_cluster(notes: list[dict[str, Any]]) -> dict[str, list[tuple[str, str | None]]]:
-                return {pr_id_for("e2e", c): [(n["provisioningPhase"], n["stage"]) for n in notes
-                                              if n["kind"] == "ProvisioningRequest" and n["cluster"] == c]
-                        for c in stack.clusters}  # fmt: skip
+                return {
+                    pr_id_for("e2e", c): [
+                        (n["provisioningPhase"], n["stage"])
+                        for n in notes
+                        if n["kind"] == "ProvisioningRequest" and n["cluster"] == c
+                    ]
+                    for c in stack.clusters
+                }
 
             async def everything_delivered() -> list[dict[str, Any]] | None:
                 # Every transition o2ims published so far has arrived, and the last phase notified is the API's.
@@ -194,6 +200,7 @@ async def test_change_control(tmp_path: Path) -> None:
         await eventually(lambda: phase_is("first-come", "PendingApproval"), 60, "the competing request to wait")
         status, _ = await api.call("POST", f"{PRS}/first-come/approve")
         assert status == 202
+
         async def carried_out() -> bool:
             return await api.phase("first-come") in ("Creating", "Synced")
 

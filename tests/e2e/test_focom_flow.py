@@ -34,9 +34,12 @@ REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "v1.30.2"
 CNI = "bridge-pool"
 CNI_FILE = REPO / "examples" / "cni" / "bridge-pool.yaml"
-CAPI_KINDS = [("cluster.x-k8s.io/v1beta1", "Cluster"), ("cluster.x-k8s.io/v1beta1", "MachineDeployment"),
-              ("controlplane.cluster.x-k8s.io/v1beta1", "KubeadmControlPlane"),
-              ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoCluster")]  # fmt: skip
+CAPI_KINDS = [
+    ("cluster.x-k8s.io/v1beta1", "Cluster"),
+    ("cluster.x-k8s.io/v1beta1", "MachineDeployment"),
+    ("controlplane.cluster.x-k8s.io/v1beta1", "KubeadmControlPlane"),
+    ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoCluster"),
+]
 
 
 @dataclass
@@ -66,8 +69,9 @@ class System:
         return found
 
     def refusals(self, name: str) -> list[MessageFailed]:
-        return [e.payload for s, e in self.statuses.items if isinstance(e.payload, MessageFailed)
-                and s.endswith(f".{name}")]  # fmt: skip
+        return [
+            e.payload for s, e in self.statuses.items if isinstance(e.payload, MessageFailed) and s.endswith(f".{name}")
+        ]
 
     async def capi_objects(self, pr_id: str) -> list[str]:
         found = []
@@ -84,36 +88,59 @@ def inventory(pool: SandboxHostPool) -> dict[str, Any]:
     """Three clusters of one control-plane host and one worker each; three spare hosts."""
     hosts = [{k: v for k, v in h.items() if v is not None} for h in pool.inventory_hosts()]
     ids = [h["host_id"] for h in hosts]
-    clusters = [{"cluster_name": f"c{i + 1}", "cluster_masters": [{"host_id": ids[2 * i]}],
-                 "cluster_workers": [{"host_id": ids[2 * i + 1]}], "control_plane_endpoint": f"127.0.9.{i + 1}"}
-                for i in range(3)]  # fmt: skip
+    clusters = [
+        {
+            "cluster_name": f"c{i + 1}",
+            "cluster_masters": [{"host_id": ids[2 * i]}],
+            "cluster_workers": [{"host_id": ids[2 * i + 1]}],
+            "control_plane_endpoint": f"127.0.9.{i + 1}",
+        }
+        for i in range(3)
+    ]
     return {"k8s_version": K8S_VERSION, "hosts": hosts, "clusters": clusters}
 
 
 def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, path: Path) -> dict[str, dict[str, str]]:
     common = {"O2_NATS_URL": nats_url}
     return {
-        "focom": {**common, "O2_FOCOM_INVENTORY_PATH": str(path), "O2_FOCOM_DEFAULT_CNI": CNI,
-                  "O2_FOCOM_SSH_KEY_DIR": str(pool.client_key_path.parent),
-                  "O2_FOCOM_KUBE_ENABLED": "true", "O2_FOCOM_KUBECONFIG": str(kubeconfig)},
+        "focom": {
+            **common,
+            "O2_FOCOM_INVENTORY_PATH": str(path),
+            "O2_FOCOM_DEFAULT_CNI": CNI,
+            "O2_FOCOM_SSH_KEY_DIR": str(pool.client_key_path.parent),
+            "O2_FOCOM_KUBE_ENABLED": "true",
+            "O2_FOCOM_KUBECONFIG": str(kubeconfig),
+        },
         "o2ims": {**common},
-        "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(path),
-                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
-                     "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
-                     "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
-                     "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
-                     "O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60"},
-        "capi_renderer": {**common, "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
-                          "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)})},
+        "hostprep": {
+            **common,
+            "O2_HOSTPREP_INVENTORY_FILE": str(path),
+            "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
+            "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
+            "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
+            "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
+            "O2_HOSTPREP_CONNECT_TIMEOUT": "5",
+            "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60",
+        },
+        "capi_renderer": {
+            **common,
+            "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
+            "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)}),
+        },
         "status_watcher": {**common, "O2_STATUS_WATCHER_KUBECONFIG": str(kubeconfig)},
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
 async def system(
-    bus: Bus, nats_url: str, kubeconfig: Path, capi_sim: CapiSimulators, capi_client: KubeClient,
-    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]], tmp_path: Path,
-) -> AsyncIterator[System]:  # fmt: skip
+    bus: Bus,
+    nats_url: str,
+    kubeconfig: Path,
+    capi_sim: CapiSimulators,
+    capi_client: KubeClient,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
+    tmp_path: Path,
+) -> AsyncIterator[System]:
     pool = await sandbox_hosts(count=9)
     path = tmp_path / "input.json"
     path.write_text(json.dumps(inventory(pool), indent=1))
@@ -134,9 +161,15 @@ async def system(
 MODES: dict[str, dict[str, Any]] = {
     "allClusters": {"allClusters": True},
     "clusterNames": {"clusterNames": ("c2",)},
-    "template": {"templateName": "byoh-workload-cluster", "templateParameters": {
-        "clusterName": "t1", "k8sVersion": K8S_VERSION, "controlPlaneEndpoint": "127.0.9.9",
-        "hosts": {"masters": [{"hostId": "host-007"}], "workers": [{"hostId": "host-008"}]}}},
+    "template": {
+        "templateName": "byoh-workload-cluster",
+        "templateParameters": {
+            "clusterName": "t1",
+            "k8sVersion": K8S_VERSION,
+            "controlPlaneEndpoint": "127.0.9.9",
+            "hosts": {"masters": [{"hostId": "host-007"}], "workers": [{"hostId": "host-008"}]},
+        },
+    },
 }
 CLUSTERS = {"allClusters": ["c1", "c2", "c3"], "clusterNames": ["c2"], "template": ["t1"]}
 
@@ -160,14 +193,19 @@ async def test_create_scale_delete(system: System, mode: str) -> None:
 
     # Scale: the first cluster gets one more worker, picked from the free inventory hosts.
     first = CLUSTERS[mode][0]
-    await system.submit(name, operation="scale", targetWorkerCount=2,
-                        **(_selection(mode) if mode != "allClusters" else {"clusterNames": (first,)}))
+    await system.submit(
+        name,
+        operation="scale",
+        targetWorkerCount=2,
+        **(_selection(mode) if mode != "allClusters" else {"clusterNames": (first,)}),
+    )
     await system.phase(name, "Scaling")
     await system.phase(name, "Synced")
     workers = [h for h, owner in (await system.leases()).items() if owner == pr_ids[first]]
     assert len(workers) == 3  # one control-plane host and two workers
-    md, _ = await system.client.list("cluster.x-k8s.io/v1beta1", "MachineDeployment", "default",
-                                     label_selector=f"{PR_ID_LABEL}={pr_ids[first]}")
+    md, _ = await system.client.list(
+        "cluster.x-k8s.io/v1beta1", "MachineDeployment", "default", label_selector=f"{PR_ID_LABEL}={pr_ids[first]}"
+    )
     assert md and md[0]["spec"]["replicas"] == 2
 
     await system.submit(name, operation="delete", **_selection(mode))

@@ -34,15 +34,22 @@ from shared.kube import KubeClient
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on PATH (the guide's flow needs a "
-                                                           "real kubectl)")
+needs_kubectl = pytest.mark.skipif(
+    KUBECTL is None, reason="no kubectl binary on PATH (the guide's flow needs a real kubectl)"
+)
 FPR_API, PR_API = "focom.nephio.org/v1alpha1", "o2ims.provisioning.oran.org/v1alpha1"
 EXAMPLE = REPO / "examples" / "focom-all-clusters.yaml"
 
 
 def o2ctl(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "o2ctl", "--state-dir", str(state), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "o2ctl", "--state-dir", str(state), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 class Kubectl:
@@ -55,8 +62,9 @@ class Kubectl:
         return [KUBECTL, *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.argv(*args), env=self.env, cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
+        proc = subprocess.run(
+            self.argv(*args), env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check:
             assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
         return proc
@@ -95,8 +103,9 @@ def own_sandbox(tmp_path: Path) -> Iterator[tuple[Path, Kubectl]]:
     yield from _up(tmp_path)
 
 
-async def until(kube: KubeClient, api_version: str, kind: str, done: Callable[[list[dict[str, Any]]], bool],
-                timeout: float = 300) -> list[dict[str, Any]]:
+async def until(
+    kube: KubeClient, api_version: str, kind: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 300
+) -> list[dict[str, Any]]:
     """List, then watch (re-listing on every event) until ``done(items)``; bounded by ``timeout``."""
     async with asyncio.timeout(timeout):
         while True:
@@ -117,12 +126,16 @@ async def test_the_fpr_face_and_the_pr_mirror_run_on_the_sandbox(own_sandbox: tu
     fpr["spec"] = {"operation": "create", "clusterNames": [cluster]}
 
     def phase(items: list[dict[str, Any]]) -> str | None:
-        return next(((i.get("status") or {}).get("phase") for i in items if i["metadata"]["name"] == "one-cluster"),
-                    None)
+        return next(
+            ((i.get("status") or {}).get("phase") for i in items if i["metadata"]["name"] == "one-cluster"), None
+        )
 
     def mirrored(items: list[dict[str, Any]]) -> list[str]:
-        return [((i.get("status") or {}).get("provisioningStatus") or {}).get("provisioningState", "")
-                for i in items if i["spec"]["templateParameters"]["clusterName"] == cluster]
+        return [
+            ((i.get("status") or {}).get("provisioningStatus") or {}).get("provisioningState", "")
+            for i in items
+            if i["spec"]["templateParameters"]["clusterName"] == cluster
+        ]
 
     async with await KubeClient.from_kubeconfig(Path(kubectl.env["KUBECONFIG"])) as kube:
         await kube.create(fpr)
@@ -143,8 +156,7 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     assert "focomprovisioningrequest.focom.nephio.org/all-clusters created" in applied.stdout
     assert kubectl("apply", "-f", str(EXAMPLE)).stdout.strip().endswith("unchanged")
 
-    synced = kubectl("wait", "fpr/all-clusters", "--for=jsonpath={.status.phase}=Synced", "--timeout=300s",
-                     check=False)
+    synced = kubectl("wait", "fpr/all-clusters", "--for=jsonpath={.status.phase}=Synced", "--timeout=300s", check=False)
     assert synced.returncode == 0, synced.stderr + kubectl("get", "fpr,oranpr", "-o", "wide").stdout
 
     fpr = table(kubectl("get", "fpr").stdout)
@@ -160,8 +172,13 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
         assert secret[0]["NAME"] == f"{cluster}-kubeconfig" and secret[0]["DATA"] == "1"
 
     # Deleting the request removes every cluster it made; a watch started before sees the FPR go.
-    watcher = subprocess.Popen(kubectl.argv("get", "fpr", "--watch", "--output-watch-events"), env=kubectl.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    watcher = subprocess.Popen(
+        kubectl.argv("get", "fpr", "--watch", "--output-watch-events"),
+        env=kubectl.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         kubectl("delete", "-f", str(EXAMPLE), "--timeout=300s")
         kubectl("wait", "--for=delete", "fpr/all-clusters", "--timeout=60s")

@@ -17,15 +17,18 @@ import pytest
 from o2ctl.state import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(600),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def o2ctl(state: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "o2ctl", "--state-dir", str(state), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "o2ctl", "--state-dir", str(state), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def as_json(proc: subprocess.CompletedProcess[str]) -> Any:
@@ -105,10 +108,12 @@ def test_submit_wait_then_status_events_and_kubeconfig(sandbox: Path, tmp_path: 
     assert res.returncode == 0, res.stdout + res.stderr
     done = as_json(res)
     assert done["phase"] == "Synced"
-    assert {c["cluster"]: c["state"] for c in done["clusters"]} == {"smo": "fulfilled", "ran": "fulfilled",
-                                                                    "edge": "fulfilled"}  # fmt: skip
-    assert {c["kubeconfig_secret"] for c in done["clusters"]} == {"smo-kubeconfig", "ran-kubeconfig",
-                                                                  "edge-kubeconfig"}  # fmt: skip
+    assert {c["cluster"]: c["state"] for c in done["clusters"]} == {
+        "smo": "fulfilled",
+        "ran": "fulfilled",
+        "edge": "fulfilled",
+    }
+    assert {c["kubeconfig_secret"] for c in done["clusters"]} == {"smo-kubeconfig", "ran-kubeconfig", "edge-kubeconfig"}
 
     status = as_json(o2ctl(sandbox, "-o", "json", "status", "ops"))
     assert status[0]["phase"] == "Synced" and set(status[0]["children"]) == {"smo", "ran", "edge"}
@@ -145,8 +150,9 @@ def test_errors_are_clear_and_exit_non_zero(sandbox: Path, tmp_path: Path) -> No
     no_traceback(bad)
     assert bad.returncode == 2
 
-    refused = o2ctl(sandbox, "-o", "json", "submit", "--clusters", "no-such-cluster", "--name", "nope", "--wait",
-                    "--timeout", "60")  # fmt: skip
+    refused = o2ctl(
+        sandbox, "-o", "json", "submit", "--clusters", "no-such-cluster", "--name", "nope", "--wait", "--timeout", "60"
+    )
     no_traceback(refused)
     assert refused.returncode == 1
     body = as_json(refused)
@@ -179,8 +185,15 @@ def test_down_leaves_no_process_or_port(tmp_path: Path) -> None:
 
 def test_make_demo_from_a_clean_state(tmp_path: Path) -> None:
     env = {**os.environ, "O2CTL_STATE_DIR": str(tmp_path / "demo")}
-    res = subprocess.run(["make", "--no-print-directory", "demo"], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=400, check=False)  # fmt: skip
+    res = subprocess.run(
+        ["make", "--no-print-directory", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert lines[-1] == "stopped everything."

@@ -41,11 +41,20 @@ def valid(schema: dict[str, Any], body: Any) -> Any:
 
 
 def request(pr_id: str, name: str, master: str, worker: str, vip: str) -> dict[str, Any]:
-    return {"provisioningRequestId": pr_id, "name": name, "description": f"{name} through the O2IMS API",
-            "templateName": "byoh-workload-cluster", "templateVersion": "v1.0.0",
-            "templateParameters": {"clusterName": name, "k8sVersion": "v1.31.4", "controlPlaneEndpoint": vip,
-                                   "cni": o2stack.SANDBOX_CNI,
-                                   "hosts": {"masters": [{"hostId": master}], "workers": [{"hostId": worker}]}}}
+    return {
+        "provisioningRequestId": pr_id,
+        "name": name,
+        "description": f"{name} through the O2IMS API",
+        "templateName": "byoh-workload-cluster",
+        "templateVersion": "v1.0.0",
+        "templateParameters": {
+            "clusterName": name,
+            "k8sVersion": "v1.31.4",
+            "controlPlaneEndpoint": vip,
+            "cni": o2stack.SANDBOX_CNI,
+            "hosts": {"masters": [{"hostId": master}], "workers": [{"hostId": worker}]},
+        },
+    }
 
 
 class Client:
@@ -105,8 +114,9 @@ async def test_provisioning_and_alarms_through_the_o2ims_api(tmp_path: Path) -> 
         pid = stack.child("hosts").pid
         assert pid is not None
         os.kill(pid, signal.SIGHUP)
-        status, body = await api.call("PUT", f"{PRS}/{bad}", request(bad, "api-bad", "host-006", "host-005",
-                                                                     "127.0.210.2"))  # fmt: skip
+        status, body = await api.call(
+            "PUT", f"{PRS}/{bad}", request(bad, "api-bad", "host-006", "host-005", "127.0.210.2")
+        )
         assert status == 200, body
         await eventually(lambda: phase_is(bad, "FULFILLED"), 240, "the repaired PR to be fulfilled")
         await eventually(lambda: _without(api, {"ProvisioningFailed", "HostKeyChanged"}), 60, "alarms to clear")

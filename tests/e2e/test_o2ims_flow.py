@@ -75,11 +75,22 @@ class System:
 
         def ref(host_id: str) -> HostRef:
             h = refs[host_id]
-            return HostRef(host_id=host_id, host_name=h["host_name"], host_ip=h["host_ip"], ssh_port=h["ssh_port"],
-                           ssh_user=h["host_user"])  # fmt: skip
+            return HostRef(
+                host_id=host_id,
+                host_name=h["host_name"],
+                host_ip=h["host_ip"],
+                ssh_port=h["ssh_port"],
+                ssh_user=h["host_user"],
+            )
 
-        return ClusterSpec(name=name, k8s_version=K8S_VERSION, control_plane=(ref(hosts[0]),),
-                           workers=tuple(ref(h) for h in hosts[1:]), vip=vip, cni=CNI)  # fmt: skip
+        return ClusterSpec(
+            name=name,
+            k8s_version=K8S_VERSION,
+            control_plane=(ref(hosts[0]),),
+            workers=tuple(ref(h) for h in hosts[1:]),
+            vip=vip,
+            cni=CNI,
+        )
 
     async def leases(self) -> HostLeases:
         return HostLeases(await self.bus.kv(BUCKET_HOSTS))
@@ -113,10 +124,12 @@ class System:
     async def running_workers(self, name: str) -> int:
         machines, _ = await self.client.list(CORE, "Machine", "default", label_selector=f"{CORE_LABEL}={name}")
         return sum(
-            1 for m in machines
+            1
+            for m in machines
             if "cluster.x-k8s.io/control-plane" not in (m["metadata"].get("labels") or {})
-            and (m.get("status") or {}).get("phase") == "Running" and (m.get("status") or {}).get("nodeRef")
-        )  # fmt: skip
+            and (m.get("status") or {}).get("phase") == "Running"
+            and (m.get("status") or {}).get("nodeRef")
+        )
 
     async def count(self, stream: str, subject: str) -> int:
         info = await self.bus.js.stream_info(stream, subjects_filter=subject)
@@ -126,21 +139,29 @@ class System:
 CORE_LABEL = "cluster.x-k8s.io/cluster-name"
 
 
-def environments(nats_url: str, pool: SandboxHostPool, kubeconfig: Path, inventory: Path,
-                 o2ims: dict[str, str]) -> dict[str, dict[str, str]]:  # fmt: skip
+def environments(
+    nats_url: str, pool: SandboxHostPool, kubeconfig: Path, inventory: Path, o2ims: dict[str, str]
+) -> dict[str, dict[str, str]]:
     common = {"O2_NATS_URL": nats_url}
     return {
         "o2ims": {**common, **o2ims},
-        "hostprep": {**common, "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
-                     "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
-                     "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
-                     "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
-                     "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
-                     "O2_HOSTPREP_CONNECT_TIMEOUT": "5", "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60"},
-        "capi_renderer": {**common, "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
-                          "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)})},
+        "hostprep": {
+            **common,
+            "O2_HOSTPREP_INVENTORY_FILE": str(inventory),
+            "O2_HOSTPREP_SSH_KEY_DIR": str(pool.client_key_path.parent),
+            "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(pool.known_hosts_path),
+            "O2_HOSTPREP_KUBECONFIG": str(kubeconfig),
+            "O2_HOSTPREP_AGENT_BINARY_FILE": str(pool.agent_binary_path),
+            "O2_HOSTPREP_CONNECT_TIMEOUT": "5",
+            "O2_HOSTPREP_REGISTRATION_TIMEOUT": "60",
+        },
+        "capi_renderer": {
+            **common,
+            "O2_CAPI_RENDERER_KUBECONFIG": str(kubeconfig),
+            "O2_CAPI_RENDERER_CNI_MANIFESTS": json.dumps({CNI: str(CNI_FILE)}),
+        },
         "status_watcher": {**common, "O2_STATUS_WATCHER_KUBECONFIG": str(kubeconfig)},
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -151,9 +172,15 @@ def o2ims_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 async def system(
-    bus: Bus, nats_url: str, kubeconfig: Path, capi_sim: CapiSimulators, capi_client: KubeClient,
-    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]], tmp_path: Path, o2ims_env: dict[str, str],
-) -> AsyncIterator[System]:  # fmt: skip
+    bus: Bus,
+    nats_url: str,
+    kubeconfig: Path,
+    capi_sim: CapiSimulators,
+    capi_client: KubeClient,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
+    tmp_path: Path,
+    o2ims_env: dict[str, str],
+) -> AsyncIterator[System]:
     pool = await sandbox_hosts(count=4)
     inventory = tmp_path / "input.json"
     pool.write_inventory(inventory)
@@ -216,7 +243,10 @@ async def test_delete_after_fulfilled_tombstones_releases_and_removes_the_cluste
     await system.request("delete", pr, spec)
     await system.state(pr, "deleted")
     assert [(s.state, s.stage) for s in system.states(pr)][-3:] == [
-        ("deleting", "capi-delete"), ("deleting", "teardown"), ("deleted", None)]
+        ("deleting", "capi-delete"),
+        ("deleting", "teardown"),
+        ("deleted", None),
+    ]
     assert await (await system.leases()).held_by(pr) == []
     assert await system.cluster("e2e4") is None
     # Reset before the leases went back (kubeadm reset -f over SSH, the agent and its ByoHost gone).
@@ -248,13 +278,20 @@ async def test_scale_two_to_three_workers(system: System) -> None:
     scaling = await system.state(pr, "progressing", "scaling")
     await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > scaling.seq])
     assert [(s.state, s.stage) for s in system.states(pr) if s.seq >= scaling.seq - 1] == [
-        ("progressing", "hostprep"), ("progressing", "scaling"), ("fulfilled", None),
-    ]  # fmt: skip
+        ("progressing", "hostprep"),
+        ("progressing", "scaling"),
+        ("fulfilled", None),
+    ]
     assert await system.running_workers("e2e6") == 3
 
 
-ORDER = [("pending", None), ("progressing", "hostprep"), ("progressing", "apply"), ("progressing", "provisioning"),
-         ("fulfilled", None)]  # fmt: skip
+ORDER = [
+    ("pending", None),
+    ("progressing", "hostprep"),
+    ("progressing", "apply"),
+    ("progressing", "provisioning"),
+    ("fulfilled", None),
+]
 
 
 @pytest.mark.capi_options(node_ready_delay=2.0)

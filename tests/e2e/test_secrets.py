@@ -38,8 +38,9 @@ async def secret_material(stack: Stack) -> dict[str, str]:
     kubeconfig = yaml.safe_load((stack.state / "kubeconfig").read_text())
     found["emulator admin token"] = kubeconfig["users"][0]["user"]["token"]
     found.update({f"NATS password of {role}": pw.get_secret_value() for role, pw in stack.nats_passwords.items()})
-    tokens, _ = await stack.kube.list("v1", "Secret", "kube-system",
-                                      field_selector="type=bootstrap.kubernetes.io/token")  # fmt: skip
+    tokens, _ = await stack.kube.list(
+        "v1", "Secret", "kube-system", field_selector="type=bootstrap.kubernetes.io/token"
+    )
     for s in tokens:
         found[f"bootstrap token {s['metadata']['name']}"] = base64.b64decode(s["data"]["token-secret"]).decode()
     for cluster in stack.clusters:
@@ -64,11 +65,19 @@ async def haystacks(stack: Stack) -> dict[str, str]:
 
 
 async def test_no_secret_in_any_log_or_message(tmp_path: Path) -> None:
-    options = StackOptions(clusters=2, password=PASSWORD, password_hosts=PASSWORD_HOSTS, log_level="debug",
-                           env={"hostprep": {"O2_HOSTPREP_SSH_KEY_FILE": None}})  # fmt: skip
+    options = StackOptions(
+        clusters=2,
+        password=PASSWORD,
+        password_hosts=PASSWORD_HOSTS,
+        log_level="debug",
+        env={"hostprep": {"O2_HOSTPREP_SSH_KEY_FILE": None}},
+    )
     async with Stack(tmp_path / "stack", options) as stack:
-        assert all("host_pwd" in h and "ssh_key_file" not in h for h in stack.inventory["hosts"]
-                   if h["host_id"] in PASSWORD_HOSTS)  # fmt: skip
+        assert all(
+            "host_pwd" in h and "ssh_key_file" not in h
+            for h in stack.inventory["hosts"]
+            if h["host_id"] in PASSWORD_HOSTS
+        )
         await stack.submit("secrets", allClusters=True)
         await stack.settled("secrets")
         problems = await run_problems(stack, {"secrets": {}})
@@ -80,6 +89,7 @@ async def test_no_secret_in_any_log_or_message(tmp_path: Path) -> None:
         # The search sees what it should: the hosts' ids travel in messages, the password sits in input.json.
         assert any("host-004" in text for place, text in places.items() if not place.startswith("log"))
         assert PASSWORD in stack.inventory_path.read_text()
-        leaks = sorted({(what, place) for place, text in places.items() for what, value in material.items()
-                        if value in text})  # fmt: skip
+        leaks = sorted(
+            {(what, place) for place, text in places.items() for what, value in material.items() if value in text}
+        )
         assert leaks == [], "secret material found (what, where):\n" + "\n".join(map(str, leaks))

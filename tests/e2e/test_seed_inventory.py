@@ -40,22 +40,41 @@ def seed_inventory(stack: Stack, clusters: list[tuple[str, int, int]]) -> dict[s
     for n, h in enumerate(stack.inventory["hosts"], start=1):
         assert "ssh_key_file" not in h and h["host_pwd"] == PASSWORD
         # ssh_port only because the sandbox hosts cannot listen on 22; everything else as the guide writes it.
-        hosts.append({"host_id": n, "host_name": h["host_name"], "host_ip": h["host_ip"], "host_user": h["host_user"],
-                      "host_pwd": PASSWORD, "ssh_port": h["ssh_port"]})  # fmt: skip
+        hosts.append(
+            {
+                "host_id": n,
+                "host_name": h["host_name"],
+                "host_ip": h["host_ip"],
+                "host_user": h["host_user"],
+                "host_pwd": PASSWORD,
+                "ssh_port": h["ssh_port"],
+            }
+        )
         stack.host_dirs[str(n)] = h["host_id"]
     out, next_id = [], 1
     for name, cp, workers in clusters:
         ids = list(range(next_id, next_id + cp + workers))
         next_id += cp + workers
-        out.append({"cluster_name": name, "cluster_masters": [{"host_id": i} for i in ids[:cp]],
-                    "cluster_workers": [{"host_id": i} for i in ids[cp:]]})  # fmt: skip
+        out.append(
+            {
+                "cluster_name": name,
+                "cluster_masters": [{"host_id": i} for i in ids[:cp]],
+                "cluster_workers": [{"host_id": i} for i in ids[cp:]],
+            }
+        )
     return {"k8s_version": K8S_VERSION.removeprefix("v"), "hosts": hosts, "clusters": out}
 
 
 def options(hosts: int, **env: dict[str, str | None]) -> StackOptions:
     every = frozenset(f"host-{i:03d}" for i in range(1, hosts + 1))
-    return StackOptions(clusters=0, hosts_per_cluster=1, spare_hosts=hosts, password=PASSWORD, password_hosts=every,
-                        env={"hostprep": {"O2_HOSTPREP_SSH_KEY_FILE": None}, **env})  # fmt: skip
+    return StackOptions(
+        clusters=0,
+        hosts_per_cluster=1,
+        spare_hosts=hosts,
+        password=PASSWORD,
+        password_hosts=every,
+        env={"hostprep": {"O2_HOSTPREP_SSH_KEY_FILE": None}, **env},
+    )
 
 
 async def objects(stack: Stack, cluster: str) -> dict[str, dict[str, Any]]:

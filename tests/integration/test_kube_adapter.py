@@ -92,8 +92,12 @@ async def test_server_side_apply_and_status(client: KubeClient) -> None:
 
     status = {"hostinfo": {"architecture": "amd64", "osname": "linux", "osimage": "test"}}
     applied = await client.apply_status(
-        {"apiVersion": INFRA, "kind": "ByoHost", "metadata": {"name": "host-a", "namespace": "default"},
-         "status": status},
+        {
+            "apiVersion": INFRA,
+            "kind": "ByoHost",
+            "metadata": {"name": "host-a", "namespace": "default"},
+            "status": status,
+        },
         field_manager="adapter-status",
     )
     assert applied["status"]["hostinfo"]["osimage"] == "test"

@@ -37,11 +37,7 @@ SEED_FORMAT: dict[str, Any] = {
         for i in range(4)
     ],
     "clusters": [
-        {
-            "cluster_name": "edge-a",
-            "cluster_masters": [{"host_id": "100"}],
-            "cluster_workers": [{"host_id": "101"}],
-        },
+        {"cluster_name": "edge-a", "cluster_masters": [{"host_id": "100"}], "cluster_workers": [{"host_id": "101"}]},
         {
             "cluster_name": "edge-b",
             "cluster_masters": [{"host_id": "102"}],
@@ -110,8 +106,9 @@ def test_plan_renders_calico_and_validates_strictly_with_nothing_configured(tmp_
         "KubeadmControlPlane",
         "MachineDeployment",
     ]
-    endpoints = {o["metadata"]["name"]: o["spec"]["controlPlaneEndpoint"]["host"] for o in objects
-                 if o["kind"] == "ByoCluster"}  # fmt: skip
+    endpoints = {
+        o["metadata"]["name"]: o["spec"]["controlPlaneEndpoint"]["host"] for o in objects if o["kind"] == "ByoCluster"
+    }
     assert endpoints == {"edge-a": "10.20.0.10", "edge-b": "10.20.0.12"}
     crs = [o for o in objects if o["kind"] == "ClusterResourceSet"]
     assert sorted(o["metadata"]["name"] for o in crs) == ["edge-a-crs-0", "edge-b-crs-0"]

@@ -39,8 +39,13 @@ async def test_sandbox_starts_everything_and_tears_down_cleanly(tmp_path: Path, 
             version = await kube.server_version()
             assert version.get("gitVersion")
         host = sb.hosts.hosts[0]
-        async with asyncssh.connect(host.ip, host.port, username="root", client_keys=[str(sb.hosts.client_key_path)],
-                                    known_hosts=str(sb.hosts.known_hosts_path)) as conn:  # fmt: skip
+        async with asyncssh.connect(
+            host.ip,
+            host.port,
+            username="root",
+            client_keys=[str(sb.hosts.client_key_path)],
+            known_hosts=str(sb.hosts.known_hosts_path),
+        ) as conn:
             result = await conn.run("uname -m", check=True)
             assert str(result.stdout).strip() == "x86_64"
         ports = [("127.0.0.1", sb.nats.port), ("127.0.0.1", sb.kubeapi.port), (host.ip, host.port)]

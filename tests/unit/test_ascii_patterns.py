@@ -36,16 +36,23 @@ def _patterns(tree: ast.AST) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            is_re = isinstance(func, ast.Attribute) and func.attr in _RE_FUNCS and \
-                isinstance(func.value, ast.Name) and func.value.id == "re"
+            is_re = (
+                isinstance(func, ast.Attribute)
+                and func.attr in _RE_FUNCS
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "re"
+            )
             if is_re and node.args and isinstance(node.args[0], ast.Constant) and not _ascii_flag(node):
                 yield node.lineno, str(node.args[0].value)
             for kw in node.keywords:
                 if kw.arg == "pattern" and isinstance(kw.value, ast.Constant):
                     yield node.lineno, str(kw.value.value)
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and \
-                isinstance(node.value.value, str) and \
-                any(isinstance(t, ast.Name) and t.id.endswith("_PATTERN") for t in node.targets):
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+            and any(isinstance(t, ast.Name) and t.id.endswith("_PATTERN") for t in node.targets)
+        ):
             yield node.lineno, node.value.value
 
 
@@ -65,8 +72,10 @@ def test_no_validation_pattern_uses_unicode_classes() -> None:
 
 
 def test_the_scan_finds_a_unicode_digit_class() -> None:
-    tree = ast.parse('import re\nX = re.compile(r"^v?\\d+$")\nY = re.compile(r"^\\d+$", re.ASCII)\n'
-                     'Z_PATTERN = r"[^\\s#]+"\nW_PATTERN = r"a\\sb"\n')
+    tree = ast.parse(
+        'import re\nX = re.compile(r"^v?\\d+$")\nY = re.compile(r"^\\d+$", re.ASCII)\n'
+        'Z_PATTERN = r"[^\\s#]+"\nW_PATTERN = r"a\\sb"\n'
+    )
     found = sorted(p for _, p in _patterns(tree) if _UNICODE_CLASS.search(_NEGATED.sub("", p)))
     assert found == sorted(["^v?\\d+$", "a\\sb"])
 

@@ -14,17 +14,22 @@ from bench.report import SERIES, Figure, as_json, merged
 
 
 def test_json_rows_carry_explicit_or_derived_ids() -> None:
-    rows = as_json([Figure("e2e_scale", "CPU per cluster", 0.25, "s", id="e2e.cpu_s_per_cluster"),
-                    Figure("bus", "Messages/s (1 KiB)", 900.0, "msg/s", peer="x", peer_value=300.0)])
+    rows = as_json(
+        [
+            Figure("e2e_scale", "CPU per cluster", 0.25, "s", id="e2e.cpu_s_per_cluster"),
+            Figure("bus", "Messages/s (1 KiB)", 900.0, "msg/s", peer="x", peer_value=300.0),
+        ]
+    )
     assert rows[0]["id"] == "e2e.cpu_s_per_cluster" and rows[0]["ours"] == 0.25 and rows[0]["ratio"] is None
     assert rows[1]["id"] == "bus.messages_s_1_kib" and rows[1]["ratio"] == pytest.approx(3.0)
     assert json.loads(render([Figure("b", "m", 1.0, "s", id="b.m")], "json", table="unused"))[0]["id"] == "b.m"
 
 
 def test_fanout_figures_have_the_promised_ids_and_values() -> None:
-    ours = {1: Run(1, wall=10.0, cpu=0.2, sandbox_cpu=0.3),
-            200: Run(200, wall=12.0, cpu=10.0, sandbox_cpu=40.0, peak_rss_mib=150.0, base_rss_mib=90.0,
-                     peak_fds=420)}
+    ours = {
+        1: Run(1, wall=10.0, cpu=0.2, sandbox_cpu=0.3),
+        200: Run(200, wall=12.0, cpu=10.0, sandbox_cpu=40.0, peak_rss_mib=150.0, base_rss_mib=90.0, peak_fds=420),
+    }
     peer = {1: Run(1, wall=20.0, cpu=3.0, sandbox_cpu=0.3), 200: Run(200, wall=60.0, cpu=300.0, sandbox_cpu=50.0)}
     by_id = {f.key: f for f in figures(ours, peer, concurrency=200)}
     assert by_id["hostprep.wall_ratio_200"].ours == pytest.approx(1.2)
@@ -59,8 +64,14 @@ def test_e2e_figures_have_the_promised_ids() -> None:
     from bench.e2e_scale import figures as e2e_figures
 
     def result(n: int, rss: float) -> Result:
-        cpu = {"focom": 0.01 * n, "o2ims": 0.2 * n, "hostprep": 0.1 * n, "capi_renderer": 0.02 * n,
-               "status_watcher": 0.02 * n, "o2ims_api": 5.0 * n}
+        cpu = {
+            "focom": 0.01 * n,
+            "o2ims": 0.2 * n,
+            "hostprep": 0.1 * n,
+            "capi_renderer": 0.02 * n,
+            "status_watcher": 0.02 * n,
+            "o2ims_api": 5.0 * n,
+        }
         return Result(n, synced_s=n / 2, cpu_s=cpu, rss_mib={s: rss for s in cpu}, messages_per_cluster=140.0)
 
     by_id = {f.key: f for f in e2e_figures({10: result(10, 80.0), 300: result(300, 100.0)})}

@@ -24,10 +24,22 @@ def _example() -> ModuleType:
 
 
 def _note(seq: int) -> bytes:
-    return json.dumps({"notificationId": f"n{seq}", "subscriptionId": "s", "consumerSubscriptionId": None,
-                       "kind": "FocomProvisioningRequest", "name": "r", "cluster": None, "phase": "Creating",
-                       "stage": None, "reason": None, "message": "", "occurredAt": "2026-01-01T00:00:00+00:00",
-                       "sequence": seq}).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "notificationId": f"n{seq}",
+            "subscriptionId": "s",
+            "consumerSubscriptionId": None,
+            "kind": "FocomProvisioningRequest",
+            "name": "r",
+            "cluster": None,
+            "phase": "Creating",
+            "stage": None,
+            "reason": None,
+            "message": "",
+            "occurredAt": "2026-01-01T00:00:00+00:00",
+            "sequence": seq,
+        }
+    ).encode()
 
 
 def test_signature_check_matches_the_api(capsys: pytest.CaptureFixture[str]) -> None:

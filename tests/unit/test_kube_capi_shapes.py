@@ -34,8 +34,10 @@ def test_v1beta1_conditions_keep_transition_times_and_drop_empty_fields() -> Non
     built = {c["type"]: c for c in conds.build()}
     assert built["Ready"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
     assert built["InfrastructureReady"] == {
-        "type": "InfrastructureReady", "status": "True", "lastTransitionTime": built["InfrastructureReady"][
-            "lastTransitionTime"]}
+        "type": "InfrastructureReady",
+        "status": "True",
+        "lastTransitionTime": built["InfrastructureReady"]["lastTransitionTime"],
+    }
     assert built["Ready"]["severity"] == "Info" and built["Ready"]["reason"] == "Waiting"
     assert "message" not in built["Ready"]
 
@@ -73,7 +75,11 @@ def test_differs_follows_merge_patch_semantics() -> None:
 def test_refs_in_both_shapes() -> None:
     v1 = make_ref("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachine", "m", "ns", v1beta2=False)
     v2 = make_ref("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachine", "m", "ns", v1beta2=True)
-    assert v1 == {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "ByoMachine", "name": "m",
-                  "namespace": "ns"}
+    assert v1 == {
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "ByoMachine",
+        "name": "m",
+        "namespace": "ns",
+    }
     assert v2 == {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "ByoMachine", "name": "m"}
     assert ref_group(v1) == ref_group(v2) == "infrastructure.cluster.x-k8s.io"

@@ -17,8 +17,9 @@ from shared.kube_errors import api_error, parse_status
 
 def _api_exc(code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> ApiException:
     exc = ApiException(status=code, reason=reason)
-    exc.body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-                           "reason": reason, "message": message})
+    exc.body = json.dumps(
+        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}
+    )
     exc.headers = headers or {}
     return exc
 
@@ -96,8 +97,9 @@ def test_api_resource_paths() -> None:
     assert cm.path(None) == "/api/v1/configmaps"
     cluster = ApiResource("cluster.x-k8s.io/v1beta1", "Cluster", "clusters", True, frozenset({"status"}))
     assert cluster.path("d", "c1", "status") == "/apis/cluster.x-k8s.io/v1beta1/namespaces/d/clusters/c1/status"
-    crd = ApiResource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False,
-                      frozenset())
+    crd = ApiResource(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False, frozenset()
+    )
     assert crd.path("ignored", "x") == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x"
 
 

@@ -182,8 +182,24 @@ def registry() -> dict[str, Shim]:
     )
 
     table: dict[str, Shim] = {}
-    modules = (files, text, sed, cond, apt, dpkg, systemd, kmod, sysctl, swap, net, sysinfo, kube, containerd, fetch,
-               agent)
+    modules = (
+        files,
+        text,
+        sed,
+        cond,
+        apt,
+        dpkg,
+        systemd,
+        kmod,
+        sysctl,
+        swap,
+        net,
+        sysinfo,
+        kube,
+        containerd,
+        fetch,
+        agent,
+    )
     for module in modules:
         table.update(module.SHIMS)
     return table

@@ -10,8 +10,16 @@ from . import Ctx, Shim, ShimExit
 
 AGENT_MAGIC = b"#!sandbox-byoh-hostagent"
 SUPPORTED_INSTALLER_OS = ("ubuntu", "20.04", "x86_64")
-_VALUE_FLAGS = {"bootstrap-kubeconfig", "namespace", "label", "downloadpath", "metricsbindaddress",
-                "certExpiryDuration", "v", "kubeconfig"}
+_VALUE_FLAGS = {
+    "bootstrap-kubeconfig",
+    "namespace",
+    "label",
+    "downloadpath",
+    "metricsbindaddress",
+    "certExpiryDuration",
+    "v",
+    "kubeconfig",
+}
 _BOOL_FLAGS = {"skip-installation", "version", "help"}
 
 
@@ -67,8 +75,10 @@ def byoh_hostagent(ctx: Ctx) -> int:
         ctx.print(f"byoh-hostagent version: {version}")
         return 0
     if "--help" in ctx.args or "-h" in ctx.args:
-        ctx.print("Usage of byoh-hostagent:\n  -bootstrap-kubeconfig string\n  -label value\n  -namespace string "
-                  '(default "default")\n  -skip-installation\n  -version')
+        ctx.print(
+            "Usage of byoh-hostagent:\n  -bootstrap-kubeconfig string\n  -label value\n  -namespace string "
+            '(default "default")\n  -skip-installation\n  -version'
+        )
         return 0
     raise ShimExit(1, "byoh-hostagent: run the agent through a systemd unit in the sandbox (it would block here)")
 
@@ -93,8 +103,9 @@ def is_agent_binary(ctx: Ctx, path: str) -> bool:
 def fail_unit(ctx: Ctx, name: str, rec: ServiceRecord, reason: str, status: str = "1/FAILURE") -> None:
     rec.active = "failed"
     rec.failure = reason
-    units.journal_line(ctx.state, name, reason, process="systemd[1]" if status.startswith("203") else
-                       "byoh-hostagent[4242]")
+    units.journal_line(
+        ctx.state, name, reason, process="systemd[1]" if status.startswith("203") else "byoh-hostagent[4242]"
+    )
     units.journal_line(ctx.state, name, f"{name}.service: Main process exited, code=exited, status={status}")
     units.journal_line(ctx.state, name, f"{name}.service: Failed with result 'exit-code'.")
 
@@ -120,8 +131,9 @@ async def launch(ctx: Ctx, name: str, rec: ServiceRecord) -> None:
             if not ctx.fs.is_file(spec.bootstrap_kubeconfig):
                 raise AgentStartError(f"open {spec.bootstrap_kubeconfig}: no such file or directory")
         if ctx.host.agents is None:
-            raise AgentStartError("the BYOH agent simulator runs only inside the sandbox host pool "
-                                  "(not behind a real sshd)")
+            raise AgentStartError(
+                "the BYOH agent simulator runs only inside the sandbox host pool (not behind a real sshd)"
+            )
         await ctx.host.agents.start(name, spec)
     except AgentStartError as exc:
         fail_unit(ctx, name, rec, str(exc))

@@ -62,8 +62,10 @@ def _parse(args: list[str]) -> _Opts:
 def update(ctx: Ctx) -> int:
     if not ctx.is_root:
         raise ShimExit(100, _LOCK_LISTS)
-    lines = [f"Hit:1 {pk.ARCHIVE} {ctx.facts.os_codename} InRelease",
-             f"Hit:2 {pk.ARCHIVE} {ctx.facts.os_codename}-updates InRelease"]
+    lines = [
+        f"Hit:1 {pk.ARCHIVE} {ctx.facts.os_codename} InRelease",
+        f"Hit:2 {pk.ARCHIVE} {ctx.facts.os_codename}-updates InRelease",
+    ]
     errors: list[str] = []
     indexed: list[str] = []
     for n, repo in enumerate(pk.configured_k8s_repos(ctx.fs), start=3):
@@ -75,9 +77,12 @@ def update(ctx: Ctx) -> int:
         lines.append(f"Get:{n} {repo.url}  InRelease [1186 B]")
         if problem is not None:
             kind = "W: GPG error" if problem.startswith("NO_PUBKEY") else "W"
-            errors.append(f"{kind}: {repo.url}  InRelease: {problem}" if kind == "W" else
-                          f"{kind}: {repo.url}  InRelease: The following signatures couldn't be verified because"
-                          f" the public key is not available: {problem}")
+            errors.append(
+                f"{kind}: {repo.url}  InRelease: {problem}"
+                if kind == "W"
+                else f"{kind}: {repo.url}  InRelease: The following signatures couldn't be verified because"
+                f" the public key is not available: {problem}"
+            )
             errors.append(f"E: The repository '{repo.url}  InRelease' is not signed.")
             continue
         indexed.append(f"k8s:1.{repo.minor}")
@@ -102,8 +107,11 @@ def _resolve(ctx: Ctx, names: list[str]) -> list[tuple[str, str]]:
             if version not in available:
                 raise ShimExit(100, f"{_READING}\nE: Version '{version}' for '{name}' was not found")
         elif not available:
-            raise ShimExit(100, f"{_READING}\nPackage {name} is not available, but is referred to by another "
-                                f"package.\nE: Package '{name}' has no installation candidate")
+            raise ShimExit(
+                100,
+                f"{_READING}\nPackage {name} is not available, but is referred to by another "
+                f"package.\nE: Package '{name}' has no installation candidate",
+            )
         wanted.append((name, version or max(available, key=pk.version_key)))
     return wanted
 
@@ -117,8 +125,11 @@ def _with_dependencies(ctx: Ctx, wanted: list[tuple[str, str]]) -> list[tuple[st
                 continue
             versions = pk.available_versions(dep, ctx.state.apt_indexed)
             if not versions:
-                raise ShimExit(100, f"{_READING}\nThe following packages have unmet dependencies:\n"
-                                    f" E: Unable to correct problems, you have held broken packages.")
+                raise ShimExit(
+                    100,
+                    f"{_READING}\nThe following packages have unmet dependencies:\n"
+                    f" E: Unable to correct problems, you have held broken packages.",
+                )
             plan[dep] = (max(versions, key=pk.version_key), True)
             queue.append(dep)
     return [(name, version, auto) for name, (version, auto) in plan.items()]
@@ -134,9 +145,14 @@ def install_package(ctx: Ctx, name: str, version: str, auto: bool) -> None:
         ctx.fs.write(path, f"#!sandbox-shim {shim}\n# {name} {version}\n".encode(), mode=0o755)
     if pkg.unit:
         unit_path = f"/lib/systemd/system/{pkg.unit}.service"
-        ctx.fs.write(unit_path, (f"[Unit]\nDescription={pkg.description}\nAfter=network-online.target\n\n"
-                                 f"[Service]\nExecStart={pkg.exec_start}\nRestart=always\n\n"
-                                 "[Install]\nWantedBy=multi-user.target\n").encode())
+        ctx.fs.write(
+            unit_path,
+            (
+                f"[Unit]\nDescription={pkg.description}\nAfter=network-online.target\n\n"
+                f"[Service]\nExecStart={pkg.exec_start}\nRestart=always\n\n"
+                "[Install]\nWantedBy=multi-user.target\n"
+            ).encode(),
+        )
         rec = ctx.state.services.get(pkg.unit) or ServiceRecord(source="package")
         ctx.state.services[pkg.unit] = rec
         units.daemon_reload(ctx.state, ctx.fs)
@@ -189,8 +205,12 @@ def install(ctx: Ctx, opts: _Opts) -> int:
     if new:
         lines += ["The following NEW packages will be installed:", "  " + " ".join(sorted(new))]
     if changed:
-        lines += ["The following packages will be upgraded:" if not downgrades else
-                  "The following packages will be DOWNGRADED:", "  " + " ".join(sorted(changed))]
+        lines += [
+            "The following packages will be upgraded:"
+            if not downgrades
+            else "The following packages will be DOWNGRADED:",
+            "  " + " ".join(sorted(changed)),
+        ]
     lines.append(f"{len(changed)} upgraded, {len(new)} newly installed, 0 to remove and 0 not upgraded.")
     ctx.print("\n".join(lines))
     if held and not opts.allow_held:
@@ -277,8 +297,9 @@ def apt_mark(ctx: Ctx) -> int:
     if command not in ("hold", "unhold", "manual", "auto"):
         raise ShimExit(100, f"E: Invalid operation {command}")
     if not ctx.is_root:
-        raise ShimExit(100, "E: Could not create temporary file for /var/lib/apt/extended_states - mkstemp "
-                            "(13: Permission denied)")
+        raise ShimExit(
+            100, "E: Could not create temporary file for /var/lib/apt/extended_states - mkstemp (13: Permission denied)"
+        )
     for name in names:
         if name not in pk.UNIVERSE:
             raise ShimExit(100, f"E: Unable to locate package {name}")
@@ -308,8 +329,10 @@ def apt_cache(ctx: Ctx) -> int:
             for v in versions:
                 ctx.print(f"{name:>10} | {v} | {pk.repo_url_for(name, v)}  Packages")
         elif command == "policy":
-            ctx.print(f"{name}:\n  Installed: {ctx.state.installed(name) or '(none)'}\n"
-                      f"  Candidate: {versions[0] if versions else '(none)'}\n  Version table:")
+            ctx.print(
+                f"{name}:\n  Installed: {ctx.state.installed(name) or '(none)'}\n"
+                f"  Candidate: {versions[0] if versions else '(none)'}\n  Version table:"
+            )
             for v in versions:
                 ctx.print(f"     {v} 500\n        500 {pk.repo_url_for(name, v)}  Packages")
         elif command == "show" and not versions:

@@ -9,8 +9,14 @@ from . import Ctx, Shim, ShimExit
 from .files import split_opts
 
 _UNARY_FILE = set("efdsxrwLhSpbc")
-_INT_OPS = {"-eq": int.__eq__, "-ne": int.__ne__, "-lt": int.__lt__, "-le": int.__le__, "-gt": int.__gt__,
-            "-ge": int.__ge__}
+_INT_OPS = {
+    "-eq": int.__eq__,
+    "-ne": int.__ne__,
+    "-lt": int.__lt__,
+    "-le": int.__le__,
+    "-gt": int.__gt__,
+    "-ge": int.__ge__,
+}
 
 
 class _TestError(Exception):
@@ -110,16 +116,33 @@ def _format(ctx: Ctx, fmt: str, name: str, filesystem: bool) -> str:
     vpath = ctx.path(name)
     if filesystem:
         fs_type = ctx.facts.cgroup_fs if vpath.startswith("/sys/fs/cgroup") else "ext2/ext3"
-        values = {"T": fs_type, "n": name, "t": "63677270" if fs_type == "cgroup2fs" else "ef53", "s": "4096",
-                  "b": str(ctx.facts.disk_bytes // 4096), "a": str(ctx.facts.var_free_bytes // 4096)}
+        values = {
+            "T": fs_type,
+            "n": name,
+            "t": "63677270" if fs_type == "cgroup2fs" else "ef53",
+            "s": "4096",
+            "b": str(ctx.facts.disk_bytes // 4096),
+            "a": str(ctx.facts.var_free_bytes // 4096),
+        }
     else:
         info = ctx.fs.stat(vpath, follow="L" in ctx.extra.get("flags", set()))
         user, group = info.owner.split(":")
         kind = {"dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}.get(info.kind, stat_mod.S_IFREG)
-        values = {"a": f"{info.mode:o}", "A": stat_mod.filemode(kind | info.mode), "U": user, "G": group,
-                  "u": "0" if user == "root" else "1000", "g": "0" if group == "root" else "1000", "n": name,
-                  "s": str(info.size), "F": _FILE_TYPES[info.kind], "Y": str(int(info.mtime)),
-                  "f": f"{kind | info.mode:x}", "h": "1", "i": "0"}
+        values = {
+            "a": f"{info.mode:o}",
+            "A": stat_mod.filemode(kind | info.mode),
+            "U": user,
+            "G": group,
+            "u": "0" if user == "root" else "1000",
+            "g": "0" if group == "root" else "1000",
+            "n": name,
+            "s": str(info.size),
+            "F": _FILE_TYPES[info.kind],
+            "Y": str(int(info.mtime)),
+            "f": f"{kind | info.mode:x}",
+            "h": "1",
+            "i": "0",
+        }
     out, i = [], 0
     while i < len(fmt):
         if fmt[i] == "%" and i + 1 < len(fmt):
@@ -143,14 +166,16 @@ def stat(ctx: Ctx) -> int:
     status = 0
     for name in paths:
         if not ctx.fs.exists(ctx.path(name)) and not ctx.fs.lexists(ctx.path(name)):
-            ctx.error(f"stat: cannot {'read file system information for' if filesystem else 'statx'} "
-                      f"'{name}': No such file or directory")
+            ctx.error(
+                f"stat: cannot {'read file system information for' if filesystem else 'statx'} "
+                f"'{name}': No such file or directory"
+            )
             status = 1
             continue
         if fmt is None:
             fmt = "  File: %n\n  Size: %s\tAccess: (0%a/%A)  Uid: ( %u/ %U)   Gid: ( %g/ %G)"
             if filesystem:
-                fmt = "  File: \"%n\"\n    ID: 0 Namelen: 255     Type: %T\nBlock size: %s"
+                fmt = '  File: "%n"\n    ID: 0 Namelen: 255     Type: %T\nBlock size: %s'
         text = _format(ctx, fmt, name, filesystem)
         ctx.out.write((text if "printf" in values else text + "\n").encode())
     return status

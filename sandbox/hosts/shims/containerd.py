@@ -76,8 +76,11 @@ def containerd(ctx: Ctx) -> int:
         ctx.out.write(DEFAULT_CONFIG.encode())
         return 0
     if ctx.args[:2] == ["config", "dump"]:
-        ctx.out.write(ctx.fs.read("/etc/containerd/config.toml") if ctx.fs.is_file("/etc/containerd/config.toml")
-                      else DEFAULT_CONFIG.encode())
+        ctx.out.write(
+            ctx.fs.read("/etc/containerd/config.toml")
+            if ctx.fs.is_file("/etc/containerd/config.toml")
+            else DEFAULT_CONFIG.encode()
+        )
         return 0
     raise ShimExit(1, "containerd: the daemon runs as the containerd systemd unit in the sandbox")
 
@@ -89,13 +92,19 @@ def ctr(ctx: Ctx) -> int:
         ctx.print(f"ctr github.com/containerd/containerd {version}")
         return 0
     if rec is None or rec.active != "active":
-        raise ShimExit(1, 'ctr: failed to dial "/run/containerd/containerd.sock": connection error: desc = '
-                          '"transport: error while dialing: dial unix /run/containerd/containerd.sock: connect: no '
-                          'such file or directory"')
+        raise ShimExit(
+            1,
+            'ctr: failed to dial "/run/containerd/containerd.sock": connection error: desc = '
+            '"transport: error while dialing: dial unix /run/containerd/containerd.sock: connect: no '
+            'such file or directory"',
+        )
     if not ctx.is_root:
-        raise ShimExit(1, 'ctr: failed to dial "/run/containerd/containerd.sock": connection error: desc = '
-                          '"transport: error while dialing: dial unix /run/containerd/containerd.sock: connect: '
-                          'permission denied"')
+        raise ShimExit(
+            1,
+            'ctr: failed to dial "/run/containerd/containerd.sock": connection error: desc = '
+            '"transport: error while dialing: dial unix /run/containerd/containerd.sock: connect: '
+            'permission denied"',
+        )
     if ctx.args[:1] == ["version"]:
         ctx.print(f"Client:\n  Version:  {version}\n\nServer:\n  Version:  {version}")
     return 0

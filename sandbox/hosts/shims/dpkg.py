@@ -75,8 +75,10 @@ def dpkg_query(ctx: Ctx) -> int:
             continue
         for pkg in found:
             if mode == "status":
-                ctx.print(f"Package: {pkg}\nStatus: {_status(ctx, pkg)}\nArchitecture: {ctx.facts.dpkg_arch}\n"
-                          f"Version: {ctx.state.packages[pkg].version}\n")
+                ctx.print(
+                    f"Package: {pkg}\nStatus: {_status(ctx, pkg)}\nArchitecture: {ctx.facts.dpkg_arch}\n"
+                    f"Version: {ctx.state.packages[pkg].version}\n"
+                )
             else:
                 ctx.out.write(_render(ctx, fmt, pkg).encode())
     return status
@@ -93,13 +95,16 @@ def dpkg_list(ctx: Ctx, names: list[str]) -> int:
         if not matched:
             ctx.error(f"dpkg-query: no packages found matching {name}")
             status = 1
-        found += [f"{_abbrev(ctx, n):<3} {n:<30} {ctx.state.packages[n].version:<30} {ctx.facts.dpkg_arch}"
-                  for n in matched]
+        found += [
+            f"{_abbrev(ctx, n):<3} {n:<30} {ctx.state.packages[n].version:<30} {ctx.facts.dpkg_arch}" for n in matched
+        ]
     if found:
-        ctx.print("Desired=Unknown/Install/Remove/Purge/Hold\n"
-                  "| Status=Not/Inst/Conf-files/Unpacked/halF-conf/Half-inst/trig-aWait/Trig-pend\n"
-                  "|/ Err?=(none)/Reinst-required (Status,Err: uppercase=bad)\n"
-                  "||/ Name                           Version                        Architecture")
+        ctx.print(
+            "Desired=Unknown/Install/Remove/Purge/Hold\n"
+            "| Status=Not/Inst/Conf-files/Unpacked/halF-conf/Half-inst/trig-aWait/Trig-pend\n"
+            "|/ Err?=(none)/Reinst-required (Status,Err: uppercase=bad)\n"
+            "||/ Name                           Version                        Architecture"
+        )
         ctx.print("\n".join(found))
     return status
 
@@ -122,7 +127,4 @@ def dpkg(ctx: Ctx) -> int:
     raise ShimExit(2, f"dpkg: error: unknown option {args[0]}")
 
 
-SHIMS: dict[str, Shim] = {
-    "dpkg-query": Shim(dpkg_query, "/usr/bin/dpkg-query"),
-    "dpkg": Shim(dpkg, "/usr/bin/dpkg"),
-}
+SHIMS: dict[str, Shim] = {"dpkg-query": Shim(dpkg_query, "/usr/bin/dpkg-query"), "dpkg": Shim(dpkg, "/usr/bin/dpkg")}

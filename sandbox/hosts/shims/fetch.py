@@ -16,9 +16,11 @@ _ALWAYS_KNOWN_HOSTS = {"pkgs.k8s.io", "dl.k8s.io", "github.com", "objects.github
 
 
 def fake_release_key(minor: int) -> bytes:
-    return (f"{pk.ARMORED_PREFIX.decode()}\nComment: sandbox key for pkgs.k8s.io v1.{minor}\n\n"
-            "mQINBGMHoXcBEADCYuEPw3rKoPa6wqdU0B5MEvbUd1bIE4Cc3cv0K1NN0d2k8b3n\n"
-            "-----END PGP PUBLIC KEY BLOCK-----\n").encode()
+    return (
+        f"{pk.ARMORED_PREFIX.decode()}\nComment: sandbox key for pkgs.k8s.io v1.{minor}\n\n"
+        "mQINBGMHoXcBEADCYuEPw3rKoPa6wqdU0B5MEvbUd1bIE4Cc3cv0K1NN0d2k8b3n\n"
+        "-----END PGP PUBLIC KEY BLOCK-----\n"
+    ).encode()
 
 
 def mirror_lookup(mirror: Mapping[str, bytes], url: str) -> bytes | None:
@@ -44,8 +46,19 @@ def curl(ctx: Ctx) -> int:
             # "=https": only https, as curl's --proto takes it (the mirror never redirects).
             value = args.pop(0)
             protocols = value if arg == "--proto" else protocols
-        elif arg in ("--retry", "--connect-timeout", "-m", "--max-time", "-H", "--header", "-A", "--retry-delay",
-                     "--retry-max-time", "-u", "--user"):
+        elif arg in (
+            "--retry",
+            "--connect-timeout",
+            "-m",
+            "--max-time",
+            "-H",
+            "--header",
+            "-A",
+            "--retry-delay",
+            "--retry-max-time",
+            "-u",
+            "--user",
+        ):
             if args:
                 args.pop(0)
         elif arg.startswith("--"):
@@ -80,8 +93,13 @@ def curl(ctx: Ctx) -> int:
     try:
         ctx.mark(ctx.fs.write(ctx.path(output), data))
     except FsError as exc:
-        raise ShimExit(23, "" if quiet_errors else f"Warning: Failed to open the file {output}: {exc.strerror}\n"
-                                                    "curl: (23) Failure writing output to destination") from None
+        raise ShimExit(
+            23,
+            ""
+            if quiet_errors
+            else f"Warning: Failed to open the file {output}: {exc.strerror}\n"
+            "curl: (23) Failure writing output to destination",
+        ) from None
     return 0
 
 
@@ -115,13 +133,17 @@ def gpg(ctx: Ctx) -> int:
         return 0
     vpath = ctx.path(output)
     if ctx.fs.exists(vpath) and not yes:
-        raise ShimExit(2, f"File '{output}' exists. Overwrite? (y/N) gpg: signal Inappropriate ioctl for device "
-                          "caught ... exiting\ngpg: cannot open '/dev/tty': No such device or address")
+        raise ShimExit(
+            2,
+            f"File '{output}' exists. Overwrite? (y/N) gpg: signal Inappropriate ioctl for device "
+            "caught ... exiting\ngpg: cannot open '/dev/tty': No such device or address",
+        )
     try:
         ctx.mark(ctx.fs.write(vpath, keyring))
     except FsError as exc:
-        raise ShimExit(2, f"gpg: can't create '{output}': {exc.strerror}\ngpg: dearmoring failed: "
-                          f"{exc.strerror}") from None
+        raise ShimExit(
+            2, f"gpg: can't create '{output}': {exc.strerror}\ngpg: dearmoring failed: {exc.strerror}"
+        ) from None
     return 0
 
 

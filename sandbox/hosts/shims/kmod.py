@@ -15,8 +15,9 @@ def modprobe(ctx: Ctx) -> int:
     targets = names if remove or "-a" in flags or "--all" in flags else names[:1]
     for name in targets:
         if name not in kernel.KNOWN_MODULES:
-            raise ShimExit(1, f"modprobe: FATAL: Module {name} not found in directory "
-                              f"/lib/modules/{ctx.facts.kernel_release}")
+            raise ShimExit(
+                1, f"modprobe: FATAL: Module {name} not found in directory /lib/modules/{ctx.facts.kernel_release}"
+            )
         if remove:
             if name in ctx.state.modules_loaded and not ctx.is_root:
                 raise ShimExit(1, f"modprobe: ERROR: could not remove '{name}': Operation not permitted")

@@ -24,8 +24,14 @@ def kubeadm(ctx: Ctx) -> int:
         if "-o" in ctx.args:
             output = ctx.args[ctx.args.index("-o") + 1] if ctx.args.index("-o") + 1 < len(ctx.args) else ""
         major, minor = version[1:].split(".")[:2]
-        info = {"major": major, "minor": minor, "gitVersion": version, "goVersion": "go1.22.4",
-                "compiler": "gc", "platform": f"linux/{ctx.facts.dpkg_arch}"}
+        info = {
+            "major": major,
+            "minor": minor,
+            "gitVersion": version,
+            "goVersion": "go1.22.4",
+            "compiler": "gc",
+            "platform": f"linux/{ctx.facts.dpkg_arch}",
+        }
         if output == "short":
             ctx.print(version)
         elif output == "json":
@@ -45,14 +51,18 @@ def kubeadm(ctx: Ctx) -> int:
 
 def _reset(ctx: Ctx) -> int:
     if not ctx.is_root:
-        raise ShimExit(1, "[preflight] Running pre-flight checks\nerror execution phase preflight: "
-                          "[preflight] Some fatal errors occurred:\n\t[ERROR IsPrivilegedUser]: user is not running "
-                          "as root\n[preflight] If you know what you are doing, you can make a check non-fatal with "
-                          "`--ignore-preflight-errors=...`")
+        raise ShimExit(
+            1,
+            "[preflight] Running pre-flight checks\nerror execution phase preflight: "
+            "[preflight] Some fatal errors occurred:\n\t[ERROR IsPrivilegedUser]: user is not running "
+            "as root\n[preflight] If you know what you are doing, you can make a check non-fatal with "
+            "`--ignore-preflight-errors=...`",
+        )
     if not ({"-f", "--force"} & set(ctx.args)):
         ctx.print("[reset] Are you sure you want to proceed? [y/N]: ")
-        raise ShimExit(1, "error execution phase preflight: won't proceed; the user didn't answer (Y|y) in order "
-                          "to continue")
+        raise ShimExit(
+            1, "error execution phase preflight: won't proceed; the user didn't answer (Y|y) in order to continue"
+        )
     ctx.print("[preflight] Running pre-flight checks\n[reset] Stopping the kubelet service")
     kubelet = ctx.state.services.get("kubelet")
     if kubelet is not None and kubelet.active == "active":
@@ -61,8 +71,9 @@ def _reset(ctx: Ctx) -> int:
         units.journal_line(ctx.state, "kubelet", "Stopped kubelet: The Kubernetes Node Agent.")
         ctx.mark(True)
     ctx.mark(clear_kubernetes_dirs(ctx))
-    ctx.print("[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet "
-              "/etc/kubernetes/pki]")
+    ctx.print(
+        "[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]"
+    )
     if ctx.state.kubeadm not in ("none", "reset"):
         ctx.mark(True)
     ctx.state.kubeadm = "reset"
@@ -93,21 +104,32 @@ def kubectl(ctx: Ctx) -> int:
         version = _version(ctx, "kubectl")
         if any(a in ctx.args for a in ("-o", "--output=json", "--output=yaml")):
             major, minor = version[1:].split(".")[:2]
-            ctx.print(json.dumps({"clientVersion": {"major": major, "minor": minor, "gitVersion": version},
-                                  "kustomizeVersion": KUSTOMIZE}, indent=2))
+            ctx.print(
+                json.dumps(
+                    {
+                        "clientVersion": {"major": major, "minor": minor, "gitVersion": version},
+                        "kustomizeVersion": KUSTOMIZE,
+                    },
+                    indent=2,
+                )
+            )
         else:
             ctx.print(f"Client Version: {version}\nKustomize Version: {KUSTOMIZE}")
         return 0
-    raise ShimExit(1, "The connection to the server localhost:8080 was refused - did you specify the right host or "
-                      "port?")
+    raise ShimExit(
+        1, "The connection to the server localhost:8080 was refused - did you specify the right host or port?"
+    )
 
 
 def crictl(ctx: Ctx) -> int:
     if "--version" in ctx.args or "-v" in ctx.args:
         ctx.print(f"crictl version {_version(ctx, 'cri-tools')}")
         return 0
-    raise ShimExit(1, 'level=fatal msg="validate service connection: validate CRI v1 runtime API for endpoint '
-                      '\\"unix:///run/containerd/containerd.sock\\""')
+    raise ShimExit(
+        1,
+        'level=fatal msg="validate service connection: validate CRI v1 runtime API for endpoint '
+        '\\"unix:///run/containerd/containerd.sock\\""',
+    )
 
 
 def cni_plugin(ctx: Ctx) -> int:

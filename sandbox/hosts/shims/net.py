@@ -16,10 +16,28 @@ def _routes(ctx: Ctx) -> list[dict[str, object]]:
     network = ".".join(ip.split(".")[:3]) + ".0"
     routes: list[dict[str, object]] = []
     if facts.default_route:
-        routes.append({"dst": "default", "gateway": facts.gateway_for(ip), "dev": facts.interface,
-                       "protocol": "dhcp", "prefsrc": ip, "metric": 100, "flags": []})
-    routes.append({"dst": f"{network}/{facts.prefix_length}", "dev": facts.interface, "protocol": "kernel",
-                   "scope": "link", "prefsrc": ip, "metric": 100, "flags": []})
+        routes.append(
+            {
+                "dst": "default",
+                "gateway": facts.gateway_for(ip),
+                "dev": facts.interface,
+                "protocol": "dhcp",
+                "prefsrc": ip,
+                "metric": 100,
+                "flags": [],
+            }
+        )
+    routes.append(
+        {
+            "dst": f"{network}/{facts.prefix_length}",
+            "dev": facts.interface,
+            "protocol": "kernel",
+            "scope": "link",
+            "prefsrc": ip,
+            "metric": 100,
+            "flags": [],
+        }
+    )
     return routes
 
 
@@ -36,8 +54,10 @@ def _route_text(r: dict[str, object]) -> str:
 
 def _addrs(ctx: Ctx) -> list[tuple[int, str, str, int, str]]:
     """(index, ifname, address, prefix, scope) for lo and the NIC."""
-    return [(1, "lo", "127.0.0.1", 8, "host"), (2, ctx.facts.interface, _host_ip(ctx), ctx.facts.prefix_length,
-                                                 "global")]
+    return [
+        (1, "lo", "127.0.0.1", 8, "host"),
+        (2, ctx.facts.interface, _host_ip(ctx), ctx.facts.prefix_length, "global"),
+    ]
 
 
 def _ip_route(ctx: Ctx, args: list[str], oneline: bool, as_json: bool) -> int:
@@ -70,21 +90,35 @@ def _ip_addr(ctx: Ctx, args: list[str], oneline: bool, as_json: bool, family: st
     if family == "6":
         addrs = []
     if as_json:
-        ctx.print(json.dumps([{"ifindex": i, "ifname": n, "addr_info": [
-            {"family": "inet", "local": a, "prefixlen": p, "scope": s}]} for i, n, a, p, s in addrs]))
+        ctx.print(
+            json.dumps(
+                [
+                    {
+                        "ifindex": i,
+                        "ifname": n,
+                        "addr_info": [{"family": "inet", "local": a, "prefixlen": p, "scope": s}],
+                    }
+                    for i, n, a, p, s in addrs
+                ]
+            )
+        )
         return 0
     for index, name, addr, prefix, scope in addrs:
         brd = "" if name == "lo" else f" brd {'.'.join(addr.split('.')[:3])}.255"
         if brief:
             ctx.print(f"{name:<16} UNKNOWN        {addr}/{prefix} ")
         elif oneline:
-            ctx.print(f"{index}: {name}    inet {addr}/{prefix}{brd} scope {scope} {name}\\       "
-                      "valid_lft forever preferred_lft forever")
+            ctx.print(
+                f"{index}: {name}    inet {addr}/{prefix}{brd} scope {scope} {name}\\       "
+                "valid_lft forever preferred_lft forever"
+            )
         else:
             mac = "00:00:00:00:00:00" if name == "lo" else ctx.facts.mac_for(addr)
-            ctx.print(f"{index}: {name}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP\n"
-                      f"    link/ether {mac}\n    inet {addr}/{prefix}{brd} scope {scope} {name}\n"
-                      "       valid_lft forever preferred_lft forever")
+            ctx.print(
+                f"{index}: {name}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP\n"
+                f"    link/ether {mac}\n    inet {addr}/{prefix}{brd} scope {scope} {name}\n"
+                "       valid_lft forever preferred_lft forever"
+            )
     return 0
 
 
@@ -141,9 +175,11 @@ def hostnamectl(ctx: Ctx) -> int:
         ctx.print(ctx.state.hostname)
         return 0
     if verb == "status":
-        ctx.print(f" Static hostname: {ctx.state.hostname}\n       Icon name: computer-server\n"
-                  f"Operating System: {ctx.facts.os_pretty_name}\n          Kernel: {ctx.facts.kernel_name} "
-                  f"{ctx.facts.kernel_release}\n    Architecture: {ctx.facts.arch.replace('_', '-')}")
+        ctx.print(
+            f" Static hostname: {ctx.state.hostname}\n       Icon name: computer-server\n"
+            f"Operating System: {ctx.facts.os_pretty_name}\n          Kernel: {ctx.facts.kernel_name} "
+            f"{ctx.facts.kernel_release}\n    Architecture: {ctx.facts.arch.replace('_', '-')}"
+        )
         return 0
     if verb in ("set-hostname", "hostname") and len(words) > 1:
         if not ctx.is_root:

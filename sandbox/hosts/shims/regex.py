@@ -18,8 +18,20 @@ _CLASSES = {
     "graph": r"!-~",
     "cntrl": r"\x00-\x1f\x7f",
 }
-_GNU_ESCAPES = {"s": r"\s", "S": r"\S", "w": r"\w", "W": r"\W", "b": r"\b", "B": r"\B", "<": r"\b", ">": r"\b",
-                "n": r"\n", "t": r"\t", "`": r"\A", "'": r"\Z"}
+_GNU_ESCAPES = {
+    "s": r"\s",
+    "S": r"\S",
+    "w": r"\w",
+    "W": r"\W",
+    "b": r"\b",
+    "B": r"\B",
+    "<": r"\b",
+    ">": r"\b",
+    "n": r"\n",
+    "t": r"\t",
+    "`": r"\A",
+    "'": r"\Z",
+}
 _BRE_ESCAPED_SPECIALS = set("(){}+?|")
 
 
@@ -90,8 +102,15 @@ def translate(pattern: str, *, extended: bool) -> str:
     return "".join(out)
 
 
-def compile_posix(pattern: str, *, extended: bool = False, fixed: bool = False, ignore_case: bool = False,
-                  whole_line: bool = False, whole_word: bool = False) -> re.Pattern[str]:
+def compile_posix(
+    pattern: str,
+    *,
+    extended: bool = False,
+    fixed: bool = False,
+    ignore_case: bool = False,
+    whole_line: bool = False,
+    whole_word: bool = False,
+) -> re.Pattern[str]:
     body = re.escape(pattern) if fixed else translate(pattern, extended=extended)
     if whole_word:
         body = rf"(?<!\w)(?:{body})(?!\w)"

@@ -49,8 +49,9 @@ def swapon(ctx: Ctx) -> int:
 
 def swapoff(ctx: Ctx) -> int:
     args = ctx.args
-    targets = list(ctx.state.swap_active) if "-a" in args or "--all" in args else [
-        a for a in args if not a.startswith("-")]
+    targets = (
+        list(ctx.state.swap_active) if "-a" in args or "--all" in args else [a for a in args if not a.startswith("-")]
+    )
     if not targets and not ("-a" in args or "--all" in args):
         raise ShimExit(1, "swapoff: bad usage\nTry 'swapoff --help' for more information.")
     for path in targets:
@@ -63,7 +64,4 @@ def swapoff(ctx: Ctx) -> int:
     return 0
 
 
-SHIMS: dict[str, Shim] = {
-    "swapon": Shim(swapon, "/usr/sbin/swapon"),
-    "swapoff": Shim(swapoff, "/usr/sbin/swapoff"),
-}
+SHIMS: dict[str, Shim] = {"swapon": Shim(swapon, "/usr/sbin/swapon"), "swapoff": Shim(swapoff, "/usr/sbin/swapoff")}

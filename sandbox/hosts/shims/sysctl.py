@@ -49,7 +49,7 @@ def _apply_file(ctx: Ctx, path: str, quiet: bool) -> int:
     try:
         text = ctx.fs.read(path).decode("utf-8", "replace")
     except FsError as exc:
-        ctx.error(f"sysctl: cannot open \"{path}\": {exc.strerror}")
+        ctx.error(f'sysctl: cannot open "{path}": {exc.strerror}')
         return 255
     status = 0
     for key, value, ignore in parse_conf(text):
@@ -82,7 +82,7 @@ def sysctl(ctx: Ctx) -> int:
         opt = args.pop(0)
         if opt == "--system":
             if not ctx.is_root:
-                raise ShimExit(1, "sysctl: permission denied on key \"net.ipv4.ip_forward\"")
+                raise ShimExit(1, 'sysctl: permission denied on key "net.ipv4.ip_forward"')
             for path in system_files(ctx):
                 ctx.print(f"* Applying {path} ...")
                 status = _apply_file(ctx, path, quiet) or status

@@ -9,11 +9,26 @@ from . import Ctx, Shim, ShimExit
 
 def uname(ctx: Ctx) -> int:
     facts = ctx.facts
-    fields = {"s": facts.kernel_name, "n": ctx.state.hostname, "r": facts.kernel_release,
-              "v": "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023", "m": facts.arch, "p": facts.arch,
-              "i": facts.arch, "o": "GNU/Linux"}
-    long_names = {"--kernel-name": "s", "--nodename": "n", "--kernel-release": "r", "--kernel-version": "v",
-                  "--machine": "m", "--processor": "p", "--hardware-platform": "i", "--operating-system": "o"}
+    fields = {
+        "s": facts.kernel_name,
+        "n": ctx.state.hostname,
+        "r": facts.kernel_release,
+        "v": "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023",
+        "m": facts.arch,
+        "p": facts.arch,
+        "i": facts.arch,
+        "o": "GNU/Linux",
+    }
+    long_names = {
+        "--kernel-name": "s",
+        "--nodename": "n",
+        "--kernel-release": "r",
+        "--kernel-version": "v",
+        "--machine": "m",
+        "--processor": "p",
+        "--hardware-platform": "i",
+        "--operating-system": "o",
+    }
     wanted: list[str] = []
     for arg in ctx.args:
         if arg in ("-a", "--all"):
@@ -57,8 +72,10 @@ def free(ctx: Ctx) -> int:
     used = total // 8
     swap = facts.swap_bytes if ctx.state.swap_active else 0
     ctx.print("               total        used        free      shared  buff/cache   available")
-    ctx.print(f"Mem:   {total // unit:>12} {used // unit:>11} {total * 5 // 8 // unit:>11} {0:>11} "
-              f"{total // 4 // unit:>11} {total * 7 // 8 // unit:>11}")
+    ctx.print(
+        f"Mem:   {total // unit:>12} {used // unit:>11} {total * 5 // 8 // unit:>11} {0:>11} "
+        f"{total // 4 // unit:>11} {total * 7 // 8 // unit:>11}"
+    )
     ctx.print(f"Swap:  {swap // unit:>12} {0:>11} {swap // unit:>11}")
     return 0
 
@@ -85,8 +102,12 @@ def date(ctx: Ctx) -> int:
 
 def lsb_release(ctx: Ctx) -> int:
     facts = ctx.facts
-    values = {"i": ("Distributor ID", facts.os_id.capitalize()), "d": ("Description", facts.os_pretty_name),
-              "r": ("Release", facts.os_version_id), "c": ("Codename", facts.os_codename)}
+    values = {
+        "i": ("Distributor ID", facts.os_id.capitalize()),
+        "d": ("Description", facts.os_pretty_name),
+        "r": ("Release", facts.os_version_id),
+        "c": ("Codename", facts.os_codename),
+    }
     flags = "".join(a.lstrip("-") for a in ctx.args if a.startswith("-"))
     short = "s" in flags
     keys = [k for k in "idrc" if k in flags] or (list("idrc") if "a" in flags else ["d"])

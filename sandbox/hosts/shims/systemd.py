@@ -8,17 +8,36 @@ from ..vfs import sha256_bytes
 from . import Ctx, Shim, ShimExit
 from .agent import halt, launch
 
-_MUTATING = {"start", "stop", "restart", "try-restart", "reload-or-restart", "enable", "disable",
-             "daemon-reload", "mask", "unmask", "reset-failed", "kill"}
+_MUTATING = {
+    "start",
+    "stop",
+    "restart",
+    "try-restart",
+    "reload-or-restart",
+    "enable",
+    "disable",
+    "daemon-reload",
+    "mask",
+    "unmask",
+    "reset-failed",
+    "kill",
+}
 _AUTH = "Interactive authentication required."
-_VERB_TEXT = {"daemon-reload": "reload daemon", "enable": "enable unit", "disable": "disable unit",
-              "mask": "mask unit", "unmask": "unmask unit"}
+_VERB_TEXT = {
+    "daemon-reload": "reload daemon",
+    "enable": "enable unit",
+    "disable": "disable unit",
+    "mask": "mask unit",
+    "unmask": "unmask unit",
+}
 
 
 def _warn_stale(ctx: Ctx, name: str, rec: ServiceRecord) -> None:
     if rec.needs_daemon_reload:
-        ctx.error(f"Warning: The unit file, source configuration file or drop-ins of {name}.service changed on "
-                  "disk. Run 'systemctl daemon-reload' to reload units.")
+        ctx.error(
+            f"Warning: The unit file, source configuration file or drop-ins of {name}.service changed on "
+            "disk. Run 'systemctl daemon-reload' to reload units."
+        )
 
 
 def _unit(ctx: Ctx, arg: str) -> tuple[str, ServiceRecord | None]:
@@ -122,12 +141,15 @@ def _status(ctx: Ctx, names: list[str]) -> int:
             continue
         _warn_stale(ctx, name, rec)
         path = units.unit_file(ctx.fs, name) or f"/lib/systemd/system/{name}.service"
-        active = {"active": "active (running)", "failed": "failed (Result: exit-code)"}.get(rec.active,
-                                                                                          "inactive (dead)")
+        active = {"active": "active (running)", "failed": "failed (Result: exit-code)"}.get(
+            rec.active, "inactive (dead)"
+        )
         dot = {"active": "\u25cf", "failed": "\u00d7"}.get(rec.active, "\u25cb")
-        ctx.print(f"{dot} {name}.service - {units.description(ctx.fs, name)}\n"
-                  f"     Loaded: loaded ({path}; {'enabled' if rec.enabled else 'disabled'}; vendor preset: enabled)\n"
-                  f"     Active: {active}")
+        ctx.print(
+            f"{dot} {name}.service - {units.description(ctx.fs, name)}\n"
+            f"     Loaded: loaded ({path}; {'enabled' if rec.enabled else 'disabled'}; vendor preset: enabled)\n"
+            f"     Active: {active}"
+        )
         for line in ctx.state.journal.get(name, [])[-10:]:
             ctx.print(line)
         status = status or (0 if rec.active == "active" else 3)
@@ -158,8 +180,9 @@ async def systemctl(ctx: Ctx) -> int:
         unit = (names[0] if names[0].endswith(".service") else names[0] + ".service") if names else ""
         if verb in _VERB_TEXT:
             raise ShimExit(1, f"Failed to {_VERB_TEXT[verb]}: {_AUTH}")
-        raise ShimExit(1, f"Failed to {verb} {unit}: {_AUTH}\n"
-                          f"See system logs and 'systemctl status {unit}' for details.")
+        raise ShimExit(
+            1, f"Failed to {verb} {unit}: {_AUTH}\nSee system logs and 'systemctl status {unit}' for details."
+        )
     if verb == "daemon-reload":
         ctx.mark(units.daemon_reload(ctx.state, ctx.fs))
         return 0

@@ -124,9 +124,14 @@ def grep(ctx: Ctx) -> int:
         patterns = operands.pop(0).split("\n")
     extended = bool({"E", "extended-regexp"} & flags) or ctx.prog == "egrep"
     regexes = [
-        compile_posix(p, extended=extended, fixed=bool({"F", "fixed-strings"} & flags) or ctx.prog == "fgrep",
-                      ignore_case=bool({"i", "ignore-case"} & flags), whole_line=bool({"x", "line-regexp"} & flags),
-                      whole_word=bool({"w", "word-regexp"} & flags))
+        compile_posix(
+            p,
+            extended=extended,
+            fixed=bool({"F", "fixed-strings"} & flags) or ctx.prog == "fgrep",
+            ignore_case=bool({"i", "ignore-case"} & flags),
+            whole_line=bool({"x", "line-regexp"} & flags),
+            whole_word=bool({"w", "word-regexp"} & flags),
+        )
         for p in patterns
     ]
     invert, quiet = bool({"v", "invert-match"} & flags), bool({"q", "quiet", "silent"} & flags)
@@ -281,8 +286,15 @@ def uniq(ctx: Ctx) -> int:
     return 0
 
 
-_TR_CLASSES = {"[:lower:]": "a-z", "[:upper:]": "A-Z", "[:digit:]": "0-9", "[:space:]": " \t\n\r\f\v",
-               "[:blank:]": " \t", "[:alpha:]": "a-zA-Z", "[:alnum:]": "a-zA-Z0-9"}
+_TR_CLASSES = {
+    "[:lower:]": "a-z",
+    "[:upper:]": "A-Z",
+    "[:digit:]": "0-9",
+    "[:space:]": " \t\n\r\f\v",
+    "[:blank:]": " \t",
+    "[:alpha:]": "a-zA-Z",
+    "[:alnum:]": "a-zA-Z0-9",
+}
 
 
 def _tr_set(spec: str) -> str:

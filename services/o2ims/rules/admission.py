@@ -43,8 +43,11 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
         raise refuse("spec.namespace", "the namespace cannot change")
     if new.control_plane != old.control_plane:
         if old.vip is None:
-            raise refuse("spec.control_plane", f"cluster {old.name} has no VIP: its API endpoint is its control-plane "
-                         "host's own address, so its control plane cannot be scaled (recreate it with a VIP)")
+            raise refuse(
+                "spec.control_plane",
+                f"cluster {old.name} has no VIP: its API endpoint is its control-plane "
+                "host's own address, so its control plane cannot be scaled (recreate it with a VIP)",
+            )
         raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
     if not applied:
         return
@@ -155,8 +158,7 @@ def queue_request(tx: Tx) -> None:
     check_change(tx.spec, spec, applied=True)
     op = "update" if tx.event.kind == "update" else "create"
     tx.update(
-        queued=Queued(operation=op, spec=spec, at=tx.event.at, message_id=tx.event.message_id),
-        request_at=tx.event.at,
+        queued=Queued(operation=op, spec=spec, at=tx.event.at, message_id=tx.event.message_id), request_at=tx.event.at
     )
     return None
 

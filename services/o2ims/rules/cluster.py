@@ -60,10 +60,15 @@ def record_observation(tx: Tx) -> bool:
     p = tx.event.payload
     if isinstance(p, ClusterSummary):
         new = Observed(
-            at=tx.event.at, exists=p.exists, ready=p.ready, failure=p.failure, phase=p.phase,
-            waiting_for=p.waiting_for, machines=dict(p.machines),
+            at=tx.event.at,
+            exists=p.exists,
+            ready=p.ready,
+            failure=p.failure,
+            phase=p.phase,
+            waiting_for=p.waiting_for,
+            machines=dict(p.machines),
             counts=(p.control_plane_ready, p.control_plane_desired, p.workers_ready, p.workers_desired),
-        )  # fmt: skip
+        )
     else:
         base = old or Observed(at=tx.event.at)
         new = base.evolve(at=tx.event.at, ready=True, exists=True, failure=None)

@@ -61,8 +61,12 @@ def _reset_when_released(tx: Tx) -> None:
     hosts = _to_reset(tx.rec)
     waiting = release.still_claimed(tx.rec, hosts)
     if waiting:
-        tx.condition("HostsTornDown", "Unknown", "WaitingForRelease",
-                     f"waiting for the ByoHosts of {', '.join(waiting)} to be released")  # fmt: skip
+        tx.condition(
+            "HostsTornDown",
+            "Unknown",
+            "WaitingForRelease",
+            f"waiting for the ByoHosts of {', '.join(waiting)} to be released",
+        )
         return
     release.reset_hosts(tx, hosts)
 
@@ -135,14 +139,25 @@ def finalize(tx: Tx, *, reason: str | None = None) -> None:
     held = set(rec.spec_hosts()) | set(rec.hosts) | {h.host_id for h in rec.leaving}
     quarantined = {h for h, st in tx.rec.hosts.items() if st.quarantined}
     tx.release(sorted(held - keep - quarantined))
-    tx.condition("LeasesReleased", "True", "Released", f"{len(held - keep - quarantined)} host leases released"
-                 + (f"; quarantined: {', '.join(sorted(quarantined))}" if quarantined else ""))
+    tx.condition(
+        "LeasesReleased",
+        "True",
+        "Released",
+        f"{len(held - keep - quarantined)} host leases released"
+        + (f"; quarantined: {', '.join(sorted(quarantined))}" if quarantined else ""),
+    )
     tx.update(deleted_at=tx.now)
     tx.move("deleted", reason=reason, message=f"cluster {rec.cluster} deleted" if rec.cluster else "deleted")
     tx.update(
-        hosts={}, leaving=(), observed=None, queued=None, hostprep_job=None, capi_job=None, deadline=None,
+        hosts={},
+        leaving=(),
+        observed=None,
+        queued=None,
+        hostprep_job=None,
+        capi_job=None,
+        deadline=None,
         history=tx.rec.history[-TOMBSTONE_HISTORY:],
-    )  # fmt: skip
+    )
     if queued is not None:
         _new_incarnation(tx, queued)
 
@@ -167,10 +182,23 @@ def reincarnate(tx: Tx) -> None:
 
 def _new_incarnation(tx: Tx, req: Queued) -> None:
     tx.update(
-        incarnation=tx.rec.incarnation + 1, generation=1, spec=req.spec, request_at=req.at, conditions=(),
-        hosts={}, leaving=(), node_cluster_id=None, hostprep_job=None, capi_job=None, capi_requested=False,
-        fulfilled_once=False, observed=None, queued=None, deleted_at=None, created_at=tx.now,
-    )  # fmt: skip
+        incarnation=tx.rec.incarnation + 1,
+        generation=1,
+        spec=req.spec,
+        request_at=req.at,
+        conditions=(),
+        hosts={},
+        leaving=(),
+        node_cluster_id=None,
+        hostprep_job=None,
+        capi_job=None,
+        capi_requested=False,
+        fulfilled_once=False,
+        observed=None,
+        queued=None,
+        deleted_at=None,
+        created_at=tx.now,
+    )
     start_flow(tx)
 
 

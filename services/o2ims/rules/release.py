@@ -54,8 +54,9 @@ def not_seen_released(rec: PrRecord, hosts: tuple[HostRef, ...]) -> list[str]:
 
 def reset_hosts(tx: Tx, hosts: tuple[HostRef, ...]) -> None:
     """Send the reset (hostprep ``teardown``) job for ``hosts``."""
-    tx.condition("HostsTornDown", "Unknown", "Resetting", f"resetting {len(hosts)} hosts: "
-                 + ", ".join(h.host_id for h in hosts))  # fmt: skip
+    tx.condition(
+        "HostsTornDown", "Unknown", "Resetting", f"resetting {len(hosts)} hosts: " + ", ".join(h.host_id for h in hosts)
+    )
     tx.send_hostprep("teardown", hosts)
 
 
@@ -94,8 +95,12 @@ def settle_timeout(tx: Tx) -> tuple[list[str], list[str]]:
     bad = sorted(set(hosts) - set(ok))
     if bad:
         _quarantine(tx, bad, "teardown did not finish in time")
-    tx.condition("HostsTornDown", "False", "TeardownTimedOut",
-                 f"reset did not finish in time; quarantined: {', '.join(bad) or 'none'}")  # fmt: skip
+    tx.condition(
+        "HostsTornDown",
+        "False",
+        "TeardownTimedOut",
+        f"reset did not finish in time; quarantined: {', '.join(bad) or 'none'}",
+    )
     return sorted(ok), bad
 
 

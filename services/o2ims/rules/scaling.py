@@ -27,14 +27,19 @@ def start(tx: Tx, *, adding: bool) -> None:
     interim set with both; otherwise the spec's own."""
     spec = tx.spec
     # A leaving host not yet seen released is still a node: keep it until the new workers are up.
-    nodes_leaving = tuple(h for h in tx.rec.leaving if (st := tx.rec.hosts.get(h.host_id)) is None
-                          or st.claimed is not False)  # fmt: skip
+    nodes_leaving = tuple(
+        h for h in tx.rec.leaving if (st := tx.rec.hosts.get(h.host_id)) is None or st.claimed is not False
+    )
     if adding and nodes_leaving:
         interim = spec.model_copy(update={"workers": (*spec.workers, *nodes_leaving)})
         tx.condition("ResourcesApplied", "Unknown", "Scaling", "adding the new workers first")
         tx.send_capi("scale", interim)
-        tx.move("progressing", "scaling", message=f"adding workers first: {len(interim.workers)} workers, then "
-                f"{len(spec.workers)} once {', '.join(h.host_id for h in nodes_leaving)} leave")  # fmt: skip
+        tx.move(
+            "progressing",
+            "scaling",
+            message=f"adding workers first: {len(interim.workers)} workers, then "
+            f"{len(spec.workers)} once {', '.join(h.host_id for h in nodes_leaving)} leave",
+        )
         return
     tx.condition("ResourcesApplied", "Unknown", "Scaling", f"re-applying with {len(spec.workers)} workers")
     tx.send_capi("scale")
@@ -54,8 +59,12 @@ def progress(tx: Tx) -> None:
         # The interim set is up: now the final one, which lets the leaving hosts go (same deadline).
         tx.condition("ResourcesApplied", "Unknown", "Scaling", f"removing {len(rec.leaving)} workers")
         tx.send_capi("scale")
-        tx.move("progressing", "scaling", keep_deadline=True,
-                message=f"new workers ready; removing {', '.join(h.host_id for h in rec.leaving)}")  # fmt: skip
+        tx.move(
+            "progressing",
+            "scaling",
+            keep_deadline=True,
+            message=f"new workers ready; removing {', '.join(h.host_id for h in rec.leaving)}",
+        )
         return
     if not rec.leaving:
         fulfil(tx)

@@ -26,13 +26,7 @@ def pr_id(name: str) -> str:
 
 
 def job(pr: str = PR1) -> HostprepJob:
-    return HostprepJob(
-        pr_id=pr,
-        action="prepare",
-        cluster="c1",
-        k8s_version="v1.30.2",
-        hosts=("h1",),
-    )
+    return HostprepJob(pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=("h1",))
 
 
 async def count(bus: Bus, subject: str) -> int:

@@ -24,6 +24,7 @@ PR8 = "00000000-0000-4000-8000-000000000008"
 PR9 = "00000000-0000-4000-8000-000000000009"
 PR10 = "00000000-0000-4000-8000-000000000010"
 
+
 async def test_duplicate_publish_is_delivered_once(bus: Bus) -> None:
     seen: list[str] = []
     got = asyncio.Event()

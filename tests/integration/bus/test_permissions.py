@@ -35,12 +35,17 @@ FORBIDDEN: dict[str, list[str]] = {
     "o2ctl": [s.hostprep_job(PR), s.capi_job(PR), s.o2ims_request(PR), s.o2ims_status(PR), "$KV.pr.x"],
 }
 #: JetStream API calls no service may make: destroying or rewriting streams, consumers and buckets.
-ADMIN_CALLS = ["$JS.API.STREAM.DELETE.HOSTPREP", "$JS.API.STREAM.PURGE.KV_hosts", "$JS.API.STREAM.UPDATE.CAPI",
-               "$JS.API.CONSUMER.DELETE.HOSTPREP.hostprep-jobs", "$JS.API.STREAM.MSG.DELETE.KV_fpr",
-               # Re-creating another role's durable with a new filter, or pulling its messages.
-               "$JS.API.CONSUMER.CREATE.HOSTPREP.hostprep-jobs.hostprep.jobs.none",
-               "$JS.API.CONSUMER.DURABLE.CREATE.CAPI.capi-renderer-jobs",
-               "$JS.API.CONSUMER.MSG.NEXT.HOSTPREP.hostprep-jobs"]  # fmt: skip
+ADMIN_CALLS = [
+    "$JS.API.STREAM.DELETE.HOSTPREP",
+    "$JS.API.STREAM.PURGE.KV_hosts",
+    "$JS.API.STREAM.UPDATE.CAPI",
+    "$JS.API.CONSUMER.DELETE.HOSTPREP.hostprep-jobs",
+    "$JS.API.STREAM.MSG.DELETE.KV_fpr",
+    # Re-creating another role's durable with a new filter, or pulling its messages.
+    "$JS.API.CONSUMER.CREATE.HOSTPREP.hostprep-jobs.hostprep.jobs.none",
+    "$JS.API.CONSUMER.DURABLE.CREATE.CAPI.capi-renderer-jobs",
+    "$JS.API.CONSUMER.MSG.NEXT.HOSTPREP.hostprep-jobs",
+]
 #: Operations on a role's own durables are its own; skip those when probing ADMIN_CALLS.
 OWN = {"hostprep": ("hostprep-jobs",), "capi_renderer": ("capi-renderer-jobs",)}
 

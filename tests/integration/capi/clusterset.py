@@ -40,8 +40,8 @@ def cluster_set(
     kube_vip = (
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-vip\n  namespace: kube-system\n"
         f"spec:\n  hostNetwork: true\n  containers:\n  - name: kube-vip\n    image: ghcr.io/kube-vip/kube-vip:v0.8.0\n"
-        f"    args: [manager]\n    env:\n    - name: vip_address\n      value: \"{vip}\"\n"
-        "    - name: vip_interface\n      value: \"{{ .DefaultNetworkInterfaceName }}\"\n"
+        f'    args: [manager]\n    env:\n    - name: vip_address\n      value: "{vip}"\n'
+        '    - name: vip_interface\n      value: "{{ .DefaultNetworkInterfaceName }}"\n'
     )
     kcp_spec: dict[str, Any] = {
         "replicas": len(cp_hosts),
@@ -59,34 +59,66 @@ def cluster_set(
         kcp_spec["machineTemplate"] = {"infrastructureRef": cp_template_ref}
     return [
         {
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"cni-{name}-crs-0"),
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(f"cni-{name}-crs-0"),
             "data": {"cni.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cni-test\n"},
         },
         {
-            "apiVersion": INFRA, "kind": "ByoCluster", "metadata": meta(name),
+            "apiVersion": INFRA,
+            "kind": "ByoCluster",
+            "metadata": meta(name),
             "spec": {"controlPlaneEndpoint": {"host": vip, "port": 6443}},
         },
         {
-            "apiVersion": INFRA, "kind": "ByoMachineTemplate", "metadata": meta(cp),
-            "spec": {"template": {"spec": {"selector": {"matchExpressions": [
-                {"key": HOST_ID, "operator": "In", "values": list(cp_hosts)}]}}}},
+            "apiVersion": INFRA,
+            "kind": "ByoMachineTemplate",
+            "metadata": meta(cp),
+            "spec": {
+                "template": {
+                    "spec": {
+                        "selector": {"matchExpressions": [{"key": HOST_ID, "operator": "In", "values": list(cp_hosts)}]}
+                    }
+                }
+            },
         },
         {
-            "apiVersion": INFRA, "kind": "ByoMachineTemplate", "metadata": meta(md),
-            "spec": {"template": {"spec": {"selector": {"matchExpressions": [
-                {"key": HOST_ID, "operator": "In", "values": list(worker_hosts)}]}}}},
+            "apiVersion": INFRA,
+            "kind": "ByoMachineTemplate",
+            "metadata": meta(md),
+            "spec": {
+                "template": {
+                    "spec": {
+                        "selector": {
+                            "matchExpressions": [{"key": HOST_ID, "operator": "In", "values": list(worker_hosts)}]
+                        }
+                    }
+                }
+            },
         },
         {
-            "apiVersion": f"bootstrap.cluster.x-k8s.io/{core}", "kind": "KubeadmConfigTemplate", "metadata": meta(md),
-            "spec": {"template": {"spec": {"joinConfiguration": {"nodeRegistration": {
-                "criSocket": "unix:///var/run/containerd/containerd.sock"}}}}},
+            "apiVersion": f"bootstrap.cluster.x-k8s.io/{core}",
+            "kind": "KubeadmConfigTemplate",
+            "metadata": meta(md),
+            "spec": {
+                "template": {
+                    "spec": {
+                        "joinConfiguration": {
+                            "nodeRegistration": {"criSocket": "unix:///var/run/containerd/containerd.sock"}
+                        }
+                    }
+                }
+            },
         },
         {
-            "apiVersion": f"controlplane.cluster.x-k8s.io/{core}", "kind": "KubeadmControlPlane",
-            "metadata": meta(cp), "spec": kcp_spec,
+            "apiVersion": f"controlplane.cluster.x-k8s.io/{core}",
+            "kind": "KubeadmControlPlane",
+            "metadata": meta(cp),
+            "spec": kcp_spec,
         },
         {
-            "apiVersion": f"cluster.x-k8s.io/{core}", "kind": "MachineDeployment",
+            "apiVersion": f"cluster.x-k8s.io/{core}",
+            "kind": "MachineDeployment",
             "metadata": meta(md, labels={"cluster.x-k8s.io/cluster-name": name}),
             "spec": {
                 "clusterName": name,
@@ -98,7 +130,7 @@ def cluster_set(
                         "clusterName": name,
                         "version": version,
                         "bootstrap": {
-                            "configRef": ref(f"bootstrap.cluster.x-k8s.io/{core}", "KubeadmConfigTemplate", md),
+                            "configRef": ref(f"bootstrap.cluster.x-k8s.io/{core}", "KubeadmConfigTemplate", md)
                         },
                         "infrastructureRef": ref(INFRA, "ByoMachineTemplate", md),
                     },
@@ -106,7 +138,8 @@ def cluster_set(
             },
         },
         {
-            "apiVersion": f"addons.cluster.x-k8s.io/{core}", "kind": "ClusterResourceSet",
+            "apiVersion": f"addons.cluster.x-k8s.io/{core}",
+            "kind": "ClusterResourceSet",
             "metadata": meta(f"{name}-crs-0"),
             "spec": {
                 "strategy": "ApplyOnce",
@@ -115,7 +148,8 @@ def cluster_set(
             },
         },
         {
-            "apiVersion": f"cluster.x-k8s.io/{core}", "kind": "Cluster",
+            "apiVersion": f"cluster.x-k8s.io/{core}",
+            "kind": "Cluster",
             "metadata": meta(name, labels={"cni": f"{name}-crs-0"}),
             "spec": {
                 "clusterNetwork": {

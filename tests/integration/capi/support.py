@@ -29,15 +29,25 @@ def is_true(obj: Obj | None, ctype: str) -> bool:
 
 
 async def wait_for(
-    client: KubeClient, api_version: str, kind: str, name: str, predicate: Callable[[Obj | None], bool],
-    namespace: str = "default", timeout: float = 60.0,
+    client: KubeClient,
+    api_version: str,
+    kind: str,
+    name: str,
+    predicate: Callable[[Obj | None], bool],
+    namespace: str = "default",
+    timeout: float = 60.0,
 ) -> Obj | None:
     return await wait_for_object(client, api_version, kind, name, namespace, predicate, timeout=timeout)
 
 
 async def wait_list(
-    client: KubeClient, api_version: str, kind: str, predicate: Callable[[list[Obj]], bool],
-    namespace: str = "default", label_selector: str | None = None, timeout: float = 60.0,
+    client: KubeClient,
+    api_version: str,
+    kind: str,
+    predicate: Callable[[list[Obj]], bool],
+    namespace: str = "default",
+    label_selector: str | None = None,
+    timeout: float = 60.0,
 ) -> list[Obj]:
     """Wait until the list of matching objects satisfies ``predicate`` (watching between checks)."""
     async with asyncio.timeout(timeout):
@@ -46,8 +56,9 @@ async def wait_list(
             if predicate(items):
                 return items
             with contextlib.suppress(WatchExpired):
-                async for event in client.watch(api_version, kind, namespace, resource_version=rv,
-                                                label_selector=label_selector, timeout_seconds=10):
+                async for event in client.watch(
+                    api_version, kind, namespace, resource_version=rv, label_selector=label_selector, timeout_seconds=10
+                ):
                     if event.type != "BOOKMARK":
                         break
 
@@ -69,8 +80,9 @@ class Recorder:
 
     async def _run(self, api_version: str, kind: str, rv: str) -> None:
         while True:
-            async for event in self._client.watch(api_version, kind, self._namespace, resource_version=rv,
-                                                  timeout_seconds=60):
+            async for event in self._client.watch(
+                api_version, kind, self._namespace, resource_version=rv, timeout_seconds=60
+            ):
                 rv = event.object["metadata"]["resourceVersion"]
                 if event.type == "BOOKMARK":
                     continue

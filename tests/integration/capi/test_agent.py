@@ -22,12 +22,18 @@ Hosts = Callable[..., Awaitable[list[HostAgent]]]
 
 async def test_bootstrap_kubeconfig_issues_a_working_token(capi_sim: CapiSimulators, capi_client: KubeClient) -> None:
     ca = await capi_client.ca_data()
-    await capi_client.apply({
-        "apiVersion": INFRA, "kind": "BootstrapKubeconfig", "metadata": {"name": "bk1", "namespace": "default"},
-        "spec": {"apiserver": capi_client.server, "certificate-authority-data": ca},
-    }, field_manager="test")
-    bkc = await wait_for(capi_client, INFRA, "BootstrapKubeconfig", "bk1",
-                         lambda o: bool(dig(o, "status", "bootstrapKubeconfigData")))
+    await capi_client.apply(
+        {
+            "apiVersion": INFRA,
+            "kind": "BootstrapKubeconfig",
+            "metadata": {"name": "bk1", "namespace": "default"},
+            "spec": {"apiserver": capi_client.server, "certificate-authority-data": ca},
+        },
+        field_manager="test",
+    )
+    bkc = await wait_for(
+        capi_client, INFRA, "BootstrapKubeconfig", "bk1", lambda o: bool(dig(o, "status", "bootstrapKubeconfigData"))
+    )
     config = yaml.safe_load(dig(bkc, "status", "bootstrapKubeconfigData"))
     assert config["clusters"][0]["cluster"] == {"server": capi_client.server, "certificate-authority-data": ca}
     token = config["users"][0]["user"]["token"]
@@ -62,8 +68,9 @@ async def test_agent_registration_config_and_restart(
     await agent.stop()
 
     # Restart: the existing config is used (the bootstrap kubeconfig may be gone) and labels are not changed.
-    again = HostAgent(bootstrap_kubeconfig=tmp_path / "missing", hostname="host-1", labels={"site": "b"},
-                      config_path=config)
+    again = HostAgent(
+        bootstrap_kubeconfig=tmp_path / "missing", hostname="host-1", labels={"site": "b"}, config_path=config
+    )
     await again.start()
     try:
         host = await capi_client.get(INFRA, "ByoHost", "host-1", "default")
@@ -75,25 +82,58 @@ async def test_agent_registration_config_and_restart(
 async def _claim_by_hand(client: KubeClient, host: str, role: str) -> None:
     """Do what the ByoMachine controller does, without a cluster."""
     value = cloud_config(role, {}, cluster="c9", version="v1.30.2", endpoint="10.0.0.9:6443")  # type: ignore[arg-type]
-    await client.create({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{host}-data", "namespace": "default"},
-        "type": "cluster.x-k8s.io/secret", "data": {"value": base64.b64encode(value.encode()).decode()},
-    })
-    await client.patch(INFRA, "ByoHost", host, "default", {
-        "metadata": {"labels": {"cluster.x-k8s.io/cluster-name": "c9"}},
-        "spec": {"bootstrapSecret": {"kind": "Secret", "namespace": "default", "name": f"{host}-data"}},
-    })
-    await client.patch(INFRA, "ByoHost", host, "default", {"status": {"machineRef": {
-        "apiVersion": INFRA, "kind": "ByoMachine", "name": f"{host}-bm", "namespace": "default"}}},
-        subresource="status")
+    await client.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{host}-data", "namespace": "default"},
+            "type": "cluster.x-k8s.io/secret",
+            "data": {"value": base64.b64encode(value.encode()).decode()},
+        }
+    )
+    await client.patch(
+        INFRA,
+        "ByoHost",
+        host,
+        "default",
+        {
+            "metadata": {"labels": {"cluster.x-k8s.io/cluster-name": "c9"}},
+            "spec": {"bootstrapSecret": {"kind": "Secret", "namespace": "default", "name": f"{host}-data"}},
+        },
+    )
+    await client.patch(
+        INFRA,
+        "ByoHost",
+        host,
+        "default",
+        {
+            "status": {
+                "machineRef": {"apiVersion": INFRA, "kind": "ByoMachine", "name": f"{host}-bm", "namespace": "default"}
+            }
+        },
+        subresource="status",
+    )
 
 
 async def _release_by_hand(client: KubeClient, host: str) -> dict[str, Any]:
     """Do what the ByoMachine controller does when the ByoMachine goes; wait until the agent freed the host."""
-    await client.patch(INFRA, "ByoHost", host, "default", {"metadata": {"annotations": {
-        "byoh.infrastructure.cluster.x-k8s.io/unregistering": ""}}})
-    found = await wait_for(client, INFRA, "ByoHost", host, lambda o: not dig(o, "metadata", "annotations")
-                           and not (dig(o, "metadata", "labels") or {}).get("cluster.x-k8s.io/cluster-name"))
+    await client.patch(
+        INFRA,
+        "ByoHost",
+        host,
+        "default",
+        {"metadata": {"annotations": {"byoh.infrastructure.cluster.x-k8s.io/unregistering": ""}}},
+    )
+    found = await wait_for(
+        client,
+        INFRA,
+        "ByoHost",
+        host,
+        lambda o: (
+            not dig(o, "metadata", "annotations")
+            and not (dig(o, "metadata", "labels") or {}).get("cluster.x-k8s.io/cluster-name")
+        ),
+    )
     return dict(found or {})
 
 
@@ -134,8 +174,13 @@ async def test_an_agent_that_installed_kubernetes_resets_on_release(
 
     path = tmp_path / "bk"
     path.write_text(await issue_bootstrap_kubeconfig(capi_client, "bootstrap-host-9", "default"))
-    agent = HostAgent(bootstrap_kubeconfig=path, hostname="host-9", config_path=tmp_path / "config",
-                      on_reset=on_reset, skip_installation=False)  # fmt: skip
+    agent = HostAgent(
+        bootstrap_kubeconfig=path,
+        hostname="host-9",
+        config_path=tmp_path / "config",
+        on_reset=on_reset,
+        skip_installation=False,
+    )
     await agent.start()
     try:
         await _claim_by_hand(capi_client, "host-9", "join")
@@ -154,9 +199,13 @@ async def test_failing_bootstrap_hook_marks_the_host(
 
     await fake_hosts(1, on_bootstrap=on_bootstrap)
     await _claim_by_hand(capi_client, "host-1", "join")
-    host = await wait_for(capi_client, INFRA, "ByoHost", "host-1",
-                          lambda o: (condition(o, "K8sNodeBootstrapSucceeded") or {}).get("reason")
-                          == "CloudInitExecutionFailed")
+    host = await wait_for(
+        capi_client,
+        INFRA,
+        "ByoHost",
+        "host-1",
+        lambda o: (condition(o, "K8sNodeBootstrapSucceeded") or {}).get("reason") == "CloudInitExecutionFailed",
+    )
     cond = condition(host, "K8sNodeBootstrapSucceeded")
     assert cond["severity"] == "Error" and "kubeadm join exited" in cond["message"]
 
@@ -165,8 +214,13 @@ async def test_failing_bootstrap_hook_marks_the_host(
 def test_cloud_config_role_round_trip(role: str) -> None:
     from sandbox.capi.bootstrapdata import role_of
 
-    data = cloud_config(role, {"preKubeadmCommands": ["echo pre"], "files": [{"path": "/x", "content": "y"}]},  # type: ignore[arg-type]
-                        cluster="c", version="v1.30.2", endpoint="1.2.3.4:6443")
+    data = cloud_config(
+        role,
+        {"preKubeadmCommands": ["echo pre"], "files": [{"path": "/x", "content": "y"}]},  # type: ignore[arg-type]
+        cluster="c",
+        version="v1.30.2",
+        endpoint="1.2.3.4:6443",
+    )
     assert data.startswith("## template: jinja\n#cloud-config\n")
     assert role_of(data) == role
     doc = yaml.safe_load(data)
@@ -179,8 +233,10 @@ def test_the_agent_reads_the_ignored_preflight_errors(role: str) -> None:
     from sandbox.capi.bootstrapdata import ignored_preflight_errors
 
     registration = {"ignorePreflightErrors": ["DirAvailable--etc-kubernetes-manifests", "Swap"]}
-    spec = {"initConfiguration": {"nodeRegistration": registration},
-            "joinConfiguration": {"nodeRegistration": registration}}  # fmt: skip
+    spec = {
+        "initConfiguration": {"nodeRegistration": registration},
+        "joinConfiguration": {"nodeRegistration": registration},
+    }
     data = cloud_config(role, spec, cluster="c", version="v1.30.2", endpoint="1.2.3.4:6443")  # type: ignore[arg-type]
     assert ignored_preflight_errors(data) == {"DirAvailable--etc-kubernetes-manifests", "Swap"}
     assert ignored_preflight_errors(cloud_config(role, {}, cluster="c", version=None, endpoint="e")) == frozenset()  # type: ignore[arg-type]

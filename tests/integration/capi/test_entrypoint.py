@@ -17,12 +17,18 @@ async def test_run_simulators_serves_until_stopped(kubeconfig: Path, capi_client
     stop = asyncio.Event()
     task = asyncio.create_task(run_simulators(kubeconfig, stop=stop, namespaces=["default"]))
     try:
-        await capi_client.apply({
-            "apiVersion": INFRA, "kind": "BootstrapKubeconfig", "metadata": {"name": "bk", "namespace": "default"},
-            "spec": {"apiserver": capi_client.server, "certificate-authority-data": await capi_client.ca_data()},
-        }, field_manager="test")
-        await wait_for(capi_client, INFRA, "BootstrapKubeconfig", "bk",
-                       lambda o: bool(dig(o, "status", "bootstrapKubeconfigData")))
+        await capi_client.apply(
+            {
+                "apiVersion": INFRA,
+                "kind": "BootstrapKubeconfig",
+                "metadata": {"name": "bk", "namespace": "default"},
+                "spec": {"apiserver": capi_client.server, "certificate-authority-data": await capi_client.ca_data()},
+            },
+            field_manager="test",
+        )
+        await wait_for(
+            capi_client, INFRA, "BootstrapKubeconfig", "bk", lambda o: bool(dig(o, "status", "bootstrapKubeconfigData"))
+        )
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)

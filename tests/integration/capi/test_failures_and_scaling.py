@@ -32,21 +32,28 @@ async def test_bootstrap_failure_shows_on_host_and_machine(
     await fake_hosts(3)
     await _apply(capi_client)
     host = await wait_for(
-        capi_client, INFRA, "ByoHost", "host-2",
+        capi_client,
+        INFRA,
+        "ByoHost",
+        "host-2",
         lambda o: (condition(o, "K8sNodeBootstrapSucceeded") or {}).get("reason") == "CloudInitExecutionFailed",
     )
     cond = condition(host, "K8sNodeBootstrapSucceeded")
     assert cond is not None and cond["status"] == "False" and cond["severity"] == "Error"
     machine_name = host["metadata"]["labels"][BYOMACHINE_LABEL]
     machine = await wait_for(
-        capi_client, CORE, "Machine", machine_name,
+        capi_client,
+        CORE,
+        "Machine",
+        machine_name,
         lambda o: (condition(o, "InfrastructureReady") or {}).get("reason") == "CloudInitExecutionFailed",
     )
     assert dig(machine, "status", "phase") == "Provisioning"
     assert not dig(machine, "status", "nodeRef")
     assert condition(machine, "Ready")["status"] == "False"
-    md = await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                        lambda o: dig(o, "status", "readyReplicas") == 1)
+    md = await wait_for(
+        capi_client, CORE, "MachineDeployment", "c1-md-0", lambda o: dig(o, "status", "readyReplicas") == 1
+    )
     assert dig(md, "status", "phase") == "ScalingUp"
     assert dig(md, "status", "unavailableReplicas") == 1
 
@@ -60,8 +67,13 @@ async def test_never_initialising_control_plane(
     # The init node ran kubeadm init but its node never appears: the control plane stays uninitialised.
     host = await wait_for(capi_client, INFRA, "ByoHost", "host-1", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
     bm_name = host["metadata"]["labels"][BYOMACHINE_LABEL]
-    await wait_for(capi_client, INFRA, "ByoMachine", bm_name,
-                   lambda o: (condition(o, "BYOHostReady") or {}).get("reason") == "WaitingForNode")
+    await wait_for(
+        capi_client,
+        INFRA,
+        "ByoMachine",
+        bm_name,
+        lambda o: (condition(o, "BYOHostReady") or {}).get("reason") == "WaitingForNode",
+    )
     kcp = await capi_client.get(KCP, "KubeadmControlPlane", "c1-control-plane", "default")
     assert not dig(kcp, "status", "initialized")
     assert condition(kcp, "Available")["status"] == "False"
@@ -69,7 +81,7 @@ async def test_never_initialising_control_plane(
     assert not is_true(cluster, "ControlPlaneInitialized") and not is_true(cluster, "Ready")
     # Workers never get join data, so they stay Pending and claim no host.
     workers = await wait_list(
-        capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name",
+        capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name"
     )
     assert all(dig(m, "status", "phase") == "Pending" for m in workers)
     free = await capi_client.get(INFRA, "ByoHost", "host-2", "default")
@@ -81,30 +93,45 @@ async def test_scale_workers_up_to_a_new_host_and_back_down(
 ) -> None:
     await fake_hosts(3)
     await _apply(capi_client, worker_hosts=("h2", "h3", "h4"))
-    await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                   lambda o: dig(o, "status", "readyReplicas") == 2 and dig(o, "status", "phase") == "Running")
+    await wait_for(
+        capi_client,
+        CORE,
+        "MachineDeployment",
+        "c1-md-0",
+        lambda o: dig(o, "status", "readyReplicas") == 2 and dig(o, "status", "phase") == "Running",
+    )
 
     await fake_hosts(1, host_ids=["h4"], names=["host-4"])
     await capi_client.patch(CORE, "MachineDeployment", "c1-md-0", "default", {"spec": {"replicas": 3}})
-    await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                   lambda o: dig(o, "status", "readyReplicas") == 3 and dig(o, "status", "phase") == "Running")
+    await wait_for(
+        capi_client,
+        CORE,
+        "MachineDeployment",
+        "c1-md-0",
+        lambda o: dig(o, "status", "readyReplicas") == 3 and dig(o, "status", "phase") == "Running",
+    )
     host4 = await capi_client.get(INFRA, "ByoHost", "host-4", "default")
     assert host4["metadata"]["labels"][CLUSTER_LABEL] == "c1"
     assert is_true(host4, "K8sNodeBootstrapSucceeded")
 
     await capi_client.patch(CORE, "MachineDeployment", "c1-md-0", "default", {"spec": {"replicas": 2}})
-    md = await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                        lambda o: dig(o, "status", "replicas") == 2 and dig(o, "status", "readyReplicas") == 2)
+    md = await wait_for(
+        capi_client,
+        CORE,
+        "MachineDeployment",
+        "c1-md-0",
+        lambda o: dig(o, "status", "replicas") == 2 and dig(o, "status", "readyReplicas") == 2,
+    )
     assert dig(md, "status", "phase") == "Running"
+
     def free(hs: list[dict[str, object]]) -> list[dict[str, object]]:
         return [h for h in hs if CLUSTER_LABEL not in (dig(h, "metadata", "labels") or {})]
 
     hosts = await wait_list(
-        capi_client, INFRA, "ByoHost",
-        lambda hs: len(free(hs)) == 1 and not dig(free(hs)[0], "status", "machineRef"),
+        capi_client, INFRA, "ByoHost", lambda hs: len(free(hs)) == 1 and not dig(free(hs)[0], "status", "machineRef")
     )
     assert len(hosts) == 4
     machines = await wait_list(
-        capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name",
+        capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name"
     )
     assert all(dig(m, "status", "phase") == "Running" for m in machines)

@@ -25,9 +25,7 @@ async def _apply(client: KubeClient, objects: list[dict[str, Any]]) -> None:
 
 
 async def test_cluster_comes_up_then_deletion_releases_hosts(
-    capi_sim: CapiSimulators,
-    fake_hosts: Callable[..., Awaitable[list[HostAgent]]],
-    capi_client: KubeClient,
+    capi_sim: CapiSimulators, fake_hosts: Callable[..., Awaitable[list[HostAgent]]], capi_client: KubeClient
 ) -> None:
     agents = await fake_hosts(3)
     hosts, _ = await capi_client.list(INFRA, "ByoHost", "default")
@@ -39,10 +37,20 @@ async def test_cluster_comes_up_then_deletion_releases_hosts(
     await _apply(capi_client, cluster_set())
 
     cluster = await wait_for(capi_client, CORE, "Cluster", "c1", lambda o: is_true(o, "Ready"))
-    await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                   lambda o: dig(o, "status", "readyReplicas") == 2 and dig(o, "status", "phase") == "Running")
-    kcp = await wait_for(capi_client, KCP, "KubeadmControlPlane", "c1-control-plane",
-                         lambda o: dig(o, "status", "readyReplicas") == 1 and bool(dig(o, "status", "ready")))
+    await wait_for(
+        capi_client,
+        CORE,
+        "MachineDeployment",
+        "c1-md-0",
+        lambda o: dig(o, "status", "readyReplicas") == 2 and dig(o, "status", "phase") == "Running",
+    )
+    kcp = await wait_for(
+        capi_client,
+        KCP,
+        "KubeadmControlPlane",
+        "c1-control-plane",
+        lambda o: dig(o, "status", "readyReplicas") == 1 and bool(dig(o, "status", "ready")),
+    )
     crs = await wait_for(capi_client, CRS, "ClusterResourceSet", "c1-crs-0", lambda o: is_true(o, "ResourcesApplied"))
     await recorder.stop()
 
@@ -85,18 +93,28 @@ async def test_cluster_comes_up_then_deletion_releases_hosts(
     await capi_client.delete(CORE, "Cluster", "c1", "default")
     await wait_for(capi_client, CORE, "Cluster", "c1", lambda o: o is None)
     released = await wait_list(
-        capi_client, INFRA, "ByoHost",
-        lambda hs: len(hs) == 3 and all(
-            "cluster.x-k8s.io/cluster-name" not in (h["metadata"].get("labels") or {})
-            and not dig(h, "status", "machineRef")
-            and not dig(h, "spec", "bootstrapSecret")
-            and condition(h, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
-            for h in hs
+        capi_client,
+        INFRA,
+        "ByoHost",
+        lambda hs: (
+            len(hs) == 3
+            and all(
+                "cluster.x-k8s.io/cluster-name" not in (h["metadata"].get("labels") or {})
+                and not dig(h, "status", "machineRef")
+                and not dig(h, "spec", "bootstrapSecret")
+                and condition(h, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
+                for h in hs
+            )
         ),
     )
     assert all(h["metadata"]["labels"]["o2ims.oran.org/host-id"] for h in released)
-    for kind, api in (("Machine", CORE), ("ByoMachine", INFRA), ("MachineDeployment", CORE),
-                      ("KubeadmControlPlane", KCP), ("ByoCluster", INFRA)):
+    for kind, api in (
+        ("Machine", CORE),
+        ("ByoMachine", INFRA),
+        ("MachineDeployment", CORE),
+        ("KubeadmControlPlane", KCP),
+        ("ByoCluster", INFRA),
+    ):
         assert (await capi_client.list(api, kind, "default"))[0] == [], kind
     # Released, not reset (--skip-installation): the hosts keep their node state until someone resets them.
     assert all(agent.history[-1] == "release" and "reset" not in agent.history for agent in agents)

@@ -25,15 +25,20 @@ WORKER = "!cluster.x-k8s.io/control-plane"
 
 def _worker_hosts(machines: list[dict[str, Any]]) -> dict[str, str]:
     """host name → Machine name, for Running workers."""
-    return {dig(m, "status", "nodeRef", "name"): m["metadata"]["name"] for m in machines
-            if dig(m, "status", "phase") == "Running"}  # fmt: skip
+    return {
+        dig(m, "status", "nodeRef", "name"): m["metadata"]["name"]
+        for m in machines
+        if dig(m, "status", "phase") == "Running"
+    }
 
 
 @pytest.mark.parametrize("policy", DELETE_POLICIES)
 async def test_the_annotated_worker_leaves_whatever_the_deletion_policy(
-    capi_sim: CapiSimulators, fake_hosts: Callable[..., Awaitable[list[HostAgent]]], capi_client: KubeClient,
+    capi_sim: CapiSimulators,
+    fake_hosts: Callable[..., Awaitable[list[HostAgent]]],
+    capi_client: KubeClient,
     policy: str,
-) -> None:  # fmt: skip
+) -> None:
     async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
         return "v1.30.2"
 
@@ -43,23 +48,28 @@ async def test_the_annotated_worker_leaves_whatever_the_deletion_policy(
         if obj["kind"] == "MachineDeployment":
             obj["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"deletePolicy": policy}}
         await capi_client.apply(obj, field_manager="test")
-    machines = await wait_list(capi_client, CORE, "Machine", lambda ms: len(_worker_hosts(ms)) == 3,
-                               label_selector=WORKER)  # fmt: skip
+    machines = await wait_list(
+        capi_client, CORE, "Machine", lambda ms: len(_worker_hosts(ms)) == 3, label_selector=WORKER
+    )
     before = _worker_hosts(machines)
     assert all(dig(m, "spec", "version") == "v1.30.2" for m in machines)
     assert all(dig(m, "status", "nodeInfo", "kubeletVersion") == "v1.30.2" for m in machines)
 
     # host-3 is the middle one by name and by age: no policy would pick it by itself every time.
     leaving = before["host-3"]
-    await capi_client.patch(CORE, "Machine", leaving, "default",
-                            {"metadata": {"annotations": {"cluster.x-k8s.io/delete-machine": ""}}})  # fmt: skip
+    await capi_client.patch(
+        CORE, "Machine", leaving, "default", {"metadata": {"annotations": {"cluster.x-k8s.io/delete-machine": ""}}}
+    )
     await capi_client.patch(CORE, "MachineDeployment", "c1-md-0", "default", {"spec": {"replicas": 2}})
-    after = _worker_hosts(await wait_list(capi_client, CORE, "Machine", lambda ms: len(ms) == 2,
-                                          label_selector=WORKER))  # fmt: skip
+    after = _worker_hosts(await wait_list(capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector=WORKER))
     assert after == {h: m for h, m in before.items() if h != "host-3"}
 
-    hosts = await wait_list(capi_client, INFRA, "ByoHost", lambda hs: any(
-        h["metadata"]["name"] == "host-3" and not dig(h, "status", "machineRef") for h in hs))
+    hosts = await wait_list(
+        capi_client,
+        INFRA,
+        "ByoHost",
+        lambda hs: any(h["metadata"]["name"] == "host-3" and not dig(h, "status", "machineRef") for h in hs),
+    )
     freed = next(h for h in hosts if h["metadata"]["name"] == "host-3")
     assert "cluster.x-k8s.io/cluster-name" not in freed["metadata"]["labels"]
     assert agents[2].history == ["join", "release"]  # released, never reset

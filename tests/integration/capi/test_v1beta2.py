@@ -27,7 +27,8 @@ async def test_v1beta2_status_shapes(
 
     cluster = await wait_for(capi_client, CORE, "Cluster", "c1", lambda o: is_true(o, "Available"), timeout=90)
     assert dig(cluster, "status", "initialization") == {
-        "infrastructureProvisioned": True, "controlPlaneInitialized": True,
+        "infrastructureProvisioned": True,
+        "controlPlaneInitialized": True,
     }
     assert dig(cluster, "status", "phase") == "Provisioned"
     assert dig(cluster, "status", "controlPlane", "readyReplicas") == 1
@@ -41,17 +42,24 @@ async def test_v1beta2_status_shapes(
     assert "initialized" not in kcp["status"] and "ready" not in kcp["status"]
     assert dig(kcp, "status", "availableReplicas") == 1 and dig(kcp, "status", "upToDateReplicas") == 1
 
-    md = await wait_for(capi_client, CORE, "MachineDeployment", "c1-md-0",
-                        lambda o: dig(o, "status", "availableReplicas") == 2)
+    md = await wait_for(
+        capi_client, CORE, "MachineDeployment", "c1-md-0", lambda o: dig(o, "status", "availableReplicas") == 2
+    )
     assert is_true(md, "Available")
     assert dig(md, "status", "deprecated", "v1beta1", "readyReplicas") == 2
 
-    machines = await wait_list(capi_client, CORE, "Machine", lambda ms: len(ms) == 3 and all(
-        dig(m, "status", "phase") == "Running" for m in ms))
+    machines = await wait_list(
+        capi_client,
+        CORE,
+        "Machine",
+        lambda ms: len(ms) == 3 and all(dig(m, "status", "phase") == "Running" for m in ms),
+    )
     for machine in machines:
         assert set(dig(machine, "status", "nodeRef")) == {"name"}
         assert dig(machine, "status", "initialization") == {
-            "bootstrapDataSecretCreated": True, "infrastructureProvisioned": True}
+            "bootstrapDataSecretCreated": True,
+            "infrastructureProvisioned": True,
+        }
         assert dig(machine, "spec", "infrastructureRef", "apiGroup") == "infrastructure.cluster.x-k8s.io"
 
     crs = await wait_for(capi_client, CRS, "ClusterResourceSet", "c1-crs-0", lambda o: is_true(o, "ResourcesApplied"))

@@ -12,12 +12,7 @@ import pytest
 
 from sandbox.capi import CapiSimulators, HostAgent
 from sandbox.capi.fakehosts import wait_for_object
-from services.capi_renderer.apply import (
-    cluster_gone,
-    delete_cluster,
-    render_validate_apply,
-    scale_cluster,
-)
+from services.capi_renderer.apply import cluster_gone, delete_cluster, render_validate_apply, scale_cluster
 from services.capi_renderer.domain import RenderOptions, derived_objects
 from shared.crd_schema import CrdSchemas
 from shared.errors import PermanentError
@@ -36,16 +31,26 @@ def _spec(cp: int, workers: int, *, name: str = "edge1", ids: list[str] | None =
     # Fake hosts are h1..hn at 10.0.0.10+ (sandbox.capi.fakehosts).
     ids = ids or [f"h{i}" for i in range(1, cp + workers + 1)]
     hosts = [HostRef(host_id=i, host_name=f"host-{i[1:]}", host_ip=f"10.0.0.{9 + int(i[1:])}") for i in ids]
-    return ClusterSpec(name=name, namespace=NS, k8s_version="1.31.2", control_plane=tuple(hosts[:cp]),
-                       workers=tuple(hosts[cp:]), vip="10.0.0.250", cni="bridge-pool")
+    return ClusterSpec(
+        name=name,
+        namespace=NS,
+        k8s_version="1.31.2",
+        control_plane=tuple(hosts[:cp]),
+        workers=tuple(hosts[cp:]),
+        vip="10.0.0.250",
+        cni="bridge-pool",
+    )
 
 
 PR = "6a1f3e52-3c0b-5d7e-9f4a-2b8c1d0e9f31"
 
 
 def _options(core: str, pr_id: str = PR) -> RenderOptions:
-    return RenderOptions(core_api_version=core, cni_manifests={"bridge-pool": EXAMPLE_CNI},  # type: ignore[arg-type]
-                         extra_labels={PR_ID_LABEL: pr_id})  # fmt: skip
+    return RenderOptions(
+        core_api_version=core,
+        cni_manifests={"bridge-pool": EXAMPLE_CNI},  # type: ignore[arg-type]
+        extra_labels={PR_ID_LABEL: pr_id},
+    )
 
 
 @pytest.fixture
@@ -71,8 +76,9 @@ async def test_apply_creates_every_object_and_reapply_changes_nothing(
     assert [r.kind for r in refs][-1] == "Cluster"
     first = await _versions(capi_client, spec.name, core)
     assert len(first) == 9
-    kcp = await capi_client.get(f"controlplane.cluster.x-k8s.io/{core}", "KubeadmControlPlane",
-                                "edge1-control-plane", NS)
+    kcp = await capi_client.get(
+        f"controlplane.cluster.x-k8s.io/{core}", "KubeadmControlPlane", "edge1-control-plane", NS
+    )
     assert kcp is not None and kcp["spec"]["version"] == "v1.31.2"
     await render_validate_apply(capi_client, spec, _options(core), schemas)
     assert await _versions(capi_client, spec.name, core) == first
@@ -87,14 +93,14 @@ async def test_scale_changes_only_the_machine_deployment_and_worker_template(
     await scale_cluster(capi_client, _spec(1, 4), _options(core), schemas)
     after = await _versions(capi_client, "edge1", core)
     assert sorted(k for k in after if after[k] != before[k]) == [
-        "ByoMachineTemplate/edge1-md-0", "MachineDeployment/edge1-md-0"]
+        "ByoMachineTemplate/edge1-md-0",
+        "MachineDeployment/edge1-md-0",
+    ]
     md = await capi_client.get(f"cluster.x-k8s.io/{core}", "MachineDeployment", "edge1-md-0", NS)
     assert md is not None and md["spec"]["replicas"] == 4
 
 
-async def test_delete_removes_the_cluster_and_everything_rendered(
-    capi_client: KubeClient, schemas: CrdSchemas
-) -> None:
+async def test_delete_removes_the_cluster_and_everything_rendered(capi_client: KubeClient, schemas: CrdSchemas) -> None:
     await render_validate_apply(capi_client, _spec(1, 2), _options("v1beta1"), schemas)
     assert not await cluster_gone(capi_client, "edge1", NS)
     deadline = time.monotonic() + 30
@@ -111,11 +117,24 @@ async def _wait_running(client: KubeClient, spec: ClusterSpec, core: str) -> Non
     def ready(obj: Mapping[str, Any] | None) -> bool:
         return bool(obj) and obj["status"].get("readyReplicas") == obj["spec"].get("replicas")  # type: ignore[index]
 
-    await wait_for_object(client, f"controlplane.cluster.x-k8s.io/{core}", "KubeadmControlPlane",
-                          f"{spec.name}-control-plane", NS, lambda o: bool(o and o.get("status")) and ready(o),
-                          timeout=60)
-    await wait_for_object(client, core_av, "MachineDeployment", f"{spec.name}-md-0", NS,
-                          lambda o: bool(o and o.get("status")) and ready(o), timeout=60)
+    await wait_for_object(
+        client,
+        f"controlplane.cluster.x-k8s.io/{core}",
+        "KubeadmControlPlane",
+        f"{spec.name}-control-plane",
+        NS,
+        lambda o: bool(o and o.get("status")) and ready(o),
+        timeout=60,
+    )
+    await wait_for_object(
+        client,
+        core_av,
+        "MachineDeployment",
+        f"{spec.name}-md-0",
+        NS,
+        lambda o: bool(o and o.get("status")) and ready(o),
+        timeout=60,
+    )
     machines, _ = await client.list(core_av, "Machine", NS, label_selector=f"cluster.x-k8s.io/cluster-name={spec.name}")
     assert sorted(m["status"].get("phase") for m in machines) == ["Running"] * len(spec.all_hosts)
 
@@ -159,9 +178,12 @@ async def test_a_hand_made_cluster_of_the_same_name_is_neither_taken_over_nor_de
     capi_client: KubeClient, schemas: CrdSchemas
 ) -> None:
     """Someone's own CAPI Cluster `edge1`: a request for a cluster `edge1` is refused, and its delete too."""
-    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
-              "metadata": {"name": "edge1", "namespace": NS, "labels": {"team": "core-network"}},
-              "spec": {"paused": True}}  # fmt: skip
+    theirs = {
+        "apiVersion": "cluster.x-k8s.io/v1beta1",
+        "kind": "Cluster",
+        "metadata": {"name": "edge1", "namespace": NS, "labels": {"team": "core-network"}},
+        "spec": {"paused": True},
+    }
     await capi_client.apply(theirs, field_manager="kubectl")
     before = await capi_client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", NS)
     assert before is not None

@@ -47,8 +47,12 @@ async def test_files_replace_the_carried_crd_of_the_same_name(tmp_path: Path) ->
     }
     (tmp_path / "crds").mkdir()
     (tmp_path / "crds" / "byohosts.yaml").write_text(yaml.safe_dump(mine), encoding="utf-8")
-    host = {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "ByoHost",
-            "metadata": {"name": "h", "namespace": "default"}, "spec": {"extra": "x"}}  # fmt: skip
+    host = {
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "ByoHost",
+        "metadata": {"name": "h", "namespace": "default"},
+        "spec": {"extra": "x"},
+    }
     async with KubeApiServer(crd_dirs=[tmp_path / "crds"]) as server:
         assert server.registry.schemas.validate(host) == []
     async with KubeApiServer() as server:

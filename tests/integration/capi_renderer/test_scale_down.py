@@ -42,31 +42,49 @@ def _spec(workers: tuple[int, ...]) -> ClusterSpec:
     def ref(i: int) -> HostRef:
         return HostRef(host_id=f"h{i}", host_name=f"host-{i}", host_ip=f"10.0.0.{10 + i}")
 
-    return ClusterSpec(name="c7", k8s_version="1.30.2", control_plane=(ref(1),), workers=tuple(ref(i) for i in workers),
-                       vip="10.0.0.250", cni="bridge-pool")  # fmt: skip
+    return ClusterSpec(
+        name="c7",
+        k8s_version="1.30.2",
+        control_plane=(ref(1),),
+        workers=tuple(ref(i) for i in workers),
+        vip="10.0.0.250",
+        cni="bridge-pool",
+    )
 
 
 def _on_hosts(machines: list[dict[str, Any]]) -> dict[str, str]:
-    return {dig(m, "status", "nodeRef", "name"): m["metadata"]["name"] for m in machines
-            if dig(m, "status", "phase") == "Running"}  # fmt: skip
+    return {
+        dig(m, "status", "nodeRef", "name"): m["metadata"]["name"]
+        for m in machines
+        if dig(m, "status", "phase") == "Running"
+    }
 
 
 @pytest.mark.parametrize("policy", DELETE_POLICIES)
 async def test_scale_down_removes_exactly_the_leaving_host(
-    bus: Bus, capi_sim: CapiSimulators, capi_client: KubeClient, served_schemas: CrdSchemas,
-    fake_hosts: Callable[..., Awaitable[list[HostAgent]]], policy: str,
-) -> None:  # fmt: skip
+    bus: Bus,
+    capi_sim: CapiSimulators,
+    capi_client: KubeClient,
+    served_schemas: CrdSchemas,
+    fake_hosts: Callable[..., Awaitable[list[HostAgent]]],
+    policy: str,
+) -> None:
     await fake_hosts(4)
-    deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=served_schemas)  # fmt: skip
+    deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR7))
     await bus.emit(capi_job(PR7), CapiJob(pr_id=PR7, action="apply", spec=_spec((2, 3, 4))))
     assert isinstance(decode((await events.next_msg(timeout=30)).data).payload, CapiApplied)
-    await capi_client.patch(CORE, "MachineDeployment", "c7-md-0", "default",
-                            {"spec": {"strategy": {"rollingUpdate": {"deletePolicy": policy}}}})  # fmt: skip
-    before = _on_hosts(await wait_list(capi_client, CORE, "Machine", lambda ms: len(_on_hosts(ms)) == 3,
-                                       label_selector=WORKERS))  # fmt: skip
+    await capi_client.patch(
+        CORE,
+        "MachineDeployment",
+        "c7-md-0",
+        "default",
+        {"spec": {"strategy": {"rollingUpdate": {"deletePolicy": policy}}}},
+    )
+    before = _on_hosts(
+        await wait_list(capi_client, CORE, "Machine", lambda ms: len(_on_hosts(ms)) == 3, label_selector=WORKERS)
+    )
 
     await bus.emit(capi_job(PR7), CapiJob(pr_id=PR7, action="scale", spec=_spec((2, 4))))
     scaled = decode((await events.next_msg(timeout=30)).data).payload

@@ -29,8 +29,14 @@ CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
 
 def _spec(workers: int = 2, *, vip: str = "10.0.0.250") -> ClusterSpec:
     hosts = [HostRef(host_id=f"h{i}", host_name=f"host-{i}", host_ip=f"10.0.0.{10 + i}") for i in range(1 + workers)]
-    return ClusterSpec(name="edge1", k8s_version="1.31.2", control_plane=(hosts[0],), workers=tuple(hosts[1:]),
-                       vip=vip, cni="bridge-pool")  # fmt: skip
+    return ClusterSpec(
+        name="edge1",
+        k8s_version="1.31.2",
+        control_plane=(hosts[0],),
+        workers=tuple(hosts[1:]),
+        vip=vip,
+        cni="bridge-pool",
+    )
 
 
 @pytest.fixture
@@ -48,8 +54,7 @@ async def _next_event(sub: object) -> Envelope:
 async def test_jobs_are_applied_idempotently_and_deleted(
     bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
-    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=served_schemas)  # fmt: skip
+    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR1))
 
@@ -60,15 +65,19 @@ async def test_jobs_are_applied_idempotently_and_deleted(
     assert kinds[-1] == "Cluster" and "MachineDeployment" in kinds and "ClusterResourceSet" in kinds
     cluster = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
     assert cluster is not None and cluster["metadata"]["labels"][PR_LABEL] == PR1
-    before = {o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]  # type: ignore[index]
-              ["resourceVersion"] for o in applied.payload.objects}  # fmt: skip
+    before = {
+        o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]["resourceVersion"]  # type: ignore[index]
+        for o in applied.payload.objects
+    }
 
     # A second, distinct job with the same spec changes nothing on the server.
     await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="apply", spec=_spec()))
     again = await _next_event(events)
     assert isinstance(again.payload, CapiApplied)
-    after = {o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]  # type: ignore[index]
-             ["resourceVersion"] for o in again.payload.objects}  # fmt: skip
+    after = {
+        o.name + o.kind: (await client.get(o.api_version, o.kind, o.name, o.namespace))["metadata"]["resourceVersion"]  # type: ignore[index]
+        for o in again.payload.objects
+    }
     assert after == before
 
     await bus.emit(capi_job(PR1), CapiJob(pr_id=PR1, action="delete", spec=_spec()))
@@ -101,14 +110,16 @@ async def test_unknown_cni_is_a_capi_failed_event_and_nothing_is_applied(
 async def test_apply_scale_and_delete_jobs_never_touch_a_hand_made_cluster_of_the_same_name(
     bus: Bus, client: KubeClient, served_schemas: CrdSchemas
 ) -> None:
-    theirs = {"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
-              "metadata": {"name": "edge1", "namespace": "default", "labels": {"team": "core"}},
-              "spec": {"paused": True}}  # fmt: skip
+    theirs = {
+        "apiVersion": "cluster.x-k8s.io/v1beta1",
+        "kind": "Cluster",
+        "metadata": {"name": "edge1", "namespace": "default", "labels": {"team": "core"}},
+        "spec": {"paused": True},
+    }
     await client.apply(theirs, field_manager="kubectl")
     before = await client.get("cluster.x-k8s.io/v1beta1", "Cluster", "edge1", "default")
     assert before is not None
-    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}),
-                schemas=served_schemas)  # fmt: skip
+    deps = Deps(client=client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR3))
     for action in ("apply", "scale", "delete"):

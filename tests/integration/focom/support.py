@@ -104,8 +104,11 @@ class Harness:
             self._handled_changed.set()
 
     async def decide(self, name: str, decision: str, by: str = "tester") -> Envelope:
-        return await self.bus.emit(FOCOM_REQUESTS, FocomDecision(name=name, decision=decision, by=by),  # type: ignore[arg-type]
-                                   correlation_id=name)  # fmt: skip
+        return await self.bus.emit(
+            FOCOM_REQUESTS,
+            FocomDecision(name=name, decision=decision, by=by),  # type: ignore[arg-type]
+            correlation_id=name,
+        )
 
     async def wait_handled(self, envelopes: list[Envelope], timeout: float = 20.0) -> None:
         async with asyncio.timeout(timeout):
@@ -123,8 +126,9 @@ class Harness:
         return [p for p in self.statuses.payloads(FprStatus) if p.name == name]
 
     def failures(self, name: str) -> list[MessageFailed]:
-        return [e.payload for s, e in self.statuses.items
-                if isinstance(e.payload, MessageFailed) and s.endswith(f".{name}")]
+        return [
+            e.payload for s, e in self.statuses.items if isinstance(e.payload, MessageFailed) and s.endswith(f".{name}")
+        ]
 
     async def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> FprStatus:
         def found() -> FprStatus | None:
@@ -141,10 +145,19 @@ class Harness:
     async def report(self, pr: PrRequest, state: str, stage: str | None = None, reason: str | None = None) -> None:
         """What o2ims would publish for ``pr``."""
         seq = self._seq[pr.pr_id] = self._seq.get(pr.pr_id, 0) + 1
-        cluster = pr.spec.name if pr.spec else next(
-            (p.spec.name for p in self.prs() if p.pr_id == pr.pr_id and p.spec), "?")
-        status = PrStatus(pr_id=pr.pr_id, fpr=pr.fpr, cluster=cluster, state=state, stage=stage,  # type: ignore[arg-type]
-                          reason=reason, at=datetime.now(UTC), seq=seq)
+        cluster = (
+            pr.spec.name if pr.spec else next((p.spec.name for p in self.prs() if p.pr_id == pr.pr_id and p.spec), "?")
+        )
+        status = PrStatus(
+            pr_id=pr.pr_id,
+            fpr=pr.fpr,
+            cluster=cluster,
+            state=state,
+            stage=stage,  # type: ignore[arg-type]
+            reason=reason,
+            at=datetime.now(UTC),
+            seq=seq,
+        )
         await self.bus.emit(o2ims_status(pr.pr_id), status, correlation_id=pr.fpr)
 
     async def record(self, name: str) -> FprRecord | None:
@@ -156,9 +169,16 @@ async def start_focom(bus: Bus, inventory: Path, **settings: Any) -> Harness:
     s = FocomSettings(inventory_path=inventory, **settings)
     fpr = await bus.kv(BUCKET_FPR)
     vips = VipLeases(await bus.kv(BUCKET_VIPS), s.vip_pool_entries) if s.vip_pool else None
-    focom = Focom(s, bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord),
-                  HostLeases(await bus.kv(BUCKET_HOSTS)), InventorySource(inventory, **s.inventory_rules()),
-                  load_catalog(s.templates_dir), vips=vips)  # fmt: skip
+    focom = Focom(
+        s,
+        bus,
+        RecordStore(fpr, FprRecord),
+        RecordStore(fpr, SpecRecord),
+        HostLeases(await bus.kv(BUCKET_HOSTS)),
+        InventorySource(inventory, **s.inventory_rules()),
+        load_catalog(s.templates_dir),
+        vips=vips,
+    )
     commands, statuses = Recorder(), Recorder()
     # Read what the streams stored (duplicates dropped by id), not what went over the wire.
     await bus.js.subscribe(ALL_O2IMS_REQUESTS, cb=commands.on_msg, ordered_consumer=True)
@@ -169,22 +189,32 @@ async def start_focom(bus: Bus, inventory: Path, **settings: Any) -> Harness:
     return harness
 
 
-async def wait_cr(client: KubeClient, name: str, check: Callable[[dict[str, Any] | None], bool],
-                  namespace: str = "default", timeout: float = 30.0) -> dict[str, Any] | None:
+async def wait_cr(
+    client: KubeClient,
+    name: str,
+    check: Callable[[dict[str, Any] | None], bool],
+    namespace: str = "default",
+    timeout: float = 30.0,
+) -> dict[str, Any] | None:
     """Watch the CR until ``check(obj or None-if-gone)`` holds; returns the last object seen."""
     async with asyncio.timeout(timeout):
         while True:
-            items, version = await client.list(crs.API_VERSION, crs.KIND, namespace,
-                                               field_selector=f"metadata.name={name}")
+            items, version = await client.list(
+                crs.API_VERSION, crs.KIND, namespace, field_selector=f"metadata.name={name}"
+            )
             obj = items[0] if items else None
             if check(obj):
                 return obj
-            async for event in client.watch(crs.API_VERSION, crs.KIND, namespace, resource_version=version,
-                                            field_selector=f"metadata.name={name}", timeout_seconds=10):
+            async for event in client.watch(
+                crs.API_VERSION,
+                crs.KIND,
+                namespace,
+                resource_version=version,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=10,
+            ):
                 if event.type == "BOOKMARK":
                     continue
                 obj = None if event.type == "DELETED" else event.object
                 if check(obj):
                     return obj
-
-

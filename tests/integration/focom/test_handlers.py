@@ -34,12 +34,17 @@ async def test_all_clusters_to_synced(bus: Bus, tmp_path: Path) -> None:
     assert {p.pr_id for p in prs} == {pr_id_for("all", c) for c in ("edge", "ran", "smo")}
     assert all(e.correlation_id == "all" for _, e in h.commands.items)
     leases = await h.leases.all()
-    assert leases == {**{f"h0{i}": pr_id_for("all", "smo") for i in (1, 2, 3)},
-                      **{f"h0{i}": pr_id_for("all", "ran") for i in (4, 5, 6, 7)},
-                      **{f"h0{i}": pr_id_for("all", "edge") for i in (8, 9)}}
+    assert leases == {
+        **{f"h0{i}": pr_id_for("all", "smo") for i in (1, 2, 3)},
+        **{f"h0{i}": pr_id_for("all", "ran") for i in (4, 5, 6, 7)},
+        **{f"h0{i}": pr_id_for("all", "edge") for i in (8, 9)},
+    }
     final = h.fpr_statuses("all")[-1]
-    assert [(c.cluster, c.state) for c in final.children] == [("edge", "fulfilled"), ("ran", "fulfilled"),
-                                                             ("smo", "fulfilled")]
+    assert [(c.cluster, c.state) for c in final.children] == [
+        ("edge", "fulfilled"),
+        ("ran", "fulfilled"),
+        ("smo", "fulfilled"),
+    ]
 
 
 async def test_resubmission_is_idempotent(bus: Bus, tmp_path: Path) -> None:
@@ -59,6 +64,7 @@ async def stored(bus: Bus, stream: str, subjects: str) -> int:
     """How many messages the stream holds on ``subjects`` (duplicates were never stored)."""
     info = await bus.js.stream_info(stream, subjects_filter=subjects)
     return sum((info.state.subjects or {}).values())
+
 
 @pytest.mark.parametrize("round_", range(5))
 async def test_competing_requests_for_one_host_exactly_one_wins(bus: Bus, tmp_path: Path, round_: int) -> None:
@@ -107,16 +113,30 @@ async def test_broken_inventory_refuses_and_leaves_nothing(bus: Bus, tmp_path: P
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("no-mode", {"name": "no-mode"}, "$"),
     ("unknown-cluster", {"name": "unknown-cluster", "clusterNames": ("smo", "nope")}, "$.clusterNames[1]"),
-    ("unknown-template", {"name": "unknown-template", "templateName": "x", "templateParameters": {}},
-     "$.templateName"),
-    ("bad-params", {"name": "bad-params", "templateName": "byoh-workload-cluster",
-                    "templateParameters": {"clusterName": "lab", "k8sVersion": "1.31.1",
-                                           "hosts": {"masters": [{"hostId": "h01"}, {"hostId": "h10"}]}}},
-     "$.templateParameters.controlPlaneEndpoint"),
-    ("scale-unknown", {"name": "scale-unknown", "operation": "scale", "allClusters": True, "targetWorkerCount": 3},
-     "$.name"),
-    ("count-on-create", {"name": "count-on-create", "allClusters": True, "targetWorkerCount": 3},
-     "$.targetWorkerCount"),
+    ("unknown-template", {"name": "unknown-template", "templateName": "x", "templateParameters": {}}, "$.templateName"),
+    (
+        "bad-params",
+        {
+            "name": "bad-params",
+            "templateName": "byoh-workload-cluster",
+            "templateParameters": {
+                "clusterName": "lab",
+                "k8sVersion": "1.31.1",
+                "hosts": {"masters": [{"hostId": "h01"}, {"hostId": "h10"}]},
+            },
+        },
+        "$.templateParameters.controlPlaneEndpoint",
+    ),
+    (
+        "scale-unknown",
+        {"name": "scale-unknown", "operation": "scale", "allClusters": True, "targetWorkerCount": 3},
+        "$.name",
+    ),
+    (
+        "count-on-create",
+        {"name": "count-on-create", "allClusters": True, "targetWorkerCount": 3},
+        "$.targetWorkerCount",
+    ),
 ]
 
 
@@ -130,8 +150,11 @@ async def test_bad_requests_are_refused_with_paths(bus: Bus, tmp_path: Path) -> 
         assert failure.path == path or f"{path} [" in failure.error, (name, failure)
     # Undecodable input, or a name no FPR can have: refused by the bus with a path, never reaching focom's logic.
     await bus.js.publish(FOCOM_REQUESTS, b'{"type": "focom.request", "payload": {"type": "focom.request"}}')
-    bad_name = {"type": "focom.request", "correlation_id": "bad-name",
-                "payload": {"type": "focom.request", "name": "Bad_Name", "allClusters": True}}  # fmt: skip
+    bad_name = {
+        "type": "focom.request",
+        "correlation_id": "bad-name",
+        "payload": {"type": "focom.request", "name": "Bad_Name", "allClusters": True},
+    }
     await bus.js.publish(FOCOM_REQUESTS, json.dumps(bad_name).encode())
     failures = await h.statuses.wait(lambda: len(h.failures("_unknown")) >= 2 and h.failures("_unknown"), 20.0)
     assert {f.reason for f in failures} == {"InvalidMessage"}
@@ -142,12 +165,21 @@ async def test_bad_requests_are_refused_with_paths(bus: Bus, tmp_path: Path) -> 
 
 async def test_template_create_scale_delete(bus: Bus, tmp_path: Path) -> None:
     h = await start_focom(bus, example_inventory(tmp_path))
-    params = {"clusterName": "lab", "k8sVersion": "v1.31.4", "controlPlaneEndpoint": "10.10.0.204",
-              "hosts": {"masters": [{"hostId": "h10"}], "workers": [{"hostId": "h11"}]}}
+    params = {
+        "clusterName": "lab",
+        "k8sVersion": "v1.31.4",
+        "controlPlaneEndpoint": "10.10.0.204",
+        "hosts": {"masters": [{"hostId": "h10"}], "workers": [{"hostId": "h11"}]},
+    }
     (pr,) = await synced(h, "lab", templateName="byoh-workload-cluster", templateParameters=params)
     assert pr.spec and pr.spec.name == "lab" and pr.template_name == "byoh-workload-cluster"
-    await h.submit("lab", operation="scale", templateName="byoh-workload-cluster",
-                   templateParameters={"clusterName": "lab"}, targetWorkerCount=2)
+    await h.submit(
+        "lab",
+        operation="scale",
+        templateName="byoh-workload-cluster",
+        templateParameters={"clusterName": "lab"},
+        targetWorkerCount=2,
+    )
     await h.wait_phase("lab", "Scaling")
     update = await h.commands.wait(lambda: [p for p in h.prs("lab") if p.operation == "update"])
     assert [w.host_id for w in update[0].spec.workers] == ["h11", "h12"]  # h12: the only unassigned free host
@@ -155,8 +187,9 @@ async def test_template_create_scale_delete(bus: Bus, tmp_path: Path) -> None:
     await h.report(update[0], "progressing", "scaling")
     await h.report(update[0], "fulfilled")
     await h.wait_phase("lab", "Synced")
-    await h.submit("lab", operation="delete", templateName="byoh-workload-cluster",
-                   templateParameters={"clusterName": "lab"})
+    await h.submit(
+        "lab", operation="delete", templateName="byoh-workload-cluster", templateParameters={"clusterName": "lab"}
+    )
     delete = await h.commands.wait(lambda: [p for p in h.prs("lab") if p.operation == "delete"])
     await h.report(delete[0], "deleted")
     await h.wait_phase("lab", "Deleted")
@@ -165,8 +198,12 @@ async def test_template_create_scale_delete(bus: Bus, tmp_path: Path) -> None:
 async def test_scale_with_worker_list_and_counts(bus: Bus, tmp_path: Path) -> None:
     h = await start_focom(bus, example_inventory(tmp_path))
     prs = {p.spec.name: p for p in await synced(h, "fleet", allClusters=True) if p.spec}
-    await h.submit("fleet", operation="scale", clusterNames=("smo",),
-                   workers=(HostSelection(hostId="h02"), HostSelection(hostId="h12")))
+    await h.submit(
+        "fleet",
+        operation="scale",
+        clusterNames=("smo",),
+        workers=(HostSelection(hostId="h02"), HostSelection(hostId="h12")),
+    )
     update = await h.commands.wait(lambda: [p for p in h.prs("fleet") if p.operation == "update"])
     assert [w.host_id for w in update[0].spec.workers] == ["h02", "h12"]
     assert await h.leases.owner_of("h12") == prs["smo"].pr_id
@@ -199,8 +236,14 @@ async def test_o2ims_refusing_a_command_fails_the_cluster(bus: Bus, tmp_path: Pa
     h = await start_focom(bus, example_inventory(tmp_path))
     await h.submit("refused", clusterNames=("edge",))
     (pr,) = await h.commands.wait(lambda: h.prs("refused"))
-    failed = MessageFailed(consumer="o2ims-requests", subject=f"o2ims.requests.{pr.pr_id}",
-                           message_type="o2ims.request", reason="InvalidMessage", error="spec rejected", deliveries=1)
+    failed = MessageFailed(
+        consumer="o2ims-requests",
+        subject=f"o2ims.requests.{pr.pr_id}",
+        message_type="o2ims.request",
+        reason="InvalidMessage",
+        error="spec rejected",
+        deliveries=1,
+    )
     await bus.emit(o2ims_status(pr.pr_id), failed, correlation_id="refused")
     status = await h.wait_phase("refused", "Failed")
     assert "cluster edge failed: InvalidMessage (spec rejected)" in status.message

@@ -62,8 +62,9 @@ async def report_all(h: Harness, prs: list[PrRequest], *states: str) -> None:
             await h.report(pr, state)
 
 
-async def test_example_cr_ends_synced_and_its_deletion_deletes(face: tuple[Harness, KubeFace],
-                                                               client: KubeClient) -> None:
+async def test_example_cr_ends_synced_and_its_deletion_deletes(
+    face: tuple[Harness, KubeFace], client: KubeClient
+) -> None:
     h, _ = face
     cr = yaml.safe_load((EXAMPLES / "focom-all-clusters.yaml").read_text())
     await client.apply(cr, field_manager="kubectl")  # what `kubectl apply --server-side -f` sends
@@ -75,12 +76,19 @@ async def test_example_cr_ends_synced_and_its_deletion_deletes(face: tuple[Harne
     status = obj["status"]
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     assert sorted((c["cluster"], c["state"]) for c in status["children"]) == [
-        ("edge", "fulfilled"), ("ran", "fulfilled"), ("smo", "fulfilled")]
+        ("edge", "fulfilled"),
+        ("ran", "fulfilled"),
+        ("smo", "fulfilled"),
+    ]
     assert status["lastUpdated"] and crs.FINALIZER in obj["metadata"]["finalizers"]
     # Deleting the CR deletes its clusters first; the CR goes once they are gone.
     await client.delete(crs.API_VERSION, crs.KIND, "all-clusters", "default")
-    deletes = await h.commands.wait(lambda: len([p for p in h.prs("all-clusters") if p.operation == "delete"]) == 3
-                                    and [p for p in h.prs("all-clusters") if p.operation == "delete"])  # fmt: skip
+    deletes = await h.commands.wait(
+        lambda: (
+            len([p for p in h.prs("all-clusters") if p.operation == "delete"]) == 3
+            and [p for p in h.prs("all-clusters") if p.operation == "delete"]
+        )
+    )
     await wait_cr(client, "all-clusters", phase("Deleting"))
     await report_all(h, deletes, "deleting", "deleted")
     await wait_cr(client, "all-clusters", lambda obj: obj is None)
@@ -108,8 +116,9 @@ async def test_spec_change_scales_and_bad_spec_is_refused(face: tuple[Harness, K
     assert h.prs("two-modes") == []
 
 
-async def _start_face(h: Harness, bus: Bus, tmp_path: Path, kubeconfig: Path) -> tuple[KubeFace, asyncio.Task[None],
-                                                                                       asyncio.Event]:  # fmt: skip
+async def _start_face(
+    h: Harness, bus: Bus, tmp_path: Path, kubeconfig: Path
+) -> tuple[KubeFace, asyncio.Task[None], asyncio.Event]:
     settings = FocomSettings(inventory_path=tmp_path / "input.json", kube_enabled=True, kubeconfig=kubeconfig)
     kf = await KubeFace.create(settings, bus, h.focom)
     stop = asyncio.Event()
@@ -126,8 +135,11 @@ async def _stop_face(kf: KubeFace, task: asyncio.Task[None], stop: asyncio.Event
 
 def refused(obj: dict[str, Any] | None) -> bool:
     status = (obj or {}).get("status") or {}
-    return (status.get("reason") == "NameInUse" and status.get("phase") == "Failed"
-            and status.get("observedGeneration") == (obj or {}).get("metadata", {}).get("generation"))  # fmt: skip
+    return (
+        status.get("reason") == "NameInUse"
+        and status.get("phase") == "Failed"
+        and status.get("observedGeneration") == (obj or {}).get("metadata", {}).get("generation")
+    )
 
 
 async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_after_a_restart(
@@ -145,10 +157,14 @@ async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_a
         prs = await h.commands.wait(lambda: len(h.prs("all-clusters")) == 3 and h.prs("all-clusters"))
         await report_all(h, prs, "progressing", "fulfilled")
         await wait_cr(client, "all-clusters", phase("Synced"))
-        await client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "aaa"}},
-                           field_manager="kubectl")
-        rival = {**cr, "metadata": {"name": "all-clusters", "namespace": "aaa"},
-                 "spec": {"operation": "delete", "allClusters": True}}  # fmt: skip
+        await client.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "aaa"}}, field_manager="kubectl"
+        )
+        rival = {
+            **cr,
+            "metadata": {"name": "all-clusters", "namespace": "aaa"},
+            "spec": {"operation": "delete", "allClusters": True},
+        }
         await client.apply(rival, field_manager="kubectl")
         obj = await wait_cr(client, "all-clusters", refused, namespace="aaa")
         assert obj is not None and "'default'" in obj["status"]["message"]
@@ -164,9 +180,14 @@ async def test_a_cr_in_another_namespace_never_takes_over_an_fpr_name_not_even_a
         assert rival_now is not None
         # The rival changes its spec: a new generation, refused again; still nothing published for it.
         await client.apply({**rival, "spec": {"operation": "delete", "clusterNames": ["smo"]}}, field_manager="kubectl")
-        await wait_cr(client, "all-clusters", lambda o: refused(o) and o is not None
-                      and o["metadata"]["generation"] == rival_now["metadata"]["generation"] + 1,
-                      namespace="aaa")  # fmt: skip
+        await wait_cr(
+            client,
+            "all-clusters",
+            lambda o: (
+                refused(o) and o is not None and o["metadata"]["generation"] == rival_now["metadata"]["generation"] + 1
+            ),
+            namespace="aaa",
+        )
         await client.delete(crs.API_VERSION, crs.KIND, "all-clusters", "aaa")
         await wait_cr(client, "all-clusters", lambda o: o is None, namespace="aaa")
         owner = await wait_cr(client, "all-clusters", phase("Synced"))

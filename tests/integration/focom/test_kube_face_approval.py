@@ -28,8 +28,9 @@ __all__ = ["client"]
 @pytest.fixture
 async def gated(bus: Bus, tmp_path: Path, kubeconfig: Path) -> AsyncIterator[Harness]:
     h = await start_focom(bus, example_inventory(tmp_path), require_approval=True)
-    settings = FocomSettings(inventory_path=tmp_path / "input.json", kube_enabled=True, kubeconfig=kubeconfig,
-                             require_approval=True)  # fmt: skip
+    settings = FocomSettings(
+        inventory_path=tmp_path / "input.json", kube_enabled=True, kubeconfig=kubeconfig, require_approval=True
+    )
     kf = await KubeFace.create(settings, bus, h.focom)
     await bus.consumer(FOCOM_CR_STATUS_CONSUMER, dispatch(kf.on_status, kf.on_refusal)).start()
     stop = asyncio.Event()

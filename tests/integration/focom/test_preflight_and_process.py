@@ -36,10 +36,13 @@ async def ssh_like() -> AsyncIterator[int]:
 
 
 def _inventory(port: int) -> dict[str, Any]:
-    hosts = [{"host_id": f"h{i}", "host_name": f"node-{i}", "host_ip": f"127.0.6.{i}", "ssh_port": port}
-             for i in (1, 2)]
-    clusters = [{"cluster_name": f"c{i}", "cluster_masters": [{"host_id": f"h{i}"}],
-                 "control_plane_endpoint": f"127.0.7.{i}"} for i in (1, 2)]
+    hosts = [
+        {"host_id": f"h{i}", "host_name": f"node-{i}", "host_ip": f"127.0.6.{i}", "ssh_port": port} for i in (1, 2)
+    ]
+    clusters = [
+        {"cluster_name": f"c{i}", "cluster_masters": [{"host_id": f"h{i}"}], "control_plane_endpoint": f"127.0.7.{i}"}
+        for i in (1, 2)
+    ]
     return {"k8s_version": "v1.31.4", "hosts": hosts, "clusters": clusters}
 
 
@@ -58,19 +61,26 @@ async def test_focom_process_end_to_end_with_a_stand_in_o2ims(bus: Bus, nats_url
     commands, statuses = Recorder(), Recorder()
     await bus.js.subscribe(ALL_O2IMS_REQUESTS, cb=commands.on_msg, ordered_consumer=True)
     await bus.js.subscribe(ALL_FOCOM_STATUS, cb=statuses.on_msg, ordered_consumer=True)
-    proc = await ServiceProcess("services.focom", {
-        "O2_NATS_URL": nats_url, "O2_FOCOM_INVENTORY_PATH": str(example_inventory(tmp_path)),
-    }).start()
+    proc = await ServiceProcess(
+        "services.focom", {"O2_NATS_URL": nats_url, "O2_FOCOM_INVENTORY_PATH": str(example_inventory(tmp_path))}
+    ).start()
     try:
         await proc.wait_event("service_ready")
         await bus.emit(FOCOM_REQUESTS, FocomRequest(name="proc", allClusters=True), correlation_id="proc")
-        prs: list[PrRequest] = await commands.wait(lambda: len(commands.payloads(PrRequest)) == 3
-                                                   and commands.payloads(PrRequest))  # fmt: skip
+        prs: list[PrRequest] = await commands.wait(
+            lambda: len(commands.payloads(PrRequest)) == 3 and commands.payloads(PrRequest)
+        )
         for seq, state in enumerate(("progressing", "fulfilled"), start=1):
             for pr in prs:
                 assert pr.spec is not None
-                status = PrStatus(pr_id=pr.pr_id, fpr="proc", cluster=pr.spec.name, state=state,  # type: ignore[arg-type]
-                                  seq=seq, at=datetime.now(UTC))
+                status = PrStatus(
+                    pr_id=pr.pr_id,
+                    fpr="proc",
+                    cluster=pr.spec.name,
+                    state=state,  # type: ignore[arg-type]
+                    seq=seq,
+                    at=datetime.now(UTC),
+                )
                 await bus.emit(o2ims_status(pr.pr_id), status, correlation_id="proc")
         await statuses.wait(lambda: any(s.phase == "Synced" for s in statuses.payloads(FprStatus)))
         accepted = await proc.wait_event("fpr_accepted")

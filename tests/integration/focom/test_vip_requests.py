@@ -16,11 +16,17 @@ from tests.integration.focom.support import start_focom, write_inventory
 
 INVENTORY = {
     "k8s_version": "1.31.4",
-    "hosts": [{"host_id": i, "host_name": f"node-{i}", "host_ip": f"10.30.0.{i}", "host_pwd": "pw"}
-              for i in range(1, 5)],
-    "clusters": [{"cluster_name": "ha", "cluster_masters": [{"host_id": 1}, {"host_id": 2}, {"host_id": 3}],
-                  "cluster_workers": [{"host_id": 4}]}],
-}  # fmt: skip
+    "hosts": [
+        {"host_id": i, "host_name": f"node-{i}", "host_ip": f"10.30.0.{i}", "host_pwd": "pw"} for i in range(1, 5)
+    ],
+    "clusters": [
+        {
+            "cluster_name": "ha",
+            "cluster_masters": [{"host_id": 1}, {"host_id": 2}, {"host_id": 3}],
+            "cluster_workers": [{"host_id": 4}],
+        }
+    ],
+}
 
 
 async def test_a_refused_request_returns_its_vip_and_a_replay_keeps_it(bus: Bus, tmp_path: Path) -> None:

@@ -42,8 +42,16 @@ async def test_ipv6_pool_keys_and_canonical_addresses(bus: Bus) -> None:
 
 
 @pytest.mark.parametrize(
-    "entry", ["fe80::1%eth0-fe80::9", "10.0.0.0/24%x", "10.0.0.9-10.0.0.1", "10.0.0.1-fd00::1", "10.0.0.1/24",
-              "\u0661\u0660.0.0.1-10.0.0.9", "10.0.0.1\n-10.0.0.2"],
+    "entry",
+    [
+        "fe80::1%eth0-fe80::9",
+        "10.0.0.0/24%x",
+        "10.0.0.9-10.0.0.1",
+        "10.0.0.1-fd00::1",
+        "10.0.0.1/24",
+        "\u0661\u0660.0.0.1-10.0.0.9",
+        "10.0.0.1\n-10.0.0.2",
+    ],
 )
 def test_a_malformed_pool_entry_is_refused(entry: str) -> None:
     with pytest.raises(ValueError):
@@ -56,8 +64,10 @@ async def test_concurrent_allocations_never_share_a_vip(bus: Bus, nats_server: E
     pool = parse_pool(["10.20.0.0/28", "10.20.1.1-10.20.1.16"])  # 14 + 16 addresses
     other = await nats.connect(nats_server.url, connect_timeout=5)
     try:
-        replicas = [VipLeases(await bus.kv(BUCKET_VIPS), pool),
-                    VipLeases(await Bus(other, source="replica-2").kv(BUCKET_VIPS), pool)]  # fmt: skip
+        replicas = [
+            VipLeases(await bus.kv(BUCKET_VIPS), pool),
+            VipLeases(await Bus(other, source="replica-2").kv(BUCKET_VIPS), pool),
+        ]
 
         async def one(i: int) -> str | None:
             try:

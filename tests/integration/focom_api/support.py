@@ -32,14 +32,25 @@ from shared.subjects import FOCOM_API_FPR_STATUS_CONSUMER, FOCOM_API_PR_STATUS_C
 BASE = "/focom/v1"
 ISSUER, AUDIENCE = "test-issuer", "o2ims"
 PROBLEM_DETAILS = {
-    "type": "object", "required": ["type", "title", "status", "detail", "instance"],
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "instance": {"type": "string"},
-                   "problems": {"type": "array", "items": {
-                       "type": "object", "required": ["path", "rule", "message"], "additionalProperties": False,
-                       "properties": {"path": {"type": "string"}, "rule": {"type": "string"},
-                                      "message": {"type": "string"}}}}},
-}  # fmt: skip
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "rule", "message"],
+                "additionalProperties": False,
+                "properties": {"path": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
 def valid(schema: Mapping[str, Any], body: Any) -> Any:
@@ -63,13 +74,26 @@ class Client:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, *roles: str) -> str:
-        return issue_token((self.keys / "key.pem").read_bytes(), issuer=ISSUER, audience=AUDIENCE, roles=roles,
-                           ttl=600.0, subject="tester")  # fmt: skip
+        return issue_token(
+            (self.keys / "key.pem").read_bytes(),
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            roles=roles,
+            ttl=600.0,
+            subject="tester",
+        )
 
     async def call(
-        self, method: str, path: str, *, role: str | None = "admin", token: str | None = None, body: Any = None,
-        raw: bytes | None = None, params: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "admin",
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Mapping[str, str], Any]:
         hdrs: dict[str, str] = {}
         if token is None and role is not None:
             token = self.tokens.setdefault(role, self.token(role))
@@ -78,8 +102,9 @@ class Client:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is not None:
             hdrs["Content-Type"] = "application/json"
-        async with self.session.request(method, self.base + BASE + path, data=data, headers=hdrs,
-                                        params=params) as resp:  # fmt: skip
+        async with self.session.request(
+            method, self.base + BASE + path, data=data, headers=hdrs, params=params
+        ) as resp:
             text = await resp.text()
             parsed = json.loads(text) if text and resp.content_type.endswith("json") else text
             return resp.status, resp.headers, parsed
@@ -89,9 +114,16 @@ def settings(tmp: Path, nats_url: str, inventory: Path) -> FocomApiSettings:
     keys = tmp / "keys"
     if not (keys / "key.pem").exists():
         generate_signing_key(keys / "key.pem", keys / "key.pub.pem")
-    return FocomApiSettings(nats_url=nats_url, jwt_public_key_file=keys / "key.pub.pem", jwt_issuer=ISSUER,
-                            jwt_audience=AUDIENCE, inventory_path=inventory, port=0, http_port=-1,
-                            callback_allow=("127.0.0.1",))  # fmt: skip
+    return FocomApiSettings(
+        nats_url=nats_url,
+        jwt_public_key_file=keys / "key.pub.pem",
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        inventory_path=inventory,
+        port=0,
+        http_port=-1,
+        callback_allow=("127.0.0.1",),
+    )
 
 
 async def start(bus: Bus, s: FocomApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:

@@ -54,8 +54,12 @@ async def test_invalid_requests_get_the_problems_focom_reports(make_system: Make
     assert body["problems"] == expected
     status, _, body = await c.call("POST", PRS, body={"name": "ok", "clusterNames": ["smo", "nowhere"]})
     assert status == 400 and problem(body, 400)["problems"] == [
-        {"path": "$.clusterNames[1]", "rule": "cluster-exists",
-         "message": "no cluster 'nowhere' in the inventory (known: smo, ran, edge)"}]  # fmt: skip
+        {
+            "path": "$.clusterNames[1]",
+            "rule": "cluster-exists",
+            "message": "no cluster 'nowhere' in the inventory (known: smo, ran, edge)",
+        }
+    ]
     status, _, body = await c.call("POST", PRS, body={"name": "Bad_Name", "allClusters": "yes", "colour": 1})
     assert status == 400
     assert {p["path"] for p in problem(body, 400)["problems"]} == {"$.name", "$.allClusters", "$.colour"}
@@ -146,8 +150,14 @@ async def test_approval_flow(make_system: MakeSystem) -> None:
     await focom.wait_phase("cc", "PendingApproval")
     status, _, one = await c.call("GET", PRS + "/cc")
     assert valid(schemas.PROVISIONING_REQUEST, one)["phase"] == "PendingApproval"
-    assert one["plan"] == [{"cluster": "smo", "provisioningRequestId": pr_id_for("cc", "smo"),
-                            "controlPlane": ["h01"], "workers": ["h02", "h03"]}]  # fmt: skip
+    assert one["plan"] == [
+        {
+            "cluster": "smo",
+            "provisioningRequestId": pr_id_for("cc", "smo"),
+            "controlPlane": ["h01"],
+            "workers": ["h02", "h03"],
+        }
+    ]
     assert one["children"] == [] and await focom.leases.all() == {}
     # The same POST again is accepted (idempotent); approval needs the approver role.
     assert (await c.call("POST", PRS, body={"name": "cc", "clusterNames": ["smo"]}))[0] == 202
@@ -198,8 +208,12 @@ async def test_inventory(make_system: MakeSystem) -> None:
     assert [h["host_id"] for h in inv["hosts"]] == [h.host_id for h in model.hosts]
     good = c.api.settings.inventory_path.read_bytes()
     status, _, body = await c.call("POST", "/inventory/validate", raw=good)
-    assert status == 200 and valid(schemas.VALIDATION, body) == {"valid": True, "problems": [], "hosts": 12,
-                                                                 "clusters": 3}  # fmt: skip
+    assert status == 200 and valid(schemas.VALIDATION, body) == {
+        "valid": True,
+        "problems": [],
+        "hosts": 12,
+        "clusters": 3,
+    }
     broken: dict[str, Any] = json.loads(good)
     broken["clusters"][0]["cluster_masters"] = [{"host_id": "h99"}]
     status, _, body = await c.call("POST", "/inventory/validate", body=broken)

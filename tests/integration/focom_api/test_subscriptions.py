@@ -23,9 +23,12 @@ def signed(raw: bytes, headers: dict[str, str], secret: str) -> bool:
 
 async def test_subscription_endpoints(make_system: MakeSystem, receiver: Receiver) -> None:
     c, _ = await make_system()
-    status, headers, sub = await c.call("POST", SUBS, role="subscriber",
-                                        body={"callback": receiver.url, "consumerSubscriptionId": "smo-1",
-                                              "filter": "(eq,name,abc)"})  # fmt: skip
+    status, headers, sub = await c.call(
+        "POST",
+        SUBS,
+        role="subscriber",
+        body={"callback": receiver.url, "consumerSubscriptionId": "smo-1", "filter": "(eq,name,abc)"},
+    )
     assert status == 201 and valid(schemas.SUBSCRIPTION, sub)["signingSecret"] and receiver.probes == 1
     assert headers["Location"].endswith(f"/focom/v1/subscriptions/{sub['subscriptionId']}")
     shown = {k: v for k, v in sub.items() if k != "signingSecret"}
@@ -33,11 +36,13 @@ async def test_subscription_endpoints(make_system: MakeSystem, receiver: Receive
     assert status == 200 and valid(schemas.SUBSCRIPTION, one) == shown  # the secret is shown once only
     status, _, items = await c.call("GET", SUBS)
     assert status == 200 and [valid(schemas.SUBSCRIPTION, i) for i in items] == [shown]
-    for body, why in (({"consumerSubscriptionId": "x"}, "callback"),
-                      ({"callback": "http://10.1.2.3/notify"}, "allow-list"),
-                      ({"callback": receiver.url}, "already subscribed"),
-                      ({"callback": receiver.url + "2", "filter": "(eq,colour,red)"}, "colour"),
-                      ({"callback": receiver.url + "2", "secret": "x"}, "secret")):  # fmt: skip
+    for body, why in (
+        ({"consumerSubscriptionId": "x"}, "callback"),
+        ({"callback": "http://10.1.2.3/notify"}, "allow-list"),
+        ({"callback": receiver.url}, "already subscribed"),
+        ({"callback": receiver.url + "2", "filter": "(eq,colour,red)"}, "colour"),
+        ({"callback": receiver.url + "2", "secret": "x"}, "secret"),
+    ):
         status, _, err = await c.call("POST", SUBS, body=body)
         assert status == 400 and why in problem(err, 400)["detail"], (body, err)
     status, _, err = await c.call("POST", SUBS, role="reader", body={"callback": receiver.url + "2"})
@@ -61,14 +66,20 @@ async def test_every_transition_is_notified_in_order_signed_and_numbered(
     assert (await c.call("POST", "/provisioningRequests", body={"name": "n1", "clusterNames": ["smo"]}))[0] == 202
     await focom.wait_phase("n1", "Creating")
     (pr,) = await focom.commands.wait(lambda: focom.prs("n1"))
-    for state, stage in (("pending", None), ("progressing", "hostprep"), ("progressing", "apply"),
-                         ("progressing", "provisioning"), ("fulfilled", None)):  # fmt: skip
+    for state, stage in (
+        ("pending", None),
+        ("progressing", "hostprep"),
+        ("progressing", "apply"),
+        ("progressing", "provisioning"),
+        ("fulfilled", None),
+    ):
         await focom.report(pr, state, stage)
     await focom.wait_phase("n1", "Synced")
 
     def seen(got: list[dict[str, Any]]) -> bool:
-        return any(n.get("phase") == "Synced" for n in got) and \
-            any(n.get("provisioningPhase") == "fulfilled" for n in got)  # fmt: skip
+        return any(n.get("phase") == "Synced" for n in got) and any(
+            n.get("provisioningPhase") == "fulfilled" for n in got
+        )
 
     await receiver.wait(seen)
     got = [valid(schemas.NOTIFICATION, n) for n in receiver.received]
@@ -77,7 +88,12 @@ async def test_every_transition_is_notified_in_order_signed_and_numbered(
     assert {n["name"] for n in got} == {"n1"}  # the filter kept "other" out
     assert [n["phase"] for n in got if n["kind"] == "FocomProvisioningRequest"] == ["Creating", "Synced"]
     transitions = [(n["provisioningPhase"], n["stage"]) for n in got if n["kind"] == "ProvisioningRequest"]
-    assert transitions == [("pending", None), ("progressing", "hostprep"), ("progressing", "apply"),
-                           ("progressing", "provisioning"), ("fulfilled", None)]  # fmt: skip
+    assert transitions == [
+        ("pending", None),
+        ("progressing", "hostprep"),
+        ("progressing", "apply"),
+        ("progressing", "provisioning"),
+        ("fulfilled", None),
+    ]
     assert all(n["cluster"] == "smo" for n in got if n["kind"] == "ProvisioningRequest")
     assert all(n["subscriptionId"] == sub["subscriptionId"] for n in got)

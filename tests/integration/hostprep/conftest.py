@@ -18,14 +18,20 @@ HarnessFactory = Callable[..., Awaitable[tuple[Harness, SandboxHostPool]]]
 
 @pytest.fixture
 async def hostprep(
-    bus: Bus, sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]], kubeconfig: Path, capi_sim: CapiSimulators,
+    bus: Bus,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
+    kubeconfig: Path,
+    capi_sim: CapiSimulators,
     tmp_path: Path,
 ) -> AsyncIterator[HarnessFactory]:
     """``await hostprep(count, pool_kw={...}, inventory={host_id: {...}}, **settings)`` → (harness, pool)."""
     started: list[Harness] = []
 
     async def make(
-        count: int, *, pool_kw: dict[str, Any] | None = None, inventory: dict[str, dict[str, Any]] | None = None,
+        count: int,
+        *,
+        pool_kw: dict[str, Any] | None = None,
+        inventory: dict[str, dict[str, Any]] | None = None,
         **settings: Any,
     ) -> tuple[Harness, SandboxHostPool]:
         pool = await sandbox_hosts(count=count, **(pool_kw or {}))

@@ -12,8 +12,8 @@ from typing import Any
 
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
+from services.hostprep.deps import Deps
 from services.hostprep.handlers import JobHandler
-from services.hostprep.runner import Deps
 from services.hostprep.settings import HostprepSettings
 from shared.bus import Bus, Consumer
 from shared.dispatch import dispatch
@@ -98,11 +98,22 @@ class Harness:
             await self.client.close()
 
     @staticmethod
-    def job(pool: SandboxHostPool, *, pr_id: str | None = None, ids: Sequence[str] | None = None,
-            action: str = "prepare", namespace: str = "default", purge: bool = False) -> HostprepJob:
+    def job(
+        pool: SandboxHostPool,
+        *,
+        pr_id: str | None = None,
+        ids: Sequence[str] | None = None,
+        action: str = "prepare",
+        namespace: str = "default",
+        purge: bool = False,
+    ) -> HostprepJob:
         return HostprepJob(
-            pr_id=pr_id or str(uuid.uuid4()), action=action,  # type: ignore[arg-type]
-            cluster="c1", namespace=namespace, k8s_version=K8S_VERSION, hosts=host_ids(pool, ids),
+            pr_id=pr_id or str(uuid.uuid4()),
+            action=action,  # type: ignore[arg-type]
+            cluster="c1",
+            namespace=namespace,
+            k8s_version=K8S_VERSION,
+            hosts=host_ids(pool, ids),
             purge_packages=purge,
         )
 
@@ -110,12 +121,20 @@ class Harness:
         return await self.bus.emit(hostprep_job(job.pr_id), job, correlation_id="fpr-test")
 
     def results(self, pr_id: str) -> list[HostprepDone | HostprepFailed]:
-        return [e.payload for e in self.events
-                if isinstance(e.payload, HostprepDone | HostprepFailed) and e.payload.pr_id == pr_id]
+        return [
+            e.payload
+            for e in self.events
+            if isinstance(e.payload, HostprepDone | HostprepFailed) and e.payload.pr_id == pr_id
+        ]
 
     def progress(self, pr_id: str, host_id: str | None = None, *, after: int = 0) -> list[HostProgress]:
-        return [e.payload for e in self.events[after:] if isinstance(e.payload, HostProgress)
-                and e.payload.pr_id == pr_id and (host_id is None or e.payload.host_id == host_id)]
+        return [
+            e.payload
+            for e in self.events[after:]
+            if isinstance(e.payload, HostProgress)
+            and e.payload.pr_id == pr_id
+            and (host_id is None or e.payload.host_id == host_id)
+        ]
 
     async def result(self, pr_id: str, timeout: float = 100.0) -> HostprepDone | HostprepFailed:
         async with asyncio.timeout(timeout):
@@ -130,8 +149,11 @@ class Harness:
         """The ``message.failed`` the jobs consumer published for a job of ``pr_id`` it refused."""
         async with asyncio.timeout(timeout):
             while True:
-                found = [e.payload for e in self.events if isinstance(e.payload, MessageFailed)
-                         and e.payload.subject == hostprep_job(pr_id)]  # fmt: skip
+                found = [
+                    e.payload
+                    for e in self.events
+                    if isinstance(e.payload, MessageFailed) and e.payload.subject == hostprep_job(pr_id)
+                ]
                 if found:
                     return found[0]
                 self._arrived.clear()

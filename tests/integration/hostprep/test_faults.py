@@ -30,16 +30,31 @@ def _never_registers(pool: SandboxHostPool) -> None:
 
 CASES: dict[str, tuple[Callable[[SandboxHostPool], None], str, set[str], dict[str, Any]]] = {
     # name: (inject, failed step, acceptable reasons, settings)
-    "unreachable": (lambda p: p.set_fault(BAD, Fault.unreachable()), "preflight",
-                    {"ConnectionRefused", "HostUnreachable"}, {}),
+    "unreachable": (
+        lambda p: p.set_fault(BAD, Fault.unreachable()),
+        "preflight",
+        {"ConnectionRefused", "HostUnreachable"},
+        {},
+    ),
     "wrong_host_key": (lambda p: p.set_fault(BAD, Fault.wrong_host_key()), "preflight", {"HostKeyMismatch"}, {}),
     "wrong_credentials": (lambda p: p.set_fault(BAD, Fault.auth_failure()), "preflight", {"AuthFailed"}, {}),
     "failing_apt_get": (
-        lambda p: p.set_fault(BAD, Fault.command_failure(r"apt-get .*install", exit_code=100,
-                                                         stderr="E: Failed to fetch http://archive/socat.deb 503")),
-        "base-packages", {"CommandFailed"}, {}),
-    "hung_command": (lambda p: p.set_fault(BAD, Fault.slow_command(r"apt-get .*install", delay=600)),
-                     "base-packages", {"CommandTimeout"}, {"command_timeout": 2.0, "max_step_attempts": 2}),
+        lambda p: p.set_fault(
+            BAD,
+            Fault.command_failure(
+                r"apt-get .*install", exit_code=100, stderr="E: Failed to fetch http://archive/socat.deb 503"
+            ),
+        ),
+        "base-packages",
+        {"CommandFailed"},
+        {},
+    ),
+    "hung_command": (
+        lambda p: p.set_fault(BAD, Fault.slow_command(r"apt-get .*install", delay=600)),
+        "base-packages",
+        {"CommandTimeout"},
+        {"command_timeout": 2.0, "max_step_attempts": 2},
+    ),
     "never_registers": (_never_registers, "registration", {"RegistrationTimeout"}, {"registration_timeout": 4.0}),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.hosts import SandboxHostPool
-from services.hostprep import recipe
+from services.hostprep import hostlayout
 from shared.kube import KubeClient
 from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone
@@ -26,34 +26,36 @@ def assert_prepared(pool: SandboxHostPool, host_id: str) -> None:
     assert not [ln for ln in fstab.splitlines() if ln.split()[2:3] == ["swap"] and not ln.startswith("#")]
     # modules loaded and persisted
     assert {"overlay", "br_netfilter"} <= state.modules_loaded
-    assert fs_root.real(recipe.MODULES_CONF).read_text().split() == ["overlay", "br_netfilter"]
+    assert fs_root.real(hostlayout.MODULES_CONF).read_text().split() == ["overlay", "br_netfilter"]
     # sysctls set and persisted
-    for key, value in recipe.SYSCTLS:
+    for key, value in hostlayout.SYSCTLS:
         assert state.sysctls[key] == value
-        assert f"{key} = {value}" in fs_root.real(recipe.SYSCTL_CONF).read_text()
+        assert f"{key} = {value}" in fs_root.real(hostlayout.SYSCTL_CONF).read_text()
     # packages
-    for name in recipe.BASE_PACKAGES:
+    for name in hostlayout.BASE_PACKAGES:
         assert state.installed(name), name
-    for name in recipe.K8S_PACKAGES:
+    for name in hostlayout.K8S_PACKAGES:
         assert state.installed(name) == PKG and state.held(name), name
     # containerd
     assert state.installed("containerd")
-    assert "SystemdCgroup = true" in fs_root.real(recipe.CONTAINERD_CONF).read_text()
+    assert "SystemdCgroup = true" in fs_root.real(hostlayout.CONTAINERD_CONF).read_text()
     assert state.services["containerd"].enabled and state.services["containerd"].active == "active"
     # hostname resolvable
     assert any(host.state.hostname in ln.split()[1:] for ln in fs_root.real("/etc/hosts").read_text().splitlines())
     # bootstrap kubeconfig uploaded 0600, agent installed and running as a unit with the right flags
-    assert state.files[recipe.BOOTSTRAP_KUBECONFIG].mode & 0o777 == 0o600
+    assert state.files[hostlayout.BOOTSTRAP_KUBECONFIG].mode & 0o777 == 0o600
     assert fs_root.real("/usr/local/bin/byoh-hostagent").read_bytes() == pool.agent_binary
-    agent = state.services[recipe.AGENT_UNIT_NAME]
+    agent = state.services[hostlayout.AGENT_UNIT_NAME]
     assert agent.enabled and agent.active == "active"
     assert f"--label {HOST_ID_LABEL}={host_id}" in (agent.exec_start or "")
     assert "--skip-installation" in (agent.exec_start or "") and "--namespace default" in (agent.exec_start or "")
 
 
 def counters(pool: SandboxHostPool) -> dict[str, Any]:
-    return {h.host_id: {name: (s.start_count, s.restart_count, s.stop_count) for name, s in h.state.services.items()}
-            for h in pool.hosts}
+    return {
+        h.host_id: {name: (s.start_count, s.restart_count, s.stop_count) for name, s in h.state.services.items()}
+        for h in pool.hosts
+    }
 
 
 async def test_twenty_hosts_prepared_registered_and_a_rerun_only_checks(

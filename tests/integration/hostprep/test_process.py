@@ -105,8 +105,15 @@ def result_of(pr_id: str) -> Callable[[list[Envelope]], Any]:
 
 
 async def test_killed_mid_job_and_restarted_the_job_completes_without_repeating_finished_steps(
-    bus: Bus, events: Events, nats_url: str, sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
-    kubeconfig: Path, capi_sim: CapiSimulators, capi_client: KubeClient, procs: list[ServiceProcess], tmp_path: Path,
+    bus: Bus,
+    events: Events,
+    nats_url: str,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
+    kubeconfig: Path,
+    capi_sim: CapiSimulators,
+    capi_client: KubeClient,
+    procs: list[ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     pool = await sandbox_hosts(count=4)
     inventory = write_inventory(pool, tmp_path / "input.json")
@@ -121,8 +128,11 @@ async def test_killed_mid_job_and_restarted_the_job_completes_without_repeating_
     await bus.emit(hostprep_job(job.pr_id), job)
 
     def all_stuck(envelopes: list[Envelope]) -> bool:
-        running = {p.host_id for p in progress(envelopes, job.pr_id)
-                   if p.step == "kubernetes-packages" and p.status == "running"}
+        running = {
+            p.host_id
+            for p in progress(envelopes, job.pr_id)
+            if p.step == "kubernetes-packages" and p.status == "running"
+        }
         return running == {h.host_id for h in pool.hosts}
 
     await events.wait(all_stuck)
@@ -155,15 +165,26 @@ async def test_killed_mid_job_and_restarted_the_job_completes_without_repeating_
 
 
 async def test_no_secret_reaches_logs_or_the_bus(
-    bus: Bus, events: Events, nats_url: str, sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
-    kubeconfig: Path, capi_sim: CapiSimulators, capi_client: KubeClient, procs: list[ServiceProcess], tmp_path: Path,
+    bus: Bus,
+    events: Events,
+    nats_url: str,
+    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
+    kubeconfig: Path,
+    capi_sim: CapiSimulators,
+    capi_client: KubeClient,
+    procs: list[ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     pool = await sandbox_hosts(count=3, password=PASSWORD)
     # host-001 logs in with its password only, host-002 with its key, host-003 with a wrong password.
-    inventory = write_inventory(pool, tmp_path / "input.json", **{
-        "host-001": {"ssh_key_file": None, "host_pwd": PASSWORD},
-        "host-003": {"ssh_key_file": None, "host_pwd": WRONG_PASSWORD},
-    })
+    inventory = write_inventory(
+        pool,
+        tmp_path / "input.json",
+        **{
+            "host-001": {"ssh_key_file": None, "host_pwd": PASSWORD},
+            "host-003": {"ssh_key_file": None, "host_pwd": WRONG_PASSWORD},
+        },
+    )
     proc = await ServiceProcess("services.hostprep", hostprep_env(nats_url, pool, kubeconfig, inventory)).start()
     procs.append(proc)
     await proc.wait_event("service_ready")

@@ -17,12 +17,13 @@ import asyncssh
 import pytest
 
 from sandbox.hosts.state import HostState
-from services.hostprep import recipe
+from services.hostprep import hostlayout
 from services.hostprep.credentials import CredentialStore
-from services.hostprep.recipe import AgentSource, RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.deps import Deps
+from services.hostprep.runner import HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import SshConnector
+from services.hostprep.steps import AgentSource, RecipeParams
 from tests.integration.hosts.test_sshd import LOGIN, Sshd, sshd  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.sshd
@@ -30,13 +31,32 @@ pytestmark = pytest.mark.sshd
 
 async def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str, str]]) -> HostRunner:
     inventory = settings.ssh_key_file.parent / "input.json"  # type: ignore[union-attr]
-    inventory.write_text(json.dumps({"k8s_version": "v1.30.2", "hosts": [
-        {"host_id": "host-001", "host_name": "node-001", "host_ip": "127.0.0.1", "ssh_port": port, "host_user": LOGIN},
-    ]}))  # fmt: skip
+    inventory.write_text(
+        json.dumps(
+            {
+                "k8s_version": "v1.30.2",
+                "hosts": [
+                    {
+                        "host_id": "host-001",
+                        "host_name": "node-001",
+                        "host_ip": "127.0.0.1",
+                        "ssh_port": port,
+                        "host_user": LOGIN,
+                    }
+                ],
+            }
+        )
+    )
     settings = settings.model_copy(update={"inventory_file": inventory})
     store = CredentialStore(settings)
-    deps = Deps(settings=settings, connector=SshConnector(connect_timeout=10), slots=asyncio.Semaphore(1),
-                store=store, agent=AgentSource(pushed=True, sha256="ab" * 32), agent_binary=b"unused")
+    deps = Deps(
+        settings=settings,
+        connector=SshConnector(connect_timeout=10),
+        slots=asyncio.Semaphore(1),
+        store=store,
+        agent=AgentSource(pushed=True, sha256="ab" * 32),
+        agent_binary=b"unused",
+    )
     resolved = await store.resolve("host-001")
 
     async def report(step: str, status: str, detail: str | None) -> None:
@@ -47,19 +67,28 @@ async def _runner(settings: HostprepSettings, port: int, reports: list[tuple[str
 
 
 async def test_recipe_over_real_sshd_with_sudo(sshd: Sshd) -> None:  # noqa: F811
-    settings = HostprepSettings(ssh_key_file=sshd.client_key, known_hosts_file=sshd.known_hosts,
-                                command_timeout=30, max_step_attempts=1)
+    settings = HostprepSettings(
+        ssh_key_file=sshd.client_key, known_hosts_file=sshd.known_hosts, command_timeout=30, max_step_attempts=1
+    )
     reports: list[tuple[str, str]] = []
     outcome = await (await _runner(settings, sshd.port, reports)).run()
     assert not outcome.ok and outcome.step == "bootstrap-kubeconfig" and outcome.reason == "NoManagementCluster"
-    assert outcome.acted == ("swap", "kernel-modules", "sysctl", "base-packages", "containerd", "kubernetes-repo",
-                             "kubernetes-packages", "etc-hosts")
+    assert outcome.acted == (
+        "swap",
+        "kernel-modules",
+        "sysctl",
+        "base-packages",
+        "containerd",
+        "kubernetes-repo",
+        "kubernetes-packages",
+        "etc-hosts",
+    )
     state = HostState.load(sshd.host_dir / "state.json")
     assert {r.source for r in state.log} == {"exec"}
     assert all(r.command.startswith("sudo -n bash -c ") for r in state.log[1:])
     assert state.swap_active == [] and {"overlay", "br_netfilter"} <= state.modules_loaded
-    assert all(state.sysctls[k] == v for k, v in recipe.SYSCTLS)
-    assert all(state.installed(p) == "1.30.2-1.1" and state.held(p) for p in recipe.K8S_PACKAGES)
+    assert all(state.sysctls[k] == v for k, v in hostlayout.SYSCTLS)
+    assert all(state.installed(p) == "1.30.2-1.1" and state.held(p) for p in hostlayout.K8S_PACKAGES)
     assert state.services["containerd"].active == "active" and state.derived["containerd_systemd_cgroup"] is True
     assert state.derived["hosts_has_hostname"] is True
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from services.hostprep import recipe
+from services.hostprep import hostlayout
 from services.hostprep.bootstrap import INFRA_VERSION
 from services.hostprep.domain import bootstrap_kubeconfig_name
+from services.hostprep.teardown import PURGE_PACKAGES
 from shared.kube import KubeClient
 from shared.payloads import HostprepDone
 from tests.integration.hostprep.conftest import HarnessFactory
@@ -36,22 +37,24 @@ async def test_teardown_cleans_the_hosts_and_removes_their_byohosts(
         assert bkc is None
         host = pool.host(host_id)
         vfs = host.vfs
-        assert recipe.AGENT_UNIT_NAME not in host.state.services or \
-            host.state.services[recipe.AGENT_UNIT_NAME].active != "active"
+        assert (
+            hostlayout.AGENT_UNIT_NAME not in host.state.services
+            or host.state.services[hostlayout.AGENT_UNIT_NAME].active != "active"
+        )
         assert host.agents is not None and host.agents.units == []
-        for path in (recipe.AGENT_UNIT, recipe.AGENT_CONFIG_DIR, "/etc/byoh", "/etc/kubernetes/kubelet.conf"):
+        for path in (hostlayout.AGENT_UNIT, hostlayout.AGENT_CONFIG_DIR, "/etc/byoh", "/etc/kubernetes/kubelet.conf"):
             assert not vfs.real(path).exists(), path
     assert pool.host("host-001").state.kubeadm == "reset"
     assert any("\nkubeadm reset -f\n" in r.command and r.changed for r in pool.host("host-001").state.log)
     purged = pool.host("host-002").state
-    assert not any(purged.installed(p) for p in recipe.PURGE_PACKAGES)
-    assert not purged.holds & set(recipe.K8S_PACKAGES)
+    assert not any(purged.installed(p) for p in PURGE_PACKAGES)
+    assert not purged.holds & set(hostlayout.K8S_PACKAGES)
     kept = pool.host("host-001").state
-    assert all(kept.installed(p) for p in recipe.K8S_PACKAGES)
+    assert all(kept.installed(p) for p in hostlayout.K8S_PACKAGES)
 
     # Teardown twice is harmless: every check already holds.
     marks = {h: pool.host(h).state.mark() for h in ("host-001", "host-002")}
     again = await harness.run(harness.job(pool, ids=["host-001", "host-002"], action="teardown", purge=True))
     assert isinstance(again, HostprepDone)
     assert pool.host("host-002").state.changed_since(marks["host-002"]) == []
-    assert pool.host("host-003").state.services[recipe.AGENT_UNIT_NAME].active == "active"
+    assert pool.host("host-003").state.services[hostlayout.AGENT_UNIT_NAME].active == "active"

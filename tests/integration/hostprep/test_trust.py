@@ -39,8 +39,9 @@ async def test_an_address_in_a_job_is_refused_before_anything_runs(hostprep: Har
     a, b = pool.hosts
     marks = {h.host_id: h.state.mark() for h in pool.hosts}
     env = json.loads(Envelope.wrap(harness.job(pool, ids=[a.host_id]), source="attacker").encode())
-    env["payload"]["hosts"] = [{"host_id": a.host_id, "host_name": a.host_name, "host_ip": b.ip, "ssh_port": b.port,
-                                "ssh_user": "root"}]  # fmt: skip
+    env["payload"]["hosts"] = [
+        {"host_id": a.host_id, "host_name": a.host_name, "host_ip": b.ip, "ssh_port": b.port, "ssh_user": "root"}
+    ]
     pr = env["payload"]["pr_id"]
     await harness.bus.js.publish(hostprep_job(pr), json.dumps(env).encode(), headers={"Nats-Msg-Id": env["id"]})
     failed = await harness.failure(pr)
@@ -69,8 +70,9 @@ async def test_a_pushed_agent_that_does_not_match_its_sha256_never_replaces_anyt
         path = "/usr/local/bin/byoh-hostagent"
         wrong = await session.put_file(path, b"tampered", mode=0o755, timeout=20, sha256="ab" * 32)
         assert not wrong.ok and not host.vfs.real(path).exists()
-        right = await session.put_file(path, pool.agent_binary, mode=0o755, timeout=20,
-                                       sha256=harness.deps.agent.sha256)  # fmt: skip
+        right = await session.put_file(
+            path, pool.agent_binary, mode=0o755, timeout=20, sha256=harness.deps.agent.sha256
+        )
         assert right.ok and host.vfs.real(path).read_bytes() == pool.agent_binary
     finally:
         await session.close()

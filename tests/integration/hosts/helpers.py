@@ -65,8 +65,9 @@ def recorded_effects(state: Any) -> dict[str, Any]:
         "modules_loaded": sorted(state.modules_loaded),
         "sysctls": dict(state.sysctls),
         "swap_active": list(state.swap_active),
-        "services": {name: (rec.enabled, rec.active, rec.start_count, rec.restart_count)
-                     for name, rec in state.services.items()},
+        "services": {
+            name: (rec.enabled, rec.active, rec.start_count, rec.restart_count) for name, rec in state.services.items()
+        },
         "files": {path: (rec.sha256, rec.mode) for path, rec in state.files.items()},
         "derived": dict(state.derived),
         "apt_indexed": list(state.apt_indexed),

@@ -48,9 +48,12 @@ async def upload_kubeconfig(pool, text: str) -> None:
 
 async def test_agent_binary_from_the_mirror_reports_its_version(sandbox_hosts):
     pool = await sandbox_hosts(count=1, agent_binary_url=AGENT_URL)
-    result = await run(pool, f"curl -fsSL {AGENT_URL} -o /usr/local/bin/byoh-hostagent; "
-                             "byoh-hostagent --version; chmod +x /usr/local/bin/byoh-hostagent; "
-                             "byoh-hostagent --version; sha256sum /usr/local/bin/byoh-hostagent")
+    result = await run(
+        pool,
+        f"curl -fsSL {AGENT_URL} -o /usr/local/bin/byoh-hostagent; "
+        "byoh-hostagent --version; chmod +x /usr/local/bin/byoh-hostagent; "
+        "byoh-hostagent --version; sha256sum /usr/local/bin/byoh-hostagent",
+    )
     assert result.stderr == "bash: /usr/local/bin/byoh-hostagent: Permission denied\n"
     assert result.stdout.startswith("byoh-hostagent version: v0.5.0\n")
     missing = await run(pool, "curl -fsSL https://example.invalid/agent -o /tmp/a")
@@ -176,7 +179,8 @@ async def test_a_bootstrap_on_an_unreset_host_fails_kubeadm_preflight(sandbox_ho
     with pytest.raises(RuntimeError) as failed:
         await supervisor.on_bootstrap("join", frozenset({"FileAvailable--etc-kubernetes-kubelet.conf"}))
     assert "[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: /etc/kubernetes/pki/ca.crt already exists" in str(
-        failed.value)
+        failed.value
+    )
     assert "FileAvailable--etc-kubernetes-kubelet.conf" not in str(failed.value)  # ignored by the bootstrap
     with pytest.raises(RuntimeError, match=r"\[ERROR DirAvailable--var-lib-etcd\]: /var/lib/etcd is not empty"):
         await supervisor.on_bootstrap("init")

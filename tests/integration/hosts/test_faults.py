@@ -49,8 +49,10 @@ async def test_auth_failure_rejects_every_credential(sandbox_hosts):
 
 async def test_command_failure_returns_the_injected_status(sandbox_hosts):
     pool = await sandbox_hosts(count=1)
-    pool.set_fault("host-001", Fault.command_failure(r"apt-get install", exit_code=100,
-                                                      stderr="E: Failed to fetch (injected)", times=1))
+    pool.set_fault(
+        "host-001",
+        Fault.command_failure(r"apt-get install", exit_code=100, stderr="E: Failed to fetch (injected)", times=1),
+    )
     failed = await run(pool, "apt-get install -y socat")
     assert (failed.exit_status, failed.stderr) == (100, "E: Failed to fetch (injected)\n")
     assert (await run(pool, "echo apt-get update")).exit_status == 0

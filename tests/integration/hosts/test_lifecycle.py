@@ -52,10 +52,22 @@ async def test_three_hundred_hosts_in_one_process(sandbox_hosts):
 async def test_inventory_entries_and_key_files(sandbox_hosts):
     pool = await sandbox_hosts(count=2, user="ubuntu")
     assert pool.inventory_hosts() == [
-        {"host_id": "host-001", "host_name": "node-001", "host_ip": "127.0.1.1", "host_user": "ubuntu",
-         "ssh_port": pool.port, "ssh_key_file": str(pool.client_key_path)},
-        {"host_id": "host-002", "host_name": "node-002", "host_ip": "127.0.1.2", "host_user": "ubuntu",
-         "ssh_port": pool.port, "ssh_key_file": str(pool.client_key_path)},
+        {
+            "host_id": "host-001",
+            "host_name": "node-001",
+            "host_ip": "127.0.1.1",
+            "host_user": "ubuntu",
+            "ssh_port": pool.port,
+            "ssh_key_file": str(pool.client_key_path),
+        },
+        {
+            "host_id": "host-002",
+            "host_name": "node-002",
+            "host_ip": "127.0.1.2",
+            "host_user": "ubuntu",
+            "ssh_port": pool.port,
+            "ssh_key_file": str(pool.client_key_path),
+        },
     ]
     assert stat.S_IMODE(pool.client_key_path.stat().st_mode) == 0o600
     assert pool.client_key_path.with_name("id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
@@ -92,9 +104,22 @@ async def test_cli_serves_until_sigterm(tmp_path):
     state_dir = tmp_path / "cli"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox.hosts", "--count", "2", "--state-dir", str(state_dir), "--user", "ubuntu",
-        "--fault", "host-002=unreachable", cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "sandbox.hosts",
+        "--count",
+        "2",
+        "--state-dir",
+        str(state_dir),
+        "--user",
+        "ubuntu",
+        "--fault",
+        "host-002=unreachable",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -105,13 +130,24 @@ async def test_cli_serves_until_sigterm(tmp_path):
         assert stat.S_IMODE((state_dir / "id_ed25519").stat().st_mode) == 0o600
         import asyncssh
 
-        async with asyncssh.connect(first["host_ip"], first["ssh_port"], username=first["host_user"],
-                                    client_keys=[first["ssh_key_file"]], known_hosts=str(state_dir / "known_hosts"),
-                                    connect_timeout=10, agent_path=None) as conn:
+        async with asyncssh.connect(
+            first["host_ip"],
+            first["ssh_port"],
+            username=first["host_user"],
+            client_keys=[first["ssh_key_file"]],
+            known_hosts=str(state_dir / "known_hosts"),
+            connect_timeout=10,
+            agent_path=None,
+        ) as conn:
             assert (await conn.run("hostname")).stdout == "node-001\n"
         with pytest.raises(ConnectionRefusedError):
-            await asyncssh.connect(inventory["hosts"][1]["host_ip"], first["ssh_port"], connect_timeout=10,
-                                   known_hosts=None, agent_path=None)
+            await asyncssh.connect(
+                inventory["hosts"][1]["host_ip"],
+                first["ssh_port"],
+                connect_timeout=10,
+                known_hosts=None,
+                agent_path=None,
+            )
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
         assert (first["host_ip"], first["ssh_port"]) not in listening_ports()

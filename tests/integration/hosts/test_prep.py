@@ -17,17 +17,26 @@ async def test_prep_recipe_records_effects(sandbox_hosts):
 
     async with await ssh_connect(pool) as conn:
         await run_all(conn, PREP_COMMANDS)
-        versions = await conn.run("kubeadm version -o short; kubelet --version; "
-                                  "dpkg-query -W -f='${Status} ${Version}\\n' kubelet", check=True)
+        versions = await conn.run(
+            "kubeadm version -o short; kubelet --version; dpkg-query -W -f='${Status} ${Version}\\n' kubelet",
+            check=True,
+        )
 
     assert versions.stdout == "v1.30.2\nKubernetes v1.30.2\nhold ok installed 1.30.2-1.1\n"
     assert {name: state.installed(name) for name in ("kubelet", "kubeadm", "kubectl")} == {
-        "kubelet": "1.30.2-1.1", "kubeadm": "1.30.2-1.1", "kubectl": "1.30.2-1.1"}
+        "kubelet": "1.30.2-1.1",
+        "kubeadm": "1.30.2-1.1",
+        "kubectl": "1.30.2-1.1",
+    }
     assert state.holds == {"kubelet", "kubeadm", "kubectl"}
     assert all(state.installed(p) for p in ("socat", "ebtables", "ethtool", "conntrack", "containerd", "runc"))
     containerd = state.services["containerd"]
     assert (containerd.enabled, containerd.active, containerd.start_count, containerd.restart_count) == (
-        True, "active", 1, 1)
+        True,
+        "active",
+        1,
+        1,
+    )
     kubelet = state.services["kubelet"]
     assert (kubelet.enabled, kubelet.active) == (True, "inactive")
     assert {"overlay", "br_netfilter"} <= state.modules_loaded
@@ -84,9 +93,13 @@ async def test_restart_always_counts_as_a_change(sandbox_hosts):
 
 async def test_facts_a_preflight_reads(sandbox_hosts):
     pool = await sandbox_hosts(count=2)
-    result = await run(pool, "cat /etc/os-release; uname -m; uname -r; uname -s; stat -fc %T /sys/fs/cgroup; "
-                             "ip -o route show default; ip -o -4 addr; hostname; df -Pk /var; id -u; nproc; "
-                             "free -b; swapon --show --noheadings; cat /etc/hosts", host_id="host-002")
+    result = await run(
+        pool,
+        "cat /etc/os-release; uname -m; uname -r; uname -s; stat -fc %T /sys/fs/cgroup; "
+        "ip -o route show default; ip -o -4 addr; hostname; df -Pk /var; id -u; nproc; "
+        "free -b; swapon --show --noheadings; cat /etc/hosts",
+        host_id="host-002",
+    )
     assert result.exit_status == 0, result.stderr
     out = result.stdout
     assert 'VERSION_ID="22.04"' in out and "ID=ubuntu" in out
@@ -105,10 +118,19 @@ async def test_facts_a_preflight_reads(sandbox_hosts):
 async def test_host_overrides_change_facts(sandbox_hosts):
     from sandbox.hosts import HostFacts
 
-    facts = HostFacts(arch="aarch64", os_version_id="20.04", os_pretty_name="Ubuntu 20.04.6 LTS",
-                      os_codename="focal", swap_enabled=False, hostname="custom-name")
+    facts = HostFacts(
+        arch="aarch64",
+        os_version_id="20.04",
+        os_pretty_name="Ubuntu 20.04.6 LTS",
+        os_codename="focal",
+        swap_enabled=False,
+        hostname="custom-name",
+    )
     pool = await sandbox_hosts(count=2, host_overrides={"host-002": facts})
-    result = await run(pool, "uname -m; dpkg --print-architecture; hostname; swapon --show; "
-                             "grep VERSION_ID /etc/os-release", host_id="host-002")
+    result = await run(
+        pool,
+        "uname -m; dpkg --print-architecture; hostname; swapon --show; grep VERSION_ID /etc/os-release",
+        host_id="host-002",
+    )
     assert result.stdout == 'aarch64\narm64\ncustom-name\nVERSION_ID="20.04"\n'
     assert (await run(pool, "uname -m")).stdout == "x86_64\n"

@@ -29,8 +29,11 @@ async def test_upload_bootstrap_kubeconfig_with_mode_0600(sandbox_hosts, tmp_pat
             await sftp.rename("/opt/stage/a", "/opt/stage/b")
             await sftp.get("/opt/stage/b", str(tmp_path / "back"))
             listing = sorted(await sftp.listdir("/opt/stage"))
-        shown = await conn.run("stat -c '%a %U' /etc/byoh/bootstrap-kubeconfig.conf; "
-                               "sha256sum /etc/byoh/bootstrap-kubeconfig.conf; ls /root", check=True)
+        shown = await conn.run(
+            "stat -c '%a %U' /etc/byoh/bootstrap-kubeconfig.conf; "
+            "sha256sum /etc/byoh/bootstrap-kubeconfig.conf; ls /root",
+            check=True,
+        )
     assert attrs.permissions & 0o7777 == 0o600
     assert listing == [".", "..", "b"]
     assert (tmp_path / "back").read_bytes() == KUBECONFIG
@@ -48,7 +51,8 @@ async def test_upload_bootstrap_kubeconfig_with_mode_0600(sandbox_hosts, tmp_pat
         "sftp rename /opt/stage/a /opt/stage/b",
     ]
     assert (pool.state_dir / "host-001" / "root" / "etc" / "byoh" / "bootstrap-kubeconfig.conf").read_bytes() == (
-        KUBECONFIG)
+        KUBECONFIG
+    )
 
 
 async def test_sftp_respects_the_login_users_permissions(sandbox_hosts, tmp_path):

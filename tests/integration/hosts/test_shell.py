@@ -24,7 +24,7 @@ CASES = [
     ("cat <<'EOF' | grep -v skip\nline $HOME\nskip me\nEOF", 0, "line $HOME\n", ""),
     ("cat <<EOF\nhome=$HOME\nEOF", 0, "home=/root\n", ""),
     ("sh -c 'echo $0 $1 $#' name arg", 0, "name arg 1\n", ""),
-    ("bash -c \"exit 7\"; echo $?", 0, "7\n", ""),
+    ('bash -c "exit 7"; echo $?', 0, "7\n", ""),
     ("set -e; false; echo unreachable", 1, "", ""),
     ("set -e; false || true; echo reached", 0, "reached\n", ""),
     ("set -euo pipefail; false | true; echo unreachable", 1, "", ""),
@@ -34,14 +34,21 @@ CASES = [
     ("if [ -f /nope ]; then echo a; elif [ 1 -lt 2 ]; then echo b; fi", 0, "b\n", ""),
     ("{ echo a; echo b; } > /tmp/g && cat /tmp/g", 0, "a\nb\n", ""),
     ("(cd /etc && pwd); pwd", 0, "/etc\n/root\n", ""),
-    ("command -v apt-get; command -v kubeadm || echo missing; command -v cd", 0,
-     "/usr/bin/apt-get\nmissing\ncd\n", ""),
+    ("command -v apt-get; command -v kubeadm || echo missing; command -v cd", 0, "/usr/bin/apt-get\nmissing\ncd\n", ""),
     ("nosuchcmd --flag", 127, "", "bash: nosuchcmd: command not found\n"),
     ("/usr/bin/nosuch", 127, "", "bash: /usr/bin/nosuch: No such file or directory\n"),
-    ("echo $(date)", 2, "",
-     "bash: command substitution $(...) is not supported by the sandbox host shell (see docs/sandbox-hosts.md)\n"),
-    ("echo `date`", 2, "",
-     "bash: command substitution `...` is not supported by the sandbox host shell (see docs/sandbox-hosts.md)\n"),
+    (
+        "echo $(date)",
+        2,
+        "",
+        "bash: command substitution $(...) is not supported by the sandbox host shell (see docs/sandbox-hosts.md)\n",
+    ),
+    (
+        "echo `date`",
+        2,
+        "",
+        "bash: command substitution `...` is not supported by the sandbox host shell (see docs/sandbox-hosts.md)\n",
+    ),
     ("sleep 1 &", 2, "", "bash: background jobs (`&') are not supported by the sandbox host shell\n"),
     ("for i in 1 2; do echo $i; done", 2, "", "bash: `for' is not supported by the sandbox host shell\n"),
     ("echo 'unterminated", 2, "", "bash: unexpected EOF while looking for matching `''\n"),
@@ -53,11 +60,19 @@ CASES = [
     ("printf '%s=%d\\n' a 1 b 2", 0, "a=1\nb=2\n", ""),
     ("echo -n x; echo -e 'y\\tz'", 0, "xy\tz\n", ""),
     ("test 2 -gt 10 || [ abc = abc ] && echo ok", 0, "ok\n", ""),
-    ("sed -n '/^ID=/p' /etc/os-release; sed -E 's/(a+)(b)/\\2\\1/g' <<'EOF'\naab ab\nEOF", 0,
-     "ID=ubuntu\nbaa ba\n", ""),
+    (
+        "sed -n '/^ID=/p' /etc/os-release; sed -E 's/(a+)(b)/\\2\\1/g' <<'EOF'\naab ab\nEOF",
+        0,
+        "ID=ubuntu\nbaa ba\n",
+        "",
+    ),
     ("echo 'x y z' | cut -d ' ' -f 2; echo 'k=v' | grep -oE '[a-z]+$'", 0, "y\nv\n", ""),
-    ("head -n 1 /etc/fstab; tail -n 1 /etc/fstab | grep -c swap", 0,
-     "# /etc/fstab: static file system information.\n1\n", ""),
+    (
+        "head -n 1 /etc/fstab; tail -n 1 /etc/fstab | grep -c swap",
+        0,
+        "# /etc/fstab: static file system information.\n1\n",
+        "",
+    ),
     ("sudo -n -E env | grep -c '^SUDO_USER='; env -i FOO=1 env", 0, "1\nFOO=1\n", ""),
     ("timeout 5 true; echo $?", 0, "0\n", ""),
 ]
@@ -89,11 +104,13 @@ async def test_stdin_is_passed_through(sandbox_hosts):
 
 async def test_kubeadm_reset_clears_etc_kubernetes(sandbox_hosts):
     pool = await sandbox_hosts(count=1)
-    setup = ("mkdir -p /etc/apt/keyrings && curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key | "
-             "gpg --dearmor -o /etc/apt/keyrings/k.gpg && echo 'deb [signed-by=/etc/apt/keyrings/k.gpg] "
-             "https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /' > /etc/apt/sources.list.d/k.list && "
-             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y kubeadm=1.30.2-1.1 && "
-             "mkdir -p /etc/kubernetes/manifests && echo x > /etc/kubernetes/admin.conf")
+    setup = (
+        "mkdir -p /etc/apt/keyrings && curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key | "
+        "gpg --dearmor -o /etc/apt/keyrings/k.gpg && echo 'deb [signed-by=/etc/apt/keyrings/k.gpg] "
+        "https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /' > /etc/apt/sources.list.d/k.list && "
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y kubeadm=1.30.2-1.1 && "
+        "mkdir -p /etc/kubernetes/manifests && echo x > /etc/kubernetes/admin.conf"
+    )
     assert (await run(pool, setup)).exit_status == 0
     refused = await run(pool, "kubeadm reset")
     assert refused.exit_status == 1 and "won't proceed" in refused.stderr

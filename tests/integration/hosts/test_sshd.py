@@ -65,9 +65,21 @@ def _interpreter(code_dir: Path) -> list[str] | None:
     env = f"PYTHONPATH={code_dir}"
     for python in (sys.executable, "/usr/bin/python3"):
         probe = subprocess.run(
-            ["runuser", "-u", LOGIN, "--", "env", env, "PYTHONDONTWRITEBYTECODE=1", python, "-c",
-             "import sys, sandbox.hosts.exec; assert sys.version_info >= (3, 11)"],
-            capture_output=True, check=False, cwd="/",
+            [
+                "runuser",
+                "-u",
+                LOGIN,
+                "--",
+                "env",
+                env,
+                "PYTHONDONTWRITEBYTECODE=1",
+                python,
+                "-c",
+                "import sys, sandbox.hosts.exec; assert sys.version_info >= (3, 11)",
+            ],
+            capture_output=True,
+            check=False,
+            cwd="/",
         )
         if probe.returncode == 0:
             return ["env", env, "PYTHONDONTWRITEBYTECODE=1", python]
@@ -101,8 +113,15 @@ class Sshd:
     known_hosts: Path
 
     async def connect(self) -> asyncssh.SSHClientConnection:
-        return await asyncssh.connect("127.0.0.1", self.port, username=LOGIN, client_keys=[str(self.client_key)],
-                                      known_hosts=str(self.known_hosts), connect_timeout=10, agent_path=None)
+        return await asyncssh.connect(
+            "127.0.0.1",
+            self.port,
+            username=LOGIN,
+            client_keys=[str(self.client_key)],
+            known_hosts=str(self.known_hosts),
+            connect_timeout=10,
+            agent_path=None,
+        )
 
 
 @pytest.fixture
@@ -145,19 +164,37 @@ async def sshd() -> AsyncIterator[Sshd]:
         known_hosts.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
         force = " ".join([*python, "-m", "sandbox.hosts.exec", "--state-dir", str(host_dir)])
         config = base / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {base / 'ssh_host_ed25519_key'}",
-            f"PidFile {base / 'sshd.pid'}", "UsePAM no",
-            # The test dir sits under the world-writable /tmp, which StrictModes would refuse.
-            "StrictModes no", f"AuthorizedKeysFile {base / 'authorized_keys'}", "PubkeyAuthentication yes",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin no",
-            f"AllowUsers {LOGIN}", "AcceptEnv LANG LC_*", "PermitTTY no", "X11Forwarding no",
-            "AllowTcpForwarding no", "PrintMotd no", f"ForceCommand {force}", "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {base / 'ssh_host_ed25519_key'}",
+                    f"PidFile {base / 'sshd.pid'}",
+                    "UsePAM no",
+                    # The test dir sits under the world-writable /tmp, which StrictModes would refuse.
+                    "StrictModes no",
+                    f"AuthorizedKeysFile {base / 'authorized_keys'}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin no",
+                    f"AllowUsers {LOGIN}",
+                    "AcceptEnv LANG LC_*",
+                    "PermitTTY no",
+                    "X11Forwarding no",
+                    "AllowTcpForwarding no",
+                    "PrintMotd no",
+                    f"ForceCommand {force}",
+                    "",
+                ]
+            )
+        )
         if made_privsep:
             Path("/run/sshd").mkdir(mode=0o755)
-        proc = await asyncio.create_subprocess_exec(str(SSHD), "-D", "-e", "-f", str(config),
-                                                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        proc = await asyncio.create_subprocess_exec(
+            str(SSHD), "-D", "-e", "-f", str(config), stderr=asyncio.subprocess.PIPE, start_new_session=True
+        )
         assert proc.stderr is not None
         seen = []
         async with asyncio.timeout(30):
@@ -213,6 +250,7 @@ async def test_recipe_behind_real_sshd_records_the_same_state(sshd, sandbox_host
     assert recorded_effects(sshd_state) == recorded_effects(pool_state)
     assert sshd_state.log[-1].command == "id -un; echo $HOME"
     assert [(r.command, r.exit_code, r.changed) for r in sshd_state.log[:-1]] == [
-        (r.command, r.exit_code, r.changed) for r in pool_state.log]
+        (r.command, r.exit_code, r.changed) for r in pool_state.log
+    ]
     assert {r.source for r in sshd_state.log} == {"exec"}
     assert sshd_state.installed("kubelet") == "1.30.2-1.1"

@@ -44,5 +44,6 @@ async def test_sudo_n_runs_as_root(sandbox_hosts):
     assert "overlay" in state.modules_loaded and state.swap_active == []
     assert state.log[-1].steps[0]["user"] == "root"
     assert (await run(pool, "echo mine > /tmp/f && echo more >> ~/notes && cat /tmp/f ~/notes")).stdout == (
-        "mine\nmore\n")
+        "mine\nmore\n"
+    )
     assert state.files["/home/ubuntu/notes"].owner == "ubuntu:ubuntu"

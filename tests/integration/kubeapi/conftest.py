@@ -44,27 +44,37 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
-def cluster(name: str, *, version: str = "v1beta2", labels: dict[str, str] | None = None,
-            **spec: Any) -> dict[str, Any]:
+def cluster(
+    name: str, *, version: str = "v1beta2", labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     """A minimal valid CAPI Cluster."""
-    body: dict[str, Any] = {"apiVersion": f"{CAPI}/{version}", "kind": "Cluster",
-                            "metadata": {"name": name, "namespace": "default"}, "spec": spec or {"paused": False}}
+    body: dict[str, Any] = {
+        "apiVersion": f"{CAPI}/{version}",
+        "kind": "Cluster",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec or {"paused": False},
+    }
     if labels:
         body["metadata"]["labels"] = labels
     return body
 
 
 def byohost(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": f"{BYOH}/v1beta1", "kind": "ByoHost",
-            "metadata": {"name": name, "namespace": "default", "labels": labels or {}}, "spec": {}}
+    return {
+        "apiVersion": f"{BYOH}/v1beta1",
+        "kind": "ByoHost",
+        "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
+        "spec": {},
+    }
 
 
 def unique(prefix: str = "obj") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def next_event(list_fn: Callable[..., Any], match: Callable[[dict[str, Any]], bool], *,
-                     timeout: int = 10, **kwargs: Any) -> dict[str, Any]:
+async def next_event(
+    list_fn: Callable[..., Any], match: Callable[[dict[str, Any]], bool], *, timeout: int = 10, **kwargs: Any
+) -> dict[str, Any]:
     """The first watch event (raw dict with ``type`` and ``raw_object``) satisfying ``match``; bounded by the
     server-side ``timeoutSeconds``."""
     async with watch.Watch() as w:

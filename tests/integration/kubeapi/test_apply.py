@@ -18,7 +18,8 @@ APPLY = "application/apply-patch+yaml"
 async def _apply(custom: client.CustomObjectsApi, body: Any, manager: str, **kwargs: Any) -> dict[str, Any]:
     name = body["metadata"]["name"] if isinstance(body, dict) else kwargs.pop("name")
     result: dict[str, Any] | None = await custom.patch_namespaced_custom_object(
-        CAPI, "v1beta2", "default", "clusters", name, body, field_manager=manager, _content_type=APPLY, **kwargs)
+        CAPI, "v1beta2", "default", "clusters", name, body, field_manager=manager, _content_type=APPLY, **kwargs
+    )
     if result is None:
         # The generated client only declares a 200 body for this call; creation answers 201 like a real server.
         result = await custom.get_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name)
@@ -42,15 +43,20 @@ async def test_apply_creates_updates_and_is_idempotent(custom: client.CustomObje
 
 async def test_apply_accepts_yaml_bodies(custom: client.CustomObjectsApi, sync_api: SyncApiClient) -> None:
     name = unique("c")
-    text = (f"apiVersion: {CAPI}/v1beta2\nkind: Cluster\nmetadata:\n  name: {name}\n  namespace: default\n"
-            "spec:\n  paused: true\n")
+    text = (
+        f"apiVersion: {CAPI}/v1beta2\nkind: Cluster\nmetadata:\n  name: {name}\n  namespace: default\n"
+        "spec:\n  paused: true\n"
+    )
 
     def send() -> int:
         request = sync_api.param_serialize(
-            "PATCH", f"/apis/{CAPI}/v1beta2/namespaces/default/clusters/{name}",
-            query_params=[("fieldManager", "yaml-user")], header_params={"Content-Type": APPLY,
-                                                                         "Accept": "application/json"},
-            body=text, auth_settings=["BearerToken"])
+            "PATCH",
+            f"/apis/{CAPI}/v1beta2/namespaces/default/clusters/{name}",
+            query_params=[("fieldManager", "yaml-user")],
+            header_params={"Content-Type": APPLY, "Accept": "application/json"},
+            body=text,
+            auth_settings=["BearerToken"],
+        )
         response = sync_api.call_api(*request)
         response.read()
         return int(response.status)
@@ -64,8 +70,9 @@ async def test_apply_accepts_yaml_bodies(custom: client.CustomObjectsApi, sync_a
 async def test_apply_removes_fields_the_manager_no_longer_sets(custom: client.CustomObjectsApi) -> None:
     name = unique("c")
     await _apply(custom, cluster(name, paused=True, labels={"a": "1", "b": "2"}), "renderer")
-    await custom.patch_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name,
-                                                {"metadata": {"labels": {"other": "x"}}}, field_manager="someone")
+    await custom.patch_namespaced_custom_object(
+        CAPI, "v1beta2", "default", "clusters", name, {"metadata": {"labels": {"other": "x"}}}, field_manager="someone"
+    )
     body = cluster(name, labels={"a": "1"}, clusterNetwork={"serviceDomain": "cluster.local"})
     result = await _apply(custom, body, "renderer")
     assert result["metadata"]["labels"] == {"a": "1", "other": "x"}
@@ -90,8 +97,9 @@ async def test_apply_conflicts_with_another_manager_unless_forced(custom: client
 async def test_update_takes_ownership_and_apply_then_conflicts(custom: client.CustomObjectsApi) -> None:
     name = unique("c")
     await _apply(custom, cluster(name, paused=True), "renderer")
-    patched = await custom.patch_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name,
-                                                          {"spec": {"paused": False}}, field_manager="kubectl-edit")
+    patched = await custom.patch_namespaced_custom_object(
+        CAPI, "v1beta2", "default", "clusters", name, {"spec": {"paused": False}}, field_manager="kubectl-edit"
+    )
     updates = [e for e in patched["metadata"]["managedFields"] if e["operation"] == "Update"]
     assert updates[0]["manager"] == "kubectl-edit" and updates[0]["fieldsV1"] == {"f:spec": {"f:paused": {}}}
     with pytest.raises(ApiException) as err:
@@ -111,6 +119,7 @@ async def test_apply_merges_map_lists_by_key(custom: client.CustomObjectsApi) ->
 
 async def test_apply_create_answers_201(api: client.ApiClient) -> None:
     from kubernetes.aio.dynamic import DynamicClient
+
     dyn = await DynamicClient(api)
     clusters = await dyn.resources.get(api_version=f"{CAPI}/v1beta2", kind="Cluster")
     name = unique("c")
@@ -121,6 +130,7 @@ async def test_apply_create_answers_201(api: client.ApiClient) -> None:
 async def test_apply_requires_field_manager(custom: client.CustomObjectsApi) -> None:
     name = unique("c")
     with pytest.raises(ApiException) as err:
-        await custom.patch_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name, cluster(name),
-                                                    _content_type=APPLY)
+        await custom.patch_namespaced_custom_object(
+            CAPI, "v1beta2", "default", "clusters", name, cluster(name), _content_type=APPLY
+        )
     assert err.value.status in (400, 422) and "fieldManager" in err.value.body

@@ -19,15 +19,19 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _token_secret(token_id: str, secret: str, *, expires: dt.datetime | None = None,
-                  auth_usage: bool = True) -> client.V1Secret:
+def _token_secret(
+    token_id: str, secret: str, *, expires: dt.datetime | None = None, auth_usage: bool = True
+) -> client.V1Secret:
     data = {"token-id": _b64(token_id), "token-secret": _b64(secret)}
     if auth_usage:
         data["usage-bootstrap-authentication"] = _b64("true")
     if expires is not None:
         data["expiration"] = _b64(expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return client.V1Secret(metadata=client.V1ObjectMeta(name=f"bootstrap-token-{token_id}", namespace="kube-system"),
-                           type="bootstrap.kubernetes.io/token", data=data)
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(name=f"bootstrap-token-{token_id}", namespace="kube-system"),
+        type="bootstrap.kubernetes.io/token",
+        data=data,
+    )
 
 
 async def _status_with(kubeapi: KubeApiServer, tmp_path: Path, token: str) -> int:

@@ -14,8 +14,11 @@ from .conftest import CAPI
 
 
 async def _get(api: client.ApiClient, path: str) -> Any:
-    resp = await api.call_api(*await api.param_serialize("GET", path, auth_settings=["BearerToken"],
-                                                         header_params={"Accept": "application/json"}))
+    resp = await api.call_api(
+        *await api.param_serialize(
+            "GET", path, auth_settings=["BearerToken"], header_params={"Accept": "application/json"}
+        )
+    )
     data = await resp.read()
     return resp.status, json.loads(data)
 
@@ -34,8 +37,10 @@ async def test_core_and_group_discovery(api: client.ApiClient, slash: str) -> No
     assert [v["version"] for v in by_name[CAPI]["versions"]] == ["v1beta2", "v1beta1"]
     assert "apiextensions.k8s.io" in by_name
     status, group = await _get(api, f"/apis/{CAPI}" + slash)
-    assert group["kind"] == "APIGroup" and group["preferredVersion"] == {"groupVersion": f"{CAPI}/v1beta2",
-                                                                         "version": "v1beta2"}
+    assert group["kind"] == "APIGroup" and group["preferredVersion"] == {
+        "groupVersion": f"{CAPI}/v1beta2",
+        "version": "v1beta2",
+    }
     status, resources = await _get(api, f"/apis/{CAPI}/v1beta1" + slash)
     entries = {r["name"]: r for r in resources["resources"]}
     assert entries["clusters"]["kind"] == "Cluster" and entries["clusters"]["shortNames"] == ["cl"]

@@ -16,8 +16,10 @@ from sandbox.kubeapi import KubeApiServer
 from tests.integration.kubeapi.conftest import unique
 
 FOCOM = "focom.nephio.org"
-TABLE = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
-         "application/json")  # what kubectl get sends
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
+    "application/json"
+)  # what kubectl get sends
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 FPR_PATH = f"/apis/{FOCOM}/v1alpha1/namespaces/default/focomprovisioningrequests"
 
@@ -36,8 +38,12 @@ async def get(http: aiohttp.ClientSession, path: str, accept: str = "application
 
 
 def fpr(name: str, **status: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{FOCOM}/v1alpha1", "kind": "FocomProvisioningRequest",
-            "metadata": {"name": name, "namespace": "default"}, "spec": {"operation": "create", "allClusters": True}}
+    return {
+        "apiVersion": f"{FOCOM}/v1alpha1",
+        "kind": "FocomProvisioningRequest",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"operation": "create", "allClusters": True},
+    }
 
 
 async def test_openapi_v3_publishes_each_group_version_with_the_crd_schema(http: aiohttp.ClientSession) -> None:
@@ -51,8 +57,9 @@ async def test_openapi_v3_publishes_each_group_version_with_the_crd_schema(http:
         doc = json.loads(await resp.read())
     schemas = doc["components"]["schemas"]
     kind = schemas["org.nephio.focom.v1alpha1.FocomProvisioningRequest"]
-    assert kind["x-kubernetes-group-version-kind"] == [{"group": FOCOM, "kind": "FocomProvisioningRequest",
-                                                        "version": "v1alpha1"}]
+    assert kind["x-kubernetes-group-version-kind"] == [
+        {"group": FOCOM, "kind": "FocomProvisioningRequest", "version": "v1alpha1"}
+    ]
     assert kind["properties"]["spec"]["properties"]["operation"]["enum"] == ["create", "scale", "delete"]
     assert kind["properties"]["metadata"] == {"$ref": f"#/components/schemas/{OBJECT_META}"}
     assert OBJECT_META in schemas
@@ -89,12 +96,12 @@ def fields(data: bytes) -> list[tuple[int, Any]]:
         if wire == 0:
             out.append((key >> 3, varint()))
         elif wire == 1:
-            out.append((key >> 3, data[pos:pos + 8]))
+            out.append((key >> 3, data[pos : pos + 8]))
             pos += 8
         else:
             assert wire == 2, wire
             size = varint()
-            out.append((key >> 3, data[pos:pos + size]))
+            out.append((key >> 3, data[pos : pos + size]))
             pos += size
     return out
 
@@ -108,8 +115,9 @@ async def test_openapi_v2_as_json_and_as_gnostic_protobuf(http: aiohttp.ClientSe
     cni = definition["properties"]["spec"]["properties"]["templateParameters"]["properties"]["cni"]
     assert "nullable" not in cni and "type" not in cni
     # What client-go asks for: gnostic's openapi.v2.Document.
-    async with http.get("/openapi/v2", headers={
-            "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}) as resp:
+    async with http.get(
+        "/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+    ) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"] == "application/octet-stream"
         document = fields(await resp.read())
     assert (1, b"2.0") in document  # Document.swagger
@@ -121,20 +129,27 @@ async def test_openapi_v2_as_json_and_as_gnostic_protobuf(http: aiohttp.ClientSe
     assert (22, b"\n\x06object") in fpr_schema  # Schema.type: TypeItem { value: "object" }
     extensions = [dict(fields(v)) for n, v in fpr_schema if n == 31]  # Schema.vendor_extension: NamedAny
     gvk = next(e for e in extensions if e[1] == b"x-kubernetes-group-version-kind")
-    assert json.loads(dict(fields(gvk[2]))[2]) == [{"group": FOCOM, "kind": "FocomProvisioningRequest",
-                                                    "version": "v1alpha1"}]  # Any.yaml (JSON is YAML)
+    assert json.loads(dict(fields(gvk[2]))[2]) == [
+        {"group": FOCOM, "kind": "FocomProvisioningRequest", "version": "v1alpha1"}
+    ]  # Any.yaml (JSON is YAML)
     status, body = await get(http, "/openapi/v2", "application/vnd.kubernetes.protobuf")
     assert status == 406 and body["reason"] == "NotAcceptable"
 
 
-async def test_tables_carry_the_printer_columns(http: aiohttp.ClientSession, kubeapi: KubeApiServer,
-                                                 api: client.ApiClient) -> None:
+async def test_tables_carry_the_printer_columns(
+    http: aiohttp.ClientSession, kubeapi: KubeApiServer, api: client.ApiClient
+) -> None:
     custom = client.CustomObjectsApi(api)
     name = unique("fpr")
     await custom.create_namespaced_custom_object(FOCOM, "v1alpha1", "default", "focomprovisioningrequests", fpr(name))
     await custom.patch_namespaced_custom_object_status(
-        FOCOM, "v1alpha1", "default", "focomprovisioningrequests", name,
-        {"status": {"phase": "Synced", "message": "3 cluster(s) fulfilled"}})
+        FOCOM,
+        "v1alpha1",
+        "default",
+        "focomprovisioningrequests",
+        name,
+        {"status": {"phase": "Synced", "message": "3 cluster(s) fulfilled"}},
+    )
     status, tbl = await get(http, FPR_PATH, TABLE)
     assert status == 200 and tbl["kind"] == "Table" and tbl["apiVersion"] == "meta.k8s.io/v1"
     columns = [(c["name"], c["priority"]) for c in tbl["columnDefinitions"]]
@@ -159,8 +174,9 @@ async def test_a_table_watch_sends_the_columns_once(http: aiohttp.ClientSession,
     custom = client.CustomObjectsApi(api)
     first, second = unique("fpr"), unique("fpr")
     for name in (first, second):
-        await custom.create_namespaced_custom_object(FOCOM, "v1alpha1", "default", "focomprovisioningrequests",
-                                                     fpr(name))
+        await custom.create_namespaced_custom_object(
+            FOCOM, "v1alpha1", "default", "focomprovisioningrequests", fpr(name)
+        )
     async with http.get(f"{FPR_PATH}?watch=true&timeoutSeconds=1", headers={"Accept": TABLE}) as resp:
         events = [json.loads(line) for line in (await resp.read()).splitlines() if line.strip()]
     assert [e["type"] for e in events] == ["ADDED", "ADDED"]

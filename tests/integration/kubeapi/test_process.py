@@ -23,8 +23,15 @@ from .conftest import BYOH, CAPI, cluster, next_event
 
 async def _spawn(*args: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(repo_root())}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "sandbox.kubeapi", *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sandbox.kubeapi",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def _start_cli(crd_dirs: list[Path], tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Process, Path]:
@@ -67,16 +74,25 @@ async def test_cli_runs_the_capi_simulators(crd_dirs: list[Path], tmp_path: Path
         async with aio_api_client(kubeconfig) as api:
             custom = client.CustomObjectsApi(api)
             ca = await asyncio.to_thread(_ca_of, kubeconfig)
-            body = {"apiVersion": f"{BYOH}/v1beta1", "kind": "BootstrapKubeconfig",
-                    "metadata": {"name": "bk", "namespace": "default"},
-                    "spec": {"apiserver": "https://127.0.0.1:6443", "certificate-authority-data": ca}}
-            created = await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default",
-                                                                   "bootstrapkubeconfigs", body)
+            body = {
+                "apiVersion": f"{BYOH}/v1beta1",
+                "kind": "BootstrapKubeconfig",
+                "metadata": {"name": "bk", "namespace": "default"},
+                "spec": {"apiserver": "https://127.0.0.1:6443", "certificate-authority-data": ca},
+            }
+            created = await custom.create_namespaced_custom_object(
+                BYOH, "v1beta1", "default", "bootstrapkubeconfigs", body
+            )
             event = await next_event(
                 custom.list_namespaced_custom_object,
-                lambda e: bool(e["raw_object"].get("status", {}).get("bootstrapKubeconfigData")), timeout=30,
-                group=BYOH, version="v1beta1", namespace="default", plural="bootstrapkubeconfigs",
-                resource_version=created["metadata"]["resourceVersion"])
+                lambda e: bool(e["raw_object"].get("status", {}).get("bootstrapKubeconfigData")),
+                timeout=30,
+                group=BYOH,
+                version="v1beta1",
+                namespace="default",
+                plural="bootstrapkubeconfigs",
+                resource_version=created["metadata"]["resourceVersion"],
+            )
         assert event["type"] == "MODIFIED"
     finally:
         assert await _terminate(proc) == 0
@@ -101,7 +117,8 @@ async def test_state_dir_keeps_objects_across_processes(crd_dirs: list[Path], tm
     try:
         async with aio_api_client(first.write_kubeconfig(tmp_path / "kc")) as api:
             created = await client.CustomObjectsApi(api).create_namespaced_custom_object(
-                CAPI, "v1beta2", "default", "clusters", cluster("kept"))
+                CAPI, "v1beta2", "default", "clusters", cluster("kept")
+            )
     finally:
         await first.stop()
     second = KubeApiServer(crd_dirs=crd_dirs, state_dir=state)
@@ -110,7 +127,8 @@ async def test_state_dir_keeps_objects_across_processes(crd_dirs: list[Path], tm
         assert second.admin_token == first.admin_token and second.ca_pem == first.ca_pem
         async with aio_api_client(second.write_kubeconfig(tmp_path / "kc2")) as api:
             got = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-                CAPI, "v1beta2", "default", "clusters", "kept")
+                CAPI, "v1beta2", "default", "clusters", "kept"
+            )
         assert got["metadata"]["uid"] == created["metadata"]["uid"]
         assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
     finally:

@@ -18,10 +18,10 @@ async def test_status_is_dropped_on_create_and_ignored_on_main_writes(custom: cl
     created["spec"]["paused"] = True
     replaced = await custom.replace_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name, created)
     assert "status" not in replaced and replaced["spec"]["paused"] is True
-    patched = await custom.patch_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", name,
-                                                          {"status": {"phase": "Failed"}})
-    assert "status" not in patched and patched["metadata"]["resourceVersion"] == replaced["metadata"][
-        "resourceVersion"]
+    patched = await custom.patch_namespaced_custom_object(
+        CAPI, "v1beta2", "default", "clusters", name, {"status": {"phase": "Failed"}}
+    )
+    assert "status" not in patched and patched["metadata"]["resourceVersion"] == replaced["metadata"]["resourceVersion"]
 
 
 async def test_status_writes_change_only_status(custom: client.CustomObjectsApi) -> None:
@@ -30,13 +30,15 @@ async def test_status_writes_change_only_status(custom: client.CustomObjectsApi)
     created["status"] = {"phase": "Provisioning"}
     created["spec"]["paused"] = True
     created["metadata"]["labels"] = {"ignored": "yes"}
-    updated = await custom.replace_namespaced_custom_object_status(CAPI, "v1beta2", "default", "clusters", name,
-                                                                   created)
+    updated = await custom.replace_namespaced_custom_object_status(
+        CAPI, "v1beta2", "default", "clusters", name, created
+    )
     assert updated["status"] == {"phase": "Provisioning"}
     assert updated["spec"]["paused"] is False and "labels" not in updated["metadata"]
     assert updated["metadata"]["generation"] == 1
     patched = await custom.patch_namespaced_custom_object_status(
-        CAPI, "v1beta2", "default", "clusters", name, {"status": {"phase": "Provisioned"}, "spec": {"paused": True}})
+        CAPI, "v1beta2", "default", "clusters", name, {"status": {"phase": "Provisioned"}, "spec": {"paused": True}}
+    )
     assert patched["status"]["phase"] == "Provisioned" and patched["spec"]["paused"] is False
     fetched = await custom.get_namespaced_custom_object_status(CAPI, "v1beta2", "default", "clusters", name)
     assert fetched["status"]["phase"] == "Provisioned"
@@ -46,10 +48,21 @@ async def test_status_server_side_apply_has_its_own_manager(custom: client.Custo
     name = unique("c")
     await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster(name))
     applied = await custom.patch_namespaced_custom_object_status(
-        CAPI, "v1beta2", "default", "clusters", name,
-        {"apiVersion": f"{CAPI}/v1beta2", "kind": "Cluster", "metadata": {"name": name, "namespace": "default"},
-         "status": {"phase": "Provisioned"}, "spec": {"paused": True}},
-        field_manager="capi-sim", _content_type="application/apply-patch+yaml")
+        CAPI,
+        "v1beta2",
+        "default",
+        "clusters",
+        name,
+        {
+            "apiVersion": f"{CAPI}/v1beta2",
+            "kind": "Cluster",
+            "metadata": {"name": name, "namespace": "default"},
+            "status": {"phase": "Provisioned"},
+            "spec": {"paused": True},
+        },
+        field_manager="capi-sim",
+        _content_type="application/apply-patch+yaml",
+    )
     assert applied["status"]["phase"] == "Provisioned" and applied["spec"]["paused"] is False
     entry = next(e for e in applied["metadata"]["managedFields"] if e["manager"] == "capi-sim")
     assert entry["operation"] == "Apply" and entry["subresource"] == "status"
@@ -57,12 +70,17 @@ async def test_status_server_side_apply_has_its_own_manager(custom: client.Custo
 
 
 async def test_status_of_kind_without_status_subresource_is_404(custom: client.CustomObjectsApi) -> None:
-    template = {"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "KubeadmConfigTemplate",
-                "metadata": {"name": unique("t"), "namespace": "default"},
-                "spec": {"template": {"spec": {"format": "cloud-config"}}}}
-    await custom.create_namespaced_custom_object("bootstrap.cluster.x-k8s.io", "v1beta2", "default",
-                                                 "kubeadmconfigtemplates", template)
+    template = {
+        "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2",
+        "kind": "KubeadmConfigTemplate",
+        "metadata": {"name": unique("t"), "namespace": "default"},
+        "spec": {"template": {"spec": {"format": "cloud-config"}}},
+    }
+    await custom.create_namespaced_custom_object(
+        "bootstrap.cluster.x-k8s.io", "v1beta2", "default", "kubeadmconfigtemplates", template
+    )
     with pytest.raises(ApiException) as err:
-        await custom.get_namespaced_custom_object_status("bootstrap.cluster.x-k8s.io", "v1beta2", "default",
-                                                         "kubeadmconfigtemplates", template["metadata"]["name"])
+        await custom.get_namespaced_custom_object_status(
+            "bootstrap.cluster.x-k8s.io", "v1beta2", "default", "kubeadmconfigtemplates", template["metadata"]["name"]
+        )
     assert err.value.status == 404

@@ -22,8 +22,9 @@ from .conftest import BYOH, byohost
 Events = list[tuple[str, str, str]]
 
 
-async def _collect(custom: client.CustomObjectsApi, count: int, *, namespaced: bool = True, timeout: int = 10,
-                   **kwargs: Any) -> Events:
+async def _collect(
+    custom: client.CustomObjectsApi, count: int, *, namespaced: bool = True, timeout: int = 10, **kwargs: Any
+) -> Events:
     """(type, name, resourceVersion) of the first ``count`` events (fewer if the server ends the stream)."""
     out: Events = []
     args = (BYOH, "v1beta1", "default", "byohosts") if namespaced else (BYOH, "v1beta1", "byohosts")
@@ -31,22 +32,23 @@ async def _collect(custom: client.CustomObjectsApi, count: int, *, namespaced: b
     async with watch.Watch() as w:
         async for event in w.stream(fn, *args, timeout_seconds=timeout, **kwargs):
             obj = event["raw_object"]
-            out.append((event["type"], obj.get("metadata", {}).get("name", ""),
-                        obj["metadata"]["resourceVersion"]))
+            out.append((event["type"], obj.get("metadata", {}).get("name", ""), obj["metadata"]["resourceVersion"]))
             if len(out) >= count:
                 break
     return out
 
 
 async def _create(custom: client.CustomObjectsApi, name: str, **labels: str) -> dict[str, Any]:
-    created: dict[str, Any] = await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts",
-                                                                           byohost(name, labels))
+    created: dict[str, Any] = await custom.create_namespaced_custom_object(
+        BYOH, "v1beta1", "default", "byohosts", byohost(name, labels)
+    )
     return created
 
 
 async def _label(custom: client.CustomObjectsApi, name: str, **labels: str | None) -> dict[str, Any]:
     patched: dict[str, Any] = await custom.patch_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", name, {"metadata": {"labels": labels}})
+        BYOH, "v1beta1", "default", "byohosts", name, {"metadata": {"labels": labels}}
+    )
     return patched
 
 
@@ -90,7 +92,8 @@ async def test_live_events_reach_every_watcher(custom: client.CustomObjectsApi) 
 async def test_label_selector_turns_transitions_into_added_and_deleted(custom: client.CustomObjectsApi) -> None:
     await _create(custom, "h")
     rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
-        "resourceVersion"]
+        "resourceVersion"
+    ]
     await _label(custom, "h", pool="free")
     await _label(custom, "h", other="1")
     await _label(custom, "h", pool=None)
@@ -100,7 +103,8 @@ async def test_label_selector_turns_transitions_into_added_and_deleted(custom: c
 
 async def test_watch_single_object_with_field_selector(custom: client.CustomObjectsApi) -> None:
     rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
-        "resourceVersion"]
+        "resourceVersion"
+    ]
     await _create(custom, "one")
     await _create(custom, "two")
     await _label(custom, "two", x="1")
@@ -117,8 +121,9 @@ async def test_timeout_seconds_ends_the_stream(custom: client.CustomObjectsApi) 
 @pytest.mark.kubeapi_options(bookmark_interval=0.2)
 async def test_bookmarks(custom: client.CustomObjectsApi, kubeapi: KubeApiServer) -> None:
     created = await _create(custom, "b")
-    events = await _collect(custom, 2, resource_version=created["metadata"]["resourceVersion"],
-                            allow_watch_bookmarks=True)
+    events = await _collect(
+        custom, 2, resource_version=created["metadata"]["resourceVersion"], allow_watch_bookmarks=True
+    )
     assert [t for t, _, _ in events] == ["BOOKMARK", "BOOKMARK"]
     assert all(int(v) >= int(created["metadata"]["resourceVersion"]) for _, _, v in events)
 
@@ -130,8 +135,9 @@ async def test_bookmark_sent_before_timeout_close(custom: client.CustomObjectsAp
     assert int(events[-1][2]) >= int(created["metadata"]["resourceVersion"])
 
 
-async def test_expired_resource_version_is_410_then_relist_and_rewatch(custom: client.CustomObjectsApi,
-                                                                       kubeapi: KubeApiServer) -> None:
+async def test_expired_resource_version_is_410_then_relist_and_rewatch(
+    custom: client.CustomObjectsApi, kubeapi: KubeApiServer
+) -> None:
     old = await _create(custom, "old")
     await _label(custom, "old", x="1")
     kubeapi.compact_history()
@@ -154,8 +160,9 @@ async def test_history_size_bounds_replay(custom: client.CustomObjectsApi) -> No
     assert err.value.status == 410
 
 
-async def test_sync_client_watch_surfaces_410(custom: client.CustomObjectsApi, kubeapi: KubeApiServer,
-                                              sync_api: SyncApiClient) -> None:
+async def test_sync_client_watch_surfaces_410(
+    custom: client.CustomObjectsApi, kubeapi: KubeApiServer, sync_api: SyncApiClient
+) -> None:
     old = await _create(custom, "old")
     await _create(custom, "newer")
     kubeapi.compact_history()
@@ -163,25 +170,34 @@ async def test_sync_client_watch_surfaces_410(custom: client.CustomObjectsApi, k
 
     def stream() -> list[str]:
         w = sync_watch.Watch()
-        return [e["type"] for e in w.stream(sync_custom.list_namespaced_custom_object, BYOH, "v1beta1", "default",
-                                            "byohosts", resource_version=old["metadata"]["resourceVersion"],
-                                            timeout_seconds=5)]
+        return [
+            e["type"]
+            for e in w.stream(
+                sync_custom.list_namespaced_custom_object,
+                BYOH,
+                "v1beta1",
+                "default",
+                "byohosts",
+                resource_version=old["metadata"]["resourceVersion"],
+                timeout_seconds=5,
+            )
+        ]
 
     with pytest.raises(SyncApiException) as err:
         await asyncio.to_thread(stream)
     assert err.value.status == 410
 
 
-async def test_restart_keeps_objects_and_watch_resumes(custom: client.CustomObjectsApi,
-                                                       kubeapi: KubeApiServer) -> None:
+async def test_restart_keeps_objects_and_watch_resumes(custom: client.CustomObjectsApi, kubeapi: KubeApiServer) -> None:
     created = await _create(custom, "survivor")
     port = kubeapi.port
     seen: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
 
     async def record() -> None:
         async with watch.Watch() as w:
-            async for event in w.stream(custom.list_namespaced_custom_object, BYOH, "v1beta1", "default",
-                                        "byohosts", timeout_seconds=60):
+            async for event in w.stream(
+                custom.list_namespaced_custom_object, BYOH, "v1beta1", "default", "byohosts", timeout_seconds=60
+            ):
                 await seen.put((event["type"], event["raw_object"]["metadata"]["resourceVersion"]))
         await seen.put(None)
 
@@ -206,7 +222,8 @@ async def test_dynamic_client_watch(api: client.ApiClient, custom: client.Custom
     dyn = await DynamicClient(api, cache_file=str(tmp_path / "cache.json"))
     hosts = await dyn.resources.get(api_version=f"{BYOH}/v1beta1", kind="ByoHost")
     rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
-        "resourceVersion"]
+        "resourceVersion"
+    ]
     await _create(custom, "dyn")
     seen = []
     async with watch.Watch() as w:

@@ -25,9 +25,17 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 async def o2ctl(state: Path, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "o2ctl", "--state-dir", str(state), *args,
-                                                cwd=REPO, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2ctl",
+        "--state-dir",
+        str(state),
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return int(proc.returncode or 0), out.decode(), err.decode()
 

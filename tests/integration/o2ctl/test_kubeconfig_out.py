@@ -23,12 +23,20 @@ KUBECONFIG_TEXT = "apiVersion: v1\nkind: Config\nclusters: []\n# the workload cl
 async def fulfilled(bus: Bus, kubeapi: KubeApiServer, kubeconfig: Path, nats_url: str) -> client.Target:
     """A system where cluster `edge` is fulfilled and its kubeconfig Secret exists."""
     kv = await bus.kv(BUCKET_PR)
-    await kv.put("0b6c7a52-1b8e-4f57-9a39-3a4a2f0f8d11",
-                 json.dumps({"state": "fulfilled", "spec": {"name": "edge", "namespace": "default"}}).encode())
+    await kv.put(
+        "0b6c7a52-1b8e-4f57-9a39-3a4a2f0f8d11",
+        json.dumps({"state": "fulfilled", "spec": {"name": "edge", "namespace": "default"}}).encode(),
+    )
     async with await KubeClient.from_kubeconfig(kubeconfig) as kube:
-        await kube.create({"apiVersion": "v1", "kind": "Secret", "type": "cluster.x-k8s.io/secret",
-                           "metadata": {"name": "edge-kubeconfig", "namespace": "default"},
-                           "data": {"value": base64.b64encode(KUBECONFIG_TEXT.encode()).decode()}})
+        await kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "cluster.x-k8s.io/secret",
+                "metadata": {"name": "edge-kubeconfig", "namespace": "default"},
+                "data": {"value": base64.b64encode(KUBECONFIG_TEXT.encode()).decode()},
+            }
+        )
     return client.Target(nats_url, kubeconfig, "default")
 
 

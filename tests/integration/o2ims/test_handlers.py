@@ -85,8 +85,11 @@ async def test_create_goes_to_fulfilled(world: World, start_o2ims: Start) -> Non
     assert done.node_cluster_id == node_cluster_id(pr, spec.name) and done.fpr == "fpr-1"
     # The cluster may be seen ready before the apply is confirmed: provisioning is then skipped.
     assert [s for s in world.states(pr) if s != ("progressing", "provisioning")] == [
-        ("pending", None), ("progressing", "hostprep"), ("progressing", "apply"), ("fulfilled", None),
-    ]  # fmt: skip
+        ("pending", None),
+        ("progressing", "hostprep"),
+        ("progressing", "apply"),
+        ("fulfilled", None),
+    ]
     await quiet(world.bus)
     rec = await o2.record(pr)
     assert rec is not None and rec.state == "fulfilled" and rec.outbox == ()
@@ -225,8 +228,9 @@ async def test_a_job_the_worker_rejects_fails_the_pr(world: World, start_o2ims: 
     await world.request("create", pr, make_spec())
     await world.wait(lambda: world.hostprep_jobs)
     job = world.hostprep_jobs[0]
-    rejected = MessageFailed(consumer="hostprep-jobs", subject=f"hostprep.jobs.{pr}", reason="InvalidMessage",
-                             error="bad", deliveries=1)  # fmt: skip
+    rejected = MessageFailed(
+        consumer="hostprep-jobs", subject=f"hostprep.jobs.{pr}", reason="InvalidMessage", error="bad", deliveries=1
+    )
     await world.publish(hostprep_event(pr), rejected, cause=job)
     failed = await world.wait_state(pr, "failed")
     assert failed.reason == "InvalidMessage"
@@ -248,9 +252,17 @@ async def test_cluster_ready_transition_fulfils_once_the_counts_agree(world: Wor
     await settled(world.bus, K8S.name, O2IMS_CLUSTER_STATUS_CONSUMER.durable)
     assert world.states(pr)[-1] == ("progressing", "provisioning")
     summary = ClusterSummary(
-        namespace=spec.namespace, name=spec.name, pr_id=pr, ready=False, control_plane_initialized=True,
-        control_plane_ready=1, control_plane_desired=1, workers_ready=2, workers_desired=2, waiting_for="cni",
-    )  # fmt: skip
+        namespace=spec.namespace,
+        name=spec.name,
+        pr_id=pr,
+        ready=False,
+        control_plane_initialized=True,
+        control_plane_ready=1,
+        control_plane_desired=1,
+        workers_ready=2,
+        workers_desired=2,
+        waiting_for="cni",
+    )
     await world.publish(where, summary)
     await settled(world.bus, K8S.name, O2IMS_CLUSTER_STATUS_CONSUMER.durable)
     await world.publish(
@@ -312,8 +324,13 @@ async def test_flushing_an_outbox_twice_publishes_nothing_new(world: World, star
 def _replayed(rec: PrRecord) -> list[Command]:
     job = rec.hostprep_job
     assert job is not None and rec.spec is not None
-    payload = HostprepJob(pr_id=rec.pr_id, action="prepare", cluster=rec.spec.name, k8s_version=rec.spec.k8s_version,
-                          hosts=tuple(h.host_id for h in rec.spec.all_hosts))  # fmt: skip
+    payload = HostprepJob(
+        pr_id=rec.pr_id,
+        action="prepare",
+        cluster=rec.spec.name,
+        k8s_version=rec.spec.k8s_version,
+        hosts=tuple(h.host_id for h in rec.spec.all_hosts),
+    )
     return [Command(id=job.id, at=rec.created_at, subject=f"hostprep.jobs.{rec.pr_id}", payload=payload)]
 
 
@@ -347,8 +364,12 @@ def _replayed_status(rec: PrRecord) -> list[Command]:
 
 async def quiet(bus: Bus) -> None:
     """Wait until o2ims has handled (and acknowledged) everything sent to it so far."""
-    for spec in (O2IMS_REQUESTS_CONSUMER, O2IMS_EVENTS_CONSUMER, O2IMS_CAPI_EVENTS_CONSUMER,
-                 O2IMS_CLUSTER_STATUS_CONSUMER):  # fmt: skip
+    for spec in (
+        O2IMS_REQUESTS_CONSUMER,
+        O2IMS_EVENTS_CONSUMER,
+        O2IMS_CAPI_EVENTS_CONSUMER,
+        O2IMS_CLUSTER_STATUS_CONSUMER,
+    ):
         await settled(bus, spec.stream.name, spec.durable)
 
 
@@ -378,9 +399,13 @@ async def test_a_post_dated_request_does_not_outrank_the_requests_after_it(world
     o2 = await start_o2ims()
     pr, spec = pr_id(), make_spec(workers=2)
     before = utcnow()
-    post_dated = Envelope(type="o2ims.request", occurred_at=before + timedelta(days=365), source="attacker",
-                          correlation_id="fpr-1", payload=PrRequest(pr_id=pr, fpr="fpr-1", operation="create",
-                                                                    spec=spec))  # fmt: skip
+    post_dated = Envelope(
+        type="o2ims.request",
+        occurred_at=before + timedelta(days=365),
+        source="attacker",
+        correlation_id="fpr-1",
+        payload=PrRequest(pr_id=pr, fpr="fpr-1", operation="create", spec=spec),
+    )
     await world.bus.publish(o2ims_request(pr), post_dated)
     await world.wait_state(pr, "fulfilled")
     rec = await o2.record(pr)

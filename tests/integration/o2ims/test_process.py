@@ -72,15 +72,25 @@ async def test_kill_9_at_each_stage_reaches_the_same_end(
     applied = CapiApplied(pr_id=pr, action="apply", objects=())
     await step(capi_event(pr), applied, capi_job, ("progressing", "provisioning"))
     ready = ClusterSummary(
-        namespace=spec.namespace, name=spec.name, pr_id=pr, ready=True, control_plane_initialized=True,
-        control_plane_ready=1, control_plane_desired=1, workers_ready=2, workers_desired=2,
-    )  # fmt: skip
+        namespace=spec.namespace,
+        name=spec.name,
+        pr_id=pr,
+        ready=True,
+        control_plane_initialized=True,
+        control_plane_ready=1,
+        control_plane_desired=1,
+        workers_ready=2,
+        workers_desired=2,
+    )
     await step(k8s_status("cluster", spec.namespace, spec.name), ready, None, ("fulfilled", None))
 
     assert world.states(pr) == [
-        ("pending", None), ("progressing", "hostprep"), ("progressing", "apply"),
-        ("progressing", "provisioning"), ("fulfilled", None),
-    ]  # fmt: skip
+        ("pending", None),
+        ("progressing", "hostprep"),
+        ("progressing", "apply"),
+        ("progressing", "provisioning"),
+        ("fulfilled", None),
+    ]
     assert await _count(world.bus, HOSTPREP.name, f"hostprep.jobs.{pr}") == 1
     assert await _count(world.bus, CAPI.name, f"capi.jobs.{pr}") == 1
     seqs = [s.seq for s in world.statuses if s.pr_id == pr]

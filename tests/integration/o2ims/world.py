@@ -62,9 +62,12 @@ def make_spec(name: str = "edge1", workers: int = 2, *, offset: int = 0) -> Clus
         )
 
     return ClusterSpec(
-        name=name, k8s_version="v1.30.2", control_plane=(h("cp", 0),),
-        workers=tuple(h("w", i + 1) for i in range(workers)), vip="10.9.9.9",
-    )  # fmt: skip
+        name=name,
+        k8s_version="v1.30.2",
+        control_plane=(h("cp", 0),),
+        workers=tuple(h("w", i + 1) for i in range(workers)),
+        vip="10.9.9.9",
+    )
 
 
 @dataclass
@@ -105,14 +108,25 @@ class World:
             return
         out = hostprep_event(job.pr_id)
         for host_id in job.hosts:
-            await ctx.publish(out, HostProgress(pr_id=job.pr_id, host_id=host_id, step="preflight", status="done"),
-                              key=host_id)  # fmt: skip
+            await ctx.publish(
+                out, HostProgress(pr_id=job.pr_id, host_id=host_id, step="preflight", status="done"), key=host_id
+            )
             if host_id in self.fail_host:
                 step = self.fail_host[host_id]
-                await ctx.publish(out, HostprepFailed(
-                    pr_id=job.pr_id, action=job.action, host_id=host_id, step=step, exit_code=100,
-                    stderr_tail="E: broken", reason="StepFailed", message=f"{step} failed",
-                ), key="failed")  # fmt: skip
+                await ctx.publish(
+                    out,
+                    HostprepFailed(
+                        pr_id=job.pr_id,
+                        action=job.action,
+                        host_id=host_id,
+                        step=step,
+                        exit_code=100,
+                        stderr_tail="E: broken",
+                        reason="StepFailed",
+                        message=f"{step} failed",
+                    ),
+                    key="failed",
+                )
                 return
         await ctx.publish(out, HostprepDone(pr_id=job.pr_id, action=job.action, hosts=job.hosts), key="done")
 
@@ -139,12 +153,22 @@ class World:
         )
         ready = job.pr_id not in self.never_ready
         n_cp, n_w = len(s.control_plane), len(s.workers)
-        await self.bus.emit(watched, ClusterSummary(
-            namespace=s.namespace, name=s.name, pr_id=job.pr_id, phase="Provisioned",
-            control_plane_initialized=ready, control_plane_ready=n_cp if ready else 0, control_plane_desired=n_cp,
-            workers_ready=n_w if ready else 0, workers_desired=n_w, ready=ready,
-            waiting_for=None if ready else "control plane initialized",
-        ))  # fmt: skip
+        await self.bus.emit(
+            watched,
+            ClusterSummary(
+                namespace=s.namespace,
+                name=s.name,
+                pr_id=job.pr_id,
+                phase="Provisioned",
+                control_plane_initialized=ready,
+                control_plane_ready=n_cp if ready else 0,
+                control_plane_desired=n_cp,
+                workers_ready=n_w if ready else 0,
+                workers_desired=n_w,
+                ready=ready,
+                waiting_for=None if ready else "control plane initialized",
+            ),
+        )
 
     async def _status(self, env: Envelope, ctx: MessageContext) -> None:
         if isinstance(env.payload, PrStatus):

@@ -41,13 +41,17 @@ def inventory(hosts: int = 6) -> dict[str, Any]:
         "namespace": "default",
         "k8s_version": "v1.31.4",
         "hosts": [
-            {"host_id": f"h{i:02d}", "host_name": f"node-{i:02d}", "host_ip": f"10.10.0.{10 + i}",
-             "ssh_key_file": "/etc/focom-o2ims/ssh/id_ed25519",
-             "labels": {"o2ims.oran.org/resource-pool": "edge"} if i > 4 else {"rack": f"r{i % 2}"}}
+            {
+                "host_id": f"h{i:02d}",
+                "host_name": f"node-{i:02d}",
+                "host_ip": f"10.10.0.{10 + i}",
+                "ssh_key_file": "/etc/focom-o2ims/ssh/id_ed25519",
+                "labels": {"o2ims.oran.org/resource-pool": "edge"} if i > 4 else {"rack": f"r{i % 2}"},
+            }
             for i in range(1, hosts + 1)
         ],
         "clusters": [],
-    }  # fmt: skip
+    }
 
 
 def valid(schema: Mapping[str, Any], body: Any) -> Any:
@@ -65,13 +69,20 @@ class Harness:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, *roles: str, issuer: str = ISSUER, audience: str = AUDIENCE, ttl: float = 600.0) -> str:
-        return issue_token((self.keys / "key.pem").read_bytes(), issuer=issuer, audience=audience, roles=roles,
-                           ttl=ttl)  # fmt: skip
+        return issue_token((self.keys / "key.pem").read_bytes(), issuer=issuer, audience=audience, roles=roles, ttl=ttl)
 
     async def call(
-        self, method: str, path: str, *, role: str | None = "admin", token: str | None = None, body: Any = None,
-        raw: bytes | None = None, headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "admin",
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Mapping[str, str], Any]:
         hdrs = dict(headers or {})
         if token is None and role is not None:
             token = self.tokens.setdefault(role, self.token(role))
@@ -94,10 +105,19 @@ def settings(tmp: Path, nats_url: str, **extra: Any) -> O2imsApiSettings:
     inv = tmp / "input.json"
     if not inv.exists():
         inv.write_text(json.dumps(inventory()))
-    return O2imsApiSettings(nats_url=nats_url, jwt_public_key_file=keys / "key.pub.pem", jwt_issuer=ISSUER,
-                            jwt_audience=AUDIENCE, inventory_path=inv, port=0, http_port=-1, scan_interval=0.5,
-                            callback_allow=("127.0.0.1",),
-                            global_cloud_id="0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11", **extra)  # fmt: skip
+    return O2imsApiSettings(
+        nats_url=nats_url,
+        jwt_public_key_file=keys / "key.pub.pem",
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        inventory_path=inv,
+        port=0,
+        http_port=-1,
+        scan_interval=0.5,
+        callback_allow=("127.0.0.1",),
+        global_cloud_id="0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11",
+        **extra,
+    )
 
 
 async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:
@@ -108,8 +128,10 @@ async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -
     parts = await assemble(a)
     host_events = dispatch(parts.notifier.on_host_event, ignore=(MessageFailed,))
     await bus.consumer(O2IMS_API_HOST_EVENTS_CONSUMER, host_events).start()
-    tasks = [asyncio.create_task(parts.notifier.run(stop)),
-             *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values())]  # fmt: skip
+    tasks = [
+        asyncio.create_task(parts.notifier.run(stop)),
+        *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values()),
+    ]
     runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None, shutdown_timeout=1.0)
     runner.app.on_cleanup.append(lambda _app: _finish(stop, tasks))
     await runner.setup()

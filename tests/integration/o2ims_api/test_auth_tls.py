@@ -28,7 +28,7 @@ from shared.httpapi.auth import (
     TokenVerifier,
     generate_signing_key,
     issue_token,
-    server_ssl_context,  # fmt: skip
+    server_ssl_context,
 )
 from shared.httpapi.subscriptions import host_allowed
 
@@ -62,8 +62,10 @@ async def test_keys_from_a_jwks_url(jwks: str, tmp_path: Path) -> None:
     key = (tmp_path / "idp.pem").read_bytes()
     who = await verifier.verify(issue_token(key, issuer=ISSUER, audience=AUDIENCE, roles=["reader"], kid="key-1"))
     assert who.roles == {"reader"}
-    for bad in (issue_token(key, issuer=ISSUER, audience=AUDIENCE, kid="key-2"),
-                issue_token(key, issuer=ISSUER, audience=AUDIENCE)):  # fmt: skip
+    for bad in (
+        issue_token(key, issuer=ISSUER, audience=AUDIENCE, kid="key-2"),
+        issue_token(key, issuer=ISSUER, audience=AUDIENCE),
+    ):
         with pytest.raises(TokenError):
             await verifier.verify(bad)
 
@@ -73,18 +75,24 @@ def _cert(path: Path, name: str, issuer: tuple[Any, x509.Name] | None, *, ca: bo
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     signer, issuer_name = issuer if issuer else (key, subject)
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-               .not_valid_after(now + dt.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))  # fmt: skip
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if not ca:
         san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         builder = builder.add_extension(san, critical=False)
     cert = builder.sign(signer, hashes.SHA256())
     path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))  # fmt: skip
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return key, subject
 
 
@@ -151,8 +159,16 @@ async def test_registration_with_the_smo(make_harness: MakeHarness, bus: Bus) ->
 
 @pytest.mark.parametrize(
     ("host", "allowed"),
-    [("smo.example", True), ("SMO.example.", True), ("a.b.smo.net", True), ("smo.net", False),
-     ("10.20.3.4", True), ("10.21.0.1", False), ("169.254.169.254", False), ("evil.example", False)],
+    [
+        ("smo.example", True),
+        ("SMO.example.", True),
+        ("a.b.smo.net", True),
+        ("smo.net", False),
+        ("10.20.3.4", True),
+        ("10.21.0.1", False),
+        ("169.254.169.254", False),
+        ("evil.example", False),
+    ],
 )
 def test_callback_allow_list(host: str, allowed: bool) -> None:
     assert host_allowed(host, ("smo.example", "*.smo.net", "10.20.0.0/16")) is allowed

@@ -29,19 +29,35 @@ def sign(sub: Subscription, raw: bytes) -> dict[str, str]:
 async def test_signed_in_order_delivery_with_own_names(bus: Bus, receiver: Receiver) -> None:
     await ensure_streams(bus.js, (STREAM,))
     store = SubscriptionStore(await bus.kv(BUCKET_O2IMS_API_SUBSCRIPTIONS))
-    deliverer = Deliverer(bus, store, kind="nb", stream=STREAM, subjects=("testnb.events.>",),
-                          render=lambda sub, ev: {"seq": ev.event_type, "id": ev.id, "sub": sub.id},
-                          durable=lambda sub_id: f"testnb-{sub_id}", timeout=5.0, dead_after=3, ack_wait=10.0,
-                          sign=sign)  # fmt: skip
-    sub = Subscription(id=str(uuid.uuid4()), kind="nb", callback=receiver.url, created_at=datetime.now(UTC),
-                       start_seq=await deliverer.start_position(), extra={"key": "s3cret"})  # fmt: skip
+    deliverer = Deliverer(
+        bus,
+        store,
+        kind="nb",
+        stream=STREAM,
+        subjects=("testnb.events.>",),
+        render=lambda sub, ev: {"seq": ev.event_type, "id": ev.id, "sub": sub.id},
+        durable=lambda sub_id: f"testnb-{sub_id}",
+        timeout=5.0,
+        dead_after=3,
+        ack_wait=10.0,
+        sign=sign,
+    )
+    sub = Subscription(
+        id=str(uuid.uuid4()),
+        kind="nb",
+        callback=receiver.url,
+        created_at=datetime.now(UTC),
+        start_seq=await deliverer.start_position(),
+        extra={"key": "s3cret"},
+    )
     await store.create(sub)
     stop = asyncio.Event()
     runner = asyncio.create_task(deliverer.run(stop, interval=0.2))
     try:
         for n in range(5):
-            ev = Event(id=str(uuid.uuid4()), kind="nb", event_type=n, object_ref="/x", object_id="x",
-                       at=datetime.now(UTC))  # fmt: skip
+            ev = Event(
+                id=str(uuid.uuid4()), kind="nb", event_type=n, object_ref="/x", object_id="x", at=datetime.now(UTC)
+            )
             await publish_event(bus, f"testnb.events.{n % 2}", ev)
         got = await receiver.wait(lambda r: r if len(r) == 5 else None)
         assert [g["seq"] for g in got] == [0, 1, 2, 3, 4]

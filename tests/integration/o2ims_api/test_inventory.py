@@ -28,8 +28,11 @@ def problem(status: int, headers: object, body: object, expected: int) -> dict[s
 
 
 async def test_api_versions_of_every_api(harness: Harness) -> None:
-    for prefix in ("/o2ims-infrastructureInventory", "/o2ims-infrastructureMonitoring",
-                   "/o2ims-infrastructureProvisioning"):  # fmt: skip
+    for prefix in (
+        "/o2ims-infrastructureInventory",
+        "/o2ims-infrastructureMonitoring",
+        "/o2ims-infrastructureProvisioning",
+    ):
         for path in (f"{prefix}/api_versions", f"{prefix}/v1/api_versions"):
             status, _, body = await harness.call("GET", path, role="reader")
             assert status == 200
@@ -105,9 +108,11 @@ async def test_pools_and_resources(harness: Harness) -> None:
     rid = resources[0]["resourceId"]
     status, _, one = await harness.call("GET", f"{I}/resourcePools/{pools['edge']}/resources/{rid}")
     assert status == 200 and one == resources[0]
-    for path in (f"{I}/resourcePools/{pools['default']}/resources/{rid}",
-                 f"{I}/resourcePools/00000000-0000-0000-0000-000000000000",
-                 f"{I}/resourcePools/00000000-0000-0000-0000-000000000000/resources"):  # fmt: skip
+    for path in (
+        f"{I}/resourcePools/{pools['default']}/resources/{rid}",
+        f"{I}/resourcePools/00000000-0000-0000-0000-000000000000",
+        f"{I}/resourcePools/00000000-0000-0000-0000-000000000000/resources",
+    ):
         status, headers, body = await harness.call("GET", path)
         problem(status, headers, body, 404)
 
@@ -187,8 +192,7 @@ async def test_field_selectors(harness: Harness) -> None:
     _, _, only = await harness.call("GET", path, params={"fields": "resourceId,extensions/hostName"})
     assert all(set(r) == {"resourceId", "extensions"} and set(r["extensions"]) == {"hostName"} for r in only)
     _, _, without = await harness.call("GET", path, params={"exclude_fields": "elements,extensions/labels"})
-    assert all("elements" not in r and "labels" not in r["extensions"] and "hostId" in r["extensions"]
-               for r in without)  # fmt: skip
+    assert all("elements" not in r and "labels" not in r["extensions"] and "hostId" in r["extensions"] for r in without)
     _, _, full = await harness.call("GET", path, params={"all_fields": ""})
     _, _, default = await harness.call("GET", path, params={"exclude_default": ""})
     assert full == default and all(valid(schemas.RESOURCE, r) for r in full)
@@ -203,8 +207,9 @@ async def test_field_selectors(harness: Harness) -> None:
     assert all("alarmDictionary" in t and "vendor" not in t for t in types)
     _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"fields": "name"})
     assert all(set(t) == {"resourceTypeId", "name"} for t in types)
-    _, _, types = await harness.call("GET", f"{I}/resourceTypes",
-                                     params={"fields": "alarmDictionary", "exclude_default": ""})  # fmt: skip
+    _, _, types = await harness.call(
+        "GET", f"{I}/resourceTypes", params={"fields": "alarmDictionary", "exclude_default": ""}
+    )
     assert all("alarmDictionary" in t and "vendor" in t for t in types)
     _, _, types = await harness.call("GET", f"{I}/resourceTypes", params={"exclude_default": ""})
     assert all("alarmDictionary" not in t and "vendor" in t for t in types)
@@ -229,10 +234,13 @@ async def test_paging_follows_the_link_header(harness: Harness) -> None:
 
 
 async def test_fulfilled_clusters_are_deployment_managers(harness: Harness, bus: Bus) -> None:
-    hosts = (HostRef(host_id="h01", host_name="node-01", host_ip="10.10.0.11"),
-             HostRef(host_id="h02", host_name="node-02", host_ip="10.10.0.12"))  # fmt: skip
-    spec = ClusterSpec(name="edge1", k8s_version="v1.31.4", control_plane=hosts[:1], workers=hosts[1:],
-                       vip="10.10.0.200")  # fmt: skip
+    hosts = (
+        HostRef(host_id="h01", host_name="node-01", host_ip="10.10.0.11"),
+        HostRef(host_id="h02", host_name="node-02", host_ip="10.10.0.12"),
+    )
+    spec = ClusterSpec(
+        name="edge1", k8s_version="v1.31.4", control_plane=hosts[:1], workers=hosts[1:], vip="10.10.0.200"
+    )
     t = now()
     kv = await bus.kv(BUCKET_PR)
     records = {
@@ -240,9 +248,18 @@ async def test_fulfilled_clusters_are_deployment_managers(harness: Harness, bus:
         "22222222-2222-4222-8222-222222222222": ("progressing", False),
     }
     for pr_id, (state, once) in records.items():
-        rec = PrRecord(pr_id=pr_id, fpr="test", spec=spec.model_copy(update={"name": f"c{state[:4]}"}), state=state,
-                       stage_entered_at=t, request_at=t, created_at=t, updated_at=t + timedelta(seconds=1),
-                       node_cluster_id=f"{pr_id[:-1]}0", fulfilled_once=once)  # fmt: skip
+        rec = PrRecord(
+            pr_id=pr_id,
+            fpr="test",
+            spec=spec.model_copy(update={"name": f"c{state[:4]}"}),
+            state=state,
+            stage_entered_at=t,
+            request_at=t,
+            created_at=t,
+            updated_at=t + timedelta(seconds=1),
+            node_cluster_id=f"{pr_id[:-1]}0",
+            fulfilled_once=once,
+        )
         await kv.put(pr_id, rec.model_dump_json().encode())
     status, _, managers = await harness.call("GET", f"{I}/deploymentManagers", role="reader")
     assert status == 200 and [m["name"] for m in managers] == ["cfulf"]

@@ -55,11 +55,14 @@ async def test_subscription_rules(harness: Harness, receiver: Receiver, path: st
     schema = schemas.INVENTORY_SUBSCRIPTION if path == SUBS else schemas.ALARM_SUBSCRIPTION
     key = "subscriptionId" if path == SUBS else "alarmSubscriptionId"
     bad: list[dict[str, Any]] = [
-        {"raw": b"{nope"}, {"raw": b'["a"]'}, {"body": {"consumerSubscriptionId": "x"}},
-        {"body": {"callback": "http://169.254.169.254/latest"}}, {"body": {"callback": "ftp://127.0.0.1/x"}},
+        {"raw": b"{nope"},
+        {"raw": b'["a"]'},
+        {"body": {"consumerSubscriptionId": "x"}},
+        {"body": {"callback": "http://169.254.169.254/latest"}},
+        {"body": {"callback": "ftp://127.0.0.1/x"}},
         {"body": {"callback": f"http://127.0.0.1:{closed_port()}/notify"}},
         {"body": {"callback": receiver.url, "filter": "(eq,a"}},
-    ]  # fmt: skip
+    ]
     for case in bad:
         status, headers, body = await harness.call("POST", path, role="subscriber", **case)
         problem(status, headers, body, 400)
@@ -82,20 +85,25 @@ async def test_subscription_rules(harness: Harness, receiver: Receiver, path: st
         problem(status, headers, body, 404)
 
 
-async def test_inventory_notifications_in_order_with_filters(harness: Harness, receiver: Receiver,
-                                                             receiver2: Receiver) -> None:  # fmt: skip
+async def test_inventory_notifications_in_order_with_filters(
+    harness: Harness, receiver: Receiver, receiver2: Receiver
+) -> None:
     everything = await subscribe(harness, SUBS, receiver.url, consumerSubscriptionId="all")
     await subscribe(harness, SUBS, receiver2.url, filter="(eq,extensions/hostId,h07)")
     data = inventory(7)
     write_inventory(harness, data)
     h07 = resource_id("h07")
-    await receiver.wait(lambda got: any(n["postObjectState"] and n["postObjectState"].get("resourceId") == h07
-                                        for n in got))  # fmt: skip
+    await receiver.wait(
+        lambda got: any(n["postObjectState"] and n["postObjectState"].get("resourceId") == h07 for n in got)
+    )
     for generation in range(1, 4):
         data["hosts"][6]["labels"] = {"o2ims.oran.org/resource-pool": "edge", "gen": str(generation)}
         write_inventory(harness, data)
-        await receiver.wait(lambda got, g=generation: any(
-            (n["postObjectState"] or {}).get("extensions", {}).get("labels", {}).get("gen") == str(g) for n in got))
+        await receiver.wait(
+            lambda got, g=generation: any(
+                (n["postObjectState"] or {}).get("extensions", {}).get("labels", {}).get("gen") == str(g) for n in got
+            )
+        )
     write_inventory(harness, inventory(6))
     await receiver.wait(lambda got: any(n["notificationEventType"] == 2 for n in got))
     mine = [n for n in receiver.received if n["objectRef"].endswith(h07)]
@@ -103,8 +111,13 @@ async def test_inventory_notifications_in_order_with_filters(harness: Harness, r
         valid(schemas.INVENTORY_NOTIFICATION, n)
         assert n["consumerSubscriptionId"] == everything["consumerSubscriptionId"]
     assert [n["notificationEventType"] for n in mine] == [0, 1, 1, 1, 2]
-    assert [((n["postObjectState"] or {}).get("extensions", {}).get("labels", {}).get("gen")) for n in mine] == \
-        [None, "1", "2", "3", None]  # fmt: skip
+    assert [((n["postObjectState"] or {}).get("extensions", {}).get("labels", {}).get("gen")) for n in mine] == [
+        None,
+        "1",
+        "2",
+        "3",
+        None,
+    ]
     assert mine[1]["priorObjectState"] == mine[0]["postObjectState"]
     assert mine[-1]["priorObjectState"]["extensions"]["labels"]["gen"] == "3"
     filtered = await receiver2.wait(lambda got: got if len(got) == 5 else None)
@@ -117,9 +130,19 @@ async def _put_pr(bus: Bus, state: str, reason: str | None = None) -> None:
     hosts = (HostRef(host_id="h01", host_name="node-01", host_ip="10.10.0.11"),)
     spec = ClusterSpec(name="edge9", k8s_version="v1.31.4", control_plane=hosts, vip="10.10.0.200")
     t = now()
-    rec = PrRecord(pr_id=PR_ID, fpr="test", spec=spec, state=state, stage="hostprep" if reason else None,  # type: ignore[arg-type]
-                   reason=reason, message="it broke" if reason else None, stage_entered_at=t, request_at=t,
-                   created_at=t, updated_at=t + timedelta(seconds=1))  # fmt: skip
+    rec = PrRecord(
+        pr_id=PR_ID,
+        fpr="test",
+        spec=spec,
+        state=state,
+        stage="hostprep" if reason else None,  # type: ignore[arg-type]
+        reason=reason,
+        message="it broke" if reason else None,
+        stage_entered_at=t,
+        request_at=t,
+        created_at=t,
+        updated_at=t + timedelta(seconds=1),
+    )
     await (await bus.kv(BUCKET_PR)).put(PR_ID, rec.model_dump_json().encode())
 
 
@@ -129,8 +152,9 @@ async def _alarms(harness: Harness) -> list[dict[str, Any]]:
     return [valid(schemas.ALARM, a) for a in body]
 
 
-async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receiver: Receiver,
-                                             receiver2: Receiver) -> None:  # fmt: skip
+async def test_failed_pr_alarm_ack_and_clear(
+    harness: Harness, bus: Bus, receiver: Receiver, receiver2: Receiver
+) -> None:
     await subscribe(harness, ALARM_SUBS, receiver.url, consumerSubscriptionId="alarms")
     # A filter may name the notification's own attributes: raised and cleared only, no acknowledgements.
     await subscribe(harness, ALARM_SUBS, receiver2.url, filter="(in,notificationEventType,0,2)")
@@ -149,16 +173,24 @@ async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receive
     assert status == 200 and listed == [alarm]
 
     merge = {"Content-Type": "application/merge-patch+json"}
-    for role, body, expected in (("reader", {"alarmAcknowledged": True}, 403),
-                                 ("maintainer", {"alarmAcknowledged": False}, 400),
-                                 ("maintainer", {"perceivedSeverity": 5}, 400)):  # fmt: skip
+    for role, body, expected in (
+        ("reader", {"alarmAcknowledged": True}, 403),
+        ("maintainer", {"alarmAcknowledged": False}, 400),
+        ("maintainer", {"perceivedSeverity": 5}, 400),
+    ):
         status, headers, got = await harness.call("PATCH", f"{M}/alarms/{rid}", role=role, body=body, headers=merge)
         problem(status, headers, got, expected)
-    status, headers, got = await harness.call("PATCH", f"{M}/alarms/{'0' * 8}-0000-4000-8000-{'0' * 12}",
-                                              role="maintainer", body={"alarmAcknowledged": True}, headers=merge)
+    status, headers, got = await harness.call(
+        "PATCH",
+        f"{M}/alarms/{'0' * 8}-0000-4000-8000-{'0' * 12}",
+        role="maintainer",
+        body={"alarmAcknowledged": True},
+        headers=merge,
+    )
     problem(status, headers, got, 404)
-    status, _, acked = await harness.call("PATCH", f"{M}/alarms/{rid}", role="maintainer",
-                                          body={"alarmAcknowledged": True}, headers=merge)  # fmt: skip
+    status, _, acked = await harness.call(
+        "PATCH", f"{M}/alarms/{rid}", role="maintainer", body={"alarmAcknowledged": True}, headers=merge
+    )
     assert status == 200 and acked["alarmAcknowledged"] is True and acked["alarmAcknowledgeTime"]
     status, _, again = await harness.call("GET", f"{M}/alarms/{rid}")
     assert again["alarmAcknowledged"] is True
@@ -173,9 +205,14 @@ async def test_failed_pr_alarm_ack_and_clear(harness: Harness, bus: Bus, receive
 
 
 async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: Bus) -> None:
-    failed = HostprepFailed(pr_id=PR_ID, action="prepare", host_id="h02", reason="HostKeyMismatch",
-                            message="h02: the host key does not match the trusted key",
-                            failures=(HostFailure(host_id="h02", reason="HostKeyMismatch", message="key changed"),))
+    failed = HostprepFailed(
+        pr_id=PR_ID,
+        action="prepare",
+        host_id="h02",
+        reason="HostKeyMismatch",
+        message="h02: the host key does not match the trusted key",
+        failures=(HostFailure(host_id="h02", reason="HostKeyMismatch", message="key changed"),),
+    )
     await bus.emit(hostprep_event(PR_ID), failed)
 
     async def active() -> list[dict[str, Any]]:
@@ -210,8 +247,9 @@ async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: 
     await wait_for(cleared)
 
 
-async def test_a_dead_callback_is_alarmed_without_blocking_others(make_harness: MakeHarness, receiver: Receiver,
-                                                                  receiver2: Receiver) -> None:  # fmt: skip
+async def test_a_dead_callback_is_alarmed_without_blocking_others(
+    make_harness: MakeHarness, receiver: Receiver, receiver2: Receiver
+) -> None:
     harness = await make_harness(callback_dead_after=2)
     receiver.status = 500  # the GET probe still passes: the callback breaks later
     broken = await subscribe(harness, SUBS, receiver.url)

@@ -34,11 +34,16 @@ def _env(tmp: Path, nats_url: str, port: int) -> dict[str, str]:
     generate_signing_key(tmp / "keys" / "key.pem", tmp / "keys" / "key.pub.pem")
     (tmp / "input.json").write_text(json.dumps(inventory()))
     return {
-        "O2_NATS_URL": nats_url, "O2_HTTP_PORT": "-1", "O2_O2IMS_API_PORT": str(port),
-        "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(tmp / "keys" / "key.pub.pem"), "O2_O2IMS_API_JWT_ISSUER": ISSUER,
-        "O2_O2IMS_API_JWT_AUDIENCE": AUDIENCE, "O2_O2IMS_API_INVENTORY_PATH": str(tmp / "input.json"),
-        "O2_O2IMS_API_CALLBACK_ALLOW": '["127.0.0.1"]', "O2_O2IMS_API_SCAN_INTERVAL": "0.3",
-    }  # fmt: skip
+        "O2_NATS_URL": nats_url,
+        "O2_HTTP_PORT": "-1",
+        "O2_O2IMS_API_PORT": str(port),
+        "O2_O2IMS_API_JWT_PUBLIC_KEY_FILE": str(tmp / "keys" / "key.pub.pem"),
+        "O2_O2IMS_API_JWT_ISSUER": ISSUER,
+        "O2_O2IMS_API_JWT_AUDIENCE": AUDIENCE,
+        "O2_O2IMS_API_INVENTORY_PATH": str(tmp / "input.json"),
+        "O2_O2IMS_API_CALLBACK_ALLOW": '["127.0.0.1"]',
+        "O2_O2IMS_API_SCAN_INTERVAL": "0.3",
+    }
 
 
 def _gen(n: dict[str, Any]) -> int | None:

@@ -22,17 +22,28 @@ from .test_inventory import problem
 PRS = f"{P}/provisioningRequests"
 
 
-def body(pr_id: str, *, name: str = "edge-a", masters: tuple[str, ...] = ("h01",), workers: tuple[str, ...] = ("h02",),
-         **extra: Any) -> dict[str, Any]:  # fmt: skip
+def body(
+    pr_id: str,
+    *,
+    name: str = "edge-a",
+    masters: tuple[str, ...] = ("h01",),
+    workers: tuple[str, ...] = ("h02",),
+    **extra: Any,
+) -> dict[str, Any]:
     return {
-        "provisioningRequestId": pr_id, "name": name, "description": "an edge cluster",
-        "templateName": "byoh-workload-cluster", "templateVersion": "v1.0.0",
+        "provisioningRequestId": pr_id,
+        "name": name,
+        "description": "an edge cluster",
+        "templateName": "byoh-workload-cluster",
+        "templateVersion": "v1.0.0",
         "templateParameters": {
-            "clusterName": name, "k8sVersion": "v1.31.4", "controlPlaneEndpoint": "10.10.0.200",
+            "clusterName": name,
+            "k8sVersion": "v1.31.4",
+            "controlPlaneEndpoint": "10.10.0.200",
             "hosts": {"masters": [{"hostId": h} for h in masters], "workers": [{"hostId": h} for h in workers]},
         },
         **extra,
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -79,18 +90,21 @@ async def test_create_follow_update_delete(harness: Harness, o2ims: tuple[World,
     assert [valid(schemas.PR_INFO, p)["provisioningRequestData"]["provisioningRequestId"] for p in listed] == [pr_id]
 
     # PUT: the id in the body must be the path's; a worker can be added.
-    status, headers, mismatch = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner",
-                                                   body=body(str(uuid.uuid4())))  # fmt: skip
+    status, headers, mismatch = await harness.call(
+        "PUT", f"{PRS}/{pr_id}", role="provisioner", body=body(str(uuid.uuid4()))
+    )
     problem(status, headers, mismatch, 422)
-    status, _, updated = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner",
-                                            body=body(pr_id, workers=("h02", "h03"), description="bigger"))  # fmt: skip
+    status, _, updated = await harness.call(
+        "PUT", f"{PRS}/{pr_id}", role="provisioner", body=body(pr_id, workers=("h02", "h03"), description="bigger")
+    )
     assert status == 200, updated
     assert valid(schemas.PR_INFO, updated)["provisioningRequestData"]["description"] == "bigger"
     leases = await HostLeases(await harness.api.bus.kv(BUCKET_HOSTS)).all()
     assert leases == {"h01": pr_id, "h02": pr_id, "h03": pr_id}
     await until(lambda: _workers(harness, cluster_id, 2), "scaled to two workers")
-    status, headers, moved = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner",
-                                                body=body(pr_id, masters=("h04",)))  # fmt: skip
+    status, headers, moved = await harness.call(
+        "PUT", f"{PRS}/{pr_id}", role="provisioner", body=body(pr_id, masters=("h04",))
+    )
     assert problem(status, headers, moved, 409)["problems"][0]["path"] == "$.templateParameters.hosts.masters"
     newer = body(pr_id, workers=("h02", "h03"))
     newer["templateParameters"]["k8sVersion"] = "v1.32.0"
@@ -117,8 +131,11 @@ async def _gone(harness: Harness, pr_id: str) -> bool:
 
 async def _workers(harness: Harness, cluster_id: str, n: int) -> bool:
     status, _, dm = await harness.call("GET", f"{I}/deploymentManagers/{cluster_id}")
-    return status == 200 and dm["capacity"]["workerNodes"] == n and await _is(harness, dm["extensions"][
-        "provisioningRequestId"], "FULFILLED")  # fmt: skip
+    return (
+        status == 200
+        and dm["capacity"]["workerNodes"] == n
+        and await _is(harness, dm["extensions"]["provisioningRequestId"], "FULFILLED")
+    )
 
 
 async def test_a_failed_pr_shows_failed_with_its_stage(harness: Harness, o2ims: tuple[World, InProcessO2ims]) -> None:
@@ -132,14 +149,7 @@ async def test_a_failed_pr_shows_failed_with_its_stage(harness: Harness, o2ims: 
     assert "hostprep failed: StepFailed" in got["status"]["message"]
 
 
-@pytest.mark.parametrize(
-    ("raw", "path"),
-    [
-        (b"{not json", "$"),
-        (b"[1, 2]", None),
-        (b'{"a": 1, "a": 2}', "$.a"),
-    ],
-)
+@pytest.mark.parametrize(("raw", "path"), [(b"{not json", "$"), (b"[1, 2]", None), (b'{"a": 1, "a": 2}', "$.a")])
 async def test_400_for_bodies_that_are_not_json_objects(harness: Harness, raw: bytes, path: str | None) -> None:
     status, headers, got = await harness.call("POST", PRS, role="provisioner", raw=raw)
     found = problem(status, headers, got, 400)
@@ -155,16 +165,27 @@ async def test_400_for_bodies_that_are_not_json_objects(harness: Harness, raw: b
         ({"name": 5}, "$.name"),
         ({"templateName": "nope"}, "$.templateName"),
         ({"templateVersion": "v9.9.9"}, "$.templateVersion"),
-        ({"templateParameters": {"clusterName": "x", "k8sVersion": "v1.31.4", "hosts": {"masters": []}}},
-         "$.templateParameters.hosts.masters"),
-        ({"templateParameters": {"clusterName": "x", "k8sVersion": "v1.31.4", "controlPlaneEndpoint": "10.10.0.200",
-                                 "hosts": {"masters": [{"hostId": "h99"}]}}},
-         "$.templateParameters.hosts.masters[0].hostId"),
+        (
+            {"templateParameters": {"clusterName": "x", "k8sVersion": "v1.31.4", "hosts": {"masters": []}}},
+            "$.templateParameters.hosts.masters",
+        ),
+        (
+            {
+                "templateParameters": {
+                    "clusterName": "x",
+                    "k8sVersion": "v1.31.4",
+                    "controlPlaneEndpoint": "10.10.0.200",
+                    "hosts": {"masters": [{"hostId": "h99"}]},
+                }
+            },
+            "$.templateParameters.hosts.masters[0].hostId",
+        ),
     ],
 )
 async def test_400_with_the_path_of_each_problem(harness: Harness, change: dict[str, Any], path: str) -> None:
-    status, headers, got = await harness.call("POST", PRS, role="provisioner", body={**body(str(uuid.uuid4())),
-                                                                                     **change})  # fmt: skip
+    status, headers, got = await harness.call(
+        "POST", PRS, role="provisioner", body={**body(str(uuid.uuid4())), **change}
+    )
     found = problem(status, headers, got, 400)
     assert path in [p["path"] for p in found["problems"]], found  # type: ignore[union-attr]
 
@@ -208,10 +229,16 @@ async def test_a_focom_pr_is_visible_here(harness: Harness, o2ims: tuple[World, 
     assert one["status"]["provisioningPhase"] == "FULFILLED"
 
 
-@pytest.mark.parametrize("path", [f"{PRS}/not-a-uuid", f"{PRS}/%2A",
-                                  "/o2ims-infrastructureInventory/v1/subscriptions/a.b",
-                                  "/o2ims-infrastructureMonitoring/v1/alarmSubscriptions/%3E",
-                                  "/o2ims-infrastructureMonitoring/v1/alarms/x" + "y" * 300])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{PRS}/not-a-uuid",
+        f"{PRS}/%2A",
+        "/o2ims-infrastructureInventory/v1/subscriptions/a.b",
+        "/o2ims-infrastructureMonitoring/v1/alarmSubscriptions/%3E",
+        "/o2ims-infrastructureMonitoring/v1/alarms/x" + "y" * 300,
+    ],
+)
 async def test_ids_that_are_not_uuids_name_nothing(harness: Harness, path: str) -> None:
     for method in ("GET", "DELETE"):
         status, headers, got = await harness.call(method, path)

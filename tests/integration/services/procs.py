@@ -24,9 +24,14 @@ class ServiceProcess:
 
     async def start(self) -> ServiceProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", self.module, cwd=REPO, env=self.env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            self.module,
+            cwd=REPO,
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 

@@ -87,8 +87,11 @@ async def test_nats_unreachable_is_a_clear_error_after_retries(procs: list[Servi
 
 async def test_credentials_in_the_nats_url_never_reach_the_output(procs: list[ServiceProcess]) -> None:
     secret = "s3cr3t-pw-in-url"
-    env = {"O2_NATS_URL": f"nats://focom:{secret}@127.0.0.1:9,tls://other:{secret}x@127.0.0.1:10",
-           "O2_NATS_STARTUP_TIMEOUT": "2", "O2_NATS_CONNECT_TIMEOUT": "0.5"}  # fmt: skip
+    env = {
+        "O2_NATS_URL": f"nats://focom:{secret}@127.0.0.1:9,tls://other:{secret}x@127.0.0.1:10",
+        "O2_NATS_STARTUP_TIMEOUT": "2",
+        "O2_NATS_CONNECT_TIMEOUT": "0.5",
+    }
     proc = await ServiceProcess("services.focom", env).start()
     procs.append(proc)
     assert await proc.wait() == 1
@@ -98,10 +101,7 @@ async def test_credentials_in_the_nats_url_never_reach_the_output(procs: list[Se
 
 
 def _job(pr: str) -> HostprepJob:
-    return HostprepJob(
-        pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2",
-        hosts=("h1",),
-    )  # fmt: skip
+    return HostprepJob(pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=("h1",))
 
 
 async def _publish(url: str, pr: str) -> None:
@@ -147,9 +147,11 @@ async def test_sigterm_past_the_drain_timeout_hands_the_message_back(
     nats_server: EmbeddedNats, tmp_path: Path, procs: list[ServiceProcess]
 ) -> None:
     env = {
-        "O2_NATS_URL": nats_server.url, "SLOW_MARK_DIR": str(tmp_path), "SLOW_SECONDS": "30",
+        "O2_NATS_URL": nats_server.url,
+        "SLOW_MARK_DIR": str(tmp_path),
+        "SLOW_SECONDS": "30",
         "O2_DRAIN_TIMEOUT": "0.5",
-    }  # fmt: skip
+    }
     first = await ServiceProcess("tests.integration.bus.slow_service", env).start()
     procs.append(first)
     await first.wait_event("service_ready")

@@ -102,9 +102,8 @@ class StreamReader:
             self._changed.set()
 
         self._sub = await self.bus.js.subscribe(
-            ALL_K8S_STATUS, stream=K8S.name, cb=on_msg, ordered_consumer=True,
-            deliver_policy=js_api.DeliverPolicy.ALL,
-        )  # fmt: skip
+            ALL_K8S_STATUS, stream=K8S.name, cb=on_msg, ordered_consumer=True, deliver_policy=js_api.DeliverPolicy.ALL
+        )
         return self
 
     async def stop(self) -> None:
@@ -151,8 +150,9 @@ class RunningWatcher:
 
     async def start(self, *, wait: bool = True) -> RunningWatcher:
         self.client = await KubeClient.from_kubeconfig(self.kubeconfig)
-        pipeline = StatusPipeline(self.bus, source="status_watcher", backoff=Backoff(initial=0.05, maximum=0.5),
-                                  **self.options)  # fmt: skip
+        pipeline = StatusPipeline(
+            self.bus, source="status_watcher", backoff=Backoff(initial=0.05, maximum=0.5), **self.options
+        )
         self.watcher = StatusWatcher(self.client, pipeline, backoff=(0.05, 0.5), watch_timeout=30)
         self.task = asyncio.create_task(self.watcher.run())
         if wait:

@@ -44,16 +44,26 @@ class WorkloadApi:
             await self._runner.cleanup()
 
     async def _discovery(self, _req: web.Request) -> web.Response:
-        return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            {"name": "nodes", "singularName": "node", "kind": "Node", "namespaced": False, "verbs": ["list"]}]})
+        return web.json_response(
+            {
+                "kind": "APIResourceList",
+                "groupVersion": "v1",
+                "resources": [
+                    {"name": "nodes", "singularName": "node", "kind": "Node", "namespaced": False, "verbs": ["list"]}
+                ],
+            }
+        )
 
     async def _nodes(self, req: web.Request) -> web.Response:
         assert req.headers.get("Authorization") == "Bearer workload-token"
         self.requests += 1
-        items = [{"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": str(ok)}]}}
-                 for name, ok in sorted(self.ready.items())]  # fmt: skip
-        return web.json_response({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
-                                  "items": items})  # fmt: skip
+        items = [
+            {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": str(ok)}]}}
+            for name, ok in sorted(self.ready.items())
+        ]
+        return web.json_response(
+            {"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}
+        )
 
 
 @pytest.fixture
@@ -66,21 +76,35 @@ async def workload() -> AsyncIterator[WorkloadApi]:
 
 def kubeconfig_secret(port: int) -> dict[str, Any]:
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "c1-admin@c1",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c1-admin@c1",
         "clusters": [{"name": "c1", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
         "users": [{"name": "c1-admin", "user": {"token": "workload-token"}}],
         "contexts": [{"name": "c1-admin@c1", "context": {"cluster": "c1", "user": "c1-admin"}}],
-    }  # fmt: skip
+    }
     value = base64.b64encode(yaml.safe_dump(config).encode()).decode()
-    return {"apiVersion": "v1", "kind": "Secret", "type": "cluster.x-k8s.io/secret", "data": {"value": value},
-            "metadata": {"name": "c1-kubeconfig", "namespace": "default",
-                         "labels": {"cluster.x-k8s.io/cluster-name": "c1"}}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "cluster.x-k8s.io/secret",
+        "data": {"value": value},
+        "metadata": {
+            "name": "c1-kubeconfig",
+            "namespace": "default",
+            "labels": {"cluster.x-k8s.io/cluster-name": "c1"},
+        },
+    }
 
 
 async def test_cluster_ready_waits_for_every_workload_node_ready(
-    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, kubeconfig: Any, bus: Bus,
+    capi_sim: CapiSimulators,
+    fake_hosts: Hosts,
+    capi_client: KubeClient,
+    kubeconfig: Any,
+    bus: Bus,
     workload: WorkloadApi,
-) -> None:  # fmt: skip
+) -> None:
     workload.ready = {"host-1": True, "host-2": True, "host-3": False}
     await capi_client.create(kubeconfig_secret(workload.port))
     stream = await StreamReader(bus).start()

@@ -21,10 +21,14 @@ async def test_the_service_process_publishes_hosts_and_reports_ready(
 ) -> None:
     await fake_hosts(1)
     stream = await StreamReader(bus).start()
-    proc = ServiceProcess("services.status_watcher", {
-        "O2_NATS_URL": nats_url, "O2_STATUS_WATCHER_KUBECONFIG": str(kubeconfig),
-        "O2_STATUS_WATCHER_NAMESPACES": "default",
-    })  # fmt: skip
+    proc = ServiceProcess(
+        "services.status_watcher",
+        {
+            "O2_NATS_URL": nats_url,
+            "O2_STATUS_WATCHER_KUBECONFIG": str(kubeconfig),
+            "O2_STATUS_WATCHER_NAMESPACES": "default",
+        },
+    )
     await proc.start()
     try:
         await proc.wait_event("initial_status_published")

@@ -26,15 +26,17 @@ class RecordingClient(KubeClient):
     seen: list[dict[str, Any]]
     changed: asyncio.Event
 
-    async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   **kwargs: Any) -> tuple[list[dict[str, Any]], str]:  # fmt: skip
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None = None, **kwargs: Any
+    ) -> tuple[list[dict[str, Any]], str]:
         items, rv = await super().list(api_version, kind, namespace, **kwargs)
         if kind == "Secret":
             self._record(items)
         return items, rv
 
-    async def watch(self, api_version: str, kind: str, namespace: str | None = None,
-                    **kwargs: Any) -> AsyncIterator[WatchEvent]:  # fmt: skip
+    async def watch(
+        self, api_version: str, kind: str, namespace: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[WatchEvent]:
         async for event in super().watch(api_version, kind, namespace, **kwargs):
             if kind == "Secret" and event.type != "BOOKMARK":
                 self._record([event.object])
@@ -52,9 +54,13 @@ class RecordingClient(KubeClient):
 
 
 def _secret(name: str, key: str, value: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "type": "cluster.x-k8s.io/secret",
-            "metadata": {"name": name, "namespace": "default", "labels": {CLUSTER_LABEL: "c1"}},
-            "data": {key: base64.b64encode(value.encode()).decode()}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "cluster.x-k8s.io/secret",
+        "metadata": {"name": name, "namespace": "default", "labels": {CLUSTER_LABEL: "c1"}},
+        "data": {key: base64.b64encode(value.encode()).decode()},
+    }
 
 
 async def _until(client: RecordingClient, check: Any, timeout: float = 30.0) -> None:
@@ -64,8 +70,9 @@ async def _until(client: RecordingClient, check: Any, timeout: float = 30.0) -> 
             await client.changed.wait()
 
 
-async def test_cluster_secrets_reach_the_watcher_as_metadata_only(capi_client: KubeClient, bus: Bus,
-                                                                  kubeconfig: Path) -> None:  # fmt: skip
+async def test_cluster_secrets_reach_the_watcher_as_metadata_only(
+    capi_client: KubeClient, bus: Bus, kubeconfig: Path
+) -> None:
     # Present at the first list, and created and changed while watching: CA key, kubeconfig, etcd key.
     await capi_client.apply(_secret("c1-ca", "tls.key", "-----BEGIN CA KEY-----"), field_manager="capi")
     client = await RecordingClient.from_kubeconfig(kubeconfig)
@@ -75,13 +82,19 @@ async def test_cluster_secrets_reach_the_watcher_as_metadata_only(capi_client: K
     task = asyncio.create_task(watcher.run())
     try:
         await _until(client, lambda: any(o["metadata"]["name"] == "c1-ca" for o in client.seen))
-        await capi_client.apply(_secret("c1-kubeconfig", "value", "apiVersion: v1\nusers: [token: t0p]"),
-                                field_manager="capi")  # fmt: skip
+        await capi_client.apply(
+            _secret("c1-kubeconfig", "value", "apiVersion: v1\nusers: [token: t0p]"), field_manager="capi"
+        )
         await capi_client.apply(_secret("c1-etcd", "tls.key", "-----BEGIN ETCD KEY-----"), field_manager="capi")
         await capi_client.apply(_secret("c1-ca", "tls.key", "-----BEGIN ROTATED CA KEY-----"), field_manager="capi")
         names = ("c1-kubeconfig", "c1-etcd")
-        await _until(client, lambda: all(any(o["metadata"]["name"] == n for o in client.seen) for n in names)
-                     and sum(o["metadata"]["name"] == "c1-ca" for o in client.seen) >= 2)  # fmt: skip
+        await _until(
+            client,
+            lambda: (
+                all(any(o["metadata"]["name"] == n for o in client.seen) for n in names)
+                and sum(o["metadata"]["name"] == "c1-ca" for o in client.seen) >= 2
+            ),
+        )
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

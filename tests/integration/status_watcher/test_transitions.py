@@ -77,16 +77,16 @@ def assert_no_duplicate_summaries(stream: StreamReader) -> None:
 
 async def barrier(client: KubeClient, stream: StreamReader, value: str) -> None:
     """Everything published for c1 before now has arrived once a pr-id change comes through."""
-    await client.patch("cluster.x-k8s.io/v1beta1", "Cluster", "c1", "default",
-                       {"metadata": {"labels": {PR_ID_LABEL: value}}})  # fmt: skip
+    await client.patch(
+        "cluster.x-k8s.io/v1beta1", "Cluster", "c1", "default", {"metadata": {"labels": {PR_ID_LABEL: value}}}
+    )
     await stream.wait_summary(C1, lambda s: s.pr_id == value)
 
 
 @pytest.mark.parametrize("core", ["v1beta1", "v1beta2"])
 async def test_creation_to_ready_yields_exactly_one_cluster_ready_after_the_last_worker_runs(
-    core: str, capi_sim_factory: Sim, fake_hosts: Hosts, capi_client: KubeClient, watchers: Any,
-    stream: StreamReader,
-) -> None:  # fmt: skip
+    core: str, capi_sim_factory: Sim, fake_hosts: Hosts, capi_client: KubeClient, watchers: Any, stream: StreamReader
+) -> None:
     await capi_sim_factory(core_version=core, node_ready_delay=0.3)
     await fake_hosts(3)
     await watchers()
@@ -114,9 +114,16 @@ async def test_creation_to_ready_yields_exactly_one_cluster_ready_after_the_last
 
 @pytest.mark.parametrize("expire", [False, True], ids=["broken-stream", "410-gone"])
 async def test_a_broken_watch_and_a_forced_410_lose_no_transition_and_duplicate_none(
-    expire: bool, kubeapi: KubeApiServer, kubeconfig: Path, tmp_path: Path, capi_sim: CapiSimulators,
-    fake_hosts: Hosts, capi_client: KubeClient, watchers: Any, stream: StreamReader,
-) -> None:  # fmt: skip
+    expire: bool,
+    kubeapi: KubeApiServer,
+    kubeconfig: Path,
+    tmp_path: Path,
+    capi_sim: CapiSimulators,
+    fake_hosts: Hosts,
+    capi_client: KubeClient,
+    watchers: Any,
+    stream: StreamReader,
+) -> None:
     proxy = Proxy(kubeapi.port)
     await proxy.start()
     try:
@@ -141,8 +148,10 @@ async def test_a_broken_watch_and_a_forced_410_lose_no_transition_and_duplicate_
         assert relists > 0 if expire else relists == 0
         for host in ("host-1", "host-2", "host-3"):
             # Each watch resumes on its own schedule: the host statuses catch up too.
-            await stream.wait_summary(k8s_status("byohost", "default", host),
-                                      lambda s: s.claimed_by == "c1" and s.bootstrap_condition == "True")  # fmt: skip
+            await stream.wait_summary(
+                k8s_status("byohost", "default", host),
+                lambda s: s.claimed_by == "c1" and s.bootstrap_condition == "True",
+            )
         assert_no_duplicate_summaries(stream)
     finally:
         await proxy.close()
@@ -150,18 +159,31 @@ async def test_a_broken_watch_and_a_forced_410_lose_no_transition_and_duplicate_
 
 async def wait_until_up(client: KubeClient) -> None:
     """Waits (watching the API directly, not through the watcher) until c1 is up: Machines with nodes, CRS applied."""
-    await wait_list(client, "cluster.x-k8s.io/v1beta1", "Machine",
-                    lambda ms: len(ms) == 3 and all(dig(m, "status", "nodeRef") for m in ms))  # fmt: skip
-    await wait_for(client, "addons.cluster.x-k8s.io/v1beta1", "ClusterResourceSet", "c1-crs-0",
-                   lambda o: is_true(o, "ResourcesApplied"))  # fmt: skip
-    await wait_for(client, "cluster.x-k8s.io/v1beta1", "MachineDeployment", "c1-md-0",
-                   lambda o: dig(o, "status", "readyReplicas") == 2)  # fmt: skip
+    await wait_list(
+        client,
+        "cluster.x-k8s.io/v1beta1",
+        "Machine",
+        lambda ms: len(ms) == 3 and all(dig(m, "status", "nodeRef") for m in ms),
+    )
+    await wait_for(
+        client,
+        "addons.cluster.x-k8s.io/v1beta1",
+        "ClusterResourceSet",
+        "c1-crs-0",
+        lambda o: is_true(o, "ResourcesApplied"),
+    )
+    await wait_for(
+        client,
+        "cluster.x-k8s.io/v1beta1",
+        "MachineDeployment",
+        "c1-md-0",
+        lambda o: dig(o, "status", "readyReplicas") == 2,
+    )
 
 
 async def test_a_restart_republishes_nothing_new_inside_the_duplicate_window_and_catches_up(
-    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, watchers: Any, stream: StreamReader,
-    bus: Bus,
-) -> None:  # fmt: skip
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, watchers: Any, stream: StreamReader, bus: Bus
+) -> None:
     await fake_hosts(3)
     first = await watchers()
     await apply_cluster(capi_client)

@@ -31,10 +31,19 @@ def make_spec(
     cni: str | None = "bridge-pool",
     **extra: Any,
 ) -> ClusterSpec:
-    hosts = [HostRef(host_id=f"host-{i}", host_name=f"node{i}", host_ip=f"192.168.10.{10 + i}")
-             for i in range(cp + workers)]
-    return ClusterSpec(name=name, namespace=namespace, k8s_version=version, control_plane=tuple(hosts[:cp]),
-                       workers=tuple(hosts[cp:]), vip="192.168.10.5", cni=cni, **extra)
+    hosts = [
+        HostRef(host_id=f"host-{i}", host_name=f"node{i}", host_ip=f"192.168.10.{10 + i}") for i in range(cp + workers)
+    ]
+    return ClusterSpec(
+        name=name,
+        namespace=namespace,
+        k8s_version=version,
+        control_plane=tuple(hosts[:cp]),
+        workers=tuple(hosts[cp:]),
+        vip="192.168.10.5",
+        cni=cni,
+        **extra,
+    )
 
 
 def make_options(core: str = "v1beta1", **extra: Any) -> RenderOptions:

@@ -29,6 +29,7 @@ def opts(pr_id: str = PR) -> RenderOptions:
     """Render options as the handler builds them: every object labelled with the job's PR id."""
     return make_options(extra_labels={PR_ID_LABEL: pr_id})
 
+
 Key = tuple[str, str, str, str | None]
 
 
@@ -65,8 +66,9 @@ class FakeKube:
         found = self.objects.get(self._key(api_version, kind, name, namespace))
         return copy.deepcopy(found) if found is not None else None
 
-    async def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
-                     propagation: str = "Background") -> bool:
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background"
+    ) -> bool:
         self.calls.append(("delete", kind, name))
         key = self._key(api_version, kind, name, namespace)
         if key not in self.objects:
@@ -85,9 +87,17 @@ async def test_apply_in_dependency_order_and_reapply_is_a_no_op() -> None:
     kube = FakeKube()
     objects = render_cluster(make_spec(), opts())
     refs = await apply_cluster(kube, objects)
-    assert [r.kind for r in refs] == ["ConfigMap", "ByoCluster", "ByoMachineTemplate", "ByoMachineTemplate",
-                                      "KubeadmConfigTemplate", "KubeadmControlPlane", "MachineDeployment",
-                                      "ClusterResourceSet", "Cluster"]
+    assert [r.kind for r in refs] == [
+        "ConfigMap",
+        "ByoCluster",
+        "ByoMachineTemplate",
+        "ByoMachineTemplate",
+        "KubeadmConfigTemplate",
+        "KubeadmControlPlane",
+        "MachineDeployment",
+        "ClusterResourceSet",
+        "Cluster",
+    ]
     assert refs[-1].name == "edge1" and refs[-1].namespace == "o2ims"
     before = kube.versions()
     await apply_cluster(kube, render_cluster(make_spec(), opts()))
@@ -178,16 +188,22 @@ async def test_delete_without_finalizers_cleans_up_in_one_call() -> None:
 
 def _hand_made(kube: FakeKube, kind: str, api_version: str, name: str, labels: dict[str, str]) -> None:
     key = kube._key(api_version, kind, name, "o2ims")
-    kube.objects[key] = {"apiVersion": api_version, "kind": kind,
-                         "metadata": {"name": name, "namespace": "o2ims", "labels": labels, "resourceVersion": "1"},
-                         "spec": {"hand": "made"}}  # fmt: skip
+    kube.objects[key] = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "o2ims", "labels": labels, "resourceVersion": "1"},
+        "spec": {"hand": "made"},
+    }
 
 
-@pytest.mark.parametrize("labels", [
-    {},  # made by hand
-    {"app.kubernetes.io/managed-by": "someone-else", PR_ID_LABEL: PR},
-    {"app.kubernetes.io/managed-by": "focom-o2ims", PR_ID_LABEL: "another-pr"},  # ours, but another PR's cluster
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {},  # made by hand
+        {"app.kubernetes.io/managed-by": "someone-else", PR_ID_LABEL: PR},
+        {"app.kubernetes.io/managed-by": "focom-o2ims", PR_ID_LABEL: "another-pr"},  # ours, but another PR's cluster
+    ],
+)
 async def test_apply_never_writes_over_an_object_that_is_not_ours(labels: dict[str, str]) -> None:
     kube = FakeKube()
     _hand_made(kube, "Cluster", "cluster.x-k8s.io/v1beta1", "edge1", labels)
@@ -196,15 +212,22 @@ async def test_apply_never_writes_over_an_object_that_is_not_ours(labels: dict[s
         await apply_cluster(kube, render_cluster(make_spec(), opts()))
     assert info.value.reason == "ForeignObject"
     assert ("apply", "Cluster", "edge1") not in kube.calls
-    assert kube.objects["cluster.x-k8s.io", "Cluster", "edge1", "o2ims"] == before["cluster.x-k8s.io", "Cluster",
-                                                                                   "edge1", "o2ims"]  # fmt: skip
+    assert (
+        kube.objects["cluster.x-k8s.io", "Cluster", "edge1", "o2ims"]
+        == before["cluster.x-k8s.io", "Cluster", "edge1", "o2ims"]
+    )
 
 
 async def test_a_foreign_cluster_of_the_same_name_is_never_deleted() -> None:
     kube = FakeKube()
     _hand_made(kube, "Cluster", "cluster.x-k8s.io/v1beta1", "edge1", {})
-    _hand_made(kube, "ConfigMap", "v1", "cni-edge1-crs-0", {"app.kubernetes.io/managed-by": "focom-o2ims",
-                                                              PR_ID_LABEL: "another-pr"})  # fmt: skip
+    _hand_made(
+        kube,
+        "ConfigMap",
+        "v1",
+        "cni-edge1-crs-0",
+        {"app.kubernetes.io/managed-by": "focom-o2ims", PR_ID_LABEL: "another-pr"},
+    )
     with pytest.raises(PermanentError) as info:
         await delete_cluster(kube, "edge1", "o2ims", pr_id=PR)
     assert info.value.reason == "ForeignObject"

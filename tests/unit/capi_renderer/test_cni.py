@@ -127,8 +127,11 @@ def test_a_commented_out_pool_is_set_live_to_the_pod_cidr(tmp_path: Path) -> Non
     assert manifest.pools == ()
     changed = manifest.for_pod_cidr("10.244.0.0/16")
     assert changed.pools == (("CALICO_IPV4POOL_CIDR", "10.244.0.0/16"),)
-    assert _env(changed.text) == {"DATASTORE_TYPE": "kubernetes", "CALICO_IPV4POOL_CIDR": "10.244.0.0/16",
-                                  "FELIX_IPV6SUPPORT": "false"}  # fmt: skip
+    assert _env(changed.text) == {
+        "DATASTORE_TYPE": "kubernetes",
+        "CALICO_IPV4POOL_CIDR": "10.244.0.0/16",
+        "FELIX_IPV6SUPPORT": "false",
+    }
     assert changed.for_pod_cidr("10.244.0.0/16") is changed
     assert manifest.for_pod_cidr("fd00:10::/56") is manifest  # no IPv6 pool declared: the CNI's default applies
 
@@ -140,12 +143,15 @@ def test_the_sandbox_standin_takes_the_pod_cidr_like_the_release_manifest() -> N
     assert cni.document_ids(changed.text) == cni.document_ids(standin.text)
 
 
-@pytest.mark.parametrize("pod_cidr", [
-    "fd00::%0a/64",  # a zone id: ipaddress accepts it, YAML would carry whatever follows the %
-    'fd00::%x"\n            - name: INJECTED\n              value: "1/64',
-    "10.244.0.0/16 ",
-    "10.244.0.1/16",  # host bits set
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pod_cidr",
+    [
+        "fd00::%0a/64",  # a zone id: ipaddress accepts it, YAML would carry whatever follows the %
+        'fd00::%x"\n            - name: INJECTED\n              value: "1/64',
+        "10.244.0.0/16 ",
+        "10.244.0.1/16",  # host bits set
+    ],
+)
 def test_a_pod_cidr_that_is_not_a_plain_cidr_never_reaches_the_manifest(tmp_path: Path, pod_cidr: str) -> None:
     path = tmp_path / "calico.yaml"
     path.write_text(STOCK_SHAPE, encoding="utf-8")
@@ -157,14 +163,15 @@ def test_a_pod_cidr_that_is_not_a_plain_cidr_never_reaches_the_manifest(tmp_path
 
 def test_the_substituted_text_is_checked_as_yaml_documents() -> None:
     before = cni.CniManifest("m", STOCK_SHAPE, ())
-    after = STOCK_SHAPE.replace("# - name: CALICO", "- name: CALICO").replace('#   value: "192.168.0.0/16"',
-                                                                           '  value: "10.1.0.0/16"')
+    after = STOCK_SHAPE.replace("# - name: CALICO", "- name: CALICO").replace(
+        '#   value: "192.168.0.0/16"', '  value: "10.1.0.0/16"'
+    )
     good = cni.CniManifest("m", after, cni.find_pools(after))
     cni.recheck(before, good, "_IPV4POOL_CIDR", "10.1.0.0/16")
     for text, problem in (
         (after + "---\nkind: Extra\n", "documents changed"),
         (after.replace('value: "10.1.0.0/16"', 'value: "10.2.0.0/16"'), "settings are"),
-        (after.replace("  value: \"10.1.0.0/16\"", "value: [10.1.0.0/16"), "no longer parses"),
+        (after.replace('  value: "10.1.0.0/16"', "value: [10.1.0.0/16"), "no longer parses"),
     ):
         with pytest.raises(PermanentError, match=problem) as info:
             cni.recheck(before, cni.CniManifest("m", text, cni.find_pools(text)), "_IPV4POOL_CIDR", "10.1.0.0/16")

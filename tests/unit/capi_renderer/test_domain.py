@@ -26,8 +26,17 @@ from .conftest import make_options, make_spec
 def test_apply_order_puts_payloads_first_and_the_cluster_last() -> None:
     objects = render_cluster(make_spec(), make_options())
     kinds = [o["kind"] for o in apply_order(objects)]
-    assert kinds == ["ConfigMap", "ByoCluster", "ByoMachineTemplate", "ByoMachineTemplate", "KubeadmConfigTemplate",
-                     "KubeadmControlPlane", "MachineDeployment", "ClusterResourceSet", "Cluster"]
+    assert kinds == [
+        "ConfigMap",
+        "ByoCluster",
+        "ByoMachineTemplate",
+        "ByoMachineTemplate",
+        "KubeadmConfigTemplate",
+        "KubeadmControlPlane",
+        "MachineDeployment",
+        "ClusterResourceSet",
+        "Cluster",
+    ]
     assert APPLY_ORDER[-1] == "Cluster"
     odd = apply_order([{"kind": "Cluster"}, {"kind": "Something"}, {"kind": "ConfigMap"}])
     assert [o["kind"] for o in odd] == ["ConfigMap", "Something", "Cluster"]
@@ -35,24 +44,28 @@ def test_apply_order_puts_payloads_first_and_the_cluster_last() -> None:
 
 def test_derived_objects_cover_every_rendered_object() -> None:
     for core in ("v1beta1", "v1beta2"):
-        rendered = {(o["apiVersion"], o["kind"], o["metadata"]["name"])
-                    for o in render_cluster(make_spec(), make_options(core))}
+        rendered = {
+            (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in render_cluster(make_spec(), make_options(core))
+        }
         derived = {(r.api_version, r.kind, r.name) for r in derived_objects("edge1", "o2ims", core)}  # type: ignore[arg-type]
         assert derived == rendered
 
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    ({}, {}, True),
-    ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
-    ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}, {"a": ""}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": "x"}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "x"}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, {"a": "x"}, False),
-])
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ({}, {}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}, {"a": ""}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": "x"}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "x"}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, {"a": "x"}, False),
+    ],
+)
 def test_selector_matches(selector: dict, labels: dict, expected: bool) -> None:
     assert selector_matches(selector, labels) is expected
 
@@ -86,19 +99,22 @@ def test_scaling_workers_changes_only_the_md_replicas_and_worker_selector() -> N
     }
 
 
-@pytest.mark.parametrize("bad", [
-    {"extra_labels": {"ok": "has space"}},
-    {"extra_labels": {"-bad": "x"}},
-    {"extra_labels": {"a": "b\nc: d"}},
-    {"kube_vip_image": "image with space"},
-    {"service_domain": "Not_A_Domain"},
-    {"cni_manifests": {"Bad Name": "/x"}},
-    {"vip_lease_seconds": (2, 10, 15)},
-    {"controller_manager_args": {"BAD ARG": "1"}},
-    {"ignore_preflight_errors": ("ok", "bad item")},
-    {"control_plane_port": 0},
-    {"unknown": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"extra_labels": {"ok": "has space"}},
+        {"extra_labels": {"-bad": "x"}},
+        {"extra_labels": {"a": "b\nc: d"}},
+        {"kube_vip_image": "image with space"},
+        {"service_domain": "Not_A_Domain"},
+        {"cni_manifests": {"Bad Name": "/x"}},
+        {"vip_lease_seconds": (2, 10, 15)},
+        {"controller_manager_args": {"BAD ARG": "1"}},
+        {"ignore_preflight_errors": ("ok", "bad item")},
+        {"control_plane_port": 0},
+        {"unknown": 1},
+    ],
+)
 def test_render_options_refuse_bad_values(bad: dict) -> None:
     with pytest.raises(pydantic.ValidationError):
         RenderOptions(**bad)

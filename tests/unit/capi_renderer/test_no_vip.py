@@ -23,10 +23,17 @@ from .conftest import make_options
 
 
 def no_vip_spec(version: str = "1.31.4", workers: int = 2) -> ClusterSpec:
-    hosts = [HostRef(host_id=str(i), host_name=f"node-{i}", host_ip=f"192.168.10.{10 + i}")
-             for i in range(1, 2 + workers)]
-    return ClusterSpec(name="seed", namespace="default", k8s_version=version, control_plane=(hosts[0],),
-                       workers=tuple(hosts[1:]), cni="bridge-pool")  # fmt: skip
+    hosts = [
+        HostRef(host_id=str(i), host_name=f"node-{i}", host_ip=f"192.168.10.{10 + i}") for i in range(1, 2 + workers)
+    ]
+    return ClusterSpec(
+        name="seed",
+        namespace="default",
+        k8s_version=version,
+        control_plane=(hosts[0],),
+        workers=tuple(hosts[1:]),
+        cni="bridge-pool",
+    )
 
 
 def _find(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:

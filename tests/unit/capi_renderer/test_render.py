@@ -65,13 +65,17 @@ def test_v1beta1_and_v1beta2_shapes_differ_only_where_they_must() -> None:
     ref1 = kcp1["spec"]["machineTemplate"]["infrastructureRef"]
     assert ref1["apiVersion"] == "infrastructure.cluster.x-k8s.io/v1beta1"
     assert kcp2["spec"]["machineTemplate"]["spec"]["infrastructureRef"] == {
-        "apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "ByoMachineTemplate", "name": "edge1-control-plane"}
+        "apiGroup": "infrastructure.cluster.x-k8s.io",
+        "kind": "ByoMachineTemplate",
+        "name": "edge1-control-plane",
+    }
     cm = "spec.kubeadmConfigSpec.clusterConfiguration.controllerManager.extraArgs"
     assert get(kcp1, cm) == {"enable-hostpath-provisioner": "true"}
     assert get(kcp2, cm) == [{"name": "enable-hostpath-provisioner", "value": "true"}]
     kct2 = _by_kind(v2, "KubeadmConfigTemplate")
     assert get(kct2, "spec.template.spec.joinConfiguration.nodeRegistration.kubeletExtraArgs") == [
-        {"name": "max-pods", "value": "200"}]
+        {"name": "max-pods", "value": "200"}
+    ]
     for objs in (v1, v2):
         assert _by_kind(objs, "ByoCluster") == _by_kind(v1, "ByoCluster")
         for name in ("edge1-control-plane", "edge1-md-0"):

@@ -16,8 +16,13 @@ def ref(host_id: str) -> HostRef:
 
 
 def spec(workers: tuple[str, ...]) -> ClusterSpec:
-    return ClusterSpec(name="c1", k8s_version="v1.30.2", control_plane=(ref("h1"),),
-                       workers=tuple(ref(w) for w in workers), vip="10.0.0.100")  # fmt: skip
+    return ClusterSpec(
+        name="c1",
+        k8s_version="v1.30.2",
+        control_plane=(ref("h1"),),
+        workers=tuple(ref(w) for w in workers),
+        vip="10.0.0.100",
+    )
 
 
 def byohost(host_id: str, byomachine: str | None, cluster: str | None = "c1") -> dict[str, Any]:
@@ -65,12 +70,14 @@ class FakeApi:
         self.pr = pr
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-                   label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:  # fmt: skip
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
         return self.objects[kind], "1"
 
-    async def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
-                    patch: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    async def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         self.patches.append((kind, name, patch))
         return {}
 

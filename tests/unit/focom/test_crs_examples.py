@@ -30,8 +30,9 @@ def schemas() -> CrdSchemas:
 
 def test_every_mode_and_operation_has_an_example() -> None:
     names = {p.stem for p in REQUEST_FILES}
-    assert names == {f"{m}-{o}" for m in ("all-clusters", "cluster-names", "template")
-                     for o in ("create", "scale", "delete")}
+    assert names == {
+        f"{m}-{o}" for m in ("all-clusters", "cluster-names", "template") for o in ("create", "scale", "delete")
+    }
     assert len(CR_FILES) == 9 and (EXAMPLES / "focom-all-clusters.yaml") in CR_FILES
 
 
@@ -56,21 +57,38 @@ def test_example_creates_resolve_against_the_example_inventory() -> None:
         req = FocomRequest.model_validate(json.loads(path.read_text()))
         rq.check_shape(req, max_clusters=100)
         if req.operation == "create":
-            wanted = rq.create_targets(req, inventory, catalog, window=((1, 29), (1, 36)), vip_pool=False,
-                                       max_clusters=100)  # fmt: skip
+            wanted = rq.create_targets(
+                req, inventory, catalog, window=((1, 29), (1, 36)), vip_pool=False, max_clusters=100
+            )
             specs = rq.create_specs(req, wanted, default_cni="calico", vips={})
             assert specs
 
 
 def test_crd_keeps_every_field_we_read_and_write(schemas: CrdSchemas) -> None:
-    obj: dict[str, Any] = {"apiVersion": crs.API_VERSION, "kind": crs.KIND, "metadata": {"name": "x", "namespace": "d"},
-                           "spec": {"operation": "scale", "clusterNames": ["a"], "workers": [{"hostId": "h1"}],
-                                    "targetWorkerCount": None, "templateName": "t", "templateVersion": "v1.0.0",
-                                    "templateParameters": {"clusterName": "a", "custom": {"deep": [1]}}}}
+    obj: dict[str, Any] = {
+        "apiVersion": crs.API_VERSION,
+        "kind": crs.KIND,
+        "metadata": {"name": "x", "namespace": "d"},
+        "spec": {
+            "operation": "scale",
+            "clusterNames": ["a"],
+            "workers": [{"hostId": "h1"}],
+            "targetWorkerCount": None,
+            "templateName": "t",
+            "templateVersion": "v1.0.0",
+            "templateParameters": {"clusterName": "a", "custom": {"deep": [1]}},
+        },
+    }
     obj["spec"].pop("targetWorkerCount")
-    status = FprStatus(name="x", phase="Synced", message="ok", updated_at=datetime(2030, 1, 1, tzinfo=UTC),
-                       children=(ChildStatus(cluster="a", pr_id=pr_id_for("f", "a"), state="fulfilled"),),
-                       operation="create", generation=2)
+    status = FprStatus(
+        name="x",
+        phase="Synced",
+        message="ok",
+        updated_at=datetime(2030, 1, 1, tzinfo=UTC),
+        children=(ChildStatus(cluster="a", pr_id=pr_id_for("f", "a"), state="fulfilled"),),
+        operation="create",
+        generation=2,
+    )
     obj["status"] = {**crs.status_body(obj, status)["status"], "observedGeneration": 3}
     pruned, errors = schemas.prune_unknown(obj)
     assert errors == [] and pruned == obj

@@ -30,8 +30,15 @@ def created(at: datetime = T0) -> FprRecord:
 
 def report(record: FprRecord, cluster: str, state: str, at: datetime, seq: int = 0, **kw: str) -> FprRecord:
     child = record.children[cluster]
-    status = PrStatus(pr_id=child.pr_id, fpr=record.name, cluster=cluster, state=state, at=at, seq=seq,  # type: ignore[arg-type]
-                      **kw)
+    status = PrStatus(
+        pr_id=child.pr_id,
+        fpr=record.name,
+        cluster=cluster,
+        state=state,
+        at=at,
+        seq=seq,  # type: ignore[arg-type]
+        **kw,
+    )
     return domain.apply_status(record, status, at)
 
 
@@ -45,8 +52,14 @@ def test_create_plan() -> None:
     assert plan.record.generation == 1 and plan.record.phase == "Creating" and not plan.replay
     assert [c.operation for c in plan.commands] == ["create", "create"]
     assert {c.spec.name for c in plan.commands if c.spec} == {"smo", "ran"}
-    assert plan.leases == {"h1": pr_id_for("f", "smo"), "h2": pr_id_for("f", "smo"), "h3": pr_id_for("f", "ran"),
-                           "h4": pr_id_for("f", "ran"), "h5": pr_id_for("f", "ran"), "h6": pr_id_for("f", "ran")}
+    assert plan.leases == {
+        "h1": pr_id_for("f", "smo"),
+        "h2": pr_id_for("f", "smo"),
+        "h3": pr_id_for("f", "ran"),
+        "h4": pr_id_for("f", "ran"),
+        "h5": pr_id_for("f", "ran"),
+        "h6": pr_id_for("f", "ran"),
+    }
     # The same request again is a replay: same record, same commands.
     again = domain.plan_create(plan.record, "f", s, "d1", T0 + timedelta(seconds=5))
     assert again.replay and again.record == plan.record and again.commands == plan.commands
@@ -108,8 +121,9 @@ def synced() -> FprRecord:
 def test_scale_plan_and_phase() -> None:
     record = synced()
     smo = specs()[0]
-    bigger = smo.model_copy(update={"workers": (*smo.workers, HostRef(host_id="h8", host_name="node-8",
-                                                                     host_ip="10.0.0.8"))})
+    bigger = smo.model_copy(
+        update={"workers": (*smo.workers, HostRef(host_id="h8", host_name="node-8", host_ip="10.0.0.8"))}
+    )
     t1 = T0 + timedelta(minutes=1)
     plan = domain.plan_scale(record, [bigger], "s1", t1)
     assert [(c.operation, c.spec.name) for c in plan.commands if c.spec] == [("update", "smo")]
@@ -169,5 +183,7 @@ def test_status_view() -> None:
     record = report(created(), "smo", "progressing", T0 + timedelta(seconds=1), stage="hostprep")
     status = domain.status_of(record)
     assert status.name == "f" and status.phase == "Creating" and status.generation == 1
-    assert [(c.cluster, c.state, c.stage) for c in status.children] == [("ran", "pending", None),
-                                                                        ("smo", "progressing", "hostprep")]
+    assert [(c.cluster, c.state, c.stage) for c in status.children] == [
+        ("ran", "pending", None),
+        ("smo", "progressing", "hostprep"),
+    ]

@@ -10,13 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from shared.inventory import (
-    InventoryError,
-    inventory_json_schema,
-    load_inventory,
-    parse_inventory,
-    validate_inventory,
-)
+from shared.inventory import InventoryError, inventory_json_schema, load_inventory, parse_inventory, validate_inventory
 from tests.unit.focom.conftest import valid_inventory
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "input.json"
@@ -36,10 +30,20 @@ def test_users_existing_format_is_accepted() -> None:
     legacy = {
         "k8s_version": "1.30.2",
         "hosts": [
-            {"host_id": 1, "host_name": "master-1", "host_ip": "192.168.10.11", "host_user": "ubuntu",
-             "host_pwd": "ubuntu123"},
-            {"host_id": 2, "host_name": "worker-1", "host_ip": "192.168.10.12", "host_user": "ubuntu",
-             "host_pwd": "ubuntu123"},
+            {
+                "host_id": 1,
+                "host_name": "master-1",
+                "host_ip": "192.168.10.11",
+                "host_user": "ubuntu",
+                "host_pwd": "ubuntu123",
+            },
+            {
+                "host_id": 2,
+                "host_name": "worker-1",
+                "host_ip": "192.168.10.12",
+                "host_user": "ubuntu",
+                "host_pwd": "ubuntu123",
+            },
         ],
         "clusters": [{"cluster_name": "smo", "cluster_masters": [{"host_id": 1}], "cluster_workers": [{"host_id": 2}]}],
     }
@@ -110,37 +114,85 @@ RULES: list[tuple[str, Mutation, str, str]] = [
     ("key file newline", _set(["hosts", 0, "ssh_key_file"], "/k\n"), "$.hosts[0].ssh_key_file", "path"),
     ("version syntax", _set(["k8s_version"], "1.30"), "$.k8s_version", "k8s-version"),
     ("version too old", _set(["k8s_version"], "v1.28.9"), "$.k8s_version", "k8s-window"),
-    ("cluster version too new", _set(["clusters", 0, "k8s_version"], "1.37.0"), "$.clusters[0].k8s_version",
-     "k8s-window"),
+    (
+        "cluster version too new",
+        _set(["clusters", 0, "k8s_version"], "1.37.0"),
+        "$.clusters[0].k8s_version",
+        "k8s-window",
+    ),
     ("duplicate host id", _set(["hosts", 1, "host_id"], "h1"), "$.hosts[1].host_id", "unique"),
     ("duplicate host name", _set(["hosts", 1, "host_name"], "node-1"), "$.hosts[1].host_name", "unique"),
     ("duplicate host ip", _set(["hosts", 1, "host_ip"], "10.0.0.1"), "$.hosts[1].host_ip", "unique"),
     ("duplicate cluster", _set(["clusters", 1, "cluster_name"], "smo"), "$.clusters[1].cluster_name", "unique"),
-    ("unknown host", _set(["clusters", 0, "cluster_workers", 0, "host_id"], "h99"),
-     "$.clusters[0].cluster_workers[0].host_id", "host-exists"),
-    ("host in two clusters", _set(["clusters", 1, "cluster_workers", 0, "host_id"], "h2"),
-     "$.clusters[1].cluster_workers[0].host_id", "host-in-two-clusters"),
-    ("host in two roles", _set(["clusters", 0, "cluster_workers", 0, "host_id"], "h1"),
-     "$.clusters[0].cluster_workers[0].host_id", "host-in-two-roles"),
-    ("even control plane", _set(["clusters", 1, "cluster_masters"], [{"host_id": "h3"}, {"host_id": "h4"}]),
-     "$.clusters[1].cluster_masters", "cp-count"),
+    (
+        "unknown host",
+        _set(["clusters", 0, "cluster_workers", 0, "host_id"], "h99"),
+        "$.clusters[0].cluster_workers[0].host_id",
+        "host-exists",
+    ),
+    (
+        "host in two clusters",
+        _set(["clusters", 1, "cluster_workers", 0, "host_id"], "h2"),
+        "$.clusters[1].cluster_workers[0].host_id",
+        "host-in-two-clusters",
+    ),
+    (
+        "host in two roles",
+        _set(["clusters", 0, "cluster_workers", 0, "host_id"], "h1"),
+        "$.clusters[0].cluster_workers[0].host_id",
+        "host-in-two-roles",
+    ),
+    (
+        "even control plane",
+        _set(["clusters", 1, "cluster_masters"], [{"host_id": "h3"}, {"host_id": "h4"}]),
+        "$.clusters[1].cluster_masters",
+        "cp-count",
+    ),
     ("no control plane", _set(["clusters", 0, "cluster_masters"], []), "$.clusters[0].cluster_masters", "cp-count"),
-    ("vip required", _delete(["clusters", 1, "control_plane_endpoint"]), "$.clusters[1].control_plane_endpoint",
-     "vip-required"),
-    ("vip invalid", _set(["clusters", 0, "control_plane_endpoint"], "vip"), "$.clusters[0].control_plane_endpoint",
-     "ip-address"),
-    ("vip is a host", _set(["clusters", 0, "control_plane_endpoint"], "10.0.0.7"),
-     "$.clusters[0].control_plane_endpoint", "vip-not-host"),
-    ("vip shared", _set(["clusters", 1, "control_plane_endpoint"], "10.0.1.1"),
-     "$.clusters[1].control_plane_endpoint", "unique"),
+    (
+        "vip required",
+        _delete(["clusters", 1, "control_plane_endpoint"]),
+        "$.clusters[1].control_plane_endpoint",
+        "vip-required",
+    ),
+    (
+        "vip invalid",
+        _set(["clusters", 0, "control_plane_endpoint"], "vip"),
+        "$.clusters[0].control_plane_endpoint",
+        "ip-address",
+    ),
+    (
+        "vip is a host",
+        _set(["clusters", 0, "control_plane_endpoint"], "10.0.0.7"),
+        "$.clusters[0].control_plane_endpoint",
+        "vip-not-host",
+    ),
+    (
+        "vip shared",
+        _set(["clusters", 1, "control_plane_endpoint"], "10.0.1.1"),
+        "$.clusters[1].control_plane_endpoint",
+        "unique",
+    ),
     ("cidr syntax", _set(["clusters", 0, "pod_cidr"], "10.244.0.1/16"), "$.clusters[0].pod_cidr", "cidr"),
     ("cidrs overlap", _set(["clusters", 0, "pod_cidr"], "10.96.0.0/16"), "$.clusters[0].pod_cidr", "cidr-overlap"),
-    ("cidr holds a host", _set(["clusters", 0, "service_cidr"], "10.0.0.0/24"), "$.clusters[0].service_cidr",
-     "cidr-contains-host"),
-    ("default cidr holds a host", _set(["hosts", 0, "host_ip"], "10.244.3.3"), "$.clusters[0].pod_cidr",
-     "cidr-contains-host"),
-    ("cidr holds the vip", _set(["clusters", 0, "pod_cidr"], "10.0.1.0/24"), "$.clusters[0].pod_cidr",
-     "cidr-contains-host"),
+    (
+        "cidr holds a host",
+        _set(["clusters", 0, "service_cidr"], "10.0.0.0/24"),
+        "$.clusters[0].service_cidr",
+        "cidr-contains-host",
+    ),
+    (
+        "default cidr holds a host",
+        _set(["hosts", 0, "host_ip"], "10.244.3.3"),
+        "$.clusters[0].pod_cidr",
+        "cidr-contains-host",
+    ),
+    (
+        "cidr holds the vip",
+        _set(["clusters", 0, "pod_cidr"], "10.0.1.0/24"),
+        "$.clusters[0].pod_cidr",
+        "cidr-contains-host",
+    ),
     ("cni syntax", _set(["clusters", 0, "cni"], "Calico!"), "$.clusters[0].cni", "dns1123"),
     ("schema version", _set(["schema_version"], 2), "$.schema_version", "enum"),
     ("hosts not a list", _set(["hosts"], {"h1": {}}), "$.hosts", "type"),
@@ -164,9 +216,13 @@ def test_all_problems_reported_together() -> None:
     data["clusters"][1]["cluster_masters"] = [{"host_id": "h3"}, {"host_id": "h4"}]
     data["k8s_version"] = "v1.10.0"
     found = problems_of(data)
-    assert {("$.hosts[0].host_ip", "ip-address"), ("$.hosts[1].host_name", "dns1123"),
-            ("$.clusters[0].cluster_workers[0].host_id", "host-exists"),
-            ("$.clusters[1].cluster_masters", "cp-count"), ("$.k8s_version", "k8s-window")} <= found
+    assert {
+        ("$.hosts[0].host_ip", "ip-address"),
+        ("$.hosts[1].host_name", "dns1123"),
+        ("$.clusters[0].cluster_workers[0].host_id", "host-exists"),
+        ("$.clusters[1].cluster_masters", "cp-count"),
+        ("$.k8s_version", "k8s-window"),
+    } <= found
 
 
 def test_window_is_a_parameter(inventory_data: dict[str, Any]) -> None:
@@ -194,12 +250,27 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("duplicate key", b'{"k8s_version": "1.30.1", "k8s_version": "1.31.1", "hosts": []}', "duplicate-key"),
     ("top level array", b"[]", "type"),
     ("empty", b"", "json-syntax"),
-    ("injection in a name", json.dumps({"k8s_version": "1.30.1", "hosts": [
-        {"host_id": "h1", "host_name": "n1; rm -rf /", "host_ip": "10.0.0.1"}]}).encode(), "dns1123"),
-    ("template injection", json.dumps({"k8s_version": "1.30.1", "hosts": [], "clusters": [
-        {"cluster_name": "{{ 7*7 }}", "cluster_masters": []}]}).encode(), "dns1123"),
-    ("subject injection", json.dumps({"k8s_version": "1.30.1", "hosts": [
-        {"host_id": "h1.>", "host_name": "n1", "host_ip": "10.0.0.1"}]}).encode(), "label-value"),
+    (
+        "injection in a name",
+        json.dumps(
+            {"k8s_version": "1.30.1", "hosts": [{"host_id": "h1", "host_name": "n1; rm -rf /", "host_ip": "10.0.0.1"}]}
+        ).encode(),
+        "dns1123",
+    ),
+    (
+        "template injection",
+        json.dumps(
+            {"k8s_version": "1.30.1", "hosts": [], "clusters": [{"cluster_name": "{{ 7*7 }}", "cluster_masters": []}]}
+        ).encode(),
+        "dns1123",
+    ),
+    (
+        "subject injection",
+        json.dumps(
+            {"k8s_version": "1.30.1", "hosts": [{"host_id": "h1.>", "host_name": "n1", "host_ip": "10.0.0.1"}]}
+        ).encode(),
+        "label-value",
+    ),
 ]
 
 
@@ -235,9 +306,13 @@ def test_json_schema_describes_the_model() -> None:
     legacy["hosts"][0]["host_id"] = 7  # numbered hosts stay valid in editors too
     legacy["clusters"][0]["cluster_masters"][0]["host_id"] = 7
     validator.validate(legacy)
-    for mutate in (_set(["hosts", 0, "host_name"], "Bad_Name"), _set(["hosts", 0, "extra"], 1),
-                   _set(["clusters", 0, "cluster_name"], "x" * 41), _delete(["k8s_version"]),
-                   _set(["hosts", 0, "host_ip"], "not-an-ip")):
+    for mutate in (
+        _set(["hosts", 0, "host_name"], "Bad_Name"),
+        _set(["hosts", 0, "extra"], 1),
+        _set(["clusters", 0, "cluster_name"], "x" * 41),
+        _delete(["k8s_version"]),
+        _set(["hosts", 0, "host_ip"], "not-an-ip"),
+    ):
         data = valid_inventory()
         mutate(data)
         assert list(validator.iter_errors(data)), f"schema accepted {data}"

@@ -13,16 +13,56 @@ from shared.inventory import InventoryError, parse_inventory, validate_inventory
 from tests.unit.focom.conftest import valid_inventory
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False),
-    st.text(max_size=80), st.sampled_from(["", "h1", "h2", "10.0.0.1", "10.96.0.0/12", "v1.31.0", "1.28.0",
-                                            "node-1", "::1", "10.0.1.1", "fe80::/10", "a" * 70]),
-)  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12),
-                                                                                            inner, max_size=3),
-                      max_leaves=8)  # fmt: skip
-FIELDS = ["host_id", "host_name", "host_ip", "host_user", "host_pwd", "ssh_port", "ssh_key_file", "labels",
-          "cluster_name", "cluster_masters", "cluster_workers", "k8s_version", "control_plane_endpoint",
-          "pod_cidr", "service_cidr", "cni", "namespace", "schema_version", "hosts", "clusters", "junk"]
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "",
+            "h1",
+            "h2",
+            "10.0.0.1",
+            "10.96.0.0/12",
+            "v1.31.0",
+            "1.28.0",
+            "node-1",
+            "::1",
+            "10.0.1.1",
+            "fe80::/10",
+            "a" * 70,
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = [
+    "host_id",
+    "host_name",
+    "host_ip",
+    "host_user",
+    "host_pwd",
+    "ssh_port",
+    "ssh_key_file",
+    "labels",
+    "cluster_name",
+    "cluster_masters",
+    "cluster_workers",
+    "k8s_version",
+    "control_plane_endpoint",
+    "pod_cidr",
+    "service_cidr",
+    "cni",
+    "namespace",
+    "schema_version",
+    "hosts",
+    "clusters",
+    "junk",
+]
 
 
 def _containers(node: Any, out: list[Any]) -> list[Any]:

@@ -25,8 +25,14 @@ def inv(**changes: Any) -> Inventory:
 
 def create(req: FocomRequest, inventory: Inventory | None = None, **kw: Any) -> list[Any]:
     rq.check_shape(req, max_clusters=kw.get("max_clusters", 100))
-    wanted = rq.create_targets(req, inventory or inv(), CATALOG, window=WINDOW, vip_pool=kw.get("vip_pool", False),
-                               max_clusters=kw.get("max_clusters", 100))  # fmt: skip
+    wanted = rq.create_targets(
+        req,
+        inventory or inv(),
+        CATALOG,
+        window=WINDOW,
+        vip_pool=kw.get("vip_pool", False),
+        max_clusters=kw.get("max_clusters", 100),
+    )
     return rq.create_specs(req, wanted, default_cni="calico", vips=kw.get("vips", {}))
 
 
@@ -39,9 +45,12 @@ def refused(fn: Any, *args: Any, **kw: Any) -> set[tuple[str, str]]:
 
 
 def template_params(**changes: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"clusterName": "lab", "k8sVersion": "1.31.2",
-                              "hosts": {"masters": [{"hostId": "h7"}], "workers": [{"hostId": "h8"}]},
-                              "controlPlaneEndpoint": "10.0.1.9"}
+    params: dict[str, Any] = {
+        "clusterName": "lab",
+        "k8sVersion": "1.31.2",
+        "hosts": {"masters": [{"hostId": "h7"}], "workers": [{"hostId": "h8"}]},
+        "controlPlaneEndpoint": "10.0.1.9",
+    }
     params.update(changes)
     return params
 
@@ -53,12 +62,22 @@ def test_all_clusters_and_cluster_names() -> None:
 
 
 def test_template_create_resolves_inventory_hosts() -> None:
-    (spec,) = create(FocomRequest(name="t", templateName="byoh-workload-cluster", templateVersion="v1.0.0",
-                                  templateParameters=template_params()))
+    (spec,) = create(
+        FocomRequest(
+            name="t",
+            templateName="byoh-workload-cluster",
+            templateVersion="v1.0.0",
+            templateParameters=template_params(),
+        )
+    )
     assert spec.name == "lab" and spec.vip == "10.0.1.9" and spec.workers[0].host_ip == "10.0.0.8"
     # Without a version the newest template is used.
-    assert create(FocomRequest(name="t", templateName="byoh-workload-cluster",
-                               templateParameters=template_params()))[0].k8s_version == "v1.31.2"
+    assert (
+        create(FocomRequest(name="t", templateName="byoh-workload-cluster", templateParameters=template_params()))[
+            0
+        ].k8s_version
+        == "v1.31.2"
+    )
 
 
 SHAPE: list[tuple[str, dict[str, Any], str, str]] = [
@@ -69,18 +88,48 @@ SHAPE: list[tuple[str, dict[str, Any], str, str]] = [
     ("empty names", {"name": "a", "clusterNames": ()}, "$.clusterNames", "min-items"),
     ("name twice", {"name": "a", "clusterNames": ("smo", "smo")}, "$.clusterNames[1]", "unique"),
     ("cluster name syntax", {"name": "a", "clusterNames": ("smo", "x;y")}, "$.clusterNames[1]", "dns1123"),
-    ("template without params", {"name": "a", "templateName": "byoh-workload-cluster"}, "$.templateParameters",
-     "required"),
+    (
+        "template without params",
+        {"name": "a", "templateName": "byoh-workload-cluster"},
+        "$.templateParameters",
+        "required",
+    ),
     ("params without name", {"name": "a", "templateParameters": {}}, "$.templateName", "required"),
-    ("workers outside scale", {"name": "a", "allClusters": True, "workers": (HostSelection(hostId="h1"),)},
-     "$.workers", "scale-only"),
-    ("count outside scale", {"name": "a", "allClusters": True, "targetWorkerCount": 2}, "$.targetWorkerCount",
-     "scale-only"),
-    ("both workers and count", {"name": "a", "operation": "scale", "allClusters": True, "targetWorkerCount": 2,
-                                "workers": (HostSelection(hostId="h1"),)}, "$.targetWorkerCount", "one-of"),
-    ("worker id syntax", {"name": "a", "operation": "scale", "clusterNames": ("smo",),
-                          "workers": (HostSelection.model_construct(hostId="h 1"),)}, "$.workers[0].hostId",
-     "label-value"),
+    (
+        "workers outside scale",
+        {"name": "a", "allClusters": True, "workers": (HostSelection(hostId="h1"),)},
+        "$.workers",
+        "scale-only",
+    ),
+    (
+        "count outside scale",
+        {"name": "a", "allClusters": True, "targetWorkerCount": 2},
+        "$.targetWorkerCount",
+        "scale-only",
+    ),
+    (
+        "both workers and count",
+        {
+            "name": "a",
+            "operation": "scale",
+            "allClusters": True,
+            "targetWorkerCount": 2,
+            "workers": (HostSelection(hostId="h1"),),
+        },
+        "$.targetWorkerCount",
+        "one-of",
+    ),
+    (
+        "worker id syntax",
+        {
+            "name": "a",
+            "operation": "scale",
+            "clusterNames": ("smo",),
+            "workers": (HostSelection.model_construct(hostId="h 1"),),
+        },
+        "$.workers[0].hostId",
+        "label-value",
+    ),
 ]
 
 
@@ -117,37 +166,66 @@ def test_ha_control_plane_without_vip_takes_the_pool_vip() -> None:
         validate_inventory(data)
     assert ("$.clusters[1].control_plane_endpoint", "vip-required") in {(p.path, p.rule) for p in err.value.problems}
     pooled = validate_inventory(data, vip_pool=True)
-    wanted = rq.create_targets(FocomRequest(name="a", clusterNames=("ran",)), pooled, CATALOG, window=WINDOW,
-                               vip_pool=True, max_clusters=10)  # fmt: skip
+    wanted = rq.create_targets(
+        FocomRequest(name="a", clusterNames=("ran",)), pooled, CATALOG, window=WINDOW, vip_pool=True, max_clusters=10
+    )
     assert [w.needs_vip for w in wanted] == [True]
     assert wanted[0].vip_path == "inventory $.clusters[1].control_plane_endpoint"
-    (ran,) = rq.create_specs(FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None,
-                             vips={"ran": "10.0.9.1"})  # fmt: skip
+    (ran,) = rq.create_specs(
+        FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None, vips={"ran": "10.0.9.1"}
+    )
     assert ran.vip == ran.endpoint == "10.0.9.1"
     # Should the allocation be missing, the spec is refused at the same path, never built without a VIP.
-    problems = refused(rq.create_specs, FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None,
-                       vips={})  # fmt: skip
+    problems = refused(
+        rq.create_specs, FocomRequest(name="a", clusterNames=("ran",)), wanted, default_cni=None, vips={}
+    )
     assert problems == {("inventory $.clusters[1].control_plane_endpoint", "vip-required")}
 
 
 TEMPLATE: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown parameter", template_params(color="red"), "$.templateParameters", "unknown-field"),
-    ("missing version", {k: v for k, v in template_params().items() if k != "k8sVersion"}, "$.templateParameters",
-     "required"),
+    (
+        "missing version",
+        {k: v for k, v in template_params().items() if k != "k8sVersion"},
+        "$.templateParameters",
+        "required",
+    ),
     ("bad cluster name", template_params(clusterName="Lab"), "$.templateParameters.clusterName", "pattern"),
-    ("host id type", template_params(hosts={"masters": [{"hostId": 7}]}),
-     "$.templateParameters.hosts.masters[0].hostId", "type"),
-    ("unknown host", template_params(hosts={"masters": [{"hostId": "h99"}]}),
-     "$.templateParameters.hosts.masters[0].hostId", "host-exists"),
-    ("even control plane", template_params(hosts={"masters": [{"hostId": "h7"}, {"hostId": "h8"}]}),
-     "$.templateParameters.hosts.masters", "cp-count"),
+    (
+        "host id type",
+        template_params(hosts={"masters": [{"hostId": 7}]}),
+        "$.templateParameters.hosts.masters[0].hostId",
+        "type",
+    ),
+    (
+        "unknown host",
+        template_params(hosts={"masters": [{"hostId": "h99"}]}),
+        "$.templateParameters.hosts.masters[0].hostId",
+        "host-exists",
+    ),
+    (
+        "even control plane",
+        template_params(hosts={"masters": [{"hostId": "h7"}, {"hostId": "h8"}]}),
+        "$.templateParameters.hosts.masters",
+        "cp-count",
+    ),
     ("version window", template_params(k8sVersion="v1.20.1"), "$.templateParameters.k8sVersion", "k8s-window"),
-    ("vip is a host", template_params(controlPlaneEndpoint="10.0.0.1"), "$.templateParameters.controlPlaneEndpoint",
-     "vip-not-host"),
+    (
+        "vip is a host",
+        template_params(controlPlaneEndpoint="10.0.0.1"),
+        "$.templateParameters.controlPlaneEndpoint",
+        "vip-not-host",
+    ),
     ("bad cidr", template_params(podCidr="10.0.0.0/33"), "$.templateParameters.podCidr", "cidr"),
-    ("vip missing", {**{k: v for k, v in template_params().items() if k != "controlPlaneEndpoint"},
-                     "hosts": {"masters": [{"hostId": "h7"}, {"hostId": "h8"}, {"hostId": "h9"}]}},
-     "$.templateParameters.controlPlaneEndpoint", "vip-required"),
+    (
+        "vip missing",
+        {
+            **{k: v for k, v in template_params().items() if k != "controlPlaneEndpoint"},
+            "hosts": {"masters": [{"hostId": "h7"}, {"hostId": "h8"}, {"hostId": "h9"}]},
+        },
+        "$.templateParameters.controlPlaneEndpoint",
+        "vip-required",
+    ),
 ]
 
 
@@ -162,8 +240,14 @@ def test_unknown_template_or_version() -> None:
         create(FocomRequest(name="t", templateName="nope", templateParameters=template_params()))
     assert err.value.path == "$.templateName"
     with pytest.raises(InputError) as err:
-        create(FocomRequest(name="t", templateName="byoh-workload-cluster", templateVersion="v9.0.0",
-                            templateParameters=template_params()))
+        create(
+            FocomRequest(
+                name="t",
+                templateName="byoh-workload-cluster",
+                templateVersion="v9.0.0",
+                templateParameters=template_params(),
+            )
+        )
     assert err.value.path == "$.templateVersion"
 
 
@@ -184,9 +268,11 @@ def test_targets() -> None:
     delete = FocomRequest(name="a", operation="delete", allClusters=True)
     assert rq.target_clusters(delete, CHILDREN) == ["old", "ran", "smo"]
     assert ("$.clusterNames[0]", "cluster-exists") in refused(
-        rq.target_clusters, FocomRequest(name="a", operation="delete", clusterNames=("edge",)), CHILDREN)
+        rq.target_clusters, FocomRequest(name="a", operation="delete", clusterNames=("edge",)), CHILDREN
+    )
     assert ("$.clusterNames[0]", "cluster-deleting") in refused(
-        rq.target_clusters, FocomRequest(name="a", operation="scale", clusterNames=("old",)), CHILDREN)
+        rq.target_clusters, FocomRequest(name="a", operation="scale", clusterNames=("old",)), CHILDREN
+    )
     tmpl = FocomRequest(name="a", operation="delete", templateName="x", templateParameters={"clusterName": "smo"})
     assert rq.target_clusters(tmpl, CHILDREN) == ["smo"]
     no_name = FocomRequest(name="a", operation="delete", templateName="x", templateParameters={})
@@ -196,17 +282,27 @@ def test_targets() -> None:
 def test_scale_with_worker_list() -> None:
     inventory = inv()
     current = inventory.cluster_spec(inventory.clusters[0])
-    req = FocomRequest(name="a", operation="scale", clusterNames=("smo",),
-                       workers=(HostSelection(hostId="h2"), HostSelection(hostId="h8")))
+    req = FocomRequest(
+        name="a",
+        operation="scale",
+        clusterNames=("smo",),
+        workers=(HostSelection(hostId="h2"), HostSelection(hostId="h8")),
+    )
     ids, where = rq.wanted_workers(req, "smo", inventory) or ([], "")
     new = rq.resolve_workers(req, current, ids, where, inventory)
     assert [h.host_id for h in new.workers] == ["h2", "h8"] and new.control_plane == current.control_plane
-    bad = FocomRequest(name="a", operation="scale", clusterNames=("smo",),
-                       workers=(HostSelection(hostId="h1"), HostSelection(hostId="h6"), HostSelection(hostId="zz")))
+    bad = FocomRequest(
+        name="a",
+        operation="scale",
+        clusterNames=("smo",),
+        workers=(HostSelection(hostId="h1"), HostSelection(hostId="h6"), HostSelection(hostId="zz")),
+    )
     ids, where = rq.wanted_workers(bad, "smo", inventory) or ([], "")
     assert refused(rq.resolve_workers, bad, current, ids, where, inventory) == {
-        ("$.workers[0].hostId", "host-in-two-roles"), ("$.workers[1].hostId", "host-in-two-clusters"),
-        ("$.workers[2].hostId", "host-exists")}
+        ("$.workers[0].hostId", "host-in-two-roles"),
+        ("$.workers[1].hostId", "host-in-two-clusters"),
+        ("$.workers[2].hostId", "host-exists"),
+    }
 
 
 def test_scale_to_the_inventory_worker_list() -> None:

@@ -27,13 +27,17 @@ def host(host_id: str, n: int, **fields: object) -> dict[str, object]:
 
 
 async def test_inventory_password_and_relative_key(tmp_path: Path) -> None:
-    path = inventory(tmp_path, [
-        host("h1", 1, host_user="root", host_pwd=PASSWORD),
-        host("h2", 2, ssh_key_file="keys/h2", ssh_port=2222, host_user="ubuntu"),
-        host("h3", 3),
-    ])
-    store = CredentialStore(HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default",
-                                             ssh_key_dir=tmp_path))  # fmt: skip
+    path = inventory(
+        tmp_path,
+        [
+            host("h1", 1, host_user="root", host_pwd=PASSWORD),
+            host("h2", 2, ssh_key_file="keys/h2", ssh_port=2222, host_user="ubuntu"),
+            host("h3", 3),
+        ],
+    )
+    store = CredentialStore(
+        HostprepSettings(inventory_file=path, ssh_key_file=tmp_path / "default", ssh_key_dir=tmp_path)
+    )
     h1, h2, h3 = [await store.resolve(h) for h in ("h1", "h2", "h3")]
     assert h1.credentials.password is not None and h1.credentials.password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(h1) and PASSWORD not in str(h1)
@@ -51,8 +55,11 @@ async def test_no_credentials_is_permanent(tmp_path: Path) -> None:
 
 async def test_a_host_id_the_inventory_does_not_know_is_refused(tmp_path: Path) -> None:
     """#15 item 7: the job's host is looked up in hostprep's own inventory; an unknown id gets nothing."""
-    store = CredentialStore(HostprepSettings(inventory_file=inventory(tmp_path, [host("h1", 1, host_pwd=PASSWORD)]),
-                                             ssh_key_file=tmp_path / "default"))  # fmt: skip
+    store = CredentialStore(
+        HostprepSettings(
+            inventory_file=inventory(tmp_path, [host("h1", 1, host_pwd=PASSWORD)]), ssh_key_file=tmp_path / "default"
+        )
+    )
     with pytest.raises(PermanentError) as info:
         await store.resolve("h2")
     assert info.value.reason == "UnknownHost" and PASSWORD not in str(info.value)
@@ -137,8 +144,9 @@ def test_an_unknown_host_is_never_trusted() -> None:
     with pytest.raises(PermanentError) as info:
         trusted_host_keys(TrustSources((), None), SshTarget("h5", "10.0.0.5", 22, "root"), None)
     assert info.value.reason == "HostKeyUnknown"
-    other = asyncssh.import_known_hosts("10.9.9.9 " + asyncssh.generate_private_key("ssh-ed25519")
-                                        .export_public_key().decode())
+    other = asyncssh.import_known_hosts(
+        "10.9.9.9 " + asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    )
     with pytest.raises(PermanentError):
         trusted_host_keys(TrustSources((), "x"), SshTarget("h5", "10.0.0.5", 22, "root"), other)
 

@@ -16,8 +16,13 @@ DF = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/sd
 
 def preflight_output(**over: str) -> str:
     parts = {
-        "os": OS_RELEASE, "arch": "x86_64", "kernel": "5.15.0-91-generic", "cgroup": "cgroup2fs",
-        "route": "default via 10.0.0.254 dev eth0 proto static", "hostname": "node-001", "df": DF,
+        "os": OS_RELEASE,
+        "arch": "x86_64",
+        "kernel": "5.15.0-91-generic",
+        "cgroup": "cgroup2fs",
+        "route": "default via 10.0.0.254 dev eth0 proto static",
+        "hostname": "node-001",
+        "df": DF,
     }
     parts.update(over)
     return f"\n{MARK}\n".join(parts.values()) + "\n"
@@ -31,16 +36,19 @@ def test_preflight_facts_are_parsed() -> None:
     assert domain.fact_problems(facts, min_free_bytes=10 * domain.GIB) == []
 
 
-@pytest.mark.parametrize(("override", "problem"), [
-    ({"os": 'ID=centos\nVERSION_ID="7"\nPRETTY_NAME="CentOS 7"\n'}, "unsupported OS"),
-    ({"arch": "s390x"}, "unsupported architecture"),
-    ({"kernel": "4.4.0-generic"}, "kernel"),
-    ({"cgroup": "ext4"}, "cgroup"),
-    ({"route": ""}, "no default route"),
-    ({"hostname": "Node_1"}, "DNS-1123"),
-    ({"df": "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 10 1024 1% /\n"}, "GiB free"),
-    ({"df": ""}, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"os": 'ID=centos\nVERSION_ID="7"\nPRETTY_NAME="CentOS 7"\n'}, "unsupported OS"),
+        ({"arch": "s390x"}, "unsupported architecture"),
+        ({"kernel": "4.4.0-generic"}, "kernel"),
+        ({"cgroup": "ext4"}, "cgroup"),
+        ({"route": ""}, "no default route"),
+        ({"hostname": "Node_1"}, "DNS-1123"),
+        ({"df": "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 10 1024 1% /\n"}, "GiB free"),
+        ({"df": ""}, "unknown"),
+    ],
+)
 def test_preflight_problems_name_what_is_wrong(override: dict[str, str], problem: str) -> None:
     facts = domain.parse_preflight(preflight_output(**override))
     problems = domain.fact_problems(facts, min_free_bytes=10 * domain.GIB)
@@ -54,8 +62,10 @@ def test_aarch64_is_arm64_and_fqdn_hostnames_are_accepted() -> None:
 
 
 def test_installed_packages_reads_dpkg_query_status_lines() -> None:
-    out = ("install ok installed kubelet 1.30.2-1.1\nhold ok installed kubeadm 1.30.2-1.1\n"
-           "deinstall ok config-files kubectl 1.30.1-1.1\nunknown ok not-installed socat\n")
+    out = (
+        "install ok installed kubelet 1.30.2-1.1\nhold ok installed kubeadm 1.30.2-1.1\n"
+        "deinstall ok config-files kubectl 1.30.1-1.1\nunknown ok not-installed socat\n"
+    )
     assert domain.installed_packages(out) == {"kubelet": "1.30.2-1.1", "kubeadm": "1.30.2-1.1"}
 
 
@@ -74,10 +84,21 @@ def test_bootstrap_kubeconfig_names_are_dns1123_and_distinct(host_id: str) -> No
 
 
 def test_byohost_states() -> None:
-    free = {"metadata": {"name": "node-001"}, "status": {"conditions": [
-        {"type": "K8sNodeBootstrapSucceeded", "status": "False", "reason": "WaitingForMachineRefToBeAssigned"}]}}
-    claimed = {"metadata": {"name": "node-002"}, "status": {"machineRef": {"name": "c1-md-0-abc"}, "conditions": [
-        {"type": "K8sNodeBootstrapSucceeded", "status": "True"}]}}
+    free = {
+        "metadata": {"name": "node-001"},
+        "status": {
+            "conditions": [
+                {"type": "K8sNodeBootstrapSucceeded", "status": "False", "reason": "WaitingForMachineRefToBeAssigned"}
+            ]
+        },
+    }
+    claimed = {
+        "metadata": {"name": "node-002"},
+        "status": {
+            "machineRef": {"name": "c1-md-0-abc"},
+            "conditions": [{"type": "K8sNodeBootstrapSucceeded", "status": "True"}],
+        },
+    }
     bare = {"metadata": {"name": "node-003"}}
     assert domain.byohost_state(free).free and domain.byohost_state(free).registered
     assert domain.byohost_state(claimed).claimed_by == "c1-md-0-abc" and not domain.byohost_state(claimed).free
@@ -90,8 +111,9 @@ def test_backoff_doubles_and_caps() -> None:
 
 
 def _job(*ids: str) -> HostprepJob:
-    return HostprepJob(pr_id="0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b", action="prepare", cluster="c1",
-                       k8s_version="v1.30.2", hosts=ids)
+    return HostprepJob(
+        pr_id="0d9c3c4e-5b6a-5f7e-8a9b-0c1d2e3f4a5b", action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=ids
+    )
 
 
 def test_a_hosts_answers_are_made_printable_before_they_travel() -> None:

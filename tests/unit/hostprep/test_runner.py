@@ -15,18 +15,26 @@ from pydantic import SecretBytes
 from services.hostprep import recipe
 from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import CredentialStore, HostCredentials, ResolvedHost, TrustSources
+from services.hostprep.deps import Deps
 from services.hostprep.domain import MARK
-from services.hostprep.recipe import AgentSource, RecipeParams
-from services.hostprep.runner import Deps, HostRunner
+from services.hostprep.runner import HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import CommandResult
+from services.hostprep.steps import VERIFY_MARK, AgentSource, Probe, RecipeParams, Run, Step
 from shared.errors import PermanentError, TemporaryError
 from shared.models import HostRef
 
-PREFLIGHT = f"\n{MARK}\n".join([
-    "ID=ubuntu\nVERSION_ID=22.04\nPRETTY_NAME=Ubuntu", "x86_64", "5.15.0", "cgroup2fs", "default via 1.1.1.1 dev e0",
-    "node-1", "Filesystem 1K-blocks Used Available Use% Mounted\n/dev/sda 1 1 99999999 1% /",
-])
+PREFLIGHT = f"\n{MARK}\n".join(
+    [
+        "ID=ubuntu\nVERSION_ID=22.04\nPRETTY_NAME=Ubuntu",
+        "x86_64",
+        "5.15.0",
+        "cgroup2fs",
+        "default via 1.1.1.1 dev e0",
+        "node-1",
+        "Filesystem 1K-blocks Used Available Use% Mounted\n/dev/sda 1 1 99999999 1% /",
+    ]
+)
 HOST = HostRef(host_id="h1", host_name="node-1", host_ip="10.0.0.1")
 AGENT = AgentSource(pushed=True, sha256="ab" * 32)
 PARAMS = RecipeParams(host=HOST, namespace="default", k8s_version="v1.30.2", agent=AGENT)
@@ -36,10 +44,12 @@ RESOLVED = ResolvedHost(HOST, HostCredentials("h1", None, Path("/keys/h1"), None
 REAL_PREPARE_STEPS = recipe.prepare_steps
 
 
-def exit_status_steps(params: RecipeParams, facts: Any) -> list[recipe.Step]:
+def exit_status_steps(params: RecipeParams, facts: Any) -> list[Step]:
     """The real recipe with every probe judged by its exit status (the fake host answers 0 or 1)."""
-    return [dataclasses.replace(s, check=recipe.Probe(s.check.command)) if isinstance(s.check, recipe.Probe) else s
-            for s in REAL_PREPARE_STEPS(params, facts)]
+    return [
+        dataclasses.replace(s, check=Probe(s.check.command)) if isinstance(s.check, Probe) else s
+        for s in REAL_PREPARE_STEPS(params, facts)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -78,23 +88,26 @@ class FakeHost:
 
     def step_of(self, command: str) -> tuple[str, str]:
         for step in self.steps:
-            if isinstance(step.check, recipe.Probe) and step.check.command == command:
+            if isinstance(step.check, Probe) and step.check.command == command:
                 return step.name, "check"
-            if any(isinstance(op, recipe.Run) and op.command == command for op in step.action):
+            if any(isinstance(op, Run) and op.command == command for op in step.action):
                 return step.name, "action"
         return "other", command
 
     def run(self, command: str) -> CommandResult:
         if "@@o2ims-probe:" in command:
             return self.batch(command)
-        if recipe.VERIFY_MARK in command:
-            action, _, probe = command.partition(f"\nset +e\necho {recipe.VERIFY_MARK}\n")
+        if VERIFY_MARK in command:
+            action, _, probe = command.partition(f"\nset +e\necho {VERIFY_MARK}\n")
             done = self.run(action)
             if isinstance(done, BaseException) or not done.ok:
                 return done
             checked = self.run(probe)
-            return CommandResult(checked.exit_status, f"{done.stdout}{recipe.VERIFY_MARK}\n{checked.stdout}",
-                                 done.stderr + checked.stderr)
+            return CommandResult(
+                checked.exit_status,
+                f"{done.stdout}{VERIFY_MARK}\n{checked.stdout}",
+                done.stderr + checked.stderr,
+            )
         if command.startswith("cat /etc/os-release"):
             return CommandResult(0, PREFLIGHT, "")
         if command.startswith("install -D"):
@@ -115,7 +128,6 @@ class FakeHost:
         return CommandResult(0, "", "")
 
 
-
 class FakeSession:
     def __init__(self, host: FakeHost) -> None:
         self.host = host
@@ -129,8 +141,9 @@ class FakeSession:
             raise result
         return result
 
-    async def put_file(self, path: str, data: bytes, *, mode: int, timeout: float,
-                       sha256: str | None = None) -> CommandResult:
+    async def put_file(
+        self, path: str, data: bytes, *, mode: int, timeout: float, sha256: str | None = None
+    ) -> CommandResult:
         self.host.uploads.append(path)
         if path == PARAMS.agent_path:
             self.host.done.add("agent-binary")
@@ -178,9 +191,16 @@ class FakeIndex:
 
 def runner(host: FakeHost, reports: list[tuple[str, str]], *, deadline: float = 30.0, **settings: Any) -> HostRunner:
     s = HostprepSettings(retry_initial_delay=0.01, retry_max_delay=0.02, max_step_attempts=3, **settings)
-    deps = Deps(settings=s, connector=FakeConnector(host), slots=asyncio.Semaphore(1),  # type: ignore[arg-type]
-                store=CredentialStore(s), bootstrap=FakeBootstrap(host), byohosts=FakeIndex(host),  # type: ignore[arg-type]
-                agent=AGENT, agent_binary=b"agent")
+    deps = Deps(
+        settings=s,
+        connector=FakeConnector(host),
+        slots=asyncio.Semaphore(1),  # type: ignore[arg-type]
+        store=CredentialStore(s),
+        bootstrap=FakeBootstrap(host),
+        byohosts=FakeIndex(host),  # type: ignore[arg-type]
+        agent=AGENT,
+        agent_binary=b"agent",
+    )
 
     async def report(step: str, status: str, detail: str | None) -> None:
         reports.append((step, status))

@@ -17,8 +17,13 @@ from shared.httpapi.auth import ROLES, AuthConfig, TokenVerifier
 
 def _state(tmp_path: Path) -> Path:
     state = tmp_path / "state"
-    RunState(nats_url="nats://127.0.0.1:4999", kubeconfig=str(state / "kubeconfig"), supervisor_pid=os.getpid(),
-             ready=True, children={"o2ims_api": {"pid": os.getpid()}}).save(state)  # fmt: skip
+    RunState(
+        nats_url="nats://127.0.0.1:4999",
+        kubeconfig=str(state / "kubeconfig"),
+        supervisor_pid=os.getpid(),
+        ready=True,
+        children={"o2ims_api": {"pid": os.getpid()}},
+    ).save(state)
     stack.api_files(state)
     return state
 
@@ -36,16 +41,22 @@ def test_endpoints_without_a_running_system(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("roles", [[], ["reader"], ["provisioner", "subscriber"]])
-def test_token_is_accepted_by_the_api_verifier(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               roles: list[str]) -> None:  # fmt: skip
+def test_token_is_accepted_by_the_api_verifier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], roles: list[str]
+) -> None:
     state = _state(tmp_path)
     key = state / "o2ims-api" / "signing-key.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     argv = ["--state-dir", str(state), "token"] + [a for r in roles for a in ("--role", r)]
     assert cli.main(argv) == 0
     token = capsys.readouterr().out.strip()
-    verifier = TokenVerifier(AuthConfig(issuer=stack.API_ISSUER, audience=stack.API_AUDIENCE,
-                                        public_key_file=state / "o2ims-api" / "signing-key.pub.pem"))  # fmt: skip
+    verifier = TokenVerifier(
+        AuthConfig(
+            issuer=stack.API_ISSUER,
+            audience=stack.API_AUDIENCE,
+            public_key_file=state / "o2ims-api" / "signing-key.pub.pem",
+        )
+    )
     who = asyncio.run(verifier.verify(token))
     assert who.roles == frozenset(roles or ROLES)
 
@@ -54,17 +65,26 @@ def test_token_refuses_unknown_roles(tmp_path: Path) -> None:
     assert cli.main(["--state-dir", str(_state(tmp_path)), "token", "--role", "root"]) == 2
 
 
-@pytest.mark.parametrize("argv", [["up", "--fault", "host-001=unreachable"],
-                                  ["up", "--sandbox", "--fault", "host-001"],
-                                  ["up", "--sandbox", "--fault", "host-001=teleported"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["up", "--fault", "host-001=unreachable"],
+        ["up", "--sandbox", "--fault", "host-001"],
+        ["up", "--sandbox", "--fault", "host-001=teleported"],
+    ],
+)
 def test_up_refuses_bad_faults(tmp_path: Path, argv: list[str]) -> None:
     assert cli.main(["--state-dir", str(tmp_path / "s"), *argv]) == 2
 
 
 def test_endpoints_include_focoms_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
-    RunState(nats_url="nats://127.0.0.1:4999", supervisor_pid=os.getpid(), ready=True,
-             children={"o2ims_api": {"pid": os.getpid()}, "focom_api": {"pid": os.getpid()}}).save(state)  # fmt: skip
+    RunState(
+        nats_url="nats://127.0.0.1:4999",
+        supervisor_pid=os.getpid(),
+        ready=True,
+        children={"o2ims_api": {"pid": os.getpid()}, "focom_api": {"pid": os.getpid()}},
+    ).save(state)
     env = stack.focom_api_env(state, sandbox=False)
     assert cli.main(["--state-dir", str(state), "-o", "json", "endpoints"]) == 0
     found = json.loads(capsys.readouterr().out)

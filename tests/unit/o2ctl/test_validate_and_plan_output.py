@@ -22,8 +22,9 @@ EXAMPLE_HOSTS = len(json.loads((REPO / "examples" / "input.json").read_text())["
 def _many_problems(tmp_path: Path, count: int) -> Path:
     inv = json.loads((REPO / "examples" / "input.json").read_text())
     template = inv["hosts"][0]
-    inv["hosts"] += [{**template, "host_id": f"x{i}", "host_name": f"x-{i}", "host_ip": f"not-an-ip-{i}"}
-                     for i in range(count)]
+    inv["hosts"] += [
+        {**template, "host_id": f"x{i}", "host_name": f"x-{i}", "host_ip": f"not-an-ip-{i}"} for i in range(count)
+    ]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(inv))
     return path
@@ -42,17 +43,26 @@ def test_validate_table_is_capped_and_json_is_complete(tmp_path: Path, capsys: p
     assert lines[0] == f"{path}: {total} problem(s)"
     rows = [line for line in lines[2:] if line.startswith("$.")]
     assert len(rows) == commands.VALIDATE_TABLE_ROWS
-    assert lines[-1] == f"… and {total - commands.VALIDATE_TABLE_ROWS} more problem(s) not shown; `-o json` lists " \
-                        "them all"
+    assert (
+        lines[-1] == f"… and {total - commands.VALIDATE_TABLE_ROWS} more problem(s) not shown; `-o json` lists them all"
+    )
     assert commands.validate(path, "yaml") == 2
     assert len(yaml.safe_load(capsys.readouterr().out)["problems"]) == total
 
 
-async def test_plan_comments_cannot_inject_documents(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+async def test_plan_comments_cannot_inject_documents(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     injected = "\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: pwned}\n"
-    spec = SimpleNamespace(name="edge" + injected, control_plane=[1], workers=[], k8s_version="v1.31.4",
-                           vip="10.0.0.1" + injected, all_hosts=[], cni=None)
+    spec = SimpleNamespace(
+        name="edge" + injected,
+        control_plane=[1],
+        workers=[],
+        k8s_version="v1.31.4",
+        vip="10.0.0.1" + injected,
+        all_hosts=[],
+        cni=None,
+    )
     objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"k": "v" + injected}}]
 
     def specs(*_: Any, **__: Any) -> list[Any]:
@@ -63,8 +73,14 @@ async def test_plan_comments_cannot_inject_documents(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(plan, "create_specs", specs)
     monkeypatch.setattr(plan, "render_and_validate", render)
-    code = await plan.plan(REPO / "examples" / "input.json", FocomRequest(name="p", allClusters=True),
-                           output="yaml", t=None, cni={}, default_cni=None)  # fmt: skip
+    code = await plan.plan(
+        REPO / "examples" / "input.json",
+        FocomRequest(name="p", allClusters=True),
+        output="yaml",
+        t=None,
+        cni={},
+        default_cni=None,
+    )
     out = capsys.readouterr()
     assert code == 0
     documents = [d for d in yaml.safe_load_all(out.out) if d is not None]

@@ -37,8 +37,9 @@ NO_RESET = Policy(teardown_hosts=False)
 
 def host(i: int, prefix: str = "h") -> HostRef:
     # One address per machine: control-plane and worker hosts of a spec never share one.
-    return HostRef(host_id=f"{prefix}{i}", host_name=f"node-{prefix}{i}",
-                   host_ip=f"10.0.{0 if prefix == 'cp' else 1}.{i + 10}")  # fmt: skip
+    return HostRef(
+        host_id=f"{prefix}{i}", host_name=f"node-{prefix}{i}", host_ip=f"10.0.{0 if prefix == 'cp' else 1}.{i + 10}"
+    )
 
 
 def spec(workers: int = 2, *, cp: int = 1, name: str = "edge1", version: str = "v1.30.2") -> ClusterSpec:
@@ -73,25 +74,41 @@ def request(op: str, s: ClusterSpec | None, at: datetime) -> Event:
 def summary(s: ClusterSpec, at: datetime, *, ready: bool = True, workers_ready: int | None = None, **kw: Any) -> Event:
     n_w = len(s.workers)
     fields: dict[str, Any] = dict(
-        namespace=s.namespace, name=s.name, pr_id=PR, ready=ready, control_plane_initialized=True,
-        control_plane_ready=len(s.control_plane), control_plane_desired=len(s.control_plane),
-        workers_ready=n_w if workers_ready is None else workers_ready, workers_desired=n_w,
-    )  # fmt: skip
+        namespace=s.namespace,
+        name=s.name,
+        pr_id=PR,
+        ready=ready,
+        control_plane_initialized=True,
+        control_plane_ready=len(s.control_plane),
+        control_plane_desired=len(s.control_plane),
+        workers_ready=n_w if workers_ready is None else workers_ready,
+        workers_desired=n_w,
+    )
     fields.update(kw)
     p = ClusterSummary(**fields)
     kind: EventKind = (
-        "cluster.gone" if not p.exists else "cluster.failed" if p.failure else "cluster.ready" if p.ready
+        "cluster.gone"
+        if not p.exists
+        else "cluster.failed"
+        if p.failure
+        else "cluster.ready"
+        if p.ready
         else "cluster.status"
-    )  # fmt: skip
+    )
     return ev(kind, p, at)
 
 
 def byohost(s: ClusterSpec, host_id: str, *, claimed: bool, at: datetime, exists: bool = True) -> Event:
     """status_watcher's summary of a host's ByoHost: claimed by the cluster, or free."""
     p = ByoHostSummary(
-        namespace=s.namespace, name=f"node-{host_id}", host_id=host_id, exists=exists, registered=exists,
-        free=exists and not claimed, claimed_by=s.name if claimed else None,
-    )  # fmt: skip
+        namespace=s.namespace,
+        name=f"node-{host_id}",
+        host_id=host_id,
+        exists=exists,
+        registered=exists,
+        free=exists and not claimed,
+        claimed_by=s.name if claimed else None,
+    )
     return ev("byohost.status", p, at)
 
 
@@ -117,8 +134,15 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
         case "hostprep.done":
             e = ev(kind, HostprepDone(pr_id=PR, action="prepare", hosts=hosts), at, hp_id)
         case "hostprep.failed":
-            failed = HostprepFailed(pr_id=PR, action="prepare", host_id=hosts[0], step="containerd",
-                                    exit_code=100, reason="StepFailed", message="apt-get failed")  # fmt: skip
+            failed = HostprepFailed(
+                pr_id=PR,
+                action="prepare",
+                host_id=hosts[0],
+                step="containerd",
+                exit_code=100,
+                reason="StepFailed",
+                message="apt-get failed",
+            )
             e = ev(kind, failed, at, hp_id)
         case "teardown.done":
             e = ev(kind, HostprepDone(pr_id=PR, action="teardown", hosts=hosts), at, hp_id)
@@ -126,8 +150,12 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
             e = ev(kind, HostprepFailed(pr_id=PR, action="teardown", reason="StepFailed", message="x"), at, hp_id)
         case "job.rejected":
             latest = max((j for j in (hp, capi) if j is not None), key=lambda j: _issued(rec, j.id), default=None)
-            e = ev(kind, MessageFailed(consumer="w", subject="x", reason="Rejected", error="bad job", deliveries=1),
-                   at, latest.id if latest else None)  # fmt: skip
+            e = ev(
+                kind,
+                MessageFailed(consumer="w", subject="x", reason="Rejected", error="bad job", deliveries=1),
+                at,
+                latest.id if latest else None,
+            )
         case "capi.applied":
             # After a delete was sent, an applied can only answer an earlier apply (a late one).
             late = capi is not None and capi.action == "delete"
@@ -146,8 +174,13 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
         case "cluster.ready":
             e = summary(s, at)
         case "cluster.failed":
-            e = ev(kind, ClusterTransition(type="cluster.failed", namespace=s.namespace, name=s.name, pr_id=PR,
-                                           reason="Machine m1 Failed"), at)  # fmt: skip
+            e = ev(
+                kind,
+                ClusterTransition(
+                    type="cluster.failed", namespace=s.namespace, name=s.name, pr_id=PR, reason="Machine m1 Failed"
+                ),
+                at,
+            )
         case "cluster.gone":
             e = summary(s, at, ready=False, exists=False)
         case "byohost.status":
@@ -207,8 +240,7 @@ ROUTES: dict[str, tuple[EventKind, ...]] = {
     "failed": ("create", "hostprep.failed"),
     "deleting/capi-delete": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete"),
     "deleting/teardown": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted"),
-    "deleted": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted",
-                "teardown.done"),
+    "deleted": ("create", "hostprep.done", "capi.applied", "cluster.ready", "delete", "capi.deleted", "teardown.done"),
 }
 
 

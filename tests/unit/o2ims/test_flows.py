@@ -43,23 +43,30 @@ def test_create_to_fulfilled_publishes_each_job_once_and_a_status_per_transition
     assert [j.action for j in published(drv.commands, CapiJob)] == ["apply"]
     statuses = published(drv.commands, PrStatus)
     assert [(s.state, s.stage) for s in statuses] == [
-        ("pending", None), ("progressing", "hostprep"), ("progressing", "apply"),
-        ("progressing", "provisioning"), ("fulfilled", None),
-    ]  # fmt: skip
+        ("pending", None),
+        ("progressing", "hostprep"),
+        ("progressing", "apply"),
+        ("progressing", "provisioning"),
+        ("fulfilled", None),
+    ]
     assert [s.seq for s in statuses] == [1, 2, 3, 4, 5] and rec.seq == 5
     assert statuses[-1].node_cluster_id == node_cluster_id(PR, "edge1") == rec.node_cluster_id
     assert {h: st.resource_id for h, st in rec.hosts.items()} == {
         h: infrastructure_resource_id(rec.node_cluster_id, h) for h in ("cp0", "w0", "w1")
     }
     assert {c.type: c.status for c in rec.conditions} == {
-        "HostsPrepared": "True", "ResourcesApplied": "True", "ClusterProvisioned": "True",
-    }  # fmt: skip
+        "HostsPrepared": "True",
+        "ResourcesApplied": "True",
+        "ClusterProvisioned": "True",
+    }
     assert [(h.to_state, h.to_stage) for h in rec.history][-1] == ("fulfilled", None)
     # One deadline per stage that has one: pending (kept through hostprep), apply, provisioning.
     timers = published(drv.commands, PrDeadline)
     assert [(t.state, t.stage) for t in timers] == [
-        ("pending", None), ("progressing", "apply"), ("progressing", "provisioning"),
-    ]  # fmt: skip
+        ("pending", None),
+        ("progressing", "apply"),
+        ("progressing", "provisioning"),
+    ]
     assert rec.deadline is None
 
 
@@ -84,9 +91,15 @@ def test_host_failure_names_the_host_and_the_step() -> None:
     drv = driven_to("progressing/hostprep")
     job = drv.rec.hostprep_job  # type: ignore[union-attr]
     failed = HostprepFailed(
-        pr_id=PR, action="prepare", host_id="w1", step="kubeadm-packages", exit_code=100,
-        stderr_tail="E: Unable to locate package", reason="StepFailed", message="apt-get failed",
-    )  # fmt: skip
+        pr_id=PR,
+        action="prepare",
+        host_id="w1",
+        step="kubeadm-packages",
+        exit_code=100,
+        stderr_tail="E: Unable to locate package",
+        reason="StepFailed",
+        message="apt-get failed",
+    )
     drv.apply(ev("hostprep.failed", failed, drv.clock.tick(), job.id))
     rec = drv.rec
     assert rec is not None and (rec.state, rec.stage, rec.reason) == ("failed", "hostprep", "StepFailed")
@@ -182,15 +195,24 @@ def test_a_host_whose_reset_fails_is_quarantined_not_released() -> None:
     drv.apply(summary(one, drv.clock.tick()))
     drv.apply(byohost(one, "w1", claimed=False, at=drv.clock.tick()))
     drv.commands.clear()
-    failed = HostprepFailed(pr_id=PR, action="teardown", host_id="w1", step="kubeadm-reset", exit_code=1,
-                            reason="StepFailed", message="kubeadm reset failed",
-                            failures=(HostFailure(host_id="w1", step="kubeadm-reset", reason="StepFailed",
-                                                  message="kubeadm reset failed"),))  # fmt: skip
+    failed = HostprepFailed(
+        pr_id=PR,
+        action="teardown",
+        host_id="w1",
+        step="kubeadm-reset",
+        exit_code=1,
+        reason="StepFailed",
+        message="kubeadm reset failed",
+        failures=(
+            HostFailure(host_id="w1", step="kubeadm-reset", reason="StepFailed", message="kubeadm reset failed"),
+        ),
+    )
     drv.apply(ev("teardown.failed", failed, drv.clock.tick(), drv.rec.hostprep_job.id))  # type: ignore[union-attr]
     assert drv.phase == "fulfilled"  # the cluster itself is as asked
     assert not [c for c in drv.commands if c.release]
     assert [(c.quarantine, "kubeadm-reset" in c.quarantine_reason) for c in drv.commands if c.quarantine] == [
-        (("w1",), True)]
+        (("w1",), True)
+    ]
     assert drv.rec.hosts["w1"].quarantined and drv.rec.leaving == ()  # type: ignore[union-attr]
     assert drv.rec.condition("HostsTornDown").status == "False"  # type: ignore[union-attr]
 
@@ -254,8 +276,14 @@ def test_delete_resets_the_hosts_once_their_byohosts_are_released_and_quarantine
     (job,) = published(drv.commands, HostprepJob)
     assert job.action == "teardown" and set(job.hosts) == {h.host_id for h in s.all_hosts}
     bad = s.all_hosts[0].host_id
-    failed = HostprepFailed(pr_id=PR, action="teardown", host_id=bad, reason="StepFailed", message="reset failed",
-                            ready_hosts=tuple(h.host_id for h in s.all_hosts[1:]))  # fmt: skip
+    failed = HostprepFailed(
+        pr_id=PR,
+        action="teardown",
+        host_id=bad,
+        reason="StepFailed",
+        message="reset failed",
+        ready_hosts=tuple(h.host_id for h in s.all_hosts[1:]),
+    )
     drv.apply(ev("teardown.failed", failed, drv.clock.tick(), drv.rec.hostprep_job.id))  # type: ignore[union-attr]
     assert drv.phase == "deleted"
     assert [c.quarantine for c in drv.commands if c.quarantine] == [(bad,)]
@@ -282,9 +310,14 @@ def test_immutable_fields_refuse_the_update_naming_the_field(field: str, change:
 
 @pytest.mark.parametrize(
     ("version", "reason"),
-    [("v1.29.9", "Downgrade"), ("v1.32.0", "MinorVersionSkip"), ("v2.30.2", "MinorVersionSkip"),
-     ("v1.31.0", "UpgradeUnavailable"), ("v1.30.3", "UpgradeUnavailable")],
-)  # fmt: skip
+    [
+        ("v1.29.9", "Downgrade"),
+        ("v1.32.0", "MinorVersionSkip"),
+        ("v2.30.2", "MinorVersionSkip"),
+        ("v1.31.0", "UpgradeUnavailable"),
+        ("v1.30.3", "UpgradeUnavailable"),
+    ],
+)
 def test_a_version_change_of_a_live_cluster_is_refused_with_the_rule_it_breaks(version: str, reason: str) -> None:
     drv = driven_to("fulfilled")  # at v1.30.2
     changed = drv.rec.spec.model_copy(update={"k8s_version": version})  # type: ignore[union-attr]
@@ -438,8 +471,15 @@ def test_hosts_whose_teardown_failed_are_quarantined_not_released() -> None:
     assert job is not None and job.action == "teardown"
     drv.commands.clear()
     # w0 was torn down; cp0 failed and w1 was never reached: only w0 goes back to the pool.
-    failed = HostprepFailed(pr_id=PR, action="teardown", host_id="cp0", step="kubeadm-reset", reason="StepFailed",
-                            message="exit 1", ready_hosts=("w0",))  # fmt: skip
+    failed = HostprepFailed(
+        pr_id=PR,
+        action="teardown",
+        host_id="cp0",
+        step="kubeadm-reset",
+        reason="StepFailed",
+        message="exit 1",
+        ready_hosts=("w0",),
+    )
     drv.apply(ev("teardown.failed", failed, drv.clock.tick(), job.id))
     assert drv.phase == "deleted"
     assert [c.release for c in drv.commands if c.release] == [("w0",)]

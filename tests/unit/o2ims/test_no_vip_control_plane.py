@@ -15,8 +15,13 @@ def host(i: int) -> HostRef:
 
 def test_scaling_the_control_plane_of_a_vip_less_cluster_is_refused_with_the_reason() -> None:
     old = ClusterSpec(name="seed", k8s_version="v1.31.4", control_plane=(host(1),), workers=(host(2),))
-    new = ClusterSpec(name="seed", k8s_version="v1.31.4", control_plane=(host(1), host(3), host(4)),
-                      workers=(host(2),), vip="10.0.0.200")  # fmt: skip
+    new = ClusterSpec(
+        name="seed",
+        k8s_version="v1.31.4",
+        control_plane=(host(1), host(3), host(4)),
+        workers=(host(2),),
+        vip="10.0.0.200",
+    )
     with pytest.raises(InputError) as err:
         check_change(old, new, applied=True)
     assert err.value.path == "spec.control_plane" and "has no VIP" in err.value.message

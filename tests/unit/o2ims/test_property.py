@@ -10,8 +10,15 @@ from services.o2ims.table import PHASES
 from shared.payloads import PrStatus
 from tests.unit.o2ims.machine import POLICY, TEARDOWN, Driver
 
-DEADLINED = {"pending", "progressing/hostprep", "progressing/apply", "progressing/provisioning",
-             "progressing/scaling", "deleting/capi-delete", "deleting/teardown"}  # fmt: skip
+DEADLINED = {
+    "pending",
+    "progressing/hostprep",
+    "progressing/apply",
+    "progressing/provisioning",
+    "progressing/scaling",
+    "deleting/capi-delete",
+    "deleting/teardown",
+}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,8 +11,9 @@ from tests.unit.o2ims.machine import driven_to
 
 
 def test_every_stage_has_a_deadline() -> None:
-    policy = Policy(hostprep_deadline=1, apply_deadline=2, provisioning_deadline=3, delete_deadline=4,
-                    teardown_deadline=5)  # fmt: skip
+    policy = Policy(
+        hostprep_deadline=1, apply_deadline=2, provisioning_deadline=3, delete_deadline=4, teardown_deadline=5
+    )
     deadlines = policy.stage_deadlines()
     assert set(deadlines) == set(PR_STAGES)
     for stage in PR_STAGES:

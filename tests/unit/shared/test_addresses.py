@@ -24,14 +24,18 @@ from shared.payloads import CapiJob, PrRequest
 ZONES = ["fe80::1%eth0", "fe80::1%\nExecStartPre=/bin/sh", "fe80::1%$(id)", "fe80::1%;reboot", "::1%25lo"]
 BASE: dict[str, Any] = {
     "k8s_version": "1.31.4",
-    "hosts": [{"host_id": i, "host_name": f"node-{i}", "host_ip": f"10.10.0.{10 + i}", "host_pwd": "pw"}
-              for i in range(1, 6)],
+    "hosts": [
+        {"host_id": i, "host_name": f"node-{i}", "host_ip": f"10.10.0.{10 + i}", "host_pwd": "pw"} for i in range(1, 6)
+    ],
     "clusters": [
         {"cluster_name": "smo", "cluster_masters": [{"host_id": 1}], "cluster_workers": [{"host_id": 2}]},
-        {"cluster_name": "ran", "cluster_masters": [{"host_id": 3}, {"host_id": 4}, {"host_id": 5}],
-         "control_plane_endpoint": "10.10.0.200"},
+        {
+            "cluster_name": "ran",
+            "cluster_masters": [{"host_id": 3}, {"host_id": 4}, {"host_id": 5}],
+            "control_plane_endpoint": "10.10.0.200",
+        },
     ],
-}  # fmt: skip
+}
 
 
 def inventory(**where: Any) -> dict[str, Any]:
@@ -61,9 +65,13 @@ def test_the_base_inventory_is_the_user_guide_format_and_valid() -> None:
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
-    [("hosts.0.host_ip", "{z}", "ip-address"), ("clusters.1.control_plane_endpoint", "{z}", "ip-address"),
-     ("clusters.0.pod_cidr", "{z}/64", "cidr"), ("clusters.0.service_cidr", "{z}/120", "cidr")],
-)  # fmt: skip
+    [
+        ("hosts.0.host_ip", "{z}", "ip-address"),
+        ("clusters.1.control_plane_endpoint", "{z}", "ip-address"),
+        ("clusters.0.pod_cidr", "{z}/64", "cidr"),
+        ("clusters.0.service_cidr", "{z}/120", "cidr"),
+    ],
+)
 def test_zone_ids_are_refused_in_every_inventory_address(zone: str, field: str, value: str, rule: str) -> None:
     text = value.format(z=zone)
     if (len(text) > 45 and rule == "ip-address") or len(text) > 49:
@@ -145,11 +153,28 @@ def _string_limits(schema: dict[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
-SAMPLE = {"host_ip": "1", "control_plane_endpoint": "1", "pod_cidr": "1", "service_cidr": "1",
-          "k8s_version": "1", "host_id": "a", "host_name": "a", "cluster_name": "a", "namespace": "a",
-          "host_user": "a", "host_pwd": "a", "ssh_key_file": "a", "cni": "a", "$schema": "a"}  # fmt: skip
-WHERE = {"Inventory": "", "InventoryHost": "hosts.0.", "InventoryCluster": "clusters.0.", "HostSelector":
-         "clusters.0.cluster_masters.0."}  # fmt: skip
+SAMPLE = {
+    "host_ip": "1",
+    "control_plane_endpoint": "1",
+    "pod_cidr": "1",
+    "service_cidr": "1",
+    "k8s_version": "1",
+    "host_id": "a",
+    "host_name": "a",
+    "cluster_name": "a",
+    "namespace": "a",
+    "host_user": "a",
+    "host_pwd": "a",
+    "ssh_key_file": "a",
+    "cni": "a",
+    "$schema": "a",
+}
+WHERE = {
+    "Inventory": "",
+    "InventoryHost": "hosts.0.",
+    "InventoryCluster": "clusters.0.",
+    "HostSelector": "clusters.0.cluster_masters.0.",
+}
 
 
 def test_every_schema_max_length_is_enforced() -> None:
@@ -159,8 +184,9 @@ def test_every_schema_max_length_is_enforced() -> None:
     for model, props in limits.items():
         for name, limit in props.items():
             value = SAMPLE[name] * (limit + 1)
-            data = inventory(**{f"{WHERE[model]}{name}": value}) if model != "Inventory" else {**inventory(),
-                                                                                              name: value}
+            data = (
+                inventory(**{f"{WHERE[model]}{name}": value}) if model != "Inventory" else {**inventory(), name: value}
+            )
             got = problems(data)
             path = "$." + f"{WHERE[model]}{name}".replace(".0.", "[0].").replace(".0", "[0]")
             assert any(p == path for p, _ in got), f"{model}.{name}: {limit + 1} characters accepted ({got})"
@@ -182,11 +208,19 @@ def test_key_files_must_stay_in_the_key_directory(tmp_path: Path) -> None:
     (keys / "id").write_text("key")
     (tmp_path / "outside").write_text("not ours")
     (keys / "link").symlink_to(tmp_path / "outside")
-    ok = validate_inventory(inventory(**{"hosts.0.ssh_key_file": "id", "hosts.1.ssh_key_file": str(keys / "id")}),
-                            ssh_key_dir=keys)  # fmt: skip
+    ok = validate_inventory(
+        inventory(**{"hosts.0.ssh_key_file": "id", "hosts.1.ssh_key_file": str(keys / "id")}), ssh_key_dir=keys
+    )
     assert ok.credentials("1", keys)[0] == keys / "id" and ok.credentials("2", keys)[0] == keys / "id"
-    for bad in ("/root/.ssh/id_rsa", "../outside", str(keys / ".." / "outside"), "sub/../../outside", "link",
-                str(keys), "/"):
+    for bad in (
+        "/root/.ssh/id_rsa",
+        "../outside",
+        str(keys / ".." / "outside"),
+        "sub/../../outside",
+        "link",
+        str(keys),
+        "/",
+    ):
         got = problems(inventory(**{"hosts.0.ssh_key_file": bad}), ssh_key_dir=keys)
         assert got == {("$.hosts[0].ssh_key_file", "key-dir")}, bad
 
@@ -194,8 +228,11 @@ def test_key_files_must_stay_in_the_key_directory(tmp_path: Path) -> None:
 def test_pr_request_payload_refuses_a_crafted_spec() -> None:
     good = HostRef(host_id="h1", host_name="n1", host_ip="10.0.0.1")
     spec = ClusterSpec(name="c", k8s_version="v1.31.4", control_plane=(good,))
-    raw = json.loads(Envelope.wrap(PrRequest(pr_id=str(uuid.uuid4()), fpr="f", operation="create", spec=spec),
-                                   source="test").model_dump_json())  # fmt: skip
+    raw = json.loads(
+        Envelope.wrap(
+            PrRequest(pr_id=str(uuid.uuid4()), fpr="f", operation="create", spec=spec), source="test"
+        ).model_dump_json()
+    )
     raw["payload"]["spec"]["vip"] = "fe80::1%\nkind: ClusterRoleBinding"
     with pytest.raises(Exception) as err:
         decode(json.dumps(raw).encode())

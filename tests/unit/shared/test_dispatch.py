@@ -14,9 +14,11 @@ from shared.models import ClusterSpec, HostRef
 from shared.payloads import CapiApplied, CapiFailed, CapiJob, MessageFailed, Payload
 
 SPEC = ClusterSpec(
-    name="c1", k8s_version="v1.30.2", vip="10.0.0.250",
+    name="c1",
+    k8s_version="v1.30.2",
+    vip="10.0.0.250",
     control_plane=(HostRef(host_id="h0", host_name="node-0", host_ip="10.0.0.10"),),
-)  # fmt: skip
+)
 PR = "6d1f1c6e-3f6a-5b8e-9d55-000000000001"
 
 

@@ -36,14 +36,22 @@ def test_a_hostile_field_is_refused_and_named(case: Case) -> None:
 
 def test_the_payload_from_the_issue_is_refused() -> None:
     with pytest.raises(ValidationError, match="namespace"):
-        HostprepJob(pr_id=PR, action="prepare", cluster="c1", namespace=ISSUE_NAMESPACE, k8s_version="v1.30.2",
-                    hosts=("h1",))
+        HostprepJob(
+            pr_id=PR, action="prepare", cluster="c1", namespace=ISSUE_NAMESPACE, k8s_version="v1.30.2", hosts=("h1",)
+        )
 
 
 def test_a_failure_report_about_a_hostile_message_is_itself_valid() -> None:
-    failed = MessageFailed.about(consumer="o2ims-events", subject="hostprep.events.x\u00e9\x1b", message_id=None,
-                                 message_type=None, reason="InvalidMessage", error="bad \x1b[2J\r" + "e" * 9000,
-                                 path="payload.machines.m\n.[key]", deliveries=1)  # fmt: skip
+    failed = MessageFailed.about(
+        consumer="o2ims-events",
+        subject="hostprep.events.x\u00e9\x1b",
+        message_id=None,
+        message_type=None,
+        reason="InvalidMessage",
+        error="bad \x1b[2J\r" + "e" * 9000,
+        path="payload.machines.m\n.[key]",
+        deliveries=1,
+    )
     assert "\x1b" not in failed.error and "\r" not in failed.error and len(failed.error) <= 4096
     assert failed.subject.isascii() and "\x1b" not in failed.subject
     assert failed.path == "payload.machines.m .[key]"

@@ -28,10 +28,24 @@ def _mypy(root: Path) -> subprocess.CompletedProcess[str]:
     (root / "shared" / "__init__.py").write_text("")
     shutil.copy(FIXTURE, root / "exhaustive_fixture.py")
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--config-file", "/dev/null",
-         "--cache-dir", str(root / ".mypy_cache"), "exhaustive_fixture.py"],
-        cwd=root, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--config-file",
+            "/dev/null",
+            "--cache-dir",
+            str(root / ".mypy_cache"),
+            "exhaustive_fixture.py",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _with_member(set_name: str, member: str) -> str:
@@ -50,9 +64,14 @@ def test_the_fixture_is_clean_against_the_real_definitions(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("set_name", "function"),
-    [("Operation", "operation"), ("PrCommand", "command"), ("CapiAction", "capi_action"),
-     ("HostprepAction", "hostprep_action"), ("PrStage", "stage")],
-)  # fmt: skip
+    [
+        ("Operation", "operation"),
+        ("PrCommand", "command"),
+        ("CapiAction", "capi_action"),
+        ("HostprepAction", "hostprep_action"),
+        ("PrStage", "stage"),
+    ],
+)
 def test_mypy_fails_when_a_new_member_is_not_handled(tmp_path: Path, set_name: str, function: str) -> None:
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "kinds.py").write_text(_with_member(set_name, "upgrade"))
@@ -69,8 +88,16 @@ def test_mypy_fails_when_a_new_member_is_not_handled(tmp_path: Path, set_name: s
 
 
 def test_each_set_lists_its_members_once() -> None:
-    for members in (kinds.OPERATIONS, kinds.PR_COMMANDS, kinds.FPR_PHASES, kinds.PR_STATES, kinds.PR_STAGES,
-                    kinds.CAPI_ACTIONS, kinds.HOSTPREP_ACTIONS, kinds.HOST_STEP_STATUSES):  # fmt: skip
+    for members in (
+        kinds.OPERATIONS,
+        kinds.PR_COMMANDS,
+        kinds.FPR_PHASES,
+        kinds.PR_STATES,
+        kinds.PR_STAGES,
+        kinds.CAPI_ACTIONS,
+        kinds.HOSTPREP_ACTIONS,
+        kinds.HOST_STEP_STATUSES,
+    ):
         assert members and len(set(members)) == len(members)
 
 

@@ -18,10 +18,14 @@ async def test_without_kubeconfig_outside_a_pod_the_error_names_the_setting(tmp_
 
 
 async def test_a_kubeconfig_file_wins_over_the_service_account(tmp_path: Path) -> None:
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-              "clusters": [{"name": "x", "cluster": {"server": "https://192.0.2.7:6443"}}],
-              "users": [{"name": "u", "user": {"token": "t"}}],
-              "contexts": [{"name": "c", "context": {"cluster": "x", "user": "u"}}]}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "x", "cluster": {"server": "https://192.0.2.7:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "x", "user": "u"}}],
+    }
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
     async with await connect(path, setting="X", sa_dir=tmp_path / "absent") as client:
@@ -31,6 +35,8 @@ async def test_a_kubeconfig_file_wins_over_the_service_account(tmp_path: Path) -
 async def test_in_cluster_reads_the_service_account_files(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("sa-token")
     config = in_cluster_kubeconfig(tmp_path, {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"})
-    assert config["clusters"][0]["cluster"] == {"server": "https://[fd00::1]:6443",
-                                                "certificate-authority": str(tmp_path / "ca.crt")}
+    assert config["clusters"][0]["cluster"] == {
+        "server": "https://[fd00::1]:6443",
+        "certificate-authority": str(tmp_path / "ca.crt"),
+    }
     assert config["users"][0]["user"] == {"tokenFile": str(tmp_path / "token")}

@@ -15,7 +15,8 @@ def test_raw_watch_sets_what_the_library_watch_sets() -> None:
     raw = kube_watch._RawWatch()
     assert set(vars(raw)) == set(vars(real))
     assert {k: v for k, v in vars(raw).items() if k != "_api_client"} == {
-        k: v for k, v in vars(real).items() if k != "_api_client"}
+        k: v for k, v in vars(real).items() if k != "_api_client"
+    }
     asyncio.run(real.close())
 
 

@@ -70,8 +70,9 @@ def test_no_service_may_publish_another_services_commands() -> None:
         "$KV.hosts.>": {"focom", "o2ims", "o2ctl", "o2ims_api"},
     }
     allowed = permissions(ROLE_BY_NAME["capi_renderer"])["publish"]["allow"]
-    assert not any(p.startswith(("$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.PURGE"))
-                   for p in allowed)  # fmt: skip
+    assert not any(
+        p.startswith(("$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.PURGE")) for p in allowed
+    )
 
 
 def test_o2ctl_takes_its_identity_from_the_environment_for_a_system_it_did_not_start() -> None:

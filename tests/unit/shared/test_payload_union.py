@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import get_args
 
-from shared import payloads
+from shared import job_payloads, payloads
 from shared.messages import AnyPayload
 from shared.payloads import Payload
+
+#: The modules that define payload models (test modules define their own, which never travel).
+_PAYLOAD_MODULES = {payloads.__name__, job_payloads.__name__}
 
 
 def _concrete(cls: type[Payload]) -> list[type[Payload]]:
     out: list[type[Payload]] = []
     for sub in cls.__subclasses__():
-        if sub.__module__ == payloads.__name__:
+        if sub.__module__ in _PAYLOAD_MODULES:
             out.append(sub)
         out += _concrete(sub)
     return out

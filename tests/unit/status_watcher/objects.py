@@ -7,8 +7,16 @@ from typing import Any
 NS = "default"
 
 
-def obj(kind: str, name: str, *, labels: dict[str, str] | None = None, spec: dict[str, Any] | None = None,
-        status: dict[str, Any] | None = None, rv: str = "1", **meta: Any) -> dict[str, Any]:  # fmt: skip
+def obj(
+    kind: str,
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    spec: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    rv: str = "1",
+    **meta: Any,
+) -> dict[str, Any]:
     m: dict[str, Any] = {"name": name, "namespace": NS, "resourceVersion": rv, **meta}
     if labels:
         m["labels"] = labels
@@ -18,26 +26,50 @@ def obj(kind: str, name: str, *, labels: dict[str, str] | None = None, spec: dic
     return out
 
 
-def cluster(name: str = "c1", *, phase: str = "Provisioned", initialized: bool = True, v2: bool = False,
-            labels: dict[str, str] | None = None, **status: Any) -> dict[str, Any]:  # fmt: skip
+def cluster(
+    name: str = "c1",
+    *,
+    phase: str = "Provisioned",
+    initialized: bool = True,
+    v2: bool = False,
+    labels: dict[str, str] | None = None,
+    **status: Any,
+) -> dict[str, Any]:
     st: dict[str, Any] = {"phase": phase, **status}
     if v2:
         st["initialization"] = {"infrastructureProvisioned": True, "controlPlaneInitialized": initialized}
-        st["conditions"] = [{"type": "ControlPlaneInitialized", "status": str(initialized),
-                             "reason": "Initialized" if initialized else "NotInitialized", "message": ""}]  # fmt: skip
+        st["conditions"] = [
+            {
+                "type": "ControlPlaneInitialized",
+                "status": str(initialized),
+                "reason": "Initialized" if initialized else "NotInitialized",
+                "message": "",
+            }
+        ]
     else:
         st["conditions"] = [{"type": "ControlPlaneInitialized", "status": str(initialized)}]
-    ref = ({"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": f"{name}-cp"} if v2
-           else {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane",
-                 "name": f"{name}-cp"})  # fmt: skip
-    return obj("Cluster", name, labels={"cni": f"{name}-crs", **(labels or {})}, spec={"controlPlaneRef": ref},
-               status=st)  # fmt: skip
+    ref = (
+        {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": f"{name}-cp"}
+        if v2
+        else {
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+            "kind": "KubeadmControlPlane",
+            "name": f"{name}-cp",
+        }
+    )
+    return obj(
+        "Cluster", name, labels={"cni": f"{name}-crs", **(labels or {})}, spec={"controlPlaneRef": ref}, status=st
+    )
 
 
-def kcp(name: str = "c1-cp", *, replicas: int = 1, ready: int = 1, initialized: bool = True, v2: bool = False,
-        **status: Any) -> dict[str, Any]:  # fmt: skip
-    st: dict[str, Any] = {"replicas": replicas if "current" not in status else status.pop("current"),
-                          "readyReplicas": ready, **status}  # fmt: skip
+def kcp(
+    name: str = "c1-cp", *, replicas: int = 1, ready: int = 1, initialized: bool = True, v2: bool = False, **status: Any
+) -> dict[str, Any]:
+    st: dict[str, Any] = {
+        "replicas": replicas if "current" not in status else status.pop("current"),
+        "readyReplicas": ready,
+        **status,
+    }
     if v2:
         st["initialization"] = {"controlPlaneInitialized": initialized}
     else:
@@ -45,14 +77,27 @@ def kcp(name: str = "c1-cp", *, replicas: int = 1, ready: int = 1, initialized: 
     return obj("KubeadmControlPlane", name, spec={"replicas": replicas}, status=st)
 
 
-def md(name: str = "c1-md-0", cluster_name: str = "c1", *, replicas: int = 2, ready: int = 2,
-       **status: Any) -> dict[str, Any]:  # fmt: skip
-    return obj("MachineDeployment", name, spec={"clusterName": cluster_name, "replicas": replicas},
-               status={"replicas": replicas, "readyReplicas": ready, **status})  # fmt: skip
+def md(
+    name: str = "c1-md-0", cluster_name: str = "c1", *, replicas: int = 2, ready: int = 2, **status: Any
+) -> dict[str, Any]:
+    return obj(
+        "MachineDeployment",
+        name,
+        spec={"clusterName": cluster_name, "replicas": replicas},
+        status={"replicas": replicas, "readyReplicas": ready, **status},
+    )
 
 
-def machine(name: str, cluster_name: str = "c1", *, phase: str = "Running", node: bool = True, cp: bool = False,
-            v2: bool = False, **status: Any) -> dict[str, Any]:  # fmt: skip
+def machine(
+    name: str,
+    cluster_name: str = "c1",
+    *,
+    phase: str = "Running",
+    node: bool = True,
+    cp: bool = False,
+    v2: bool = False,
+    **status: Any,
+) -> dict[str, Any]:
     labels = {"cluster.x-k8s.io/cluster-name": cluster_name}
     if cp:
         labels["cluster.x-k8s.io/control-plane"] = ""
@@ -64,19 +109,39 @@ def machine(name: str, cluster_name: str = "c1", *, phase: str = "Running", node
 
 def crs(name: str = "c1-crs", *, applied: bool = True, selector: dict[str, Any] | None = None) -> dict[str, Any]:
     sel = selector if selector is not None else {"matchLabels": {"cni": "c1-crs"}}
-    return obj("ClusterResourceSet", name, spec={"clusterSelector": sel},
-               status={"conditions": [{"type": "ResourcesApplied", "status": str(applied)}]})  # fmt: skip
+    return obj(
+        "ClusterResourceSet",
+        name,
+        spec={"clusterSelector": sel},
+        status={"conditions": [{"type": "ResourcesApplied", "status": str(applied)}]},
+    )
 
 
 def kubeconfig_secret(cluster_name: str = "c1") -> dict[str, Any]:
-    return {"kind": "Secret", "type": "cluster.x-k8s.io/secret", "data": {"value": "c2VjcmV0"},
-            "metadata": {"name": f"{cluster_name}-kubeconfig", "namespace": NS, "resourceVersion": "1",
-                         "labels": {"cluster.x-k8s.io/cluster-name": cluster_name}}}  # fmt: skip
+    return {
+        "kind": "Secret",
+        "type": "cluster.x-k8s.io/secret",
+        "data": {"value": "c2VjcmV0"},
+        "metadata": {
+            "name": f"{cluster_name}-kubeconfig",
+            "namespace": NS,
+            "resourceVersion": "1",
+            "labels": {"cluster.x-k8s.io/cluster-name": cluster_name},
+        },
+    }
 
 
-def byohost(name: str, *, reason: str | None = "WaitingForMachineRefToBeAssigned", status: str = "False",
-            cluster_name: str | None = None, message: str = "", ref_ns: str | None = None,
-            host_id: str = "h1", **meta: Any) -> dict[str, Any]:  # fmt: skip
+def byohost(
+    name: str,
+    *,
+    reason: str | None = "WaitingForMachineRefToBeAssigned",
+    status: str = "False",
+    cluster_name: str | None = None,
+    message: str = "",
+    ref_ns: str | None = None,
+    host_id: str = "h1",
+    **meta: Any,
+) -> dict[str, Any]:
     labels = {"o2ims.oran.org/host-id": host_id}
     st: dict[str, Any] = {"hostinfo": {"osname": "linux"}}
     if reason is not None or status == "True":
@@ -93,9 +158,15 @@ def byohost(name: str, *, reason: str | None = "WaitingForMachineRefToBeAssigned
 def healthy(v2: bool = False) -> list[dict[str, Any]]:
     """A ready cluster: 1 control plane, 2 workers, CNI applied, kubeconfig present."""
     return [
-        cluster(v2=v2), kcp(v2=v2), md(), crs(), kubeconfig_secret(),
-        machine("c1-cp-a", cp=True, v2=v2), machine("c1-md-0-a", v2=v2), machine("c1-md-0-b", v2=v2),
-    ]  # fmt: skip
+        cluster(v2=v2),
+        kcp(v2=v2),
+        md(),
+        crs(),
+        kubeconfig_secret(),
+        machine("c1-cp-a", cp=True, v2=v2),
+        machine("c1-md-0-a", v2=v2),
+        machine("c1-md-0-b", v2=v2),
+    ]
 
 
 def deleting(item: dict[str, Any]) -> dict[str, Any]:

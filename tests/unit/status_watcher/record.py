@@ -51,8 +51,9 @@ async def _record(client: KubeClient, kinds: list[tuple[str, str, str | None]], 
         _, rv = await client.list(api_version, kind, "default", label_selector=selector)
         while True:
             try:
-                async for ev in client.watch(api_version, kind, "default", resource_version=rv,
-                                             label_selector=selector, timeout_seconds=60):
+                async for ev in client.watch(
+                    api_version, kind, "default", resource_version=rv, label_selector=selector, timeout_seconds=60
+                ):
                     rv = ev.object["metadata"]["resourceVersion"]
                     if ev.type != "BOOKMARK":
                         out.append((int(rv), kind, ev.type, _clean(kind, ev.object)))
@@ -66,8 +67,14 @@ async def _wait_ready(client: KubeClient, core: str, workers: int) -> None:
     while True:
         items, _ = await client.list(f"cluster.x-k8s.io/{core}", "Machine", "default")
         crs, _ = await client.list(f"addons.cluster.x-k8s.io/{core}", "ClusterResourceSet", "default")
-        applied = any(c.get("type") == "ResourcesApplied" and c.get("status") == "True"
-                      for c in (crs[0].get("status") or {}).get("conditions") or []) if crs else False
+        applied = (
+            any(
+                c.get("type") == "ResourcesApplied" and c.get("status") == "True"
+                for c in (crs[0].get("status") or {}).get("conditions") or []
+            )
+            if crs
+            else False
+        )
         running = [m for m in items if (m.get("status") or {}).get("phase") == "Running"]
         if len(running) == 1 + workers and applied:
             return
@@ -122,8 +129,12 @@ async def main() -> None:
     HERE.mkdir(exist_ok=True)
     await record("provision_v1beta1", "v1beta1", SimOptions(core_version="v1beta1"), "ready")
     await record("provision_v1beta2", "v1beta2", SimOptions(core_version="v1beta2"), "ready")
-    await record("bootstrap_failure_v1beta1", "v1beta1",
-                 SimOptions(core_version="v1beta1", fail_bootstrap_hosts=frozenset({"host-3"})), "failed")
+    await record(
+        "bootstrap_failure_v1beta1",
+        "v1beta1",
+        SimOptions(core_version="v1beta1", fail_bootstrap_hosts=frozenset({"host-3"})),
+        "failed",
+    )
 
 
 if __name__ == "__main__":

@@ -95,17 +95,25 @@ def test_an_absent_cluster_is_a_tombstone() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (o.machine("c1-md-0-a", phase="Failed", failureReason="CreateError", failureMessage="no capacity"),
-         "CreateError on Machine c1-md-0-a: no capacity"),
-        (o.machine("c1-md-0-a", phase="Running", deprecated={"v1beta1": {"failureReason": "UpdateError"}}),
-         "UpdateError on Machine c1-md-0-a"),
-        (o.kcp(failureReason="InvalidConfiguration", failureMessage="bad etcd"),
-         "InvalidConfiguration on KubeadmControlPlane c1-cp: bad etcd"),
+        (
+            o.machine("c1-md-0-a", phase="Failed", failureReason="CreateError", failureMessage="no capacity"),
+            "CreateError on Machine c1-md-0-a: no capacity",
+        ),
+        (
+            o.machine("c1-md-0-a", phase="Running", deprecated={"v1beta1": {"failureReason": "UpdateError"}}),
+            "UpdateError on Machine c1-md-0-a",
+        ),
+        (
+            o.kcp(failureReason="InvalidConfiguration", failureMessage="bad etcd"),
+            "InvalidConfiguration on KubeadmControlPlane c1-cp: bad etcd",
+        ),
         (o.cluster(phase="Failed"), "Failed on Cluster c1"),
-        (o.byohost("host-9", reason="CloudInitExecutionFailed", cluster_name="c1", message="kubeadm join: exit 1"),
-         "CloudInitExecutionFailed on ByoHost host-9: kubeadm join: exit 1"),
+        (
+            o.byohost("host-9", reason="CloudInitExecutionFailed", cluster_name="c1", message="kubeadm join: exit 1"),
+            "CloudInitExecutionFailed on ByoHost host-9: kubeadm join: exit 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_failures_name_the_object_and_the_reason(change: dict[str, Any], reason: str) -> None:
     s = summary(swap(o.healthy(), change))
     assert not s.ready and s.failure == reason and s.waiting_for is None
@@ -123,9 +131,20 @@ def test_a_host_claimed_across_namespaces_counts_for_the_byomachine_namespace() 
 
 
 def test_the_machine_mirror_of_a_bootstrap_failure_counts_when_the_host_is_not_seen() -> None:
-    m = o.machine("c1-md-0-b", phase="Provisioning", node=False, conditions=[
-        {"type": "InfrastructureReady", "status": "False", "reason": "CloudInitExecutionFailed",
-         "message": "kubeadm failed", "severity": "Error"}])  # fmt: skip
+    m = o.machine(
+        "c1-md-0-b",
+        phase="Provisioning",
+        node=False,
+        conditions=[
+            {
+                "type": "InfrastructureReady",
+                "status": "False",
+                "reason": "CloudInitExecutionFailed",
+                "message": "kubeadm failed",
+                "severity": "Error",
+            }
+        ],
+    )
     assert summary(swap(o.healthy(), m)).failure == "CloudInitExecutionFailed on Machine c1-md-0-b: kubeadm failed"
 
 
@@ -155,8 +174,9 @@ def test_byohost_states() -> None:
     assert (free.registered, free.free, free.claimed_by, free.host_id) == (True, True, None, "h1")
     claimed = summarize_byohost("default", "host-1", o.byohost("host-1", reason=None, status="True", cluster_name="c1"))
     assert (claimed.free, claimed.claimed_by, claimed.bootstrap_condition) == (False, "c1", "True")
-    failed = summarize_byohost("default", "host-1", o.byohost("host-1", reason="CloudInitExecutionFailed",
-                                                                cluster_name="c1", message="boom"))  # fmt: skip
+    failed = summarize_byohost(
+        "default", "host-1", o.byohost("host-1", reason="CloudInitExecutionFailed", cluster_name="c1", message="boom")
+    )
     assert failed.failure == "CloudInitExecutionFailed on ByoHost host-1: boom" and not failed.free
     leaving = o.byohost("host-1", annotations={"byoh.infrastructure.cluster.x-k8s.io/unregistering": ""})
     assert not summarize_byohost("default", "host-1", leaving).free

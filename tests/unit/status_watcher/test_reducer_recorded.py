@@ -24,8 +24,11 @@ def test_a_recorded_provisioning_ends_ready_with_every_requirement(fixture: str)
 
 @pytest.mark.parametrize("fixture", ["provision_v1beta1", "provision_v1beta2"])
 def test_provisioned_before_the_control_plane_is_initialized_is_not_ready(fixture: str) -> None:
-    trapped = [s.summary for s in replay(fixture) if s.summary.phase == "Provisioned"
-               and not s.summary.control_plane_initialized]  # fmt: skip
+    trapped = [
+        s.summary
+        for s in replay(fixture)
+        if s.summary.phase == "Provisioned" and not s.summary.control_plane_initialized
+    ]
     assert trapped, "the recording should contain the Provisioned-but-not-initialized window"
     assert not any(s.ready for s in trapped)
     assert {s.waiting_for for s in trapped} == {"control plane not initialized"}
@@ -35,9 +38,10 @@ def test_provisioned_before_the_control_plane_is_initialized_is_not_ready(fixtur
 def test_ready_comes_once_and_only_after_the_last_machine_is_running(fixture: str) -> None:
     steps = replay(fixture)
     last_running = max(
-        i for i, s in enumerate(steps)
+        i
+        for i, s in enumerate(steps)
         if s.event["kind"] == "Machine" and dig(s.event["object"], "status", "phase") == "Running"
-    )  # fmt: skip
+    )
     first_ready = next(i for i, s in enumerate(steps) if s.summary.ready)
     assert first_ready >= last_running
     last: LastState | None = None
@@ -68,9 +72,8 @@ def test_a_bootstrap_failure_on_a_claimed_host_fails_the_cluster_with_a_precise_
 
 def test_recorded_byohost_registration_reads_registered_and_free() -> None:
     events = [
-        e for e in load("provision_v1beta1")
-        if e["kind"] == "ByoHost" and e["object"]["metadata"]["name"] == "host-2"
-    ]  # fmt: skip
+        e for e in load("provision_v1beta1") if e["kind"] == "ByoHost" and e["object"]["metadata"]["name"] == "host-2"
+    ]
     summaries = [summarize_byohost("default", "host-2", e["object"]) for e in events]
     assert summaries[0].host_id == "h2"
     free = [s for s in summaries if s.free]

@@ -31,8 +31,9 @@ class ScriptedClient:
         self.calls.append(("list", ""))
         return self.lists.pop(0)
 
-    async def watch(self, api_version: str, kind: str, namespace: str | None = None, *,
-                    resource_version: str, **_: Any) -> AsyncIterator[WatchEvent]:  # fmt: skip
+    async def watch(
+        self, api_version: str, kind: str, namespace: str | None = None, *, resource_version: str, **_: Any
+    ) -> AsyncIterator[WatchEvent]:
         self.calls.append(("watch", resource_version))
         if not self.watches:
             self.done.set()
@@ -61,8 +62,13 @@ async def drive(client: ScriptedClient, sink: Sink) -> list[float]:
     async def sleep(delay: float) -> None:
         delays.append(delay)
 
-    watch = ResourceWatch(client, WatchTarget("v1", "Machine"), sink, backoff=Backoff(jitter=False),  # type: ignore[arg-type]
-                          sleep=sleep)  # fmt: skip
+    watch = ResourceWatch(
+        client,
+        WatchTarget("v1", "Machine"),
+        sink,
+        backoff=Backoff(jitter=False),  # type: ignore[arg-type]
+        sleep=sleep,
+    )
     task = asyncio.create_task(watch.run())
     await asyncio.wait_for(client.done.wait(), 10)
     task.cancel()
@@ -85,7 +91,13 @@ async def test_a_broken_stream_resumes_from_the_last_seen_version_and_a_410_reli
     sink = Sink()
     delays = await drive(client, sink)
     assert client.calls == [
-        ("list", ""), ("watch", "10"), ("watch", "15"), ("watch", "16"), ("watch", "16"), ("list", ""), ("watch", "31"),
+        ("list", ""),
+        ("watch", "10"),
+        ("watch", "15"),
+        ("watch", "16"),
+        ("watch", "16"),
+        ("list", ""),
+        ("watch", "31"),
     ]
     assert sink.seen == [("LIST", "a"), ("ADDED", "b"), ("MODIFIED", "b"), ("LIST", "a,b")]
     # One policy: growing delays for consecutive errors, none for an expiry.
