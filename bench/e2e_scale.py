@@ -5,7 +5,8 @@ CAPI/BYOH controllers, the SSH sandbox hosts with the ``realistic`` latency prof
 as processes with production settings, logging at info). Measured per count: the time from publishing
 the request to the FPR record being Synced (every cluster fulfilled); each service's CPU seconds during
 that time (``/proc``, the sandbox's processes excluded) per fulfilled cluster; each service's resident
-memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts.
+memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts,
+``BENCH_E2E_LATENCY`` the hosts' profile.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Result:
 
 async def measure(n: int, workdir: Path) -> Result:
     options = StackOptions(clusters=n, hosts_per_cluster=HOSTS_PER_CLUSTER, record_objects=False, test_env=False,
-                           latency="realistic")
+                           latency=os.environ.get("BENCH_E2E_LATENCY", "realistic"))
     async with Stack(workdir / f"n{n}", options) as stack:
         pids: dict[str, int] = {}
         for name in SERVICES:
