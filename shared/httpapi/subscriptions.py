@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.httpapi.problems import bad_request
+from shared.models import IpAddr, parse_ip
 from shared.store import RecordExists, RecordStore
 
 
@@ -144,8 +145,10 @@ def check_callback(value: Any, allow: tuple[str, ...]) -> str:
 def host_allowed(host: str, allow: tuple[str, ...]) -> bool:
     """Exact names or addresses, ``*.domain`` suffixes, or CIDR blocks (for address hosts)."""
     host = host.lower().rstrip(".")
+    if "%" in host:
+        return False  # an IPv6 zone id names an interface of this machine, never a callback host
     try:
-        address = ipaddress.ip_address(host)
+        address: IpAddr | None = parse_ip(host)
     except ValueError:
         address = None
     for raw in allow:

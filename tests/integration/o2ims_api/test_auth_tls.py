@@ -172,3 +172,12 @@ async def test_registration_with_the_smo(make_harness: MakeHarness, bus: Bus) ->
 )
 def test_callback_allow_list(host: str, allowed: bool) -> None:
     assert host_allowed(host, ("smo.example", "*.smo.net", "10.20.0.0/16")) is allowed
+
+
+@pytest.mark.parametrize("host", ["fe80::1%eth0", "fe80::1%25eth0", "fe80::1%eth0\nx", "10.20.3.4%lo"])
+def test_a_callback_host_with_a_zone_id_is_never_allowed(host: str) -> None:
+    assert host_allowed(host, ("fe80::/10", "10.20.0.0/16", host)) is False
+
+
+def test_an_ipv4_mapped_callback_host_is_the_ipv4_address() -> None:
+    assert host_allowed("::ffff:10.20.3.4", ("10.20.0.0/16",)) is True
