@@ -35,8 +35,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description="Run the benchmarks (all by default).")
     p.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(names)}")
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the figures of the previous run in bench/results/ (this run's replace equal ids)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the figures of the previous run in bench/results/ (this run's replace equal ids)",
+    )
     args = p.parse_args(argv)
     unknown = sorted(set(args.names) - set(names))
     if unknown:

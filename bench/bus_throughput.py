@@ -27,12 +27,15 @@ N = 20_000
 def _envelopes(n: int) -> list[tuple[str, Envelope]]:
     prs = [pr_id_for("bench", f"c{i}") for i in range(n)]
     return [
-        (hostprep_job(pr), Envelope.wrap(
-            HostprepJob(pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=("h1",)),
-            source="bench",
-        ))
+        (
+            hostprep_job(pr),
+            Envelope.wrap(
+                HostprepJob(pr_id=pr, action="prepare", cluster="c1", k8s_version="v1.30.2", hosts=("h1",)),
+                source="bench",
+            ),
+        )
         for pr in prs
-    ]  # fmt: skip
+    ]
 
 
 async def _ours(url: str, items: list[tuple[str, Envelope]]) -> float:
@@ -49,8 +52,14 @@ async def _ours(url: str, items: list[tuple[str, Envelope]]) -> float:
         if count == len(items):
             done.set()
 
-    spec = ConsumerSpec("bench-ours", HOSTPREP, (ALL_HOSTPREP_JOBS,), lambda _s, k: hostprep_event(k),
-                        concurrency=256, max_ack_pending=10_000)  # fmt: skip
+    spec = ConsumerSpec(
+        "bench-ours",
+        HOSTPREP,
+        (ALL_HOSTPREP_JOBS,),
+        lambda _s, k: hostprep_event(k),
+        concurrency=256,
+        max_ack_pending=10_000,
+    )
     bus.consumer(spec, handler)
     t0 = time.perf_counter()
     await bus.consumers[0].start()
@@ -68,10 +77,15 @@ async def _raw(url: str, items: list[tuple[str, Envelope]]) -> float:
     await ensure_streams(js)
     await js.purge_stream(HOSTPREP.name)
     payloads = [(s, e.encode(), str(e.id)) for s, e in items]
-    await js.add_consumer(HOSTPREP.name, js_api.ConsumerConfig(
-        durable_name="bench-raw", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject=ALL_HOSTPREP_JOBS,
-        max_ack_pending=10_000,
-    ))  # fmt: skip
+    await js.add_consumer(
+        HOSTPREP.name,
+        js_api.ConsumerConfig(
+            durable_name="bench-raw",
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            filter_subject=ALL_HOSTPREP_JOBS,
+            max_ack_pending=10_000,
+        ),
+    )
     sub = await js.pull_subscribe_bind(durable="bench-raw", stream=HOSTPREP.name)
     t0 = time.perf_counter()
 
@@ -103,9 +117,16 @@ async def run() -> list[Figure]:
         raw = await _raw(server.url, items)
         ours = await _ours(server.url, _envelopes(N))
     return [
-        Figure("bus", f"publish→consume→ack, {N:,} msgs", ours, "msg/s", "raw nats-py publish_async", raw,
-               "aim: ratio ≥ 0.3"),
-    ]  # fmt: skip
+        Figure(
+            "bus",
+            f"publish→consume→ack, {N:,} msgs",
+            ours,
+            "msg/s",
+            "raw nats-py publish_async",
+            raw,
+            "aim: ratio ≥ 0.3",
+        ),
+    ]
 
 
 if __name__ == "__main__":

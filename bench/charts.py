@@ -70,8 +70,12 @@ def draw(figures: list[Figure], out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.4, 4))
         for name, values in sorted(latency.items()):
             ordered = sorted(values)
-            ax.step(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], where="post",
-                    label=name.removeprefix("status.").replace("_latency_ms", ".status"))
+            ax.step(
+                ordered,
+                [(i + 1) / len(ordered) for i in range(len(ordered))],
+                where="post",
+                label=name.removeprefix("status.").replace("_latency_ms", ".status"),
+            )
         ax.set_xlabel("status change in the API → event (ms)")
         ax.set_ylabel("fraction of changes")
         ax.set_title("CDF of status latency")

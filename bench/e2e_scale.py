@@ -48,8 +48,13 @@ class Result:
 
 
 async def measure(n: int, workdir: Path) -> Result:
-    options = StackOptions(clusters=n, hosts_per_cluster=HOSTS_PER_CLUSTER, record_objects=False, test_env=False,
-                           latency=os.environ.get("BENCH_E2E_LATENCY", "realistic"))
+    options = StackOptions(
+        clusters=n,
+        hosts_per_cluster=HOSTS_PER_CLUSTER,
+        record_objects=False,
+        test_env=False,
+        latency=os.environ.get("BENCH_E2E_LATENCY", "realistic"),
+    )
     async with Stack(workdir / f"n{n}", options) as stack:
         pids: dict[str, int] = {}
         for name in SERVICES:
@@ -78,29 +83,87 @@ def figures(results: dict[int, Result]) -> list[Figure]:
     out: list[Figure] = []
     for n in counts:
         r = results[n]
-        out.append(Figure(BENCH, f"{n} clusters ({n * HOSTS_PER_CLUSTER} hosts): request → all Synced", r.synced_s,
-                          "s", id=f"e2e.synced_s_{n}", note="realistic host latency"))
-        out.append(Figure(BENCH, f"{n} clusters: CPU per cluster, five services", r.cpu_s_per_cluster, "CPU-s",
-                          id=f"e2e.cpu_s_per_cluster_{n}",
-                          note=", ".join(f"{s} {r.cpu_s[s] / n:.3f}" for s in PROVISIONING if s in r.cpu_s)))
+        out.append(
+            Figure(
+                BENCH,
+                f"{n} clusters ({n * HOSTS_PER_CLUSTER} hosts): request → all Synced",
+                r.synced_s,
+                "s",
+                id=f"e2e.synced_s_{n}",
+                note="realistic host latency",
+            )
+        )
+        out.append(
+            Figure(
+                BENCH,
+                f"{n} clusters: CPU per cluster, five services",
+                r.cpu_s_per_cluster,
+                "CPU-s",
+                id=f"e2e.cpu_s_per_cluster_{n}",
+                note=", ".join(f"{s} {r.cpu_s[s] / n:.3f}" for s in PROVISIONING if s in r.cpu_s),
+            )
+        )
         for s, v in sorted(r.cpu_s.items()):
-            out.append(Figure(BENCH, f"{n} clusters: CPU per cluster, {s}", v / n, "CPU-s",
-                              id=f"e2e.cpu_s_per_cluster_{s}_{n}"))
-        out.append(Figure(BENCH, f"{n} clusters: messages per cluster (all streams)", r.messages_per_cluster, "msg",
-                          id=f"e2e.messages_per_cluster_{n}"))
+            out.append(
+                Figure(
+                    BENCH, f"{n} clusters: CPU per cluster, {s}", v / n, "CPU-s", id=f"e2e.cpu_s_per_cluster_{s}_{n}"
+                )
+            )
+        out.append(
+            Figure(
+                BENCH,
+                f"{n} clusters: messages per cluster (all streams)",
+                r.messages_per_cluster,
+                "msg",
+                id=f"e2e.messages_per_cluster_{n}",
+            )
+        )
     top = results[hi]
-    out.append(Figure(BENCH, f"CPU per fulfilled cluster ({hi} clusters), five services", top.cpu_s_per_cluster,
-                      "CPU-s", id="e2e.cpu_s_per_cluster", note="aim: <= 0.5"))
+    out.append(
+        Figure(
+            BENCH,
+            f"CPU per fulfilled cluster ({hi} clusters), five services",
+            top.cpu_s_per_cluster,
+            "CPU-s",
+            id="e2e.cpu_s_per_cluster",
+            note="aim: <= 0.5",
+        )
+    )
     for name in sorted(top.rss_mib):
-        out.append(Figure(BENCH, f"RSS {name}, {hi} clusters", top.rss_mib[name], "MiB", id=f"e2e.rss_mib_{name}_{hi}",
-                          peer=f"{lo} clusters", peer_value=results[lo].rss_mib[name]))
+        out.append(
+            Figure(
+                BENCH,
+                f"RSS {name}, {hi} clusters",
+                top.rss_mib[name],
+                "MiB",
+                id=f"e2e.rss_mib_{name}_{hi}",
+                peer=f"{lo} clusters",
+                peer_value=results[lo].rss_mib[name],
+            )
+        )
     growth = max(top.rss_mib[s] / results[lo].rss_mib[s] for s in top.rss_mib)
-    out.append(Figure(BENCH, f"largest service RSS growth, {hi} over {lo} clusters", growth, "x",
-                      id=f"e2e.rss_growth_{hi}_over_{lo}", note="aim: <= 1.5"))
+    out.append(
+        Figure(
+            BENCH,
+            f"largest service RSS growth, {hi} over {lo} clusters",
+            growth,
+            "x",
+            id=f"e2e.rss_growth_{hi}_over_{lo}",
+            note="aim: <= 1.5",
+        )
+    )
     if hi > lo:
         cpu_b = math.log(top.cpu_s_per_cluster * hi / (results[lo].cpu_s_per_cluster * lo)) / math.log(hi / lo)
-        out.append(Figure(BENCH, f"CPU growth {lo} → {hi} clusters: b in cpu ∝ n^b", cpu_b, "",
-                          id="e2e.cpu_growth_exponent", note="1 = linear"))
+        out.append(
+            Figure(
+                BENCH,
+                f"CPU growth {lo} → {hi} clusters: b in cpu ∝ n^b",
+                cpu_b,
+                "",
+                id="e2e.cpu_growth_exponent",
+                note="1 = linear",
+            )
+        )
     return out
 
 

@@ -55,9 +55,14 @@ def inventory(clusters: int = CLUSTERS) -> dict[str, Any]:
             ids.append(f"h{n:05d}")
             address = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
             hosts.append({"host_id": ids[-1], "host_name": f"node-{n:05d}", "host_ip": address})
-        wanted.append({"cluster_name": f"c{c:04d}", "cluster_masters": [{"host_id": ids[0]}],
-                       "cluster_workers": [{"host_id": i} for i in ids[1:]],
-                       "control_plane_endpoint": f"172.16.{c // 256}.{c % 256}"})
+        wanted.append(
+            {
+                "cluster_name": f"c{c:04d}",
+                "cluster_masters": [{"host_id": ids[0]}],
+                "cluster_workers": [{"host_id": i} for i in ids[1:]],
+                "control_plane_endpoint": f"172.16.{c // 256}.{c % 256}",
+            }
+        )
     return {"k8s_version": "v1.31.4", "hosts": hosts, "clusters": wanted}
 
 
@@ -67,9 +72,15 @@ async def _ours(url: str, path: Path) -> tuple[float, int]:
     settings = FocomSettings(inventory_path=path)
     fpr = await bus.kv(BUCKET_FPR)
     leases = HostLeases(await bus.kv(BUCKET_HOSTS))
-    focom = Focom(settings, bus, RecordStore(fpr, FprRecord), RecordStore(fpr, SpecRecord), leases,
-                  InventorySource(path, max_bytes=settings.inventory_max_bytes, window=settings.k8s_window),
-                  load_catalog(None))
+    focom = Focom(
+        settings,
+        bus,
+        RecordStore(fpr, FprRecord),
+        RecordStore(fpr, SpecRecord),
+        leases,
+        InventorySource(path, max_bytes=settings.inventory_max_bytes, window=settings.k8s_window),
+        load_catalog(None),
+    )
     got = 0
     done = asyncio.Event()
 
@@ -97,8 +108,10 @@ async def _raw(url: str, size: int) -> float:
     js = nc.jetstream()
     body = b"x" * size
     t0 = time.perf_counter()
-    futures = [await js.publish_async(o2ims_request(f"raw-{i}"), body, headers={"Nats-Msg-Id": f"raw-{i}"})
-               for i in range(CLUSTERS)]
+    futures = [
+        await js.publish_async(o2ims_request(f"raw-{i}"), body, headers={"Nats-Msg-Id": f"raw-{i}"})
+        for i in range(CLUSTERS)
+    ]
     await asyncio.gather(*futures)
     elapsed = time.perf_counter() - t0
     await nc.close()
@@ -119,10 +132,16 @@ async def run() -> list[Figure]:
             raw = await _raw(server.url, 900)
     assert held == CLUSTERS * HOSTS_PER_CLUSTER, f"only {held} leases held"
     return [
-        Figure("focom", f"allClusters fan-out, {CLUSTERS:,} clusters / {CLUSTERS * HOSTS_PER_CLUSTER:,} hosts",
-               ours * 1000, "ms", f"raw JetStream publish of {CLUSTERS:,} msgs", raw * 1000,
-               "publish → all PR commands out, all leases held; aim < 2,000 ms"),
-    ]  # fmt: skip
+        Figure(
+            "focom",
+            f"allClusters fan-out, {CLUSTERS:,} clusters / {CLUSTERS * HOSTS_PER_CLUSTER:,} hosts",
+            ours * 1000,
+            "ms",
+            f"raw JetStream publish of {CLUSTERS:,} msgs",
+            raw * 1000,
+            "publish → all PR commands out, all leases held; aim < 2,000 ms",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def _ensure_ansible() -> str | None:
     found = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which("ansible-playbook")
     if found:
         return found
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ansible-core"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "ansible-core"], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         print(f"ansible-core could not be installed: {done.stderr[-500:]}", file=sys.stderr)
         return None
@@ -163,17 +164,27 @@ class Sandbox:
     async def _start_hostprep(self) -> None:
         binary = fake_agent_binary()
         env = {
-            **os.environ, "O2_NATS_URL": self.nats.url, "O2_LOG_FORMAT": "json", "O2_LOG_LEVEL": "info",
+            **os.environ,
+            "O2_NATS_URL": self.nats.url,
+            "O2_LOG_FORMAT": "json",
+            "O2_LOG_LEVEL": "info",
             "O2_HTTP_PORT": "-1",
-            "O2_HOSTPREP_INVENTORY_FILE": str(self.inventory), "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(self.known_hosts),
+            "O2_HOSTPREP_INVENTORY_FILE": str(self.inventory),
+            "O2_HOSTPREP_KNOWN_HOSTS_FILE": str(self.known_hosts),
             "O2_HOSTPREP_SSH_KEY_DIR": str(self.dir),  # every pool's client key lives below the work directory
-            "O2_HOSTPREP_KUBECONFIG": str(self.kubeconfig), "O2_HOSTPREP_AGENT_BINARY_URL": AGENT_URL,
+            "O2_HOSTPREP_KUBECONFIG": str(self.kubeconfig),
+            "O2_HOSTPREP_AGENT_BINARY_URL": AGENT_URL,
             "O2_HOSTPREP_AGENT_BINARY_SHA256": hashlib.sha256(binary).hexdigest(),
             "O2_HOSTPREP_MAX_PARALLEL_HOSTS": str(self.concurrency),
         }
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.hostprep", cwd=REPO, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "services.hostprep",
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert self.proc.stderr is not None
         ready = asyncio.Event()
@@ -189,8 +200,13 @@ class Sandbox:
     async def pool(self, count: int, label: str) -> SandboxHostPool:
         first = f"127.0.{self._next_net}.1"
         self._next_net += (count // 250) + 1
-        pool = SandboxHostPool(self.dir / label, count=count, first_address=first,
-                               agent_binary_url=AGENT_URL.replace("{arch}", "amd64"), latency=self.latency)
+        pool = SandboxHostPool(
+            self.dir / label,
+            count=count,
+            first_address=first,
+            agent_binary_url=AGENT_URL.replace("{arch}", "amd64"),
+            latency=self.latency,
+        )
         await pool.start()
         await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": label}})
         return pool
@@ -207,8 +223,14 @@ class Sandbox:
             self.inventory.write_text(json.dumps({"k8s_version": K8S_VERSION, "hosts": pool.inventory_hosts()}))
             shutil.copyfile(pool.known_hosts_path, self.known_hosts)
             pr = pr_id_for("bench", label)
-            job = HostprepJob(pr_id=pr, action="prepare", cluster=label, namespace=label, k8s_version=K8S_VERSION,
-                              hosts=tuple(h.host_id for h in pool.hosts))
+            job = HostprepJob(
+                pr_id=pr,
+                action="prepare",
+                cluster=label,
+                namespace=label,
+                k8s_version=K8S_VERSION,
+                hosts=tuple(h.host_id for h in pool.hosts),
+            )
             sample = procstat.Sample()
             base_rss = procstat.rss_mib(self.pid)[0]
             poller = asyncio.create_task(self._poll(sample))
@@ -217,8 +239,15 @@ class Sandbox:
                 await self.bus.emit(hostprep_job(pr), job)
                 result = await self._result(pr)
                 elapsed = time.perf_counter() - started
-                run = Run(count, elapsed, procstat.cpu_seconds(self.pid) - cpu, time.process_time() - own,
-                          peak_rss_mib=sample.peak_rss_mib, base_rss_mib=base_rss, peak_fds=sample.peak_fds)
+                run = Run(
+                    count,
+                    elapsed,
+                    procstat.cpu_seconds(self.pid) - cpu,
+                    time.process_time() - own,
+                    peak_rss_mib=sample.peak_rss_mib,
+                    base_rss_mib=base_rss,
+                    peak_fds=sample.peak_fds,
+                )
             finally:
                 poller.cancel()
             if not isinstance(result, HostprepDone):
@@ -258,33 +287,58 @@ class Sandbox:
             kubeconfigs = self.dir / label / "kubeconfigs"
             kubeconfigs.mkdir(parents=True, exist_ok=True)
             inventory = self.dir / label / "inventory.ini"
-            inventory.write_text("[sandbox]\n" + "".join(
-                f"{h.host_id} ansible_host={h.ip} ansible_port={h.port} ansible_user=root host_id={h.host_id} "
-                f"node_name={h.host_name}\n" for h in pool.hosts))
+            inventory.write_text(
+                "[sandbox]\n"
+                + "".join(
+                    f"{h.host_id} ansible_host={h.ip} ansible_port={h.port} ansible_user=root host_id={h.host_id} "
+                    f"node_name={h.host_name}\n"
+                    for h in pool.hosts
+                )
+            )
             env = {
-                **os.environ, "ANSIBLE_CONFIG": str(PLAYBOOK_DIR / "ansible.cfg"),
-                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(run_dir), "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp"),
-                "ANSIBLE_HOME": str(run_dir / "home"), "ANSIBLE_SSH_ARGS": (
+                **os.environ,
+                "ANSIBLE_CONFIG": str(PLAYBOOK_DIR / "ansible.cfg"),
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(run_dir),
+                "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp"),
+                "ANSIBLE_HOME": str(run_dir / "home"),
+                "ANSIBLE_SSH_ARGS": (
                     "-o ControlMaster=auto -o ControlPersist=60s -o StrictHostKeyChecking=yes -o BatchMode=yes "
-                    f"-o UserKnownHostsFile={pool.known_hosts_path}"),
+                    f"-o UserKnownHostsFile={pool.known_hosts_path}"
+                ),
             }
-            argv = [playbook, "-i", str(inventory), "--forks", str(count), "--private-key", str(pool.client_key_path),
-                    "-e", f"k8s_version={K8S_VERSION[1:]} k8s_minor=v1.30 namespace={label} "
-                          f"kubeconfig_dir={kubeconfigs} agent_url={AGENT_URL.replace('{arch}', 'amd64')}",
-                    str(PLAYBOOK_DIR / "hostprep.yml")]
+            argv = [
+                playbook,
+                "-i",
+                str(inventory),
+                "--forks",
+                str(count),
+                "--private-key",
+                str(pool.client_key_path),
+                "-e",
+                f"k8s_version={K8S_VERSION[1:]} k8s_minor=v1.30 namespace={label} "
+                f"kubeconfig_dir={kubeconfigs} agent_url={AGENT_URL.replace('{arch}', 'amd64')}",
+                str(PLAYBOOK_DIR / "hostprep.yml"),
+            ]
             started, own = time.perf_counter(), time.process_time()
-            issued = await asyncio.gather(*(
-                issue_bootstrap_kubeconfig(self.client, f"ansible-{h.host_id}", label) for h in pool.hosts))
+            issued = await asyncio.gather(
+                *(issue_bootstrap_kubeconfig(self.client, f"ansible-{h.host_id}", label) for h in pool.hosts)
+            )
             for host, data in zip(pool.hosts, issued, strict=True):
                 (kubeconfigs / f"{host.host_id}.conf").write_text(data)
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.STDOUT)
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
             out, _ = await proc.communicate()
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             # ansible-playbook and its forks (reaped), plus the ssh masters that detached from it.
-            cpu = (after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime
-                   + procstat.cpu_of_matching(str(run_dir)))
+            cpu = (
+                after.ru_utime
+                - children.ru_utime
+                + after.ru_stime
+                - children.ru_stime
+                + procstat.cpu_of_matching(str(run_dir))
+            )
             _stop_ssh_masters(str(run_dir))
             if proc.returncode != 0:
                 fatal = [ln for ln in out.decode().splitlines() if "fatal:" in ln or "FAILED" in ln][:3]
@@ -322,42 +376,101 @@ def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> lis
     out: list[Figure] = []
     one = ours.get(1)
     for n, r in sorted(ours.items()):
-        out.append(Figure(BENCH, f"hostprep, {n} hosts: wall time", r.wall, "s", id=f"hostprep.wall_s_{n}",
-                          peer=f"ansible-playbook, forks={n}" if n in peer else "",
-                          peer_value=peer[n].wall if n in peer else None, note="realistic latency profile"))
+        out.append(
+            Figure(
+                BENCH,
+                f"hostprep, {n} hosts: wall time",
+                r.wall,
+                "s",
+                id=f"hostprep.wall_s_{n}",
+                peer=f"ansible-playbook, forks={n}" if n in peer else "",
+                peer_value=peer[n].wall if n in peer else None,
+                note="realistic latency profile",
+            )
+        )
         if one is not None and n != 1:
-            out.append(Figure(BENCH, f"hostprep, {n} hosts vs 1 host: wall-time ratio", r.wall / one.wall, "x",
-                              id=f"hostprep.wall_ratio_{n}", note=f"max_parallel_hosts={concurrency}"))
-        out.append(Figure(BENCH, f"hostprep, {n} hosts: CPU per host", 1000 * r.cpu / n, "ms",
-                          id=f"hostprep.cpu_per_host_ms_{n}", peer="sandbox (hosts+emulator+controllers)",
-                          peer_value=1000 * r.sandbox_cpu / n))
+            out.append(
+                Figure(
+                    BENCH,
+                    f"hostprep, {n} hosts vs 1 host: wall-time ratio",
+                    r.wall / one.wall,
+                    "x",
+                    id=f"hostprep.wall_ratio_{n}",
+                    note=f"max_parallel_hosts={concurrency}",
+                )
+            )
+        out.append(
+            Figure(
+                BENCH,
+                f"hostprep, {n} hosts: CPU per host",
+                1000 * r.cpu / n,
+                "ms",
+                id=f"hostprep.cpu_per_host_ms_{n}",
+                peer="sandbox (hosts+emulator+controllers)",
+                peer_value=1000 * r.sandbox_cpu / n,
+            )
+        )
     for n, r in sorted(peer.items()):
-        out.append(Figure(BENCH, f"ansible, {n} hosts: wall time", r.wall, "s", id=f"ansible.wall_s_{n}",
-                          note=f"forks={n}"))
-        out.append(Figure(BENCH, f"ansible, {n} hosts: controller CPU per host", 1000 * r.cpu / n, "ms",
-                          id=f"ansible.cpu_per_host_ms_{n}", note="ansible-playbook + forks + ssh"))
+        out.append(
+            Figure(BENCH, f"ansible, {n} hosts: wall time", r.wall, "s", id=f"ansible.wall_s_{n}", note=f"forks={n}")
+        )
+        out.append(
+            Figure(
+                BENCH,
+                f"ansible, {n} hosts: controller CPU per host",
+                1000 * r.cpu / n,
+                "ms",
+                id=f"ansible.cpu_per_host_ms_{n}",
+                note="ansible-playbook + forks + ssh",
+            )
+        )
         if 1 in peer and n != 1:
-            out.append(Figure(BENCH, f"ansible, {n} hosts vs 1 host: wall-time ratio", r.wall / peer[1].wall, "x",
-                              id=f"ansible.wall_ratio_{n}"))
+            out.append(
+                Figure(
+                    BENCH,
+                    f"ansible, {n} hosts vs 1 host: wall-time ratio",
+                    r.wall / peer[1].wall,
+                    "x",
+                    id=f"ansible.wall_ratio_{n}",
+                )
+            )
     # The headline per-host CPU figures: the largest pool both sides ran (per-run fixed costs amortised).
     common = sorted(set(ours) & set(peer) - {1}) or sorted(set(ours) & set(peer))
     if common:
         n = common[-1]
         mine, theirs = 1000 * ours[n].cpu / n, 1000 * peer[n].cpu / n
-        out.append(Figure(BENCH, f"CPU per host, {n} hosts: hostprep vs ansible controller", mine, "ms",
-                          id="hostprep.cpu_per_host_ms", peer="ansible controller", peer_value=theirs,
-                          note="aim: ratio <= 0.2"))
-        out.append(Figure(BENCH, f"ansible controller CPU per host, {n} hosts", theirs, "ms",
-                          id="ansible.cpu_per_host_ms"))
+        out.append(
+            Figure(
+                BENCH,
+                f"CPU per host, {n} hosts: hostprep vs ansible controller",
+                mine,
+                "ms",
+                id="hostprep.cpu_per_host_ms",
+                peer="ansible controller",
+                peer_value=theirs,
+                note="aim: ratio <= 0.2",
+            )
+        )
+        out.append(
+            Figure(BENCH, f"ansible controller CPU per host, {n} hosts", theirs, "ms", id="ansible.cpu_per_host_ms")
+        )
     big = max(ours, default=1)
     if big > 1:
         r = ours[big]
         grown = max(r.peak_rss_mib - r.base_rss_mib, 0.0)
-        out.append(Figure(BENCH, f"hostprep memory per host in flight ({big} hosts)", 1024 * grown / big, "KiB",
-                          id="hostprep.rss_kib_per_connection",
-                          note=f"peak RSS {r.peak_rss_mib:.0f} MiB, idle {r.base_rss_mib:.0f} MiB"))
-        out.append(Figure(BENCH, f"hostprep peak open fds ({big} hosts)", float(r.peak_fds), "fds",
-                          id="hostprep.peak_fds"))
+        out.append(
+            Figure(
+                BENCH,
+                f"hostprep memory per host in flight ({big} hosts)",
+                1024 * grown / big,
+                "KiB",
+                id="hostprep.rss_kib_per_connection",
+                note=f"peak RSS {r.peak_rss_mib:.0f} MiB, idle {r.base_rss_mib:.0f} MiB",
+            )
+        )
+        out.append(
+            Figure(BENCH, f"hostprep peak open fds ({big} hosts)", float(r.peak_fds), "fds", id="hostprep.peak_fds")
+        )
     return out
 
 
@@ -380,8 +493,9 @@ async def run() -> list[Figure]:
         raise RuntimeError("hostprep on 1 host did not complete: no baseline")
     out = figures(ours, peer, concurrency)
     for f in out:
-        print(f"{f.key}: {f.ours:.2f} {f.unit}" + (f" (peer {f.peer_value:.2f})" if f.peer_value else ""),
-              file=sys.stderr)
+        print(
+            f"{f.key}: {f.ours:.2f} {f.unit}" + (f" (peer {f.peer_value:.2f})" if f.peer_value else ""), file=sys.stderr
+        )
     return out
 
 

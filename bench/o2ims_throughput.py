@@ -69,15 +69,21 @@ def _spec(i: int) -> ClusterSpec:
             host_ip=f"10.{n // 62500}.{n // 250 % 250}.{n % 250 + 1}",
         )
 
-    return ClusterSpec(name=f"c{i}", k8s_version="v1.30.2", control_plane=(host("cp", 0),),
-                       workers=(host("w", 1), host("w", 2)), vip="192.168.255.1")  # fmt: skip
+    return ClusterSpec(
+        name=f"c{i}",
+        k8s_version="v1.30.2",
+        control_plane=(host("cp", 0),),
+        workers=(host("w", 1), host("w", 2)),
+        vip="192.168.255.1",
+    )
 
 
 async def _start_o2ims(url: str) -> Bus:
     bus = Bus(await nats.connect(url), source="o2ims")
     settings = O2imsSettings()
-    engine = PrEngine(bus, RecordStore(await bus.kv(BUCKET_PR), PrRecord), HostLeases(await bus.kv(BUCKET_HOSTS)),
-                      settings.policy())  # fmt: skip
+    engine = PrEngine(
+        bus, RecordStore(await bus.kv(BUCKET_PR), PrRecord), HostLeases(await bus.kv(BUCKET_HOSTS)), settings.policy()
+    )
     for spec, handlers in Handlers(engine).consumers():
         bus.consumer(spec, dispatch(*handlers))
     for c in bus.consumers:
@@ -104,15 +110,30 @@ async def _start_fake(url: str) -> Bus:
         s = job.spec
         await ctx.publish(capi_event(job.pr_id), CapiApplied(pr_id=job.pr_id, action="apply", objects=()), key=1)
         summary = ClusterSummary(
-            namespace=s.namespace, name=s.name, pr_id=job.pr_id, phase="Provisioned", control_plane_initialized=True,
-            control_plane_ready=1, control_plane_desired=1, workers_ready=2, workers_desired=2, cni_applied=True,
-            kubeconfig_present=True, ready=True,
-        )  # fmt: skip
+            namespace=s.namespace,
+            name=s.name,
+            pr_id=job.pr_id,
+            phase="Provisioned",
+            control_plane_initialized=True,
+            control_plane_ready=1,
+            control_plane_desired=1,
+            workers_ready=2,
+            workers_desired=2,
+            cni_applied=True,
+            kubeconfig_present=True,
+            ready=True,
+        )
         await ctx.publish(k8s_status("cluster", s.namespace, s.name), summary, key=2)
 
     def spec(durable: str, stream: object, subject: str) -> ConsumerSpec:
-        return ConsumerSpec(durable, stream, (subject,), lambda _s, k: o2ims_status(k),  # type: ignore[arg-type]
-                            concurrency=256, max_ack_pending=10_000)  # fmt: skip
+        return ConsumerSpec(
+            durable,
+            stream,
+            (subject,),
+            lambda _s, k: o2ims_status(k),  # type: ignore[arg-type]
+            concurrency=256,
+            max_ack_pending=10_000,
+        )
 
     await bus.consumer(spec("fake-hostprep", HOSTPREP, ALL_HOSTPREP_JOBS), hostprep).start()
     await bus.consumer(spec("fake-capi", CAPI, ALL_CAPI_JOBS), capi).start()
@@ -142,11 +163,16 @@ async def _ours(url: str) -> tuple[float, int, int]:
 
     sub = await client.nc.subscribe(ALL_O2IMS_STATUS, cb=on_status)
     requests = [
-        (o2ims_request(pr_id_for("bench", f"c{i}")),
-         Envelope.wrap(PrRequest(pr_id=pr_id_for("bench", f"c{i}"), fpr="bench", operation="create", spec=_spec(i)),
-                       source="bench", correlation_id="bench"))
+        (
+            o2ims_request(pr_id_for("bench", f"c{i}")),
+            Envelope.wrap(
+                PrRequest(pr_id=pr_id_for("bench", f"c{i}"), fpr="bench", operation="create", spec=_spec(i)),
+                source="bench",
+                correlation_id="bench",
+            ),
+        )
         for i in range(N)
-    ]  # fmt: skip
+    ]
     t0 = time.perf_counter()
     await client.publish_batch(requests)
     await asyncio.wait_for(all_done.wait(), 600)
@@ -192,11 +218,25 @@ async def run() -> list[Figure]:
     finally:
         bus_log.setLevel(level)
     return [
-        Figure("o2ims", f"{N} PRs created at once → all fulfilled ({messages:,} msgs)", elapsed, "s",
-               f"raw publish_async of {messages:,} msgs", raw, "lower is better; fake services answer at once"),
-        Figure("o2ims", "PR transitions/s", transitions / elapsed, "transitions/s",
-               "raw publish_async msgs/s", messages / raw, f"{transitions:,} transitions"),
-    ]  # fmt: skip
+        Figure(
+            "o2ims",
+            f"{N} PRs created at once → all fulfilled ({messages:,} msgs)",
+            elapsed,
+            "s",
+            f"raw publish_async of {messages:,} msgs",
+            raw,
+            "lower is better; fake services answer at once",
+        ),
+        Figure(
+            "o2ims",
+            "PR transitions/s",
+            transitions / elapsed,
+            "transitions/s",
+            "raw publish_async msgs/s",
+            messages / raw,
+            f"{transitions:,} transitions",
+        ),
+    ]
 
 
 if __name__ == "__main__":

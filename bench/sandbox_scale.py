@@ -59,8 +59,12 @@ async def _emulator(tmp: Path) -> tuple[float, list[float]]:
 
         async def create(i: int) -> None:
             async with sem:
-                obj = {"apiVersion": AV, "kind": "ByoHost",
-                       "metadata": {"name": f"host-{i:04d}", "namespace": "default"}, "spec": {}}  # fmt: skip
+                obj = {
+                    "apiVersion": AV,
+                    "kind": "ByoHost",
+                    "metadata": {"name": f"host-{i:04d}", "namespace": "default"},
+                    "spec": {},
+                }
                 await writer.create(obj)
                 created[obj["metadata"]["name"]] = time.perf_counter()
 
@@ -112,8 +116,10 @@ async def run() -> list[Figure]:
     return [
         Figure("sandbox", f"start {HOSTS} SSH hosts", start_s, "s"),
         Figure("sandbox", f"create {OBJECTS:,} CRs with {WATCHERS} watchers", rate, "obj/s"),
-        Figure("sandbox", "watch event latency p50", _q(lat, 50) * ms, "ms", "JetStream 5 consumers p50",
-               _q(peer, 50) * ms),
-        Figure("sandbox", "watch event latency p99", _q(lat, 99) * ms, "ms", "JetStream 5 consumers p99",
-               _q(peer, 99) * ms),
-    ]  # fmt: skip
+        Figure(
+            "sandbox", "watch event latency p50", _q(lat, 50) * ms, "ms", "JetStream 5 consumers p50", _q(peer, 50) * ms
+        ),
+        Figure(
+            "sandbox", "watch event latency p99", _q(lat, 99) * ms, "ms", "JetStream 5 consumers p99", _q(peer, 99) * ms
+        ),
+    ]

@@ -78,9 +78,14 @@ async def run() -> list[Figure]:
             for i in range(n):
                 cluster = cluster_name(i)
                 started = time.perf_counter()
-                await stack.kube.patch(CORE, "Cluster", cluster, "default", {"status": {
-                    "failureReason": "InvalidConfiguration", "failureMessage": f"latency probe {i}"}},
-                    subresource="status")  # fmt: skip
+                await stack.kube.patch(
+                    CORE,
+                    "Cluster",
+                    cluster,
+                    "default",
+                    {"status": {"failureReason": "InvalidConfiguration", "failureMessage": f"latency probe {i}"}},
+                    subresource="status",
+                )
                 await arrivals.wait(cluster)
                 if i >= WARMUP:
                     focom_ms.append(1000 * (arrivals.focom[cluster] - started))
@@ -88,13 +93,25 @@ async def run() -> list[Figure]:
     SERIES["status.focom_latency_ms"] = sorted(focom_ms)
     SERIES["status.o2ims_latency_ms"] = sorted(o2ims_ms)
     figures = [
-        Figure(BENCH, f"emulator status change → focom.status, p50 ({SAMPLES} samples)", percentile(focom_ms, 50),
-               "ms", note="watch → status_watcher → o2ims → focom", id="status.focom_p50_ms"),
-        Figure(BENCH, f"emulator status change → focom.status, p99 ({SAMPLES} samples)", percentile(focom_ms, 99),
-               "ms", note=f"max {max(focom_ms):.0f} ms", id="status.focom_p99_ms"),
+        Figure(
+            BENCH,
+            f"emulator status change → focom.status, p50 ({SAMPLES} samples)",
+            percentile(focom_ms, 50),
+            "ms",
+            note="watch → status_watcher → o2ims → focom",
+            id="status.focom_p50_ms",
+        ),
+        Figure(
+            BENCH,
+            f"emulator status change → focom.status, p99 ({SAMPLES} samples)",
+            percentile(focom_ms, 99),
+            "ms",
+            note=f"max {max(focom_ms):.0f} ms",
+            id="status.focom_p99_ms",
+        ),
         Figure(BENCH, "emulator status change → o2ims.status, p50", percentile(o2ims_ms, 50), "ms"),
         Figure(BENCH, "emulator status change → o2ims.status, p99", percentile(o2ims_ms, 99), "ms"),
-    ]  # fmt: skip
+    ]
     print(f"{BENCH}: focom p50 {figures[0].ours:.1f} ms, p99 {figures[1].ours:.1f} ms", file=sys.stderr)
     return figures
 

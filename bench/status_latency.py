@@ -48,15 +48,24 @@ NS = "default"
 PHASES = ("Provisioning", "Provisioned")
 
 
-
 async def _emulator(tmp: Path) -> tuple[asyncio.subprocess.Process, Path]:
     out = tmp / "kubeconfig"
-    args = [sys.executable, "-m", "sandbox.kubeapi", "--port", "0", "--kubeconfig-out", str(out),
-            "--history-size", "20000"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "sandbox.kubeapi",
+        "--port",
+        "0",
+        "--kubeconfig-out",
+        str(out),
+        "--history-size",
+        "20000",
+    ]
     for d in default_crd_dirs():
         args += ["--crds", str(d)]
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.DEVNULL)  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     if not line or not json.loads(line).get("ready"):
@@ -103,8 +112,9 @@ async def _reset(client: KubeClient) -> None:
     async def one(i: int) -> None:
         name = f"bench-{i}"
         if await client.get(CORE, "Cluster", name, NS) is None:
-            await client.create({"apiVersion": CORE, "kind": "Cluster", "metadata": {"name": name, "namespace": NS},
-                                 "spec": {}})  # fmt: skip
+            await client.create(
+                {"apiVersion": CORE, "kind": "Cluster", "metadata": {"name": name, "namespace": NS}, "spec": {}}
+            )
         await client.patch(CORE, "Cluster", name, NS, {"status": {"phase": PHASES[0]}}, subresource="status")
 
     await asyncio.gather(*(one(i) for i in range(CLUSTERS)))
@@ -204,12 +214,32 @@ async def run() -> list[Figure]:
     peer_name = "emulator watch, no pipeline"
     return [
         Figure("status_latency", "write→event p50", _pct(ours, 0.5), "ms", peer_name, _pct(peer, 0.5), note),
-        Figure("status_latency", "write→event p99", _pct(ours, 0.99), "ms", peer_name, _pct(peer, 0.99),
-               "aim: p99 < 100 ms"),
-        Figure("status_latency", "write→event mean", statistics.fmean(ours) * 1000, "ms", peer_name,
-               statistics.fmean(peer) * 1000),
-        Figure("status_latency", "events/s (closed loop)", ours_rate, "events/s", peer_name, peer_rate,
-               f"{CLUSTERS} writers, next write when the event arrived"),
+        Figure(
+            "status_latency",
+            "write→event p99",
+            _pct(ours, 0.99),
+            "ms",
+            peer_name,
+            _pct(peer, 0.99),
+            "aim: p99 < 100 ms",
+        ),
+        Figure(
+            "status_latency",
+            "write→event mean",
+            statistics.fmean(ours) * 1000,
+            "ms",
+            peer_name,
+            statistics.fmean(peer) * 1000,
+        ),
+        Figure(
+            "status_latency",
+            "events/s (closed loop)",
+            ours_rate,
+            "events/s",
+            peer_name,
+            peer_rate,
+            f"{CLUSTERS} writers, next write when the event arrived",
+        ),
     ]
 
 
