@@ -31,7 +31,7 @@ from shared.payloads import PrStatus, pr_id_for
 from tests.e2e.harness import Stack, StackOptions, eventually
 from tests.integration.o2ims_api.receiver import Receiver
 
-# A kill -9 of focom can hold an in-flight request until its ack wait (60 s) runs out: more than the default timeout.
+# A kill -9 of the API and of focom holds their in-flight messages until each ack wait (30-60 s) runs out.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PRS = "/provisioningRequests"
