@@ -26,6 +26,10 @@ Obj = Mapping[str, Any]
 PR_ID_LABEL = "o2ims.oran.org/pr-id"
 #: The inventory host id a BYOH agent registers its ByoHost with (and a ByoMachine selects).
 HOST_ID_LABEL = "o2ims.oran.org/host-id"
+#: The Kubernetes version a host's kubelet and kubeadm are installed at, as its BYOH agent registered it
+#: (``--label``; value ``vX.Y.Z``, the normalised version). ByoMachineTemplates select on it too, so a host
+#: released during an upgrade matches no template until it is re-prepared at the new version.
+K8S_VERSION_LABEL = "o2ims.oran.org/k8s-version"
 #: The cluster name on objects capi_renderer applies (the ClusterResourceSet selector, ownership).
 CLUSTER_LABEL = "o2ims.oran.org/cluster"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
