@@ -7,10 +7,10 @@ from typing import Any
 from sandbox.hosts import SandboxHostPool
 from services.hostprep import hostlayout
 from shared.kube import KubeClient
-from shared.objects import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from shared.payloads import HostprepDone
 from tests.integration.hostprep.conftest import HarnessFactory
-from tests.integration.hostprep.harness import byohosts_by_host_id
+from tests.integration.hostprep.harness import K8S_VERSION, byohosts_by_host_id
 
 PKG = "1.30.2-1.1"
 
@@ -48,6 +48,7 @@ def assert_prepared(pool: SandboxHostPool, host_id: str) -> None:
     agent = state.services[hostlayout.AGENT_UNIT_NAME]
     assert agent.enabled and agent.active == "active"
     assert f"--label {HOST_ID_LABEL}={host_id}" in (agent.exec_start or "")
+    assert f"--label {K8S_VERSION_LABEL}={K8S_VERSION}" in (agent.exec_start or "")
     assert "--skip-installation" in (agent.exec_start or "") and "--namespace default" in (agent.exec_start or "")
 
 
@@ -75,6 +76,8 @@ async def test_twenty_hosts_prepared_registered_and_a_rerun_only_checks(
     assert sorted(byohosts) == sorted(h.host_id for h in pool.hosts)
     for host in pool.hosts:
         assert byohosts[host.host_id]["metadata"]["name"] == host.state.hostname
+        # Registered with the version its packages were installed at: the templates select by it.
+        assert byohosts[host.host_id]["metadata"]["labels"][K8S_VERSION_LABEL] == K8S_VERSION
 
     # The same job again: only checks run, nothing changes, nothing restarts.
     marks = {h.host_id: h.state.mark() for h in pool.hosts}

@@ -23,6 +23,7 @@ from services.hostprep.ssh import CommandResult
 from services.hostprep.steps import VERIFY_MARK, AgentSource, Probe, RecipeParams, Run, Step
 from shared.errors import PermanentError, TemporaryError
 from shared.models import HostRef
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 PREFLIGHT = f"\n{MARK}\n".join(
     [
@@ -182,7 +183,8 @@ class FakeIndex:
         self.host = host
 
     async def present(self, namespace: str, host_id: str, timeout: float) -> list[dict[str, Any]]:
-        return [{"metadata": {"name": "node-1"}}] if "agent-service" in self.host.done else []
+        labels = {HOST_ID_LABEL: host_id, K8S_VERSION_LABEL: "v1.30.2"}
+        return [{"metadata": {"name": "node-1", "labels": labels}}] if "agent-service" in self.host.done else []
 
     async def wait(self, namespace: str, host_id: str, done: Any, timeout: float) -> list[dict[str, Any]] | None:
         live = await self.present(namespace, host_id, timeout)
@@ -212,7 +214,8 @@ async def test_a_fresh_host_runs_every_action_then_a_second_run_only_checks() ->
     host, reports = FakeHost(), []
     outcome = await runner(host, reports).run()
     assert outcome.ok, outcome
-    assert outcome.acted == tuple(s.name for s in host.steps[:-1])  # the ByoHost was there at once
+    # No stale ByoHost to remove; the ByoHost was there at once.
+    assert outcome.acted == tuple(s.name for s in host.steps[:-1] if s.name != "stale-byohost")
     assert ("prepare", "ready") in reports
     again: list[tuple[str, str]] = []
     host.ran.clear()
