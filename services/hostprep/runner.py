@@ -140,39 +140,40 @@ class HostRunner:
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
-        match self.action:
-            case "teardown":
-                steps = teardown_steps(self.params)
-            case "prepare":
-                facts = await self._retrying(PREFLIGHT, self._preflight)
-                steps = self._built(recipe.prepare_steps, facts)
-            case "upgrade":
-                if not await self._retrying(upgrade.GATE, self._upgrade_gate):
-                    return []
-                facts = await self._retrying(PREFLIGHT, self._preflight)
-                steps = self._built(upgrade.upgrade_steps, facts)
-            case _:
-                assert_never(self.action)
+        try:
+            match self.action:
+                case "teardown":
+                    steps = teardown_steps(self.params)
+                case "prepare":
+                    # A node at another version is refused before anything runs on it (with no management
+                    # cluster, the host's SSH steps still run and it stops at the first Kubernetes step).
+                    if self.deps.byohosts is not None:
+                        await self._retrying(upgrade.GATE, self._gate)
+                    steps = recipe.prepare_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
+                case "upgrade":
+                    if not await self._retrying(upgrade.GATE, self._gate):
+                        return []
+                    steps = upgrade.upgrade_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
+                case _:
+                    assert_never(self.action)
+        except UnsafeValue as exc:  # a recipe refused a value the facts or the job gave it
+            raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
         await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
         return steps
 
-    def _built(self, build: Callable[[RecipeParams, HostFacts], list[Step]], facts: HostFacts) -> list[Step]:
-        try:
-            return build(self.params, facts)
-        except UnsafeValue as exc:
-            raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
-
-    async def _upgrade_gate(self) -> bool:
-        """Whether the host is to be upgraded: False when already registered at the target; a claimed
-        ByoHost fails the host here, before any command runs on it."""
+    async def _gate(self) -> bool:
+        """Whether the host's recipe runs: a ByoHost claimed at another version fails the host here, before
+        any command runs on it; an upgrade of a host registered at the target already is done."""
         verdict, why = await self.mgmt.upgrade_verdict()
         match verdict:
+            case "claimed":
+                raise StepFailed(upgrade.GATE, why, reason="ByoHostClaimed")
+            case "done" | "upgrade" if self.action != "upgrade":
+                return True  # prepare: every step checks for itself
             case "done":
                 self._detail = why
                 await self._safe_report(upgrade.GATE, "skipped", why)
                 return False
-            case "claimed":
-                raise StepFailed(upgrade.GATE, why, reason="ByoHostClaimed")
             case "upgrade":
                 await self._safe_report(upgrade.GATE, "done", why)
                 return True
