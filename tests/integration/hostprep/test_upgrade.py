@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from sandbox.hosts import Fault, SandboxHostPool
 from services.hostprep import hostlayout
 from services.hostprep.bootstrap import INFRA_VERSION
 from services.hostprep.domain import bootstrap_kubeconfig_name
+from shared.errors import PermanentError, TemporaryError
 from shared.kube import KubeClient
 from shared.objects import K8S_VERSION_LABEL
 from shared.payloads import HostprepDone, HostprepFailed
@@ -149,3 +152,30 @@ async def test_an_upgrade_that_failed_midway_names_host_and_step_and_a_rerun_fin
     byohost = (await byohosts_by_host_id(capi_client))["host-002"]
     assert byohost["metadata"]["labels"][K8S_VERSION_LABEL] == TARGET
     assert pool.host("host-002").state.installed("kubelet") == TARGET_PKG
+
+
+async def test_byohost_deletes_are_guarded_by_claim_uid_and_resource_version(
+    hostprep: HarnessFactory, capi_client: KubeClient
+) -> None:
+    harness, pool = await hostprep(1)
+    assert isinstance(await harness.run(harness.job(pool)), HostprepDone)
+    read = (await byohosts_by_host_id(capi_client))["host-001"]
+    name, md = read["metadata"]["name"], read["metadata"]
+    await claim(capi_client, read)
+    # A delete carrying what was read before the claim is refused by the API server (and retried from a re-read).
+    with pytest.raises(TemporaryError) as refused:
+        await capi_client.delete(
+            INFRA_VERSION,
+            "ByoHost",
+            name,
+            "default",
+            preconditions={"uid": md["uid"], "resourceVersion": md["resourceVersion"]},
+        )
+    assert refused.value.reason == "Conflict"
+    # The re-read finds it claimed: nothing is deleted.
+    index = harness.deps.byohosts
+    assert index is not None
+    with pytest.raises(PermanentError) as claimed:
+        await index.delete_unclaimed("default", "host-001", lambda _obj: True)
+    assert claimed.value.reason == "ByoHostClaimed" and "c1-md-0-x7k2p" in claimed.value.message
+    assert (await byohosts_by_host_id(capi_client))["host-001"]["metadata"]["uid"] == md["uid"]

@@ -15,7 +15,7 @@ from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from tests.unit.hostprep.test_recipe import FACTS, PREPARE, commands, params
 from tests.unit.hostprep.test_runner import FakeHost, runner
 
-RESET = ["agent-stopped", "byohost-removed", "kubeadm-reset", "node-state", "agent-config"]
+RESET = ["byohost-removed", "agent-stopped", "byohost-absent", "kubeadm-reset", "node-state", "agent-config"]
 
 
 def steps() -> dict[str, Step]:
@@ -26,15 +26,17 @@ def test_upgrade_resets_removes_the_byohost_then_prepares_at_the_target() -> Non
     order = [s.name for s in upgrade_steps(params(), FACTS)]
     assert order == RESET + PREPARE
     by_name = steps()
-    # The ByoHost goes right after the agent stops: from then on no Machine can claim the host being reset.
-    removed = by_name["byohost-removed"]
-    assert isinstance(removed.check, ByoHostRemoved) and removed.action == (ByoHostRemoved(),)
-    assert removed.uses_ssh, "the host's SSH work continues after it"
+    # The ByoHost goes first, while the host is untouched (a claim since the gate fails it there), and is
+    # checked again once the agent stopped: no Machine can claim the host being reset.
+    for name in ("byohost-removed", "byohost-absent"):
+        removed = by_name[name]
+        assert isinstance(removed.check, ByoHostRemoved) and removed.action == (ByoHostRemoved(),)
+        assert removed.uses_ssh, "the host's SSH work continues after it"
     # The reset is teardown's own (same checks and commands).
     for step in reset_steps():
         assert (by_name[step.name].check, by_name[step.name].action) == (step.check, step.action)
     # Whatever a reset step changed, the prepare steps probe afresh (the unit, the agent identity).
-    assert {s.name for s in by_name.values() if s.stales_probes} == set(RESET) - {"byohost-removed"}
+    assert {s.name for s in by_name.values() if s.stales_probes} == set(RESET) - {"byohost-removed", "byohost-absent"}
     assert not any(s.stales_probes for s in recipe.prepare_steps(params(), FACTS))
     assert isinstance(by_name["registration"].check, ByoHostRegistered)
     assert by_name["registration"].uses_ssh is False
