@@ -20,6 +20,8 @@ from shared import kinds
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 FIXTURE = HERE / "exhaustive_fixture.py"
+#: The member the mypy test adds to one set: a name no set has.
+NEW_MEMBER = "rebalance"
 
 
 def _mypy(root: Path) -> subprocess.CompletedProcess[str]:
@@ -74,13 +76,13 @@ def test_the_fixture_is_clean_against_the_real_definitions(tmp_path: Path) -> No
 )
 def test_mypy_fails_when_a_new_member_is_not_handled(tmp_path: Path, set_name: str, function: str) -> None:
     (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "kinds.py").write_text(_with_member(set_name, "upgrade"))
+    (tmp_path / "shared" / "kinds.py").write_text(_with_member(set_name, NEW_MEMBER))
     got = _mypy(tmp_path)
     assert got.returncode == 1, got.stdout + got.stderr
     errors = [ln for ln in got.stdout.splitlines() if ": error:" in ln]
     # Exactly one error: the dispatch over the changed set, at its assert_never, naming the new member.
     assert len(errors) == 1, got.stdout
-    assert 'Argument 1 to "assert_never" has incompatible type "Literal[\'upgrade\']"' in errors[0]
+    assert f'Argument 1 to "assert_never" has incompatible type "Literal[\'{NEW_MEMBER}\']"' in errors[0]
     line = int(errors[0].split(":")[1])
     source = FIXTURE.read_text().splitlines()
     owner = next(src for src in reversed(source[:line]) if src.startswith("def "))
