@@ -89,6 +89,11 @@ def test_mypy_fails_when_a_new_member_is_not_handled(tmp_path: Path, set_name: s
     assert owner.startswith(f"def {function}("), (owner, errors[0])
 
 
+def test_the_added_member_is_new_to_every_set() -> None:
+    for members in (kinds.OPERATIONS, kinds.PR_COMMANDS, kinds.CAPI_ACTIONS, kinds.HOSTPREP_ACTIONS, kinds.PR_STAGES):
+        assert NEW_MEMBER not in members
+
+
 def test_each_set_lists_its_members_once() -> None:
     for members in (
         kinds.OPERATIONS,
