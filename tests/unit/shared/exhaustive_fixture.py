@@ -52,7 +52,7 @@ def hostprep_action(action: HostprepAction) -> str:
         case "teardown":
             return "reset"
         case "upgrade":
-            return "re-prepare at a new version"
+            return "reset and re-install"
         case _:
             assert_never(action)
 
