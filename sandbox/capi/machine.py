@@ -134,7 +134,12 @@ class MachineController(Controller):
         else:
             spec = await self._worker_config_spec(machine)
         value = cloud_config(
-            role, spec, cluster=cluster_name, version=dig(machine, "spec", "version"), endpoint=f"{host}:{port}"
+            role,
+            spec,
+            cluster=cluster_name,
+            version=dig(machine, "spec", "version"),
+            endpoint=f"{host}:{port}",
+            control_plane=is_control_plane(machine),
         )
         await self.ctx.create(
             {

@@ -172,9 +172,14 @@ class AgentSupervisor:
         return HostFs(self._host.vfs, self._host.state, self._host.facts, "root")
 
     async def on_bootstrap(
-        self, kind: str, ignored: frozenset[str] = frozenset(), version: str | None = None
+        self,
+        kind: str,
+        ignored: frozenset[str] = frozenset(),
+        version: str | None = None,
+        control_plane: bool | None = None,
     ) -> str | None:
-        """``kubeadm init|join`` for a Machine of ``version`` (None: the Machine's version is not known)."""
+        """``kubeadm init|join`` for a Machine of ``version`` (None: the Machine's version is not known);
+        ``control_plane`` (default: only ``init``) also writes the control-plane static pods."""
         state = self._host.state
         fault = self._host.bootstrap_fault()
         if fault is None:
@@ -201,11 +206,16 @@ class AgentSupervisor:
         fs.write("/etc/kubernetes/pki/ca.crt", b"# sandbox cluster CA\n", mode=0o644)
         fs.mkdir("/var/lib/kubelet", parents=True)
         fs.write("/var/lib/kubelet/config.yaml", b"# sandbox kubelet configuration\n", mode=0o644)
-        if kind == "init":
+        if control_plane if control_plane is not None else kind == "init":
+            # The control-plane static pods run kubeadm's own version (their images are tagged with it).
+            kubeadm = state.installed("kubeadm")
+            tag = f"v{upstream_version(kubeadm)}" if kubeadm else "unknown"
             fs.write("/etc/kubernetes/admin.conf", b"# sandbox admin kubeconfig\n", mode=0o600)
             for component in _CONTROL_PLANE_PODS:
-                fs.write(f"/etc/kubernetes/manifests/{component}.yaml", f"# sandbox {component}\n".encode())
+                pod = f"# sandbox {component}\nimage: registry.k8s.io/{component}:{tag}\n"
+                fs.write(f"/etc/kubernetes/manifests/{component}.yaml", pod.encode())
             fs.mkdir("/var/lib/etcd/member", parents=True)
+            state.apiserver_version = kubeadm
         kubelet = state.services.get("kubelet")
         if kubelet is not None and kubelet.active != "active":
             kubelet.active = "active"

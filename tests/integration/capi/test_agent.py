@@ -74,9 +74,22 @@ async def test_agent_registration_config_and_restart(
     await again.start()
     try:
         host = await capi_client.get(INFRA, "ByoHost", "host-1", "default")
-        assert host["metadata"]["labels"]["site"] == "a"
+        assert host["metadata"]["labels"] == {"site": "a", "o2ims.oran.org/host-id": "h1"}
     finally:
         await again.stop()
+
+    # The unclaimed ByoHost deleted, the agent restarted: it registers anew, with its current flags.
+    await capi_client.delete(INFRA, "ByoHost", "host-1", "default")
+    relabelled = HostAgent(
+        bootstrap_kubeconfig=tmp_path / "missing", hostname="host-1", labels={"site": "b"}, config_path=config
+    )
+    await relabelled.start()
+    try:
+        host = await capi_client.get(INFRA, "ByoHost", "host-1", "default")
+        assert host["metadata"]["labels"] == {"site": "b"}
+        assert condition(host, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
+    finally:
+        await relabelled.stop()
 
 
 async def _claim_by_hand(client: KubeClient, host: str, role: str) -> None:
@@ -142,7 +155,7 @@ async def test_agent_bootstraps_on_claim_and_releases_without_reset(
 ) -> None:
     calls: list[str] = []
 
-    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None) -> str | None:
+    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None, control_plane: bool) -> str | None:
         calls.append(role)
         return "v1.30.2"
 
@@ -194,7 +207,7 @@ async def test_an_agent_that_installed_kubernetes_resets_on_release(
 async def test_failing_bootstrap_hook_marks_the_host(
     capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, byoh_client: KubeClient
 ) -> None:
-    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None) -> str | None:
+    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None, control_plane: bool) -> str | None:
         raise RuntimeError(f"kubeadm {role} exited with status 1")
 
     await fake_hosts(1, on_bootstrap=on_bootstrap)

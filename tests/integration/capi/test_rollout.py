@@ -28,7 +28,9 @@ Hosts = Callable[..., Awaitable[list[HostAgent]]]
 Obj = dict[str, Any]
 
 
-async def kubelet_at_machine_version(role: str, ignored: frozenset[str], version: str | None) -> str | None:
+async def kubelet_at_machine_version(
+    role: str, ignored: frozenset[str], version: str | None, control_plane: bool
+) -> str | None:
     return version  # hosts that were given the Machine's packages
 
 

@@ -218,5 +218,13 @@ async def test_a_bootstrap_at_another_version_than_the_hosts_packages_fails(sand
     assert (await run(pool, "test -e /etc/kubernetes/kubelet.conf")).exit_status == 1
     # With the Machine's version installed, the same bootstrap runs and reports that kubelet.
     host.state.packages["kubelet"] = PackageRecord("1.31.2-1.1")
-    assert await supervisor.on_bootstrap("join", frozenset(), "v1.31.2") == "v1.31.2"
+    host.state.service("kubelet")
+    assert await supervisor.on_bootstrap("join", frozenset(), "v1.31.2", True) == "v1.31.2"
     assert host.state.kubeadm == "join"
+    # A control-plane join runs kube-apiserver at kubeadm's version; the timelines record both, and the reset.
+    pod = await run(pool, "cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+    assert "image: registry.k8s.io/kube-apiserver:v1.31.2" in pod.stdout
+    await supervisor.on_reset()
+    timelines = host.state.timelines()
+    assert [(e["active"], e["version"]) for e in timelines.kubelet] == [(True, "1.31.2-1.1"), (False, None)]
+    assert [(e["active"], e["version"]) for e in timelines.apiserver] == [(True, "1.31.2-1.1"), (False, None)]
