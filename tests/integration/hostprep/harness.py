@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
 from services.hostprep.deps import Deps
@@ -171,13 +172,15 @@ async def byohosts_by_host_id(client: KubeClient, namespace: str = "default") ->
 
 
 async def claim(client: KubeClient, byohost: dict[str, Any]) -> None:
-    """What the ByoMachine controller does when a Machine takes the host (machineRef in the status)."""
+    """What the ByoMachine controller does when a Machine takes the host (machineRef in the status), as BYOH's
+    controller manager: the ByoHost webhook admits updates only from it and from the host's own agent."""
     ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
-    await client.patch(
-        INFRA,
-        "ByoHost",
-        byohost["metadata"]["name"],
-        "default",
-        {"status": {"machineRef": ref}},
-        subresource="status",
-    )
+    async with await service_account_client(client, BYOH_NAMESPACE, BYOH_ACCOUNT) as byoh:
+        await byoh.patch(
+            INFRA,
+            "ByoHost",
+            byohost["metadata"]["name"],
+            "default",
+            {"status": {"machineRef": ref}},
+            subresource="status",
+        )
