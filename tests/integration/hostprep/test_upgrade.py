@@ -68,7 +68,7 @@ async def test_released_hosts_are_upgraded_a_claimed_one_is_refused_untouched_an
     assert old_bkc is not None
     # host-001 was a node (released by BYOH, not reset); host-003 is still one: its ByoHost is claimed.
     joined(pool, "host-001")
-    await claim(capi_client, before[CLAIMED])
+    await claim(pool, CLAIMED, before[CLAIMED]["metadata"]["name"])
     claimed_before = (await byohosts_by_host_id(capi_client))[CLAIMED]
     untouched = pool.host(CLAIMED).state.mark()
 
@@ -161,8 +161,10 @@ async def test_byohost_deletes_are_guarded_by_claim_uid_and_resource_version(
     assert isinstance(await harness.run(harness.job(pool)), HostprepDone)
     read = (await byohosts_by_host_id(capi_client))["host-001"]
     name, md = read["metadata"]["name"], read["metadata"]
-    await claim(capi_client, read)
-    # A delete carrying what was read before the claim is refused by the API server (and retried from a re-read).
+    # Changed since it was read (here by its own agent): a delete carrying what was read is refused by the
+    # API server, and retried from a re-read.
+    async with await KubeClient.from_kubeconfig(pool.host("host-001").vfs.real("/root/.byoh/config")) as agent:
+        await agent.patch(INFRA_VERSION, "ByoHost", name, "default", {"metadata": {"annotations": {"seen": "1"}}})
     with pytest.raises(TemporaryError) as refused:
         await capi_client.delete(
             INFRA_VERSION,
@@ -172,7 +174,8 @@ async def test_byohost_deletes_are_guarded_by_claim_uid_and_resource_version(
             preconditions={"uid": md["uid"], "resourceVersion": md["resourceVersion"]},
         )
     assert refused.value.reason == "Conflict"
-    # The re-read finds it claimed: nothing is deleted.
+    # Claimed: the re-read finds it so and nothing is deleted.
+    await claim(pool, "host-001", name)
     index = harness.deps.byohosts
     assert index is not None
     with pytest.raises(PermanentError) as claimed:

@@ -76,6 +76,8 @@ class FakeHost:
         self.identity = False
         self.issued = 0
         self.batches = 0
+        #: What a step's action changes besides its own check (step name -> effect).
+        self.effects: dict[str, Callable[[], None]] = {}
 
     def batch(self, command: str) -> CommandResult:
         self.batches += 1
@@ -122,6 +124,7 @@ class FakeHost:
             return CommandResult(0 if name in self.done else 1, "", "")
         if kind == "action":
             self.done.add(name)
+            self.effects.get(name, lambda: None)()
             return CommandResult(0, "", "")
         if command.startswith("test -s /root/.byoh/config"):
             return CommandResult(0 if self.identity else 1, "", "")
@@ -177,6 +180,9 @@ class FakeBootstrap:
         self.host.issued += 1
         self.host.done.add("bootstrap-kubeconfig")
         return IssuedKubeconfig("bkc", SecretBytes(b"kubeconfig"), "aa", 0.0)
+
+    async def exists(self, namespace: str, host_id: str) -> bool:
+        return False
 
 
 class FakeIndex:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from services.hostprep import recipe
+from services.hostprep import recipe, upgrade
+from services.hostprep.domain import parse_preflight
 from services.hostprep.management import upgrade_verdict
 from services.hostprep.steps import ByoHostRegistered, ByoHostRemoved, Probe, Run, Step
 from services.hostprep.teardown import reset_steps
 from services.hostprep.upgrade import GATE, upgrade_steps
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from tests.unit.hostprep.test_recipe import FACTS, PREPARE, commands, params
-from tests.unit.hostprep.test_runner import FakeHost, runner
+from tests.unit.hostprep.test_runner import PARAMS, PREFLIGHT, FakeHost, runner
 
 RESET = ["byohost-removed", "agent-stopped", "byohost-absent", "kubeadm-reset", "node-state", "agent-config"]
 
@@ -114,3 +116,59 @@ async def test_a_host_registered_at_the_target_is_done_without_ssh() -> None:
     assert outcome.ok and outcome.acted == ()
     assert host.connects == 0 and host.batches == 0
     assert reports == [(GATE, "skipped"), ("upgrade", "ready")]
+
+
+class Registering:
+    """No ByoHost until the agent's unit is (re)started; then one registered at the runner's version."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.live: list[dict[str, Any]] = []
+        host.effects["agent-service"] = lambda: self.live.append(byohost("v1.30.2"))
+
+    async def present(self, namespace: str, host_id: str, timeout: float) -> list[dict[str, Any]]:
+        return self.live
+
+    async def wait(self, namespace: str, host_id: str, done: Any, timeout: float) -> list[dict[str, Any]] | None:
+        return self.live if done(self.live) else None
+
+    async def delete_unclaimed(self, *args: Any) -> list[str]:
+        return []
+
+
+async def test_once_a_reset_step_acted_the_later_steps_are_probed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = upgrade.upgrade_steps
+
+    def exit_status(params: Any, facts: Any) -> list[Step]:
+        return [
+            dataclasses.replace(s, check=Probe(s.check.command)) if isinstance(s.check, Probe) else s
+            for s in real(params, facts)
+        ]
+
+    monkeypatch.setattr(upgrade, "upgrade_steps", exit_status)
+    host, reports = FakeHost(), []
+    host.steps = exit_status(PARAMS, parse_preflight(PREFLIGHT))
+    # The whole prepare recipe is in place, the unit included, but no ByoHost is registered (an agent that
+    # never registered): the first batch of probes says agent-service holds and the agent has its identity.
+    host.done = {name for name in PREPARE if name not in ("stale-byohost", "registration")}
+    host.identity = True
+    host.effects["agent-stopped"] = lambda: host.done.discard("agent-service")
+
+    def forget_identity() -> None:
+        host.identity = False
+        host.done.discard("bootstrap-kubeconfig")
+
+    host.effects["agent-config"] = forget_identity
+    outcome = await runner(host, reports, action="upgrade", index=Registering(host)).run()
+    assert outcome.ok, outcome
+    # Without fresh probes the identity would pass on the answer taken before the reset: no new bootstrap
+    # kubeconfig, and an agent without either could never register.
+    assert outcome.acted == (
+        "agent-stopped",
+        "kubeadm-reset",
+        "node-state",
+        "agent-config",
+        "bootstrap-kubeconfig",
+        "agent-service",
+    )  # registration: the fake agent registers at once
+    assert host.batches == 5, "the first batch, then one after each reset step that acted"
+    assert reports[-1] == ("upgrade", "ready")
