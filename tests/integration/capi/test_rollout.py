@@ -224,3 +224,46 @@ async def test_workers_roll_out_after_the_control_plane_one_at_a_time(
         assert len([m for m in _live(workers) if dig(m, "status", "nodeRef")]) >= 1
         if new_workers:
             assert dig(kcp, "status", "version") == NEW, "a new worker only once the control plane is upgraded"
+
+
+async def test_v1beta2_rollout_conditions_on_the_kcp_and_its_machines(
+    capi_sim_factory: Callable[..., Awaitable[CapiSimulators]], fake_hosts: Hosts, capi_client: KubeClient
+) -> None:
+    core, kcp_av = "cluster.x-k8s.io/v1beta2", "controlplane.cluster.x-k8s.io/v1beta2"
+    await capi_sim_factory(core_version="v1beta2")
+    await fake_hosts(4, on_bootstrap=kubelet_at_machine_version)
+    await _apply(capi_client, cluster_set(cp_hosts=("h1",), worker_hosts=("h2", "h3"), core="v1beta2"))
+    await wait_for(capi_client, kcp_av, "KubeadmControlPlane", "c1-control-plane", _kcp_done_at(OLD, 1))
+    recorder = Recorder(capi_client, [(core, "Machine"), (kcp_av, "KubeadmControlPlane")], seed=True)
+    await recorder.start()
+
+    await capi_client.apply(_template("c1-control-plane-v2", ("h4",)), field_manager="test")
+    patch = {
+        "spec": {"version": NEW, "machineTemplate": {"spec": {"infrastructureRef": {"name": "c1-control-plane-v2"}}}}
+    }
+    await capi_client.patch(kcp_av, "KubeadmControlPlane", "c1-control-plane", "default", patch)
+    kcp = await wait_for(
+        capi_client,
+        kcp_av,
+        "KubeadmControlPlane",
+        "c1-control-plane",
+        lambda o: (
+            dig(o, "status", "version") == NEW
+            and dig(o, "status", "upToDateReplicas") == 1
+            and dig(o, "status", "replicas") == 1
+        ),
+    )
+    await recorder.stop()
+    assert (condition(kcp, "RollingOut") or {}).get("reason") == "NotRollingOut"
+    assert (condition(kcp, "MachinesUpToDate") or {}).get("status") == "True"
+    states = recorder.states()
+    kcps = [s.get(("KubeadmControlPlane", "c1-control-plane")) or {} for s in states]
+    rolling = [k for k in kcps if (condition(k, "RollingOut") or {}).get("status") == "True"]
+    assert rolling and "Version v1.30.2, v1.31.2 required" in str(condition(rolling[0], "RollingOut"))
+    stale = [
+        m
+        for s in states
+        for m in _machines(s, control_plane=True)
+        if (condition(m, "UpToDate") or {}).get("reason") == "NotUpToDate"
+    ]
+    assert stale and all(dig(m, "spec", "version") == OLD for m in stale)
