@@ -37,8 +37,8 @@ def upgrade_verdict(live: Sequence[Obj], target: str) -> tuple[Verdict, str]:
     claimed = [o for o in live if domain.byohost_claimed(o)]
     if claimed:
         return "claimed", (
-            f"{domain.byohost_state(claimed[0]).describe()}: a claimed host is a live node and is never "
-            "reset in place; it can be upgraded once its Machine is gone and the ByoHost released"
+            f"{domain.byohost_state(claimed[0]).describe()}: a claimed host is a live node; nothing is changed "
+            "on it until its Machine is gone and the ByoHost released"
         )
     if not live:
         return "upgrade", f"no ByoHost registered for the host; upgrading to {target}"
