@@ -113,7 +113,7 @@ async def test_watch_single_object_with_field_selector(custom: client.CustomObje
 
 
 async def test_live_single_object_watches_see_only_their_object(custom: client.CustomObjectsApi) -> None:
-    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
+    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["metadata"][
         "resourceVersion"
     ]
     # Streams from ``rv``: whether a stream attaches before the writes (live events) or after (replay), it
@@ -131,7 +131,7 @@ async def test_live_single_object_watches_see_only_their_object(custom: client.C
     await _create(custom, "two")
     await _label(custom, "one", x="1")
     await _label(custom, "two", x="1")
-    await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", "one")
+    await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "one")
     assert [(t, n) for t, n, _ in await one] == [("ADDED", "one"), ("MODIFIED", "one"), ("DELETED", "one")]
     assert [(t, n) for t, n, _ in await two] == [("ADDED", "two"), ("MODIFIED", "two")]
     assert [(t, n) for t, n, _ in await cluster_wide] == [("ADDED", "two"), ("MODIFIED", "two")]
@@ -144,11 +144,11 @@ async def test_live_single_object_watches_see_only_their_object(custom: client.C
         ("DELETED", "one"),
     ]
     listed = await custom.list_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", field_selector="metadata.name=two"
+        BYOH, "v1beta1", "default", "byomachines", field_selector="metadata.name=two"
     )
     assert [o["metadata"]["name"] for o in listed["items"]] == ["two"]
     listed = await custom.list_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", field_selector="metadata.name=two,metadata.name!=two"
+        BYOH, "v1beta1", "default", "byomachines", field_selector="metadata.name=two,metadata.name!=two"
     )
     assert listed["items"] == []
 
