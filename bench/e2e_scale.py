@@ -6,7 +6,10 @@ as processes with production settings, logging at info). Measured per count: the
 the request to the FPR record being Synced (every cluster fulfilled); each service's CPU seconds during
 that time (``/proc``, the sandbox's processes excluded) per fulfilled cluster; each service's resident
 memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts,
-``BENCH_E2E_LATENCY`` the hosts' profile.
+``BENCH_E2E_LATENCY`` the hosts' profile. ``BENCH_E2E_PROFILE=DIR`` also samples every service with py-spy
+(from the ``bench`` extra) during the measurement and writes one collapsed-stack file per service and count
+into ``DIR`` (``python -m bench.stacks`` summarises them); sampling adds its own CPU, so profiled runs are
+for finding costs, not for the figures.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from bench import procstat
 from bench.report import Figure
+from bench.stacks import Sampler
 from shared.subjects import ALL_STREAMS
 from tests.e2e.harness import SERVICES, Stack, StackOptions
 
@@ -61,10 +65,18 @@ async def measure(n: int, workdir: Path) -> Result:
             pid = stack.child(name).pid
             assert pid is not None, f"{name} is not running"
             pids[name] = pid
+        profile = os.environ.get("BENCH_E2E_PROFILE")
+        sampler = Sampler(pids, Path(profile), f"n{n}") if profile else None
+        if sampler is not None:
+            await sampler.start()
         before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         await stack.submit("scale", allClusters=True)
-        rec = await stack.settled("scale", timeout=3600)
+        try:
+            rec = await stack.settled("scale", timeout=3600)
+        finally:
+            if sampler is not None:
+                await sampler.stop()
         elapsed = time.perf_counter() - started
         cpu = {name: procstat.cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         if rec["phase"] != "Synced":
