@@ -61,7 +61,7 @@ class PrEngine:
             decisions.append(decision)
             return decision.record
 
-        record, _revision = await self.store.mutate(pr_id, change)
+        record, revision = await self.store.mutate(pr_id, change)
         decision = decisions[-1]
         structlog.contextvars.bind_contextvars(pr_id=pr_id, rule=decision.rule)
         for cmd in decision.commands:
@@ -69,11 +69,15 @@ class PrEngine:
                 status = cmd.payload
                 log.info("pr_transition", pr_id=pr_id, state=status.state, stage=status.stage, reason=status.reason)
         if record is not None and record.outbox:
-            await self.flush(record)
+            await self.flush(record, revision)
         return decision
 
-    async def flush(self, record: PrRecord) -> None:
-        """Carry out the outbox in order, then drop what was done from the stored record."""
+    async def flush(self, record: PrRecord, revision: int | None = None) -> None:
+        """Carry out the outbox in order, then drop what was done from the stored record.
+
+        ``revision`` is the record's, when the caller just read or wrote it: the drop is then written
+        without reading the record again (revision-checked: a newer record is read and dropped from).
+        """
         batch: list[tuple[str, Envelope]] = []
         for cmd in record.outbox:
             if cmd.payload is not None and cmd.subject is not None:
@@ -102,7 +106,7 @@ class PrEngine:
                 return None
             return current.without_commands(done)
 
-        await self.store.mutate(record.pr_id, drop)
+        await self.store.mutate(record.pr_id, drop, known=(record, revision) if revision is not None else None)
 
     def envelope(self, record: PrRecord, cmd: Command) -> Envelope:
         """The command's envelope, byte-identical however often it is rebuilt (stored id and time)."""
@@ -129,7 +133,7 @@ class PrEngine:
         for key in await self.store.keys():
             got = await self.store.get(key)
             if got is not None and got[0].outbox:
-                await self.flush(got[0])
+                await self.flush(*got)
                 flushed += 1
         return flushed
 

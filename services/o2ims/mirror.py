@@ -21,16 +21,15 @@ import json
 from typing import Any
 
 import structlog
-from nats.js.kv import KeyValue
-from pydantic import ValidationError
 
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
-from shared.errors import ServiceError
+from shared.errors import PermanentError, ServiceError
 from shared.kube import KubeClient
 from shared.kube_config import connect
 from shared.objects import PR_ID_LABEL, timestamp
 from shared.runtime import ServiceRuntime
+from shared.store import RecordStore
 
 log = structlog.get_logger(__name__)
 
@@ -141,13 +140,20 @@ def _digest(obj: dict[str, Any]) -> bytes:
 
 class Mirror:
     def __init__(
-        self, kv: KeyValue, client: KubeClient, *, field_manager: str = "o2ims", interval: float = INTERVAL
+        self,
+        store: RecordStore[PrRecord],
+        client: KubeClient,
+        *,
+        field_manager: str = "o2ims",
+        interval: float = INTERVAL,
     ) -> None:
-        self.kv = kv
+        self.store = store
+        self.kv = store.kv
         self.client = client
         self.field_manager = field_manager
         self.interval = interval
-        self._latest: dict[str, bytes | None] = {}
+        #: PR id -> (record bytes or None when deleted, revision), the newest seen and not yet written.
+        self._latest: dict[str, tuple[bytes | None, int]] = {}
         self._dirty = asyncio.Event()
         #: PR id -> digests of the spec and the status last written to its CR.
         self._written: dict[str, tuple[bytes, bytes | None]] = {}
@@ -163,7 +169,7 @@ class Mirror:
                 if entry is None:  # the end of the initial replay
                     continue
                 deleted = entry.operation in ("DEL", "PURGE") or not entry.value
-                self._latest[entry.key] = None if deleted else entry.value
+                self._latest[entry.key] = (None if deleted else entry.value, int(entry.revision or 0))
                 self._dirty.set()
         finally:
             writer.cancel()
@@ -179,23 +185,24 @@ class Mirror:
             self._dirty.clear()
             batch, self._latest = self._latest, {}
             failed = False
-            for key, value in batch.items():
+            for key, (value, revision) in batch.items():
                 try:
-                    await self.sync(key, value)
+                    await self.sync(key, value, revision)
                 except ServiceError as exc:
                     log.warning("mirror_write_failed", pr_id=key, reason=exc.reason, error=exc.message)
                     self._written.pop(key, None)  # unknown what the CR holds now: write it whole next time
-                    self._latest.setdefault(key, value)  # a newer value, if any, supersedes this one
+                    self._latest.setdefault(key, (value, revision))  # a newer value, if any, supersedes this one
                     failed = True
             if failed:
                 await asyncio.sleep(RETRY_DELAY)  # back off before retrying the API server
                 self._dirty.set()
 
-    async def sync(self, key: str, value: bytes | None) -> None:
+    async def sync(self, key: str, value: bytes | None, revision: int = 0) -> None:
         try:
-            rec = PrRecord.model_validate_json(value) if value else None
-        except ValidationError as exc:
-            log.error("mirror_record_unreadable", pr_id=key, errors=exc.error_count())
+            # Mostly the revision o2ims has just written: the store has it decoded already.
+            rec = self.store.decode(key, value, revision) if value else None
+        except PermanentError as exc:
+            log.error("mirror_record_unreadable", pr_id=key, error=exc.message)
             return
         if rec is None or rec.state == "deleted":
             self._written.pop(key, None)
@@ -215,8 +222,8 @@ class Mirror:
             self._written[key] = (spec_digest, status_digest)
 
 
-async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
+async def start_mirror(runtime: ServiceRuntime[O2imsSettings], store: RecordStore[PrRecord]) -> None:
     client = await connect(runtime.settings.mirror_kubeconfig, setting="O2_O2IMS_MIRROR_KUBECONFIG")
     runtime.on_close(client.close)
-    mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
+    mirror = Mirror(store, client, field_manager=runtime.settings.mirror_field_manager)
     runtime.background(mirror.run(), "o2ims-mirror")

@@ -43,7 +43,7 @@ async def test_the_crd_has_a_status_subresource_and_state_and_stage_columns(kube
 async def test_the_cr_follows_the_record_and_goes_with_the_tombstone(bus: Bus, kubeconfig: Path) -> None:
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
     async with await KubeClient.from_kubeconfig(kubeconfig) as client:
-        task = asyncio.create_task(Mirror(store.kv, client).run())
+        task = asyncio.create_task(Mirror(store, client).run())
         try:
 
             async def status() -> dict[str, Any]:
@@ -86,7 +86,7 @@ async def test_record_writes_a_cr_does_not_show_cost_no_api_write(bus: Bus, kube
     """Most record writes (an outbox emptied, a command counter) change nothing the CR shows: not written again."""
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
     async with await KubeClient.from_kubeconfig(kubeconfig) as client:
-        mirror = Mirror(store.kv, client, interval=0.0)
+        mirror = Mirror(store, client, interval=0.0)
         task = asyncio.create_task(mirror.run())
         try:
 
