@@ -8,8 +8,10 @@ that time (``/proc``, the sandbox's processes excluded) per fulfilled cluster; e
 memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts,
 ``BENCH_E2E_LATENCY`` the hosts' profile. ``BENCH_E2E_PROFILE=DIR`` also samples every service with py-spy
 (from the ``bench`` extra) during the measurement and writes one collapsed-stack file per service and count
-into ``DIR`` (``python -m bench.stacks`` summarises them); sampling adds its own CPU, so profiled runs are
-for finding costs, not for the figures.
+into ``DIR`` (``python -m bench.stacks`` summarises them); ``BENCH_E2E_CPROFILE=DIR`` runs every service
+under cProfile instead (``bench.cpuprofile``: exact calls timed by CPU, a ``<service>.prof`` each when it
+stops, but twice the CPU). Profiled
+runs are for finding costs, not for the figures.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from bench import procstat
 from bench.report import Figure
 from bench.stacks import Sampler
+from o2ctl.supervisor import ChildSpec
 from shared.subjects import ALL_STREAMS
 from tests.e2e.harness import SERVICES, Stack, StackOptions
 
@@ -49,6 +52,22 @@ class Result:
     def cpu_s_per_cluster(self) -> float:
         """CPU seconds of the five provisioning services per fulfilled cluster."""
         return sum(v for k, v in self.cpu_s.items() if k in PROVISIONING) / self.clusters
+
+
+def _under_cprofile(out_dir: Path) -> None:
+    """Start every service of the stacks made from now on under cProfile, writing ``out_dir/<name>.prof``."""
+    from o2ctl import stack as stack_mod
+
+    plain = stack_mod.service_child
+
+    def profiled(name: str, env: dict[str, str]) -> ChildSpec:
+        spec = plain(name, env)
+        exe, *rest = spec.argv
+        spec.argv = [exe, "-m", "bench.cpuprofile", str(out_dir / f"{name}.prof"), *rest[1:]]
+        return spec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stack_mod.service_child = profiled
 
 
 async def measure(n: int, workdir: Path) -> Result:
@@ -183,6 +202,8 @@ async def run() -> list[Figure]:
     raw = os.environ.get("BENCH_E2E_COUNTS", "")
     counts = tuple(int(x) for x in raw.split(",") if x.strip()) if raw else COUNTS
     results: dict[int, Result] = {}
+    if os.environ.get("BENCH_E2E_CPROFILE"):
+        _under_cprofile(Path(os.environ["BENCH_E2E_CPROFILE"]))
     with tempfile.TemporaryDirectory(prefix="e2e-scale-") as tmp:
         for n in counts:
             print(f"{BENCH}: {n} clusters …", file=sys.stderr, flush=True)

@@ -7,12 +7,19 @@ in order between publishes), and the published commands are removed from the rec
 first makes the write the decision: a crash before the publishes leaves them in the outbox, and
 the redelivered event (which the record has already absorbed) publishes them; a crash after
 them re-publishes ids the stream drops as duplicates.
+
+One process handles one PR's events one at a time (a lock per PR with events in hand): the events
+of a PR arrive together (its hosts' progress), and deciding them concurrently would only make all
+but one of the writes conflict, to be read, decided and written again. Other replicas are still
+kept apart by the revision-checked writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import structlog
@@ -51,9 +58,27 @@ class PrEngine:
         self.vips = vips
         self.policy = policy
         self.clock = clock
+        #: PR id -> (its lock, the handlers holding or awaiting it); only PRs with events in hand.
+        self._serial: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, pr_id: str) -> AsyncIterator[None]:
+        lock, users = self._serial.setdefault(pr_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._serial[pr_id]
 
     async def handle(self, pr_id: str, event: Event) -> Decision:
         """Decide ``event`` for ``pr_id``, write the record, publish what it owes."""
+        async with self._one_at_a_time(pr_id):
+            return await self._handle(pr_id, event)
+
+    async def _handle(self, pr_id: str, event: Event) -> Decision:
         decisions: list[Decision] = []
 
         def change(record: PrRecord | None) -> PrRecord | None:
