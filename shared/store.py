@@ -7,7 +7,9 @@ change function on conflict until it wins (or gives up with a ``TemporaryError``
 A store of frozen records can keep the last ``cache`` records it read or wrote, by key with their
 revision and bytes: a read that finds the same revision and bytes in KV returns the kept record
 instead of decoding and validating it again (a service mostly reads back what it wrote itself).
-KV is still read every time, so the cache never serves a stale record; it only saves the decode.
+``get`` still reads KV every time, so it never returns a stale record. A writer that is usually the
+record's only one can also start a ``mutate`` from the kept record (``known=store.cached(key)``):
+the revision-checked write then proves it current, or fails and the change is applied to a fresh read.
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ class RecordStore(Generic[M]):
             ) from None
         self._keep(key, revision, raw or b"", record)
         return record
+
+    def cached(self, key: str) -> tuple[M, int] | None:
+        """The record and revision this store last read or wrote for ``key``, if kept; maybe no longer current.
+
+        For ``mutate(known=…)``: a write from it is revision-checked, so a stale one costs a retry, never a loss.
+        """
+        kept = self._cache.get(key)
+        return (kept[2], kept[0]) if kept is not None else None
 
     def decode(self, key: str, raw: bytes, revision: int) -> M:
         """The record ``raw`` holds (read at ``revision``, e.g. from a watch); the kept one if it is the same.

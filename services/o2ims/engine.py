@@ -86,7 +86,9 @@ class PrEngine:
             decisions.append(decision)
             return decision.record
 
-        record, revision = await self.store.mutate(pr_id, change)
+        # Usually this process wrote the record last: start from the kept one and let the write's revision
+        # check prove it current (a replica's write in between makes it fail, and the event is decided again).
+        record, revision = await self.store.mutate(pr_id, change, known=self.store.cached(pr_id))
         decision = decisions[-1]
         structlog.contextvars.bind_contextvars(pr_id=pr_id, rule=decision.rule)
         for cmd in decision.commands:

@@ -37,7 +37,7 @@ API_VERSION = "o2ims.provisioning.oran.org/v1alpha1"
 KIND = "ProvisioningRequest"
 RETRY_DELAY = 2.0
 #: Seconds the writer gathers record changes before writing them (the CRs' staleness, at most).
-INTERVAL = 0.5
+INTERVAL = 1.0
 
 
 def _hosts(rec: PrRecord, role: str) -> list[dict[str, Any]]:

@@ -62,12 +62,14 @@ async def test_a_cached_store_decodes_a_revision_once_and_never_serves_a_stale_r
     kv = await bus.kv(BUCKET_PR)
     cached, other = RecordStore(kv, Frozen, cache=2), RecordStore(kv, Frozen)
     rev = await cached.create("c1", Frozen(value=1))
+    assert cached.cached("c1") == (Frozen(value=1), rev) and other.cached("c1") is None
     first = await cached.get("c1")
     assert first is not None and first[0].value == 1 and first[1] == rev
     again = await cached.get("c1")
     assert again is not None and again[0] is first[0]  # the same revision: the kept record, not a new decode
     # Another writer changes it: the next read is of the new revision.
     rev2 = await other.update("c1", Frozen(value=2), rev)
+    assert cached.cached("c1") == (Frozen(value=1), rev)  # what it last saw, not necessarily current
     fresh = await cached.get("c1")
     assert fresh is not None and fresh == (Frozen(value=2), rev2)
     # Bounded: the least recently used key goes.

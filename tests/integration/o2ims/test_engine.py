@@ -17,9 +17,14 @@ from tests.unit.o2ims.machine import POLICY, PR, Clock, ev, request, spec
 
 
 class CountingStore(RecordStore[PrRecord]):
-    """Counts the writes that lost to a concurrent writer."""
+    """Counts the reads, and the writes that lost to a concurrent writer."""
 
     conflicts = 0
+    reads = 0
+
+    async def get(self, key: str) -> tuple[PrRecord, int] | None:
+        self.reads += 1
+        return await super().get(key)
 
     async def update(self, key: str, record: PrRecord, revision: int) -> int:
         try:
@@ -45,9 +50,11 @@ async def test_one_prs_events_arriving_together_are_decided_in_turn_without_conf
         for i in range(8)
         for h in hosts
     ]
+    reads = store.reads
     await asyncio.gather(*(engine.handle(PR, e) for e in events))
 
     assert store.conflicts == 0
+    assert store.reads == reads  # each decided from the record the engine had just written
     got = await store.get(PR)
     assert got is not None
     assert {h: got[0].hosts[h].step for h in hosts} == dict.fromkeys(hosts, "step-7")
