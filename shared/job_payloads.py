@@ -32,8 +32,13 @@ from shared.payload_base import Payload, Value
 
 
 class HostprepJob(Payload):
-    """Prepare or tear down hosts, named by id only: hostprep takes each host's address, port, login
-    and credentials from its own inventory, so a job cannot point a host's secret at another machine."""
+    """Prepare, tear down or upgrade hosts, named by id only: hostprep takes each host's address, port,
+    login and credentials from its own inventory, so a job cannot point a host's secret at another machine.
+
+    ``k8s_version`` is the version the hosts' kubelet/kubeadm are installed at and their agents labelled
+    with (``prepare``), or the target version (``upgrade``: only hosts whose ByoHost is unclaimed are
+    upgraded; a claimed one fails that host).
+    """
 
     type: Literal["hostprep.job"] = "hostprep.job"
     pr_id: PrId

@@ -52,8 +52,10 @@ PR_STAGES: tuple[PrStage, ...] = get_args(PrStage)
 CapiAction = Literal["apply", "scale", "delete"]
 CAPI_ACTIONS: tuple[CapiAction, ...] = get_args(CapiAction)
 
-#: A hostprep job: prepare hosts, or reset hosts that left a cluster (kubeadm reset, agent state removed).
-HostprepAction = Literal["prepare", "teardown"]
+#: A hostprep job: prepare hosts, reset hosts that left a cluster (kubeadm reset, agent state removed), or
+#: upgrade hosts a version rollout released (reset, target packages, ByoHost registered again under the
+#: target version's label).
+HostprepAction = Literal["prepare", "teardown", "upgrade"]
 HOSTPREP_ACTIONS: tuple[HostprepAction, ...] = get_args(HostprepAction)
 
 #: The status of one host's step in a hostprep progress report.

@@ -261,14 +261,22 @@ O2IMS_API_HOST_EVENTS_CONSUMER = ConsumerSpec(
 )
 #: How long a notification stays unacknowledged by a crashed API replica before redelivery (seconds).
 O2API_DELIVERY_ACK_WAIT = 15.0
-#: FOCOM's northbound API turns FPR statuses and PR statuses into notification events, one at a time per
-#: stream (in order per object); a failure is reported on its own subject, never delivered to subscribers.
+#: FOCOM's northbound API turns FPR statuses and PR statuses into notification events in stream order, one
+#: message at a time per stream across every replica and every crash: ``max_ack_pending=1`` keeps the server
+#: from handing out the next status while one is unacknowledged, so a status held by a killed replica is
+#: redelivered (after ``ack_wait``) before anything after it. (Handling one at a time per process is not
+#: enough: the server would hand the next ones to the restarted process at once, and the held status would
+#: come back after them, e.g. an old ``Creating`` notified after ``Synced``.) A temporary failure is retried
+#: until it succeeds (``max_deliver=-1``): every transition is notified; a refused message is reported on its
+#: own subject, never delivered to subscribers.
 FOCOM_API_FPR_STATUS_CONSUMER = ConsumerSpec(
     "focom-api-fpr-status",
     FOCOM,
     (ALL_FOCOM_STATUS,),
     lambda _s, _k: focomapi_failed("fpr-status"),
     ack_wait=10.0,
+    max_deliver=-1,
+    max_ack_pending=1,
     concurrency=1,
 )
 FOCOM_API_PR_STATUS_CONSUMER = ConsumerSpec(
@@ -277,6 +285,8 @@ FOCOM_API_PR_STATUS_CONSUMER = ConsumerSpec(
     (ALL_O2IMS_STATUS,),
     lambda _s, _k: focomapi_failed("pr-status"),
     ack_wait=10.0,
+    max_deliver=-1,
+    max_ack_pending=1,
     concurrency=1,
 )
 #: How long a notification stays unacknowledged by a crashed FOCOM API replica before redelivery (seconds).

@@ -126,8 +126,26 @@ def render(sub: Subscription, ev: Event) -> dict[str, Any] | None:
     return body
 
 
+#: How many of a subscription's latest numbers are remembered per event, so that a repeat gets its number again.
+NUMBERED = 32
+
+
+def numbered(extra: Mapping[str, Any]) -> dict[str, int]:
+    """Event id → the ``sequence`` it was given, for the subscription's latest notifications."""
+    recent = extra.get("numbered")
+    if isinstance(recent, dict):
+        return {str(k): int(v) for k, v in recent.items()}
+    last = extra.get("last_event")  # records numbered before ``numbered`` was kept
+    return {str(last): int(extra.get("seq", 0))} if last else {}
+
+
 def numberer(store: SubscriptionStore) -> Any:
-    """The delivery hook giving each notification its subscription's next ``sequence`` (stable on redelivery)."""
+    """The delivery hook giving each notification its subscription's next ``sequence``.
+
+    A repeat of an event numbered recently gets the same number again: the redelivery of the event in
+    flight when a replica died, and also an event published twice (a replica killed between publishing it
+    and acknowledging its source, and down for longer than the stream's duplicate window).
+    """
 
     async def stamp(sub: Subscription, ev: Event, body: Mapping[str, Any]) -> Mapping[str, Any]:
         for _ in range(32):
@@ -136,9 +154,13 @@ def numberer(store: SubscriptionStore) -> Any:
                 return body
             cur, revision = got
             seq = int(cur.extra.get("seq", 0))
-            if cur.extra.get("last_event") == ev.id:
-                return {**body, "sequence": seq}
-            new = cur.model_copy(update={"extra": {**cur.extra, "seq": seq + 1, "last_event": ev.id}})
+            recent = numbered(cur.extra)
+            if ev.id in recent:
+                return {**body, "sequence": recent[ev.id]}
+            recent[ev.id] = seq + 1
+            kept = dict(list(recent.items())[-NUMBERED:])
+            extra = {k: v for k, v in cur.extra.items() if k != "last_event"}
+            new = cur.model_copy(update={"extra": {**extra, "seq": seq + 1, "numbered": kept}})
             try:
                 await store.records.update(f"sub.{sub.id}", new, revision)
             except RecordConflict:

@@ -125,7 +125,7 @@ def event_from(
 
 def hostprep_outcome(action: HostprepAction, *, done: bool) -> EventKind:
     match action:
-        case "prepare":
+        case "prepare" | "upgrade":
             return "hostprep.done" if done else "hostprep.failed"
         case "teardown":
             return "teardown.done" if done else "teardown.failed"

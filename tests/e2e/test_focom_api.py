@@ -83,11 +83,6 @@ async def _published(stack: Stack, pr_ids: set[str]) -> dict[str, list[tuple[str
     return out
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: since the last day-2 and handler changes, the subscriber does not receive every "
-    "ProvisioningRequest transition o2ims publishes across the kill -9s within 120 s (under investigation)",
-)
 async def test_plan_create_notify_across_kill9_delete(tmp_path: Path) -> None:
     options = StackOptions(clusters=2, hosts_per_cluster=2)
     async with Stack(tmp_path / "stack", options) as stack, aiohttp.ClientSession() as session:
@@ -138,15 +133,22 @@ async def test_plan_create_notify_across_kill9_delete(tmp_path: Path) -> None:
                     for c in stack.clusters
                 }
 
+            seen: dict[str, Any] = {}
+
             async def everything_delivered() -> list[dict[str, Any]] | None:
                 # Every transition o2ims published so far has arrived, and the last phase notified is the API's.
                 notes = ordered_notes()
-                phases = [n["phase"] for n in notes if n["kind"] == "FocomProvisioningRequest"]
-                if not phases or phases[-1] != await api.phase("e2e"):
+                seen["phases"] = phases = [n["phase"] for n in notes if n["kind"] == "FocomProvisioningRequest"]
+                seen["phase"] = await api.phase("e2e")
+                if not phases or phases[-1] != seen["phase"]:
                     return None
-                return notes if per_cluster(notes) == await _published(stack, pr_ids) else None
+                seen["notified"], seen["published"] = per_cluster(notes), await _published(stack, pr_ids)
+                return notes if seen["notified"] == seen["published"] else None
 
-            ordered = await eventually(everything_delivered, 120, "every transition to be notified")
+            try:
+                ordered = await eventually(everything_delivered, 120, "every transition to be notified")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last seen: {seen}") from None
             assert [n["sequence"] for n in ordered] == list(range(1, len(ordered) + 1))
             phases = [n["phase"] for n in ordered if n["kind"] == "FocomProvisioningRequest"]
             assert phases[0] == "Creating" and phases[-1] == "Synced", phases

@@ -49,6 +49,8 @@ def hostprep_action(action: HostprepAction) -> str:
             return "prepare"
         case "teardown":
             return "reset"
+        case "upgrade":
+            return "reset and re-install"
         case _:
             assert_never(action)
 
