@@ -32,8 +32,13 @@ from shared.payload_base import Payload, Value
 
 
 class HostprepJob(Payload):
-    """Prepare or tear down hosts, named by id only: hostprep takes each host's address, port, login
-    and credentials from its own inventory, so a job cannot point a host's secret at another machine."""
+    """Prepare, tear down or upgrade hosts, named by id only: hostprep takes each host's address, port,
+    login and credentials from its own inventory, so a job cannot point a host's secret at another machine.
+
+    ``k8s_version`` is the version the hosts' kubelet/kubeadm are installed at and their agents labelled
+    with (``prepare``), or the target version (``upgrade``: only hosts whose ByoHost is unclaimed are
+    upgraded; a claimed one fails that host).
+    """
 
     type: Literal["hostprep.job"] = "hostprep.job"
     pr_id: PrId
@@ -101,16 +106,25 @@ class ObjectRef(Value):
 
 
 class CapiJob(Payload):
+    """Render ``spec`` and apply it (``apply``/``scale``/``upgrade``) or delete the cluster.
+
+    An ``upgrade`` renders versioned machine templates for ``spec.k8s_version`` and points the control plane
+    at them; with ``workers_version`` set (the control-plane step of a rollout) the MachineDeployment and its
+    template stay at that version, without it the workers roll too. Only ``apply`` removes the machine
+    templates of earlier versions (once a rollout is over).
+    """
+
     type: Literal["capi.job"] = "capi.job"
     pr_id: PrId
     action: CapiAction
     spec: ClusterSpec
+    workers_version: K8sVersion | None = None
 
 
 class CapiApplied(Payload):
     type: Literal["capi.applied"] = "capi.applied"
     pr_id: PrId
-    action: Literal["apply", "scale"]
+    action: Literal["apply", "scale", "upgrade"]
     objects: tuple[ObjectRef, ...] = Field(max_length=1000)
 
 

@@ -308,10 +308,21 @@ class KubeClient:
         return await self._must("PATCH", path, body=body, content_type=_PATCH_TYPES[patch_type])
 
     async def delete(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background"
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+        preconditions: Mapping[str, str] | None = None,
     ) -> bool:
+        """Delete; False when already gone. ``preconditions`` (``uid``, ``resourceVersion``): the server
+        refuses with 409 Conflict when the object is no longer the one that was read."""
         res = await self.resource(api_version, kind)
-        options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if preconditions:
+            options["preconditions"] = dict(preconditions)
         path = res.path(self._ns(res, namespace), name)
         result = await self._call(
             "DELETE", path, query=[("propagationPolicy", propagation)], body=options, not_found_ok=True

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 import yaml
 
-from sandbox.capi.bootstrapdata import ignored_preflight_errors, role_of
+from sandbox.capi.bootstrapdata import ignored_preflight_errors, role_of, runs_control_plane
 from sandbox.capi.options import (
     BOOTSTRAP_CONDITION,
     BOOTSTRAP_TOKEN_TYPE,
@@ -36,6 +36,7 @@ from sandbox.capi.options import (
     CLAIM_ANNOTATIONS,
     FAIL_BOOTSTRAP_ANNOTATION,
     INFRA_VERSION,
+    K8S_VERSION_ANNOTATION,
     KUBELET_VERSION_ANNOTATION,
 )
 from sandbox.capi.shapes import Conditions, Obj, suffix
@@ -45,9 +46,10 @@ from shared.objects import CLUSTER_NAME_LABEL, UNREGISTERING_ANNOTATION, annotat
 
 log = structlog.get_logger(__name__)
 
-#: Runs the bootstrap on the host: the role (``init``/``join``) and the preflight errors it may ignore;
-#: returns the version of the kubelet it started, when the host knows it.
-BootstrapHook = Callable[[str, frozenset[str]], Awaitable[str | None]]
+#: Runs the bootstrap on the host: the role (``init``/``join``), the preflight errors it may ignore, the
+#: Kubernetes version the Machine asks for (the claim's ``k8sversion`` annotation, None when unknown) and
+#: whether the node runs the control plane; returns the version of the kubelet it started, when known.
+BootstrapHook = Callable[[str, frozenset[str], str | None, bool], Awaitable[str | None]]
 ResetHook = Callable[[], Awaitable[None]]
 
 
@@ -311,7 +313,10 @@ class HostAgent:
                 raise BootstrapFailed("bootstrap data runs neither kubeadm init nor kubeadm join")
             if annotations_of(host).get(FAIL_BOOTSTRAP_ANNOTATION) == "true":
                 raise BootstrapFailed(f"injected bootstrap failure on {self.hostname}")
-            kubelet = await self._on_bootstrap(role, ignored) if self._on_bootstrap is not None else None
+            version = annotations_of(host).get(K8S_VERSION_ANNOTATION) or None
+            control_plane = runs_control_plane(script)
+            hook = self._on_bootstrap
+            kubelet = await hook(role, ignored, version, control_plane) if hook is not None else None
             self.history.append(role)
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise

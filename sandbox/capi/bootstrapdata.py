@@ -21,7 +21,9 @@ _SENTINEL = "echo success > /run/cluster-api/bootstrap-success.complete"
 _PLACEHOLDER_TOKEN = "abcdef.0123456789abcdef"  # noqa: S105
 
 
-def _kubeadm_config(role: Role, spec: Mapping[str, Any], cluster: str, version: str | None, endpoint: str) -> str:
+def _kubeadm_config(
+    role: Role, spec: Mapping[str, Any], cluster: str, version: str | None, endpoint: str, control_plane: bool
+) -> str:
     if role == "init":
         docs: list[dict[str, Any]] = [
             {
@@ -53,11 +55,20 @@ def _kubeadm_config(role: Role, spec: Mapping[str, Any], cluster: str, version: 
                 "nodeRegistration": dict(join.get("nodeRegistration") or {}),
             }
         ]
+        if control_plane:
+            # As CABPK renders a control-plane join: kubeadm then also runs the control-plane static pods.
+            docs[0]["controlPlane"] = dict(join.get("controlPlane") or {"localAPIEndpoint": {}})
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def cloud_config(
-    role: Role, spec: Mapping[str, Any] | None, *, cluster: str, version: str | None, endpoint: str
+    role: Role,
+    spec: Mapping[str, Any] | None,
+    *,
+    cluster: str,
+    version: str | None,
+    endpoint: str,
+    control_plane: bool = False,
 ) -> str:
     """The bootstrap data Secret's ``value``."""
     spec = spec or {}
@@ -72,7 +83,7 @@ def cloud_config(
             "path": config_path,
             "owner": "root:root",
             "permissions": "0640",
-            "content": _kubeadm_config(role, spec, cluster, version, endpoint),
+            "content": _kubeadm_config(role, spec, cluster, version, endpoint, control_plane),
         }
     )
     runcmd = [
@@ -98,6 +109,32 @@ def role_of(data: str) -> Role | None:
         if "kubeadm join" in text:
             return "join"
     return None
+
+
+def _kubeadm_configs(data: str) -> list[Any]:
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return []
+    configs: list[Any] = []
+    for item in (doc.get("write_files") if isinstance(doc, dict) else None) or []:
+        if not isinstance(item, Mapping) or item.get("path") not in (INIT_CONFIG, JOIN_CONFIG):
+            continue
+        try:
+            configs.extend(yaml.safe_load_all(str(item.get("content") or "")))
+        except yaml.YAMLError:
+            continue
+    return configs
+
+
+def runs_control_plane(data: str) -> bool:
+    """Whether the node this cloud-config sets up runs the control plane (``kubeadm init`` or a control-plane join)."""
+    if role_of(data) == "init":
+        return True
+    return any(
+        isinstance(c, Mapping) and c.get("kind") == "JoinConfiguration" and c.get("controlPlane") is not None
+        for c in _kubeadm_configs(data)
+    )
 
 
 def ignored_preflight_errors(data: str) -> frozenset[str]:

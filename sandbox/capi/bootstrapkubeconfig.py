@@ -44,6 +44,7 @@ def bootstrap_kubeconfig(server: str, ca_data: str, token: str, *, insecure: boo
 
 class BootstrapKubeconfigController(Controller):
     kind = "BootstrapKubeconfig"
+    identity = "byoh"  # BYOH objects are written as BYOH's controller manager
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         bkc = self.ctx.get(self.kind, namespace, name)

@@ -9,6 +9,7 @@ from shared.objects import deleting, dig, meta
 
 class ByoClusterController(Controller):
     kind = "ByoCluster"
+    identity = "byoh"  # BYOH objects are written as BYOH's controller manager
 
     def setup(self) -> None:
         def from_cluster(cluster: Obj) -> list[tuple[str, str]]:

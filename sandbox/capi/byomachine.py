@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 class ByoMachineController(Controller):
     kind = "ByoMachine"
+    identity = "byoh"  # BYOH objects are written as BYOH's controller manager
 
     def setup(self) -> None:
         def from_machine(machine: Obj) -> list[Key]:

@@ -1,18 +1,22 @@
-"""Simulated KubeadmControlPlane controller: control-plane Machines one at a time, kubeconfig Secret, status.
+"""Simulated KubeadmControlPlane controller: control-plane Machines one at a time, rollouts, kubeconfig Secret.
 
 Like upstream KCP it writes ``<cluster>-kubeconfig`` as soon as the infrastructure
 is ready and the endpoint is known (before any machine exists), creates the first
 Machine (which gets ``kubeadm init`` data), and adds joining Machines only once the
-control plane is initialised and every existing Machine is ready.
+control plane is initialised, every existing Machine is ready and none is being deleted.
+A change of ``spec.version`` or of the machine template makes Machines outdated
+(``sandbox.capi.rollout``): they are replaced one at a time, a new Machine first with
+``maxSurge: 1``, the oldest outdated one removed first with ``maxSurge: 0``. The status is
+built in ``sandbox.capi.kcp_status``.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import yaml
 
+from sandbox.capi.kcp_status import KcpView, kcp_status
 from sandbox.capi.machines import (
     alive,
     create_machine,
@@ -23,9 +27,19 @@ from sandbox.capi.machines import (
     scale_down_order,
 )
 from sandbox.capi.options import CLUSTER_SECRET_TYPE, CONTROL_PLANE_NAME_LABEL
+from sandbox.capi.rollout import kcp_max_surge, kcp_outdated_reasons, kcp_template_name
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import Conditions, Obj, differs, owner_name, owner_ref, ref_name, selector_string, suffix
-from shared.objects import CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, deleting, dig, labels_of, meta, namespace_of
+from sandbox.capi.shapes import Obj, differs, owner_name, owner_ref, ref_name, suffix
+from shared.objects import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_LABEL,
+    deleting,
+    dig,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+)
 
 
 def _b64(text: str) -> str:
@@ -60,11 +74,6 @@ def workload_kubeconfig(cluster: str, host: str, port: int) -> str:
         "current-context": f"{user}@{cluster}",
     }
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def template_name(kcp: Obj) -> str | None:
-    template = dig(kcp, "spec", "machineTemplate") or {}
-    return ref_name(template.get("infrastructureRef")) or ref_name(dig(template, "spec", "infrastructureRef"))
 
 
 class KubeadmControlPlaneController(Controller):
@@ -105,37 +114,60 @@ class KubeadmControlPlaneController(Controller):
         live = alive(machines)
         initialized = kcp_initialized(kcp) or any(machine_ready(m) for m in live)
         desired = int(dig(kcp, "spec", "replicas") or 1)
+        outdated = {name_of(m): reasons for m in live if (reasons := kcp_outdated_reasons(m, self._infra(m), kcp))}
+        stale = [m for m in live if name_of(m) in outdated]
         again: float | None = None
         if infra_ready(cluster) and not deleting(cluster):
-            again = await self._scale(kcp, str(cluster_name), live, desired, initialized)
-        status = self._status(kcp, str(cluster_name), live, desired, initialized)
+            again = await self._scale(kcp, str(cluster_name), machines, desired, initialized, stale)
+        status = kcp_status(
+            kcp,
+            KcpView(str(cluster_name), machines, desired, initialized, outdated),
+            v1beta2=self.ctx.options.v1beta2,
+        )
         if differs(kcp.get("status"), status):
             await self.ctx.patch_status(kcp, status)
         return again
 
-    async def _scale(self, kcp: Obj, cluster: str, live: list[Obj], desired: int, initialized: bool) -> float | None:
-        all_ready = all(machine_ready(m) for m in live)
-        if len(live) < desired and (not live or (initialized and all_ready)):
-            wait = self.ctx.wait_step(f"kcp-create-{len(live)}", kcp, self.ctx.options.machine_create_delay)
-            if wait:
-                return wait
-            tmpl = template_name(kcp)
-            if not tmpl:
+    async def _scale(
+        self, kcp: Obj, cluster: str, machines: list[Obj], desired: int, initialized: bool, outdated: list[Obj]
+    ) -> float | None:
+        live = alive(machines)
+        # Like KCP's preflight: one change at a time, only while every Machine is ready and none is going away.
+        settled = all(machine_ready(m) for m in live) and len(live) == len(machines)
+        if outdated and initialized:
+            if not settled:
                 return None
-            name = f"{meta(kcp)['name']}-{suffix()}"
-            labels = {CLUSTER_NAME_LABEL: cluster, CONTROL_PLANE_LABEL: "", CONTROL_PLANE_NAME_LABEL: meta(kcp)["name"]}
-            await create_machine(
-                self.ctx,
-                owner=kcp,
-                name=name,
-                cluster=cluster,
-                labels=labels,
-                version=dig(kcp, "spec", "version"),
-                template_name=tmpl,
-            )
-        elif len(live) > desired and all_ready:
+            if len(live) < desired + kcp_max_surge(kcp):
+                return await self._create(kcp, cluster, live)
+            # Scale in: the outdated Machine annotated delete-machine first, then the oldest.
+            await self.ctx.delete(scale_down_order(outdated, "Oldest")[0])
+            return None
+        if len(live) < desired and (not live or (initialized and settled)):
+            return await self._create(kcp, cluster, live)
+        if len(live) > desired and settled:
             # KCP removes an annotated Machine first, then the oldest.
             await self.ctx.delete(scale_down_order(live, "Oldest")[0])
+        return None
+
+    async def _create(self, kcp: Obj, cluster: str, live: list[Obj]) -> float | None:
+        wait = self.ctx.wait_step(f"kcp-create-{len(live)}", kcp, self.ctx.options.machine_create_delay)
+        if wait:
+            return wait
+        tmpl = kcp_template_name(kcp)
+        if not tmpl:
+            return None
+        name = f"{meta(kcp)['name']}-{suffix()}"
+        labels = {CLUSTER_NAME_LABEL: cluster, CONTROL_PLANE_LABEL: "", CONTROL_PLANE_NAME_LABEL: meta(kcp)["name"]}
+        # A new Machine clones the template referenced now and carries the KCP's current version.
+        await create_machine(
+            self.ctx,
+            owner=kcp,
+            name=name,
+            cluster=cluster,
+            labels=labels,
+            version=dig(kcp, "spec", "version"),
+            template_name=tmpl,
+        )
         return None
 
     async def _ensure_kubeconfig(self, kcp: Obj, cluster: str, host: str, port: int) -> None:
@@ -158,61 +190,5 @@ class KubeadmControlPlaneController(Controller):
             }
         )
 
-    def _status(self, kcp: Obj, cluster: str, live: list[Obj], desired: int, initialized: bool) -> dict[str, Any]:
-        v1beta2 = self.ctx.options.v1beta2
-        replicas = len(live)
-        ready = sum(1 for m in live if machine_ready(m))
-        selector = selector_string({CLUSTER_NAME_LABEL: cluster, CONTROL_PLANE_LABEL: ""})
-        version = dig(kcp, "spec", "version")
-        conds = Conditions(dig(kcp, "status", "conditions"), v1beta2=v1beta2)
-        scaling = "ScalingUp" if replicas < desired else "ScalingDown" if replicas > desired else ""
-        resized = not scaling and ready == replicas
-        status: dict[str, Any] = {"replicas": replicas, "readyReplicas": ready, "selector": selector}
-        if not v1beta2:
-            conds.set("Available", initialized, "WaitingForKubeadmInit")
-            conds.set("CertificatesAvailable", True)
-            conds.set("MachinesCreated", replicas > 0, "WaitingForMachines")
-            conds.set("MachinesReady", ready == replicas and replicas > 0, "WaitingForNodeRef")
-            conds.set(
-                "Resized",
-                resized,
-                scaling or "WaitingForMachines",
-                f"scaling to {desired} replicas (actual {replicas})",
-                "Warning" if scaling else "Info",
-            )
-            conds.summary("Ready", "Available", "CertificatesAvailable", "MachinesReady", "Resized")
-            status.update(
-                initialized=initialized,
-                # Upstream: ready once an API server answered during provisioning; never reset.
-                ready=bool(dig(kcp, "status", "ready")) or (initialized and ready > 0),
-                updatedReplicas=replicas,
-                unavailableReplicas=replicas - ready,
-            )
-        else:
-            available = initialized and ready > 0
-            conds.set("Available", available, v1beta2_reason="Available" if available else "NotAvailable")
-            conds.set("Initialized", initialized, v1beta2_reason="Initialized" if initialized else "NotInitialized")
-            conds.set("CertificatesAvailable", True, v1beta2_reason="Available")
-            healthy = ready == replicas and replicas > 0
-            for ctype in ("EtcdClusterHealthy", "ControlPlaneComponentsHealthy"):
-                conds.set(ctype, healthy, v1beta2_reason="Healthy" if healthy else "NotHealthy")
-            conds.set("MachinesReady", healthy, v1beta2_reason="Ready" if healthy else "NotReady")
-            conds.replica_set_v1beta2(replicas, desired)
-            status.update(
-                initialization={"controlPlaneInitialized": initialized},
-                availableReplicas=ready,
-                upToDateReplicas=replicas,
-                deprecated={
-                    "v1beta1": {
-                        "readyReplicas": ready,
-                        "updatedReplicas": replicas,
-                        "unavailableReplicas": replicas - ready,
-                    }
-                },
-            )
-        status["conditions"] = conds.build()
-        if initialized and version:
-            status["version"] = version
-        if meta(kcp).get("generation") is not None:
-            status["observedGeneration"] = meta(kcp)["generation"]
-        return status
+    def _infra(self, machine: Obj) -> Obj | None:
+        return self.ctx.get("ByoMachine", namespace_of(machine), ref_name(dig(machine, "spec", "infrastructureRef")))

@@ -22,10 +22,12 @@ from sandbox.capi.options import (
     KUBELET_VERSION_ANNOTATION,
     MACHINE_FINALIZER,
 )
+from sandbox.capi.rollout import TEMPLATE_HASH_LABEL, kcp_outdated_reasons, template_hash
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import Conditions, Obj, differs, find_condition, owner_name, owner_ref, ref_name
 from shared.objects import (
     CLUSTER_NAME_LABEL,
+    DEPLOYMENT_NAME_LABEL,
     annotations_of,
     deleting,
     dig,
@@ -59,19 +61,22 @@ class MachineController(Controller):
                 if dig(m, "spec", "clusterName") == name and not dig(m, "spec", "bootstrap", "dataSecretName")
             ]
 
+        def owned(label: str, owner: Obj) -> list[Key]:
+            # v1beta2 only: a Machine's UpToDate condition follows its owner's spec.
+            if not self.ctx.options.v1beta2:
+                return []
+            ns, name = namespace_of(owner), name_of(owner)
+            return [(ns, name_of(m)) for m in self.ctx.informer(self.kind).items(ns) if labels_of(m).get(label) == name]
+
+        def from_control_plane(kcp: Obj) -> list[Key]:
+            cluster = owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)
+            waiting = from_cluster({"metadata": {"namespace": namespace_of(kcp), "name": cluster}})
+            return [*waiting, *owned(CONTROL_PLANE_NAME_LABEL, kcp)]
+
         self.watch("ByoMachine", from_byomachine)
         self.watch("Cluster", from_cluster)
-        self.watch(
-            "KubeadmControlPlane",
-            lambda kcp: from_cluster(
-                {
-                    "metadata": {
-                        "namespace": namespace_of(kcp),
-                        "name": owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL),
-                    }
-                }
-            ),
-        )
+        self.watch("KubeadmControlPlane", from_control_plane)
+        self.watch("MachineDeployment", lambda md: owned(DEPLOYMENT_NAME_LABEL, md))
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         machine = self.ctx.get(self.kind, namespace, name)
@@ -134,7 +139,12 @@ class MachineController(Controller):
         else:
             spec = await self._worker_config_spec(machine)
         value = cloud_config(
-            role, spec, cluster=cluster_name, version=dig(machine, "spec", "version"), endpoint=f"{host}:{port}"
+            role,
+            spec,
+            cluster=cluster_name,
+            version=dig(machine, "spec", "version"),
+            endpoint=f"{host}:{port}",
+            control_plane=is_control_plane(machine),
         )
         await self.ctx.create(
             {
@@ -208,6 +218,17 @@ class MachineController(Controller):
             "systemUUID": "",
         }
 
+    def _outdated(self, machine: Obj, bm: Obj | None) -> list[str]:
+        """Why the Machine's owner would replace it (v1beta2 ``UpToDate``), from the owner's current spec."""
+        ns = namespace_of(machine)
+        if is_control_plane(machine):
+            kcp = self.ctx.get("KubeadmControlPlane", ns, labels_of(machine).get(CONTROL_PLANE_NAME_LABEL))
+            return kcp_outdated_reasons(machine, bm, kcp) if kcp is not None else []
+        md = self.ctx.get("MachineDeployment", ns, owner_name(machine, "MachineDeployment"))
+        if md is None or labels_of(machine).get(TEMPLATE_HASH_LABEL) == template_hash(md):
+            return []
+        return ["MachineDeployment template changed (version or template references)"]
+
     def _status(self, machine: Obj, bm: Obj | None) -> dict[str, Any]:
         v1beta2 = self.ctx.options.v1beta2
         bootstrap_ready = bool(dig(machine, "spec", "bootstrap", "dataSecretName"))
@@ -250,7 +271,13 @@ class MachineController(Controller):
             )
             conds.set("NodeReady", bool(node), v1beta2_reason="NodeReady" if node else "NodeDoesNotExist")
             conds.set("NodeHealthy", bool(node), v1beta2_reason="NodeHealthy" if node else "NodeDoesNotExist")
-            conds.set("UpToDate", True, v1beta2_reason="UpToDate")
+            outdated = self._outdated(machine, bm)
+            conds.set(
+                "UpToDate",
+                not outdated,
+                message="\n".join(f"* {r}" for r in outdated),
+                v1beta2_reason="NotUpToDate" if outdated else "UpToDate",
+            )
             conds.set("Deleting", False, v1beta2_reason="NotDeleting")
             conds.set("Paused", False, v1beta2_reason="NotPaused")
             ready = conds.all_true("BootstrapConfigReady", "InfrastructureReady", "NodeHealthy")

@@ -1,8 +1,14 @@
-"""Simulated MachineDeployment controller: worker Machines for ``replicas``, scale up and down, counters.
+"""Simulated MachineDeployment controller: worker Machines for ``replicas``, rolling updates, counters.
 
 There is no MachineSet CRD in the sandbox, so the MachineDeployment owns its
 Machines directly; the Machines carry the upstream labels
-(``cluster.x-k8s.io/cluster-name``, ``cluster.x-k8s.io/deployment-name``).
+(``cluster.x-k8s.io/cluster-name``, ``cluster.x-k8s.io/deployment-name``,
+``cluster.x-k8s.io/set-name`` and ``machine-template-hash``): the Machines sharing a hash are
+one MachineSet. A template change (version, infrastructureRef, bootstrap configRef) starts a new
+set and Machines move over at the pace of ``maxSurge``/``maxUnavailable``, old ones leaving by
+the deletion priority (``sandbox.capi.rollout``). New Machines pass CAPI's MachineSet preflight
+first: none while the control plane is provisioning or upgrading, none at another minor than its.
+The status is built in ``sandbox.capi.md_status``.
 """
 
 from __future__ import annotations
@@ -10,8 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.capi.machines import alive, create_machine, delete_policy, machine_ready, scale_down_order
+from sandbox.capi.md_status import MdView, md_status
+from sandbox.capi.rollout import (
+    SET_NAME_LABEL,
+    TEMPLATE_HASH_LABEL,
+    md_rollout_step,
+    md_surge_unavailable,
+    preflight_failure,
+    template_hash,
+)
 from sandbox.capi.runtime import Controller, Key
-from sandbox.capi.shapes import Conditions, Obj, differs, ref_name, selector_string, suffix, with_owner
+from sandbox.capi.shapes import Obj, differs, owner_name, ref_name, suffix, with_owner
 from sandbox.capi.templates import md_templates, own_templates
 from shared.objects import CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, deleting, dig, labels_of, meta, namespace_of
 
@@ -32,8 +47,14 @@ class MachineDeploymentController(Controller):
                 if dig(md, "spec", "clusterName") == name
             ]
 
+        def from_control_plane(kcp: Obj) -> list[Key]:
+            # The MachineSet preflight waits on the control plane: look again when it changes.
+            cluster = owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)
+            return from_cluster({"metadata": {"namespace": namespace_of(kcp), "name": cluster}}) if cluster else []
+
         self.watch("Machine", from_machine)
         self.watch("Cluster", from_cluster)
+        self.watch("KubeadmControlPlane", from_control_plane)
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         md = self.ctx.get(self.kind, namespace, name)
@@ -52,89 +73,72 @@ class MachineDeploymentController(Controller):
         ]
         live = alive(machines)
         desired = int(dig(md, "spec", "replicas") if dig(md, "spec", "replicas") is not None else 1)
+        current = template_hash(md)
+        new = [m for m in live if labels_of(m).get(TEMPLATE_HASH_LABEL) == current]
+        old = [m for m in live if labels_of(m).get(TEMPLATE_HASH_LABEL) != current]
         again: float | None = None
+        blocked: str | None = None
         if cluster is not None and not deleting(cluster):
-            again = await self._scale(md, cluster_name, live, desired)
-        status = self._status(md, cluster_name, live, desired)
+            again, blocked = await self._scale(md, cluster, new, old, desired)
+        view = MdView(cluster_name, live, new, old, desired, blocked)
+        status = md_status(md, view, v1beta2=self.ctx.options.v1beta2)
         if differs(md.get("status"), status):
             await self.ctx.patch_status(md, status)
         return again
 
-    async def _scale(self, md: Obj, cluster: str, live: list[Obj], desired: int) -> float | None:
-        if len(live) < desired:
-            wait = self.ctx.wait_step(f"md-create-{len(live)}", md, self.ctx.options.machine_create_delay)
-            if wait:
-                return wait
-            template = dig(md, "spec", "template") or {}
-            tmpl = ref_name(dig(template, "spec", "infrastructureRef"))
-            if not tmpl:
-                return None
-            labels = dict(dig(template, "metadata", "labels") or {})
-            labels.update({CLUSTER_NAME_LABEL: cluster, DEPLOYMENT_NAME_LABEL: str(meta(md)["name"])})
-            for _ in range(desired - len(live)):
-                await create_machine(
-                    self.ctx,
-                    owner=md,
-                    name=f"{meta(md)['name']}-{suffix()}",
-                    cluster=cluster,
-                    labels=labels,
-                    version=dig(template, "spec", "version"),
-                    template_name=tmpl,
-                )
-        elif len(live) > desired:
-            for machine in scale_down_order(live, delete_policy(md))[: len(live) - desired]:
-                await self.ctx.delete(machine)
-        return None
+    async def _scale(
+        self, md: Obj, cluster: Obj, new: list[Obj], old: list[Obj], desired: int
+    ) -> tuple[float | None, str | None]:
+        """One rolling-update step; returns (seconds until the next look, why new Machines are held back)."""
+        surge, unavailable = md_surge_unavailable(md, desired)
+        policy = delete_policy(md)
+        step = md_rollout_step(
+            desired, surge, unavailable, new, old, machine_ready, lambda ms: scale_down_order(ms, policy)
+        )
+        for machine in step.delete:
+            await self.ctx.delete(machine)
+        if step.create <= 0:
+            return None, None
+        template = dig(md, "spec", "template") or {}
+        version = dig(template, "spec", "version")
+        blocked = self._preflight(md, cluster, version)
+        if blocked is not None:
+            # CAPI re-checks when the control plane changes (a KCP event) and on its periodic resync.
+            return None, blocked
+        wait = self.ctx.wait_step(f"md-create-{len(new)}", md, self.ctx.options.machine_create_delay)
+        if wait:
+            return wait, None
+        tmpl = ref_name(dig(template, "spec", "infrastructureRef"))
+        if not tmpl:
+            return None, None
+        name, current = str(meta(md)["name"]), template_hash(md)
+        labels = dict(dig(template, "metadata", "labels") or {})
+        labels.update(
+            {
+                CLUSTER_NAME_LABEL: str(meta(cluster)["name"]),
+                DEPLOYMENT_NAME_LABEL: name,
+                TEMPLATE_HASH_LABEL: current,
+                SET_NAME_LABEL: f"{name}-{current}",
+            }
+        )
+        for _ in range(step.create):
+            await create_machine(
+                self.ctx,
+                owner=md,
+                name=f"{name}-{suffix()}",
+                cluster=str(meta(cluster)["name"]),
+                labels=labels,
+                version=version,
+                template_name=tmpl,
+            )
+        return None, None
 
-    def _status(self, md: Obj, cluster: str, live: list[Obj], desired: int) -> dict[str, Any]:
-        v1beta2 = self.ctx.options.v1beta2
-        replicas = len(live)
-        ready = sum(1 for m in live if machine_ready(m))
-        unavailable = max(desired - ready, 0)
-        if replicas < desired:
-            phase = "ScalingUp"
-        elif replicas > desired:
-            phase = "ScalingDown"
-        else:
-            phase = "Running" if ready == desired else "ScalingUp"
-        selector = selector_string({CLUSTER_NAME_LABEL: cluster, DEPLOYMENT_NAME_LABEL: str(meta(md)["name"])})
-        conds = Conditions(dig(md, "status", "conditions"), v1beta2=v1beta2)
-        available = ready >= desired
-        status: dict[str, Any] = {
-            "replicas": replicas,
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "phase": phase,
-            "selector": selector,
-        }
-        if not v1beta2:
-            conds.set(
-                "Available",
-                available,
-                "WaitingForAvailableMachines",
-                f"{ready} of {desired} machines available",
-                "Warning",
-            )
-            conds.set("MachineSetReady", ready == replicas and replicas == desired, "WaitingForMachines")
-            conds.summary("Ready", "Available", "MachineSetReady")
-            status.update(updatedReplicas=replicas, unavailableReplicas=unavailable)
-        else:
-            conds.set("Available", available, v1beta2_reason="Available" if available else "NotAvailable")
-            all_ready = ready == replicas
-            conds.set("MachinesReady", all_ready, v1beta2_reason="Ready" if all_ready else "NotReady")
-            conds.replica_set_v1beta2(replicas, desired)
-            status.update(
-                upToDateReplicas=replicas,
-                deprecated={
-                    "v1beta1": {
-                        "readyReplicas": ready,
-                        "availableReplicas": ready,
-                        "updatedReplicas": replicas,
-                        "unavailableReplicas": unavailable,
-                    }
-                },
-            )
-        status["conditions"] = conds.build()
-        if meta(md).get("generation") is not None:
-            status["observedGeneration"] = meta(md)["generation"]
-        return status
+    def _preflight(self, md: Obj, cluster: Obj, version: Any) -> str | None:
+        ref = dig(cluster, "spec", "controlPlaneRef")
+        kcp_name = ref_name(ref)
+        if not kcp_name or (isinstance(ref, dict) and ref.get("kind") not in (None, "KubeadmControlPlane")):
+            return None
+        kcp = self.ctx.get("KubeadmControlPlane", namespace_of(md), kcp_name)
+        if kcp is None:
+            return f"KubeadmControlPlane {namespace_of(md)}/{kcp_name} is provisioning (not found)"
+        return preflight_failure(version, kcp, f"KubeadmControlPlane {namespace_of(md)}/{kcp_name}")

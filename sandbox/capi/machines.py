@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, assert_never, get_args
 
-from sandbox.capi.options import INFRA_VERSION
+from sandbox.capi.options import INFRA_GROUP, INFRA_VERSION
+from sandbox.capi.rollout import CLONED_FROM_GROUPKIND_ANNOTATION, CLONED_FROM_NAME_ANNOTATION
 from sandbox.capi.runtime import SimContext
 from sandbox.capi.shapes import Obj, make_ref, owner_ref, ref_name
 from shared.errors import TemporaryError
@@ -167,6 +168,11 @@ async def create_machine(
                 "name": name,
                 "namespace": namespace,
                 "labels": dict(labels),
+                # What KCP compares with its current template to tell an outdated Machine.
+                "annotations": {
+                    CLONED_FROM_NAME_ANNOTATION: template_name,
+                    CLONED_FROM_GROUPKIND_ANNOTATION: f"ByoMachineTemplate.{INFRA_GROUP}",
+                },
                 "ownerReferences": [owner_ref(machine, controller=True)],
             },
             "spec": copy.deepcopy(dig(template, "spec", "template", "spec") or {}),

@@ -149,9 +149,11 @@ class Controller:
     """Reconciles keys of one kind, one at a time; subclasses implement :meth:`reconcile`."""
 
     kind = ""
+    #: Whose credentials the controller writes with (``""``: the main client; ``"byoh"``: BYOH's manager).
+    identity = ""
 
     def __init__(self, ctx: SimContext) -> None:
-        self.ctx = ctx
+        self.ctx = ctx.as_identity(self.identity) if self.identity else ctx
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -238,13 +240,40 @@ class Controller:
 
 
 class SimContext:
-    """What every controller shares: the client, the options, the informers and write helpers."""
+    """What every controller shares: the client, the options, the informers and write helpers.
 
-    def __init__(self, client: KubeClient, options: SimOptions) -> None:
-        self.client = client
+    Controllers write as their provider's identity: ``as_identity("byoh")`` is a view sharing the
+    informers whose writes go through the client registered for that identity (``set_client``),
+    or through the main client until one is.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        options: SimOptions,
+        *,
+        identity: str = "",
+        shared: SimContext | None = None,
+    ) -> None:
         self.options = options
-        self._informers: dict[str, Informer] = {}
-        self._first_seen: dict[tuple[str, str, str], float] = {}
+        self.identity = identity
+        if shared is None:
+            self._clients: dict[str, KubeClient] = {"": client}
+            self._informers: dict[str, Informer] = {}
+            self._first_seen: dict[tuple[str, str, str], float] = {}
+        else:
+            self._clients, self._informers, self._first_seen = shared._clients, shared._informers, shared._first_seen
+
+    @property
+    def client(self) -> KubeClient:
+        return self._clients.get(self.identity) or self._clients[""]
+
+    def as_identity(self, identity: str) -> SimContext:
+        """A view of this context whose writes use ``identity``'s client."""
+        return SimContext(self._clients[""], self.options, identity=identity, shared=self)
+
+    def set_client(self, identity: str, client: KubeClient) -> None:
+        self._clients[identity] = client
 
     def add_informer(self, api_version: str, kind: str) -> Informer:
         informer = Informer(self.client, api_version, kind, self.options)

@@ -183,10 +183,15 @@ class Conditions:
                 v1beta2_reason=f"Not{ctype}",
             )
 
-    def replica_set_v1beta2(self, replicas: int, desired: int) -> None:
-        """The v1beta2 rollout/scaling conditions every replica owner (KCP, MachineDeployment) carries."""
-        self.set("MachinesUpToDate", True, v1beta2_reason="UpToDate")
-        self.set("RollingOut", False, v1beta2_reason="NotRollingOut")
+    def replica_set_v1beta2(self, replicas: int, desired: int, *, rollout: str = "") -> None:
+        """The v1beta2 rollout/scaling conditions every replica owner (KCP, MachineDeployment) carries;
+        ``rollout`` is the RollingOut message while some Machines are not up to date."""
+        if rollout:
+            self.set("MachinesUpToDate", False, message=rollout, v1beta2_reason="NotUpToDate")
+            self.set("RollingOut", True, message=rollout, v1beta2_reason="RollingOut")
+        else:
+            self.set("MachinesUpToDate", True, v1beta2_reason="UpToDate")
+            self.set("RollingOut", False, v1beta2_reason="NotRollingOut")
         self.set("ScalingUp", replicas < desired, v1beta2_reason="ScalingUp" if replicas < desired else "NotScalingUp")
         down = replicas > desired
         self.set("ScalingDown", down, v1beta2_reason="ScalingDown" if down else "NotScalingDown")

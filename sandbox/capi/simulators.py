@@ -18,6 +18,7 @@ from sandbox.capi.byocluster import ByoClusterController
 from sandbox.capi.byomachine import ByoMachineController
 from sandbox.capi.cluster import ClusterController
 from sandbox.capi.crs import ClusterResourceSetController
+from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.capi.kcp import KubeadmControlPlaneController
 from sandbox.capi.machine import MachineController
 from sandbox.capi.machinedeployment import MachineDeploymentController
@@ -61,6 +62,7 @@ class CapiSimulators:
         ):
             self.ctx.add_informer(api_version, kind)
         self.controllers = [cls(self.ctx) for cls in _CONTROLLERS]
+        self._byoh_client: KubeClient | None = None
 
     @property
     def client(self) -> KubeClient:
@@ -69,6 +71,10 @@ class CapiSimulators:
     async def start(self) -> None:
         if self._task is not None:
             return
+        if self._byoh_client is None:
+            # The BYOH controllers write as BYOH's controller manager (the ByoHost webhook admits only it).
+            self._byoh_client = await service_account_client(self.client, BYOH_NAMESPACE, BYOH_ACCOUNT)
+            self.ctx.set_client("byoh", self._byoh_client)
         self._task = asyncio.create_task(self._run(), name="capi-simulators")
 
         async def all_synced() -> None:
@@ -101,12 +107,15 @@ class CapiSimulators:
                 group.create_task(controller.run(), name=f"controller-{type(controller).__name__}")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._byoh_client is not None:
+            self.ctx.set_client("byoh", self.client)
+            await self._byoh_client.close()
+            self._byoh_client = None
 
     async def __aenter__(self) -> CapiSimulators:
         await self.start()

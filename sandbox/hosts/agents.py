@@ -5,7 +5,9 @@ background and the unit turns ``failed`` (with the reason in ``journalctl -u``) 
 The kubeadm hooks record ``kubeadm init|join|reset`` in the host state, or raise for an injected fault.
 ``kubeadm init|join`` runs kubeadm's preflight first: on a host left as a previous cluster's node
 (kubelet running, ``/etc/kubernetes`` and etcd data present) it fails with kubeadm's own error
-lines, unless the bootstrap's ``ignorePreflightErrors`` name the check.
+lines, unless the bootstrap's ``ignorePreflightErrors`` name the check; and it fails when the
+host's installed kubeadm or kubelet is not at the Machine's version (an old-version host claimed
+by a new-version Machine).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ AGENT_MODULE = "sandbox.capi.agent"
 #: The static pods ``kubeadm init`` writes (and its preflight refuses to overwrite).
 _CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 _OPTIONAL_ARGS = {"ip", "hostinfo", "skip_installation"}
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
 
 
 #: Start attempts of an agent unit before it is reported failed.
@@ -165,11 +171,21 @@ class AgentSupervisor:
     def _root_fs(self) -> HostFs:
         return HostFs(self._host.vfs, self._host.state, self._host.facts, "root")
 
-    async def on_bootstrap(self, kind: str, ignored: frozenset[str] = frozenset()) -> str | None:
+    async def on_bootstrap(
+        self,
+        kind: str,
+        ignored: frozenset[str] = frozenset(),
+        version: str | None = None,
+        control_plane: bool | None = None,
+    ) -> str | None:
+        """``kubeadm init|join`` for a Machine of ``version`` (None: the Machine's version is not known);
+        ``control_plane`` (default: only ``init``) also writes the control-plane static pods."""
         state = self._host.state
         fault = self._host.bootstrap_fault()
         if fault is None:
-            fault = self._preflight(kind, ignored)
+            fault = self._version_mismatch(kind, version)
+        if fault is None:
+            fault = self._preflight(kind, ignored, version)
         if fault is not None:
             state.kubeadm_runs.append({"action": kind, "source": "agent", "ok": False, "detail": fault})
             state.record(
@@ -190,11 +206,16 @@ class AgentSupervisor:
         fs.write("/etc/kubernetes/pki/ca.crt", b"# sandbox cluster CA\n", mode=0o644)
         fs.mkdir("/var/lib/kubelet", parents=True)
         fs.write("/var/lib/kubelet/config.yaml", b"# sandbox kubelet configuration\n", mode=0o644)
-        if kind == "init":
+        if control_plane if control_plane is not None else kind == "init":
+            # The control-plane static pods run kubeadm's own version (their images are tagged with it).
+            kubeadm = state.installed("kubeadm")
+            tag = f"v{upstream_version(kubeadm)}" if kubeadm else "unknown"
             fs.write("/etc/kubernetes/admin.conf", b"# sandbox admin kubeconfig\n", mode=0o600)
             for component in _CONTROL_PLANE_PODS:
-                fs.write(f"/etc/kubernetes/manifests/{component}.yaml", f"# sandbox {component}\n".encode())
+                pod = f"# sandbox {component}\nimage: registry.k8s.io/{component}:{tag}\n"
+                fs.write(f"/etc/kubernetes/manifests/{component}.yaml", pod.encode())
             fs.mkdir("/var/lib/etcd/member", parents=True)
+            state.apiserver_version = kubeadm
         kubelet = state.services.get("kubelet")
         if kubelet is not None and kubelet.active != "active":
             kubelet.active = "active"
@@ -206,11 +227,37 @@ class AgentSupervisor:
         installed = state.installed("kubelet")
         return f"v{upstream_version(installed)}" if installed else None
 
-    def _preflight(self, kind: str, ignored: frozenset[str]) -> str | None:
-        """kubeadm's preflight on what a previous node left behind; the error text kubeadm prints, or None."""
+    def _version_mismatch(self, kind: str, version: str | None) -> str | None:
+        """kubeadm cannot set up a Machine of another version than its own (not a skippable check)."""
+        want = upstream_version(version.lstrip("v")) if version else None
+        kubeadm = self._host.state.installed("kubeadm")
+        if want is None or kubeadm is None or upstream_version(kubeadm) == want:
+            return None
+        what = "deploy a control plane" if kind == "init" else "join a node"
+        return (
+            f"error execution phase preflight: this version of kubeadm (v{upstream_version(kubeadm)}) cannot "
+            f"{what} of Kubernetes v{want}: install kubeadm, kubelet and kubectl v{want} on this host"
+        )
+
+    def _preflight(self, kind: str, ignored: frozenset[str], version: str | None = None) -> str | None:
+        """kubeadm's preflight on what a previous node left behind and on the kubelet's version; the error
+        text kubeadm prints, or None."""
         fs = self._root_fs()
         skip = {name.lower() for name in ignored}
         found: list[tuple[str, str]] = []
+        want = upstream_version(version.lstrip("v")) if version else None
+        installed = self._host.state.installed("kubelet")
+        have = upstream_version(installed) if installed else None
+        if want is not None and have is not None and have != want:
+            if _version_key(have) > _version_key(want):
+                text = (
+                    "the kubelet version is higher than the control plane version. This is not a supported "
+                    f'version skew and may lead to a malfunctional cluster. Kubelet version: "{have}" '
+                    f'Control plane version: "{want}"'
+                )
+            else:
+                text = f'the kubelet version "{have}" is not the version of this node\'s Machine "{want}"'
+            found.append(("KubeletVersion", text))
         kubelet = self._host.state.services.get("kubelet")
         # Only a configured kubelet listens; a freshly installed one crash-loops without its config.
         if kubelet is not None and kubelet.active == "active" and fs.is_file("/var/lib/kubelet/config.yaml"):

@@ -67,7 +67,7 @@ def _load_or_create_key(path: Path) -> asyncssh.SSHKey:
     return key
 
 
-#: Seconds a host's state file may lag behind its in-memory state.
+#: Seconds a host's state file may lag behind its in-memory state (the default of ``save_interval``).
 SAVE_DEBOUNCE = 0.25
 
 
@@ -87,9 +87,12 @@ class SandboxHostPool:
         host_overrides: Mapping[str, HostFacts] | None = None,
         agent_binary_url: str | None = None,
         latency: LatencyProfile = FAST,
+        save_interval: float = SAVE_DEBOUNCE,
     ) -> None:
         if count < 1:
             raise InputError("count must be at least 1", path="count")
+        if not 0 < save_interval <= 3600:
+            raise InputError("save_interval must be in (0, 3600] seconds", path="save_interval")
         self.state_dir = Path(state_dir)
         self.count = count
         self.user = user
@@ -99,6 +102,9 @@ class SandboxHostPool:
         self.host_overrides = dict(host_overrides or {})
         self.agent_binary_url = agent_binary_url
         self.latency = latency
+        #: Seconds a host's ``state.json`` may lag behind its in-memory state; every write serialises the
+        #: whole state, so a pool nobody reads from outside while it runs (a benchmark) can write less often.
+        self.save_interval = save_interval
         self.agent_binary = fake_agent_binary()
         self.mirror: dict[str, bytes] = dict(mirror or {})
         if agent_binary_url:
@@ -112,6 +118,8 @@ class SandboxHostPool:
         self._dirty: set[str] = set()
         self._saving: dict[str, asyncio.Task[None]] = {}
         self._changed: asyncio.Event | None = None
+        #: Set by ``stop()``: pending saves write now instead of waiting out the interval.
+        self._flush: asyncio.Event | None = None
         self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -197,9 +205,12 @@ class SandboxHostPool:
         for host in self.hosts:
             if host.agents is not None:
                 await host.agents.stop_all()
+        if self._flush is not None:
+            self._flush.set()
         for task in list(self._saving.values()):
             with contextlib.suppress(Exception):
                 await task
+        self._flush = None
         if self.hosts:
             await asyncio.to_thread(self._save_all)
         self._endpoints.clear()
@@ -224,7 +235,12 @@ class SandboxHostPool:
                 # Coalesce a burst of commands into one write: serialising the whole state after every
                 # command dominated the sandbox's CPU. ``stop()`` and readers in this process see the
                 # in-memory state; the file lags by at most this much.
-                await asyncio.sleep(SAVE_DEBOUNCE)
+                if self._flush is None:
+                    self._flush = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), self.save_interval)
+                if self._flush.is_set():
+                    return  # stopping: ``stop()`` writes every host's state once
                 self._dirty.discard(host.host_id)
                 await host.save()
         finally:

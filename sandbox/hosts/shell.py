@@ -8,6 +8,7 @@ it changed the host, which is what ``HostState.log`` records.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import shlex
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,22 @@ from .shellio import ExitShell, FileSink, Hangup, Input, Io, Options, Trace, app
 from .shims import BufferSink, Ctx, HostLike, ShimExit
 from .syntax import AndOr, CommandList, Group, If, Pipeline, Redir, ShellSyntaxError, Simple
 from .vfs import FsError, HostFs
+
+#: Command lines longer than this are parsed every time (an uploaded script is seldom run twice).
+_CACHED_SOURCE_MAX = 16 * 1024
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_shared(src: str) -> CommandList:
+    return parse(src)
+
+
+def parse_cached(src: str) -> CommandList:
+    """``parse()``, remembering recent command lines: a fan-out sends the same lines to every host.
+
+    The tree is shared between runs, which is safe because the interpreter never changes it.
+    """
+    return _parse_shared(src) if len(src) <= _CACHED_SOURCE_MAX else parse(src)
 
 
 class Shell:
@@ -106,7 +123,7 @@ class Shell:
 
     async def run_script(self, src: str, io: Io) -> int:
         try:
-            tree = parse(src)
+            tree = parse_cached(src)
         except ShellSyntaxError as exc:
             io.err.write(f"bash: {exc}\n".encode())
             self.trace.steps.append({"argv": ["bash"], "exit": 2, "changed": False, "error": str(exc)})

@@ -11,6 +11,8 @@ from typing import Any
 
 STATE_FILE = "state.json"
 _STDERR_TAIL_LINES = 5
+#: The static pod manifest kubeadm writes on a control-plane node; the kubelet runs it while it exists.
+APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 
 
 @dataclass
@@ -87,6 +89,11 @@ class HostState:
     #: The kubelet over time: {"at" (ISO time), "active", "version" (of the running kubelet, None when
     #: stopped)}, one entry per change; a test reads the version skew at every moment from it.
     kubelet_timeline: list[dict[str, Any]] = field(default_factory=list)
+    #: The version of the kube-apiserver static pod kubeadm last wrote (control-plane hosts).
+    apiserver_version: str | None = None
+    #: The running kube-apiserver over time, like ``kubelet_timeline``: it runs while the kubelet runs and
+    #: its manifest exists (``kubeadm init`` or a control-plane join wrote it, a reset removed it).
+    apiserver_timeline: list[dict[str, Any]] = field(default_factory=list)
     #: Views computed from files after each command (persisted modules/sysctls, fstab swap, ...).
     derived: dict[str, Any] = field(default_factory=dict)
 
@@ -140,14 +147,17 @@ class HostState:
         return rec
 
     def note_kubelet(self) -> None:
-        """Append to ``kubelet_timeline`` when the running kubelet (or its version) changed."""
+        """Append to ``kubelet_timeline`` / ``apiserver_timeline`` when the running kubelet or kube-apiserver
+        (or its version) changed."""
         rec = self.services.get("kubelet")
         active = rec is not None and rec.active == "active"
-        version = self.installed("kubelet") if active else None
-        last = self.kubelet_timeline[-1] if self.kubelet_timeline else {"active": False, "version": None}
-        if (last["active"], last["version"]) != (active, version):
-            at = datetime.now(UTC).isoformat(timespec="microseconds")
-            self.kubelet_timeline.append({"at": at, "active": active, "version": version})
+        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        _note(self.kubelet_timeline, at, active, self.installed("kubelet") if active else None)
+        serving = active and APISERVER_MANIFEST in self.files and self.apiserver_version is not None
+        _note(self.apiserver_timeline, at, serving, self.apiserver_version if serving else None)
+
+    def timelines(self) -> HostTimelines:
+        return HostTimelines(self.host_id, list(self.kubelet_timeline), list(self.apiserver_timeline))
 
     def journal_add(self, unit: str, line: str) -> None:
         self.journal.setdefault(unit, []).append(line)
@@ -182,12 +192,39 @@ class HostState:
             kubeadm_runs=list(data.get("kubeadm_runs", [])),
             warnings=list(data.get("warnings", [])),
             kubelet_timeline=list(data.get("kubelet_timeline", [])),
+            apiserver_version=data.get("apiserver_version"),
+            apiserver_timeline=list(data.get("apiserver_timeline", [])),
             derived=dict(data.get("derived", {})),
         )
 
     @classmethod
     def load(cls, path: Path) -> HostState:
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _note(timeline: list[dict[str, Any]], at: str, active: bool, version: str | None) -> None:
+    last = timeline[-1] if timeline else {"active": False, "version": None}
+    if (last["active"], last["version"]) != (active, version):
+        timeline.append({"at": at, "active": active, "version": version})
+
+
+@dataclass(frozen=True)
+class HostTimelines:
+    """One host's running kubelet and kube-apiserver over time: entries {"at", "active", "version"}."""
+
+    host_id: str
+    kubelet: list[dict[str, Any]]
+    apiserver: list[dict[str, Any]]
+
+
+def read_timelines(hosts_dir: Path) -> dict[str, HostTimelines]:
+    """Every sandbox host's timelines, by host id, from the ``state.json`` files under a pool's directory
+    (works for a pool in another process: the files are written after every change)."""
+    found: dict[str, HostTimelines] = {}
+    for path in sorted(Path(hosts_dir).glob(f"*/{STATE_FILE}")):
+        state = HostState.load(path)
+        found[state.host_id] = state.timelines()
+    return found
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -46,10 +46,17 @@ class Vfs:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
 
     def real(self, vpath: str, *, follow: bool = True) -> Path:
+        return Path(self.real_str(vpath, follow=follow))
+
+    def real_str(self, vpath: str, *, follow: bool = True) -> str:
+        """``real()`` as a string: the hot path of every file query, so strings and ``os.path`` rather than
+        ``pathlib`` (one ``lstat`` per component either way)."""
         parts = [p for p in normalize(vpath).split("/") if p]
         resolved: list[str] = []
+        base = self._root  # the real path of ``resolved``
         hops = 0
         i = 0
         while i < len(parts):
@@ -57,26 +64,28 @@ class Vfs:
             if name == "..":
                 if resolved:
                     resolved.pop()
+                    base = base.rsplit("/", 1)[0]
                 i += 1
                 continue
             if name == ".":
                 i += 1
                 continue
-            candidate = self.root.joinpath(*resolved, name)
+            candidate = f"{base}/{name}"
             last = i == len(parts) - 1
-            if (follow or not last) and candidate.is_symlink():
+            if (follow or not last) and os.path.islink(candidate):
                 hops += 1
                 if hops > _MAX_SYMLINK_HOPS:
                     raise FsError(errno.ELOOP, vpath)
                 target = os.readlink(candidate)
                 if target.startswith("/"):
-                    resolved = []
+                    resolved, base = [], self._root
                 parts = [p for p in target.split("/") if p] + parts[i + 1 :]
                 i = 0
                 continue
             resolved.append(name)
+            base = candidate
             i += 1
-        return self.root.joinpath(*resolved)
+        return base
 
     def virtual(self, real: Path) -> str:
         """The virtual path of a path that ``real()`` returned."""
@@ -143,7 +152,7 @@ class HostFs:
         if procfs.is_special(vpath):
             return procfs.exists(self.state, self.facts, vpath)
         try:
-            return os.path.lexists(self.vfs.real(vpath, follow=False))
+            return os.path.lexists(self.vfs.real_str(vpath, follow=False))
         except FsError:
             return False
 
@@ -151,7 +160,7 @@ class HostFs:
         if procfs.is_special(vpath):
             return procfs.exists(self.state, self.facts, vpath)
         try:
-            return self.vfs.real(vpath).exists()
+            return os.path.exists(self.vfs.real_str(vpath))
         except FsError:
             return False
 
@@ -159,7 +168,7 @@ class HostFs:
         if procfs.is_special(vpath):
             return procfs.is_dir(self.state, vpath)
         try:
-            return self.vfs.real(vpath).is_dir()
+            return os.path.isdir(self.vfs.real_str(vpath))
         except FsError:
             return False
 
@@ -167,7 +176,7 @@ class HostFs:
         if procfs.is_special(vpath):
             return procfs.exists(self.state, self.facts, vpath) and not procfs.is_dir(self.state, vpath)
         try:
-            return self.vfs.real(vpath).is_file()
+            return os.path.isfile(self.vfs.real_str(vpath))
         except FsError:
             return False
 
@@ -222,14 +231,15 @@ class HostFs:
                 return procfs.read(self.state, self.facts, vpath)
             except procfs.SpecialError as exc:
                 raise FsError(exc.errno or errno.EIO, vpath) from None
-        real = self.vfs.real(vpath)
-        if real.is_dir():
+        real = self.vfs.real_str(vpath)
+        if os.path.isdir(real):
             raise FsError(errno.EISDIR, vpath)
-        if not real.exists():
+        if not os.path.exists(real):
             raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
-        return real.read_bytes()
+        with open(real, "rb") as fh:
+            return fh.read()
 
     def _parent_not_dir(self, vpath: str) -> bool:
         parent = self.vfs.real(posixpath.dirname(vpath))

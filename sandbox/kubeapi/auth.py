@@ -1,8 +1,15 @@
-"""Bearer-token authentication: the admin token plus bootstrap tokens stored as Secrets in ``kube-system``.
+"""Bearer-token authentication: the admin token, bootstrap tokens and service-account token Secrets.
 
-Bootstrap tokens follow the real format (``<token-id>.<token-secret>``, Secret ``bootstrap-token-<id>`` of type
-``bootstrap.kubernetes.io/token`` with ``usage-bootstrap-authentication: "true"`` and an optional RFC 3339
-``expiration``). The index is updated from Secret writes, so a request costs one dict lookup.
+Bootstrap tokens follow the real format (``<token-id>.<token-secret>``, Secret ``bootstrap-token-<id>`` in
+``kube-system`` of type ``bootstrap.kubernetes.io/token`` with ``usage-bootstrap-authentication: "true"`` and
+an optional RFC 3339 ``expiration``); they authenticate as ``system:bootstrap:<token-id>``. One sandbox
+stand-in: a BYOH host's agent trades its bootstrap token for a client certificate whose user is
+``byoh:host:<hostname>`` upstream; the emulator has no certificates, so a bootstrap token whose Secret is
+labelled ``sandbox.focom-o2ims.io/byoh-host: <hostname>`` and carries the ``byoh:hosts`` extra group
+authenticates as that user. Legacy service-account token Secrets (``kubernetes.io/service-account-token``,
+annotation ``kubernetes.io/service-account.name``, ``data.token``) in any namespace authenticate as
+``system:serviceaccount:<namespace>:<name>``. The index is updated from Secret writes, so a request costs
+one dict lookup.
 """
 
 from __future__ import annotations
@@ -16,6 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 BOOTSTRAP_TYPE = "bootstrap.kubernetes.io/token"
+SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a type name
+SERVICE_ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+#: On a host agent's bootstrap-token Secret: the host it stands for (see the module docstring).
+BYOH_HOST_LABEL = "sandbox.focom-o2ims.io/byoh-host"
+BYOH_HOSTS_GROUP = "byoh:hosts"
+_MIN_SA_TOKEN = 32
 _TOKEN_ID = re.compile(r"^[a-z0-9]{6}$")
 _TOKEN_SECRET = re.compile(r"^[a-z0-9]{16}$")
 
@@ -43,8 +56,9 @@ class Authenticator:
 
     def __init__(self, admin_token: str) -> None:
         self._admin = admin_token
-        # secret name -> (token, expiry or None)
-        self._bootstrap: dict[str, tuple[str, dt.datetime | None]] = {}
+        # (namespace, secret name) -> the token it holds
+        self._secrets: dict[tuple[str, str], str] = {}
+        # token -> (user, expiry or None)
         self._by_token: dict[str, tuple[str, dt.datetime | None]] = {}
 
     def authenticate(self, authorization: str | None) -> str | None:
@@ -56,28 +70,56 @@ class Authenticator:
         found = self._by_token.get(token)
         if found is None:
             return None
-        token_id, expiry = found
+        user, expiry = found
         if expiry is not None and expiry <= dt.datetime.now(dt.UTC):
             return None
-        return f"system:bootstrap:{token_id}"
+        return user
 
-    def observe_secret(self, name: str, secret: Mapping[str, Any] | None) -> None:
-        """Called for every committed change of a Secret in ``kube-system`` (None when deleted)."""
-        old = self._bootstrap.pop(name, None)
+    def observe_secret(self, name: str, secret: Mapping[str, Any] | None, namespace: str = "kube-system") -> None:
+        """Called for every committed change of a Secret (None when deleted)."""
+        old = self._secrets.pop((namespace, name), None)
         if old is not None:
-            self._by_token.pop(old[0], None)
-        if secret is None or secret.get("type") != BOOTSTRAP_TYPE:
+            self._by_token.pop(old, None)
+        if secret is None:
             return
+        found = (
+            self._bootstrap_token(name, secret)
+            if secret.get("type") == BOOTSTRAP_TYPE and namespace == "kube-system"
+            else self._service_account_token(namespace, secret)
+            if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE
+            else None
+        )
+        if found is None:
+            return
+        token, user, expiry = found
+        self._secrets[(namespace, name)] = token
+        self._by_token[token] = (user, expiry)
+
+    @staticmethod
+    def _bootstrap_token(name: str, secret: Mapping[str, Any]) -> tuple[str, str, dt.datetime | None] | None:
         data = secret.get("data") or {}
         token_id, token_secret = _decode(data, "token-id"), _decode(data, "token-secret")
         if not (_TOKEN_ID.match(token_id) and _TOKEN_SECRET.match(token_secret)):
-            return
+            return None
         if name != f"bootstrap-token-{token_id}" or _decode(data, "usage-bootstrap-authentication") != "true":
-            return
+            return None
         expiration = _decode(data, "expiration")
         expiry = _parse_time(expiration) if expiration else None
         if expiration and expiry is None:
-            return  # an unparsable expiration makes the real server reject the token
-        token = f"{token_id}.{token_secret}"
-        self._bootstrap[name] = (token, expiry)
-        self._by_token[token] = (token_id, expiry)
+            return None  # an unparsable expiration makes the real server reject the token
+        user = f"system:bootstrap:{token_id}"
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        host = labels.get(BYOH_HOST_LABEL)
+        groups = [g.strip() for g in _decode(data, "auth-extra-groups").split(",")]
+        if isinstance(host, str) and host and BYOH_HOSTS_GROUP in groups:
+            user = f"byoh:host:{host}"
+        return f"{token_id}.{token_secret}", user, expiry
+
+    @staticmethod
+    def _service_account_token(namespace: str, secret: Mapping[str, Any]) -> tuple[str, str, None] | None:
+        annotations = (secret.get("metadata") or {}).get("annotations") or {}
+        account = annotations.get(SERVICE_ACCOUNT_NAME_ANNOTATION)
+        token = _decode(secret.get("data") or {}, "token")
+        if not isinstance(account, str) or not account or len(token) < _MIN_SA_TOKEN:
+            return None
+        return token, f"system:serviceaccount:{namespace}:{account}", None

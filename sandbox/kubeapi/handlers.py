@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 JSON = "application/json"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 _OPEN_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+#: The authenticated user of a request, for the admission webhooks.
+USER_KEY = web.RequestKey("user", str)
 VERSION_INFO = {
     "major": "1",
     "minor": "33",
@@ -106,6 +108,7 @@ class Api:
             user = self.auth.authenticate(request.headers.get("Authorization"))
             if user is None and ("Authorization" in request.headers or request.path not in _OPEN_PATHS):
                 raise errors.unauthorized()
+            request[USER_KEY] = user or "system:anonymous"  # what admission webhooks see as the requester
             return await handler(request)
         except ApiError as exc:
             return respond(exc.status(), exc.code)
@@ -316,6 +319,7 @@ class Api:
             field_validation=validation,
             dry_run=bool(dry_run),
             force=q.get("force", "").lower() in ("1", "true"),
+            user=request.get(USER_KEY) or "system:anonymous",
         )
 
     def _view(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +376,7 @@ class Api:
     async def _delete(self, request: web.Request, t: Target, namespace: str, name: str) -> web.Response:
         policy, preconditions, dry_run = await self._delete_options(request)
         obj, removed = self.writer.delete(
-            t.rtype, namespace, name, policy=policy, preconditions=preconditions, dry_run=dry_run
+            t.rtype, namespace, name, policy=policy, preconditions=preconditions, dry_run=dry_run, admission=True
         )
         if removed and t.rtype.builtin:
             details: dict[str, Any] = {"name": name, "kind": t.rtype.plural, "uid": obj["metadata"].get("uid")}
@@ -396,7 +400,7 @@ class Api:
             if pred is None or pred(obj):
                 md = obj["metadata"]
                 gone, _ = self.writer.delete(
-                    t.rtype, md.get("namespace", ""), md["name"], policy=policy, dry_run=dry_run
+                    t.rtype, md.get("namespace", ""), md["name"], policy=policy, dry_run=dry_run, admission=True
                 )
                 deleted.append(self._view(t, gone))
         return respond(

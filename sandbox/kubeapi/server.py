@@ -169,8 +169,8 @@ class KubeApiServer:
         self._writer = Writer(self.store, registry)
         self._gc = GarbageCollector(self.store, registry, self._writer)
         self.store.hooks.append(self._observe)
-        for secret in self.store.list_objects(_SECRET_KEY, "kube-system"):
-            self._auth.observe_secret(secret["metadata"]["name"], secret)
+        for secret in self.store.list_objects(_SECRET_KEY):
+            self._auth.observe_secret(secret["metadata"]["name"], secret, secret["metadata"].get("namespace", ""))
 
     def _load(self) -> tuple[CrdSchemas, dict[str, Any] | None]:
         schemas = installed_crds(self._crd_dirs, carried=self._install_capi)
@@ -220,8 +220,10 @@ class KubeApiServer:
             self.store.commit("ADDED", _CRD_KEY, {**crd, "metadata": md, "status": status}, None)
 
     def _observe(self, event: Event) -> None:
-        if event.key == _SECRET_KEY and event.namespace == "kube-system" and self._auth is not None:
-            self._auth.observe_secret(event.obj["metadata"]["name"], None if event.type == "DELETED" else event.obj)
+        if event.key == _SECRET_KEY and self._auth is not None:
+            self._auth.observe_secret(
+                event.obj["metadata"]["name"], None if event.type == "DELETED" else event.obj, event.namespace
+            )
         elif event.key == _CRD_KEY and self._registry is not None:
             self._registry.set_schemas(CrdSchemas.from_crd_objects(self.store.list_objects(_CRD_KEY)))
             if event.type == "DELETED":

@@ -26,6 +26,8 @@ class WriteParams:
     dry_run: bool = False
     force: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: The authenticated user making the request (what admission webhooks see); None for the server's own writes.
+    user: str | None = None
 
 
 def without_rv(obj: dict[str, Any]) -> dict[str, Any]:

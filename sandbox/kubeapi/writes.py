@@ -12,6 +12,7 @@ from typing import Any
 from shared.objects import meta, now_timestamp
 
 from . import patch
+from .admission import admit_delete, admit_write
 from .apply import record_update, server_side_apply
 from .errors import already_exists, bad_request, conflict, forbidden, invalid, not_found, unsupported_media
 from .registry import Registry, ResourceType
@@ -84,6 +85,7 @@ class Writer:
         if rtype.has_status(version) and not rtype.builtin:
             new.pop("status", None)  # a custom resource with a status subresource is created without status
         new = validate_write(self.registry, rtype, version, None, new, params)
+        admit_write(rtype, None, new, params.user)
         name = str(md.get("name", ""))
         if self.store.get(rtype.key, namespace if rtype.namespaced else "", name) is not None:
             raise already_exists(rtype.plural, rtype.group, name)
@@ -302,6 +304,7 @@ class Writer:
                     ],
                 )
         new = validate_write(self.registry, rtype, version, old, new, params)
+        admit_write(rtype, old, new, params.user)
         if operation == "Update":
             new = record_update(
                 old,
@@ -334,8 +337,10 @@ class Writer:
         policy: str = "",
         preconditions: dict[str, Any] | None = None,
         dry_run: bool = False,
+        admission: bool = False,
     ) -> tuple[dict[str, Any], bool]:
-        """(object, removed now); with finalizers the object only gets a deletionTimestamp."""
+        """(object, removed now); with finalizers the object only gets a deletionTimestamp.
+        ``admission``: a client's request, which validating webhooks see (the server's own deletes are not)."""
         old = self.get(rtype, namespace, name)
         md = meta(old)
         pre = preconditions or {}
@@ -355,6 +360,8 @@ class Writer:
             )
         if md.get("deletionTimestamp"):
             return old, False
+        if admission:
+            admit_delete(rtype, old)
         finalizers = list(md.get("finalizers") or ())
         extra = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(policy)
         if extra and extra not in finalizers:

@@ -4,7 +4,8 @@ The BYOH agent labels its ByoHost ``o2ims.oran.org/host-id=<id>``; hostprep watc
 carrying that label itself (through ``shared.kube.KubeClient``) instead of waiting for
 status_watcher's events, so a host completes as soon as its ByoHost exists, whoever else is
 running. One watch per namespace serves all hosts of all jobs (a 410 re-lists, errors back off);
-waits are bounded by the caller.
+waits are bounded by the caller. Deletes are read from the API, never the cache, and guarded: only
+unclaimed ByoHosts of the host id, each with uid/resourceVersion preconditions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import structlog
 
-from shared.errors import classify
+from services.hostprep.domain import byohost_state
+from shared.errors import PermanentError, classify
 from shared.kube import KubeClient, WatchExpired
 from shared.objects import HOST_ID_LABEL, deleting, labels_of, meta, name_of
 
@@ -100,12 +102,34 @@ class ByoHostIndex:
             return [o for o in items if not deleting(o)]
         return ns.live(host_id)
 
-    async def delete(self, namespace: str, host_id: str) -> int:
-        """Delete every ByoHost labelled with the host id (asked of the API, not the cache)."""
+    async def delete_unclaimed(self, namespace: str, host_id: str, select: Callable[[Obj], bool]) -> list[str]:
+        """Delete the host id's ByoHosts that ``select`` picks, as the API has them now (not the cache).
+
+        A claimed one (``status.machineRef``) is a live node: ``ByoHostClaimed``, nothing of it touched.
+        Each delete carries the uid and resourceVersion just read, so one claimed (or replaced) since
+        is refused by the server (409, retried from a fresh read).
+        """
         items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
-        for obj in items:
-            await self._client.delete(INFRA_VERSION, KIND, name_of(obj), namespace)
-        return len(items)
+        chosen = [o for o in items if select(o) and not deleting(o)]
+        for obj in chosen:
+            if (obj.get("status") or {}).get("machineRef"):
+                state = byohost_state(obj)
+                raise PermanentError(
+                    f"{state.describe()}: a claimed ByoHost is a live node and is never deleted",
+                    reason="ByoHostClaimed",
+                )
+        for obj in chosen:
+            md = meta(obj)
+            preconditions = {"uid": str(md.get("uid") or ""), "resourceVersion": str(md.get("resourceVersion") or "")}
+            await self._client.delete(
+                INFRA_VERSION,
+                KIND,
+                name_of(obj),
+                namespace,
+                preconditions={k: v for k, v in preconditions.items() if v},
+            )
+            log.info("byohost_deleted", namespace=namespace, host_id=host_id, name=name_of(obj))
+        return [name_of(o) for o in chosen]
 
     async def close(self) -> None:
         tasks = [ns.task for ns in self._namespaces.values() if ns.task is not None]

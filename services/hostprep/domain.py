@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.fields import printable
 from shared.models import version_tuple
+from shared.objects import K8S_VERSION_LABEL
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostprepJob
 
 #: Separates the sections of a multi-command probe's output (``echo`` of it between commands).
@@ -175,13 +176,27 @@ class ByoHostState:
     free: bool
     claimed_by: str | None
     condition: str | None
+    #: The ``o2ims.oran.org/k8s-version`` label its agent registered it with (None: no such label).
+    version: str | None = None
 
     def describe(self) -> str:
+        at = f" at {self.version}" if self.version else " without a version label"
         if self.claimed_by:
-            return f"ByoHost {self.name} registered, claimed by {self.claimed_by}"
+            return f"ByoHost {self.name} registered{at}, claimed by {self.claimed_by}"
         if self.free:
-            return f"ByoHost {self.name} registered and free"
-        return f"ByoHost {self.name} exists ({self.condition or 'no bootstrap condition yet'})"
+            return f"ByoHost {self.name} registered{at} and free"
+        return f"ByoHost {self.name} exists{at} ({self.condition or 'no bootstrap condition yet'})"
+
+
+def byohost_version(obj: Mapping[str, Any]) -> str | None:
+    """The version label a ByoHost was registered with (set by its agent's ``--label``, only at registration)."""
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(K8S_VERSION_LABEL)
+    return str(value) if value else None
+
+
+def byohost_claimed(obj: Mapping[str, Any]) -> bool:
+    """A ByoMachine claimed it (``status.machineRef``): it is, or is becoming, a live node."""
+    return bool((obj.get("status") or {}).get("machineRef"))
 
 
 def byohost_state(obj: Mapping[str, Any]) -> ByoHostState:
@@ -197,6 +212,7 @@ def byohost_state(obj: Mapping[str, Any]) -> ByoHostState:
         free=free,
         claimed_by=str(machine.get("name")) if machine.get("name") else None,
         condition=f"{BOOTSTRAP_CONDITION}={condition.get('status')}/{reason}" if condition else None,
+        version=byohost_version(obj),
     )
 
 

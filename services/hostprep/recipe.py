@@ -46,6 +46,7 @@ from services.hostprep.steps import (
     Probe,
     RecipeParams,
     Run,
+    StaleByoHostRemoved,
     Step,
     UnsafeValue,
     Upload,
@@ -56,7 +57,7 @@ from services.hostprep.steps import (
     sh,
     unit_word,
 )
-from shared.objects import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 # ── preflight ──────────────────────────────────────────────────────────────────────────
 
@@ -80,7 +81,8 @@ def preflight_probe(*, sudo_check: bool) -> str:
 
 
 def agent_unit(params: RecipeParams) -> str:
-    label = f"{HOST_ID_LABEL}={params.host.host_id}"
+    """The agent's unit: its ``--label``s (host id, and the version its kubelet/kubeadm are installed at)
+    become the ByoHost's labels when it registers, which the versioned ByoMachineTemplates select by."""
     words = (
         params.agent_path,
         "--bootstrap-kubeconfig",
@@ -89,7 +91,9 @@ def agent_unit(params: RecipeParams) -> str:
         "--namespace",
         params.namespace,
         "--label",
-        label,
+        f"{HOST_ID_LABEL}={params.host.host_id}",
+        "--label",
+        f"{K8S_VERSION_LABEL}={params.version}",
     )
     exec_start = " ".join(unit_word(w, "agent argument") for w in words)
     return (
@@ -302,6 +306,12 @@ def prepare_steps(params: RecipeParams, facts: HostFacts) -> list[Step]:
         ),
         Step("agent-binary", agent_check, agent_action, description=f"BYOH agent binary at {path}"),
         Step(
+            "stale-byohost",
+            StaleByoHostRemoved(),
+            (StaleByoHostRemoved(),),
+            description=f"no unclaimed ByoHost of this host registered at another version than {params.version}",
+        ),
+        Step(
             "agent-service",
             Probe(
                 probe_script(
@@ -323,7 +333,8 @@ def prepare_steps(params: RecipeParams, facts: HostFacts) -> list[Step]:
                     )
                 ),
             ),
-            rerun_after=("bootstrap-kubeconfig", "agent-binary"),
+            # A deleted stale ByoHost is registered again (new labels) only by a restarted agent.
+            rerun_after=("bootstrap-kubeconfig", "agent-binary", "stale-byohost"),
             description="the agent as a root systemd unit, enabled and running",
         ),
         Step(
@@ -332,6 +343,9 @@ def prepare_steps(params: RecipeParams, facts: HostFacts) -> list[Step]:
             (ByoHostRegistered(),),
             verify=False,
             uses_ssh=False,
-            description=f"ByoHost with {HOST_ID_LABEL}={params.host.host_id} in {params.namespace}",
+            description=(
+                f"ByoHost with {HOST_ID_LABEL}={params.host.host_id} and {K8S_VERSION_LABEL}={params.version} "
+                f"in {params.namespace}"
+            ),
         ),
     ]

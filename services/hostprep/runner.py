@@ -3,7 +3,10 @@
 Temporary failures (connection refused or lost, timeouts, Kubernetes hiccups) retry the step with
 backoff, up to ``max_step_attempts`` and within the job deadline; anything permanent (host key,
 credentials, a failing command, a step that does not converge) ends the host at once. Every step
-reports its progress; the outcome names the step, the exit code and the last stderr lines.
+reports its progress; the outcome names the step, the exit code and the last stderr lines. An
+``upgrade`` first asks the management cluster whether the host is to be upgraded at all (the gate,
+before any SSH): registered at the target already, it is done; claimed, it is refused. The steps
+that talk only to Kubernetes are in ``management.py``.
 """
 
 from __future__ import annotations
@@ -16,24 +19,25 @@ from typing import Any, assert_never
 
 import structlog
 
-from services.hostprep import domain, recipe
-from services.hostprep.bootstrap import BootstrapKubeconfigs
-from services.hostprep.byohosts import ByoHostIndex
+from services.hostprep import domain, recipe, upgrade
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
 from services.hostprep.failures import StepFailed, command_failed, upload_failed
 from services.hostprep.hostlayout import AGENT_CONFIG, AGENT_UNIT_NAME, BOOTSTRAP_KUBECONFIG
+from services.hostprep.management import ManagementSide
 from services.hostprep.ssh import CommandResult, SshSession
 from services.hostprep.steps import (
     BootstrapKubeconfig,
     ByoHostRegistered,
+    ByoHostRemoved,
     Check,
     Fail,
     Op,
     Probe,
     RecipeParams,
     Run,
+    StaleByoHostRemoved,
     Step,
     UnsafeValue,
     Upload,
@@ -43,7 +47,7 @@ from services.hostprep.steps import (
     with_verify,
 )
 from services.hostprep.teardown import teardown_steps
-from shared.errors import PermanentError, ServiceError, TemporaryError, classify
+from shared.errors import PermanentError, ServiceError, classify
 from shared.kinds import HostprepAction, HostStepStatus
 from shared.models import HostRef
 
@@ -54,7 +58,7 @@ PREFLIGHT = "preflight"
 CHECKS = "checks"
 _IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
 #: The status a host reports when its job's recipe completed (a prepared host is ready to be claimed).
-_FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done"}
+_FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done", "upgrade": "ready"}
 
 
 class HostRunner:
@@ -83,6 +87,9 @@ class HostRunner:
         self._session: SshSession | None = None
         self._detail: str | None = None
         self._probed: dict[str, CommandResult] = {}
+        #: A step whose action changes what later probes read acted: probe the remaining steps again.
+        self._stale = False
+        self.mgmt = ManagementSide(deps, params, deadline)
 
     # -- the whole host ------------------------------------------------------------------------
 
@@ -93,10 +100,13 @@ class HostRunner:
             async with asyncio.timeout(max(0.0, self.deadline - time.monotonic())):
                 await slot.acquire()
                 steps = await self._steps()
-                for step in steps:
+                for i, step in enumerate(steps):
                     if not step.uses_ssh:
                         await self._close()
                         slot.release()
+                    elif self._stale:
+                        self._stale = False
+                        await self._retrying(CHECKS, functools.partial(self._probe_all, steps[i:]))
                     await self._retrying(step.name, functools.partial(self._step, step))
         except StepFailed as exc:
             await self._safe_report(exc.step, "failed", f"{exc.reason}: {exc.message}")
@@ -108,16 +118,8 @@ class HostRunner:
                 error=exc.message,
                 exit_code=exc.exit_code,
             )
-            return HostOutcome(
-                self.host.host_id,
-                False,
-                exc.step,
-                exc.reason,
-                exc.message,
-                exc.exit_code,
-                exc.stderr_tail,
-                tuple(self.acted),
-            )
+            failed = (exc.step, exc.reason, exc.message, exc.exit_code, exc.stderr_tail)
+            return HostOutcome(self.host.host_id, False, *failed, tuple(self.acted))
         except TimeoutError:
             message = f"the job deadline passed while the host was at step {self.current}"
             await self._safe_report(self.current, "failed", f"JobDeadlineExceeded: {message}")
@@ -138,19 +140,45 @@ class HostRunner:
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
-        match self.action:
-            case "teardown":
-                steps = teardown_steps(self.params)
-            case "prepare":
-                facts = await self._retrying(PREFLIGHT, self._preflight)
-                try:
-                    steps = recipe.prepare_steps(self.params, facts)
-                except UnsafeValue as exc:
-                    raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
-            case _:
-                assert_never(self.action)
+        try:
+            match self.action:
+                case "teardown":
+                    steps = teardown_steps(self.params)
+                case "prepare":
+                    # A node at another version is refused before anything runs on it (with no management
+                    # cluster, the host's SSH steps still run and it stops at the first Kubernetes step).
+                    if self.deps.byohosts is not None:
+                        await self._retrying(upgrade.GATE, self._gate)
+                    steps = recipe.prepare_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
+                case "upgrade":
+                    if not await self._retrying(upgrade.GATE, self._gate):
+                        return []
+                    steps = upgrade.upgrade_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
+                case _:
+                    assert_never(self.action)
+        except UnsafeValue as exc:  # a recipe refused a value the facts or the job gave it
+            raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
         await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
         return steps
+
+    async def _gate(self) -> bool:
+        """Whether the host's recipe runs: a ByoHost claimed at another version fails the host here, before
+        any command runs on it; an upgrade of a host registered at the target already is done."""
+        verdict, why = await self.mgmt.upgrade_verdict()
+        match verdict:
+            case "claimed":
+                raise StepFailed(upgrade.GATE, why, reason="ByoHostClaimed")
+            case "done" | "upgrade" if self.action != "upgrade":
+                return True  # prepare: every step checks for itself
+            case "done":
+                self._detail = why
+                await self._safe_report(upgrade.GATE, "skipped", why)
+                return False
+            case "upgrade":
+                await self._safe_report(upgrade.GATE, "done", why)
+                return True
+            case _:
+                assert_never(verdict)
 
     async def _probe_all(self, steps: list[Step]) -> None:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
@@ -274,6 +302,7 @@ class HostRunner:
                 stderr_tail=last.stderr_tail() if last else None,
             )
         self.acted.append(step.name)
+        self._stale = self._stale or step.stales_probes
         await self._safe_report(step.name, "done", self._detail if step.name == "registration" else None)
 
     async def _check(self, step: Step, check: Check) -> bool:
@@ -285,18 +314,21 @@ class HostRunner:
             uploaded = self._probed.pop(_KUBECONFIG, None)
             if identity.ok:
                 return True  # the agent has its own identity; the bootstrap kubeconfig is no longer read
-            issued = await self._bootstrap().current(p.namespace, self.host.host_id)
+            issued = await self.mgmt.bootstrap.current(p.namespace, self.host.host_id)
             if issued is None:
                 return False
             found = uploaded or await self._run(f"sha256sum {BOOTSTRAP_KUBECONFIG}")
             return found.ok and found.stdout.split()[:1] == [issued.sha256]
         if isinstance(check, ByoHostRegistered):
-            live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
-            if live:
-                self._detail = domain.byohost_state(live[0]).describe()
-            return bool(live)
-        live = await self._byohosts().present(p.namespace, self.host.host_id, self.deps.settings.connect_timeout)
-        return not live and not await self._bootstrap().exists(p.namespace, self.host.host_id)
+            registered = await self.mgmt.registered()
+            if registered is not None:
+                self._detail = domain.byohost_state(registered).describe()
+            return registered is not None
+        if isinstance(check, StaleByoHostRemoved):
+            return await self.mgmt.stale_gone()
+        if isinstance(check, ByoHostRemoved):
+            return await self.mgmt.removed()
+        assert_never(check)
 
     async def _op(self, step: Step, op: Op) -> CommandResult | None:
         if isinstance(op, Run):
@@ -309,13 +341,15 @@ class HostRunner:
         if isinstance(op, Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
         if isinstance(op, BootstrapKubeconfig):
-            issued = await self._bootstrap().issue(self.params.namespace, self.host.host_id)
+            issued = await self.mgmt.bootstrap.issue(self.params.namespace, self.host.host_id)
             return await self._upload(step, BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
         if isinstance(op, ByoHostRegistered):
             await self._await_registration(step)
             return None
-        await self._remove_byohost(step)
-        return None
+        if isinstance(op, StaleByoHostRemoved | ByoHostRemoved):
+            await self.mgmt.remove(stale_only=isinstance(op, StaleByoHostRemoved))
+            return None
+        assert_never(op)
 
     async def _run_op(self, step: Step, command: str) -> CommandResult:
         result = await self._run(command)
@@ -335,11 +369,9 @@ class HostRunner:
         return result
 
     async def _await_registration(self, step: Step) -> None:
-        s = self.deps.settings
-        timeout = min(s.registration_timeout, max(0.0, self.deadline - time.monotonic()))
-        live = await self._byohosts().wait(self.params.namespace, self.host.host_id, bool, timeout)
-        if live:
-            self._detail = domain.byohost_state(live[0]).describe()
+        found, timeout = await self.mgmt.wait_registered()
+        if found is not None:
+            self._detail = domain.byohost_state(found).describe()
             return
         journal = ""
         try:
@@ -353,35 +385,11 @@ class HostRunner:
             await self._close()
         raise StepFailed(
             step.name,
-            f"no ByoHost labelled with host id {self.host.host_id} appeared in namespace "
-            f"{self.params.namespace} within {timeout:g}s of starting the agent",
+            f"no ByoHost labelled with host id {self.host.host_id} and version {self.params.version} appeared "
+            f"in namespace {self.params.namespace} within {timeout:g}s of starting the agent",
             reason="RegistrationTimeout",
             stderr_tail=journal,
         )
-
-    async def _remove_byohost(self, step: Step) -> None:
-        p = self.params
-        await self._byohosts().delete(p.namespace, self.host.host_id)
-        await self._bootstrap().delete(p.namespace, self.host.host_id)
-        timeout = min(self.deps.settings.registration_timeout, max(0.0, self.deadline - time.monotonic()))
-        if await self._byohosts().wait(p.namespace, self.host.host_id, lambda live: not live, timeout) is None:
-            raise TemporaryError(
-                f"the ByoHost of {self.host.host_id} is still there (finalizers?)", reason="ByoHostNotDeleted"
-            )
-
-    def _bootstrap(self) -> BootstrapKubeconfigs:
-        if self.deps.bootstrap is None:
-            raise PermanentError(
-                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
-            )
-        return self.deps.bootstrap
-
-    def _byohosts(self) -> ByoHostIndex:
-        if self.deps.byohosts is None:
-            raise PermanentError(
-                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
-            )
-        return self.deps.byohosts
 
     async def _safe_report(self, step: str, status: str, detail: str | None) -> None:
         try:

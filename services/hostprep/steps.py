@@ -16,7 +16,7 @@ from services.hostprep import domain
 from services.hostprep.domain import MARK
 from services.hostprep.ssh import CommandResult
 from shared.errors import PermanentError
-from shared.models import DNS1123_LABEL, HostRef, version_tuple
+from shared.models import DNS1123_LABEL, HostRef, normalize_version, version_tuple
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 
@@ -161,16 +161,24 @@ class BootstrapKubeconfig:
 
 @dataclass(frozen=True)
 class ByoHostRegistered:
-    """Check: a ByoHost labelled with the host id exists. Action: wait for it (bounded)."""
+    """Check: a ByoHost labelled with the host id and the recipe's version exists. Action: wait for it (bounded)."""
 
 
 @dataclass(frozen=True)
 class ByoHostRemoved:
-    """Check: no ByoHost nor BootstrapKubeconfig for the host id. Action: delete them and wait."""
+    """Check: no ByoHost nor BootstrapKubeconfig for the host id. Action: delete them (a claimed ByoHost
+    fails the step: it is a live node) and wait until they are gone."""
 
 
-Check = Probe | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved
-Op = Run | Upload | Fail | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved
+@dataclass(frozen=True)
+class StaleByoHostRemoved:
+    """Check: no ByoHost of the host id registered at another version than the recipe's (or without a
+    version label). Action: delete those (a claimed one fails the step) and wait until they are gone, so
+    the restarted agent registers anew with its current labels (labels are set only at registration)."""
+
+
+Check = Probe | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved | StaleByoHostRemoved
+Op = Run | Upload | Fail | BootstrapKubeconfig | ByoHostRegistered | ByoHostRemoved | StaleByoHostRemoved
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,9 @@ class Step:
     #: (they come last), so waiting for a ByoHost does not hold up other hosts' preparation.
     uses_ssh: bool = True
     description: str = ""
+    #: Its action changes what the later steps' probes read (a reset before a re-install): once it acted,
+    #: the remaining steps are probed again (one batch) instead of using the answers taken before.
+    stales_probes: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,11 @@ class RecipeParams:
             raise UnsafeValue(f"Kubernetes version {self.k8s_version!r} is not [v]X.Y.Z")
         if not _ABSOLUTE_PATH.fullmatch(self.agent_path):
             raise UnsafeValue(f"agent path {self.agent_path!r} is not a plain absolute path")
+
+    @property
+    def version(self) -> str:
+        """The normalised ``vX.Y.Z`` (the agent's version label, the ByoHost it registers)."""
+        return normalize_version(self.k8s_version)
 
     @property
     def minor(self) -> str:

@@ -9,19 +9,24 @@
 - leases (``hosts`` bucket): every lease owned by a live PR that has the host in its spec;
 - jobs: one hostprep job and at most one CAPI job per PR in the streams;
 - streams: every durable consumer has nothing pending and nothing unacknowledged, except deadline timers
-  that are nak'ed until due by design (o2ims): those must all be for deadlines still in the future.
+  that are nak'ed until due by design (o2ims): those must all be for deadlines still in the future;
+- version skew (``skew_violations`` over ``sandbox_timelines``): at no moment a running kubelet newer than
+  the oldest running kube-apiserver (a control plane's kubelet at its own kube-apiserver's version aside)
+  or more than 3 minor versions older than the newest one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats.js.errors
 
+from sandbox.hosts.state import HostState, HostTimelines, read_timelines
 from shared.leases import QUARANTINE
 from shared.messages import decode
 from shared.payloads import PrDeadline
@@ -218,3 +223,77 @@ async def run_problems(stack: Stack, expected: Mapping[str, Mapping[str, Sequenc
     problems += await job_problems(stack, prs)
     problems += await stream_problems(stack)
     return problems
+
+
+# ── Kubernetes version skew over time ────────────────────────────────────────────────────────────
+
+#: How many minor versions a kubelet may lag behind the kube-apiserver (Kubernetes ≥ 1.28).
+KUBELET_MAX_MINOR_LAG = 3
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+def sandbox_timelines(stack: Stack) -> dict[str, HostTimelines]:
+    """Every sandbox host's kubelet and kube-apiserver timelines, read from the hosts' ``state.json``."""
+    return read_timelines(stack.state / "hosts")
+
+
+def pool_timelines(states: Iterable[HostState]) -> dict[str, HostTimelines]:
+    """The same from in-process host states (``{h.host_id: ...}`` of ``pool.hosts``)."""
+    return {state.host_id: state.timelines() for state in states}
+
+
+def _parse(version: Any) -> tuple[int, int, int] | None:
+    m = _VERSION.match(str(version or ""))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def skew_violations(timelines: Mapping[str, HostTimelines], hosts: Collection[str] | None = None) -> list[str]:
+    """Every moment (each change of any timeline) at which a running kubelet was newer, by minor version as
+    the skew policy counts, than the oldest running kube-apiserver (a control-plane host's kubelet at its own
+    kube-apiserver's version aside), or more than ``KUBELET_MAX_MINOR_LAG`` minor versions older than the
+    newest one. ``hosts``: the hosts of one cluster (default: all); kubelets talk to their own API servers."""
+    chosen = {h: t for h, t in timelines.items() if hosts is None or h in hosts}
+    changes = sorted(
+        (str(entry["at"]), host, which, entry)
+        for host, t in chosen.items()
+        for which, entries in (("kubelet", t.kubelet), ("apiserver", t.apiserver))
+        for entry in entries
+    )
+    kubelets: dict[str, tuple[int, int, int]] = {}
+    apiservers: dict[str, tuple[int, int, int]] = {}
+    out: list[str] = []
+    for i, (at, host, which, entry) in enumerate(changes):
+        running = kubelets if which == "kubelet" else apiservers
+        version = _parse(entry.get("version")) if entry.get("active") else None
+        if version is None:
+            running.pop(host, None)
+        else:
+            running[host] = version
+        if i + 1 < len(changes) and changes[i + 1][0] == at:
+            continue  # judge a moment once every change made at that instant is in
+        out += _moment_violations(at, kubelets, apiservers)
+    return out
+
+
+def _moment_violations(
+    at: str, kubelets: Mapping[str, tuple[int, int, int]], apiservers: Mapping[str, tuple[int, int, int]]
+) -> list[str]:
+    if not apiservers:
+        return []
+    oldest_host, oldest = min(apiservers.items(), key=lambda kv: (kv[1], kv[0]))
+    newest_host, newest = max(apiservers.items(), key=lambda kv: (kv[1], kv[0]))
+    out = []
+    for host, kubelet in sorted(kubelets.items()):
+        text = "v" + ".".join(map(str, kubelet))
+        # The skew policy counts minor versions: a kubelet at a newer patch of the same minor is supported.
+        if kubelet[:2] > oldest[:2] and apiservers.get(host) != kubelet:
+            out.append(
+                f"{at}: kubelet {text} on {host} is newer than the kube-apiserver "
+                f"v{'.'.join(map(str, oldest))} on {oldest_host}"
+            )
+        if kubelet[0] != newest[0] or newest[1] - kubelet[1] > KUBELET_MAX_MINOR_LAG:
+            out.append(
+                f"{at}: kubelet {text} on {host} is more than {KUBELET_MAX_MINOR_LAG} minor versions older than "
+                f"the kube-apiserver v{'.'.join(map(str, newest))} on {newest_host}"
+            )
+    return out

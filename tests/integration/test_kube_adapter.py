@@ -25,6 +25,11 @@ def _configmap(name: str, **data: str) -> dict[str, Any]:
     }
 
 
+def _byomachine(name: str, **labels: str) -> dict[str, Any]:
+    # Not a ByoHost: BYOH's webhook lets only its controller and the host's agent update those.
+    return {**_byohost(name, **labels), "kind": "ByoMachine"}
+
+
 def _byohost(name: str, **labels: str) -> dict[str, Any]:
     meta = {"name": name, "namespace": "default", "labels": labels}
     return {"apiVersion": INFRA, "kind": "ByoHost", "metadata": meta}
@@ -82,11 +87,11 @@ async def test_crud_on_a_builtin_kind(client: KubeClient) -> None:
 
 
 async def test_server_side_apply_and_status(client: KubeClient) -> None:
-    first = await client.apply(_byohost("host-a", role="x"), field_manager="adapter-test")
-    again = await client.apply(_byohost("host-a", role="x"), field_manager="adapter-test")
+    first = await client.apply(_byomachine("host-a", role="x"), field_manager="adapter-test")
+    again = await client.apply(_byomachine("host-a", role="x"), field_manager="adapter-test")
     # An unchanged apply is a no-op: the resourceVersion stays.
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    changed = await client.apply(_byohost("host-a", role="y"), field_manager="adapter-test")
+    changed = await client.apply(_byomachine("host-a", role="y"), field_manager="adapter-test")
     assert changed["metadata"]["labels"]["role"] == "y"
     assert changed["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
 
@@ -94,7 +99,7 @@ async def test_server_side_apply_and_status(client: KubeClient) -> None:
     applied = await client.apply_status(
         {
             "apiVersion": INFRA,
-            "kind": "ByoHost",
+            "kind": "ByoMachine",
             "metadata": {"name": "host-a", "namespace": "default"},
             "status": status,
         },
@@ -102,11 +107,11 @@ async def test_server_side_apply_and_status(client: KubeClient) -> None:
     )
     assert applied["status"]["hostinfo"]["osimage"] == "test"
     merged = await client.patch(
-        INFRA, "ByoHost", "host-a", "default", {"status": {"hostinfo": {"osimage": "other"}}}, subresource="status"
+        INFRA, "ByoMachine", "host-a", "default", {"status": {"hostinfo": {"osimage": "other"}}}, subresource="status"
     )
     assert merged["status"]["hostinfo"]["osimage"] == "other"
     # The main resource ignores status changes (status subresource isolation).
-    main = await client.patch(INFRA, "ByoHost", "host-a", "default", {"status": {"hostinfo": {"osimage": "nope"}}})
+    main = await client.patch(INFRA, "ByoMachine", "host-a", "default", {"status": {"hostinfo": {"osimage": "nope"}}})
     assert main["status"]["hostinfo"]["osimage"] == "other"
 
 

@@ -66,16 +66,25 @@ async def wait_list(
 class Recorder:
     """Records every state of some kinds from now on, ordered by resourceVersion (one global counter)."""
 
-    def __init__(self, client: KubeClient, kinds: list[tuple[str, str]], namespace: str = "default") -> None:
+    def __init__(
+        self, client: KubeClient, kinds: list[tuple[str, str]], namespace: str = "default", *, seed: bool = False
+    ) -> None:
+        """``seed``: the objects that exist at start are the first recorded states."""
         self._client = client
         self._kinds = kinds
         self._namespace = namespace
+        self._seed = seed
+        self._seeded = 0
         self.events: list[tuple[int, str, str, Obj | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         for api_version, kind in self._kinds:
-            _, rv = await self._client.list(api_version, kind, self._namespace)
+            items, rv = await self._client.list(api_version, kind, self._namespace)
+            if self._seed:
+                for obj in items:
+                    self.events.append((int(obj["metadata"]["resourceVersion"]), kind, obj["metadata"]["name"], obj))
+                self._seeded += len(items)
             self._tasks.append(asyncio.create_task(self._run(api_version, kind, rv)))
 
     async def _run(self, api_version: str, kind: str, rv: str) -> None:
@@ -101,4 +110,5 @@ class Recorder:
         for _, kind, name, obj in sorted(self.events, key=lambda e: e[0]):
             current[(kind, name)] = obj
             out.append(dict(current))
-        return out
+        # Seeded: the first snapshot is the world at start, not a part of it.
+        return out[max(self._seeded - 1, 0) :]

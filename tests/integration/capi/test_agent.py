@@ -74,9 +74,22 @@ async def test_agent_registration_config_and_restart(
     await again.start()
     try:
         host = await capi_client.get(INFRA, "ByoHost", "host-1", "default")
-        assert host["metadata"]["labels"]["site"] == "a"
+        assert host["metadata"]["labels"] == {"site": "a", "o2ims.oran.org/host-id": "h1"}
     finally:
         await again.stop()
+
+    # The unclaimed ByoHost deleted, the agent restarted: it registers anew, with its current flags.
+    await capi_client.delete(INFRA, "ByoHost", "host-1", "default")
+    relabelled = HostAgent(
+        bootstrap_kubeconfig=tmp_path / "missing", hostname="host-1", labels={"site": "b"}, config_path=config
+    )
+    await relabelled.start()
+    try:
+        host = await capi_client.get(INFRA, "ByoHost", "host-1", "default")
+        assert host["metadata"]["labels"] == {"site": "b"}
+        assert condition(host, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
+    finally:
+        await relabelled.stop()
 
 
 async def _claim_by_hand(client: KubeClient, host: str, role: str) -> None:
@@ -138,11 +151,11 @@ async def _release_by_hand(client: KubeClient, host: str) -> dict[str, Any]:
 
 
 async def test_agent_bootstraps_on_claim_and_releases_without_reset(
-    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, byoh_client: KubeClient
 ) -> None:
     calls: list[str] = []
 
-    async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
+    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None, control_plane: bool) -> str | None:
         calls.append(role)
         return "v1.30.2"
 
@@ -150,12 +163,12 @@ async def test_agent_bootstraps_on_claim_and_releases_without_reset(
         calls.append("reset")
 
     (agent,) = await fake_hosts(1, on_bootstrap=on_bootstrap, on_reset=on_reset)
-    await _claim_by_hand(capi_client, "host-1", "init")
+    await _claim_by_hand(byoh_client, "host-1", "init")
     host = await wait_for(capi_client, INFRA, "ByoHost", "host-1", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
     assert calls == ["init"]
     assert dig(host, "metadata", "annotations", "sandbox.focom-o2ims.io/kubelet-version") == "v1.30.2"
 
-    host = await _release_by_hand(capi_client, "host-1")
+    host = await _release_by_hand(byoh_client, "host-1")
     assert not dig(host, "status", "machineRef") and not dig(host, "spec", "bootstrapSecret")
     assert condition(host, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
     # --skip-installation: upstream's cleanup (kubeadm reset) is gated on its own installer having run.
@@ -163,7 +176,7 @@ async def test_agent_bootstraps_on_claim_and_releases_without_reset(
 
 
 async def test_an_agent_that_installed_kubernetes_resets_on_release(
-    capi_sim: CapiSimulators, capi_client: KubeClient, tmp_path: Path
+    capi_sim: CapiSimulators, capi_client: KubeClient, tmp_path: Path, byoh_client: KubeClient
 ) -> None:
     from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
 
@@ -183,22 +196,22 @@ async def test_an_agent_that_installed_kubernetes_resets_on_release(
     )
     await agent.start()
     try:
-        await _claim_by_hand(capi_client, "host-9", "join")
+        await _claim_by_hand(byoh_client, "host-9", "join")
         await wait_for(capi_client, INFRA, "ByoHost", "host-9", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
-        await _release_by_hand(capi_client, "host-9")
+        await _release_by_hand(byoh_client, "host-9")
         assert calls == ["reset"] and agent.history == ["join", "reset", "release"]
     finally:
         await agent.stop()
 
 
 async def test_failing_bootstrap_hook_marks_the_host(
-    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, byoh_client: KubeClient
 ) -> None:
-    async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
+    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None, control_plane: bool) -> str | None:
         raise RuntimeError(f"kubeadm {role} exited with status 1")
 
     await fake_hosts(1, on_bootstrap=on_bootstrap)
-    await _claim_by_hand(capi_client, "host-1", "join")
+    await _claim_by_hand(byoh_client, "host-1", "join")
     host = await wait_for(
         capi_client,
         INFRA,

@@ -39,7 +39,7 @@ async def test_the_annotated_worker_leaves_whatever_the_deletion_policy(
     capi_client: KubeClient,
     policy: str,
 ) -> None:
-    async def on_bootstrap(role: str, ignored: frozenset[str]) -> str | None:
+    async def on_bootstrap(role: str, ignored: frozenset[str], version: str | None, control_plane: bool) -> str | None:
         return "v1.30.2"
 
     agents = await fake_hosts(4, on_bootstrap=on_bootstrap)

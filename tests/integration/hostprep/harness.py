@@ -106,13 +106,14 @@ class Harness:
         action: str = "prepare",
         namespace: str = "default",
         purge: bool = False,
+        k8s_version: str = K8S_VERSION,
     ) -> HostprepJob:
         return HostprepJob(
             pr_id=pr_id or str(uuid.uuid4()),
             action=action,  # type: ignore[arg-type]
             cluster="c1",
             namespace=namespace,
-            k8s_version=K8S_VERSION,
+            k8s_version=k8s_version,
             hosts=host_ids(pool, ids),
             purge_packages=purge,
         )
@@ -167,3 +168,12 @@ class Harness:
 async def byohosts_by_host_id(client: KubeClient, namespace: str = "default") -> dict[str, dict[str, Any]]:
     items, _ = await client.list(INFRA, "ByoHost", namespace, label_selector=HOST_ID_LABEL)
     return {item["metadata"]["labels"][HOST_ID_LABEL]: item for item in items}
+
+
+async def claim(pool: SandboxHostPool, host_id: str, name: str) -> None:
+    """Set ``status.machineRef`` of the host's ByoHost, as the ByoMachine controller does when a Machine takes
+    it. Written with the host agent's own identity: BYOH's webhook admits ByoHost updates only from the
+    controller manager and from the host's agent, never from an admin."""
+    async with await KubeClient.from_kubeconfig(pool.host(host_id).vfs.real("/root/.byoh/config")) as agent:
+        ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
+        await agent.patch(INFRA, "ByoHost", name, "default", {"status": {"machineRef": ref}}, subresource="status")

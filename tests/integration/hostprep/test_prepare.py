@@ -7,10 +7,10 @@ from typing import Any
 from sandbox.hosts import SandboxHostPool
 from services.hostprep import hostlayout
 from shared.kube import KubeClient
-from shared.objects import HOST_ID_LABEL
-from shared.payloads import HostprepDone
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
+from shared.payloads import HostprepDone, HostprepFailed
 from tests.integration.hostprep.conftest import HarnessFactory
-from tests.integration.hostprep.harness import byohosts_by_host_id
+from tests.integration.hostprep.harness import K8S_VERSION, byohosts_by_host_id, claim
 
 PKG = "1.30.2-1.1"
 
@@ -48,6 +48,7 @@ def assert_prepared(pool: SandboxHostPool, host_id: str) -> None:
     agent = state.services[hostlayout.AGENT_UNIT_NAME]
     assert agent.enabled and agent.active == "active"
     assert f"--label {HOST_ID_LABEL}={host_id}" in (agent.exec_start or "")
+    assert f"--label {K8S_VERSION_LABEL}={K8S_VERSION}" in (agent.exec_start or "")
     assert "--skip-installation" in (agent.exec_start or "") and "--namespace default" in (agent.exec_start or "")
 
 
@@ -75,6 +76,8 @@ async def test_twenty_hosts_prepared_registered_and_a_rerun_only_checks(
     assert sorted(byohosts) == sorted(h.host_id for h in pool.hosts)
     for host in pool.hosts:
         assert byohosts[host.host_id]["metadata"]["name"] == host.state.hostname
+        # Registered with the version its packages were installed at: the templates select by it.
+        assert byohosts[host.host_id]["metadata"]["labels"][K8S_VERSION_LABEL] == K8S_VERSION
 
     # The same job again: only checks run, nothing changes, nothing restarts.
     marks = {h.host_id: h.state.mark() for h in pool.hosts}
@@ -101,3 +104,30 @@ async def test_a_non_root_login_prepares_through_sudo(hostprep: HarnessFactory, 
         privileged = [r for r in host.state.log if r.source == "ssh" and r.changed]
         assert privileged and all(r.command.startswith("sudo -n bash -c ") for r in privileged)
     assert sorted(await byohosts_by_host_id(capi_client)) == ["host-001", "host-002"]
+
+
+async def test_a_prepare_at_another_version_re_registers_free_hosts_and_refuses_a_node(
+    hostprep: HarnessFactory, capi_client: KubeClient
+) -> None:
+    harness, pool = await hostprep(2)
+    assert isinstance(await harness.run(harness.job(pool)), HostprepDone)
+    before = await byohosts_by_host_id(capi_client)
+    await claim(pool, "host-002", before["host-002"]["metadata"]["name"])
+    untouched = pool.host("host-002").state.mark()
+
+    job = harness.job(pool, k8s_version="v1.30.3")
+    result = await harness.run(job)
+
+    assert isinstance(result, HostprepFailed), result
+    assert (result.host_id, result.step, result.reason) == ("host-002", "byohost-version", "ByoHostClaimed")
+    assert pool.host("host-002").state.since(untouched) == [], "nothing ran on the node"
+    after = await byohosts_by_host_id(capi_client)
+    assert after["host-002"]["metadata"]["labels"][K8S_VERSION_LABEL] == K8S_VERSION
+    # The free host: packages at the new version, its ByoHost (labels are set only at registration)
+    # deleted and registered again by the restarted agent under the new version.
+    free = after["host-001"]
+    assert free["metadata"]["labels"][K8S_VERSION_LABEL] == "v1.30.3"
+    assert free["metadata"]["uid"] != before["host-001"]["metadata"]["uid"]
+    assert pool.host("host-001").state.installed("kubelet") == "1.30.3-1.1"
+    steps = [(p.step, p.status) for p in harness.progress(job.pr_id, "host-001")]
+    assert ("stale-byohost", "done") in steps and ("agent-service", "done") in steps

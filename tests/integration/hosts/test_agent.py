@@ -189,3 +189,42 @@ async def test_a_bootstrap_on_an_unreset_host_fails_kubeadm_preflight(sandbox_ho
     await supervisor.on_reset()
     await supervisor.on_bootstrap("join", frozenset({"FileAvailable--etc-kubernetes-kubelet.conf"}))
     assert host.state.kubeadm == "join"
+
+
+@pytest.mark.skipif(not HAVE_AGENT, reason="sandbox.capi.agent (the BYOH agent simulator) is not available")
+async def test_a_bootstrap_at_another_version_than_the_hosts_packages_fails(sandbox_hosts, capi_sim, capi_client):
+    from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
+    from sandbox.hosts.state import PackageRecord
+
+    kubeconfig = await issue_bootstrap_kubeconfig(capi_client, "bootstrap-node-001", "default")
+    pool = await sandbox_hosts(count=1, agent_binary_url=AGENT_URL)
+    host = pool.host("host-001")
+    await upload_kubeconfig(pool, kubeconfig)
+    assert (await run(pool, install_agent())).exit_status == 0
+    assert await asyncio.wait_for(host.agents.wait_ready("byoh-hostagent"), 30)
+    supervisor = host.agents
+    # An old-version host claimed by a new-version Machine: kubeadm refuses, nothing is set up.
+    host.state.packages["kubeadm"] = PackageRecord("1.30.2-1.1")
+    host.state.packages["kubelet"] = PackageRecord("1.30.2-1.1")
+    with pytest.raises(RuntimeError, match=r"this version of kubeadm \(v1\.30\.2\) cannot join a node of Kubernetes"):
+        await supervisor.on_bootstrap("join", frozenset(), "v1.31.2")
+    host.state.packages["kubeadm"] = PackageRecord("1.31.2-1.1")
+    with pytest.raises(RuntimeError, match=r'\[ERROR KubeletVersion\]: the kubelet version "1\.30\.2"'):
+        await supervisor.on_bootstrap("join", frozenset(), "v1.31.2")
+    host.state.packages["kubelet"] = PackageRecord("1.32.0-1.1")
+    with pytest.raises(RuntimeError, match="the kubelet version is higher than the control plane version"):
+        await supervisor.on_bootstrap("init", frozenset(), "v1.31.2")
+    assert [r["ok"] for r in host.state.kubeadm_runs] == [False, False, False]
+    assert (await run(pool, "test -e /etc/kubernetes/kubelet.conf")).exit_status == 1
+    # With the Machine's version installed, the same bootstrap runs and reports that kubelet.
+    host.state.packages["kubelet"] = PackageRecord("1.31.2-1.1")
+    host.state.service("kubelet")
+    assert await supervisor.on_bootstrap("join", frozenset(), "v1.31.2", True) == "v1.31.2"
+    assert host.state.kubeadm == "join"
+    # A control-plane join runs kube-apiserver at kubeadm's version; the timelines record both, and the reset.
+    pod = await run(pool, "cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+    assert "image: registry.k8s.io/kube-apiserver:v1.31.2" in pod.stdout
+    await supervisor.on_reset()
+    timelines = host.state.timelines()
+    assert [(e["active"], e["version"]) for e in timelines.kubelet] == [(True, "1.31.2-1.1"), (False, None)]
+    assert [(e["active"], e["version"]) for e in timelines.apiserver] == [(True, "1.31.2-1.1"), (False, None)]

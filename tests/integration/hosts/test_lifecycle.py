@@ -155,3 +155,26 @@ async def test_cli_serves_until_sigterm(tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_state_file_written_once_per_save_interval_and_at_stop(tmp_path):
+    pool = SandboxHostPool(tmp_path / "pool", count=1, save_interval=3600)
+    await pool.start()
+    try:
+        state_file = pool.state_dir / "host-001" / "state.json"
+        before = json.loads(state_file.read_text())
+        result = await run(pool, "sudo -n mkdir -p /etc/marker")
+        assert result.exit_status == 0
+        # In memory at once; the file waits for the interval (an hour here) or the stop.
+        assert pool.host("host-001").state.log[-1].command == "sudo -n mkdir -p /etc/marker"
+        assert json.loads(state_file.read_text())["log"] == before["log"]
+    finally:
+        await pool.stop()
+    assert json.loads(state_file.read_text())["log"][-1]["command"] == "sudo -n mkdir -p /etc/marker"
+    assert not pool._saving
+
+
+@pytest.mark.parametrize("interval", [0, -1, 3601])
+def test_save_interval_is_bounded(tmp_path, interval):
+    with pytest.raises(InputError):
+        SandboxHostPool(tmp_path, count=1, save_interval=interval)

@@ -60,9 +60,15 @@ def cluster(
 
 
 def byohost(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A ByoHost to create (updates of ByoHosts are admitted only from BYOH's controller or the host's agent)."""
+    return {**byomachine(name, labels), "kind": "ByoHost"}
+
+
+def byomachine(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A namespaced custom object with a status subresource and no admission webhook (unlike ByoHost)."""
     return {
         "apiVersion": f"{BYOH}/v1beta1",
-        "kind": "ByoHost",
+        "kind": "ByoMachine",
         "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
         "spec": {},
     }

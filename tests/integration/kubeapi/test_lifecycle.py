@@ -8,11 +8,11 @@ import pytest
 from kubernetes.aio import client
 from kubernetes.aio.client import ApiException
 
-from .conftest import BYOH, CAPI, byohost, cluster, next_event, unique
+from .conftest import BYOH, CAPI, byomachine, cluster, next_event, unique
 
 
 async def _rv(custom: client.CustomObjectsApi) -> str:
-    listed = await custom.list_cluster_custom_object(BYOH, "v1beta1", "byohosts")
+    listed = await custom.list_cluster_custom_object(BYOH, "v1beta1", "byomachines")
     return str(listed["metadata"]["resourceVersion"])
 
 
@@ -21,7 +21,7 @@ def _gone(name: str) -> Any:
 
 
 def _owned_host(name: str, owner: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    body = byohost(name)
+    body = byomachine(name)
     body["metadata"]["ownerReferences"] = [
         {
             "apiVersion": owner["apiVersion"],
@@ -58,22 +58,22 @@ async def test_finalizers_delay_deletion(custom: client.CustomObjectsApi) -> Non
         BYOH,
         "v1beta1",
         "default",
-        "byohosts",
-        {**byohost(name), "metadata": {"name": name, "finalizers": ["example.com/x"]}},
+        "byomachines",
+        {**byomachine(name), "metadata": {"name": name, "finalizers": ["example.com/x"]}},
     )
-    deleting = await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", name)
+    deleting = await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", name)
     md = deleting["metadata"]
     assert md["deletionTimestamp"] and md["deletionGracePeriodSeconds"] == 0 and md["generation"] == 2
-    again = await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", name)
+    again = await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", name)
     assert again["metadata"]["resourceVersion"] == md["resourceVersion"]
     with pytest.raises(ApiException) as err:
         await custom.patch_namespaced_custom_object(
-            BYOH, "v1beta1", "default", "byohosts", name, {"metadata": {"finalizers": ["example.com/x", "new/one"]}}
+            BYOH, "v1beta1", "default", "byomachines", name, {"metadata": {"finalizers": ["example.com/x", "new/one"]}}
         )
     assert err.value.status == 422 and "no new finalizers" in err.value.body
     rv = await _rv(custom)
     await custom.patch_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", name, {"metadata": {"finalizers": None}}
+        BYOH, "v1beta1", "default", "byomachines", name, {"metadata": {"finalizers": None}}
     )
     event = await next_event(
         custom.list_namespaced_custom_object,
@@ -81,27 +81,27 @@ async def test_finalizers_delay_deletion(custom: client.CustomObjectsApi) -> Non
         group=BYOH,
         version="v1beta1",
         namespace="default",
-        plural="byohosts",
+        plural="byomachines",
         resource_version=rv,
     )
     assert int(event["raw_object"]["metadata"]["resourceVersion"]) > int(rv)
     with pytest.raises(ApiException) as err:
-        await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", name)
+        await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", name)
     assert err.value.status == 404
 
 
 async def test_background_cascade_is_recursive_and_honours_finalizers(custom: client.CustomObjectsApi) -> None:
     owner = await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster("owner"))
     child = await custom.create_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", _owned_host("child", owner)
+        BYOH, "v1beta1", "default", "byomachines", _owned_host("child", owner)
     )
     await custom.create_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", _owned_host("grandchild", child)
+        BYOH, "v1beta1", "default", "byomachines", _owned_host("grandchild", child)
     )
     await custom.create_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", _owned_host("held", owner, finalizers=["example.com/hold"])
+        BYOH, "v1beta1", "default", "byomachines", _owned_host("held", owner, finalizers=["example.com/hold"])
     )
-    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", byohost("bystander"))
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", byomachine("bystander"))
     rv = await _rv(custom)
     await custom.delete_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", "owner")
     await next_event(
@@ -110,21 +110,21 @@ async def test_background_cascade_is_recursive_and_honours_finalizers(custom: cl
         group=BYOH,
         version="v1beta1",
         namespace="default",
-        plural="byohosts",
+        plural="byomachines",
         resource_version=rv,
     )
-    held = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", "held")
+    held = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "held")
     assert held["metadata"]["deletionTimestamp"]
     names = {
         i["metadata"]["name"]
-        for i in (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["items"]
+        for i in (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["items"]
     }
     assert names == {"held", "bystander"}
 
 
 async def test_orphan_policy_keeps_dependents(custom: client.CustomObjectsApi) -> None:
     owner = await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster("o"))
-    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", _owned_host("kept", owner))
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", _owned_host("kept", owner))
     rv = (await custom.list_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters"))["metadata"][
         "resourceVersion"
     ]
@@ -140,13 +140,13 @@ async def test_orphan_policy_keeps_dependents(custom: client.CustomObjectsApi) -
         plural="clusters",
         resource_version=rv,
     )
-    kept = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", "kept")
+    kept = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "kept")
     assert not kept["metadata"].get("ownerReferences")
 
 
 async def test_foreground_deletes_dependents_first(custom: client.CustomObjectsApi) -> None:
     owner = await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster("fg"))
-    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", _owned_host("dep", owner))
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", _owned_host("dep", owner))
     rv = await _rv(custom)
     deleting = await custom.delete_namespaced_custom_object(
         CAPI, "v1beta2", "default", "clusters", "fg", propagation_policy="Foreground"
@@ -167,7 +167,7 @@ async def test_foreground_deletes_dependents_first(custom: client.CustomObjectsA
         group=BYOH,
         version="v1beta1",
         namespace="default",
-        plural="byohosts",
+        plural="byomachines",
         resource_version=rv,
     )
     assert int(dep_gone["raw_object"]["metadata"]["resourceVersion"]) > int(rv)
@@ -176,9 +176,9 @@ async def test_foreground_deletes_dependents_first(custom: client.CustomObjectsA
 async def test_namespace_deletion_removes_its_objects(custom: client.CustomObjectsApi, core: client.CoreV1Api) -> None:
     ns = unique("ns")
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    body = byohost("inside")
+    body = byomachine("inside")
     body["metadata"]["namespace"] = ns
-    await custom.create_namespaced_custom_object(BYOH, "v1beta1", ns, "byohosts", body)
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", ns, "byomachines", body)
     rv = (await core.list_namespace()).metadata.resource_version
     terminating = await core.delete_namespace(ns)
     assert terminating["status"]["phase"] == "Terminating"
@@ -187,4 +187,4 @@ async def test_namespace_deletion_removes_its_objects(custom: client.CustomObjec
         lambda e: e["type"] == "DELETED" and e["raw_object"]["metadata"]["name"] == ns,
         resource_version=rv,
     )
-    assert (await custom.list_namespaced_custom_object(BYOH, "v1beta1", ns, "byohosts"))["items"] == []
+    assert (await custom.list_namespaced_custom_object(BYOH, "v1beta1", ns, "byomachines"))["items"] == []

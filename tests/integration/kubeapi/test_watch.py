@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException as SyncApiException
 
 from sandbox.kubeapi import KubeApiServer
 
-from .conftest import BYOH, byohost
+from .conftest import BYOH, byomachine
 
 Events = list[tuple[str, str, str]]
 
@@ -27,7 +27,7 @@ async def _collect(
 ) -> Events:
     """(type, name, resourceVersion) of the first ``count`` events (fewer if the server ends the stream)."""
     out: Events = []
-    args = (BYOH, "v1beta1", "default", "byohosts") if namespaced else (BYOH, "v1beta1", "byohosts")
+    args = (BYOH, "v1beta1", "default", "byomachines") if namespaced else (BYOH, "v1beta1", "byomachines")
     fn = custom.list_namespaced_custom_object if namespaced else custom.list_cluster_custom_object
     async with watch.Watch() as w:
         async for event in w.stream(fn, *args, timeout_seconds=timeout, **kwargs):
@@ -40,14 +40,14 @@ async def _collect(
 
 async def _create(custom: client.CustomObjectsApi, name: str, **labels: str) -> dict[str, Any]:
     created: dict[str, Any] = await custom.create_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", byohost(name, labels)
+        BYOH, "v1beta1", "default", "byomachines", byomachine(name, labels)
     )
     return created
 
 
 async def _label(custom: client.CustomObjectsApi, name: str, **labels: str | None) -> dict[str, Any]:
     patched: dict[str, Any] = await custom.patch_namespaced_custom_object(
-        BYOH, "v1beta1", "default", "byohosts", name, {"metadata": {"labels": labels}}
+        BYOH, "v1beta1", "default", "byomachines", name, {"metadata": {"labels": labels}}
     )
     return patched
 
@@ -63,11 +63,11 @@ async def test_watch_without_version_starts_with_current_objects(custom: client.
 
 async def test_watch_from_resource_version_replays_only_later_events(custom: client.CustomObjectsApi) -> None:
     await _create(custom, "before")
-    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts")
+    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines")
     rv = listed["metadata"]["resourceVersion"]
     await _create(custom, "after")
     await _label(custom, "before", touched="yes")
-    await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", "after")
+    await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "after")
     events = await _collect(custom, 3, resource_version=rv)
     assert [(t, n) for t, n, _ in events] == [("ADDED", "after"), ("MODIFIED", "before"), ("DELETED", "after")]
     rvs = [int(v) for _, _, v in events]
@@ -78,7 +78,7 @@ async def test_live_events_reach_every_watcher(custom: client.CustomObjectsApi) 
     await _create(custom, "seed")
     watchers = [asyncio.create_task(_collect(custom, 3)) for _ in range(3)]
     cluster_wide = asyncio.create_task(_collect(custom, 3, namespaced=False))
-    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts")
+    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines")
     rv = listed["metadata"]["resourceVersion"]
     # each stream sees "seed" first whenever it attaches; these two come afterwards or are replayed
     late = asyncio.create_task(_collect(custom, 2, resource_version=rv))
@@ -91,7 +91,7 @@ async def test_live_events_reach_every_watcher(custom: client.CustomObjectsApi) 
 
 async def test_label_selector_turns_transitions_into_added_and_deleted(custom: client.CustomObjectsApi) -> None:
     await _create(custom, "h")
-    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
+    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["metadata"][
         "resourceVersion"
     ]
     await _label(custom, "h", pool="free")
@@ -102,7 +102,7 @@ async def test_label_selector_turns_transitions_into_added_and_deleted(custom: c
 
 
 async def test_watch_single_object_with_field_selector(custom: client.CustomObjectsApi) -> None:
-    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
+    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["metadata"][
         "resourceVersion"
     ]
     await _create(custom, "one")
@@ -144,7 +144,7 @@ async def test_expired_resource_version_is_410_then_relist_and_rewatch(
     with pytest.raises(ApiException) as err:
         await _collect(custom, 1, resource_version=old["metadata"]["resourceVersion"])
     assert err.value.status == 410 and "Expired" in str(err.value.reason)
-    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts")
+    listed = await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines")
     await _create(custom, "new")
     events = await _collect(custom, 1, resource_version=listed["metadata"]["resourceVersion"])
     assert [(t, n) for t, n, _ in events] == [("ADDED", "new")]
@@ -177,7 +177,7 @@ async def test_sync_client_watch_surfaces_410(
                 BYOH,
                 "v1beta1",
                 "default",
-                "byohosts",
+                "byomachines",
                 resource_version=old["metadata"]["resourceVersion"],
                 timeout_seconds=5,
             )
@@ -196,7 +196,7 @@ async def test_restart_keeps_objects_and_watch_resumes(custom: client.CustomObje
     async def record() -> None:
         async with watch.Watch() as w:
             async for event in w.stream(
-                custom.list_namespaced_custom_object, BYOH, "v1beta1", "default", "byohosts", timeout_seconds=60
+                custom.list_namespaced_custom_object, BYOH, "v1beta1", "default", "byomachines", timeout_seconds=60
             ):
                 await seen.put((event["type"], event["raw_object"]["metadata"]["resourceVersion"]))
         await seen.put(None)
@@ -211,7 +211,7 @@ async def test_restart_keeps_objects_and_watch_resumes(custom: client.CustomObje
     await recorder
     await kubeapi.start()
     assert kubeapi.port == port
-    got = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts", "survivor")
+    got = await custom.get_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "survivor")
     assert got["metadata"]["uid"] == created["metadata"]["uid"] and got["metadata"]["labels"] == {"step": "1"}
     await _label(custom, "survivor", step="2")
     resumed = await _collect(custom, 1, resource_version=modified[1])
@@ -220,8 +220,8 @@ async def test_restart_keeps_objects_and_watch_resumes(custom: client.CustomObje
 
 async def test_dynamic_client_watch(api: client.ApiClient, custom: client.CustomObjectsApi, tmp_path: Path) -> None:
     dyn = await DynamicClient(api, cache_file=str(tmp_path / "cache.json"))
-    hosts = await dyn.resources.get(api_version=f"{BYOH}/v1beta1", kind="ByoHost")
-    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byohosts"))["metadata"][
+    hosts = await dyn.resources.get(api_version=f"{BYOH}/v1beta1", kind="ByoMachine")
+    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["metadata"][
         "resourceVersion"
     ]
     await _create(custom, "dyn")

@@ -38,6 +38,7 @@ PREPARE = [
     "etc-hosts",
     "bootstrap-kubeconfig",
     "agent-binary",
+    "stale-byohost",
     "agent-service",
     "registration",
 ]
@@ -71,6 +72,7 @@ def test_teardown_steps_in_order() -> None:
     assert [s.name for s in teardown_steps(params())] == [
         "agent-stopped",
         "kubeadm-reset",
+        "node-state",
         "agent-config",
         "byohost-removed",
     ]
@@ -97,13 +99,15 @@ def test_literal_values_from_job_and_facts() -> None:
     unit = recipe.agent_unit(params())
     assert (
         "ExecStart=/usr/local/bin/byoh-hostagent --bootstrap-kubeconfig /etc/byoh/bootstrap-kubeconfig.conf "
-        "--skip-installation --namespace edge-a --label o2ims.oran.org/host-id=Rack_1.host-07"
-    ) in unit
+        "--skip-installation --namespace edge-a --label o2ims.oran.org/host-id=Rack_1.host-07 "
+        "--label o2ims.oran.org/k8s-version=v1.31.4\n"
+    ) in unit, "the version label carries the normalised version the packages are installed at"
     install = steps["agent-service"].action[0]
     assert isinstance(install, Run) and shlex.quote(unit) in install.command
     assert f"chmod 0644 {hostlayout.AGENT_UNIT}" in install.command
-    assert steps["agent-service"].rerun_after == ("bootstrap-kubeconfig", "agent-binary")
+    assert steps["agent-service"].rerun_after == ("bootstrap-kubeconfig", "agent-binary", "stale-byohost")
     assert steps["registration"].uses_ssh is False
+    assert "o2ims.oran.org/k8s-version=v1.31.4" in steps["registration"].description
 
 
 def test_values_that_need_quoting_are_quoted() -> None:
@@ -228,3 +232,26 @@ def test_agent_service_probe() -> None:
     assert holds(result(f"{sha}  /etc/systemd/system/byoh-hostagent.service\n{MARK}\nenabled\n{MARK}\nactive\n"))
     assert not holds(result(f"{sha}  x\n{MARK}\nenabled\n{MARK}\nfailed\n"))
     assert not holds(result(f"{'0' * 64}  x\n{MARK}\nenabled\n{MARK}\nactive\n"))
+
+
+def reset_step(name: str) -> Step:
+    return {s.name: s for s in teardown_steps(params())}[name]
+
+
+def test_kubeadm_reset_probe_looks_for_what_a_joined_node_leaves() -> None:
+    check = reset_step("kubeadm-reset").check
+    assert isinstance(check, Probe)
+    for path in ("/etc/kubernetes/kubelet.conf", "/etc/kubernetes/admin.conf", "/var/lib/kubelet/config.yaml"):
+        assert f"test ! -e {path}" in check.command
+
+
+def test_node_state_empties_cni_config_and_etcd_data_but_keeps_the_directories() -> None:
+    step = reset_step("node-state")
+    assert isinstance(step.check, Probe)
+    holds = step.check.holds
+    # ``ls`` of a missing directory prints to stderr only: nothing listed is clean.
+    assert holds(CommandResult(2, f"{MARK}\n", "ls: cannot access '/etc/cni/net.d': No such file or directory"))
+    assert not holds(result(f"10-calico.conflist\n{MARK}\n"))
+    assert not holds(result(f"{MARK}\nmember\n"))
+    (run,) = step.action
+    assert isinstance(run, Run) and "rm -rf /etc/cni/net.d/* /var/lib/etcd/*" in run.command

@@ -1,0 +1,127 @@
+"""The management-cluster side of one host's recipe: its ByoHost and its BootstrapKubeconfig.
+
+The checks and actions of the steps that talk only to Kubernetes (``ByoHostRegistered``,
+``ByoHostRemoved``, ``StaleByoHostRemoved``) and the upgrade's gate. A ByoHost counts as this
+host's when it carries the host-id label; it is registered *at a version* when its agent's
+``o2ims.oran.org/k8s-version`` label says so (labels are set only at registration). hostprep
+deletes only ByoHosts of the host id that are unclaimed, each with uid and resourceVersion
+preconditions, so a ByoHost claimed between the read and the delete is never removed; a claimed
+one fails the step (``ByoHostClaimed``): it is, or is becoming, a live node. Every wait is bounded
+by the host's deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from services.hostprep import domain
+from services.hostprep.bootstrap import BootstrapKubeconfigs
+from services.hostprep.byohosts import ByoHostIndex
+from services.hostprep.deps import Deps
+from services.hostprep.steps import RecipeParams
+from shared.errors import PermanentError, TemporaryError
+
+Obj = dict[str, Any]
+#: What an ``upgrade`` job does with a host, from its ByoHosts: ``done`` (registered at the target
+#: version already), ``claimed`` (refused: a live node), ``upgrade``.
+Verdict = Literal["done", "claimed", "upgrade"]
+
+
+def upgrade_verdict(live: Sequence[Obj], target: str) -> tuple[Verdict, str]:
+    """Whether a host with these live ByoHosts is upgraded to ``target``, and why (for the progress report)."""
+    at_target = [o for o in live if domain.byohost_version(o) == target]
+    if at_target:
+        return "done", f"{domain.byohost_state(at_target[0]).describe()}: nothing to upgrade"
+    claimed = [o for o in live if domain.byohost_claimed(o)]
+    if claimed:
+        return "claimed", (
+            f"{domain.byohost_state(claimed[0]).describe()}: a claimed host is a live node; nothing is changed "
+            "on it until its Machine is gone and the ByoHost released"
+        )
+    if not live:
+        return "upgrade", f"no ByoHost registered for the host; upgrading to {target}"
+    return "upgrade", f"{domain.byohost_state(live[0]).describe()}; upgrading to {target}"
+
+
+class ManagementSide:
+    """One host's ByoHost and BootstrapKubeconfig, for the runner's Kubernetes-only steps."""
+
+    def __init__(self, deps: Deps, params: RecipeParams, deadline: float) -> None:
+        self.deps = deps
+        self.params = params
+        self.host_id = params.host.host_id
+        #: ``time.monotonic()`` by which the host must be finished.
+        self.deadline = deadline
+
+    @property
+    def bootstrap(self) -> BootstrapKubeconfigs:
+        if self.deps.bootstrap is None:
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
+        return self.deps.bootstrap
+
+    @property
+    def byohosts(self) -> ByoHostIndex:
+        if self.deps.byohosts is None:
+            raise PermanentError(
+                "no management cluster configured (O2_HOSTPREP_KUBECONFIG)", reason="NoManagementCluster"
+            )
+        return self.deps.byohosts
+
+    def _left(self, cap: float) -> float:
+        return min(cap, max(0.0, self.deadline - time.monotonic()))
+
+    def _at_target(self, obj: Obj) -> bool:
+        return domain.byohost_version(obj) == self.params.version
+
+    def _stale(self, obj: Obj) -> bool:
+        return not self._at_target(obj)
+
+    async def live(self) -> list[Obj]:
+        """The host's ByoHosts as known now (not being deleted)."""
+        return await self.byohosts.present(self.params.namespace, self.host_id, self.deps.settings.connect_timeout)
+
+    async def registered(self) -> Obj | None:
+        """The host's ByoHost registered at the recipe's version, if there is one."""
+        return next((o for o in await self.live() if self._at_target(o)), None)
+
+    async def wait_registered(self) -> tuple[Obj | None, float]:
+        """The ByoHost registered at the recipe's version once it appears (None on timeout), and the wait's bound."""
+        timeout = self._left(self.deps.settings.registration_timeout)
+        found = await self.byohosts.wait(
+            self.params.namespace, self.host_id, lambda live: any(self._at_target(o) for o in live), timeout
+        )
+        return next((o for o in found or () if self._at_target(o)), None), timeout
+
+    async def removed(self) -> bool:
+        """No ByoHost and no BootstrapKubeconfig left for the host."""
+        if await self.live():
+            return False
+        return not await self.bootstrap.exists(self.params.namespace, self.host_id)
+
+    async def stale_gone(self) -> bool:
+        """No ByoHost of the host registered at another version (or without a version label)."""
+        return not [o for o in await self.live() if self._stale(o)]
+
+    async def remove(self, *, stale_only: bool) -> None:
+        """Delete the host's unclaimed ByoHosts (only the stale ones with ``stale_only``, else also its
+        BootstrapKubeconfig) and wait until they are gone."""
+        p = self.params
+        select: Callable[[Obj], bool] = self._stale if stale_only else (lambda _obj: True)
+        await self.byohosts.delete_unclaimed(p.namespace, self.host_id, select)
+        if not stale_only:
+            await self.bootstrap.delete(p.namespace, self.host_id)
+        timeout = self._left(self.deps.settings.registration_timeout)
+        gone = await self.byohosts.wait(
+            p.namespace, self.host_id, lambda live: not [o for o in live if select(o)], timeout
+        )
+        if gone is None:
+            raise TemporaryError(
+                f"the ByoHost of {self.host_id} is still there (finalizers?)", reason="ByoHostNotDeleted"
+            )
+
+    async def upgrade_verdict(self) -> tuple[Verdict, str]:
+        return upgrade_verdict(await self.live(), self.params.version)
