@@ -6,7 +6,9 @@ Pure functions over the request payload, the inventory, the template catalog and
 Modes: ``allClusters`` (every inventory cluster; for scale/delete every cluster of the FPR),
 ``clusterNames``, or a template (``templateName`` [+ ``templateVersion``] + ``templateParameters``).
 Operations: ``create``; ``scale`` with a new ``workers`` list, a ``targetWorkerCount`` filled from
-free inventory hosts, or neither (the inventory's/template's worker list); ``delete``.
+free inventory hosts, or neither (the inventory's/template's worker list); ``delete``; ``upgrade`` to
+the version the inventory (its cluster's ``k8s_version``, else the top-level one) or the template's
+``k8sVersion`` now names (``shared.focom_upgrade``).
 """
 
 from __future__ import annotations
@@ -240,7 +242,7 @@ def _template_target(
 def target_clusters(req: FocomRequest, children: Mapping[str, str]) -> list[str]:
     """The FPR's clusters a scale/delete addresses; ``children`` maps cluster → desired state."""
     mode = mode_of(req)
-    wanted_only = req.operation == "scale"
+    wanted_only = req.operation in ("scale", "upgrade")
     if mode == "all":
         return sorted(c for c, desired in children.items() if desired == "present" or not wanted_only)
     if mode == "names":

@@ -106,16 +106,25 @@ class ObjectRef(Value):
 
 
 class CapiJob(Payload):
+    """Render ``spec`` and apply it (``apply``/``scale``/``upgrade``) or delete the cluster.
+
+    An ``upgrade`` renders versioned machine templates for ``spec.k8s_version`` and points the control plane
+    at them; with ``workers_version`` set (the control-plane step of a rollout) the MachineDeployment and its
+    template stay at that version, without it the workers roll too. Only ``apply`` removes the machine
+    templates of earlier versions (once a rollout is over).
+    """
+
     type: Literal["capi.job"] = "capi.job"
     pr_id: PrId
     action: CapiAction
     spec: ClusterSpec
+    workers_version: K8sVersion | None = None
 
 
 class CapiApplied(Payload):
     type: Literal["capi.applied"] = "capi.applied"
     pr_id: PrId
-    action: Literal["apply", "scale"]
+    action: Literal["apply", "scale", "upgrade"]
     objects: tuple[ObjectRef, ...] = Field(max_length=1000)
 
 

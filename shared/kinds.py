@@ -9,6 +9,7 @@ makes mypy name every place that does not handle it yet::
         case "create": ...
         case "scale": ...
         case "delete": ...
+        case "upgrade": ...
         case _:
             assert_never(operation)
 
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-#: What a FOCOM request asks of its clusters (the FPR's ``operation``).
-Operation = Literal["create", "scale", "delete"]
+#: What a FOCOM request asks of its clusters (the FPR's ``operation``). ``upgrade``: move fulfilled clusters to
+#: the Kubernetes version the inventory or the template now names.
+Operation = Literal["create", "scale", "delete", "upgrade"]
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 
 #: An approver's answer to a request waiting in ``PendingApproval``.
@@ -34,7 +36,16 @@ PR_COMMANDS: tuple[PrCommand, ...] = get_args(PrCommand)
 #: The phase of a FOCOM request (FPR), rolled up from its clusters. ``PendingApproval``: accepted for review
 #: under change control (``O2_FOCOM_REQUIRE_APPROVAL``); nothing is leased or prepared until it is approved.
 FprPhase = Literal[
-    "Pending", "PendingApproval", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"
+    "Pending",
+    "PendingApproval",
+    "Validating",
+    "Creating",
+    "Scaling",
+    "Upgrading",
+    "Synced",
+    "Failed",
+    "Deleting",
+    "Deleted",
 ]
 FPR_PHASES: tuple[FprPhase, ...] = get_args(FprPhase)
 
@@ -44,12 +55,24 @@ PR_STATES: tuple[PrState, ...] = get_args(PrState)
 
 #: Where a progressing or deleting PR is (a failed PR keeps the stage it failed in). ``teardown``: hosts
 #: leaving the cluster (scaled down, swapped out, or all of them on delete) are reset before their leases
-#: are released.
-PrStage = Literal["hostprep", "apply", "provisioning", "scaling", "teardown", "capi-delete"]
+#: are released. A Kubernetes upgrade rolls the control plane first (``upgrade-control-plane``: the
+#: KubeadmControlPlane rollout), then the workers (``upgrade-workers``: the MachineDeployment rollout),
+#: each host re-prepared at the new version as the rollout frees it.
+PrStage = Literal[
+    "hostprep",
+    "apply",
+    "provisioning",
+    "scaling",
+    "teardown",
+    "capi-delete",
+    "upgrade-control-plane",
+    "upgrade-workers",
+]
 PR_STAGES: tuple[PrStage, ...] = get_args(PrStage)
 
-#: A capi_renderer job: apply the whole render, re-apply with a new worker set, or delete.
-CapiAction = Literal["apply", "scale", "delete"]
+#: A capi_renderer job: apply the whole render, re-apply with a new worker set, roll the cluster to a new
+#: Kubernetes version (versioned machine templates, one rollout step at a time), or delete.
+CapiAction = Literal["apply", "scale", "upgrade", "delete"]
 CAPI_ACTIONS: tuple[CapiAction, ...] = get_args(CapiAction)
 
 #: A hostprep job: prepare hosts, reset hosts that left a cluster (kubeadm reset, agent state removed), or

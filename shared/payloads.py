@@ -26,6 +26,7 @@ from shared.fields import (
     DurableName,
     FprName,
     HostId,
+    K8sVersion,
     Line,
     MessageType,
     MessageUuid,
@@ -323,6 +324,15 @@ class ClusterSummary(Payload):
     workers_ready: int = Field(default=0, ge=0)
     workers_desired: int = Field(default=0, ge=0)
     machines: dict[ObjectName, Line] = Field(default_factory=dict, max_length=MAX_HOSTS)
+    #: The version the KubeadmControlPlane asks for (``spec.version``), and how many of its Machines run it
+    #: (Running with a node, not being deleted); likewise for the MachineDeployments' ``template.spec.version``.
+    #: A rollout is over when every Machine of the role is at its version.
+    control_plane_version: K8sVersion | None = None
+    control_plane_updated: int = Field(default=0, ge=0)
+    workers_version: K8sVersion | None = None
+    workers_updated: int = Field(default=0, ge=0)
+    #: Machine name → its ``spec.version`` (the kubelet version CAPI bootstraps it with).
+    machine_versions: dict[ObjectName, K8sVersion] = Field(default_factory=dict, max_length=MAX_HOSTS)
     cni_applied: StrictBool = False
     kubeconfig_present: StrictBool = False
     ready: StrictBool = False
@@ -347,6 +357,8 @@ class ByoHostSummary(Payload):
     namespace: Namespace
     name: ObjectName
     host_id: HostId | None = None
+    #: The ``o2ims.oran.org/k8s-version`` label the agent registered with (the host's installed version).
+    k8s_version: K8sVersion | None = None
     exists: StrictBool = True
     registered: StrictBool = False
     free: StrictBool = False

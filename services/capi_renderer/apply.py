@@ -37,7 +37,7 @@ from services.capi_renderer.domain import (
 from services.capi_renderer.validate import SchemaValidator, render_and_validate
 from shared.errors import PermanentError, ServiceError
 from shared.models import ClusterSpec
-from shared.objects import MANAGED_BY_LABEL, PR_ID_LABEL, deleting, labels_of, meta
+from shared.objects import CLUSTER_LABEL, MANAGED_BY_LABEL, PR_ID_LABEL, deleting, labels_of, meta
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +54,10 @@ class KubeApi(Protocol):
     async def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None = None, *, propagation: str = ...
     ) -> bool: ...
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]: ...
 
 
 class ForeignObject(PermanentError):
@@ -114,22 +118,54 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
 async def render_validate_apply(
     client: KubeApi, spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
 ) -> list[ObjectRef]:
-    """The whole create path: render, validate (``InputError`` before any write), apply."""
+    """The whole create path: render, validate (``InputError`` before any write), apply; then remove the
+    machine templates of earlier versions (after an upgrade's rollout nothing clones them any more)."""
     # Rendering may read the CNI manifest file the first time: keep it off the event loop.
     objects = await asyncio.to_thread(render_and_validate, spec, options, schemas)
-    return await apply_cluster(client, objects)
+    applied = await apply_cluster(client, objects)
+    pr_id = options.extra_labels.get(PR_ID_LABEL)
+    if pr_id:  # every applied object carries it (``apply_cluster`` refuses others): ours are recognised by it
+        keep = {r.name for r in applied if r.kind == "ByoMachineTemplate"}
+        await prune_templates(client, spec.name, spec.namespace, pr_id, keep=keep)
+    return applied
+
+
+async def prune_templates(client: KubeApi, name: str, namespace: str, pr_id: str, *, keep: set[str]) -> list[str]:
+    """Delete the cluster's ByoMachineTemplates (ours, of this PR) not in ``keep``; returns their names."""
+    av = api_versions("v1beta1")["ByoMachineTemplate"]
+    try:
+        found, _ = await client.list(av, "ByoMachineTemplate", namespace, label_selector=f"{CLUSTER_LABEL}={name}")
+    except ServiceError as exc:
+        raise _annotate(exc, f"listing the machine templates of {namespace}/{name}") from None
+    stale = sorted(
+        found_name
+        for obj in found
+        if (found_name := str(meta(obj).get("name") or "")) not in keep and owned_by(obj, pr_id)
+    )
+    for stale_name in stale:
+        await _delete(client, ObjectRef(av, "ByoMachineTemplate", namespace, stale_name), pr_id)
+    if stale:
+        log.info("machine_templates_pruned", cluster=name, namespace=namespace, templates=stale)
+    return stale
 
 
 async def scale_cluster(
-    client: KubeApi, spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
+    client: KubeApi,
+    spec: ClusterSpec,
+    options: RenderOptions,
+    schemas: SchemaValidator | None,
+    workers_version: str | None = None,
 ) -> list[ObjectRef]:
-    """Re-render with the new worker set and re-apply.
+    """Re-render with the new worker set (or, for an upgrade, the new version) and re-apply.
 
     With the control plane unchanged only the MachineDeployment replicas and the worker
-    ByoMachineTemplate selector differ, so only those two objects change on the server.
-    Refuses to (re)create a cluster that does not exist or is being deleted.
+    ByoMachineTemplate selector differ, so only those two objects change on the server. An upgrade adds
+    the machine templates of the new version and points the KubeadmControlPlane (and, without
+    ``workers_version``, the MachineDeployment) at them with the new version: that starts CAPI's rollout.
+    Templates of the old version stay until the next ``apply``. Refuses to (re)create a cluster that does
+    not exist or is being deleted.
     """
-    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas)
+    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas, workers_version)
     cluster_av = api_versions(options.core_api_version)["Cluster"]
     current = await client.get(cluster_av, "Cluster", spec.name, spec.namespace)
     if current is None:
@@ -176,7 +212,13 @@ async def _delete(client: KubeApi, ref: ObjectRef, pr_id: str) -> bool:
 
 
 async def delete_cluster(
-    client: KubeApi, name: str, namespace: str, *, pr_id: str, core_api_version: CoreApiVersion = "v1beta1"
+    client: KubeApi,
+    name: str,
+    namespace: str,
+    *,
+    pr_id: str,
+    core_api_version: CoreApiVersion = "v1beta1",
+    versions: tuple[str, ...] = (),
 ) -> bool:
     """Delete the PR's cluster; returns whether the Cluster is gone. Call again until it returns True.
 
@@ -186,7 +228,7 @@ async def delete_cluster(
     deleted by name, so repeated calls converge to nothing left. Only objects carrying ``pr_id``
     are deleted: a Cluster of that name that is not ours fails the job with ``ForeignObject``.
     """
-    refs = derived_objects(name, namespace, core_api_version)
+    refs = derived_objects(name, namespace, core_api_version, versions)
     names = ClusterNames(name)
     by_name = {(r.kind, r.name): r for r in refs}
     cluster = await client.get(by_name["Cluster", name].api_version, "Cluster", name, namespace)
@@ -203,6 +245,8 @@ async def delete_cluster(
     leftovers = 0
     for ref in reversed(refs[:-1]):
         leftovers += await _delete(client, ref, pr_id)
+    # Machine templates of any version (an upgrade that stopped half-way leaves two).
+    leftovers += len(await prune_templates(client, name, namespace, pr_id, keep=set()))
     if leftovers:
         log.info("cluster_leftovers_deleted", cluster=name, namespace=namespace, objects=leftovers)
     return True

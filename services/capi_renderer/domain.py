@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models import version_tuple
-from shared.objects import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 FIELD_MANAGER = "focom-o2ims"
 #: Filled in by the BYOH agent's Go template with the host's default NIC; must survive rendering verbatim.
@@ -166,6 +166,14 @@ class ClusterNames:
     def workers(self) -> str:
         return f"{self.cluster}-md-0"
 
+    def control_plane_template(self, version: str) -> str:
+        """The control plane's ByoMachineTemplate at ``version``: a new name per version, since CAPI rolls
+        Machines only on a new template reference (an edited template changes nothing that exists)."""
+        return f"{self.control_plane}-{version_slug(version)}"
+
+    def workers_template(self, version: str) -> str:
+        return f"{self.workers}-{version_slug(version)}"
+
     @property
     def crs(self) -> str:
         return f"{self.cluster}-crs-0"
@@ -233,15 +241,22 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
 
 
-def derived_objects(cluster: str, namespace: str, core: CoreApiVersion = "v1beta1") -> list[ObjectRef]:
-    """Every object a render of ``cluster`` may create, in apply order (used to clean up leftovers)."""
+def derived_objects(
+    cluster: str, namespace: str, core: CoreApiVersion = "v1beta1", versions: Iterable[str] = ()
+) -> list[ObjectRef]:
+    """Every object a render of ``cluster`` may create, in apply order (used to clean up leftovers); machine
+    templates for each of ``versions``."""
     n = ClusterNames(cluster)
     av = api_versions(core)
+    templates = [
+        ("ByoMachineTemplate", name)
+        for v in sorted(set(versions))
+        for name in (n.control_plane_template(v), n.workers_template(v))
+    ]
     refs = [
         ("ConfigMap", n.cni_configmap),
         ("ByoCluster", n.cluster),
-        ("ByoMachineTemplate", n.control_plane),
-        ("ByoMachineTemplate", n.workers),
+        *templates,
         ("KubeadmConfigTemplate", n.workers),
         ("KubeadmControlPlane", n.control_plane),
         ("MachineDeployment", n.workers),
@@ -251,22 +266,37 @@ def derived_objects(cluster: str, namespace: str, core: CoreApiVersion = "v1beta
     return [ObjectRef(api_version=av[k], kind=k, namespace=namespace, name=name) for k, name in refs]
 
 
+def version_slug(version: str) -> str:
+    """``v1.31.2`` → ``v1-31-2`` (a name part)."""
+    return version.replace(".", "-")
+
+
+def control_plane_max_surge(replicas: int) -> int:
+    """KCP rollout surge: 0 (scale in first) with 3 or more replicas, which keeps etcd's quorum and needs no free
+    host; CAPI allows 0 only then, so a single control plane surges by 1 onto a spare host."""
+    return 0 if replicas >= 3 else 1
+
+
 def uses_super_admin(k8s_version: str) -> bool:
     """kube-vip needs super-admin.conf during ``kubeadm init`` from Kubernetes 1.29 on."""
     return version_tuple(k8s_version)[:2] >= SUPER_ADMIN_SINCE
 
 
-def host_selector(host_ids: Sequence[str]) -> dict[str, Any]:
-    """A label selector matching exactly the hosts started with ``--label o2ims.oran.org/host-id=<id>``."""
+def host_selector(host_ids: Sequence[str], version: str | None = None) -> dict[str, Any]:
+    """A label selector matching exactly the hosts started with ``--label o2ims.oran.org/host-id=<id>`` (and,
+    given a version, ``--label o2ims.oran.org/k8s-version=<version>``: a host installed at another version,
+    such as one a rollout just freed, matches no template until it is re-prepared)."""
+    versioned: dict[str, Any] = {"matchLabels": {K8S_VERSION_LABEL: version}} if version is not None else {}
     if not host_ids:
         # ``In`` needs at least one value; Exists AND DoesNotExist is valid and matches nothing.
         return {
+            **versioned,
             "matchExpressions": [
                 {"key": HOST_ID_LABEL, "operator": "Exists"},
                 {"key": HOST_ID_LABEL, "operator": "DoesNotExist"},
-            ]
+            ],
         }
-    return {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": sorted(host_ids)}]}
+    return {**versioned, "matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": sorted(host_ids)}]}
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -292,15 +322,21 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     return True
 
 
-def pinned_hosts(selector: Mapping[str, Any], candidates: Iterable[str]) -> tuple[set[str], bool]:
-    """Which of ``candidates`` (host ids) the selector claims, and whether it claims anything else.
+def pinned_hosts(selector: Mapping[str, Any], candidates: Iterable[str], version: str) -> tuple[set[str], bool]:
+    """Which of ``candidates`` (host ids, registered at ``version``) the selector claims, and whether it claims
+    anything else.
 
-    "Anything else" is probed with a host carrying an unknown id and with an unlabeled host: a
-    selector that pins hosts must reject both.
+    "Anything else" is probed with a host carrying an unknown id, with a candidate registered at another
+    version, and with an unlabeled host: a selector that pins hosts must reject all three.
     """
-    chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c})}
-    stray = selector_matches(selector, {HOST_ID_LABEL: "\x00not-a-requested-host"}) or selector_matches(selector, {})
-    return chosen, stray
+    chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c, K8S_VERSION_LABEL: version})}
+    probes = [
+        {HOST_ID_LABEL: "\x00not-a-requested-host", K8S_VERSION_LABEL: version},
+        *({HOST_ID_LABEL: c, K8S_VERSION_LABEL: f"{version}-other"} for c in sorted(chosen)[:1]),
+        {HOST_ID_LABEL: next(iter(sorted(chosen)), "")},
+        {},
+    ]
+    return chosen, any(selector_matches(selector, p) for p in probes)
 
 
 def get(obj: Any, path: str, default: Any = None) -> Any:

@@ -1,6 +1,8 @@
 """Handler of ``capi.jobs.<pr>``: apply, scale or delete one cluster and report on ``capi.events.<pr>``.
 
-Level-based: apply is server-side apply of the full render (a re-run changes nothing), delete
+Level-based: apply is server-side apply of the full render (a re-run changes nothing; machine templates
+of earlier versions are removed after it), upgrade re-applies with the versioned templates of a new
+version (the control plane alone while ``workers_version`` holds the workers back), delete
 asks for deletion and reports whether the Cluster is already gone (o2ims then waits for the
 watcher to see it disappear). Invalid renders and permanent API errors (400/403/422) become a
 ``capi.failed`` event with the reason; temporary ones (409/429/5xx, timeouts) are retried by the bus.
@@ -56,7 +58,7 @@ def make_handler(deps: Deps) -> PayloadHandler:
         # Every object carries the PR id, so the watcher can route its observations to the PR.
         labels = {**deps.options.extra_labels, PR_ID_LABEL: job.pr_id}
         options = deps.options.model_copy(update={"extra_labels": labels})
-        applied: Literal["apply", "scale"]
+        applied: Literal["apply", "scale", "upgrade"]
         try:
             match job.action:
                 case "delete":
@@ -66,6 +68,7 @@ def make_handler(deps: Deps) -> PayloadHandler:
                         job.spec.namespace,
                         pr_id=job.pr_id,
                         core_api_version=options.core_api_version,
+                        versions=(job.spec.k8s_version,),
                     )
                     await ctx.publish(
                         subject,
@@ -86,6 +89,19 @@ def make_handler(deps: Deps) -> PayloadHandler:
                     )
                     await scale.mark_leaving_workers(deps.client, job.spec, options.core_api_version, job.pr_id)
                     refs, applied = await apply.scale_cluster(deps.client, job.spec, options, deps.schemas), "scale"
+                case "upgrade":
+                    options = await _with_cni(deps, job, options)
+                    await apply.check_cluster_ours(
+                        deps.client,
+                        job.spec.name,
+                        job.spec.namespace,
+                        job.pr_id,
+                        core_api_version=options.core_api_version,
+                    )
+                    refs = await apply.scale_cluster(
+                        deps.client, job.spec, options, deps.schemas, workers_version=job.workers_version
+                    )
+                    applied = "upgrade"
                 case "apply":
                     options = await _with_cni(deps, job, options)
                     refs = await apply.render_validate_apply(deps.client, job.spec, options, deps.schemas)

@@ -35,6 +35,7 @@ from services.capi_renderer.domain import (
     ClusterNames,
     RenderOptions,
     api_versions,
+    control_plane_max_surge,
     host_selector,
     uses_super_admin,
 )
@@ -152,8 +153,9 @@ def _kube_vip_manifest(spec: ClusterSpec, options: RenderOptions) -> str:
     )
 
 
-def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
+def _context(spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None) -> dict[str, Any]:
     names = ClusterNames(spec.name)
+    workers_at = workers_version or spec.k8s_version
     v2 = options.core_api_version == "v1beta2"
     api = api_versions(options.core_api_version)
 
@@ -179,6 +181,10 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
         "crs_selector": crs_selector,
         "md_labels": {CLUSTER_NAME_LABEL: spec.name, DEPLOYMENT_NAME_LABEL: names.workers},
         "version": spec.k8s_version,
+        "workers_version": workers_at,
+        "cp_template": names.control_plane_template(spec.k8s_version),
+        "workers_template": names.workers_template(workers_at),
+        "cp_max_surge": control_plane_max_surge(len(spec.control_plane)),
         "endpoint": spec.endpoint,
         "port": options.control_plane_port,
         "pod_cidr": spec.pod_cidr,
@@ -186,8 +192,8 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
         "service_domain": options.service_domain,
         "cp_replicas": len(spec.control_plane),
         "worker_replicas": len(spec.workers),
-        "cp_selector": host_selector([h.host_id for h in spec.control_plane]),
-        "worker_selector": host_selector([h.host_id for h in spec.workers]),
+        "cp_selector": host_selector([h.host_id for h in spec.control_plane], spec.k8s_version),
+        "worker_selector": host_selector([h.host_id for h in spec.workers], workers_at),
         "cert_sans": [spec.endpoint],
         "controller_manager_args": options.controller_manager_args,
         "kubelet_extra_args": options.kubelet_extra_args,
@@ -203,9 +209,12 @@ def _context(spec: ClusterSpec, options: RenderOptions) -> dict[str, Any]:
     }
 
 
-def render_yaml(spec: ClusterSpec, options: RenderOptions) -> str:
-    """The cluster's objects as one multi-document YAML text (what ``render_cluster`` parses)."""
-    return environment().get_template("bundle.yaml.j2").render(_context(spec, options))
+def render_yaml(spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None) -> str:
+    """The cluster's objects as one multi-document YAML text (what ``render_cluster`` parses).
+
+    ``workers_version``: the MachineDeployment (and its machine template) at that version instead of the
+    spec's, as an upgrade's control-plane step leaves the workers."""
+    return environment().get_template("bundle.yaml.j2").render(_context(spec, options, workers_version))
 
 
 #: Documents at least this large (in practice the CNI ConfigMap) are parsed once and then copied.
@@ -238,9 +247,11 @@ def parse_rendered(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def render_cluster(spec: ClusterSpec, options: RenderOptions) -> list[dict[str, Any]]:
+def render_cluster(
+    spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None
+) -> list[dict[str, Any]]:
     """Render the BYOH cluster objects for ``spec`` (not yet validated: see ``validate.render_and_validate``).
 
     Blocking only for the first read of a CNI manifest file; otherwise pure CPU work of a few ms.
     """
-    return parse_rendered(render_yaml(spec, options))
+    return parse_rendered(render_yaml(spec, options, workers_version))

@@ -33,7 +33,7 @@ from services.capi_renderer.validate_context import RenderIssue as RenderIssue  
 from services.capi_renderer.validate_context import SchemaValidator as SchemaValidator  # noqa: PLC0414 - re-exported
 from services.capi_renderer.validate_control_plane import check_control_plane
 from shared.errors import InputError
-from shared.models import ClusterSpec
+from shared.models import ClusterSpec, version_tuple
 
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
@@ -54,10 +54,10 @@ def _object_set(ctx: CheckContext) -> None:
         ("Cluster", n.cluster),
         ("ByoCluster", n.cluster),
         ("KubeadmControlPlane", n.control_plane),
-        ("ByoMachineTemplate", n.control_plane),
+        ("ByoMachineTemplate", ctx.cp_template),
         ("MachineDeployment", n.workers),
         ("KubeadmConfigTemplate", n.workers),
-        ("ByoMachineTemplate", n.workers),
+        ("ByoMachineTemplate", ctx.workers_template),
     ]
     if ctx.spec.cni is not None:
         expected += [("ConfigMap", n.cni_configmap), ("ClusterResourceSet", n.crs)]
@@ -133,13 +133,18 @@ def _refs_and_shapes(ctx: CheckContext) -> None:
         if get(kcp, f"{wrong}.infrastructureRef") is not None:
             ctx.add(kcp, f"{wrong}.infrastructureRef", "api-shape", f"infrastructureRef belongs under {right}")
         _check_ref(ctx, kcp, f"{right}.infrastructureRef", "ByoMachineTemplate")
-        if get(kcp, f"{right}.infrastructureRef.name") != n.control_plane:
-            ctx.add(kcp, f"{right}.infrastructureRef.name", "ref", f"must be the CP template {n.control_plane}")
+        if get(kcp, f"{right}.infrastructureRef.name") != ctx.cp_template:
+            ctx.add(kcp, f"{right}.infrastructureRef.name", "ref", f"must be the CP template {ctx.cp_template}")
     if md is not None:
         _check_ref(ctx, md, "spec.template.spec.bootstrap.configRef", "KubeadmConfigTemplate")
         _check_ref(ctx, md, "spec.template.spec.infrastructureRef", "ByoMachineTemplate")
-        if get(md, "spec.template.spec.infrastructureRef.name") != n.workers:
-            ctx.add(md, "spec.template.spec.infrastructureRef.name", "ref", f"must be the worker template {n.workers}")
+        if get(md, "spec.template.spec.infrastructureRef.name") != ctx.workers_template:
+            ctx.add(
+                md,
+                "spec.template.spec.infrastructureRef.name",
+                "ref",
+                f"must be the worker template {ctx.workers_template}",
+            )
     if crs is not None:
         for i, res in enumerate(get(crs, "spec.resources") or []):
             kind, name = get(res, "kind"), get(res, "name")
@@ -178,8 +183,19 @@ def _workers(ctx: CheckContext) -> None:
     replicas = get(md, "spec.replicas")
     if replicas != len(spec.workers) or isinstance(replicas, bool):
         ctx.add(md, "spec.replicas", "replicas", f"{replicas!r} ≠ {len(spec.workers)} worker hosts")
-    if get(md, "spec.template.spec.version") != spec.k8s_version:
-        ctx.add(md, "spec.template.spec.version", "version", f"must equal the KCP version {spec.k8s_version}")
+    workers_at = ctx.workers_version or spec.k8s_version
+    if get(md, "spec.template.spec.version") != workers_at:
+        ctx.add(md, "spec.template.spec.version", "version", f"must be {workers_at}")
+    cp, w = version_tuple(spec.k8s_version), version_tuple(workers_at)
+    if w > cp or w[0] != cp[0] or cp[1] - w[1] > 1:
+        # Workers follow the control plane, one minor version behind at most while it rolls (MachineSet preflight).
+        ctx.add(
+            md, "spec.template.spec.version", "version-skew", f"{workers_at} with a {spec.k8s_version} control plane"
+        )
+    v2 = str(md.get("apiVersion")).endswith("/v1beta2")
+    strategy = get(md, "spec.rollout.strategy" if v2 else "spec.strategy") or {}
+    if get(strategy, "rollingUpdate.maxSurge") != 0 or get(strategy, "rollingUpdate.maxUnavailable") != 1:
+        ctx.add(md, "spec.strategy", "rollout", "workers roll with maxSurge 0, maxUnavailable 1 (no spare workers)")
     for path in ("spec.clusterName", "spec.template.spec.clusterName"):
         if get(md, path) != n.cluster:
             ctx.add(md, path, "cluster-name", f"must be {n.cluster}")
@@ -189,9 +205,13 @@ def _workers(ctx: CheckContext) -> None:
 
 
 def _selectors(ctx: CheckContext) -> None:
-    spec, n = ctx.spec, ctx.names
+    spec = ctx.spec
     candidates = [h.host_id for h in spec.all_hosts]
-    for name, hosts in ((n.control_plane, spec.control_plane), (n.workers, spec.workers)):
+    workers_at = ctx.workers_version or spec.k8s_version
+    for name, hosts, version in (
+        (ctx.cp_template, spec.control_plane, spec.k8s_version),
+        (ctx.workers_template, spec.workers, workers_at),
+    ):
         bmt = ctx.find("ByoMachineTemplate", name)
         if bmt is None:
             continue
@@ -199,7 +219,7 @@ def _selectors(ctx: CheckContext) -> None:
         if not isinstance(selector, Mapping):
             ctx.add(bmt, "spec.template.spec.selector", "selector", "missing: any free host could be claimed")
             continue
-        chosen, stray = pinned_hosts(selector, candidates)
+        chosen, stray = pinned_hosts(selector, candidates, version)
         want = {h.host_id for h in hosts}
         if chosen != want or stray:
             extra = sorted(chosen - want) + (["<other hosts>"] if stray else [])
@@ -207,7 +227,7 @@ def _selectors(ctx: CheckContext) -> None:
                 bmt,
                 "spec.template.spec.selector",
                 "selector",
-                f"must pin exactly {sorted(want)}; misses {sorted(want - chosen)}, also takes {extra}",
+                f"must pin exactly {sorted(want)} at {version}; misses {sorted(want - chosen)}, also takes {extra}",
             )
 
 
@@ -261,10 +281,14 @@ _CHECKS: tuple[Callable[[CheckContext], None], ...] = (
 
 
 def validate_render(
-    objects: Sequence[Mapping[str, Any]], spec: ClusterSpec, schemas: SchemaValidator | None, options: RenderOptions
+    objects: Sequence[Mapping[str, Any]],
+    spec: ClusterSpec,
+    schemas: SchemaValidator | None,
+    options: RenderOptions,
+    workers_version: str | None = None,
 ) -> list[RenderIssue]:
     """Every issue of a render: strict CRD schema errors (when ``schemas`` is given) and invariants."""
-    ctx = CheckContext(objects, spec, options, ClusterNames(spec.name), [])
+    ctx = CheckContext(objects, spec, options, ClusterNames(spec.name), [], workers_version or spec.k8s_version)
     _schema_pass(ctx, schemas)
     for check in _CHECKS:
         check(ctx)
@@ -282,9 +306,9 @@ def raise_for_issues(spec: ClusterSpec, issues: Sequence[RenderIssue]) -> None:
 
 
 def render_and_validate(
-    spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
+    spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None, workers_version: str | None = None
 ) -> list[dict[str, Any]]:
     """Render and validate; raise ``InputError`` listing every issue, so nothing invalid is ever sent."""
-    objects = render_cluster(spec, options)
-    raise_for_issues(spec, validate_render(objects, spec, schemas, options))
+    objects = render_cluster(spec, options, workers_version)
+    raise_for_issues(spec, validate_render(objects, spec, schemas, options, workers_version))
     return objects

@@ -52,6 +52,16 @@ class CheckContext:
     options: RenderOptions
     names: ClusterNames
     issues: list[RenderIssue]
+    #: The version the workers are rendered at (the spec's, except in an upgrade's control-plane step).
+    workers_version: str = ""
+
+    @property
+    def cp_template(self) -> str:
+        return self.names.control_plane_template(self.spec.k8s_version)
+
+    @property
+    def workers_template(self) -> str:
+        return self.names.workers_template(self.workers_version or self.spec.k8s_version)
 
     def find(self, kind: str, name: str) -> Mapping[str, Any] | None:
         for obj in self.objects:

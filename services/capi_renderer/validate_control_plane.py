@@ -16,6 +16,7 @@ from services.capi_renderer.domain import (
     KUBE_VIP_PATH,
     KUBEADM_INIT_MARKER,
     SUPER_ADMIN_CONF,
+    control_plane_max_surge,
     get,
     uses_super_admin,
 )
@@ -71,6 +72,12 @@ def check_control_plane(ctx: CheckContext) -> None:
         ctx.add(kcp, "spec.replicas", "replicas", f"{replicas} ≠ {len(spec.control_plane)} control-plane hosts")
     if get(kcp, "spec.version") != spec.k8s_version:
         ctx.add(kcp, "spec.version", "version", f"{get(kcp, 'spec.version')!r} is not {spec.k8s_version}")
+    v2 = str(kcp.get("apiVersion")).endswith("/v1beta2")
+    surge_path = "spec.rollout.strategy.rollingUpdate.maxSurge" if v2 else "spec.rolloutStrategy.rollingUpdate.maxSurge"
+    want = control_plane_max_surge(len(spec.control_plane))
+    if get(kcp, surge_path) != want:
+        why = "scale in first (3+ replicas)" if want == 0 else "a single control plane rolls onto a spare host"
+        ctx.add(kcp, surge_path, "rollout", f"{get(kcp, surge_path)!r} is not {want}: {why}")
     cfg = get(kcp, "spec.kubeadmConfigSpec") or {}
     if get(cfg, "format") not in (None, "cloud-config"):
         ctx.add(kcp, "spec.kubeadmConfigSpec.format", "format", "the BYOH agent only runs cloud-config")

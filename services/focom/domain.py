@@ -9,6 +9,7 @@ function of the children, read as a table (DESIGN §4)::
     every child deleted ..................................... Deleted
     every wanted child fulfilled ............................ Synced
     otherwise, the last operation was scale ................. Scaling
+    otherwise, the last operation was upgrade ............... Upgrading
     otherwise ............................................... Creating
 
 A child is *settled* once o2ims reported on it after our latest command for it; an unsettled child
@@ -215,10 +216,13 @@ def plan_create(record: FprRecord | None, name: str, specs: list[ClusterSpec], r
     return Plan(new, leases, pending_commands(new, by_name))
 
 
-def plan_scale(record: FprRecord, new_specs: list[ClusterSpec], req_digest: str, now: datetime) -> Plan:
-    """Send an update for every targeted cluster whose spec (worker list) changes."""
+def plan_scale(
+    record: FprRecord, new_specs: list[ClusterSpec], req_digest: str, now: datetime, operation: Operation = "scale"
+) -> Plan:
+    """Send an update for every targeted cluster whose spec changes (its worker list for a scale; its version,
+    and a single control plane's host, for an upgrade)."""
     by_name = {s.name: s for s in new_specs}
-    if record.digest == req_digest and record.operation == "scale":
+    if record.digest == req_digest and record.operation == operation:
         return _replay(record, by_name)
     gen = record.generation + 1
     children = dict(record.children)
@@ -235,7 +239,7 @@ def plan_scale(record: FprRecord, new_specs: list[ClusterSpec], req_digest: str,
                 "spec_digest": spec_digest(spec),
             }
         )
-    new = _advance(record, "scale", req_digest, children, now)
+    new = _advance(record, operation, req_digest, children, now)
     leases = {h: children[s.name].pr_id for s in new_specs for h in children[s.name].hosts}
     return Plan(new, leases, pending_commands(new, by_name))
 
@@ -348,6 +352,8 @@ def busy_phase(operation: Operation) -> FprPhase:
         case "delete":
             # Only clusters kept by the request remain wanted; they are still being created.
             return "Creating"
+        case "upgrade":
+            return "Upgrading"
         case _:
             assert_never(operation)
 

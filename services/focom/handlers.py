@@ -27,6 +27,7 @@ from services.focom.preflight import unreachable
 from services.focom.rollup import FprWriter
 from services.focom.settings import FocomSettings
 from services.focom.specs import SpecRecord, spec_key
+from services.focom.upgrade import upgrade_clusters
 from shared.bus import Bus, MessageContext
 from shared.catalog import Catalog
 from shared.errors import InputError, TemporaryError
@@ -134,6 +135,8 @@ class Focom:
                 await self._scale(req, env)
             case "delete":
                 await self._delete(req, env)
+            case "upgrade":
+                await self._upgrade(req, env)
             case _:
                 assert_never(req.operation)
 
@@ -161,7 +164,7 @@ class Focom:
             existing = await self.records.get(req.name)
             where = guards.where_create(req, inventory)
             if s.ssh_preflight and not (existing and existing[0].digest == req_digest):
-                await self._preflight([h for spec in specs for h in spec.all_hosts], where)
+                await self.preflight([h for spec in specs for h in spec.all_hosts], where)
             now = utcnow()
 
             def planner(rec: FprRecord | None) -> Plan:
@@ -290,14 +293,14 @@ class Focom:
         log.info("fpr_rejected", fpr=decision.name, by=decision.by)
 
     async def _scale(self, req: FocomRequest, env: Envelope) -> None:
-        record = await self._existing(req)
+        record = await self.existing_record(req)
         targets = rq.target_clusters(req, {c: ch.desired for c, ch in record.children.items()})
         inventory = await self.inventory.get()
         picked: set[str] = set()
         new_specs = []
         for cluster in targets:
             child = record.children[cluster]
-            current = await self._spec_of(req.name, child)
+            current = await self.spec_of(req.name, child)
             explicit = rq.wanted_workers(req, cluster, inventory)
             if explicit is not None:
                 new = rq.resolve_workers(req, current, explicit[0], explicit[1], inventory)
@@ -311,7 +314,7 @@ class Focom:
         req_digest = domain.request_digest(rq.request_fields(req), new_specs)
         if self.settings.ssh_preflight and record.digest != req_digest:
             before = {h for c in record.children.values() for h in c.hosts}
-            await self._preflight(
+            await self.preflight(
                 [h for s in new_specs for h in s.workers if h.host_id not in before], lambda _h: "$.workers"
             )
         now = utcnow()
@@ -321,6 +324,9 @@ class Focom:
             lambda _h: "$.targetWorkerCount" if req.targetWorkerCount is not None else "$.workers",
         )
         await self.commit.carry_out(plan, revision, {s.name: s for s in new_specs}, env)
+
+    async def _upgrade(self, req: FocomRequest, env: Envelope) -> None:
+        await upgrade_clusters(self, req, env)
 
     async def _delete(self, req: FocomRequest, env: Envelope) -> None:
         got = await self.records.get(req.name)
@@ -348,7 +354,7 @@ class Focom:
 
     # ── steps ───────────────────────────────────────────────────────────────────────────
 
-    async def _existing(self, req: FocomRequest) -> FprRecord:
+    async def existing_record(self, req: FocomRequest) -> FprRecord:
         got = await self.records.get(req.name)
         if got is None:
             raise InputError(
@@ -358,7 +364,7 @@ class Focom:
             )
         return got[0]
 
-    async def _spec_of(self, name: str, child: domain.Child) -> ClusterSpec:
+    async def spec_of(self, name: str, child: domain.Child) -> ClusterSpec:
         got = await self.specs.get(spec_key(name, child.cluster))
         if got is None or domain.spec_digest(got[0].spec) != child.spec_digest:
             # The spec is stored right after the record write; a crash in between is healed on redelivery.
@@ -374,7 +380,7 @@ class Focom:
                 free.append(host_id)
         return free
 
-    async def _preflight(self, hosts: list[HostRef], where: Callable[[str], str]) -> None:
+    async def preflight(self, hosts: list[HostRef], where: Callable[[str], str]) -> None:
         s = self.settings
         bad = await unreachable(hosts, timeout=s.ssh_preflight_timeout, concurrency=s.ssh_preflight_concurrency)
         if bad:

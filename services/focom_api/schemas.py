@@ -16,7 +16,18 @@ INT: Schema = {"type": "integer", "minimum": 0}
 BOOL: Schema = {"type": "boolean"}
 OPEN: Schema = {"type": "object", "additionalProperties": True}
 TIME: Schema = {"type": "string", "format": "date-time"}
-PHASES = ["Pending", "PendingApproval", "Validating", "Creating", "Scaling", "Synced", "Failed", "Deleting", "Deleted"]
+PHASES = [
+    "Pending",
+    "PendingApproval",
+    "Validating",
+    "Creating",
+    "Scaling",
+    "Upgrading",
+    "Synced",
+    "Failed",
+    "Deleting",
+    "Deleted",
+]
 PR_PHASES = ["pending", "progressing", "fulfilled", "failed", "deleting", "deleted"]
 
 
@@ -50,7 +61,7 @@ CHILD = obj(
 PROVISIONING_REQUEST = obj(
     {
         "name": STR,
-        "operation": {"enum": ["create", "scale", "delete"]},
+        "operation": {"enum": ["create", "scale", "delete", "upgrade"]},
         "generation": INT,
         "phase": {"enum": PHASES},
         "message": STR,
@@ -61,7 +72,7 @@ PROVISIONING_REQUEST = obj(
     {"plan": array(PLANNED_CLUSTER), "request": OPEN},
 )
 ACCEPTED = obj(
-    {"name": STR, "operation": {"enum": ["create", "scale", "delete", "approve", "reject"]}, "location": STR}
+    {"name": STR, "operation": {"enum": ["create", "scale", "delete", "upgrade", "approve", "reject"]}, "location": STR}
 )
 CONFLICT = obj({"cluster": STR, "host": STR, "leasedTo": STR})
 PLAN = obj(

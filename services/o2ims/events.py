@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal, assert_never, get_args
 
 from services.o2ims.record import PrRecord
-from shared.kinds import CapiAction, HostprepAction
+from shared.kinds import HOSTPREP_ACTIONS, CapiAction, HostprepAction
 from shared.messages import Envelope
 from shared.payloads import (
     ByoHostSummary,
@@ -40,6 +40,8 @@ EventKind = Literal[
     "hostprep.failed",
     "teardown.done",
     "teardown.failed",
+    "upgrade.done",
+    "upgrade.failed",
     "job.rejected",
     "capi.applied",
     "capi.failed",
@@ -125,17 +127,19 @@ def event_from(
 
 def hostprep_outcome(action: HostprepAction, *, done: bool) -> EventKind:
     match action:
-        case "prepare" | "upgrade":
+        case "prepare":
             return "hostprep.done" if done else "hostprep.failed"
         case "teardown":
             return "teardown.done" if done else "teardown.failed"
+        case "upgrade":
+            return "upgrade.done" if done else "upgrade.failed"
         case _:
             assert_never(action)
 
 
 def capi_failure(action: CapiAction) -> EventKind:
     match action:
-        case "apply" | "scale":
+        case "apply" | "scale" | "upgrade":
             return "capi.failed"
         case "delete":
             return "capi.delete_failed"
@@ -149,7 +153,8 @@ def resolve(record: PrRecord | None, event: Event) -> EventKind:
         return event.kind
     cause = event.causation_id
     if record.hostprep_job is not None and cause == record.hostprep_job.id:
-        return "hostprep.failed" if record.hostprep_job.action == "prepare" else "teardown.failed"
+        action = record.hostprep_job.action
+        return next((hostprep_outcome(a, done=False) for a in HOSTPREP_ACTIONS if a == action), "hostprep.failed")
     if record.capi_job is not None and cause == record.capi_job.id:
         return "capi.delete_failed" if record.capi_job.action == "delete" else "capi.failed"
     return event.kind

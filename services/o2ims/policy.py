@@ -16,6 +16,8 @@ class Policy:
     provisioning_deadline: float = 60 * 60.0
     delete_deadline: float = 30 * 60.0
     teardown_deadline: float = 30 * 60.0
+    upgrade_control_plane_deadline: float = 60 * 60.0
+    upgrade_workers_deadline: float = 60 * 60.0
     #: Reset every host leaving a cluster (scale-down, swap, delete) before its lease is released.
     teardown_hosts: bool = True
     history_limit: int = 50
@@ -39,4 +41,7 @@ class Policy:
             "scaling": self.provisioning_deadline,
             "teardown": self.teardown_deadline,
             "capi-delete": self.delete_deadline,
+            # Each rollout step re-prepares its hosts one at a time: its own deadline, per role.
+            "upgrade-control-plane": self.upgrade_control_plane_deadline,
+            "upgrade-workers": self.upgrade_workers_deadline,
         }

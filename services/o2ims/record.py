@@ -78,6 +78,8 @@ class HostStatus(_Frozen):
     claimed_at: datetime | None = None
     #: Its reset failed: the lease is kept (quarantined) instead of released.
     quarantined: bool = False
+    #: During an upgrade: the version label its ByoHost was last seen with (None: not seen since it began).
+    version: str | None = None
 
 
 class Observed(_Frozen):
@@ -93,6 +95,24 @@ class Observed(_Frozen):
     #: an edge event (``cluster.ready``) was seen, which carries no counts.
     counts: tuple[int, int, int, int] | None = None
     machines: dict[str, str] = Field(default_factory=dict)
+    #: The versions the control plane and the workers are asked to run, and how many of their Machines do.
+    control_plane_version: str | None = None
+    control_plane_updated: int = 0
+    workers_version: str | None = None
+    workers_updated: int = 0
+    #: Machine name → its Kubernetes version.
+    machine_versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Upgrade(_Frozen):
+    """A Kubernetes upgrade under way (kept until the PR is fulfilled at the new version)."""
+
+    from_version: str
+    to_version: str
+    #: Hosts hostprep re-prepared at ``to_version`` after the rollout released them.
+    upgraded: tuple[str, ...] = ()
+    #: The id of this upgrade's hostprep job (``upgrade`` or ``teardown``) while it runs; one at a time.
+    host_job: str | None = None
 
 
 class Job(_Frozen):
@@ -184,6 +204,8 @@ class PrRecord(_Frozen):
     fulfilled_once: bool = False
     observed: Observed | None = None
     queued: Queued | None = None
+    #: The Kubernetes upgrade under way (None: none).
+    upgrade: Upgrade | None = None
     history: tuple[HistoryEntry, ...] = ()
     outbox: tuple[Command, ...] = ()
     created_at: datetime
@@ -243,6 +265,7 @@ class RecordChanges(TypedDict, total=False):
     fulfilled_once: bool
     observed: Observed | None
     queued: Queued | None
+    upgrade: Upgrade | None
     history: tuple[HistoryEntry, ...]
     outbox: tuple[Command, ...]
     created_at: datetime

@@ -29,6 +29,10 @@ class O2imsSettings(ServiceSettings):
     #: Until the Cluster is gone after a delete.
     delete_deadline: float = Field(30 * 60.0, gt=0)
     teardown_deadline: float = Field(30 * 60.0, gt=0)
+    #: An upgrade's control-plane rollout (each control-plane host replaced and re-prepared in turn).
+    upgrade_control_plane_deadline: float = Field(60 * 60.0, gt=0)
+    #: An upgrade's worker rollout, until the old machine templates are removed.
+    upgrade_workers_deadline: float = Field(60 * 60.0, gt=0)
 
     # -- deletion -------------------------------------------------------------------------------
     #: Reset every host that leaves a cluster (scale-down, swap, delete) with a hostprep teardown job
@@ -57,6 +61,8 @@ class O2imsSettings(ServiceSettings):
             provisioning_deadline=self.provisioning_deadline,
             delete_deadline=self.delete_deadline,
             teardown_deadline=self.teardown_deadline,
+            upgrade_control_plane_deadline=self.upgrade_control_plane_deadline,
+            upgrade_workers_deadline=self.upgrade_workers_deadline,
             teardown_hosts=self.teardown_hosts,
             history_limit=self.history_limit,
         )

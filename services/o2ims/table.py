@@ -8,7 +8,10 @@ Phases are a PR's state, with the stage where the stage matters::
       remove exactly) ─ready, leaving hosts released─▶ progressing/teardown (reset them) ─done─▶ fulfilled
     any ─delete─▶ deleting/capi-delete ─gone─▶ deleting/teardown (hosts released, then reset) ─done─▶
       deleted (tombstone); a host whose reset failed is quarantined, never released
-    any stage ─failure or deadline─▶ failed ─newer create/update─▶ pending (retry)
+    fulfilled ─update (new version)─▶ [progressing/hostprep (the spare of a single control plane) ─▶]
+      progressing/upgrade-control-plane (KCP rollout; freed hosts re-prepared) ─▶ progressing/upgrade-workers
+      (MD rollout; likewise; old templates removed) ─▶ fulfilled
+    any stage ─failure or deadline─▶ failed ─newer create/update─▶ pending (retry; a failed upgrade resumes)
 
 Every pair not in ``TABLE`` is ignored: late, duplicate and out-of-order events change nothing
 (a ``hostprep.done`` after ``failed`` finds no row). ``decide`` is pure: it returns the record
@@ -24,7 +27,7 @@ from datetime import datetime
 from services.o2ims.events import REQUESTS, Event, EventKind, resolve
 from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord
-from services.o2ims.rules import admission, capi, cluster, deadlines, deletion, hostprep, release, scaling
+from services.o2ims.rules import admission, capi, cluster, deadlines, deletion, hostprep, release, scaling, upgrade
 from services.o2ims.transaction import Tx
 from shared.payloads import PrRequest
 
@@ -36,6 +39,8 @@ HOSTPREP = "progressing/hostprep"
 APPLY = "progressing/apply"
 PROVISIONING = "progressing/provisioning"
 SCALING = "progressing/scaling"
+UPGRADE_CP = "progressing/upgrade-control-plane"
+UPGRADE_WORKERS = "progressing/upgrade-workers"
 FULFILLED = "fulfilled"
 FAILED = "failed"
 RESETTING = "progressing/teardown"
@@ -49,6 +54,8 @@ PHASES = (
     APPLY,
     PROVISIONING,
     SCALING,
+    UPGRADE_CP,
+    UPGRADE_WORKERS,
     RESETTING,
     FULFILLED,
     FAILED,
@@ -57,7 +64,9 @@ PHASES = (
     DELETED,
 )
 #: Phases in which a flow is running: a changed spec waits for it to settle.
-RUNNING = (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, RESETTING)
+RUNNING = (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, UPGRADE_CP, UPGRADE_WORKERS, RESETTING)
+#: The two rollout stages of an upgrade.
+UPGRADING = (UPGRADE_CP, UPGRADE_WORKERS)
 
 
 def _rows(phases: tuple[str, ...], kinds: tuple[EventKind, ...], rule: Rule) -> dict[tuple[str, EventKind], Rule]:
@@ -93,10 +102,15 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
     (DELETED, "hostprep.done"): deletion.repeat_teardown,
     (TEARDOWN, "teardown.done"): deletion.torn_down,
     (TEARDOWN, "teardown.failed"): deletion.torn_down,
+    **_rows(UPGRADING, ("host.progress",), hostprep.note_progress),
+    **_rows(UPGRADING, ("upgrade.done",), upgrade.host_upgraded),
+    **_rows(UPGRADING, ("upgrade.failed",), upgrade.host_failed),
+    **_rows(UPGRADING, ("teardown.done", "teardown.failed"), upgrade.reset_answered),
     # ── CAPI objects ─────────────────────────────────────────────────────────────────────
     (APPLY, "capi.applied"): capi.applied,
     (SCALING, "capi.applied"): scaling.applied,
-    **_rows((APPLY, PROVISIONING, SCALING), ("capi.failed",), capi.failed),
+    **_rows(UPGRADING, ("capi.applied",), upgrade.applied),
+    **_rows((APPLY, PROVISIONING, SCALING, *UPGRADING), ("capi.failed",), capi.failed),
     **_rows((CAPI_DELETE, TEARDOWN, DELETED), ("capi.applied",), deletion.redelete),
     (CAPI_DELETE, "capi.deleting"): deletion.in_progress,
     (CAPI_DELETE, "capi.deleted"): deletion.resources_deleted,
@@ -105,8 +119,9 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
     # ── the cluster, as status_watcher sees it ───────────────────────────────────────────
     **_rows((APPLY, PROVISIONING, RESETTING, FULFILLED), ("cluster.status", "cluster.ready"), cluster.observe),
     **_rows((SCALING,), ("cluster.status", "cluster.ready"), scaling.observe),
-    **_rows((APPLY, PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.failed",), cluster.failed),
-    **_rows((PROVISIONING, SCALING, RESETTING, FULFILLED), ("cluster.gone",), cluster.gone),
+    **_rows(UPGRADING, ("cluster.status", "cluster.ready"), upgrade.observe),
+    **_rows((APPLY, PROVISIONING, SCALING, *UPGRADING, RESETTING, FULFILLED), ("cluster.failed",), cluster.failed),
+    **_rows((PROVISIONING, SCALING, *UPGRADING, RESETTING, FULFILLED), ("cluster.gone",), cluster.gone),
     # ── the hosts' ByoHosts (claimed or not), as status_watcher sees them ────────────────
     **_rows(
         (PENDING, HOSTPREP, APPLY, PROVISIONING, RESETTING, FULFILLED, FAILED, CAPI_DELETE),
@@ -114,9 +129,12 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
         release.observe_byohost,
     ),
     (SCALING, "byohost.status"): scaling.observe_byohost,
+    **_rows(UPGRADING, ("byohost.status",), upgrade.observe_byohost),
     (TEARDOWN, "byohost.status"): deletion.byohost_seen,
     # ── deadlines ────────────────────────────────────────────────────────────────────────
-    **_rows((PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, CAPI_DELETE), ("deadline",), deadlines.timed_out),
+    **_rows(
+        (PENDING, HOSTPREP, APPLY, PROVISIONING, SCALING, *UPGRADING, CAPI_DELETE), ("deadline",), deadlines.timed_out
+    ),
     (RESETTING, "deadline"): scaling.reset_timed_out,
     (TEARDOWN, "deadline"): deletion.teardown_timed_out,
 }

@@ -49,6 +49,7 @@ class HostChanges(TypedDict, total=False):
     claimed: bool | None
     claimed_at: datetime | None
     quarantined: bool
+    version: str | None
 
 
 @dataclass
@@ -147,10 +148,15 @@ class Tx:
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in hosts))
         self.update(past_jobs=self._retire(self.rec.hostprep_job), hostprep_job=job)
 
-    def send_capi(self, action: CapiAction, spec: ClusterSpec | None = None) -> None:
-        """Queue a capi_renderer job for ``spec`` (default: the PR's; a swap first applies an interim one)."""
+    def send_capi(
+        self, action: CapiAction, spec: ClusterSpec | None = None, *, workers_version: str | None = None
+    ) -> None:
+        """Queue a capi_renderer job for ``spec`` (default: the PR's; a swap first applies an interim one).
+
+        ``workers_version``: an upgrade's control-plane step, the workers staying at that version."""
         spec = spec or self.spec
-        cmd = self._command(capi_job(self.rec.pr_id), CapiJob(pr_id=self.rec.pr_id, action=action, spec=spec))
+        job_payload = CapiJob(pr_id=self.rec.pr_id, action=action, spec=spec, workers_version=workers_version)
+        cmd = self._command(capi_job(self.rec.pr_id), job_payload)
         requested = self.rec.capi_requested or action != "delete"
         job = Job(id=cmd.id, action=action, hosts=tuple(h.host_id for h in spec.workers))
         self.update(past_jobs=self._retire(self.rec.capi_job), capi_job=job, capi_requested=requested)

@@ -21,6 +21,7 @@ from shared.objects import (
     CLUSTER_NAME_LABEL,
     CONTROL_PLANE_LABEL,
     HOST_ID_LABEL,
+    K8S_VERSION_LABEL,
     PR_ID_LABEL,
     UNREGISTERING_ANNOTATION,
     Obj,
@@ -157,6 +158,22 @@ def machine_up(machine: Obj) -> bool:
     return machine_phase(machine) == "Running" and bool(dig(machine, "status", "nodeRef", "name"))
 
 
+_VERSION = re.compile(r"^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}$")
+
+
+def version_of(value: Any) -> str | None:
+    """A ``vX.Y.Z`` version as objects carry it (CAPI's webhook adds the ``v``); anything else is None."""
+    text = f"v{value}" if isinstance(value, str) and value[:1].isdigit() else value
+    return text if isinstance(text, str) and _VERSION.fullmatch(text) else None
+
+
+def _updated(machines: Sequence[Obj], version: str | None) -> int:
+    """Machines at ``version`` that run with a node and are not being deleted (a rollout's progress)."""
+    if version is None:
+        return 0
+    return sum(1 for m in machines if machine_up(m) and version_of(dig(m, "spec", "version")) == version)
+
+
 def control_plane_initialized(cluster: Obj | None, kcp: Obj | None) -> bool:
     return bool(
         dig(kcp, "status", "initialized") is True
@@ -254,6 +271,14 @@ def summarize_cluster(view: ClusterView) -> ClusterSummary:
     crs = matching_resource_sets(view)
     cni_applied = bool(crs) and all(condition_true(c, "ResourcesApplied") for c in crs)
     failure = cluster_failure(view)
+    cp_machines = [m for m in view.machines if is_control_plane_machine(m)]
+    cp_version = version_of(dig(kcp, "spec", "version"))
+    live = [md for md in view.deployments if not deleting(md)]
+    md_versions = {version_of(dig(md, "spec", "template", "spec", "version")) for md in live}
+    workers_version = md_versions.pop() if len(md_versions) == 1 else None
+    machine_versions = {
+        _name(m): v for m in sorted(view.machines, key=_name) if (v := version_of(dig(m, "spec", "version")))
+    }
 
     waiting: list[str] = []
     if deleting(cluster):
@@ -292,6 +317,11 @@ def summarize_cluster(view: ClusterView) -> ClusterSummary:
         workers_ready=workers_ready,
         workers_desired=workers_desired,
         machines=machines,
+        control_plane_version=cp_version,
+        control_plane_updated=_updated(cp_machines, cp_version),
+        workers_version=workers_version,
+        workers_updated=_updated([m for m in view.machines if not is_control_plane_machine(m)], workers_version),
+        machine_versions=machine_versions,
         cni_applied=cni_applied,
         kubeconfig_present=view.kubeconfig_present,
         ready=ready,
@@ -344,6 +374,7 @@ def summarize_byohost(namespace: str, name: str, host: Obj | None) -> ByoHostSum
         namespace=namespace,
         name=name,
         host_id=have.get(HOST_ID_LABEL) or None,
+        k8s_version=label if _VERSION.fullmatch(label := have.get(K8S_VERSION_LABEL) or "") else None,
         exists=True,
         registered=registered,
         free=bool(free),

@@ -3,23 +3,26 @@
 Requests are ordered by when the bus received them: one older than the last request applied is a
 replay or was overtaken, and changes nothing. A create or update of a fulfilled PR scales its
 workers within the immutability rules (cluster name, namespace and control-plane hosts never
-change; once CAPI objects may exist, neither do version, VIP, CIDRs and CNI); of a failed PR,
-it runs the flow again; while a flow runs, it waits in the record until the flow settles.
-Pure: no I/O.
+change; once CAPI objects may exist, neither do VIP, CIDRs and CNI), or, when it names another
+Kubernetes version, upgrades the cluster (``upgrade``: the rules of ``shared.upgrades``, checked before
+anything starts); of a failed PR, it runs the flow again (a failed upgrade goes on where it stopped);
+while a flow runs, it waits in the record until the flow settles. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from services.o2ims.record import Queued
-from services.o2ims.rules import scaling
+from services.o2ims.rules import scaling, upgrade
 from services.o2ims.rules.guards import newer_request, payload
 from services.o2ims.transaction import Tx
 from shared.errors import InputError
-from shared.models import ClusterSpec, version_tuple
+from shared.models import ClusterSpec
 from shared.payloads import PrRequest
+from shared.upgrades import is_upgrade, upgrade_refusal
 
-#: Fields that may change only while no CAPI object can exist yet; workers may always change.
-_FROZEN_ONCE_APPLIED = ("k8s_version", "vip", "pod_cidr", "service_cidr", "cni")
+#: Fields that may change only while no CAPI object can exist yet; workers may always change (and the
+#: version, by an upgrade).
+_FROZEN_ONCE_APPLIED = ("vip", "pod_cidr", "service_cidr", "cni")
 
 
 def requested_spec(tx: Tx) -> ClusterSpec:
@@ -41,7 +44,12 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
         raise refuse("spec.name", f"the cluster name cannot change ({old.name!r} → {new.name!r})")
     if new.namespace != old.namespace:
         raise refuse("spec.namespace", "the namespace cannot change")
-    if new.control_plane != old.control_plane:
+    upgrading = applied and is_upgrade(old, new)
+    if upgrading:
+        refusal = upgrade_refusal(old, new)
+        if refusal is not None:
+            raise InputError(f"{refusal.path}: {refusal.message}", path=refusal.path, reason=refusal.reason)
+    elif new.control_plane != old.control_plane:
         if old.vip is None:
             raise refuse(
                 "spec.control_plane",
@@ -51,9 +59,6 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
         raise refuse("spec.control_plane", "control-plane hosts cannot change; only workers can be scaled")
     if not applied:
         return
-    if new.k8s_version != old.k8s_version:
-        reason, why = version_change(old.k8s_version, new.k8s_version)
-        raise InputError(f"spec.k8s_version: {why}", path="spec.k8s_version", reason=reason)
     for name in _FROZEN_ONCE_APPLIED:
         if getattr(new, name) != getattr(old, name):
             raise refuse(f"spec.{name}", "cannot change once the cluster exists; only workers can")
@@ -61,20 +66,6 @@ def check_change(old: ClusterSpec, new: ClusterSpec, *, applied: bool) -> None:
     for i, host in enumerate(new.workers):
         if host.host_id in before and before[host.host_id] != host:
             raise refuse(f"spec.workers.{i}", f"worker {host.host_id} changed its details; remove and re-add it")
-
-
-def version_change(old: str, new: str) -> tuple[str, str]:
-    """Why a Kubernetes version change of an existing cluster is refused: (reason, explanation).
-
-    The version rules come first (never down, one minor version at a time); a change that obeys
-    them is still refused, because in-place upgrades are not implemented yet.
-    """
-    before, after = version_tuple(old), version_tuple(new)
-    if after < before:
-        return "Downgrade", f"{old} → {new} is a downgrade; Kubernetes versions only move forward"
-    if after[0] != before[0] or after[1] - before[1] > 1:
-        return "MinorVersionSkip", f"{old} → {new} skips a minor version; upgrade one minor version at a time"
-    return "UpgradeUnavailable", f"{old} → {new}: in-place Kubernetes upgrades are not available yet"
 
 
 # ── starting flows ─────────────────────────────────────────────────────────────────────
@@ -128,20 +119,55 @@ def change_spec(tx: Tx) -> None:
     if spec == tx.rec.spec:
         return tx.ignore("the cluster already has this spec")
     check_change(tx.spec, spec, applied=tx.rec.capi_requested)
+    if tx.rec.capi_requested and is_upgrade(tx.spec, spec):
+        upgrade.check(tx.rec, tx.spec, spec)
     tx.update(request_at=tx.event.at)
-    begin_update(tx, spec)
+    day2(tx, spec)
+
+
+def day2(tx: Tx, spec: ClusterSpec) -> None:
+    """A change of a fulfilled cluster: an upgrade when the version changes, else a scale."""
+    if tx.rec.capi_requested and is_upgrade(tx.spec, spec):
+        upgrade.begin(tx, spec)
+    else:
+        begin_update(tx, spec)
+
+
+def _no_upgrade_from_failed(tx: Tx, spec: ClusterSpec) -> None:
+    """A failed cluster is not upgraded: a new version is taken only from fulfilled (or as the failed upgrade)."""
+    rec = tx.rec
+    if rec.upgrade is not None and spec != rec.spec:
+        raise InputError(
+            f"spec: the upgrade to {rec.upgrade.to_version} failed ({rec.reason}); retry it with the same spec, "
+            "or delete the cluster",
+            path="spec",
+            reason="UpgradeUnfinished",
+        )
+    if rec.upgrade is None and rec.capi_requested and is_upgrade(tx.spec, spec):
+        raise InputError(
+            f"spec.k8s_version: cluster {rec.cluster} is failed ({rec.reason}); it is upgraded only once "
+            "fulfilled (retry the last request first)",
+            path="spec.k8s_version",
+            reason="ClusterNotFulfilled",
+        )
 
 
 def retry(tx: Tx) -> None:
-    """A newer create/update of a failed PR runs the whole flow again (every step is idempotent)."""
+    """A newer create/update of a failed PR runs the whole flow again (every step is idempotent); a failed
+    upgrade goes on where it stopped (never a new host preparation of nodes still running the old version)."""
     if not newer_request(tx):
         return tx.ignore("replayed or overtaken request")
     spec = requested_spec(tx)
+    _no_upgrade_from_failed(tx, spec)
     if spec != tx.rec.spec:
         check_change(tx.spec, spec, applied=tx.rec.capi_requested)
         tx.update(spec=spec, generation=tx.rec.generation + 1)
     tx.update(request_at=tx.event.at)
+    if tx.rec.upgrade is not None:
+        upgrade.resume(tx)
+        return None
     start_flow(tx)
+    return None
 
 
 def queue_request(tx: Tx) -> None:
@@ -172,7 +198,14 @@ def start_queued(tx: Tx) -> None:
     if queued.spec == tx.rec.spec and tx.rec.state == "fulfilled":
         return
     if tx.rec.state == "fulfilled":
-        begin_update(tx, queued.spec)
+        try:
+            day2(tx, queued.spec)
+        except InputError:
+            # Checked when queued; only what the cluster runs can have changed since (``VersionSkew``): the
+            # queued upgrade is dropped (its checks raise before anything is changed).
+            return
+    elif tx.rec.upgrade is not None or (tx.rec.capi_requested and is_upgrade(tx.spec, queued.spec)):
+        return  # a failed upgrade (or an upgrade of a failed cluster) is not started by a queued request
     else:
         tx.update(spec=queued.spec, generation=tx.rec.generation + 1)
         start_flow(tx)

@@ -68,6 +68,11 @@ def record_observation(tx: Tx) -> bool:
             waiting_for=p.waiting_for,
             machines=dict(p.machines),
             counts=(p.control_plane_ready, p.control_plane_desired, p.workers_ready, p.workers_desired),
+            control_plane_version=p.control_plane_version,
+            control_plane_updated=p.control_plane_updated,
+            workers_version=p.workers_version,
+            workers_updated=p.workers_updated,
+            machine_versions=dict(p.machine_versions),
         )
     else:
         base = old or Observed(at=tx.event.at)

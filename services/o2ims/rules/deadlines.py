@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import assert_never
 
 from services.o2ims.record import ConditionType, PrRecord
+from services.o2ims.rules import upgrade
 from services.o2ims.rules.cluster import waiting_message
 from services.o2ims.rules.guards import deadline_due
 from services.o2ims.transaction import Tx
@@ -45,6 +46,10 @@ def timeout_of(rec: PrRecord, stage: PrStage) -> tuple[str, ConditionType, str]:
             return "TeardownTimedOut", "HostsTornDown", "the host reset did not finish"
         case "capi-delete":
             return "DeletionTimedOut", "ResourcesDeleted", "the Cluster is still present"
+        case "upgrade-control-plane":
+            return "UpgradeTimedOut", "ClusterProvisioned", f"control-plane rollout: {upgrade.waiting_detail(rec)}"
+        case "upgrade-workers":
+            return "UpgradeTimedOut", "ClusterProvisioned", f"worker rollout: {upgrade.waiting_detail(rec)}"
         case _:
             assert_never(stage)
 

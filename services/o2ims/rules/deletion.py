@@ -155,6 +155,7 @@ def finalize(tx: Tx, *, reason: str | None = None) -> None:
         queued=None,
         hostprep_job=None,
         capi_job=None,
+        upgrade=None,
         deadline=None,
         history=tx.rec.history[-TOMBSTONE_HISTORY:],
     )
@@ -196,6 +197,7 @@ def _new_incarnation(tx: Tx, req: Queued) -> None:
         fulfilled_once=False,
         observed=None,
         queued=None,
+        upgrade=None,
         deleted_at=None,
         created_at=tx.now,
     )

@@ -1,12 +1,13 @@
 """Rules of the host-preparation stage: progress, the whole job done, a host failed. Pure.
 
 When every host of the job is ready the PR moves on to applying the CAPI objects (or, on day
-2, to scaling the cluster with the new workers).
+2, to scaling the cluster with the new workers, or, for an upgrade, to rolling the control plane onto
+the spare host just prepared).
 """
 
 from __future__ import annotations
 
-from services.o2ims.rules import scaling
+from services.o2ims.rules import scaling, upgrade
 from services.o2ims.rules.failures import failure_of
 from services.o2ims.rules.guards import answers, payload
 from services.o2ims.transaction import Tx
@@ -46,6 +47,9 @@ def finished(tx: Tx) -> None:
         tx.host(host_id, status="ready", detail=None)
     tx.update(hostprep_job=job.evolve(confirmed=True))
     tx.condition("HostsPrepared", "True", "HostsReady", f"{len(job.hosts)} hosts ready")
+    if tx.rec.upgrade is not None:
+        upgrade.start_control_plane(tx)
+        return None
     if tx.rec.fulfilled_once:
         scaling.start(tx, adding=True)
         return None

@@ -18,7 +18,7 @@ from shared.crd_schema import CrdSchemas
 from shared.errors import PermanentError
 from shared.kube import KubeClient
 from shared.models import ClusterSpec, HostRef
-from shared.objects import HOST_ID_LABEL, PR_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL, PR_ID_LABEL
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CNI = REPO / "examples" / "cni" / "bridge-pool.yaml"
@@ -58,9 +58,11 @@ def schemas(served_schemas: CrdSchemas) -> CrdSchemas:
     return served_schemas
 
 
-async def _versions(client: KubeClient, name: str, core: str) -> dict[str, str]:
+async def _versions(
+    client: KubeClient, name: str, core: str, k8s_versions: tuple[str, ...] = ("v1.31.2",)
+) -> dict[str, str]:
     out: dict[str, str] = {}
-    for ref in derived_objects(name, NS, core):  # type: ignore[arg-type]
+    for ref in derived_objects(name, NS, core, k8s_versions):  # type: ignore[arg-type]
         obj = await client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
         if obj is not None:
             out[f"{ref.kind}/{ref.name}"] = obj["metadata"]["resourceVersion"]
@@ -93,11 +95,54 @@ async def test_scale_changes_only_the_machine_deployment_and_worker_template(
     await scale_cluster(capi_client, _spec(1, 4), _options(core), schemas)
     after = await _versions(capi_client, "edge1", core)
     assert sorted(k for k in after if after[k] != before[k]) == [
-        "ByoMachineTemplate/edge1-md-0",
+        "ByoMachineTemplate/edge1-md-0-v1-31-2",
         "MachineDeployment/edge1-md-0",
     ]
     md = await capi_client.get(f"cluster.x-k8s.io/{core}", "MachineDeployment", "edge1-md-0", NS)
     assert md is not None and md["spec"]["replicas"] == 4
+
+
+@CORE
+async def test_an_upgrade_points_the_control_plane_then_the_workers_at_new_templates_and_apply_prunes_the_old(
+    capi_client: KubeClient, schemas: CrdSchemas, core: str
+) -> None:
+    old = _spec(3, 1)
+    new = old.model_copy(update={"k8s_version": "v1.32.0"})
+    await render_validate_apply(capi_client, old, _options(core), schemas)
+    kcp_av, md_av = f"controlplane.cluster.x-k8s.io/{core}", f"cluster.x-k8s.io/{core}"
+    ref = (
+        "spec.machineTemplate.spec.infrastructureRef" if core == "v1beta2" else "spec.machineTemplate.infrastructureRef"
+    )
+
+    def dig(obj: dict | None, path: str) -> object:
+        for part in path.split("."):
+            obj = (obj or {}).get(part)  # type: ignore[assignment]
+        return obj
+
+    await scale_cluster(capi_client, new, _options(core), schemas, workers_version="v1.31.2")
+    kcp = await capi_client.get(kcp_av, "KubeadmControlPlane", "edge1-control-plane", NS)
+    md = await capi_client.get(md_av, "MachineDeployment", "edge1-md-0", NS)
+    assert dig(kcp, "spec.version") == "v1.32.0" and dig(kcp, f"{ref}.name") == "edge1-control-plane-v1-32-0"
+    assert dig(md, "spec.template.spec.version") == "v1.31.2"
+    assert dig(md, "spec.template.spec.infrastructureRef.name") == "edge1-md-0-v1-31-2"
+    await scale_cluster(capi_client, new, _options(core), schemas)
+    md = await capi_client.get(md_av, "MachineDeployment", "edge1-md-0", NS)
+    assert dig(md, "spec.template.spec.infrastructureRef.name") == "edge1-md-0-v1-32-0"
+    bmt = "infrastructure.cluster.x-k8s.io/v1beta1"
+
+    async def templates() -> list[str]:
+        items, _ = await capi_client.list(bmt, "ByoMachineTemplate", NS)
+        return sorted(i["metadata"]["name"] for i in items)
+
+    # The old templates stay while the rollout may still use them; the apply after it removes them.
+    assert await templates() == [
+        "edge1-control-plane-v1-31-2",
+        "edge1-control-plane-v1-32-0",
+        "edge1-md-0-v1-31-2",
+        "edge1-md-0-v1-32-0",
+    ]
+    await render_validate_apply(capi_client, new, _options(core), schemas)
+    assert await templates() == ["edge1-control-plane-v1-32-0", "edge1-md-0-v1-32-0"]
 
 
 async def test_delete_removes_the_cluster_and_everything_rendered(capi_client: KubeClient, schemas: CrdSchemas) -> None:
@@ -167,7 +212,8 @@ async def test_applied_render_becomes_a_running_cluster_on_the_requested_hosts(
     core: str,
 ) -> None:
     await capi_sim_factory(core_version=core)
-    await fake_hosts(6)  # h1..h6; the spec takes h2 (CP), h4 and h5 (workers): the others are decoys
+    # h1..h6 registered at the spec's version; the spec takes h2 (CP), h4 and h5 (workers): the others are decoys
+    await fake_hosts(6, extra_labels={K8S_VERSION_LABEL: "v1.31.2"})
     spec = _spec(1, 2, ids=["h2", "h4", "h5"])
     await render_validate_apply(capi_client, spec, _options(core), schemas)
     await _wait_running(capi_client, spec, core)

@@ -24,7 +24,7 @@ from shared.dispatch import dispatch
 from shared.kube import KubeClient
 from shared.messages import decode
 from shared.models import ClusterSpec, HostRef
-from shared.objects import dig
+from shared.objects import K8S_VERSION_LABEL, dig
 from shared.payloads import CapiApplied, CapiJob
 from shared.subjects import CAPI_JOBS_CONSUMER, capi_event, capi_job
 from tests.integration.capi.support import wait_list
@@ -69,7 +69,7 @@ async def test_scale_down_removes_exactly_the_leaving_host(
     fake_hosts: Callable[..., Awaitable[list[HostAgent]]],
     policy: str,
 ) -> None:
-    await fake_hosts(4)
+    await fake_hosts(4, extra_labels={K8S_VERSION_LABEL: "v1.30.2"})  # agents registered at the spec's version
     deps = Deps(client=capi_client, options=RenderOptions(cni_manifests={"bridge-pool": CNI}), schemas=served_schemas)
     await bus.consumer(CAPI_JOBS_CONSUMER, dispatch(make_handler(deps))).start()
     events = await bus.nc.subscribe(capi_event(PR7))

@@ -79,6 +79,22 @@ class FakeKube:
             self.objects[key]["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
         return True
 
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Objects of a kind, filtered by a ``key=value`` selector (all the renderer uses)."""
+        self.calls.append(("list", kind, label_selector or ""))
+        key, _, value = (label_selector or "").partition("=")
+        found = [
+            copy.deepcopy(o)
+            for (group, k, _name, ns), o in self.objects.items()
+            if group == api_version.rpartition("/")[0]
+            and k == kind
+            and ns == namespace
+            and (not key or (o["metadata"].get("labels") or {}).get(key) == value)
+        ]
+        return found, str(self._rv)
+
     def versions(self) -> dict[Key, str]:
         return {k: v["metadata"]["resourceVersion"] for k, v in self.objects.items()}
 
@@ -133,7 +149,7 @@ async def test_scale_changes_only_md_and_worker_template() -> None:
     await scale_cluster(kube, spec, opts(), None)
     after = kube.versions()
     changed = sorted((k[1], k[2]) for k in after if after[k] != before[k])
-    assert changed == [("ByoMachineTemplate", "edge1-md-0"), ("MachineDeployment", "edge1-md-0")]
+    assert changed == [("ByoMachineTemplate", "edge1-md-0-v1-30-2"), ("MachineDeployment", "edge1-md-0")]
 
 
 async def test_scale_refuses_a_missing_or_deleting_cluster() -> None:

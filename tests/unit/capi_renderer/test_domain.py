@@ -7,9 +7,11 @@ import pytest
 
 from services.capi_renderer.domain import (
     APPLY_ORDER,
+    ClusterNames,
     RenderOptions,
     apply_order,
     changed_objects,
+    control_plane_max_surge,
     derived_objects,
     diff,
     host_selector,
@@ -18,7 +20,7 @@ from services.capi_renderer.domain import (
     uses_super_admin,
 )
 from services.capi_renderer.render import render_cluster
-from shared.objects import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 from .conftest import make_options, make_spec
 
@@ -47,7 +49,10 @@ def test_derived_objects_cover_every_rendered_object() -> None:
         rendered = {
             (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in render_cluster(make_spec(), make_options(core))
         }
-        derived = {(r.api_version, r.kind, r.name) for r in derived_objects("edge1", "o2ims", core)}  # type: ignore[arg-type]
+        derived = {
+            (r.api_version, r.kind, r.name)
+            for r in derived_objects("edge1", "o2ims", core, versions=("v1.30.2",))  # type: ignore[arg-type]
+        }
         assert derived == rendered
 
 
@@ -71,10 +76,27 @@ def test_selector_matches(selector: dict, labels: dict, expected: bool) -> None:
 
 
 def test_host_selector_pins_exactly() -> None:
-    assert pinned_hosts(host_selector(["b", "a"]), ["a", "b", "c"]) == ({"a", "b"}, False)
-    assert pinned_hosts(host_selector([]), ["a", "b"]) == (set(), False)
-    assert pinned_hosts({}, ["a"]) == ({"a"}, True)
-    assert not selector_matches(host_selector([]), {HOST_ID_LABEL: "a"})
+    v = "v1.31.2"
+    assert pinned_hosts(host_selector(["b", "a"], v), ["a", "b", "c"], v) == ({"a", "b"}, False)
+    assert pinned_hosts(host_selector([], v), ["a", "b"], v) == (set(), False)
+    assert pinned_hosts({}, ["a"], v) == ({"a"}, True)
+    assert not selector_matches(host_selector([], v), {HOST_ID_LABEL: "a", K8S_VERSION_LABEL: v})
+    # Without the version the selector takes a host of any version: reported as taking others.
+    assert pinned_hosts(host_selector(["a"]), ["a"], v) == ({"a"}, True)
+
+
+def test_a_host_at_another_version_matches_no_template() -> None:
+    selector = host_selector(["a"], "v1.31.2")
+    assert selector_matches(selector, {HOST_ID_LABEL: "a", K8S_VERSION_LABEL: "v1.31.2"})
+    assert not selector_matches(selector, {HOST_ID_LABEL: "a", K8S_VERSION_LABEL: "v1.30.2"})
+    assert not selector_matches(selector, {HOST_ID_LABEL: "a"})
+
+
+def test_versioned_template_names_and_control_plane_surge() -> None:
+    names = ClusterNames("edge1")
+    assert names.control_plane_template("v1.31.2") == "edge1-control-plane-v1-31-2"
+    assert names.workers_template("v1.30.10") == "edge1-md-0-v1-30-10"
+    assert [control_plane_max_surge(n) for n in (1, 3, 5)] == [1, 0, 0]
 
 
 def test_super_admin_threshold() -> None:
@@ -94,7 +116,7 @@ def test_scaling_workers_changes_only_the_md_replicas_and_worker_selector() -> N
     smaller = spec.model_copy(update={"workers": spec.workers[:2]})
     changes = changed_objects(render_cluster(smaller, make_options()), render_cluster(spec, make_options()))
     assert changes == {
-        "ByoMachineTemplate/edge1-md-0": ["spec.template.spec.selector.matchExpressions[0].values"],
+        "ByoMachineTemplate/edge1-md-0-v1-30-2": ["spec.template.spec.selector.matchExpressions[0].values"],
         "MachineDeployment/edge1-md-0": ["spec.replicas"],
     }
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from services.capi_renderer import cni
 from services.capi_renderer.domain import AGENT_NIC_PLACEHOLDER, RenderOptions, get, selector_matches
 from services.capi_renderer.render import environment, literal_block, render_cluster, render_yaml, yaml_value
+from services.capi_renderer.validate import validate_render
 from shared.errors import InputError
-from shared.objects import HOST_ID_LABEL
+from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 from .conftest import EXAMPLE_CNI, make_options, make_spec
 
@@ -32,10 +33,10 @@ def test_object_set_names_and_versions(options: RenderOptions) -> None:
         (f"cluster.x-k8s.io/{core}", "Cluster", "edge1"),
         ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoCluster", "edge1"),
         (f"controlplane.cluster.x-k8s.io/{core}", "KubeadmControlPlane", "edge1-control-plane"),
-        ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachineTemplate", "edge1-control-plane"),
+        ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachineTemplate", "edge1-control-plane-v1-30-2"),
         (f"cluster.x-k8s.io/{core}", "MachineDeployment", "edge1-md-0"),
         (f"bootstrap.cluster.x-k8s.io/{core}", "KubeadmConfigTemplate", "edge1-md-0"),
-        ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachineTemplate", "edge1-md-0"),
+        ("infrastructure.cluster.x-k8s.io/v1beta1", "ByoMachineTemplate", "edge1-md-0-v1-30-2"),
         ("v1", "ConfigMap", "cni-edge1-crs-0"),
         (f"addons.cluster.x-k8s.io/{core}", "ClusterResourceSet", "edge1-crs-0"),
     ]
@@ -67,7 +68,7 @@ def test_v1beta1_and_v1beta2_shapes_differ_only_where_they_must() -> None:
     assert kcp2["spec"]["machineTemplate"]["spec"]["infrastructureRef"] == {
         "apiGroup": "infrastructure.cluster.x-k8s.io",
         "kind": "ByoMachineTemplate",
-        "name": "edge1-control-plane",
+        "name": "edge1-control-plane-v1-30-2",
     }
     cm = "spec.kubeadmConfigSpec.clusterConfiguration.controllerManager.extraArgs"
     assert get(kcp1, cm) == {"enable-hostpath-provisioner": "true"}
@@ -78,24 +79,59 @@ def test_v1beta1_and_v1beta2_shapes_differ_only_where_they_must() -> None:
     ]
     for objs in (v1, v2):
         assert _by_kind(objs, "ByoCluster") == _by_kind(v1, "ByoCluster")
-        for name in ("edge1-control-plane", "edge1-md-0"):
+        for name in ("edge1-control-plane-v1-30-2", "edge1-md-0-v1-30-2"):
             assert _by_kind(objs, "ByoMachineTemplate", name) == _by_kind(v1, "ByoMachineTemplate", name)
 
 
-def test_selectors_pin_the_hosts_by_id(options: RenderOptions) -> None:
+def test_selectors_pin_the_hosts_by_id_and_version(options: RenderOptions) -> None:
     objects = render_cluster(make_spec(3, 2), options)
-    cp = _by_kind(objects, "ByoMachineTemplate", "edge1-control-plane")["spec"]["template"]["spec"]["selector"]
-    md = _by_kind(objects, "ByoMachineTemplate", "edge1-md-0")["spec"]["template"]["spec"]["selector"]
+    cp = _by_kind(objects, "ByoMachineTemplate", "edge1-control-plane-v1-30-2")["spec"]["template"]["spec"]["selector"]
+    md = _by_kind(objects, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["selector"]
     want = ["host-0", "host-1", "host-2"]
-    assert cp == {"matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": want}]}
+    assert cp == {
+        "matchLabels": {K8S_VERSION_LABEL: "v1.30.2"},
+        "matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": want}],
+    }
     assert md["matchExpressions"][0]["values"] == ["host-3", "host-4"]
+    assert md["matchLabels"] == {K8S_VERSION_LABEL: "v1.30.2"}
     assert "installerRef" not in str(objects)
+
+
+def test_rollout_strategies(options: RenderOptions) -> None:
+    v2 = options.core_api_version == "v1beta2"
+    for control_plane, surge in ((1, 1), (3, 0)):
+        objects = render_cluster(make_spec(control_plane, 2), options)
+        kcp, md = _by_kind(objects, "KubeadmControlPlane"), _by_kind(objects, "MachineDeployment")
+        kcp_strategy = get(kcp, "spec.rollout.strategy" if v2 else "spec.rolloutStrategy")
+        assert kcp_strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge}}
+        md_strategy = get(md, "spec.rollout.strategy" if v2 else "spec.strategy")
+        assert md_strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def test_an_upgrades_control_plane_step_keeps_the_workers_at_their_version(options: RenderOptions) -> None:
+    spec = make_spec(3, 2).model_copy(update={"k8s_version": "v1.31.1"})
+    objects = render_cluster(spec, options, workers_version="v1.30.2")
+    kcp, md = _by_kind(objects, "KubeadmControlPlane"), _by_kind(objects, "MachineDeployment")
+    ref = (
+        "spec.machineTemplate.spec.infrastructureRef"
+        if options.core_api_version == "v1beta2"
+        else ("spec.machineTemplate.infrastructureRef")
+    )
+    assert kcp["spec"]["version"] == "v1.31.1" and get(kcp, f"{ref}.name") == "edge1-control-plane-v1-31-1"
+    assert md["spec"]["template"]["spec"]["version"] == "v1.30.2"
+    assert md["spec"]["template"]["spec"]["infrastructureRef"]["name"] == "edge1-md-0-v1-30-2"
+    cp_bmt = _by_kind(objects, "ByoMachineTemplate", "edge1-control-plane-v1-31-1")
+    assert cp_bmt["spec"]["template"]["spec"]["selector"]["matchLabels"] == {K8S_VERSION_LABEL: "v1.31.1"}
+    assert validate_render(objects, spec, None, options, workers_version="v1.30.2") == []
+    # Validated as the workers' step instead, the same render is wrong: the MD must be at the new version.
+    issues = {i.rule for i in validate_render(objects, spec, None, options)}
+    assert {"version", "object-set"} <= issues
 
 
 def test_zero_workers_keeps_an_empty_machine_deployment(options: RenderOptions) -> None:
     objects = render_cluster(make_spec(1, 0), options)
     assert _by_kind(objects, "MachineDeployment")["spec"]["replicas"] == 0
-    selector = _by_kind(objects, "ByoMachineTemplate", "edge1-md-0")["spec"]["template"]["spec"]["selector"]
+    selector = _by_kind(objects, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["selector"]
     assert not selector_matches(selector, {HOST_ID_LABEL: "host-0"})
     assert not selector_matches(selector, {})
 

@@ -200,22 +200,44 @@ def test_crs_selector_must_match_the_cluster_labels() -> None:
 
 def test_selectors_must_pin_exactly_the_requested_hosts() -> None:
     def mutate(objs: Objects) -> None:
-        sel = _find(objs, "ByoMachineTemplate", "edge1-md-0")["spec"]["template"]["spec"]["selector"]
+        sel = _find(objs, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["selector"]
         sel["matchExpressions"][0]["values"] = ["host-0", "host-1"]
-        del _find(objs, "ByoMachineTemplate", "edge1-control-plane")["spec"]["template"]["spec"]["selector"]
+        del _find(objs, "ByoMachineTemplate", "edge1-control-plane-v1-30-2")["spec"]["template"]["spec"]["selector"]
 
     issues = _issues(mutate)
-    assert _has(issues, "ByoMachineTemplate/edge1-md-0", "spec.template.spec.selector", "selector")
-    assert _has(issues, "ByoMachineTemplate/edge1-control-plane", "spec.template.spec.selector", "selector")
+    assert _has(issues, "ByoMachineTemplate/edge1-md-0-v1-30-2", "spec.template.spec.selector", "selector")
+    assert _has(issues, "ByoMachineTemplate/edge1-control-plane-v1-30-2", "spec.template.spec.selector", "selector")
 
 
 def test_selector_claiming_unlabeled_hosts_is_rejected() -> None:
     def mutate(objs: Objects) -> None:
-        _find(objs, "ByoMachineTemplate", "edge1-md-0")["spec"]["template"]["spec"]["selector"] = {
+        _find(objs, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["selector"] = {
             "matchExpressions": [{"key": "o2ims.oran.org/host-id", "operator": "NotIn", "values": ["host-0"]}]
         }
 
-    assert _has(_issues(mutate), "ByoMachineTemplate/edge1-md-0", "spec.template.spec.selector", "selector")
+    assert _has(_issues(mutate), "ByoMachineTemplate/edge1-md-0-v1-30-2", "spec.template.spec.selector", "selector")
+
+
+def test_a_selector_without_the_version_label_is_rejected() -> None:
+    # A host freed by a rollout still carries the old version label: a template must not take it.
+    def mutate(objs: Objects) -> None:
+        del _find(objs, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["selector"][
+            "matchLabels"
+        ]
+
+    assert _has(_issues(mutate), "ByoMachineTemplate/edge1-md-0-v1-30-2", "spec.template.spec.selector", "selector")
+
+
+def test_rollout_strategies_are_checked() -> None:
+    def mutate(objs: Objects) -> None:
+        _find(objs, "KubeadmControlPlane")["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"] = 0
+        _find(objs, "MachineDeployment")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = 1
+
+    issues = _issues(mutate)  # one control plane: scaling in first would leave no API server
+    assert _has(
+        issues, "KubeadmControlPlane/edge1-control-plane", "spec.rolloutStrategy.rollingUpdate.maxSurge", "rollout"
+    )
+    assert _has(issues, "MachineDeployment/edge1-md-0", "spec.strategy", "rollout")
 
 
 def test_versions_and_replicas_must_follow_the_spec() -> None:
@@ -287,7 +309,7 @@ def test_super_admin_swap_required_from_1_29_and_refused_before() -> None:
 
 def test_installer_ref_and_missing_objects_are_rejected() -> None:
     def mutate(objs: Objects) -> None:
-        _find(objs, "ByoMachineTemplate", "edge1-md-0")["spec"]["template"]["spec"]["installerRef"] = {
+        _find(objs, "ByoMachineTemplate", "edge1-md-0-v1-30-2")["spec"]["template"]["spec"]["installerRef"] = {
             "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
             "kind": "K8sInstallerConfigTemplate",
             "name": "x",
@@ -296,7 +318,7 @@ def test_installer_ref_and_missing_objects_are_rejected() -> None:
         objs.remove(_find(objs, "ByoCluster"))
 
     issues = _issues(mutate)
-    assert _has(issues, "ByoMachineTemplate/edge1-md-0", "spec.template.spec.installerRef", "no-installer-ref")
+    assert _has(issues, "ByoMachineTemplate/edge1-md-0-v1-30-2", "spec.template.spec.installerRef", "no-installer-ref")
     assert _has(issues, "ByoCluster/edge1", "", "object-set")
     assert _has(issues, "Cluster/edge1", "spec.infrastructureRef.name", "ref")
 

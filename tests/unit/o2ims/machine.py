@@ -98,12 +98,15 @@ def summary(s: ClusterSpec, at: datetime, *, ready: bool = True, workers_ready: 
     return ev(kind, p, at)
 
 
-def byohost(s: ClusterSpec, host_id: str, *, claimed: bool, at: datetime, exists: bool = True) -> Event:
-    """status_watcher's summary of a host's ByoHost: claimed by the cluster, or free."""
+def byohost(
+    s: ClusterSpec, host_id: str, *, claimed: bool, at: datetime, exists: bool = True, version: str | None = None
+) -> Event:
+    """status_watcher's summary of a host's ByoHost: claimed by the cluster, or free (with its version label)."""
     p = ByoHostSummary(
         namespace=s.namespace,
         name=f"node-{host_id}",
         host_id=host_id,
+        k8s_version=version,
         exists=exists,
         registered=exists,
         free=exists and not claimed,
@@ -148,6 +151,19 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
             e = ev(kind, HostprepDone(pr_id=PR, action="teardown", hosts=hosts), at, hp_id)
         case "teardown.failed":
             e = ev(kind, HostprepFailed(pr_id=PR, action="teardown", reason="StepFailed", message="x"), at, hp_id)
+        case "upgrade.done":
+            e = ev(kind, HostprepDone(pr_id=PR, action="upgrade", hosts=hosts), at, hp_id)
+        case "upgrade.failed":
+            failed = HostprepFailed(
+                pr_id=PR,
+                action="upgrade",
+                host_id=hosts[0],
+                step="packages",
+                exit_code=100,
+                reason="StepFailed",
+                message="apt-get failed",
+            )
+            e = ev(kind, failed, at, hp_id)
         case "job.rejected":
             latest = max((j for j in (hp, capi) if j is not None), key=lambda j: _issued(rec, j.id), default=None)
             e = ev(
@@ -244,10 +260,52 @@ ROUTES: dict[str, tuple[EventKind, ...]] = {
 }
 
 
+#: The version the upgrade routes move to, and the spare host a single control plane moves onto.
+TO_VERSION = "v1.31.1"
+SPARE = host(9, "cp")
+
+
+def upgraded(s: ClusterSpec, version: str = TO_VERSION) -> ClusterSpec:
+    """``s`` at ``version``; a single control plane moved to ``SPARE``."""
+    change: dict[str, Any] = {"k8s_version": version}
+    if len(s.control_plane) == 1:
+        change["control_plane"] = (SPARE,)
+    return s.model_copy(update=change)
+
+
+def rolled(s: ClusterSpec, at: datetime, *, cp: str, workers: str, **kw: Any) -> Event:
+    """A ready cluster whose control plane runs ``cp`` and workers run ``workers`` (every Machine updated)."""
+    machines = {f"m-{h.host_id}": (cp if h in s.control_plane else workers) for h in s.all_hosts}
+    return summary(
+        s,
+        at,
+        control_plane_version=cp,
+        control_plane_updated=len(s.control_plane),
+        workers_version=workers,
+        workers_updated=len(s.workers),
+        machine_versions=machines,
+        **kw,
+    )
+
+
 def driven_to(phase: str, policy: Policy | None = None) -> Driver:
     if policy is None:
         policy = TEARDOWN if phase == "deleting/teardown" else POLICY
     drv = Driver(policy)
+    if phase in ("progressing/upgrade-control-plane", "progressing/upgrade-workers"):
+        for kind in ROUTES["fulfilled"]:
+            drv.send(kind)
+        old = drv.rec.spec  # type: ignore[union-attr]
+        assert old is not None
+        drv.apply(request("update", upgraded(old), drv.clock.tick()))
+        drv.send("hostprep.done")  # the spare is prepared
+        if phase == "progressing/upgrade-workers":
+            drv.send("capi.applied")
+            new = drv.rec.spec  # type: ignore[union-attr]
+            assert new is not None
+            drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=old.k8s_version))
+        assert drv.phase == phase, (phase, drv.phase, drv.rec.message if drv.rec else None)
+        return drv
     if phase == "progressing/teardown":
         for kind in ROUTES["fulfilled"]:
             drv.send(kind)

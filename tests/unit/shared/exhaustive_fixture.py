@@ -19,6 +19,8 @@ def operation(op: Operation) -> str:
             return "change the worker sets"
         case "delete":
             return "delete the clusters"
+        case "upgrade":
+            return "move the clusters to a new Kubernetes version"
         case _:
             assert_never(op)
 
@@ -35,7 +37,7 @@ def command(cmd: PrCommand) -> str:
 
 def capi_action(action: CapiAction) -> str:
     match action:
-        case "apply" | "scale":
+        case "apply" | "scale" | "upgrade":
             return "apply"
         case "delete":
             return "delete"
@@ -59,6 +61,8 @@ def stage(value: PrStage) -> str:
     match value:
         case "hostprep" | "apply" | "provisioning" | "scaling":
             return "forward"
+        case "upgrade-control-plane" | "upgrade-workers":
+            return "rolling to a new version"
         case "teardown" | "capi-delete":
             return "hosts leaving"
         case _:

@@ -20,6 +20,8 @@ from shared import kinds
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 FIXTURE = HERE / "exhaustive_fixture.py"
+#: The member the mypy test adds to one set: a name no set has.
+NEW_MEMBER = "rebalance"
 
 
 def _mypy(root: Path) -> subprocess.CompletedProcess[str]:
@@ -74,18 +76,22 @@ def test_the_fixture_is_clean_against_the_real_definitions(tmp_path: Path) -> No
 )
 def test_mypy_fails_when_a_new_member_is_not_handled(tmp_path: Path, set_name: str, function: str) -> None:
     (tmp_path / "shared").mkdir()
-    # A member no set has (real members, ``upgrade`` among them, are handled by the fixture).
-    (tmp_path / "shared" / "kinds.py").write_text(_with_member(set_name, "not-handled-yet"))
+    (tmp_path / "shared" / "kinds.py").write_text(_with_member(set_name, NEW_MEMBER))
     got = _mypy(tmp_path)
     assert got.returncode == 1, got.stdout + got.stderr
     errors = [ln for ln in got.stdout.splitlines() if ": error:" in ln]
     # Exactly one error: the dispatch over the changed set, at its assert_never, naming the new member.
     assert len(errors) == 1, got.stdout
-    assert 'Argument 1 to "assert_never" has incompatible type "Literal[\'not-handled-yet\']"' in errors[0]
+    assert f'Argument 1 to "assert_never" has incompatible type "Literal[\'{NEW_MEMBER}\']"' in errors[0]
     line = int(errors[0].split(":")[1])
     source = FIXTURE.read_text().splitlines()
     owner = next(src for src in reversed(source[:line]) if src.startswith("def "))
     assert owner.startswith(f"def {function}("), (owner, errors[0])
+
+
+def test_the_added_member_is_new_to_every_set() -> None:
+    for members in (kinds.OPERATIONS, kinds.PR_COMMANDS, kinds.CAPI_ACTIONS, kinds.HOSTPREP_ACTIONS, kinds.PR_STAGES):
+        assert NEW_MEMBER not in members
 
 
 def test_each_set_lists_its_members_once() -> None:

@@ -208,3 +208,45 @@ def test_probe_judgement() -> None:
     assert judge([node("a", True)], frozenset({"a", "b"})).detail == "nodes missing: b"
     assert judge([node("a", True), node("b", False)], frozenset({"a"})).detail == "nodes not Ready: b"
     assert not judge([], frozenset()).ok
+
+
+def _versioned(objs: list[dict[str, Any]], versions: dict[str, str], cp: str, workers: str) -> list[dict[str, Any]]:
+    out = []
+    for original in objs:
+        item = {**original, "spec": dict(original.get("spec") or {})}
+        name = item["metadata"]["name"]
+        if item["kind"] == "Machine" and name in versions:
+            item["spec"]["version"] = versions[name]
+        elif item["kind"] == "KubeadmControlPlane":
+            item["spec"]["version"] = cp
+        elif item["kind"] == "MachineDeployment":
+            item["spec"]["template"] = {"spec": {"version": workers}}
+        out.append(item)
+    return out
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["v1beta1", "v1beta2"])
+def test_versions_say_how_far_a_rollout_is(v2: bool) -> None:
+    # The control plane was rolled to v1.31.1; one worker still runs v1.30.2.
+    objs = _versioned(
+        o.healthy(v2),
+        {"c1-cp-a": "v1.31.1", "c1-md-0-a": "v1.31.1", "c1-md-0-b": "v1.30.2"},
+        cp="v1.31.1",
+        workers="v1.31.1",
+    )
+    s = summary(objs)
+    assert (s.control_plane_version, s.control_plane_updated) == ("v1.31.1", 1)
+    assert (s.workers_version, s.workers_updated) == ("v1.31.1", 1)
+    assert s.machine_versions == {"c1-cp-a": "v1.31.1", "c1-md-0-a": "v1.31.1", "c1-md-0-b": "v1.30.2"}
+    # A Machine being deleted (or not yet running) does not count as updated.
+    gone = swap(objs, o.deleting(next(x for x in objs if x["metadata"]["name"] == "c1-md-0-a")))
+    assert summary(gone).workers_updated == 0
+
+
+def test_a_byohost_carries_its_version_label_only_when_well_formed() -> None:
+    host = o.byohost("host-1")
+    host["metadata"]["labels"]["o2ims.oran.org/k8s-version"] = "v1.30.2"
+    assert summarize_byohost("default", "host-1", host).k8s_version == "v1.30.2"
+    for odd in ("1.30.2", "v1.30", "latest"):
+        host["metadata"]["labels"]["o2ims.oran.org/k8s-version"] = odd
+        assert summarize_byohost("default", "host-1", host).k8s_version is None
