@@ -37,12 +37,13 @@ class Api:
         s = self.settings
         return Site(self.state.global_cloud_id, s.cloud_name, s.cloud_description, s.global_location_id, s.location)
 
-    async def snapshot(self, *, prs: bool = True, leases: bool = True) -> Snapshot:
+    async def snapshot(self, *, prs: bool = True, leases: bool = True, fresh: bool = True) -> Snapshot:
+        """The state the objects are built from; ``fresh=False`` takes the KV views as they are (no request)."""
         return Snapshot(
             self.site(),
             await self.state.inventory(),
-            await self.state.prs() if prs else {},
-            await self.state.leases() if leases else {},
+            await self.state.prs(fresh=fresh) if prs else {},
+            await self.state.leases(fresh=fresh) if leases else {},
             dict(self.state.byohosts),
         )
 

@@ -86,10 +86,7 @@ async def assemble(a: Api) -> Parts:
         ALARM_KIND.name: deliverer(ALARM_KIND.name, ALL_O2API_ALARMS, alarm_renderer(lambda: a.state.global_cloud_id)),
     }
 
-    async def changed() -> None:
-        notifier.poke()
-
-    a.state.on_change = changed
+    a.state.on_change = notifier.poke
     return Parts(store, deliverers, notifier)
 
 
@@ -140,6 +137,7 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     parts = await assemble(a)
     # hostprep's events stream also carries the bus's reports of its refused jobs: not host trouble.
     runtime.consume(O2IMS_API_HOST_EVENTS_CONSUMER, parts.notifier.on_host_event, ignore=(MessageFailed,))
+    runtime.on_close(parts.notifier.close)
     runtime.background(parts.notifier.run(runtime.stop), "notifier")
     for kind, d in parts.deliverers.items():
         runtime.background(d.run(runtime.stop), f"deliver-{kind}")

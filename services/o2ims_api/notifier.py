@@ -1,13 +1,21 @@
 """Turning state changes into notification events: the inventory view and the alarms.
 
-A background loop (every ``interval`` seconds, sooner when something is known to have changed)
-builds the inventory objects and the wanted alarms from a fresh snapshot and compares them with
-what the API last notified, kept in KV: ``o2ims-api-views`` (one ``ViewRecord`` per object) and
-``o2ims-api-alarms`` (one ``AlarmState`` per alarm source). A difference is written with a
+Driven by changes, not by re-reading: the ``pr`` and ``hosts`` buckets (``State``), the host
+health records, the subscriptions and the alarm states are held in memory by KV watches
+(``KvView``), and every change they see, every ByoHost summary and every hostprep event wakes
+the loop. A round then builds the inventory objects and the wanted alarms from memory and
+compares them with what the API last notified, kept in KV: ``o2ims-api-views`` (one
+``ViewRecord`` per object, their digests held in memory) and ``o2ims-api-alarms`` (one
+``AlarmState`` per alarm source). Only a difference costs a request: it is written with a
 revision check together with the event it causes (an outbox), then the event is published and
 taken out of the outbox; a crash in between publishes it on the next round, with the same id.
-Every replica may run this loop: revision checks let one write win, and ids derived from the
-change make the stream drop the others' duplicates.
+Between changes the loop only checks, every ``interval`` seconds, whether the inventory file
+changed and whether a cleared alarm's retention ran out: nothing is read from NATS while nothing
+changes. A round is level-based (everything is compared, whatever woke it), so changes that
+arrive together are handled together, and a start compares everything with what was notified
+before: a change made while no replica ran is notified then. Every replica may run this loop:
+revision checks let one write win, and ids derived from the change make the stream drop the
+others' duplicates.
 
 It also consumes hostprep's events to remember per-host SSH trouble (``health.<host>`` in the
 views bucket) until the host is reached again: the source of the host alarms.
@@ -21,10 +29,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.o2ims_api import alarms, objects
 from services.o2ims_api.api import INVENTORY, VERSION, Api
@@ -32,14 +40,23 @@ from services.o2ims_api.catalogue import oid
 from shared.bus import MessageContext
 from shared.errors import TemporaryError, classify
 from shared.httpapi.delivery import Event, publish_event
-from shared.httpapi.subscriptions import SubscriptionStore
+from shared.httpapi.kvview import KvView
+from shared.httpapi.subscriptions import Subscription, SubscriptionStore
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostProgress
 from shared.store import DELETE, RecordStore
-from shared.subjects import BUCKET_O2IMS_API_ALARMS, BUCKET_O2IMS_API_VIEWS, o2api_alarm, o2api_inventory
+from shared.subjects import (
+    BUCKET_O2IMS_API_ALARMS,
+    BUCKET_O2IMS_API_VIEWS,
+    o2api_alarm,
+    o2api_inventory,
+)
 
 log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
 I = f"{INVENTORY}/{VERSION}"  # noqa: E741 - the prefix's name in the O2IMS documents
 CREATE, MODIFY, REMOVE = 0, 1, 2
+#: While changes keep coming, rounds are at least this far apart (seconds): a burst is handled in one.
+MIN_GAP = 0.5
 
 
 class ViewRecord(BaseModel):
@@ -107,12 +124,18 @@ class Notifier:
         self.states = states
         self.interval = interval
         self.changed = asyncio.Event()
+        self.rounds = 0
         self._digests: dict[str, str] | None = None
+        self._retry = False
+        self._inventory: object = None
+        self.health_view: KvView[alarms.HostHealth] = KvView(health.kv, _decoder(alarms.HostHealth), keys="health.>")
+        self.subscription_view: KvView[Subscription] = KvView(subscriptions.kv, _decoder(Subscription), keys="sub.>")
+        self.state_view: KvView[alarms.AlarmState] = KvView(states.kv, _decoder(alarms.AlarmState))
 
     @classmethod
     async def create(cls, api: Api, subscriptions: SubscriptionStore, interval: float) -> Notifier:
         views_kv = await api.bus.kv(BUCKET_O2IMS_API_VIEWS)
-        return cls(
+        notifier = cls(
             api,
             subscriptions,
             RecordStore(views_kv, ViewRecord),
@@ -120,32 +143,64 @@ class Notifier:
             RecordStore(await api.bus.kv(BUCKET_O2IMS_API_ALARMS), alarms.AlarmState),
             interval,
         )
+        await notifier.start()
+        return notifier
+
+    async def start(self) -> None:
+        for view in (self.health_view, self.subscription_view, self.state_view):
+            await view.start()
+        # Another replica's host events and a callback dying or recovering change the wanted alarms.
+        self.health_view.listen(lambda _key: self.poke())
+        self.subscription_view.listen(lambda _key: self.poke())
+
+    async def close(self) -> None:
+        for view in (self.health_view, self.subscription_view, self.state_view):
+            await view.stop()
 
     def poke(self) -> None:
         self.changed.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        last = -MIN_GAP
         while not stop.is_set():
-            self.changed.clear()
-            try:
-                await self.round()
-            except Exception as exc:
-                err = classify(exc)
-                if not isinstance(err, TemporaryError):
-                    log.error("notifier_round_failed", exc_info=exc)
-                else:
-                    log.warning("notifier_round_retry", reason=err.reason, error=err.message)
-                self._digests = None  # re-read what was notified: a write may or may not have happened
+            if self.changed.is_set() or self._retry or await self._due():
+                # A burst of changes is taken in one round.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.0, last + MIN_GAP - loop.time()))
+                self.changed.clear()
+                self._retry = False
+                last = loop.time()
+                try:
+                    await self.round()
+                except Exception as exc:
+                    err = classify(exc)
+                    if not isinstance(err, TemporaryError):
+                        log.error("notifier_round_failed", exc_info=exc)
+                    else:
+                        log.warning("notifier_round_retry", reason=err.reason, error=err.message)
+                    self._digests = None  # re-read what was notified: a write may or may not have happened
+                    self._retry = True  # on the next tick, changes or not
+                continue
             waiter = asyncio.ensure_future(self.changed.wait())
             stopper = asyncio.ensure_future(stop.wait())
-            # The scan period, cut short by a change someone noticed.
+            # A change wakes the loop at once; the period only bounds the checks of the file and the clock.
             await asyncio.wait({waiter, stopper}, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             stopper.cancel()
 
+    async def _due(self) -> bool:
+        """A round is due without a change: the inventory file changed, or a cleared alarm's retention ran out."""
+        if await self.api.state.inventory() is not self._inventory:
+            return True
+        now, retention = datetime.now(UTC), self.api.settings.alarm_retention
+        return any(alarms.expired(s, now, retention) for s in self.state_view.values.values())
+
     async def round(self) -> None:
-        snap = await self.api.snapshot()
-        await self._inventory(snap)
+        self.rounds += 1
+        snap = await self.api.snapshot(fresh=False)
+        self._inventory = snap.inventory
+        await self._inventory_round(snap)
         await self._alarms(snap)
 
     # ── inventory ────────────────────────────────────────────────────────────────────────
@@ -165,7 +220,7 @@ class Notifier:
                 found[key] = record.digest
         return found
 
-    async def _inventory(self, snap: objects.Snapshot) -> None:
+    async def _inventory_round(self, snap: objects.Snapshot) -> None:
         if snap.inventory is None:
             return  # an unreadable inventory file is not the removal of every host
         if self._digests is None:
@@ -245,17 +300,12 @@ class Notifier:
     # ── alarms ───────────────────────────────────────────────────────────────────────────
 
     async def _alarms(self, snap: objects.Snapshot) -> None:
-        health = {}
-        for key in await self.health.keys():
-            if key.startswith("health."):
-                got = await self.health.get(key)
-                if got is not None:
-                    health[got[0].host_id] = got[0]
-        dead = [s.id for s in await self.subscriptions.all() if s.dead]
-        wanted = alarms.desired(snap, health, dead, await self.api.state.quarantined())
+        health = {h.host_id: h for h in self.health_view.values.values()}
+        dead = [s.id for s in self.subscription_view.values.values() if s.dead]
+        wanted = alarms.desired(snap, health, dead, await self.api.state.quarantined(fresh=False))
         now = datetime.now(UTC)
         retention = self.api.settings.alarm_retention
-        keys = set(await self.states.keys()) | set(wanted)
+        keys = set(self.state_view) | set(wanted)
         if snap.inventory is None:
             # Without a readable inventory no host is known: that is no reason to clear the hosts' alarms.
             keys = {k for k in keys if not k.startswith(alarms.HOST_SCOPED)}
@@ -269,6 +319,9 @@ class Notifier:
                     return DELETE
                 return alarms.clear(cur, now) if cur is not None else None
 
+            held = self.state_view.get(key)
+            if (held is None or not held.outbox) and change(held) is None:
+                continue  # nothing to write or send, as far as the view knows (a write re-reads the record)
             state, _ = await self.states.mutate(key, change)
             if state is not None and state.outbox:
                 await self.flush_alarm(state)
@@ -286,13 +339,11 @@ class Notifier:
             ),
         )
 
-    async def alarm_records(self) -> list[tuple[alarms.AlarmState, int]]:
-        out = []
-        for key in await self.states.keys():
-            got = await self.states.get(key)
-            if got is not None and got[0].record:
-                out.append(got)
-        return out
+    async def alarm_records(self) -> list[alarms.AlarmState]:
+        """Every alarm record, including every change made before the call."""
+        if not await self.state_view.fresh():
+            log.warning("alarm_view_behind")
+        return [s for s in self.state_view.values.values() if s.record]
 
     # ── host trouble from hostprep ───────────────────────────────────────────────────────
 
@@ -325,6 +376,17 @@ class Notifier:
             await self.health.mutate(
                 f"health.{host_id}", lambda cur: DELETE if cur is not None and cur.at <= at else None
             )
+
+
+def _decoder(model: type[M]) -> Callable[[str, bytes], M | None]:
+    def decode(key: str, raw: bytes) -> M | None:
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            log.warning("record_unreadable", key=key, model=model.__name__)
+            return None
+
+    return decode
 
 
 def _newer(trouble: alarms.HostHealth) -> Callable[[alarms.HostHealth | None], alarms.HostHealth | None]:

@@ -24,7 +24,7 @@ NOTIFIER_KEY = web.AppKey("notifier", Notifier)
 
 @requires(*READ)
 async def list_alarms(request: web.Request) -> web.Response:
-    records = [s.record for s, _ in await request.app[NOTIFIER_KEY].alarm_records()]
+    records = [s.record for s in await request.app[NOTIFIER_KEY].alarm_records()]
     return collection_response(
         request, records, schemas.ALARM, lambda o: str(o["alarmEventRecordId"]), identity=("alarmEventRecordId",)
     )
@@ -32,7 +32,7 @@ async def list_alarms(request: web.Request) -> web.Response:
 
 async def _find(request: web.Request) -> alarms.AlarmState:
     wanted = uuid_param(request, "alarmEventRecordId", "alarm")
-    for state, _ in await request.app[NOTIFIER_KEY].alarm_records():
+    for state in await request.app[NOTIFIER_KEY].alarm_records():
         if state.record.get("alarmEventRecordId") == wanted:
             return state
     raise not_found(f"no alarm {wanted}")

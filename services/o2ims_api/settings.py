@@ -72,7 +72,7 @@ class O2imsApiSettings(ServiceSettings):
     callback_dead_after: int = Field(5, ge=1, le=1000)
     #: Cleared alarms stay listed this many seconds (unless raised again meanwhile).
     alarm_retention: float = Field(7 * 24 * 3600.0, gt=0)
-    #: Seconds between comparisons of the inventory and alarms with what was last notified (sooner on a change).
+    #: Seconds between checks of the inventory file and of cleared alarms' retention (KV changes are watched).
     scan_interval: float = Field(2.0, gt=0, le=300)
 
     # -- provisioning ---------------------------------------------------------------------------------

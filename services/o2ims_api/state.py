@@ -1,9 +1,12 @@
 """What the API reads: PR records, host leases, the inventory file, ByoHost summaries, its own KV.
 
 Nothing here writes another service's record. PR records are read with a lenient view of the
-fields the API shows (``PrView``), so o2ims may add fields without breaking it. ByoHost
-summaries are folded from the ``K8S`` stream (the last one per host, then every new one) into
-memory; a restart rebuilds them from the stream.
+fields the API shows (``PrView``), so o2ims may add fields without breaking it. The ``pr`` and
+``hosts`` buckets are held in memory by KV watches (``KvView``): the change detector reads them
+there, and is told of every change; a request handler first makes sure the view has caught up
+with the bucket (one stream-info request), and reads the bucket itself if it has not (a view
+still resuming after a reconnect). ByoHost summaries are folded from the ``K8S`` stream (the
+last one per host, then every new one) into memory; a restart rebuilds them from the stream.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.o2ims_api.settings import O2imsApiSettings
 from shared.bus import Bus
 from shared.errors import InputError
+from shared.httpapi.kvview import KvView
 from shared.inventory import Inventory, InventoryError, load_inventory
 from shared.leases import HostLeases, Lease
 from shared.messages import decode
@@ -34,6 +38,9 @@ from shared.payloads import ByoHostSummary
 from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_HOSTS, BUCKET_O2IMS_API, BUCKET_PR
 
 log = structlog.get_logger(__name__)
+
+#: How long a request handler waits for a view to catch up before reading the bucket itself.
+FRESH_TIMEOUT = 2.0
 
 
 class _Lenient(BaseModel):
@@ -91,13 +98,20 @@ class State:
         self._inventory: Inventory | None = None
         self._inventory_lock = asyncio.Lock()
         self._byohost_sub: Any = None
+        self.pr_view: KvView[PrView] | None = None
+        self.lease_view: KvView[Lease] | None = None
         #: Called after every change this process notices (inventory recomputation trigger).
-        self.on_change: Callable[[], Awaitable[None]] | None = None
+        self.on_change: Callable[[], None] | None = None
 
     # ── start-up ─────────────────────────────────────────────────────────────────────────
 
     async def start(self) -> None:
         self.global_cloud_id = await self._cloud_id()
+        self.pr_view = KvView(await self.bus.kv(BUCKET_PR), _pr_view, name=BUCKET_PR)
+        self.lease_view = KvView(await self.bus.kv(BUCKET_HOSTS), _lease, name=BUCKET_HOSTS)
+        for view in (self.pr_view, self.lease_view):
+            view.listen(lambda _key: self._changed())
+            await view.start()
         self._byohost_sub = await self.bus.js.subscribe(
             ALL_K8S_BYOHOST_STATUS,
             cb=self._on_byohost,
@@ -109,6 +123,13 @@ class State:
         if self._byohost_sub is not None:
             with contextlib.suppress(Exception):
                 await self._byohost_sub.unsubscribe()
+        for view in (self.pr_view, self.lease_view):
+            if view is not None:
+                await view.stop()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def _cloud_id(self) -> str:
         """The configured global cloud id, else the one kept in KV, else a new one (kept for next time)."""
@@ -134,8 +155,7 @@ class State:
             self.byohosts[key] = p
         else:
             self.byohosts.pop(key, None)
-        if self.on_change is not None:
-            await self.on_change()
+        self._changed()
 
     # ── reads ────────────────────────────────────────────────────────────────────────────
 
@@ -172,24 +192,53 @@ class State:
             return None
         return _pr_view(pr_id, entry.value)
 
-    async def prs(self) -> dict[str, PrView]:
-        kv = await self.bus.kv(BUCKET_PR)
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return {}
-        views = await asyncio.gather(*(self.pr(k) for k in keys))
+    async def prs(self, *, fresh: bool = True) -> dict[str, PrView]:
+        """Every PR record; ``fresh``: including every change made before the call (else: as the view has it)."""
+        if await _ready(self.pr_view, fresh):
+            assert self.pr_view is not None
+            views: list[PrView | None] = list(self.pr_view.values.values())
+        else:
+            kv = await self.bus.kv(BUCKET_PR)
+            try:
+                keys = await kv.keys()
+            except nats.js.errors.NoKeysError:
+                return {}
+            views = list(await asyncio.gather(*(self.pr(k) for k in keys)))
         return {v.pr_id: v for v in views if v is not None and v.state != "deleted"}
 
-    async def leases(self) -> dict[str, str]:
-        try:
-            return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
-        except nats.js.errors.NoKeysError:
-            return {}
+    async def leases(self, *, fresh: bool = True) -> dict[str, str]:
+        return {host_id: lease.owner for host_id, lease in (await self._leases(fresh)).items()}
 
-    async def quarantined(self) -> dict[str, Lease]:
+    async def quarantined(self, *, fresh: bool = True) -> dict[str, Lease]:
         """Hosts held in quarantine (teardown failed), with why and from which PR."""
-        return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).quarantined()
+        return dict(sorted((h, lease) for h, lease in (await self._leases(fresh)).items() if lease.quarantined))
+
+    async def _leases(self, fresh: bool) -> dict[str, Lease]:
+        if await _ready(self.lease_view, fresh):
+            assert self.lease_view is not None
+            return dict(self.lease_view.values)
+        store = HostLeases(await self.bus.kv(BUCKET_HOSTS)).store
+        out = {}
+        for host_id in await store.keys():
+            got = await store.get(host_id)
+            if got is not None:
+                out[host_id] = got[0]
+        return out
+
+
+async def _ready(view: KvView[Any] | None, fresh: bool) -> bool:
+    """Whether ``view`` can answer: started, and (for ``fresh``) caught up with its bucket."""
+    if view is None or view.loads == 0:
+        return False
+    return not fresh or await view.fresh(FRESH_TIMEOUT)
+
+
+def _lease(host_id: str, raw: bytes) -> Lease | None:
+    try:
+        return Lease.model_validate_json(raw)
+    except ValidationError as exc:
+        log.warning("lease_unreadable", host_id=host_id, errors=exc.error_count())
+        return None
 
 
 def _pr_view(key: str, raw: bytes | None) -> PrView | None:

@@ -105,19 +105,19 @@ def settings(tmp: Path, nats_url: str, **extra: Any) -> O2imsApiSettings:
     inv = tmp / "input.json"
     if not inv.exists():
         inv.write_text(json.dumps(inventory()))
-    return O2imsApiSettings(
-        nats_url=nats_url,
-        jwt_public_key_file=keys / "key.pub.pem",
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        inventory_path=inv,
-        port=0,
-        http_port=-1,
-        scan_interval=0.5,
-        callback_allow=("127.0.0.1",),
-        global_cloud_id="0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11",
-        **extra,
-    )
+    fields: dict[str, Any] = {
+        "nats_url": nats_url,
+        "jwt_public_key_file": keys / "key.pub.pem",
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "inventory_path": inv,
+        "port": 0,
+        "http_port": -1,
+        "scan_interval": 0.5,
+        "callback_allow": ("127.0.0.1",),
+        "global_cloud_id": "0e2a1a52-5f07-4a39-8d2e-3a0a3c7d9b11",
+    }
+    return O2imsApiSettings(**{**fields, **extra})
 
 
 async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:
@@ -133,7 +133,13 @@ async def start(tmp: Path, bus: Bus, s: O2imsApiSettings, stop: asyncio.Event) -
         *(asyncio.create_task(d.run(stop)) for d in parts.deliverers.values()),
     ]
     runner = web.AppRunner(build_app(a, TokenVerifier(s.auth()), parts), access_log=None, shutdown_timeout=1.0)
-    runner.app.on_cleanup.append(lambda _app: _finish(stop, tasks))
+
+    async def finish(_app: web.Application) -> None:
+        await _finish(stop, tasks)
+        await parts.notifier.close()
+        await state.stop()
+
+    runner.app.on_cleanup.append(finish)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

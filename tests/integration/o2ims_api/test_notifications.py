@@ -236,7 +236,10 @@ async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: 
     good = harness.api.settings.inventory_path.read_text()
     write_inventory(harness, {"hosts": "not a list"})
     notifier = await Notifier.create(harness.api, SubscriptionStore(await bus.kv(BUCKET_O2IMS_API_SUBSCRIPTIONS)), 1.0)
-    await notifier.round()
+    try:
+        await notifier.round()
+    finally:
+        await notifier.close()
     assert [a["alarmEventRecordId"] for a in await active()] == [alarm["alarmEventRecordId"]]
     write_inventory(harness, json.loads(good))
     await bus.emit(hostprep_event(PR_ID), HostProgress(pr_id=PR_ID, host_id="h02", step="preflight", status="done"))
