@@ -2,8 +2,9 @@
 
 Nothing here writes another service's record. FPR records are read with a lenient view of the
 fields the API shows (``FprView``), so focom may add fields without breaking it. The inventory
-file and the host leases are read as the O2IMS API reads them (``shared.httpapi.state``): the
-leases from a KV watch, caught up with the bucket before each answer.
+file and the host leases are read as the O2IMS API reads them (``shared.httpapi.state``). Requests
+(the list) and leases are held in memory by KV watches and caught up with their bucket before each
+answer; one request is read from the bucket itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.focom_api.settings import FocomApiSettings
 from shared.bus import Bus
-from shared.httpapi.kvview import decoder
+from shared.httpapi.kvview import KvView, decoder
 from shared.httpapi.state import InventoryFile, Leases
 from shared.inventory import Inventory, InventoryError
 from shared.subjects import BUCKET_FPR, BUCKET_PR
@@ -81,11 +82,16 @@ class State:
         self.settings = settings
         self.inventory_file = InventoryFile(settings.inventory_path, settings.inventory_rules())
         self.host_leases = Leases(bus)
+        self.fpr_view: KvView[FprView] | None = None
 
     async def start(self) -> None:
+        self.fpr_view = KvView(await self.bus.kv(BUCKET_FPR), _request, name=BUCKET_FPR)
+        await self.fpr_view.start()
         await self.host_leases.start()
 
     async def stop(self) -> None:
+        if self.fpr_view is not None:
+            await self.fpr_view.stop()
         await self.host_leases.stop()
 
     async def inventory(self) -> Inventory | InventoryError | None:
@@ -101,6 +107,9 @@ class State:
         return _view(name, entry.value)
 
     async def fprs(self) -> list[FprView]:
+        """Every request, with every change made before the call (from the KV view once it has caught up)."""
+        if self.fpr_view is not None and await self.fpr_view.usable(fresh=True):
+            return list(self.fpr_view.values.values())
         kv = await self.bus.kv(BUCKET_FPR)
         try:
             keys = await kv.keys()
@@ -132,3 +141,8 @@ class State:
 
 #: An FPR record as the API shows it (None when absent or unreadable, which is logged).
 _view = decoder(FprView, "fpr_record_unreadable")
+
+
+def _request(key: str, raw: bytes | None) -> FprView | None:
+    # ``<fpr>.<cluster>`` and ``<fpr>._cr`` keys hold focom's other records, not requests.
+    return None if "." in key else _view(key, raw)
