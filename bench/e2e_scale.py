@@ -6,7 +6,12 @@ as processes with production settings, logging at info). Measured per count: the
 the request to the FPR record being Synced (every cluster fulfilled); each service's CPU seconds during
 that time (``/proc``, the sandbox's processes excluded) per fulfilled cluster; each service's resident
 memory at the end; the messages the streams hold per cluster. ``BENCH_E2E_COUNTS`` overrides the counts,
-``BENCH_E2E_LATENCY`` the hosts' profile.
+``BENCH_E2E_LATENCY`` the hosts' profile. ``BENCH_E2E_PROFILE=DIR`` also samples every service with py-spy
+(from the ``bench`` extra) during the measurement and writes one collapsed-stack file per service and count
+into ``DIR`` (``python -m bench.stacks`` summarises them); ``BENCH_E2E_CPROFILE=DIR`` runs every service
+under cProfile instead (``bench.cpuprofile``: exact calls timed by CPU, a ``<service>.prof`` each when it
+stops, but twice the CPU). Profiled
+runs are for finding costs, not for the figures.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 
 from bench import procstat
 from bench.report import Figure
+from bench.stacks import Sampler
+from o2ctl.supervisor import ChildSpec
 from shared.subjects import ALL_STREAMS
 from tests.e2e.harness import SERVICES, Stack, StackOptions
 
@@ -47,6 +54,22 @@ class Result:
         return sum(v for k, v in self.cpu_s.items() if k in PROVISIONING) / self.clusters
 
 
+def _under_cprofile(out_dir: Path) -> None:
+    """Start every service of the stacks made from now on under cProfile, writing ``out_dir/<name>.prof``."""
+    from o2ctl import stack as stack_mod
+
+    plain = stack_mod.service_child
+
+    def profiled(name: str, env: dict[str, str]) -> ChildSpec:
+        spec = plain(name, env)
+        exe, *rest = spec.argv
+        spec.argv = [exe, "-m", "bench.cpuprofile", str(out_dir / f"{name}.prof"), *rest[1:]]
+        return spec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stack_mod.service_child = profiled
+
+
 async def measure(n: int, workdir: Path) -> Result:
     options = StackOptions(
         clusters=n,
@@ -61,10 +84,18 @@ async def measure(n: int, workdir: Path) -> Result:
             pid = stack.child(name).pid
             assert pid is not None, f"{name} is not running"
             pids[name] = pid
+        profile = os.environ.get("BENCH_E2E_PROFILE")
+        sampler = Sampler(pids, Path(profile), f"n{n}") if profile else None
+        if sampler is not None:
+            await sampler.start()
         before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         await stack.submit("scale", allClusters=True)
-        rec = await stack.settled("scale", timeout=3600)
+        try:
+            rec = await stack.settled("scale", timeout=3600)
+        finally:
+            if sampler is not None:
+                await sampler.stop()
         elapsed = time.perf_counter() - started
         cpu = {name: procstat.cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         if rec["phase"] != "Synced":
@@ -171,6 +202,8 @@ async def run() -> list[Figure]:
     raw = os.environ.get("BENCH_E2E_COUNTS", "")
     counts = tuple(int(x) for x in raw.split(",") if x.strip()) if raw else COUNTS
     results: dict[int, Result] = {}
+    if os.environ.get("BENCH_E2E_CPROFILE"):
+        _under_cprofile(Path(os.environ["BENCH_E2E_CPROFILE"]))
     with tempfile.TemporaryDirectory(prefix="e2e-scale-") as tmp:
         for n in counts:
             print(f"{BENCH}: {n} clusters …", file=sys.stderr, flush=True)

@@ -157,6 +157,37 @@ class Bus:
             await self.nc.close()
 
 
+class _Heartbeat:
+    """``in_progress()`` every ``interval`` seconds while a message is handled: keeps it ours past ack_wait.
+
+    A timer on the loop, not a task per message: most messages are handled long before the first
+    beat is due, and then all this costs is scheduling and cancelling one timer.
+    """
+
+    def __init__(self, msg: Msg, interval: float) -> None:
+        self._msg = msg
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._beat: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self._due)
+
+    def _due(self) -> None:
+        if self._beat is None or self._beat.done():  # never two at once on a slow connection
+            self._beat = self._loop.create_task(self._send())
+        self._timer = self._loop.call_later(self._interval, self._due)
+
+    async def _send(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._msg.in_progress()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._beat is not None:
+            self._beat.cancel()
+
+
 class Consumer:
     """One durable pull consumer bound to a handler, with bounded concurrency."""
 
@@ -245,7 +276,7 @@ class Consumer:
         structlog.contextvars.bind_contextvars(
             message_id=str(env.id), correlation_id=env.correlation_id, subject=msg.subject, type=env.type
         )
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = _Heartbeat(msg, max(spec.ack_wait / 3.0, 0.1))
         error: BaseException | None = None
         seq = msg.metadata.sequence.stream if msg.metadata.sequence else 0
         try:
@@ -280,13 +311,6 @@ class Consumer:
             heartbeat.cancel()
             log_outcome(self.bus.metrics, spec.durable, msg.subject, env, outcome, deliveries, started, error)
             structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "subject", "type")
-
-    async def _heartbeat(self, msg: Msg) -> None:
-        interval = max(self.spec.ack_wait / 3.0, 0.1)
-        while True:
-            await asyncio.sleep(interval)  # a timer, not synchronisation: keeps the message ours
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
 
     async def _terminate(self, msg: Msg, env: Envelope | None, err: BaseException, deliveries: int) -> None:
         """Publish exactly one ``message.failed`` (deduplicated by id), then ``term``."""

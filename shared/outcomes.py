@@ -1,9 +1,10 @@
 """What the outcome of a handled message leaves behind: its log line, its metrics, its fault count.
 
 ``shared.bus`` decides each outcome (ack, nak, term, cancelled); this module records it as the
-one canonical ``message_handled`` line per message (info for success and planned retries,
-warning for other failures, error with the traceback for an unexpected fault) and in the
-Prometheus metrics, and counts unexpected faults per message so that the bus can bound their
+one canonical ``message_handled`` line per message (debug for success, since a service handles
+hundreds of messages per cluster and the transitions they cause are logged at info by the services;
+info for planned retries, warning for other failures, error with the traceback for an unexpected
+fault) and in the Prometheus metrics, and counts unexpected faults per message so that the bus can bound their
 retries.
 """
 
@@ -68,7 +69,7 @@ def log_outcome(
     if env is not None:
         fields["type"] = env.type
     if error is None:
-        log.info("message_handled", **fields)
+        log.debug("message_handled", **fields)
         return
     serr = classify(error)
     fields.update(reason=serr.reason, error=serr.message)

@@ -87,9 +87,10 @@ def _admit_kcp(rtype: ResourceType, old: dict[str, Any] | None, new: dict[str, A
     path, rolling = _rolling_update(new)
     if isinstance(rolling, dict) and "maxSurge" in rolling:
         surge = rolling["maxSurge"]
-        if surge not in (0, 1, "0", "1"):
+        # Upstream compares with intstr.FromInt(0|1): a string (even "1") or a percentage is refused.
+        if type(surge) is not int or surge not in (0, 1):
             causes.append((f"{path}.maxSurge", "FieldValueInvalid", f"Invalid value: {surge!r}: value must be 1 or 0"))
-        elif surge in (0, "0") and int(dig(new, "spec", "replicas") or 1) < 3:
+        elif surge == 0 and int(dig(new, "spec", "replicas") or 1) < 3:
             causes.append(
                 (
                     path,

@@ -20,6 +20,9 @@ from shared.vips import VipLeases
 
 log = structlog.get_logger(__name__)
 
+#: PR records kept decoded (by revision): each message reads its PR's record back, mostly as o2ims wrote it.
+RECORD_CACHE = 128
+
 
 async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event) -> None:
     """Once at start, publish outboxes a crash left behind; then purge old tombstones periodically.
@@ -56,7 +59,7 @@ async def _upkeep(engine: PrEngine, settings: O2imsSettings, stop: asyncio.Event
 
 async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     settings, bus = runtime.settings, runtime.bus
-    store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
+    store = RecordStore(await bus.kv(BUCKET_PR), PrRecord, cache=RECORD_CACHE)
     engine = PrEngine(
         bus,
         store,
@@ -70,7 +73,7 @@ async def setup(runtime: ServiceRuntime[O2imsSettings]) -> None:
     if settings.mirror_enabled:
         from services.o2ims.mirror import start_mirror
 
-        await start_mirror(runtime, store.kv)
+        await start_mirror(runtime, store)
 
 
 def main() -> int:

@@ -7,12 +7,19 @@ in order between publishes), and the published commands are removed from the rec
 first makes the write the decision: a crash before the publishes leaves them in the outbox, and
 the redelivered event (which the record has already absorbed) publishes them; a crash after
 them re-publishes ids the stream drops as duplicates.
+
+One process handles one PR's events one at a time (a lock per PR with events in hand): the events
+of a PR arrive together (its hosts' progress), and deciding them concurrently would only make all
+but one of the writes conflict, to be read, decided and written again. Other replicas are still
+kept apart by the revision-checked writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import structlog
@@ -51,9 +58,27 @@ class PrEngine:
         self.vips = vips
         self.policy = policy
         self.clock = clock
+        #: PR id -> (its lock, the handlers holding or awaiting it); only PRs with events in hand.
+        self._serial: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, pr_id: str) -> AsyncIterator[None]:
+        lock, users = self._serial.setdefault(pr_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._serial[pr_id]
 
     async def handle(self, pr_id: str, event: Event) -> Decision:
         """Decide ``event`` for ``pr_id``, write the record, publish what it owes."""
+        async with self._one_at_a_time(pr_id):
+            return await self._handle(pr_id, event)
+
+    async def _handle(self, pr_id: str, event: Event) -> Decision:
         decisions: list[Decision] = []
 
         def change(record: PrRecord | None) -> PrRecord | None:
@@ -61,7 +86,9 @@ class PrEngine:
             decisions.append(decision)
             return decision.record
 
-        record, _revision = await self.store.mutate(pr_id, change)
+        # Usually this process wrote the record last: start from the kept one and let the write's revision
+        # check prove it current (a replica's write in between makes it fail, and the event is decided again).
+        record, revision = await self.store.mutate(pr_id, change, known=self.store.cached(pr_id))
         decision = decisions[-1]
         structlog.contextvars.bind_contextvars(pr_id=pr_id, rule=decision.rule)
         for cmd in decision.commands:
@@ -69,11 +96,15 @@ class PrEngine:
                 status = cmd.payload
                 log.info("pr_transition", pr_id=pr_id, state=status.state, stage=status.stage, reason=status.reason)
         if record is not None and record.outbox:
-            await self.flush(record)
+            await self.flush(record, revision)
         return decision
 
-    async def flush(self, record: PrRecord) -> None:
-        """Carry out the outbox in order, then drop what was done from the stored record."""
+    async def flush(self, record: PrRecord, revision: int | None = None) -> None:
+        """Carry out the outbox in order, then drop what was done from the stored record.
+
+        ``revision`` is the record's, when the caller just read or wrote it: the drop is then written
+        without reading the record again (revision-checked: a newer record is read and dropped from).
+        """
         batch: list[tuple[str, Envelope]] = []
         for cmd in record.outbox:
             if cmd.payload is not None and cmd.subject is not None:
@@ -102,7 +133,7 @@ class PrEngine:
                 return None
             return current.without_commands(done)
 
-        await self.store.mutate(record.pr_id, drop)
+        await self.store.mutate(record.pr_id, drop, known=(record, revision) if revision is not None else None)
 
     def envelope(self, record: PrRecord, cmd: Command) -> Envelope:
         """The command's envelope, byte-identical however often it is rebuilt (stored id and time)."""
@@ -129,7 +160,7 @@ class PrEngine:
         for key in await self.store.keys():
             got = await self.store.get(key)
             if got is not None and got[0].outbox:
-                await self.flush(got[0])
+                await self.flush(*got)
                 flushed += 1
         return flushed
 

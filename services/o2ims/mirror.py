@@ -5,31 +5,39 @@ converges) feeds a writer that server-side-applies each PR's CR (spec) and its `
 a tombstone or a purged record deletes the CR. Only the latest value per PR is written, so a
 slow API server costs staleness, never a backlog; failed writes are retried. The mirror only
 reflects the bus: the state machine never reads these CRs.
+
+A PR's record is written many times while it is prepared (every host's every step), and most of
+those writes change nothing a CR shows. So the writer gathers changes for ``interval`` seconds
+before writing, and skips the spec or the status when it is what it last wrote for that PR (a
+digest per PR, forgotten with the CR or when a write fails, so a retry writes both in full).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from typing import Any
 
 import structlog
-from nats.js.kv import KeyValue
-from pydantic import ValidationError
 
 from services.o2ims.record import PrRecord
 from services.o2ims.settings import O2imsSettings
-from shared.errors import ServiceError
+from shared.errors import PermanentError, ServiceError
 from shared.kube import KubeClient
 from shared.kube_config import connect
 from shared.objects import PR_ID_LABEL, timestamp
 from shared.runtime import ServiceRuntime
+from shared.store import RecordStore
 
 log = structlog.get_logger(__name__)
 
 API_VERSION = "o2ims.provisioning.oran.org/v1alpha1"
 KIND = "ProvisioningRequest"
 RETRY_DELAY = 2.0
+#: Seconds the writer gathers record changes before writing them (the CRs' staleness, at most).
+INTERVAL = 1.0
 
 
 def _hosts(rec: PrRecord, role: str) -> list[dict[str, Any]]:
@@ -126,13 +134,31 @@ def cr_status(rec: PrRecord) -> dict[str, Any]:
     }
 
 
+def _digest(obj: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(json.dumps(obj, sort_keys=True, default=str).encode(), digest_size=16).digest()
+
+
 class Mirror:
-    def __init__(self, kv: KeyValue, client: KubeClient, *, field_manager: str = "o2ims") -> None:
-        self.kv = kv
+    def __init__(
+        self,
+        store: RecordStore[PrRecord],
+        client: KubeClient,
+        *,
+        field_manager: str = "o2ims",
+        interval: float = INTERVAL,
+    ) -> None:
+        self.store = store
+        self.kv = store.kv
         self.client = client
         self.field_manager = field_manager
-        self._latest: dict[str, bytes | None] = {}
+        self.interval = interval
+        #: PR id -> (record bytes or None when deleted, revision), the newest seen and not yet written.
+        self._latest: dict[str, tuple[bytes | None, int]] = {}
         self._dirty = asyncio.Event()
+        #: PR id -> digests of the spec and the status last written to its CR.
+        self._written: dict[str, tuple[bytes, bytes | None]] = {}
+        #: API writes made (spec, status and delete), for tests and benchmarks.
+        self.writes = 0
 
     async def run(self) -> None:
         # nats-py's watcher is untyped; only iteration and stop() are used.
@@ -143,7 +169,7 @@ class Mirror:
                 if entry is None:  # the end of the initial replay
                     continue
                 deleted = entry.operation in ("DEL", "PURGE") or not entry.value
-                self._latest[entry.key] = None if deleted else entry.value
+                self._latest[entry.key] = (None if deleted else entry.value, int(entry.revision or 0))
                 self._dirty.set()
         finally:
             writer.cancel()
@@ -155,35 +181,49 @@ class Mirror:
     async def _write_loop(self) -> None:
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(self.interval)  # gathering changes: a PR changed many times is written once
             self._dirty.clear()
             batch, self._latest = self._latest, {}
             failed = False
-            for key, value in batch.items():
+            for key, (value, revision) in batch.items():
                 try:
-                    await self.sync(key, value)
+                    await self.sync(key, value, revision)
                 except ServiceError as exc:
                     log.warning("mirror_write_failed", pr_id=key, reason=exc.reason, error=exc.message)
-                    self._latest.setdefault(key, value)  # a newer value, if any, supersedes this one
+                    self._written.pop(key, None)  # unknown what the CR holds now: write it whole next time
+                    self._latest.setdefault(key, (value, revision))  # a newer value, if any, supersedes this one
                     failed = True
             if failed:
                 await asyncio.sleep(RETRY_DELAY)  # back off before retrying the API server
                 self._dirty.set()
 
-    async def sync(self, key: str, value: bytes | None) -> None:
+    async def sync(self, key: str, value: bytes | None, revision: int = 0) -> None:
         try:
-            rec = PrRecord.model_validate_json(value) if value else None
-        except ValidationError as exc:
-            log.error("mirror_record_unreadable", pr_id=key, errors=exc.error_count())
+            # Mostly the revision o2ims has just written: the store has it decoded already.
+            rec = self.store.decode(key, value, revision) if value else None
+        except PermanentError as exc:
+            log.error("mirror_record_unreadable", pr_id=key, error=exc.message)
             return
         if rec is None or rec.state == "deleted":
+            self._written.pop(key, None)
+            self.writes += 1
             await self.client.delete(API_VERSION, KIND, key)
             return
-        await self.client.apply(cr_object(rec), field_manager=self.field_manager)
-        await self.client.apply_status(cr_status(rec), field_manager=self.field_manager)
+        spec, status = cr_object(rec), cr_status(rec)
+        spec_digest, status_digest = _digest(spec), _digest(status)
+        written = self._written.get(key)
+        if written is None or written[0] != spec_digest:
+            self.writes += 1
+            await self.client.apply(spec, field_manager=self.field_manager)
+            self._written[key] = written = (spec_digest, None)
+        if written[1] != status_digest:
+            self.writes += 1
+            await self.client.apply_status(status, field_manager=self.field_manager)
+            self._written[key] = (spec_digest, status_digest)
 
 
-async def start_mirror(runtime: ServiceRuntime[O2imsSettings], kv: KeyValue) -> None:
+async def start_mirror(runtime: ServiceRuntime[O2imsSettings], store: RecordStore[PrRecord]) -> None:
     client = await connect(runtime.settings.mirror_kubeconfig, setting="O2_O2IMS_MIRROR_KUBECONFIG")
     runtime.on_close(client.close)
-    mirror = Mirror(kv, client, field_manager=runtime.settings.mirror_field_manager)
+    mirror = Mirror(store, client, field_manager=runtime.settings.mirror_field_manager)
     runtime.background(mirror.run(), "o2ims-mirror")

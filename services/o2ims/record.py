@@ -37,10 +37,16 @@ class _Frozen(BaseModel):
     def _evolved(self, changes: dict[str, object]) -> Self:
         """A copy with ``changes`` applied and validated: an unknown field or a bad value raises.
 
-        (``model_copy(update=...)`` would accept both silently.) Nested values that are already
-        model instances are taken as they are, so this costs little more than the copy.
+        (``model_copy(update=...)`` would accept both silently.) Only the changed fields are
+        validated, each as an assignment to a fresh copy: validating the whole record again would
+        re-run every nested model's own checks (a ``ClusterSpec``'s address rules), many times per
+        decision. Nested values that are already model instances are taken as they are.
         """
-        return self.model_validate({**dict(self), **changes})
+        new = self.model_copy()
+        validator = type(self).__pydantic_validator__
+        for name, value in changes.items():
+            validator.validate_assignment(new, name, value)
+        return new
 
     def evolve(self, **changes: object) -> Self:
         return self._evolved(changes)

@@ -177,3 +177,20 @@ def _progress(env: Envelope) -> Any:
     from shared.payloads import HostProgress
 
     return HostProgress(pr_id=PR10, host_id="h1", step="preflight", status="done")
+
+
+async def test_a_handler_working_past_ack_wait_keeps_its_message(bus: Bus) -> None:
+    """Heartbeats (``in_progress``) keep a long-running message from being redelivered meanwhile."""
+    deliveries: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(env: Envelope, ctx: MessageContext) -> None:
+        deliveries.append(ctx.deliveries)
+        await asyncio.sleep(3.5)  # the long work itself: three and a half ack_waits
+        done.set()
+
+    await bus.consumer(spec("long", ack_wait=1.0), handler).start()
+    await bus.emit(hostprep_job(PR10), job(PR10))
+    await asyncio.wait_for(done.wait(), 20)
+    await wait_settled(bus, "long")
+    assert deliveries == [1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.bus import Bus
 from shared.leases import HostLeases, LeaseConflict
@@ -51,6 +51,63 @@ async def test_store_create_update_delete(bus: Bus) -> None:
     # A deleted key can be created again.
     await store.create("a", Counter(value=3))
     assert (await store.get("a")) is not None
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    value: int = 0
+
+
+async def test_a_cached_store_decodes_a_revision_once_and_never_serves_a_stale_record(bus: Bus) -> None:
+    kv = await bus.kv(BUCKET_PR)
+    cached, other = RecordStore(kv, Frozen, cache=2), RecordStore(kv, Frozen)
+    rev = await cached.create("c1", Frozen(value=1))
+    assert cached.cached("c1") == (Frozen(value=1), rev) and other.cached("c1") is None
+    first = await cached.get("c1")
+    assert first is not None and first[0].value == 1 and first[1] == rev
+    again = await cached.get("c1")
+    assert again is not None and again[0] is first[0]  # the same revision: the kept record, not a new decode
+    # Another writer changes it: the next read is of the new revision.
+    rev2 = await other.update("c1", Frozen(value=2), rev)
+    assert cached.cached("c1") == (Frozen(value=1), rev)  # what it last saw, not necessarily current
+    fresh = await cached.get("c1")
+    assert fresh is not None and fresh == (Frozen(value=2), rev2)
+    # Bounded: the least recently used key goes.
+    for key in ("c2", "c3"):
+        await cached.create(key, Frozen())
+    assert list(cached._cache) == ["c2", "c3"]
+    await other.delete("c3")
+    assert await cached.get("c3") is None and "c3" not in cached._cache
+
+
+def test_only_frozen_records_are_cached() -> None:
+    with pytest.raises(ValueError, match="not frozen"):
+        RecordStore(object(), Counter, cache=8)  # type: ignore[arg-type]
+
+
+async def test_a_known_record_saves_the_read_but_a_stale_one_loses_no_write(bus: Bus) -> None:
+    store = RecordStore(await bus.kv(BUCKET_PR), Counter)
+    rev = await store.create("k", Counter(value=1))
+    known = (Counter(value=1), rev)
+    # Someone else writes after the caller learnt its revision.
+    await store.update("k", Counter(value=10, writers=["other"]), rev)
+
+    def bump(c: Counter | None) -> Counter:
+        assert c is not None
+        return Counter(value=c.value + 1, writers=[*c.writers, "me"])
+
+    got, _ = await store.mutate("k", bump, known=known)
+    assert got == Counter(value=11, writers=["other", "me"])  # re-applied to what KV held
+    # A change that writes nothing from the known record is decided again from KV.
+    seen: list[int] = []
+
+    def only_from_ten(c: Counter | None) -> Counter | None:
+        assert c is not None
+        seen.append(c.value)
+        return Counter(value=c.value + 100, writers=c.writers) if c.value >= 10 else None
+
+    got, _ = await store.mutate("k", only_from_ten, known=known)
+    assert seen == [1, 11] and got is not None and got.value == 111
 
 
 async def test_leases_all_or_nothing_and_idempotent(bus: Bus) -> None:

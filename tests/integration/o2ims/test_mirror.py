@@ -43,7 +43,7 @@ async def test_the_crd_has_a_status_subresource_and_state_and_stage_columns(kube
 async def test_the_cr_follows_the_record_and_goes_with_the_tombstone(bus: Bus, kubeconfig: Path) -> None:
     store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
     async with await KubeClient.from_kubeconfig(kubeconfig) as client:
-        task = asyncio.create_task(Mirror(store.kv, client).run())
+        task = asyncio.create_task(Mirror(store, client).run())
         try:
 
             async def status() -> dict[str, Any]:
@@ -76,6 +76,37 @@ async def test_the_cr_follows_the_record_and_goes_with_the_tombstone(bus: Bus, k
                 return await client.get(API_VERSION, KIND, PR) is None
 
             await eventually(gone)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_record_writes_a_cr_does_not_show_cost_no_api_write(bus: Bus, kubeconfig: Path) -> None:
+    """Most record writes (an outbox emptied, a command counter) change nothing the CR shows: not written again."""
+    store = RecordStore(await bus.kv(BUCKET_PR), PrRecord)
+    async with await KubeClient.from_kubeconfig(kubeconfig) as client:
+        mirror = Mirror(store, client, interval=0.0)
+        task = asyncio.create_task(mirror.run())
+        try:
+
+            async def status() -> dict[str, Any]:
+                cr = await client.get(API_VERSION, KIND, PR)
+                return ((cr or {}).get("status") or {}).get("provisioningStatus") or {}
+
+            rec = driven_to("progressing/hostprep").rec
+            assert rec is not None
+            revision = await store.create(PR, rec)
+            await eventually(lambda: _has(status, provisioningState="progressing"))
+            assert mirror.writes == 2  # the spec, then the status
+
+            for _ in range(3):  # invisible in the CR
+                rec = rec.changed(cmd_seq=rec.cmd_seq + 1)
+                revision = await store.update(PR, rec, revision)
+            rec = rec.changed(message="now visible")
+            await store.update(PR, rec, revision)
+            await eventually(lambda: _has(status, provisioningMessage="now visible"))
+            assert mirror.writes == 3  # the status once more; the spec never
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -66,3 +66,22 @@ def test_the_typed_changes_name_every_record_field_with_its_type() -> None:
     assert hints == {name: f.annotation for name, f in PrRecord.model_fields.items()}
     host_hints = get_type_hints(HostChanges)
     assert host_hints == {name: f.annotation for name, f in HostStatus.model_fields.items() if name != "role"}
+
+
+def test_an_update_leaves_the_record_it_started_from_as_it_was() -> None:
+    """Records are shared (a store's cache, the transaction's start): a change is always a new copy."""
+    tx = _tx()
+    before = tx.rec
+    dumped = before.model_dump()
+    tx.update(state="failed", message="gone")
+    tx.host("w0", step="containerd", status="running")
+    assert before.model_dump() == dumped
+    assert tx.rec is not before and tx.rec.hosts["w0"].step == "containerd"
+
+
+def test_a_nested_value_given_as_data_is_validated_into_its_model() -> None:
+    tx = _tx()
+    tx.update(hosts={"w9": {"role": "worker", "status": "ready"}})  # type: ignore[dict-item]
+    assert isinstance(tx.rec.hosts["w9"], HostStatus) and tx.rec.hosts["w9"].status == "ready"
+    with pytest.raises(ValidationError, match="role"):
+        tx.update(hosts={"w9": {"role": "boss"}})  # type: ignore[dict-item]
