@@ -69,6 +69,14 @@ class System:
     cluster: str
     masters: list[str]
     workers: list[str]
+    procs: dict[str, ServiceProcess]
+    env: dict[str, dict[str, str]]
+
+    async def restart(self, service: str) -> None:
+        """SIGKILL a service and start it again (its durable consumers redeliver what it had not acked)."""
+        await self.procs[service].kill()
+        self.procs[service] = await ServiceProcess(f"services.{service}", self.env[service]).start()
+        await self.procs[service].wait_event("service_ready", timeout=60)
 
     @property
     def pr(self) -> str:
@@ -152,11 +160,13 @@ async def system(
     statuses = Recorder()
     await bus.js.subscribe(ALL_FOCOM_STATUS, cb=statuses.on_msg, ordered_consumer=True)
     await bus.js.subscribe(ALL_O2IMS_STATUS, cb=statuses.on_msg, ordered_consumer=True)
-    s = System(bus, pool, capi_client, statuses, tmp_path / "input.json", *layout)
-    s.write_inventory(FROM)
+    inventory = tmp_path / "input.json"
+    envs = environments(nats_url, pool, kubeconfig, inventory)
     procs: dict[str, ServiceProcess] = {}
+    s = System(bus, pool, capi_client, statuses, inventory, *layout, procs, envs)
+    s.write_inventory(FROM)
     try:
-        for name, env in environments(nats_url, pool, kubeconfig, s.inventory).items():
+        for name, env in envs.items():
             procs[name] = await ServiceProcess(f"services.{name}", env).start()
         for proc in procs.values():
             await proc.wait_event("service_ready", timeout=60)
@@ -263,6 +273,22 @@ async def test_three_control_planes_and_a_worker_upgrade_in_place_on_the_same_ho
     for host in ("host-001", "host-002", "host-003", "host-004"):
         runs = [r["action"] for r in system.pool.host(host).state.kubeadm_runs]
         assert runs[-2:] == ["reset", "join"], (host, runs)
+    assert_no_skew(system)
+
+
+@pytest.mark.parametrize("layout", [TRIPLE], indirect=True)
+async def test_o2ims_killed_during_each_rollout_stage_reaches_the_same_end(system: System) -> None:
+    before = len(system.fpr())
+    system.write_inventory(TO)
+    await system.submit(operation="upgrade")
+    for stage in ("upgrade-control-plane", "upgrade-workers"):
+        await system.statuses.wait(lambda s=stage: [p for p in system.pr_states() if p.stage == s], 120)
+        await system.restart("o2ims")
+    synced = await system.settled(before)
+    assert synced.phase == "Synced", synced.message
+    await assert_rolled(system, {"host-001", "host-002", "host-003", "host-004"})
+    jobs = [(j.action, j.hosts) for j in await system.hostprep_jobs()]
+    assert sorted(jobs[1:]) == [("upgrade", (h,)) for h in ("host-001", "host-002", "host-003", "host-004")]
     assert_no_skew(system)
 
 
