@@ -124,4 +124,10 @@ class ManagementSide:
             )
 
     async def upgrade_verdict(self) -> tuple[Verdict, str]:
-        return upgrade_verdict(await self.live(), self.params.version)
+        """The gate's verdict. From the shared watch's cache; a verdict that stops the host (claimed, or
+        already at the target) is confirmed by a read from the API, as the cache may lag behind the release
+        that o2ims saw (``upgrade`` needs no confirmation: the guarded delete reads the API before acting)."""
+        verdict, why = upgrade_verdict(await self.live(), self.params.version)
+        if verdict == "upgrade":
+            return verdict, why
+        return upgrade_verdict(await self.byohosts.fetch(self.params.namespace, self.host_id), self.params.version)

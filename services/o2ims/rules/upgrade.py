@@ -25,6 +25,8 @@ serving the old version. Hosts keep their leases throughout, except a leaving ho
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from services.o2ims.record import PrRecord, Upgrade
 from services.o2ims.rules import release
 from services.o2ims.rules.cluster import fulfil, ready_with, record_observation
@@ -136,12 +138,21 @@ def resume(tx: Tx) -> None:
     up = _upgrade(tx)
     tx.update(upgrade=up.evolve(host_job=None))
     stage = tx.rec.stage
-    if stage == WORKERS:
-        start_workers(tx)
-    elif stage == "hostprep" and (job := tx.rec.hostprep_job) is not None and job.action == "prepare":
-        prepare_spare(tx, tuple(h for h in tx.spec.control_plane if h.host_id in job.hosts))
-    else:
-        start_control_plane(tx)
+    match stage:
+        case "upgrade-workers":
+            start_workers(tx)
+        case "hostprep":  # the spare's preparation failed: prepare it again (a failed prepare changed no node)
+            job = tx.rec.hostprep_job
+            spare = tuple(h for h in tx.spec.control_plane if job is not None and h.host_id in job.hosts)
+            if spare:
+                prepare_spare(tx, spare)
+            else:
+                start_control_plane(tx)
+        case "upgrade-control-plane" | "apply" | "provisioning" | "scaling" | "teardown" | "capi-delete" | None:
+            # Where an upgrade fails otherwise: the control-plane step again (the workers have not moved).
+            start_control_plane(tx)
+        case _:
+            assert_never(stage)
 
 
 # ── the rollout, level-based ────────────────────────────────────────────────────────────

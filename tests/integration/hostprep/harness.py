@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
 from services.hostprep.claims import HostClaims
@@ -172,10 +173,10 @@ async def byohosts_by_host_id(client: KubeClient, namespace: str = "default") ->
     return {item["metadata"]["labels"][HOST_ID_LABEL]: item for item in items}
 
 
-async def claim(pool: SandboxHostPool, host_id: str, name: str) -> None:
-    """Set ``status.machineRef`` of the host's ByoHost, as the ByoMachine controller does when a Machine takes
-    it. Written with the host agent's own identity: BYOH's webhook admits ByoHost updates only from the
-    controller manager and from the host's agent, never from an admin."""
-    async with await KubeClient.from_kubeconfig(pool.host(host_id).vfs.real("/root/.byoh/config")) as agent:
-        ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
-        await agent.patch(INFRA, "ByoHost", name, "default", {"status": {"machineRef": ref}}, subresource="status")
+async def claim(client: KubeClient, name: str) -> None:
+    """Set ``status.machineRef`` of the ByoHost ``name``, as the ByoMachine controller does when a Machine takes
+    the host, with BYOH's controller-manager identity: the ByoHost webhook admits updates only from it and
+    from the host's own agent, never from an admin."""
+    ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
+    async with await service_account_client(client, BYOH_NAMESPACE, BYOH_ACCOUNT) as byoh:
+        await byoh.patch(INFRA, "ByoHost", name, "default", {"status": {"machineRef": ref}}, subresource="status")

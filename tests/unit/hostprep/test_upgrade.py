@@ -13,6 +13,7 @@ from services.hostprep.management import upgrade_verdict
 from services.hostprep.steps import ByoHostRegistered, ByoHostRemoved, Probe, Run, Step
 from services.hostprep.teardown import reset_steps
 from services.hostprep.upgrade import GATE, upgrade_steps
+from shared.errors import PermanentError
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from tests.unit.hostprep.test_recipe import FACTS, PREPARE, commands, params
 from tests.unit.hostprep.test_runner import PARAMS, PREFLIGHT, FakeHost, runner
@@ -86,13 +87,20 @@ def test_the_gate_from_the_hosts_byohosts(live: list[dict[str, Any]], verdict: s
 
 
 class Index:
-    """ByoHosts as the management cluster has them; any delete is a failure of the test."""
+    """ByoHosts as the watch's cache has them and as the API has them (the same unless told); any delete is
+    a failure of the test."""
 
-    def __init__(self, live: list[dict[str, Any]]) -> None:
+    def __init__(self, live: list[dict[str, Any]], api: list[dict[str, Any]] | None = None) -> None:
         self.live = live
+        self.api = live if api is None else api
+        self.fetches = 0
 
     async def present(self, namespace: str, host_id: str, timeout: float) -> list[dict[str, Any]]:
         return self.live
+
+    async def fetch(self, namespace: str, host_id: str) -> list[dict[str, Any]]:
+        self.fetches += 1
+        return self.api
 
     async def delete_unclaimed(self, *args: Any) -> list[str]:
         raise AssertionError("the gate never deletes")
@@ -101,12 +109,28 @@ class Index:
 async def test_a_claimed_host_fails_at_the_gate_without_a_single_ssh_command() -> None:
     host, reports = FakeHost(), []
     # The runner's params are at v1.30.2; the host is still a node at v1.29.6.
-    r = runner(host, reports, action="upgrade", index=Index([byohost("v1.29.6", claimed=True)]))
-    outcome = await r.run()
+    index = Index([byohost("v1.29.6", claimed=True)])
+    outcome = await runner(host, reports, action="upgrade", index=index).run()
     assert (outcome.ok, outcome.step, outcome.reason) == (False, GATE, "ByoHostClaimed")
     assert "c1-md-0-abc" in (outcome.message or "") and outcome.acted == ()
     assert host.connects == 0 and host.ran == []
     assert reports == [(GATE, "failed")]
+    assert index.fetches == 1, "the refusal was confirmed by the API"
+
+
+async def test_a_claim_seen_only_by_a_lagging_cache_is_checked_against_the_api() -> None:
+    """o2ims saw the host released; the watch's cache may not have yet: the API decides."""
+    host, reports = FakeHost(), []
+    lagging = Index([byohost("v1.29.6", claimed=True)], api=[byohost("v1.29.6")])
+    r = runner(host, reports, action="upgrade", index=lagging)
+    r._preflight = _stop_after_the_gate  # type: ignore[method-assign]
+    outcome = await r.run()
+    assert lagging.fetches == 1 and reports[0] == (GATE, "done")
+    assert (outcome.step, outcome.reason) == ("preflight", "StopHere"), "past the gate"
+
+
+async def _stop_after_the_gate() -> Any:
+    raise PermanentError("the test stops here", reason="StopHere")
 
 
 async def test_a_host_registered_at_the_target_is_done_without_ssh() -> None:
