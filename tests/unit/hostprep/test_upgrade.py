@@ -9,7 +9,7 @@ import pytest
 
 from services.hostprep import recipe, upgrade
 from services.hostprep.domain import parse_preflight
-from services.hostprep.management import upgrade_verdict
+from services.hostprep.management import gate_verdict
 from services.hostprep.steps import ByoHostRegistered, ByoHostRemoved, Probe, Run, Step
 from services.hostprep.teardown import reset_steps
 from services.hostprep.upgrade import GATE, upgrade_steps
@@ -76,14 +76,28 @@ def byohost(version: str | None, *, claimed: bool = False, name: str = "node-7")
         ([byohost("v1.31.4", claimed=True)], "done", "claimed by c1-md-0-abc"),
         ([byohost("v1.30.2", claimed=True)], "claimed", "a claimed host is a live node"),
         ([byohost(None, claimed=True)], "claimed", "without a version label, claimed by c1-md-0-abc"),
-        ([byohost("v1.30.2")], "upgrade", "registered at v1.30.2 and free; upgrading to v1.31.4"),
-        ([byohost(None)], "upgrade", "without a version label"),
-        ([], "upgrade", "no ByoHost registered"),
+        ([byohost("v1.30.2")], "go", "registered at v1.30.2 and free; upgrade at v1.31.4"),
+        ([byohost(None)], "go", "without a version label"),
+        ([], "go", "no ByoHost registered"),
     ],
 )
-def test_the_gate_from_the_hosts_byohosts(live: list[dict[str, Any]], verdict: str, says: str) -> None:
-    got, why = upgrade_verdict(live, "v1.31.4")
+def test_the_upgrade_gate_from_the_hosts_byohosts(live: list[dict[str, Any]], verdict: str, says: str) -> None:
+    got, why = gate_verdict(live, "v1.31.4", "upgrade")
     assert got == verdict and says in why, why
+
+
+def test_prepare_and_teardown_never_touch_a_node_they_must_not() -> None:
+    node_at_job = [byohost("v1.31.4", claimed=True)]
+    node_elsewhere = [byohost("v1.30.2", claimed=True)]
+    free = [byohost("v1.30.2")]
+    # Re-preparing a node at its own version only checks; at another version it is refused.
+    assert gate_verdict(node_at_job, "v1.31.4", "prepare")[0] == "go"
+    assert gate_verdict(node_elsewhere, "v1.31.4", "prepare")[0] == "claimed"
+    assert gate_verdict(free, "v1.31.4", "prepare")[0] == "go"
+    # A node is never reset, whatever its version.
+    assert gate_verdict(node_at_job, "v1.31.4", "teardown")[0] == "claimed"
+    assert gate_verdict(node_elsewhere, "v1.31.4", "teardown")[0] == "claimed"
+    assert gate_verdict(free, "v1.31.4", "teardown")[0] == "go"
 
 
 class Index:
