@@ -116,11 +116,13 @@ class ByoHostIndex:
                 await ns.synced.wait()
         if not ns.synced.is_set():
             # The shared watch is not up (API trouble): ask directly.
-            items, _ = await self._client.list(
-                INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}"
-            )
-            return [o for o in items if not deleting(o)]
+            return await self.fetch(namespace, host_id)
         return ns.live(host_id)
+
+    async def fetch(self, namespace: str, host_id: str) -> list[Obj]:
+        """The host's live ByoHosts as the API has them now (not the cache, which may lag behind)."""
+        items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
+        return [o for o in items if not deleting(o)]
 
     async def delete_unclaimed(self, namespace: str, host_id: str, select: Callable[[Obj], bool]) -> list[str]:
         """Delete the host id's ByoHosts that ``select`` picks, as the API has them now (not the cache).

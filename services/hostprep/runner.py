@@ -143,12 +143,10 @@ class HostRunner:
         try:
             match self.action:
                 case "teardown":
+                    await self._retrying(upgrade.GATE, self._gate)
                     steps = teardown_steps(self.params)
                 case "prepare":
-                    # A node at another version is refused before anything runs on it (with no management
-                    # cluster, the host's SSH steps still run and it stops at the first Kubernetes step).
-                    if self.deps.byohosts is not None:
-                        await self._retrying(upgrade.GATE, self._gate)
+                    await self._retrying(upgrade.GATE, self._gate)
                     steps = recipe.prepare_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
                 case "upgrade":
                     if not await self._retrying(upgrade.GATE, self._gate):
@@ -162,19 +160,21 @@ class HostRunner:
         return steps
 
     async def _gate(self) -> bool:
-        """Whether the host's recipe runs: a ByoHost claimed at another version fails the host here, before
-        any command runs on it; an upgrade of a host registered at the target already is done."""
-        verdict, why = await self.mgmt.upgrade_verdict()
+        """Whether the host's recipe runs: a live node it must not touch fails the host here, before any
+        command runs on it; an upgrade of a host registered at the target already is done."""
+        if self.deps.byohosts is None and self.action != "upgrade":
+            return True  # no management cluster: the host stops at its first Kubernetes step
+        verdict, why = await self.mgmt.gate_verdict(self.action)
         match verdict:
             case "claimed":
                 raise StepFailed(upgrade.GATE, why, reason="ByoHostClaimed")
-            case "done" | "upgrade" if self.action != "upgrade":
-                return True  # prepare: every step checks for itself
+            case "done" | "go" if self.action != "upgrade":
+                return True  # every step checks for itself
             case "done":
                 self._detail = why
                 await self._safe_report(upgrade.GATE, "skipped", why)
                 return False
-            case "upgrade":
+            case "go":
                 await self._safe_report(upgrade.GATE, "done", why)
                 return True
             case _:

@@ -11,16 +11,20 @@ version) and SSH sandbox hosts that record the running kubelet and kube-apiserve
 - Refusals: a single control plane with no free spare, a two-minor jump, a downgrade.
 - A host failing mid-upgrade fails the PR naming host and step; the Machines not replaced keep running
   the old version.
+- The O2IMS path: a PUT of the ProvisioningRequest with a newer ``k8sVersion`` (one control plane naming
+  its spare) upgrades the cluster the same way; without a spare it is refused with ``409``.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats.js.errors
 import pytest
 
@@ -32,8 +36,12 @@ from shared.leases import HostLeases
 from shared.messages import decode
 from shared.payloads import FocomRequest, FprStatus, HostprepJob, MessageFailed, PrStatus, pr_id_for
 from shared.subjects import ALL_FOCOM_STATUS, ALL_O2IMS_STATUS, BUCKET_HOSTS, FOCOM_REQUESTS, HOSTPREP, hostprep_job
-from tests.e2e.invariants import pool_timelines, skew_violations
+from tests.e2e.harness import Stack, StackOptions, eventually
+from tests.e2e.invariants import pool_timelines, sandbox_timelines, skew_violations
 from tests.e2e.test_focom_flow import environments
+from tests.e2e.test_o2ims_api import PRS as API_PRS
+from tests.e2e.test_o2ims_api import Client as ApiClient
+from tests.e2e.test_o2ims_api import request as api_request
 from tests.integration.focom.support import Recorder
 from tests.integration.services.procs import ServiceProcess
 
@@ -61,6 +69,14 @@ class System:
     cluster: str
     masters: list[str]
     workers: list[str]
+    procs: dict[str, ServiceProcess]
+    env: dict[str, dict[str, str]]
+
+    async def restart(self, service: str) -> None:
+        """SIGKILL a service and start it again (its durable consumers redeliver what it had not acked)."""
+        await self.procs[service].kill()
+        self.procs[service] = await ServiceProcess(f"services.{service}", self.env[service]).start()
+        await self.procs[service].wait_event("service_ready", timeout=60)
 
     @property
     def pr(self) -> str:
@@ -144,11 +160,13 @@ async def system(
     statuses = Recorder()
     await bus.js.subscribe(ALL_FOCOM_STATUS, cb=statuses.on_msg, ordered_consumer=True)
     await bus.js.subscribe(ALL_O2IMS_STATUS, cb=statuses.on_msg, ordered_consumer=True)
-    s = System(bus, pool, capi_client, statuses, tmp_path / "input.json", *layout)
-    s.write_inventory(FROM)
+    inventory = tmp_path / "input.json"
+    envs = environments(nats_url, pool, kubeconfig, inventory)
     procs: dict[str, ServiceProcess] = {}
+    s = System(bus, pool, capi_client, statuses, inventory, *layout, procs, envs)
+    s.write_inventory(FROM)
     try:
-        for name, env in environments(nats_url, pool, kubeconfig, s.inventory).items():
+        for name, env in envs.items():
             procs[name] = await ServiceProcess(f"services.{name}", env).start()
         for proc in procs.values():
             await proc.wait_event("service_ready", timeout=60)
@@ -258,6 +276,22 @@ async def test_three_control_planes_and_a_worker_upgrade_in_place_on_the_same_ho
     assert_no_skew(system)
 
 
+@pytest.mark.parametrize("layout", [TRIPLE], indirect=True)
+async def test_o2ims_killed_during_each_rollout_stage_reaches_the_same_end(system: System) -> None:
+    before = len(system.fpr())
+    system.write_inventory(TO)
+    await system.submit(operation="upgrade")
+    for stage in ("upgrade-control-plane", "upgrade-workers"):
+        await system.statuses.wait(lambda s=stage: [p for p in system.pr_states() if p.stage == s], 120)
+        await system.restart("o2ims")
+    synced = await system.settled(before)
+    assert synced.phase == "Synced", synced.message
+    await assert_rolled(system, {"host-001", "host-002", "host-003", "host-004"})
+    jobs = [(j.action, j.hosts) for j in await system.hostprep_jobs()]
+    assert sorted(jobs[1:]) == [("upgrade", (h,)) for h in ("host-001", "host-002", "host-003", "host-004")]
+    assert_no_skew(system)
+
+
 @pytest.mark.parametrize("layout", [SINGLE], indirect=True)
 async def test_refusals_a_single_control_plane_without_a_spare_a_two_minor_jump_a_downgrade(system: System) -> None:
     leases = await system.leases()
@@ -305,3 +339,36 @@ async def test_a_host_failing_mid_upgrade_fails_the_pr_naming_host_and_step(syst
 def assert_no_skew_so_far(system: System) -> None:
     timelines = pool_timelines(system.pool.host(h["host_id"]).state for h in system.pool.inventory_hosts())
     assert skew_violations(timelines) == []
+
+
+async def test_an_o2ims_api_update_with_a_newer_version_upgrades_the_cluster(tmp_path: Path) -> None:
+    """The O2IMS path: a PUT naming a newer ``k8sVersion`` (and, for one control plane, its spare host)."""
+    options = StackOptions(clusters=0, hosts_per_cluster=0, spare_hosts=4, k8s_version=FROM)
+    async with Stack(tmp_path / "stack", options) as stack, aiohttp.ClientSession() as session:
+        api = ApiClient(session, stack.state)
+        pr_id = str(uuid.uuid4())
+
+        def body(version: str, master: str) -> dict[str, Any]:
+            data = api_request(pr_id, "api-up", master, "host-002", "127.0.211.1")
+            data["templateParameters"]["k8sVersion"] = version
+            return data
+
+        async def record(version: str) -> dict[str, Any] | None:
+            pr = (await stack.prs()).get(pr_id) or {}
+            return pr if pr.get("state") == "fulfilled" and pr["spec"]["k8s_version"] == version else None
+
+        status, created = await api.call("POST", API_PRS, body(FROM, "host-001"))
+        assert status == 201, created
+        await eventually(lambda: record(FROM), 180, "the PR fulfilled at the old version", wake=stack.changed)
+        status, refused = await api.call("PUT", f"{API_PRS}/{pr_id}", body(TO, "host-001"))
+        assert status == 409 and refused["problems"][0]["rule"] == "NoSpareHost", refused
+        status, updated = await api.call("PUT", f"{API_PRS}/{pr_id}", body(TO, "host-004"))
+        assert status == 200, updated
+        await eventually(lambda: record(TO), 240, "the PR fulfilled at the new version", wake=stack.changed)
+        machines, _ = await stack.kube.list(CORE, "Machine", "default", label_selector=f"{CLUSTER_LABEL}=api-up")
+        assert {m["spec"]["version"] for m in machines} == {TO}
+        hosts = {h["host_name"]: h["host_id"] for h in stack.inventory["hosts"]}
+        assert {hosts[m["status"]["nodeRef"]["name"]] for m in machines} == {"host-004", "host-002"}
+        leases = await stack.leases()
+        assert "host-001" not in leases and leases["host-004"] == leases["host-002"] == pr_id
+        assert skew_violations(sandbox_timelines(stack)) == []
