@@ -13,6 +13,7 @@ from typing import Any
 from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
+from services.hostprep.claims import HostClaims
 from services.hostprep.deps import Deps
 from services.hostprep.handlers import JobHandler
 from services.hostprep.settings import HostprepSettings
@@ -22,7 +23,7 @@ from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress, MessageFailed
-from shared.subjects import ALL_HOSTPREP_EVENTS, HOSTPREP_JOBS_CONSUMER, hostprep_job
+from shared.subjects import ALL_HOSTPREP_EVENTS, BUCKET_HOSTPREP_CLAIMS, HOSTPREP_JOBS_CONSUMER, hostprep_job
 
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 K8S_VERSION = "v1.30.2"
@@ -79,7 +80,8 @@ class Harness:
     async def start(cls, bus: Bus, settings: HostprepSettings) -> Harness:
         deps, client = await build_deps(settings)
         spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-        consumer = bus.consumer(spec, dispatch(JobHandler(deps).on_job))
+        claims = HostClaims(await bus.kv(BUCKET_HOSTPREP_CLAIMS))
+        consumer = bus.consumer(spec, dispatch(JobHandler(deps, claims).on_job))
         harness = cls(bus, deps, client, consumer)
         harness._sub = await bus.nc.subscribe(ALL_HOSTPREP_EVENTS, cb=harness._on_event)
         await consumer.start()
