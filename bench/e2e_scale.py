@@ -35,7 +35,8 @@ from tests.e2e.harness import SERVICES, Stack, StackOptions
 BENCH = "e2e_scale"
 COUNTS = (10, 100, 300)
 HOSTS_PER_CLUSTER = 3
-#: Seconds to wait for all clusters to be Synced (300 clusters on a busy 2-core machine take tens of minutes).
+#: Seconds to wait for all clusters to be Synced (300 clusters on a busy 2-core machine take tens of minutes);
+#: ``BENCH_E2E_SETTLE_TIMEOUT`` overrides it.
 SETTLE_TIMEOUT = 5400.0
 #: The provisioning path; the O2IMS REST API (o2ims_api, optional, serves SMOs) is reported on its own.
 PROVISIONING = ("focom", "o2ims", "hostprep", "capi_renderer", "status_watcher")
@@ -99,7 +100,9 @@ async def measure(n: int, workdir: Path) -> Result:
         started = time.perf_counter()
         await stack.submit("scale", allClusters=True)
         try:
-            rec = await stack.settled("scale", timeout=SETTLE_TIMEOUT)
+            rec = await stack.settled(
+                "scale", timeout=float(os.environ.get("BENCH_E2E_SETTLE_TIMEOUT") or SETTLE_TIMEOUT)
+            )
         finally:
             if sampler is not None:
                 await sampler.stop()
