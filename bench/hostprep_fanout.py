@@ -87,6 +87,8 @@ class Run:
     peak_rss_mib: float = 0.0
     base_rss_mib: float = 0.0
     peak_fds: int = 0
+    #: The machine's 1-minute load average when the run ended: wall times mean little without it.
+    load: float = 0.0
 
 
 def _ensure_ansible() -> str | None:
@@ -257,6 +259,7 @@ class Sandbox:
                     peak_rss_mib=sample.peak_rss_mib,
                     base_rss_mib=base_rss,
                     peak_fds=sample.peak_fds,
+                    load=os.getloadavg()[0],
                 )
             finally:
                 poller.cancel()
@@ -354,7 +357,7 @@ class Sandbox:
             await self._registered(label, count)
             elapsed = time.perf_counter() - started
             shutil.rmtree(run_dir, ignore_errors=True)
-            run = Run(count, elapsed, cpu, time.process_time() - own)
+            run = Run(count, elapsed, cpu, time.process_time() - own, load=os.getloadavg()[0])
             print(f"{BENCH}: ansible {count} hosts: {run}", file=sys.stderr, flush=True)
             return run
         finally:
@@ -393,7 +396,7 @@ def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> lis
                 id=f"hostprep.wall_s_{n}",
                 peer=f"ansible-playbook, forks={n}" if n in peer else "",
                 peer_value=peer[n].wall if n in peer else None,
-                note="realistic latency profile",
+                note=f"realistic latency profile, load average {r.load:.1f}",
             )
         )
         if one is not None and n != 1:
@@ -420,7 +423,14 @@ def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> lis
         )
     for n, r in sorted(peer.items()):
         out.append(
-            Figure(BENCH, f"ansible, {n} hosts: wall time", r.wall, "s", id=f"ansible.wall_s_{n}", note=f"forks={n}")
+            Figure(
+                BENCH,
+                f"ansible, {n} hosts: wall time",
+                r.wall,
+                "s",
+                id=f"ansible.wall_s_{n}",
+                note=f"forks={n}, load average {r.load:.1f}",
+            )
         )
         out.append(
             Figure(
