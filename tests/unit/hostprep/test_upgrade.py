@@ -9,10 +9,10 @@ import pytest
 
 from services.hostprep import recipe, upgrade
 from services.hostprep.domain import parse_preflight
-from services.hostprep.management import gate_verdict
+from services.hostprep.management import GATE, gate_verdict
 from services.hostprep.steps import ByoHostRegistered, ByoHostRemoved, Probe, Run, Step
 from services.hostprep.teardown import reset_steps
-from services.hostprep.upgrade import GATE, upgrade_steps
+from services.hostprep.upgrade import upgrade_steps
 from shared.errors import PermanentError
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from tests.unit.hostprep.test_recipe import FACTS, PREPARE, commands, params
