@@ -20,6 +20,7 @@ ansible-core comes from the ``bench`` extra and is installed into the running ve
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -123,6 +124,8 @@ class Sandbox:
         self._next_net = 1
         self.proc: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
+        #: hostprep's last warning and error lines, shown when a size does not complete.
+        self.trouble: collections.deque[str] = collections.deque(maxlen=20)
 
     async def __aenter__(self) -> Sandbox:
         try:
@@ -204,6 +207,8 @@ class Sandbox:
             async for line in stream:
                 if b'"service_ready"' in line:
                     ready.set()
+                elif b'"level": "warning"' in line or b'"level": "error"' in line:
+                    self.trouble.append(line.decode(errors="replace").strip()[:400])
 
         self._drain = asyncio.create_task(drain(self.proc.stderr))
         await asyncio.wait_for(ready.wait(), 60)
@@ -261,10 +266,14 @@ class Sandbox:
                     peak_fds=sample.peak_fds,
                     load=os.getloadavg()[0],
                 )
+            except TimeoutError:
+                raise RuntimeError(
+                    f"no outcome of hostprep on {label}; its last warnings:\n" + "\n".join(self.trouble)
+                ) from None
             finally:
                 poller.cancel()
             if not isinstance(result, HostprepDone):
-                raise RuntimeError(f"hostprep failed on {label}: {result.message}")
+                raise RuntimeError(f"hostprep failed on {label}: {result.message}\n" + "\n".join(self.trouble))
             await self._registered(label, count)
             print(f"{BENCH}: hostprep {count} hosts: {run}", file=sys.stderr, flush=True)
             return run
@@ -370,7 +379,7 @@ def _reported(what: str) -> Iterator[None]:
     try:
         yield
     except (RuntimeError, TimeoutError) as exc:
-        print(f"{BENCH}: {what} did not complete: {str(exc)[:300]}", file=sys.stderr, flush=True)
+        print(f"{BENCH}: {what} did not complete: {str(exc)[:8000]}", file=sys.stderr, flush=True)
 
 
 def _stop_ssh_masters(marker: str) -> None:
