@@ -39,6 +39,8 @@ STEPS = {
     "apply": 2,
     "provisioning": 3,
     "scaling": 3,
+    "upgrade-control-plane": 2,
+    "upgrade-workers": 3,
     "fulfilled": 4,
     "deleting": 2,
     "teardown": 3,

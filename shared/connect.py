@@ -24,7 +24,7 @@ from nats.js import api as js_api
 from shared.errors import TemporaryError
 from shared.natsroles import inbox_prefix
 from shared.settings import ServiceSettings
-from shared.subjects import ALL_BUCKETS, ALL_STREAMS, StreamSpec
+from shared.subjects import ALL_BUCKETS, ALL_STREAMS, BUCKET_TTLS, StreamSpec
 
 log = structlog.get_logger(__name__)
 
@@ -155,6 +155,8 @@ async def ensure_buckets(
             await js.key_value(bucket)
         except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
             try:
-                await js.create_key_value(bucket=bucket, history=history, replicas=replicas)
+                await js.create_key_value(
+                    bucket=bucket, history=history, replicas=replicas, ttl=BUCKET_TTLS.get(bucket)
+                )
             except nats.js.errors.BadRequestError:
                 await js.key_value(bucket)  # created concurrently by another replica

@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from shared.focom_request import RequestError, mode_of
-from shared.inventory import Inventory
-from shared.models import ClusterSpec, normalize_version
+from shared.inventory import DEFAULT_WINDOW, Inventory, Window
+from shared.models import ClusterSpec, normalize_version, version_tuple
 from shared.payloads import FocomRequest
 from shared.safe_json import Problem, short
 from shared.upgrades import Refusal, spare_candidates, upgrade_refusal
@@ -23,9 +23,11 @@ def _refuse(problem: Problem, req: FocomRequest) -> NoReturn:
     raise RequestError([problem], name=req.name)
 
 
-def upgrade_version(req: FocomRequest, cluster: str, inventory: Inventory) -> tuple[str, str]:
+def upgrade_version(
+    req: FocomRequest, cluster: str, inventory: Inventory, window: Window = DEFAULT_WINDOW
+) -> tuple[str, str]:
     """The version ``cluster`` is to run now and where it was read: the template's ``k8sVersion``, or the
-    inventory's (the cluster's own ``k8s_version``, else the top-level one)."""
+    inventory's (the cluster's own ``k8s_version``, else the top-level one); within the supported ``window``."""
     if mode_of(req) == "template":
         path = "$.templateParameters.k8sVersion"
         raw = (req.templateParameters or {}).get("k8sVersion")
@@ -42,9 +44,14 @@ def upgrade_version(req: FocomRequest, cluster: str, inventory: Inventory) -> tu
         path = f"inventory $.clusters[{i}].k8s_version" if found.k8s_version else "inventory $.k8s_version"
         raw = found.k8s_version or inventory.k8s_version
     try:
-        return normalize_version(str(raw) if isinstance(raw, str) else ""), path
+        version = normalize_version(str(raw) if isinstance(raw, str) else "")
     except ValueError:
         _refuse(Problem(path, "version", f"{short(str(raw))} is not a Kubernetes version [v]X.Y.Z"), req)
+    (lo, hi), minor = window, version_tuple(version)[:2]
+    if not lo <= minor <= hi:
+        supported = f"v{lo[0]}.{lo[1]} to v{hi[0]}.{hi[1]}"
+        _refuse(Problem(path, "version-window", f"{version} is outside the supported {supported}"), req)
+    return version, path
 
 
 def upgrade_spare_candidates(current: ClusterSpec, inventory: Inventory) -> list[str]:

@@ -15,6 +15,8 @@ import asyncio
 import base64
 import builtins
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -49,12 +51,27 @@ _METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
+def _env_proxy(server: str) -> str | None:
+    """The proxy the environment names for ``server`` (``HTTPS_PROXY`` …, honouring ``NO_PROXY``), if any."""
+    url = urllib.parse.urlsplit(server)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy or not url.hostname or urllib.request.proxy_bypass(url.hostname):
+        return None
+    return proxy
+
+
 def _load_config(config: Mapping[str, Any], context: str | None, base_path: str | None) -> ApiClient:
     """Build an ApiClient from a kubeconfig dict; blocking (temp CA files, TLS context), so run in a thread."""
     cfg = Configuration()
     loader = _Loader(config_dict=dict(config), active_context=context, config_base_path=base_path)
     # load_and_set is a coroutine only because of exec/OIDC plugins; it gets its own loop in this thread.
     asyncio.run(loader.load_and_set(cfg))
+    # The client's aiohttp session would look up the environment's proxy and ~/.netrc on every request,
+    # each in a worker thread; the proxy is looked up once here instead (a kubeconfig's proxy-url wins),
+    # and credentials only ever come from the kubeconfig.
+    if not cfg.proxy:
+        cfg.proxy = _env_proxy(str(cfg.host))
+    cfg.client_session_kwargs = {"trust_env": False}
     return ApiClient(configuration=cfg)
 
 

@@ -84,7 +84,12 @@ O2IMS = Role(
     ),
     writes_buckets=(s.BUCKET_PR, s.BUCKET_HOSTS, s.BUCKET_VIPS),
 )
-HOSTPREP = Role("hostprep", publishes=(s.ALL_HOSTPREP_EVENTS,), consumers=(s.HOSTPREP_JOBS_CONSUMER,))
+HOSTPREP = Role(
+    "hostprep",
+    publishes=(s.ALL_HOSTPREP_EVENTS,),
+    consumers=(s.HOSTPREP_JOBS_CONSUMER,),
+    writes_buckets=(s.BUCKET_HOSTPREP_CLAIMS,),
+)
 CAPI_RENDERER = Role("capi_renderer", publishes=(s.ALL_CAPI_EVENTS,), consumers=(s.CAPI_JOBS_CONSUMER,))
 #: status_watcher is the only writer of the K8S stream; it reads it back (last message per subject) at start.
 STATUS_WATCHER = Role("status_watcher", publishes=(s.ALL_K8S_STATUS,), pulls=(s.K8S,))

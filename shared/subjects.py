@@ -68,11 +68,19 @@ BUCKET_FOCOM_API_VIEWS = "focom-api-views"
 FOCOM_API_BUCKETS: tuple[str, ...] = (BUCKET_FOCOM_API_SUBSCRIPTIONS, BUCKET_FOCOM_API_VIEWS)
 #: VIP leases from the pool: key = the address (``:`` spelled ``_``), value = owning PR (``shared.vips``).
 BUCKET_VIPS = "vips"
+#: hostprep's claims on hosts (key = host id, value = the claiming replica, PR and action): one replica at a time
+#: works on a host. Entries expire ``HOSTPREP_CLAIM_TTL`` seconds after their last write (the bucket's max age);
+#: the holder renews its claim well before that (``services.hostprep.claims``).
+BUCKET_HOSTPREP_CLAIMS = "hostprep-claims"
+HOSTPREP_CLAIM_TTL = 20.0
+#: Buckets whose entries expire (max age, seconds); the others keep their entries until deleted.
+BUCKET_TTLS: dict[str, float] = {BUCKET_HOSTPREP_CLAIMS: HOSTPREP_CLAIM_TTL}
 ALL_BUCKETS: tuple[str, ...] = (
     BUCKET_FPR,
     BUCKET_PR,
     BUCKET_HOSTS,
     BUCKET_VIPS,
+    BUCKET_HOSTPREP_CLAIMS,
     *O2IMS_API_BUCKETS,
     *FOCOM_API_BUCKETS,
 )

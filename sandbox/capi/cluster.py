@@ -13,6 +13,7 @@ import structlog
 
 from sandbox.capi.machines import alive, cluster_machines, is_control_plane, kcp_initialized, machine_ready
 from sandbox.capi.options import CLUSTER_FINALIZER
+from sandbox.capi.rollout import version_counts
 from sandbox.capi.runtime import Controller, Key
 from sandbox.capi.shapes import Conditions, Obj, differs, own_condition_true, owner_name, ref_name, with_owner
 from sandbox.capi.templates import kcp_templates, own_templates
@@ -137,14 +138,17 @@ class ClusterController(Controller):
                     "replicas": len(cps),
                     "readyReplicas": cp_ready,
                     "availableReplicas": cp_ready,
-                    "upToDateReplicas": len(cps),
+                    # As upstream: the control plane's and MachineDeployments' own counts of up-to-date Machines.
+                    "upToDateReplicas": int(dig(kcp, "status", "upToDateReplicas") or 0),
+                    **({"versions": version_counts(cps)} if cps else {}),
                 },
                 "workers": {
                     "desiredReplicas": w_desired,
                     "replicas": len(workers),
                     "readyReplicas": w_ready,
                     "availableReplicas": w_ready,
-                    "upToDateReplicas": len(workers),
+                    "upToDateReplicas": sum(int(dig(md, "status", "upToDateReplicas") or 0) for md in mds),
+                    **({"versions": version_counts(workers)} if workers else {}),
                 },
                 "conditions": conds.build(),
             }

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,8 +164,8 @@ def md_rollout_step(
     unavailable: int,
     new: Sequence[Obj],
     old: Sequence[Obj],
-    ready: Any,
-    order: Any,
+    ready: Callable[[Obj], bool],
+    order: Callable[[list[Obj]], list[Obj]],
 ) -> MdStep:
     """One step of CAPI's rolling update over live Machines: ``new`` of the current template,
     ``old`` of earlier ones; ``ready(m)`` tells availability, ``order(ms)`` sorts by deletion priority."""

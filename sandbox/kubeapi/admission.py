@@ -4,7 +4,8 @@
   from the BYOH controller manager's service account and from the host's own agent, user
   ``byoh:host:<the ByoHost's name>``; anyone else gets the webhook's denial (403). A delete is refused
   while ``status.machineRef`` is set. (Upstream matches the agent name as a substring and leaves the
-  status subresource unchecked; the sandbox is stricter on both.)
+  status subresource unchecked, the sandbox is stricter on both; upstream also checks creates, which
+  the sandbox leaves open so that tests may create ByoHosts as fixtures.)
 - **KubeadmControlPlane** (CAPI's KCP webhook): ``rollingUpdate.maxSurge`` is 0 or 1, and 0 (scale in
   first) needs at least 3 replicas; a version change may not skip a minor version.
 

@@ -294,8 +294,9 @@ class Api:
         task = asyncio.current_task()
         assert task is not None
         self.streams.add(task)
+        name = selectors.selected_name(request.query.get("fieldSelector"))
         try:
-            return await watch.serve(request, self.store, t.rtype, t.version, t.namespace, pred, opts, render)
+            return await watch.serve(request, self.store, t.rtype, t.version, t.namespace, pred, opts, render, name)
         finally:
             self.streams.discard(task)
 
@@ -339,7 +340,7 @@ class Api:
             limit = int(q.get("limit") or 0)
         except ValueError as exc:
             raise bad_request("limit must be an integer") from exc
-        objs = self.store.list_objects(t.rtype.key, t.namespace)
+        objs = self.store.list_objects(t.rtype.key, t.namespace, selectors.selected_name(q.get("fieldSelector")))
         if after is not None:
             objs = [o for o in objs if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after]
         if pred is not None:

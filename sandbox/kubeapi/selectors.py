@@ -100,6 +100,21 @@ def field_selector(rtype: ResourceType, text: str | None) -> Predicate | None:
     return match
 
 
+def selected_name(text: str | None) -> str | None:
+    """The one object name a field selector requires (``metadata.name=x`` among its terms), else None.
+
+    Lets the store look the object up, and route a watch only that object's events, instead of testing the
+    selector against every object; the selector itself is still applied to what is found.
+    """
+    if not text:
+        return None
+    for part in _split_top_level(text):
+        m = re.match(r"^metadata\.name\s*(==|=)\s*(.*)$", part)
+        if m:
+            return m.group(2)
+    return None
+
+
 def both(first: Predicate | None, second: Predicate | None) -> Predicate | None:
     if first is None or second is None:
         return first or second

@@ -34,11 +34,15 @@ class Event:
 
 
 class Watcher:
-    """A registered watch: events for one resource (and optionally one namespace) are queued for its stream."""
+    """A registered watch: events for one resource (and optionally one namespace, one name) are queued for its
+    stream."""
 
-    def __init__(self, key: ObjKey, namespace: str | None) -> None:
+    def __init__(self, key: ObjKey, namespace: str | None, name: str | None = None) -> None:
         self.key = key
         self.namespace = namespace
+        #: Set when the watch selects one object by name (``fieldSelector=metadata.name=...``): only that
+        #: object's events are queued, so a thousand single-object watches do not each see every write.
+        self.name = name
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.closed = False
 
@@ -65,7 +69,9 @@ class Store:
         self.compacted_rv = 0
         self.history: deque[Event] = deque()
         self.objects: dict[ObjKey, dict[tuple[str, str], dict[str, Any]]] = {}
-        self.watchers: dict[ObjKey, set[Watcher]] = {}
+        #: Watchers by (resource, namespace or None, name or None): a commit reaches only the four sets
+        #: that can match it, never every watch of the resource.
+        self.watchers: dict[tuple[ObjKey, str | None, str | None], set[Watcher]] = {}
         self.dependents: dict[str, set[tuple[ObjKey, str, str]]] = {}
         self.uids: dict[str, tuple[ObjKey, str, str]] = {}
         self.hooks: list[Callable[[Event], None]] = []
@@ -74,8 +80,14 @@ class Store:
     def get(self, key: ObjKey, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get(key, {}).get((namespace, name))
 
-    def list_objects(self, key: ObjKey, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list_objects(self, key: ObjKey, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """Objects of a resource sorted by (namespace, name); only those of ``namespace`` and ``name`` if given."""
         bucket = self.objects.get(key, {})
+        if name is not None:
+            if namespace is not None:
+                found = bucket.get((namespace, name))
+                return [found] if found is not None else []
+            return [bucket[i] for i in sorted(i for i in bucket if i[1] == name)]
         idents = sorted(bucket) if namespace is None else sorted(i for i in bucket if i[0] == namespace)
         return [bucket[i] for i in idents]
 
@@ -114,8 +126,8 @@ class Store:
         self.history.append(event)
         while len(self.history) > self.history_size:
             self.compacted_rv = self.history.popleft().rv
-        for watcher in list(self.watchers.get(key, ())):
-            if watcher.namespace is None or watcher.namespace == namespace:
+        for scope in ((key, None, None), (key, namespace, None), (key, None, name), (key, namespace, name)):
+            for watcher in list(self.watchers.get(scope, ())):
                 watcher.push(event)
         for hook in self.hooks:
             hook(event)
@@ -148,29 +160,43 @@ class Store:
                         if not found:
                             del self.dependents[uid]
 
-    def events_since(self, rv: int, key: ObjKey, namespace: str | None) -> list[Event]:
-        """Kept events after ``rv`` for one resource; raises 410 Expired when some were already dropped."""
+    def events_since(self, rv: int, key: ObjKey, namespace: str | None, name: str | None = None) -> list[Event]:
+        """Kept events after ``rv`` for one resource (and namespace, name); 410 Expired when some were dropped."""
         if rv < self.compacted_rv:
             raise expired(f"too old resource version: {rv} ({self.compacted_rv})")
         return [
-            e for e in self.history if e.rv > rv and e.key == key and (namespace is None or e.namespace == namespace)
+            e
+            for e in self.history
+            if e.rv > rv
+            and e.key == key
+            and (namespace is None or e.namespace == namespace)
+            and (name is None or e.obj["metadata"]["name"] == name)
         ]
 
     def compact(self) -> None:
         self.history.clear()
         self.compacted_rv = self.rv
 
-    def watch(self, key: ObjKey, namespace: str | None) -> Watcher:
-        watcher = Watcher(key, namespace)
+    def watch(self, key: ObjKey, namespace: str | None, name: str | None = None) -> Watcher:
+        watcher = Watcher(key, namespace, name)
         if self.accepting_watches:
-            self.watchers.setdefault(key, set()).add(watcher)
+            self.watchers.setdefault(self._scope(watcher), set()).add(watcher)
         else:
             watcher.close()  # the server is stopping: the stream ends at once and the client resumes later
         return watcher
 
     def unwatch(self, watcher: Watcher) -> None:
         watcher.closed = True
-        self.watchers.get(watcher.key, set()).discard(watcher)
+        scope = self._scope(watcher)
+        watchers = self.watchers.get(scope)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self.watchers[scope]  # one set per short-lived single-object watch would pile up
+
+    @staticmethod
+    def _scope(watcher: Watcher) -> tuple[ObjKey, str | None, str | None]:
+        return watcher.key, watcher.namespace, watcher.name
 
     def close_watchers(self) -> None:
         self.accepting_watches = False

@@ -103,20 +103,22 @@ async def serve(
     pred: Predicate | None,
     opts: WatchOptions,
     render: Render | None = None,
+    name: str | None = None,
 ) -> web.StreamResponse:
+    """Stream the watch; ``name`` (from the field selector, which ``pred`` still applies) narrows it to one object."""
     api_version = rtype.api_version(version)
-    watcher = store.watch(rtype.key, namespace)
+    watcher = store.watch(rtype.key, namespace, name)
     try:
         initial: list[bytes] = []
         error: ApiError | None = None
         if opts.resource_version in (None, "0"):
-            objs: Iterable[dict[str, Any]] = store.list_objects(rtype.key, namespace)
+            objs: Iterable[dict[str, Any]] = store.list_objects(rtype.key, namespace, name)
             initial = [
                 _line("ADDED", _rendered(_view(o, api_version), render)) for o in objs if pred is None or pred(o)
             ]
         else:
             try:
-                backlog = store.events_since(int(str(opts.resource_version)), rtype.key, namespace)
+                backlog = store.events_since(int(str(opts.resource_version)), rtype.key, namespace, name)
             except ApiError as exc:
                 error = exc
                 backlog = []

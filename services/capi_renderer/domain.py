@@ -272,8 +272,8 @@ def version_slug(version: str) -> str:
 
 
 def control_plane_max_surge(replicas: int) -> int:
-    """KCP rollout surge: 0 (scale in first) with 3 or more replicas, which keeps etcd's quorum and needs no free
-    host; CAPI allows 0 only then, so a single control plane surges by 1 onto a spare host."""
+    """KCP rollout surge: 0 (scale in first, no free host needed) with 3+ replicas, the only case CAPI allows it;
+    a single control plane surges by 1 onto a spare host."""
     return 0 if replicas >= 3 else 1
 
 
@@ -283,9 +283,8 @@ def uses_super_admin(k8s_version: str) -> bool:
 
 
 def host_selector(host_ids: Sequence[str], version: str | None = None) -> dict[str, Any]:
-    """A label selector matching exactly the hosts started with ``--label o2ims.oran.org/host-id=<id>`` (and,
-    given a version, ``--label o2ims.oran.org/k8s-version=<version>``: a host installed at another version,
-    such as one a rollout just freed, matches no template until it is re-prepared)."""
+    """A selector of exactly the hosts whose agents run with ``--label o2ims.oran.org/host-id=<id>`` (and, given a
+    version, ``o2ims.oran.org/k8s-version=<version>``: a host a rollout freed matches only once re-prepared)."""
     versioned: dict[str, Any] = {"matchLabels": {K8S_VERSION_LABEL: version}} if version is not None else {}
     if not host_ids:
         # ``In`` needs at least one value; Exists AND DoesNotExist is valid and matches nothing.
@@ -324,11 +323,7 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
 
 def pinned_hosts(selector: Mapping[str, Any], candidates: Iterable[str], version: str) -> tuple[set[str], bool]:
     """Which of ``candidates`` (host ids, registered at ``version``) the selector claims, and whether it claims
-    anything else.
-
-    "Anything else" is probed with a host carrying an unknown id, with a candidate registered at another
-    version, and with an unlabeled host: a selector that pins hosts must reject all three.
-    """
+    anything else: probed with an unknown id, a candidate at another version and an unlabeled host."""
     chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c, K8S_VERSION_LABEL: version})}
     probes = [
         {HOST_ID_LABEL: "\x00not-a-requested-host", K8S_VERSION_LABEL: version},

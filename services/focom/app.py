@@ -23,6 +23,9 @@ from shared.subjects import (
 )
 from shared.vips import VipLeases
 
+#: FPR records kept decoded (by revision); one request's record is written once per batch of child reports.
+FPR_CACHE = 16
+
 
 async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     s = runtime.settings
@@ -33,7 +36,8 @@ async def build(runtime: ServiceRuntime[FocomSettings]) -> Focom:
     return Focom(
         s,
         runtime.bus,
-        RecordStore(fpr, FprRecord),
+        # FPR records are rewritten on every child report; keeping a few decoded saves decoding them each time.
+        RecordStore(fpr, FprRecord, cache=FPR_CACHE),
         RecordStore(fpr, SpecRecord),
         HostLeases(await runtime.bus.kv(BUCKET_HOSTS)),
         inventory,

@@ -338,7 +338,11 @@ def compute_phase(record: FprRecord) -> tuple[FprPhase, str]:
     done = [c for c in wanted if c.settled and c.state == "fulfilled"]
     if len(done) == len(wanted):
         return "Synced", f"{len(done)} cluster(s) fulfilled"
-    busy = ", ".join(f"{c.cluster}: {c.state}{f'/{c.stage}' if c.stage else ''}" for c in wanted if c not in done)
+    # By name, not ``c not in done``: comparing whole children made every report cost O(clusters²).
+    done_names = {c.cluster for c in done}
+    busy = ", ".join(
+        f"{c.cluster}: {c.state}{f'/{c.stage}' if c.stage else ''}" for c in wanted if c.cluster not in done_names
+    )
     return busy_phase(record.operation), f"{len(done)}/{len(wanted)} fulfilled; {busy}"[:1000]
 
 

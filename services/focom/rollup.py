@@ -59,7 +59,8 @@ class FprWriter:
                 return record
 
             try:
-                record, revision = await self.store.mutate(name, fold)
+                # From the record this writer last wrote, if kept: the revision-checked write proves it current.
+                record, revision = await self.store.mutate(name, fold, known=self.store.cached(name))
                 if record is not None and revision is not None:
                     await self.publish(record, revision)
             except Exception as exc:

@@ -36,7 +36,7 @@ async def upgrade_clusters(focom: Focom, req: FocomRequest, env: Envelope) -> No
     for cluster in targets:
         child = record.children[cluster]
         current = await focom.spec_of(req.name, child)
-        version, where = up.upgrade_version(req, cluster, inventory)
+        version, where = up.upgrade_version(req, cluster, inventory, focom.settings.k8s_window)
         if version == current.k8s_version:
             continue  # there already (or decided already: the stored spec is the upgraded one)
         refusal = version_refusal(current.k8s_version, version)

@@ -19,9 +19,10 @@ from services.focom_api.settings import FocomApiSettings
 from services.focom_api.state import State
 from shared.bus import Bus
 from shared.catalog import load_catalog
-from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_context
+from shared.httpapi.auth import TokenVerifier, auth_middleware
 from shared.httpapi.delivery import Deliverer
 from shared.httpapi.problems import problem_middleware
+from shared.httpapi.serve import serve
 from shared.httpapi.subscriptions import SubscriptionStore
 from shared.payloads import MessageFailed
 from shared.runtime import ServiceRuntime, run_service
@@ -72,27 +73,17 @@ async def setup(runtime: ServiceRuntime[FocomApiSettings]) -> None:
     s, bus = runtime.settings, runtime.bus
     verifier = TokenVerifier(s.auth())
     catalog = await asyncio.to_thread(load_catalog, s.templates_dir)
-    a = Api(s, bus, State(bus, s), catalog)
+    state = State(bus, s)
+    await state.start()
+    runtime.on_close(state.stop)
+    a = Api(s, bus, state, catalog)
     store, d = await deliverer(bus, s)
     translator = Translator(bus)
     # focom's own refusals travel on focom.status too: they are not phase changes.
     runtime.consume(FOCOM_API_FPR_STATUS_CONSUMER, translator.on_fpr_status, ignore=(MessageFailed,))
     runtime.consume(FOCOM_API_PR_STATUS_CONSUMER, translator.on_pr_status, ignore=(MessageFailed,))
     runtime.background(d.run(runtime.stop), "deliver")
-    runner = web.AppRunner(build_app(a, verifier, store, d), access_log=None, shutdown_timeout=s.drain_timeout)
-    await runner.setup()
-    tls = (
-        server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
-        if s.tls_cert_file and s.tls_key_file
-        else None
-    )
-    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
-    await site.start()
-    runtime.on_close(runner.cleanup)
-    port = int(runner.addresses[0][1]) if runner.addresses else s.port
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host  # noqa: S104 - naming, not binding
-    url = f"{'https' if tls else 'http'}://{host}:{port}"
-    runtime.health.add_check("api", lambda: (True, url))
+    url = await serve(runtime, build_app(a, verifier, store, d))
     log.info("focom_api_listening", url=url)
 
 

@@ -15,7 +15,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from services.focom_api import schemas
@@ -25,7 +24,7 @@ from shared.httpapi.auth import READ, requires
 from shared.httpapi.delivery import Deliverer
 from shared.httpapi.problems import bad_request, json_body, not_found
 from shared.httpapi.query import collection_response, item_response
-from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, check_callback, probe
+from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, admit
 from shared.safe_json import short
 
 SUBS = f"{BASE}/subscriptions"
@@ -71,20 +70,16 @@ async def create_sub(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"callback", "consumerSubscriptionId", "filter"})
     if unknown:
         raise bad_request(f"{unknown[0]}: not a field of a subscription")
-    if "callback" not in body:
-        raise bad_request("callback: required")
-    callback = check_callback(body["callback"], a.settings.callback_allow)
-    consumer_id, text = body.get("consumerSubscriptionId"), body.get("filter")
-    if consumer_id is not None and (not isinstance(consumer_id, str) or len(consumer_id) > 256):
-        raise bad_request("consumerSubscriptionId: a string of at most 256 characters")
-    if text is not None and not isinstance(text, str):
-        raise bad_request("filter: a filter expression string, e.g. (eq,name,my-request)")
-    filter_terms(text)  # a bad filter is refused now, not at the first notification
     store = request.app[SUBSCRIPTIONS_KEY]
-    if any(s.callback == callback for s in await store.all(KIND)):
-        raise bad_request(f"callback: {callback} is already subscribed")
-    async with aiohttp.ClientSession() as session:
-        await probe(session, callback, a.settings.callback_timeout)
+    callback, consumer_id, text = await admit(
+        body,
+        store=store,
+        kind=KIND,
+        allow=a.settings.callback_allow,
+        timeout=a.settings.callback_timeout,
+        check_filter=filter_terms,
+        filter_example="(eq,name,my-request)",
+    )
     deliverer = request.app[DELIVERER_KEY]
     key = secrets.token_bytes(32).hex()
     sub = Subscription(

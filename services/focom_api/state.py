@@ -1,13 +1,15 @@
 """What the API reads: FPR records, PR records (endpoints), host leases, and the inventory file.
 
 Nothing here writes another service's record. FPR records are read with a lenient view of the
-fields the API shows (``FprView``), so focom may add fields without breaking it.
+fields the API shows (``FprView``), so focom may add fields without breaking it. The inventory
+file and the host leases are read as the O2IMS API reads them (``shared.httpapi.state``). Requests
+(the list) and leases are held in memory by KV watches and caught up with their bucket before each
+answer; one request is read from the bucket itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.focom_api.settings import FocomApiSettings
 from shared.bus import Bus
-from shared.inventory import Inventory, InventoryError, load_inventory
-from shared.leases import HostLeases
-from shared.subjects import BUCKET_FPR, BUCKET_HOSTS, BUCKET_PR
+from shared.httpapi.kvview import KvView, decoder
+from shared.httpapi.state import InventoryFile, Leases
+from shared.inventory import Inventory, InventoryError
+from shared.subjects import BUCKET_FPR, BUCKET_PR
 
 log = structlog.get_logger(__name__)
 
@@ -77,26 +80,23 @@ class State:
     def __init__(self, bus: Bus, settings: FocomApiSettings) -> None:
         self.bus = bus
         self.settings = settings
-        self._inventory_key: tuple[int, int, int] | None = None
-        self._inventory: Inventory | InventoryError | None = None
-        self._lock = asyncio.Lock()
+        self.inventory_file = InventoryFile(settings.inventory_path, settings.inventory_rules())
+        self.host_leases = Leases(bus)
+        self.fpr_view: KvView[FprView] | None = None
+
+    async def start(self) -> None:
+        self.fpr_view = KvView(await self.bus.kv(BUCKET_FPR), _request, name=BUCKET_FPR)
+        await self.fpr_view.start()
+        await self.host_leases.start()
+
+    async def stop(self) -> None:
+        if self.fpr_view is not None:
+            await self.fpr_view.stop()
+        await self.host_leases.stop()
 
     async def inventory(self) -> Inventory | InventoryError | None:
         """The inventory file (re-read when it changed): the model, its problems, or None when missing."""
-        path = self.settings.inventory_path
-        async with self._lock:
-            try:
-                st = await asyncio.to_thread(os.stat, path)
-            except OSError:
-                return None
-            key = (st.st_ino, st.st_size, st.st_mtime_ns)
-            if key != self._inventory_key:
-                self._inventory_key = key
-                try:
-                    self._inventory = await asyncio.to_thread(load_inventory, path, **self.settings.inventory_rules())
-                except InventoryError as exc:
-                    self._inventory = exc
-            return self._inventory
+        return await self.inventory_file.load()
 
     async def fpr(self, name: str) -> FprView | None:
         kv = await self.bus.kv(BUCKET_FPR)
@@ -107,6 +107,9 @@ class State:
         return _view(name, entry.value)
 
     async def fprs(self) -> list[FprView]:
+        """Every request, with every change made before the call (from the KV view once it has caught up)."""
+        if self.fpr_view is not None and await self.fpr_view.usable(fresh=True):
+            return list(self.fpr_view.values.values())
         kv = await self.bus.kv(BUCKET_FPR)
         try:
             keys = await kv.keys()
@@ -132,17 +135,14 @@ class State:
         return f"https://{host}:6443" if isinstance(host, str) and pr.state == "fulfilled" else None
 
     async def leases(self) -> dict[str, str]:
-        try:
-            return await HostLeases(await self.bus.kv(BUCKET_HOSTS)).all()
-        except nats.js.errors.NoKeysError:
-            return {}
+        """Host id → the PR holding it, with every change made before the call."""
+        return await self.host_leases.owners()
 
 
-def _view(key: str, raw: bytes | None) -> FprView | None:
-    if not raw:
-        return None
-    try:
-        return FprView.model_validate_json(raw)
-    except ValidationError as exc:
-        log.warning("fpr_record_unreadable", fpr=key, errors=exc.error_count())
-        return None
+#: An FPR record as the API shows it (None when absent or unreadable, which is logged).
+_view = decoder(FprView, "fpr_record_unreadable")
+
+
+def _request(key: str, raw: bytes | None) -> FprView | None:
+    # ``<fpr>.<cluster>`` and ``<fpr>._cr`` keys hold focom's other records, not requests.
+    return None if "." in key else _view(key, raw)

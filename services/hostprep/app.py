@@ -16,6 +16,7 @@ import structlog
 from services.hostprep import handlers
 from services.hostprep.bootstrap import BootstrapKubeconfigs
 from services.hostprep.byohosts import ByoHostIndex
+from services.hostprep.claims import HostClaims
 from services.hostprep.credentials import CredentialStore
 from services.hostprep.deps import Deps
 from services.hostprep.settings import HostprepSettings
@@ -24,7 +25,7 @@ from services.hostprep.steps import AgentSource
 from shared.errors import PermanentError
 from shared.kube import KubeClient
 from shared.runtime import ServiceRuntime, run_service
-from shared.subjects import HOSTPREP_JOBS_CONSUMER
+from shared.subjects import BUCKET_HOSTPREP_CLAIMS, HOSTPREP_JOBS_CONSUMER
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +91,8 @@ async def setup(runtime: ServiceRuntime[HostprepSettings]) -> None:
 
     runtime.on_close(close)
     jobs = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-    runtime.consume(jobs, handlers.JobHandler(deps).on_job)
+    claims = HostClaims(await runtime.bus.kv(BUCKET_HOSTPREP_CLAIMS))
+    runtime.consume(jobs, handlers.JobHandler(deps, claims).on_job)
 
 
 def main() -> int:

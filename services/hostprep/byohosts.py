@@ -36,31 +36,51 @@ def _host_id(obj: Obj) -> str | None:
 
 
 class _Namespace:
-    """The ByoHosts of one namespace, by host id then name."""
+    """The ByoHosts of one namespace, by host id then name, and who waits on which host id."""
 
     def __init__(self) -> None:
         self.hosts: dict[str, dict[str, Obj]] = {}
         self.synced = asyncio.Event()
-        self.changed = asyncio.Condition()
+        #: One event per host id somebody waits on, set (and dropped) when that host id's ByoHosts change.
+        #: Per host rather than one condition for the namespace: with a thousand hosts waiting, each event
+        #: would otherwise wake all thousand waiters to re-test their predicates.
+        self._waiting: dict[str, asyncio.Event] = {}
         self.task: asyncio.Task[None] | None = None
 
     def live(self, host_id: str) -> list[Obj]:
         return [o for o in self.hosts.get(host_id, {}).values() if not deleting(o)]
 
+    def changed(self, host_id: str) -> asyncio.Event:
+        """Set at the next change of the host id's ByoHosts (or a re-list)."""
+        event = self._waiting.get(host_id)
+        if event is None:
+            event = self._waiting[host_id] = asyncio.Event()
+        return event
+
+    def _notify(self, host_id: str) -> None:
+        event = self._waiting.pop(host_id, None)
+        if event is not None:
+            event.set()
+
     def replace(self, items: list[Obj]) -> None:
         self.hosts = {}
         for obj in items:
             self.put(obj)
+        waiting, self._waiting = self._waiting, {}
+        for event in waiting.values():
+            event.set()
 
     def put(self, obj: Obj) -> None:
         host_id = _host_id(obj)
         if host_id is not None:
             self.hosts.setdefault(host_id, {})[name_of(obj)] = obj
+            self._notify(host_id)
 
     def drop(self, obj: Obj) -> None:
         host_id = _host_id(obj)
         if host_id is not None:
             self.hosts.get(host_id, {}).pop(name_of(obj), None)
+            self._notify(host_id)
 
 
 class ByoHostIndex:
@@ -82,9 +102,9 @@ class ByoHostIndex:
         try:
             async with asyncio.timeout(timeout):
                 await ns.synced.wait()
-                async with ns.changed:
-                    await ns.changed.wait_for(lambda: done(ns.live(host_id)))
-                    return ns.live(host_id)
+                while not done(ns.live(host_id)):
+                    await ns.changed(host_id).wait()
+                return ns.live(host_id)
         except TimeoutError:
             return None
 
@@ -96,11 +116,13 @@ class ByoHostIndex:
                 await ns.synced.wait()
         if not ns.synced.is_set():
             # The shared watch is not up (API trouble): ask directly.
-            items, _ = await self._client.list(
-                INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}"
-            )
-            return [o for o in items if not deleting(o)]
+            return await self.fetch(namespace, host_id)
         return ns.live(host_id)
+
+    async def fetch(self, namespace: str, host_id: str) -> list[Obj]:
+        """The host's live ByoHosts as the API has them now (not the cache, which may lag behind)."""
+        items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
+        return [o for o in items if not deleting(o)]
 
     async def delete_unclaimed(self, namespace: str, host_id: str, select: Callable[[Obj], bool]) -> list[str]:
         """Delete the host id's ByoHosts that ``select`` picks, as the API has them now (not the cache).
@@ -138,10 +160,6 @@ class ByoHostIndex:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._namespaces.clear()
 
-    async def _notify(self, ns: _Namespace) -> None:
-        async with ns.changed:
-            ns.changed.notify_all()
-
     async def _follow(self, namespace: str, ns: _Namespace) -> None:
         failures = 0
         while True:
@@ -149,7 +167,6 @@ class ByoHostIndex:
                 items, rv = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=HOST_ID_LABEL)
                 ns.replace(items)
                 ns.synced.set()
-                await self._notify(ns)
                 failures = 0
                 while True:
                     async for event in self._client.watch(
@@ -167,7 +184,6 @@ class ByoHostIndex:
                             ns.drop(event.object)
                         else:
                             ns.put(event.object)
-                        await self._notify(ns)
             except WatchExpired:
                 continue
             except Exception as exc:

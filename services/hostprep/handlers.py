@@ -4,7 +4,10 @@ A job names hosts by id only; each host's address, login and keys come from host
 inventory, and an id it does not know fails that host. A job's deadline is ``job_timeout`` after
 the bus received the job message (its stream timestamp, the same on a redelivery after a restart),
 never after the ``occurred_at`` its sender wrote. Hosts run concurrently, bounded across all jobs by
-the shared slot semaphore; each host is prepared by one job at a time in this process. Every host
+the shared slot semaphore. One replica at a time works on a host: a host is claimed in the claims bucket
+before its recipe runs (``claims.py``; within a process a lock per host orders the jobs first), so a job
+the bus hands to a second replica while the first still runs it waits instead of acting twice; a host whose
+claim could not be kept stops and the job goes back to the bus (``HostClaimLost``). Every host
 step publishes a ``HostProgress`` and the job ends with one ``HostprepDone`` or ``HostprepFailed``
 on ``hostprep.events.<pr>``. Ids are derived from the job message, so a re-run after a crash
 re-publishes what JetStream already has (dropped as duplicates) and the checks make finished
@@ -21,6 +24,7 @@ from datetime import datetime
 import structlog
 
 from services.hostprep import domain
+from services.hostprep.claims import HostClaimLost, HostClaims
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps
 from services.hostprep.runner import HostRunner
@@ -36,6 +40,8 @@ log = structlog.get_logger(__name__)
 
 #: The step a host fails at when hostprep's inventory cannot resolve it.
 INVENTORY_STEP = "inventory"
+#: The step a host waits at while another replica holds its claim.
+CLAIM_STEP = "claim"
 
 
 def remaining(job_timeout: float, received_at: datetime, now: datetime) -> float:
@@ -47,8 +53,9 @@ def remaining(job_timeout: float, received_at: datetime, now: datetime) -> float
 class JobHandler:
     """Handles ``HostprepJob`` messages with the shared ``Deps`` of this process."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, claims: HostClaims) -> None:
         self.deps = deps
+        self.claims = claims
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def params(self, job: HostprepJob, host: ResolvedHost) -> RecipeParams:
@@ -99,10 +106,39 @@ class JobHandler:
                 await report(INVENTORY_STEP, "failed", f"{exc.reason}: {exc.message}")
                 return domain.HostOutcome(host_id, False, INVENTORY_STEP, exc.reason, exc.message)
             runner = HostRunner(self.deps, params, resolved, action=job.action, report=report, deadline=deadline)
-            async with self._host_locks[host_id]:
-                return await runner.run()
 
-        outcomes = await asyncio.gather(*(one(h) for h in host_ids))
+            async def claim_report(status: str, detail: str) -> None:
+                try:
+                    await report(CLAIM_STEP, status, detail)
+                except Exception as exc:  # progress is informative: losing it must not fail the host
+                    log.warning("progress_not_published", host_id=host_id, step=CLAIM_STEP, error=type(exc).__name__)
+
+            async def waiting(holder: str) -> None:
+                await claim_report("checking", f"waiting for another hostprep replica: {holder}")
+
+            async with self._host_locks[host_id]:
+                claim = await self.claims.acquire(
+                    host_id, pr_id=job.pr_id, action=job.action, deadline=deadline, on_wait=waiting
+                )
+                if claim is None:
+                    message = "the job deadline passed while another hostprep replica held the host"
+                    await claim_report("failed", f"JobDeadlineExceeded: {message}")
+                    return domain.HostOutcome(host_id, False, CLAIM_STEP, "JobDeadlineExceeded", message)
+                try:
+                    return await claim.guard(runner.run())
+                finally:
+                    await claim.release()
+
+        gathered = await asyncio.gather(*(one(h) for h in host_ids), return_exceptions=True)
+        lost = [o for o in gathered if isinstance(o, HostClaimLost)]
+        for other in gathered:
+            if isinstance(other, BaseException) and not isinstance(other, HostClaimLost):
+                raise other
+        if lost:
+            # No result for a job some of whose hosts stopped half-way: it comes back from the bus and resumes.
+            log.warning("hostprep_job_handed_back", pr_id=job.pr_id, hosts=[e.host_id for e in lost])
+            raise lost[0]
+        outcomes = [o for o in gathered if isinstance(o, domain.HostOutcome)]
         result = domain.job_result(job, outcomes)
         await ctx.publish(subject, result, key="result")
         failed = [o.host_id for o in outcomes if not o.ok]

@@ -1,8 +1,8 @@
 """The management-cluster side of one host's recipe: its ByoHost and its BootstrapKubeconfig.
 
 The checks and actions of the steps that talk only to Kubernetes (``ByoHostRegistered``,
-``ByoHostRemoved``, ``StaleByoHostRemoved``) and the upgrade's gate. A ByoHost counts as this
-host's when it carries the host-id label; it is registered *at a version* when its agent's
+``ByoHostRemoved``, ``StaleByoHostRemoved``) and the gate every job passes first. A ByoHost counts
+as this host's when it carries the host-id label; it is registered *at a version* when its agent's
 ``o2ims.oran.org/k8s-version`` label says so (labels are set only at registration). hostprep
 deletes only ByoHosts of the host id that are unclaimed, each with uid and resourceVersion
 preconditions, so a ByoHost claimed between the read and the delete is never removed; a claimed
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from services.hostprep import domain
 from services.hostprep.bootstrap import BootstrapKubeconfigs
@@ -22,27 +22,43 @@ from services.hostprep.byohosts import ByoHostIndex
 from services.hostprep.deps import Deps
 from services.hostprep.steps import RecipeParams
 from shared.errors import PermanentError, TemporaryError
+from shared.kinds import HostprepAction
 
 Obj = dict[str, Any]
-#: What an ``upgrade`` job does with a host, from its ByoHosts: ``done`` (registered at the target
-#: version already), ``claimed`` (refused: a live node), ``upgrade``.
-Verdict = Literal["done", "claimed", "upgrade"]
+#: The gate's step, before any command runs on the host: what its ByoHosts say the job may do.
+GATE = "byohost-version"
+#: What a job does with a host, from its ByoHosts (the gate, before any command runs on the host):
+#: ``done`` (an upgrade of a host registered at the target already), ``claimed`` (refused: a live node),
+#: ``go``.
+Verdict = Literal["done", "claimed", "go"]
 
 
-def upgrade_verdict(live: Sequence[Obj], target: str) -> tuple[Verdict, str]:
-    """Whether a host with these live ByoHosts is upgraded to ``target``, and why (for the progress report)."""
+def gate_verdict(live: Sequence[Obj], target: str, action: HostprepAction) -> tuple[Verdict, str]:
+    """What ``action`` at ``target`` does with a host whose live ByoHosts are ``live``, and why.
+
+    A claimed ByoHost is a live node: a teardown never resets one, an upgrade or a prepare never changes
+    one at another version than the job's (a prepare of a node at the job's version only checks)."""
     at_target = [o for o in live if domain.byohost_version(o) == target]
-    if at_target:
-        return "done", f"{domain.byohost_state(at_target[0]).describe()}: nothing to upgrade"
     claimed = [o for o in live if domain.byohost_claimed(o)]
-    if claimed:
+    match action:
+        case "upgrade":
+            if at_target:
+                return "done", f"{domain.byohost_state(at_target[0]).describe()}: nothing to upgrade"
+            refused = claimed
+        case "prepare":
+            refused = [o for o in claimed if o not in at_target]
+        case "teardown":
+            refused = claimed
+        case _:
+            assert_never(action)
+    if refused:
         return "claimed", (
-            f"{domain.byohost_state(claimed[0]).describe()}: a claimed host is a live node; nothing is changed "
+            f"{domain.byohost_state(refused[0]).describe()}: a claimed host is a live node; nothing is changed "
             "on it until its Machine is gone and the ByoHost released"
         )
     if not live:
-        return "upgrade", f"no ByoHost registered for the host; upgrading to {target}"
-    return "upgrade", f"{domain.byohost_state(live[0]).describe()}; upgrading to {target}"
+        return "go", f"no ByoHost registered for the host; {action} at {target}"
+    return "go", f"{domain.byohost_state(live[0]).describe()}; {action} at {target}"
 
 
 class ManagementSide:
@@ -123,5 +139,12 @@ class ManagementSide:
                 f"the ByoHost of {self.host_id} is still there (finalizers?)", reason="ByoHostNotDeleted"
             )
 
-    async def upgrade_verdict(self) -> tuple[Verdict, str]:
-        return upgrade_verdict(await self.live(), self.params.version)
+    async def gate_verdict(self, action: HostprepAction) -> tuple[Verdict, str]:
+        """The gate's verdict. From the shared watch's cache; a verdict that stops the host (claimed, or
+        already at the target) is confirmed by a read from the API, as the cache may lag behind the release
+        that o2ims saw (``go`` needs no confirmation: a ByoHost is deleted only from a fresh read)."""
+        p = self.params
+        verdict, why = gate_verdict(await self.live(), p.version, action)
+        if verdict == "go":
+            return verdict, why
+        return gate_verdict(await self.byohosts.fetch(p.namespace, self.host_id), p.version, action)

@@ -109,10 +109,14 @@ class Upgrade(_Frozen):
 
     from_version: str
     to_version: str
+    #: When the request that started it was received (observations are ordered by the same clock).
+    started_at: datetime
     #: Hosts hostprep re-prepared at ``to_version`` after the rollout released them.
     upgraded: tuple[str, ...] = ()
     #: The id of this upgrade's hostprep job (``upgrade`` or ``teardown``) while it runs; one at a time.
     host_job: str | None = None
+    #: The single control plane's old host, leaving once the new one on the spare runs.
+    moved: tuple[str, ...] = ()
 
 
 class Job(_Frozen):

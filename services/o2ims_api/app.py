@@ -30,9 +30,10 @@ from services.o2ims_api.routes_subscriptions import (
 from services.o2ims_api.settings import O2imsApiSettings
 from services.o2ims_api.state import State
 from shared.catalog import load_catalog
-from shared.httpapi.auth import TokenVerifier, auth_middleware, server_ssl_context
+from shared.httpapi.auth import TokenVerifier, auth_middleware
 from shared.httpapi.delivery import Deliverer, Render
 from shared.httpapi.problems import problem_middleware
+from shared.httpapi.serve import serve
 from shared.httpapi.subscriptions import Subscription, SubscriptionStore
 from shared.payloads import MessageFailed
 from shared.runtime import ServiceRuntime, run_service
@@ -141,21 +142,7 @@ async def setup(runtime: ServiceRuntime[O2imsApiSettings]) -> None:
     runtime.background(parts.notifier.run(runtime.stop), "notifier")
     for kind, d in parts.deliverers.items():
         runtime.background(d.run(runtime.stop), f"deliver-{kind}")
-    # In-flight requests get the same grace as in-flight messages when the service stops.
-    runner = web.AppRunner(build_app(a, verifier, parts), access_log=None, shutdown_timeout=s.drain_timeout)
-    await runner.setup()
-    tls = (
-        server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
-        if s.tls_cert_file and s.tls_key_file
-        else None
-    )
-    site = web.TCPSite(runner, s.host, s.port, ssl_context=tls, reuse_port=s.reuse_port or None)
-    await site.start()
-    runtime.on_close(runner.cleanup)
-    port = int(runner.addresses[0][1]) if runner.addresses else s.port
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host  # noqa: S104 - naming, not binding
-    a.listen_url = f"{'https' if tls else 'http'}://{host}:{port}"
-    runtime.health.add_check("api", lambda: (True, a.listen_url))
+    a.listen_url = await serve(runtime, build_app(a, verifier, parts))
     log.info("o2ims_api_listening", url=a.listen_url, global_cloud_id=state.global_cloud_id)
     if s.smo_registration_url:
         runtime.background(_register(a, runtime.stop), "smo-registration")

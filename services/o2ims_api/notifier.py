@@ -29,10 +29,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from services.o2ims_api import alarms, objects
 from services.o2ims_api.api import INVENTORY, VERSION, Api
@@ -40,7 +40,7 @@ from services.o2ims_api.catalogue import oid
 from shared.bus import MessageContext
 from shared.errors import TemporaryError, classify
 from shared.httpapi.delivery import Event, publish_event
-from shared.httpapi.kvview import KvView
+from shared.httpapi.kvview import KvView, decoder
 from shared.httpapi.subscriptions import Subscription, SubscriptionStore
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostProgress
 from shared.store import DELETE, RecordStore
@@ -52,7 +52,6 @@ from shared.subjects import (
 )
 
 log = structlog.get_logger(__name__)
-M = TypeVar("M", bound=BaseModel)
 I = f"{INVENTORY}/{VERSION}"  # noqa: E741 - the prefix's name in the O2IMS documents
 CREATE, MODIFY, REMOVE = 0, 1, 2
 #: While changes keep coming, rounds are at least this far apart (seconds): a burst is handled in one.
@@ -128,9 +127,9 @@ class Notifier:
         self._digests: dict[str, str] | None = None
         self._retry = False
         self._inventory: object = None
-        self.health_view: KvView[alarms.HostHealth] = KvView(health.kv, _decoder(alarms.HostHealth), keys="health.>")
-        self.subscription_view: KvView[Subscription] = KvView(subscriptions.kv, _decoder(Subscription), keys="sub.>")
-        self.state_view: KvView[alarms.AlarmState] = KvView(states.kv, _decoder(alarms.AlarmState))
+        self.health_view: KvView[alarms.HostHealth] = KvView(health.kv, decoder(alarms.HostHealth), keys="health.>")
+        self.subscription_view: KvView[Subscription] = KvView(subscriptions.kv, decoder(Subscription), keys="sub.>")
+        self.state_view: KvView[alarms.AlarmState] = KvView(states.kv, decoder(alarms.AlarmState))
 
     @classmethod
     async def create(cls, api: Api, subscriptions: SubscriptionStore, interval: float) -> Notifier:
@@ -376,17 +375,6 @@ class Notifier:
             await self.health.mutate(
                 f"health.{host_id}", lambda cur: DELETE if cur is not None and cur.at <= at else None
             )
-
-
-def _decoder(model: type[M]) -> Callable[[str, bytes], M | None]:
-    def decode(key: str, raw: bytes) -> M | None:
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError:
-            log.warning("record_unreadable", key=key, model=model.__name__)
-            return None
-
-    return decode
 
 
 def _newer(trouble: alarms.HostHealth) -> Callable[[alarms.HostHealth | None], alarms.HostHealth | None]:

@@ -17,6 +17,7 @@ from services.o2ims_api.catalogue import resource_id
 from services.o2ims_api.state import PrView
 from shared.models import ClusterSpec
 from shared.safe_json import Problem, json_path
+from shared.upgrades import is_upgrade, upgrade_refusal
 
 Phase = Literal["PENDING", "PROGRESSING", "FULFILLED", "FAILED", "DELETING"]
 #: ``fpr`` of PRs created through the API: no FOCOM request owns them.
@@ -138,9 +139,9 @@ def _info(
     }
 
 
-#: Parameters fixed once CAPI objects may exist (o2ims refuses to change them then); workers may always change.
+#: Parameters fixed once CAPI objects may exist (o2ims refuses to change them then); workers may always change,
+#: and the version by an upgrade (``shared.upgrades``).
 FROZEN_ONCE_APPLIED = {
-    "k8s_version": "k8sVersion",
     "vip": "controlPlaneEndpoint",
     "pod_cidr": "podCidr",
     "service_cidr": "serviceCidr",
@@ -148,16 +149,32 @@ FROZEN_ONCE_APPLIED = {
 }
 
 
+#: Where the spec fields an upgrade refusal names come from in the template parameters.
+_UPGRADE_PARAMS = {
+    "spec.k8s_version": "$.templateParameters.k8sVersion",
+    "spec.control_plane": "$.templateParameters.hosts.masters",
+    "spec.workers": "$.templateParameters.hosts.workers",
+    "spec.vip": "$.templateParameters.controlPlaneEndpoint",
+}
+
+
 def immutable_problems(
     old: ClusterSpec, new: ClusterSpec, old_data: PrData | None, new_data: PrData, *, applied: bool
 ) -> list[Problem]:
-    """What an update may not change (o2ims's rules, checked here so a refused change is a 409, not silence)."""
+    """What an update may not change (o2ims's rules, checked here so a refused change is a 409, not silence).
+
+    A newer ``k8sVersion`` is an upgrade: the rules of ``shared.upgrades`` (a single control plane names its
+    spare host in ``hosts.masters``)."""
     p = []
     if old_data is not None and old_data.templateName != new_data.templateName:
         p.append(Problem("$.templateName", "immutable", "the template of a provisioning request cannot change"))
     if new.name != old.name:
         p.append(Problem("$.templateParameters.clusterName", "immutable", "the cluster name cannot change"))
-    if new.control_plane != old.control_plane:
+    upgrading = applied and is_upgrade(old, new)
+    refusal = upgrade_refusal(old, new) if upgrading else None
+    if refusal is not None:
+        p.append(Problem(_UPGRADE_PARAMS.get(refusal.path, "$.templateParameters"), refusal.reason, refusal.message))
+    if new.control_plane != old.control_plane and not upgrading:
         p.append(
             Problem(
                 "$.templateParameters.hosts.masters",

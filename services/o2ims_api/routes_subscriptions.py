@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from services.o2ims_api import schemas
@@ -24,7 +23,7 @@ from shared.httpapi.auth import READ, requires
 from shared.httpapi.delivery import Deliverer, Event
 from shared.httpapi.problems import bad_request, json_body, not_found
 from shared.httpapi.query import Term, collection_response, item_response, parse_filter
-from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, check_callback, probe
+from shared.httpapi.subscriptions import DuplicateCallback, Subscription, SubscriptionStore, admit
 
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionStore)
 #: No schema limits subscription filters: they apply to whichever object a notification carries.
@@ -121,20 +120,15 @@ def _handlers(kind: Kind) -> dict[str, Callable[[web.Request], Awaitable[web.Res
     async def create_sub(request: web.Request) -> web.Response:
         a = api(request)
         body = await json_body(request)
-        if "callback" not in body:
-            raise bad_request("callback: required")
-        callback = check_callback(body["callback"], a.settings.callback_allow)
-        consumer_id, text = body.get("consumerSubscriptionId"), body.get("filter")
-        if consumer_id is not None and (not isinstance(consumer_id, str) or len(consumer_id) > 256):
-            raise bad_request("consumerSubscriptionId: a string of at most 256 characters")
-        if text is not None and not isinstance(text, str):
-            raise bad_request("filter: a filter expression string")
-        _terms(text)  # a bad filter is refused now, not at the first notification
         store = _store(request)
-        if any(s.callback == callback for s in await store.all(kind.name)):
-            raise bad_request(f"callback: {callback} is already subscribed")
-        async with aiohttp.ClientSession() as session:
-            await probe(session, callback, a.settings.callback_timeout)
+        callback, consumer_id, text = await admit(
+            body,
+            store=store,
+            kind=kind.name,
+            allow=a.settings.callback_allow,
+            timeout=a.settings.callback_timeout,
+            check_filter=_terms,
+        )
         deliverer: Deliverer = request.app[DELIVERERS_KEY][kind.name]
         sub = Subscription(
             id=str(uuid.uuid4()),

@@ -1,47 +1,23 @@
 """Settings of the O2IMS API (environment prefix ``O2_O2IMS_API_``, common fields ``O2_*``).
 
-The API listens on its own port (``port``; 0 picks a free one, announced in the ``service_ready``
-log line), beside the common health listener. Tokens are checked against ``jwt_public_key_file``
-or ``jwks_url`` (exactly one), for ``jwt_issuer`` and ``jwt_audience``. TLS is on when a
-certificate is given; with ``tls_client_ca`` clients must present a certificate (mTLS).
+The listener, token checks, callbacks and inventory rules are those of every SMO-facing API
+(``shared.httpapi.settings``); here are the O-Cloud's identity, the alarms and change detection,
+and the management cluster read for ``profileData``.
 """
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.inventory import DEFAULT_MAX_BYTES, DEFAULT_SSH_KEY_DIR, Window
-from shared.models import DNS1123_LABEL, version_tuple
-from shared.settings import ServiceSettings
-
-if TYPE_CHECKING:  # the JWT library loads only where tokens are checked
-    from shared.httpapi.auth import AuthConfig
-
-#: Asymmetric signature algorithms only (a shared HMAC secret would let every verifier mint tokens).
-_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+from shared.httpapi.settings import HttpApiSettings
 
 
-class O2imsApiSettings(ServiceSettings):
+class O2imsApiSettings(HttpApiSettings):
     model_config = SettingsConfigDict(env_prefix="O2_O2IMS_API_", extra="ignore", populate_by_name=True, frozen=True)
-
-    # -- listener -------------------------------------------------------------------------------
-    #: Address of the API listener (``0.0.0.0`` in pods).
-    host: str = "127.0.0.1"
-    #: Port of the API listener; 0 picks a free port.
-    port: int = Field(8080, ge=0, le=65535)
-    #: Let several local replicas share the port (SO_REUSEPORT; the kernel spreads connections).
-    reuse_port: bool = False
-    #: The base URL clients use (``serviceUri``), when behind a proxy; default: the URL of each request.
-    external_url: str | None = Field(None, pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$", max_length=2048)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    #: CA of client certificates; set, every client must present one (mutual TLS).
-    tls_client_ca_file: Path | None = None
 
     # -- identity of this O-Cloud -----------------------------------------------------------------
     #: The SMO's id of this O-Cloud; when unset, one is generated once and kept in KV.
@@ -54,82 +30,13 @@ class O2imsApiSettings(ServiceSettings):
     #: Register with the SMO at start-up (POST of the O-Cloud description); unset: no registration.
     smo_registration_url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
 
-    # -- auth -----------------------------------------------------------------------------------
-    jwt_issuer: str = Field("focom-o2ims", min_length=1)
-    jwt_audience: str = Field("o2ims", min_length=1)
-    jwt_public_key_file: Path | None = None
-    jwks_url: str | None = Field(None, pattern=r"^https?://")
-    jwt_algorithms: tuple[str, ...] = _ALGORITHMS
-    #: The claim holding the roles (dotted path for nested claims, e.g. ``realm_access.roles``).
-    jwt_roles_claim: str = Field("roles", min_length=1)
-
-    # -- notifications ----------------------------------------------------------------------------
-    #: Hosts (names or addresses) subscription callbacks may point at (SSRF guard); empty refuses all.
-    callback_allow: tuple[str, ...] = ()
-    #: Seconds for one callback POST (and the GET probe on subscribe).
-    callback_timeout: float = Field(5.0, gt=0, le=60)
-    #: Failed deliveries in a row after which a callback counts as dead (marked and alarmed).
-    callback_dead_after: int = Field(5, ge=1, le=1000)
+    # -- alarms and change detection --------------------------------------------------------------
     #: Cleared alarms stay listed this many seconds (unless raised again meanwhile).
     alarm_retention: float = Field(7 * 24 * 3600.0, gt=0)
     #: Seconds between checks of the inventory file and of cleared alarms' retention (KV changes are watched).
     scan_interval: float = Field(2.0, gt=0, le=300)
 
-    # -- provisioning ---------------------------------------------------------------------------------
-    #: The inventory (``input.json``) whose hosts are the resources; its credentials are never read out.
-    inventory_path: Path = Path("input.json")
-    inventory_max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1024, le=256 * 1024 * 1024)
-    #: The inventory's ``ssh_key_file`` entries must lie here (as for FOCOM's ``ssh_key_dir``; keys are never read).
-    ssh_key_dir: Path = DEFAULT_SSH_KEY_DIR
-    #: FOCOM leases VIPs from a pool (``O2_FOCOM_VIP_POOL`` set): inventory clusters may omit their endpoint.
-    #: Templates here must still name ``controlPlaneEndpoint`` for several control-plane hosts.
-    vip_pool: bool = False
-    #: Extra template files beside the built-in ones (as FOCOM's ``templates_dir``).
-    templates_dir: Path | None = None
-    default_cni: str | None = Field("calico", pattern=DNS1123_LABEL, max_length=63)
-    k8s_min_version: str = "v1.29"
-    k8s_max_version: str = "v1.36"
+    # -- the management cluster ---------------------------------------------------------------------
     #: Kubeconfig of the management cluster, for the kubeconfig Secrets behind ``profileData`` (admin only).
     kubeconfig: Path | None = None
     kube_timeout: float = Field(10.0, gt=0, le=120)
-
-    @field_validator("k8s_min_version", "k8s_max_version")
-    @classmethod
-    def _minor(cls, value: str) -> str:
-        parts = value.strip().lstrip("v").split(".")
-        if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
-            raise ValueError(f"{value!r} is not a Kubernetes version vX.Y")
-        return "v" + ".".join(parts[:2])
-
-    @field_validator("callback_allow")
-    @classmethod
-    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(h.strip().lower() for h in value if h.strip())
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if (self.jwt_public_key_file is None) == (self.jwks_url is None):
-            raise ValueError("set exactly one of jwt_public_key_file and jwks_url")
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file go together")
-        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
-        return self
-
-    @property
-    def k8s_window(self) -> Window:
-        lo = version_tuple(self.k8s_min_version + ".0")
-        hi = version_tuple(self.k8s_max_version + ".0")
-        return (lo[0], lo[1]), (hi[0], hi[1])
-
-    def auth(self) -> AuthConfig:
-        from shared.httpapi.auth import AuthConfig
-
-        return AuthConfig(
-            issuer=self.jwt_issuer,
-            audience=self.jwt_audience,
-            public_key_file=self.jwt_public_key_file,
-            jwks_url=self.jwks_url,
-            algorithms=self.jwt_algorithms,
-            roles_claim=self.jwt_roles_claim,
-        )

@@ -13,29 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import api as js_api
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.o2ims_api.settings import O2imsApiSettings
 from shared.bus import Bus
 from shared.errors import InputError
-from shared.httpapi.kvview import KvView
-from shared.inventory import Inventory, InventoryError, load_inventory
-from shared.leases import HostLeases, Lease
+from shared.httpapi.kvview import KvView, decoder
+from shared.httpapi.state import InventoryFile, Leases
+from shared.inventory import Inventory
+from shared.leases import Lease
 from shared.messages import decode
 from shared.models import ClusterSpec
 from shared.payloads import ByoHostSummary
-from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_HOSTS, BUCKET_O2IMS_API, BUCKET_PR
+from shared.subjects import ALL_K8S_BYOHOST_STATUS, BUCKET_O2IMS_API, BUCKET_PR
 
 log = structlog.get_logger(__name__)
 
@@ -94,12 +93,10 @@ class State:
         self.settings = settings
         self.byohosts: dict[str, ByoHostSummary] = {}
         self.global_cloud_id = ""
-        self._inventory_key: tuple[int, int, int] | None = None
-        self._inventory: Inventory | None = None
-        self._inventory_lock = asyncio.Lock()
+        self.inventory_file = InventoryFile(settings.inventory_path, settings.inventory_rules())
+        self.host_leases = Leases(bus)
         self._byohost_sub: Any = None
         self.pr_view: KvView[PrView] | None = None
-        self.lease_view: KvView[Lease] | None = None
         #: Called after every change this process notices (inventory recomputation trigger).
         self.on_change: Callable[[], None] | None = None
 
@@ -108,10 +105,11 @@ class State:
     async def start(self) -> None:
         self.global_cloud_id = await self._cloud_id()
         self.pr_view = KvView(await self.bus.kv(BUCKET_PR), _pr_view, name=BUCKET_PR)
-        self.lease_view = KvView(await self.bus.kv(BUCKET_HOSTS), _lease, name=BUCKET_HOSTS)
-        for view in (self.pr_view, self.lease_view):
+        await self.pr_view.start()
+        await self.host_leases.start()
+        for view in (self.pr_view, self.host_leases.view):
+            assert view is not None
             view.listen(lambda _key: self._changed())
-            await view.start()
         self._byohost_sub = await self.bus.js.subscribe(
             ALL_K8S_BYOHOST_STATUS,
             cb=self._on_byohost,
@@ -123,9 +121,9 @@ class State:
         if self._byohost_sub is not None:
             with contextlib.suppress(Exception):
                 await self._byohost_sub.unsubscribe()
-        for view in (self.pr_view, self.lease_view):
-            if view is not None:
-                await view.stop()
+        if self.pr_view is not None:
+            await self.pr_view.stop()
+        await self.host_leases.stop()
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -161,28 +159,8 @@ class State:
 
     async def inventory(self) -> Inventory | None:
         """The inventory file (re-read when it changed); None while it is missing or invalid."""
-        path: Path = self.settings.inventory_path
-        async with self._inventory_lock:
-            try:
-                st = await asyncio.to_thread(os.stat, path)
-            except OSError:
-                return None
-            key = (st.st_ino, st.st_size, st.st_mtime_ns)
-            if key != self._inventory_key:
-                self._inventory_key = key
-                try:
-                    self._inventory = await asyncio.to_thread(
-                        load_inventory,
-                        path,
-                        max_bytes=self.settings.inventory_max_bytes,
-                        window=self.settings.k8s_window,
-                        vip_pool=self.settings.vip_pool,
-                        ssh_key_dir=self.settings.ssh_key_dir,
-                    )
-                except InventoryError as exc:
-                    log.warning("inventory_invalid", problems=len(exc.problems))
-                    self._inventory = None
-            return self._inventory
+        got = await self.inventory_file.load()
+        return got if isinstance(got, Inventory) else None
 
     async def pr(self, pr_id: str) -> PrView | None:
         kv = await self.bus.kv(BUCKET_PR)
@@ -194,8 +172,7 @@ class State:
 
     async def prs(self, *, fresh: bool = True) -> dict[str, PrView]:
         """Every PR record; ``fresh``: including every change made before the call (else: as the view has it)."""
-        if await _ready(self.pr_view, fresh):
-            assert self.pr_view is not None
+        if self.pr_view is not None and await self.pr_view.usable(fresh=fresh, timeout=FRESH_TIMEOUT):
             views: list[PrView | None] = list(self.pr_view.values.values())
         else:
             kv = await self.bus.kv(BUCKET_PR)
@@ -207,45 +184,12 @@ class State:
         return {v.pr_id: v for v in views if v is not None and v.state != "deleted"}
 
     async def leases(self, *, fresh: bool = True) -> dict[str, str]:
-        return {host_id: lease.owner for host_id, lease in (await self._leases(fresh)).items()}
+        return await self.host_leases.owners(fresh=fresh)
 
     async def quarantined(self, *, fresh: bool = True) -> dict[str, Lease]:
         """Hosts held in quarantine (teardown failed), with why and from which PR."""
-        return dict(sorted((h, lease) for h, lease in (await self._leases(fresh)).items() if lease.quarantined))
-
-    async def _leases(self, fresh: bool) -> dict[str, Lease]:
-        if await _ready(self.lease_view, fresh):
-            assert self.lease_view is not None
-            return dict(self.lease_view.values)
-        store = HostLeases(await self.bus.kv(BUCKET_HOSTS)).store
-        out = {}
-        for host_id in await store.keys():
-            got = await store.get(host_id)
-            if got is not None:
-                out[host_id] = got[0]
-        return out
+        return await self.host_leases.quarantined(fresh=fresh)
 
 
-async def _ready(view: KvView[Any] | None, fresh: bool) -> bool:
-    """Whether ``view`` can answer: started, and (for ``fresh``) caught up with its bucket."""
-    if view is None or view.loads == 0:
-        return False
-    return not fresh or await view.fresh(FRESH_TIMEOUT)
-
-
-def _lease(host_id: str, raw: bytes) -> Lease | None:
-    try:
-        return Lease.model_validate_json(raw)
-    except ValidationError as exc:
-        log.warning("lease_unreadable", host_id=host_id, errors=exc.error_count())
-        return None
-
-
-def _pr_view(key: str, raw: bytes | None) -> PrView | None:
-    if not raw:
-        return None
-    try:
-        return PrView.model_validate_json(raw)
-    except ValidationError as exc:
-        log.warning("pr_record_unreadable", pr_id=key, errors=exc.error_count())
-        return None
+#: A PR record as the API shows it (None when absent or unreadable, which is logged).
+_pr_view = decoder(PrView, "pr_record_unreadable")

@@ -4,6 +4,11 @@ Watches write here (``upsert``/``delete``/``replace`` after a re-list); every wr
 returns the status keys it may have changed, so only those are recomputed. ``view()``
 assembles a cluster's objects for the pure reducer. Secrets are reduced to their
 metadata on the way in: the kubeconfig's presence matters, its content never stays here.
+
+Nothing here scans every cluster or every ClusterResourceSet for one change (that made each
+change cost as much as the clusters watched, and the whole watch grow with their square):
+Clusters are indexed by label and by the control plane they name, resource sets by a label
+their selector requires, so a change looks only at the objects that can concern it.
 """
 
 from __future__ import annotations
@@ -70,12 +75,30 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**obj, "metadata": m}
 
 
+LabelKey = tuple[str, str, str]
+
+
+def _crs_label(crs: Obj) -> tuple[str, str] | None:
+    """One label a resource set's selector requires (any will do: a cluster it selects has them all)."""
+    required = dig(crs, "spec", "clusterSelector", "matchLabels")
+    if isinstance(required, Mapping) and required:
+        key = min(required)
+        return str(key), str(required[key])
+    return None
+
+
 class ObjectCache:
     def __init__(self) -> None:
         self._objects: dict[str, dict[ObjKey, Obj]] = {kind: {} for kind in KINDS}
         #: kind -> (namespace, cluster) -> object keys, for KCP/MD/Machine/ByoHost.
         self._members: dict[str, dict[ObjKey, set[ObjKey]]] = {k: defaultdict(set) for k in (KCP, MD, MACHINE, BYOHOST)}
         self._member_of: dict[str, dict[ObjKey, ObjKey]] = {k: {} for k in (KCP, MD, MACHINE, BYOHOST)}
+        #: (namespace, label, value) -> Clusters with that label; (namespace, name) -> Clusters naming that KCP.
+        self._clusters_by_label: dict[LabelKey, set[ObjKey]] = defaultdict(set)
+        self._clusters_by_cp: dict[ObjKey, set[ObjKey]] = defaultdict(set)
+        #: (namespace, label, value) -> resource sets requiring that label; namespace -> the rest (no matchLabels).
+        self._crs_by_label: dict[LabelKey, set[ObjKey]] = defaultdict(set)
+        self._crs_unlabelled: dict[str, set[ObjKey]] = defaultdict(set)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -115,11 +138,19 @@ class ObjectCache:
             control_plane=kcp,
             deployments=self._members_of(MD, ckey),
             machines=self._members_of(MACHINE, ckey),
-            resource_sets=self.items(CRS, namespace),
+            resource_sets=self._resource_sets_for(namespace, labels_of(cluster)),
             hosts=self._members_of(BYOHOST, ckey),
             kubeconfig_present=self.get(SECRET, namespace, f"{name}-kubeconfig") is not None,
             probe_enabled=probe_enabled,
         )
+
+    def _resource_sets_for(self, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
+        """The resource sets that may select a cluster with ``labels`` (the reducer checks the selectors)."""
+        keys = set(self._crs_unlabelled.get(namespace, ()))
+        for label, value in labels.items():
+            keys |= self._crs_by_label.get((namespace, label, value), set())
+        objs = self._objects[CRS]
+        return [objs[k] for k in sorted(keys) if k in objs]
 
     # -- writes (each returns the status keys to recompute) --------------------------------------
 
@@ -133,6 +164,7 @@ class ObjectCache:
             return set()
         self._objects[kind][key] = kept
         self._index(kind, key, kept)
+        self._relink(kind, key, old, kept)
         return self._affected(kind, old) | self._affected(kind, kept)
 
     def delete(self, kind: str, obj: Mapping[str, Any]) -> set[StatusKey]:
@@ -141,6 +173,7 @@ class ObjectCache:
         if old is None:
             return set()
         self._unindex(kind, key)
+        self._relink(kind, key, old, None)
         return self._affected(kind, old)
 
     def replace(self, kind: str, namespace: str | None, items: Iterable[Mapping[str, Any]]) -> set[StatusKey]:
@@ -186,6 +219,36 @@ class ObjectCache:
                 if not members:
                     del self._members[kind][owner]
 
+    def _relink(self, kind: str, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
+        """Keep the label and control-plane indexes of Clusters and resource sets in step with ``key``."""
+        if kind not in (CLUSTER, CRS):
+            return
+        for obj, add in ((old, False), (new, True)):
+            if obj is None:
+                continue
+            for index, slot in self._slots(kind, key[0], obj):
+                if add:
+                    index[slot].add(key)
+                elif slot in index:
+                    index[slot].discard(key)
+                    if not index[slot]:
+                        del index[slot]  # a label of a deleted cluster must not stay behind
+
+    def _slots(self, kind: str, ns: str, obj: Obj) -> list[tuple[dict[Any, set[ObjKey]], Any]]:
+        """Where ``obj`` is indexed: (index, slot) pairs."""
+        if kind == CLUSTER:
+            slots: list[tuple[dict[Any, set[ObjKey]], Any]] = [
+                (self._clusters_by_label, (ns, k, v)) for k, v in labels_of(obj).items()
+            ]
+            if (ref := control_plane_ref(obj)) is not None:
+                slots.append((self._clusters_by_cp, (ns, ref)))
+            return slots
+        label = _crs_label(obj)
+        return [(self._crs_by_label, (ns, *label))] if label else [(self._crs_unlabelled, ns)]
+
+    def _clusters_in(self, ns: str) -> dict[ObjKey, Obj]:
+        return {k: c for k, c in self._objects[CLUSTER].items() if k[0] == ns}
+
     def _affected(self, kind: str, obj: Obj | None) -> set[StatusKey]:
         if obj is None:
             return set()
@@ -200,10 +263,17 @@ class ObjectCache:
             return {StatusKey("cluster", ns, cluster)} if cluster else set()
         if kind == CRS:
             selector = dig(obj, "spec", "clusterSelector")
+            label = _crs_label(obj)
+            clusters = self._objects[CLUSTER]
+            candidates = (
+                {k: clusters[k] for k in self._clusters_by_label.get((ns, *label), ()) if k in clusters}
+                if label
+                else self._clusters_in(ns)  # a selector of expressions only: every cluster may match
+            )
             return {
-                StatusKey("cluster", ns, n)
-                for (cns, n), c in self._objects[CLUSTER].items()
-                if cns == ns and selector_matches(selector, labels_of(c))
+                StatusKey("cluster", cns, n)
+                for (cns, n), c in candidates.items()
+                if selector_matches(selector, labels_of(c))
             }
         keys: set[StatusKey] = set()
         owner = self._owner(kind, obj)
@@ -211,9 +281,5 @@ class ObjectCache:
             keys.add(StatusKey("cluster", *owner))
         if kind == KCP:
             # A KCP not yet owned is still found through its Cluster's controlPlaneRef.
-            keys |= {
-                StatusKey("cluster", cns, n)
-                for (cns, n), c in self._objects[CLUSTER].items()
-                if cns == ns and control_plane_ref(c) == name
-            }
+            keys |= {StatusKey("cluster", cns, n) for cns, n in self._clusters_by_cp.get((ns, name), ())}
         return keys

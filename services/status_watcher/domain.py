@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from services.status_watcher.versions import label_version, version_of
 from shared.fields import printable
 from shared.objects import (
     CLUSTER_NAME_LABEL,
@@ -156,15 +157,6 @@ def machine_phase(machine: Obj) -> str:
 
 def machine_up(machine: Obj) -> bool:
     return machine_phase(machine) == "Running" and bool(dig(machine, "status", "nodeRef", "name"))
-
-
-_VERSION = re.compile(r"^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}$")
-
-
-def version_of(value: Any) -> str | None:
-    """A ``vX.Y.Z`` version as objects carry it (CAPI's webhook adds the ``v``); anything else is None."""
-    text = f"v{value}" if isinstance(value, str) and value[:1].isdigit() else value
-    return text if isinstance(text, str) and _VERSION.fullmatch(text) else None
 
 
 def _updated(machines: Sequence[Obj], version: str | None) -> int:
@@ -374,7 +366,7 @@ def summarize_byohost(namespace: str, name: str, host: Obj | None) -> ByoHostSum
         namespace=namespace,
         name=name,
         host_id=have.get(HOST_ID_LABEL) or None,
-        k8s_version=label if _VERSION.fullmatch(label := have.get(K8S_VERSION_LABEL) or "") else None,
+        k8s_version=label_version(have.get(K8S_VERSION_LABEL)),
         exists=True,
         registered=registered,
         free=bool(free),

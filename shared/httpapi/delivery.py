@@ -33,6 +33,7 @@ from nats.js import api as js_api
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.bus import Bus
+from shared.httpapi.kvview import KvView, decoder
 from shared.httpapi.subscriptions import Subscription, SubscriptionStore
 from shared.subjects import StreamSpec
 
@@ -110,6 +111,7 @@ class Deliverer:
         self.stamp = stamp
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._view: KvView[Subscription] | None = None
 
     async def start_position(self) -> int:
         """Where a subscription made now starts: just after the last event already on the stream."""
@@ -144,22 +146,53 @@ class Deliverer:
     # ── running ──────────────────────────────────────────────────────────────────────────
 
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
-        """Keep one worker per subscription of our kind (subscriptions made by any replica)."""
+        """Keep one worker per subscription of our kind (subscriptions made by any replica).
+
+        The subscriptions are followed by a KV watch: a subscription made or deleted anywhere starts or
+        stops its worker at once, and nothing is re-read while none changes; every ``interval`` seconds
+        a worker that stopped (a fault, the connection closed) is started again.
+        """
         self._session = aiohttp.ClientSession()
+        changed = asyncio.Event()
+        view: KvView[Subscription] = KvView(
+            self.store.kv, decoder(Subscription), keys="sub.>", name=f"subscriptions:{self.kind}"
+        )
+        view.listen(lambda _key: changed.set())
         try:
+            while not stop.is_set() and self._view is None:
+                try:
+                    await view.start()
+                    self._view = view
+                except (nats.errors.Error, TimeoutError) as exc:
+                    log.warning("subscriptions_not_loaded", kind=self.kind, error=type(exc).__name__)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), interval)  # retry period while NATS is away
             while not stop.is_set():
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await self.sync()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)  # the re-listing period, not a sync
+                changed.clear()
+                self._sync([s.id for s in view.values.values() if s.kind == self.kind])
+                waiter = asyncio.ensure_future(changed.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
         finally:
+            self._view = None
+            await view.stop()
             for task in self._workers.values():
                 task.cancel()
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
             await self._session.close()
 
     async def sync(self) -> None:
-        wanted = {s.id for s in await self.store.all(self.kind)}
+        """Start and stop workers now (after this replica made or deleted a subscription)."""
+        view = self._view
+        if view is not None and await view.usable(fresh=True):
+            self._sync([s.id for s in view.values.values() if s.kind == self.kind])
+        else:
+            self._sync([s.id for s in await self.store.all(self.kind)])
+
+    def _sync(self, subscriptions: list[str]) -> None:
+        wanted = set(subscriptions)
         for sub_id in wanted - set(self._workers):
             self._workers[sub_id] = asyncio.create_task(self._worker(sub_id), name=f"deliver:{sub_id}")
         for sub_id in set(self._workers) - wanted:

@@ -23,10 +23,12 @@ from typing import Generic, TypeVar
 import nats.errors
 import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from pydantic import BaseModel, ValidationError
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 #: Turns a stored value into the view's value; None for a value it cannot read (then the key counts as absent).
 Decode = Callable[[str, bytes], T | None]
 Listener = Callable[[str], None]
@@ -93,6 +95,10 @@ class KvView(Generic[T]):
             log.warning("kv_view_behind", view=self.name, revision=self.revision, bucket_revision=target)
             return False
         return True
+
+    async def usable(self, *, fresh: bool, timeout: float = 2.0) -> bool:
+        """Whether the view can answer now: loaded, and (``fresh``) caught up with the bucket within ``timeout``."""
+        return self.loads > 0 and (not fresh or await self.fresh(timeout))
 
     # ── running ──────────────────────────────────────────────────────────────────────────
 
@@ -208,6 +214,21 @@ class KvView(Generic[T]):
     def _announce(self, key: str) -> None:
         for listener in self._listeners:
             listener(key)
+
+
+def decoder(model: type[M], event: str = "record_unreadable") -> Callable[[str, bytes | None], M | None]:
+    """A ``Decode`` of a pydantic model: an empty or unreadable value is absent (logged as ``event``)."""
+
+    def decode(key: str, raw: bytes | None) -> M | None:
+        if not raw:
+            return None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            log.warning(event, key=key, model=model.__name__, errors=exc.error_count())
+            return None
+
+    return decode
 
 
 async def _next(watcher: KeyValue.KeyWatcher, timeout: float) -> object:

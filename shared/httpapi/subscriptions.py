@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,6 +121,37 @@ class SubscriptionStore:
 
 
 # ── admission of callbacks ─────────────────────────────────────────────────────────────────
+
+
+async def admit(
+    body: Mapping[str, Any],
+    *,
+    store: SubscriptionStore,
+    kind: str,
+    allow: tuple[str, ...],
+    timeout: float,
+    check_filter: Callable[[str | None], object],
+    filter_example: str = "",
+) -> tuple[str, str | None, str | None]:
+    """The ``(callback, consumerSubscriptionId, filter)`` of a new subscription, or a 400 saying what is wrong.
+
+    The callback must be on ``allow``, not yet subscribed to ``kind`` and answer the GET probe;
+    ``check_filter`` refuses a bad filter now rather than at the first notification.
+    """
+    if "callback" not in body:
+        raise bad_request("callback: required")
+    callback = check_callback(body["callback"], allow)
+    consumer_id, text = body.get("consumerSubscriptionId"), body.get("filter")
+    if consumer_id is not None and (not isinstance(consumer_id, str) or len(consumer_id) > 256):
+        raise bad_request("consumerSubscriptionId: a string of at most 256 characters")
+    if text is not None and not isinstance(text, str):
+        raise bad_request(f"filter: a filter expression string{', e.g. ' + filter_example if filter_example else ''}")
+    check_filter(text)
+    if any(s.callback == callback for s in await store.all(kind)):
+        raise bad_request(f"callback: {callback} is already subscribed")
+    async with aiohttp.ClientSession() as session:
+        await probe(session, callback, timeout)
+    return callback, consumer_id, text
 
 
 def check_callback(value: Any, allow: tuple[str, ...]) -> str:

@@ -25,6 +25,8 @@ serving the old version. Hosts keep their leases throughout, except a leaving ho
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from services.o2ims.record import PrRecord, Upgrade
 from services.o2ims.rules import release
 from services.o2ims.rules.cluster import fulfil, ready_with, record_observation
@@ -81,7 +83,12 @@ def begin(tx: Tx, spec: ClusterSpec) -> None:
         generation=tx.rec.generation + 1,
         hosts=hosts,
         leaving=(*tx.rec.leaving, *moving),
-        upgrade=Upgrade(from_version=old.k8s_version, to_version=spec.k8s_version),
+        upgrade=Upgrade(
+            from_version=old.k8s_version,
+            to_version=spec.k8s_version,
+            started_at=tx.event.at,
+            moved=tuple(h.host_id for h in moving),
+        ),
     )
     tx.track_spec_hosts()
     for host in moving:
@@ -136,12 +143,21 @@ def resume(tx: Tx) -> None:
     up = _upgrade(tx)
     tx.update(upgrade=up.evolve(host_job=None))
     stage = tx.rec.stage
-    if stage == WORKERS:
-        start_workers(tx)
-    elif stage == "hostprep" and (job := tx.rec.hostprep_job) is not None and job.action == "prepare":
-        prepare_spare(tx, tuple(h for h in tx.spec.control_plane if h.host_id in job.hosts))
-    else:
-        start_control_plane(tx)
+    match stage:
+        case "upgrade-workers":
+            start_workers(tx)
+        case "hostprep":  # the spare's preparation failed: prepare it again (a failed prepare changed no node)
+            job = tx.rec.hostprep_job
+            spare = tuple(h for h in tx.spec.control_plane if job is not None and h.host_id in job.hosts)
+            if spare:
+                prepare_spare(tx, spare)
+            else:
+                start_control_plane(tx)
+        case "upgrade-control-plane" | "apply" | "provisioning" | "scaling" | "teardown" | "capi-delete" | None:
+            # Where an upgrade fails otherwise: the control-plane step again (the workers have not moved).
+            start_control_plane(tx)
+        case _:
+            assert_never(stage)
 
 
 # ── the rollout, level-based ────────────────────────────────────────────────────────────
@@ -163,8 +179,24 @@ def to_upgrade(rec: PrRecord) -> list[HostRef]:
 
 
 def to_reset(rec: PrRecord) -> list[HostRef]:
-    """Leaving hosts (the old single control plane) seen unclaimed: to be reset and released."""
-    return [h for h in rec.leaving if (st := rec.hosts.get(h.host_id)) is not None and st.claimed is False]
+    """Leaving hosts seen unclaimed, to be reset and released: the old single control plane once seen released
+    since the upgrade began (never on an older observation: it is the control plane until the rollout frees
+    it), and any host still leaving from an earlier scale."""
+    up = rec.upgrade
+    moved = up.moved if up else ()
+    return [
+        h
+        for h in rec.leaving
+        if (st := rec.hosts.get(h.host_id)) is not None
+        and st.claimed is False
+        and (h.host_id not in moved or (up is not None and st.claimed_at is not None and st.claimed_at > up.started_at))
+    ]
+
+
+def moving(rec: PrRecord) -> list[str]:
+    """The old single control-plane host while it still holds its lease (the upgrade waits for it)."""
+    left = {h.host_id for h in rec.leaving}
+    return [h for h in (rec.upgrade.moved if rec.upgrade else ()) if h in left]
 
 
 def rolled(rec: PrRecord, stage: str | None) -> bool:
@@ -242,7 +274,7 @@ def progress(tx: Tx) -> None:
         return
     busy = _next_host_job(tx)
     stage = tx.rec.stage
-    if busy or not rolled(tx.rec, stage) or (stage == WORKERS and tx.rec.leaving):
+    if busy or not rolled(tx.rec, stage) or (stage == WORKERS and moving(tx.rec)):
         _say(tx, f"{_title(_upgrade(tx))}: {waiting_detail(tx.rec)}")
         return
     if stage == CONTROL_PLANE:

@@ -267,3 +267,15 @@ async def test_v1beta2_rollout_conditions_on_the_kcp_and_its_machines(
         if (condition(m, "UpToDate") or {}).get("reason") == "NotUpToDate"
     ]
     assert stale and all(dig(m, "spec", "version") == OLD for m in stale)
+    # The Cluster sums up its control plane from the KCP's own counts.
+    await wait_for(
+        capi_client,
+        core,
+        "Cluster",
+        "c1",
+        lambda o: (
+            dig(o, "status", "controlPlane", "versions") == [{"version": NEW, "replicas": 1}]
+            and dig(o, "status", "controlPlane", "upToDateReplicas") == 1
+            and dig(o, "status", "workers", "versions") == [{"version": OLD, "replicas": 2}]
+        ),
+    )

@@ -128,7 +128,9 @@ def settings(tmp: Path, nats_url: str, inventory: Path) -> FocomApiSettings:
 
 async def start(bus: Bus, s: FocomApiSettings, stop: asyncio.Event) -> tuple[Api, web.AppRunner, str]:
     """The API as ``app.setup`` composes it: routes, the status translators, delivery."""
-    a = Api(s, bus, State(bus, s), load_catalog(s.templates_dir))
+    state = State(bus, s)
+    await state.start()
+    a = Api(s, bus, state, load_catalog(s.templates_dir))
     store, d = await deliverer(bus, s)
     t = Translator(bus)
     await bus.consumer(FOCOM_API_FPR_STATUS_CONSUMER, dispatch(t.on_fpr_status, ignore=(MessageFailed,))).start()
@@ -139,6 +141,7 @@ async def start(bus: Bus, s: FocomApiSettings, stop: asyncio.Event) -> tuple[Api
     async def finish(_app: web.Application) -> None:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
+        await state.stop()
 
     runner.app.on_cleanup.append(finish)
     await runner.setup()

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.hosts import SandboxHostPool
 from services.hostprep.app import build_deps
+from services.hostprep.claims import HostClaims
 from services.hostprep.deps import Deps
 from services.hostprep.handlers import JobHandler
 from services.hostprep.settings import HostprepSettings
@@ -21,7 +23,7 @@ from shared.kube import KubeClient
 from shared.messages import Envelope, decode
 from shared.objects import HOST_ID_LABEL
 from shared.payloads import HostprepDone, HostprepFailed, HostprepJob, HostProgress, MessageFailed
-from shared.subjects import ALL_HOSTPREP_EVENTS, HOSTPREP_JOBS_CONSUMER, hostprep_job
+from shared.subjects import ALL_HOSTPREP_EVENTS, BUCKET_HOSTPREP_CLAIMS, HOSTPREP_JOBS_CONSUMER, hostprep_job
 
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 K8S_VERSION = "v1.30.2"
@@ -78,7 +80,8 @@ class Harness:
     async def start(cls, bus: Bus, settings: HostprepSettings) -> Harness:
         deps, client = await build_deps(settings)
         spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-        consumer = bus.consumer(spec, dispatch(JobHandler(deps).on_job))
+        claims = HostClaims(await bus.kv(BUCKET_HOSTPREP_CLAIMS))
+        consumer = bus.consumer(spec, dispatch(JobHandler(deps, claims).on_job))
         harness = cls(bus, deps, client, consumer)
         harness._sub = await bus.nc.subscribe(ALL_HOSTPREP_EVENTS, cb=harness._on_event)
         await consumer.start()
@@ -170,10 +173,10 @@ async def byohosts_by_host_id(client: KubeClient, namespace: str = "default") ->
     return {item["metadata"]["labels"][HOST_ID_LABEL]: item for item in items}
 
 
-async def claim(pool: SandboxHostPool, host_id: str, name: str) -> None:
-    """Set ``status.machineRef`` of the host's ByoHost, as the ByoMachine controller does when a Machine takes
-    it. Written with the host agent's own identity: BYOH's webhook admits ByoHost updates only from the
-    controller manager and from the host's agent, never from an admin."""
-    async with await KubeClient.from_kubeconfig(pool.host(host_id).vfs.real("/root/.byoh/config")) as agent:
-        ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
-        await agent.patch(INFRA, "ByoHost", name, "default", {"status": {"machineRef": ref}}, subresource="status")
+async def claim(client: KubeClient, name: str) -> None:
+    """Set ``status.machineRef`` of the ByoHost ``name``, as the ByoMachine controller does when a Machine takes
+    the host, with BYOH's controller-manager identity: the ByoHost webhook admits updates only from it and
+    from the host's own agent, never from an admin."""
+    ref = {"apiVersion": INFRA, "kind": "ByoMachine", "name": "c1-md-0-x7k2p", "namespace": "default"}
+    async with await service_account_client(client, BYOH_NAMESPACE, BYOH_ACCOUNT) as byoh:
+        await byoh.patch(INFRA, "ByoHost", name, "default", {"status": {"machineRef": ref}}, subresource="status")

@@ -112,7 +112,7 @@ async def test_a_prepare_at_another_version_re_registers_free_hosts_and_refuses_
     harness, pool = await hostprep(2)
     assert isinstance(await harness.run(harness.job(pool)), HostprepDone)
     before = await byohosts_by_host_id(capi_client)
-    await claim(pool, "host-002", before["host-002"]["metadata"]["name"])
+    await claim(capi_client, before["host-002"]["metadata"]["name"])
     untouched = pool.host("host-002").state.mark()
 
     job = harness.job(pool, k8s_version="v1.30.3")

@@ -7,9 +7,9 @@ from services.hostprep.bootstrap import INFRA_VERSION
 from services.hostprep.domain import bootstrap_kubeconfig_name
 from services.hostprep.teardown import PURGE_PACKAGES
 from shared.kube import KubeClient
-from shared.payloads import HostprepDone
+from shared.payloads import HostprepDone, HostprepFailed
 from tests.integration.hostprep.conftest import HarnessFactory
-from tests.integration.hostprep.harness import byohosts_by_host_id
+from tests.integration.hostprep.harness import byohosts_by_host_id, claim
 
 
 async def test_teardown_cleans_the_hosts_and_removes_their_byohosts(
@@ -58,3 +58,20 @@ async def test_teardown_cleans_the_hosts_and_removes_their_byohosts(
     assert isinstance(again, HostprepDone)
     assert pool.host("host-002").state.changed_since(marks["host-002"]) == []
     assert pool.host("host-003").state.services[hostlayout.AGENT_UNIT_NAME].active == "active"
+
+
+async def test_a_host_whose_byohost_is_claimed_is_never_reset(
+    hostprep: HarnessFactory, capi_client: KubeClient
+) -> None:
+    harness, pool = await hostprep(2)
+    assert isinstance(await harness.run(harness.job(pool)), HostprepDone)
+    before = await byohosts_by_host_id(capi_client)
+    await claim(capi_client, before["host-002"]["metadata"]["name"])
+    untouched = pool.host("host-002").state.mark()
+    result = await harness.run(harness.job(pool, action="teardown"))
+    assert isinstance(result, HostprepFailed), result
+    assert (result.host_id, result.step, result.reason) == ("host-002", "byohost-version", "ByoHostClaimed")
+    assert result.ready_hosts == ("host-001",)
+    assert pool.host("host-002").state.since(untouched) == [], "not a command ran on the node"
+    assert pool.host("host-002").state.services[hostlayout.AGENT_UNIT_NAME].active == "active"
+    assert sorted(await byohosts_by_host_id(capi_client)) == ["host-002"]

@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 
 from services.hostprep.credentials import CredentialStore
-from services.hostprep.ssh import SshConnector
+from services.hostprep.ssh import PREFERRED_CIPHERS, SshConnector, encryption_algs
 from shared.messages import Envelope, utcnow
 from shared.payloads import HostprepDone, HostprepFailed
 from shared.subjects import hostprep_job
@@ -76,3 +76,16 @@ async def test_a_pushed_agent_that_does_not_match_its_sha256_never_replaces_anyt
         assert right.ok and host.vfs.real(path).read_bytes() == pool.agent_binary
     finally:
         await session.close()
+
+
+async def test_sessions_use_aes_gcm_which_costs_hostprep_least(hostprep: HarnessFactory) -> None:
+    harness, pool = await hostprep(1)
+    resolved = await CredentialStore(harness.deps.settings).resolve(pool.hosts[0].host_id)
+    session = await SshConnector(connect_timeout=5).open(resolved)
+    try:
+        ciphers = {session._conn.get_extra_info("send_cipher"), session._conn.get_extra_info("recv_cipher")}
+        assert ciphers == {PREFERRED_CIPHERS[0]}
+    finally:
+        await session.close()
+    # The rest of asyncssh's defaults stay on offer, for a server without AES-GCM.
+    assert set(encryption_algs()) >= {"chacha20-poly1305@openssh.com", "aes256-ctr"}

@@ -68,7 +68,7 @@ async def test_released_hosts_are_upgraded_a_claimed_one_is_refused_untouched_an
     assert old_bkc is not None
     # host-001 was a node (released by BYOH, not reset); host-003 is still one: its ByoHost is claimed.
     joined(pool, "host-001")
-    await claim(pool, CLAIMED, before[CLAIMED]["metadata"]["name"])
+    await claim(capi_client, before[CLAIMED]["metadata"]["name"])
     claimed_before = (await byohosts_by_host_id(capi_client))[CLAIMED]
     untouched = pool.host(CLAIMED).state.mark()
 
@@ -175,7 +175,7 @@ async def test_byohost_deletes_are_guarded_by_claim_uid_and_resource_version(
         )
     assert refused.value.reason == "Conflict"
     # Claimed: the re-read finds it so and nothing is deleted.
-    await claim(pool, "host-001", name)
+    await claim(capi_client, name)
     index = harness.deps.byohosts
     assert index is not None
     with pytest.raises(PermanentError) as claimed:

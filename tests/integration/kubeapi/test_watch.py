@@ -112,6 +112,47 @@ async def test_watch_single_object_with_field_selector(custom: client.CustomObje
     assert [(t, n) for t, n, _ in events] == [("ADDED", "two"), ("MODIFIED", "two")]
 
 
+async def test_live_single_object_watches_see_only_their_object(custom: client.CustomObjectsApi) -> None:
+    rv = (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["metadata"][
+        "resourceVersion"
+    ]
+    # Streams from ``rv``: whether a stream attaches before the writes (live events) or after (replay), it
+    # sees the same events.
+    one = asyncio.create_task(_collect(custom, 3, resource_version=rv, field_selector="metadata.name=one"))
+    two = asyncio.create_task(_collect(custom, 2, resource_version=rv, field_selector="metadata.name==two"))
+    two_labelled = asyncio.create_task(
+        _collect(custom, 1, resource_version=rv, field_selector="metadata.name=two", label_selector="x=1")
+    )
+    everything = asyncio.create_task(_collect(custom, 5, resource_version=rv))
+    cluster_wide = asyncio.create_task(
+        _collect(custom, 2, namespaced=False, resource_version=rv, field_selector="metadata.name=two")
+    )
+    await _create(custom, "one")
+    await _create(custom, "two")
+    await _label(custom, "one", x="1")
+    await _label(custom, "two", x="1")
+    await custom.delete_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", "one")
+    assert [(t, n) for t, n, _ in await one] == [("ADDED", "one"), ("MODIFIED", "one"), ("DELETED", "one")]
+    assert [(t, n) for t, n, _ in await two] == [("ADDED", "two"), ("MODIFIED", "two")]
+    assert [(t, n) for t, n, _ in await cluster_wide] == [("ADDED", "two"), ("MODIFIED", "two")]
+    assert [(t, n) for t, n, _ in await two_labelled] == [("ADDED", "two")]
+    assert [(t, n) for t, n, _ in await everything] == [
+        ("ADDED", "one"),
+        ("ADDED", "two"),
+        ("MODIFIED", "one"),
+        ("MODIFIED", "two"),
+        ("DELETED", "one"),
+    ]
+    listed = await custom.list_namespaced_custom_object(
+        BYOH, "v1beta1", "default", "byomachines", field_selector="metadata.name=two"
+    )
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["two"]
+    listed = await custom.list_namespaced_custom_object(
+        BYOH, "v1beta1", "default", "byomachines", field_selector="metadata.name=two,metadata.name!=two"
+    )
+    assert listed["items"] == []
+
+
 async def test_timeout_seconds_ends_the_stream(custom: client.CustomObjectsApi) -> None:
     await _create(custom, "only")
     events = await _collect(custom, 99, timeout=1)

@@ -107,9 +107,14 @@ async def test_create_follow_update_delete(harness: Harness, o2ims: tuple[World,
     )
     assert problem(status, headers, moved, 409)["problems"][0]["path"] == "$.templateParameters.hosts.masters"
     newer = body(pr_id, workers=("h02", "h03"))
-    newer["templateParameters"]["k8sVersion"] = "v1.32.0"
+    newer["templateParameters"]["k8sVersion"] = "v1.33.0"  # two minor versions at once
     status, headers, frozen = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner", body=newer)
-    assert problem(status, headers, frozen, 409)["problems"][0]["path"] == "$.templateParameters.k8sVersion"
+    skipped = problem(status, headers, frozen, 409)["problems"][0]
+    assert (skipped["path"], skipped["rule"]) == ("$.templateParameters.k8sVersion", "MinorVersionSkip")
+    newer["templateParameters"]["k8sVersion"] = "v1.32.0"  # one minor: allowed, but one control plane needs a spare
+    status, headers, spareless = await harness.call("PUT", f"{PRS}/{pr_id}", role="provisioner", body=newer)
+    refused = problem(status, headers, spareless, 409)["problems"][0]
+    assert (refused["path"], refused["rule"]) == ("$.templateParameters.hosts.masters", "NoSpareHost")
 
     status, _, deleting = await harness.call("DELETE", f"{PRS}/{pr_id}", role="provisioner")
     assert status == 202 and deleting["status"]["provisioningPhase"] == "DELETING"

@@ -32,8 +32,8 @@ def test_every_mode_and_operation_has_an_example() -> None:
     names = {p.stem for p in REQUEST_FILES}
     assert names == {
         f"{m}-{o}" for m in ("all-clusters", "cluster-names", "template") for o in ("create", "scale", "delete")
-    }
-    assert len(CR_FILES) == 9 and (EXAMPLES / "focom-all-clusters.yaml") in CR_FILES
+    } | {"cluster-names-upgrade"}
+    assert len(CR_FILES) == 10 and (EXAMPLES / "focom-all-clusters.yaml") in CR_FILES
 
 
 @pytest.mark.parametrize("path", CR_FILES, ids=[p.name for p in CR_FILES])

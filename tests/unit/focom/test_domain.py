@@ -187,3 +187,29 @@ def test_status_view() -> None:
         ("ran", "pending", None),
         ("smo", "progressing", "hostprep"),
     ]
+
+
+def test_the_phase_of_a_large_request_never_compares_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each report recomputes the phase; comparing children there made a report cost O(clusters²)."""
+    base = created()
+    template = next(iter(base.children.values()))
+    children = {
+        f"c{i:03d}": template.model_copy(update={"cluster": f"c{i:03d}", "pr_id": pr_id_for("f", f"c{i:03d}")})
+        for i in range(300)
+    }
+    record = base.model_copy(update={"children": children})
+    for i in range(0, 300, 2):
+        record = report(record, f"c{i:03d}", "fulfilled", T0 + timedelta(seconds=1))
+    comparisons = 0
+    real_eq = domain.Child.__eq__
+
+    def counting_eq(self: domain.Child, other: object) -> bool:
+        nonlocal comparisons
+        comparisons += 1
+        return real_eq(self, other)
+
+    monkeypatch.setattr(domain.Child, "__eq__", counting_eq)
+    phase, message = domain.compute_phase(record)
+    assert phase == "Creating" and message.startswith("150/300 fulfilled; c001: pending, c003: pending")
+    assert "c000" not in message
+    assert comparisons == 0

@@ -197,6 +197,9 @@ class FakeIndex:
         live = await self.present(namespace, host_id, timeout)
         return live if done(live) else None
 
+    async def fetch(self, namespace: str, host_id: str) -> list[dict[str, Any]]:
+        return await self.present(namespace, host_id, 0.0)
+
 
 def runner(
     host: FakeHost,

@@ -9,10 +9,11 @@ import pytest
 
 from services.hostprep import recipe, upgrade
 from services.hostprep.domain import parse_preflight
-from services.hostprep.management import upgrade_verdict
+from services.hostprep.management import GATE, gate_verdict
 from services.hostprep.steps import ByoHostRegistered, ByoHostRemoved, Probe, Run, Step
 from services.hostprep.teardown import reset_steps
-from services.hostprep.upgrade import GATE, upgrade_steps
+from services.hostprep.upgrade import upgrade_steps
+from shared.errors import PermanentError
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 from tests.unit.hostprep.test_recipe import FACTS, PREPARE, commands, params
 from tests.unit.hostprep.test_runner import PARAMS, PREFLIGHT, FakeHost, runner
@@ -75,24 +76,45 @@ def byohost(version: str | None, *, claimed: bool = False, name: str = "node-7")
         ([byohost("v1.31.4", claimed=True)], "done", "claimed by c1-md-0-abc"),
         ([byohost("v1.30.2", claimed=True)], "claimed", "a claimed host is a live node"),
         ([byohost(None, claimed=True)], "claimed", "without a version label, claimed by c1-md-0-abc"),
-        ([byohost("v1.30.2")], "upgrade", "registered at v1.30.2 and free; upgrading to v1.31.4"),
-        ([byohost(None)], "upgrade", "without a version label"),
-        ([], "upgrade", "no ByoHost registered"),
+        ([byohost("v1.30.2")], "go", "registered at v1.30.2 and free; upgrade at v1.31.4"),
+        ([byohost(None)], "go", "without a version label"),
+        ([], "go", "no ByoHost registered"),
     ],
 )
-def test_the_gate_from_the_hosts_byohosts(live: list[dict[str, Any]], verdict: str, says: str) -> None:
-    got, why = upgrade_verdict(live, "v1.31.4")
+def test_the_upgrade_gate_from_the_hosts_byohosts(live: list[dict[str, Any]], verdict: str, says: str) -> None:
+    got, why = gate_verdict(live, "v1.31.4", "upgrade")
     assert got == verdict and says in why, why
 
 
-class Index:
-    """ByoHosts as the management cluster has them; any delete is a failure of the test."""
+def test_prepare_and_teardown_never_touch_a_node_they_must_not() -> None:
+    node_at_job = [byohost("v1.31.4", claimed=True)]
+    node_elsewhere = [byohost("v1.30.2", claimed=True)]
+    free = [byohost("v1.30.2")]
+    # Re-preparing a node at its own version only checks; at another version it is refused.
+    assert gate_verdict(node_at_job, "v1.31.4", "prepare")[0] == "go"
+    assert gate_verdict(node_elsewhere, "v1.31.4", "prepare")[0] == "claimed"
+    assert gate_verdict(free, "v1.31.4", "prepare")[0] == "go"
+    # A node is never reset, whatever its version.
+    assert gate_verdict(node_at_job, "v1.31.4", "teardown")[0] == "claimed"
+    assert gate_verdict(node_elsewhere, "v1.31.4", "teardown")[0] == "claimed"
+    assert gate_verdict(free, "v1.31.4", "teardown")[0] == "go"
 
-    def __init__(self, live: list[dict[str, Any]]) -> None:
+
+class Index:
+    """ByoHosts as the watch's cache has them and as the API has them (the same unless told); any delete is
+    a failure of the test."""
+
+    def __init__(self, live: list[dict[str, Any]], api: list[dict[str, Any]] | None = None) -> None:
         self.live = live
+        self.api = live if api is None else api
+        self.fetches = 0
 
     async def present(self, namespace: str, host_id: str, timeout: float) -> list[dict[str, Any]]:
         return self.live
+
+    async def fetch(self, namespace: str, host_id: str) -> list[dict[str, Any]]:
+        self.fetches += 1
+        return self.api
 
     async def delete_unclaimed(self, *args: Any) -> list[str]:
         raise AssertionError("the gate never deletes")
@@ -101,12 +123,28 @@ class Index:
 async def test_a_claimed_host_fails_at_the_gate_without_a_single_ssh_command() -> None:
     host, reports = FakeHost(), []
     # The runner's params are at v1.30.2; the host is still a node at v1.29.6.
-    r = runner(host, reports, action="upgrade", index=Index([byohost("v1.29.6", claimed=True)]))
-    outcome = await r.run()
+    index = Index([byohost("v1.29.6", claimed=True)])
+    outcome = await runner(host, reports, action="upgrade", index=index).run()
     assert (outcome.ok, outcome.step, outcome.reason) == (False, GATE, "ByoHostClaimed")
     assert "c1-md-0-abc" in (outcome.message or "") and outcome.acted == ()
     assert host.connects == 0 and host.ran == []
     assert reports == [(GATE, "failed")]
+    assert index.fetches == 1, "the refusal was confirmed by the API"
+
+
+async def test_a_claim_seen_only_by_a_lagging_cache_is_checked_against_the_api() -> None:
+    """o2ims saw the host released; the watch's cache may not have yet: the API decides."""
+    host, reports = FakeHost(), []
+    lagging = Index([byohost("v1.29.6", claimed=True)], api=[byohost("v1.29.6")])
+    r = runner(host, reports, action="upgrade", index=lagging)
+    r._preflight = _stop_after_the_gate  # type: ignore[method-assign]
+    outcome = await r.run()
+    assert lagging.fetches == 1 and reports[0] == (GATE, "done")
+    assert (outcome.step, outcome.reason) == ("preflight", "StopHere"), "past the gate"
+
+
+async def _stop_after_the_gate() -> Any:
+    raise PermanentError("the test stops here", reason="StopHere")
 
 
 async def test_a_host_registered_at_the_target_is_done_without_ssh() -> None:

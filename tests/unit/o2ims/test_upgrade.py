@@ -249,3 +249,21 @@ def test_each_upgrade_stage_has_its_own_deadline() -> None:
     status = jobs(drv, PrStatus)[-1]
     assert (status.state, status.stage, status.reason) == ("failed", "upgrade-workers", "UpgradeTimedOut")
     assert "workers 0/1" in (status.message or "")
+
+
+def test_the_old_control_plane_is_reset_only_on_a_release_seen_after_the_upgrade_began() -> None:
+    drv = fulfilled(1, 2)
+    old = drv.rec.spec  # type: ignore[union-attr]
+    assert old is not None
+    # An unclaimed observation from before the upgrade (whatever made it) says nothing of the rollout.
+    drv.apply(byohost(old, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
+    drv.apply(request("update", upgraded(old), drv.clock.tick()))
+    drv.send("hostprep.done")
+    answer_capi(drv)
+    assert drv.rec.hostprep_job.action == "prepare"  # type: ignore[union-attr]  # no reset sent
+    new = drv.rec.spec  # type: ignore[union-attr]
+    assert new is not None
+    drv.apply(byohost(new, "cp0", claimed=True, at=drv.clock.tick(), version=FROM))
+    drv.apply(byohost(new, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
+    reset = drv.rec.hostprep_job  # type: ignore[union-attr]
+    assert reset is not None and (reset.action, reset.hosts) == ("teardown", ("cp0",))
