@@ -138,7 +138,15 @@ class System:
             got = [s for s in self.states(pr) if s.state == state and (stage is None or s.stage == stage)]
             return got[-1] if got else None
 
-        found: PrStatus = await self.statuses.wait(reached, timeout)
+        try:
+            found: PrStatus = await self.statuses.wait(reached, timeout)
+        except TimeoutError:
+            seen = [(s.state, s.stage, s.reason) for s in self.states(pr)]
+            logs = "\n".join(f"{name}: {line}" for name, proc in self.procs.items() for line in proc.raw[-40:])
+            raise AssertionError(
+                f"PR {pr}: no {state} {stage or ''} within {timeout:.0f}s; it went {seen}; the services' last lines:\n"
+                + logs
+            ) from None
         return found
 
     async def restart_o2ims(self) -> None:
