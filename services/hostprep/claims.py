@@ -97,20 +97,27 @@ class HostClaims:
             {"owner": self.owner, "token": token, "pr_id": pr_id, "action": action, "claimed_at": utcnow().isoformat()}
         ).encode()
         waited = False
+        #: When a ``create`` went unanswered (the bus away): it may have been stored, so the claim may be ours.
+        unanswered: float | None = None
         while True:
             sent = time.monotonic()
             try:
                 revision = await self.kv.create(host_id, value)
             except nats.js.errors.KeyWrongLastSequenceError:
-                holder = await self._holder(host_id)
+                entry = await self._entry(host_id)
+                if entry is not None and entry.value == value and unanswered is not None:
+                    # Our own unanswered create was stored: the claim is ours, counted from that first send.
+                    return HostClaim(self, host_id, value, int(entry.revision or 0), unanswered)
+                holder = _describe(entry)
             except nats.js.errors.NotFoundError:  # the claim ended while ``create`` looked at it: try again
                 holder = "a claim that just ended"
             except _BUS_ERRORS as exc:
+                unanswered = sent if unanswered is None else unanswered
                 holder = f"the claims bucket is unreachable ({type(exc).__name__})"
             else:
                 if waited:
                     log.info("host_claim_taken_after_wait", host_id=host_id, pr_id=pr_id)
-                return HostClaim(self, host_id, value, revision, sent)
+                return HostClaim(self, host_id, value, revision, unanswered if unanswered is not None else sent)
             if not waited:
                 waited = True
                 log.info("host_claim_waiting", host_id=host_id, pr_id=pr_id, holder=holder)
@@ -121,21 +128,27 @@ class HostClaims:
                 return None
             await asyncio.sleep(min(self.timing.poll_every, left))  # the holder renews or releases meanwhile
 
-    async def _holder(self, host_id: str) -> str:
-        """Who holds the host, for logs and progress (the claim's value is our own JSON, read defensively)."""
+    async def _entry(self, host_id: str) -> KeyValue.Entry | None:
+        """The host's current claim, or None when there is none (or the bus did not answer)."""
         try:
-            entry = await self.kv.get(host_id)
+            return await self.kv.get(host_id)
         except nats.js.errors.NotFoundError:  # gone (expired) or deleted (released)
-            return "a claim that just ended"
-        except _BUS_ERRORS as exc:
-            return f"unknown ({type(exc).__name__})"
-        try:
-            data = json.loads(entry.value or b"{}")
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return "an unreadable claim"
-        return f"{str(data.get('owner'))[:64]} for {str(data.get('action'))[:16]} of PR {str(data.get('pr_id'))[:64]}"
+            return None
+        except _BUS_ERRORS:
+            return None
+
+
+def _describe(entry: KeyValue.Entry | None) -> str:
+    """Who holds a host, for logs and progress (the claim's value is our own JSON, read defensively)."""
+    if entry is None:
+        return "a claim that just ended"
+    try:
+        data = json.loads(entry.value or b"{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return "an unreadable claim"
+    return f"{str(data.get('owner'))[:64]} for {str(data.get('action'))[:16]} of PR {str(data.get('pr_id'))[:64]}"
 
 
 class HostClaim:

@@ -107,8 +107,14 @@ class JobHandler:
                 return domain.HostOutcome(host_id, False, INVENTORY_STEP, exc.reason, exc.message)
             runner = HostRunner(self.deps, params, resolved, action=job.action, report=report, deadline=deadline)
 
+            async def claim_report(status: str, detail: str) -> None:
+                try:
+                    await report(CLAIM_STEP, status, detail)
+                except Exception as exc:  # progress is informative: losing it must not fail the host
+                    log.warning("progress_not_published", host_id=host_id, step=CLAIM_STEP, error=type(exc).__name__)
+
             async def waiting(holder: str) -> None:
-                await report(CLAIM_STEP, "checking", f"waiting for another hostprep replica: {holder}")
+                await claim_report("checking", f"waiting for another hostprep replica: {holder}")
 
             async with self._host_locks[host_id]:
                 claim = await self.claims.acquire(
@@ -116,7 +122,7 @@ class JobHandler:
                 )
                 if claim is None:
                     message = "the job deadline passed while another hostprep replica held the host"
-                    await report(CLAIM_STEP, "failed", f"JobDeadlineExceeded: {message}")
+                    await claim_report("failed", f"JobDeadlineExceeded: {message}")
                     return domain.HostOutcome(host_id, False, CLAIM_STEP, "JobDeadlineExceeded", message)
                 try:
                     return await claim.guard(runner.run())

@@ -1,8 +1,8 @@
 """The management-cluster side of one host's recipe: its ByoHost and its BootstrapKubeconfig.
 
 The checks and actions of the steps that talk only to Kubernetes (``ByoHostRegistered``,
-``ByoHostRemoved``, ``StaleByoHostRemoved``) and the gate every job passes first. A ByoHost counts as this
-host's when it carries the host-id label; it is registered *at a version* when its agent's
+``ByoHostRemoved``, ``StaleByoHostRemoved``) and the gate every job passes first. A ByoHost counts
+as this host's when it carries the host-id label; it is registered *at a version* when its agent's
 ``o2ims.oran.org/k8s-version`` label says so (labels are set only at registration). hostprep
 deletes only ByoHosts of the host id that are unclaimed, each with uid and resourceVersion
 preconditions, so a ByoHost claimed between the read and the delete is never removed; a claimed
@@ -25,6 +25,8 @@ from shared.errors import PermanentError, TemporaryError
 from shared.kinds import HostprepAction
 
 Obj = dict[str, Any]
+#: The gate's step, before any command runs on the host: what its ByoHosts say the job may do.
+GATE = "byohost-version"
 #: What a job does with a host, from its ByoHosts (the gate, before any command runs on the host):
 #: ``done`` (an upgrade of a host registered at the target already), ``claimed`` (refused: a live node),
 #: ``go``.

@@ -3,10 +3,10 @@
 Temporary failures (connection refused or lost, timeouts, Kubernetes hiccups) retry the step with
 backoff, up to ``max_step_attempts`` and within the job deadline; anything permanent (host key,
 credentials, a failing command, a step that does not converge) ends the host at once. Every step
-reports its progress; the outcome names the step, the exit code and the last stderr lines. An
-``upgrade`` first asks the management cluster whether the host is to be upgraded at all (the gate,
-before any SSH): registered at the target already, it is done; claimed, it is refused. The steps
-that talk only to Kubernetes are in ``management.py``.
+reports its progress; the outcome names the step, the exit code and the last stderr lines. Every
+job first asks the management cluster what it may do with the host (the gate, before any SSH): a
+live node it must not touch is refused; an upgrade of a host registered at the target already is
+done. The steps that talk only to Kubernetes are in ``management.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
 from services.hostprep.failures import StepFailed, command_failed, upload_failed
 from services.hostprep.hostlayout import AGENT_CONFIG, AGENT_UNIT_NAME, BOOTSTRAP_KUBECONFIG
-from services.hostprep.management import ManagementSide
+from services.hostprep.management import GATE, ManagementSide
 from services.hostprep.ssh import CommandResult, SshSession
 from services.hostprep.steps import (
     BootstrapKubeconfig,
@@ -140,17 +140,15 @@ class HostRunner:
         return HostOutcome(self.host.host_id, True, acted=tuple(self.acted))
 
     async def _steps(self) -> list[Step]:
+        if not await self._retrying(GATE, self._gate):
+            return []
         try:
             match self.action:
                 case "teardown":
-                    await self._retrying(upgrade.GATE, self._gate)
                     steps = teardown_steps(self.params)
                 case "prepare":
-                    await self._retrying(upgrade.GATE, self._gate)
                     steps = recipe.prepare_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
                 case "upgrade":
-                    if not await self._retrying(upgrade.GATE, self._gate):
-                        return []
                     steps = upgrade.upgrade_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
                 case _:
                     assert_never(self.action)
@@ -167,15 +165,15 @@ class HostRunner:
         verdict, why = await self.mgmt.gate_verdict(self.action)
         match verdict:
             case "claimed":
-                raise StepFailed(upgrade.GATE, why, reason="ByoHostClaimed")
+                raise StepFailed(GATE, why, reason="ByoHostClaimed")
             case "done" | "go" if self.action != "upgrade":
                 return True  # every step checks for itself
             case "done":
                 self._detail = why
-                await self._safe_report(upgrade.GATE, "skipped", why)
+                await self._safe_report(GATE, "skipped", why)
                 return False
             case "go":
-                await self._safe_report(upgrade.GATE, "done", why)
+                await self._safe_report(GATE, "done", why)
                 return True
             case _:
                 assert_never(verdict)

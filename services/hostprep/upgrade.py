@@ -3,7 +3,7 @@
 BYOH runs with ``--skip-installation``, so a host must have the target kubelet/kubeadm before a new
 Machine bootstraps on it, and its ByoHost must carry the target version's label for the versioned
 ByoMachineTemplates to select it; labels are set only when the agent registers. So, after the
-runner's gate (``management.upgrade_verdict``: a host registered at the target already is done, a
+runner's gate (``management.gate_verdict``: a host registered at the target already is done, a
 claimed one is refused, before any command runs on it), in order:
 
 1. ``byohost-removed``: the unclaimed ByoHost of this host id deleted (uid/resourceVersion
@@ -32,9 +32,6 @@ from services.hostprep import recipe
 from services.hostprep.domain import HostFacts
 from services.hostprep.steps import ByoHostRemoved, RecipeParams, Step
 from services.hostprep.teardown import reset_steps
-
-#: The gate's step: the host's ByoHost is not claimed, and not already at the target version.
-GATE = "byohost-version"
 
 
 def _removed(name: str, description: str) -> Step:

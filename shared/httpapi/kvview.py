@@ -149,8 +149,10 @@ class KvView(Generic[T]):
                 await self._until_gap(watcher)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("kv_view_watch_failed", view=self.name, error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                log.error("kv_view_watch_failed", view=self.name, exc_info=exc)
             while True:
                 try:
                     watcher = await self._load()
@@ -159,8 +161,11 @@ class KvView(Generic[T]):
                     break
                 except (nats.errors.Error, TimeoutError) as exc:
                     log.warning("kv_view_resync_failed", view=self.name, error=type(exc).__name__, retry_in=delay)
-                    await asyncio.sleep(delay)  # backoff while the server is unreachable
-                    delay = min(delay * 2, MAX_RETRY_DELAY)
+                except Exception as exc:
+                    # Not the connection: a fault worth its traceback; the view must still not freeze.
+                    log.error("kv_view_resync_failed", view=self.name, retry_in=delay, exc_info=exc)
+                await asyncio.sleep(delay)  # backoff before loading again
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def _until_gap(self, watcher: KeyValue.KeyWatcher) -> None:
         """Apply the watch's changes; return when only a full resync can make the view whole again."""

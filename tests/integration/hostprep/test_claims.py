@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import nats.errors
 import nats.js.errors
 import pytest
 from nats.js.kv import KeyValue
@@ -77,8 +79,37 @@ async def test_a_renewed_claim_outlives_its_ttl_and_keeps_others_out(kv: KeyValu
 async def test_the_claim_of_a_replica_that_died_expires_and_is_taken(kv: KeyValue) -> None:
     await take(replica(kv, "dead"))  # never renewed nor released: its process is gone
     claim = await take(replica(kv, "b"))
-    assert b'"owner": "b"' in (await kv.get(HOST)).value
+    assert b'"owner": "b"' in ((await kv.get(HOST)).value or b"")
     await claim.release()
+
+
+class LostReplies:
+    """The bucket, but the answer to the first ``create`` is lost (the claim is stored all the same)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self.lost = 0
+
+    async def create(self, key: str, value: bytes) -> int:
+        revision = await self.kv.create(key, value)
+        if not self.lost:
+            self.lost += 1
+            raise nats.errors.TimeoutError
+        return revision
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kv, name)
+
+
+async def test_a_claim_stored_though_its_answer_was_lost_is_recognised_as_ours(kv: KeyValue) -> None:
+    flaky = LostReplies(kv)
+    claims = HostClaims(flaky, timing=ClaimTiming(ttl=TTL), owner="a")  # type: ignore[arg-type]
+    claim = await take(claims)
+    assert flaky.lost == 1
+    assert (await kv.get(HOST)).value == claim._value
+    await claim.release()
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await kv.get(HOST)
 
 
 async def test_a_holder_whose_claim_was_taken_over_stops_its_work(kv: KeyValue) -> None:
@@ -102,7 +133,7 @@ async def test_a_holder_whose_claim_was_taken_over_stops_its_work(kv: KeyValue) 
         await asyncio.wait_for(guarded, 30)
     assert cancelled.is_set()
     await held.release()  # not ours any more: left alone
-    assert b'"owner": "b"' in (await kv.get(HOST)).value
+    assert b'"owner": "b"' in ((await kv.get(HOST)).value or b"")
     await other.release()
 
 
