@@ -62,6 +62,8 @@ class KvView(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._created: object = None
+        #: The last ``fresh()`` timed out (the watch is resuming): callers are answered at once until it caught up.
+        self._stale = False
         self._target: int | None = None
 
     # ── reading ──────────────────────────────────────────────────────────────────────────
@@ -86,6 +88,8 @@ class KvView(Generic[T]):
         if not state.messages:
             return True
         target = int(state.last_seq)
+        if self.revision < target and self._stale:
+            return False  # it was already behind at the last call: do not make every caller wait again
         try:
             async with asyncio.timeout(timeout):
                 while self.revision < target:
@@ -93,7 +97,9 @@ class KvView(Generic[T]):
                     await self._advanced.wait()
         except TimeoutError:
             log.warning("kv_view_behind", view=self.name, revision=self.revision, bucket_revision=target)
+            self._stale = True
             return False
+        self._stale = False
         return True
 
     async def usable(self, *, fresh: bool, timeout: float = 2.0) -> bool:
