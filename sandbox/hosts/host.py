@@ -122,8 +122,11 @@ class SandboxHost:
             return self.fault.message
         return None
 
-    def notify_changed(self) -> None:
-        self.refresh_derived()
+    def notify_changed(self, *, refresh: bool = True) -> None:
+        """After a state change: recompute the derived views (unless nothing but the log changed), then tell the
+        pool (persistence, waiters)."""
+        if refresh or not self.state.derived:
+            self.refresh_derived()
         if self.on_change is not None:
             self.on_change()
 
@@ -188,12 +191,14 @@ class SandboxHost:
             steps=trace.steps,
             stderr=bytes(err.data),
         )
-        self.notify_changed()
+        # Derived views come from files and services, which only a command that changed the host can have
+        # touched (change flags are exact); re-reading them after every query was a sixth of a command's cost.
+        self.notify_changed(refresh=trace.changed)
         return CommandResult(status, bytes(out.data), bytes(err.data))
 
     def record_fault(self, command: str, fault: Fault, exit_code: int, stderr: bytes = b"") -> None:
         self.state.record(command, user=self.user, exit_code=exit_code, changed=False, stderr=stderr, fault=fault.kind)
-        self.notify_changed()
+        self.notify_changed(refresh=False)
 
     # -- derived views and persistence ----------------------------------------------------------
 

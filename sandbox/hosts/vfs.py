@@ -37,6 +37,11 @@ def normalize(vpath: str, cwd: str = "/") -> str:
     return "/" + norm.lstrip("/")
 
 
+def _read_bytes(real: str) -> bytes:
+    with open(real, "rb") as fh:
+        return fh.read()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -216,10 +221,10 @@ class HostFs:
             if not procfs.is_dir(self.state, vpath):
                 raise FsError(errno.ENOTDIR if procfs.exists(self.state, self.facts, vpath) else errno.ENOENT, vpath)
             return procfs.listdir(self.state, self.facts, vpath)
-        real = self.vfs.real(vpath)
-        if not real.exists():
+        real = self.vfs.real_str(vpath)
+        if not os.path.exists(real):
             raise FsError(errno.ENOENT, vpath)
-        if not real.is_dir():
+        if not os.path.isdir(real):
             raise FsError(errno.ENOTDIR, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
@@ -238,8 +243,7 @@ class HostFs:
             raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
-        with open(real, "rb") as fh:
-            return fh.read()
+        return _read_bytes(real)
 
     def _parent_not_dir(self, vpath: str) -> bool:
         parent = self.vfs.real(posixpath.dirname(vpath))
@@ -254,16 +258,16 @@ class HostFs:
                 return procfs.write(self.state, self.facts, vpath, data, is_root=self.is_root)
             except procfs.SpecialError as exc:
                 raise FsError(exc.errno or errno.EIO, vpath) from None
-        real = self.vfs.real(vpath)
-        parent = real.parent
-        if not parent.exists():
+        real = self.vfs.real_str(vpath)
+        parent = os.path.dirname(real)
+        if not os.path.exists(parent):
             raise FsError(errno.ENOENT, vpath)
-        if not parent.is_dir():
+        if not os.path.isdir(parent):
             raise FsError(errno.ENOTDIR, vpath)
-        if real.is_dir():
+        if os.path.isdir(real):
             raise FsError(errno.EISDIR, vpath)
         self._check_write(vpath)
-        old = real.read_bytes() if real.exists() else None
+        old = _read_bytes(real) if os.path.exists(real) else None
         new = (old or b"") + data if append else data
         rec = self.state.files.get(vpath)
         old_mode = rec.mode if rec else (self._existing_mode(real, 0o644) if old is not None else None)
@@ -279,16 +283,16 @@ class HostFs:
         return changed
 
     @staticmethod
-    def _existing_mode(real: Path, default: int) -> int:
+    def _existing_mode(real: str | Path, default: int) -> int:
         try:
-            return stat_mod.S_IMODE(real.lstat().st_mode)
+            return stat_mod.S_IMODE(os.lstat(real).st_mode)
         except OSError:
             return default
 
     @staticmethod
-    def _apply_mode(real: Path, mode: int) -> None:
+    def _apply_mode(real: str | Path, mode: int) -> None:
         # The real file always stays readable/writable by the sandbox process itself.
-        extra = 0o700 if real.is_dir() else 0o600
+        extra = 0o700 if os.path.isdir(real) else 0o600
         os.chmod(real, (mode | extra) & 0o7777, follow_symlinks=False)
 
     def adopt(self, vpath: str, old_sha: str | None, *, mode: int | None = None) -> bool:
@@ -325,8 +329,8 @@ class HostFs:
             self.mkdir(parent, parents=True)
         if procfs.is_special(vpath) or not self.can_write(vpath):
             raise FsError(errno.EACCES, vpath)
-        real = self.vfs.real(vpath)
-        real.mkdir(mode=0o755)
+        real = self.vfs.real_str(vpath)
+        os.mkdir(real, 0o755)
         self._apply_mode(real, mode)
         if mode != 0o755 or not self.is_root:
             self.state.files[vpath] = FileRecord(None, mode, f"{self.user}:{self.user}")

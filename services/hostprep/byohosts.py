@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from services.hostprep.domain import byohost_state
+from services.hostprep.domain import byohost_claimed, byohost_state
 from shared.errors import PermanentError, classify
 from shared.kube import KubeClient, WatchExpired
 from shared.objects import HOST_ID_LABEL, deleting, labels_of, meta, name_of
@@ -127,14 +127,15 @@ class ByoHostIndex:
     async def delete_unclaimed(self, namespace: str, host_id: str, select: Callable[[Obj], bool]) -> list[str]:
         """Delete the host id's ByoHosts that ``select`` picks, as the API has them now (not the cache).
 
-        A claimed one (``status.machineRef``) is a live node: ``ByoHostClaimed``, nothing of it touched.
+        A claimed one (``status.machineRef`` or the cluster label) is a live node: ``ByoHostClaimed``,
+        nothing of it touched.
         Each delete carries the uid and resourceVersion just read, so one claimed (or replaced) since
         is refused by the server (409, retried from a fresh read).
         """
         items, _ = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=f"{HOST_ID_LABEL}={host_id}")
         chosen = [o for o in items if select(o) and not deleting(o)]
         for obj in chosen:
-            if (obj.get("status") or {}).get("machineRef"):
+            if byohost_claimed(obj):
                 state = byohost_state(obj)
                 raise PermanentError(
                     f"{state.describe()}: a claimed ByoHost is a live node and is never deleted",

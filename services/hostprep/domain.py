@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.fields import printable
 from shared.models import version_tuple
-from shared.objects import K8S_VERSION_LABEL
+from shared.objects import CLUSTER_NAME_LABEL, K8S_VERSION_LABEL
 from shared.payloads import HostFailure, HostprepDone, HostprepFailed, HostprepJob
 
 #: Separates the sections of a multi-command probe's output (``echo`` of it between commands).
@@ -195,22 +195,26 @@ def byohost_version(obj: Mapping[str, Any]) -> str | None:
 
 
 def byohost_claimed(obj: Mapping[str, Any]) -> bool:
-    """A ByoMachine claimed it (``status.machineRef``): it is, or is becoming, a live node."""
-    return bool((obj.get("status") or {}).get("machineRef"))
+    """A ByoMachine claimed it (``status.machineRef``, or the cluster label BYOH sets with it and its agent
+    clears last on release): it is, or is becoming, or was until a moment ago, a live node."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool((obj.get("status") or {}).get("machineRef") or labels.get(CLUSTER_NAME_LABEL))
 
 
 def byohost_state(obj: Mapping[str, Any]) -> ByoHostState:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     machine = status.get("machineRef") or {}
+    cluster = (meta.get("labels") or {}).get(CLUSTER_NAME_LABEL)
+    claimed_by = str(machine.get("name")) if machine.get("name") else (f"cluster {cluster}" if cluster else None)
     condition = next((c for c in status.get("conditions") or [] if c.get("type") == BOOTSTRAP_CONDITION), None)
     reason = condition.get("reason") if condition else None
-    free = not machine and condition is not None and condition.get("status") == "False" and reason == WAITING_REASON
+    free = not claimed_by and condition is not None and condition.get("status") == "False" and reason == WAITING_REASON
     return ByoHostState(
         name=str(meta.get("name", "")),
         registered=condition is not None or bool(status.get("hostinfo")),
         free=free,
-        claimed_by=str(machine.get("name")) if machine.get("name") else None,
+        claimed_by=claimed_by,
         condition=f"{BOOTSTRAP_CONDITION}={condition.get('status')}/{reason}" if condition else None,
         version=byohost_version(obj),
     )

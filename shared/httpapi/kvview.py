@@ -62,6 +62,8 @@ class KvView(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._created: object = None
+        #: The last ``fresh()`` timed out (the watch is resuming): callers are answered at once until it caught up.
+        self._stale = False
         self._target: int | None = None
 
     # ── reading ──────────────────────────────────────────────────────────────────────────
@@ -86,6 +88,8 @@ class KvView(Generic[T]):
         if not state.messages:
             return True
         target = int(state.last_seq)
+        if self.revision < target and self._stale:
+            return False  # it was already behind at the last call: do not make every caller wait again
         try:
             async with asyncio.timeout(timeout):
                 while self.revision < target:
@@ -93,7 +97,9 @@ class KvView(Generic[T]):
                     await self._advanced.wait()
         except TimeoutError:
             log.warning("kv_view_behind", view=self.name, revision=self.revision, bucket_revision=target)
+            self._stale = True
             return False
+        self._stale = False
         return True
 
     async def usable(self, *, fresh: bool, timeout: float = 2.0) -> bool:
@@ -149,8 +155,10 @@ class KvView(Generic[T]):
                 await self._until_gap(watcher)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("kv_view_watch_failed", view=self.name, error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                log.error("kv_view_watch_failed", view=self.name, exc_info=exc)
             while True:
                 try:
                     watcher = await self._load()
@@ -159,8 +167,11 @@ class KvView(Generic[T]):
                     break
                 except (nats.errors.Error, TimeoutError) as exc:
                     log.warning("kv_view_resync_failed", view=self.name, error=type(exc).__name__, retry_in=delay)
-                    await asyncio.sleep(delay)  # backoff while the server is unreachable
-                    delay = min(delay * 2, MAX_RETRY_DELAY)
+                except Exception as exc:
+                    # Not the connection: a fault worth its traceback; the view must still not freeze.
+                    log.error("kv_view_resync_failed", view=self.name, retry_in=delay, exc_info=exc)
+                await asyncio.sleep(delay)  # backoff before loading again
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def _until_gap(self, watcher: KeyValue.KeyWatcher) -> None:
         """Apply the watch's changes; return when only a full resync can make the view whole again."""

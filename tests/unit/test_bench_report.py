@@ -93,3 +93,21 @@ def test_e2e_figures_have_the_promised_ids() -> None:
     assert by_id["e2e.cpu_growth_exponent"].ours == pytest.approx(1.0)
     assert by_id["e2e.messages_per_cluster_300"].ours == 140.0
     assert by_id["e2e.messages_per_cluster_300"].note == "HOSTPREP 100.0, O2IMS 40.0"
+
+
+def test_collapsed_stacks_are_summarised_by_own_and_inclusive_samples(tmp_path: Path) -> None:
+    from bench.stacks import load, summary
+
+    raw = tmp_path / "n10-o2ims.txt"
+    raw.write_text(
+        "main (app.py:1);handle (engine.py:5);decode (store.py:9) 6\n"
+        "main (app.py:1);handle (engine.py:5) 2\n"
+        "main (app.py:1);flush (engine.py:9) 2\n"
+    )
+    stacks = load(raw)
+    assert sum(stacks.values()) == 10
+    text = summary(stacks, top=2)
+    own, inclusive = text.split("-- inclusive")
+    assert "60.0%  decode (store.py:9)" in own and "20.0%  handle (engine.py:5)" in own
+    assert "100.0%  main (app.py:1)" in inclusive and "80.0%  handle (engine.py:5)" in inclusive
+    assert "flush" not in summary(stacks, top=5, match="decode")

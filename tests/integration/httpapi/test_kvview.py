@@ -95,6 +95,8 @@ async def test_changes_made_while_disconnected_are_not_missed(nats_server: Embed
     for i in range(20):
         await put(kv, f"k{i}", 0)
     view: KvView[dict[str, int]] = KvView(kv, decode, check_interval=120.0)
+    last_seen = asyncio.Event()
+    view.listen(lambda key: last_seen.set() if key == "new" else None)
     await view.start()
     try:
         await nats_server.restart()
@@ -106,9 +108,13 @@ async def test_changes_made_while_disconnected_are_not_missed(nats_server: Embed
                 await put(wkv, f"k{i}", 1)
             await wkv.delete("k1")
             await put(wkv, "new", 1)
+            # The view's connection is still down: a reader is not kept waiting, it is told the view is behind.
+            if not await view.fresh(timeout=0.1):
+                # Answered at once (the watch takes seconds to resume), not after waiting for it to catch up.
+                assert not await view.fresh(timeout=30) and not last_seen.is_set()
             async with asyncio.timeout(90):
-                while not await view.fresh(timeout=30):
-                    pass
+                await last_seen.wait()  # the last change made, applied: the watch resumed
+            assert await view.fresh(timeout=30)
             assert view.values == await contents(wkv)
             assert view.values["k0"] == {"n": 1} and "k1" not in view.values and "new" in view.values
             assert view.loads == 1  # resumed where it stopped: nothing was loaded again

@@ -68,6 +68,12 @@ def byohost(version: str | None, *, claimed: bool = False, name: str = "node-7")
     return {"metadata": {"name": name, "labels": labels, "uid": "u-1"}, "status": status}
 
 
+def releasing(version: str) -> dict[str, Any]:
+    obj = byohost(version)
+    obj["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"] = "c1"
+    return obj
+
+
 @pytest.mark.parametrize(
     ("live", "verdict", "says"),
     [
@@ -76,6 +82,8 @@ def byohost(version: str | None, *, claimed: bool = False, name: str = "node-7")
         ([byohost("v1.31.4", claimed=True)], "done", "claimed by c1-md-0-abc"),
         ([byohost("v1.30.2", claimed=True)], "claimed", "a claimed host is a live node"),
         ([byohost(None, claimed=True)], "claimed", "without a version label, claimed by c1-md-0-abc"),
+        # Being released: the agent cleared machineRef, not yet the cluster label.
+        ([releasing("v1.30.2")], "claimed", "claimed by cluster c1"),
         ([byohost("v1.30.2")], "go", "registered at v1.30.2 and free; upgrade at v1.31.4"),
         ([byohost(None)], "go", "without a version label"),
         ([], "go", "no ByoHost registered"),

@@ -91,3 +91,28 @@ async def test_running_a_cached_tree_leaves_it_as_parsed(tmp_path: Path) -> None
     assert tree == parse(line)
     assert (first.exit_code, first.stdout) == (second.exit_code, second.stdout) == (0, b"BODY /ROOT\n")
     assert host.vfs.real("/tmp/o").read_text() == "hi 1\n"
+
+
+async def test_derived_views_follow_changing_commands_and_skip_queries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = SandboxHost.create(tmp_path / "h", host_id="host-001", host_name="node-001", ip="127.0.0.1")
+    refreshed: list[str] = []
+    original = SandboxHost.refresh_derived
+
+    def counting(self: SandboxHost) -> None:
+        refreshed.append(self.state.log[-1].command)
+        original(self)
+
+    monkeypatch.setattr(SandboxHost, "refresh_derived", counting)
+    await host.run_command("echo ok")  # the first command computes the views whatever it did
+    assert host.state.derived["modules_persisted"] == []
+    await host.run_command("printf 'overlay\\n' > /etc/modules-load.d/k8s.conf")
+    assert host.state.derived["modules_persisted"] == ["overlay"]
+    await host.run_command("cat /etc/modules-load.d/k8s.conf; grep -q overlay /etc/modules-load.d/k8s.conf")
+    await host.run_command("printf 'overlay\\n' > /etc/modules-load.d/k8s.conf")  # same content: no change
+    assert refreshed == ["echo ok", "printf 'overlay\\n' > /etc/modules-load.d/k8s.conf"]
+    await host.run_command("echo '127.0.1.1 node-001' >> /etc/hosts; rm /etc/modules-load.d/k8s.conf")
+    assert host.state.derived["modules_persisted"] == []
+    assert host.state.derived["hosts_has_hostname"] is True
+    assert len(refreshed) == 3
