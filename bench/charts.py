@@ -1,8 +1,8 @@
 """PNG charts of a benchmark run (matplotlib, from the ``bench`` extra), drawn from the figures' stable ids.
 
 Each chart is drawn only when its figures are in the run: wall time against hosts (hostprep and
-Ansible), CPU per host prepared by process, CPU per cluster against clusters, and the CDF of status
-latency.
+Ansible), CPU per host prepared by process, CPU per cluster against clusters (by service) and service
+memory against clusters, and the CDF of status latency.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ import re
 from pathlib import Path
 
 from bench.report import SERIES, Figure
+
+#: The provisioning services whose CPU the e2e chart stacks, and the optional SMO-facing APIs drawn beside them.
+E2E_SERVICES = ("o2ims", "hostprep", "status_watcher", "capi_renderer", "focom")
+E2E_APIS = ("o2ims_api", "focom_api")
 
 
 def _series(figures: list[Figure], prefix: str) -> list[tuple[int, float]]:
@@ -80,16 +84,40 @@ def draw(figures: list[Figure], out_dir: Path) -> list[Path]:
 
     cpu = _series(figures, "e2e.cpu_s_per_cluster_")
     if cpu:
+        # One stacked bar per cluster count: each provisioning service's share of the CPU per cluster.
+        counts = [n for n, _ in cpu]
         fig, ax = plt.subplots(figsize=(6.4, 4))
-        ax.plot(*zip(*cpu, strict=True), "o-", label="five services, total")
+        positions = range(len(counts))
+        bottom = [0.0] * len(counts)
+        for service in E2E_SERVICES:
+            by_n = dict(_series(figures, f"e2e.cpu_s_per_cluster_{service}_"))
+            heights = [by_n.get(n, 0.0) for n in counts]
+            ax.bar(positions, heights, bottom=bottom, label=service, width=0.6)
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         ax.axhline(0.5, color="grey", linestyle=":", label="goal: 0.5 CPU-s")
+        ax.set_xticks(list(positions), [str(n) for n in counts])
         ax.set_xlabel("clusters in one request (3 hosts each)")
         ax.set_ylabel("CPU seconds per cluster")
-        ax.set_ylim(bottom=0)
-        ax.set_title("Our CPU per fulfilled cluster")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.set_ylim(0, max(0.5, *bottom) * 1.45)  # room above the bars for the legend
+        ax.set_title("Our CPU per fulfilled cluster, by service")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize="small", ncol=3, loc="upper center")
         save(fig, "e2e_cpu_per_cluster.png")
+
+    rss = {service: _series(figures, f"e2e.rss_mib_{service}_") for service in (*E2E_SERVICES, *E2E_APIS)}
+    if any(len(points) > 1 for points in rss.values()):
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        for service, points in rss.items():
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=service)
+        ax.set_xscale("log")
+        ax.set_xlabel("clusters in one request (3 hosts each)")
+        ax.set_ylabel("resident memory at Synced (MiB)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Service memory against clusters")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        save(fig, "e2e_rss.png")
 
     latency = {name: values for name, values in SERIES.items() if name.startswith("status.") and values}
     if latency:

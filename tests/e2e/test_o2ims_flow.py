@@ -6,22 +6,28 @@ Create → fulfilled; a host failing prep → failed naming host and step; a con
 initializes → failed at the (short) provisioning deadline; delete after fulfilled and mid-hostprep
 → hosts reset, tombstoned, leases released, Cluster gone; scale 2 → 3 workers → fulfilled with 3 Running
 workers; o2ims killed with SIGKILL at each stage → the same end, each job sent once.
+
+The tests that keep the default settings share one system per module (starting the four services is most
+of a test's cost), each on hosts no other test used (``System.take``); a test that changes a setting
+(``o2ims_env``, ``capi_options``) or kills a service gets a system of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from nats.aio.msg import Msg
 
-from sandbox.capi import CapiSimulators
+from sandbox.capi import SimOptions
 from sandbox.hosts import Fault, SandboxHostPool
 from shared.bus import Bus
 from shared.kube import KubeClient
@@ -30,9 +36,14 @@ from shared.messages import Envelope, decode
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import HostprepFailed, PrRequest, PrStatus
 from shared.subjects import ALL_HOSTPREP_EVENTS, ALL_O2IMS_STATUS, BUCKET_HOSTS, CAPI, HOSTPREP, o2ims_request
+from tests.fixtures.capi import kube_client, running_simulators
+from tests.fixtures.kubeapi import running_kubeapi
+from tests.fixtures.nats import connected_bus, running_nats
+from tests.fixtures.sandbox_hosts import running_pool
 from tests.integration.services.procs import ServiceProcess
 
-pytestmark = pytest.mark.e2e
+# Module-scoped loop: the tests on the module's shared system run in the loop that started it.
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "v1.30.2"
@@ -40,6 +51,10 @@ CNI = "bridge-pool"
 CNI_FILE = REPO / "examples" / "cni" / "bridge-pool.yaml"
 CORE = "cluster.x-k8s.io/v1beta1"
 FPR = "e2e-o2ims"
+#: Hosts of a module's shared system: every test on it takes hosts of its own (``System.take``).
+SHARED_HOSTS = 24
+#: Hosts of a test's own system.
+OWN_HOSTS = 4
 
 
 class Recorder:
@@ -69,6 +84,19 @@ class System:
     hostprep_events: Recorder
     procs: dict[str, ServiceProcess]
     env: dict[str, dict[str, str]]
+    #: Hosts no test has taken yet, in name order.
+    free: list[str] = field(default_factory=list)
+
+    def take(self, count: int) -> list[str]:
+        """``count`` hosts (in name order) that no other test used: fresh, never leased, never prepared."""
+        if len(self.free) < count:
+            raise AssertionError(f"the system has {len(self.free)} unused hosts, the test wants {count}")
+        taken, self.free[:] = self.free[:count], self.free[count:]
+        return taken
+
+    def node(self, host_id: str) -> str:
+        """The host's name, which its Node (and a Machine's nodeRef) takes."""
+        return self.pool.host(host_id).host_name
 
     def spec(self, name: str, hosts: list[str], vip: str) -> ClusterSpec:
         refs = {h["host_id"]: h for h in self.pool.inventory_hosts()}
@@ -110,7 +138,15 @@ class System:
             got = [s for s in self.states(pr) if s.state == state and (stage is None or s.stage == stage)]
             return got[-1] if got else None
 
-        found: PrStatus = await self.statuses.wait(reached, timeout)
+        try:
+            found: PrStatus = await self.statuses.wait(reached, timeout)
+        except TimeoutError:
+            seen = [(s.state, s.stage, s.reason) for s in self.states(pr)]
+            logs = "\n".join(f"{name}: {line}" for name, proc in self.procs.items() for line in proc.raw[-40:])
+            raise AssertionError(
+                f"PR {pr}: no {state} {stage or ''} within {timeout:.0f}s; it went {seen}; the services' last lines:\n"
+                + logs
+            ) from None
         return found
 
     async def restart_o2ims(self) -> None:
@@ -164,40 +200,69 @@ def environments(
     }
 
 
+@contextlib.asynccontextmanager
+async def running_system(
+    state: Path, crd_dirs: list[Path], hosts: int, o2ims_env: Mapping[str, str], capi: SimOptions
+) -> AsyncIterator[System]:
+    """NATS, the emulator with the simulators, ``hosts`` sandbox hosts and the four services as processes."""
+    async with contextlib.AsyncExitStack() as parts:
+        server = await parts.enter_async_context(running_nats(state))
+        bus = await parts.enter_async_context(connected_bus(server.url))
+        kubeconfig = state / "kubeconfig"
+        await parts.enter_async_context(running_kubeapi(crd_dirs, kubeconfig))
+        await parts.enter_async_context(running_simulators(kubeconfig, capi))
+        client = await parts.enter_async_context(kube_client(kubeconfig))
+        pool = await parts.enter_async_context(running_pool(state / "sandbox-hosts", hosts))
+        inventory = state / "input.json"
+        pool.write_inventory(inventory)
+        statuses, hostprep_events = Recorder(), Recorder()
+        await bus.js.subscribe(ALL_O2IMS_STATUS, cb=statuses.on_msg, ordered_consumer=True)
+        await bus.js.subscribe(ALL_HOSTPREP_EVENTS, cb=hostprep_events.on_msg, ordered_consumer=True)
+        env = environments(server.url, pool, kubeconfig, inventory, dict(o2ims_env))
+        procs: dict[str, ServiceProcess] = {}
+
+        async def kill_all() -> None:
+            for proc in procs.values():
+                await proc.kill()
+
+        parts.push_async_callback(kill_all)
+        for name, service_env in env.items():
+            procs[name] = await ServiceProcess(f"services.{name}", service_env).start()
+        for proc in procs.values():
+            await proc.wait_event("service_ready", timeout=60)
+        free = [h.host_id for h in pool.hosts]
+        yield System(bus, pool, client, statuses, hostprep_events, procs, env, free)
+
+
 @pytest.fixture
 def o2ims_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """Extra o2ims settings, given by ``parametrize(..., indirect=True)``."""
     return dict(getattr(request, "param", {}))
 
 
-@pytest.fixture
-async def system(
-    bus: Bus,
-    nats_url: str,
-    kubeconfig: Path,
-    capi_sim: CapiSimulators,
-    capi_client: KubeClient,
-    sandbox_hosts: Callable[..., Awaitable[SandboxHostPool]],
-    tmp_path: Path,
-    o2ims_env: dict[str, str],
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_system(crd_dirs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+    async with running_system(tmp_path_factory.mktemp("system"), crd_dirs, SHARED_HOSTS, {}, SimOptions()) as system:
+        yield system
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_system(
+    crd_dirs: list[Path], tmp_path: Path, o2ims_env: dict[str, str], request: pytest.FixtureRequest
 ) -> AsyncIterator[System]:
-    pool = await sandbox_hosts(count=4)
-    inventory = tmp_path / "input.json"
-    pool.write_inventory(inventory)
-    statuses, hostprep_events = Recorder(), Recorder()
-    await bus.js.subscribe(ALL_O2IMS_STATUS, cb=statuses.on_msg, ordered_consumer=True)
-    await bus.js.subscribe(ALL_HOSTPREP_EVENTS, cb=hostprep_events.on_msg, ordered_consumer=True)
-    env = environments(nats_url, pool, kubeconfig, inventory, o2ims_env)
-    procs: dict[str, ServiceProcess] = {}
-    try:
-        for name, service_env in env.items():
-            procs[name] = await ServiceProcess(f"services.{name}", service_env).start()
-        for proc in procs.values():
-            await proc.wait_event("service_ready", timeout=60)
-        yield System(bus, pool, capi_client, statuses, hostprep_events, procs, env)
-    finally:
-        for proc in procs.values():
-            await proc.kill()
+    marker = request.node.get_closest_marker("capi_options")
+    capi = SimOptions(**(dict(marker.kwargs) if marker else {}))
+    async with running_system(tmp_path, crd_dirs, OWN_HOSTS, o2ims_env, capi) as system:
+        yield system
+
+
+@pytest.fixture
+def system(request: pytest.FixtureRequest, o2ims_env: dict[str, str]) -> System:
+    """The module's shared system, or one of the test's own when it sets ``o2ims_env`` or ``capi_options``."""
+    if o2ims_env or request.node.get_closest_marker("capi_options"):
+        return request.getfixturevalue("own_system")
+    shared: System = request.getfixturevalue("shared_system")
+    return shared
 
 
 def new_pr() -> str:
@@ -205,7 +270,7 @@ def new_pr() -> str:
 
 
 async def test_create_goes_to_fulfilled(system: System) -> None:
-    pr, spec = new_pr(), system.spec("e2e1", ["host-001", "host-002", "host-003"], "127.0.9.1")
+    pr, spec = new_pr(), system.spec("e2e1", system.take(3), "127.0.9.1")
     await system.request("create", pr, spec)
     done = await system.state(pr, "fulfilled")
     assert done.node_cluster_id
@@ -215,21 +280,26 @@ async def test_create_goes_to_fulfilled(system: System) -> None:
 
 
 async def test_a_host_failing_prep_fails_the_pr_naming_host_and_step(system: System) -> None:
-    system.pool.set_fault("host-003", Fault.command_failure(r"apt-get .*install", exit_code=100, stderr="E: broken"))
-    pr, spec = new_pr(), system.spec("e2e2", ["host-001", "host-002", "host-003"], "127.0.9.2")
+    hosts = system.take(3)
+    system.pool.set_fault(hosts[2], Fault.command_failure(r"apt-get .*install", exit_code=100, stderr="E: broken"))
+    pr, spec = new_pr(), system.spec("e2e2", hosts, "127.0.9.2")
     await system.request("create", pr, spec)
     failed = await system.state(pr, "failed")
-    reported = [e.payload for e in system.hostprep_events.items if isinstance(e.payload, HostprepFailed)]
-    assert reported and reported[0].host_id == "host-003" and reported[0].step
+    reported = [
+        e.payload
+        for e in system.hostprep_events.items
+        if isinstance(e.payload, HostprepFailed) and e.payload.pr_id == pr
+    ]
+    assert reported and reported[0].host_id == hosts[2] and reported[0].step
     assert failed.stage == "hostprep"
-    assert "host-003" in (failed.message or "") and str(reported[0].step) in (failed.message or "")
+    assert hosts[2] in (failed.message or "") and str(reported[0].step) in (failed.message or "")
     assert await system.cluster("e2e2") is None
 
 
 @pytest.mark.capi_options(never_initialize_clusters=frozenset({"e2e3"}))
 @pytest.mark.parametrize("o2ims_env", [{"O2_O2IMS_PROVISIONING_DEADLINE": "5"}], indirect=True)
 async def test_a_control_plane_that_never_initializes_fails_at_the_deadline(system: System) -> None:
-    pr, spec = new_pr(), system.spec("e2e3", ["host-001", "host-002"], "127.0.9.3")
+    pr, spec = new_pr(), system.spec("e2e3", system.take(2), "127.0.9.3")
     await system.request("create", pr, spec)
     failed = await system.state(pr, "failed")
     assert (failed.stage, failed.reason) == ("provisioning", "ProvisioningTimedOut")
@@ -237,7 +307,8 @@ async def test_a_control_plane_that_never_initializes_fails_at_the_deadline(syst
 
 
 async def test_delete_after_fulfilled_tombstones_releases_and_removes_the_cluster(system: System) -> None:
-    pr, spec = new_pr(), system.spec("e2e4", ["host-001", "host-002", "host-003"], "127.0.9.4")
+    hosts = system.take(3)
+    pr, spec = new_pr(), system.spec("e2e4", hosts, "127.0.9.4")
     await system.request("create", pr, spec)
     await system.state(pr, "fulfilled")
     await system.request("delete", pr, spec)
@@ -250,14 +321,15 @@ async def test_delete_after_fulfilled_tombstones_releases_and_removes_the_cluste
     assert await (await system.leases()).held_by(pr) == []
     assert await system.cluster("e2e4") is None
     # Reset before the leases went back (kubeadm reset -f over SSH, the agent and its ByoHost gone).
-    for host_id in ("host-001", "host-002", "host-003"):
+    for host_id in hosts:
         assert system.pool.host(host_id).state.kubeadm_runs[-1]["action"] == "reset"
 
 
 async def test_delete_mid_hostprep_tombstones_releases_and_leaves_no_cluster(system: System) -> None:
     # Slow enough that the delete lands mid-preparation; the reset then waits for that host's preparation.
-    system.pool.set_fault("host-002", Fault.slow_command("apt-get", delay=8, times=1))
-    pr, spec = new_pr(), system.spec("e2e5", ["host-001", "host-002"], "127.0.9.5")
+    hosts = system.take(2)
+    system.pool.set_fault(hosts[1], Fault.slow_command("apt-get", delay=8, times=1))
+    pr, spec = new_pr(), system.spec("e2e5", hosts, "127.0.9.5")
     await system.request("create", pr, spec)
     await system.state(pr, "progressing", "hostprep")
     await system.request("delete", pr, spec)
@@ -269,11 +341,11 @@ async def test_delete_mid_hostprep_tombstones_releases_and_leaves_no_cluster(sys
 
 
 async def test_scale_two_to_three_workers(system: System) -> None:
-    pr = new_pr()
-    two = system.spec("e2e6", ["host-001", "host-002", "host-003"], "127.0.9.6")
+    pr, hosts = new_pr(), system.take(4)
+    two = system.spec("e2e6", hosts[:3], "127.0.9.6")
     await system.request("create", pr, two)
     await system.state(pr, "fulfilled")
-    three = system.spec("e2e6", ["host-001", "host-002", "host-003", "host-004"], "127.0.9.6")
+    three = system.spec("e2e6", hosts, "127.0.9.6")
     await system.request("update", pr, three)
     scaling = await system.state(pr, "progressing", "scaling")
     await system.statuses.wait(lambda: [s for s in system.states(pr) if s.state == "fulfilled" and s.seq > scaling.seq])
@@ -297,8 +369,9 @@ ORDER = [
 @pytest.mark.capi_options(node_ready_delay=2.0)
 async def test_kill_9_at_each_stage_reaches_the_same_end(system: System) -> None:
     # Stages that last a moment, so that each kill lands inside one.
-    system.pool.set_fault("host-002", Fault.slow_command("apt-get update", delay=2.0, times=1))
-    pr, spec = new_pr(), system.spec("e2e7", ["host-001", "host-002", "host-003"], "127.0.9.7")
+    hosts = system.take(3)
+    system.pool.set_fault(hosts[1], Fault.slow_command("apt-get update", delay=2.0, times=1))
+    pr, spec = new_pr(), system.spec("e2e7", hosts, "127.0.9.7")
     await system.request("create", pr, spec)
     killed_in: list[tuple[str, str | None]] = []
     for rank in range(len(ORDER) - 1):

@@ -105,3 +105,21 @@ def test_hostprep_charts_show_wall_time_goals_and_cpu_per_host_by_process(tmp_pa
     assert {"hostprep_wall.png", "hostprep_cpu_per_host.png"} <= names
     for path in written:
         assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_collapsed_stacks_are_summarised_by_own_and_inclusive_samples(tmp_path: Path) -> None:
+    from bench.stacks import load, summary
+
+    raw = tmp_path / "n10-o2ims.txt"
+    raw.write_text(
+        "main (app.py:1);handle (engine.py:5);decode (store.py:9) 6\n"
+        "main (app.py:1);handle (engine.py:5) 2\n"
+        "main (app.py:1);flush (engine.py:9) 2\n"
+    )
+    stacks = load(raw)
+    assert sum(stacks.values()) == 10
+    text = summary(stacks, top=2)
+    own, inclusive = text.split("-- inclusive")
+    assert "60.0%  decode (store.py:9)" in own and "20.0%  handle (engine.py:5)" in own
+    assert "100.0%  main (app.py:1)" in inclusive and "80.0%  handle (engine.py:5)" in inclusive
+    assert "flush" not in summary(stacks, top=5, match="decode")

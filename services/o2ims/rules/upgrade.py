@@ -288,7 +288,8 @@ def progress(tx: Tx) -> None:
 
 
 def _say(tx: Tx, text: str) -> None:
-    """Progress within a stage: the record's message (read by the APIs and ``o2ctl status``), not a transition."""
+    """Progress within a stage: the record's message (what the O2IMS API and the ProvisioningRequest mirror
+    show), not a transition."""
     if tx.rec.message != text[:1000]:
         tx.update(message=text[:1000], updated_at=tx.now)
 
