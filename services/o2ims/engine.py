@@ -27,7 +27,7 @@ import structlog
 from services.o2ims.events import Event
 from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord
-from services.o2ims.table import Decision, decide
+from services.o2ims.table import COMPLETE_DELETION_FIRST, Decision, decide
 from shared.bus import Bus
 from shared.leases import HostLeases
 from shared.messages import Envelope, utcnow
@@ -95,8 +95,10 @@ class PrEngine:
             if isinstance(cmd.payload, PrStatus):
                 status = cmd.payload
                 log.info("pr_transition", pr_id=pr_id, state=status.state, stage=status.stage, reason=status.reason)
-        if record is not None and record.outbox:
+        if record is not None and (record.outbox or record.tombstone_pending):
             await self.flush(record, revision)
+        if decision.rule == COMPLETE_DELETION_FIRST:
+            return await self._handle(pr_id, event)  # the deletion is complete now: decide the event again
         return decision
 
     async def flush(self, record: PrRecord, revision: int | None = None) -> None:
@@ -118,10 +120,10 @@ class PrEngine:
             if cmd.release:
                 released = await self.leases.release(record.pr_id, cmd.release)
                 log.info("leases_released", pr_id=record.pr_id, hosts=released)
-            if self.vips is not None and record.state == "deleted" and record.spec and record.spec.vip:
+            if self.vips is not None and _deleting(record) and record.spec and record.spec.vip:
                 # A pool VIP goes back with the hosts once the cluster is deleted (a VIP the inventory named
-                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete
-                # (state no longer "deleted"), keeps it: focom gives a PR the VIP it already holds.
+                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete,
+                # keeps it: focom gives a PR the VIP it already holds.
                 freed = await self.vips.release(record.pr_id, [record.spec.vip])
                 if freed:
                     log.info("vips_released", pr_id=record.pr_id, vips=freed)
@@ -134,6 +136,10 @@ class PrEngine:
             return current.without_commands(done)
 
         await self.store.mutate(record.pr_id, drop, known=(record, revision) if revision is not None else None)
+        if record.tombstone_pending:
+            # The deletion's leases are released (and quarantines recorded): only now its tombstone and
+            # ``deleted`` (a crash before this line leaves the mark; the sweep or the next event completes it).
+            await self._handle(record.pr_id, Event(kind="leases.released", at=self.clock(), message_id=""))
 
     def envelope(self, record: PrRecord, cmd: Command) -> Envelope:
         """The command's envelope, byte-identical however often it is rebuilt (stored id and time)."""
@@ -159,7 +165,7 @@ class PrEngine:
         flushed = 0
         for key in await self.store.keys():
             got = await self.store.get(key)
-            if got is not None and got[0].outbox:
+            if got is not None and (got[0].outbox or got[0].tombstone_pending):
                 await self.flush(*got)
                 flushed += 1
         return flushed
@@ -182,3 +188,10 @@ class PrEngine:
                 except RecordConflict:  # written since we read it: not a stale tombstone any more
                     log.info("tombstone_kept", pr_id=key)
         return purged
+
+
+def _deleting(record: PrRecord) -> bool:
+    """The record's releases are those of its deletion (not a scale-down's, nor one with a create queued)."""
+    if record.state == "deleted":
+        return True
+    return record.tombstone_pending and not (record.queued is not None and record.queued.operation == "create")
