@@ -6,7 +6,9 @@ in the record's outbox goes out with its stored, deterministic envelope id (leas
 in order between publishes), and the published commands are removed from the record. Writing
 first makes the write the decision: a crash before the publishes leaves them in the outbox, and
 the redelivered event (which the record has already absorbed) publishes them; a crash after
-them re-publishes ids the stream drops as duplicates.
+them re-publishes ids the stream drops as duplicates. A deletion is the one decision in two writes: its
+lease releases go out first, and only then is the tombstone written (``deletion.finalize``/``complete``),
+so that ``deleted`` is never seen while a host is still leased to the PR.
 
 One process handles one PR's events one at a time (a lock per PR with events in hand): the events
 of a PR arrive together (its hosts' progress), and deciding them concurrently would only make all
@@ -29,6 +31,7 @@ from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord
 from services.o2ims.table import COMPLETE_DELETION_FIRST, Decision, decide
 from shared.bus import Bus
+from shared.errors import TemporaryError
 from shared.leases import HostLeases
 from shared.messages import Envelope, utcnow
 from shared.payloads import PrStatus
@@ -78,7 +81,7 @@ class PrEngine:
         async with self._one_at_a_time(pr_id):
             return await self._handle(pr_id, event)
 
-    async def _handle(self, pr_id: str, event: Event) -> Decision:
+    async def _handle(self, pr_id: str, event: Event, *, again: bool = False) -> Decision:
         decisions: list[Decision] = []
 
         def change(record: PrRecord | None) -> PrRecord | None:
@@ -98,7 +101,9 @@ class PrEngine:
         if record is not None and (record.outbox or record.tombstone_pending):
             await self.flush(record, revision)
         if decision.rule == COMPLETE_DELETION_FIRST:
-            return await self._handle(pr_id, event)  # the deletion is complete now: decide the event again
+            if again:  # another replica's releases are still going out: the bus redelivers the event later
+                raise TemporaryError(f"the deletion of PR {pr_id} is completing", delay=1.0, reason="Deleting")
+            return await self._handle(pr_id, event, again=True)  # the deletion is complete now: decide it again
         return decision
 
     async def flush(self, record: PrRecord, revision: int | None = None) -> None:
