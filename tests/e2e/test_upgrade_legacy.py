@@ -123,6 +123,13 @@ async def test_a_cluster_of_the_earlier_release_scales_without_a_rollout_then_up
     assert kcp["spec"]["machineTemplate"]["infrastructureRef"]["name"] == "lg1-control-plane"
     assert md["spec"]["template"]["spec"]["infrastructureRef"]["name"] == "lg1-md-0"
     assert md["spec"]["replicas"] == 3 and md["status"]["updatedReplicas"] == 3
+    # The added host registered with the version label hostprep now gives every agent; the legacy selector asks
+    # for its host id only, and its ByoHost is claimed by the cluster.
+    (added,), _ = await system.client.list(
+        INFRA, "ByoHost", "default", label_selector="o2ims.oran.org/host-id=host-004"
+    )
+    assert added["metadata"]["labels"]["o2ims.oran.org/k8s-version"] == FROM
+    assert added["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"] == "lg1" and added["status"]["machineRef"]
     assert system.pr_states()[-1].state == "fulfilled"
 
     # Upgrade: a real version change moves the cluster to versioned templates (the spare, host-005, takes the
