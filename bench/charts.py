@@ -1,8 +1,8 @@
 """PNG charts of a benchmark run (matplotlib, from the ``bench`` extra), drawn from the figures' stable ids.
 
 Each chart is drawn only when its figures are in the run: wall time against hosts (hostprep and
-Ansible), CPU per cluster against clusters (by service) and service memory against clusters, and the
-CDF of status latency.
+Ansible), CPU per host prepared by process, CPU per cluster against clusters (by service) and service
+memory against clusters, and the CDF of status latency.
 """
 
 from __future__ import annotations
@@ -52,10 +52,35 @@ def draw(figures: list[Figure], out_dir: Path) -> list[Path]:
         ax.set_xlabel("hosts prepared at once")
         ax.set_ylabel("wall time (s)")
         ax.set_ylim(bottom=0)
+        one = dict(ours).get(1)
+        if one is not None:
+            goals = [(n, factor * one) for n, factor in ((200, 1.3), (1000, 2.0))]
+            ax.plot(*zip(*goals, strict=True), "k*", markersize=9, label="goals: 1.3x at 200, 2x at 1,000")
         ax.set_title("Host preparation, realistic host latency")
         ax.grid(True, alpha=0.3)
         ax.legend()
         save(fig, "hostprep_wall.png")
+
+    # CPU per host prepared: hostprep, the sandbox serving the hosts, and Ansible's controller.
+    per_host = re.compile(r"hostprep\.cpu_per_host_ms_(\d+)$")
+    mine = sorted((int(m.group(1)), f.ours, f.peer_value) for f in figures if (m := per_host.match(f.key)))
+    controller = _series(figures, "ansible.cpu_per_host_ms_")
+    if mine:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot([n for n, _, _ in mine], [v for _, v, _ in mine], "o-", label="hostprep")
+        sandbox = [(n, v) for n, _, v in mine if v is not None]
+        if sandbox:
+            ax.plot(*zip(*sandbox, strict=True), "^:", label="sandbox (SSH hosts, emulator, controllers)")
+        if controller:
+            ax.plot(*zip(*controller, strict=True), "s--", label="ansible-playbook controller")
+        ax.set_xscale("log")
+        ax.set_xlabel("hosts prepared at once")
+        ax.set_ylabel("CPU per host (ms)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("CPU per host prepared, by process")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        save(fig, "hostprep_cpu_per_host.png")
 
     cpu = _series(figures, "e2e.cpu_s_per_cluster_")
     if cpu:

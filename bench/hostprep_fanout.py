@@ -20,6 +20,7 @@ ansible-core comes from the ``bench`` extra and is installed into the running ve
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -87,6 +88,8 @@ class Run:
     peak_rss_mib: float = 0.0
     base_rss_mib: float = 0.0
     peak_fds: int = 0
+    #: The machine's 1-minute load average when the run ended: wall times mean little without it.
+    load: float = 0.0
 
 
 def _ensure_ansible() -> str | None:
@@ -121,6 +124,8 @@ class Sandbox:
         self._next_net = 1
         self.proc: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
+        #: hostprep's last warning and error lines, shown when a size does not complete.
+        self.trouble: collections.deque[str] = collections.deque(maxlen=20)
 
     async def __aenter__(self) -> Sandbox:
         try:
@@ -202,6 +207,8 @@ class Sandbox:
             async for line in stream:
                 if b'"service_ready"' in line:
                     ready.set()
+                elif b'"level": "warning"' in line or b'"level": "error"' in line:
+                    self.trouble.append(line.decode(errors="replace").strip()[:400])
 
         self._drain = asyncio.create_task(drain(self.proc.stderr))
         await asyncio.wait_for(ready.wait(), 60)
@@ -257,11 +264,16 @@ class Sandbox:
                     peak_rss_mib=sample.peak_rss_mib,
                     base_rss_mib=base_rss,
                     peak_fds=sample.peak_fds,
+                    load=os.getloadavg()[0],
                 )
+            except TimeoutError:
+                raise RuntimeError(
+                    f"no outcome of hostprep on {label}; its last warnings:\n" + "\n".join(self.trouble)
+                ) from None
             finally:
                 poller.cancel()
             if not isinstance(result, HostprepDone):
-                raise RuntimeError(f"hostprep failed on {label}: {result.message}")
+                raise RuntimeError(f"hostprep failed on {label}: {result.message}\n" + "\n".join(self.trouble))
             await self._registered(label, count)
             print(f"{BENCH}: hostprep {count} hosts: {run}", file=sys.stderr, flush=True)
             return run
@@ -354,7 +366,7 @@ class Sandbox:
             await self._registered(label, count)
             elapsed = time.perf_counter() - started
             shutil.rmtree(run_dir, ignore_errors=True)
-            run = Run(count, elapsed, cpu, time.process_time() - own)
+            run = Run(count, elapsed, cpu, time.process_time() - own, load=os.getloadavg()[0])
             print(f"{BENCH}: ansible {count} hosts: {run}", file=sys.stderr, flush=True)
             return run
         finally:
@@ -367,7 +379,7 @@ def _reported(what: str) -> Iterator[None]:
     try:
         yield
     except (RuntimeError, TimeoutError) as exc:
-        print(f"{BENCH}: {what} did not complete: {str(exc)[:300]}", file=sys.stderr, flush=True)
+        print(f"{BENCH}: {what} did not complete: {str(exc)[:8000]}", file=sys.stderr, flush=True)
 
 
 def _stop_ssh_masters(marker: str) -> None:
@@ -393,7 +405,7 @@ def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> lis
                 id=f"hostprep.wall_s_{n}",
                 peer=f"ansible-playbook, forks={n}" if n in peer else "",
                 peer_value=peer[n].wall if n in peer else None,
-                note="realistic latency profile",
+                note=f"realistic latency profile, load average {r.load:.1f}",
             )
         )
         if one is not None and n != 1:
@@ -420,7 +432,14 @@ def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> lis
         )
     for n, r in sorted(peer.items()):
         out.append(
-            Figure(BENCH, f"ansible, {n} hosts: wall time", r.wall, "s", id=f"ansible.wall_s_{n}", note=f"forks={n}")
+            Figure(
+                BENCH,
+                f"ansible, {n} hosts: wall time",
+                r.wall,
+                "s",
+                id=f"ansible.wall_s_{n}",
+                note=f"forks={n}, load average {r.load:.1f}",
+            )
         )
         out.append(
             Figure(

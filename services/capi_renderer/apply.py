@@ -28,10 +28,12 @@ from services.capi_renderer.domain import (
     CoreApiVersion,
     ObjectRef,
     RenderOptions,
+    TemplateChoice,
     api_versions,
     apply_order,
     derived_objects,
     describe,
+    live_template_choice,
     object_ref,
 )
 from services.capi_renderer.validate import SchemaValidator, render_and_validate
@@ -115,13 +117,34 @@ async def apply_cluster(client: KubeApi, objects: Sequence[Mapping[str, Any]]) -
     return applied
 
 
+async def live_templates(
+    client: KubeApi, spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None
+) -> TemplateChoice:
+    """Which roles keep the live legacy machine template (``domain.TemplateChoice``), from the live KCP and
+    MachineDeployment; only ours (of the PR in ``options.extra_labels``) count, a foreign one is refused later
+    by the apply."""
+    names, av = ClusterNames(spec.name), api_versions(options.core_api_version)
+    pr_id = options.extra_labels.get(PR_ID_LABEL, "")
+    live: list[dict[str, Any] | None] = []
+    for kind, name in (("KubeadmControlPlane", names.control_plane), ("MachineDeployment", names.workers)):
+        try:
+            obj = await client.get(av[kind], kind, name, spec.namespace)
+        except ServiceError as exc:
+            raise _annotate(exc, f"reading {kind}/{name}") from None
+        live.append(obj if obj is not None and owned_by(obj, pr_id) else None)
+    kcp, md = live
+    return live_template_choice(names, kcp, md, spec.k8s_version, workers_version or spec.k8s_version)
+
+
 async def render_validate_apply(
     client: KubeApi, spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None
 ) -> list[ObjectRef]:
     """The whole create path: render, validate (``InputError`` before any write), apply; then remove the
-    machine templates of earlier versions (after an upgrade's rollout nothing clones them any more)."""
+    machine templates of earlier versions (after an upgrade's rollout nothing clones them any more). A role
+    whose live legacy template still serves the spec's version keeps it (``live_templates``)."""
+    templates = await live_templates(client, spec, options)
     # Rendering may read the CNI manifest file the first time: keep it off the event loop.
-    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas)
+    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas, None, templates)
     applied = await apply_cluster(client, objects)
     pr_id = options.extra_labels.get(PR_ID_LABEL)
     if pr_id:  # every applied object carries it (``apply_cluster`` refuses others): ours are recognised by it
@@ -163,9 +186,11 @@ async def scale_cluster(
     the machine templates of the new version and points the KubeadmControlPlane (and, without
     ``workers_version``, the MachineDeployment) at them with the new version: that starts CAPI's rollout.
     Templates of the old version stay until the next ``apply``. Refuses to (re)create a cluster that does
-    not exist or is being deleted.
+    not exist or is being deleted. A role whose live legacy template still serves the version asked for keeps
+    it (``live_templates``): a scale of a cluster an earlier release rendered rolls nothing.
     """
-    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas, workers_version)
+    templates = await live_templates(client, spec, options, workers_version)
+    objects = await asyncio.to_thread(render_and_validate, spec, options, schemas, workers_version, templates)
     cluster_av = api_versions(options.core_api_version)["Cluster"]
     current = await client.get(cluster_av, "Cluster", spec.name, spec.namespace)
     if current is None:

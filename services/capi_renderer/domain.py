@@ -178,9 +178,86 @@ class ClusterNames:
     def crs(self) -> str:
         return f"{self.cluster}-crs-0"
 
+    # An earlier release named each machine template like its owner (``<cluster>-control-plane``,
+    # ``<cluster>-md-0``, one per cluster, selecting by host id alone): see ``TemplateChoice``.
+
+    @property
+    def legacy_control_plane_template(self) -> str:
+        return self.control_plane
+
+    @property
+    def legacy_workers_template(self) -> str:
+        return self.workers
+
     @property
     def cni_configmap(self) -> str:
         return f"cni-{self.cluster}-crs-0"
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """Per role, whether a render keeps the live unversioned machine template of a cluster an earlier release
+    rendered, instead of the versioned one.
+
+    Such a cluster's KCP / MachineDeployment reference ``<cluster>-control-plane`` / ``<cluster>-md-0``,
+    whose selectors name host ids only (its agents registered without the version label). Pointing them
+    at a versioned template would roll every Machine, and the new selector would match none of its hosts;
+    so a render keeps the legacy template (same name, same selector semantics) for as long as it serves the
+    version the render asks for. Only a version change moves a role to versioned templates (the hosts the
+    rollout frees are re-prepared with the label). Decided from what is live: ``live_template_choice``.
+    """
+
+    control_plane_legacy: bool = False
+    workers_legacy: bool = False
+
+    def control_plane(self, names: ClusterNames, version: str) -> tuple[str, str | None]:
+        """The control plane's template name and the version its selector requires (None: host ids only)."""
+        if self.control_plane_legacy:
+            return names.legacy_control_plane_template, None
+        return names.control_plane_template(version), version
+
+    def workers(self, names: ClusterNames, version: str) -> tuple[str, str | None]:
+        """The workers' template name and the version its selector requires (None: host ids only)."""
+        if self.workers_legacy:
+            return names.legacy_workers_template, None
+        return names.workers_template(version), version
+
+
+#: Every role on versioned templates (a new cluster, or one rendered by this release).
+VERSIONED = TemplateChoice()
+
+
+def kcp_template_ref(kcp: Mapping[str, Any]) -> Any:
+    """The KubeadmControlPlane's machine template name (v1beta1 and v1beta2 keep it at different paths)."""
+    return get(kcp, "spec.machineTemplate.infrastructureRef.name") or get(
+        kcp, "spec.machineTemplate.spec.infrastructureRef.name"
+    )
+
+
+def live_template_choice(
+    names: ClusterNames,
+    kcp: Mapping[str, Any] | None,
+    md: Mapping[str, Any] | None,
+    version: str,
+    workers_version: str,
+) -> TemplateChoice:
+    """Keep a role's legacy template when its live owner references it and already runs the version asked for.
+
+    ``kcp``/``md``: the live KubeadmControlPlane and MachineDeployment (None when absent); ``version`` the
+    control plane's version of the render, ``workers_version`` the workers'. Level-based: a re-run, a
+    restart, or a render after a half-finished apply decides the same from the same objects.
+    """
+    cp_legacy = (
+        kcp is not None
+        and kcp_template_ref(kcp) == names.legacy_control_plane_template
+        and get(kcp, "spec.version") == version
+    )
+    workers_legacy = (
+        md is not None
+        and get(md, "spec.template.spec.infrastructureRef.name") == names.legacy_workers_template
+        and get(md, "spec.template.spec.version") == workers_version
+    )
+    return TemplateChoice(control_plane_legacy=cp_legacy, workers_legacy=workers_legacy)
 
 
 def api_versions(core: CoreApiVersion) -> dict[str, str]:
@@ -321,16 +398,23 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     return True
 
 
-def pinned_hosts(selector: Mapping[str, Any], candidates: Iterable[str], version: str) -> tuple[set[str], bool]:
+def pinned_hosts(
+    selector: Mapping[str, Any], candidates: Iterable[str], version: str, *, by_version: bool = True
+) -> tuple[set[str], bool]:
     """Which of ``candidates`` (host ids, registered at ``version``) the selector claims, and whether it claims
-    anything else: probed with an unknown id, a candidate at another version and an unlabeled host."""
+    anything else: probed with an unknown id, and (``by_version``, every template but a legacy one) a candidate
+    at another version and one without the version label, and an unlabeled host."""
     chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c, K8S_VERSION_LABEL: version})}
     probes = [
         {HOST_ID_LABEL: "\x00not-a-requested-host", K8S_VERSION_LABEL: version},
-        *({HOST_ID_LABEL: c, K8S_VERSION_LABEL: f"{version}-other"} for c in sorted(chosen)[:1]),
-        {HOST_ID_LABEL: next(iter(sorted(chosen)), "")},
+        {HOST_ID_LABEL: "\x00not-a-requested-host"},
         {},
     ]
+    if by_version:
+        probes += [
+            *({HOST_ID_LABEL: c, K8S_VERSION_LABEL: f"{version}-other"} for c in sorted(chosen)[:1]),
+            {HOST_ID_LABEL: next(iter(sorted(chosen)), "")},
+        ]
     return chosen, any(selector_matches(selector, p) for p in probes)
 
 

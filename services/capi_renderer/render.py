@@ -32,8 +32,10 @@ from services.capi_renderer.domain import (
     KUBE_VIP_PATH,
     KUBEADM_INIT_MARKER,
     SUPER_ADMIN_CONF,
+    VERSIONED,
     ClusterNames,
     RenderOptions,
+    TemplateChoice,
     api_versions,
     control_plane_max_surge,
     host_selector,
@@ -153,9 +155,16 @@ def _kube_vip_manifest(spec: ClusterSpec, options: RenderOptions) -> str:
     )
 
 
-def _context(spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None) -> dict[str, Any]:
+def _context(
+    spec: ClusterSpec,
+    options: RenderOptions,
+    workers_version: str | None = None,
+    templates: TemplateChoice = VERSIONED,
+) -> dict[str, Any]:
     names = ClusterNames(spec.name)
     workers_at = workers_version or spec.k8s_version
+    cp_template, cp_selector_version = templates.control_plane(names, spec.k8s_version)
+    workers_template, workers_selector_version = templates.workers(names, workers_at)
     v2 = options.core_api_version == "v1beta2"
     api = api_versions(options.core_api_version)
 
@@ -182,8 +191,8 @@ def _context(spec: ClusterSpec, options: RenderOptions, workers_version: str | N
         "md_labels": {CLUSTER_NAME_LABEL: spec.name, DEPLOYMENT_NAME_LABEL: names.workers},
         "version": spec.k8s_version,
         "workers_version": workers_at,
-        "cp_template": names.control_plane_template(spec.k8s_version),
-        "workers_template": names.workers_template(workers_at),
+        "cp_template": cp_template,
+        "workers_template": workers_template,
         "cp_max_surge": control_plane_max_surge(len(spec.control_plane)),
         "endpoint": spec.endpoint,
         "port": options.control_plane_port,
@@ -192,8 +201,8 @@ def _context(spec: ClusterSpec, options: RenderOptions, workers_version: str | N
         "service_domain": options.service_domain,
         "cp_replicas": len(spec.control_plane),
         "worker_replicas": len(spec.workers),
-        "cp_selector": host_selector([h.host_id for h in spec.control_plane], spec.k8s_version),
-        "worker_selector": host_selector([h.host_id for h in spec.workers], workers_at),
+        "cp_selector": host_selector([h.host_id for h in spec.control_plane], cp_selector_version),
+        "worker_selector": host_selector([h.host_id for h in spec.workers], workers_selector_version),
         "cert_sans": [spec.endpoint],
         "controller_manager_args": options.controller_manager_args,
         "kubelet_extra_args": options.kubelet_extra_args,
@@ -209,12 +218,18 @@ def _context(spec: ClusterSpec, options: RenderOptions, workers_version: str | N
     }
 
 
-def render_yaml(spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None) -> str:
+def render_yaml(
+    spec: ClusterSpec,
+    options: RenderOptions,
+    workers_version: str | None = None,
+    templates: TemplateChoice = VERSIONED,
+) -> str:
     """The cluster's objects as one multi-document YAML text (what ``render_cluster`` parses).
 
     ``workers_version``: the MachineDeployment (and its machine template) at that version instead of the
-    spec's, as an upgrade's control-plane step leaves the workers."""
-    return environment().get_template("bundle.yaml.j2").render(_context(spec, options, workers_version))
+    spec's, as an upgrade's control-plane step leaves the workers. ``templates``: which roles keep a live
+    legacy (unversioned) machine template."""
+    return environment().get_template("bundle.yaml.j2").render(_context(spec, options, workers_version, templates))
 
 
 #: Documents at least this large (in practice the CNI ConfigMap) are parsed once and then copied.
@@ -248,10 +263,13 @@ def parse_rendered(text: str) -> list[dict[str, Any]]:
 
 
 def render_cluster(
-    spec: ClusterSpec, options: RenderOptions, workers_version: str | None = None
+    spec: ClusterSpec,
+    options: RenderOptions,
+    workers_version: str | None = None,
+    templates: TemplateChoice = VERSIONED,
 ) -> list[dict[str, Any]]:
     """Render the BYOH cluster objects for ``spec`` (not yet validated: see ``validate.render_and_validate``).
 
     Blocking only for the first read of a CNI manifest file; otherwise pure CPU work of a few ms.
     """
-    return parse_rendered(render_yaml(spec, options, workers_version))
+    return parse_rendered(render_yaml(spec, options, workers_version, templates))

@@ -18,8 +18,10 @@ from services.capi_renderer.domain import (
     AGENT_NIC_PLACEHOLDER,
     CORE_KINDS,
     DNS1123_LABEL,
+    VERSIONED,
     ClusterNames,
     RenderOptions,
+    TemplateChoice,
     api_versions,
     arg_fields,
     get,
@@ -208,9 +210,9 @@ def _selectors(ctx: CheckContext) -> None:
     spec = ctx.spec
     candidates = [h.host_id for h in spec.all_hosts]
     workers_at = ctx.workers_version or spec.k8s_version
-    for name, hosts, version in (
-        (ctx.cp_template, spec.control_plane, spec.k8s_version),
-        (ctx.workers_template, spec.workers, workers_at),
+    for name, hosts, version, by_version in (
+        (ctx.cp_template, spec.control_plane, spec.k8s_version, not ctx.templates.control_plane_legacy),
+        (ctx.workers_template, spec.workers, workers_at, not ctx.templates.workers_legacy),
     ):
         bmt = ctx.find("ByoMachineTemplate", name)
         if bmt is None:
@@ -219,7 +221,7 @@ def _selectors(ctx: CheckContext) -> None:
         if not isinstance(selector, Mapping):
             ctx.add(bmt, "spec.template.spec.selector", "selector", "missing: any free host could be claimed")
             continue
-        chosen, stray = pinned_hosts(selector, candidates, version)
+        chosen, stray = pinned_hosts(selector, candidates, version, by_version=by_version)
         want = {h.host_id for h in hosts}
         if chosen != want or stray:
             extra = sorted(chosen - want) + (["<other hosts>"] if stray else [])
@@ -286,9 +288,12 @@ def validate_render(
     schemas: SchemaValidator | None,
     options: RenderOptions,
     workers_version: str | None = None,
+    templates: TemplateChoice = VERSIONED,
 ) -> list[RenderIssue]:
     """Every issue of a render: strict CRD schema errors (when ``schemas`` is given) and invariants."""
-    ctx = CheckContext(objects, spec, options, ClusterNames(spec.name), [], workers_version or spec.k8s_version)
+    ctx = CheckContext(
+        objects, spec, options, ClusterNames(spec.name), [], workers_version or spec.k8s_version, templates
+    )
     _schema_pass(ctx, schemas)
     for check in _CHECKS:
         check(ctx)
@@ -306,9 +311,13 @@ def raise_for_issues(spec: ClusterSpec, issues: Sequence[RenderIssue]) -> None:
 
 
 def render_and_validate(
-    spec: ClusterSpec, options: RenderOptions, schemas: SchemaValidator | None, workers_version: str | None = None
+    spec: ClusterSpec,
+    options: RenderOptions,
+    schemas: SchemaValidator | None,
+    workers_version: str | None = None,
+    templates: TemplateChoice = VERSIONED,
 ) -> list[dict[str, Any]]:
     """Render and validate; raise ``InputError`` listing every issue, so nothing invalid is ever sent."""
-    objects = render_cluster(spec, options, workers_version)
-    raise_for_issues(spec, validate_render(objects, spec, schemas, options, workers_version))
+    objects = render_cluster(spec, options, workers_version, templates)
+    raise_for_issues(spec, validate_render(objects, spec, schemas, options, workers_version, templates))
     return objects

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.capi_renderer.domain import ClusterNames, RenderOptions, describe, get
+from services.capi_renderer.domain import VERSIONED, ClusterNames, RenderOptions, TemplateChoice, describe, get
 from shared.models import ClusterSpec
 
 
@@ -54,14 +54,16 @@ class CheckContext:
     issues: list[RenderIssue]
     #: The version the workers are rendered at (the spec's, except in an upgrade's control-plane step).
     workers_version: str = ""
+    #: Which roles keep a live legacy (unversioned) machine template.
+    templates: TemplateChoice = VERSIONED
 
     @property
     def cp_template(self) -> str:
-        return self.names.control_plane_template(self.spec.k8s_version)
+        return self.templates.control_plane(self.names, self.spec.k8s_version)[0]
 
     @property
     def workers_template(self) -> str:
-        return self.names.workers_template(self.workers_version or self.spec.k8s_version)
+        return self.templates.workers(self.names, self.workers_version or self.spec.k8s_version)[0]
 
     def find(self, kind: str, name: str) -> Mapping[str, Any] | None:
         for obj in self.objects:

@@ -162,6 +162,8 @@ class HostClaim:
         self._revision = revision
         #: ``time.monotonic()`` before the last successful write was sent: the server's max age counts from later.
         self._renewed = sent
+        #: Set when ``guard``'s work is over: the keeper stops even if its cancellation is lost (see ``guard``).
+        self._done = False
 
     @property
     def held_until(self) -> float:
@@ -175,7 +177,10 @@ class HostClaim:
         try:
             await asyncio.wait({task, keeper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # One side ended (or we are cancelled): the other stops too.
+            # One side ended (or we are cancelled): the other stops too. Python 3.11's ``asyncio.wait_for``
+            # (under every NATS request) drops a cancellation that arrives just as its answer does, so the
+            # keeper may be renewing when cancelled, return normally and go on renewing: the flag stops it.
+            self._done = True
             for side in (task, keeper):
                 if not side.done():
                     side.cancel()
@@ -187,10 +192,10 @@ class HostClaim:
     async def _keep(self) -> None:
         """Renew until cancelled; raise ``HostClaimLost`` once the claim is gone or can no longer be vouched for."""
         timing = self._claims.timing
-        while True:
+        while not self._done:
             wait = self._renewed + timing.renew_every - time.monotonic()
             await asyncio.sleep(max(0.0, wait))  # the renewal period: the holder's own clock
-            while True:
+            while not self._done:
                 why = await self._renew()
                 if why is None:
                     break

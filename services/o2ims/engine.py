@@ -6,7 +6,9 @@ in the record's outbox goes out with its stored, deterministic envelope id (leas
 in order between publishes), and the published commands are removed from the record. Writing
 first makes the write the decision: a crash before the publishes leaves them in the outbox, and
 the redelivered event (which the record has already absorbed) publishes them; a crash after
-them re-publishes ids the stream drops as duplicates.
+them re-publishes ids the stream drops as duplicates. A deletion is the one decision in two writes: its
+lease releases go out first, and only then is the tombstone written (``deletion.finalize``/``complete``),
+so that ``deleted`` is never seen while a host is still leased to the PR.
 
 One process handles one PR's events one at a time (a lock per PR with events in hand): the events
 of a PR arrive together (its hosts' progress), and deciding them concurrently would only make all
@@ -27,8 +29,9 @@ import structlog
 from services.o2ims.events import Event
 from services.o2ims.policy import Policy
 from services.o2ims.record import Command, PrRecord
-from services.o2ims.table import Decision, decide
+from services.o2ims.table import COMPLETE_DELETION_FIRST, Decision, decide
 from shared.bus import Bus
+from shared.errors import TemporaryError
 from shared.leases import HostLeases
 from shared.messages import Envelope, utcnow
 from shared.payloads import PrStatus
@@ -78,7 +81,7 @@ class PrEngine:
         async with self._one_at_a_time(pr_id):
             return await self._handle(pr_id, event)
 
-    async def _handle(self, pr_id: str, event: Event) -> Decision:
+    async def _handle(self, pr_id: str, event: Event, *, again: bool = False) -> Decision:
         decisions: list[Decision] = []
 
         def change(record: PrRecord | None) -> PrRecord | None:
@@ -95,8 +98,12 @@ class PrEngine:
             if isinstance(cmd.payload, PrStatus):
                 status = cmd.payload
                 log.info("pr_transition", pr_id=pr_id, state=status.state, stage=status.stage, reason=status.reason)
-        if record is not None and record.outbox:
+        if record is not None and (record.outbox or record.tombstone_pending):
             await self.flush(record, revision)
+        if decision.rule == COMPLETE_DELETION_FIRST:
+            if again:  # another replica's releases are still going out: the bus redelivers the event later
+                raise TemporaryError(f"the deletion of PR {pr_id} is completing", delay=1.0, reason="Deleting")
+            return await self._handle(pr_id, event, again=True)  # the deletion is complete now: decide it again
         return decision
 
     async def flush(self, record: PrRecord, revision: int | None = None) -> None:
@@ -118,10 +125,10 @@ class PrEngine:
             if cmd.release:
                 released = await self.leases.release(record.pr_id, cmd.release)
                 log.info("leases_released", pr_id=record.pr_id, hosts=released)
-            if self.vips is not None and record.state == "deleted" and record.spec and record.spec.vip:
+            if self.vips is not None and _deleting(record) and record.spec and record.spec.vip:
                 # A pool VIP goes back with the hosts once the cluster is deleted (a VIP the inventory named
-                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete
-                # (state no longer "deleted"), keeps it: focom gives a PR the VIP it already holds.
+                # has no lease here: nothing happens). A scale-down, or a create queued behind the delete,
+                # keeps it: focom gives a PR the VIP it already holds.
                 freed = await self.vips.release(record.pr_id, [record.spec.vip])
                 if freed:
                     log.info("vips_released", pr_id=record.pr_id, vips=freed)
@@ -134,6 +141,10 @@ class PrEngine:
             return current.without_commands(done)
 
         await self.store.mutate(record.pr_id, drop, known=(record, revision) if revision is not None else None)
+        if record.tombstone_pending:
+            # The deletion's leases are released (and quarantines recorded): only now its tombstone and
+            # ``deleted`` (a crash before this line leaves the mark; the sweep or the next event completes it).
+            await self._handle(record.pr_id, Event(kind="leases.released", at=self.clock(), message_id=""))
 
     def envelope(self, record: PrRecord, cmd: Command) -> Envelope:
         """The command's envelope, byte-identical however often it is rebuilt (stored id and time)."""
@@ -159,7 +170,7 @@ class PrEngine:
         flushed = 0
         for key in await self.store.keys():
             got = await self.store.get(key)
-            if got is not None and got[0].outbox:
+            if got is not None and (got[0].outbox or got[0].tombstone_pending):
                 await self.flush(*got)
                 flushed += 1
         return flushed
@@ -182,3 +193,10 @@ class PrEngine:
                 except RecordConflict:  # written since we read it: not a stale tombstone any more
                     log.info("tombstone_kept", pr_id=key)
         return purged
+
+
+def _deleting(record: PrRecord) -> bool:
+    """The record's releases are those of its deletion (not a scale-down's, nor one with a create queued)."""
+    if record.state == "deleted":
+        return True
+    return record.tombstone_pending and not (record.queued is not None and record.queued.operation == "create")

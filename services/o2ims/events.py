@@ -54,6 +54,8 @@ EventKind = Literal[
     "cluster.gone",
     "byohost.status",
     "deadline",
+    # Internal (never from the bus): the engine carried out a deletion's lease releases (``deletion.complete``).
+    "leases.released",
 ]
 EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 REQUESTS: tuple[EventKind, ...] = ("create", "update", "delete")

@@ -215,6 +215,9 @@ class PrRecord(_Frozen):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    #: The deletion is decided: the lease releases and quarantines in the outbox go first, and only once they
+    #: are done is the tombstone written and ``deleted`` published (``deletion.complete``, driven by the engine).
+    tombstone_pending: bool = False
 
     @property
     def phase(self) -> str:
@@ -275,6 +278,7 @@ class RecordChanges(TypedDict, total=False):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    tombstone_pending: bool
 
 
 def phase_name(state: PrState | None, stage: PrStage | None) -> str:

@@ -7,7 +7,7 @@ Phases are a PR's state, with the stage where the stage matters::
     fulfilled ─update─▶ [progressing/hostprep (new workers) ─▶] progressing/scaling (add first, then
       remove exactly) ─ready, leaving hosts released─▶ progressing/teardown (reset them) ─done─▶ fulfilled
     any ─delete─▶ deleting/capi-delete ─gone─▶ deleting/teardown (hosts released, then reset) ─done─▶
-      deleted (tombstone); a host whose reset failed is quarantined, never released
+      leases released ─▶ deleted (tombstone); a host whose reset failed is quarantined, never released
     fulfilled ─update (new version)─▶ [progressing/hostprep (the spare of a single control plane) ─▶]
       progressing/upgrade-control-plane (KCP rollout; freed hosts re-prepared) ─▶ progressing/upgrade-workers
       (MD rollout; likewise; old templates removed) ─▶ fulfilled
@@ -137,7 +137,12 @@ TABLE: dict[tuple[str, EventKind], Rule] = {
     ),
     (RESETTING, "deadline"): scaling.reset_timed_out,
     (TEARDOWN, "deadline"): deletion.teardown_timed_out,
+    # ── a deletion's leases released (the engine, after carrying out the outbox) ─────────
+    **_rows((*RUNNING, FULFILLED, FAILED, CAPI_DELETE, TEARDOWN), ("leases.released",), deletion.complete),
 }
+
+#: The rule name of an event met by a deletion still completing: the engine completes it, then decides again.
+COMPLETE_DELETION_FIRST = "complete_deletion_first"
 
 
 def ignore(tx: Tx) -> None:
@@ -184,6 +189,9 @@ def decide(record: PrRecord | None, event: Event, now: datetime, policy: Policy 
         tx = Tx(_provisional(event, now), event, now, policy, fresh=True)
         phase = ABSENT
     else:
+        if record.tombstone_pending and event.kind != "leases.released":
+            # Leases first, then the tombstone: nothing else is decided in between (``deletion.finalize``).
+            return Decision(None, COMPLETE_DELETION_FIRST, "the deletion completes first", ())
         tx = Tx(record, event, now, policy)
         phase = record.phase
     rule = TABLE.get((phase, event.kind), ignore)

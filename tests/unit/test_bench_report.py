@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import parse_args, render
-from bench.charts import _series
+from bench.charts import _series, draw
 from bench.hostprep_fanout import Run, figures
 from bench.report import SERIES, Figure, as_json, merged
 
@@ -93,6 +93,18 @@ def test_e2e_figures_have_the_promised_ids() -> None:
     assert by_id["e2e.cpu_growth_exponent"].ours == pytest.approx(1.0)
     assert by_id["e2e.messages_per_cluster_300"].ours == 140.0
     assert by_id["e2e.messages_per_cluster_300"].note == "HOSTPREP 100.0, O2IMS 40.0"
+
+
+def test_hostprep_charts_show_wall_time_goals_and_cpu_per_host_by_process(tmp_path: Path) -> None:
+    ours = {n: Run(n, wall=14.0 + n / 100, cpu=0.05 * n, sandbox_cpu=0.1 * n, load=3.5) for n in (1, 50, 200)}
+    peer = {n: Run(n, wall=20.0 + n / 10, cpu=0.5 * n, sandbox_cpu=0.1 * n) for n in (1, 50)}
+    found = figures(ours, peer, concurrency=200)
+    assert "load average 3.5" in next(f for f in found if f.key == "hostprep.wall_s_200").note
+    written = draw(found, tmp_path)
+    names = {p.name for p in written}
+    assert {"hostprep_wall.png", "hostprep_cpu_per_host.png"} <= names
+    for path in written:
+        assert path.read_bytes().startswith(b"\x89PNG")
 
 
 def test_collapsed_stacks_are_summarised_by_own_and_inclusive_samples(tmp_path: Path) -> None:

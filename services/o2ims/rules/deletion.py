@@ -129,9 +129,13 @@ def teardown_timed_out(tx: Tx) -> None:
 
 
 def finalize(tx: Tx, *, reason: str | None = None) -> None:
-    """Release the hosts' leases and leave the tombstone (or start a create queued meanwhile).
+    """Release the hosts' leases; once that is done, the tombstone (or a create queued meanwhile starts).
 
     Hosts already quarantined (their reset failed or timed out: ``release.settle_*``) are not released.
+    The releases (and quarantines) go out first: the record only marks the tombstone as due, and the engine,
+    once it carried them out, completes the deletion (``complete``). So nobody sees ``deleted`` while a host
+    of the cluster is still leased to it; a crash in between finds the mark and completes it on restart. A
+    PR never seen (``tombstone_unknown``) has nobody watching it yet: released and tombstoned at once.
     """
     rec = tx.rec
     queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
@@ -146,6 +150,26 @@ def finalize(tx: Tx, *, reason: str | None = None) -> None:
         f"{len(held - keep - quarantined)} host leases released"
         + (f"; quarantined: {', '.join(sorted(quarantined))}" if quarantined else ""),
     )
+    if tx.fresh:
+        _tombstone(tx, reason=reason)
+        return
+    tx.update(tombstone_pending=True)
+
+
+def complete(tx: Tx) -> None:
+    """The engine carried out the releases ``finalize`` queued: now the tombstone and ``deleted``."""
+    if not tx.rec.tombstone_pending:
+        return tx.ignore("no deletion to complete")
+    if any(c.release or c.quarantine for c in tx.rec.outbox):
+        return tx.ignore("the leases are not released yet")
+    tx.update(tombstone_pending=False)
+    _tombstone(tx)
+    return None
+
+
+def _tombstone(tx: Tx, *, reason: str | None = None) -> None:
+    rec = tx.rec
+    queued = rec.queued if rec.queued is not None and rec.queued.operation == "create" else None
     tx.update(deleted_at=tx.now)
     tx.move("deleted", reason=reason, message=f"cluster {rec.cluster} deleted" if rec.cluster else "deleted")
     tx.update(

@@ -162,3 +162,30 @@ async def test_a_holder_cut_off_from_the_bus_stops_before_its_claim_could_expire
     # It gave up on its own clock once the claim could no longer be vouched for (a quarter TTL before the
     # server could drop it), not when the bus came back.
     assert held.held_until <= stopped_at
+
+
+async def test_the_keeper_stops_when_the_work_ends_even_if_its_cancellation_is_lost(
+    kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's ``wait_for`` (under every NATS request) returns the answer instead of raising when a
+    cancellation arrives with it: a keeper cancelled mid-renewal went on renewing, and ``guard`` never returned
+    (a job hung after its hosts were done)."""
+    held = await take(replica(kv, "a"))
+    renewing = asyncio.Event()
+
+    async def renewal_answered_as_it_is_cancelled() -> str | None:
+        renewing.set()
+        try:
+            await asyncio.sleep(30)  # the request in flight
+        except asyncio.CancelledError:
+            return None  # what wait_for does when the answer is already there: the cancellation is lost
+        return None
+
+    monkeypatch.setattr(held, "_renew", renewal_answered_as_it_is_cancelled)
+
+    async def work() -> str:
+        await renewing.wait()
+        return "done"
+
+    assert await asyncio.wait_for(held.guard(work()), 20) == "done"
+    await held.release()

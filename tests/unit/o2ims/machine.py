@@ -4,6 +4,7 @@ and records driven into every phase through the real transition table."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -201,6 +202,8 @@ def canonical(kind: EventKind, rec: PrRecord | None, at: datetime) -> tuple[Even
             e = summary(s, at, ready=False, exists=False)
         case "byohost.status":
             e = byohost(s, hosts[0], claimed=False, at=at)
+        case "leases.released":
+            e = Event(kind=kind, at=at, message_id="")
         case "deadline":
             seq = rec.deadline_seq if rec else 0
             due = rec.deadline if rec is not None and rec.deadline else at
@@ -233,6 +236,17 @@ class Driver:
         if d.record is not None:
             self.rec = d.record.without_commands({c.id for c in d.record.outbox})  # published
             self.commands.extend(d.commands)
+            if self.rec.tombstone_pending:  # as the engine does once the releases are carried out
+                done = decide(
+                    self.rec,
+                    Event(kind="leases.released", at=self.clock.tick(), message_id=""),
+                    self.clock.now,
+                    self.policy,
+                )
+                assert done.record is not None, done.ignored
+                self.rec = done.record.without_commands({c.id for c in done.record.outbox})
+                self.commands.extend(done.commands)
+                return replace(d, record=self.rec, commands=(*d.commands, *done.commands))
         return d
 
     def send(self, kind: EventKind) -> Decision:
