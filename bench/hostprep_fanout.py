@@ -199,12 +199,21 @@ class Sandbox:
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            limit=2**20,  # log lines naming a thousand hosts are longer than the default 64 KiB
         )
         assert self.proc.stderr is not None
         ready = asyncio.Event()
 
         async def drain(stream: asyncio.StreamReader) -> None:
-            async for line in stream:
+            # hostprep blocks on a full stderr pipe: keep reading whatever it writes, even past a line longer
+            # than the reader's limit (readline drops it and raises ValueError; the loop goes on).
+            while True:
+                try:
+                    line = await stream.readline()
+                except ValueError:
+                    continue
+                if not line:
+                    return
                 if b'"service_ready"' in line:
                     ready.set()
                 elif b'"level": "warning"' in line or b'"level": "error"' in line:
