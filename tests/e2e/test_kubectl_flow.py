@@ -165,7 +165,15 @@ def test_the_guides_flow_with_kubectl(sandbox: tuple[Path, Kubectl]) -> None:
     assert fpr[0]["MESSAGE"] == f"{len(clusters)} cluster(s) fulfilled"
     assert "UPDATED" in table(kubectl("get", "fpr", "-o", "wide").stdout)[0]  # the priority-1 column
 
-    prs = table(kubectl("get", "oranpr").stdout)
+    # The ProvisioningRequest CRs mirror o2ims's records: on a busy machine they may trail the FPR by a moment.
+    deadline = time.monotonic() + 120
+    while True:
+        listed = kubectl("get", "oranpr").stdout
+        prs = table(listed) if listed.strip() else []
+        done = sorted(r["CLUSTER"] for r in prs) == clusters and {r.get("STATE") for r in prs} == {"fulfilled"}
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert sorted(r["CLUSTER"] for r in prs) == clusters
     assert {r["STATE"] for r in prs} == {"fulfilled"}
     for cluster in clusters:

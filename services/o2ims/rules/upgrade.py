@@ -9,7 +9,9 @@ against what the cluster runs (every Machine at the old version, else ``VersionS
 2. ``upgrade-control-plane``: capi_renderer applies versioned machine templates and points the
    KubeadmControlPlane at the new version, the MachineDeployment staying at the old one. KCP replaces
    its Machines one at a time (``maxSurge: 0`` with 3 or more, ``maxSurge: 1`` onto the spare for one);
-3. ``upgrade-workers``: once every control-plane Machine runs the new version, the MachineDeployment
+3. ``upgrade-workers``: once every control-plane Machine runs the new version and (single control plane)
+   the old host is reset and its lease gone (released, or quarantined when the reset failed): until its
+   reset it still runs the old kube-apiserver, so no worker may run a newer kubelet. Then the MachineDeployment
    rolls too (``maxSurge: 0, maxUnavailable: 1``); when every worker Machine runs it and no host is
    left to reset, a last ``apply`` removes the old templates, and the PR is fulfilled.
 
@@ -274,7 +276,10 @@ def progress(tx: Tx) -> None:
         return
     busy = _next_host_job(tx)
     stage = tx.rec.stage
-    if busy or not rolled(tx.rec, stage) or (stage == WORKERS and moving(tx.rec)):
+    # The old single control-plane host still runs its kube-apiserver (BYOH frees it without a reset) until
+    # its teardown: no worker may run a newer kubelet before then, so the control-plane stage is over only
+    # once that host is reset and its lease gone (released, or quarantined when the reset failed).
+    if busy or not rolled(tx.rec, stage) or moving(tx.rec):
         _say(tx, f"{_title(_upgrade(tx))}: {waiting_detail(tx.rec)}")
         return
     if stage == CONTROL_PLANE:

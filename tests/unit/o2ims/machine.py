@@ -318,6 +318,10 @@ def driven_to(phase: str, policy: Policy | None = None) -> Driver:
             new = drv.rec.spec  # type: ignore[union-attr]
             assert new is not None
             drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=old.k8s_version))
+            # The workers roll only once the old control-plane host, freed by the rollout, is reset.
+            moved = old.control_plane[0].host_id
+            drv.apply(byohost(new, moved, claimed=False, at=drv.clock.tick(), version=old.k8s_version))
+            drv.send("teardown.done")
         assert drv.phase == phase, (phase, drv.phase, drv.rec.message if drv.rec else None)
         return drv
     if phase == "progressing/teardown":

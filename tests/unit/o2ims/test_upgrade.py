@@ -267,3 +267,84 @@ def test_the_old_control_plane_is_reset_only_on_a_release_seen_after_the_upgrade
     drv.apply(byohost(new, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
     reset = drv.rec.hostprep_job  # type: ignore[union-attr]
     assert reset is not None and (reset.action, reset.hosts) == ("teardown", ("cp0",))
+
+
+def _single_rolled_before_its_old_host_is_released() -> Driver:
+    """A 1 + 2 upgrade whose KCP rollout is reported done before the old control plane's ByoHost is seen free."""
+    drv = fulfilled(1, 2)
+    drv.apply(request("update", upgraded(drv.rec.spec), drv.clock.tick()))  # type: ignore[arg-type]
+    drv.send("hostprep.done")
+    answer_capi(drv)
+    new = drv.rec.spec  # type: ignore[union-attr]
+    assert new is not None
+    drv.apply(byohost(new, SPARE.host_id, claimed=True, at=drv.clock.tick(), version=TO_VERSION))
+    drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=FROM))
+    return drv
+
+
+def _workers_jobs(drv: Driver) -> list[CapiJob]:
+    return [j for j in jobs(drv, CapiJob) if j.action == "upgrade" and j.workers_version is None]
+
+
+def test_the_workers_roll_only_once_the_old_control_plane_host_is_reset_and_released() -> None:
+    """The old control-plane host keeps running its kube-apiserver (BYOH frees it unreset): no worker may get a
+    newer kubelet before its teardown, whatever order the rollout's news arrives in."""
+    drv = _single_rolled_before_its_old_host_is_released()
+    new = drv.rec.spec  # type: ignore[union-attr]
+    assert new is not None
+    assert drv.phase == "progressing/upgrade-control-plane" and not _workers_jobs(drv)
+    assert "leaving: cp0" in (drv.rec.message or "")  # type: ignore[union-attr]  # says what it waits for
+    drv.apply(byohost(new, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
+    reset = drv.rec.hostprep_job  # type: ignore[union-attr]
+    assert reset is not None and (reset.action, reset.hosts) == ("teardown", ("cp0",))
+    drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=FROM, workers_ready=1))
+    drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=FROM))  # news while the reset runs
+    assert drv.phase == "progressing/upgrade-control-plane" and not _workers_jobs(drv)
+    drv.apply(
+        ev("teardown.done", HostprepDone(pr_id=PR, action="teardown", hosts=("cp0",)), drv.clock.tick(), reset.id)
+    )
+    assert drv.phase == "progressing/upgrade-workers"
+    order = [
+        ("release", c.release) if c.release else (c.payload.type, getattr(c.payload, "action", None))
+        for c in drv.commands
+        if c.release or getattr(c.payload, "type", "") in ("hostprep.job", "capi.job")
+    ]
+    assert order == [
+        ("hostprep.job", "prepare"),
+        ("capi.job", "upgrade"),  # the control plane
+        ("hostprep.job", "teardown"),
+        ("release", ("cp0",)),
+        ("capi.job", "upgrade"),  # the workers, only now
+    ]
+    assert len(_workers_jobs(drv)) == 1
+    # A redelivered answer of the reset changes nothing.
+    before = len(drv.commands)
+    drv.apply(
+        ev("teardown.done", HostprepDone(pr_id=PR, action="teardown", hosts=("cp0",)), drv.clock.tick(), reset.id)
+    )
+    assert len(drv.commands) == before and drv.phase == "progressing/upgrade-workers"
+
+
+def test_an_old_control_plane_host_whose_reset_fails_is_quarantined_and_then_the_workers_roll() -> None:
+    drv = _single_rolled_before_its_old_host_is_released()
+    new = drv.rec.spec  # type: ignore[union-attr]
+    assert new is not None
+    drv.apply(byohost(new, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
+    assert drv.rec.hostprep_job.action == "teardown" and not _workers_jobs(drv)  # type: ignore[union-attr]
+    drv.send("teardown.failed")
+    assert [c.quarantine for c in drv.commands if c.quarantine] and not [c for c in drv.commands if c.release]
+    assert drv.phase == "progressing/upgrade-workers" and len(_workers_jobs(drv)) == 1
+
+
+def test_with_the_reset_switched_off_the_old_control_plane_host_is_released_before_the_workers_roll() -> None:
+    drv = fulfilled(1, 2, Policy(teardown_hosts=False))
+    drv.apply(request("update", upgraded(drv.rec.spec), drv.clock.tick()))  # type: ignore[arg-type]
+    drv.send("hostprep.done")
+    answer_capi(drv)
+    new = drv.rec.spec  # type: ignore[union-attr]
+    assert new is not None
+    drv.apply(rolled(new, drv.clock.tick(), cp=TO_VERSION, workers=FROM))
+    assert drv.phase == "progressing/upgrade-control-plane" and not _workers_jobs(drv)
+    drv.apply(byohost(new, "cp0", claimed=False, at=drv.clock.tick(), version=FROM))
+    assert [c.release for c in drv.commands if c.release] == [("cp0",)]
+    assert drv.phase == "progressing/upgrade-workers" and len(_workers_jobs(drv)) == 1
