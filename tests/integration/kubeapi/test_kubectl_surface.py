@@ -13,6 +13,7 @@ import pytest
 from kubernetes.aio import client
 
 from sandbox.kubeapi import KubeApiServer
+from shared.kinds import OPERATIONS
 from tests.integration.kubeapi.conftest import unique
 
 FOCOM = "focom.nephio.org"
@@ -60,7 +61,7 @@ async def test_openapi_v3_publishes_each_group_version_with_the_crd_schema(http:
     assert kind["x-kubernetes-group-version-kind"] == [
         {"group": FOCOM, "kind": "FocomProvisioningRequest", "version": "v1alpha1"}
     ]
-    assert kind["properties"]["spec"]["properties"]["operation"]["enum"] == ["create", "scale", "delete"]
+    assert kind["properties"]["spec"]["properties"]["operation"]["enum"] == list(OPERATIONS)
     assert kind["properties"]["metadata"] == {"$ref": f"#/components/schemas/{OBJECT_META}"}
     assert OBJECT_META in schemas
     # kubectl sends fieldValidation=Strict (server-side validation) only when the PATCH path offers it.
