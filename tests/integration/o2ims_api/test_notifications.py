@@ -15,6 +15,7 @@ from services.o2ims.record import PrRecord
 from services.o2ims_api import schemas
 from services.o2ims_api.catalogue import resource_id
 from shared.bus import Bus
+from shared.httpapi import delivery
 from shared.models import ClusterSpec, HostRef
 from shared.payloads import HostFailure, HostprepFailed, HostProgress
 from shared.subjects import BUCKET_PR, hostprep_event
@@ -251,8 +252,11 @@ async def test_host_key_alarm_from_hostprep_and_recovery(harness: Harness, bus: 
 
 
 async def test_a_dead_callback_is_alarmed_without_blocking_others(
-    make_harness: MakeHarness, receiver: Receiver, receiver2: Receiver
+    make_harness: MakeHarness, receiver: Receiver, receiver2: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every event for the broken callback fails until it recovers; on a busy machine the failures pile up
+    # before the alarm arrives, and the production cap (a minute between tries) would outlast the test.
+    monkeypatch.setattr(delivery, "MAX_BACKOFF", 2.0)
     harness = await make_harness(callback_dead_after=2)
     receiver.status = 500  # the GET probe still passes: the callback breaks later
     broken = await subscribe(harness, SUBS, receiver.url)
