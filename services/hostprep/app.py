@@ -86,6 +86,8 @@ async def setup(runtime: ServiceRuntime[HostprepSettings]) -> None:
     async def close() -> None:
         if deps.byohosts is not None:
             await deps.byohosts.close()
+        if deps.bootstrap is not None:
+            await deps.bootstrap.close()
         if client is not None:
             await client.close()
 

@@ -97,6 +97,8 @@ class Harness:
             await self._sub.unsubscribe()
         if self.deps.byohosts is not None:
             await self.deps.byohosts.close()
+        if self.deps.bootstrap is not None:
+            await self.deps.bootstrap.close()
         if self.client is not None:
             await self.client.close()
 

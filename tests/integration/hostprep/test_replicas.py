@@ -78,6 +78,8 @@ async def test_the_same_job_on_two_replicas_at_once_changes_each_host_once(hostp
         await second.stop(5.0)
         if deps.byohosts is not None:
             await deps.byohosts.close()
+        if deps.bootstrap is not None:
+            await deps.bootstrap.close()
         if client is not None:
             await client.close()
 
@@ -168,6 +170,8 @@ async def test_a_redelivery_handed_out_again_by_a_nats_restart_does_not_prepare_
             await consumer.stop(5.0)
             if deps.byohosts is not None:
                 await deps.byohosts.close()
+            if deps.bootstrap is not None:
+                await deps.bootstrap.close()
             if client is not None:
                 await client.close()
     assert deliveries["second"] == [2]
