@@ -94,7 +94,7 @@ async def setup(runtime: ServiceRuntime[HostprepSettings]) -> None:
     runtime.on_close(close)
     jobs = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
     claims = HostClaims(await runtime.bus.kv(BUCKET_HOSTPREP_CLAIMS))
-    runtime.consume(jobs, handlers.JobHandler(deps, claims).on_job)
+    runtime.consume(jobs, handlers.JobHandler(deps, claims, max_deliver=jobs.max_deliver).on_job)
 
 
 def main() -> int:

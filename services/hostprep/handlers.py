@@ -7,7 +7,8 @@ never after the ``occurred_at`` its sender wrote. Hosts run concurrently, bounde
 the shared slot semaphore. One replica at a time works on a host: a host is claimed in the claims bucket
 before its recipe runs (``claims.py``; within a process a lock per host orders the jobs first), so a job
 the bus hands to a second replica while the first still runs it waits instead of acting twice; a host whose
-claim could not be kept stops and the job goes back to the bus (``HostClaimLost``). Every host
+claim could not be kept stops and the job goes back to the bus (``HostClaimLost``), except on the job's last
+delivery, where that host fails instead: a job always ends with an outcome. Every host
 step publishes a ``HostProgress`` and the job ends with one ``HostprepDone`` or ``HostprepFailed``
 on ``hostprep.events.<pr>``. Ids are derived from the job message, so a re-run after a crash
 re-publishes what JetStream already has (dropped as duplicates) and the checks make finished
@@ -30,11 +31,11 @@ from services.hostprep.deps import Deps
 from services.hostprep.runner import HostRunner
 from services.hostprep.steps import RecipeParams
 from shared.bus import MessageContext
-from shared.errors import PermanentError
+from shared.errors import PermanentError, classify
 from shared.fields import printable
 from shared.messages import utcnow
 from shared.payloads import HostprepJob, HostProgress
-from shared.subjects import hostprep_event
+from shared.subjects import HOSTPREP_JOBS_CONSUMER, hostprep_event
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 INVENTORY_STEP = "inventory"
 #: The step a host waits at while another replica holds its claim.
 CLAIM_STEP = "claim"
+#: The step a host fails at when an error outside its recipe stopped it on the job's last delivery.
+JOB_STEP = "job"
 
 
 def remaining(job_timeout: float, received_at: datetime, now: datetime) -> float:
@@ -53,9 +56,13 @@ def remaining(job_timeout: float, received_at: datetime, now: datetime) -> float
 class JobHandler:
     """Handles ``HostprepJob`` messages with the shared ``Deps`` of this process."""
 
-    def __init__(self, deps: Deps, claims: HostClaims) -> None:
+    def __init__(
+        self, deps: Deps, claims: HostClaims, *, max_deliver: int = HOSTPREP_JOBS_CONSUMER.max_deliver
+    ) -> None:
         self.deps = deps
         self.claims = claims
+        #: The jobs consumer's deliveries of one message (<= 0: unbounded); the last one never hands a job back.
+        self.max_deliver = max_deliver
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def params(self, job: HostprepJob, host: ResolvedHost) -> RecipeParams:
@@ -130,15 +137,7 @@ class JobHandler:
                     await claim.release()
 
         gathered = await asyncio.gather(*(one(h) for h in host_ids), return_exceptions=True)
-        lost = [o for o in gathered if isinstance(o, HostClaimLost)]
-        for other in gathered:
-            if isinstance(other, BaseException) and not isinstance(other, HostClaimLost):
-                raise other
-        if lost:
-            # No result for a job some of whose hosts stopped half-way: it comes back from the bus and resumes.
-            log.warning("hostprep_job_handed_back", pr_id=job.pr_id, hosts=[e.host_id for e in lost])
-            raise lost[0]
-        outcomes = [o for o in gathered if isinstance(o, domain.HostOutcome)]
+        outcomes = self._settle(job, host_ids, gathered, last=0 < self.max_deliver <= ctx.deliveries)
         result = domain.job_result(job, outcomes)
         await ctx.publish(subject, result, key="result")
         failed = [o.host_id for o in outcomes if not o.ok]
@@ -152,3 +151,28 @@ class JobHandler:
             acted=sum(len(o.acted) for o in outcomes),
             duration_s=round(time.monotonic() - started, 3),
         )
+
+    @staticmethod
+    def _settle(
+        job: HostprepJob, host_ids: list[str], gathered: list[domain.HostOutcome | BaseException], *, last: bool
+    ) -> list[domain.HostOutcome]:
+        """Each host's outcome; raises (the bus hands the job back) while a host stopped half-way and
+        the job will be delivered again."""
+        for other in gathered:
+            if isinstance(other, BaseException) and not isinstance(other, Exception):
+                raise other  # cancelled: the bus hands the job back
+        errors = {h: o for h, o in zip(host_ids, gathered, strict=True) if isinstance(o, Exception)}
+        if errors and not last:
+            lost = [e for e in errors.values() if isinstance(e, HostClaimLost)]
+            if len(lost) < len(errors):
+                raise next(e for e in errors.values() if not isinstance(e, HostClaimLost))
+            # No result for a job some of whose hosts stopped half-way: it comes back from the bus and resumes.
+            log.warning("hostprep_job_handed_back", pr_id=job.pr_id, hosts=[e.host_id for e in lost])
+            raise lost[0]
+        for host_id, exc in errors.items():
+            # The bus will not deliver the job again: the host fails, so the job still ends with an outcome.
+            err = classify(exc)
+            step = CLAIM_STEP if isinstance(exc, HostClaimLost) else JOB_STEP
+            log.warning("host_failed_on_last_delivery", pr_id=job.pr_id, host_id=host_id, reason=err.reason)
+            gathered[host_ids.index(host_id)] = domain.HostOutcome(host_id, False, step, err.reason, err.message)
+        return [o for o in gathered if isinstance(o, domain.HostOutcome)]

@@ -6,9 +6,11 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from nats.js.kv import KeyValue
 
 from sandbox.capi.identity import BYOH_ACCOUNT, BYOH_NAMESPACE, service_account_client
 from sandbox.hosts import SandboxHostPool
@@ -77,11 +79,18 @@ class Harness:
         self._sub: Any = None
 
     @classmethod
-    async def start(cls, bus: Bus, settings: HostprepSettings) -> Harness:
+    async def start(
+        cls,
+        bus: Bus,
+        settings: HostprepSettings,
+        *,
+        claims: Callable[[KeyValue], HostClaims] = HostClaims,
+        max_deliver: int = HOSTPREP_JOBS_CONSUMER.max_deliver,
+    ) -> Harness:
         deps, client = await build_deps(settings)
-        spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait)
-        claims = HostClaims(await bus.kv(BUCKET_HOSTPREP_CLAIMS))
-        consumer = bus.consumer(spec, dispatch(JobHandler(deps, claims).on_job))
+        spec = dataclasses.replace(HOSTPREP_JOBS_CONSUMER, ack_wait=settings.jobs_ack_wait, max_deliver=max_deliver)
+        handler = JobHandler(deps, claims(await bus.kv(BUCKET_HOSTPREP_CLAIMS)), max_deliver=max_deliver)
+        consumer = bus.consumer(spec, dispatch(handler.on_job))
         harness = cls(bus, deps, client, consumer)
         harness._sub = await bus.nc.subscribe(ALL_HOSTPREP_EVENTS, cb=harness._on_event)
         await consumer.start()
