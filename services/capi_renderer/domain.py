@@ -1,13 +1,13 @@
-"""Pure helpers of the renderer: render options, object naming, apply order, label selectors, diffs.
+"""Pure helpers of the renderer: render options, object naming, template choice, apply order.
 
 Nothing here does I/O; ``render``, ``validate`` and ``apply`` build on these so that the rules
-(what is called what, what is applied before what, what a selector matches) live in one place.
+(what is called what, what is applied before what, which template a role keeps) live in one place.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +15,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models import version_tuple
-from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 FIELD_MANAGER = "focom-o2ims"
 #: Filled in by the BYOH agent's Go template with the host's default NIC; must survive rendering verbatim.
@@ -359,65 +358,6 @@ def uses_super_admin(k8s_version: str) -> bool:
     return version_tuple(k8s_version)[:2] >= SUPER_ADMIN_SINCE
 
 
-def host_selector(host_ids: Sequence[str], version: str | None = None) -> dict[str, Any]:
-    """A selector of exactly the hosts whose agents run with ``--label o2ims.oran.org/host-id=<id>`` (and, given a
-    version, ``o2ims.oran.org/k8s-version=<version>``: a host a rollout freed matches only once re-prepared)."""
-    versioned: dict[str, Any] = {"matchLabels": {K8S_VERSION_LABEL: version}} if version is not None else {}
-    if not host_ids:
-        # ``In`` needs at least one value; Exists AND DoesNotExist is valid and matches nothing.
-        return {
-            **versioned,
-            "matchExpressions": [
-                {"key": HOST_ID_LABEL, "operator": "Exists"},
-                {"key": HOST_ID_LABEL, "operator": "DoesNotExist"},
-            ],
-        }
-    return {**versioned, "matchExpressions": [{"key": HOST_ID_LABEL, "operator": "In", "values": sorted(host_ids)}]}
-
-
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """Evaluate a ``metav1.LabelSelector``; malformed selectors match nothing (as the API treats them)."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if op == "In":
-            ok = bool(values) and present and labels[key] in values
-        elif op == "NotIn":
-            ok = bool(values) and (not present or labels[key] not in values)
-        elif op == "Exists":
-            ok = present and not values
-        elif op == "DoesNotExist":
-            ok = not present and not values
-        else:
-            ok = False
-        if not ok:
-            return False
-    return True
-
-
-def pinned_hosts(
-    selector: Mapping[str, Any], candidates: Iterable[str], version: str, *, by_version: bool = True
-) -> tuple[set[str], bool]:
-    """Which of ``candidates`` (host ids, registered at ``version``) the selector claims, and whether it claims
-    anything else: probed with an unknown id, and (``by_version``, every template but a legacy one) a candidate
-    at another version and one without the version label, and an unlabeled host."""
-    chosen = {c for c in candidates if selector_matches(selector, {HOST_ID_LABEL: c, K8S_VERSION_LABEL: version})}
-    probes = [
-        {HOST_ID_LABEL: "\x00not-a-requested-host", K8S_VERSION_LABEL: version},
-        {HOST_ID_LABEL: "\x00not-a-requested-host"},
-        {},
-    ]
-    if by_version:
-        probes += [
-            *({HOST_ID_LABEL: c, K8S_VERSION_LABEL: f"{version}-other"} for c in sorted(chosen)[:1]),
-            {HOST_ID_LABEL: next(iter(sorted(chosen)), "")},
-        ]
-    return chosen, any(selector_matches(selector, p) for p in probes)
-
-
 def get(obj: Any, path: str, default: Any = None) -> Any:
     """``get(o, "spec.template.spec")``: nested lookup that tolerates missing or mistyped levels."""
     for part in path.split("."):
@@ -425,60 +365,3 @@ def get(obj: Any, path: str, default: Any = None) -> Any:
             return default
         obj = obj[part]
     return obj
-
-
-def arg_fields(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """``(path, value)`` of every component-argument field (``extraArgs``, ``kubeletExtraArgs``)."""
-    if isinstance(value, Mapping):
-        for key, sub in value.items():
-            sub_path = f"{path}.{key}" if path else str(key)
-            if key in ("extraArgs", "kubeletExtraArgs"):
-                yield sub_path, sub
-            else:
-                yield from arg_fields(sub, sub_path)
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            yield from arg_fields(sub, f"{path}[{i}]")
-
-
-def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield ``(path, leaf)`` for every scalar of a JSON-like value; paths look like ``spec.files[0].path``."""
-    if isinstance(value, Mapping):
-        for key, sub in value.items():
-            yield from walk(sub, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for i, sub in enumerate(value):
-            yield from walk(sub, f"{path}[{i}]")
-    else:
-        yield path, value
-
-
-def diff(before: Any, after: Any, path: str = "") -> list[str]:
-    """Paths at which two JSON-like values differ (added, removed or changed)."""
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
-        out: list[str] = []
-        for key in sorted({*before, *after}, key=str):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in before or key not in after:
-                out.append(sub)
-            else:
-                out.extend(diff(before[key], after[key], sub))
-        return out
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [p for i, (b, a) in enumerate(zip(before, after, strict=True)) for p in diff(b, a, f"{path}[{i}]")]
-    return [] if before == after else [path]
-
-
-def changed_objects(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """``Kind/name`` → differing paths, for objects that differ, appear or disappear between two renders."""
-    old = {describe(o): o for o in before}
-    new = {describe(o): o for o in after}
-    out: dict[str, list[str]] = {}
-    for key in sorted({*old, *new}):
-        if key not in old or key not in new:
-            out[key] = [""]
-        else:
-            paths = diff(old[key], new[key])
-            if paths:
-                out[key] = paths
-    return out

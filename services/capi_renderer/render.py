@@ -38,9 +38,9 @@ from services.capi_renderer.domain import (
     TemplateChoice,
     api_versions,
     control_plane_max_surge,
-    host_selector,
     uses_super_admin,
 )
+from services.capi_renderer.selectors import host_selector
 from shared.errors import InputError
 from shared.models import ClusterSpec
 from shared.objects import CLUSTER_LABEL, CLUSTER_NAME_LABEL, DEPLOYMENT_NAME_LABEL, MANAGED_BY_LABEL

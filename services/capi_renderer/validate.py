@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.capi_renderer.cni import check_payload_object, payload_issues
+from services.capi_renderer.diffs import arg_fields, walk
 from services.capi_renderer.domain import (
     AGENT_NIC_PLACEHOLDER,
     CORE_KINDS,
@@ -23,13 +24,10 @@ from services.capi_renderer.domain import (
     RenderOptions,
     TemplateChoice,
     api_versions,
-    arg_fields,
     get,
-    pinned_hosts,
-    selector_matches,
-    walk,
 )
 from services.capi_renderer.render import render_cluster
+from services.capi_renderer.selectors import pinned_hosts, selector_matches
 from services.capi_renderer.validate_context import CheckContext
 from services.capi_renderer.validate_context import RenderIssue as RenderIssue  # noqa: PLC0414 - re-exported
 from services.capi_renderer.validate_context import SchemaValidator as SchemaValidator  # noqa: PLC0414 - re-exported

@@ -5,21 +5,18 @@ from __future__ import annotations
 import pydantic
 import pytest
 
+from services.capi_renderer.diffs import changed_objects, diff
 from services.capi_renderer.domain import (
     APPLY_ORDER,
     ClusterNames,
     RenderOptions,
     apply_order,
-    changed_objects,
     control_plane_max_surge,
     derived_objects,
-    diff,
-    host_selector,
-    pinned_hosts,
-    selector_matches,
     uses_super_admin,
 )
 from services.capi_renderer.render import render_cluster
+from services.capi_renderer.selectors import host_selector, pinned_hosts, selector_matches
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
 
 from .conftest import make_options, make_spec

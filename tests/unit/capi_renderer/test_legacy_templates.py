@@ -20,9 +20,9 @@ from services.capi_renderer.domain import (
     get,
     kcp_template_ref,
     live_template_choice,
-    pinned_hosts,
 )
 from services.capi_renderer.render import render_cluster
+from services.capi_renderer.selectors import pinned_hosts
 from services.capi_renderer.validate import validate_render
 from shared.models import ClusterSpec
 from shared.objects import K8S_VERSION_LABEL, PR_ID_LABEL

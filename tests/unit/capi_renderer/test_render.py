@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.capi_renderer import cni
-from services.capi_renderer.domain import AGENT_NIC_PLACEHOLDER, RenderOptions, get, selector_matches
+from services.capi_renderer.domain import AGENT_NIC_PLACEHOLDER, RenderOptions, get
 from services.capi_renderer.render import environment, literal_block, render_cluster, render_yaml, yaml_value
+from services.capi_renderer.selectors import selector_matches
 from services.capi_renderer.validate import validate_render
 from shared.errors import InputError
 from shared.objects import HOST_ID_LABEL, K8S_VERSION_LABEL
