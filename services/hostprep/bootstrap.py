@@ -28,8 +28,9 @@ import structlog
 from pydantic import SecretBytes
 
 from services.hostprep.domain import bootstrap_kubeconfig_name
-from shared.errors import PermanentError, TemporaryError, classify
-from shared.kube import KubeClient, WatchExpired
+from services.hostprep.watched import Followed
+from shared.errors import PermanentError, TemporaryError
+from shared.kube import KubeClient
 from shared.objects import HOST_ID_LABEL, deleting, meta, name_of
 
 log = structlog.get_logger(__name__)
@@ -84,8 +85,7 @@ class BootstrapKubeconfigs:
         watch_seconds: int = 300,
     ) -> None:
         self._client = client
-        self._watch_seconds = watch_seconds
-        self._namespaces: dict[str, _Namespace] = {}
+        self._followed = Followed(client, INFRA_VERSION, KIND, name_of, watch_seconds=watch_seconds)
         self._api_url = api_url
         self._ca_data = ca_data
         self._wait_timeout = wait_timeout
@@ -162,13 +162,17 @@ class BootstrapKubeconfigs:
 
     async def _wait(self, namespace: str, name: str, done: Done, deadline: float, what: str) -> Obj | None:
         """The object (None = absent) once ``done`` holds for it in the shared cache, bounded by ``deadline``."""
-        ns = self._ns(namespace)
+        ns = self._followed.namespace(namespace)
+
+        def current() -> Obj | None:
+            return next(iter(ns.of(name)), None)
+
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await ns.synced.wait()
-                while not done(ns.objects.get(name)):
+                while not done(current()):
                     await ns.changed(name).wait()
-                return ns.objects.get(name)
+                return current()
         except TimeoutError:
             pass
         raise TemporaryError(
@@ -177,84 +181,8 @@ class BootstrapKubeconfigs:
             reason="BootstrapKubeconfigTimeout",
         )
 
-    def _ns(self, namespace: str) -> _Namespace:
-        ns = self._namespaces.get(namespace)
-        if ns is None:
-            ns = self._namespaces[namespace] = _Namespace()
-            ns.task = asyncio.create_task(self._follow(namespace, ns), name=f"bootstrapkubeconfig-watch:{namespace}")
-        return ns
-
     async def close(self) -> None:
-        tasks = [ns.task for ns in self._namespaces.values() if ns.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._namespaces.clear()
-
-    async def _follow(self, namespace: str, ns: _Namespace) -> None:
-        failures = 0
-        while True:
-            try:
-                items, rv = await self._client.list(INFRA_VERSION, KIND, namespace, label_selector=HOST_ID_LABEL)
-                ns.replace(items)
-                ns.synced.set()
-                failures = 0
-                while True:
-                    async for event in self._client.watch(
-                        INFRA_VERSION,
-                        KIND,
-                        namespace,
-                        resource_version=rv,
-                        label_selector=HOST_ID_LABEL,
-                        timeout_seconds=self._watch_seconds,
-                    ):
-                        rv = str(meta(event.object).get("resourceVersion") or rv)
-                        if event.type == "BOOKMARK":
-                            continue
-                        ns.put(name_of(event.object), None if event.type == "DELETED" else event.object)
-            except WatchExpired:
-                continue
-            except Exception as exc:
-                err = classify(exc)
-                failures += 1
-                log.warning(
-                    "bootstrap_kubeconfig_watch_failed", namespace=namespace, reason=err.reason, error=err.message
-                )
-                # Back off while the API is unhappy; the next round re-lists (waits stay bounded by their deadline).
-                await asyncio.sleep(min(0.5 * 2**failures, 30.0))
-
-
-class _Namespace:
-    """The BootstrapKubeconfigs of one namespace by name, and who waits on which name."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, Obj] = {}
-        self.synced = asyncio.Event()
-        #: One event per waited-on name, set (and dropped) at that object's next change: a thousand waiting
-        #: hosts are not all woken by each one's event.
-        self._waiting: dict[str, asyncio.Event] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    def changed(self, name: str) -> asyncio.Event:
-        event = self._waiting.get(name)
-        if event is None:
-            event = self._waiting[name] = asyncio.Event()
-        return event
-
-    def replace(self, items: list[Obj]) -> None:
-        self.objects = {name_of(o): o for o in items}
-        waiting, self._waiting = self._waiting, {}
-        for event in waiting.values():
-            event.set()
-
-    def put(self, name: str, obj: Obj | None) -> None:
-        if obj is None:
-            self.objects.pop(name, None)
-        else:
-            self.objects[name] = obj
-        event = self._waiting.pop(name, None)
-        if event is not None:
-            event.set()
+        await self._followed.close()
 
 
 def _uid(obj: Mapping[str, Any] | None) -> str | None:
