@@ -20,15 +20,9 @@ CORE_GROUPS = {
 }
 
 
-def _upstream() -> Path:
-    upstream = default_upstream()
-    if not upstream.is_dir():
-        pytest.skip(f"upstream CRD files not found at {upstream} (set O2_CAPI_API_UPSTREAM); CI has them")
-    return upstream
-
-
+@pytest.mark.upstream  # left out where the upstream CRD files are absent (a lone clone), see tests/conftest.py
 def test_regenerating_from_upstream_changes_nothing() -> None:
-    upstream = _upstream()
+    upstream = default_upstream()
     assert differences(generate(upstream), CARRIED_DIR) == [], "run: python -m shared.capi_api.generate"
     assert main(["--upstream", str(upstream), "--check"]) == 0
     # The carried files are the project's own description, never copies of the upstream files.
