@@ -33,13 +33,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 
 from bench import procstat
+from bench.hostprep_figures import BENCH, Run, figures
 from bench.report import Figure
 from sandbox.capi import CapiSimulators, SimOptions
 from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
@@ -61,7 +61,6 @@ PLAYBOOK_DIR = REPO / "bench" / "ansible"
 K8S_VERSION = "v1.30.2"
 AGENT_URL = "https://downloads.sandbox.invalid/byoh/v0.5.0/byoh-hostagent-linux-{arch}"
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
-BENCH = "hostprep_fanout"
 HOSTPREP_SIZES = (1, 50, 200, 1000)
 #: Seconds the hosts' ``state.json`` may lag (the pool's default is 0.25 s): in effect, written once when the
 #: pool stops. Nothing reads those files while a benchmark runs, and rewriting a host's whole recorded state a
@@ -75,21 +74,6 @@ def _sizes(variable: str, default: tuple[int, ...]) -> tuple[int, ...]:
     if raw.strip() == "none":
         return ()
     return tuple(int(x) for x in raw.split(",") if x.strip()) if raw else default
-
-
-@dataclass
-class Run:
-    """One measurement: wall seconds, our (or the controller's) CPU seconds, the sandbox's CPU seconds."""
-
-    hosts: int
-    wall: float
-    cpu: float
-    sandbox_cpu: float
-    peak_rss_mib: float = 0.0
-    base_rss_mib: float = 0.0
-    peak_fds: int = 0
-    #: The machine's 1-minute load average when the run ended: wall times mean little without it.
-    load: float = 0.0
 
 
 def _ensure_ansible() -> str | None:
@@ -398,116 +382,6 @@ def _stop_ssh_masters(marker: str) -> None:
             with contextlib.suppress(OSError):
                 if marker.encode() in (entry / "cmdline").read_bytes():
                     os.kill(int(entry.name), signal.SIGTERM)
-
-
-def figures(ours: dict[int, Run], peer: dict[int, Run], concurrency: int) -> list[Figure]:
-    """The fan-out figures, with stable ids; ratios are against one host."""
-    out: list[Figure] = []
-    one = ours.get(1)
-    for n, r in sorted(ours.items()):
-        out.append(
-            Figure(
-                BENCH,
-                f"hostprep, {n} hosts: wall time",
-                r.wall,
-                "s",
-                id=f"hostprep.wall_s_{n}",
-                peer=f"ansible-playbook, forks={n}" if n in peer else "",
-                peer_value=peer[n].wall if n in peer else None,
-                note=f"realistic latency profile, load average {r.load:.1f}",
-            )
-        )
-        if one is not None and n != 1:
-            out.append(
-                Figure(
-                    BENCH,
-                    f"hostprep, {n} hosts vs 1 host: wall-time ratio",
-                    r.wall / one.wall,
-                    "x",
-                    id=f"hostprep.wall_ratio_{n}",
-                    note=f"max_parallel_hosts={concurrency}",
-                )
-            )
-        out.append(
-            Figure(
-                BENCH,
-                f"hostprep, {n} hosts: CPU per host",
-                1000 * r.cpu / n,
-                "ms",
-                id=f"hostprep.cpu_per_host_ms_{n}",
-                peer="sandbox (hosts+emulator+controllers)",
-                peer_value=1000 * r.sandbox_cpu / n,
-            )
-        )
-    for n, r in sorted(peer.items()):
-        out.append(
-            Figure(
-                BENCH,
-                f"ansible, {n} hosts: wall time",
-                r.wall,
-                "s",
-                id=f"ansible.wall_s_{n}",
-                note=f"forks={n}, load average {r.load:.1f}",
-            )
-        )
-        out.append(
-            Figure(
-                BENCH,
-                f"ansible, {n} hosts: controller CPU per host",
-                1000 * r.cpu / n,
-                "ms",
-                id=f"ansible.cpu_per_host_ms_{n}",
-                note="ansible-playbook + forks + ssh",
-            )
-        )
-        if 1 in peer and n != 1:
-            out.append(
-                Figure(
-                    BENCH,
-                    f"ansible, {n} hosts vs 1 host: wall-time ratio",
-                    r.wall / peer[1].wall,
-                    "x",
-                    id=f"ansible.wall_ratio_{n}",
-                )
-            )
-    # The headline per-host CPU figures: the largest pool both sides ran (per-run fixed costs amortised).
-    common = sorted(set(ours) & set(peer) - {1}) or sorted(set(ours) & set(peer))
-    if common:
-        n = common[-1]
-        mine, theirs = 1000 * ours[n].cpu / n, 1000 * peer[n].cpu / n
-        out.append(
-            Figure(
-                BENCH,
-                f"CPU per host, {n} hosts: hostprep vs ansible controller",
-                mine,
-                "ms",
-                id="hostprep.cpu_per_host_ms",
-                peer="ansible controller",
-                peer_value=theirs,
-                note="aim: ratio <= 0.2",
-            )
-        )
-        out.append(
-            Figure(BENCH, f"ansible controller CPU per host, {n} hosts", theirs, "ms", id="ansible.cpu_per_host_ms")
-        )
-    big = max(ours, default=1)
-    if big > 1:
-        r = ours[big]
-        grown = max(r.peak_rss_mib - r.base_rss_mib, 0.0)
-        out.append(
-            Figure(
-                BENCH,
-                f"hostprep memory per host in flight ({big} hosts)",
-                1024 * grown / big,
-                "KiB",
-                id="hostprep.rss_kib_per_connection",
-                note=f"peak RSS {r.peak_rss_mib:.0f} MiB, idle {r.base_rss_mib:.0f} MiB",
-            )
-        )
-        out.append(
-            Figure(BENCH, f"hostprep peak open fds ({big} hosts)", float(r.peak_fds), "fds", id="hostprep.peak_fds")
-        )
-    return out
 
 
 async def run() -> list[Figure]:

@@ -9,7 +9,7 @@ import pytest
 
 from bench.__main__ import parse_args, render
 from bench.charts import _series, draw
-from bench.hostprep_fanout import Run, figures
+from bench.hostprep_figures import Run, figures
 from bench.report import SERIES, Figure, as_json, merged
 
 
