@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -136,6 +137,15 @@ async def test_a_forbidden_jetstream_publish_is_never_stored(connect: Connect) -
     assert info.state.messages == 0
 
 
+async def _keys(kv: Any) -> list[str]:
+    """The bucket's keys. nats-py's ``keys()`` now and then reports none for a key just written (its watcher
+    can end before the entry arrives), so a miss is asked again; a role denied the watch misses every time."""
+    for _ in range(3):
+        with contextlib.suppress(nats.js.errors.NoKeysError):
+            return list(await kv.keys())
+    return []
+
+
 @pytest.mark.parametrize("role", [r.name for r in SERVICE_ROLES] + ["o2ims_api", "o2ctl"])
 async def test_a_role_can_do_everything_its_role_needs(connect: Connect, role: str) -> None:
     """Topology, its durables (create, fetch, ack), its publishes, its buckets and its stream reads."""
@@ -163,7 +173,7 @@ async def test_a_role_can_do_everything_its_role_needs(connect: Connect, role: s
         kv = await bus.kv(bucket)
         await kv.put("probe", b"1")
         assert (await kv.get("probe")).value == b"1"
-        assert "probe" in await kv.keys()
+        assert "probe" in await _keys(kv)
         await kv.delete("probe")
     for bucket in r.reads_buckets:
         kv = await bus.kv(bucket)
