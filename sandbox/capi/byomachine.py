@@ -99,6 +99,10 @@ class ByoMachineController(Controller):
             host, again = await self._claim(bm, machine, cluster)
             if host is None:
                 conds.set("BYOHostReady", False, "BYOHostsUnavailable", "no free ByoHost matches the selector")
+        elif not dig(host, "status", "machineRef") and UNREGISTERING_ANNOTATION not in annotations_of(host):
+            # Half a claim: labels written, machineRef not (the controller stopped between the two writes).
+            # A host being released also lacks machineRef for a moment, but carries the unregistering mark.
+            host = await self._attach(bm, machine, cluster, host)
         if host is not None and machine is not None:
             bm, ready, again = await self._track(bm, host, str(dig(machine, "spec", "clusterName")), conds)
         status: dict[str, Any] = {"ready": ready}
@@ -132,7 +136,14 @@ class ByoMachineController(Controller):
         )
         if not candidates:
             return None, self.ctx.options.claim_retry
-        host = candidates[0]
+        return await self._attach(bm, machine, cluster, candidates[0]), None
+
+    async def _attach(self, bm: Obj, machine: Obj, cluster: Obj | None, host: Obj) -> Obj:
+        """Claim ``host`` for ``bm``: labels, annotations and bootstrap secret, then ``status.machineRef``.
+
+        Two writes, as upstream's patch helper does; a controller stopped between them finds the host
+        labelled for its ByoMachine on the next reconcile and calls this again, which completes the claim.
+        """
         cluster_name = str(dig(machine, "spec", "clusterName"))
         annotations = {
             ENDPOINT_IP_ANNOTATION: (endpoint_of(cluster) or ("", 0))[0],
@@ -178,7 +189,7 @@ class ByoMachineController(Controller):
             byomachine=name_of(bm),
             cluster=cluster_name,
         )
-        return host, None
+        return host
 
     async def _track(self, bm: Obj, host: Obj, cluster: str, conds: Conditions) -> tuple[Obj, bool, float | None]:
         """Follow the host's bootstrap; once it succeeded, the node "appears": providerID and ready."""

@@ -135,3 +135,28 @@ async def test_scale_workers_up_to_a_new_host_and_back_down(
         capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name"
     )
     assert all(dig(m, "status", "phase") == "Running" for m in machines)
+
+
+async def test_a_claim_cut_between_its_two_writes_is_completed(
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim writes the host's labels, then its status.machineRef. A controller stopped between the two
+    # (the emulator restarted, say) must finish the claim later, or the host waits for a machineRef forever.
+    (byomachines,) = (c for c in capi_sim.controllers if c.kind == "ByoMachine")
+    real = byomachines.ctx.patch_status
+    cut: list[str] = []
+
+    async def patch_status(obj: dict[str, object], status: dict[str, object]) -> dict[str, object]:
+        if obj.get("kind") == "ByoHost" and status.get("machineRef") and not cut:
+            cut.append(str(dig(obj, "metadata", "name")))
+            raise ConnectionResetError("stopped between the two writes of a claim")
+        return await real(obj, status)
+
+    monkeypatch.setattr(byomachines.ctx, "patch_status", patch_status)
+    await fake_hosts(3)
+    await _apply(capi_client)
+    for name in ("host-1", "host-2", "host-3"):
+        await wait_for(capi_client, INFRA, "ByoHost", name, lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
+    assert len(cut) == 1, "no claim was cut"
+    host = await capi_client.get(INFRA, "ByoHost", cut[0], "default")
+    assert dig(host, "status", "machineRef", "name") == host["metadata"]["labels"][BYOMACHINE_LABEL]
