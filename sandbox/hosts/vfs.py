@@ -24,8 +24,9 @@ __all__ = ["FsError", "HostFs", "StatInfo", "Vfs", "normalize", "sha256_bytes"]
 
 
 def _read_bytes(real: str) -> bytes:
-    with open(real, "rb") as fh:
-        return fh.read()
+    # Unbuffered: a whole-file read needs no buffer, nor the isatty and lseek calls that set one up.
+    with open(real, "rb", buffering=0) as fh:
+        return fh.readall()
 
 
 def _is_plain_file(real: str | Path) -> bool:
@@ -179,10 +180,12 @@ class HostFs:
             except procfs.SpecialError as exc:
                 raise FsError(exc.errno or errno.EIO, vpath) from None
         real = self.vfs.real_str(vpath)
-        if os.path.isdir(real):
+        try:
+            st = os.stat(real)  # one stat answers both "is it a directory" and "does it exist"
+        except (OSError, ValueError):
+            raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath) from None
+        if stat_mod.S_ISDIR(st.st_mode):
             raise FsError(errno.EISDIR, vpath)
-        if not os.path.exists(real):
-            raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
         return _read_bytes(real)
