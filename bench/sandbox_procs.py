@@ -49,9 +49,10 @@ class Child:
         except (TimeoutError, ValueError):
             ready = None
         if not isinstance(ready, dict):
+            proc = self.proc
             await self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.name} did not start (exit {self.proc.returncode}); its log ends:\n{tail}")
+            raise RuntimeError(f"{self.name} did not start (exit {proc.returncode}); its log ends:\n{tail}")
         return ready
 
     @property
