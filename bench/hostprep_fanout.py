@@ -216,7 +216,7 @@ class Sandbox:
     def sandbox_cpu(self, pool: HostPool) -> float:
         """CPU seconds so far of the sandbox: the emulator with its controllers, the pool, and this process."""
         assert self.kubeapi is not None
-        return time.process_time() + self.kubeapi.cpu_seconds() + pool.child.cpu_seconds()
+        return time.process_time() + self.kubeapi.cpu_seconds() + pool.cpu_seconds()
 
     @property
     def pid(self) -> int:
@@ -301,7 +301,7 @@ class Sandbox:
                 "[sandbox]\n"
                 + "".join(
                     f"{h.host_id} ansible_host={h.ip} ansible_port={h.port} ansible_user=root host_id={h.host_id} "
-                    f"node_name={h.host_name}\n"
+                    f"node_name={h.host_name} ansible_ssh_private_key_file={h.key_file}\n"
                     for h in pool.hosts
                 )
             )
@@ -322,8 +322,6 @@ class Sandbox:
                 str(inventory),
                 "--forks",
                 str(count),
-                "--private-key",
-                str(pool.client_key_path),
                 "-e",
                 f"k8s_version={K8S_VERSION[1:]} k8s_minor=v1.30 namespace={label} "
                 f"kubeconfig_dir={kubeconfigs} agent_url={AGENT_URL.replace('{arch}', 'amd64')}",

@@ -1,11 +1,12 @@
-"""The sandbox of the host-preparation benchmark as processes of its own: the API emulator and a host pool.
+"""The sandbox of the host-preparation benchmark as processes of its own: the API emulator and the hosts.
 
 Real hosts and a real API server run on their own machines. In one process with the benchmark, the
 emulator, the simulated controllers and every sandbox host shared one interpreter (one core at most),
 and that interpreter, not hostprep, set the wall time of a large fan-out. Here the emulator with its
-simulated CAPI/BYOH controllers (``python -m sandbox.kubeapi --simulate-capi``) and each host pool
-(``python -m sandbox.hosts``) are children of the benchmark; their CPU seconds are read from ``/proc``
-and reported as the sandbox's, apart from hostprep's.
+simulated CAPI/BYOH controllers (``python -m sandbox.kubeapi --simulate-capi``) and the hosts
+(``python -m sandbox.hosts``, one process per core for pools of hundreds) are children of the
+benchmark; their CPU seconds are read from ``/proc`` and reported as the sandbox's, apart from
+hostprep's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import IO, Any
 
 from bench import procstat
 from sandbox.hosts.latency import LatencyProfile
+from sandbox.hosts.pool import host_addresses
 
 #: How long a child may take to print its readiness line (a thousand host keys are generated first).
 START_TIMEOUT = 120.0
@@ -93,6 +96,17 @@ async def start_emulator(workdir: Path) -> tuple[Child, Path]:
     return child, kubeconfig
 
 
+def host_processes(count: int) -> int:
+    """Processes for a pool of ``count`` hosts: one per core, each with at least 100 hosts.
+
+    ``BENCH_HOST_PROCESSES`` overrides it (1 puts every host in one process, as before).
+    """
+    raw = os.environ.get("BENCH_HOST_PROCESSES", "")
+    if raw:
+        return max(1, min(int(raw), count))
+    return max(1, min(os.cpu_count() or 1, count // 100))
+
+
 @dataclass(frozen=True)
 class PoolHost:
     """What the benchmark needs of one sandbox host: the inventory entry's fields."""
@@ -101,47 +115,79 @@ class PoolHost:
     host_name: str
     ip: str
     port: int
+    key_file: str
 
 
 class HostPool:
-    """A pool of SSH sandbox hosts in a child process (``python -m sandbox.hosts``)."""
+    """A pool of SSH sandbox hosts served by child processes (``python -m sandbox.hosts``), each a shard.
+
+    Shards take consecutive host numbers and addresses, so ids and ByoHost names stay unique; their
+    ``known_hosts`` files are joined into one.
+    """
 
     def __init__(
-        self, state_dir: Path, *, count: int, first_address: str, agent_binary_url: str, latency: LatencyProfile
+        self,
+        state_dir: Path,
+        *,
+        count: int,
+        first_address: str,
+        agent_binary_url: str,
+        latency: LatencyProfile,
+        processes: int | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.known_hosts_path = state_dir / "known_hosts"
-        self.client_key_path = state_dir / "id_ed25519"
         self.hosts: list[PoolHost] = []
         self._inventory: list[dict[str, Any]] = []
-        self.child = Child(
-            f"the pool of {count} sandbox hosts",
-            [
-                "-m",
-                "sandbox.hosts",
-                "--count",
-                str(count),
-                "--state-dir",
-                str(state_dir),
-                "--first-address",
-                first_address,
-                "--agent-binary-url",
-                agent_binary_url,
-                "--latency",
-                json.dumps(latency.to_json()),
-                # Nothing reads the hosts' state files while a benchmark runs: written once, when it stops.
-                "--save-interval",
-                "3600",
-            ],
-            state_dir.parent / f"{state_dir.name}-hosts.log",
-        )
+        shards = processes or host_processes(count)
+        addresses = host_addresses(first_address, count)
+        self.children: list[Child] = []
+        first = 0
+        for k in range(shards):
+            size = count // shards + (1 if k < count % shards else 0)
+            self.children.append(
+                Child(
+                    f"sandbox hosts {first + 1}-{first + size}",
+                    [
+                        "-m",
+                        "sandbox.hosts",
+                        "--count",
+                        str(size),
+                        "--first-index",
+                        str(first + 1),
+                        "--state-dir",
+                        str(state_dir / f"p{k}"),
+                        "--first-address",
+                        addresses[first],
+                        "--agent-binary-url",
+                        agent_binary_url,
+                        "--latency",
+                        json.dumps(latency.to_json()),
+                        # Nothing reads the hosts' state files while a benchmark runs: written once, at the stop.
+                        "--save-interval",
+                        "3600",
+                    ],
+                    state_dir.parent / f"{state_dir.name}-hosts{k}.log",
+                )
+            )
+            first += size
 
     async def start(self) -> HostPool:
-        ready = await self.child.start()
-        doc = json.loads(await asyncio.to_thread(Path(str(ready["inventory"])).read_text))
-        self._inventory = list(doc["hosts"])
+        try:
+            readies = await asyncio.gather(*(child.start() for child in self.children))
+        except BaseException:
+            await self.stop()
+            raise
+        known_hosts: list[str] = []
+        for ready in readies:
+            doc = json.loads(await asyncio.to_thread(Path(str(ready["inventory"])).read_text))
+            self._inventory.extend(doc["hosts"])
+            known_hosts.append(await asyncio.to_thread(Path(str(ready["known_hosts"])).read_text))
+        await asyncio.to_thread(self.known_hosts_path.write_text, "".join(known_hosts))
         self.hosts = [
-            PoolHost(str(h["host_id"]), str(h["host_name"]), str(h["host_ip"]), int(h["ssh_port"]))
+            PoolHost(
+                str(h["host_id"]), str(h["host_name"]), str(h["host_ip"]), int(h["ssh_port"]), str(h["ssh_key_file"])
+            )
             for h in self._inventory
         ]
         return self
@@ -149,5 +195,8 @@ class HostPool:
     def inventory_hosts(self) -> list[dict[str, Any]]:
         return [dict(h) for h in self._inventory]
 
+    def cpu_seconds(self) -> float:
+        return sum(child.cpu_seconds() for child in self.children)
+
     async def stop(self) -> None:
-        await self.child.stop()
+        await asyncio.gather(*(child.stop() for child in self.children))
