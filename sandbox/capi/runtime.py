@@ -316,13 +316,15 @@ class SimContext:
             raise TemporaryError(f"{obj['kind']} {name_of(obj)} vanished after AlreadyExists", reason="Conflict")
         return self._observe(found)
 
-    async def patch(self, obj: Obj, patch: Obj, *, status: bool = False) -> Obj:
+    async def patch(self, obj: Obj, patch: Obj | list[Obj], *, status: bool = False) -> Obj:
+        """A merge patch, or a JSON patch when ``patch`` is a list of operations."""
         result = await self.client.patch(
             str(obj["apiVersion"]),
             str(obj["kind"]),
             name_of(obj),
             namespace_of(obj) or None,
             patch,
+            patch_type="json" if isinstance(patch, list) else "merge",
             subresource="status" if status else None,
         )
         return self._observe(result)
