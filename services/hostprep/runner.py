@@ -20,6 +20,7 @@ from typing import Any, assert_never
 import structlog
 
 from services.hostprep import domain, recipe, upgrade
+from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
@@ -90,6 +91,8 @@ class HostRunner:
         self._session: SshSession | None = None
         self._detail: str | None = None
         self._probed: dict[str, CommandResult] = {}
+        #: The bootstrap kubeconfig the step's action just issued, for its verifying check.
+        self._issued: IssuedKubeconfig | None = None
         #: A step whose action changes what later probes read acted: probe the remaining steps again.
         self._stale = False
         self.mgmt = ManagementSide(deps, params, deadline)
@@ -312,7 +315,9 @@ class HostRunner:
             uploaded = self._probed.pop(_KUBECONFIG, None)
             if identity.ok:
                 return True  # the agent has its own identity; the bootstrap kubeconfig is no longer read
-            issued = await self.mgmt.bootstrap.current(p.namespace, self.host.host_id)
+            # Verifying its own action, the step compares with what it just issued; otherwise with the API's.
+            issued, self._issued = self._issued, None
+            issued = issued or await self.mgmt.bootstrap.current(p.namespace, self.host.host_id)
             if issued is None:
                 return False
             found = uploaded or await self._run(f"sha256sum {BOOTSTRAP_KUBECONFIG}")
@@ -339,8 +344,8 @@ class HostRunner:
         if isinstance(op, Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
         if isinstance(op, BootstrapKubeconfig):
-            issued = await self.mgmt.bootstrap.issue(self.params.namespace, self.host.host_id)
-            return await self._install_kubeconfig(step, issued.data.get_secret_value())
+            self._issued = await self.mgmt.bootstrap.issue(self.params.namespace, self.host.host_id)
+            return await self._install_kubeconfig(step, self._issued.data.get_secret_value())
         if isinstance(op, ByoHostRegistered):
             await self._await_registration(step)
             return None
