@@ -7,7 +7,10 @@ stored. Without the corresponding fix each of them waits forever.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from sandbox.capi import CapiSimulators, HostAgent
 from shared.kube import KubeClient
 from shared.objects import dig
+from tests.fixtures.capi import kube_client
 from tests.integration.capi.clusterset import cluster_set
 from tests.integration.capi.support import INFRA, is_true, wait_for, wait_list
 
@@ -71,3 +75,74 @@ async def test_a_machine_create_cut_between_its_two_objects_is_completed(
     for bm in byomachines:
         controllers = [r for r in bm["metadata"].get("ownerReferences") or [] if r.get("controller")]
         assert [(r["kind"], r["name"]) for r in controllers] == [("Machine", bm["metadata"]["name"])]
+
+
+class _SlowFirstList:
+    """A client whose first ``list`` waits for ``gate`` (at most a few seconds): a kind listed late."""
+
+    def __init__(self, real: KubeClient, gate: asyncio.Event) -> None:
+        self._real = real
+        self._gate = gate
+        self._first = True
+
+    async def list(self, *args: Any, **kwargs: Any) -> Any:
+        if self._first:
+            self._first = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    await self._gate.wait()
+        return await self._real.list(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+async def test_restarted_controllers_act_only_once_every_kind_is_listed(
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, kubeconfig: Path
+) -> None:
+    # After a restart everything is in the store again. A KubeadmControlPlane or MachineDeployment reconciled
+    # before the Machines are listed sees none and creates them again (a second first control-plane Machine
+    # takes a host meant for another Machine).
+    await fake_hosts(3)
+    await _apply(capi_client)
+    await wait_list(
+        capi_client, CORE, "Machine", lambda ms: len(ms) == 3 and all(dig(m, "status", "nodeRef") for m in ms)
+    )
+    await capi_sim.stop()
+    async with kube_client(kubeconfig) as client:
+        again = CapiSimulators(client, capi_sim.options)
+        reconciled, settled = asyncio.Event(), asyncio.Event()
+        seen_whole: set[str] = set()
+        creates: list[str] = []
+        machines = again.ctx.informer("Machine")
+        machines.client = _SlowFirstList(client, reconciled)  # type: ignore[assignment]
+        for controller in again.controllers:
+            if controller.kind in ("KubeadmControlPlane", "MachineDeployment"):
+                real = controller.reconcile
+
+                async def reconcile(namespace: str, name: str, real: Any = real, kind: str = controller.kind) -> Any:
+                    present = again.ctx.get(kind, namespace, name) is not None
+                    if present:
+                        reconciled.set()  # it can act: let the Machines be listed now
+                    whole = present and machines.synced.is_set()
+                    result = await real(namespace, name)
+                    if whole:  # a reconcile that saw every Machine, done: it had its chance to act
+                        seen_whole.add(kind)
+                        if seen_whole == {"KubeadmControlPlane", "MachineDeployment"}:
+                            settled.set()
+                    return result
+
+                controller.reconcile = reconcile  # type: ignore[method-assign]
+        real_create = again.ctx.create
+
+        async def create(obj: Obj) -> Obj:
+            if obj.get("kind") == "Machine":
+                creates.append(str(dig(obj, "metadata", "name")))
+            return await real_create(obj)
+
+        again.ctx.create = create  # type: ignore[method-assign]
+        async with again:
+            await asyncio.wait_for(settled.wait(), timeout=30)
+        assert creates == []
+        listed, _ = await capi_client.list(CORE, "Machine", "default")
+        assert len(listed) == 3

@@ -16,6 +16,7 @@ from kubernetes.aio import client, watch
 from kubernetes.aio.client import ApiException
 
 from sandbox.kubeapi import KubeApiServer
+from sandbox.kubeapi import __main__ as kubeapi_main
 from sandbox.kubeapi.paths import repo_root
 from tests.fixtures.kubeapi import aio_api_client
 
@@ -283,3 +284,29 @@ async def test_a_cascade_the_stopped_server_had_not_run_is_run_after_a_restart(
             assert listed["items"] == []
     finally:
         await second.stop()
+
+
+async def test_simulators_that_stop_on_their_own_stop_the_emulator_which_keeps_its_state(
+    crd_dirs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An emulator serving on without its controllers would leave every cluster waiting for ever: it stops
+    # (non-zero, for its supervisor to start it again) and, like on SIGTERM, saves what it was told.
+    async def broken(kubeconfig: Path, *, stop: asyncio.Event) -> None:
+        async with aio_api_client(kubeconfig) as api:
+            await client.CustomObjectsApi(api).create_namespaced_custom_object(
+                CAPI, "v1beta2", "default", "clusters", cluster("kept")
+            )
+        raise RuntimeError("the simulated controllers broke")
+
+    monkeypatch.setattr(kubeapi_main, "_simulator_entry", lambda: broken)
+    state = tmp_path / "state"
+    args = kubeapi_main._parse(
+        ["--port", "0", "--kubeconfig-out", str(tmp_path / "kc"), "--simulate-capi", "--state-dir", str(state)]
+    )
+    # asyncio.timeout, not wait_for: a SystemExit raised in a task of its own would end the event loop.
+    with pytest.raises(SystemExit) as stopped:
+        async with asyncio.timeout(60):
+            await kubeapi_main._serve(args)
+    assert stopped.value.code == 1
+    saved = json.loads((state / "kubeapi-state.json").read_text())
+    assert "kept" in {o["object"]["metadata"]["name"] for o in saved["objects"] if o["plural"] == "clusters"}
