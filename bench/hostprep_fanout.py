@@ -4,8 +4,9 @@ The sandbox hosts run the ``realistic`` latency profile (``sandbox.hosts.latency
 downloads 1 s, service restarts 0.5 s, agent registration 2 s, all CPU-free), so a host takes about as
 long as a real one and the fan-out is bounded by latency rather than by the sandbox's CPU.
 
-nats-server, the Kubernetes API emulator with the simulated BYOH controllers and the SSH sandbox hosts
-live in this process; hostprep runs as its own process (``python -m services.hostprep``), as in
+nats-server, the Kubernetes API emulator with the simulated CAPI/BYOH controllers, and each pool of SSH
+sandbox hosts run as processes of their own (``bench.sandbox_procs``), as the API server and the hosts
+run on machines of their own; hostprep runs as its own process (``python -m services.hostprep``), as in
 production, with ``max_parallel_hosts`` = the largest pool. Ours: wall time from publishing the
 ``HostprepJob`` to its ``HostprepDone`` (every host prepared and its ByoHost registered) on 1, 50, 200
 and 1,000 fresh hosts, and hostprep's own CPU seconds (``/proc``), separately from the sandbox's.
@@ -41,12 +42,10 @@ import nats
 from bench import procstat
 from bench.hostprep_figures import BENCH, Run, figures
 from bench.report import Figure
-from sandbox.capi import CapiSimulators, SimOptions
+from bench.sandbox_procs import Child, HostPool, start_emulator
 from sandbox.capi.fakehosts import issue_bootstrap_kubeconfig
-from sandbox.hosts import SandboxHostPool
 from sandbox.hosts.latency import REALISTIC, LatencyProfile
 from sandbox.hosts.pool import fake_agent_binary
-from sandbox.kubeapi import KubeApiServer
 from shared.bus import Bus
 from shared.connect import ensure_buckets, ensure_streams
 from shared.kube import KubeClient
@@ -62,10 +61,6 @@ K8S_VERSION = "v1.30.2"
 AGENT_URL = "https://downloads.sandbox.invalid/byoh/v0.5.0/byoh-hostagent-linux-{arch}"
 INFRA = "infrastructure.cluster.x-k8s.io/v1beta1"
 HOSTPREP_SIZES = (1, 50, 200, 1000)
-#: Seconds the hosts' ``state.json`` may lag (the pool's default is 0.25 s): in effect, written once when the
-#: pool stops. Nothing reads those files while a benchmark runs, and rewriting a host's whole recorded state a
-#: dozen times per preparation was the largest single share of the sandbox's CPU.
-STATE_SAVE_INTERVAL = 3600.0
 ANSIBLE_SIZES = (1, 50, 200)
 
 
@@ -91,14 +86,14 @@ def _ensure_ansible() -> str | None:
 
 
 class Sandbox:
-    """nats + emulator + simulators here, hostprep as a subprocess; fresh host pools per measurement."""
+    """nats, the emulator with its simulators, hostprep and each pool of hosts: processes of their own."""
 
     def __init__(self, workdir: Path, *, latency: LatencyProfile = REALISTIC, concurrency: int = 50) -> None:
         self.dir = workdir
         self.latency = latency
         self.concurrency = concurrency
         self.nats = EmbeddedNats(workdir / "nats", log_file=workdir / "nats.log")
-        self.kubeapi = KubeApiServer()
+        self.kubeapi: Child | None = None
         self.kubeconfig = workdir / "kubeconfig"
         self.inventory = workdir / "input.json"
         self.known_hosts = workdir / "known_hosts"
@@ -120,11 +115,8 @@ class Sandbox:
 
     async def _start(self) -> Sandbox:
         await self.nats.start()
-        await self.kubeapi.start()
-        self.kubeapi.write_kubeconfig(self.kubeconfig)
+        self.kubeapi, self.kubeconfig = await start_emulator(self.dir)
         self.client = await KubeClient.from_kubeconfig(self.kubeconfig)
-        self.sims = CapiSimulators(self.client, SimOptions())
-        await self.sims.start()
         self.bus = Bus(await nats.connect(self.nats.url), source="bench")
         await ensure_streams(self.bus.js)
         await ensure_buckets(self.bus.js)
@@ -144,11 +136,12 @@ class Sandbox:
                 await self.proc.wait()
         if self._drain is not None:
             self._drain.cancel()
-        for closer in ("bus", "sims", "client"):
+        for closer in ("bus", "client"):
             part = getattr(self, closer, None)
             if part is not None:
-                await (part.stop() if closer == "sims" else part.close())
-        await self.kubeapi.stop()
+                await part.close()
+        if self.kubeapi is not None:
+            await self.kubeapi.stop()
         await self.nats.close()
 
     async def _on_event(self, msg: Any) -> None:
@@ -206,20 +199,24 @@ class Sandbox:
         self._drain = asyncio.create_task(drain(self.proc.stderr))
         await asyncio.wait_for(ready.wait(), 60)
 
-    async def pool(self, count: int, label: str) -> SandboxHostPool:
+    async def pool(self, count: int, label: str) -> HostPool:
         first = f"127.0.{self._next_net}.1"
         self._next_net += (count // 250) + 1
-        pool = SandboxHostPool(
+        pool = HostPool(
             self.dir / label,
             count=count,
             first_address=first,
             agent_binary_url=AGENT_URL.replace("{arch}", "amd64"),
             latency=self.latency,
-            save_interval=STATE_SAVE_INTERVAL,
         )
         await pool.start()
         await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": label}})
         return pool
+
+    def sandbox_cpu(self, pool: HostPool) -> float:
+        """CPU seconds so far of the sandbox: the emulator with its controllers, the pool, and this process."""
+        assert self.kubeapi is not None
+        return time.process_time() + self.kubeapi.cpu_seconds() + pool.cpu_seconds()
 
     @property
     def pid(self) -> int:
@@ -244,7 +241,7 @@ class Sandbox:
             sample = procstat.Sample()
             base_rss = procstat.rss_mib(self.pid)[0]
             poller = asyncio.create_task(self._poll(sample))
-            started, cpu, own = time.perf_counter(), procstat.cpu_seconds(self.pid), time.process_time()
+            started, cpu, own = time.perf_counter(), procstat.cpu_seconds(self.pid), self.sandbox_cpu(pool)
             try:
                 await self.bus.emit(hostprep_job(pr), job)
                 result = await self._result(pr)
@@ -253,7 +250,7 @@ class Sandbox:
                     count,
                     elapsed,
                     procstat.cpu_seconds(self.pid) - cpu,
-                    time.process_time() - own,
+                    self.sandbox_cpu(pool) - own,
                     peak_rss_mib=sample.peak_rss_mib,
                     base_rss_mib=base_rss,
                     peak_fds=sample.peak_fds,
@@ -304,7 +301,7 @@ class Sandbox:
                 "[sandbox]\n"
                 + "".join(
                     f"{h.host_id} ansible_host={h.ip} ansible_port={h.port} ansible_user=root host_id={h.host_id} "
-                    f"node_name={h.host_name}\n"
+                    f"node_name={h.host_name} ansible_ssh_private_key_file={h.key_file}\n"
                     for h in pool.hosts
                 )
             )
@@ -325,14 +322,12 @@ class Sandbox:
                 str(inventory),
                 "--forks",
                 str(count),
-                "--private-key",
-                str(pool.client_key_path),
                 "-e",
                 f"k8s_version={K8S_VERSION[1:]} k8s_minor=v1.30 namespace={label} "
                 f"kubeconfig_dir={kubeconfigs} agent_url={AGENT_URL.replace('{arch}', 'amd64')}",
                 str(PLAYBOOK_DIR / "hostprep.yml"),
             ]
-            started, own = time.perf_counter(), time.process_time()
+            started, own = time.perf_counter(), self.sandbox_cpu(pool)
             issued = await asyncio.gather(
                 *(issue_bootstrap_kubeconfig(self.client, f"ansible-{h.host_id}", label) for h in pool.hosts)
             )
@@ -359,7 +354,7 @@ class Sandbox:
             await self._registered(label, count)
             elapsed = time.perf_counter() - started
             shutil.rmtree(run_dir, ignore_errors=True)
-            run = Run(count, elapsed, cpu, time.process_time() - own, load=os.getloadavg()[0])
+            run = Run(count, elapsed, cpu, self.sandbox_cpu(pool) - own, load=os.getloadavg()[0])
             print(f"{BENCH}: ansible {count} hosts: {run}", file=sys.stderr, flush=True)
             return run
         finally:

@@ -50,6 +50,7 @@ from shared.subjects import (
     CAPI,
     HOSTPREP,
     ConsumerSpec,
+    StreamSpec,
     capi_event,
     hostprep_event,
     k8s_status,
@@ -99,7 +100,7 @@ async def _start_fake(url: str) -> Bus:
         job = env.payload
         assert isinstance(job, HostprepJob)
         out = hostprep_event(job.pr_id)
-        first = job.hosts[0].host_id
+        first = job.hosts[0]
         await ctx.publish(out, HostProgress(pr_id=job.pr_id, host_id=first, step="preflight", status="done"), key=1)
         hosts = job.hosts
         await ctx.publish(out, HostprepDone(pr_id=job.pr_id, action=job.action, hosts=hosts), key=2)
@@ -125,12 +126,12 @@ async def _start_fake(url: str) -> Bus:
         )
         await ctx.publish(k8s_status("cluster", s.namespace, s.name), summary, key=2)
 
-    def spec(durable: str, stream: object, subject: str) -> ConsumerSpec:
+    def spec(durable: str, stream: StreamSpec, subject: str) -> ConsumerSpec:
         return ConsumerSpec(
             durable,
             stream,
             (subject,),
-            lambda _s, k: o2ims_status(k),  # type: ignore[arg-type]
+            lambda _s, k: o2ims_status(k),
             concurrency=256,
             max_ack_pending=10_000,
         )

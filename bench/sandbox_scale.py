@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.msg import Msg
 
 from bench.report import Figure
 from sandbox.hosts import SandboxHostPool
@@ -59,14 +60,15 @@ async def _emulator(tmp: Path) -> tuple[float, list[float]]:
 
         async def create(i: int) -> None:
             async with sem:
+                name = f"host-{i:04d}"
                 obj = {
                     "apiVersion": AV,
                     "kind": "ByoHost",
-                    "metadata": {"name": f"host-{i:04d}", "namespace": "default"},
+                    "metadata": {"name": name, "namespace": "default"},
                     "spec": {},
                 }
                 await writer.create(obj)
-                created[obj["metadata"]["name"]] = time.perf_counter()
+                created[name] = time.perf_counter()
 
         await asyncio.gather(*(create(i) for i in range(OBJECTS)))
         rate = OBJECTS / (time.perf_counter() - t0)
@@ -87,7 +89,7 @@ async def _jetstream() -> list[float]:
         latencies: list[float] = []
         done = asyncio.Event()
 
-        async def on_msg(msg: nats.aio.msg.Msg) -> None:
+        async def on_msg(msg: Msg) -> None:
             latencies.append(time.perf_counter() - sent[int(msg.data)])
             if len(latencies) == OBJECTS * WATCHERS:
                 done.set()

@@ -20,11 +20,13 @@ from sandbox.capi.kcp_status import KcpView, kcp_status
 from sandbox.capi.machines import (
     alive,
     create_machine,
+    delete_orphaned_infra,
     endpoint_of,
     infra_ready,
     kcp_initialized,
     machine_ready,
     scale_down_order,
+    unadopted_owner,
 )
 from sandbox.capi.options import CLUSTER_SECRET_TYPE, CONTROL_PLANE_NAME_LABEL
 from sandbox.capi.rollout import kcp_max_surge, kcp_outdated_reasons, kcp_template_name
@@ -89,6 +91,7 @@ class KubeadmControlPlaneController(Controller):
             return [(namespace_of(cluster), name)] if name else []
 
         self.watch("Machine", from_machine)
+        self.watch("ByoMachine", lambda bm: unadopted_owner(bm, self.kind))
         self.watch("Cluster", from_cluster)
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
@@ -104,6 +107,7 @@ class KubeadmControlPlaneController(Controller):
             for machine in machines:
                 await self.ctx.delete(machine)
             return None
+        await delete_orphaned_infra(self.ctx, kcp)
         cluster_name = owner_name(kcp, "Cluster") or labels_of(kcp).get(CLUSTER_NAME_LABEL)
         cluster = self.ctx.get("Cluster", namespace, cluster_name)
         if cluster is None:

@@ -88,6 +88,8 @@ class MachineController(Controller):
         finalizers = list(meta(machine).get("finalizers") or [])
         if MACHINE_FINALIZER not in finalizers:
             machine = await self.ctx.set_finalizers(machine, [*finalizers, MACHINE_FINALIZER])
+        if bm is not None:
+            bm = await self._adopt(machine, bm)
         again: float | None = None
         if not dig(machine, "spec", "bootstrap", "dataSecretName"):
             machine, again = await self._bootstrap_data(machine)
@@ -103,6 +105,20 @@ class MachineController(Controller):
                 status["lastUpdated"] = now_timestamp()
             await self.ctx.patch_status(machine, status)
         return again
+
+    async def _adopt(self, machine: Obj, bm: Obj) -> Obj:
+        """Make the Machine the controlling owner of its ByoMachine, as CAPI's Machine controller does with the
+        infrastructure object its owner cloned (owned by the KCP or MachineDeployment until then)."""
+        refs = list(meta(bm).get("ownerReferences") or [])
+        if any(r.get("uid") == meta(machine).get("uid") or r.get("controller") for r in refs):
+            return bm  # already ours, or another controller's (never taken over)
+        ref = owner_ref(machine, controller=True)
+        # An append (JSON patch), not the whole list: the BYOH controller writes the object meanwhile, and a
+        # list written from a stale copy could bring back an owner reference the collector just removed.
+        op: Obj = {"op": "add", "path": "/metadata/ownerReferences/-", "value": ref}
+        if not refs:
+            op = {"op": "add", "path": "/metadata/ownerReferences", "value": [ref]}
+        return await self.ctx.patch(bm, [op])
 
     def _role(self, machine: Obj) -> Role | None:
         """init, join, or None while the bootstrap data must wait (CABPK's control-plane lock)."""

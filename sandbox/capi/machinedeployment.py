@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.capi.machines import alive, create_machine, delete_policy, machine_ready, scale_down_order
+from sandbox.capi.machines import (
+    alive,
+    create_machine,
+    delete_orphaned_infra,
+    delete_policy,
+    machine_ready,
+    scale_down_order,
+    unadopted_owner,
+)
 from sandbox.capi.md_status import MdView, md_status
 from sandbox.capi.rollout import (
     SET_NAME_LABEL,
@@ -53,6 +61,7 @@ class MachineDeploymentController(Controller):
             return from_cluster({"metadata": {"namespace": namespace_of(kcp), "name": cluster}}) if cluster else []
 
         self.watch("Machine", from_machine)
+        self.watch("ByoMachine", lambda bm: unadopted_owner(bm, self.kind))
         self.watch("Cluster", from_cluster)
         self.watch("KubeadmControlPlane", from_control_plane)
 
@@ -60,6 +69,7 @@ class MachineDeploymentController(Controller):
         md = self.ctx.get(self.kind, namespace, name)
         if md is None or deleting(md):
             return None
+        await delete_orphaned_infra(self.ctx, md)
         cluster_name = str(dig(md, "spec", "clusterName") or "")
         cluster = self.ctx.get("Cluster", namespace, cluster_name)
         if cluster is not None and not deleting(cluster):

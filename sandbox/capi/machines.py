@@ -134,32 +134,19 @@ async def create_machine(
     version: str | None,
     template_name: str,
 ) -> Obj:
-    """Create a Machine and its ByoMachine (from the ByoMachineTemplate), the Machine owning the ByoMachine."""
+    """Create a ByoMachine (from the ByoMachineTemplate), then the Machine referencing it.
+
+    Upstream's order (KCP and MachineSet clone the infrastructure object first, owned by themselves, and
+    create the Machine last): a controller stopped between the two writes leaves an unreferenced ByoMachine,
+    which :func:`delete_orphaned_infra` removes, never a Machine whose infrastructure does not exist (nothing
+    would ever create it, and the Machine would block its owner forever). The Machine controller then makes
+    the Machine the ByoMachine's controlling owner.
+    """
     namespace = str(meta(owner).get("namespace"))
     template = await ctx.client.get(INFRA_VERSION, "ByoMachineTemplate", template_name, namespace)
     if template is None:
         raise TemporaryError(f"ByoMachineTemplate {namespace}/{template_name} not found", reason="TemplateMissing")
     v1beta2 = ctx.options.v1beta2
-    spec: Obj = {
-        "clusterName": cluster,
-        "bootstrap": {},
-        "infrastructureRef": make_ref(INFRA_VERSION, "ByoMachine", name, namespace, v1beta2=v1beta2),
-    }
-    if version:
-        spec["version"] = version
-    machine = await ctx.create(
-        {
-            "apiVersion": ctx.options.core(),
-            "kind": "Machine",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": dict(labels),
-                "ownerReferences": [owner_ref(owner, controller=True)],
-            },
-            "spec": spec,
-        }
-    )
     await ctx.create(
         {
             "apiVersion": INFRA_VERSION,
@@ -173,12 +160,59 @@ async def create_machine(
                     CLONED_FROM_NAME_ANNOTATION: template_name,
                     CLONED_FROM_GROUPKIND_ANNOTATION: f"ByoMachineTemplate.{INFRA_GROUP}",
                 },
-                "ownerReferences": [owner_ref(machine, controller=True)],
+                "ownerReferences": [owner_ref(owner)],
             },
             "spec": copy.deepcopy(dig(template, "spec", "template", "spec") or {}),
         }
     )
-    return machine
+    spec: Obj = {
+        "clusterName": cluster,
+        "bootstrap": {},
+        "infrastructureRef": make_ref(INFRA_VERSION, "ByoMachine", name, namespace, v1beta2=v1beta2),
+    }
+    if version:
+        spec["version"] = version
+    return await ctx.create(
+        {
+            "apiVersion": ctx.options.core(),
+            "kind": "Machine",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "ownerReferences": [owner_ref(owner, controller=True)],
+            },
+            "spec": spec,
+        }
+    )
+
+
+def unadopted_owner(bm: Obj, kind: str) -> list[tuple[str, str]]:
+    """(namespace, name) of the ``kind`` that created ``bm``, while no Machine owns it (watch mapper: an orphan
+    or a ByoMachine whose Machine is still to come)."""
+    refs = meta(bm).get("ownerReferences") or []
+    if any(r.get("kind") == "Machine" for r in refs):
+        return []
+    return [(str(meta(bm).get("namespace")), str(r["name"])) for r in refs if r.get("kind") == kind and r.get("name")]
+
+
+async def delete_orphaned_infra(ctx: SimContext, owner: Obj) -> None:
+    """Delete the ByoMachines ``owner`` created whose Machine was never created (see :func:`create_machine`).
+
+    One had a Machine once if the Machine owns it; otherwise the server is asked (not the cache, which may
+    not have seen a Machine whose create succeeded but whose answer was lost) before deleting.
+    """
+    uid = meta(owner).get("uid")
+    namespace = str(meta(owner).get("namespace"))
+    for bm in ctx.informer("ByoMachine").items(namespace):
+        refs = meta(bm).get("ownerReferences") or []
+        if deleting(bm) or not any(r.get("uid") == uid for r in refs) or any(r.get("kind") == "Machine" for r in refs):
+            continue
+        if ctx.get("Machine", namespace, name_of(bm)) is not None:
+            continue
+        if await ctx.client.get(ctx.options.core(), "Machine", name_of(bm), namespace) is not None:
+            continue
+        await ctx.delete(bm)
 
 
 def replica_counts(machines: list[Obj]) -> dict[str, int]:

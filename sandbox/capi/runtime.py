@@ -1,10 +1,11 @@
 """A tiny controller runtime: informers (list + watch into a cache) and level-based work queues.
 
 Like controller-runtime: each kind is listed and watched once (resuming from the
-last resourceVersion, re-listing after 410), events enqueue object keys, and each
-controller reconciles one key at a time from the cache, recomputing what should
-be. Writes go through :class:`SimContext`, which feeds results back into the
-cache so the next reconcile does not act on its own stale view.
+last resourceVersion, re-listing after 410), controllers start once every kind
+has been listed, events enqueue object keys, and each controller reconciles one
+key at a time from the cache, recomputing what should be. Writes go through
+:class:`SimContext`, which feeds results back into the cache so the next
+reconcile does not act on its own stale view.
 """
 
 from __future__ import annotations
@@ -194,6 +195,11 @@ class Controller:
         raise NotImplementedError
 
     async def run(self) -> None:
+        # Like controller-runtime's WaitForCacheSync: no reconcile before every kind has been listed. A KCP
+        # reconciled before its Machines were (on a restart, with both in the store) would create a first
+        # Machine again.
+        for informer in self.ctx.informers:
+            await informer.synced.wait()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._resync())
@@ -316,13 +322,15 @@ class SimContext:
             raise TemporaryError(f"{obj['kind']} {name_of(obj)} vanished after AlreadyExists", reason="Conflict")
         return self._observe(found)
 
-    async def patch(self, obj: Obj, patch: Obj, *, status: bool = False) -> Obj:
+    async def patch(self, obj: Obj, patch: Obj | list[Obj], *, status: bool = False) -> Obj:
+        """A merge patch, or a JSON patch when ``patch`` is a list of operations."""
         result = await self.client.patch(
             str(obj["apiVersion"]),
             str(obj["kind"]),
             name_of(obj),
             namespace_of(obj) or None,
             patch,
+            patch_type="json" if isinstance(patch, list) else "merge",
             subresource="status" if status else None,
         )
         return self._observe(result)

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", default="root", help="login user of every host (default root)")
     parser.add_argument("--password-file", type=Path, help="file holding a login password (keys always work)")
     parser.add_argument("--first-address", default="127.0.1.1", help="first host address (127.0.0.0/8)")
+    parser.add_argument(
+        "--first-index", type=int, default=1, help="number of the first host (host-NNN/node-NNN; default 1)"
+    )
     parser.add_argument("--port", type=int, default=0, help="SSH port shared by all hosts (default: a free one)")
     parser.add_argument("--agent-binary-url", help="URL that curl on the hosts resolves to the fake agent binary")
     parser.add_argument(
@@ -47,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PROFILE",
         help=f"CPU-free delays per command class: {', '.join(PROFILES)} (default fast) or a JSON "
         "object with package_install, download, service_restart, agent_registration seconds",
+    )
+    parser.add_argument(
+        "--save-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a host's state.json may lag behind it (default 0.25; a benchmark that reads no state "
+        "while it runs sets 3600: written when the pool stops)",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -81,9 +92,11 @@ async def _serve(args: argparse.Namespace) -> None:
         user=args.user,
         password=password,
         first_address=args.first_address,
+        first_index=args.first_index,
         port=args.port,
         agent_binary_url=args.agent_binary_url,
         latency=LatencyProfile.parse(args.latency),
+        **({"save_interval": args.save_interval} if args.save_interval is not None else {}),
     )
     faults = _parse_faults(args.fault)
     if args.faults_file:
@@ -125,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         LatencyProfile.parse(args.latency)
     except InputError as exc:
         parser.error(f"--latency: {exc}")
+    if not 1 <= args.first_index <= 99_999:
+        parser.error("--first-index: must be in [1, 99999]")
+    if args.save_interval is not None and not 0 < args.save_interval <= 3600:
+        parser.error("--save-interval: must be in (0, 3600] seconds")
     # Logs go to stderr so stdout carries only the readiness line.
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),

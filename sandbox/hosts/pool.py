@@ -72,7 +72,11 @@ SAVE_DEBOUNCE = 0.25
 
 
 class SandboxHostPool:
-    """``count`` hosts named host-001/node-001..., each on its own loopback address."""
+    """``count`` hosts named host-001/node-001... (from ``first_index``), each on its own loopback address.
+
+    Pools in different processes (the sandbox's hosts spread over cores, as real hosts are over machines)
+    take disjoint ``first_index`` and address ranges, so that host ids and ByoHost names stay unique.
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class SandboxHostPool:
         user: str = "root",
         password: str | None = None,
         first_address: str = "127.0.1.1",
+        first_index: int = 1,
         port: int = 0,
         mirror: Mapping[str, bytes] | None = None,
         host_overrides: Mapping[str, HostFacts] | None = None,
@@ -91,6 +96,8 @@ class SandboxHostPool:
     ) -> None:
         if count < 1:
             raise InputError("count must be at least 1", path="count")
+        if not 1 <= first_index <= 99_999:
+            raise InputError("first_index must be in [1, 99999]", path="first_index")
         if not 0 < save_interval <= 3600:
             raise InputError("save_interval must be in (0, 3600] seconds", path="save_interval")
         self.state_dir = Path(state_dir)
@@ -99,6 +106,7 @@ class SandboxHostPool:
         self.password = password
         self.port = port
         self.addresses = host_addresses(first_address, count)
+        self.first_index = first_index
         self.host_overrides = dict(host_overrides or {})
         self.agent_binary_url = agent_binary_url
         self.latency = latency
@@ -154,7 +162,7 @@ class SandboxHostPool:
         os.chmod(self.agent_binary_path, 0o755)  # noqa: S103 - a fake executable, as a client would upload it
         host_keys: dict[str, asyncssh.SSHKey] = {}
         mirror = _MirrorView(self.mirror)
-        for index, ip in enumerate(self.addresses, start=1):
+        for index, ip in enumerate(self.addresses, start=self.first_index):
             host_id, host_name = f"host-{index:03d}", f"node-{index:03d}"
             facts = self.host_overrides.get(host_id) or self.host_overrides.get(host_name) or HostFacts()
             directory = self.state_dir / host_id
@@ -306,6 +314,7 @@ class SandboxHostPool:
             "count": len(self.hosts),
             "port": self.port,
             "first_address": self.addresses[0],
+            "first_index": self.first_index,
             "known_hosts": str(self.known_hosts_path),
             "client_key": str(self.client_key_path),
             "agent_binary": str(self.agent_binary_path),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -22,6 +21,8 @@ from typing import Any
 import structlog
 
 from .server import KubeApiServer
+
+log = structlog.get_logger(__name__)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -75,19 +76,34 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     await server.start()
     tasks: list[asyncio.Task[Any]] = []
+    failed = False
     try:
         path = await asyncio.to_thread(server.write_kubeconfig, args.kubeconfig_out)
         if simulate is not None:
             tasks.append(asyncio.create_task(simulate(path, stop=stop, **args.capi_options), name="capi-simulators"))
         sys.stdout.write(json.dumps({"ready": True, "url": server.url, "kubeconfig": str(path)}) + "\n")
         sys.stdout.flush()
-        await stop.wait()
+        # Simulators that stopped on their own would leave every cluster waiting for ever: stop too, so that
+        # whoever supervises the emulator sees it and starts it again.
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
     finally:
         stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(task, timeout=10)
-        await server.stop()
+        try:
+            for task in tasks:
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except (asyncio.CancelledError, TimeoutError):
+                    pass
+                except Exception:
+                    failed = True
+                    log.exception("capi_simulators_failed")
+        finally:
+            # Saves the state (with --state-dir) whatever happened to the simulators.
+            await server.stop()
+    if failed:
+        raise SystemExit(1)
 
 
 def _check_capi_options(args: argparse.Namespace) -> None:

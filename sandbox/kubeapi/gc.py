@@ -1,6 +1,7 @@
 """Garbage collection: ownerReference cascades (Background, Foreground, Orphan) and namespace termination.
 
-Like the real controller it runs after the triggering request, from a queue fed by store events.
+Like the real controller it runs after the triggering request, from a queue fed by store events, and starts
+from what is stored (``resync``), so a cascade a stopped server had not finished is finished after a restart.
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ class GarbageCollector:
                 self.queue.put_nowait(("namespace", event.namespace))
         elif md.get("deletionTimestamp"):
             if event.key == _NAMESPACES:
+                self.queue.put_nowait(("namespace", md["name"]))
+            elif {"orphan", "foregroundDeletion"} & set(md.get("finalizers") or ()):
+                self.queue.put_nowait(("finalize", md.get("uid")))
+
+    def resync(self) -> None:
+        """Queue what the stored objects still call for, as the real collector does when it starts from a full
+        list: owners already gone, pending orphan/foreground finalizers, terminating namespaces. The queue
+        lives in memory; after a restart this is what finishes a cascade the previous process had not run."""
+        gone: set[str] = set()
+        for key, obj in self.store.iter_all():
+            md = meta(obj)
+            for ref in md.get("ownerReferences") or ():
+                uid = ref.get("uid") if isinstance(ref, dict) else None
+                if uid and uid not in gone and self.store.by_uid(str(uid)) is None:
+                    gone.add(str(uid))
+                    self.queue.put_nowait(("owner-gone", str(uid)))
+            if not md.get("deletionTimestamp"):
+                continue
+            if key == _NAMESPACES:
                 self.queue.put_nowait(("namespace", md["name"]))
             elif {"orphan", "foregroundDeletion"} & set(md.get("finalizers") or ()):
                 self.queue.put_nowait(("finalize", md.get("uid")))

@@ -131,19 +131,24 @@ class KubeApiServer:
         if self._runner is None:
             return
         runner, self._runner = self._runner, None
-        self.store.close_watchers()
-        if self._api is not None:
-            await self._api.end_streams(timeout=2.0)
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
-        if self._gc is not None:
-            self._gc.drain()
-        await runner.cleanup()
-        if self._state_dir is not None:
-            await asyncio.to_thread(self._save_state)
+        try:
+            self.store.close_watchers()
+            if self._api is not None:
+                await self._api.end_streams(timeout=2.0)
+            # Requests in flight finish (or are cancelled before they commit) here; only then is every
+            # acknowledged write in the store, and only then can the collector's queue be complete.
+            await runner.cleanup()
+            if self._gc_task is not None:
+                self._gc_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._gc_task
+                self._gc_task = None
+            if self._gc is not None:
+                self._gc.drain()
+        finally:
+            # Whatever failed above, what the store holds (every write acknowledged so far) is kept.
+            if self._state_dir is not None:
+                await asyncio.to_thread(self._save_state)
         log.info("kubeapi_stopped", url=self.url)
 
     async def __aenter__(self) -> KubeApiServer:
@@ -168,6 +173,7 @@ class KubeApiServer:
         self._auth = Authenticator(self.admin_token)
         self._writer = Writer(self.store, registry)
         self._gc = GarbageCollector(self.store, registry, self._writer)
+        self._gc.resync()
         self.store.hooks.append(self._observe)
         for secret in self.store.list_objects(_SECRET_KEY):
             self._auth.observe_secret(secret["metadata"]["name"], secret, secret["metadata"].get("namespace", ""))
@@ -248,14 +254,25 @@ class KubeApiServer:
         fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(path.with_suffix(".tmp"), path)
+        # The rename itself must reach the disk too, or a crash could bring back the previous state.
+        dir_fd = os.open(self._state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.admin_token = str(saved["admin_token"])
         self._material = tls.ServingMaterial(**{k: v.encode() for k, v in saved["tls"].items()})
         if not self._port:
             self._port = int(saved.get("port") or 0)
+        newest = 0
         for item in saved["objects"]:
             self.store.restore((item["group"], item["plural"]), item["object"])
-        self.store.rv = int(saved["rv"])
+            newest = max(newest, int(item["object"]["metadata"].get("resourceVersion") or 0))
+        # Never hand out a resourceVersion again: clients compare them, and watch from the last one they saw.
+        self.store.rv = max(int(saved["rv"]), newest)
         self.store.compact()

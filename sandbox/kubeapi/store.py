@@ -161,9 +161,13 @@ class Store:
                             del self.dependents[uid]
 
     def events_since(self, rv: int, key: ObjKey, namespace: str | None, name: str | None = None) -> list[Event]:
-        """Kept events after ``rv`` for one resource (and namespace, name); 410 Expired when some were dropped."""
+        """Kept events after ``rv`` for one resource (and namespace, name); 410 Expired when some were dropped,
+        or when ``rv`` is one this store never issued (a client of an earlier incarnation that lost its state):
+        the client must list again rather than wait for a resourceVersion that may already name other writes."""
         if rv < self.compacted_rv:
             raise expired(f"too old resource version: {rv} ({self.compacted_rv})")
+        if rv > self.rv:
+            raise expired(f"too large resource version: {rv}, current: {self.rv}")
         return [
             e
             for e in self.history

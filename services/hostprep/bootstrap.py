@@ -93,7 +93,9 @@ class BootstrapKubeconfigs:
 
     async def current(self, namespace: str, host_id: str) -> IssuedKubeconfig | None:
         """The host's issued kubeconfig if its object exists, is filled and younger than ``max_age``."""
-        obj = await self._client.get(INFRA_VERSION, KIND, bootstrap_kubeconfig_name(host_id), namespace)
+        return self._usable(await self._client.get(INFRA_VERSION, KIND, bootstrap_kubeconfig_name(host_id), namespace))
+
+    def _usable(self, obj: Obj | None) -> IssuedKubeconfig | None:
         issued = _issued(obj)
         if issued is None or issued.age >= self._max_age:
             return None
@@ -103,12 +105,12 @@ class BootstrapKubeconfigs:
 
     async def issue(self, namespace: str, host_id: str) -> IssuedKubeconfig:
         """A usable kubeconfig for the host: the current one, or a freshly created object's."""
-        found = await self.current(namespace, host_id)
-        if found is not None:
-            return found
         name = bootstrap_kubeconfig_name(host_id)
         deadline = time.monotonic() + self._wait_timeout
         obj = await self._client.get(INFRA_VERSION, KIND, name, namespace)
+        found = self._usable(obj)
+        if found is not None:
+            return found
         if (
             obj is not None
             and _issued(obj) is None

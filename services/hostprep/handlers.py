@@ -28,7 +28,8 @@ from services.hostprep import domain
 from services.hostprep.claims import HostClaimLost, HostClaims
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps
-from services.hostprep.runner import HostRunner
+from services.hostprep.progress import HostFeed
+from services.hostprep.runner import HostRunner, Report
 from services.hostprep.steps import RecipeParams
 from shared.bus import MessageContext
 from shared.errors import PermanentError, classify
@@ -94,7 +95,7 @@ class JobHandler:
         )
 
         async def one(host_id: str) -> domain.HostOutcome:
-            async def report(step: str, status: str, detail: str | None) -> None:
+            async def send(step: str, status: str, detail: str | None) -> None:
                 # Details quote hosts' answers (facts, errors): foreign text is made printable.
                 progress = HostProgress(
                     pr_id=job.pr_id,
@@ -105,6 +106,19 @@ class JobHandler:
                 )
                 await ctx.publish(subject, progress, key=(host_id, step, status, detail))
 
+            feed = HostFeed(send, settle=self.deps.settings.progress_settle, outcome_step=job.action)
+            try:
+                outcome = await prepare(host_id, feed.report)
+            except asyncio.CancelledError:
+                feed.abandon()
+                raise
+            except Exception:
+                await feed.close()  # what the host reported goes out before the job is handed back
+                raise
+            await feed.close()
+            return outcome
+
+        async def prepare(host_id: str, report: Report) -> domain.HostOutcome:
             try:
                 resolved = await self.deps.store.resolve(host_id)
                 params = self.params(job, resolved)

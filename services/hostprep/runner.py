@@ -20,6 +20,7 @@ from typing import Any, assert_never
 import structlog
 
 from services.hostprep import domain, recipe, upgrade
+from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps, Slot
 from services.hostprep.domain import HostFacts, HostOutcome
@@ -42,6 +43,7 @@ from services.hostprep.steps import (
     UnsafeValue,
     Upload,
     batch_probe,
+    install_from_stdin,
     parse_batch,
     split_verify,
     with_verify,
@@ -57,6 +59,8 @@ Report = Callable[[str, str, str | None], Awaitable[None]]
 PREFLIGHT = "preflight"
 CHECKS = "checks"
 _IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
+#: What the bootstrap-kubeconfig check reads on the host: the agent's own identity, the uploaded file's sha256.
+_BOOTSTRAP_PROBES = ((_IDENTITY, f"test -s {AGENT_CONFIG}"), (_KUBECONFIG, f"sha256sum {BOOTSTRAP_KUBECONFIG}"))
 #: The status a host reports when its job's recipe completed (a prepared host is ready to be claimed).
 _FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done", "upgrade": "ready"}
 
@@ -87,6 +91,8 @@ class HostRunner:
         self._session: SshSession | None = None
         self._detail: str | None = None
         self._probed: dict[str, CommandResult] = {}
+        #: The bootstrap kubeconfig the step's action just issued, for its verifying check.
+        self._issued: IssuedKubeconfig | None = None
         #: A step whose action changes what later probes read acted: probe the remaining steps again.
         self._stale = False
         self.mgmt = ManagementSide(deps, params, deadline)
@@ -182,10 +188,7 @@ class HostRunner:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
         probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, Probe)]
         if any(isinstance(s.check, BootstrapKubeconfig) for s in steps):
-            probes += [
-                (_IDENTITY, f"test -s {AGENT_CONFIG}"),
-                (_KUBECONFIG, f"sha256sum {BOOTSTRAP_KUBECONFIG}"),
-            ]
+            probes += _BOOTSTRAP_PROBES
         self._probed = parse_batch((await self._run(batch_probe(probes))).stdout)
 
     async def _probe(self, key: str, command: str) -> CommandResult:
@@ -312,7 +315,9 @@ class HostRunner:
             uploaded = self._probed.pop(_KUBECONFIG, None)
             if identity.ok:
                 return True  # the agent has its own identity; the bootstrap kubeconfig is no longer read
-            issued = await self.mgmt.bootstrap.current(p.namespace, self.host.host_id)
+            # Verifying its own action, the step compares with what it just issued; otherwise with the API's.
+            issued, self._issued = self._issued, None
+            issued = issued or await self.mgmt.bootstrap.current(p.namespace, self.host.host_id)
             if issued is None:
                 return False
             found = uploaded or await self._run(f"sha256sum {BOOTSTRAP_KUBECONFIG}")
@@ -339,8 +344,8 @@ class HostRunner:
         if isinstance(op, Fail):
             raise StepFailed(step.name, op.message, reason=op.reason)
         if isinstance(op, BootstrapKubeconfig):
-            issued = await self.mgmt.bootstrap.issue(self.params.namespace, self.host.host_id)
-            return await self._upload(step, BOOTSTRAP_KUBECONFIG, issued.data.get_secret_value(), 0o600)
+            self._issued = await self.mgmt.bootstrap.issue(self.params.namespace, self.host.host_id)
+            return await self._install_kubeconfig(step, self._issued.data.get_secret_value())
         if isinstance(op, ByoHostRegistered):
             await self._await_registration(step)
             return None
@@ -364,6 +369,17 @@ class HostRunner:
         )
         if not result.ok:
             raise upload_failed(step.name, path, result)
+        return result
+
+    async def _install_kubeconfig(self, step: Step, data: bytes) -> CommandResult:
+        """Install the bootstrap kubeconfig (0600) from stdin and read back what the step's check reads, in one
+        round trip: the answers are kept for the verifying check."""
+        installed = install_from_stdin(BOOTSTRAP_KUBECONFIG, 0o600)
+        result = await self._run(with_verify(installed, batch_probe(_BOOTSTRAP_PROBES)), stdin=data)
+        probed = split_verify(result)
+        if probed is None:
+            raise upload_failed(step.name, BOOTSTRAP_KUBECONFIG, result)
+        self._probed.update(parse_batch(probed.stdout))
         return result
 
     async def _await_registration(self, step: Step) -> None:

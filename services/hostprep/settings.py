@@ -80,6 +80,9 @@ class HostprepSettings(ServiceSettings):
     max_step_attempts: int = Field(5, ge=1)
     #: ack_wait of the jobs consumer; heartbeats keep a long job's message while it runs.
     jobs_ack_wait: float = Field(60.0, gt=0)
+    #: Seconds a host's routine step transition (running, done, skipped) waits before it is published; a newer
+    #: one replaces it. Failures, retries, waits and the host's outcome go out at once. 0: publish every one.
+    progress_settle: float = Field(1.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _one_agent_source(self) -> HostprepSettings:

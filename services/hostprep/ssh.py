@@ -218,6 +218,35 @@ class SshConnector:
         return SshSession(conn, target)
 
 
+class _Collected(asyncssh.SSHClientSession[bytes]):
+    """One command's channel: its output, exit status or signal, and when it closed.
+
+    A plain session rather than asyncssh's process streams: a recipe command's output is small and read
+    whole, and the stream machinery was a good part of hostprep's CPU per command.
+    """
+
+    def __init__(self) -> None:
+        self.stdout: list[bytes] = []
+        self.stderr: list[bytes] = []
+        self.exit_status: int | None = None
+        self.exit_signal: str | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        (self.stderr if datatype == asyncssh.EXTENDED_DATA_STDERR else self.stdout).append(data)
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit_signal = signal
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A lost connection shows as a missing exit status (ConnectionLost below), whatever the socket said.
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 class SshSession:
     """One open connection to a host; commands and uploads run as root (sudo for other users)."""
 
@@ -232,22 +261,26 @@ class SshSession:
     async def run(self, script: str, *, timeout: float, stdin: bytes | None = None, root: bool = True) -> CommandResult:
         """Run a shell script; a non-zero exit is a result, not an error."""
         command = privileged(script, self.target.username) if root else script
+        channel: Any = None
         try:
             async with asyncio.timeout(timeout):
-                async with await self._conn.create_process(command, encoding=None) as process:
-                    if stdin is not None:
-                        process.stdin.write(stdin)
-                    process.stdin.write_eof()
-                    completed = await process.wait(check=False)
+                channel, session = await self._conn.create_session(_Collected, command, encoding=None)
+                if stdin is not None:
+                    channel.write(stdin)
+                channel.write_eof()
+                await session.closed
         except TimeoutError:
             raise TemporaryError(
                 f"a command on {self.target} did not finish within {timeout:g}s", reason="CommandTimeout"
             ) from None
         except Exception as exc:
             raise _classify(exc, self.target, "running a command on") from exc
-        status = completed.exit_status
+        finally:
+            if channel is not None:
+                channel.close()
+        status = session.exit_status
         if status is None or status < 0:
-            if not completed.exit_signal:
+            if not session.exit_signal:
                 # The channel closed without an exit status: the connection went away mid-command.
                 raise TemporaryError(
                     f"the connection to {self.target} was lost during a command", reason="ConnectionLost"
@@ -255,8 +288,8 @@ class SshSession:
             status = 128 + 9  # killed by a signal: report it like a shell does
         return CommandResult(
             exit_status=int(status),
-            stdout=(completed.stdout or b"").decode("utf-8", "replace"),
-            stderr=(completed.stderr or b"").decode("utf-8", "replace"),
+            stdout=b"".join(session.stdout).decode("utf-8", "replace"),
+            stderr=b"".join(session.stderr).decode("utf-8", "replace"),
         )
 
     async def put_file(

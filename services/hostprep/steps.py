@@ -7,6 +7,7 @@ redirections and ``$?``, so the same commands run on real hosts and on the sandb
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -98,6 +99,21 @@ def with_verify(action: str, probe: str) -> str:
     the probe runs without errexit and the script's status is the probe's.
     """
     return f"{action}\nset +e\necho {VERIFY_MARK}\n{probe}"
+
+
+def install_from_stdin(path: str, mode: int) -> str:
+    """A script that installs its standard input at ``path`` (owner root, ``mode``), atomically.
+
+    For small files, secrets included: the content never appears on a command line, and one round trip
+    replaces an SFTP session. The temporary file beside ``path`` has ``mode`` before a byte is written to
+    it, and is removed whatever happened; the script's status is the first failing command's.
+    """
+    tmp = q(f"{path}.o2ims-upload")
+    directory = q(posixpath.dirname(path) or "/")
+    steps = (f"mkdir -p {directory}", f"rm -f {tmp}", f": > {tmp}", f"chmod {mode:04o} {tmp}", f"cat > {tmp}")
+    return "\n".join(
+        (" && ".join((*steps, f"mv -f {tmp} {q(path)}")), "rc=$?", f"rm -f {tmp}", 'test "$rc" -eq 0 || exit "$rc"')
+    )
 
 
 def split_verify(result: CommandResult) -> CommandResult | None:

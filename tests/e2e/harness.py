@@ -403,7 +403,7 @@ class Stack:
                     msg = await self.bus.js.get_msg(name, seq)
                 except nats.js.errors.NotFoundError:
                     continue
-                yield name, msg.subject, msg.data or b""
+                yield name, msg.subject or "", msg.data or b""
 
     async def count(self, stream: str, subject: str) -> int:
         info = await self.bus.js.stream_info(stream, subjects_filter=subject)

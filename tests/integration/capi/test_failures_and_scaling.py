@@ -81,7 +81,11 @@ async def test_never_initialising_control_plane(
     assert not is_true(cluster, "ControlPlaneInitialized") and not is_true(cluster, "Ready")
     # Workers never get join data, so they stay Pending and claim no host.
     workers = await wait_list(
-        capi_client, CORE, "Machine", lambda ms: len(ms) == 2, label_selector="cluster.x-k8s.io/deployment-name"
+        capi_client,
+        CORE,
+        "Machine",
+        lambda ms: len(ms) == 2 and all(dig(m, "status", "phase") for m in ms),
+        label_selector="cluster.x-k8s.io/deployment-name",
     )
     assert all(dig(m, "status", "phase") == "Pending" for m in workers)
     free = await capi_client.get(INFRA, "ByoHost", "host-2", "default")

@@ -178,3 +178,15 @@ async def test_state_file_written_once_per_save_interval_and_at_stop(tmp_path):
 def test_save_interval_is_bounded(tmp_path, interval):
     with pytest.raises(InputError):
         SandboxHostPool(tmp_path, count=1, save_interval=interval)
+
+
+def test_pools_with_disjoint_first_indexes_name_disjoint_hosts(tmp_path):
+    low = SandboxHostPool(tmp_path / "low", count=2)
+    high = SandboxHostPool(tmp_path / "high", count=2, first_index=3, first_address="127.0.9.1")
+    low._prepare_files()
+    high._prepare_files()
+    assert [h.host_id for h in low.hosts] == ["host-001", "host-002"]
+    assert [(h.host_id, h.host_name) for h in high.hosts] == [("host-003", "node-003"), ("host-004", "node-004")]
+    assert (tmp_path / "high" / "host-003").is_dir() and high.describe()["first_index"] == 3
+    with pytest.raises(InputError):
+        SandboxHostPool(tmp_path, count=1, first_index=0)

@@ -216,5 +216,6 @@ async def test_once_a_reset_step_acted_the_later_steps_are_probed_again(monkeypa
         "bootstrap-kubeconfig",
         "agent-service",
     )  # registration: the fake agent registers at once
-    assert host.batches == 5, "the first batch, then one after each reset step that acted"
+    # The first batch, one after each reset step that acted, and the one that reads the installed kubeconfig back.
+    assert host.batches == 6
     assert reports[-1] == ("upgrade", "ready")
