@@ -77,6 +77,8 @@ class FakeHost:
         self.issued = 0
         self.batches = 0
         self.preflights_with_checks = 0
+        #: Every command the runner sent, with the bytes it wrote to the command's stdin.
+        self.stdins: list[tuple[str, bytes | None]] = []
         #: What a step's action changes besides its own check (step name -> effect).
         self.effects: dict[str, Callable[[], None]] = {}
 
@@ -147,6 +149,7 @@ class FakeSession:
     async def run(
         self, command: str, *, timeout: float, stdin: bytes | None = None, root: bool = True
     ) -> CommandResult:
+        self.host.stdins.append((command, stdin))
         result = self.host.run(command)
         if isinstance(result, BaseException):
             raise result
@@ -332,6 +335,24 @@ async def test_a_new_bootstrap_kubeconfig_restarts_the_agent() -> None:
     forced = await runner(host, []).run()
     assert forced.ok and forced.acted == ("bootstrap-kubeconfig", "agent-service")
     assert ("agent-service", "action") in host.ran
+
+
+async def test_the_bootstrap_kubeconfig_travels_on_stdin_never_on_a_command_line() -> None:
+    secret = b"users: [{user: {token: s3cr3t-bootstrap-token}}]"
+
+    class Issuing(FakeBootstrap):
+        async def issue(self, namespace: str, host_id: str) -> IssuedKubeconfig:
+            issued = await super().issue(namespace, host_id)
+            return dataclasses.replace(issued, data=SecretBytes(secret))
+
+    host, reports = FakeHost(), []
+    r = runner(host, reports)
+    r.deps.bootstrap = Issuing(host)  # type: ignore[assignment]
+    assert (await r.run()).ok
+    fed = [(command, data) for command, data in host.stdins if data is not None]
+    assert [data for _command, data in fed] == [secret], "the issued kubeconfig, written once"
+    assert "cat > /etc/byoh/bootstrap-kubeconfig.conf.o2ims-upload" in fed[0][0] and "chmod 0600" in fed[0][0]
+    assert not [command for command, _data in host.stdins if "s3cr3t" in command]
 
 
 async def test_the_job_deadline_ends_a_hung_host_at_its_step() -> None:
