@@ -73,6 +73,14 @@ class Expander:
 
     def fields(self, word: Word, fs: HostFs | None, cwd: str) -> list[str]:
         """Expand into fields: unquoted expansions split on whitespace; unquoted wildcards glob."""
+        if len(word.parts) == 1 and isinstance(word.parts[0], Lit):
+            # Most words of a command line are one literal: one field, unless it is an unquoted pattern.
+            lit = word.parts[0]
+            if lit.quoted:
+                return [lit.text]
+            text = self._tilde(lit.text)
+            if fs is None or not _MAGIC.search(text):
+                return [text]
         fields: list[list[tuple[str, bool]]] = []
         current: list[tuple[str, bool]] = []
         started = False

@@ -88,8 +88,9 @@ class Shell:
             options=options or replace(self.options),
         )
 
-    @property
+    @functools.cached_property
     def fs(self) -> HostFs:
+        # One per shell (its user never changes); asked for by every word and redirection.
         return HostFs(self.host.vfs, self.host.state, self.host.facts, self.user)
 
     def home(self) -> str:

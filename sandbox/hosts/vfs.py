@@ -1,8 +1,7 @@
-"""Path mapping into a host's own fs root, with permissions and change recording.
+"""The file API of a sandbox host: permissions, special files and change recording over its fs root.
 
-Every absolute path a client names is resolved inside ``<state>/root``. Symlinks are followed
-*virtually* (their targets are re-read as paths inside the root), so no path can escape to the real
-machine, whatever the client writes. Nothing here ever opens a path outside the root.
+Every absolute path a client names is resolved inside ``<state>/root`` by ``vpath.Vfs`` (virtual
+symlinks, no escape); the names of that module are re-exported here.
 """
 
 from __future__ import annotations
@@ -19,83 +18,27 @@ from pathlib import Path
 from . import procfs
 from .facts import HostFacts
 from .state import FileRecord, HostState
+from .vpath import FsError, Vfs, normalize
 
-_MAX_SYMLINK_HOPS = 40
-
-
-class FsError(OSError):
-    """A failed file operation; ``vpath`` is the path as the client named it."""
-
-    def __init__(self, code: int, vpath: str) -> None:
-        super().__init__(code, os.strerror(code))
-        self.vpath = vpath
-
-
-def normalize(vpath: str, cwd: str = "/") -> str:
-    """An absolute, lexically normalized virtual path (``..`` never climbs above ``/``)."""
-    norm = posixpath.normpath(posixpath.join(cwd, vpath))
-    return "/" + norm.lstrip("/")
+__all__ = ["FsError", "HostFs", "StatInfo", "Vfs", "normalize", "sha256_bytes"]
 
 
 def _read_bytes(real: str) -> bytes:
-    with open(real, "rb") as fh:
-        return fh.read()
+    # Unbuffered: a whole-file read needs no buffer, nor the isatty and lseek calls that set one up.
+    with open(real, "rb", buffering=0) as fh:
+        return fh.readall()
+
+
+def _is_plain_file(real: str | Path) -> bool:
+    """A regular file, not a symlink nor a directory (which may hold symlinks)."""
+    try:
+        return stat_mod.S_ISREG(os.lstat(real).st_mode)
+    except OSError:
+        return False
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class Vfs:
-    """Maps virtual paths to real paths under ``root``; never returns a path outside it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._root = str(self.root)
-
-    def real(self, vpath: str, *, follow: bool = True) -> Path:
-        return Path(self.real_str(vpath, follow=follow))
-
-    def real_str(self, vpath: str, *, follow: bool = True) -> str:
-        """``real()`` as a string: the hot path of every file query, so strings and ``os.path`` rather than
-        ``pathlib`` (one ``lstat`` per component either way)."""
-        parts = [p for p in normalize(vpath).split("/") if p]
-        resolved: list[str] = []
-        base = self._root  # the real path of ``resolved``
-        hops = 0
-        i = 0
-        while i < len(parts):
-            name = parts[i]
-            if name == "..":
-                if resolved:
-                    resolved.pop()
-                    base = base.rsplit("/", 1)[0]
-                i += 1
-                continue
-            if name == ".":
-                i += 1
-                continue
-            candidate = f"{base}/{name}"
-            last = i == len(parts) - 1
-            if (follow or not last) and os.path.islink(candidate):
-                hops += 1
-                if hops > _MAX_SYMLINK_HOPS:
-                    raise FsError(errno.ELOOP, vpath)
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved, base = [], self._root
-                parts = [p for p in target.split("/") if p] + parts[i + 1 :]
-                i = 0
-                continue
-            resolved.append(name)
-            base = candidate
-            i += 1
-        return base
-
-    def virtual(self, real: Path) -> str:
-        """The virtual path of a path that ``real()`` returned."""
-        rel = real.relative_to(self.root).as_posix()
-        return "/" if rel == "." else "/" + rel
 
 
 @dataclass
@@ -237,10 +180,12 @@ class HostFs:
             except procfs.SpecialError as exc:
                 raise FsError(exc.errno or errno.EIO, vpath) from None
         real = self.vfs.real_str(vpath)
-        if os.path.isdir(real):
+        try:
+            st = os.stat(real)  # one stat answers both "is it a directory" and "does it exist"
+        except (OSError, ValueError):
+            raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath) from None
+        if stat_mod.S_ISDIR(st.st_mode):
             raise FsError(errno.EISDIR, vpath)
-        if not os.path.exists(real):
-            raise FsError(errno.ENOTDIR if self._parent_not_dir(vpath) else errno.ENOENT, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
         return _read_bytes(real)
@@ -346,12 +291,17 @@ class HostFs:
         if vpath == "/":
             raise FsError(errno.EBUSY, vpath)
         self._check_write(vpath)
-        if real.is_dir() and not real.is_symlink():
-            if not recursive:
-                raise FsError(errno.EISDIR, vpath)
-            shutil.rmtree(real)
-        else:
-            real.unlink()
+        if real.is_dir() and not real.is_symlink() and not recursive:
+            raise FsError(errno.EISDIR, vpath)
+        plain = _is_plain_file(real)
+        try:
+            if real.is_dir() and not real.is_symlink():
+                shutil.rmtree(real)
+            else:
+                real.unlink()
+        finally:
+            if not plain:  # a symlink, or a tree that may hold some
+                self.vfs.forget()
         for key in [k for k in self.state.files if k == vpath or k.startswith(vpath + "/")]:
             del self.state.files[key]
         return True
@@ -389,7 +339,13 @@ class HostFs:
         real_dst = self.vfs.real(dst)
         if not real_dst.parent.is_dir():
             raise FsError(errno.ENOENT, dst)
-        os.replace(real_src, real_dst)
+        # Only a file over a file (or over nothing) leaves every symlink where it was.
+        plain = _is_plain_file(real_src) and (_is_plain_file(real_dst) or not os.path.lexists(real_dst))
+        try:
+            os.replace(real_src, real_dst)
+        finally:
+            if not plain:
+                self.vfs.forget()
         for key in [k for k in self.state.files if k == src or k.startswith(src + "/")]:
             self.state.files[dst + key[len(src) :]] = self.state.files.pop(key)
         return True
@@ -403,7 +359,10 @@ class HostFs:
             raise FsError(errno.ENOENT, linkpath)
         self._check_write(linkpath)
         # The target text is stored verbatim; Vfs.real() re-reads it inside the root.
-        os.symlink(target, real)
+        try:
+            os.symlink(target, real)
+        finally:
+            self.vfs.forget()
         return True
 
     def readlink(self, vpath: str) -> str:

@@ -54,7 +54,7 @@ OPTIONS = StackOptions(
         "node_ready_delay": 1.0,
     },
     env={
-        "o2ims": {"O2_O2IMS_PROVISIONING_DEADLINE": "30"},
+        "o2ims": {"O2_O2IMS_PROVISIONING_DEADLINE": "40"},
         "hostprep": {"O2_HOSTPREP_MAX_STEP_ATTEMPTS": "2", "O2_HOSTPREP_RETRY_MAX_DELAY": "1"},
     },
 )
