@@ -19,7 +19,7 @@ from typing import Any, assert_never
 
 import structlog
 
-from services.hostprep import domain, recipe, upgrade
+from services.hostprep import domain, preflight, recipe, upgrade
 from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import ResolvedHost
 from services.hostprep.deps import Deps, Slot
@@ -27,7 +27,7 @@ from services.hostprep.domain import HostFacts, HostOutcome
 from services.hostprep.failures import StepFailed, command_failed, upload_failed
 from services.hostprep.hostlayout import AGENT_CONFIG, AGENT_UNIT_NAME, BOOTSTRAP_KUBECONFIG
 from services.hostprep.management import GATE, ManagementSide
-from services.hostprep.ssh import CommandResult, SshSession
+from services.hostprep.ssh import CommandResult, SshSession, privileged
 from services.hostprep.steps import (
     BootstrapKubeconfig,
     ByoHostRegistered,
@@ -58,9 +58,8 @@ log = structlog.get_logger(__name__)
 Report = Callable[[str, str, str | None], Awaitable[None]]
 PREFLIGHT = "preflight"
 CHECKS = "checks"
-_IDENTITY, _KUBECONFIG = "@agent-identity", "@bootstrap-kubeconfig"
-#: What the bootstrap-kubeconfig check reads on the host: the agent's own identity, the uploaded file's sha256.
-_BOOTSTRAP_PROBES = ((_IDENTITY, f"test -s {AGENT_CONFIG}"), (_KUBECONFIG, f"sha256sum {BOOTSTRAP_KUBECONFIG}"))
+_IDENTITY, _KUBECONFIG, _BOOTSTRAP_PROBES = preflight.IDENTITY, preflight.KUBECONFIG, preflight.BOOTSTRAP_PROBES
+Recipe = Callable[[RecipeParams, HostFacts], list[Step]]
 #: The status a host reports when its job's recipe completed (a prepared host is ready to be claimed).
 _FINAL_STATUS: dict[HostprepAction, HostStepStatus] = {"prepare": "ready", "teardown": "done", "upgrade": "ready"}
 
@@ -91,6 +90,8 @@ class HostRunner:
         self._session: SshSession | None = None
         self._detail: str | None = None
         self._probed: dict[str, CommandResult] = {}
+        #: The probes the preflight's command read with it (see ``preflight.py``).
+        self._checked: preflight.Probes | None = None
         #: The bootstrap kubeconfig the step's action just issued, for its verifying check.
         self._issued: IssuedKubeconfig | None = None
         #: A step whose action changes what later probes read acted: probe the remaining steps again.
@@ -151,16 +152,17 @@ class HostRunner:
         try:
             match self.action:
                 case "teardown":
-                    steps = teardown_steps(self.params)
-                case "prepare":
-                    steps = recipe.prepare_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
-                case "upgrade":
-                    steps = upgrade.upgrade_steps(self.params, await self._retrying(PREFLIGHT, self._preflight))
+                    steps = teardown_steps(self.params)  # no preflight: a host is torn down whatever it became
+                case "prepare" | "upgrade":
+                    build = recipe.prepare_steps if self.action == "prepare" else upgrade.upgrade_steps
+                    facts = await self._retrying(PREFLIGHT, functools.partial(self._preflight, build))
+                    steps = build(self.params, facts)
                 case _:
                     assert_never(self.action)
         except UnsafeValue as exc:  # a recipe refused a value the facts or the job gave it
             raise StepFailed(PREFLIGHT, exc.message, reason=exc.reason) from None
-        await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
+        if self._checked != preflight.probes_of(steps):  # not read with the preflight (see preflight.py)
+            await self._retrying(CHECKS, functools.partial(self._probe_all, steps))
         return steps
 
     async def _gate(self) -> bool:
@@ -186,10 +188,7 @@ class HostRunner:
 
     async def _probe_all(self, steps: list[Step]) -> None:
         """Every step's probe in one round trip; each answer is used once, for the step's first check."""
-        probes = [(s.name, s.check.command) for s in steps if isinstance(s.check, Probe)]
-        if any(isinstance(s.check, BootstrapKubeconfig) for s in steps):
-            probes += _BOOTSTRAP_PROBES
-        self._probed = parse_batch((await self._run(batch_probe(probes))).stdout)
+        self._probed = parse_batch((await self._run(batch_probe(preflight.probes_of(steps)))).stdout)
 
     async def _probe(self, key: str, command: str) -> CommandResult:
         """The batched answer for ``key`` if still unused, else a fresh run of ``command``."""
@@ -247,13 +246,21 @@ class HostRunner:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _preflight(self) -> HostFacts:
+    async def _preflight(self, build: Recipe) -> HostFacts:
+        """The host's facts, judged; the checks of the recipe they are expected to give are read in the same
+        command (as root), kept for the steps if the real recipe turns out to probe the same."""
         session = await self._ssh()
-        result = await session.run(
-            recipe.preflight_probe(sudo_check=not session.is_root),
-            timeout=self.deps.settings.command_timeout,
-            root=False,
-        )
+        probe = recipe.preflight_probe(sudo_check=not session.is_root)
+        try:
+            probes = preflight.probes_of(build(self.params, preflight.expected_facts(self.host.host_name)))
+        except UnsafeValue:
+            probes = []  # the real recipe will say why; its checks are read after the preflight
+        if probes:
+            probe = preflight.with_checks(probe, privileged(batch_probe(probes), self.host.ssh_user))
+        answered = await session.run(probe, timeout=self.deps.settings.command_timeout, root=False)
+        result, checks = preflight.split(answered)
+        if checks is not None:
+            self._probed, self._checked = parse_batch(checks), probes
         facts = domain.parse_preflight(result.stdout)
         problems = domain.fact_problems(facts, min_free_bytes=int(self.deps.settings.min_free_disk_gib * domain.GIB))
         if not session.is_root and not result.ok:

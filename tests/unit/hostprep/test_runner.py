@@ -16,7 +16,7 @@ from services.hostprep import recipe
 from services.hostprep.bootstrap import IssuedKubeconfig
 from services.hostprep.credentials import CredentialStore, HostCredentials, ResolvedHost, TrustSources
 from services.hostprep.deps import Deps
-from services.hostprep.domain import MARK
+from services.hostprep.domain import MARK, parse_preflight
 from services.hostprep.runner import HostRunner
 from services.hostprep.settings import HostprepSettings
 from services.hostprep.ssh import CommandResult
@@ -76,6 +76,9 @@ class FakeHost:
         self.identity = False
         self.issued = 0
         self.batches = 0
+        self.preflights_with_checks = 0
+        #: Every command the runner sent, with the bytes it wrote to the command's stdin.
+        self.stdins: list[tuple[str, bytes | None]] = []
         #: What a step's action changes besides its own check (step name -> effect).
         self.effects: dict[str, Callable[[], None]] = {}
 
@@ -99,6 +102,11 @@ class FakeHost:
         return "other", command
 
     def run(self, command: str) -> CommandResult:
+        if command.startswith("cat /etc/os-release") and "@@o2ims-preflight-end" in command:
+            # The preflight with the checks read in the same command (services.hostprep.preflight).
+            self.preflights_with_checks += 1
+            checks = self.batch(command.split("\n", 2)[2])
+            return CommandResult(0, f"{PREFLIGHT}\n@@o2ims-preflight-end:0@@\n{checks.stdout}", "")
         if "@@o2ims-probe:" in command:
             return self.batch(command)
         if VERIFY_MARK in command:
@@ -141,6 +149,7 @@ class FakeSession:
     async def run(
         self, command: str, *, timeout: float, stdin: bytes | None = None, root: bool = True
     ) -> CommandResult:
+        self.host.stdins.append((command, stdin))
         result = self.host.run(command)
         if isinstance(result, BaseException):
             raise result
@@ -241,7 +250,28 @@ async def test_a_fresh_host_runs_every_action_then_a_second_run_only_checks() ->
     second = await runner(host, again).run()
     assert second.ok and second.acted == ()
     assert host.batches == batches + 1 and not [r for r in host.ran if r[1] == "action"], "one batched probe"
-    assert {status for step, status in again if step not in ("preflight", "prepare")} == {"skipped"}
+    assert host.preflights_with_checks == 2, "the checks were read with the preflight, in the same command"
+    assert host.connects == 2 and {status for step, status in again if step not in ("preflight", "prepare")} == {
+        "skipped"
+    }
+
+
+async def test_checks_read_with_the_preflight_are_read_again_when_the_real_recipe_probes_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def arch_dependent(params: RecipeParams, facts: Any) -> list[Step]:
+        # A check that reads something named after the host's architecture, known only from the preflight.
+        extra = Step("arch-file", Probe(f"test -e /etc/{facts.arch or 'unknown'}"), (Run("touch arch"),))
+        return [extra, *exit_status_steps(params, facts)]
+
+    monkeypatch.setattr(recipe, "prepare_steps", arch_dependent)
+    host, reports = FakeHost(), []
+    host.steps = arch_dependent(PARAMS, parse_preflight(PREFLIGHT))
+    outcome = await runner(host, reports).run()
+    assert outcome.ok, outcome
+    # Checked with the preflight, again with the real recipe, and the kubeconfig read back once installed.
+    assert host.preflights_with_checks == 1 and host.batches == 3
+    assert ("arch-file", "check") in host.ran, "the real recipe's check (test -e /etc/amd64) was read"
 
 
 async def test_a_temporary_failure_is_retried_with_backoff() -> None:
@@ -305,6 +335,24 @@ async def test_a_new_bootstrap_kubeconfig_restarts_the_agent() -> None:
     forced = await runner(host, []).run()
     assert forced.ok and forced.acted == ("bootstrap-kubeconfig", "agent-service")
     assert ("agent-service", "action") in host.ran
+
+
+async def test_the_bootstrap_kubeconfig_travels_on_stdin_never_on_a_command_line() -> None:
+    secret = b"users: [{user: {token: s3cr3t-bootstrap-token}}]"
+
+    class Issuing(FakeBootstrap):
+        async def issue(self, namespace: str, host_id: str) -> IssuedKubeconfig:
+            issued = await super().issue(namespace, host_id)
+            return dataclasses.replace(issued, data=SecretBytes(secret))
+
+    host, reports = FakeHost(), []
+    r = runner(host, reports)
+    r.deps.bootstrap = Issuing(host)  # type: ignore[assignment]
+    assert (await r.run()).ok
+    fed = [(command, data) for command, data in host.stdins if data is not None]
+    assert [data for _command, data in fed] == [secret], "the issued kubeconfig, written once"
+    assert "cat > /etc/byoh/bootstrap-kubeconfig.conf.o2ims-upload" in fed[0][0] and "chmod 0600" in fed[0][0]
+    assert not [command for command, _data in host.stdins if "s3cr3t" in command]
 
 
 async def test_the_job_deadline_ends_a_hung_host_at_its_step() -> None:

@@ -151,7 +151,7 @@ async def test_a_claim_seen_only_by_a_lagging_cache_is_checked_against_the_api()
     assert (outcome.step, outcome.reason) == ("preflight", "StopHere"), "past the gate"
 
 
-async def _stop_after_the_gate() -> Any:
+async def _stop_after_the_gate(_recipe: Any) -> Any:
     raise PermanentError("the test stops here", reason="StopHere")
 
 
