@@ -53,6 +53,19 @@ class _Running:
     ready: asyncio.Event
 
 
+def preload_agent() -> bool:
+    """Import the agent simulator (and the Kubernetes client under it) now; whether it is available.
+
+    A pool calls this once as it starts, so that no host's first ``systemctl start`` pays a second of
+    imports in the middle of a run. A failure is left for ``AgentSupervisor.start`` to report.
+    """
+    try:
+        importlib.import_module(AGENT_MODULE)
+    except Exception:
+        return False
+    return True
+
+
 class AgentSupervisor:
     """The agents of one host, keyed by unit name."""
 

@@ -18,12 +18,13 @@ import structlog
 
 from shared.errors import InputError
 
-from .agents import AgentSupervisor
+from .agents import AgentSupervisor, preload_agent
 from .facts import HostFacts
 from .faults import Fault
 from .host import SandboxHost
 from .latency import FAST, LatencyProfile
 from .server import HostEndpoint, listen_socket
+from .shims import registry
 from .shims.fetch import mirror_lookup
 from .state import HostState
 
@@ -136,6 +137,8 @@ class SandboxHostPool:
         if self._started:
             return
         client_key, host_keys = await asyncio.to_thread(self._prepare_files)
+        # Code every host will run, loaded before any host serves: the shims, the agent simulator.
+        await asyncio.to_thread(lambda: (registry(), preload_agent()))
         socks = self._bind_all()
         try:
             known_hosts = "".join(self._known_hosts_line(h, host_keys[h.host_id]) for h in self.hosts)
