@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 import yaml
 
+from sandbox.capi.agent_connections import Lease, share
 from sandbox.capi.bootstrapdata import ignored_preflight_errors, role_of, runs_control_plane
 from sandbox.capi.options import (
     BOOTSTRAP_CONDITION,
@@ -109,6 +110,7 @@ class HostAgent:
         self._ip = ip or "10.0.0.10"
         self._hostinfo = dict(hostinfo or {"architecture": "amd64", "osname": "linux", "osimage": "Ubuntu 22.04.4 LTS"})
         self._client: KubeClient | None = None
+        self._lease: Lease | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._failures = 0
@@ -120,10 +122,10 @@ class HostAgent:
     async def start(self) -> None:
         self._client = await self._connect()
         try:
+            self._lease = await share(self._client)
             await self._register()
         except BaseException:
-            await self._client.close()
-            self._client = None
+            await self._close_client()
             raise
         self._task = asyncio.create_task(self._run(), name=f"byoh-agent-{self.hostname}")
 
@@ -133,9 +135,16 @@ class HostAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        client, lease, self._client, self._lease = self._client, self._lease, None, None
+        try:
+            if client is not None:
+                await client.close()
+        finally:
+            if lease is not None:
+                await lease.release()
 
     @property
     def client(self) -> KubeClient:
@@ -153,8 +162,15 @@ class HostAgent:
             kubeconfig = None  # not chained: a YAML error quotes the text around it, and that text is a credential
         if not isinstance(kubeconfig, dict):
             raise PermanentError(f"{self._bootstrap_kubeconfig} is not a kubeconfig", reason="InvalidKubeconfig")
-        async with await KubeClient.from_kubeconfig_dict(kubeconfig) as bootstrap:
+        bootstrap = await KubeClient.from_kubeconfig_dict(kubeconfig)
+        lease = None
+        try:
+            lease = await share(bootstrap)
             token = await self._host_credential(bootstrap)
+        finally:
+            await bootstrap.close()
+            if lease is not None:
+                await lease.release()
         for user in kubeconfig.get("users") or []:
             user["user"] = {"token": token}
 

@@ -33,6 +33,42 @@ def listen_socket(ip: str, port: int) -> socket.socket:
     return sock
 
 
+class _BatchedTransport:
+    """A connection's socket transport that sends what one turn of the event loop wrote in one system call.
+
+    asyncssh writes every SSH packet as soon as it is built, and a command's answer is several (its
+    output, its exit status, EOF, close): a send on this end and a receive on the client's for each.
+    The bytes and their order are unchanged; they leave at the end of the loop turn that wrote them,
+    and before a close or an abort.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(data if isinstance(data, bytes) else bytes(data))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._flush()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _HostSSHServer(asyncssh.SSHServer):
     def __init__(self, endpoint: HostEndpoint) -> None:
         self._endpoint = endpoint
@@ -41,6 +77,11 @@ class _HostSSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: Any) -> None:
         self._conn = conn
         self._endpoint.connections.add(conn)
+        # asyncssh keeps the socket transport in ``_transport`` (and only writes, closes or aborts it); where
+        # it does not, the connection simply stays unbatched.
+        transport = getattr(conn, "_transport", None)
+        if isinstance(transport, asyncio.Transport):
+            conn._transport = _BatchedTransport(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._endpoint.connections.discard(self._conn)

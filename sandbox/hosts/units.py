@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shlex
 import time
 
@@ -24,23 +25,47 @@ def unit_key(arg: str) -> str:
     return arg.removesuffix(".service")
 
 
-def unit_file(fs: HostFs, name: str) -> str | None:
+#: Each unit directory's entries (None when unknown: a directory the user may not list).
+Listings = dict[str, frozenset[str] | None]
+
+
+def listings(fs: HostFs) -> Listings:
+    """The entries of every unit directory, once: a name missing there is no file, and needs no ``stat``."""
+    found: Listings = {}
+    for directory in UNIT_DIRS:
+        try:
+            found[directory] = frozenset(fs.listdir(directory))
+        except FsError as exc:
+            found[directory] = frozenset() if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    return found
+
+
+def _may_hold(seen: Listings | None, directory: str, entry: str) -> bool:
+    names = seen.get(directory) if seen is not None else None
+    return names is None or entry in names
+
+
+def unit_file(fs: HostFs, name: str, seen: Listings | None = None) -> str | None:
     for directory in UNIT_DIRS:
         path = f"{directory}/{name}.service"
-        if fs.is_file(path):
+        if _may_hold(seen, directory, f"{name}.service") and fs.is_file(path):
             return path
     return None
 
 
-def definition(fs: HostFs, name: str) -> tuple[str, str] | None:
-    """(unit text including drop-ins, its sha256) or None when no unit file exists."""
-    path = unit_file(fs, name)
+def definition(fs: HostFs, name: str, seen: Listings | None = None) -> tuple[str, str] | None:
+    """(unit text including drop-ins, its sha256) or None when no unit file exists.
+
+    ``seen`` (from ``listings()``, taken since the last change of the unit directories) spares the
+    ``stat`` of names that are not there.
+    """
+    path = unit_file(fs, name, seen)
     if path is None:
         return None
     texts = [fs.read(path).decode("utf-8", "replace")]
     for directory in UNIT_DIRS:
         dropins = f"{directory}/{name}.service.d"
-        if fs.is_dir(dropins):
+        if _may_hold(seen, directory, f"{name}.service.d") and fs.is_dir(dropins):
             for entry in fs.listdir(dropins):
                 if entry.endswith(".conf"):
                     texts.append(fs.read(f"{dropins}/{entry}").decode("utf-8", "replace"))
@@ -70,14 +95,10 @@ def exec_argv(exec_start: str | None) -> list[str]:
     return argv
 
 
-def known_units(state: HostState, fs: HostFs) -> set[str]:
+def known_units(state: HostState, fs: HostFs, seen: Listings | None = None) -> set[str]:
     names = set(state.services)
-    for directory in UNIT_DIRS:
-        try:
-            entries = fs.listdir(directory)
-        except FsError:
-            continue
-        names |= {unit_key(n) for n in entries if n.endswith(".service")}
+    for entries in (seen if seen is not None else listings(fs)).values():
+        names |= {unit_key(n) for n in entries or () if n.endswith(".service")}
     return names
 
 
@@ -103,8 +124,9 @@ def load(state: HostState, fs: HostFs, name: str) -> ServiceRecord | None:
 
 def daemon_reload(state: HostState, fs: HostFs) -> bool:
     changed = False
-    for name in sorted(known_units(state, fs)):
-        found = definition(fs, name)
+    seen = listings(fs)  # nothing below writes a file
+    for name in sorted(known_units(state, fs, seen)):
+        found = definition(fs, name, seen)
         rec = state.services.get(name)
         if found is None:
             if rec is not None and rec.source == "unit-file" and rec.loaded_sha256 is not None:

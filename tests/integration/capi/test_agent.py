@@ -223,6 +223,35 @@ async def test_failing_bootstrap_hook_marks_the_host(
     assert cond["severity"] == "Error" and "kubeadm join exited" in cond["message"]
 
 
+async def test_the_agents_of_a_process_share_connections_and_each_acts_as_itself(
+    capi_sim: CapiSimulators, fake_hosts: Hosts, capi_client: KubeClient, byoh_client: KubeClient, tmp_path: Path
+) -> None:
+    agents = await fake_hosts(3)
+    sessions = [agent.client._api.rest_client.pool_manager for agent in agents]
+    assert len({id(session.connector) for session in sessions}) == 1
+    assert all(not session.connector_owner for session in sessions)
+    tokens = {
+        yaml.safe_load((tmp_path / "hosts" / agent.hostname / ".byoh" / "config").read_text())["users"][0]["user"][
+            "token"
+        ]
+        for agent in agents
+    }
+    assert len(tokens) == 3  # one credential per host, sent by its own client
+    for agent in agents:  # each registered (the ByoHost webhook lets only a host's own agent write its status)
+        host = await capi_client.get(INFRA, "ByoHost", agent.hostname, "default")
+        assert condition(host, "K8sNodeBootstrapSucceeded")["reason"] == "WaitingForMachineRefToBeAssigned"
+    await _claim_by_hand(byoh_client, "host-2", "join")
+    await wait_for(capi_client, INFRA, "ByoHost", "host-2", lambda o: is_true(o, "K8sNodeBootstrapSucceeded"))
+    assert [agent.history for agent in agents] == [[], ["join"], []]
+
+    shared = sessions[0].connector
+    await agents[0].stop()
+    assert not shared.closed  # still used by the others
+    for agent in agents[1:]:
+        await agent.stop()
+    assert shared.closed
+
+
 @pytest.mark.parametrize("role", ["init", "join"])
 def test_cloud_config_role_round_trip(role: str) -> None:
     from sandbox.capi.bootstrapdata import role_of
