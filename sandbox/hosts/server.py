@@ -42,7 +42,7 @@ class _BatchedTransport:
     and before a close or an abort.
     """
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: Any) -> None:
         self._transport = transport
         self._pending: list[bytes] = []
 
@@ -78,9 +78,9 @@ class _HostSSHServer(asyncssh.SSHServer):
         self._conn = conn
         self._endpoint.connections.add(conn)
         # asyncssh keeps the socket transport in ``_transport`` (and only writes, closes or aborts it); where
-        # it does not, the connection simply stays unbatched.
+        # it does not, the connection simply stays unbatched. (uvloop's transports are no asyncio.Transport.)
         transport = getattr(conn, "_transport", None)
-        if isinstance(transport, asyncio.Transport):
+        if all(callable(getattr(transport, name, None)) for name in ("write", "close", "abort", "get_extra_info")):
             conn._transport = _BatchedTransport(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
