@@ -215,8 +215,14 @@ class Sandbox:
 
     def sandbox_cpu(self, pool: HostPool) -> float:
         """CPU seconds so far of the sandbox: the emulator with its controllers, the pool, and this process."""
+        return sum(self.sandbox_parts(pool).values())
+
+    def sandbox_parts(self, pool: HostPool) -> dict[str, float]:
+        """The sandbox's CPU seconds so far, by process (the benchmark's own share: its bus subscriber)."""
         assert self.kubeapi is not None
-        return time.process_time() + self.kubeapi.cpu_seconds() + pool.cpu_seconds()
+        parts = {"emulator": self.kubeapi.cpu_seconds(), "benchmark": time.process_time()}
+        parts.update({f"hosts{k}": child.cpu_seconds() for k, child in enumerate(pool.children)})
+        return parts
 
     @property
     def pid(self) -> int:
@@ -242,6 +248,7 @@ class Sandbox:
             base_rss = procstat.rss_mib(self.pid)[0]
             poller = asyncio.create_task(self._poll(sample))
             started, cpu, own = time.perf_counter(), procstat.cpu_seconds(self.pid), self.sandbox_cpu(pool)
+            parts = self.sandbox_parts(pool)
             try:
                 await self.bus.emit(hostprep_job(pr), job)
                 result = await self._result(pr)
@@ -266,6 +273,8 @@ class Sandbox:
                 raise RuntimeError(f"hostprep failed on {label}: {result.message}\n" + "\n".join(self.trouble))
             await self._registered(label, count)
             print(f"{BENCH}: hostprep {count} hosts: {run}", file=sys.stderr, flush=True)
+            spent = {k: round(v - parts[k], 2) for k, v in self.sandbox_parts(pool).items()}
+            print(f"{BENCH}: sandbox CPU-s by process, {count} hosts: {spent}", file=sys.stderr, flush=True)
             return run
         finally:
             await pool.stop()

@@ -7,6 +7,7 @@ redirections and ``$?``, so the same commands run on real hosts and on the sandb
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import shlex
@@ -21,7 +22,8 @@ from shared.models import DNS1123_LABEL, HostRef, normalize_version, version_tup
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 
-q = shlex.quote
+#: ``shlex.quote``, remembered: a recipe quotes the same package names, options and paths for every host.
+q = functools.lru_cache(maxsize=4096)(shlex.quote)
 
 #: What a word of a generated unit file may hold: no whitespace, quote, ``$``, ``%`` (a systemd
 #: specifier), backslash or control character, so systemd and a shell read it the same way.
@@ -244,21 +246,21 @@ class RecipeParams:
         if not _ABSOLUTE_PATH.fullmatch(self.agent_path):
             raise UnsafeValue(f"agent path {self.agent_path!r} is not a plain absolute path")
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """The normalised ``vX.Y.Z`` (the agent's version label, the ByoHost it registers)."""
         return normalize_version(self.k8s_version)
 
-    @property
+    @functools.cached_property
     def minor(self) -> str:
         major, minor, _ = version_tuple(self.k8s_version)
         return f"v{major}.{minor}"
 
-    @property
+    @functools.cached_property
     def repo_url(self) -> str:
         return f"{self.repo_base.rstrip('/')}/{self.minor}/deb/"
 
-    @property
+    @functools.cached_property
     def package_version(self) -> str:
         return domain.package_version(self.k8s_version, self.package_revision)
 
