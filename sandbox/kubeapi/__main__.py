@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
+    # uvloop's event loop where it is installed: the emulator's CPU goes to TLS, HTTP and watch streams,
+    # each a few loop callbacks, and asyncio's pure-Python loop machinery is a good part of that.
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(_serve(args))
 
 
