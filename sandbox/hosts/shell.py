@@ -307,7 +307,8 @@ class Shell:
             await asyncio.sleep(delay)  # the latency profile: a real host's wait (network, disk), no CPU here
         try:
             result = shim.fn(ctx)
-            status = await result if inspect.isawaitable(result) else result
+            # Most shims answer at once with their status; the rest are coroutines.
+            status = result if isinstance(result, int) else await result if inspect.isawaitable(result) else result
         except ShimExit as exc:
             if exc.message:
                 ctx.error(exc.message)

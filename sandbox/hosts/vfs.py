@@ -165,9 +165,11 @@ class HostFs:
                 raise FsError(errno.ENOTDIR if procfs.exists(self.state, self.facts, vpath) else errno.ENOENT, vpath)
             return procfs.listdir(self.state, self.facts, vpath)
         real = self.vfs.real_str(vpath)
-        if not os.path.exists(real):
-            raise FsError(errno.ENOENT, vpath)
-        if not os.path.isdir(real):
+        try:
+            st = os.stat(real)  # one stat answers both "does it exist" and "is it a directory"
+        except (OSError, ValueError):
+            raise FsError(errno.ENOENT, vpath) from None
+        if not stat_mod.S_ISDIR(st.st_mode):
             raise FsError(errno.ENOTDIR, vpath)
         if not self.can_read(vpath):
             raise FsError(errno.EACCES, vpath)
