@@ -48,6 +48,13 @@ class GarbageCollector:
                 self.queue.put_nowait(("namespace", md["name"]))
             elif {"orphan", "foregroundDeletion"} & set(md.get("finalizers") or ()):
                 self.queue.put_nowait(("finalize", md.get("uid")))
+        else:
+            # A dependent written after its owner went (a controller acting on a stale cache re-creates what the
+            # cascade just removed): like the real collector, which finds the owner absent, collect it too.
+            for ref in md.get("ownerReferences") or ():
+                uid = ref.get("uid") if isinstance(ref, dict) else None
+                if uid and self.store.by_uid(str(uid)) is None:
+                    self.queue.put_nowait(("owner-gone", str(uid)))
 
     def resync(self) -> None:
         """Queue what the stored objects still call for, as the real collector does when it starts from a full

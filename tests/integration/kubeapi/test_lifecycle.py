@@ -122,6 +122,30 @@ async def test_background_cascade_is_recursive_and_honours_finalizers(custom: cl
     assert names == {"held", "bystander"}
 
 
+async def test_a_dependent_written_after_its_owner_went_is_collected(custom: client.CustomObjectsApi) -> None:
+    # A controller acting on a stale cache re-creates what the cascade just removed, naming an owner that is
+    # gone: the collector finds the owner absent and removes the dependent too, as the real one does.
+    owner = await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster("went"))
+    await custom.delete_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", "went")
+    rv = await _rv(custom)
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", _owned_host("late", owner))
+    await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", byomachine("unowned"))
+    await next_event(
+        custom.list_namespaced_custom_object,
+        _gone("late"),
+        group=BYOH,
+        version="v1beta1",
+        namespace="default",
+        plural="byomachines",
+        resource_version=rv,
+    )
+    names = {
+        i["metadata"]["name"]
+        for i in (await custom.list_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines"))["items"]
+    }
+    assert names == {"unowned"}
+
+
 async def test_orphan_policy_keeps_dependents(custom: client.CustomObjectsApi) -> None:
     owner = await custom.create_namespaced_custom_object(CAPI, "v1beta2", "default", "clusters", cluster("o"))
     await custom.create_namespaced_custom_object(BYOH, "v1beta1", "default", "byomachines", _owned_host("kept", owner))
