@@ -20,6 +20,7 @@ from o2ctl.state import RunState
 from shared import natsauth
 from shared.bus import Bus
 from shared.connect import redact_url
+from shared.kvkeys import bucket_keys
 from shared.payloads import FocomRequest
 from shared.subjects import BUCKET_FPR, BUCKET_PR
 
@@ -88,10 +89,7 @@ async def records(bus: Bus, bucket: str) -> dict[str, dict[str, Any]]:
         kv = await bus.kv(bucket)
     except nats.js.errors.BucketNotFoundError:
         return {}
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return {}
+    keys = await bucket_keys(kv)
     out = {}
     for key in keys:
         try:

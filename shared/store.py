@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import PermanentError, TemporaryError
+from shared.kvkeys import bucket_keys
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -183,7 +184,4 @@ class RecordStore(Generic[M]):
         raise RecordConflict(f"record {key!r}: gave up after {MAX_ATTEMPTS} conflicting writes", delay=0.5)
 
     async def keys(self) -> list[str]:
-        try:
-            return list(await self.kv.keys())
-        except nats.js.errors.NoKeysError:
-            return []
+        return await bucket_keys(self.kv)

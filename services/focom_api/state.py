@@ -22,6 +22,7 @@ from shared.bus import Bus
 from shared.httpapi.kvview import KvView, decoder
 from shared.httpapi.state import InventoryFile, Leases
 from shared.inventory import Inventory, InventoryError
+from shared.kvkeys import bucket_keys
 from shared.subjects import BUCKET_FPR, BUCKET_PR
 
 log = structlog.get_logger(__name__)
@@ -111,10 +112,7 @@ class State:
         if self.fpr_view is not None and await self.fpr_view.usable(fresh=True):
             return list(self.fpr_view.values.values())
         kv = await self.bus.kv(BUCKET_FPR)
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
+        keys = await bucket_keys(kv)
         # ``<fpr>.<cluster>`` keys hold cluster specs, not requests.
         views = await asyncio.gather(*(self.fpr(k) for k in keys if "." not in k))
         return [v for v in views if v is not None]

@@ -30,6 +30,7 @@ from shared.errors import InputError
 from shared.httpapi.kvview import KvView, decoder
 from shared.httpapi.state import InventoryFile, Leases
 from shared.inventory import Inventory
+from shared.kvkeys import bucket_keys
 from shared.leases import Lease
 from shared.messages import decode
 from shared.models import ClusterSpec
@@ -176,10 +177,7 @@ class State:
             views: list[PrView | None] = list(self.pr_view.values.values())
         else:
             kv = await self.bus.kv(BUCKET_PR)
-            try:
-                keys = await kv.keys()
-            except nats.js.errors.NoKeysError:
-                return {}
+            keys = await bucket_keys(kv)
             views = list(await asyncio.gather(*(self.pr(k) for k in keys)))
         return {v.pr_id: v for v in views if v is not None and v.state != "deleted"}
 
