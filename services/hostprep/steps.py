@@ -107,15 +107,25 @@ def install_from_stdin(path: str, mode: int) -> str:
     """A script that installs its standard input at ``path`` (owner root, ``mode``), atomically.
 
     For small files, secrets included: the content never appears on a command line, and one round trip
-    replaces an SFTP session. The temporary file beside ``path`` has ``mode`` before a byte is written to
-    it, and is removed whatever happened; the script's status is the first failing command's.
+    replaces an SFTP session. The temporary file is made in a staging directory beside ``path`` that only
+    root may enter (so nobody can open it in the moment before its ``mode`` is set, and keep reading what
+    is written later), then renamed into place; the staging directory is removed whatever happened, and
+    the script's status is the first failing command's.
     """
-    tmp = q(f"{path}.o2ims-upload")
-    directory = q(posixpath.dirname(path) or "/")
-    steps = (f"mkdir -p {directory}", f"rm -f {tmp}", f": > {tmp}", f"chmod {mode:04o} {tmp}", f"cat > {tmp}")
-    return "\n".join(
-        (" && ".join((*steps, f"mv -f {tmp} {q(path)}")), "rc=$?", f"rm -f {tmp}", 'test "$rc" -eq 0 || exit "$rc"')
+    directory = posixpath.dirname(path) or "/"
+    stage = q(posixpath.join(directory, ".o2ims-upload"))
+    tmp = q(posixpath.join(directory, ".o2ims-upload", posixpath.basename(path)))
+    steps = (
+        f"mkdir -p {q(directory)}",
+        f"mkdir -p -m 0700 {stage}",
+        f"chmod 0700 {stage}",
+        f"rm -f {tmp}",
+        f": > {tmp}",
+        f"chmod {mode:04o} {tmp}",
+        f"cat > {tmp}",
+        f"mv -f {tmp} {q(path)}",
     )
+    return "\n".join((" && ".join(steps), "rc=$?", f"rm -rf {stage}", 'test "$rc" -eq 0 || exit "$rc"'))
 
 
 def split_verify(result: CommandResult) -> CommandResult | None:

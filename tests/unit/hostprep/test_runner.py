@@ -351,7 +351,8 @@ async def test_the_bootstrap_kubeconfig_travels_on_stdin_never_on_a_command_line
     assert (await r.run()).ok
     fed = [(command, data) for command, data in host.stdins if data is not None]
     assert [data for _command, data in fed] == [secret], "the issued kubeconfig, written once"
-    assert "cat > /etc/byoh/bootstrap-kubeconfig.conf.o2ims-upload" in fed[0][0] and "chmod 0600" in fed[0][0]
+    assert "cat > /etc/byoh/.o2ims-upload/bootstrap-kubeconfig.conf" in fed[0][0] and "chmod 0600" in fed[0][0]
+    assert "mkdir -p -m 0700 /etc/byoh/.o2ims-upload" in fed[0][0]
     assert not [command for command, _data in host.stdins if "s3cr3t" in command]
 
 
