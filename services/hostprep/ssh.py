@@ -218,6 +218,10 @@ class SshConnector:
         return SshSession(conn, target)
 
 
+#: Bytes of a command's stdout, and of its stderr, that are kept; a recipe command prints a few KiB at most.
+MAX_OUTPUT = 1 << 20
+
+
 class _Collected(asyncssh.SSHClientSession[bytes]):
     """One command's channel: its output, exit status or signal, and when it closed.
 
@@ -226,14 +230,18 @@ class _Collected(asyncssh.SSHClientSession[bytes]):
     """
 
     def __init__(self) -> None:
-        self.stdout: list[bytes] = []
-        self.stderr: list[bytes] = []
+        self.stdout = bytearray()
+        self.stderr = bytearray()
         self.exit_status: int | None = None
         self.exit_signal: str | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
-        (self.stderr if datatype == asyncssh.EXTENDED_DATA_STDERR else self.stdout).append(data)
+        # A host's answer is untrusted: what a command prints past MAX_OUTPUT is dropped, not held in memory.
+        kept = self.stderr if datatype == asyncssh.EXTENDED_DATA_STDERR else self.stdout
+        room = MAX_OUTPUT - len(kept)
+        if room > 0:
+            kept += data[:room]
 
     def exit_status_received(self, status: int) -> None:
         self.exit_status = status
@@ -288,8 +296,8 @@ class SshSession:
             status = 128 + 9  # killed by a signal: report it like a shell does
         return CommandResult(
             exit_status=int(status),
-            stdout=b"".join(session.stdout).decode("utf-8", "replace"),
-            stderr=b"".join(session.stderr).decode("utf-8", "replace"),
+            stdout=session.stdout.decode("utf-8", "replace"),
+            stderr=session.stderr.decode("utf-8", "replace"),
         )
 
     async def put_file(
