@@ -178,9 +178,17 @@ class Deliverer:
         finally:
             self._view = None
             await view.stop()
-            for task in self._workers.values():
-                task.cancel()
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            # Cancel until every worker ended: Python 3.11's wait_for (under nats-py's fetch) can swallow a
+            # cancellation that meets its timeout, and the worker would then fetch on for ever.
+            ending = list(self._workers.values())
+            workers = set(ending)
+            while workers:
+                for task in workers:
+                    task.cancel()
+                _done, workers = await asyncio.wait(workers, timeout=1.0)
+            for task in ending:
+                if not task.cancelled():
+                    task.exception()  # retrieved: a worker's failure at stop is not worth a loop warning
             await self._session.close()
 
     async def sync(self) -> None:
